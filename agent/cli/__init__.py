@@ -1,0 +1,77 @@
+"""The `agent` command: typer wiring only; each group lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agent import __version__
+from agent.cli import ci, doctor, eval as eval_cmd, fix, model, sandbox, traj
+from agent.errors import AgentError
+from sandbox.base import SandboxError
+
+app = typer.Typer(
+    name="agent",
+    help="An autonomous coding agent for self-hosted MoE models, with fast Docker sandboxes.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"moe-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """moe-agent: issue text in, a tested patch out."""
+
+
+app.command("fix", help=fix.HELP)(fix.fix)
+app.command("doctor", help=doctor.HELP)(doctor.doctor)
+app.add_typer(ci.app, name="ci")
+app.add_typer(eval_cmd.app, name="eval")
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(model.app, name="model")
+app.add_typer(traj.app, name="traj")
+
+
+def _fail(message: str, code: int) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _fail("aborted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except AgentError as exc:
+        _fail(str(exc), exc.exit_code)
+    except SandboxError as exc:
+        _fail(str(exc), 3)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,1 @@
+"""SWE-bench datasets, task images, batch runs and official-compatible grading."""
