@@ -55,7 +55,8 @@ def _fail(message: str, code: int) -> None:
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

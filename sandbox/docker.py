@@ -1,0 +1,288 @@
+"""Starting Docker sandboxes (deployment) and the `Sandbox` they hand back (runtime).
+
+Containers are created with no host environment, no Docker socket, the network off unless
+asked for, resource limits, and labels naming the run, so that leftovers can be found.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import secrets
+import shlex
+import socket
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox import cleanup
+from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
+from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
+from sandbox.shell import PersistentShell
+
+LABEL = "moe-agent"
+
+
+class SandboxSpec(BaseModel):
+    """Everything that decides how a sandbox container is started."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str
+    workdir: str = "/testbed"
+    mount: Path | None = Field(None, description="host directory bind-mounted at workdir")
+    copy_from: Path | None = Field(None, description="host directory copied into workdir")
+    cpus: float | None = 2.0
+    memory: str | None = "4g"
+    pids_limit: int | None = 1024
+    network: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    ca_bundle: Path | None = None
+    run_id: str = "adhoc"
+    start_timeout: float = 60.0
+    command_timeout: float = 1800.0
+    output_limit: int = 1_000_000
+    extra_capabilities: list[str] = Field(default_factory=list)
+
+
+def connect(timeout: float = 120.0) -> Any:
+    """A Docker client, or one clear line saying why there is none."""
+    import docker
+    from docker.errors import DockerException
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except DockerException as exc:
+        raise SandboxError(explain_docker_error(exc, host)) from None
+
+
+def explain_docker_error(exc: BaseException, host: str = "unix:///var/run/docker.sock") -> str:
+    text = str(exc)
+    sock = host.removeprefix("unix://")
+    if "PermissionError" in text or "Permission denied" in text:
+        return f"permission denied on the Docker socket {sock}: run as root or add your user to the 'docker' group"
+    if "FileNotFoundError" in text or "No such file" in text:
+        import shutil
+
+        if not shutil.which("docker") and not shutil.which("dockerd"):
+            return "Docker is not installed: install it (Debian: apt-get install docker.io) and start dockerd"
+        return f"the Docker daemon is not running (no socket at {sock}): start it with 'dockerd &' or 'systemctl start docker'"
+    if "Connection refused" in text or "ConnectionRefused" in text:
+        return f"the Docker daemon is not answering at {host}: start it with 'dockerd &' or 'systemctl start docker'"
+    if "no space left on device" in text.lower():
+        return "Docker is out of disk space: free some with 'agent sandbox prune' and 'docker system prune'"
+    return f"Docker error: {text.splitlines()[0] if text else type(exc).__name__}"
+
+
+class DockerSandbox:
+    """A running container plus its persistent shell; implements `sandbox.base.Sandbox`."""
+
+    def __init__(self, client: Any, container: Any, spec: SandboxSpec) -> None:
+        self.client = client
+        self.container = container
+        self.spec = spec
+        self.workdir = spec.workdir
+        self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit)
+        self.shell.start()
+        self._service: PersistentShell | None = None
+
+    @property
+    def id(self) -> str:
+        return self.container.id
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        return self.shell.run(command, timeout=min(timeout or self.spec.command_timeout, self.spec.command_timeout))
+
+    # -- files -------------------------------------------------------------
+    def resolve(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.workdir, path))
+
+    def _service_run(self, command: str) -> CommandResult:
+        """Internal commands go through a second shell, so the model's shell state never matters."""
+        if self._service is None:
+            self._service = PersistentShell(self.client.api, self.container.id, workdir="/")
+            self._service.start()
+        return self._service.run(command, timeout=60)
+
+    def read_file(self, path: str) -> bytes:
+        full = self.resolve(path)
+        try:
+            stream, _ = self.container.get_archive(full)
+            data = b"".join(stream)
+        except Exception as exc:
+            raise FileNotFoundError(f"{path}: {_docker_message(exc)}") from None
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(f"{path} is not a regular file")
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            return extracted.read()
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write atomically: a temporary file in the same directory, then rename over."""
+        full = self.resolve(path)
+        directory, name = posixpath.split(full)
+        current = self.stat(full)
+        mode = current.mode & 0o7777 if current.exists and not current.is_dir else 0o644
+        if current.is_dir:
+            raise IsADirectoryError(f"{path} is a directory")
+        tmp = f".{name}.moe-{secrets.token_hex(4)}"
+        made = self._service_run(f"mkdir -p -- {shlex.quote(directory)}")
+        if not made.ok:
+            raise OSError(f"cannot create directory {directory}: {made.output.strip()}")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(tmp)
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        if not self.container.put_archive(directory, buf.getvalue()):
+            raise OSError(f"could not write {path}")
+        moved = self._service_run(f"mv -f -- {shlex.quote(posixpath.join(directory, tmp))} {shlex.quote(full)}")
+        if not moved.ok:
+            raise OSError(f"could not write {path}: {moved.output.strip()}")
+
+    def stat(self, path: str) -> FileStat:
+        full = self.resolve(path)
+        quoted = shlex.quote(full)
+        result = self._service_run(
+            f"if [ -e {quoted} ] || [ -L {quoted} ]; then command stat -c '%F|%s|%f' -- {quoted}; "
+            f"command readlink -- {quoted} || true; else echo missing; fi"
+        )
+        first, _, rest = result.output.partition("\n")
+        if first == "missing" or "|" not in first:
+            return FileStat(path=full, exists=False)
+        kind, size, mode = first.split("|")
+        return FileStat(
+            path=full,
+            exists=True,
+            is_dir=kind == "directory",
+            is_symlink=kind == "symbolic link",
+            size=int(size),
+            mode=int(mode, 16),
+            link_target=rest.strip(),
+        )
+
+    def list_dir(self, path: str, depth: int = 1) -> list[str]:
+        """Relative paths below `path`, directories with a trailing slash, hidden ones left out."""
+        full = self.resolve(path)
+        result = self._service_run(
+            f"command find {shlex.quote(full)} -mindepth 1 -maxdepth {int(depth)} -not -path '*/.*' -printf '%y %P\\n'"
+        )
+        if not result.ok:
+            raise FileNotFoundError(f"{path}: {result.output.strip()}")
+        entries = []
+        for line in result.output.splitlines():
+            kind, _, rel = line.partition(" ")
+            entries.append(rel + "/" if kind == "d" else rel)
+        return sorted(entries)
+
+    def close(self) -> None:
+        for shell in (self.shell, self._service):
+            if shell is not None:
+                shell.close()
+        try:
+            self.container.remove(force=True, v=True)
+        except Exception:
+            pass
+        cleanup.forget(self.container.id)
+
+    def __enter__(self) -> DockerSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _docker_message(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).splitlines()[0]
+
+
+def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox:
+    """Create and start a container for `spec` and attach a persistent shell to it."""
+    from docker.errors import APIError, ImageNotFound
+
+    client = client or connect(timeout=spec.start_timeout)
+    cleanup.install_handlers()
+    env = dict(spec.env)
+    volumes: dict[str, dict[str, str]] = {}
+    if spec.mount is not None:
+        volumes[str(spec.mount.resolve())] = {"bind": spec.workdir, "mode": "rw"}
+    bundle = combined_bundle(spec.ca_bundle)
+    if bundle is not None:
+        volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
+        env.update(ca_environment(CONTAINER_BUNDLE))
+    labels = {
+        LABEL: "1",
+        f"{LABEL}.run": spec.run_id,
+        f"{LABEL}.pid": str(os.getpid()),
+        f"{LABEL}.host": socket.gethostname(),
+        f"{LABEL}.created": str(int(time.time())),
+    }
+    try:
+        container = client.containers.create(
+            spec.image,
+            command=["sleep", "infinity"],
+            working_dir=spec.workdir,
+            environment=env,
+            labels=labels,
+            volumes=volumes,
+            network_mode="bridge" if spec.network else "none",
+            nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
+            mem_limit=spec.memory,
+            pids_limit=spec.pids_limit,
+            cap_add=spec.extra_capabilities or None,
+            init=True,
+            log_config={"type": "none"},  # output goes through the shell socket; logs would only cost start time
+            detach=True,
+        )
+    except ImageNotFound:
+        raise ImageMissing(f"image {spec.image} is not present: build it with 'agent sandbox build'") from None
+    except APIError as exc:
+        raise SandboxError(f"cannot create a container from {spec.image}: {_docker_message(exc)}") from None
+    cleanup.remember(container.id)
+    try:
+        if spec.copy_from is not None:
+            _copy_tree(container, spec.copy_from, spec.workdir)
+        container.start()
+        return DockerSandbox(client, container, spec)
+    except BaseException as exc:
+        try:
+            container.remove(force=True, v=True)
+        finally:
+            cleanup.forget(container.id)
+        if isinstance(exc, APIError):
+            raise SandboxError(f"cannot start a container from {spec.image}: {_docker_message(exc)}") from None
+        raise
+
+
+def _copy_tree(container: Any, source: Path, dest: str) -> None:
+    """Copy a host directory into a created container with one tar stream."""
+    if not source.is_dir():
+        raise SandboxError(f"cannot copy {source} into the sandbox: not a directory")
+    with tempfile.TemporaryFile() as spool:
+        with tarfile.open(fileobj=spool, mode="w") as tar:
+            tar.add(str(source), arcname=".")
+        spool.seek(0)
+        if not container.put_archive(dest, spool):
+            raise SandboxError(f"could not copy {source} into the sandbox")
+
+
+@contextmanager
+def sandbox(spec: SandboxSpec, client: Any | None = None) -> Iterator[DockerSandbox]:
+    box = start_sandbox(spec, client)
+    try:
+        yield box
+    finally:
+        box.close()

@@ -1,0 +1,263 @@
+"""Building sandbox images, with or without a registry.
+
+Offline (no registry answers) the root filesystem comes from `debootstrap` and is
+`docker import`-ed; with a registry it comes from a Dockerfile. Either way the final
+layers are added with `docker run` + `docker commit`, so a CA file never has to go into
+a build context. Tags carry a hash of everything that went in: an unchanged recipe is
+reused, a changed one rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.base import SandboxError
+from sandbox.certs import ca_environment, read_bundle
+
+BUILDER_VERSION = "1"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+EXTRA_CA_PATH = "/usr/local/share/ca-certificates/moe-agent-extra.crt"
+SYSTEM_CA_PATH = "/etc/ssl/certs/ca-certificates.crt"
+# Debian release -> the Python 3 it ships; used to pick a base for a wanted Python version.
+RELEASE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
+DEFAULT_PACKAGES = ["python3", "python3-venv", "git", "ripgrep", "patch", "ca-certificates"]
+FINISH_SCRIPT = """set -e
+mkdir -p /testbed
+git config --system safe.directory '*'
+git config --system user.name moe-agent
+git config --system user.email agent@moe-agent.invalid
+git config --system init.defaultBranch main
+"""
+
+Log = Callable[[str], None]
+
+
+class ImageRecipe(BaseModel):
+    """What goes into a Debian-based image; its hash is the image's tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "moe-agent-sandbox"
+    release: str = "bookworm"
+    packages: list[str] = Field(default_factory=lambda: list(DEFAULT_PACKAGES))
+    mirror: str = DEFAULT_MIRROR
+    ca_bundle: Path | None = None
+    finish_script: str = FINISH_SCRIPT
+
+    def content_hash(self) -> str:
+        parts = {
+            "builder": BUILDER_VERSION,
+            "release": self.release,
+            "packages": sorted(self.packages),
+            "finish": self.finish_script,
+            "ca": hashlib.sha256(read_bundle(self.ca_bundle)).hexdigest() if self.ca_bundle else None,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.release}-{self.content_hash()}"
+
+
+def default_image(ca_bundle: Path | None = None) -> str:
+    return ImageRecipe(ca_bundle=ca_bundle).tag
+
+
+def log_dir() -> Path:
+    path = Path(os.environ.get("AGENT_CACHE_DIR", Path.home() / ".cache" / "moe-agent")) / "build-logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def image_exists(client: Any, tag: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def registry_reachable(host: str = "registry-1.docker.io", timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class BuildLog:
+    """One log file per image; a failure names the step and shows the log's tail."""
+
+    def __init__(self, tag: str, echo: Log | None = None) -> None:
+        self.path = log_dir() / (tag.replace("/", "_").replace(":", "_") + ".log")
+        self.path.write_text("")
+        self.echo = echo
+
+    def step(self, name: str) -> None:
+        self.write(f"==> {name}\n")
+        if self.echo:
+            self.echo(name)
+
+    def write(self, text: str) -> None:
+        with self.path.open("a", encoding="utf-8", errors="replace") as fh:
+            fh.write(text)
+
+    def fail(self, step: str, detail: str = "") -> SandboxError:
+        lines = self.path.read_text(errors="replace").splitlines()[-15:]
+        tail = " | ".join(line.strip() for line in lines if line.strip())[-600:]
+        return SandboxError(f"image build failed at step '{step}'{': ' + detail if detail else ''} "
+                            f"(log: {self.path}; tail: {tail})")
+
+
+def build_image(
+    recipe: ImageRecipe,
+    client: Any,
+    *,
+    offline: bool | None = None,
+    force: bool = False,
+    echo: Log | None = None,
+    timeout: float = 1800.0,
+) -> str:
+    """Return the recipe's tag, building it unless an image with that tag exists."""
+    tag = recipe.tag
+    if not force and image_exists(client, tag):
+        return tag
+    log = BuildLog(tag, echo)
+    if offline is None:
+        offline = not registry_reachable()
+    base = f"{recipe.name}-rootfs:{recipe.release}-{recipe.content_hash()}"
+    if offline:
+        debootstrap_import(recipe, client, base, log, timeout)
+    else:
+        dockerfile_build(recipe, client, base, log, timeout)
+    files = {}
+    changes = ["ENV LANG=C.UTF-8", "WORKDIR /testbed", 'CMD ["sleep", "infinity"]']
+    script = recipe.finish_script
+    if recipe.ca_bundle:
+        files[EXTRA_CA_PATH] = read_bundle(recipe.ca_bundle)
+        script += f"cat {EXTRA_CA_PATH} >> {SYSTEM_CA_PATH}\n"
+        changes += [f"ENV {key}={value}" for key, value in ca_environment(SYSTEM_CA_PATH).items()]
+    run_and_commit(client, base, script, tag, log=log, step="finish", files=files, changes=changes, timeout=600)
+    client.images.remove(base, noprune=False)
+    log.step(f"built {tag}")
+    return tag
+
+
+def debootstrap_import(recipe: ImageRecipe, client: Any, tag: str, log: BuildLog, timeout: float) -> None:
+    if shutil.which("debootstrap") is None:
+        raise SandboxError("debootstrap is not installed: install it (Debian: apt-get install debootstrap)")
+    if os.geteuid() != 0:
+        raise SandboxError("building the offline base image needs root (debootstrap): run 'sudo agent sandbox build'")
+    with tempfile.TemporaryDirectory(prefix="moe-rootfs-", dir=os.environ.get("AGENT_BUILD_DIR", "/var/tmp")) as root:
+        step = f"debootstrap {recipe.release}"
+        log.step(step)
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(recipe.packages)}",
+               recipe.release, root, recipe.mirror]
+        _run_logged(cmd, log, step, timeout)
+        step = "docker import"
+        log.step(step)
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        try:
+            repo, _, version = tag.rpartition(":")
+            client.api.import_image(src=tar.stdout, repository=repo, tag=version, stream_src=True)
+        except Exception as exc:
+            raise log.fail(step, str(exc).splitlines()[0]) from None
+        finally:
+            tar.kill() if tar.poll() is None else None
+            tar.wait()
+
+
+def dockerfile_build(recipe: ImageRecipe, client: Any, tag: str, log: BuildLog, timeout: float) -> None:
+    step = "docker build"
+    log.step(step)
+    dockerfile = (
+        f"FROM debian:{recipe.release}-slim\n"
+        "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        f"{' '.join(recipe.packages)} && rm -rf /var/lib/apt/lists/*\n"
+    )
+    try:
+        for chunk in client.api.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True,
+                                      decode=True, timeout=timeout):
+            log.write(chunk.get("stream", "") or json.dumps(chunk) + "\n")
+            if "error" in chunk:
+                raise log.fail(step, chunk["error"].strip())
+    except SandboxError:
+        raise
+    except Exception as exc:
+        raise log.fail(step, str(exc).splitlines()[0]) from None
+
+
+def run_and_commit(
+    client: Any,
+    base: str,
+    script: str,
+    tag: str,
+    *,
+    log: BuildLog,
+    step: str,
+    files: dict[str, bytes] | None = None,
+    changes: list[str] | None = None,
+    network: bool = False,
+    environment: dict[str, str] | None = None,
+    volumes: dict[str, dict[str, str]] | None = None,
+    timeout: float = 1800.0,
+) -> None:
+    """Run `script` with bash in a container of `base`, then commit the result as `tag`."""
+    log.step(step)
+    container = client.containers.create(
+        base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
+        environment=environment or {}, volumes=volumes or {}, labels={"moe-agent.build": tag},
+    )
+    try:
+        for path, data in (files or {}).items():
+            _put_file(container, path, data)
+        container.start()
+        try:
+            status = container.wait(timeout=timeout)
+        except Exception:
+            container.kill()
+            log.write(container.logs().decode(errors="replace"))
+            raise log.fail(step, f"timed out after {timeout:.0f}s") from None
+        log.write(container.logs().decode(errors="replace"))
+        if status.get("StatusCode") != 0:
+            raise log.fail(step, f"exit code {status.get('StatusCode')}")
+        repo, _, version = tag.rpartition(":")
+        container.commit(repository=repo, tag=version, changes=changes or [])
+    finally:
+        container.remove(force=True)
+
+
+def _put_file(container: Any, path: str, data: bytes) -> None:
+    directory, name = os.path.split(path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    container.put_archive(directory or "/", buf.getvalue())
+
+
+def _run_logged(cmd: list[str], log: BuildLog, step: str, timeout: float) -> None:
+    with log.path.open("a") as fh:
+        try:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise log.fail(step, f"timed out after {timeout:.0f}s") from None
+    if proc.returncode != 0:
+        raise log.fail(step, f"exit code {proc.returncode}")

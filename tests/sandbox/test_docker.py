@@ -1,0 +1,199 @@
+"""Starting containers: isolation, limits, repository placement, files, cleanup, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox import cleanup
+from sandbox.base import ImageMissing, SandboxError
+from sandbox.docker import DockerSandbox, SandboxSpec, connect, explain_docker_error, start_sandbox
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "mod.py").write_text("x = 1\n")
+    (repo / "README").write_text("hello\n")
+    return repo
+
+
+def test_bind_mount_shares_the_host_directory(make_sandbox, tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    box = make_sandbox(mount=repo)
+    assert box.run("cat pkg/mod.py").output == "x = 1\n"
+    box.run("echo new > created.txt")
+    assert (repo / "created.txt").read_text() == "new\n"
+
+
+def test_copy_places_a_private_copy(make_sandbox, tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    box = make_sandbox(copy_from=repo)
+    assert box.run("cat README").output == "hello\n"
+    box.run("echo changed > README")
+    assert (repo / "README").read_text() == "hello\n"
+
+
+def test_isolation_defaults(make_sandbox, docker_client, monkeypatch) -> None:
+    monkeypatch.setenv("MOE_SECRET_TOKEN", "do-not-leak")
+    box = make_sandbox(env={"GIVEN": "1"})
+    env = box.run("env").output
+    assert "do-not-leak" not in env and "GIVEN=1" in env
+    assert box.run("ls /sys/class/net").output.split() == ["lo"]
+    assert box.run("test -e /var/run/docker.sock").exit_code != 0
+    info = docker_client.api.inspect_container(box.id)
+    host = info["HostConfig"]
+    assert host["NetworkMode"] == "none"
+    assert host["NanoCpus"] == 2_000_000_000 and host["Memory"] == 4 * 1024**3 and host["PidsLimit"] == 1024
+    assert info["Config"]["Labels"]["moe-agent.run"] == "pytest"
+    assert not any("docker.sock" in m.get("Source", "") for m in info["Mounts"])
+
+
+def test_network_is_opt_in(make_sandbox, docker_client) -> None:
+    box = make_sandbox(network=True)
+    assert "eth0" in box.run("ls /sys/class/net").output.split()
+
+
+def test_limits_are_configurable(make_sandbox, docker_client) -> None:
+    box = make_sandbox(cpus=0.5, memory="256m", pids_limit=64)
+    host = docker_client.api.inspect_container(box.id)["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (500_000_000, 256 * 1024**2, 64)
+
+
+def test_files_read_write_stat_list(box: DockerSandbox) -> None:
+    box.write_file("dir/sub/a.txt", b"line1\r\nline2")
+    assert box.read_file("dir/sub/a.txt") == b"line1\r\nline2"
+    assert box.read_file("/testbed/dir/sub/a.txt") == b"line1\r\nline2"
+    binary = bytes(range(256)) * 100
+    box.write_file("bin.dat", binary)
+    assert box.read_file("bin.dat") == binary
+    stat = box.stat("dir/sub/a.txt")
+    assert stat.exists and not stat.is_dir and stat.size == 12
+    assert box.stat("dir").is_dir
+    assert not box.stat("missing.txt").exists
+    box.write_file(".hidden/x", b"")
+    assert box.list_dir(".", depth=2) == ["bin.dat", "dir/", "dir/sub/"]
+    assert box.list_dir("dir", depth=3) == ["sub/", "sub/a.txt"]
+    with pytest.raises(FileNotFoundError):
+        box.read_file("missing.txt")
+    with pytest.raises(IsADirectoryError):
+        box.read_file("dir")
+
+
+def test_write_is_atomic_and_keeps_mode(box: DockerSandbox) -> None:
+    box.run("printf '#!/bin/sh\\necho v1\\n' > run.sh && chmod 755 run.sh")
+    box.write_file("run.sh", b"#!/bin/sh\necho v2\n")
+    assert box.run("./run.sh").output == "v2\n"
+    assert box.stat("run.sh").mode & 0o777 == 0o755
+    assert box.run("ls -a | grep -c moe- || true").output.strip() == "0"
+
+
+def test_symlink_stat_reports_target(box: DockerSandbox) -> None:
+    box.run("ln -s /etc/passwd link")
+    stat = box.stat("link")
+    assert stat.is_symlink and stat.link_target == "/etc/passwd"
+
+
+def test_close_removes_the_container(docker_client, sandbox_image) -> None:
+    box = start_sandbox(SandboxSpec(image=sandbox_image, run_id="pytest-close"), docker_client)
+    cid = box.id
+    assert cid in cleanup.live()
+    box.close()
+    assert cid not in cleanup.live()
+    assert not docker_client.containers.list(all=True, filters={"id": cid})
+
+
+def test_missing_image_is_a_clear_error(docker_client) -> None:
+    with pytest.raises(ImageMissing, match="agent sandbox build"):
+        start_sandbox(SandboxSpec(image="moe-agent-no-such-image:0"), docker_client)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_signals_remove_this_process_containers(docker_client, sandbox_image, signame) -> None:
+    run_id = f"pytest-signal-{signame}-{os.getpid()}"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from sandbox.docker import SandboxSpec, start_sandbox
+        box = start_sandbox(SandboxSpec(image={sandbox_image!r}, run_id={run_id!r}))
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert cleanup.leftovers(docker_client, run_id)
+        proc.send_signal(getattr(__import__("signal"), signame))
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert cleanup.leftovers(docker_client, run_id) == []
+
+
+def test_prune_removes_leftovers_by_label_and_age(docker_client, sandbox_image) -> None:
+    run_id = f"pytest-prune-{os.getpid()}"
+    container = docker_client.containers.create(
+        sandbox_image, command=["sleep", "infinity"],
+        labels={"moe-agent": "1", "moe-agent.run": run_id, "moe-agent.created": str(int(time.time()) - 7200)},
+    )
+    try:
+        assert cleanup.prune(docker_client, older_than=3 * 3600, run_id=run_id) == []
+        removed = cleanup.prune(docker_client, older_than=3600, run_id=run_id)
+        assert [item.id for item in removed] == [container.id]
+        assert cleanup.leftovers(docker_client, run_id) == []
+    finally:
+        subprocess.run(["docker", "rm", "-f", container.id], capture_output=True)
+
+
+def test_cli_ls_and_prune(docker_client, sandbox_image) -> None:
+    run_id = f"pytest-cli-{os.getpid()}"
+    box = start_sandbox(SandboxSpec(image=sandbox_image, run_id=run_id), docker_client)
+    cleanup.forget(box.id)  # look like another process's leftover
+    listed = subprocess.run([sys.executable, "-m", "agent", "sandbox", "ls", "--json"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert listed.returncode == 0 and run_id in listed.stdout
+    pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", run_id],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert pruned.returncode == 0 and "removed 1 container" in pruned.stdout
+    assert cleanup.leftovers(docker_client, run_id) == []
+
+
+def test_daemon_not_running_is_one_line_exit_3(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    result = subprocess.run([sys.executable, "-m", "agent", "sandbox", "ls"], capture_output=True, text=True,
+                            env=env, cwd=ROOT)
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "not running" in result.stderr
+
+
+def test_connect_raises_sandbox_error(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    with pytest.raises(SandboxError, match="not running"):
+        connect(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("('Connection aborted.', PermissionError(13, 'Permission denied'))", "permission denied"),
+        ("Error: write /var/lib/docker/tmp: no space left on device", "out of disk space"),
+        ("('Connection aborted.', ConnectionRefusedError(111, 'Connection refused'))", "not answering"),
+    ],
+)
+def test_docker_errors_are_explained(text: str, expected: str) -> None:
+    assert expected in explain_docker_error(Exception(text))
+
+
+def test_docker_not_installed_is_explained(monkeypatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    message = explain_docker_error(Exception("FileNotFoundError(2, 'No such file or directory')"))
+    assert "not installed" in message

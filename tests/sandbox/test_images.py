@@ -1,0 +1,104 @@
+"""Image recipes, content-hash tags, reuse, failing steps, and CA bundles."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sandbox import images
+from sandbox.base import SandboxError
+from sandbox.certs import CONTAINER_BUNDLE, combined_bundle
+from sandbox.images import BuildLog, ImageRecipe, build_image, run_and_commit
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+
+
+def test_tag_is_a_content_hash(tmp_path: Path) -> None:
+    bundle = tmp_path / "corp.pem"
+    bundle.write_bytes(PEM)
+    plain = ImageRecipe()
+    assert plain.tag == ImageRecipe().tag
+    assert plain.tag != ImageRecipe(packages=[*plain.packages, "curl"]).tag
+    assert plain.tag != ImageRecipe(release="trixie").tag
+    assert plain.tag != ImageRecipe(ca_bundle=bundle).tag
+    assert plain.tag == ImageRecipe(mirror="http://mirror.example/debian").tag
+
+
+def test_bad_ca_bundle_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(SandboxError, match="not a PEM CA bundle"):
+        ImageRecipe(ca_bundle=bad).tag
+    with pytest.raises(SandboxError, match="cannot read"):
+        combined_bundle(tmp_path / "missing.pem")
+
+
+def test_combined_bundle_appends_to_system(tmp_path: Path) -> None:
+    extra = tmp_path / "corp.pem"
+    extra.write_bytes(PEM)
+    path = combined_bundle(extra, cache_dir=tmp_path / "cache")
+    assert path is not None and path.read_bytes().endswith(PEM)
+    assert path.stat().st_size > len(PEM)  # the system bundle comes first
+    assert combined_bundle(extra, cache_dir=tmp_path / "cache") == path
+
+
+@pytest.mark.docker
+def test_existing_image_is_reused_without_building(docker_client, sandbox_image, monkeypatch) -> None:
+    def explode(*args, **kwargs):
+        raise AssertionError("should not build")
+
+    monkeypatch.setattr(images, "debootstrap_import", explode)
+    monkeypatch.setattr(images, "dockerfile_build", explode)
+    assert build_image(ImageRecipe(), docker_client, offline=True) == sandbox_image
+
+
+@pytest.mark.docker
+def test_failed_step_names_the_step_and_shows_the_log(docker_client, sandbox_image) -> None:
+    log = BuildLog("moe-agent-test:failing")
+    with pytest.raises(SandboxError) as info:
+        run_and_commit(docker_client, sandbox_image, "echo preparing; echo boom >&2; exit 7",
+                       "moe-agent-test:failing", log=log, step="install deps")
+    message = str(info.value)
+    assert "install deps" in message and "exit code 7" in message and "boom" in message
+    assert "boom" in log.path.read_text()
+
+
+@pytest.mark.docker
+def test_step_timeout_is_enforced(docker_client, sandbox_image) -> None:
+    log = BuildLog("moe-agent-test:slow")
+    with pytest.raises(SandboxError, match="timed out"):
+        run_and_commit(docker_client, sandbox_image, "sleep 60", "moe-agent-test:slow", log=log, step="slow",
+                       timeout=2)
+
+
+@pytest.mark.docker
+def test_run_and_commit_adds_files_and_a_layer(docker_client, sandbox_image) -> None:
+    tag = "moe-agent-test:layer"
+    log = BuildLog(tag)
+    run_and_commit(docker_client, sandbox_image, "cat /opt/in.txt > /opt/out.txt", tag, log=log, step="layer",
+                   files={"/opt/in.txt": b"payload"}, changes=["ENV LAYERED=1"])
+    try:
+        out = subprocess.run(["docker", "run", "--rm", tag, "bash", "-c", "cat /opt/out.txt; echo $LAYERED"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout == "payload1\n"
+    finally:
+        docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.docker
+def test_ca_bundle_is_mounted_and_trusted_variables_set(make_sandbox, tmp_path: Path) -> None:
+    extra = tmp_path / "corp.pem"
+    extra.write_bytes(PEM)
+    box = make_sandbox(ca_bundle=extra)
+    assert box.run("echo $SSL_CERT_FILE $PIP_CERT").output.split() == [CONTAINER_BUNDLE] * 2
+    assert box.read_file(CONTAINER_BUNDLE).endswith(PEM)
+    assert box.run(f"touch {CONTAINER_BUNDLE}").exit_code != 0  # read-only
+
+
+@pytest.mark.docker
+def test_default_image_has_the_tools_the_agent_needs(box) -> None:
+    for tool in ("bash", "git", "python3", "rg", "patch", "find", "base64"):
+        assert box.run(f"command -v {tool}").ok, tool
+    assert box.run("git config --system --get safe.directory").output.strip() == "*"
