@@ -1,0 +1,339 @@
+"""Settings: every knob in one validated tree, read from flags, environment and TOML files.
+
+Precedence, highest first: command-line overrides > environment > user config file >
+the repository's `.agent.toml` > defaults. Layers are deep-merged, so a repo file can
+set `model.temperature` without restating `model.base_url`. Validation happens once on
+the merged tree, and each problem is reported against the layer that supplied the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+
+from agent.errors import UsageError
+from agent.profiles import PROFILE_NAMES
+
+REPO_CONFIG_NAME = ".agent.toml"
+TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
+
+# Environment variables we read, and where each lands in the settings tree.
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "OPENAI_BASE_URL": ("model", "base_url"),
+    "OPENAI_API_KEY": ("model", "api_key"),
+    "AGENT_MODEL": ("model", "name"),
+    "AGENT_CA_BUNDLE": ("sandbox", "ca_bundle"),
+}
+# Keys holding host paths: relative values in a config file are relative to that file.
+_FILE_PATH_KEYS = (("sandbox", "ca_bundle"), ("sandbox", "dockerfile"), ("paths", "runs_dir"))
+_TEMPLATE_KEYS = (("prompts", "system"), ("prompts", "task"), ("prompts", "format_error"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelPrices(_Section):
+    """Price per one million tokens; only used to report and cap cost."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ModelSettings(_Section):
+    """How to reach the model server and how to sample from it.
+
+    Sampling fields left at None take the profile's recommended values.
+    """
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: SecretStr | None = None  # local vLLM/SGLang servers usually need none
+    name: str = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    profile: str = "auto"  # "auto" picks a profile by model name
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, gt=0)
+    request_timeout: float = Field(600.0, gt=0)
+    retries: int = Field(3, ge=0, le=20)
+    retry_backoff_base: float = Field(1.0, ge=0)
+    retry_backoff_max: float = Field(30.0, ge=0)
+    tool_format: Literal["auto", "native", "hermes", "xml"] = "auto"
+    # Sent as-is at the top level of the request: top_k, repetition_penalty, chat_template_kwargs...
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    context_window: int | None = Field(None, gt=0)
+    prices: ModelPrices | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError("should be an http(s) URL such as http://127.0.0.1:8000/v1")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("should name the model as the server serves it")
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value != "auto" and value not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {value!r}; choose one of: auto, {', '.join(PROFILE_NAMES)}")
+        return value
+
+
+class SandboxSettings(_Section):
+    """The container each task runs in."""
+
+    image: str | None = None  # None: the default image `agent sandbox build` makes
+    workdir: str = "/testbed"
+    cpus: float = Field(2.0, gt=0)
+    memory: str = "4g"
+    pids_limit: int = Field(1024, gt=0)
+    network: bool = False
+    ca_bundle: FilePath | None = None  # extra CA bundle for TLS-intercepting proxies
+    setup: list[str] = Field(default_factory=list)
+    test_cmd: str | None = None
+    dockerfile: FilePath | None = None
+
+    @field_validator("ca_bundle", "dockerfile", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str) else value
+
+    @field_validator("workdir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("should be an absolute path inside the container, such as /testbed")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _docker_size(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+([bkmg]b?)?", value, re.IGNORECASE):
+            raise ValueError("should be a Docker memory size such as 4g or 512m")
+        return value
+
+
+class LoopSettings(_Section):
+    """When the agent stops, and how much it may see and run per step."""
+
+    step_limit: int = Field(100, ge=1)
+    token_limit: int | None = Field(None, gt=0)  # prompt + completion tokens over the run
+    time_limit: float | None = Field(None, gt=0)  # seconds
+    cost_limit: float | None = Field(None, gt=0)
+    max_format_errors: int = Field(3, ge=0)
+    observation_max_chars: int = Field(10_000, gt=0)
+    command_timeout: float = Field(120.0, gt=0)
+    command_timeout_max: float = Field(1800.0, gt=0)
+
+    @model_validator(mode="after")
+    def _timeout_within_max(self) -> LoopSettings:
+        if self.command_timeout > self.command_timeout_max:
+            raise ValueError(
+                f"command_timeout ({self.command_timeout:g}) is above command_timeout_max ({self.command_timeout_max:g})"
+            )
+        return self
+
+
+class ToolSettings(_Section):
+    enabled: list[str] | None = None  # None: every tool the agent has
+
+
+class PromptSettings(_Section):
+    """Overrides for the built-in prompt templates: the template text, or a path to it."""
+
+    system: str | None = None
+    task: str | None = None
+    format_error: str | None = None
+
+    @field_validator("system", "task", "format_error")
+    @classmethod
+    def _read_template_file(cls, value: str | None) -> str | None:
+        if value is None or not names_template_file(value):
+            return value
+        path = Path(value).expanduser()
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read template file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+class PathSettings(_Section):
+    runs_dir: Path | None = None  # None: the default runs directory
+
+    @field_validator("runs_dir", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str) else value
+
+
+class Settings(_Section):
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+
+    def redacted(self) -> dict[str, Any]:
+        """Plain data safe to store in a trajectory: everything but the API key."""
+        return self.model_dump(mode="json", exclude={"model": {"api_key"}})
+
+
+def names_template_file(value: str) -> bool:
+    """A one-line value ending like a template file is a path; anything else is template text."""
+    return "\n" not in value and value.strip().lower().endswith(TEMPLATE_SUFFIXES)
+
+
+def user_config_path(env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The user config file, and whether the user named it explicitly (then it must exist)."""
+    if env.get("AGENT_CONFIG"):
+        return Path(env["AGENT_CONFIG"]).expanduser(), True
+    config_home = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return config_home / "moe-agent" / "config.toml", False
+
+
+def load_settings(
+    repo_root: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    user_file: Path | None = None,
+) -> Settings:
+    """Merge every source and validate once; raise `UsageError` listing every bad value.
+
+    `overrides` maps dotted keys (`"model.temperature"`) or sections to values; None
+    values mean "flag not given" and are skipped.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    layers: list[tuple[dict[str, Any], str]] = []  # lowest precedence first
+
+    if repo_root is not None and (repo_root / REPO_CONFIG_NAME).is_file():
+        layers += _file_layer(repo_root / REPO_CONFIG_NAME, problems)
+    explicit = user_file is not None
+    if user_file is None:
+        user_file, explicit = user_config_path(env)
+    if user_file.is_file():
+        layers += _file_layer(user_file, problems)
+    elif explicit:
+        problems.append(f"{user_file}: config file not found")
+    for var, key_path in ENV_VARS.items():
+        if env.get(var):
+            layers.append((_nest(key_path, env[var]), f"${var}"))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            layers.append((_nest(tuple(key.split(".")), value), "command line"))
+
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], tuple[int, str]] = {}
+    for rank, (data, label) in enumerate(layers):
+        _merge_into(merged, data, (rank, label), origins)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems += [_describe(error, origins) for error in exc.errors()]
+    if problems:
+        raise UsageError("; ".join(problems))
+    return settings
+
+
+def _file_layer(path: Path, problems: list[str]) -> list[tuple[dict[str, Any], str]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path}: invalid TOML: {exc}")
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        return []
+    _anchor_relative_paths(data, path.parent)
+    return [(data, str(path))]
+
+
+def _anchor_relative_paths(data: dict[str, Any], base: Path) -> None:
+    """Make relative paths in a config file relative to that file, not to the cwd."""
+    for section, key in _FILE_PATH_KEYS + _TEMPLATE_KEYS:
+        table = data.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if not isinstance(value, str) or ((section, key) in _TEMPLATE_KEYS and not names_template_file(value)):
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            table[key] = str(base / path)
+
+
+def _nest(key_path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    for key in reversed(key_path):
+        value = {key: value}
+    return value
+
+
+def _merge_into(
+    base: dict[str, Any],
+    layer: Mapping[str, Any],
+    origin: tuple[int, str],
+    origins: dict[tuple[str, ...], tuple[int, str]],
+    prefix: tuple[str, ...] = (),
+) -> None:
+    for key, value in layer.items():
+        path = (*prefix, key)
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value, origin, origins, path)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value
+            origins[path] = origin
+
+
+def _describe(error: Any, origins: dict[tuple[str, ...], tuple[int, str]]) -> str:
+    """One line: which source, which key, what is wrong with it."""
+    loc = tuple(str(part) for part in error["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+        close = difflib.get_close_matches(loc[-1], _known_keys(loc[:-1]), n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+    return f"{_source_of(loc, origins)}: {key or 'settings'}: {message}"
+
+
+def _source_of(loc: tuple[str, ...], origins: dict[tuple[str, ...], tuple[int, str]]) -> str:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in origins:
+            return origins[loc[:end]][1]
+    # A check over a whole section: blame the strongest layer that set anything in it.
+    inside = [origin for path, origin in origins.items() if path[: len(loc)] == loc]
+    return max(inside)[1] if inside else "defaults"
+
+
+def _known_keys(section: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] | None = Settings
+    for part in section:
+        field = model.model_fields.get(part) if model else None
+        model = _model_in(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model inside `X` or `X | None`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(filter(None, map(_model_in, typing.get_args(annotation))), None)
+    return None

@@ -1,0 +1,256 @@
+"""The model client: one chat completion per call, with our own retries and error lines.
+
+We talk to vLLM/SGLang through the `openai` SDK but keep retries ourselves (the SDK's
+are switched off) so that every failure ends as one `ModelError` line naming the server,
+and so that a context overflow is never retried: the same prompt will not fit next time
+either. Tool calls are returned raw; parsing them is `agent.toolcalls`' job.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol, TypeVar
+
+import openai
+
+from agent.config import ModelSettings
+from agent.errors import EnvironmentProblem
+from agent.profiles import Profile, pick_profile
+
+T = TypeVar("T")
+
+# Sampling parameters the OpenAI API names; everything else travels in `extra_body`.
+_OPENAI_SAMPLING = ("temperature", "top_p", "max_tokens")
+# vLLM: "This model's maximum context length is N tokens..."; SGLang: "...longer than the
+# model's context length..."; llama.cpp: "exceeds the available context size"; OpenAI:
+# code `context_length_exceeded`.
+_CONTEXT_OVERFLOW = re.compile(
+    r"context (length|size|window)|maximum context|too many tokens|context_length_exceeded|exceed_context_size",
+    re.IGNORECASE,
+)
+_TRANSIENT_STATUS = frozenset({408, 429})
+_SERVED_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window")
+
+
+class ModelError(EnvironmentProblem):
+    """The model server gave no usable reply; the message is one line naming the server."""
+
+
+class ContextLengthExceeded(ModelError):
+    """The prompt no longer fits the model's context; the loop must shrink it, not retry."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache, if reported
+
+
+@dataclass
+class ModelReply:
+    """One assistant message, unparsed, plus what it cost to get it."""
+
+    content: str | None
+    native_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    latency: float = 0.0  # seconds for the attempt that succeeded
+    cost: float | None = None
+
+
+class Model(Protocol):
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply: ...
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
+
+    def __init__(
+        self,
+        settings: ModelSettings,
+        profile: Profile | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.profile = profile or pick_profile(settings.name, settings.profile)
+        # The loop flips this off when the server rejects `tools` or answers calls as text.
+        self.native_tools = settings.tool_format in ("auto", "native")
+        self.text_tool_format = (
+            settings.tool_format if settings.tool_format in ("hermes", "xml") else self.profile.text_tool_format
+        )
+        self.thinks = self.profile.thinks_with(settings.extra_body)
+        self._sleep = sleep
+        self._context_window: int | None = None
+        api_key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
+        self._client = openai.OpenAI(
+            base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
+        )
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        request = self._request(messages, tools)
+        completion, latency = self._with_retries(lambda: self._client.chat.completions.create(**request))
+        return self._reply(completion.to_dict(mode="json"), latency)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`."""
+        page, _ = self._with_retries(self._client.models.list)
+        return [entry.to_dict(mode="json") for entry in page.data]
+
+    def context_window(self) -> int:
+        """Tokens the server accepts: our override, else what the server reports, else the profile's."""
+        if self.settings.context_window is not None:
+            return self.settings.context_window
+        if self._context_window is None:
+            try:
+                served = served_context_window(self.list_models(), self.settings.name)
+            except ModelError:
+                return self.profile.context_window  # not cached: the server may come back
+            self._context_window = served or self.profile.context_window
+        return self._context_window
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+        """Profile sampling < `extra_body` < explicit settings; non-OpenAI keys go in `extra_body`."""
+        chosen = {name: getattr(self.settings, name) for name in _OPENAI_SAMPLING}
+        body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
+        body |= {name: value for name, value in chosen.items() if value is not None}
+        request: dict[str, Any] = {"model": self.settings.name, "messages": messages}
+        request |= {name: body.pop(name) for name in _OPENAI_SAMPLING if name in body}
+        if body:
+            request["extra_body"] = body
+        if tools and self.native_tools:
+            request["tools"] = tools
+        return request
+
+    def _reply(self, raw: dict[str, Any], latency: float) -> ModelReply:
+        choices = raw.get("choices") or []
+        if not choices:
+            raise ModelError(f"model server at {self.settings.base_url} answered without any choices")
+        choice = choices[0]
+        message = choice.get("message") or {}
+        reported = raw.get("usage") or {}
+        usage = Usage(
+            prompt_tokens=int(reported.get("prompt_tokens") or 0),
+            completion_tokens=int(reported.get("completion_tokens") or 0),
+            cached_tokens=(reported.get("prompt_tokens_details") or {}).get("cached_tokens"),
+        )
+        return ModelReply(
+            content=message.get("content"),
+            native_tool_calls=list(message.get("tool_calls") or []),
+            reasoning=message.get("reasoning_content") or message.get("reasoning"),
+            usage=usage,
+            finish_reason=choice.get("finish_reason"),
+            raw=raw,
+            latency=latency,
+            cost=self._cost(usage),
+        )
+
+    def _cost(self, usage: Usage) -> float | None:
+        prices = self.settings.prices
+        if prices is None:
+            return None
+        return (usage.prompt_tokens * prices.input + usage.completion_tokens * prices.output) / 1_000_000
+
+    def _with_retries(self, send: Callable[[], T]) -> tuple[T, float]:
+        """Run `send`, retrying transient failures with full-jitter backoff; return it and its latency."""
+        url = self.settings.base_url
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
+            started = time.monotonic()
+            try:
+                return send(), time.monotonic() - started
+            except openai.APIStatusError as exc:
+                problem, detail = "kept failing", self._transient_status(exc)
+                retry_after = retry_after_seconds(exc.response.headers)
+            except openai.APITimeoutError:
+                problem, detail = "timed out", f"no reply within {self.settings.request_timeout:g}s"
+            except openai.APIConnectionError as exc:
+                problem, detail = "unreachable", _connection_failure(exc)
+            if attempt > self.settings.retries:
+                noun = "attempt" if attempt == 1 else "attempts"
+                raise ModelError(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
+            self._sleep(self._backoff(attempt, retry_after))
+
+    def _transient_status(self, exc: openai.APIStatusError) -> str:
+        """Describe a retryable HTTP error, or raise at once for one that retrying cannot fix."""
+        status, message = exc.status_code, _server_message(exc)
+        url, name = self.settings.base_url, self.settings.name
+        if status in (400, 413) and (_CONTEXT_OVERFLOW.search(message) or exc.code == "context_length_exceeded"):
+            raise ContextLengthExceeded(f"the prompt does not fit the context window of {name}: {message}") from exc
+        if status in _TRANSIENT_STATUS or status >= 500:
+            return f"HTTP {status}: {message}"
+        if status in (401, 403):
+            raise ModelError(
+                f"model server at {url} refused the API key (HTTP {status}): {message}; "
+                "set OPENAI_API_KEY or model.api_key"
+            ) from exc
+        if status == 404:
+            raise ModelError(f"model {name!r} not found at {url} (HTTP 404): {message}; check model.name") from exc
+        raise ModelError(f"model server at {url} rejected the request (HTTP {status}): {message}") from exc
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """The server's Retry-After when it gave one, else full jitter; never above the max."""
+        ceiling = self.settings.retry_backoff_max
+        if retry_after is not None:
+            return min(retry_after, ceiling)
+        return random.uniform(0, min(ceiling, self.settings.retry_backoff_base * 2 ** (attempt - 1)))
+
+
+def served_context_window(models: list[dict[str, Any]], name: str) -> int | None:
+    """The context length the server reports for `name`, under any of the usual keys."""
+    for entry in models:
+        if entry.get("id") != name:
+            continue
+        for key in _SERVED_CONTEXT_KEYS:
+            value = entry.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a Retry-After header, given as a number or as an HTTP date."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    """The server's own words, whichever error shape it uses, squeezed onto one short line."""
+    body = exc.body
+    message: Any = body
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("detail") or body.get("error") or body
+    text = " ".join(str(message or exc.message).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _connection_failure(exc: openai.APIConnectionError) -> str:
+    cause = exc.__cause__
+    text = str(cause) if cause is not None and str(cause) else type(cause or exc).__name__
+    return re.sub(r"^\[Errno -?\d+\]\s*", "", text)

@@ -1,0 +1,216 @@
+"""Settings: precedence of sources, deep merging, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.config import Settings, load_settings
+from agent.errors import UsageError
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return (tmp_path / "repo").resolve()
+
+
+@pytest.fixture
+def no_user_file(tmp_path: Path) -> dict[str, str]:
+    """An environment whose default user config location is empty."""
+    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+
+def test_defaults_when_no_source_sets_anything(repo: Path, no_user_file: dict[str, str]) -> None:
+    repo.mkdir()
+    settings = load_settings(repo, env=no_user_file)
+    assert settings == Settings()
+    assert (settings.loop.step_limit, settings.loop.command_timeout, settings.loop.command_timeout_max) == (100, 120, 1800)
+    assert (settings.sandbox.workdir, settings.sandbox.memory, settings.sandbox.network) == ("/testbed", "4g", False)
+    assert settings.model.profile == "auto" and settings.model.api_key is None
+
+
+def test_precedence_cli_over_env_over_user_over_repo(repo: Path, tmp_path: Path) -> None:
+    write(repo / ".agent.toml", '[model]\nname = "repo-model"\ntemperature = 0.1\ntop_p = 0.5\nmax_tokens = 100\n')
+    user = write(tmp_path / "user.toml", '[model]\nname = "user-model"\ntemperature = 0.2\ntop_p = 0.6\n')
+    env = {"AGENT_MODEL": "env-model"}
+
+    settings = load_settings(repo, overrides={"model.name": "cli-model", "model.temperature": 0.3}, env=env, user_file=user)
+    assert (settings.model.name, settings.model.temperature, settings.model.top_p, settings.model.max_tokens) == (
+        "cli-model",
+        0.3,
+        0.6,
+        100,
+    )
+    assert load_settings(repo, env=env, user_file=user).model.name == "env-model"
+    assert load_settings(repo, env={}, user_file=user).model.name == "user-model"
+    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "none")}).model.name == "repo-model"
+
+
+def test_none_overrides_mean_flag_not_given(repo: Path, no_user_file: dict[str, str]) -> None:
+    write(repo / ".agent.toml", "[loop]\nstep_limit = 7\n")
+    settings = load_settings(repo, overrides={"loop.step_limit": None, "model": {"retries": 9}}, env=no_user_file)
+    assert (settings.loop.step_limit, settings.model.retries) == (7, 9)
+
+
+def test_sections_and_extra_body_are_deep_merged(repo: Path, tmp_path: Path) -> None:
+    write(repo / ".agent.toml", '[model]\nbase_url = "http://gpu-box:8000/v1"\n[model.extra_body]\ntop_k = 20\n')
+    user = write(tmp_path / "user.toml", "[model.extra_body.chat_template_kwargs]\nenable_thinking = false\n")
+
+    settings = load_settings(repo, env={}, user_file=user)
+
+    assert settings.model.base_url == "http://gpu-box:8000/v1"
+    assert settings.model.extra_body == {"top_k": 20, "chat_template_kwargs": {"enable_thinking": False}}
+
+
+def test_environment_variables_land_in_their_keys(repo: Path, tmp_path: Path, no_user_file: dict[str, str]) -> None:
+    bundle = write(tmp_path / "corp-ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    env = no_user_file | {
+        "OPENAI_BASE_URL": "http://10.0.0.5:30000/v1",
+        "OPENAI_API_KEY": "sk-local",
+        "AGENT_MODEL": "qwen3-coder",
+        "AGENT_CA_BUNDLE": str(bundle),
+    }
+    settings = load_settings(repo, env=env)
+    assert settings.model.base_url == "http://10.0.0.5:30000/v1"
+    assert settings.model.api_key is not None and settings.model.api_key.get_secret_value() == "sk-local"
+    assert settings.model.name == "qwen3-coder"
+    assert settings.sandbox.ca_bundle == bundle
+
+
+def test_agent_config_env_names_the_user_file(repo: Path, tmp_path: Path) -> None:
+    user = write(tmp_path / "elsewhere.toml", "[loop]\nstep_limit = 12\n")
+    assert load_settings(repo, env={"AGENT_CONFIG": str(user)}).loop.step_limit == 12
+
+    with pytest.raises(UsageError, match=r"missing\.toml: config file not found"):
+        load_settings(repo, env={"AGENT_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_default_user_file_under_xdg_config_home_is_read(repo: Path, tmp_path: Path) -> None:
+    write(tmp_path / "xdg" / "moe-agent" / "config.toml", "[sandbox]\ncpus = 6\n")
+    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).sandbox.cpus == 6
+
+
+def test_one_bad_value_is_one_line_naming_file_and_key(repo: Path, no_user_file: dict[str, str]) -> None:
+    config = write(repo / ".agent.toml", "[model]\ntemperature = 5\n")
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=no_user_file)
+    assert str(caught.value) == f"{config}: model.temperature: Input should be less than or equal to 2"
+    assert caught.value.exit_code == 2
+
+
+def test_every_bad_value_is_reported_against_its_source(repo: Path, tmp_path: Path) -> None:
+    config = write(repo / ".agent.toml", '[model]\ntemperature = 5\ntool_format = "json"\n')
+    user = write(tmp_path / "user.toml", '[sandbox]\nmemory = "lots"\nsetup = ["pip install -e .", 3]\n')
+    env = {"OPENAI_BASE_URL": "gpu-box:8000"}
+
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, overrides={"loop.step_limit": 0}, env=env, user_file=user)
+
+    lines = str(caught.value).split("; ")
+    assert sorted(lines) == sorted(
+        [
+            f"{config}: model.temperature: Input should be less than or equal to 2",
+            f"{config}: model.tool_format: Input should be 'auto', 'native', 'hermes' or 'xml'",
+            f"{user}: sandbox.memory: should be a Docker memory size such as 4g or 512m",
+            f"{user}: sandbox.setup[1]: Input should be a valid string",
+            "$OPENAI_BASE_URL: model.base_url: should be an http(s) URL such as http://127.0.0.1:8000/v1",
+            "command line: loop.step_limit: Input should be greater than or equal to 1",
+        ]
+    )
+
+
+def test_overridden_bad_value_is_not_reported(repo: Path, no_user_file: dict[str, str]) -> None:
+    write(repo / ".agent.toml", "[model]\ntemperature = 5\n")
+    assert load_settings(repo, overrides={"model.temperature": 1.0}, env=no_user_file).model.temperature == 1.0
+
+
+def test_typo_in_key_suggests_the_real_one(repo: Path, no_user_file: dict[str, str]) -> None:
+    config = write(repo / ".agent.toml", "[model]\ntemprature = 0.5\n[modle]\nname = 'x'\n")
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=no_user_file)
+    assert sorted(str(caught.value).split("; ")) == [
+        f"{config}: model.temprature: unknown key (did you mean 'temperature'?)",
+        f"{config}: modle: unknown key (did you mean 'model'?)",
+    ]
+
+
+def test_invalid_toml_names_file_and_line(repo: Path, no_user_file: dict[str, str]) -> None:
+    config = write(repo / ".agent.toml", '[model]\nname = "ok"\ntemperature = \n')
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=no_user_file)
+    message = str(caught.value)
+    assert message.startswith(f"{config}: invalid TOML: ") and "line 3" in message and "\n" not in message
+
+
+def test_broken_toml_and_bad_value_elsewhere_are_both_reported(repo: Path, tmp_path: Path) -> None:
+    write(repo / ".agent.toml", "[model\n")
+    user = write(tmp_path / "user.toml", "[loop]\nmax_format_errors = -1\n")
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env={}, user_file=user)
+    lines = str(caught.value).split("; ")
+    assert len(lines) == 2
+    assert "invalid TOML" in lines[0] and lines[1].startswith(f"{user}: loop.max_format_errors: ")
+
+
+def test_cross_field_check_blames_the_source_that_set_the_section(repo: Path, no_user_file: dict[str, str]) -> None:
+    config = write(repo / ".agent.toml", "[loop]\ncommand_timeout = 2000\n")
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=no_user_file)
+    assert str(caught.value) == f"{config}: loop: command_timeout (2000) is above command_timeout_max (1800)"
+    raised = load_settings(repo, overrides={"loop.command_timeout_max": 3600}, env=no_user_file)
+    assert raised.loop.command_timeout == 2000
+
+
+def test_unknown_profile_name_is_rejected(repo: Path, no_user_file: dict[str, str]) -> None:
+    with pytest.raises(UsageError, match=r"^command line: model.profile: unknown profile 'qwen9'; choose one of: auto, "):
+        load_settings(repo, overrides={"model.profile": "qwen9"}, env=no_user_file)
+    chosen = load_settings(repo, overrides={"model.profile": "qwen3-coder-30b-a3b"}, env=no_user_file)
+    assert chosen.model.profile == "qwen3-coder-30b-a3b"
+
+
+def test_relative_paths_in_a_config_file_are_relative_to_that_file(
+    repo: Path, tmp_path: Path, no_user_file: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dockerfile = write(repo / "docker" / "Dockerfile", "FROM debian\n")
+    prompt = write(repo / "prompts" / "system.md", "You are careful.\n")
+    write(repo / ".agent.toml", '[sandbox]\ndockerfile = "docker/Dockerfile"\n[prompts]\nsystem = "prompts/system.md"\n')
+    monkeypatch.chdir(tmp_path)
+
+    settings = load_settings(repo, env=no_user_file)
+
+    assert settings.sandbox.dockerfile == dockerfile
+    assert settings.prompts.system == prompt.read_text()
+
+
+def test_missing_files_are_reported(repo: Path, no_user_file: dict[str, str]) -> None:
+    config = write(repo / ".agent.toml", '[sandbox]\ndockerfile = "nope/Dockerfile"\n[prompts]\ntask = "nope.md"\n')
+    env = no_user_file | {"AGENT_CA_BUNDLE": str(repo / "missing.pem")}
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=env)
+    assert sorted(str(caught.value).split("; ")) == [
+        "$AGENT_CA_BUNDLE: sandbox.ca_bundle: Path does not point to a file",
+        f"{config}: prompts.task: cannot read template file {repo / 'nope.md'}: No such file or directory",
+        f"{config}: sandbox.dockerfile: Path does not point to a file",
+    ]
+
+
+def test_inline_prompt_text_is_kept_as_is(repo: Path, no_user_file: dict[str, str]) -> None:
+    template = "Fix this issue:\n{{ task }}\n"
+    settings = load_settings(repo, overrides={"prompts.task": template}, env=no_user_file)
+    assert settings.prompts.task == template
+
+
+def test_redacted_settings_leave_out_the_api_key(repo: Path, no_user_file: dict[str, str]) -> None:
+    settings = load_settings(repo, env=no_user_file | {"OPENAI_API_KEY": "sk-very-secret"})
+    data = settings.redacted()
+    assert "api_key" not in data["model"]
+    assert "sk-very-secret" not in json.dumps(data)
+    assert data["model"]["name"] == settings.model.name and data["loop"]["step_limit"] == 100

@@ -1,0 +1,333 @@
+"""OpenAIModel against the scripted server: the real `openai` client over real sockets."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+from agent.config import ModelPrices, ModelSettings
+from agent.errors import EnvironmentProblem, UsageError
+from agent.model import ContextLengthExceeded, ModelError, OpenAIModel, retry_after_seconds
+from agent.profiles import GENERIC, pick_profile
+from tests.fakes.openai_server import (
+    Delay,
+    Drop,
+    FakeOpenAIServer,
+    HttpError,
+    Reply,
+    context_length_error,
+    rate_limited,
+    server_error,
+    tool_call,
+)
+
+MESSAGES = [{"role": "system", "content": "You fix bugs."}, {"role": "user", "content": "Fix the failing test."}]
+BASH_TOOL = {
+    "type": "function",
+    "function": {"name": "bash", "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}},
+}
+
+
+class SleepRecorder:
+    """Stands in for time.sleep so tests can check the waits without waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def make_model(server: FakeOpenAIServer, sleep: SleepRecorder | None = None, **overrides: Any) -> OpenAIModel:
+    return OpenAIModel(server.model_settings(**overrides), sleep=sleep or SleepRecorder())
+
+
+def test_reply_carries_content_raw_tool_calls_reasoning_and_usage(fake_model_server: FakeOpenAIServer) -> None:
+    call = tool_call("bash", {"command": "pytest -x"}, call_id="call_a")
+    fake_model_server.script = [Reply("Running the tests.", tool_calls=[call], reasoning_content="Look first.")]
+    model = make_model(fake_model_server)
+
+    reply = model.query(MESSAGES, [BASH_TOOL])
+
+    assert reply.content == "Running the tests."
+    assert reply.native_tool_calls == [call]
+    assert reply.reasoning == "Look first."
+    assert reply.finish_reason == "tool_calls"
+    assert reply.raw["choices"][0]["message"]["reasoning_content"] == "Look first."
+    reported = reply.raw["usage"]
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (
+        reported["prompt_tokens"],
+        reported["completion_tokens"],
+    )
+    assert reply.usage.prompt_tokens > 0 and reply.usage.cached_tokens is None
+    assert reply.cost is None
+    assert fake_model_server.requests[0]["messages"] == MESSAGES
+
+
+def test_plain_reply_has_no_tool_calls_and_no_reasoning(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Reply("Done.")]
+    reply = make_model(fake_model_server).query(MESSAGES, [])
+    assert (reply.content, reply.native_tool_calls, reply.reasoning, reply.finish_reason) == ("Done.", [], None, "stop")
+
+
+def test_reported_usage_cached_tokens_and_cost(fake_model_server: FakeOpenAIServer) -> None:
+    usage = {"prompt_tokens": 12000, "completion_tokens": 300, "prompt_tokens_details": {"cached_tokens": 11000}}
+    fake_model_server.script = [Reply("ok", usage=usage)]
+    model = make_model(fake_model_server, prices=ModelPrices(input=2.0, output=8.0))
+
+    reply = model.query(MESSAGES, [])
+
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.cached_tokens) == (12000, 300, 11000)
+    assert reply.cost == pytest.approx((12000 * 2.0 + 300 * 8.0) / 1_000_000)
+
+
+def test_profile_sampling_is_sent_with_non_openai_keys_at_top_level() -> None:
+    with FakeOpenAIServer([Reply("ok")], model="Qwen/Qwen3-Coder-30B-A3B-Instruct-FP8") as server:
+        make_model(server).query(MESSAGES, [])
+        sent = server.requests[0]
+    assert (sent["temperature"], sent["top_p"], sent["top_k"], sent["repetition_penalty"]) == (0.7, 0.8, 20, 1.05)
+    assert "extra_body" not in sent
+
+
+def test_settings_override_profile_sampling_and_extra_body_passes_through() -> None:
+    extra = {"top_k": 40, "chat_template_kwargs": {"enable_thinking": False}, "min_p": 0.05}
+    with FakeOpenAIServer([Reply("ok")], model="qwen3-coder") as server:
+        make_model(server, temperature=0.2, max_tokens=512, extra_body=extra).query(MESSAGES, [])
+        sent = server.requests[0]
+    assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (0.2, 0.8, 512)
+    assert (sent["top_k"], sent["min_p"], sent["repetition_penalty"]) == (40, 0.05, 1.05)
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def test_hybrid_model_with_thinking_switched_off_gets_non_thinking_sampling() -> None:
+    extra = {"chat_template_kwargs": {"enable_thinking": False}}
+    with FakeOpenAIServer([Reply("ok"), Reply("ok")], model="Qwen/Qwen3-235B-A22B") as server:
+        thinking = make_model(server)
+        thinking.query(MESSAGES, [])
+        plain = make_model(server, extra_body=extra)
+        plain.query(MESSAGES, [])
+        first, second = server.requests
+    assert thinking.thinks and (first["temperature"], first["top_p"]) == (0.6, 0.95)
+    assert not plain.thinks and (second["temperature"], second["top_p"]) == (0.7, 0.8)
+
+
+def test_tools_are_sent_only_while_native_tools_are_on(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Reply("a"), Reply("b")]
+    model = make_model(fake_model_server)
+    assert model.native_tools
+
+    model.query(MESSAGES, [BASH_TOOL])
+    model.native_tools = False  # what the loop does when the server rejects tools
+    model.query(MESSAGES, [BASH_TOOL])
+
+    assert fake_model_server.requests[0]["tools"] == [BASH_TOOL]
+    assert "tools" not in fake_model_server.requests[1]
+
+
+def test_text_tool_format_comes_from_settings_or_profile(fake_model_server: FakeOpenAIServer) -> None:
+    forced = make_model(fake_model_server, tool_format="xml")
+    fake_model_server.script = [Reply("ok")]
+    forced.query(MESSAGES, [BASH_TOOL])
+
+    assert not forced.native_tools and forced.text_tool_format == "xml"
+    assert "tools" not in fake_model_server.requests[0]
+    assert make_model(fake_model_server, name="qwen3-coder").text_tool_format == "xml"
+    assert make_model(fake_model_server, name="Qwen3-235B-A22B-Instruct-2507").text_tool_format == "hermes"
+
+
+def test_429_waits_for_retry_after_then_succeeds(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [rate_limited(retry_after=0.03), Reply("ok")]
+    sleep = SleepRecorder()
+
+    reply = make_model(fake_model_server, sleep, retry_backoff_max=5.0).query(MESSAGES, [])
+
+    assert reply.content == "ok"
+    assert sleep.waits == [0.03]
+    assert len(fake_model_server.requests) == 2
+
+
+def test_retry_after_is_capped_by_backoff_max(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [rate_limited(retry_after=3600), Reply("ok")]
+    sleep = SleepRecorder()
+    make_model(fake_model_server, sleep, retry_backoff_max=0.05).query(MESSAGES, [])
+    assert sleep.waits == [0.05]
+
+
+def test_persistent_500_gives_one_line_model_error_after_all_attempts(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [server_error("CUDA out of memory")] * 4
+    sleep = SleepRecorder()
+    model = make_model(fake_model_server, sleep, retries=3, retry_backoff_base=0.01, retry_backoff_max=1.0)
+
+    with pytest.raises(ModelError) as caught:
+        model.query(MESSAGES, [])
+
+    message = str(caught.value)
+    assert message == (
+        f"model server at {fake_model_server.base_url} kept failing after 4 attempts: HTTP 500: CUDA out of memory"
+    )
+    assert isinstance(caught.value, EnvironmentProblem)
+    assert len(fake_model_server.requests) == 4
+    # Full jitter: each wait is somewhere in [0, base * 2^(attempt-1)].
+    assert len(sleep.waits) == 3
+    assert all(0 <= wait <= 0.01 * 2**i for i, wait in enumerate(sleep.waits))
+
+
+def test_500_then_success_is_retried(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [server_error(), server_error(), Reply("recovered")]
+    assert make_model(fake_model_server, retries=2).query(MESSAGES, []).content == "recovered"
+    assert len(fake_model_server.requests) == 3
+
+
+def test_slow_reply_times_out_and_is_retried(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Delay(5.0, then=Reply("too late")), Reply("on time")]
+    reply = make_model(fake_model_server, request_timeout=0.3).query(MESSAGES, [])
+    assert reply.content == "on time"
+    assert len(fake_model_server.requests) == 2
+
+
+def test_timeouts_on_every_attempt_end_in_model_error(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Delay(5.0), Delay(5.0)]
+    with pytest.raises(ModelError, match=r"timed out after 2 attempts: no reply within 0.3s$"):
+        make_model(fake_model_server, request_timeout=0.3, retries=1).query(MESSAGES, [])
+
+
+def test_dropped_connection_is_retried(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Drop(), Reply("second try")]
+    assert make_model(fake_model_server).query(MESSAGES, []).content == "second try"
+    assert len(fake_model_server.requests) == 2
+
+
+def test_unreachable_server_names_url_and_attempts() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    model = OpenAIModel(ModelSettings(base_url=url, name="any", retries=3), sleep=SleepRecorder())
+
+    with pytest.raises(ModelError) as caught:
+        model.query(MESSAGES, [])
+
+    assert str(caught.value) == f"model server at {url} unreachable after 4 attempts: Connection refused"
+
+
+def test_context_overflow_is_not_retried(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [context_length_error(max_model_len=32768), Reply("never sent")]
+    sleep = SleepRecorder()
+
+    with pytest.raises(ContextLengthExceeded, match="maximum context length is 32768 tokens"):
+        make_model(fake_model_server, sleep, retries=5).query(MESSAGES, [])
+
+    assert len(fake_model_server.requests) == 1
+    assert sleep.waits == []
+
+
+@pytest.mark.parametrize(
+    "wording",
+    [
+        "The input (40000 tokens) is longer than the model's context length (32768 tokens).",  # SGLang
+        "the request exceeds the available context size, try increasing it",  # llama.cpp
+    ],
+)
+def test_other_servers_context_overflow_wordings_are_recognised(
+    fake_model_server: FakeOpenAIServer, wording: str
+) -> None:
+    fake_model_server.script = [HttpError(400, wording)]
+    with pytest.raises(ContextLengthExceeded):
+        make_model(fake_model_server).query(MESSAGES, [])
+    assert len(fake_model_server.requests) == 1
+
+
+def test_other_400_is_a_plain_model_error_without_retry(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [HttpError(400, "tools are not supported by this server")]
+    with pytest.raises(ModelError) as caught:
+        make_model(fake_model_server).query(MESSAGES, [BASH_TOOL])
+    assert not isinstance(caught.value, ContextLengthExceeded)
+    assert "rejected the request (HTTP 400): tools are not supported" in str(caught.value)
+    assert len(fake_model_server.requests) == 1
+
+
+def test_wrong_api_key_fails_at_once() -> None:
+    with FakeOpenAIServer([Reply("never")], api_key="right-key") as server:
+        model = make_model(server, api_key="wrong-key")
+        with pytest.raises(ModelError) as caught:
+            model.query(MESSAGES, [])
+        assert len(server.requests) == 1
+        assert make_model(server).query(MESSAGES, []).content == "never"  # the right key works
+    message = str(caught.value)
+    assert "refused the API key (HTTP 401): Unauthorized" in message and "\n" not in message
+
+
+def test_unknown_model_name_on_server_fails_at_once(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Reply("never")]
+    with pytest.raises(ModelError, match=r"model 'qwen3-typo' not found at .* \(HTTP 404\)"):
+        make_model(fake_model_server, name="qwen3-typo").query(MESSAGES, [])
+    assert len(fake_model_server.requests) == 1
+
+
+def test_context_window_comes_from_the_server_and_is_cached() -> None:
+    with FakeOpenAIServer(max_model_len=65536) as server:
+        model = make_model(server)
+        assert model.context_window() == 65536
+        server.max_model_len = 1024
+        assert model.context_window() == 65536
+        assert make_model(server).context_window() == 1024
+
+
+def test_context_window_override_wins_over_server(fake_model_server: FakeOpenAIServer) -> None:
+    assert make_model(fake_model_server, context_window=8192).context_window() == 8192
+
+
+def test_context_window_falls_back_to_profile() -> None:
+    with FakeOpenAIServer(model=None) as server:  # serves any name, lists only "fake-model"
+        model = make_model(server, name="Qwen/Qwen3-Coder-480B-A35B-Instruct")
+        assert model.context_window() == 262144
+    # Server gone: still the profile's answer, never an exception.
+    assert make_model(server, name="mystery-model", retries=0).context_window() == GENERIC.context_window
+
+
+def test_list_models_returns_server_entries(fake_model_server: FakeOpenAIServer) -> None:
+    models = make_model(fake_model_server).list_models()
+    assert [(entry["id"], entry["max_model_len"]) for entry in models] == [("fake-model", 32768)]
+
+
+def test_unknown_model_name_gets_generic_profile(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Reply("ok")]
+    model = make_model(fake_model_server)
+    assert model.profile is GENERIC
+    model.query(MESSAGES, [])
+    assert "temperature" not in fake_model_server.requests[0]  # no made-up sampling defaults
+
+
+@pytest.mark.parametrize(
+    ("served_name", "profile"),
+    [
+        ("Qwen/Qwen3-Coder-30B-A3B-Instruct-FP8", "qwen3-coder-30b-a3b"),
+        ("qwen3-coder", "qwen3-coder-30b-a3b"),
+        ("Qwen/Qwen3-Coder-480B-A35B-Instruct", "qwen3-coder-480b-a35b"),
+        ("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "qwen3-235b-a22b-instruct-2507"),
+        ("qwen3-235b-a22b-thinking-2507", "qwen3-235b-a22b-thinking-2507"),
+        ("Qwen/Qwen3-235B-A22B", "qwen3-235b-a22b"),
+        ("meta-llama/Llama-3.1-8B-Instruct", "generic"),
+        ("", "generic"),
+    ],
+)
+def test_profiles_are_picked_by_served_name(served_name: str, profile: str) -> None:
+    assert pick_profile(served_name, "auto").name == profile
+
+
+def test_explicit_profile_wins_and_unknown_explicit_profile_is_a_usage_error() -> None:
+    assert pick_profile("mystery", "qwen3-coder-480b-a35b").context_window == 262144
+    with pytest.raises(UsageError, match="unknown model profile 'qwen4'"):
+        pick_profile("mystery", "qwen4")
+
+
+def test_retry_after_header_accepts_seconds_and_http_dates() -> None:
+    soon = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds({"retry-after": "2.5"}) == 2.5
+    assert 25 <= retry_after_seconds({"retry-after": soon}) <= 30
+    assert retry_after_seconds({"retry-after": "soon-ish"}) is None
+    assert retry_after_seconds({}) is None
