@@ -1,0 +1,131 @@
+"""Snapshots of the user's state in, branches and patches out, the user's tree untouched."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.errors import UsageError
+from agent.workspace import (
+    UserRepo,
+    apply_to_worktree,
+    commit_to_branch,
+    git,
+    slugify,
+    take_snapshot,
+    unique_branch,
+)
+
+
+def make_repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    (root / "app.py").write_text("def add(a, b):\n    return a - b\n")
+    (root / "notes.txt").write_text("keep\n")
+    (root / ".gitignore").write_text("*.log\n")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    return root
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".git" not in p.relative_to(root).parts}
+
+
+FIX = """--- a/app.py
++++ b/app.py
+@@ -1,2 +1,2 @@
+ def add(a, b):
+-    return a - b
++    return a + b
+"""
+
+
+def test_snapshot_has_head_plus_local_changes_and_untracked(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / "notes.txt").write_text("edited\n")
+    (root / "new.txt").write_text("untracked\n")
+    (root / "debug.log").write_text("ignored\n")
+    (root / "app.py").chmod(0o755)
+    repo = UserRepo.find(root)
+    before = repo.status_fingerprint()
+    snap = take_snapshot(repo, tmp_path / "snap")
+    assert (snap.path / "notes.txt").read_text() == "edited\n"
+    assert (snap.path / "new.txt").read_text() == "untracked\n"
+    assert not (snap.path / "debug.log").exists()
+    assert snap.dirty
+    assert git(snap.path, "status", "--porcelain") == ""
+    assert repo.status_fingerprint() == before
+
+
+def test_snapshot_of_deleted_file_and_detached_head(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    git(root, "checkout", "-q", "--detach")
+    (root / "notes.txt").unlink()
+    repo = UserRepo.find(root)
+    assert repo.branch is None
+    snap = take_snapshot(repo, tmp_path / "snap")
+    assert not (snap.path / "notes.txt").exists()
+
+
+def test_branch_is_created_without_checkout(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / "scratch.txt").write_text("untracked, stays\n")
+    repo = UserRepo.find(root)
+    files, before = tree_bytes(root), repo.status_fingerprint()
+    snap = take_snapshot(repo, tmp_path / "snap")
+    commit, included = commit_to_branch(repo, snap, FIX, "agent/fix-add", "Fix add")
+    assert not included
+    assert git(root, "show", "agent/fix-add:app.py").endswith("return a + b\n")
+    assert git(root, "rev-parse", "agent/fix-add^").strip() == repo.head
+    assert tree_bytes(root) == files and repo.status_fingerprint() == before
+    assert git(root, "symbolic-ref", "--short", "HEAD").strip() == "main"
+
+
+def test_patch_needing_local_changes_carries_them_in_a_first_commit(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / "app.py").write_text("def add(a, b):\n    return a - b  # local\n")
+    repo = UserRepo.find(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    patch = FIX.replace("return a - b\n+", "return a - b  # local\n+")
+    _, included = commit_to_branch(repo, snap, patch, "agent/x", "Fix")
+    assert included
+    assert "# local" not in git(root, "show", "agent/x:app.py")
+    assert "uncommitted changes" in git(root, "log", "-1", "--format=%s", "agent/x^")
+    assert git(root, "rev-parse", "agent/x^^").strip() == repo.head
+
+
+def test_apply_to_worktree_and_refusal_on_conflict(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    apply_to_worktree(repo, FIX)
+    assert (root / "app.py").read_text().endswith("a + b\n")
+    git(root, "checkout", "-q", "--", "app.py")
+    (root / "app.py").write_text("def add(a, b):\n    return b - a\n")
+    files = tree_bytes(root)
+    with pytest.raises(UsageError, match="nothing was changed"):
+        apply_to_worktree(repo, FIX)
+    assert tree_bytes(root) == files
+
+
+def test_not_a_repo_and_empty_repo_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not inside a git repository"):
+        UserRepo.find(tmp_path)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "empty")], check=True)
+    with pytest.raises(UsageError, match="no commits"):
+        UserRepo.find(tmp_path / "empty")
+    with pytest.raises(UsageError, match="no such directory"):
+        UserRepo.find(tmp_path / "missing")
+
+
+def test_branch_names(tmp_path: Path) -> None:
+    assert slugify("Fix: add() returns the DIFFERENCE!") == "fix-add-returns-the-difference"
+    assert slugify("!!!") == "fix"
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    git(root, "branch", "agent/fix")
+    assert unique_branch(repo, "agent/fix") == "agent/fix-2"
+    assert unique_branch(repo, "agent/other") == "agent/other"

@@ -1,0 +1,149 @@
+"""Recipes: the transcribed spec tables, interpreter substitution and test directives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from swebench.harness.log_parsers import PARSER_REGISTRY
+from swebench.harness.log_parsers.python import MAP_REPO_TO_PARSER_PY
+
+from agent.errors import UsageError
+from evals.datasets import TaskInstance, load_instances
+from evals.recipes import choose_interpreter, directives_for, load_recipes, recipe_for
+from tests.shared_data import SWEBENCH
+
+RECIPE_REPOS = ["psf/requests", "pallets/flask", "marshmallow-code/marshmallow", "pytest-dev/pytest", "sympy/sympy"]
+OFFLINE_FLAGS = ["--no-build-isolation", "--no-index", "--no-deps"]
+
+
+
+DATA = SWEBENCH
+LOGS = DATA / "eval_logs" / "composio_swekit_langgraph_verified_2024-09"
+
+
+def shared_instances() -> list[TaskInstance]:
+    return [i for path in sorted((DATA / "tasks").glob("*.jsonl")) for i in load_instances(path)]
+
+
+def test_every_shared_instance_of_the_five_repos_has_a_recipe() -> None:
+    wanted = {(i.repo, i.version) for i in shared_instances() if i.repo in RECIPE_REPOS}
+    assert {repo for repo, _ in wanted} == set(RECIPE_REPOS)
+    for repo, version in sorted(wanted):
+        assert recipe_for(repo, version).version == version
+
+
+@pytest.mark.parametrize("repo", RECIPE_REPOS)
+def test_recipes_name_swebench_parser_and_offline_reinstall(repo: str) -> None:
+    versions = [r for (name, _), r in load_recipes().items() if name == repo]
+    assert versions
+    for recipe in versions:
+        assert PARSER_REGISTRY[recipe.log_parser] is MAP_REPO_TO_PARSER_PY[repo]
+        assert recipe.offline_reinstall_flags == OFFLINE_FLAGS
+        assert recipe.eval_install == f"{recipe.install} {' '.join(OFFLINE_FLAGS)}"
+        assert recipe.test_cmd and recipe.install.startswith("python -m pip install")
+
+
+def test_spec_table_entries_as_swebench_4_had_them() -> None:
+    assert "pluggy==0.11.0" in recipe_for("pytest-dev/pytest", "4.5").pip_packages
+    assert recipe_for("pytest-dev/pytest", "6.3").pre_install == ["sed -i 's/>=>=/>=/' setup.cfg"]
+    assert recipe_for("pytest-dev/pytest", "7.0").pre_install == []
+    flask = recipe_for("pallets/flask", "2.0")
+    assert (flask.python, flask.packages) == ("3.9", "requirements.txt")
+    assert {"Werkzeug==2.3.7", "click==8.0.1"} <= set(flask.pip_packages)
+    assert flask.requirements_paths == ["requirements/dev.txt"]
+    assert recipe_for("sympy/sympy", "1.12").packages == "mpmath flake8"
+    assert recipe_for("sympy/sympy", "1.13").packages == "requirements.txt"
+    assert recipe_for("sympy/sympy", "1.13").test_cmd.endswith("bin/test -C --verbose")
+    requests = recipe_for("psf/requests", "2.27")
+    assert (requests.install, requests.test_cmd, requests.services) == ("python -m pip install .", "pytest -rA", ["httpbin"])
+    assert any("httpbin" in note for note in requests.notes)
+    assert recipe_for("marshmallow-code/marshmallow", "3.0").install == "python -m pip install -e '.[dev]'"
+
+
+def test_interpreter_substitution_is_recorded() -> None:
+    same = recipe_for("pallets/flask", "2.0").model_dump()["interpreter"]
+    assert same == {"requested": "3.9", "version": "3.9", "debian_release": "bullseye", "substituted": False}
+    swapped = recipe_for("pallets/flask", "2.1").model_dump()["interpreter"]
+    assert swapped == {"requested": "3.10", "version": "3.11", "debian_release": "bookworm", "substituted": True}
+
+
+@pytest.mark.parametrize(
+    ("requested", "version", "release"),
+    [("3.6", "3.9", "bullseye"), ("3.7", "3.9", "bullseye"), ("3.8", "3.9", "bullseye"),
+     ("3.11", "3.11", "bookworm"), ("3.12", "3.13", "trixie"), ("3.13", "3.13", "trixie")],
+)
+def test_nearest_debian_python(requested: str, version: str, release: str) -> None:
+    chosen = choose_interpreter(requested)
+    assert (chosen.version, chosen.debian_release, chosen.substituted) == (version, release, version != requested)
+
+
+def test_unknown_repo_or_version_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"no recipe for repository 'django/django'; recipes exist for .*psf/requests"):
+        recipe_for("django/django", "3.0")
+    with pytest.raises(UsageError, match=r"no recipe for psf/requests version '9.9'; known versions: 0.7, "):
+        recipe_for("psf/requests", "9.9")
+
+
+RECIPE_FILE = """
+repo = "x/y"
+log_parser = "{parser}"
+offline_reinstall_flags = []
+[[specs]]
+versions = ["1.0"{extra_version}]
+python = "3.9"
+install = "pip install ."
+test_cmd = "pytest -rA"
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"parser": "parse_log_nothing"}, "no log parser named 'parse_log_nothing'"),
+        ({"extra_version": ', "1.0"'}, "version 1.0 is defined twice"),
+        ({"extra": "colour = 'blue'"}, "colour"),
+    ],
+)
+def test_bad_recipe_files_are_rejected(tmp_path: Path, fields: dict, message: str) -> None:
+    values = {"parser": "parse_log_pytest", "extra_version": "", "extra": ""} | fields
+    (tmp_path / "x__y.toml").write_text(RECIPE_FILE.format(**values), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_recipes(tmp_path)
+
+
+def official_evaluations() -> list[tuple[TaskInstance, list[str]]]:
+    """Each official log's task row and the lines of the eval.sh the harness ran."""
+    rows = {i.instance_id: i for i in load_instances(DATA / "tasks" / "swe-bench_verified.jsonl")}
+    entries = [json.loads(line) for line in (LOGS / "index.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [(rows[e["instance_id"]], (LOGS / e["dir"] / "eval.sh").read_text(encoding="utf-8").splitlines()) for e in entries]
+
+
+def official_test_line(script: list[str]) -> str:
+    """The line after the test patch's heredoc is the test command."""
+    return script[script.index("EOF_114329324912") + 1]
+
+
+@pytest.mark.parametrize(("instance", "script"), official_evaluations(), ids=lambda v: getattr(v, "instance_id", ""))
+def test_test_directives_match_the_official_eval_scripts(instance: TaskInstance, script: list[str]) -> None:
+    directives = directives_for(instance)
+    assert directives
+    assert official_test_line(script).endswith(" " + " ".join(directives))
+    if instance.repo in RECIPE_REPOS:
+        assert recipe_for(instance.repo, instance.version).test_command(instance) == official_test_line(script)
+
+
+def test_directives_drop_data_files_and_name_django_modules() -> None:
+    patch = (
+        "diff --git a/tests/admin/tests.py b/tests/admin/tests.py\n"
+        "diff --git a/tests/admin/fixtures/data.json b/tests/admin/fixtures/data.json\n"
+        "diff --git a/tests/forms/widgets/test_select.py b/tests/forms/widgets/test_select.py\n"
+    )
+    row = {"instance_id": "x", "base_commit": "c", "version": "3.0", "problem_statement": "",
+           "FAIL_TO_PASS": [], "PASS_TO_PASS": [], "test_patch": patch}
+    django = TaskInstance.model_validate({**row, "repo": "django/django"})
+    assert directives_for(django) == ["admin.tests", "forms.widgets.test_select"]
+    other = TaskInstance.model_validate({**row, "repo": "psf/requests"})
+    assert directives_for(other) == ["tests/admin/tests.py", "tests/forms/widgets/test_select.py"]
