@@ -68,7 +68,11 @@ class ModelReply:
 
 
 class Model(Protocol):
+    max_tokens: int | None  # the reply budget the loop keeps free in the context window
+
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply: ...
+
+    def context_window(self) -> int: ...
 
 
 class OpenAIModel:
@@ -82,6 +86,7 @@ class OpenAIModel:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
+        self.max_tokens = settings.max_tokens
         self.profile = profile or pick_profile(settings.name, settings.profile)
         # The loop flips this off when the server rejects `tools` or answers calls as text.
         self.native_tools = settings.tool_format in ("auto", "native")

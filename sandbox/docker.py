@@ -101,7 +101,12 @@ class DockerSandbox:
         return self.container.id
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        return self.shell.run(command, timeout=min(timeout or self.spec.command_timeout, self.spec.command_timeout))
+        from docker.errors import DockerException
+
+        try:
+            return self.shell.run(command, timeout=min(timeout or self.spec.command_timeout, self.spec.command_timeout))
+        except DockerException as exc:
+            raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
 
     # -- files -------------------------------------------------------------
     def resolve(self, path: str) -> str:
@@ -109,10 +114,15 @@ class DockerSandbox:
 
     def _service_run(self, command: str) -> CommandResult:
         """Internal commands go through a second shell, so the model's shell state never matters."""
-        if self._service is None:
-            self._service = PersistentShell(self.client.api, self.container.id, workdir="/")
-            self._service.start()
-        return self._service.run(command, timeout=60)
+        from docker.errors import DockerException
+
+        try:
+            if self._service is None:
+                self._service = PersistentShell(self.client.api, self.container.id, workdir="/")
+                self._service.start()
+            return self._service.run(command, timeout=60)
+        except DockerException as exc:
+            raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
 
     def read_file(self, path: str) -> bytes:
         full = self.resolve(path)
@@ -120,6 +130,8 @@ class DockerSandbox:
             stream, _ = self.container.get_archive(full)
             data = b"".join(stream)
         except Exception as exc:
+            if "no such container" in str(exc).lower():
+                raise SandboxError(f"the sandbox container {self.id[:12]} is gone") from None
             raise FileNotFoundError(f"{path}: {_docker_message(exc)}") from None
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             member = tar.next()

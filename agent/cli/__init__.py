@@ -52,8 +52,23 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Usage errors of click, and of the copy of click that newer typer vendors."""
+    import click
+
+    found: list[type[BaseException]] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException
+
+        found.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
+    usage_errors = _usage_errors()
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -67,12 +82,6 @@ def main() -> None:
         _fail(str(exc), exc.exit_code)
     except SandboxError as exc:
         _fail(str(exc), 3)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    except usage_errors as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

@@ -1,7 +1,7 @@
-"""`agent eval`: grade SWE-bench test logs and read run reports.
+"""`agent eval`: build task images, grade predictions, grade test logs, read run reports.
 
-swebench is imported inside the commands: it takes seconds to load and only these
-commands need it.
+swebench and Docker are imported inside the commands: they take seconds to load and
+only these commands need them.
 """
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agent.errors import UsageError
+from agent.errors import EnvironmentProblem, UsageError
 
 if TYPE_CHECKING:
+    from evals.datasets import TaskInstance
+    from evals.grade import GradeRun
+    from evals.images import ImageBuilder
     from evals.report import RunComparison
+    from evals.validation import Verdict
 
-app = typer.Typer(help="Grade SWE-bench test logs and compare run reports.", no_args_is_help=True)
+app = typer.Typer(help="Build SWE-bench task images, grade predictions and compare run reports.", no_args_is_help=True)
 console = Console(highlight=False)
 
 # One outcome per instance, in table order (keys of evals.report.outcome_ids).
@@ -110,3 +114,214 @@ def _print_comparison(comparison: RunComparison, name_a: str, name_b: str) -> No
     for label, ids in rows:
         table.add_row(label, str(len(ids)), ", ".join(ids))
     console.print(table)
+
+
+# -- task images and grading ------------------------------------------------------
+
+DATASET = typer.Option(..., "--dataset", help="Task rows: a .json/.jsonl/.parquet file or a Hugging Face dataset name.")
+SPLIT = typer.Option("test", help="Split, for a Hugging Face dataset.")
+INSTANCE_IDS = typer.Option(None, "--instance-ids", help="Only these instances (repeat, or separate with commas).")
+FILTER = typer.Option(None, "--filter", help="Only instances whose id matches this regular expression.")
+SLICE = typer.Option(None, "--slice", help="Keep start:stop of the selection, e.g. 0:50.")
+SHUFFLE = typer.Option(False, "--shuffle", help="Shuffle before slicing.")
+SEED = typer.Option(0, "--seed", help="Seed for --shuffle.")
+ONLY_VALIDATED = typer.Option(
+    None, "--only-validated", help="Keep only the instance ids listed in this file (written by --save-validated)."
+)
+REPOS = typer.Option(
+    None, "--repos", help="Repository source: a folder of mirrors, or a URL template with {repo} "
+    "(default: $AGENT_REPO_SOURCE, else https://github.com/{repo}.git)."
+)
+RECIPES = typer.Option(None, "--recipes", help="Extra recipe folder(s), read before the built-in recipes.")
+PULL = typer.Option(
+    None, "--pull/--build", help="Pull official prebuilt images, or build them offline (default: pull when a registry answers)."
+)
+WORKERS = typer.Option(1, "--workers", min=1, help="Instances handled at once.")
+CA_BUNDLE = typer.Option(None, "--ca-bundle", help="Extra CA bundle pip must trust when building environments.")
+
+
+@app.command("images")
+def images_command(
+    dataset: str = DATASET,
+    split: str = SPLIT,
+    instance_ids: list[str] | None = INSTANCE_IDS,
+    filter_regex: str | None = FILTER,
+    slice_spec: str | None = SLICE,
+    shuffle: bool = SHUFFLE,
+    seed: int = SEED,
+    only_validated: Path | None = ONLY_VALIDATED,
+    repos: str | None = REPOS,
+    recipes: list[Path] | None = RECIPES,
+    pull: bool | None = PULL,
+    workers: int = WORKERS,
+    force: bool = typer.Option(False, "--force", help="Rebuild environment and instance layers even if present."),
+    ca_bundle: Path | None = CA_BUNDLE,
+) -> None:
+    """Build (or pull) the image of every selected task; unchanged layers are reused."""
+    from evals.images import ImageOutcome, build_images
+
+    instances = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
+    builder = _image_builder(repos, recipes, pull, force, ca_bundle)
+
+    def report(outcome: ImageOutcome) -> None:
+        iid = outcome.instance.instance_id
+        if outcome.image is None:
+            console.print(f"[red]failed[/] {iid}: {outcome.error}", markup=True)
+            return
+        layers = ", ".join(f"{layer.action} {layer.tag} ({layer.seconds:.1f}s)" for layer in outcome.image.layers)
+        notes = "".join(f"; {note}" for note in outcome.image.notes)
+        console.print(f"[green]ready[/] {iid}: {layers}{notes}", markup=True)
+
+    outcomes = build_images(builder, instances, workers, on_done=report)
+    failed = [o for o in outcomes if o.image is None]
+    console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} images ready")
+    if failed:
+        raise EnvironmentProblem(f"{len(failed)} of {len(outcomes)} images could not be had: "
+                                 f"{', '.join(o.instance.instance_id for o in failed[:5])}")
+
+
+@app.command("grade")
+def grade_command(
+    dataset: str = DATASET,
+    run_id: str = typer.Option(..., "--run-id", help="Names the run; logs go to <log-dir>/<run-id>/<model>/<id>/."),
+    predictions: Path | None = typer.Option(
+        None, "--predictions", help="predictions.jsonl: instance_id, model_name_or_path, model_patch."
+    ),
+    gold: bool = typer.Option(False, "--gold", help="Grade the rows' own (gold) patches."),
+    empty: bool = typer.Option(False, "--empty", help="Grade an empty patch (test patch only). With --gold: validate."),
+    split: str = SPLIT,
+    instance_ids: list[str] | None = INSTANCE_IDS,
+    filter_regex: str | None = FILTER,
+    slice_spec: str | None = SLICE,
+    shuffle: bool = SHUFFLE,
+    seed: int = SEED,
+    only_validated: Path | None = ONLY_VALIDATED,
+    save_validated: Path | None = typer.Option(
+        None, "--save-validated", help="With --gold --empty: write the ids of the valid instances here."
+    ),
+    repos: str | None = REPOS,
+    recipes: list[Path] | None = RECIPES,
+    pull: bool | None = PULL,
+    workers: int = WORKERS,
+    timeout: float = typer.Option(1800.0, "--timeout", min=1, help="Seconds the tests of one instance may take."),
+    force: bool = typer.Option(False, "--force", help="Grade again instances that already have a report.json."),
+    log_dir: Path = typer.Option(Path("logs/run_evaluation"), "--log-dir", help="Root of the official log layout."),
+    report_dir: Path = typer.Option(Path("."), "--report-dir", help="Where <model>.<run_id>.json is written."),
+    ca_bundle: Path | None = CA_BUNDLE,
+) -> None:
+    """Evaluate predictions in task images and write the official logs and run report."""
+    from evals.grade import (
+        GradeSettings,
+        empty_predictions,
+        gold_predictions,
+        grade_predictions,
+        read_predictions,
+        validate,
+        write_validation,
+    )
+    from evals.validation import write_validated
+
+    if sum([predictions is not None, gold or empty]) != 1:
+        raise UsageError("give --predictions FILE, or --gold and/or --empty")
+    if save_validated is not None and not (gold and empty):
+        raise UsageError("--save-validated needs --gold --empty (validation)")
+    if "/" in run_id or not run_id.strip():
+        raise UsageError(f"--run-id {run_id!r}: a plain name, without '/'")
+    rows = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
+    runnable = [i for i in rows if i.runnable]
+    if len(runnable) < len(rows):
+        console.print(f"skipping {len(rows) - len(runnable)} instances without a test_patch")
+    settings = GradeSettings(run_id=run_id, log_root=log_dir, report_dir=report_dir, timeout=timeout,
+                             workers=workers, force=force)
+    builder = _image_builder(repos, recipes, pull, False, ca_bundle)
+    echo = console.print
+    if gold and empty:
+        gold_run, empty_run, verdicts = validate(runnable, builder, settings, echo=echo)
+        _print_runs([gold_run, empty_run])
+        _print_validation(runnable, verdicts)
+        console.print(f"validation: {write_validation(verdicts, settings)}")
+        if save_validated is not None:
+            console.print(f"validated ids: {write_validated(save_validated, verdicts)}")
+        return
+    if predictions is not None:
+        chosen = read_predictions(predictions)
+        runs = [grade_predictions(runnable, chosen, builder, settings, echo=echo)]
+    elif gold:
+        runs = [grade_predictions(runnable, gold_predictions(runnable), builder, settings, echo=echo)]
+    else:
+        runs = [grade_predictions(runnable, empty_predictions(runnable), builder, settings, skip_patch=True, echo=echo)]
+    _print_runs(runs)
+
+
+def _select(
+    dataset: str,
+    split: str,
+    instance_ids: list[str] | None,
+    filter_regex: str | None,
+    slice_spec: str | None,
+    shuffle: bool,
+    seed: int,
+    only_validated: Path | None,
+) -> list[TaskInstance]:
+    """Dataset rows after --only-validated, then the selection flags (evals.datasets.select)."""
+    from evals.datasets import load_instances, select
+    from evals.validation import keep_validated
+
+    ids = [part for value in instance_ids or [] for part in value.replace(",", " ").split()] or None
+    rows = keep_validated(load_instances(dataset, split), only_validated)
+    chosen = select(rows, instance_ids=ids, filter_regex=filter_regex, slice_spec=slice_spec, shuffle=shuffle, seed=seed)
+    if not chosen:
+        raise UsageError("no instances selected")
+    return chosen
+
+
+def _image_builder(
+    repos: str | None, recipes: list[Path] | None, pull: bool | None, force: bool, ca_bundle: Path | None
+) -> ImageBuilder:
+    from evals.images import ImageBuilder, ImageSource, RecipeBook
+    from evals.repos import RepoSource
+    from sandbox.docker import connect
+
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    source = ImageSource.AUTO if pull is None else ImageSource.PULL if pull else ImageSource.BUILD
+    return ImageBuilder(
+        connect(), RepoSource.configured(repos), recipes=RecipeBook(recipes or []), source=source,
+        ca_bundle=ca_bundle, force=force, echo=lambda text: console.print(f"  {text}", style="dim"),
+    )
+
+
+def _print_runs(runs: list[GradeRun]) -> None:
+    from evals.grade import Outcome
+
+    table = Table(title="graded")
+    table.add_column("outcome")
+    for run in runs:
+        table.add_column(run.model, justify="right")
+    for outcome in Outcome:
+        label = f"{outcome.value} (environment)" if outcome.environment_failure else outcome.value
+        table.add_row(label, *(str(run.count(outcome)) for run in runs))
+    table.add_row("total", *(str(len(run.results)) for run in runs))
+    console.print(table)
+    for run in runs:
+        console.print(f"{run.model}: logs {run.run_dir}, run report {run.report_path}")
+
+
+def _print_validation(instances: list[TaskInstance], verdicts: list[Verdict]) -> None:
+    repo_of = {i.instance_id: i.repo for i in instances}
+    table = Table(title="validation: gold resolves, empty patch does not")
+    for column in ("repository", "instances", "gold resolved", "empty unresolved", "valid", "label defects", "errors"):
+        table.add_column(column, justify="left" if column == "repository" else "right")
+    environment = {"build_failed", "container_error", "timeout"}
+    for repo in sorted(set(repo_of.values())):
+        mine = [v for v in verdicts if repo_of[v.instance_id] == repo]
+        table.add_row(
+            repo, str(len(mine)), str(sum(v.gold == "resolved" for v in mine)),
+            str(sum(v.empty == "unresolved" for v in mine)), str(sum(v.valid for v in mine)),
+            str(sum(v.label_defect for v in mine)), str(sum(v.gold in environment or v.empty in environment for v in mine)),
+        )
+    console.print(table)
+    for verdict in verdicts:
+        if not verdict.valid:
+            known = " (known)" if verdict.known_label_defect else ""
+            console.print(f"  {verdict.instance_id}: {verdict.reason}{known}")

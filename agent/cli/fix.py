@@ -1,11 +1,93 @@
-"""`agent fix`: reserved; filled by the fix-workflow issue."""
+"""`agent fix`: read the issue, run the fix workflow, show the outcome."""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
 
 from agent.errors import UsageError
 
 HELP = "Fix an issue in the current git repository and leave a tested patch on a new branch."
 
 
-def fix() -> None:
-    raise UsageError("'agent fix' is not available in this version yet")
+def read_task(text: str | None, file: Path | None, issue: str | None) -> tuple[str, str | None]:
+    """The issue text and a title, from exactly one of: TEXT, -f FILE, '-' (stdin), --issue."""
+    given = [x for x in (text, file, issue) if x is not None]
+    if len(given) != 1:
+        raise UsageError("give the issue exactly one way: TEXT, -f FILE, '-' for stdin, or --issue OWNER/REPO#N")
+    if issue is not None:
+        from agent.github import fetch_issue
+
+        found = fetch_issue(issue)
+        return f"{found.title}\n\n{found.body}", found.title
+    if file is not None:
+        try:
+            body = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    elif text == "-":
+        body = sys.stdin.read()
+    else:
+        body = text or ""
+    if not body.strip():
+        raise UsageError("the issue text is empty")
+    return body, None
+
+
+def fix(
+    text: str | None = typer.Argument(None, help="The issue text, or '-' to read it from stdin."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the issue text from a file."),
+    issue: str | None = typer.Option(None, "--issue", help="A GitHub issue: OWNER/REPO#N or its URL (needs GITHUB_TOKEN for private repos)."),
+    path: Path = typer.Option(Path("."), "-C", help="Run in this repository instead of the current directory."),
+    apply: bool = typer.Option(False, "--apply", help="Apply the patch to the working tree instead of making a branch."),
+    patch_out: Path | None = typer.Option(None, "--patch-out", help="Also write the patch to this file."),
+    no_commit: bool = typer.Option(False, "--no-commit", help="Neither branch nor apply; just report (and --patch-out)."),
+    branch: str | None = typer.Option(None, "--branch", help="Branch name (default agent/<slug of the issue>)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Served model name (AGENT_MODEL)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (OPENAI_BASE_URL)."),
+    tool_format: str | None = typer.Option(None, "--tool-format", help="auto, native, hermes or xml."),
+    step_limit: int | None = typer.Option(None, "--step-limit", help="Stop after this many model calls."),
+    image: str | None = typer.Option(None, "--image", help="Sandbox image (default: [sandbox] image or the default image)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable result at the end."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+) -> None:
+    from agent.config import load_settings
+    from agent.fix import FixRequest, run_fix
+    from agent.model import OpenAIModel
+    from agent.progress import LiveProgress, print_diff, print_summary
+    from agent.workspace import UserRepo
+
+    task, title = read_task(text, file, issue)
+    if apply and no_commit:
+        raise UsageError("--apply and --no-commit contradict each other")
+    repo = UserRepo.find(path)
+    settings = load_settings(repo.root, overrides={
+        "model.name": model, "model.base_url": base_url, "model.tool_format": tool_format,
+        "loop.step_limit": step_limit, "sandbox.image": image,
+    })
+    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False)
+    echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{m}[/]"))
+    progress = LiveProgress(err, quiet=quiet or as_json)
+    outcome = run_fix(
+        FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
+                   title=title),
+        settings, OpenAIModel(settings.model), listener=progress, echo=echo,
+    )
+    if as_json:
+        typer.echo(json.dumps(outcome.to_json()))
+    else:
+        print_diff(out, outcome.result.patch)
+        extra = {"trajectory": str(outcome.trajectory)}
+        if outcome.branch:
+            extra["branch"] = f"[bold]{outcome.branch}[/] (not checked out; try: git diff HEAD {outcome.branch})"
+        if outcome.applied:
+            extra["applied"] = "to your working tree"
+        for note in outcome.notes:
+            extra.setdefault("note", note)
+        print_summary(err, outcome.result, extra)
+    raise typer.Exit(outcome.exit_code)

@@ -1,15 +1,125 @@
-"""`agent traj`: reserved; filled by its own issue."""
+"""`agent traj`: look at runs, summarise many, and replay one in a fresh sandbox."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
 
 from agent.errors import UsageError
 
-app = typer.Typer(help="(coming) the traj commands.", no_args_is_help=True)
+app = typer.Typer(help="Show, summarise and replay trajectories.", no_args_is_help=True)
+console = Console(highlight=False)
 
 
-@app.command("status")
-def status() -> None:
-    """Say that this group is not available yet."""
-    raise UsageError("'agent traj' is not available in this version yet")
+def _read(path: Path):
+    from agent.trajectory import read_trajectory
+
+    try:
+        return read_trajectory(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@app.command("show")
+def show(
+    file: Path = typer.Argument(..., help="A trajectory.jsonl file."),
+    width: int = typer.Option(600, help="Characters of each observation to show."),
+) -> None:
+    """Render a run: steps, tool calls, truncated observations, stats."""
+    from agent.progress import describe_call
+
+    traj = _read(file)
+    start = traj.start
+    console.print(Panel(escape(start.get("task", "")[:2000]), title=f"task · {file}", title_align="left"))
+    for step in traj.steps():
+        usage = step.response.get("usage") or {}
+        console.rule(f"step {step.index} · {usage.get('prompt_tokens', 0)} prompt tokens · "
+                     f"{step.request.get('shared_prefix_tokens', 0)} shared", align="left")
+        if step.response.get("reasoning"):
+            console.print(f"[dim italic]{escape(step.response['reasoning'][:width])}[/]")
+        if step.response.get("content"):
+            console.print(escape(step.response["content"][:width]))
+        for tool in step.tools:
+            mark = "[red]✗[/]" if tool.get("is_error") else "[green]✓[/]"
+            console.print(f"{mark} [bold]{escape(describe_call(tool['name'], tool.get('arguments')))}[/] "
+                          f"[dim]({tool.get('duration', 0):.2f}s)[/]")
+            text = str(tool.get("observation", ""))
+            console.print(f"[dim]{escape(text[:width])}{' …' if len(text) > width else ''}[/]")
+        for error in step.format_errors:
+            console.print(f"[yellow]format error: {escape(error)}[/]")
+    end = traj.end
+    if end is None:
+        console.print(f"[yellow]incomplete run[/]{' (last line torn)' if traj.torn else ''}: the process stopped before the end")
+        return
+    table = Table.grid(padding=(0, 2))
+    for key in ("status", "message", "steps", "prompt_tokens", "completion_tokens", "elapsed", "prefix_reuse", "compactions"):
+        table.add_row(f"[bold]{key}[/]", escape(str(end.get(key))))
+    console.print(table)
+    if end.get("patch"):
+        from agent.progress import print_diff
+
+        print_diff(console, end["patch"])
+
+
+@app.command("stats")
+def stats(
+    files: list[Path] = typer.Argument(..., help="Trajectory files."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Summarise many runs: statuses, steps, tokens, time, prefix reuse."""
+    rows = []
+    for path in files:
+        traj = _read(path)
+        end = traj.end or {}
+        rows.append({
+            "file": str(path), "status": traj.status, "steps": len(traj.steps()),
+            "prompt_tokens": end.get("prompt_tokens", 0), "completion_tokens": end.get("completion_tokens", 0),
+            "elapsed": end.get("elapsed"), "prefix_reuse": end.get("prefix_reuse"), "patch": bool(end.get("patch")),
+        })
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("file", "status", "steps", "tokens", "time", "reuse", "patch")
+    for r in rows:
+        table.add_row(escape(r["file"]), r["status"], str(r["steps"]), f"{r['prompt_tokens'] + r['completion_tokens']:,}",
+                      f"{r['elapsed'] or 0:.1f}s", f"{r['prefix_reuse']:.1%}" if r["prefix_reuse"] else "-",
+                      "yes" if r["patch"] else "no")
+    console.print(table)
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    total_steps = sum(r["steps"] for r in rows)
+    console.print(f"{len(rows)} runs · " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+                  + f" · {total_steps / max(1, len(rows)):.1f} steps per run · "
+                  f"{sum(r['patch'] for r in rows)} with a patch")
+
+
+@app.command("replay")
+def replay(
+    file: Path = typer.Argument(..., help="A trajectory.jsonl file of an `agent fix` run."),
+    path: Path | None = typer.Option(None, "-C", help="Repository to replay in (default: the one recorded)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run the recorded tool calls again, in order, in a fresh sandbox; say whether the patch is the same."""
+    from agent.config import load_settings
+    from agent.fix import FixRequest, run_fix
+    from agent.progress import LiveProgress
+    from agent.replay import ReplayModel
+
+    traj = _read(file)
+    repo = path or Path(traj.start.get("config", {}).get("repo", "."))
+    settings = load_settings(repo, overrides={"model.tool_format": traj.start.get("tool_format")})
+    err = Console(stderr=True, highlight=False)
+    err.print(f"[cyan]replaying {file} (recorded replies, no model server)[/]")
+    outcome = run_fix(FixRequest(task=traj.start.get("task", ""), repo=repo, commit=False), settings,
+                      ReplayModel.from_trajectory(traj), listener=LiveProgress(err, quiet=quiet))
+    same = outcome.result.patch == traj.patch
+    console.print(f"recorded status {traj.status}, replayed status {outcome.result.status}; "
+                  f"final patch {'[green]identical[/]' if same else '[red]different[/]'}")
+    raise typer.Exit(0 if same else 1)

@@ -1,0 +1,94 @@
+"""Which image a repository's sandbox starts from, with its setup commands cached.
+
+Order: `[sandbox] image` from config, else a Dockerfile the user names, else the default
+sandbox image. Setup commands (`pip install -e .[test]`, `npm ci`) run once; their result
+is committed as an image keyed by the base image, the commands and the dependency files,
+so the next run starts in seconds and a changed lock file rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.config import SandboxSettings
+from agent.errors import EnvironmentProblem
+from sandbox.base import ImageMissing, SandboxError
+from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
+from sandbox.images import BuildLog, ImageRecipe, build_image, image_exists, run_and_commit
+
+DEPENDENCY_FILES = (
+    "pyproject.toml", "setup.py", "setup.cfg", "requirements*.txt", "requirements/*.txt", "Pipfile", "Pipfile.lock",
+    "poetry.lock", "uv.lock", "tox.ini", "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml",
+    "Cargo.toml", "Cargo.lock", "go.mod", "go.sum", "Gemfile", "Gemfile.lock", "pom.xml", "build.gradle",
+    "build.gradle.kts", "composer.lock",
+)
+
+Echo = Callable[[str], None]
+
+
+def dependency_digest(repo: Path) -> str:
+    digest = hashlib.sha256()
+    for pattern in DEPENDENCY_FILES:
+        for path in sorted(repo.glob(pattern)):
+            if path.is_file():
+                digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
+    if settings.image:
+        if not image_exists(client, settings.image):
+            raise ImageMissing(f"image {settings.image} (from [sandbox] image) is not present: pull or build it first")
+        return settings.image
+    if settings.dockerfile:
+        return _build_dockerfile(settings.dockerfile, client, echo)
+    recipe = ImageRecipe(ca_bundle=settings.ca_bundle)
+    if not image_exists(client, recipe.tag):
+        echo(f"building the default sandbox image {recipe.tag} (once)")
+    return build_image(recipe, client, echo=echo)
+
+
+def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo) -> tuple[str, bool]:
+    """The image to start from, and whether a cached setup image was reused."""
+    base = base_image(settings, client, echo)
+    if not settings.setup:
+        return base, False
+    base_id = client.images.get(base).id
+    key = hashlib.sha256("\0".join([base_id, *settings.setup, dependency_digest(repo)]).encode()).hexdigest()[:16]
+    tag = f"moe-agent-setup:{key}"
+    if image_exists(client, tag):
+        return tag, True
+    echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
+    env, volumes = {}, {str(repo): {"bind": "/testbed", "mode": "rw"}}
+    bundle = combined_bundle(settings.ca_bundle)
+    if bundle is not None:
+        volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
+        env.update(ca_environment(CONTAINER_BUNDLE))
+    script = "set -e\ncd /testbed\n" + "\n".join(settings.setup) + "\n"
+    try:
+        run_and_commit(client, base, script, tag, log=BuildLog(tag), step="setup", network=True,
+                       environment=env, volumes=volumes, timeout=3600)
+    except SandboxError as exc:
+        raise EnvironmentProblem(f"setup commands failed: {exc}") from None
+    return tag, False
+
+
+def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo) -> str:
+    digest = hashlib.sha256(dockerfile.read_bytes()).hexdigest()[:16]
+    tag = f"moe-agent-user:{digest}"
+    if image_exists(client, tag):
+        return tag
+    echo(f"building {dockerfile} as {tag}")
+    log = BuildLog(tag)
+    try:
+        for chunk in client.api.build(path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,
+                                      decode=True):
+            log.write(chunk.get("stream", ""))
+            if "error" in chunk:
+                raise log.fail("docker build", chunk["error"].strip())
+    except SandboxError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    return tag

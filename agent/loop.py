@@ -1,0 +1,324 @@
+"""The planner loop: query the model, run the tools it calls, append what they said.
+
+    step = execute(query())
+
+Runs end through exceptions that carry their status into the trajectory: a tool raises
+`Submitted`; the loop raises `LimitsExceeded` and `FormatError`; the model client raises
+`ModelError`; the sandbox raises `SandboxError`; Ctrl-C is `KeyboardInterrupt`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import LoopSettings
+from agent.history import History
+from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply
+from agent.prompts import Prompts
+from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
+from agent.trajectory import TrajectoryWriter
+from sandbox.base import SandboxError
+from sandbox.output import cap_text
+from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
+
+STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "cost_limit", "format_error",
+            "model_error", "sandbox_error", "interrupted")
+
+
+class AgentExit(Exception):
+    """Ends the run with `status`."""
+
+    status = "error"
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status or self.status
+
+
+class LimitsExceeded(AgentExit):
+    pass
+
+
+class FormatError(AgentExit):
+    status = "format_error"
+
+
+CONTEXT_MARGIN = 1024  # tokens kept free below the context window
+KEEP_RECENT_MESSAGES = 12  # what compaction leaves verbatim at the end
+
+
+@dataclass
+class RunResult:
+    status: str
+    message: str
+    patch: str
+    steps: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    elapsed: float
+    prefix_reuse: float | None
+    compactions: int
+    last_tests: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_patch(self) -> bool:
+        return bool(self.patch.strip())
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class Agent:
+    """One run of the loop over one task; `listener` sees events for live progress."""
+
+    def __init__(
+        self,
+        model: Model,
+        tools: list[Tool],
+        ctx: ToolContext,
+        *,
+        settings: LoopSettings | None = None,
+        prompts: Prompts | None = None,
+        tool_format: str = "auto",
+        text_format: str = "xml",
+        trajectory: TrajectoryWriter | None = None,
+        listener: Listener | None = None,
+        final_patch: Callable[[ToolContext], str] | None = None,
+    ) -> None:
+        self.model, self.ctx = model, ctx
+        self.tools = {tool.spec.name: tool for tool in tools}
+        self.specs = [tool.spec.to_openai() for tool in tools]
+        self.limits = settings or LoopSettings()
+        self.prompts = prompts or Prompts.load()
+        self.tool_format, self.text_format = tool_format, text_format
+        self.native = tool_format in ("auto", "native")
+        self.trajectory = trajectory
+        self.listener = listener
+        self.final_patch = final_patch
+        self.history = History(observation_max_chars=self.limits.observation_max_chars)
+        self.steps = self.prompt_tokens = self.completion_tokens = self.format_errors = self.compactions = 0
+        self.cost: float | None = None
+        self.last_tests: dict[str, Any] | None = None
+        self.started = time.monotonic()
+
+    # -- the run ----------------------------------------------------------
+    def run(self, task: str, config: dict[str, Any] | None = None) -> RunResult:
+        self.started = time.monotonic()
+        self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format)
+        self._reset_history(task)
+        patch, status, message = "", "error", ""
+        try:
+            while True:
+                self.step()
+        except Submitted as done:
+            patch, status, message = done.patch, "submitted", str(done)
+        except AgentExit as exc:
+            status, message = exc.status, str(exc)
+        except ModelError as exc:
+            status, message = "model_error", str(exc)
+        except SandboxError as exc:
+            status, message = "sandbox_error", str(exc)
+        except KeyboardInterrupt:
+            status, message = "interrupted", "interrupted by the user"
+        if status not in ("submitted", "sandbox_error", "interrupted") and self.final_patch is not None:
+            patch = self._salvage_patch()
+        result = RunResult(
+            status=status, message=message, patch=patch, steps=self.steps, prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens, cost=self.cost, elapsed=round(time.monotonic() - self.started, 3),
+            prefix_reuse=self.history.stats.reuse, compactions=self.compactions, last_tests=self.last_tests,
+        )
+        self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
+        return result
+
+    def step(self) -> None:
+        self.execute(self.query())
+
+    # -- querying ---------------------------------------------------------
+    def query(self) -> ModelReply:
+        self._check_limits()
+        self.steps += 1
+        self._maybe_compact()
+        try:
+            reply = self._ask()
+        except ContextLengthExceeded as exc:
+            self._compact(reason=str(exc))
+            reply = self._ask()
+        self.prompt_tokens += reply.usage.prompt_tokens
+        self.completion_tokens += reply.usage.completion_tokens
+        if reply.cost is not None:
+            self.cost = (self.cost or 0.0) + reply.cost
+        prefix = self.history.record_request(reply.usage.prompt_tokens, self.specs if self.native else None)
+        self._last_prompt_tokens, self._last_prompt_chars = prefix["prompt_tokens"], prefix["prompt_chars"]
+        self._emit("request", step=self.steps, **prefix, new_messages=self._unsent())
+        return reply
+
+    def _ask(self) -> ModelReply:
+        try:
+            return self.model.query(self.history.messages, self.specs if self.native else [])
+        except ModelError as exc:
+            if not (self.tool_format == "auto" and self.native and self.steps == 1 and _rejects_tools(exc)):
+                raise
+        # The server refused native tools (no tool parser): describe them in the prompt instead.
+        self.native = False
+        self._emit("tool_format", native=False, format=self.text_format)
+        self._reset_history(self._task)
+        return self.model.query(self.history.messages, [])
+
+    # -- executing --------------------------------------------------------
+    def execute(self, reply: ModelReply) -> None:
+        fmt = "native" if self.tool_format == "native" else ("auto" if self.tool_format == "auto" else self.text_format)
+        parsed = parse_reply(reply.content, self.specs, fmt, native_calls=reply.native_tool_calls,
+                             reasoning=reply.reasoning)
+        self._emit("response", step=self.steps, content=reply.content, tool_calls=reply.native_tool_calls,
+                   reasoning=parsed.reasoning, usage=reply.usage.__dict__, finish_reason=reply.finish_reason,
+                   latency=reply.latency, cost=reply.cost)
+        native_calls = bool(reply.native_tool_calls) and all(c.id for c in parsed.calls)
+        self.history.append(self._assistant_message(parsed, native_calls))
+        errors = list(parsed.errors)
+        if not parsed.calls and not errors:
+            errors.append("your reply contained no tool call")
+        observations: list[tuple[ToolCall, Observation]] = []
+        try:
+            for call in parsed.calls:
+                observations.append((call, self._run_call(call)))
+        finally:
+            self._append_observations(observations, native_calls)
+        if errors:
+            self._format_error(errors)
+        else:
+            self.format_errors = 0
+
+    def _run_call(self, call: ToolCall) -> Observation:
+        tool = self.tools.get(call.name)
+        self._emit("tool_start", step=self.steps, name=call.name, arguments=call.arguments)
+        started = time.monotonic()
+        if tool is None:
+            obs = Observation(f"Unknown tool {call.name!r}. Available tools: {', '.join(self.tools)}.", is_error=True)
+        else:
+            try:
+                obs = call_tool(tool, call.arguments, self.ctx)
+            except Submitted as done:
+                self._emit("tool", step=self.steps, name=call.name, arguments=call.arguments,
+                           observation=str(done), is_error=False, duration=round(time.monotonic() - started, 4))
+                raise
+        if obs.data.get("kind") == "tests":
+            self.last_tests = obs.data
+        self._emit("tool", step=self.steps, name=call.name, arguments=call.arguments, observation=obs.text,
+                   is_error=obs.is_error, data=obs.data, duration=round(time.monotonic() - started, 4))
+        return obs
+
+    def _assistant_message(self, parsed: ParsedReply, native_calls: bool) -> dict[str, Any]:
+        if native_calls:
+            return {"role": "assistant", "content": parsed.content or None, "tool_calls": [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": _json(c.arguments)}}
+                for c in parsed.calls
+            ]}
+        text = parsed.content
+        if parsed.calls:
+            text = (text + "\n" if text else "") + render_assistant_text(parsed.calls, self.text_format)
+        return {"role": "assistant", "content": text}
+
+    def _append_observations(self, observations: list[tuple[ToolCall, Observation]], native_calls: bool) -> None:
+        if native_calls:
+            for call, obs in observations:
+                self.history.append_observation({"role": "tool", "tool_call_id": call.id, "content": obs.text})
+        elif observations:
+            body = "\n".join(f"<tool_response>\n{obs.text}\n</tool_response>" for _, obs in observations)
+            self.history.append_observation({"role": "user", "content": body})
+
+    def _format_error(self, errors: list[str]) -> None:
+        self.format_errors += 1
+        self._emit("format_error", step=self.steps, errors=errors, consecutive=self.format_errors)
+        if self.format_errors >= self.limits.max_format_errors:
+            raise FormatError(f"{self.format_errors} replies in a row had no valid tool call: {errors[-1]}")
+        syntax = "" if self.native else " in this syntax:\n" + render_assistant_text(
+            [ToolCall(name="TOOL_NAME", arguments={"PARAMETER": "VALUE"}, id="")], self.text_format)
+        text = Prompts.render(self.prompts.format_error, errors="\n".join(f"- {e}" for e in errors),
+                              syntax=syntax, tools=", ".join(self.tools))
+        self.history.append({"role": "user", "content": text})
+
+    # -- limits and context -------------------------------------------------
+    def _check_limits(self) -> None:
+        lim = self.limits
+        if self.steps >= lim.step_limit:
+            raise LimitsExceeded(f"reached the step limit ({lim.step_limit})", "step_limit")
+        if lim.token_limit and self.prompt_tokens + self.completion_tokens >= lim.token_limit:
+            raise LimitsExceeded(f"reached the token limit ({lim.token_limit})", "token_limit")
+        if lim.time_limit and time.monotonic() - self.started >= lim.time_limit:
+            raise LimitsExceeded(f"reached the time limit ({lim.time_limit:.0f}s)", "time_limit")
+        if lim.cost_limit and (self.cost or 0.0) >= lim.cost_limit:
+            raise LimitsExceeded(f"reached the cost limit ({lim.cost_limit})", "cost_limit")
+
+    def _maybe_compact(self) -> None:
+        """Compact before a request that would not fit: last real prompt size plus what was added since."""
+        window = self.model.context_window()
+        estimate = self._last_prompt_tokens + (self.history.chars() - self._last_prompt_chars) / 4
+        if estimate + self._reply_budget() + CONTEXT_MARGIN > window:
+            self._compact(reason=f"estimated {estimate:.0f} prompt tokens do not fit {window}")
+
+    def _compact(self, reason: str) -> None:
+        head = 2
+        if len(self.history.messages) <= head + KEEP_RECENT_MESSAGES:
+            raise AgentExit(f"the context window is too small for this task ({reason})", "model_error")
+        middle = self.history.messages[head:-KEEP_RECENT_MESSAGES]
+        budget = max(4000, (self.model.context_window() - self._reply_budget()) * 2)
+        transcript, _ = cap_text("\n\n".join(f"[{m['role']}] {m.get('content') or _json(m.get('tool_calls'))}"
+                                             for m in middle), budget)
+        request = [self.history.messages[0], {"role": "user", "content": Prompts.render(
+            self.prompts.compaction, transcript=transcript)}]
+        summary = self.model.query(request, []).content or ""
+        before, after = self.history.compact(Prompts.render(self.prompts.compacted, summary=summary), head,
+                                             KEEP_RECENT_MESSAGES)
+        self.compactions += 1
+        self._emit("compaction", step=self.steps, reason=reason, messages_before=before, messages_after=after,
+                   summary=summary)
+
+    def _reply_budget(self) -> int:
+        return self.model.max_tokens or min(4096, self.model.context_window() // 8)
+
+    # -- bookkeeping --------------------------------------------------------
+    def _reset_history(self, task: str) -> None:
+        self._task = task
+        system = Prompts.render(self.prompts.system, workdir=self.ctx.sandbox.workdir)
+        if not self.native:
+            system += "\n\n" + render_tool_instructions(self.specs, self.text_format)
+        self.history = History(observation_max_chars=self.limits.observation_max_chars)
+        self.history.append({"role": "system", "content": system})
+        self.history.append({"role": "user", "content": Prompts.render(self.prompts.task, task=task,
+                                                                         workdir=self.ctx.sandbox.workdir)})
+        self._sent_count = 0
+        self._last_prompt_tokens = self._last_prompt_chars = 0
+
+    def _unsent(self) -> list[dict[str, Any]]:
+        new = self.history.messages[self._sent_count:]
+        self._sent_count = len(self.history.messages)
+        return new
+
+    def _salvage_patch(self) -> str:
+        try:
+            return self.final_patch(self.ctx) if self.final_patch else ""
+        except Exception:
+            return ""
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.trajectory is not None:
+            self.trajectory.event(kind, **data)
+        if self.listener is not None:
+            self.listener(kind, data)
+
+
+def _rejects_tools(exc: ModelError) -> bool:
+    text = str(exc).lower()
+    return "tool" in text and any(w in text for w in ("not supported", "enable-auto-tool-choice", "tool-call-parser",
+                                                        "does not support", "unsupported", "tool choice"))
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,98 @@
+"""Live progress and the final summary on the terminal, for people watching a run."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from agent.loop import RunResult
+
+KEY_ARGUMENT = ("command", "path", "pattern", "paths", "message")
+
+
+def describe_call(name: str, arguments: Any) -> str:
+    """One line: the tool and its most telling argument."""
+    if not isinstance(arguments, dict):
+        return name
+    if name == "str_replace_editor":
+        return f"{name} {arguments.get('command', '?')} {arguments.get('path', '')}".rstrip()
+    for key in KEY_ARGUMENT:
+        if key in arguments:
+            value = arguments[key]
+            text = value if isinstance(value, str) else json.dumps(value)
+            return f"{name} {' '.join(text.split())[:100]}"
+    return name
+
+
+class LiveProgress:
+    """A loop listener printing one line per tool call: step, tool, argument, outcome, time, tokens."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.tokens = 0
+        self.step = 0
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        if kind == "response":
+            self.step = data.get("step", self.step)
+            usage = data.get("usage") or {}
+            self.tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+        elif kind == "tool":
+            mark = "[red]✗[/]" if data.get("is_error") else "[green]✓[/]"
+            first = next((line for line in str(data.get("observation", "")).splitlines() if line.strip()), "")
+            self.console.print(
+                f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] {mark} {_escape(describe_call(data['name'], data.get('arguments')))}"
+                f"  [dim]{_escape(first[:80])}[/]", soft_wrap=True, highlight=False)
+        elif kind == "format_error":
+            self.console.print(f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] [yellow]! {_escape(data['errors'][0][:100])}[/]",
+                               highlight=False)
+        elif kind == "compaction":
+            self.console.print(f"[dim]{self._clock()}[/]     [cyan]context compacted ({data['messages_before']} -> "
+                               f"{data['messages_after']} messages)[/]")
+        elif kind == "tool_format":
+            self.console.print(f"[dim]{self._clock()}[/]     [cyan]server has no native tool calling; using {data['format']} text calls[/]")
+
+    def _clock(self) -> str:
+        seconds = time.monotonic() - self.started
+        return f"{int(seconds // 60):02d}:{seconds % 60:04.1f} {self.tokens / 1000:6.1f}k"
+
+
+def print_summary(console: Console, result: RunResult, extra: dict[str, str] | None = None) -> None:
+    table = Table.grid(padding=(0, 2))
+    colour = "green" if result.status == "submitted" else "yellow" if result.has_patch else "red"
+    rows = {
+        "status": f"[{colour}]{result.status}[/] {_escape(result.message)}",
+        "steps": str(result.steps),
+        "tokens": f"{result.prompt_tokens:,} prompt + {result.completion_tokens:,} completion",
+        "time": f"{result.elapsed:.1f}s",
+        "prefix reuse": f"{result.prefix_reuse:.1%}" if result.prefix_reuse is not None else "-",
+    }
+    if result.cost is not None:
+        rows["cost"] = f"{result.cost:.4f}"
+    if result.last_tests:
+        tests = result.last_tests
+        rows["tests"] = _escape(tests.get("summary") or json.dumps({k: tests[k] for k in ("passed", "failed") if k in tests}))
+    rows.update(extra or {})
+    for key, value in rows.items():
+        table.add_row(f"[bold]{key}[/]", value)
+    console.print(table)
+
+
+def print_diff(console: Console, patch: str) -> None:
+    if patch.strip():
+        console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,41 @@
+"""Prompt templates live in files next to this module; config may override each one.
+
+Templates use `$name` placeholders (string.Template), so code with braces needs no escaping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+HERE = Path(__file__).parent
+NAMES = ("system", "task", "format_error", "compaction", "compacted")
+
+
+def _load(value: str | None, name: str) -> str:
+    """A config value is either template text or a path to a file holding it."""
+    if value is None:
+        return (HERE / f"{name}.md").read_text(encoding="utf-8")
+    candidate = Path(value).expanduser()
+    if "\n" not in value and len(value) < 4096 and candidate.is_file():
+        return candidate.read_text(encoding="utf-8")
+    return value
+
+
+@dataclass(frozen=True)
+class Prompts:
+    system: str
+    task: str
+    format_error: str
+    compaction: str
+    compacted: str
+
+    @classmethod
+    def load(cls, overrides: dict[str, str | None] | None = None) -> Prompts:
+        overrides = overrides or {}
+        return cls(**{name: _load(overrides.get(name), name) for name in NAMES})
+
+    @staticmethod
+    def render(template: str, **values: object) -> str:
+        return Template(template).safe_substitute({k: str(v) for k, v in values.items()})

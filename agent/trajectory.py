@@ -1,0 +1,113 @@
+"""Trajectories: one JSON-lines file per run, written as the run goes.
+
+Every event is one line, flushed when written, so a crash or a kill loses at most the
+step in flight; the reader accepts a torn last line for the same reason. Requests store
+only the messages added since the previous request (the history is append-only), which
+keeps the file linear in the run's length.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT_VERSION = 1
+
+
+class TrajectoryWriter:
+    """Appends events to `path`; `fsync=True` also survives a machine crash, at a cost."""
+
+    def __init__(self, path: Path, fsync: bool = False) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+        self._fsync = fsync
+        self._t0 = time.monotonic()
+
+    def event(self, kind: str, **data: Any) -> None:
+        if self._fh is None:
+            return
+        record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
+        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+@dataclass
+class Step:
+    """One model reply and the tool calls it led to."""
+
+    index: int
+    response: dict[str, Any]
+    request: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    format_errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Trajectory:
+    path: Path
+    events: list[dict[str, Any]]
+    torn: bool = False
+
+    @property
+    def start(self) -> dict[str, Any]:
+        return next((e for e in self.events if e["type"] == "start"), {})
+
+    @property
+    def end(self) -> dict[str, Any] | None:
+        return next((e for e in reversed(self.events) if e["type"] == "end"), None)
+
+    @property
+    def status(self) -> str:
+        return self.end["status"] if self.end else "incomplete"
+
+    @property
+    def patch(self) -> str:
+        return (self.end or {}).get("patch") or ""
+
+    def steps(self) -> list[Step]:
+        steps: list[Step] = []
+        request: dict[str, Any] = {}
+        for event in self.events:
+            if event["type"] == "request":
+                request = event
+            elif event["type"] == "response":
+                steps.append(Step(index=event.get("step", len(steps) + 1), response=event, request=request))
+            elif event["type"] == "tool" and steps:
+                steps[-1].tools.append(event)
+            elif event["type"] == "format_error" and steps:
+                steps[-1].format_errors.extend(event.get("errors", []))
+        return steps
+
+
+def read_trajectory(path: Path) -> Trajectory:
+    """Read a trajectory; a torn last line (the run was killed mid-write) is dropped and noted."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read trajectory {path}: {exc.strerror}") from None
+    events, torn = [], False
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                torn = True
+                continue
+            raise ValueError(f"{path}:{number}: not a trajectory line (invalid JSON)") from None
+    if not events or events[0].get("type") != "start":
+        raise ValueError(f"{path}: not a moe-agent trajectory (no start event)")
+    return Trajectory(path=path, events=events, torn=torn)

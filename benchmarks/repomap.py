@@ -1,0 +1,155 @@
+"""Repo map speed on Django's source against Aider's RepoMap, measured in the same run.
+
+Downloads the Django 5.2 sdist from PyPI (~2,800 .py files) and maps all of its Python
+files with a 1,024-token budget, cold (empty tags cache) and warm (cache present), with
+moe-agent's `tools.repomap` and with Aider's `RepoMap` (aider-chat 0.86.2, installed into
+its own virtualenv under benchmarks/.cache/aider-venv on first use). Every measurement runs
+in a fresh process and times only the map call: imports, and Aider's model and tokenizer
+set-up, are left out for both.
+
+    python benchmarks/repomap.py [--warm-runs 3]
+
+The last line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+DJANGO = "django==5.2.*"
+AIDER = "aider-chat==0.86.2"
+AIDER_VENV = CACHE / "aider-venv"
+MAP_TOKENS = 1024
+
+# Runs inside the Aider virtualenv: argv = root, JSON file of relative paths, "cold"|"warm".
+AIDER_DRIVER = r'''
+import glob, json, os, shutil, sys, time
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from aider.io import InputOutput
+from aider.models import Model
+from aider.repomap import RepoMap
+
+root, listing, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+files = [os.path.join(root, path) for path in json.load(open(listing))]
+if mode == "cold":
+    for stale in glob.glob(os.path.join(root, ".aider.tags.cache.v*")):
+        shutil.rmtree(stale)
+model = Model("gpt-4o-mini")
+model.token_count("warm the tokenizer up outside the timing")
+io = InputOutput(pretty=False, yes=True, fancy_input=False)
+start = time.perf_counter()
+repo_map = RepoMap(map_tokens=%d, root=root, main_model=model, io=io)
+text = repo_map.get_repo_map(chat_files=[], other_files=files) or ""
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "chars": len(text)}))
+''' % MAP_TOKENS
+
+# Runs in this interpreter: argv = root, JSON file of relative paths, cache directory.
+OURS_DRIVER = r'''
+import json, sys, time
+sys.path.insert(0, %r)
+from tools.repomap import HostDirectory, build_repo_map
+from tools.tags import TagCache
+
+root, listing, cache_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+paths = json.load(open(listing))
+start = time.perf_counter()
+repo_map = build_repo_map(HostDirectory(root, paths).files(), max_tokens=%d, cache=TagCache(cache_dir))
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "chars": len(repo_map.text), "parsed": repo_map.parsed}))
+''' % (str(Path(__file__).resolve().parent.parent), MAP_TOKENS)
+
+
+def django_source() -> Path:
+    """The unpacked sdist, downloaded once into the cache."""
+    CACHE.mkdir(exist_ok=True)
+    archives = sorted(CACHE.glob("django-5.2*.tar.gz"))
+    if not archives:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                        DJANGO, "-d", str(CACHE)], check=True)
+        archives = sorted(CACHE.glob("django-5.2*.tar.gz"))
+    archive = archives[-1]
+    root = CACHE / archive.name.removesuffix(".tar.gz")
+    if not root.is_dir():
+        with tarfile.open(archive) as tar:
+            tar.extractall(CACHE, filter="data")
+    return root
+
+
+def aider_python() -> Path:
+    """The Aider virtualenv's interpreter, creating the virtualenv on first use."""
+    python = AIDER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(AIDER_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import aider.repomap"], capture_output=True)
+    if probe.returncode != 0:
+        print(f"installing {AIDER} into {AIDER_VENV} (once) ...", flush=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", AIDER], check=True)
+    return python
+
+
+def measure(command: list[str]) -> dict[str, float]:
+    """Run a driver in a fresh process; its last stdout line is its JSON result."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"measurement failed: {' '.join(command[:3])} ...\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm-runs", type=int, default=3, help="warm runs per tool; the fastest counts")
+    args = parser.parse_args()
+
+    root = django_source()
+    paths = sorted(str(path.relative_to(root)) for path in root.rglob("*.py"))
+    aider = aider_python()
+    with tempfile.TemporaryDirectory(prefix="repomap-bench-") as scratch:
+        listing = Path(scratch) / "files.json"
+        listing.write_text(json.dumps(paths))
+        ours_cache = Path(scratch) / "tags"
+        ours = [sys.executable, "-c", OURS_DRIVER, str(root), str(listing), str(ours_cache)]
+        theirs = [str(aider), "-c", AIDER_DRIVER, str(root), str(listing)]
+
+        print(f"{len(paths)} Python files in {root.name}; map budget {MAP_TOKENS} tokens")
+        shutil.rmtree(ours_cache, ignore_errors=True)
+        ours_cold = measure(ours)
+        assert ours_cold["parsed"] > 0, "the cold run found a warm cache"
+        aider_cold = measure([*theirs, "cold"])
+        ours_warm = min((measure(ours) for _ in range(args.warm_runs)), key=lambda r: r["seconds"])
+        assert ours_warm["parsed"] == 0, "the warm run parsed files"
+        aider_warm = min((measure([*theirs, "warm"]) for _ in range(args.warm_runs)), key=lambda r: r["seconds"])
+
+    figures = {
+        "files": len(paths),
+        "cold_seconds": round(ours_cold["seconds"], 3),
+        "warm_seconds": round(ours_warm["seconds"], 3),
+        "aider_cold_seconds": round(aider_cold["seconds"], 3),
+        "aider_warm_seconds": round(aider_warm["seconds"], 3),
+        "cold_ratio_vs_aider": round(aider_cold["seconds"] / ours_cold["seconds"], 2),
+        "warm_ratio_vs_aider": round(aider_warm["seconds"] / ours_warm["seconds"], 2),
+        "map_chars": int(ours_warm["chars"]),
+        "aider_map_chars": int(aider_warm["chars"]),
+    }
+    print(f"cold: moe-agent {figures['cold_seconds']:.2f} s, Aider {figures['aider_cold_seconds']:.2f} s "
+          f"-> {figures['cold_ratio_vs_aider']}x")
+    print(f"warm: moe-agent {figures['warm_seconds']:.3f} s, Aider {figures['aider_warm_seconds']:.2f} s "
+          f"-> {figures['warm_ratio_vs_aider']}x (fastest of {args.warm_runs})")
+    print(f"map size: moe-agent {figures['map_chars']} chars, Aider {figures['aider_map_chars']} chars")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    main()
+    print(f"(benchmark took {time.perf_counter() - started:.0f} s)", file=sys.stderr)

@@ -1,0 +1,438 @@
+"""Evaluating predictions in task images, written in the official harness's layout.
+
+Per prediction: start the instance image with the network off, apply the model patch
+(`git apply -v`, then `--reject`, then `patch --fuzz=5`, as upstream), run the eval
+script (offline reinstall, test files restored, test_patch applied, the recipe's test
+command on the test patch's files, bracketed by swebench's markers), grade the log with
+swebench's parser, and write `logs/run_evaluation/<run_id>/<model>/<instance_id>/`
+plus the run report `<model>.<run_id>.json`.
+
+Failures of the environment (image build, container, timeout) leave no report.json, as
+upstream, so they are counted as errors apart from unresolved instances.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from swebench.harness.constants import (
+    APPLY_PATCH_FAIL,
+    APPLY_PATCH_PASS,
+    END_TEST_OUTPUT,
+    LOG_INSTANCE,
+    LOG_REPORT,
+    LOG_TEST_OUTPUT,
+    START_TEST_OUTPUT,
+)
+from swebench.harness.utils import record_test_exit_code
+from swebench.logger import close_logger, setup_logger
+
+from agent.errors import AgentError, UsageError
+from evals.datasets import TaskInstance
+from evals.grade_log import grade_log
+from evals.images import CONTAINER_SERVICES, TESTBED, ImageBuilder, InstanceImage
+from evals.report import PATCH_FILE, build_run_report, write_run_report
+from evals.validation import Verdict, fail_to_pass_already_passing
+from sandbox.base import SandboxError
+from sandbox.docker import SandboxSpec, start_sandbox
+
+GIT_APPLY_CMDS = ("git apply -v", "git apply --reject", "patch --batch --fuzz=5 -p1 -i")
+# A failed attempt (notably --reject) leaves partial changes; swebench 5 resets between tries.
+RESET_TREE = "git checkout -- . ; git clean -fdq"
+CONTAINER_PATCH = "/tmp/patch.diff"
+CONTAINER_EVAL = "/eval.sh"
+EVAL_FILE = "eval.sh"
+HEREDOC = "EOF_114329324912"
+MODIFIED_FILE = re.compile(r"--- a/(.*)")
+GOLD_MODEL = "gold"
+EMPTY_MODEL = "empty"
+SKIPPED_PATCH = "(negative mode: test patch only)"
+OUTPUT_LIMIT = 64_000_000  # the test log is kept whole unless it is absurdly large
+SETUP_SECONDS = 300.0  # room for patching and diffs around the test time limit
+
+Echo = Callable[[str], None]
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"
+    UNRESOLVED = "unresolved"
+    PATCH_FAILED = "patch_failed"  # graded: report.json says patch_successfully_applied false
+    EMPTY_PATCH = "empty_patch"  # not run, as upstream
+    BUILD_FAILED = "build_failed"
+    CONTAINER_ERROR = "container_error"
+    TIMEOUT = "timeout"
+
+    @property
+    def environment_failure(self) -> bool:
+        """Failures of the machinery, not of the patch: counted apart from unresolved."""
+        return self in (Outcome.BUILD_FAILED, Outcome.CONTAINER_ERROR, Outcome.TIMEOUT)
+
+
+class Prediction(BaseModel):
+    """One line of predictions.jsonl."""
+
+    model_config = ConfigDict(extra="allow")
+
+    instance_id: str
+    model_name_or_path: str
+    model_patch: str | None = None
+
+
+@dataclass(frozen=True)
+class GradeSettings:
+    """Where logs go and how instances are run."""
+
+    run_id: str
+    log_root: Path = Path("logs/run_evaluation")
+    report_dir: Path = Path(".")
+    timeout: float = 1800.0
+    workers: int = 1
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    instance_id: str
+    outcome: Outcome
+    report: dict[str, Any] | None = None  # the instance's entry in report.json
+    detail: str = ""
+    resumed: bool = False
+    image_seconds: float = 0.0
+    test_seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class GradeRun:
+    """One model's graded run: per-instance results and the written run report."""
+
+    model: str
+    run_dir: Path
+    results: list[InstanceResult]
+    report: dict[str, Any] = field(default_factory=dict)
+    report_path: Path | None = None
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+
+def read_predictions(path: Path) -> list[Prediction]:
+    """predictions.jsonl (or a .json list / {id: row} map), checked line by line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--predictions {path}: no such file") from None
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+            rows = list(data.values()) if isinstance(data, dict) else data
+            numbered = list(enumerate(rows, start=1))
+        else:
+            numbered = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    predictions = []
+    for number, row in numbered:
+        try:
+            predictions.append(Prediction.model_validate(row))
+        except ValidationError as exc:
+            where = ".".join(map(str, exc.errors()[0]["loc"])) or "row"
+            raise UsageError(f"{path}:{number}: {where}: {exc.errors()[0]['msg']}") from None
+    return predictions
+
+
+def gold_predictions(instances: Sequence[TaskInstance]) -> list[Prediction]:
+    """The rows' own patches, to check that the environments can resolve them."""
+    return [Prediction(instance_id=i.instance_id, model_name_or_path=GOLD_MODEL, model_patch=i.patch or "")
+            for i in instances]
+
+
+def empty_predictions(instances: Sequence[TaskInstance]) -> list[Prediction]:
+    """No change at all: only the test patch is applied (upstream's negative mode)."""
+    return [Prediction(instance_id=i.instance_id, model_name_or_path=EMPTY_MODEL, model_patch="")
+            for i in instances]
+
+
+def grade_predictions(
+    instances: Sequence[TaskInstance],
+    predictions: Sequence[Prediction],
+    images: ImageBuilder,
+    settings: GradeSettings,
+    *,
+    skip_patch: bool = False,
+    echo: Echo | None = None,
+) -> GradeRun:
+    """Grade one model's predictions on `instances`; write the logs and the run report.
+
+    `skip_patch` runs the tests without applying anything (upstream's negative mode).
+    """
+    models = sorted({p.model_name_or_path for p in predictions})
+    if len(models) != 1:
+        raise UsageError(f"predictions must come from one model; found {len(models)}: {', '.join(models[:5])}")
+    by_id = {p.instance_id: p for p in predictions}
+    known = {i.instance_id for i in instances}
+    unknown = sorted(set(by_id) - known)
+    if unknown:
+        raise UsageError(f"predictions for instances not selected from the dataset: {', '.join(unknown[:5])}")
+    model = models[0]
+    run_dir = settings.log_root / settings.run_id / model.replace("/", "__")
+    chosen = [i for i in instances if i.instance_id in by_id]
+    done = _Progress(len(chosen), model, echo)
+
+    def one(instance: TaskInstance) -> InstanceResult:
+        result = grade_instance(instance, by_id[instance.instance_id], images, settings, run_dir, skip_patch)
+        done(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:
+        results = list(pool.map(one, chosen))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # In negative mode every instance was run and graded, so none counts as an empty patch.
+    patches = {i: (SKIPPED_PATCH if skip_patch else p.model_patch) for i, p in by_id.items()}
+    report = build_run_report(run_dir, [i.instance_id for i in chosen], patches)
+    substitutions = {r.instance_id: list(r.notes) for r in results if r.notes}
+    if substitutions:
+        report["python_substitutions"] = substitutions
+    path = write_run_report(report, run_dir, settings.report_dir)
+    return GradeRun(model, run_dir, results, report, path)
+
+
+def grade_instance(
+    instance: TaskInstance,
+    prediction: Prediction,
+    images: ImageBuilder,
+    settings: GradeSettings,
+    run_dir: Path,
+    skip_patch: bool = False,
+) -> InstanceResult:
+    """Evaluate one prediction; an instance already reported is skipped unless forced."""
+    log_dir = run_dir / instance.instance_id
+    report_path = log_dir / LOG_REPORT
+    if report_path.is_file() and not settings.force:
+        return _resumed(instance.instance_id, report_path)
+    if not prediction.model_patch and not skip_patch:
+        return InstanceResult(instance.instance_id, Outcome.EMPTY_PATCH, detail="no patch to evaluate")
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    (log_dir / PATCH_FILE).write_text(prediction.model_patch or "", encoding="utf-8")
+    logger = setup_logger(f"{settings.run_id}.{run_dir.name}.{instance.instance_id}", log_dir / LOG_INSTANCE)
+    try:
+        return _evaluate(instance, prediction, images, settings, log_dir, logger, skip_patch)
+    finally:
+        close_logger(logger)
+
+
+def _evaluate(
+    instance: TaskInstance,
+    prediction: Prediction,
+    images: ImageBuilder,
+    settings: GradeSettings,
+    log_dir: Path,
+    logger: Any,
+    skip_patch: bool,
+) -> InstanceResult:
+    iid = instance.instance_id
+    try:
+        image = images.ensure(instance)
+    except (SandboxError, AgentError) as exc:
+        logger.error(f"Image build failed for {iid}: {exc}")
+        return InstanceResult(iid, Outcome.BUILD_FAILED, detail=str(exc))
+    image_seconds = sum(layer.seconds for layer in image.layers)
+    logger.info(f"Image {image.tag}: " + ", ".join(f"{l.tag} {l.action} ({l.seconds:.1f}s)" for l in image.layers))
+    for note in image.notes:
+        logger.info(note)
+    if image.recipe is not None and not instance.log_parser:
+        instance = instance.model_copy(update={"log_parser": image.recipe.log_parser})
+    spec = SandboxSpec(image=image.tag, network=False, extra_capabilities=image.capabilities,
+                       run_id=f"grade-{settings.run_id}", command_timeout=settings.timeout + SETUP_SECONDS,
+                       output_limit=OUTPUT_LIMIT)
+    try:
+        box = start_sandbox(spec, images.client)
+    except SandboxError as exc:
+        logger.error(f"Error creating container for {iid}: {exc}")
+        return InstanceResult(iid, Outcome.CONTAINER_ERROR, detail=str(exc), image_seconds=image_seconds)
+    logger.info(f"Container for {iid} started: {box.id}")
+    try:
+        with box:
+            return _run_in(box, instance, prediction, image, settings, log_dir, logger, skip_patch, image_seconds)
+    except SandboxError as exc:
+        logger.error(f"Container error for {iid}: {exc}")
+        return InstanceResult(iid, Outcome.CONTAINER_ERROR, detail=str(exc), image_seconds=image_seconds)
+
+
+def _run_in(
+    box: Any,
+    instance: TaskInstance,
+    prediction: Prediction,
+    image: InstanceImage,
+    settings: GradeSettings,
+    log_dir: Path,
+    logger: Any,
+    skip_patch: bool,
+    image_seconds: float,
+) -> InstanceResult:
+    iid = instance.instance_id
+    timing = {"image_seconds": image_seconds, "notes": image.notes}
+    if skip_patch:
+        logger.info(f"Skipping model patch for {iid} (empty-patch mode: test patch only)")
+    elif not apply_patch(box, prediction.model_patch or "", logger):
+        report = grade_log(instance, "", patch_applied=False)
+        (log_dir / LOG_REPORT).write_text(json.dumps(report, indent=4), encoding="utf-8")
+        return InstanceResult(iid, Outcome.PATCH_FAILED, report[iid], "the patch did not apply", **timing)
+    logger.info(f"Git diff before:\n{box.run('git -c core.fileMode=false diff', timeout=120).output.strip()}")
+    script = eval_script(instance, image)
+    (log_dir / EVAL_FILE).write_text(script, encoding="utf-8")
+    box.write_file(CONTAINER_EVAL, script.encode())
+    result = box.run(f"bash {CONTAINER_EVAL}", timeout=settings.timeout)
+    logger.info(f"Test runtime: {result.duration:_.2f} seconds")
+    output = result.output
+    if result.timed_out:
+        output += f"\n\nTimeout error: {settings.timeout:.0f} seconds exceeded."
+    (log_dir / LOG_TEST_OUTPUT).write_text(output, encoding="utf-8")
+    if result.timed_out:
+        logger.info(f"Test timed out after {settings.timeout:.0f} seconds.")
+        return InstanceResult(iid, Outcome.TIMEOUT, detail=f"tests ran over {settings.timeout:.0f}s",
+                              test_seconds=result.duration, **timing)
+    logger.info(f"Git diff after:\n{box.run('git -c core.fileMode=false diff', timeout=120).output.strip()}")
+    report = grade_log(instance, output, patch_missing=prediction.model_patch is None and not skip_patch)
+    (log_dir / LOG_REPORT).write_text(json.dumps(report, indent=4), encoding="utf-8")
+    resolved = report[iid]["resolved"]
+    logger.info(f"report: {report}\nResult for {iid}: resolved: {resolved}")
+    outcome = Outcome.RESOLVED if resolved else Outcome.UNRESOLVED
+    return InstanceResult(iid, outcome, report[iid], test_seconds=result.duration, **timing)
+
+
+def apply_patch(box: Any, patch: str, logger: Any) -> bool:
+    """Try upstream's apply commands in order, from a clean tree each time."""
+    box.write_file(CONTAINER_PATCH, patch.encode())
+    output = ""
+    for attempt, command in enumerate(GIT_APPLY_CMDS):
+        if attempt:
+            box.run(RESET_TREE, timeout=120)
+        result = box.run(f"{command} {CONTAINER_PATCH}", timeout=300)
+        output = result.output
+        if result.ok:
+            logger.info(f"{APPLY_PATCH_PASS}:\n{output}")
+            return True
+        logger.info(f"Failed to apply patch to container: {command}")
+    box.run(RESET_TREE, timeout=120)
+    logger.info(f"{APPLY_PATCH_FAIL}:\n{output}")
+    return False
+
+
+def eval_script(instance: TaskInstance, image: InstanceImage) -> str:
+    """swebench 4.x's eval script for Python repos, with the offline reinstall and exit code."""
+    if image.pulled and instance.eval_script:
+        return instance.eval_script
+    recipe = image.recipe
+    if recipe is None:
+        raise UsageError(f"{instance.instance_id}: no recipe and no eval_script to evaluate it with")
+    base = instance.base_commit
+    test_files = MODIFIED_FILE.findall(instance.test_patch or "")
+    reset_tests = f"git checkout {base} {' '.join(test_files)}"
+    commands = [
+        image.activate,
+        f"cd {TESTBED}",
+        *(f"bash {CONTAINER_SERVICES}/{service}-start.sh" for service in image.services),
+        f"git config --global --add safe.directory {TESTBED}",
+        "git status",
+        "git show",
+        f"git -c core.fileMode=false diff {base}",
+        image.activate,
+        *([recipe.eval_install] if recipe.install.strip() else []),
+        reset_tests,
+        f"git apply -v - <<'{HEREDOC}'\n{instance.test_patch or ''}\n{HEREDOC}",
+        f": '{START_TEST_OUTPUT}'",
+        recipe.test_command(instance),
+        f": '{END_TEST_OUTPUT}'",
+        reset_tests,
+    ]
+    return "\n".join(["#!/bin/bash", "set -uxo pipefail", *record_test_exit_code(commands)]) + "\n"
+
+
+def validate(
+    instances: Sequence[TaskInstance],
+    images: ImageBuilder,
+    settings: GradeSettings,
+    *,
+    echo: Echo | None = None,
+) -> tuple[GradeRun, GradeRun, list[Verdict]]:
+    """Grade the gold and the empty patch; valid = gold resolves, empty does not, no label defect."""
+    gold = grade_predictions(instances, gold_predictions(instances), images, settings, echo=echo)
+    empty = grade_predictions(instances, empty_predictions(instances), images, settings, skip_patch=True, echo=echo)
+    gold_by_id = {r.instance_id: r for r in gold.results}
+    empty_by_id = {r.instance_id: r for r in empty.results}
+    verdicts = []
+    for instance in instances:
+        g, e = gold_by_id[instance.instance_id], empty_by_id[instance.instance_id]
+        verdicts.append(Verdict(
+            instance.instance_id, g.outcome.value, e.outcome.value,
+            label_defect=fail_to_pass_already_passing(e.report),
+            known_label_defect=instance.instance_id in _known_defects(images, instance),
+        ))
+    return gold, empty, verdicts
+
+
+def write_validation(verdicts: Sequence[Verdict], settings: GradeSettings) -> Path:
+    """validation.<run_id>.json beside the run reports: every verdict and the totals."""
+    path = settings.report_dir / f"validation.{settings.run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "valid": sum(v.valid for v in verdicts),
+        "total": len(verdicts),
+        "label_defects": sorted(v.instance_id for v in verdicts if v.label_defect),
+        "instances": {v.instance_id: {"gold": v.gold, "empty": v.empty, "valid": v.valid, "reason": v.reason,
+                                      "label_defect": v.label_defect, "known_label_defect": v.known_label_defect}
+                      for v in verdicts},
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _known_defects(images: ImageBuilder, instance: TaskInstance) -> list[str]:
+    try:
+        return images.recipes.for_instance(instance).label_defects
+    except UsageError:
+        return []
+
+
+def _resumed(instance_id: str, report_path: Path) -> InstanceResult:
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))[instance_id]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return InstanceResult(instance_id, Outcome.CONTAINER_ERROR, detail="unreadable report.json", resumed=True)
+    if not report.get("patch_successfully_applied"):
+        outcome = Outcome.PATCH_FAILED
+    else:
+        outcome = Outcome.RESOLVED if report.get("resolved") else Outcome.UNRESOLVED
+    return InstanceResult(instance_id, outcome, report, detail="already graded", resumed=True)
+
+
+class _Progress:
+    """Reports each finished instance as `[k/n] id model: outcome (image s, tests s)`."""
+
+    def __init__(self, total: int, model: str, echo: Echo | None) -> None:
+        self.total, self.model, self.echo = total, model, echo
+        self.finished = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, result: InstanceResult) -> None:
+        if self.echo is None:
+            return
+        with self.lock:
+            self.finished += 1
+            timing = "already graded" if result.resumed else (
+                f"image {result.image_seconds:.1f}s, tests {result.test_seconds:.1f}s")
+            detail = f" - {result.detail}" if result.outcome.environment_failure else ""
+            self.echo(f"[{self.finished}/{self.total}] {result.instance_id} {self.model}: "
+                      f"{result.outcome.value} ({timing}){detail}")

@@ -1,0 +1,518 @@
+"""SWE-bench task images built offline, in three layers: base, environment, instance.
+
+- base: Debian minbase with the Python a recipe runs on (bullseye 3.9, bookworm 3.11,
+  trixie 3.13), from `sandbox.images`;
+- environment, one per (repo, version) recipe: a virtualenv at /opt/venv with the
+  recipe's packages and the project's dependencies, installed at the recipe's
+  environment_setup_commit. This is the only layer that reaches PyPI (network on, host
+  CA bundle mounted, nothing written into a build context);
+- instance, one per task: the repository at `base_commit` in /testbed with only its own
+  history (no newer commit, tag or branch, so the fix cannot be peeked at), installed
+  offline with `--no-build-isolation --no-index --no-deps`.
+
+Every tag carries a hash of what went into its layer, so an unchanged layer is reused.
+Where a registry answers, the official prebuilt image can be pulled instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import shlex
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from agent.errors import AgentError, UsageError
+from evals.datasets import TaskInstance
+from evals.recipes import RECIPES_DIR, Interpreter, Recipe, load_recipes
+from evals.repos import RepoSource, show_file
+from sandbox.base import SandboxError
+from sandbox.certs import CONTAINER_BUNDLE, SYSTEM_BUNDLES, ca_environment, combined_bundle
+from sandbox.images import BuildLog, ImageRecipe, build_image, image_exists, registry_reachable, run_and_commit
+
+BASE_NAME = "moe-swebench-base"
+ENV_NAME = "moe-swebench-env"
+INSTANCE_NAME = "moe-swebench-instance"
+# iproute2 is beyond the usual list: the requests stand-in routes the TARPIT into loopback.
+BASE_PACKAGES = [
+    "python3", "python3-venv", "python3-dev", "git", "patch", "build-essential", "ca-certificates", "iproute2",
+]
+# One frozen pip/setuptools/wheel in every venv: the offline reinstall builds without
+# isolation, so the build backend must already be there. Recipe pins are installed later
+# and win.
+BUILD_TOOLS = ["pip==24.3.1", "setuptools==69.5.1", "wheel==0.43.0"]
+LAYER_VERSION = "1"  # bump when the layer scripts below change meaning
+VENV = "/opt/venv"
+TESTBED = "/testbed"
+MIRROR_MOUNT = "/mirror"
+SERVICES_DIR = Path(__file__).with_name("services")
+CONTAINER_SERVICES = "/opt/moe-services"
+REQUIREMENTS_FILE = "/tmp/moe-requirements.txt"
+OFFICIAL_IMAGE = "swebench/sweb.eval.x86_64.{key}:latest"
+CONDA_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed"
+# `docker commit` keeps the build container's command; put the image's own back.
+IMAGE_CHANGES = ['CMD ["sleep", "infinity"]', f"WORKDIR {TESTBED}", "ENV LANG=C.UTF-8"]
+# requirements lines upstream drops (swebench 4.x get_requirements_by_commit)
+REQUIREMENTS_DROPPED = ("-e .", "#", ".[test")
+
+Echo = Callable[[str], None]
+
+
+class ImageSource(StrEnum):
+    """Pull official images, build them here, or pull when a registry answers."""
+
+    AUTO = "auto"
+    PULL = "pull"
+    BUILD = "build"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What happened to one layer: built, reused or pulled, and how long it took."""
+
+    tag: str
+    action: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class InstanceImage:
+    """An image ready to evaluate one task, and how to use it."""
+
+    instance_id: str
+    tag: str
+    recipe: Recipe | None
+    pulled: bool = False
+    layers: tuple[Layer, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def activate(self) -> str:
+        """The shell line that puts the test environment first on PATH."""
+        return CONDA_ACTIVATE if self.pulled else f"source {VENV}/bin/activate"
+
+    @property
+    def services(self) -> list[str]:
+        return [] if self.pulled or self.recipe is None else list(self.recipe.services)
+
+    @property
+    def capabilities(self) -> list[str]:
+        """The requests stand-in routes the TARPIT into loopback, which needs NET_ADMIN."""
+        return ["NET_ADMIN"] if "httpbin" in self.services else []
+
+    @property
+    def built(self) -> bool:
+        """Whether any layer had to be made (rather than reused) for this instance."""
+        return any(layer.action != "reused" for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """One instance's image, or the one-line reason it could not be had."""
+
+    instance: TaskInstance
+    image: InstanceImage | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+
+class RecipeBook:
+    """Recipes by (repo, version): extra directories first, then the transcribed ones."""
+
+    def __init__(self, extra_dirs: Sequence[Path] = ()) -> None:
+        self.recipes: dict[tuple[str, str], Recipe] = {}
+        for directory in [RECIPES_DIR, *reversed(extra_dirs)]:
+            if not directory.is_dir():
+                raise UsageError(f"--recipes {directory}: no such directory")
+            try:
+                self.recipes.update(load_recipes(directory))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+
+    def for_instance(self, instance: TaskInstance) -> Recipe:
+        recipe = self.recipes.get((instance.repo, instance.version))
+        if recipe is None:
+            known = sorted(v for r, v in self.recipes if r == instance.repo)
+            detail = f"known versions: {', '.join(known)}" if known else "no recipe for that repository"
+            raise UsageError(f"{instance.instance_id}: no recipe for {instance.repo} {instance.version} ({detail})")
+        return recipe
+
+
+@dataclass
+class ImageBuilder:
+    """Makes (or finds) the image for each task; safe to call from several threads."""
+
+    client: Any
+    repos: RepoSource
+    recipes: RecipeBook = field(default_factory=RecipeBook)
+    source: ImageSource = ImageSource.AUTO
+    base_name: str = BASE_NAME
+    base_packages: Sequence[str] = tuple(BASE_PACKAGES)
+    build_tools: Sequence[str] = tuple(BUILD_TOOLS)
+    ca_bundle: Path | None = None
+    force: bool = False
+    echo: Echo | None = None
+    timeout: float = 1800.0
+    _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _failures: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _forced: set[str] = field(default_factory=set, init=False, repr=False)
+    _pull: bool | None = field(default=None, init=False, repr=False)
+
+    def ensure(self, instance: TaskInstance) -> InstanceImage:
+        """The instance's image: pulled, reused or built. Raises SandboxError/AgentError."""
+        if self._pulling():
+            pulled = self._pull_official(instance)
+            if pulled is not None:
+                return pulled
+            if self.source == ImageSource.PULL:
+                raise SandboxError(f"{instance.instance_id}: no official image {official_image(instance)} to pull")
+        recipe = self.recipes.for_instance(instance)
+        base_tag = self._base_recipe(recipe.interpreter).tag
+        base = self._layer(base_tag, lambda tag: self._build_base(recipe, tag), forceable=False)
+        setup_commit = instance.environment_setup_commit or instance.base_commit
+        mirror = self.repos.mirror_with(instance.repo, setup_commit)
+        env_plan = EnvironmentPlan.make(recipe, mirror, setup_commit, base.tag, self.build_tools)
+        env = self._layer(env_plan.tag, lambda tag: self._build_environment(env_plan, mirror, base.tag, tag))
+        mirror = self.repos.mirror_with(instance.repo, instance.base_commit)
+        inst_tag = instance_tag(instance, recipe, env.tag)
+        inst = self._layer(inst_tag, lambda tag: self._build_instance(instance, recipe, mirror, env.tag, tag))
+        notes = (substitution_note(recipe.interpreter),) if recipe.interpreter.substituted else ()
+        return InstanceImage(instance.instance_id, inst.tag, recipe, layers=(base, env, inst), notes=notes)
+
+    # -- layers ---------------------------------------------------------------
+    def _layer(self, tag: str, build: Callable[[str], None], forceable: bool = True) -> Layer:
+        """Build `tag` once, however many threads want it; a failure is remembered for the run.
+
+        `force` rebuilds environment and instance layers once per run; never the base,
+        which only changes with its package list.
+        """
+        with self._guard:
+            lock = self._locks.setdefault(tag, threading.Lock())
+        with lock:
+            if tag in self._failures:
+                raise SandboxError(self._failures[tag])
+            started = time.monotonic()
+            wanted_fresh = forceable and self.force and tag not in self._forced
+            if not wanted_fresh and image_exists(self.client, tag):
+                return Layer(tag, "reused", 0.0)
+            try:
+                build(tag)
+            except (SandboxError, AgentError) as exc:
+                self._failures[tag] = str(exc)
+                raise
+            self._forced.add(tag)
+            return Layer(tag, "built", time.monotonic() - started)
+
+    def _base_recipe(self, interpreter: Interpreter) -> ImageRecipe:
+        return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages))
+
+    def _build_base(self, recipe: Recipe, tag: str) -> None:
+        self._say(f"building base image {tag} (Python {recipe.interpreter.version})")
+        build_image(self._base_recipe(recipe.interpreter), self.client, echo=self.echo, timeout=self.timeout)
+
+    def _build_environment(self, plan: EnvironmentPlan, mirror: Path, base: str, tag: str) -> None:
+        self._say(f"building environment image {tag}")
+        files = {REQUIREMENTS_FILE: plan.requirements.encode()} if plan.requirements else {}
+        for service in plan.recipe.services:
+            for part in ("setup", "start"):
+                files[f"{CONTAINER_SERVICES}/{service}-{part}.sh"] = service_script(service, part).encode()
+        volumes = {str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}}
+        bundle = self._ca_bundle()
+        if bundle is not None:
+            volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
+        changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
+        run_and_commit(_BindMounts(self.client), base, plan.script(ca=bundle is not None), tag,
+                       log=BuildLog(tag, self.echo),
+                       step="environment", files=files, changes=changes, network=True, volumes=volumes,
+                       timeout=self.timeout)
+
+    def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
+        self._say(f"building instance image {tag}")
+        labels = {
+            "moe-agent.instance": instance.instance_id,
+            "moe-agent.base-commit": instance.base_commit,
+            "moe-agent.environment": env,
+            **python_labels(recipe.interpreter),
+        }
+        run_and_commit(_BindMounts(self.client), env, instance_script(instance, recipe), tag,
+                       log=BuildLog(tag, self.echo),
+                       step="instance", changes=[*IMAGE_CHANGES, *label_changes(labels)],
+                       volumes={str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}}, timeout=self.timeout)
+
+    # -- official images ------------------------------------------------------
+    def _pulling(self) -> bool:
+        if self.source == ImageSource.BUILD:
+            return False
+        if self.source == ImageSource.PULL:
+            return True
+        with self._guard:
+            if self._pull is None:
+                self._pull = registry_reachable()
+            return self._pull
+
+    def _pull_official(self, instance: TaskInstance) -> InstanceImage | None:
+        from docker.errors import APIError, ImageNotFound
+        from docker.utils import parse_repository_tag
+
+        name = official_image(instance)
+        started = time.monotonic()
+        action = "reused"
+        if not image_exists(self.client, name):
+            self._say(f"pulling {name}")
+            repository, tag = parse_repository_tag(name)
+            try:
+                self.client.images.pull(repository, tag=tag or "latest")
+            except (ImageNotFound, APIError):
+                return None
+            action = "pulled"
+        try:
+            recipe = self.recipes.for_instance(instance)
+        except UsageError:
+            recipe = None  # a row that brings its own eval_script needs no recipe
+        layer = Layer(name, action, time.monotonic() - started)
+        return InstanceImage(instance.instance_id, name, recipe, pulled=True, layers=(layer,))
+
+    def _ca_bundle(self) -> Path | None:
+        """The bundle pip trusts in the environment layer: the host's, plus an extra one if given."""
+        if self.ca_bundle is not None:
+            return combined_bundle(self.ca_bundle)
+        return next((path for path in SYSTEM_BUNDLES if path.is_file()), None)
+
+    def _say(self, text: str) -> None:
+        if self.echo:
+            self.echo(text)
+
+
+class _BindMounts:
+    """A client for `run_and_commit` whose bind mounts stay out of the committed image.
+
+    docker-py turns `volumes=` into binds *and* the container's `Volumes` config, which
+    `docker commit` bakes into the image as VOLUME declarations (every later container
+    then gets anonymous volumes there, and a bind over a file fails). `mounts=` only
+    binds. Drop this once run_and_commit passes mounts itself.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.containers = self
+
+    def create(self, image: str, **options: Any) -> Any:
+        from docker.types import Mount
+
+        volumes = options.pop("volumes", None) or {}
+        mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
+                  for host, spec in volumes.items()]
+        return self._client.containers.create(image, mounts=mounts, **options)
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    """Everything that goes into one environment layer; its hash is the layer's tag."""
+
+    recipe: Recipe
+    setup_commit: str
+    base: str
+    build_tools: tuple[str, ...]
+    requirements: str
+    build_requires: tuple[str, ...]
+
+    @classmethod
+    def make(cls, recipe: Recipe, mirror: Path, setup_commit: str, base: str, build_tools: Sequence[str]) -> EnvironmentPlan:
+        if recipe.packages == "environment.yml":
+            raise UsageError(f"{recipe.repo} {recipe.version}: conda environment.yml recipes cannot be built here")
+        requirements = ""
+        if recipe.packages == "requirements.txt":
+            requirements = requirements_from_mirror(mirror, setup_commit, recipe.requirements_paths, recipe.repo)
+        build_requires = tuple(build_requirements(mirror, setup_commit)) if recipe.install.strip() else ()
+        return cls(recipe, setup_commit, base, tuple(build_tools), requirements, build_requires)
+
+    @property
+    def tag(self) -> str:
+        parts = {
+            "layer": LAYER_VERSION,
+            "base": self.base,
+            "recipe": self.recipe.model_dump(include={"python", "packages", "pip_packages", "pre_install", "install"}),
+            "services": {name: service_script(name, "setup") for name in self.recipe.services},
+            "setup_commit": self.setup_commit,
+            "build_tools": self.build_tools,
+            "requirements": self.requirements,
+            "build_requires": self.build_requires,
+        }
+        slug = self.recipe.repo.replace("/", "__")
+        return f"{ENV_NAME}:{slug}-{self.recipe.version}-{content_hash(parts)}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            "moe-agent.recipe": f"{self.recipe.repo} {self.recipe.version}",
+            "moe-agent.setup-commit": self.setup_commit,
+            **python_labels(self.recipe.interpreter),
+        }
+
+    def script(self, ca: bool) -> str:
+        """The environment layer: venv, packages, the project's dependencies, services."""
+        recipe = self.recipe
+        lines = [*script_preamble(), "export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1"]
+        if ca:
+            lines.append("export " + " ".join(f"{k}={v}" for k, v in ca_environment(CONTAINER_BUNDLE).items()))
+        lines += ["step=virtualenv", f"python3 -m venv {VENV}", f"source {VENV}/bin/activate"]
+        pip = "python -m pip install"
+        if self.build_tools:
+            lines += ["step=build-tools", f"{pip} {quoted(self.build_tools)}"]
+        if self.build_requires:
+            lines += ["step=build-requirements", f"{pip} {quoted(self.build_requires)}"]
+        if recipe.packages and recipe.packages not in ("requirements.txt", "environment.yml"):
+            lines += ["step=packages", f"{pip} {quoted(recipe.packages.split())}"]
+        if self.requirements:
+            lines += ["step=requirements", f"{pip} -r {REQUIREMENTS_FILE}", f"rm -f {REQUIREMENTS_FILE}"]
+        if recipe.pip_packages:
+            lines += ["step=pip-packages", f"{pip} {quoted(recipe.pip_packages)}"]
+        if recipe.install.strip():
+            # The project's own dependencies, resolved online at the setup commit; the
+            # instance layer reinstalls the project itself offline at its base commit.
+            lines += [f"step='checkout {self.setup_commit[:12]}'", checkout_script(self.setup_commit)]
+            lines += ["step=pre-install", *recipe.pre_install, "step=install", recipe.install]
+        for service in recipe.services:
+            lines += [f"step='service {service}'", f"bash {CONTAINER_SERVICES}/{service}-setup.sh {VENV}"]
+        return "\n".join(lines) + "\n"
+
+
+def instance_script(instance: TaskInstance, recipe: Recipe) -> str:
+    """The instance layer: the repository at base_commit, installed without the network."""
+    lines = [*script_preamble(), f"step='checkout {instance.base_commit[:12]}'", checkout_script(instance.base_commit)]
+    lines += [f"source {VENV}/bin/activate", "step=pre-install", *recipe.pre_install]
+    if recipe.install.strip():
+        lines += ["step=install", recipe.eval_install]
+    return "\n".join(lines) + "\n"
+
+
+def checkout_script(commit: str) -> str:
+    """/testbed at `commit` with only its own history: tags that are its ancestors, one branch."""
+    return "\n".join([
+        f"rm -rf {TESTBED} && mkdir -p {TESTBED} && cd {TESTBED}",
+        "git init --quiet",
+        f"git --git-dir={MIRROR_MOUNT} tag --merged {commit} | sed 's|.*|+refs/tags/&:refs/tags/&|' > /tmp/moe-tags",
+        f"git fetch --quiet --no-tags {MIRROR_MOUNT} {commit} $(cat /tmp/moe-tags)",
+        f"git checkout --quiet -B main {commit}",
+        "rm -f .git/FETCH_HEAD /tmp/moe-tags",
+        "git reflog expire --expire=now --all",
+    ])
+
+
+def script_preamble() -> list[str]:
+    """Stop at the first error and say which step it was in, as the last line of the log."""
+    return ["set -eExuo pipefail", "step=start", """trap 'echo "moe-agent: step failed: $step"' ERR"""]
+
+
+def instance_tag(instance: TaskInstance, recipe: Recipe, env: str) -> str:
+    parts = {
+        "layer": LAYER_VERSION,
+        "environment": env,
+        "base_commit": instance.base_commit,
+        "pre_install": recipe.pre_install,
+        "install": recipe.eval_install if recipe.install.strip() else "",
+    }
+    return f"{INSTANCE_NAME}:{instance.instance_id[:100]}-{content_hash(parts)}"
+
+
+def official_image(instance: TaskInstance) -> str:
+    """The row's own image, else the official `swebench/sweb.eval.x86_64.<id>` name."""
+    return instance.image or OFFICIAL_IMAGE.format(key=instance.instance_id.replace("__", "_1776_").lower())
+
+
+def requirements_from_mirror(mirror: Path, commit: str, paths: Sequence[str], repo: str = "") -> str:
+    """The first of `paths` present at `commit`, read with `git show`, `-r` includes inlined.
+
+    Upstream downloads these files from raw.githubusercontent.com; the mirror has them.
+    """
+    for path in paths:
+        text = show_file(mirror, commit, path)
+        if text is not None:
+            return "\n".join(_requirement_lines(mirror, commit, path, text, seen={path})) + "\n"
+    raise UsageError(f"{repo or mirror}: none of {', '.join(paths) or '(no paths)'} exists at {commit[:12]}")
+
+
+def _requirement_lines(mirror: Path, commit: str, path: str, text: str, seen: set[str]) -> list[str]:
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("-r"):
+            include = posixpath.normpath(posixpath.join(posixpath.dirname(path), stripped[2:].strip()))
+            included = show_file(mirror, commit, include)
+            if included is not None and include not in seen:
+                lines += _requirement_lines(mirror, commit, include, included, seen | {include})
+        elif stripped and not stripped.startswith(REQUIREMENTS_DROPPED):
+            lines.append(stripped)
+    return lines
+
+
+def build_requirements(mirror: Path, commit: str) -> list[str]:
+    """pyproject's [build-system] requires: the offline reinstall builds without isolation."""
+    text = show_file(mirror, commit, "pyproject.toml")
+    if not text:
+        return []
+    try:
+        requires = tomllib.loads(text).get("build-system", {}).get("requires", [])
+    except tomllib.TOMLDecodeError:
+        return []
+    return [str(r) for r in requires] if isinstance(requires, list) else []
+
+
+def service_script(name: str, part: str) -> str:
+    path = SERVICES_DIR / f"{name}-{part}.sh"
+    if not path.is_file():
+        raise UsageError(f"recipe names service {name!r}, but {path} does not exist")
+    return path.read_text(encoding="utf-8")
+
+
+def python_labels(interpreter: Interpreter) -> dict[str, str]:
+    return {
+        "moe-agent.python.requested": interpreter.requested,
+        "moe-agent.python": interpreter.version,
+        "moe-agent.debian": interpreter.debian_release,
+        "moe-agent.python.substituted": str(interpreter.substituted).lower(),
+    }
+
+
+def substitution_note(interpreter: Interpreter) -> str:
+    return (f"Python {interpreter.requested} is in no Debian release; "
+            f"ran on {interpreter.version} ({interpreter.debian_release})")
+
+
+def label_changes(labels: dict[str, str]) -> list[str]:
+    return [f"LABEL {key}={json.dumps(value)}" for key, value in labels.items()]
+
+
+def content_hash(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def quoted(words: Iterable[str]) -> str:
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def build_images(builder: ImageBuilder, instances: Sequence[TaskInstance], workers: int = 1,
+                 on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
+    """Ensure every instance's image; a failure is recorded for its instance, not raised."""
+
+    def one(instance: TaskInstance) -> ImageOutcome:
+        started = time.monotonic()
+        try:
+            outcome = ImageOutcome(instance, builder.ensure(instance), seconds=time.monotonic() - started)
+        except (SandboxError, AgentError) as exc:
+            outcome = ImageOutcome(instance, error=str(exc), seconds=time.monotonic() - started)
+        if on_done:
+            on_done(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, instances))

@@ -1,0 +1,265 @@
+"""The loop end to end: scripted model over real HTTP, tools in a real container.
+
+Every exit status is reached here, and the history is checked to be append-only by
+looking at what the server actually received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.config import LoopSettings
+from agent.loop import Agent
+from agent.model import OpenAIModel
+from agent.trajectory import TrajectoryWriter, read_trajectory
+from tests.fakes.openai_server import FakeOpenAIServer, HttpError, Reply, context_length_error, tool_call
+from tools.base import ToolContext
+from tools.submit import current_patch
+from tools.toolset import build_toolset
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def git_repo(root: Path) -> Path:
+    root.mkdir()
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(["git", "-C", str(root), *cmd], check=True)
+    return root
+
+
+@pytest.fixture
+def ctx(make_sandbox, tmp_path: Path) -> ToolContext:
+    box = make_sandbox(copy_from=git_repo(tmp_path / "repo"))
+    return ToolContext(sandbox=box, task="add() subtracts", observation_max_chars=2000)
+
+
+def make_agent(server: FakeOpenAIServer, ctx: ToolContext, tmp_path: Path, **kwargs) -> Agent:
+    settings = kwargs.pop("settings", LoopSettings(step_limit=20))
+    model = OpenAIModel(server.model_settings(**kwargs.pop("model", {})))
+    return Agent(model, build_toolset(), ctx, settings=settings, trajectory=TrajectoryWriter(tmp_path / "t.jsonl"),
+                 final_patch=current_patch, **kwargs)
+
+
+FIX = {"command": "str_replace", "path": "calc.py", "old_str": "return a - b", "new_str": "return a + b"}
+SESSION = [
+    Reply(tool_calls=[tool_call("bash", {"command": "grep -n 'def add' calc.py"})]),
+    Reply(content="Found it.", tool_calls=[tool_call("str_replace_editor", FIX)]),
+    Reply(tool_calls=[tool_call("bash", {"command": "python3 -c 'import calc; print(calc.add(2, 3))'"})]),
+    Reply(tool_calls=[tool_call("submit", {})]),
+]
+
+
+def test_scripted_session_edits_and_submits(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = SESSION
+    result = make_agent(fake_model_server, ctx, tmp_path).run("add() subtracts")
+    assert result.status == "submitted", result.message
+    assert "+    return a + b" in result.patch and "-    return a - b" in result.patch
+    assert result.steps == 4
+    assert ctx.sandbox.run("python3 -c 'import calc; print(calc.add(2, 3))'").output == "5\n"
+    traj = read_trajectory(tmp_path / "t.jsonl")
+    assert traj.status == "submitted" and traj.patch == result.patch
+    assert [t["name"] for s in traj.steps() for t in s.tools] == ["bash", "str_replace_editor", "bash", "submit"]
+    assert "5" in traj.steps()[2].tools[0]["observation"]
+    assert "api_key" not in json.dumps(traj.start["config"])
+
+
+def test_history_is_append_only_and_prefix_reuse_is_measured(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = SESSION
+    result = make_agent(fake_model_server, ctx, tmp_path).run("add() subtracts")
+    sent = [r["messages"] for r in fake_model_server.requests]
+    for before, after in zip(sent, sent[1:]):
+        assert after[: len(before)] == before
+    assert result.prefix_reuse is not None and 0.5 < result.prefix_reuse < 1.0
+    requests = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "request"]
+    assert requests[0]["shared_prefix_tokens"] == 0 and requests[1]["shared_prefix_tokens"] > 0
+
+
+def test_tool_results_go_back_as_tool_messages(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = SESSION
+    make_agent(fake_model_server, ctx, tmp_path).run("task")
+    second = fake_model_server.requests[1]
+    assert second["tools"] and second["messages"][-1]["role"] == "tool"
+    assert "def add" in second["messages"][-1]["content"]
+
+
+def test_xml_text_calls_run_when_the_server_has_no_parser(fake_model_server, ctx, tmp_path) -> None:
+    edit = ("<tool_call>\n<function=str_replace_editor>\n<parameter=command>str_replace</parameter>\n"
+            "<parameter=path>calc.py</parameter>\n<parameter=old_str>return a - b</parameter>\n"
+            "<parameter=new_str>return a + b</parameter>\n</function>\n</tool_call>")
+    fake_model_server.script = [
+        Reply(content="<think>the bug is in add</think>I will fix it.\n" + edit),
+        Reply(content="<tool_call>\n<function=submit>\n</function>\n</tool_call>"),
+    ]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "submitted" and "+    return a + b" in result.patch
+    second = fake_model_server.requests[1]["messages"]
+    assert second[-1]["role"] == "user" and "<tool_response>" in second[-1]["content"]
+    assert "the bug is in add" not in json.dumps(second)  # thinking is recorded, not sent back
+    assert read_trajectory(tmp_path / "t.jsonl").steps()[0].response["reasoning"] == "the bug is in add"
+
+
+def test_auto_falls_back_to_text_calls_when_tools_are_rejected(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [
+        HttpError(400, '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'),
+        Reply(content='<tool_call>{"name": "submit", "arguments": {}}</tool_call>'),
+    ]
+    result = make_agent(fake_model_server, ctx, tmp_path, text_format="hermes").run("task")
+    assert result.status == "submitted"
+    retry = fake_model_server.requests[1]
+    assert "tools" not in retry and "<tool_call>" in retry["messages"][0]["content"]
+
+
+def test_malformed_calls_are_explained_then_format_error(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [
+        Reply(tool_calls=[tool_call("bash", '{"command": "ls"')]),
+        Reply(tool_calls=[tool_call("no_such_tool", {})]),
+        Reply(content="I think I am done."),
+    ]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "format_error"
+    messages = fake_model_server.requests[2]["messages"]
+    feedback = json.dumps(messages[-3:])
+    assert "no_such_tool" in feedback and "bash" in feedback
+
+
+def test_wrongly_typed_arguments_are_an_observation_not_a_crash(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [
+        Reply(tool_calls=[tool_call("str_replace_editor", {"command": "view", "path": "calc.py", "view_range": "x"})]),
+        Reply(tool_calls=[tool_call("submit", {})]),
+    ]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "submitted"
+    observation = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "view_range" in observation
+
+
+def test_step_limit(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "true"})])
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(step_limit=3)).run("task")
+    assert result.status == "step_limit" and result.steps == 3
+
+
+def test_token_limit(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "true"})],
+                                                  usage={"prompt_tokens": 600, "completion_tokens": 10})
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(token_limit=1500)).run("task")
+    assert result.status == "token_limit" and result.steps == 3
+
+
+def test_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "sleep 0.3"})])
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=0.5)).run("task")
+    assert result.status == "time_limit"
+
+
+def test_model_error_keeps_the_trajectory(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [SESSION[0], HttpError(500), HttpError(500)]
+    result = make_agent(fake_model_server, ctx, tmp_path, model={"retries": 1, "retry_backoff_base": 0}).run("task")
+    assert result.status == "model_error" and "500" in result.message
+    traj = read_trajectory(tmp_path / "t.jsonl")
+    assert traj.status == "model_error" and len(traj.steps()) == 1
+
+
+def test_limits_salvage_the_patch_made_so_far(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [SESSION[1]] + [SESSION[0]] * 5
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(step_limit=2)).run("task")
+    assert result.status == "step_limit" and "+    return a + b" in result.patch
+
+
+def test_sandbox_error(fake_model_server, ctx, tmp_path, docker_client) -> None:
+    def script(body):
+        if len(fake_model_server.requests) == 2:
+            docker_client.api.remove_container(ctx.sandbox.id, force=True)
+        return SESSION[0]
+
+    fake_model_server.script = script
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "sandbox_error" and "container" in result.message
+
+
+def test_interrupted_saves_everything(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = SESSION
+
+    def listener(kind, data):
+        if kind == "tool" and data["name"] == "str_replace_editor":
+            raise KeyboardInterrupt
+
+    result = make_agent(fake_model_server, ctx, tmp_path, listener=listener).run("task")
+    assert result.status == "interrupted"
+    assert read_trajectory(tmp_path / "t.jsonl").status == "interrupted"
+
+
+def test_context_length_error_triggers_compaction(fake_model_server, ctx, tmp_path) -> None:
+    steps = [Reply(tool_calls=[tool_call("bash", {"command": f"echo step {i}"})]) for i in range(14)]
+    fake_model_server.script = [*steps, context_length_error(), Reply(content="SUMMARY: add() is in calc.py"),
+                                Reply(tool_calls=[tool_call("submit", {})])]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("add() subtracts")
+    assert result.status == "submitted" and result.compactions == 1
+    last = fake_model_server.requests[-1]["messages"]
+    assert any("SUMMARY: add() is in calc.py" in (m.get("content") or "") for m in last)
+    assert last[0]["role"] == "system" and "add() subtracts" in last[1]["content"]  # system and task are kept
+    assert len(last) < len(fake_model_server.requests[-4]["messages"])
+    events = read_trajectory(tmp_path / "t.jsonl").events
+    assert any(e["type"] == "compaction" for e in events)
+
+
+def test_compaction_before_the_window_is_full(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.max_model_len = 8000
+    big = "x" * 3000
+    steps = [Reply(tool_calls=[tool_call("bash", {"command": f"echo {big[:1500]} {i}"})]) for i in range(14)]
+    fake_model_server.script = lambda body: (Reply(content="SUMMARY so far")
+                                             if "<transcript>" in json.dumps(body["messages"][-1])
+                                             else steps[min(len(fake_model_server.requests) - 1, 13)])
+    agent = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(step_limit=14),
+                       model={"max_tokens": 256})
+    result = agent.run("task")
+    assert result.compactions >= 1
+    assert result.status == "step_limit"
+
+
+def test_killed_run_leaves_a_readable_trajectory(fake_model_server, sandbox_image, tmp_path) -> None:
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "sleep 0.2"})])
+    path = tmp_path / "killed.jsonl"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from agent.config import ModelSettings
+        from agent.loop import Agent
+        from agent.model import OpenAIModel
+        from agent.trajectory import TrajectoryWriter
+        from sandbox.docker import SandboxSpec, start_sandbox
+        from tools.base import ToolContext
+        from tools.toolset import build_toolset
+        box = start_sandbox(SandboxSpec(image={sandbox_image!r}, run_id="pytest-killed"))
+        model = OpenAIModel(ModelSettings(base_url={fake_model_server.base_url!r}, name="fake-model"))
+        Agent(model, build_toolset(), ToolContext(sandbox=box), trajectory=TrajectoryWriter(Path({str(path)!r}))).run("t")
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if path.exists() and path.read_text().count('"type": "tool"') >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run died before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        subprocess.run("docker ps -aq --filter label=moe-agent.run=pytest-killed | xargs -r docker rm -f",
+                       shell=True, capture_output=True)
+    traj = read_trajectory(path)
+    assert traj.status == "incomplete"
+    steps = traj.steps()
+    assert len(steps) >= 3 and all(s.tools for s in steps[:3])
+    assert traj.start["task"] == "t"

@@ -1,0 +1,588 @@
+"""Tool-call parsing: native, Hermes and Qwen3-Coder XML replies, including the malformed ones.
+
+Many cases are ported from the public test suites of vLLM (`test_qwen3coder_tool_parser.py`,
+`test_hermes_tool_parser.py`), SGLang (`test_function_call_parser.py`) and from raw outputs
+users reported in issue threads (dropped `<tool_call>` openers, dropped `</parameter>`,
+`&&` and `<` in values, drifting closers).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agent.toolcalls import ToolCall, parse_reply, render_assistant_text, render_tool_instructions
+
+
+def function_tool(name: str, properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    if required is not None:
+        parameters["required"] = required
+    function = {"name": name, "description": f"The {name} tool.", "parameters": parameters}
+    return {"type": "function", "function": function}
+
+
+WEATHER = function_tool("get_current_weather", {
+    "city": {"type": "string", "description": "The city name"},
+    "state": {"type": "string", "description": "The state code"},
+    "unit": {"type": "string", "enum": ["fahrenheit", "celsius"]},
+}, ["city", "state"])
+AREA = function_tool("calculate_area", {
+    "shape": {"type": "string"}, "dimensions": {"type": "object"}, "precision": {"type": "integer"},
+})
+BASH = function_tool("bash", {"command": {"type": "string"}, "timeout": {"type": "integer"}}, ["command"])
+EDITOR = function_tool("str_replace_editor", {
+    "command": {"type": "string", "enum": ["view", "create", "str_replace"]},
+    "path": {"type": "string"},
+    "view_range": {"type": "array", "items": {"type": "integer"}},
+    "file_text": {"type": "string"},
+}, ["command", "path"])
+SUBMIT = function_tool("submit", {})
+TYPES = function_tool("test_types", {
+    "int_param": {"type": "integer"},
+    "float_param": {"type": "number"},
+    "bool_param": {"type": "boolean"},
+    "str_param": {"type": "string"},
+    "obj_param": {"type": "object"},
+    "list_param": {"type": "array"},
+    "nullable": {"type": ["integer", "null"]},
+    "either": {"anyOf": [{"type": "integer"}, {"type": "boolean"}]},
+    "untyped": {"description": "no type given"},
+    "odd_type": {"type": "datetime"},
+})
+TOOLS = [WEATHER, AREA, BASH, EDITOR, SUBMIT, TYPES]
+
+
+def xml_call(name: str, **params: str) -> str:
+    """One call laid out exactly as the Qwen3-Coder chat template writes it."""
+    body = "".join(f"<parameter={key}>\n{value}\n</parameter>\n" for key, value in params.items())
+    return f"<tool_call>\n<function={name}>\n{body}</function>\n</tool_call>"
+
+
+def only_call(reply: str, tools: list[dict[str, Any]] = TOOLS, **kwargs: Any) -> ToolCall:
+    parsed = parse_reply(reply, tools, **kwargs)
+    assert parsed.errors == []
+    assert len(parsed.calls) == 1
+    return parsed.calls[0]
+
+
+# -- thinking -------------------------------------------------------------------------------
+def test_think_block_becomes_reasoning_and_leaves_content() -> None:
+    parsed = parse_reply("<think>\nThe test fails on None.\n</think>\n\nLet me look.\n"
+                         + xml_call("bash", command="ls"), TOOLS)
+
+    assert parsed.reasoning == "The test fails on None."
+    assert parsed.content == "Let me look."
+    assert [c.name for c in parsed.calls] == ["bash"]
+
+
+def test_closing_think_without_opener_makes_everything_before_it_reasoning() -> None:
+    # Qwen3 templates put `<think>` in the prompt, so the reply starts inside the thought.
+    parsed = parse_reply('I should list files.\n</think>\n\n<tool_call>\n{"name": "bash", "arguments": '
+                         '{"command": "ls"}}\n</tool_call>', TOOLS)
+
+    assert parsed.reasoning == "I should list files."
+    assert parsed.content == ""
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"})]
+
+
+def test_reasoning_field_and_think_block_are_both_kept() -> None:
+    parsed = parse_reply("<think>second</think>done", TOOLS, reasoning="first")
+
+    assert parsed.reasoning == "first\n\nsecond"
+    assert parsed.content == "done"
+
+
+def test_unclosed_think_is_all_reasoning_and_not_an_error() -> None:
+    parsed = parse_reply("<think>I will call <tool_call> soon but the reply ends here", TOOLS)
+
+    assert parsed.reasoning == "I will call <tool_call> soon but the reply ends here"
+    assert (parsed.calls, parsed.content, parsed.errors) == ([], "", [])
+
+
+def test_closing_think_inside_a_parameter_value_is_left_alone() -> None:
+    reply = xml_call("str_replace_editor", command="create", path="/t.py", file_text='s = "x</think>y"')
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.reasoning is None
+    assert parsed.calls[0].arguments["file_text"] == 's = "x</think>y"'
+
+
+# -- Qwen3-Coder XML ------------------------------------------------------------------------
+def test_xml_single_call_as_the_template_writes_it() -> None:
+    call = only_call(xml_call("get_current_weather", city="Dallas", state="TX", unit="fahrenheit"))
+
+    assert call == ToolCall("get_current_weather", {"city": "Dallas", "state": "TX", "unit": "fahrenheit"})
+
+
+def test_xml_text_before_and_after_the_call_is_content() -> None:
+    parsed = parse_reply("Sure! Let me check the weather for you."
+                         + xml_call("get_current_weather", city="Dallas", state="TX") + "\nThat should do.", TOOLS)
+
+    assert parsed.content == "Sure! Let me check the weather for you.\nThat should do."
+    assert len(parsed.calls) == 1
+
+
+def test_xml_parallel_calls_come_back_in_order() -> None:
+    reply = (xml_call("get_current_weather", city="Dallas", state="TX") + "\n"
+             + xml_call("get_current_weather", city="Orlando", state="FL", unit="celsius"))
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert [c.arguments["city"] for c in parsed.calls] == ["Dallas", "Orlando"]
+    assert parsed.calls[1].arguments["unit"] == "celsius"
+
+
+def test_xml_multiline_object_and_integer_values_are_converted() -> None:
+    call = only_call(xml_call("calculate_area", shape="rectangle", dimensions='{"width": 10, \n "height": 20}',
+                              precision="2"))
+
+    assert call.arguments == {"shape": "rectangle", "dimensions": {"width": 10, "height": 20}, "precision": 2}
+
+
+def test_xml_missing_tool_call_opener_still_runs_and_eats_the_stray_closer() -> None:
+    # Raw Qwen3-Coder output from an issue thread: prose, blank line, no `<tool_call>`, but `</tool_call>`.
+    reply = ("I'll read the file first.\n\n<function=str_replace_editor>\n<parameter=command>\nview\n</parameter>\n"
+             "<parameter=path>\n/path/to/the/file.md\n</parameter>\n</function>\n</tool_call>")
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == [ToolCall("str_replace_editor", {"command": "view", "path": "/path/to/the/file.md"})]
+    assert parsed.content == "I'll read the file first."
+
+
+def test_xml_without_any_tool_call_tags() -> None:
+    call = only_call("<function=get_current_weather>\n<parameter=city>\nDallas\n</parameter>\n"
+                     "<parameter=state>\nTX\n</parameter>\n</function>")
+
+    assert call.arguments == {"city": "Dallas", "state": "TX"}
+
+
+def test_xml_dropped_parameter_closer_ends_the_value_at_the_next_parameter() -> None:
+    reply = ("Let me check the weather for you:\n<tool_call>\n<function=get_current_weather>\n"
+             "<parameter=city>\nDallas\n<parameter=state>\nTX\n</parameter>\n<parameter=unit>\nfahrenheit\n"
+             "</parameter>\n</function>\n</tool_call>")
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls[0].arguments == {"city": "Dallas", "state": "TX", "unit": "fahrenheit"}
+    assert parsed.content == "Let me check the weather for you:"
+
+
+def test_xml_dropped_closer_before_function_end() -> None:
+    call = only_call("<tool_call>\n<function=bash>\n<parameter=command>\npytest -x\n</function>\n</tool_call>")
+
+    assert call.arguments == {"command": "pytest -x"}
+
+
+def test_xml_compact_single_line_layout() -> None:
+    call = only_call("<tool_call><function=get_current_weather><parameter=city>Beijing</parameter>"
+                     "<parameter=state>BJ</parameter></function></tool_call>")
+
+    assert call.arguments == {"city": "Beijing", "state": "BJ"}
+
+
+def test_xml_call_without_parameters() -> None:
+    assert only_call("<tool_call>\n<function=submit>\n</function>\n</tool_call>") == ToolCall("submit", {})
+
+
+@pytest.mark.parametrize("value", [
+    "Dallas->TX",
+    "cd /repo && python -m pytest -x 2>&1 | tail -n 5",
+    "if a < b and c > d:\n    pass",
+    '<div class="row"><span>hi</span></div>',
+    "<config>\n  <item key=\"a\">1</item>\n</config>",
+    "def area(r: float) -> float:\n    return 3.14 * r * r",
+    "html = '<parameter=x>' + body + '</parameter>'",
+    'TEMPLATE = """\n</parameter> is how a value ends\n"""',
+    "echo '</function>' > notes.txt",
+])
+def test_xml_values_with_tags_and_code_survive(value: str) -> None:
+    call = only_call(xml_call("str_replace_editor", command="create", path="/x", file_text=value))
+
+    assert call.arguments["file_text"] == value
+
+
+def test_xml_strips_exactly_one_newline_on_each_side() -> None:
+    call = only_call(xml_call("str_replace_editor", command="create", path="/x", file_text="\n    indented\n"))
+
+    assert call.arguments["file_text"] == "\n    indented\n"
+
+
+@pytest.mark.parametrize("closer", ["</parameter1>", "</parameter/>", "</parameter"])
+def test_xml_drifted_parameter_closers_are_tolerated(closer: str) -> None:
+    reply = (f"<tool_call>\n<function=get_current_weather>\n<parameter=city>\n上海\n{closer}\n"
+             f"<parameter=state>\nSH\n</parameter>\n</function>\n</tool_call>")
+
+    assert only_call(reply).arguments == {"city": "上海", "state": "SH"}
+
+
+def test_xml_json_object_inside_the_function_tag_is_accepted() -> None:
+    call = only_call('<tool_call>\n<function=bash>\n{"command": "ls", "timeout": 30}\n</function>\n</tool_call>')
+
+    assert call.arguments == {"command": "ls", "timeout": 30}
+
+
+def test_xml_call_inside_a_markdown_fence_runs_and_the_fence_is_dropped() -> None:
+    parsed = parse_reply("Running it:\n```xml\n" + xml_call("bash", command="ls") + "\n```\n", TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"})]
+    assert parsed.content == "Running it:"
+
+
+# -- schema-driven value conversion ----------------------------------------------------------
+def test_xml_values_are_converted_by_schema_type() -> None:
+    call = only_call(xml_call("test_types", int_param="42", float_param="3.14", bool_param="True",
+                              str_param="42", obj_param='{"key": "value"}', list_param="[1, 2]",
+                              nullable="null", either="false"))
+
+    assert call.arguments == {"int_param": 42, "float_param": 3.14, "bool_param": True, "str_param": "42",
+                              "obj_param": {"key": "value"}, "list_param": [1, 2], "nullable": None, "either": False}
+
+
+def test_xml_python_literal_object_falls_back_to_literal_eval() -> None:
+    call = only_call(xml_call("test_types", obj_param="{'key': 'value', 'on': True}"))
+
+    assert call.arguments == {"obj_param": {"key": "value", "on": True}}
+
+
+def test_view_range_array_of_integers() -> None:
+    call = only_call(xml_call("str_replace_editor", command="view", path="/a.py", view_range="[10, 20]"))
+
+    assert call.arguments["view_range"] == [10, 20]
+
+
+def test_unknown_types_try_json_then_keep_the_text() -> None:
+    call = only_call(xml_call("test_types", untyped="5", odd_type="2026-01-15"))
+
+    assert call.arguments == {"untyped": 5, "odd_type": "2026-01-15"}
+
+
+def test_parameter_the_tool_does_not_declare_stays_text() -> None:
+    assert only_call(xml_call("bash", command="ls", extra="7")).arguments == {"command": "ls", "extra": "7"}
+
+
+def test_integer_written_as_float_text() -> None:
+    assert only_call(xml_call("bash", command="ls", timeout="30.0")).arguments["timeout"] == 30
+
+
+def test_unconvertible_value_is_an_error_and_other_calls_still_run() -> None:
+    reply = xml_call("test_types", int_param="2026-01-15") + "\n" + xml_call("bash", command="ls")
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"})]
+    assert len(parsed.errors) == 1
+    error = parsed.errors[0]
+    assert error.startswith("Tool call 1 (test_types): parameter 'int_param' must be an integer, got '2026-01-15'")
+    assert "int_param?: integer" in error  # the tool's parameters, to retry with
+
+
+def test_boolean_must_be_true_or_false() -> None:
+    parsed = parse_reply(xml_call("test_types", bool_param="yes"), TOOLS)
+
+    assert parsed.calls == []
+    assert "'bool_param' must be true or false, got 'yes'" in parsed.errors[0]
+
+
+def test_without_tools_names_are_not_checked_and_values_stay_text() -> None:
+    parsed = parse_reply(xml_call("anything", count="5"), [])
+
+    assert parsed.calls == [ToolCall("anything", {"count": "5"})]
+
+
+# -- errors for the model ---------------------------------------------------------------------
+def test_unknown_tool_lists_the_available_ones() -> None:
+    parsed = parse_reply(xml_call("run_shell", command="ls") + xml_call("bash", command="pwd"), TOOLS)
+
+    assert [c.name for c in parsed.calls] == ["bash"]
+    assert parsed.errors == ["Tool call 1: there is no tool named 'run_shell'. Available tools: get_current_weather, "
+                             "calculate_area, bash, str_replace_editor, submit, test_types."]
+
+
+def test_missing_required_parameters_are_named_with_the_signature() -> None:
+    parsed = parse_reply(xml_call("str_replace_editor", command="view"), TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors == ["Tool call 1 (str_replace_editor): missing required parameter path. str_replace_editor "
+                             "takes: command: string, path: string, view_range?: array of integer, file_text?: string."]
+
+
+def test_truncated_xml_call_is_reported_and_earlier_calls_still_run() -> None:
+    reply = xml_call("bash", command="ls") + "\n<tool_call>\n<function=str_replace_editor>\n<parameter=command>\n" \
+        "create\n</parameter>\n<parameter=file_text>\ndef f() -> int:\n    return"
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"})]
+    assert len(parsed.errors) == 1
+    assert parsed.errors[0].startswith("Tool call 2 (str_replace_editor): the reply was cut off")
+    assert "not run" in parsed.errors[0]
+
+
+def test_lone_tool_call_tag_at_the_end_is_a_cut_off_call() -> None:
+    parsed = parse_reply("Now I will run the tests.\n<tool_call>\n", TOOLS)
+
+    assert parsed.calls == []
+    assert "cut off" in parsed.errors[0]
+    assert parsed.content == "Now I will run the tests."
+
+
+def test_malformed_function_tag_shows_the_expected_syntax() -> None:
+    parsed = parse_reply("<tool_call>\n<function=bash\n<parameter=command>\nls\n</parameter>\n</function>\n"
+                         "</tool_call>", TOOLS, fmt="xml")
+
+    assert parsed.calls == []
+    assert "malformed" in parsed.errors[0]
+    assert "<function=TOOL_NAME>\n<parameter=PARAMETER>\nVALUE\n</parameter>" in parsed.errors[0]
+
+
+def test_parameter_tag_without_a_name_is_an_error() -> None:
+    parsed = parse_reply("<tool_call>\n<function=bash>\n<parameter=>\nls\n</parameter>\n</function>\n</tool_call>",
+                         TOOLS)
+
+    assert parsed.calls == []
+    assert "has no name" in parsed.errors[0]
+
+
+def test_unreadable_call_body_is_an_error() -> None:
+    parsed = parse_reply("<tool_call>\nbash: ls -la\n</tool_call>", TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors[0].startswith("Tool call 1: could not read the call 'bash: ls -la")
+
+
+def test_plain_reply_has_no_calls_and_no_errors() -> None:
+    parsed = parse_reply("The fix is done; nothing left to run.", TOOLS)
+
+    assert (parsed.calls, parsed.errors, parsed.content) == ([], [], "The fix is done; nothing left to run.")
+
+
+# -- Hermes -----------------------------------------------------------------------------------
+def test_hermes_single_call_with_text_around_it() -> None:
+    parsed = parse_reply('Checking.\n<tool_call>\n{"name": "bash", "arguments": {"command": "ls", "timeout": 10}}\n'
+                         "</tool_call>\nDone.", TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls", "timeout": 10})]
+    assert parsed.content == "Checking.\n\nDone."
+
+
+def test_hermes_several_calls_in_order_including_two_in_one_block() -> None:
+    reply = ('<tool_call>\n{"name": "bash", "arguments": {"command": "one"}}\n</tool_call>\n'
+             '<tool_call>\n{"name": "bash", "arguments": {"command": "two"}}\n'
+             '{"name": "bash", "arguments": {"command": "three"}}\n</tool_call>')
+
+    assert [c.arguments["command"] for c in parse_reply(reply, TOOLS).calls] == ["one", "two", "three"]
+
+
+def test_hermes_arguments_given_as_a_json_string() -> None:
+    call = only_call('<tool_call>{"name": "bash", "arguments": "{\\"command\\": \\"ls\\", \\"timeout\\": \\"5\\"}"}'
+                     "</tool_call>")
+
+    assert call.arguments == {"command": "ls", "timeout": 5}
+
+
+def test_hermes_python_style_literal() -> None:
+    call = only_call("<tool_call>\n{'name': 'test_types', 'arguments': {'bool_param': True, 'nullable': None}}\n"
+                     "</tool_call>")
+
+    assert call.arguments == {"bool_param": True, "nullable": None}
+
+
+def test_hermes_raw_newlines_in_strings_and_closing_tag_inside_a_value() -> None:
+    reply = ('<tool_call>\n{"name": "str_replace_editor", "arguments": {"command": "create", "path": "/p.md", '
+             '"file_text": "line one\nuse </tool_call> to close"}}\n</tool_call>')
+
+    assert only_call(reply).arguments["file_text"] == "line one\nuse </tool_call> to close"
+
+
+def test_hermes_after_chinese_reasoning_with_trailing_whitespace() -> None:
+    # vLLM's hermes test: a long thought ending in `</think>`, then the call and stray whitespace.
+    reply = ("好的，用户现在要研发一个5MW的燃气轮机。\n</think>\n\n<tool_call>\n"
+             '{"name": "internet_search", "arguments": {"question": "5MW燃气轮机设计参数 空气流量"}}'
+             "\n</tool_call>\n\n ")
+
+    parsed = parse_reply(reply, [function_tool("internet_search", {"question": {"type": "string"}})])
+
+    assert parsed.calls == [ToolCall("internet_search", {"question": "5MW燃气轮机设计参数 空气流量"})]
+    assert parsed.reasoning == "好的，用户现在要研发一个5MW的燃气轮机。"
+    assert parsed.content == ""
+
+
+def test_hermes_missing_closer_with_complete_json_still_runs() -> None:
+    call = only_call('<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}')
+
+    assert call == ToolCall("bash", {"command": "ls"})
+
+
+def test_hermes_stray_extra_brace_is_tolerated() -> None:
+    assert only_call('<tool_call>{"name": "bash", "arguments": {"command": "ls"}}}</tool_call>').name == "bash"
+
+
+def test_hermes_parameters_key_and_openai_shape_are_accepted() -> None:
+    reply = ('<tool_call>{"name": "bash", "parameters": {"command": "a"}}</tool_call>'
+             '<tool_call>{"type": "function", "function": {"name": "bash", "arguments": {"command": "b"}}}</tool_call>')
+
+    assert [c.arguments for c in parse_reply(reply, TOOLS).calls] == [{"command": "a"}, {"command": "b"}]
+
+
+def test_hermes_invalid_json_is_explained_and_valid_calls_still_run() -> None:
+    reply = ('<tool_call>\n{"name": "bash", "arguments": {"command": "ls" "timeout": 5}}\n</tool_call>\n'
+             '<tool_call>\n{"name": "bash", "arguments": {"command": "pwd"}}\n</tool_call>')
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "pwd"})]
+    assert parsed.errors[0].startswith("Tool call 1: the JSON inside <tool_call> is invalid (Expecting ',' delimiter")
+    assert '{"name": "TOOL_NAME", "arguments": {"PARAMETER": "VALUE"}}' in parsed.errors[0]
+
+
+def test_hermes_truncated_json_is_a_cut_off_call() -> None:
+    parsed = parse_reply('<tool_call>\n{"name": "str_replace_editor", "arguments": {"command": "create", '
+                         '"file_text": "def f():\\n    ret', TOOLS)
+
+    assert parsed.calls == []
+    assert "cut off" in parsed.errors[0] and "incomplete" in parsed.errors[0]
+
+
+def test_hermes_object_without_a_name_is_an_error() -> None:
+    parsed = parse_reply('<tool_call>{"arguments": {"command": "ls"}}</tool_call>', TOOLS)
+
+    assert parsed.calls == []
+    assert 'expected a JSON object with "name" and "arguments"' in parsed.errors[0]
+
+
+def test_hermes_string_values_are_converted_and_wrong_types_reported() -> None:
+    parsed = parse_reply('<tool_call>{"name": "str_replace_editor", "arguments": {"command": "view", "path": "/a", '
+                         '"view_range": "[1, 5]"}}</tool_call><tool_call>{"name": "test_types", "arguments": '
+                         '{"int_param": [1]}}</tool_call>', TOOLS)
+
+    assert parsed.calls[0].arguments["view_range"] == [1, 5]
+    assert len(parsed.calls) == 1
+    assert "'int_param' must be an integer, got '[1]'" in parsed.errors[0]
+
+
+# -- formats and native calls -----------------------------------------------------------------
+def test_auto_reads_hermes_and_xml_in_the_same_reply() -> None:
+    reply = '<tool_call>{"name": "bash", "arguments": {"command": "a"}}</tool_call>\n' + xml_call("bash", command="b")
+
+    assert [c.arguments["command"] for c in parse_reply(reply, TOOLS).calls] == ["a", "b"]
+
+
+def test_hermes_format_rejects_xml_calls_with_the_hermes_syntax() -> None:
+    parsed = parse_reply(xml_call("bash", command="ls"), TOOLS, fmt="hermes")
+
+    assert parsed.calls == []
+    assert "written in xml syntax but this session uses hermes syntax" in parsed.errors[0]
+    assert '<tool_call>\n{"name": "TOOL_NAME"' in parsed.errors[0]
+
+
+def test_xml_format_rejects_hermes_calls() -> None:
+    parsed = parse_reply('<tool_call>{"name": "bash", "arguments": {"command": "ls"}}</tool_call>', TOOLS, fmt="xml")
+
+    assert parsed.calls == []
+    assert "written in hermes syntax but this session uses xml syntax" in parsed.errors[0]
+
+
+def native(name: str, arguments: str | dict[str, Any], call_id: str = "call_1") -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def test_auto_prefers_native_calls_and_leaves_text_alone() -> None:
+    parsed = parse_reply("I'll list files. <tool_call>not parsed</tool_call>", TOOLS,
+                         native_calls=[native("bash", '{"command": "ls"}', "call_9"), native("submit", "")])
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"}, "call_9"), ToolCall("submit", {}, "call_1")]
+    assert parsed.content == "I'll list files. <tool_call>not parsed</tool_call>"
+    assert parsed.errors == []
+
+
+def test_native_bad_arguments_and_unknown_tool_are_errors_next_to_valid_calls() -> None:
+    parsed = parse_reply(None, TOOLS, native_calls=[
+        native("bash", '{"command": "ls", '), native("nope", "{}"), native("bash", {"command": "pwd"}, "c3"),
+    ])
+
+    assert parsed.calls == [ToolCall("bash", {"command": "pwd"}, "c3")]
+    assert parsed.errors[0].startswith("Tool call 1 (bash): its arguments are not valid JSON")
+    assert parsed.errors[1].startswith("Tool call 2: there is no tool named 'nope'")
+
+
+def test_native_format_does_not_run_text_calls_but_says_so() -> None:
+    parsed = parse_reply(xml_call("bash", command="ls"), TOOLS, fmt="native")
+
+    assert parsed.calls == []
+    assert "written as text" in parsed.errors[0]
+
+
+def test_unknown_format_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown tool-call format"):
+        parse_reply("", TOOLS, fmt="json")  # type: ignore[arg-type]
+
+
+# -- rendering --------------------------------------------------------------------------------
+def test_render_xml_matches_the_qwen3_coder_template_layout() -> None:
+    text = render_assistant_text([ToolCall("str_replace_editor", {"command": "view", "view_range": [1, 9]})], "xml")
+
+    assert text == ("<tool_call>\n<function=str_replace_editor>\n<parameter=command>\nview\n</parameter>\n"
+                    "<parameter=view_range>\n[1, 9]\n</parameter>\n</function>\n</tool_call>")
+
+
+def test_render_hermes_matches_the_qwen_template_layout() -> None:
+    text = render_assistant_text([ToolCall("bash", {"command": "ls"}), ToolCall("submit", {})], "hermes")
+
+    assert text == ('<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>\n'
+                    '<tool_call>\n{"name": "submit", "arguments": {}}\n</tool_call>')
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "xml"])
+def test_rendered_calls_parse_back_to_the_same_calls(fmt: str) -> None:
+    calls = [
+        ToolCall("str_replace_editor", {"command": "create", "path": "/src/app.py",
+                                        "file_text":
+                                            "\ndef main() -> None:\n    if a < b && c:\n        print('<b>')\n"}),
+        ToolCall("str_replace_editor", {"command": "view", "path": "/src/app.py", "view_range": [3, 30]}),
+        ToolCall("calculate_area", {"shape": "circle", "dimensions": {"radius": 1.5}, "precision": 2}),
+    ]
+
+    assert parse_reply(render_assistant_text(calls, fmt), TOOLS, fmt=fmt).calls == calls  # type: ignore[arg-type]
+
+
+def test_xml_tool_instructions_follow_the_template_and_keep_enums() -> None:
+    text = render_tool_instructions([EDITOR], "xml")
+
+    assert text.startswith("You have access to the following functions:\n\n<tools>\n<function>\n"
+                           "<name>str_replace_editor</name>\n<description>The str_replace_editor tool.</description>")
+    assert "<parameter>\n<name>view_range</name>\n<type>array</type>\n<items>{\"type\": \"integer\"}</items>" in text
+    assert '<enum>["view", "create", "str_replace"]</enum>' in text
+    assert "<required>[`command`, `path`]</required>" in text
+    assert "<tool_call>\n<function=example_function_name>" in text
+    assert "must be nested within <tool_call></tool_call> XML tags" in text
+
+
+def test_hermes_tool_instructions_list_each_tool_as_json() -> None:
+    text = render_tool_instructions([BASH, SUBMIT], "hermes")
+
+    listed = text.split("<tools>\n")[1].split("\n</tools>")[0].splitlines()
+    assert [json.loads(line) for line in listed] == [BASH, SUBMIT]
+    assert text.endswith('<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
+
+
+@pytest.mark.parametrize("render", [
+    lambda: render_assistant_text([ToolCall("bash", {})], "native"),  # type: ignore[arg-type]
+    lambda: render_tool_instructions([BASH], "auto"),  # type: ignore[arg-type]
+])
+def test_rendering_needs_a_text_format(render: Any) -> None:
+    with pytest.raises(ValueError):
+        render()
+
+
+def test_a_bad_required_value_is_reported_once_not_also_as_missing() -> None:
+    tools = [function_tool("sleep", {"seconds": {"type": "integer"}}, ["seconds"])]
+
+    parsed = parse_reply(xml_call("sleep", seconds="a while"), tools)
+
+    assert parsed.errors == ["Tool call 1 (sleep): parameter 'seconds' must be an integer, got 'a while'. "
+                             "sleep takes: seconds: integer."]

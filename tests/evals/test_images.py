@@ -1,0 +1,247 @@
+"""Task images: layer plans and tags, requirements from the mirror, and real offline builds."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker.errors import ImageNotFound
+
+from agent.errors import UsageError
+from evals import images
+from evals.datasets import TaskInstance
+from evals.images import (
+    CONDA_ACTIVATE,
+    EnvironmentPlan,
+    ImageBuilder,
+    ImageSource,
+    RecipeBook,
+    build_requirements,
+    instance_script,
+    official_image,
+    python_labels,
+    requirements_from_mirror,
+)
+from evals.recipes import recipe_for
+from evals.repos import RepoSource
+from evals.sample_tasks import SampleProject, make_sample_project, sample_image_builder
+from sandbox.base import SandboxError
+from tests.evals.test_repos import make_repo
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> tuple[Path, str]:
+    commit = make_repo(tmp_path / "work", {
+        "requirements/dev.txt": "-r tests.txt\n-e .\n# a comment\n.[test]\nflake8==7.0\n\n",
+        "requirements/tests.txt": "pytest==8.0\n-r ../base.txt\n",
+        "base.txt": "click\n",
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61", "setuptools_scm[toml]"]\n',
+    })
+    return tmp_path / "work" / ".git", commit
+
+
+def test_requirements_come_from_the_mirror_with_includes_inlined(mirror: tuple[Path, str]) -> None:
+    git_dir, commit = mirror
+    text = requirements_from_mirror(git_dir, commit, ["requirements/missing.txt", "requirements/dev.txt"])
+    assert text.splitlines() == ["pytest==8.0", "click", "flake8==7.0"]
+    with pytest.raises(UsageError, match="none of nope.txt exists at"):
+        requirements_from_mirror(git_dir, commit, ["nope.txt"], "acme/tool")
+
+
+def test_build_requirements_are_read_from_pyproject(mirror: tuple[Path, str], tmp_path: Path) -> None:
+    git_dir, commit = mirror
+    assert build_requirements(git_dir, commit) == ["setuptools>=61", "setuptools_scm[toml]"]
+    broken = make_repo(tmp_path / "broken", {"pyproject.toml": "[build-system\n"})
+    assert build_requirements(tmp_path / "broken" / ".git", broken) == []
+
+
+def test_environment_plan_tag_follows_its_inputs(mirror: tuple[Path, str]) -> None:
+    git_dir, commit = mirror
+    recipe = recipe_for("pallets/flask", "2.0")  # packages = "requirements.txt"
+    recipe = recipe.model_copy(update={"requirements_paths": ["requirements/dev.txt"]})
+    plan = EnvironmentPlan.make(recipe, git_dir, commit, "base:1", images.BUILD_TOOLS)
+    assert plan.requirements.splitlines() == ["pytest==8.0", "click", "flake8==7.0"]
+    assert plan.build_requires == ("setuptools>=61", "setuptools_scm[toml]")
+    assert plan.tag.startswith("moe-swebench-env:pallets__flask-2.0-")
+    assert plan.tag == EnvironmentPlan.make(recipe, git_dir, commit, "base:1", images.BUILD_TOOLS).tag
+    assert plan.tag != EnvironmentPlan.make(recipe, git_dir, commit, "base:2", images.BUILD_TOOLS).tag
+    assert plan.tag != EnvironmentPlan.make(recipe, git_dir, commit, "base:1", ()).tag
+    pinned = recipe.model_copy(update={"pip_packages": ["Werkzeug==3.0"]})
+    assert plan.tag != EnvironmentPlan.make(pinned, git_dir, commit, "base:1", images.BUILD_TOOLS).tag
+
+
+def test_environment_script_installs_in_upstream_order(mirror: tuple[Path, str]) -> None:
+    git_dir, commit = mirror
+    recipe = recipe_for("psf/requests", "2.4").model_copy(update={"pip_packages": ["six==1.16"]})
+    script = EnvironmentPlan.make(recipe, git_dir, commit, "base:1", images.BUILD_TOOLS).script(ca=True)
+    steps = [line for line in script.splitlines() if line.startswith("step=")]
+    assert steps == ["step=start", "step=virtualenv", "step=build-tools", "step=build-requirements", "step=packages",
+                     "step=pip-packages", f"step='checkout {commit[:12]}'", "step=pre-install", "step=install",
+                     "step='service httpbin'"]
+    assert "python -m pip install pytest" in script  # the conda list, installed with pip
+    assert "export SSL_CERT_FILE=/etc/moe-agent/ca-bundle.crt" in script
+    assert f"git fetch --quiet --no-tags /mirror {commit}" in script
+    assert "--no-index" not in script  # the environment layer is the one that reaches PyPI
+    offline = EnvironmentPlan.make(recipe, git_dir, commit, "base:1", ()).script(ca=False)
+    assert "build-tools" not in offline and "SSL_CERT_FILE" not in offline
+
+
+def test_conda_environment_files_are_refused(mirror: tuple[Path, str]) -> None:
+    git_dir, commit = mirror
+    recipe = recipe_for("psf/requests", "2.4").model_copy(update={"packages": "environment.yml"})
+    with pytest.raises(UsageError, match="environment.yml recipes cannot be built here"):
+        EnvironmentPlan.make(recipe, git_dir, commit, "base:1", ())
+
+
+def test_instance_script_installs_offline_at_base_commit() -> None:
+    row = sample_row(repo="pytest-dev/pytest", version="6.3")
+    script = instance_script(row, recipe_for("pytest-dev/pytest", "6.3"))
+    assert f"git checkout --quiet -B main {row.base_commit}" in script
+    assert "sed -i 's/>=>=/>=/' setup.cfg" in script
+    assert "python -m pip install -e . --no-build-isolation --no-index --no-deps" in script
+
+
+def test_python_substitution_is_recorded() -> None:
+    recipe = recipe_for("pallets/flask", "2.1")  # asks for 3.10, which Debian lacks
+    assert python_labels(recipe.interpreter) == {
+        "moe-agent.python.requested": "3.10", "moe-agent.python": "3.11",
+        "moe-agent.debian": "bookworm", "moe-agent.python.substituted": "true",
+    }
+    assert images.substitution_note(recipe.interpreter) == "Python 3.10 is in no Debian release; ran on 3.11 (bookworm)"
+
+
+def test_official_image_names() -> None:
+    assert official_image(sample_row()) == "swebench/sweb.eval.x86_64.psf_1776_requests-2317:latest"
+    assert official_image(sample_row(image="registry.example/x:1")) == "registry.example/x:1"
+
+
+def test_extra_recipes_come_first_and_unknown_versions_are_named(tmp_path: Path) -> None:
+    (tmp_path / "psf__requests.toml").write_text(
+        'repo = "psf/requests"\nlog_parser = "parse_log_pytest"\noffline_reinstall_flags = []\n'
+        '[[specs]]\nversions = ["2.4"]\npython = "3.11"\ninstall = ""\ntest_cmd = "pytest"\n'
+    )
+    book = RecipeBook([tmp_path])
+    assert book.for_instance(sample_row()).python == "3.11"
+    assert RecipeBook().for_instance(sample_row()).python == "3.9"
+    with pytest.raises(UsageError, match=r"no recipe for psf/requests 9\.9 \(known versions: .*2\.4"):
+        book.for_instance(sample_row(version="9.9"))
+    with pytest.raises(UsageError, match="no recipe for that repository"):
+        book.for_instance(sample_row(repo="acme/tool"))
+    with pytest.raises(UsageError, match="no such directory"):
+        RecipeBook([tmp_path / "missing"])
+
+
+def test_pull_mode_uses_official_images_and_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    present = FakeClient(present={"swebench/sweb.eval.x86_64.psf_1776_requests-2317:latest"})
+    pulled = ImageBuilder(present, RepoSource(str(tmp_path)), source=ImageSource.PULL).ensure(sample_row())
+    assert pulled.pulled and pulled.activate == CONDA_ACTIVATE and pulled.services == []
+    assert pulled.recipe is not None and pulled.recipe.repo == "psf/requests"
+
+    with pytest.raises(SandboxError, match="no official image swebench/sweb.eval"):
+        ImageBuilder(FakeClient(), RepoSource(str(tmp_path)), source=ImageSource.PULL).ensure(sample_row())
+
+    monkeypatch.setattr(images, "registry_reachable", lambda: False)
+    auto = ImageBuilder(present, RepoSource(str(tmp_path)))
+    with pytest.raises(UsageError, match="no mirror of psf/requests"):  # offline: it builds, from a mirror
+        auto.ensure(sample_row())
+
+
+# -- real builds on the sample project (Docker) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleProject:
+    return make_sample_project(tmp_path_factory.mktemp("sample"), bugs=1, salt=uuid.uuid4().hex)
+
+
+@pytest.fixture(scope="module")
+def made_tags(docker_client: Any) -> Iterator[list[str]]:
+    """Images the tests build; removed afterwards, newest first (the base stays)."""
+    tags: list[str] = []
+    yield tags
+    for tag in reversed(tags):
+        try:
+            docker_client.images.remove(tag, force=True)
+        except Exception:
+            pass
+
+
+@pytest.mark.docker
+def test_layers_build_once_then_are_reused(docker_client: Any, sandbox_image: str, sample: SampleProject,
+                                           made_tags: list[str]) -> None:
+    first = sample_image_builder(docker_client, sample).ensure(sample.instance("1"))
+    made_tags += [layer.tag for layer in first.layers[1:]]
+    assert [layer.action for layer in first.layers] == ["reused", "built", "built"]
+    assert first.layers[0].tag == sandbox_image
+
+    again = sample_image_builder(docker_client, sample).ensure(sample.instance("1"))  # a fresh builder: no memory
+    assert [layer.action for layer in again.layers] == ["reused", "reused", "reused"]
+    assert docker_client.images.get(again.tag).id == docker_client.images.get(first.tag).id
+
+    rebuilt = sample_image_builder(docker_client, sample, force=True).ensure(sample.instance("1"))
+    assert [layer.action for layer in rebuilt.layers] == ["reused", "built", "built"]
+
+
+@pytest.mark.docker
+def test_instance_image_hides_the_future(docker_client: Any, sample: SampleProject, made_tags: list[str]) -> None:
+    instance = sample.instance("1")
+    image = sample_image_builder(docker_client, sample).ensure(instance)
+    made_tags.append(image.tag)
+    probe = (f"git rev-parse HEAD; git tag; git branch --format='%(refname:short)'; "
+             f"git cat-file -e {sample.fix_commit} 2>/dev/null && echo FUTURE-VISIBLE || echo future-hidden; "
+             "git status --porcelain; cd / && python -c 'import calc; print(calc.__file__)'")
+    out = docker_client.containers.run(image.tag, ["bash", "-c", f"source /opt/venv/bin/activate && {probe}"],
+                                       network_mode="none", remove=True).decode().split()
+    assert out == [instance.base_commit, "v0.1", "main", "future-hidden", "/testbed/calc/__init__.py"]
+    config = docker_client.images.get(image.tag).attrs["Config"]
+    assert config["Labels"]["moe-agent.instance"] == instance.instance_id
+    assert config["Labels"]["moe-agent.python"] == "3.11"
+    assert not config.get("Volumes")  # the build's bind mounts are not baked in
+    assert config["Cmd"] == ["sleep", "infinity"]
+
+
+@pytest.mark.docker
+def test_failed_build_names_the_step_and_is_not_retried(docker_client: Any, sample: SampleProject,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    builder = sample_image_builder(docker_client, sample)
+    with pytest.raises(SandboxError) as failed:
+        builder.ensure(sample.instance("broken"))
+    message = str(failed.value)
+    assert "image build failed at step 'environment'" in message
+    assert "this recipe fails on purpose" in message and "step failed: pre-install" in message
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a failed layer must not be built again in the same run")
+
+    monkeypatch.setattr(images, "run_and_commit", explode)
+    with pytest.raises(SandboxError, match="step failed: pre-install"):
+        builder.ensure(sample.instance("broken"))
+
+
+def sample_row(**overrides: Any) -> TaskInstance:
+    row = {
+        "repo": "psf/requests", "instance_id": "psf__requests-2317", "version": "2.4",
+        "base_commit": "091991be0da19de9108dbe5e3752917fea3d7fdc", "problem_statement": "",
+        "FAIL_TO_PASS": "[]", "PASS_TO_PASS": "[]", "test_patch": "diff --git a/t.py b/t.py\n",
+    }
+    return TaskInstance.model_validate(row | overrides)
+
+
+class FakeClient:
+    """Just enough of docker's client for the pull path: some images exist, pulls fail."""
+
+    def __init__(self, present: set[str] | None = None) -> None:
+        self.present = present or set()
+        self.images = self
+
+    def get(self, name: str) -> object:
+        if name not in self.present:
+            raise ImageNotFound(name)
+        return object()
+
+    def pull(self, repository: str, tag: str = "latest") -> None:
+        raise ImageNotFound(f"{repository}:{tag}")
+

@@ -1,0 +1,277 @@
+"""str_replace_editor against a real container: views, edits, undo, and every awkward file we could think of."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.editor import LARGE_FILE_BYTES, LINE_DISPLAY_CHARS
+
+pytestmark = pytest.mark.docker
+
+
+def edit(call, path, **args):
+    return call("str_replace_editor", path=path, **args)
+
+
+# -- view ------------------------------------------------------------------------
+def test_view_numbers_lines_like_cat_n(call) -> None:
+    obs = edit(call, "src/app.py", command="view")
+    assert not obs.is_error
+    assert "     4\tdef greet(name):" in obs.text and "     9\t    print(" in obs.text
+
+
+def test_view_range_and_end_minus_one(call) -> None:
+    obs = edit(call, "/testbed/src/app.py", command="view", view_range=[4, 5])
+    assert "     4\tdef greet(name):\n     5\t" in obs.text and "     6" not in obs.text
+    tail = edit(call, "src/app.py", command="view", view_range=[8, -1])
+    assert "     8\tdef main():" in tail.text and "     9\t" in tail.text and "     7" not in tail.text
+
+
+@pytest.mark.parametrize(("view_range", "says"),
+                         [([0, 3], "start 0"), ([50, 60], "has 9 lines"), ([5, 2], "before start")])
+def test_view_range_out_of_bounds_says_what_is_valid(call, view_range, says) -> None:
+    obs = edit(call, "src/app.py", command="view", view_range=view_range)
+    assert obs.is_error and says in obs.text
+
+
+def test_view_directory_lists_two_levels_without_hidden(call, repo) -> None:
+    repo.write_file("src/pkg/deep/too_deep.py", b"")
+    repo.write_file("src/.hidden", b"")
+    obs = edit(call, ".", command="view")
+    assert "/testbed/src/app.py" in obs.text and "/testbed/src/pkg/" in obs.text
+    assert "too_deep" not in obs.text and ".hidden" not in obs.text and ".git" not in obs.text
+
+
+def test_view_missing_path(call) -> None:
+    obs = edit(call, "src/nope.py", command="view")
+    assert obs.is_error and "does not exist" in obs.text
+
+
+def test_view_truncates_very_long_lines(call, repo) -> None:
+    repo.write_file("long.txt", b"short\n" + b"x" * 50_000 + b"\nend\n")
+    obs = edit(call, "long.txt", command="view")
+    assert "line truncated, 48000 more characters" in obs.text
+    assert "x" * LINE_DISPLAY_CHARS in obs.text and "x" * (LINE_DISPLAY_CHARS + 1) not in obs.text
+    assert "     3\tend" in obs.text
+
+
+def test_view_pages_a_long_file_instead_of_cutting_it(call, repo) -> None:
+    repo.write_file("many.py", "".join(f"line_{n} = {n}\n" for n in range(1, 5001)).encode())
+    obs = edit(call, "many.py", command="view")
+    assert "     1\tline_1 = 1" in obs.text and "line_5000" not in obs.text
+    assert "more lines. Use view_range [" in obs.text
+    later = edit(call, "many.py", command="view", view_range=[4999, -1])
+    assert "  5000\tline_5000 = 5000" in later.text
+
+
+def test_view_a_50_mb_file_pages_it_without_reading_it(call, repo) -> None:
+    repo.run("yes 'a line of a huge generated file' | head -c 50000000 > huge.txt")
+    obs = edit(call, "huge.txt", command="view")
+    assert not obs.is_error and "50.0 MB" in obs.text and "1562500 lines" in obs.text
+    assert "   200\ta line" in obs.text and "   201\t" not in obs.text
+    page = edit(call, "huge.txt", command="view", view_range=[1_000_000, 1_000_002])
+    assert "1000000\ta line" in page.text and "1000002\ta line" in page.text and "1000003" not in page.text
+    refused = edit(call, "huge.txt", command="str_replace", old_str="a line", new_str="b")
+    assert refused.is_error and "too large to edit" in refused.text and "bash" in refused.text
+    assert LARGE_FILE_BYTES < 50_000_000
+
+
+def test_binary_file_is_refused(call, repo) -> None:
+    repo.write_file("blob.bin", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)))
+    for args in ({"command": "view"}, {"command": "str_replace", "old_str": "PNG", "new_str": "JPG"}):
+        obs = edit(call, "blob.bin", **args)
+        assert obs.is_error and "binary" in obs.text
+    assert repo.read_file("blob.bin").startswith(b"\x89PNG")
+
+
+# -- create ----------------------------------------------------------------------
+def test_create_makes_parent_directories_and_refuses_to_overwrite(call, repo) -> None:
+    obs = edit(call, "pkg/new/mod.py", command="create", file_text="x = 1\n")
+    assert not obs.is_error and repo.read_file("pkg/new/mod.py") == b"x = 1\n"
+    again = edit(call, "pkg/new/mod.py", command="create", file_text="x = 2\n")
+    assert again.is_error and "already exists" in again.text and "str_replace" in again.text
+    assert repo.read_file("pkg/new/mod.py") == b"x = 1\n"
+
+
+def test_create_without_file_text_asks_for_it(call) -> None:
+    obs = edit(call, "new.py", command="create")
+    assert obs.is_error and "file_text" in obs.text
+
+
+# -- str_replace -----------------------------------------------------------------
+def test_str_replace_edits_and_shows_numbered_snippet(call, repo) -> None:
+    obs = edit(call, "src/app.py", command="str_replace", old_str='return "hello " + name',
+               new_str='return f"hello {name}"')
+    assert not obs.is_error
+    assert '     5\t    return f"hello {name}"' in obs.text
+    assert b'return f"hello {name}"\n' in repo.read_file("src/app.py")
+
+
+def test_str_replace_without_match_shows_the_closest_lines(call, repo) -> None:
+    before = repo.read_file("src/app.py")
+    obs = edit(call, "src/app.py", command="str_replace", old_str='def greet(nam):\n    return "helo " + name',
+               new_str="pass")
+    assert obs.is_error and "does not appear verbatim" in obs.text
+    assert "(4-5)" in obs.text and '     5\t    return "hello " + name' in obs.text
+    assert repo.read_file("src/app.py") == before
+
+
+def test_str_replace_with_several_matches_lists_their_lines(call, repo) -> None:
+    repo.write_file("dup.py", b"x = 1\ny = 2\nx = 1\n\nx = 1\n")
+    obs = edit(call, "dup.py", command="str_replace", old_str="x = 1", new_str="x = 3")
+    assert obs.is_error and "3 times" in obs.text and "lines 1, 3, 5" in obs.text
+    assert repo.read_file("dup.py") == b"x = 1\ny = 2\nx = 1\n\nx = 1\n"
+
+
+def test_str_replace_tabs_vs_spaces_is_named(call, repo) -> None:
+    repo.write_file("tabs.py", b"def f():\n\tif True:\n\t\treturn 1\n")
+    obs = edit(call, "tabs.py", command="str_replace", old_str="    if True:\n        return 1",
+               new_str="    return 2")
+    assert obs.is_error and "tabs vs spaces" in obs.text
+    assert "line 2" in obs.text and "1 tab" in obs.text and "4 spaces" in obs.text
+    assert repo.read_file("tabs.py") == b"def f():\n\tif True:\n\t\treturn 1\n"
+
+
+def test_str_replace_identical_or_empty_old_str_is_refused(call) -> None:
+    same = edit(call, "src/app.py", command="str_replace", old_str="import os", new_str="import os")
+    empty = edit(call, "src/app.py", command="str_replace", old_str="", new_str="x")
+    assert same.is_error and "identical" in same.text
+    assert empty.is_error and "empty" in empty.text
+
+
+def test_str_replace_keeps_crlf_line_endings(call, repo) -> None:
+    repo.write_file("win.py", b"a = 1\r\nb = 2\r\nc = 3\r\n")
+    obs = edit(call, "win.py", command="str_replace", old_str="a = 1\nb = 2", new_str="a = 10\nb = 20\nbb = 21")
+    assert not obs.is_error, obs.text
+    assert repo.read_file("win.py") == b"a = 10\r\nb = 20\r\nbb = 21\r\nc = 3\r\n"
+
+
+def test_insert_keeps_crlf_line_endings(call, repo) -> None:
+    repo.write_file("win.py", b"a = 1\r\nb = 2\r\n")
+    obs = edit(call, "win.py", command="insert", insert_line=1, new_str="x = 0\ny = 0\n")
+    assert not obs.is_error, obs.text
+    assert repo.read_file("win.py") == b"a = 1\r\nx = 0\r\ny = 0\r\nb = 2\r\n"
+
+
+def test_missing_final_newline_stays_missing(call, repo) -> None:
+    repo.write_file("open.py", b"a = 1\nb = 2")
+    edit(call, "open.py", command="str_replace", old_str="b = 2", new_str="b = 3")
+    assert repo.read_file("open.py") == b"a = 1\nb = 3"
+    edit(call, "open.py", command="insert", insert_line=2, new_str="c = 4")
+    assert repo.read_file("open.py") == b"a = 1\nb = 3\nc = 4"
+    edit(call, "open.py", command="insert", insert_line=0, new_str="# top")
+    assert repo.read_file("open.py") == b"# top\na = 1\nb = 3\nc = 4"
+
+
+def test_latin1_file_keeps_its_bytes(call, repo) -> None:
+    original = "# Café crème\nname = 'José'\nvalue = 1\n".encode("latin-1")
+    repo.write_file("legacy.py", original)
+    view = edit(call, "legacy.py", command="view")
+    assert not view.is_error and "value = 1" in view.text
+    obs = edit(call, "legacy.py", command="str_replace", old_str="value = 1", new_str="value = 2")
+    assert not obs.is_error, obs.text
+    assert repo.read_file("legacy.py") == original.replace(b"value = 1", b"value = 2")
+
+
+def test_file_deleted_between_view_and_edit(call, repo) -> None:
+    assert not edit(call, "src/app.py", command="view").is_error
+    repo.run("rm src/app.py")
+    obs = edit(call, "src/app.py", command="str_replace", old_str="import os", new_str="import sys")
+    assert obs.is_error and "does not exist" in obs.text and "deleted" in obs.text
+
+
+# -- insert / undo ---------------------------------------------------------------
+def test_insert_at_top_middle_and_end(call, repo) -> None:
+    repo.write_file("list.txt", b"one\ntwo\n")
+    edit(call, "list.txt", command="insert", insert_line=0, new_str="zero")
+    edit(call, "list.txt", command="insert", insert_line=2, new_str="one and a half")
+    obs = edit(call, "list.txt", command="insert", insert_line=4, new_str="three\nfour")
+    assert repo.read_file("list.txt") == b"zero\none\none and a half\ntwo\nthree\nfour\n"
+    assert "     5\tthree" in obs.text and "     6\tfour" in obs.text
+
+
+def test_insert_past_the_end_says_the_valid_range(call) -> None:
+    obs = edit(call, "src/app.py", command="insert", insert_line=99, new_str="x")
+    assert obs.is_error and "from 0 to 9" in obs.text
+
+
+def test_undo_restores_previous_versions_in_order(call, repo) -> None:
+    original = repo.read_file("src/app.py")
+    edit(call, "src/app.py", command="str_replace", old_str="import os", new_str="import sys")
+    edit(call, "src/app.py", command="insert", insert_line=0, new_str="# header")
+    assert repo.read_file("src/app.py").startswith(b"# header\nimport sys")
+    assert not edit(call, "src/app.py", command="undo_edit").is_error
+    assert repo.read_file("src/app.py").startswith(b"import sys")
+    edit(call, "src/app.py", command="undo_edit")
+    assert repo.read_file("src/app.py") == original
+    nothing = edit(call, "src/app.py", command="undo_edit")
+    assert nothing.is_error and "no edit" in nothing.text
+
+
+def test_undo_of_create_removes_the_file(call, repo) -> None:
+    edit(call, "fresh.py", command="create", file_text="x = 1\n")
+    obs = edit(call, "fresh.py", command="undo_edit")
+    assert not obs.is_error and not repo.stat("fresh.py").exists
+
+
+# -- lint on edit ------------------------------------------------------------------
+def test_edit_adding_a_syntax_error_is_not_written(call, repo) -> None:
+    before = repo.read_file("src/app.py")
+    obs = edit(call, "src/app.py", command="str_replace", old_str="def main():", new_str="def main(:")
+    assert obs.is_error and "NOT applied" in obs.text and "src/app.py:8" in obs.text
+    assert repo.read_file("src/app.py") == before
+    undo = edit(call, "src/app.py", command="undo_edit")
+    assert undo.is_error  # a rejected edit leaves nothing to undo
+
+
+def test_create_with_a_syntax_error_is_not_written(call, repo) -> None:
+    obs = edit(call, "broken.py", command="create", file_text="def f(:\n    pass\n")
+    assert obs.is_error and "NOT applied" in obs.text
+    assert not repo.stat("broken.py").exists
+
+
+# -- paths -------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "src/../../etc/passwd", "/testbed/../etc"])
+def test_paths_outside_the_repository_are_refused(call, path) -> None:
+    for args in ({"command": "view"}, {"command": "create", "file_text": "x"}):
+        obs = edit(call, path, **args)
+        assert obs.is_error and "outside the repository" in obs.text
+
+
+def test_symlinks_leading_outside_are_refused(call, repo) -> None:
+    repo.run("ln -s /etc/hostname out_file && ln -s /etc out_dir")
+    for path, args in [("out_file", {"command": "view"}),
+                       ("out_file", {"command": "str_replace", "old_str": "a", "new_str": "b"}),
+                       ("out_dir/passwd", {"command": "view"}),
+                       ("out_dir/created.txt", {"command": "create", "file_text": "x"})]:
+        obs = edit(call, path, **args)
+        assert obs.is_error and "symlink" in obs.text and "outside the repository" in obs.text
+    assert repo.run("test -e /etc/created.txt").exit_code == 1
+
+
+def test_symlink_inside_the_repository_edits_its_target(call, repo) -> None:
+    repo.run("ln -s src/app.py link.py")
+    obs = edit(call, "link.py", command="str_replace", old_str="import os", new_str="import sys")
+    assert not obs.is_error
+    assert repo.read_file("src/app.py").startswith(b"import sys")
+    assert repo.stat("link.py").is_symlink
+
+
+# -- arguments -----------------------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    {"path": "src/app.py"},
+    {"command": "view"},
+    {"command": "explode", "path": "src/app.py"},
+    {"command": "view", "path": "src/app.py", "view_range": "1-5"},
+    {"command": "insert", "path": "src/app.py", "insert_line": "3", "new_str": "x"},
+    {"command": "view", "path": 7},
+])
+def test_missing_or_wrongly_typed_arguments(call, args) -> None:
+    obs = call("str_replace_editor", **args)
+    assert obs.is_error and obs.text.startswith("Invalid arguments") and "Expected parameters" in obs.text
+
+
+@pytest.mark.parametrize(("command", "needs"), [("str_replace", "old_str"), ("insert", "insert_line")])
+def test_command_specific_parameters_are_asked_for(call, command, needs) -> None:
+    obs = edit(call, "src/app.py", command=command)
+    assert obs.is_error and needs in obs.text

@@ -1,0 +1,219 @@
+"""run_tests against a real container: detection, pytest summaries read by swebench's parser, fallbacks."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tools.base import ToolError
+from tools.tests import Runner, choose_runner
+
+pytestmark = pytest.mark.docker
+
+CALC_TESTS = b"""\
+import pytest
+
+
+def test_add():
+    assert 1 + 1 == 2
+
+
+def test_sub():
+    assert 2 - 1 == 0
+
+
+def test_raises():
+    raise ValueError("bad input")
+
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
+"""
+
+UNITTEST_TESTS = b"""\
+import unittest
+
+
+class CalcTest(unittest.TestCase):
+    def test_ok(self):
+        self.assertEqual(1, 1)
+
+    def test_wrong(self):
+        self.assertEqual(1, 2)
+"""
+
+
+@pytest.fixture(scope="session")
+def pytest_archive() -> bytes:
+    """The host's pure-Python pytest and its dependencies as a tar, since the sandbox image has no pytest."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("pytest", "pluggy", "iniconfig", "packaging", "pygments"):
+            dist = importlib.metadata.distribution(name)
+            for file in dist.files or []:
+                if "__pycache__" in file.parts or file.parts[0] == "..":
+                    continue
+                tar.add(str(Path(dist.locate_file(file))), arcname=str(file))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def with_pytest(repo, pytest_archive: bytes):
+    site = repo.run("python3 -c 'import site; print(site.getsitepackages()[0])'").output.strip()
+    repo.run(f"mkdir -p {site}")
+    assert repo.container.put_archive(site, pytest_archive)
+    assert repo.run("python3 -m pytest --version").ok
+    return repo
+
+
+@pytest.fixture
+def calc_project(with_pytest):
+    with_pytest.write_file("pytest.ini", b"[pytest]\n")
+    with_pytest.write_file("tests/test_calc.py", CALC_TESTS)
+    return with_pytest
+
+
+def test_pytest_project_is_summarised_with_failing_tests_and_first_error_lines(call, calc_project) -> None:
+    obs = call("run_tests")
+    assert not obs.is_error
+    lines = obs.text.splitlines()
+    assert lines[0] == "$ python3 -m pytest"
+    assert lines[1] == "2 failed, 1 passed, 0 errors, 1 skipped (exit code 1)"
+    assert "  tests/test_calc.py::test_raises: ValueError: bad input" in lines
+    assert any(line.startswith("  tests/test_calc.py::test_sub: assert") for line in lines)
+    assert obs.data == {
+        "kind": "tests", "runner": "pytest", "command": "python3 -m pytest", "exit_code": 1, "timed_out": False,
+        "passed": 1, "failed": ["tests/test_calc.py::test_raises", "tests/test_calc.py::test_sub"], "errors": [],
+        "skipped": 1, "xfailed": 0,
+    }
+
+
+def test_paths_and_args_narrow_the_run(call, calc_project) -> None:
+    by_id = call("run_tests", paths=["tests/test_calc.py::test_add"])
+    assert by_id.data["command"] == "python3 -m pytest tests/test_calc.py::test_add"
+    assert by_id.data["passed"] == 1 and by_id.data["failed"] == [] and by_id.data["exit_code"] == 0
+    by_keyword = call("run_tests", args="-k 'sub or add'")
+    assert by_keyword.data["passed"] == 1 and by_keyword.data["failed"] == ["tests/test_calc.py::test_sub"]
+
+
+def test_collection_error_is_listed_as_an_error(call, calc_project) -> None:
+    calc_project.write_file("tests/test_broken.py", b"import not_a_module_anywhere\n")
+    obs = call("run_tests", paths=["tests/test_broken.py"])
+    assert obs.data["errors"] == ["tests/test_broken.py"] and obs.data["exit_code"] == 2
+    assert "Errors:" in obs.text and "not_a_module_anywhere" in obs.text
+
+
+def test_configured_pytest_command_is_parsed_too(call, ctx, calc_project) -> None:
+    ctx.test_cmd = "python3 -m pytest -q tests"
+    obs = call("run_tests")
+    assert obs.data["runner"] == "configured" and obs.data["passed"] == 1 and len(obs.data["failed"]) == 2
+
+
+def test_unittest_fallback_reports_exit_code_and_tail(call, repo) -> None:
+    repo.write_file("setup.py", b"from setuptools import setup\nsetup(name='calc')\n")
+    repo.write_file("test_calc.py", UNITTEST_TESTS)
+    obs = call("run_tests")
+    assert obs.data["runner"] == "unittest" and obs.data["exit_code"] == 1
+    assert obs.text.startswith("$ python3 -m unittest -v\nExit code 1; no per-test results")
+    assert "FAILED (failures=1)" in obs.text and "AssertionError: 1 != 2" in obs.text
+
+
+def test_pytest_configured_but_missing_says_how_to_install(call, repo) -> None:
+    repo.write_file("pyproject.toml", b"[tool.pytest.ini_options]\naddopts = '-q'\n")
+    obs = call("run_tests")
+    assert obs.is_error and "pytest" in obs.text and "pip install pytest" in obs.text
+
+
+def test_javascript_project_is_detected_by_lockfile(call, repo) -> None:
+    repo.write_file("package.json", json.dumps({"scripts": {"test": "jest"}}).encode())
+    repo.write_file("yarn.lock", b"")
+    obs = call("run_tests", args="--ci")
+    assert obs.data["command"] == "yarn test --ci" and obs.data["exit_code"] == 127
+    assert "yarn: command not found" in obs.text
+
+
+def test_go_project_narrowing_replaces_the_package_pattern(call, repo) -> None:
+    repo.write_file("go.mod", b"module example.com/demo\n")
+    assert call("run_tests").data["command"] == "go test -v ./..."
+    assert call("run_tests", paths=["./pkg/..."]).data["command"] == "go test -v ./pkg/..."
+
+
+def test_nothing_detectable_says_so(call) -> None:
+    obs = call("run_tests")
+    assert obs.is_error and "could not tell how to run" in obs.text and "bash" in obs.text
+
+
+def test_timeout_stops_the_run(call, ctx) -> None:
+    ctx.test_cmd = "echo started; sleep 30"
+    obs = call("run_tests", timeout=1)
+    assert "timed out after 1 s" in obs.text and obs.data["timed_out"] is True and "started" in obs.text
+    assert call("bash", command="echo alive").text.startswith("alive")
+
+
+def test_the_model_shell_is_left_where_it_was(call, ctx) -> None:
+    ctx.test_cmd = "pwd"
+    call("bash", command="cd /tmp && export PYTEST_ADDOPTS=-x")
+    obs = call("run_tests")
+    assert "/testbed" in obs.text
+    assert call("bash", command='pwd; echo "$PYTEST_ADDOPTS"').text.startswith("/tmp\n-x\n")
+
+
+@pytest.mark.parametrize(("paths", "says"), [(["../outside.py"], "outside the repository"),
+                                             (["/etc/passwd"], "outside the repository"),
+                                             (["-x"], "looks like an option"), ([""], "empty string")])
+def test_bad_paths_are_refused(call, ctx, paths, says) -> None:
+    ctx.test_cmd = "true"
+    obs = call("run_tests", paths=paths)
+    assert obs.is_error and says in obs.text
+
+
+@pytest.mark.parametrize("args", [{"paths": "tests"}, {"args": ["-x"]}, {"timeout": "long"}, {"path": "x"}])
+def test_missing_or_wrongly_typed_arguments(call, args) -> None:
+    obs = call("run_tests", **args)
+    assert obs.is_error and obs.text.startswith("Invalid arguments")
+
+
+# -- choosing a runner (pure; the files are given) ----------------------------------
+def runner_for(files: dict[str, str], tools: set[str] = frozenset(), python: str | None = "python") -> Runner | None:
+    return choose_runner(set(files), lambda name: files[name], python, set(tools))
+
+
+@pytest.mark.parametrize(("files", "command"), [
+    ({"package.json": '{"scripts": {"test": "vitest"}}'}, "npm test"),
+    ({"package.json": '{"scripts": {"test": "vitest"}}', "pnpm-lock.yaml": ""}, "pnpm test"),
+    ({"Cargo.toml": ""}, "cargo test"),
+    ({"pom.xml": ""}, "mvn -q test"),
+    ({"build.gradle.kts": "", "gradlew": ""}, "./gradlew test"),
+    ({"build.gradle": ""}, "gradle test"),
+])
+def test_choose_runner_by_marker_file(files, command) -> None:
+    runner = runner_for(files)
+    assert runner is not None and runner.command == command
+
+
+def test_choose_runner_prefers_pytest_then_tox_then_unittest() -> None:
+    assert runner_for({"setup.py": ""}, {"pytest", "tox"}).name == "pytest"
+    assert runner_for({"tox.ini": "[tox]\n"}, {"tox"}).name == "tox"
+    assert runner_for({"noxfile.py": ""}, {"nox"}).name == "nox"
+    assert runner_for({"setup.py": ""}).name == "unittest"
+    assert runner_for({"tests": ""}, {"pytest"}).name == "pytest"
+
+
+def test_choose_runner_ignores_npm_placeholder_and_missing_python() -> None:
+    placeholder = '{"scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}'
+    assert runner_for({"package.json": placeholder}) is None
+    assert runner_for({"package.json": "not json"}) is None
+    assert runner_for({"setup.py": ""}, python=None) is None
+    with pytest.raises(ToolError, match="pip install pytest"):
+        runner_for({"setup.cfg": "[tool:pytest]\n"})
+
+
+def test_npm_forwards_arguments_after_double_dash() -> None:
+    runner = runner_for({"package.json": '{"scripts": {"test": "jest"}}'})
+    assert runner is not None and runner.narrowed(["src/a.test.js"], "--ci") == "npm test -- src/a.test.js --ci"

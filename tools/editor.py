@@ -1,0 +1,408 @@
+"""`str_replace_editor`: view, create and edit files, with the command names Qwen3-Coder was trained on.
+
+Edits keep what the model cannot see: CRLF line endings, a missing final newline and
+bytes that are not UTF-8 all survive, because the file is decoded with surrogateescape
+and only the replaced span changes. Every refusal says what to do instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.output import cap_text
+from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.lint import check_edit
+from tools.paths import RepoPath, resolve_in_repo
+
+LINE_DISPLAY_CHARS = 2000  # a minified line would otherwise fill the whole observation
+LARGE_FILE_BYTES = 8_000_000  # above this, files are paged through the shell and not edited here
+LARGE_FILE_PAGE_LINES = 200
+SNIPPET_CONTEXT_LINES = 4
+UNDO_DEPTH = 10
+BINARY_SNIFF_BYTES = 8192
+HISTORY_KEY = "editor.history"
+
+DESCRIPTION = """\
+View, create and edit files in the repository.
+* `view` on a file shows it with line numbers (like `cat -n`); `view_range` [start, end] shows only those \
+lines (end -1 = to the end). `view` on a directory lists files up to 2 levels deep, hidden ones left out.
+* `create` writes a new file with `file_text`; it refuses to overwrite an existing file.
+* `str_replace` replaces `old_str` with `new_str` (empty or omitted new_str deletes). `old_str` must match \
+EXACTLY ONE place in the file, whitespace included: copy it from `view`, with enough surrounding lines to be unique.
+* `insert` inserts `new_str` as new lines after line `insert_line` (0 = at the top).
+* `undo_edit` reverts the last edit made to `path` with this tool.
+Paths are relative to the repository root or absolute inside it."""
+
+
+@dataclass
+class TextFile:
+    """A file's text as the model sees it (LF line endings) plus what is needed to write it back unchanged."""
+
+    text: str
+    crlf: bool
+
+    @classmethod
+    def decode(cls, data: bytes, shown: str) -> TextFile:
+        if looks_binary(data):
+            raise ToolError(f"{shown} looks like a binary file; this editor only handles text. "
+                            f"Inspect it with bash instead (e.g. `xxd {shlex.quote(shown)} | head`).")
+        text = data.decode("utf-8", errors="surrogateescape")
+        crlf = b"\r\n" in data and data.count(b"\n") == data.count(b"\r\n")
+        return cls(text.replace("\r\n", "\n") if crlf else text, crlf)
+
+    def encode(self, text: str) -> bytes:
+        return (text.replace("\n", "\r\n") if self.crlf else text).encode("utf-8", errors="surrogateescape")
+
+    def normalise(self, model_text: str) -> str:
+        """What the model typed, with the file's line endings taken out as the file's text has them."""
+        return model_text.replace("\r\n", "\n") if self.crlf else model_text
+
+
+def looks_binary(data: bytes) -> bool:
+    """NUL bytes, or bytes that are neither UTF-8 nor plausible single-byte text (latin-1 and the like)."""
+    head = data[:BINARY_SNIFF_BYTES]
+    if b"\0" in head:
+        return True
+    try:
+        data.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        controls = sum(1 for byte in head if byte < 0x20 and byte not in b"\t\n\r\f\b\x1b")
+        return controls * 100 > len(head)
+
+
+def number_lines(lines: list[str], first: int) -> str:
+    """`cat -n` style, each line cut at LINE_DISPLAY_CHARS with a marker saying how much is hidden."""
+    out = []
+    for number, line in enumerate(lines, start=first):
+        if len(line) > LINE_DISPLAY_CHARS:
+            hidden = len(line) - LINE_DISPLAY_CHARS
+            line = line[:LINE_DISPLAY_CHARS] + f" [... line truncated, {hidden} more characters]"
+        out.append(f"{number:6}\t{line}")
+    return "\n".join(out)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as numbered in a view: a final newline does not start another line."""
+    if not text:
+        return []
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+
+
+def describe_indent(line: str) -> str:
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if not indent:
+        return "no indentation"
+    counts = [(indent.count("\t"), "tab"), (indent.count(" "), "space")]
+    return " and ".join(f"{count} {noun}{'s' if count > 1 else ''}" for count, noun in counts if count)
+
+
+def tabs_vs_spaces_hint(text: str, old: str) -> str | None:
+    """If `old` matches once tabs are expanded, the line where it does and how the whitespace differs."""
+    if "\t" not in text and "\t" not in old:
+        return None
+    for tabsize in (8, 4, 2):
+        expanded = text.expandtabs(tabsize)
+        at = expanded.find(old.expandtabs(tabsize))
+        if at < 0:
+            continue
+        first = expanded.count("\n", 0, at) + 1
+        file_lines = text.split("\n")[first - 1 :]
+        old_lines = old.split("\n")
+        for offset, (mine, theirs) in enumerate(zip(file_lines, old_lines, strict=False)):
+            if mine != theirs and "\t" in mine + theirs:
+                return (f"old_str does not match exactly, but it would if tabs and spaces were treated alike "
+                        f"(tabs vs spaces): line {first + offset} of the file has {describe_indent(mine)} "
+                        f"({mine.strip()!r}), old_str has {describe_indent(theirs)}. Use the file's exact whitespace "
+                        f"(a tab is \\t):\n{number_lines(file_lines[: len(old_lines)], first)}")
+    return None
+
+
+def closest_lines(lines: list[str], old: str) -> tuple[int, float]:
+    """The 1-based first line of the window of lines most similar to `old`, and how similar (0..1)."""
+    size = max(old.count("\n") + 1, 1)
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(old)
+    candidates = []
+    for start in range(max(len(lines) - size + 1, 1)):
+        matcher.set_seq1("\n".join(lines[start : start + size]))
+        candidates.append((matcher.quick_ratio(), start))
+    best, best_start = 0.0, 0
+    for _, start in sorted(candidates, reverse=True)[:20]:
+        matcher.set_seq1("\n".join(lines[start : start + size]))
+        if (ratio := matcher.ratio()) > best:
+            best, best_start = ratio, start
+    return best_start + 1, best
+
+
+class EditorTool:
+    spec = ToolSpec(
+        name="str_replace_editor",
+        description=DESCRIPTION,
+        parameters={
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"],
+                            "description": "The command to run."},
+                "path": {"type": "string", "description": "File or directory, relative to the repository root or "
+                                                          "absolute inside it, e.g. `src/app.py`."},
+                "file_text": {"type": "string", "description": "For `create`: the whole content of the new file."},
+                "old_str": {"type": "string", "description": "For `str_replace`: the exact text to replace."},
+                "new_str": {"type": "string", "description": "For `str_replace`: the replacement. For `insert`: "
+                                                             "the lines to insert."},
+                "insert_line": {"type": "integer", "minimum": 0,
+                                "description": "For `insert`: new_str goes after this line (0 = top of file)."},
+                "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2,
+                               "description": "For `view` on a file: [start, end] line numbers, 1-based; end -1 "
+                                              "means to the end of the file."},
+            },
+            "required": ["command", "path"],
+            "additionalProperties": False,
+        },
+    )
+
+    def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        target = resolve_in_repo(ctx.sandbox, args["path"])
+        command = args["command"]
+        if command == "view":
+            text = self.view(ctx, target, args.get("view_range"))
+        elif command == "create":
+            text = self.create(ctx, target, required(args, "file_text", command))
+        elif command == "str_replace":
+            text = self.str_replace(ctx, target, required(args, "old_str", command), args.get("new_str") or "")
+        elif command == "insert":
+            text = self.insert(ctx, target, required(args, "insert_line", command), required(args, "new_str", command))
+        else:
+            text = self.undo(ctx, target)
+        return Observation(cap_text(text, ctx.observation_max_chars)[0])
+
+    # -- view ---------------------------------------------------------------
+    def view(self, ctx: ToolContext, target: RepoPath, view_range: list[int] | None) -> str:
+        stat = ctx.sandbox.stat(target.real)
+        if not stat.exists:
+            raise ToolError(missing_message(target))
+        if stat.is_dir:
+            if view_range is not None:
+                raise ToolError(f"view_range only applies to files, and {target.path} is a directory; omit it")
+            try:
+                entries = ctx.sandbox.list_dir(target.real, depth=2)
+            except OSError as exc:
+                raise ToolError(f"cannot list {target.path}: {exc}") from None
+            listing = "\n".join(posixpath.join(target.path, entry) for entry in entries) or "(empty directory)"
+            return f"Files and directories up to 2 levels deep in {target.path}, excluding hidden items:\n{listing}"
+        if stat.size > LARGE_FILE_BYTES:
+            return self.view_large(ctx, target, stat.size, view_range)
+        lines = split_lines(load(ctx, target).text)
+        if not lines:
+            return f"{target.path} is empty."
+        header = f"Here's the result of running `cat -n` on {target.path}"
+        if view_range is None:
+            return page(header, lines, 1, ctx.observation_max_chars)
+        start, end = check_range(view_range, len(lines), target)
+        return f"{header} (lines {start}-{end} of {len(lines)}):\n" + number_lines(lines[start - 1 : end], start)
+
+    def view_large(self, ctx: ToolContext, target: RepoPath, size: int, view_range: list[int] | None) -> str:
+        """Page a huge file with sed in the sandbox, so its bytes never cross into this process."""
+        quoted = shlex.quote(target.real)
+        counted = ctx.sandbox.run(f"head -c {BINARY_SNIFF_BYTES} -- {quoted} | tr -dc '\\000' | wc -c; "
+                                  f"wc -l < {quoted}; tail -c 1 -- {quoted} | wc -l")
+        numbers = counted.output.split()
+        if not counted.ok or len(numbers) != 3 or not all(n.isdigit() for n in numbers):
+            raise ToolError(f"cannot read {target.path}: {counted.output.strip()}")
+        nuls, newlines, ends_with_newline = map(int, numbers)
+        if nuls:
+            raise ToolError(f"{target.path} looks like a binary file ({size / 1e6:.1f} MB); inspect it with bash "
+                            f"instead (e.g. `xxd {quoted} | head`).")
+        total_lines = newlines + (not ends_with_newline)  # wc counts newlines, not an unterminated last line
+        start, end = check_range(view_range or [1, LARGE_FILE_PAGE_LINES], total_lines, target)
+        byte_budget = ctx.observation_max_chars * 4
+        shown = ctx.sandbox.run(f"sed -n '{start},{end}p;{end}q' -- {quoted} | head -c {byte_budget}")
+        lines = split_lines(shown.output)
+        note = (f"{target.path} is large ({size / 1e6:.1f} MB, {total_lines} lines), so it is shown in pages "
+                f"of at most {LARGE_FILE_PAGE_LINES} lines. Use view_range to see other parts, or the search tool "
+                f"to find what you need. Edit it with bash (sed, python), not with this tool.")
+        return f"{note}\nLines {start}-{start + len(lines) - 1}:\n" + number_lines(lines, start)
+
+    # -- edits --------------------------------------------------------------
+    def create(self, ctx: ToolContext, target: RepoPath, file_text: str) -> str:
+        stat = ctx.sandbox.stat(target.real)
+        if stat.exists:
+            kind = "directory" if stat.is_dir else "file"
+            raise ToolError(f"a {kind} already exists at {target.path}; `create` does not overwrite. "
+                            "Use `view` to read it and `str_replace` or `insert` to change it.")
+        save(ctx, target, None, file_text.encode("utf-8", errors="surrogateescape"))
+        return f"File created successfully at: {target.path}"
+
+    def str_replace(self, ctx: ToolContext, target: RepoPath, old_str: str, new_str: str) -> str:
+        if not old_str:
+            raise ToolError("old_str is empty; give the exact text to replace (copy it from `view`)")
+        before, file = load_for_edit(ctx, target)
+        old, new = file.normalise(old_str), file.normalise(new_str)
+        if old == new:
+            raise ToolError("old_str and new_str are identical, so nothing would change; give the new text in new_str")
+        count = file.text.count(old)
+        if count == 0:
+            raise ToolError(no_match_message(file.text, old, target))
+        if count > 1:
+            starts, at = [], file.text.find(old)
+            while at >= 0:
+                starts.append(file.text.count("\n", 0, at) + 1)
+                at = file.text.find(old, at + len(old))
+            raise ToolError(f"old_str occurs {count} times in {target.path}, at lines {', '.join(map(str, starts))}; "
+                            "include more surrounding lines in old_str so that it matches exactly once")
+        at = file.text.find(old)
+        text = file.text[:at] + new + file.text[at + len(old) :]
+        save(ctx, target, before, file.encode(text))
+        first = text.count("\n", 0, at) + 1
+        return edited_message(target, text, first, first + new.count("\n"))
+
+    def insert(self, ctx: ToolContext, target: RepoPath, insert_line: int, new_str: str) -> str:
+        before, file = load_for_edit(ctx, target)
+        lines = split_lines(file.text)
+        if insert_line > len(lines):
+            raise ToolError(f"insert_line {insert_line} is past the end of {target.path}, which has {len(lines)} "
+                            f"lines; use a number from 0 to {len(lines)}")
+        new_lines = split_lines(file.normalise(new_str)) or [""]
+        text = "\n".join(lines[:insert_line] + new_lines + lines[insert_line:])
+        if file.text == "" or file.text.endswith("\n"):  # keep the final newline, or its absence
+            text += "\n"
+        save(ctx, target, before, file.encode(text))
+        return edited_message(target, text, insert_line + 1, insert_line + len(new_lines))
+
+    def undo(self, ctx: ToolContext, target: RepoPath) -> str:
+        stack = ctx.state.get(HISTORY_KEY, {}).get(target.real)
+        if not stack:
+            raise ToolError(f"there is no edit of {target.path} to undo (only edits made with this tool can be undone)")
+        previous = stack.pop()
+        if previous is None:
+            removed = ctx.sandbox.run(f"rm -f -- {shlex.quote(target.real)}")
+            if not removed.ok:
+                stack.append(previous)
+                raise ToolError(f"cannot remove {target.path}: {removed.output.strip()}")
+            return f"Undid the creation of {target.path}: the file was removed."
+        write(ctx, target, previous)
+        return f"Last edit to {target.path} undone successfully."
+
+
+def required(args: dict[str, Any], name: str, command: str) -> Any:
+    if args.get(name) is None:
+        raise ToolError(f"`{command}` needs the `{name}` parameter")
+    return args[name]
+
+
+def check_range(view_range: list[int], total: int, target: RepoPath) -> tuple[int, int]:
+    start, end = view_range
+    if start < 1 or start > max(total, 1):
+        raise ToolError(f"view_range start {start} is outside {target.path}, which has {total} lines; "
+                        f"use a start from 1 to {max(total, 1)}")
+    if end == -1 or end > total:
+        end = total
+    if end < start:
+        raise ToolError(f"view_range end {end} is before start {start}; use [start, end] with end >= start, "
+                        "or end -1 for the end of the file")
+    return start, end
+
+
+def page(header: str, lines: list[str], first: int, budget: int) -> str:
+    """The whole file if it fits the observation, else the lines that fit and how to see the rest."""
+    body = number_lines(lines, first)
+    if len(body) + len(header) < budget:
+        return f"{header}:\n{body}"
+    shown, used = 0, len(header) + 300
+    for line in lines:
+        used += min(len(line), LINE_DISPLAY_CHARS) + 60
+        if used > budget:
+            break
+        shown += 1
+    shown = max(shown, 1)
+    return (f"{header} (lines 1-{shown} of {len(lines)}; the file is too long to show at once):\n"
+            f"{number_lines(lines[:shown], first)}\n"
+            f"[... {len(lines) - shown} more lines. Use view_range [{shown + 1}, {min(shown * 2, len(lines))}] "
+            "to see the next part, or the search tool to find what you need.]")
+
+
+def missing_message(target: RepoPath) -> str:
+    return (f"{target.path} does not exist (it may have been deleted or moved). Use `view` on its directory "
+            f"{posixpath.dirname(target.path)} to see what is there, or `create` to make a new file.")
+
+
+def load(ctx: ToolContext, target: RepoPath) -> TextFile:
+    return TextFile.decode(read(ctx, target), target.path)
+
+
+def load_for_edit(ctx: ToolContext, target: RepoPath) -> tuple[bytes, TextFile]:
+    stat = ctx.sandbox.stat(target.real)
+    if not stat.exists:
+        raise ToolError(missing_message(target))
+    if stat.is_dir:
+        raise ToolError(f"{target.path} is a directory; give the path of a file inside it")
+    if stat.size > LARGE_FILE_BYTES:
+        raise ToolError(f"{target.path} is too large to edit with this tool ({stat.size / 1e6:.1f} MB); "
+                        "edit it with bash (sed, python) instead")
+    data = read(ctx, target)
+    return data, TextFile.decode(data, target.path)
+
+
+def read(ctx: ToolContext, target: RepoPath) -> bytes:
+    try:
+        return ctx.sandbox.read_file(target.real)
+    except IsADirectoryError:
+        raise ToolError(f"{target.path} is not a regular file; give the path of a file") from None
+    except OSError:
+        raise ToolError(missing_message(target)) from None
+
+
+def write(ctx: ToolContext, target: RepoPath, data: bytes) -> None:
+    try:
+        ctx.sandbox.write_file(target.real, data)
+    except OSError as exc:
+        raise ToolError(f"cannot write {target.path}: {exc}") from None
+
+
+def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> None:
+    """Write an edit unless the linter rejects it, and remember the old content for `undo_edit`."""
+    rejection = lint_rejection(target.path, before, after)
+    if rejection:
+        raise ToolError(rejection)
+    write(ctx, target, after)
+    stack = ctx.state.setdefault(HISTORY_KEY, {}).setdefault(target.real, [])
+    stack.append(before)
+    del stack[:-UNDO_DEPTH]
+
+
+def lint_rejection(path: str, before: bytes | None, after: bytes) -> str | None:
+    """The linter's message when the edit would add syntax errors; None when it may be written."""
+    report = check_edit(path, before, after)
+    return None if report.ok else report.message
+
+
+def no_match_message(text: str, old: str, target: RepoPath) -> str:
+    hint = tabs_vs_spaces_hint(text, old)
+    if hint:
+        return hint
+    message = f"No replacement was performed: old_str does not appear verbatim in {target.path}."
+    lines = split_lines(text)
+    first, similarity = closest_lines(lines, old)
+    if similarity >= 0.5:
+        window = lines[first - 1 : first + old.count("\n")]
+        message += (f" The most similar lines ({first}-{first + len(window) - 1}) are:\n{number_lines(window, first)}\n"
+                    "Copy old_str exactly from the file, whitespace included.")
+    else:
+        message += " Nothing similar was found; `view` the file and copy old_str exactly from it."
+    return message
+
+
+def edited_message(target: RepoPath, text: str, first: int, last: int) -> str:
+    lines = split_lines(text)
+    start = max(first - SNIPPET_CONTEXT_LINES, 1)
+    end = min(last + SNIPPET_CONTEXT_LINES, len(lines))
+    return (f"The file {target.path} has been edited. Here's a snippet of the edited region (lines {start}-{end}):\n"
+            f"{number_lines(lines[start - 1 : end], start)}\n"
+            "Review the changes and make sure they are as expected; edit the file again if necessary.")
+
+
+str_replace_editor = EditorTool()

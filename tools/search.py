@@ -1,0 +1,173 @@
+"""`search`: find text in files, or files by name, with ripgrep (or grep/find where the image lacks it).
+
+Results are sorted by path and line and capped, and the observation says how many there
+were in all, so the model knows when to narrow the search instead of reading on.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from typing import Any
+
+from sandbox.output import cap_text
+from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.paths import RepoPath, resolve_in_repo
+
+MAX_MATCH_LINES = 100
+MAX_FILES = 200
+MATCH_LINE_CHARS = 300
+HAS_RG_KEY = "search.has_rg"
+COUNT_LINE = re.compile(r"^(.*):(\d+)$")
+
+DESCRIPTION = """\
+Search the repository. mode "content" (default): lines matching the regular expression `pattern` \
+(ripgrep syntax; set fixed_strings true to search for literal text), as path:line:text. mode "files": \
+files whose name matches the glob `pattern` (e.g. "test_*.py", "src/**/*.ts"). Optional: `path` (a directory \
+or file to search in), `glob` (only search files matching it, e.g. "*.py"), `case_sensitive` (default true). \
+Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
+
+
+class SearchTool:
+    spec = ToolSpec(
+        name="search",
+        description=DESCRIPTION,
+        parameters={
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string",
+                            "description": "A regex (mode content) or a file-name glob (mode files)."},
+                "mode": {"type": "string", "enum": ["content", "files"], "default": "content"},
+                "path": {"type": "string",
+                         "description": "Directory or file to search in; default the whole repository."},
+                "glob": {"type": "string", "description": "Only search files whose name matches this glob, e.g. *.py."},
+                "case_sensitive": {"type": "boolean", "default": True},
+                "fixed_strings": {"type": "boolean", "default": False,
+                                  "description": "Treat pattern as literal text, not a regex."},
+            },
+            "required": ["pattern"],
+            "additionalProperties": False,
+        },
+    )
+
+    def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        pattern = args["pattern"]
+        if not pattern:
+            raise ToolError("the pattern is empty; give the text, regex or file-name glob to search for")
+        target = resolve_in_repo(ctx.sandbox, args.get("path") or ".")
+        if not ctx.sandbox.stat(target.real).exists:
+            raise ToolError(f"{target.path} does not exist; search in an existing directory or omit path")
+        search = Search(ctx, target, pattern, args.get("glob"), args.get("case_sensitive", True),
+                        args.get("fixed_strings", False))
+        text = search.files() if args.get("mode", "content") == "files" else search.content()
+        return Observation(cap_text(text, ctx.observation_max_chars)[0])
+
+
+class Search:
+    """One search request, turned into rg (or grep/find) commands run at the repository root."""
+
+    def __init__(self, ctx: ToolContext, target: RepoPath, pattern: str, glob: str | None,
+                 case_sensitive: bool, fixed_strings: bool) -> None:
+        self.ctx, self.pattern, self.glob = ctx, pattern, glob
+        self.case_sensitive, self.fixed_strings = case_sensitive, fixed_strings
+        self.root = posixpath.normpath(ctx.sandbox.workdir)
+        self.where = target.path
+        self.target = posixpath.relpath(target.path, self.root)
+        if HAS_RG_KEY not in ctx.state:
+            ctx.state[HAS_RG_KEY] = ctx.sandbox.run("command -v rg >/dev/null").ok
+        self.rg: bool = ctx.state[HAS_RG_KEY]
+
+    def run(self, command: str) -> tuple[str, int | None]:
+        """Run at the repository root in a subshell, leaving the model's shell where it was."""
+        result = self.ctx.sandbox.run(f"(cd {shlex.quote(self.root)} && {command})", timeout=self.ctx.command_timeout)
+        if result.timed_out:
+            raise ToolError("the search timed out; narrow it with path or glob")
+        return result.output, result.exit_code
+
+    # -- content --------------------------------------------------------------
+    def content(self) -> str:
+        kind = "text" if self.fixed_strings else "regex"
+        if self.rg:
+            options = ["--with-filename", "--color", "never", "--sort", "path", "-s" if self.case_sensitive else "-i"]
+            options += ["-F"] if self.fixed_strings else []
+            options += ["-g", self.glob] if self.glob else []
+            query = [*options, "-e", self.pattern, "--", self.target]
+            counting = shell_words("rg", "--count", *query)
+            listing = shell_words("rg", "-n", "--no-heading", "--max-columns", str(MATCH_LINE_CHARS),
+                                  "--max-columns-preview", *query) + f" | head -n {MAX_MATCH_LINES}"
+        else:
+            options = ["-r", "-H", "-I", "--exclude-dir=.git", "-F" if self.fixed_strings else "-E"]
+            options += [] if self.case_sensitive else ["-i"]
+            options += [f"--include={self.glob}"] if self.glob else []
+            query = [*options, "-e", self.pattern, "--", self.target]
+            # The C locale reads latin-1 files as text, as ripgrep does; -I skips files with NUL bytes.
+            counting = "LC_ALL=C " + shell_words("grep", "-c", *query)
+            listing = "LC_ALL=C " + shell_words("grep", "-n", *query)
+            listing += f" | sort -t: -k1,1 -k2,2n | head -n {MAX_MATCH_LINES}"
+        output, code = self.run(counting)
+        counts = {}
+        for line in output.splitlines():
+            found = COUNT_LINE.match(line)
+            if found and int(found.group(2)):
+                counts[found.group(1).removeprefix("./")] = int(found.group(2))
+        if not counts:
+            if code not in (0, 1):
+                problem = "\n".join(output.strip().splitlines()[-6:])
+                raise ToolError(f"invalid search for {kind} {self.pattern!r}: {problem}\nEscape special characters "
+                                "(e.g. \\( ) or set fixed_strings true to search for the text literally.")
+            return f"No matches for {kind} {self.pattern!r} in {self.where}{self.scope()}."
+        total = sum(counts.values())
+        shown, _ = self.run(listing)
+        lines = [line.removeprefix("./") for line in shown.splitlines()]
+        lines = [line[:MATCH_LINE_CHARS] + " [...]" if len(line) > MATCH_LINE_CHARS + 40 else line for line in lines]
+        summary = f"{plural(total, 'matching line')} in {plural(len(counts), 'file')}"
+        if total > len(lines):
+            summary = f"Showing {len(lines)} of {summary}; narrow the search with path or glob to see the rest"
+        return f"{summary}:\n" + "\n".join(lines)
+
+    # -- files ------------------------------------------------------------------
+    def files(self) -> str:
+        if self.rg:
+            option = "-g" if self.case_sensitive else "--iglob"
+            globs = [self.pattern] + ([self.glob] if self.glob else [])
+            listing = shell_words("rg", "--files", "--sort", "path", *[w for g in globs for w in (option, g)],
+                                  "--", self.target)
+        else:
+            test = "path" if "/" in self.pattern else "name"
+            name = f"*/{self.pattern.removeprefix('**/')}" if test == "path" else self.pattern
+            prefix = "-" if self.case_sensitive else "-i"
+            extra = [prefix + "name", self.glob] if self.glob else []
+            listing = shell_words("find", self.target, "-type", "f", "-not", "-path", "*/.git/*",
+                                  prefix + test, name, *extra) + " | sed 's|^\\./||' | sort"
+        output, _ = self.run(f"{listing} | awk 'NR <= {MAX_FILES}; END {{ print \"__total \" NR }}'; "
+                             "echo \"__status ${PIPESTATUS[0]}\"")
+        names = [name.removeprefix("./") for name in output.splitlines()]
+        status = names.pop() if names and names[-1].startswith("__status ") else "__status ?"
+        total_line = names.pop() if names and names[-1].startswith("__total ") else "__total 0"
+        if status.split()[1] not in ("0", "1"):
+            problem = "\n".join(names)[-300:] or "the search failed"
+            raise ToolError(f"invalid file-name glob {self.pattern!r}: {problem}")
+        if not names:
+            return f"No files matching {self.pattern!r} in {self.where}{self.scope()}."
+        total = int(total_line.split()[1])
+        summary = f"{plural(total, 'file')} matching {self.pattern!r}"
+        if total > len(names):
+            summary = f"Showing {len(names)} of {summary}; narrow the search with path or a more specific pattern"
+        return f"{summary}:\n" + "\n".join(names)
+
+    def scope(self) -> str:
+        parts = [f" (only files matching {self.glob!r})"] if self.glob else []
+        parts += [" (ignoring case)"] if not self.case_sensitive else []
+        return "".join(parts)
+
+
+def shell_words(*words: str) -> str:
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+search = SearchTool()

@@ -1,0 +1,546 @@
+"""Definitions and references per file, from tree-sitter tag queries, cached by content hash.
+
+Each language has one query in the spirit of the `tags.scm` files of GitHub and Aider:
+`@definition.<kind>` marks the *name* of a class, function, struct, ... and `@reference`
+marks an identifier that uses one (calls, base classes, type names). One query run per
+file captures both; the definition's full node is found by walking up from its name.
+
+Tags of a file are keyed by a hash of its language and bytes, so an unchanged file is never
+parsed twice, whichever repository or sandbox it came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import marshal
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import NamedTuple
+
+from tree_sitter import Node, Query, QueryCursor
+
+from tools.languages import language_name_for, load_language, parser_for_language
+
+FORMAT_VERSION = 1
+DEFAULT_CACHE_DIR = Path("~/.cache/moe-agent/tags").expanduser()
+MAX_FILE_BYTES = 1_000_000  # bigger files are generated or minified: noise in a map
+PARALLEL_MIN_FILES = 200  # below this, starting worker processes costs more than it saves
+
+# Kinds that only scope other definitions (methods of `impl Foo`, names in a C++ namespace):
+# shown as parents, never counted as the place a name is defined.
+CONTAINER_KINDS = frozenset({"impl", "namespace"})
+# A function directly inside one of these is a method.
+CLASS_KINDS = frozenset({"class", "struct", "interface", "trait", "impl", "enum", "union"})
+
+_JS_DEFINITIONS = """
+(function_declaration name: (identifier) @definition.function)
+(generator_function_declaration name: (identifier) @definition.function)
+(method_definition name: [(property_identifier) (private_property_identifier)] @definition.method)
+(variable_declarator name: (identifier) @definition.function value: [(arrow_function) (function_expression)])
+(assignment_expression
+  left: (member_expression property: (property_identifier) @definition.function)
+  right: [(arrow_function) (function_expression)])
+(pair key: (property_identifier) @definition.function value: [(arrow_function) (function_expression)])
+(call_expression function: [(identifier) @reference (member_expression property: (property_identifier) @reference)])
+(new_expression constructor: [(identifier) @reference (member_expression property: (property_identifier) @reference)])
+"""
+
+_TS_DEFINITIONS = _JS_DEFINITIONS + """
+(class_declaration name: (type_identifier) @definition.class)
+(abstract_class_declaration name: (type_identifier) @definition.class)
+(class name: (type_identifier) @definition.class)
+(interface_declaration name: (type_identifier) @definition.interface)
+(type_alias_declaration name: (type_identifier) @definition.type)
+(enum_declaration name: (identifier) @definition.enum)
+(internal_module name: (identifier) @definition.module)
+(function_signature name: (identifier) @definition.function)
+(method_signature name: (property_identifier) @definition.method)
+(abstract_method_signature name: (property_identifier) @definition.method)
+(extends_clause value: (identifier) @reference)
+(implements_clause (type_identifier) @reference)
+(extends_type_clause type: (type_identifier) @reference)
+(type_annotation (type_identifier) @reference)
+(generic_type name: (type_identifier) @reference)
+"""
+
+_C_FAMILY = """
+(function_declarator declarator: (identifier) @definition.function)
+(struct_specifier name: (type_identifier) @definition.struct body: (field_declaration_list))
+(union_specifier name: (type_identifier) @definition.union body: (field_declaration_list))
+(enum_specifier name: (type_identifier) @definition.enum body: (enumerator_list))
+(type_definition declarator: (type_identifier) @definition.type)
+(preproc_function_def name: (identifier) @definition.macro)
+(call_expression function: [(identifier) @reference (field_expression field: (field_identifier) @reference)])
+(type_identifier) @reference
+"""
+
+
+@dataclass(frozen=True)
+class LanguageTags:
+    """A language's tag query, and the node types that are the full extent of a definition."""
+
+    query: str
+    definition_nodes: frozenset[str]
+
+
+TAG_QUERIES: dict[str, LanguageTags] = {
+    "python": LanguageTags(
+        """
+        (class_definition name: (identifier) @definition.class)
+        (function_definition name: (identifier) @definition.function)
+        (module (expression_statement (assignment left: (identifier) @definition.constant)))
+        (call function: [(identifier) @reference (attribute attribute: (identifier) @reference)])
+        (class_definition superclasses: (argument_list
+          [(identifier) @reference (attribute attribute: (identifier) @reference)]))
+        """,
+        frozenset({"class_definition", "function_definition", "assignment"}),
+    ),
+    "javascript": LanguageTags(
+        _JS_DEFINITIONS + """
+        (class_declaration name: (identifier) @definition.class)
+        (class name: (identifier) @definition.class)
+        (class_heritage (identifier) @reference)
+        """,
+        frozenset({"class_declaration", "class", "function_declaration", "generator_function_declaration",
+                   "method_definition", "variable_declarator", "assignment_expression", "pair"}),
+    ),
+    "typescript": LanguageTags(
+        _TS_DEFINITIONS,
+        frozenset({"class_declaration", "abstract_class_declaration", "class", "interface_declaration",
+                   "type_alias_declaration", "enum_declaration", "internal_module", "function_declaration",
+                   "generator_function_declaration", "function_signature", "method_definition",
+                   "method_signature", "abstract_method_signature", "variable_declarator",
+                   "assignment_expression", "pair"}),
+    ),
+    "go": LanguageTags(
+        """
+        (function_declaration name: (identifier) @definition.function)
+        (method_declaration name: (field_identifier) @definition.method)
+        (type_spec name: (type_identifier) @definition.struct type: (struct_type))
+        (type_spec name: (type_identifier) @definition.interface type: (interface_type))
+        (type_spec name: (type_identifier) @definition.type
+          type: [(type_identifier) (qualified_type) (pointer_type) (function_type) (map_type)
+                 (slice_type) (array_type) (channel_type) (generic_type)])
+        (type_alias name: (type_identifier) @definition.type)
+        (call_expression function: [(identifier) @reference (selector_expression field: (field_identifier) @reference)])
+        (type_identifier) @reference
+        """,
+        frozenset({"function_declaration", "method_declaration", "type_spec", "type_alias"}),
+    ),
+    "rust": LanguageTags(
+        """
+        (struct_item name: (type_identifier) @definition.struct)
+        (enum_item name: (type_identifier) @definition.enum)
+        (union_item name: (type_identifier) @definition.union)
+        (type_item name: (type_identifier) @definition.type)
+        (trait_item name: (type_identifier) @definition.trait)
+        (function_item name: (identifier) @definition.function)
+        (function_signature_item name: (identifier) @definition.function)
+        (mod_item name: (identifier) @definition.module)
+        (macro_definition name: (identifier) @definition.macro)
+        (const_item name: (identifier) @definition.constant)
+        (static_item name: (identifier) @definition.constant)
+        (impl_item type: [(type_identifier) @definition.impl (generic_type type: (type_identifier) @definition.impl)])
+        (call_expression function: [(identifier) @reference
+                                    (field_expression field: (field_identifier) @reference)
+                                    (scoped_identifier name: (identifier) @reference)])
+        (macro_invocation macro: (identifier) @reference)
+        (type_identifier) @reference
+        """,
+        frozenset({"struct_item", "enum_item", "union_item", "type_item", "trait_item", "function_item",
+                   "function_signature_item", "mod_item", "macro_definition", "const_item", "static_item",
+                   "impl_item"}),
+    ),
+    "java": LanguageTags(
+        """
+        (class_declaration name: (identifier) @definition.class)
+        (record_declaration name: (identifier) @definition.class)
+        (interface_declaration name: (identifier) @definition.interface)
+        (annotation_type_declaration name: (identifier) @definition.interface)
+        (enum_declaration name: (identifier) @definition.enum)
+        (method_declaration name: (identifier) @definition.method)
+        (constructor_declaration name: (identifier) @definition.method)
+        (method_invocation name: (identifier) @reference)
+        (type_identifier) @reference
+        """,
+        frozenset({"class_declaration", "record_declaration", "interface_declaration",
+                   "annotation_type_declaration", "enum_declaration", "method_declaration",
+                   "constructor_declaration"}),
+    ),
+    "c": LanguageTags(
+        _C_FAMILY,
+        frozenset({"function_definition", "declaration", "field_declaration", "struct_specifier",
+                   "union_specifier", "enum_specifier", "type_definition", "preproc_function_def"}),
+    ),
+    "cpp": LanguageTags(
+        _C_FAMILY + """
+        (function_declarator declarator: [(field_identifier) (destructor_name) (operator_name)] @definition.function)
+        (function_declarator declarator: (qualified_identifier
+          name: [(identifier) (destructor_name) (operator_name)] @definition.method))
+        (function_declarator declarator: (qualified_identifier name: (qualified_identifier
+          name: [(identifier) (destructor_name) (operator_name)] @definition.method)))
+        (class_specifier name: (type_identifier) @definition.class body: (field_declaration_list))
+        (namespace_definition name: (namespace_identifier) @definition.namespace)
+        (alias_declaration name: (type_identifier) @definition.type)
+        (call_expression function: (qualified_identifier name: (identifier) @reference))
+        """,
+        frozenset({"function_definition", "declaration", "field_declaration", "struct_specifier",
+                   "union_specifier", "enum_specifier", "type_definition", "preproc_function_def",
+                   "class_specifier", "namespace_definition", "alias_declaration", "template_declaration"}),
+    ),
+    "ruby": LanguageTags(
+        """
+        (class name: [(constant) @definition.class (scope_resolution name: (constant) @definition.class)])
+        (module name: [(constant) @definition.module (scope_resolution name: (constant) @definition.module)])
+        (method name: (_) @definition.method)
+        (singleton_method name: (_) @definition.method)
+        (call method: (identifier) @reference)
+        (call receiver: (constant) @reference)
+        (superclass [(constant) @reference (scope_resolution name: (constant) @reference)])
+        """,
+        frozenset({"class", "module", "method", "singleton_method"}),
+    ),
+}
+TAG_QUERIES["tsx"] = TAG_QUERIES["typescript"]
+
+
+class Definition(NamedTuple):
+    """A named definition; lines are 1-based, `line` is where the name is."""
+
+    name: str
+    kind: str
+    line: int
+    start_line: int
+    end_line: int
+    parent: int  # index of the enclosing definition in the same file, -1 at top level
+    text: str  # the source line holding the name, for rendering maps
+
+
+class FileNames(NamedTuple):
+    """What ranking needs of a file: the names it defines and how often it uses each name."""
+
+    defined: tuple[str, ...]
+    references: dict[str, int]
+
+
+class FileTags(NamedTuple):
+    definitions: tuple[Definition, ...]
+    references: dict[str, int]
+
+    def names(self) -> FileNames:
+        return FileNames(tuple(d.name for d in self.definitions if d.kind not in CONTAINER_KINDS), self.references)
+
+
+EMPTY_TAGS = FileTags((), {})
+
+
+class Symbol(NamedTuple):
+    """An outline entry: what `outline` returns for the model to navigate a file."""
+
+    name: str
+    kind: str
+    start_line: int
+    end_line: int
+    parent: str | None
+
+
+_queries: dict[str, Query | None] = {}
+
+
+def tag_query(language: str) -> Query | None:
+    """The compiled tag query (compiled once per process; None when unsupported)."""
+    if language not in _queries:
+        grammar = load_language(language)
+        spec = TAG_QUERIES.get(language)
+        _queries[language] = Query(grammar, spec.query) if grammar is not None and spec else None
+    return _queries[language]
+
+
+def extract_tags(language: str, source: bytes) -> FileTags:
+    """Parse `source` and run the language's tag query over it."""
+    parser = parser_for_language(language)
+    query = tag_query(language)
+    if parser is None or query is None:
+        return EMPTY_TAGS
+    root = parser.parse(source).root_node
+    captures = QueryCursor(query).captures(root)
+    lines = source.split(b"\n")
+    found: list[tuple[int, int, Node, Node, str]] = []
+    definition_starts: set[int] = set()
+    outer_types = TAG_QUERIES[language].definition_nodes
+    for capture, nodes in captures.items():
+        if not capture.startswith("definition."):
+            continue
+        kind = capture[len("definition."):]
+        for name_node in nodes:
+            outer = _enclosing_definition(name_node, outer_types)
+            found.append((outer.start_byte, -outer.end_byte, name_node, outer, kind))
+            if kind not in CONTAINER_KINDS:
+                definition_starts.add(name_node.start_byte)
+    found.sort(key=lambda item: (item[0], item[1]))
+    definitions: list[Definition] = []
+    open_scopes: list[tuple[int, int]] = []  # (end_byte, index) of definitions enclosing the cursor
+    for start, negative_end, name_node, outer, kind in found:
+        while open_scopes and open_scopes[-1][0] <= start:
+            open_scopes.pop()
+        parent = open_scopes[-1][1] if open_scopes else -1
+        if kind == "function" and parent >= 0 and definitions[parent].kind in CLASS_KINDS:
+            kind = "method"
+        row = name_node.start_point[0]
+        text = lines[row].rstrip().decode("utf-8", "replace") if row < len(lines) else ""
+        name = source[name_node.start_byte:name_node.end_byte].decode("utf-8", "replace")
+        end_row, end_column = outer.end_point
+        end_line = max(end_row + (end_column > 0), outer.start_point[0] + 1)  # a node ending at column 0 ends on the line before
+        definitions.append(Definition(name, kind, row + 1, outer.start_point[0] + 1, end_line, parent, text))
+        open_scopes.append((-negative_end, len(definitions) - 1))
+    counts = Counter(source[node.start_byte:node.end_byte] for node in captures.get("reference", ())
+                     if node.start_byte not in definition_starts)
+    references = {name.decode("utf-8", "replace"): count for name, count in counts.items()}
+    return FileTags(tuple(definitions), references)
+
+
+def _enclosing_definition(name_node: Node, outer_types: frozenset[str]) -> Node:
+    """The whole definition a name belongs to: the nearest ancestor of a definition type."""
+    node = name_node.parent
+    for _ in range(4):
+        if node is None:
+            break
+        if node.type in outer_types:
+            return node
+        node = node.parent
+    return name_node.parent or name_node
+
+
+def supports_tags(language: str) -> bool:
+    return language in TAG_QUERIES and load_language(language) is not None
+
+
+def outline(path: str, source: bytes) -> list[Symbol]:
+    """A file's classes, functions and the like, methods under their class, with line ranges."""
+    language = language_name_for(path)
+    if language is None:
+        return []
+    definitions = extract_tags(language, source).definitions
+    return [
+        Symbol(d.name, d.kind, d.start_line, d.end_line, definitions[d.parent].name if d.parent >= 0 else None)
+        for d in definitions
+        if d.kind != "constant"
+    ]
+
+
+def format_outline(symbols: Sequence[Symbol]) -> str:
+    """One line per symbol, line range first, nested symbols indented under their parent."""
+    width = len(str(max((s.end_line for s in symbols), default=0)))
+    open_ends: list[int] = []
+    lines = []
+    for symbol in symbols:
+        while open_ends and open_ends[-1] < symbol.start_line:
+            open_ends.pop()
+        span = f"{symbol.start_line}-{symbol.end_line}"
+        lines.append(f"{span:>{2 * width + 1}}  {'    ' * len(open_ends)}{symbol.kind} {symbol.name}")
+        open_ends.append(symbol.end_line)
+    return "\n".join(lines)
+
+
+# ---- the index: tags for many files, from the cache or parsed (in parallel when many) ----
+
+
+class Stamp(NamedTuple):
+    """Where a host file is and its size and mtime: lets a warm run skip reading it at all."""
+
+    location: str
+    size: int
+    mtime_ns: int
+
+
+class SourceFile(NamedTuple):
+    """A file to index: its path relative to the repository root and how to read its bytes.
+
+    A plain `(path, read)` pair is a valid SourceFile; `stamp` is only known for host files.
+    """
+
+    path: str
+    read: Callable[[], bytes]
+    stamp: Stamp | None = None
+
+
+class TagIndex:
+    """Names of every supported file for ranking; full definitions on demand, for the few shown.
+
+    Loading only names keeps a warm map from unpacking ~50k definitions it will not render.
+    """
+
+    def __init__(self, names: dict[str, FileNames], keys: dict[str, bytes], parsed: dict[bytes, FileTags],
+                 cache: TagCache | None) -> None:
+        self.names = names
+        self.parsed = len(parsed)
+        self.cached = len(names) - len(parsed)
+        self._keys = keys
+        self._fresh = parsed
+        self._cache = cache
+
+    def definitions(self, paths: Iterable[str]) -> dict[str, tuple[Definition, ...]]:
+        wanted = {path: self._keys[path] for path in paths if path in self._keys}
+        stored = self._cache.load_definitions([k for k in wanted.values() if k not in self._fresh]) if self._cache else {}
+        return {path: self._fresh[key].definitions if key in self._fresh else stored.get(key, ())
+                for path, key in wanted.items()}
+
+
+def content_key(language: str, source: bytes) -> bytes:
+    """The cache key: a hash of the bytes, salted with the grammar that reads them."""
+    return hashlib.blake2b(source, digest_size=20, person=language.encode()[:16]).digest()
+
+
+class TagCache:
+    """Tags keyed by content hash, in one SQLite file, so one query loads a whole repository.
+
+    Names (for ranking) and definitions (for rendering) are stored apart so that a map
+    unpacks only what it shows. A second table remembers the content key of host files by
+    (location, size, mtime), the way git's index does, so an unchanged tree is not even
+    read. Any cache failure (read-only home, corrupt file) degrades to parsing, never to an error.
+    """
+
+    RACY_NS = 2_000_000_000  # files changed this recently may change again within the same mtime tick
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.path = Path(directory or DEFAULT_CACHE_DIR).expanduser() / f"tags-v{FORMAT_VERSION}.sqlite3"
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS tags (key BLOB PRIMARY KEY, names BLOB NOT NULL, "
+                           "definitions BLOB NOT NULL) WITHOUT ROWID")
+                db.execute("CREATE TABLE IF NOT EXISTS stamps (location TEXT PRIMARY KEY, size INTEGER, "
+                           "mtime_ns INTEGER, key BLOB) WITHOUT ROWID")
+                self._db = db
+            except (sqlite3.Error, OSError):
+                return None
+        return self._db
+
+    def _select(self, sql: str, values: Sequence[object]) -> list[tuple]:
+        db = self._connect()
+        rows: list[tuple] = []
+        if db is None:
+            return rows
+        try:
+            for start in range(0, len(values), 900):
+                chunk = values[start:start + 900]
+                rows += db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        except sqlite3.Error:
+            return []
+        return rows
+
+    def _write(self, sql: str, rows: list[tuple]) -> None:
+        db = self._connect()
+        if db is None or not rows:
+            return
+        try:
+            with db:
+                db.execute("BEGIN")
+                db.executemany(sql, rows)
+        except sqlite3.Error:
+            pass
+
+    def load_names(self, keys: Sequence[bytes]) -> dict[bytes, FileNames]:
+        rows = self._select("SELECT key, names FROM tags WHERE key IN ({marks})", keys)
+        return {key: FileNames(*names) for key, names in _unmarshal_rows(rows)}
+
+    def load_definitions(self, keys: Sequence[bytes]) -> dict[bytes, tuple[Definition, ...]]:
+        rows = self._select("SELECT key, definitions FROM tags WHERE key IN ({marks})", keys)
+        return {key: tuple(map(_as_definition, definitions)) for key, definitions in _unmarshal_rows(rows)}
+
+    def store(self, items: dict[bytes, FileTags]) -> None:
+        self._write("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)",
+                    [(key, marshal.dumps(tuple(tags.names())), marshal.dumps(tuple(map(tuple, tags.definitions))))
+                     for key, tags in items.items()])
+
+    def known_keys(self, stamps: Sequence[Stamp]) -> dict[Stamp, bytes]:
+        """Content keys of files whose location, size and mtime are as recorded."""
+        rows = self._select("SELECT location, size, mtime_ns, key FROM stamps WHERE location IN ({marks})",
+                            [stamp.location for stamp in stamps])
+        return {Stamp(location, size, mtime_ns): key for location, size, mtime_ns, key in rows}
+
+    def remember_keys(self, keys: dict[Stamp, bytes]) -> None:
+        settled_before = time.time_ns() - self.RACY_NS
+        self._write("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)",
+                    [(*stamp, key) for stamp, key in keys.items() if stamp.mtime_ns < settled_before])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+_as_definition = functools.partial(tuple.__new__, Definition)  # C-speed construction
+
+
+def _unmarshal_rows(rows: list[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, object]]:
+    for key, data in rows:
+        try:
+            yield key, marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            continue  # a damaged row is a cache miss
+
+
+def index_files(files: Iterable[SourceFile | tuple[str, Callable[[], bytes]]],
+                cache: TagCache | None = None) -> TagIndex:
+    """Names of every file in a supported language; only contents the cache has not seen are parsed."""
+    wanted = [SourceFile(*item) for item in files]
+    wanted = [(item, language) for item in wanted
+              if (language := language_name_for(item.path)) is not None and supports_tags(language)]
+    stamps = [item.stamp for item, _ in wanted if item.stamp is not None]
+    stamped = cache.known_keys(stamps) if cache is not None and stamps else {}
+    keys = {item.path: stamped.get(item.stamp) for item, _ in wanted}  # path -> content key, None if unread
+    known = cache.load_names([key for key in keys.values() if key]) if cache is not None else {}
+    sources: dict[bytes, tuple[str, bytes]] = {}  # key -> (language, source) of the files read
+    new_stamps: dict[Stamp, bytes] = {}
+    for item, language in wanted:
+        if keys[item.path] in known:
+            continue
+        try:
+            source = item.read()
+        except OSError:
+            source = None
+        if source is None or len(source) > MAX_FILE_BYTES:
+            del keys[item.path]
+            continue
+        key = keys[item.path] = content_key(language, source)
+        sources[key] = (language, source)
+        if item.stamp is not None:
+            new_stamps[item.stamp] = key
+    if cache is not None:
+        known.update(cache.load_names([key for key in sources if key not in known]))
+    parsed = _extract_many([(key, job) for key, job in sources.items() if key not in known])
+    known.update((key, tags.names()) for key, tags in parsed.items())
+    if cache is not None:
+        cache.store(parsed)
+        cache.remember_keys(new_stamps)
+    return TagIndex({path: known[key] for path, key in keys.items()}, keys, parsed, cache)
+
+
+def _extract_many(jobs: list[tuple[bytes, tuple[str, bytes]]]) -> dict[bytes, FileTags]:
+    workers = min(len(os.sched_getaffinity(0)), 8)
+    # Workers are forked (spawn would re-run the caller's main module), and forking is only
+    # safe while no other thread could be holding a lock the child would need.
+    if len(jobs) < PARALLEL_MIN_FILES or workers < 2 or threading.active_count() > 1:
+        return {key: extract_tags(language, source) for key, (language, source) in jobs}
+    batches = [jobs[i::workers * 4] for i in range(workers * 4)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        return {key: tags for batch in pool.map(_extract_batch, batches) for key, tags in batch}
+
+
+def _extract_batch(jobs: list[tuple[bytes, tuple[str, bytes]]]) -> list[tuple[bytes, FileTags]]:
+    return [(key, extract_tags(language, source)) for key, (language, source) in jobs]

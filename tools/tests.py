@@ -1,0 +1,264 @@
+"""`run_tests`: run the project's tests and answer with counts and the failing tests, not a 5,000-line log.
+
+The command comes from `test_cmd` in `.agent.toml` or is detected from the files at the
+repository root. Pytest output is read with the SWE-bench harness's own log parser, so the
+agent and the grader agree on what passed.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shlex
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.base import CommandResult
+from sandbox.output import cap_text
+from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.paths import is_within
+
+DEFAULT_TIMEOUT = 600.0
+MAX_LISTED_FAILURES = 30
+FAILURE_LINE_CHARS = 240
+TAIL_LINES = 60
+ROOT_MARKERS = (
+    "pytest.ini", "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "conftest.py", "noxfile.py", "tests", "test",
+    "package.json", "yarn.lock", "pnpm-lock.yaml", "go.mod", "Cargo.toml", "pom.xml", "build.gradle",
+    "build.gradle.kts", "gradlew",
+)
+PYTHON_MARKERS = {"pytest.ini", "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "conftest.py", "noxfile.py"}
+NPM_PLACEHOLDER = "no test specified"
+SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
+PYTEST_TOTALS = re.compile(r"^=+ .*\d+ \w+.* in [\d.]+s(?: \([^)]*\))? =+$")
+
+DESCRIPTION = """\
+Run the project's tests and get a summary: counts of passed/failed/errors/skipped and, for each failing test, \
+its name and first error line. Narrow the run with `paths` (test files, directories or test ids such as \
+tests/test_x.py::test_name) and `args` (extra arguments for the test runner, e.g. "-k parse" for pytest). \
+For a full traceback, rerun one failing test with the bash tool."""
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How to run one kind of test suite."""
+
+    name: str
+    command: str
+    parser: str | None = None  # a swebench log parser that reads this runner's output
+    default_target: str = ""  # what `paths` replace, e.g. go's ./...
+    forward: str = ""  # separates the runner's own options from the test tool's, e.g. npm's --
+
+    def narrowed(self, paths: list[str], args: str) -> str:
+        parts = [self.command]
+        if self.forward and (paths or args):
+            parts.append(self.forward)
+        parts.append(" ".join(map(shlex.quote, paths)) or self.default_target)
+        parts.append(args)
+        return " ".join(part for part in parts if part)
+
+
+def guess_parser(command: str) -> str | None:
+    if re.search(r"\bpytest\b", command):
+        return "parse_log_pytest"
+    if re.search(r"\bgo test\b", command):
+        return "parse_log_gotest"
+    if re.search(r"\bcargo test\b", command):
+        return "parse_log_cargo"
+    return None
+
+
+class RunTestsTool:
+    spec = ToolSpec(
+        name="run_tests",
+        description=DESCRIPTION,
+        parameters={
+            "type": "object",
+            "properties": {
+                "paths": {"type": "array", "items": {"type": "string"},
+                          "description": "Test files, directories or test ids to run; default all tests."},
+                "args": {"type": "string", "description": "Extra arguments for the test runner."},
+                "timeout": {"type": "number", "exclusiveMinimum": 0,
+                            "description": "Seconds before the run is stopped; optional."},
+            },
+            "additionalProperties": False,
+        },
+    )
+
+    def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        root = posixpath.normpath(ctx.sandbox.workdir)
+        paths = [check_test_path(path, root) for path in args.get("paths") or []]
+        runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
+        command = runner.narrowed(paths, (args.get("args") or "").strip())
+        timeout = min(args.get("timeout") or max(ctx.command_timeout, DEFAULT_TIMEOUT), ctx.max_command_timeout)
+        # -rA makes pytest print one summary line per test, which is what the parsers read.
+        result = ctx.sandbox.run(f'(cd {shlex.quote(root)} && export PYTEST_ADDOPTS="-rA ${{PYTEST_ADDOPTS:-}}" '
+                                 f"&& {command})", timeout=timeout)
+        text, data = summarize(runner, command, result, timeout)
+        return Observation(cap_text(text, ctx.observation_max_chars)[0], is_error=False, data=data)
+
+
+def check_test_path(path: str, root: str) -> str:
+    if not path.strip():
+        raise ToolError("paths contains an empty string; give test files, directories or test ids")
+    if path.startswith("-"):
+        raise ToolError(f"{path!r} in paths looks like an option; put runner options in `args`")
+    file_part = path.split("::", 1)[0]
+    if not is_within(posixpath.normpath(posixpath.join(root, file_part)), root):
+        raise ToolError(f"{path} is outside the repository {root}; give paths inside it")
+    return path
+
+
+def detect(ctx: ToolContext, root: str) -> Runner:
+    """Pick the test command from the files at the repository root and the tools installed in the sandbox."""
+    probe = " ".join(map(shlex.quote, ROOT_MARKERS))
+    result = ctx.sandbox.run(
+        f"(cd {shlex.quote(root)} && for f in {probe}; do [ -e \"$f\" ] && echo \"file $f\"; done; "
+        "for py in python python3; do if command -v $py >/dev/null; then echo \"python $py\"; "
+        "$py -c 'import pytest' 2>/dev/null && echo 'tool pytest'; break; fi; done; "
+        "for t in tox nox; do command -v $t >/dev/null && echo \"tool $t\"; done; true)"
+    )
+    facts = result.output.split("\n")
+    files = {line[5:] for line in facts if line.startswith("file ")}
+    tools = {line[5:] for line in facts if line.startswith("tool ")}
+    python = next((line[7:] for line in facts if line.startswith("python ")), None)
+    runner = choose_runner(files, lambda name: read_text(ctx, posixpath.join(root, name)), python, tools)
+    if runner is None:
+        raise ToolError("could not tell how to run this project's tests (no pytest/unittest, package.json, go.mod, "
+                        "Cargo.toml, pom.xml or build.gradle at the repository root); run them with the bash tool")
+    return runner
+
+
+def read_text(ctx: ToolContext, path: str) -> str:
+    try:
+        return ctx.sandbox.read_file(path).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def choose_runner(files: set[str], read: Callable[[str], str], python: str | None, tools: set[str]) -> Runner | None:
+    """The first runner whose marker files are at the root; `tools` are the installed ones (pytest, tox, nox)."""
+    if python and files & PYTHON_MARKERS:
+        return python_runner(files, read, python, tools)
+    if "package.json" in files:
+        try:
+            scripts = json.loads(read("package.json")).get("scripts") or {}
+        except (ValueError, AttributeError):
+            scripts = {}
+        if scripts.get("test") and NPM_PLACEHOLDER not in scripts["test"]:
+            tool = "pnpm" if "pnpm-lock.yaml" in files else "yarn" if "yarn.lock" in files else "npm"
+            return Runner(tool, f"{tool} test", forward="--" if tool == "npm" else "")
+    if "go.mod" in files:
+        return Runner("go", "go test -v", "parse_log_gotest", default_target="./...")
+    if "Cargo.toml" in files:
+        return Runner("cargo", "cargo test", "parse_log_cargo")
+    if "pom.xml" in files:
+        return Runner("maven", "mvn -q test")
+    if files & {"build.gradle", "build.gradle.kts"}:
+        return Runner("gradle", "./gradlew test" if "gradlew" in files else "gradle test")
+    if python and files & {"tests", "test"}:
+        return python_runner(files, read, python, tools)
+    return None
+
+
+def python_runner(files: set[str], read: Callable[[str], str], python: str, tools: set[str]) -> Runner:
+    if "pytest" in tools:
+        return Runner("pytest", f"{python} -m pytest", "parse_log_pytest")
+    if "tox.ini" in files and "tox" in tools:
+        return Runner("tox", "tox", "parse_log_pytest", forward="--")
+    if "noxfile.py" in files and "nox" in tools:
+        return Runner("nox", "nox", "parse_log_pytest", forward="--")
+    pytest_configured = (
+        bool(files & {"pytest.ini", "conftest.py"})
+        or ("pyproject.toml" in files and "[tool.pytest" in read("pyproject.toml"))
+        or ("setup.cfg" in files and "[tool:pytest]" in read("setup.cfg"))
+        or ("tox.ini" in files and "[pytest]" in read("tox.ini"))
+    )
+    if pytest_configured:
+        raise ToolError(f"this project's tests use pytest, which is not installed for {python} in the sandbox; "
+                        f"install it with the bash tool (`{python} -m pip install pytest`) and run tests again")
+    return Runner("unittest", f"{python} -m unittest -v")
+
+
+def parse_statuses(parser: str | None, output: str) -> dict[str, str]:
+    """Test name -> PASSED/FAILED/ERROR/SKIPPED/XFAIL, or {} when the output cannot be read per test."""
+    if parser is None:
+        return {}
+    try:
+        from swebench.harness.log_parsers import PARSER_REGISTRY
+    except ImportError:  # swebench is an optional dependency (the `eval` extra)
+        return {}
+    return PARSER_REGISTRY[parser](output, None)
+
+
+def summarize(runner: Runner, command: str, result: CommandResult, timeout: float) -> tuple[str, dict[str, Any]]:
+    statuses = parse_statuses(runner.parser, result.output)
+    counts = Counter(statuses.values())
+    # swebench's parser drops pytest's `SKIPPED [N] file:line` lines (they name no test); the totals line has them.
+    skipped = max(counts["SKIPPED"], pytest_totals(result.output).get("skipped", 0))
+    failed = sorted(name for name, status in statuses.items() if status == "FAILED")
+    errors = sorted(name for name, status in statuses.items() if status == "ERROR")
+    data: dict[str, Any] = {
+        "kind": "tests", "runner": runner.name, "command": command, "exit_code": result.exit_code,
+        "timed_out": result.timed_out, "passed": counts["PASSED"], "failed": failed, "errors": errors,
+        "skipped": skipped, "xfailed": counts["XFAIL"],
+    }
+    lines = [f"$ {command}"]
+    if result.timed_out:
+        lines.append(f"The test run timed out after {timeout:g} s and was stopped; run fewer tests (paths, args) "
+                     "or pass a larger timeout. Results so far:")
+    if not statuses:
+        lines.append(f"Exit code {result.exit_code}; no per-test results could be read from the output. "
+                     f"Its last lines:")
+        lines.append(tail(result.output, TAIL_LINES))
+        return "\n".join(lines), data
+    tally = [f"{len(failed)} failed", f"{counts['PASSED']} passed", f"{len(errors)} errors", f"{skipped} skipped"]
+    tally += [f"{counts['XFAIL']} xfailed"] if counts["XFAIL"] else []
+    lines.append(", ".join(tally) + f" (exit code {result.exit_code})")
+    for title, names in (("Failed", failed), ("Errors", errors)):
+        if names:
+            lines.append(f"{title}:")
+            for name in names[:MAX_LISTED_FAILURES]:
+                reason = first_error_line(result.output, name)[:FAILURE_LINE_CHARS]
+                lines.append(f"  {name}" + (f": {reason}" if reason else ""))
+            if len(names) > MAX_LISTED_FAILURES:
+                lines.append(f"  ... and {len(names) - MAX_LISTED_FAILURES} more")
+    if result.exit_code != 0 and not failed and not errors and not result.timed_out:
+        lines.append("The runner failed although no test did; its last lines:")
+        lines.append(tail(result.output, TAIL_LINES // 3))
+    return "\n".join(lines), data
+
+
+def pytest_totals(output: str) -> dict[str, int]:
+    """pytest's closing line, `== 2 failed, 1 passed, 1 skipped in 0.1s ==`, as {"failed": 2, ...}."""
+    for line in reversed(output.rstrip().split("\n")[-5:]):
+        if PYTEST_TOTALS.match(line):
+            return {kind: int(count) for count, kind in re.findall(r"(\d+) (\w+)", line)}
+    return {}
+
+
+def first_error_line(output: str, name: str) -> str:
+    """The reason pytest's `-rA` summary gives, else the first `E ` line of the test's report section."""
+    lines = output.split("\n")
+    for line in lines:
+        found = SUMMARY_LINE.match(line)
+        if found and found.group(2) == name and found.group(3):
+            return found.group(3)
+    short = name.rsplit("::", 1)[-1]
+    in_section = False
+    for line in lines:
+        if line.startswith("___") and line.endswith("___"):  # a report section's header names its test
+            in_section = f" {short} " in line or f" {name} " in line
+        elif in_section and line.startswith("E "):
+            return line[1:].strip()
+    return ""
+
+
+def tail(output: str, count: int) -> str:
+    return "\n".join(output.rstrip("\n").split("\n")[-count:])
+
+
+run_tests = RunTestsTool()
