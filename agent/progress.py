@@ -80,7 +80,9 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
         rows["cost"] = f"{result.cost:.4f}"
     if result.last_tests:
         tests = result.last_tests
-        rows["tests"] = _escape(tests.get("summary") or json.dumps({k: tests[k] for k in ("passed", "failed") if k in tests}))
+        failed = len(tests.get("failed", [])) + len(tests.get("errors", []))
+        rows["tests"] = (f"[{'green' if not failed else 'red'}]{tests.get('passed', 0)} passed, {failed} failed[/] "
+                         f"({_escape(str(tests.get('command', '')))})")
     rows.update(extra or {})
     for key, value in rows.items():
         table.add_row(f"[bold]{key}[/]", value)

@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-HELP = "Check Docker, the sandbox image, git and the model endpoint; print a fix for each failure."
-console = Console(highlight=False)
+HELP = "Check Docker, the sandbox image, git, config files and the model endpoint; print a fix for each failure."
 
 
-def doctor() -> None:
-    from sandbox.base import SandboxError
-    from sandbox.docker import connect
-    from sandbox.images import default_image, image_exists
+def doctor(
+    path: Path = typer.Option(Path("."), "-C", help="Check the configuration of this repository."),
+    no_model: bool = typer.Option(False, "--no-model", help="Skip the model endpoint checks."),
+) -> None:
+    from agent.doctor import run_checks
 
+    console = Console(highlight=False)
     failures = 0
-
-    def report(ok: bool, what: str, fix: str = "") -> None:
-        nonlocal failures
-        failures += not ok
-        mark = "[green]ok[/]  " if ok else "[red]fail[/]"
-        console.print(f"{mark} {what}" + (f"  [dim]-> {fix}[/]" if fix and not ok else ""))
-
-    git = shutil.which("git")
-    report(bool(git), f"git {_version(['git', '--version']) if git else 'not found'}", "install git")
-    try:
-        client = connect(timeout=10)
-        report(True, f"Docker {client.version().get('Version', '?')} reachable")
-        tag = default_image()
-        report(image_exists(client, tag), f"default image {tag}", "build it with 'agent sandbox build'")
-    except SandboxError as exc:
-        report(False, str(exc))
+    for check in run_checks(path, probe_model=not no_model):
+        mark = "[green]ok  [/]" if check.ok and not check.warning else "[yellow]warn[/]" if check.ok or check.warning else "[red]fail[/]"
+        failures += not check.ok and not check.warning
+        fix = f"  [dim]-> {escape(check.fix)}[/]" if check.fix and (not check.ok or check.warning) else ""
+        console.print(f"{mark} {escape(check.what)}{fix}", soft_wrap=True)
     if failures:
         raise typer.Exit(3)
-
-
-def _version(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"

@@ -1,0 +1,226 @@
+"""`agent fix` end to end: the CLI in a subprocess, a scripted model over HTTP, real containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox import cleanup
+from tests.fakes.openai_server import HttpError, Reply, tool_call
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+FIX = {"command": "str_replace", "path": "calc.py", "old_str": "return a - b", "new_str": "return a + b"}
+SESSION = [
+    Reply(tool_calls=[tool_call("str_replace_editor", FIX)]),
+    Reply(tool_calls=[tool_call("bash", {"command": "python3 -c 'import calc; assert calc.add(2, 3) == 5'"})]),
+    Reply(tool_calls=[tool_call("submit", {})]),
+]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (root / "README.md").write_text("calc\n")
+    (root / ".gitignore").write_text("*.log\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file byte for byte, except .git internals and our own ignored .agent folder."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and rel.parts[0] not in (".git", ".agent"):
+            files[str(rel)] = path.read_bytes()
+    return files
+
+
+def state(root: Path) -> tuple:
+    return (snapshot(root), git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=all"),
+            git(root, "rev-parse", "HEAD"), git(root, "write-tree"), git(root, "stash", "list"))
+
+
+def agent(repo: Path, server, *args: str, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "AGENT_CONFIG": "",
+           "HOME": str(repo.parent / "home")}
+    env.pop("AGENT_CONFIG")
+    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args], input=stdin, env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def test_branch_created_and_tree_untouched_byte_for_byte(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "README.md").write_text("calc, edited but not committed\n")
+    git(repo, "add", "README.md")
+    (repo / "README.md").write_text("calc, edited again\n")  # staged and unstaged differ
+    (repo / "scratch.txt").write_text("untracked\n")
+    (repo / "debug.log").write_text("ignored\n")
+    git(repo, "stash", "list")
+    before = state(repo)
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "add() subtracts instead of adding")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "submitted" and result["branch"] == "agent/add-subtracts-instead-of-adding"
+    assert state(repo) == before
+    assert git(repo, "show", f"{result['branch']}:calc.py").endswith("return a + b\n")
+    assert "+    return a + b" in result["patch"] and "README" not in result["patch"]
+    assert Path(result["trajectory"]).is_file() and ".agent/runs/" in result["trajectory"]
+    assert git(repo, "status", "--porcelain", "--ignored", ".agent").startswith("!!")
+    assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+
+
+def test_dirty_repo_fix_builds_on_uncommitted_changes(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return -(b - a)\n")
+    before = state(repo)
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert state(repo) == before
+    assert "+def sub" not in result["patch"]  # the patch is only the agent's change
+    assert git(repo, "show", f"{result['branch']}:calc.py").startswith("def add(a, b):\n    return a + b")
+
+
+def test_apply_to_working_tree(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--apply", "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["applied"] is True
+    assert (repo / "calc.py").read_text().endswith("return a + b\n")
+    assert "agent/" not in git(repo, "branch")
+
+
+def test_apply_refuses_on_conflict_and_changes_nothing(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+
+    def script(body):
+        if len(fake_model_server.requests) == 2:  # the user edits the same line while the agent works
+            (repo / "calc.py").write_text("def add(a, b):\n    return b - a\n")
+        return SESSION[len(fake_model_server.requests) - 1]
+
+    fake_model_server.script = script
+    done = agent(repo, fake_model_server, "--apply", "fix add")
+    assert done.returncode == 2
+    assert "does not apply" in done.stderr and "nothing was changed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return b - a\n"
+
+
+def test_patch_out_and_no_commit(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = SESSION
+    out = tmp_path / "fix.patch"
+    done = agent(repo, fake_model_server, "--no-commit", "--patch-out", str(out), "-", stdin="fix add\n")
+    assert done.returncode == 0, done.stderr
+    assert "+    return a + b" in out.read_text()
+    assert "agent/" not in git(repo, "branch")
+
+
+def test_not_a_git_repo(fake_model_server, tmp_path) -> None:
+    (tmp_path / "plain").mkdir()
+    done = agent(tmp_path / "plain", fake_model_server, "fix it")
+    assert done.returncode == 2 and "not inside a git repository" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_detached_head(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "checkout", "-q", "--detach")
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    branch = json.loads(done.stdout)["branch"]
+    assert git(repo, "rev-parse", f"{branch}^").strip() == git(repo, "rev-parse", "HEAD").strip()
+    assert subprocess.run(["git", "-C", str(repo), "symbolic-ref", "HEAD"], capture_output=True).returncode != 0
+
+
+def test_repo_with_submodule(fake_model_server, tmp_path) -> None:
+    lib = make_repo(tmp_path / "lib")
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(repo, "commit", "-qm", "add submodule")
+    before = state(repo)
+    fake_model_server.script = [
+        Reply(tool_calls=[tool_call("bash", {"command": "cat vendor/lib/calc.py"})]), *SESSION]
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    assert "return a - b" in fake_model_server.requests[1]["messages"][-1]["content"]  # submodule files are there
+    assert state(repo) == before
+
+
+def test_setup_commands_are_cached_as_an_image(fake_model_server, tmp_path, docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    marker = f"setup-{time.time_ns()}"
+    (repo / ".agent.toml").write_text(f'[sandbox]\nsetup = ["echo {marker} > /opt/setup-marker"]\n')
+    git(repo, "add", ".agent.toml")
+    git(repo, "commit", "-qm", "config")
+    check = Reply(tool_calls=[tool_call("bash", {"command": "cat /opt/setup-marker"})])
+    fake_model_server.script = [check, *SESSION]
+    first = agent(repo, fake_model_server, "fix add")
+    assert first.returncode == 0, first.stderr
+    assert "running 1 setup command" in first.stderr
+    assert marker in fake_model_server.requests[1]["messages"][-1]["content"]
+    fake_model_server.script = [check, *SESSION]
+    second = agent(repo, fake_model_server, "fix add")
+    assert second.returncode == 0, second.stderr
+    assert "cached setup" in second.stderr and "running 1 setup command" not in second.stderr
+
+
+def test_failing_setup_is_exit_3(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".agent.toml").write_text('[sandbox]\nsetup = ["echo installing", "exit 7"]\n')
+    done = agent(repo, fake_model_server, "fix add")
+    assert done.returncode == 3
+    assert "setup commands failed" in done.stderr and "exit code 7" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_model_server_down_is_exit_3_with_trajectory(tmp_path, fake_model_server) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [HttpError(500)] * 10
+    (repo / ".agent.toml").write_text("[model]\nretries = 0\n")
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 3, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "model_error"
+    assert Path(result["trajectory"]).read_text().count('"type": "end"') == 1
+
+
+def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "scratch.txt").write_text("mine\n")
+    before = state(repo)
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "sleep 30"})])
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "fix add"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not fake_model_server.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside `sleep 30` in the sandbox
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert json.loads(out)["status"] == "interrupted"
+    assert state(repo) == before
+    assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
