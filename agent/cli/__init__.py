@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent import __version__
-from agent.cli import ci, demo, doctor, eval as eval_cmd, fix, map as map_cmd, model, sandbox, traj
+from agent.cli import ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, sandbox, traj
 from agent.errors import AgentError
 from sandbox.base import SandboxError
 
@@ -41,6 +41,7 @@ app.command("demo", help=demo.HELP)(demo.demo)
 app.command("doctor", help=doctor.HELP)(doctor.doctor)
 app.command("map", help=map_cmd.HELP)(map_cmd.map_command)
 app.add_typer(ci.app, name="ci")
+eval_cmd.app.command("run")(eval_run.run)
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(model.app, name="model")

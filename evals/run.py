@@ -1,0 +1,224 @@
+"""Batch inference: the agent on each task in its image, predictions in the official format.
+
+`predictions.jsonl` gets one line per finished instance, appended and flushed at once, so a
+crash or Ctrl-C loses at most the instances in flight; a rerun skips what is there. A
+failing instance never stops the batch: it goes to `results.jsonl` with its error, and a
+rerun tries it again. The driver thread is the only writer of both files.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.config import Settings
+from agent.loop import Agent, RunResult
+from agent.model import Model
+from agent.prompts import Prompts
+from agent.trajectory import TrajectoryWriter
+from evals.datasets import TaskInstance
+from sandbox import cleanup
+from sandbox.docker import SandboxSpec, start_sandbox
+from tools.base import ToolContext
+from tools.submit import current_patch
+from tools.toolset import build_toolset
+
+PREDICTIONS = "predictions.jsonl"
+RESULTS = "results.jsonl"
+# Runs that ended for the agent's own reasons are finished; the rest are tried again on resume.
+FINISHED = frozenset({"submitted", "step_limit", "token_limit", "time_limit", "cost_limit", "format_error"})
+
+
+class ImageProvider(Protocol):
+    """What the runner needs from the image builder: an image with `tag`, `activate`, `capabilities`."""
+
+    def ensure(self, instance: TaskInstance) -> Any: ...
+
+
+@dataclass
+class InstanceOutcome:
+    instance_id: str
+    status: str  # the loop's status, or "error" when the instance could not run
+    patch: str = ""
+    error: str = ""
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    elapsed: float = 0.0
+    prefix_reuse: float | None = None
+    trajectory: str = ""
+
+
+@dataclass
+class BatchSummary:
+    total: int
+    skipped: int
+    outcomes: list[InstanceOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    output: Path
+    model_name: str
+    workers: int = 1
+    instance_timeout: float = 1800.0
+
+
+def finished_ids(output: Path) -> set[str]:
+    """Instances with a prediction; a torn last line (killed mid-write) counts as not finished."""
+    path = output / PREDICTIONS
+    done: set[str] = set()
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                done.add(json.loads(line)["instance_id"])
+            except (json.JSONDecodeError, KeyError):
+                continue
+    return done
+
+
+class _Appender:
+    """One JSON line per call, flushed at once."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def run_instance(
+    instance: TaskInstance,
+    images: ImageProvider,
+    model: Model,
+    settings: Settings,
+    options: BatchOptions,
+    stop: threading.Event,
+    listener: Callable[[str, dict[str, Any]], None] | None = None,
+) -> InstanceOutcome:
+    """One task end to end; every failure becomes an outcome, never an exception."""
+    started = time.monotonic()
+    trajectory_path = options.output / "trajectories" / f"{instance.instance_id}.jsonl"
+    if trajectory_path.exists():
+        trajectory_path.unlink()  # a rerun of an instance that did not finish starts its trajectory anew
+    try:
+        image = images.ensure(instance)
+        spec = SandboxSpec(
+            image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
+            pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+            ca_bundle=settings.sandbox.ca_bundle, run_id=f"eval-{instance.instance_id}",
+            command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
+        )
+        if stop.is_set():
+            return InstanceOutcome(instance.instance_id, "interrupted")
+        with start_sandbox(spec) as box:
+            box.run(image.activate)
+            ctx = ToolContext(sandbox=box, task=instance.problem_statement, base_commit=instance.base_commit,
+                              command_timeout=settings.loop.command_timeout,
+                              max_command_timeout=settings.loop.command_timeout_max,
+                              observation_max_chars=settings.loop.observation_max_chars)
+            limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
+                                                                        options.instance_timeout)})
+            writer = TrajectoryWriter(trajectory_path)
+            try:
+                agent = Agent(model, build_toolset(settings.tools.enabled), ctx, settings=limits,
+                              prompts=Prompts.load(settings.prompts.model_dump()),
+                              tool_format=settings.model.tool_format,
+                              text_format=getattr(model, "text_tool_format", "xml"), trajectory=writer,
+                              listener=listener, final_patch=current_patch)
+                result: RunResult = agent.run(instance.problem_statement,
+                                              config={**settings.redacted(), "instance_id": instance.instance_id,
+                                                      "image": image.tag})
+            finally:
+                writer.close()
+        return InstanceOutcome(
+            instance.instance_id, result.status, patch=result.patch,
+            error=result.message if result.status in ("model_error", "sandbox_error") else "",
+            steps=result.steps, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+            elapsed=round(time.monotonic() - started, 2), prefix_reuse=result.prefix_reuse,
+            trajectory=str(trajectory_path),
+        )
+    except Exception as exc:  # an instance's failure is data, never the batch's end
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return InstanceOutcome(instance.instance_id, "error", error=message,
+                               elapsed=round(time.monotonic() - started, 2))
+
+
+def run_batch(
+    instances: Sequence[TaskInstance],
+    images: ImageProvider,
+    model: Model,
+    settings: Settings,
+    options: BatchOptions,
+    on_update: Callable[[str, InstanceOutcome | TaskInstance], None] | None = None,
+) -> BatchSummary:
+    """Run every unfinished instance with `options.workers` threads; resume-safe."""
+    done = finished_ids(options.output)
+    todo = [i for i in instances if i.instance_id not in done]
+    summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
+    predictions = _Appender(options.output / PREDICTIONS)
+    results = _Appender(options.output / RESULTS)
+    stop = threading.Event()
+    notify = on_update or (lambda kind, item: None)
+    pool = ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="instance")
+    pending: dict[Future[InstanceOutcome], TaskInstance] = {}
+    queue = iter(todo)
+
+    def submit_next() -> None:
+        for instance in queue:
+            notify("start", instance)
+            pending[pool.submit(run_instance, instance, images, model, settings, options, stop)] = instance
+            return
+
+    try:
+        for _ in range(max(1, options.workers)):
+            submit_next()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                pending.pop(future)
+                outcome = future.result()
+                _record(outcome, options, predictions, results)
+                summary.outcomes.append(outcome)
+                notify("done", outcome)
+                submit_next()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        stop.set()
+        cleanup.remove_live()  # in-flight sandboxes go; their loops end with sandbox errors, not recorded
+        for future in pending:
+            future.cancel()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        predictions.close()
+        results.close()
+    return summary
+
+
+def _record(outcome: InstanceOutcome, options: BatchOptions, predictions: _Appender, results: _Appender) -> None:
+    results.write(asdict(outcome) | {"patch": None, "has_patch": bool(outcome.patch)})
+    if outcome.status in FINISHED:
+        predictions.write({"instance_id": outcome.instance_id, "model_name_or_path": options.model_name,
+                           "model_patch": outcome.patch})
+
+
+def summarize(outcomes: Iterable[InstanceOutcome]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts

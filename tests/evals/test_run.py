@@ -1,0 +1,103 @@
+"""`eval run` on small tasks made here: predictions, trajectories, failures, resume, then grading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_settings
+from agent.model import OpenAIModel
+from evals.grade import GradeSettings, grade_predictions, read_predictions
+from evals.run import PREDICTIONS, RESULTS, BatchOptions, finished_ids, run_batch
+from evals.sample_tasks import make_sample_project, sample_image_builder
+from tests.fakes.openai_server import Reply, tool_call
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_sample_project(tmp_path_factory.mktemp("sample"), bugs=2, salt="run")
+
+
+def solver(project):
+    """A scripted model that applies each task's gold patch with bash, then submits."""
+    gold = {i.problem_statement: i.patch for i in project.instances}
+
+    def script(body):
+        task = body["messages"][1]["content"]
+        statement = next(s for s in gold if s in task)
+        if not any(m["role"] == "tool" for m in body["messages"]):
+            command = f"git apply <<'PATCH'\n{gold[statement]}\nPATCH"
+            return Reply(tool_calls=[tool_call("bash", {"command": command})])
+        return Reply(tool_calls=[tool_call("submit", {})])
+
+    return script
+
+
+def settings_for(server):
+    return load_settings(None, overrides={"model.base_url": server.base_url, "model.name": "fake-model",
+                                          "model.retries": 0}, env={})
+
+
+def test_batch_writes_predictions_resumes_and_grades(project, docker_client, fake_model_server, tmp_path) -> None:
+    fake_model_server.script = solver(project)
+    chosen = [project.instance("1"), project.instance("2"), project.instance("broken")]
+    builder = sample_image_builder(docker_client, project)
+    settings = settings_for(fake_model_server)
+    options = BatchOptions(output=tmp_path / "out", model_name="fake-model", workers=2, instance_timeout=120)
+    summary = run_batch(chosen, builder, OpenAIModel(settings.model), settings, options)
+
+    by_id = {o.instance_id: o for o in summary.outcomes}
+    assert by_id[chosen[0].instance_id].status == "submitted"
+    assert by_id[chosen[2].instance_id].status == "error" and "failed" in by_id[chosen[2].instance_id].error
+    predictions = [json.loads(line) for line in (options.output / PREDICTIONS).read_text().splitlines()]
+    assert sorted(p["instance_id"] for p in predictions) == sorted(i.instance_id for i in chosen[:2])
+    assert all(set(p) == {"instance_id", "model_name_or_path", "model_patch"} for p in predictions)
+    assert all(p["model_patch"].startswith("diff --git") for p in predictions)
+    results = [json.loads(line) for line in (options.output / RESULTS).read_text().splitlines()]
+    assert any(r["status"] == "error" and r["error"] for r in results)
+    for instance in chosen[:2]:
+        assert (options.output / "trajectories" / f"{instance.instance_id}.jsonl").is_file()
+
+    requests_before = len(fake_model_server.requests)
+    again = run_batch(chosen, builder, OpenAIModel(settings.model), settings, options)
+    assert again.skipped == 2 and [o.instance_id for o in again.outcomes] == [chosen[2].instance_id]
+    assert len(fake_model_server.requests) == requests_before  # finished instances never reach the model again
+    assert len(finished_ids(options.output)) == 2
+
+    graded = grade_predictions(chosen[:2], read_predictions(options.output / PREDICTIONS), builder,
+                               GradeSettings(run_id="run-test", log_root=tmp_path / "logs", report_dir=tmp_path))
+    assert graded.report["resolved_instances"] == 2
+
+
+def test_torn_prediction_line_is_not_finished(tmp_path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / PREDICTIONS).write_text('{"instance_id": "a", "model_name_or_path": "m", "model_patch": ""}\n{"instance_')
+    assert finished_ids(out) == {"a"}
+
+
+def test_cli_run_selects_and_reports(project, docker_client, fake_model_server, tmp_path) -> None:
+    fake_model_server.script = solver(project)
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "HOME": str(tmp_path)}
+    out = tmp_path / "cli-out"
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "eval", "run", "--dataset", str(project.dataset), "--filter", r"-1$",
+         "--output", str(out), "--repos", str(project.mirrors), "--recipes", str(project.recipes),
+         "--images", "build", "--workers", "1"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = (out / PREDICTIONS).read_text().splitlines()
+    assert [json.loads(line)["instance_id"] for line in lines] == [project.instance("1").instance_id]
+    assert "submitted" in done.stderr
+    bad = subprocess.run([sys.executable, "-m", "agent", "eval", "run", "--dataset", str(tmp_path / "nope.jsonl")],
+                         env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
