@@ -30,15 +30,15 @@ AIDER = "aider-chat==0.86.2"
 AIDER_VENV = CACHE / "aider-venv"
 MAP_TOKENS = 1024
 
-# Runs inside the Aider virtualenv: argv = root, JSON file of relative paths, "cold"|"warm".
-AIDER_DRIVER = r'''
+# Runs inside the Aider virtualenv: argv = root, JSON file of relative paths, token budget, "cold"|"warm".
+AIDER_DRIVER = r"""
 import glob, json, os, shutil, sys, time
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from aider.io import InputOutput
 from aider.models import Model
 from aider.repomap import RepoMap
 
-root, listing, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+root, listing, tokens, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 files = [os.path.join(root, path) for path in json.load(open(listing))]
 if mode == "cold":
     for stale in glob.glob(os.path.join(root, ".aider.tags.cache.v*")):
@@ -47,26 +47,27 @@ model = Model("gpt-4o-mini")
 model.token_count("warm the tokenizer up outside the timing")
 io = InputOutput(pretty=False, yes=True, fancy_input=False)
 start = time.perf_counter()
-repo_map = RepoMap(map_tokens=%d, root=root, main_model=model, io=io)
+repo_map = RepoMap(map_tokens=tokens, root=root, main_model=model, io=io)
 text = repo_map.get_repo_map(chat_files=[], other_files=files) or ""
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "chars": len(text)}))
-''' % MAP_TOKENS
+"""
 
-# Runs in this interpreter: argv = root, JSON file of relative paths, cache directory.
-OURS_DRIVER = r'''
+# Runs in this interpreter, from the repository root: argv = root, JSON file of relative
+# paths, token budget, tags cache directory.
+OURS_DRIVER = r"""
 import json, sys, time
-sys.path.insert(0, %r)
 from tools.repomap import HostDirectory, build_repo_map
 from tools.tags import TagCache
 
-root, listing, cache_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+root, listing, tokens, cache_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 paths = json.load(open(listing))
 start = time.perf_counter()
-repo_map = build_repo_map(HostDirectory(root, paths).files(), max_tokens=%d, cache=TagCache(cache_dir))
+repo_map = build_repo_map(HostDirectory(root, paths).files(), max_tokens=tokens, cache=TagCache(cache_dir))
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "chars": len(repo_map.text), "parsed": repo_map.parsed}))
-''' % (str(Path(__file__).resolve().parent.parent), MAP_TOKENS)
+"""
+REPO = Path(__file__).resolve().parent.parent
 
 
 def django_source() -> Path:
@@ -90,7 +91,7 @@ def aider_python() -> Path:
     python = AIDER_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(AIDER_VENV)], check=True)
-    probe = subprocess.run([str(python), "-c", "import aider.repomap"], capture_output=True)
+    probe = subprocess.run([str(python), "-c", "import aider.repomap"], capture_output=True, check=False)
     if probe.returncode != 0:
         print(f"installing {AIDER} into {AIDER_VENV} (once) ...", flush=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", AIDER], check=True)
@@ -99,7 +100,7 @@ def aider_python() -> Path:
 
 def measure(command: list[str]) -> dict[str, float]:
     """Run a driver in a fresh process; its last stdout line is its JSON result."""
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise SystemExit(f"measurement failed: {' '.join(command[:3])} ...\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -118,8 +119,8 @@ def main() -> None:
         listing = Path(scratch) / "files.json"
         listing.write_text(json.dumps(paths))
         ours_cache = Path(scratch) / "tags"
-        ours = [sys.executable, "-c", OURS_DRIVER, str(root), str(listing), str(ours_cache)]
-        theirs = [str(aider), "-c", AIDER_DRIVER, str(root), str(listing)]
+        ours = [sys.executable, "-c", OURS_DRIVER, str(root), str(listing), str(MAP_TOKENS), str(ours_cache)]
+        theirs = [str(aider), "-c", AIDER_DRIVER, str(root), str(listing), str(MAP_TOKENS)]
 
         print(f"{len(paths)} Python files in {root.name}; map budget {MAP_TOKENS} tokens")
         shutil.rmtree(ours_cache, ignore_errors=True)

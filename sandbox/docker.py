@@ -199,6 +199,29 @@ class DockerSandbox:
             entries.append(rel + "/" if kind == "d" else rel)
         return sorted(entries)
 
+    def read_tree(self, paths: list[str], max_file_bytes: int = 1_000_000) -> dict[str, bytes]:
+        """Many files (relative to workdir) in one archive round trip; big and missing ones left out."""
+        if not paths:
+            return {}
+        wanted = set(paths)
+        try:
+            stream, _ = self.container.get_archive(self.workdir.rstrip("/") + "/.")
+        except Exception as exc:
+            raise SandboxError(f"cannot read the sandbox's files: {_docker_message(exc)}") from None
+        with tempfile.TemporaryFile() as spool:
+            for chunk in stream:
+                spool.write(chunk)
+            spool.seek(0)
+            found: dict[str, bytes] = {}
+            with tarfile.open(fileobj=spool, mode="r|") as tar:
+                for member in tar:
+                    name = member.name.removeprefix("./")
+                    if name in wanted and member.isfile() and member.size <= max_file_bytes:
+                        extracted = tar.extractfile(member)
+                        if extracted is not None:
+                            found[name] = extracted.read()
+        return found
+
     def close(self) -> None:
         for shell in (self.shell, self._service):
             if shell is not None:

@@ -26,7 +26,7 @@ class SyntaxProblem:
     line: int
     column: int
     description: str
-    signature: tuple[str, str, str] = field(repr=False)
+    signature: tuple[str, str, str] = field(repr=False)  # what it looks like, whatever line it is on
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class LintReport:
     """`ok` is False only when the edit adds syntax errors; `message` is written for the model."""
 
     ok: bool
-    checked: bool
+    checked: bool  # False when no installed grammar reads the file: passed through unchecked
     new_problems: tuple[SyntaxProblem, ...] = ()
     message: str = ""
 
@@ -104,8 +104,8 @@ def _added_problems(before: list[SyntaxProblem], after: list[SyntaxProblem]) -> 
 def _rejection_message(path: str, source: bytes, added: list[SyntaxProblem], existing: int) -> str:
     count = len(added)
     plural = "s" if count != 1 else ""
-    parts = [f"The edit was NOT applied: it would add {count} syntax error{plural} to {path} "
-             "(the file is unchanged)."]
+    parts = [(f"The edit was NOT applied: it would add {count} syntax error{plural} to {path} "
+              "(the file is unchanged).")]
     lines = [line.decode("utf-8", "replace") for line in source_lines(source)]
     if len(lines) > 1 and not lines[-1]:
         lines.pop()  # the empty "line" after a final newline

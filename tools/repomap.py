@@ -12,14 +12,13 @@ the power iteration is the one `networkx.pagerank` runs (the tests check they ag
 from __future__ import annotations
 
 import functools
-import math
 import os
 import re
 import stat
 import subprocess
 from collections.abc import Callable, Collection, Iterable, Sequence
-from itertools import chain, repeat
 from dataclasses import dataclass
+from itertools import chain, repeat
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -31,7 +30,7 @@ from tools.tags import CONTAINER_KINDS, Definition, FileNames, SourceFile, Stamp
 CHARS_PER_TOKEN = 4
 _LETTER = re.compile(r"[^\W\d_]")
 MAX_LINE_CHARS = 100
-SKIPPED_DIRS = frozenset({".git", "node_modules", "__pycache__", "venv", ".venv", "env", ".tox", ".nox",
+SKIPPED_DIRS = frozenset({".git", "node_modules", "__pycache__", "venv", ".venv", ".tox", ".nox",
                           "site-packages", ".mypy_cache", ".pytest_cache"})
 
 
@@ -130,79 +129,104 @@ def mentioned_files(text: str, paths: Iterable[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class Ranking:
-    """Definitions best first, as (path, identifier), and every graph file's PageRank."""
+    """Definitions best first, as (path, identifier), and every file's PageRank."""
 
     definitions: list[tuple[str, str]]
     file_ranks: dict[str, float]
 
 
+@dataclass(frozen=True)
+class NameUse:
+    """Who defines and who uses each name: one array entry per (file, name) definition, and
+    a file x name matrix of use weights (square root of the count, x50 for chat files)."""
+
+    paths: list[str]
+    names: list[str]
+    def_file: np.ndarray
+    def_name: np.ndarray
+    uses: sparse.csr_matrix
+
+    @property
+    def definers(self) -> np.ndarray:
+        return np.bincount(self.def_name, minlength=len(self.names))
+
+    @property
+    def used(self) -> np.ndarray:
+        return np.asarray((self.uses != 0).sum(axis=0)).ravel() > 0
+
+
+def name_use(files: dict[str, FileNames], chat_files: Collection[str] = ()) -> NameUse:
+    """Flatten every file's names into arrays, with C-level maps: this is most of a warm map."""
+    paths = sorted(files)
+    defined = [files[path].defined for path in paths]
+    ids = {name: i for i, name in enumerate(dict.fromkeys(chain.from_iterable(defined)))}
+    n_files, n_names = len(paths), len(ids)
+    def_file = np.repeat(np.arange(n_files), [len(names) for names in defined])
+    def_name = np.fromiter(map(ids.__getitem__, chain.from_iterable(defined)), np.int64, len(def_file))
+    # A name defined twice in one file still has one definer.
+    def_file, def_name = sparse.csr_matrix((np.ones(len(def_file)), (def_file, def_name)),
+                                           shape=(n_files, n_names)).nonzero()
+
+    chat = np.isin(paths, list(chat_files))
+    used = [files[path].references for path in paths]
+    use_file = np.repeat(np.arange(n_files), [len(counts) for counts in used])
+    use_name = np.fromiter(map(ids.get, chain.from_iterable(used), repeat(-1)), np.int64, len(use_file))
+    use_count = np.fromiter(chain.from_iterable(counts.values() for counts in used), np.float64, len(use_file))
+    known = use_name >= 0
+    use_file, use_name = use_file[known], use_name[known]
+    use_weight = np.sqrt(use_count[known]) * np.where(chat[use_file], 50.0, 1.0)
+    if not len(use_file):  # nothing uses anything: let every definer use its own names (as Aider)
+        use_file, use_name, use_weight = def_file, def_name, np.ones(len(def_file))
+    uses = sparse.csr_matrix((use_weight, (use_file, use_name)), shape=(n_files, n_names))
+    return NameUse(paths, list(ids), def_file, def_name, uses)
+
+
 def rank_definitions(files: dict[str, FileNames], *, mentioned_idents: Collection[str] = (),
                      mentioned_paths: Collection[str] = (), chat_files: Collection[str] = (),
                      all_paths: Collection[str] | None = None, limit: int | None = None) -> Ranking:
-    """Aider's weighting on a referencer -> definer file graph, then PageRank.
+    """Aider's weighting on a user -> definer file graph, PageRank, then rank per definition.
 
     `limit` caps how many ranked definitions are returned (a map shows at most a few hundred).
     """
-    paths = sorted(files)
-    # Flat arrays built with C-level maps: going over every name is the bulk of a warm map.
-    defined = [files[path].defined for path in paths]
-    ident_ids = {name: i for i, name in enumerate(dict.fromkeys(chain.from_iterable(defined)))}
-    names = list(ident_ids)
-    n_files, n_idents = len(paths), len(names)
+    graph = name_use(files, chat_files)
+    paths, names = graph.paths, graph.names
     if not names:
-        return Ranking([], {})
-    def_file = np.repeat(np.arange(n_files), [len(d) for d in defined])
-    def_ident = np.fromiter(map(ident_ids.__getitem__, chain.from_iterable(defined)), np.int64, len(def_file))
-    defines = sparse.csr_matrix((np.ones(len(def_file)), (def_file, def_ident)), shape=(n_files, n_idents))
-    defines.data[:] = 1.0  # a name defined twice in one file still has one definer
-    def_file, def_ident = defines.nonzero()
-
-    file_index = {path: i for i, path in enumerate(paths)}
-    chat = np.zeros(n_files, dtype=bool)
-    chat[[file_index[path] for path in chat_files if path in file_index]] = True
-    referenced_names = [files[path].references for path in paths]
-    ref_file = np.repeat(np.arange(n_files), [len(r) for r in referenced_names])
-    ref_ident = np.fromiter(map(ident_ids.get, chain.from_iterable(referenced_names), repeat(-1)), np.int64,
-                            len(ref_file))
-    ref_count = np.fromiter(chain.from_iterable(r.values() for r in referenced_names), np.float64, len(ref_file))
-    known = ref_ident >= 0
-    ref_file, ref_ident = ref_file[known], ref_ident[known]
-    ref_weight = np.sqrt(ref_count[known]) * np.where(chat[ref_file], 50.0, 1.0)
-    if not len(ref_file):  # nothing references anything: let every definer reference its own names
-        ref_file, ref_ident, ref_weight = def_file, def_ident, np.ones(len(def_file))
-    references = sparse.csr_matrix((ref_weight, (ref_file, ref_ident)), shape=(n_files, n_idents))
-
-    definers = np.bincount(def_ident, minlength=n_idents)
-    referenced = np.bincount(ref_ident, minlength=n_idents) > 0
+        return Ranking([], dict.fromkeys(paths, 0.0))
     mentioned = set(mentioned_idents)
-    multiplier = np.zeros(n_idents)
-    for ident in np.flatnonzero(referenced).tolist():
-        multiplier[ident] = _name_weight(names[ident], mentioned, int(definers[ident]))
-    weights = (references @ sparse.diags(multiplier) @ defines.T).tocsr()
-    unit = 100 / max(len(all_paths) if all_paths is not None else n_files, 1)
+    definers, used = graph.definers, graph.used
+    multiplier = np.zeros(len(names))
+    for name in np.flatnonzero(used).tolist():
+        multiplier[name] = _name_weight(names[name], mentioned, int(definers[name]))
+    defines = sparse.csr_matrix((np.ones(len(graph.def_file)), (graph.def_file, graph.def_name)),
+                                shape=(len(paths), len(names)))
+    weights = (graph.uses @ sparse.diags(multiplier) @ defines.T).tocsr()
+
+    chat = np.isin(paths, list(chat_files))
+    unit = 100 / max(len(all_paths) if all_paths is not None else len(paths), 1)
     personalization = _personalization(paths, mentioned, set(mentioned_paths), chat, unit)
     # Beyond Aider: a file defining a name the task mentions is a place to start from too,
     # unless the name is so common (defined in many files) that it says nothing.
-    named = [ident_ids[name] for name in mentioned if name in ident_ids and definers[ident_ids[name]] <= 5]
-    personalization[np.unique(def_file[np.isin(def_ident, named)])] += unit
+    named = [i for i, name in enumerate(names) if name in mentioned and definers[i] <= 5]
+    personalization[np.unique(graph.def_file[np.isin(graph.def_name, named)])] += unit
     ranks = pagerank(weights, personalization)
 
-    # Each file's rank flows out along its edges, split by weight: the share an identifier
-    # gets is the same for every file defining it. Definitions nobody references get a
-    # little weight on a self-edge. (Aider puts those self-edges into the PageRank graph
-    # too, which makes a module of only unreferenced names, such as a test module, a trap
-    # that keeps its rank; here they only share out the file's own rank.)
-    unreferenced = ~referenced[def_ident]
-    self_weight = np.bincount(def_file[unreferenced], minlength=n_files) * 0.1
+    # Each file's rank flows out along its edges, split by weight: the share a name gets is
+    # the same for every file defining it. Definitions nobody uses get a little weight on a
+    # self-edge. (Aider puts those self-edges into the PageRank graph too, which makes a
+    # module of only unused names, such as a test module, a trap that keeps its rank; here
+    # they only share out the file's own rank.)
+    unused = ~used[graph.def_name]
+    self_weight = np.bincount(graph.def_file[unused], minlength=len(paths)) * 0.1
     out_weight = np.asarray(weights.sum(axis=1)).ravel() + self_weight
     share = np.divide(ranks, out_weight, out=np.zeros_like(ranks), where=out_weight > 0)
-    per_ident = (references.T @ share) * multiplier
-    definition_rank = np.where(unreferenced, share[def_file] * 0.1, per_ident[def_ident])
-    keep = ~chat[def_file]
-    order = np.lexsort((def_ident[keep], def_file[keep], -definition_rank[keep]))[:limit]
-    ranked = [(paths[f], names[d]) for f, d in zip(def_file[keep][order].tolist(), def_ident[keep][order].tolist())]
-    file_ranks = dict(zip(paths, ranks.tolist()))
-    return Ranking(ranked, file_ranks)
+    per_name = (graph.uses.T @ share) * multiplier
+    definition_rank = np.where(unused, share[graph.def_file] * 0.1, per_name[graph.def_name])
+    keep = ~chat[graph.def_file]
+    def_file, def_name = graph.def_file[keep], graph.def_name[keep]
+    order = np.lexsort((def_name, def_file, -definition_rank[keep]))[:limit]
+    ranked = [(paths[f], names[n])
+              for f, n in zip(def_file[order].tolist(), def_name[order].tolist(), strict=True)]
+    return Ranking(ranked, dict(zip(paths, ranks.tolist(), strict=True)))
 
 
 def _name_weight(name: str, mentioned: set[str], definers: int) -> float:
@@ -278,7 +302,7 @@ def build_repo_map(files: Iterable[SourceFile | tuple[str, Callable[[], bytes]]]
     ranking = rank_definitions(index.names, mentioned_idents=mentioned_identifiers(task),
                                mentioned_paths=mentioned_files(task, all_paths) if task else (),
                                chat_files=chat_files, all_paths=all_paths, limit=max_tokens)
-    entries = _map_entries(ranking, all_paths, set(chat_files))[:max_tokens]
+    entries = _affordable(_map_entries(ranking, all_paths, set(chat_files)), max_tokens)
     definitions = index.definitions({path for path, ident in entries if ident is not None})
     text, shown = fit_to_budget(entries, definitions, max_tokens)
     return RepoMap(text=text, files=len(all_paths), parsed=index.parsed, shown_definitions=shown)
@@ -295,6 +319,19 @@ def _map_entries(ranking: Ranking, all_paths: list[str], chat: set[str]) -> list
         if path not in listed:
             listed.add(path)
             entries.append((path, None))
+    return entries
+
+
+def _affordable(entries: list[MapEntry], max_tokens: int) -> list[MapEntry]:
+    """The entries that could fit at best: each costs at least its name's line, each new file
+    its header. Bounds the search, and how many files' definitions need loading."""
+    budget = max_tokens * CHARS_PER_TOKEN
+    seen: set[str] = set()
+    for count, (path, ident) in enumerate(entries):
+        budget -= (len(ident) + 2 if ident is not None else 0) + (len(path) + 2 if path not in seen else 0)
+        seen.add(path)
+        if budget < 0:
+            return entries[:count]
     return entries
 
 

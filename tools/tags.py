@@ -233,6 +233,8 @@ class FileNames(NamedTuple):
 
 
 class FileTags(NamedTuple):
+    """Everything extracted from one file."""
+
     definitions: tuple[Definition, ...]
     references: dict[str, int]
 
@@ -253,16 +255,12 @@ class Symbol(NamedTuple):
     parent: str | None
 
 
-_queries: dict[str, Query | None] = {}
-
-
+@functools.cache
 def tag_query(language: str) -> Query | None:
-    """The compiled tag query (compiled once per process; None when unsupported)."""
-    if language not in _queries:
-        grammar = load_language(language)
-        spec = TAG_QUERIES.get(language)
-        _queries[language] = Query(grammar, spec.query) if grammar is not None and spec else None
-    return _queries[language]
+    """The compiled tag query: compiling costs more than running it on a small file."""
+    grammar = load_language(language)
+    spec = TAG_QUERIES.get(language)
+    return Query(grammar, spec.query) if grammar is not None and spec is not None else None
 
 
 def extract_tags(language: str, source: bytes) -> FileTags:
@@ -298,8 +296,8 @@ def extract_tags(language: str, source: bytes) -> FileTags:
         row = name_node.start_point[0]
         text = lines[row].rstrip().decode("utf-8", "replace") if row < len(lines) else ""
         name = source[name_node.start_byte:name_node.end_byte].decode("utf-8", "replace")
-        end_row, end_column = outer.end_point
-        end_line = max(end_row + (end_column > 0), outer.start_point[0] + 1)  # a node ending at column 0 ends on the line before
+        end_row, end_column = outer.end_point  # a node ending at column 0 ends on the line before
+        end_line = max(end_row + (end_column > 0), outer.start_point[0] + 1)
         definitions.append(Definition(name, kind, row + 1, outer.start_point[0] + 1, end_line, parent, text))
         open_scopes.append((-negative_end, len(definitions) - 1))
     counts = Counter(source[node.start_byte:node.end_byte] for node in captures.get("reference", ())
@@ -390,7 +388,8 @@ class TagIndex:
 
     def definitions(self, paths: Iterable[str]) -> dict[str, tuple[Definition, ...]]:
         wanted = {path: self._keys[path] for path in paths if path in self._keys}
-        stored = self._cache.load_definitions([k for k in wanted.values() if k not in self._fresh]) if self._cache else {}
+        missing = [key for key in wanted.values() if key not in self._fresh]
+        stored = self._cache.load_definitions(missing) if self._cache is not None and missing else {}
         return {path: self._fresh[key].definitions if key in self._fresh else stored.get(key, ())
                 for path, key in wanted.items()}
 
@@ -421,6 +420,7 @@ class TagCache:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
                 db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write on power loss is fine
                 db.execute("CREATE TABLE IF NOT EXISTS tags (key BLOB PRIMARY KEY, names BLOB NOT NULL, "
                            "definitions BLOB NOT NULL) WITHOUT ROWID")
                 db.execute("CREATE TABLE IF NOT EXISTS stamps (location TEXT PRIMARY KEY, size INTEGER, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tools.base import Tool
+from tools.code_map import outline_tool, repo_map
 from tools.editor import str_replace_editor
 from tools.search import search
 from tools.shell import bash
@@ -17,6 +18,8 @@ ALL_TOOLS: dict[str, Tool] = {
         bash,
         str_replace_editor,
         search,
+        repo_map,
+        outline_tool,
         run_tests,
         submit,
     )

@@ -13,10 +13,9 @@ import typer
 from scipy import sparse
 from typer.testing import CliRunner
 
-import tools.repomap as repomap
-import tools.tags as tags
 from agent.cli.map import HELP, map_command
 from agent.errors import UsageError
+from tools import repomap, tags
 from tools.repomap import HostDirectory, build_repo_map, mentioned_files, pagerank, rank_definitions
 from tools.tags import TagCache, extract_tags, format_outline, index_files, outline
 
@@ -88,21 +87,21 @@ def test_outline_lists_classes_and_functions_with_methods_under_their_class() ->
 
 
 OUTLINE_CASES = {
-    "app.js": (b"class A extends B {\n  m() { return helper(); }\n}\nfunction helper() { return new A(); }\n"
-               b"const arrow = () => helper();\n",
+    "app.js": ((b"class A extends B {\n  m() { return helper(); }\n}\nfunction helper() { return new A(); }\n"
+                b"const arrow = () => helper();\n"),
                {("A", "class", None), ("m", "method", "A"), ("helper", "function", None),
                 ("arrow", "function", None)}),
-    "app.ts": (b"interface Shape { area(): number; }\ntype Id = string;\nenum Color { Red }\n"
-               b"class Circle implements Shape {\n  area(): number { return 1; }\n}\n",
+    "app.ts": ((b"interface Shape { area(): number; }\ntype Id = string;\nenum Color { Red }\n"
+                b"class Circle implements Shape {\n  area(): number { return 1; }\n}\n"),
                {("Shape", "interface", None), ("area", "method", "Shape"), ("Id", "type", None),
                 ("Color", "enum", None), ("Circle", "class", None), ("area", "method", "Circle")}),
     "view.tsx": (b"export function View(): JSX.Element {\n  return <div />;\n}\n", {("View", "function", None)}),
-    "main.go": (b"package main\n\ntype Point struct { X int }\ntype Shape interface { Area() int }\n"
-                b"func (p *Point) Area() int { return p.X }\nfunc main() {}\n",
+    "main.go": ((b"package main\n\ntype Point struct { X int }\ntype Shape interface { Area() int }\n"
+                 b"func (p *Point) Area() int { return p.X }\nfunc main() {}\n"),
                 {("Point", "struct", None), ("Shape", "interface", None), ("Area", "method", None),
                  ("main", "function", None)}),
-    "lib.rs": (b"struct Point { x: i32 }\ntrait Shape { fn area(&self) -> i32; }\n"
-               b"impl Shape for Point {\n    fn area(&self) -> i32 { self.x }\n}\nfn helper() {}\n",
+    "lib.rs": ((b"struct Point { x: i32 }\ntrait Shape { fn area(&self) -> i32; }\n"
+                b"impl Shape for Point {\n    fn area(&self) -> i32 { self.x }\n}\nfn helper() {}\n"),
                {("Point", "struct", None), ("Shape", "trait", None), ("area", "method", "Shape"),
                 ("Point", "impl", None), ("area", "method", "Point"), ("helper", "function", None)}),
     "Main.java": (b"class Main {\n  Main() {}\n  void run() {}\n  interface Job { void go(); }\n}\n",
@@ -232,7 +231,8 @@ def test_map_of_a_mixed_language_repository(tmp_path: Path) -> None:
         "core/main.rs": "fn main() { start_engine(); }\n",
     })
     text = build_repo_map(HostDirectory(tmp_path).files()).text
-    for line in ("│export function fetchUser(id: number) { return id; }", "│func NewStore() *Store { return &Store{} }",
+    for line in ("│export function fetchUser(id: number) { return id; }",
+                 "│func NewStore() *Store { return &Store{} }",
                  "│pub fn start_engine() -> Engine { Engine }"):
         assert line in text
 
@@ -313,7 +313,8 @@ def test_the_cache_is_keyed_by_content_so_a_copy_elsewhere_is_not_parsed(tmp_pat
     assert copy.parsed == 0 and len(parse_counter) == 5
 
 
-def test_a_warm_map_of_settled_files_does_not_even_read_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_warm_map_of_settled_files_does_not_even_read_them(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     root = shop(tmp_path / "repo")
     age(root)
     cache = TagCache(tmp_path / "cache")
@@ -356,6 +357,26 @@ def test_huge_and_unreadable_files_are_skipped(tmp_path: Path) -> None:
     assert "shop/models.py" in index.names
 
 
+def test_many_files_are_parsed_in_worker_processes_with_the_same_result(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    sources = {f"pkg/mod{i}.py": f"def function_{i}():\n    return function_{(i + 1) % 12}()\n" for i in range(12)}
+    files = [(path, lambda text=text: text.encode()) for path, text in sources.items()]
+    serial = index_files(files).names
+    pools: list[object] = []
+
+    class RecordingPool(tags.ProcessPoolExecutor):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pools.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tags, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(tags, "PARALLEL_MIN_FILES", 4)
+    monkeypatch.setattr(tags.os, "sched_getaffinity", lambda pid: {0, 1})  # two workers even on one core
+    parallel = index_files(files)
+    assert pools and parallel.parsed == 12
+    assert parallel.names == serial
+
+
 # ---- agent map ----
 
 def run_cli(*args: str) -> tuple[int, str, BaseException | None]:
@@ -383,7 +404,7 @@ def test_agent_map_prints_the_map_and_outlines(tmp_path: Path) -> None:
 def test_agent_map_rejects_bad_input_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   args: list[str], message: str) -> None:
     monkeypatch.chdir(shop(tmp_path))
-    code, _, error = run_cli(*args)
+    _, _, error = run_cli(*args)
     assert isinstance(error, UsageError) and message in str(error)
 
 

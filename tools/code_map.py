@@ -1,0 +1,95 @@
+"""The repo map and file outlines as tools the model can call.
+
+Files come out of the sandbox in one archive read; parsing and ranking happen on the host
+with tree-sitter, so any image works, and the tag cache (keyed by content) makes a second
+map of an unchanged repository parse nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.languages import language_name_for
+from tools.paths import resolve_in_repo
+from tools.repomap import build_repo_map
+from tools.tags import TagCache, format_outline, outline
+
+MAP_DESCRIPTION = """\
+Show a map of the repository: the files and definitions (classes, functions, methods) most relevant to the task, \
+ranked by how the code references them (PageRank), within a token budget. Use it first to find where to look. \
+`focus` adds identifiers or file names to rank toward (space separated)."""
+
+OUTLINE_DESCRIPTION = "List a source file's classes, functions and methods with their line ranges."
+
+
+def _cache(ctx: ToolContext) -> TagCache:
+    return TagCache(Path(ctx.cache_dir) / "tags" if ctx.cache_dir else None)
+
+
+def source_paths(ctx: ToolContext) -> list[str]:
+    """Files git knows (tracked or untracked, not ignored), or every file when it is no repository."""
+    root = shlex.quote(ctx.sandbox.workdir)
+    listed = ctx.sandbox.run(f"git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
+                             f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0')", timeout=60)
+    return sorted({p for p in listed.output.split("\0") if p and language_name_for(p)})
+
+
+class RepoMapTool:
+    spec = ToolSpec(
+        name="repo_map",
+        description=MAP_DESCRIPTION,
+        parameters={
+            "type": "object",
+            "properties": {
+                "focus": {"type": "string", "description": "Identifiers or file names to rank toward."},
+                "max_tokens": {"type": "integer", "minimum": 128, "maximum": 8192,
+                               "description": "Size of the map in tokens (default 1024)."},
+            },
+            "additionalProperties": False,
+        },
+    )
+
+    def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        paths = source_paths(ctx)
+        if not paths:
+            raise ToolError("no source files in a supported language were found in the repository")
+        contents = ctx.sandbox.read_tree(paths)
+        files = [(path, (lambda data=data: data)) for path, data in contents.items()]
+        task = f"{ctx.task}\n{args.get('focus', '')}"
+        result = build_repo_map(files, task=task, max_tokens=args.get("max_tokens", 1024), cache=_cache(ctx))
+        header = f"Repository map ({len(contents)} source files, ranked for the task):\n"
+        return Observation(header + (result.text or "(nothing to show)"),
+                           data={"files": len(contents), "parsed": result.parsed})
+
+
+class OutlineTool:
+    spec = ToolSpec(
+        name="outline",
+        description=OUTLINE_DESCRIPTION,
+        parameters={
+            "type": "object",
+            "properties": {"path": {"type": "string", "description": "File path, relative to the repository root."}},
+            "required": ["path"],
+            "additionalProperties": False,
+        },
+    )
+
+    def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
+        path = resolve_in_repo(ctx.sandbox, args["path"]).real
+        if language_name_for(path) is None:
+            raise ToolError(f"{args['path']}: no outline for this file type; view it with str_replace_editor instead")
+        try:
+            source = ctx.sandbox.read_file(path)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ToolError(f"{args['path']}: {exc}") from None
+        symbols = outline(path, source)
+        if not symbols:
+            return Observation(f"{args['path']}: no classes or functions found")
+        return Observation(format_outline(symbols))
+
+
+repo_map = RepoMapTool()
+outline_tool = OutlineTool()
