@@ -16,14 +16,14 @@ from typing import Any
 
 from agent.config import Settings
 from agent.environment import prepare_image
-from agent.errors import EnvironmentProblem
+from agent.errors import EnvironmentProblem, UsageError
 from agent.loop import Agent, Listener, RunResult
 from agent.model import Model
 from agent.prompts import Prompts
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot, unique_branch
 from sandbox.docker import SandboxSpec, connect, start_sandbox
-from tools.base import ToolContext
+from tools.base import Tool, ToolContext
 from tools.submit import current_patch
 from tools.toolset import build_toolset
 
@@ -88,6 +88,14 @@ def runs_dir(settings: Settings, repo: UserRepo) -> Path:
     return folder / "runs"
 
 
+def toolset(names: list[str] | None) -> list[Tool]:
+    """The configured tools; a bad name is a config error, reported before any work starts."""
+    try:
+        return build_toolset(names)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run_fix(
     request: FixRequest,
     settings: Settings,
@@ -97,6 +105,7 @@ def run_fix(
     echo: Callable[[str], None] = lambda message: None,
 ) -> FixOutcome:
     repo = UserRepo.find(request.repo)
+    tools = toolset(settings.tools.enabled)
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
@@ -120,7 +129,7 @@ def run_fix(
                     cache_dir=str(repo.root / ".agent" / "cache"),
                 )
                 agent = Agent(
-                    model, build_toolset(settings.tools.enabled), ctx, settings=settings.loop,
+                    model, tools, ctx, settings=settings.loop,
                     prompts=Prompts.load(settings.prompts.model_dump()), tool_format=settings.model.tool_format,
                     text_format=getattr(model, "text_tool_format", "xml"), trajectory=trajectory, listener=listener,
                     final_patch=current_patch,

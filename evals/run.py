@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import Settings
+from agent.fix import toolset
 from agent.loop import Agent, RunResult
 from agent.model import Model
 from agent.prompts import Prompts
@@ -27,7 +28,6 @@ from sandbox import cleanup
 from sandbox.docker import SandboxSpec, start_sandbox
 from tools.base import ToolContext
 from tools.submit import current_patch
-from tools.toolset import build_toolset
 
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.jsonl"
@@ -136,7 +136,7 @@ def run_instance(
                                                                         options.instance_timeout)})
             writer = TrajectoryWriter(trajectory_path)
             try:
-                agent = Agent(model, build_toolset(settings.tools.enabled), ctx, settings=limits,
+                agent = Agent(model, toolset(settings.tools.enabled), ctx, settings=limits,
                               prompts=Prompts.load(settings.prompts.model_dump()),
                               tool_format=settings.model.tool_format,
                               text_format=getattr(model, "text_tool_format", "xml"), trajectory=writer,

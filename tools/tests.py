@@ -12,7 +12,7 @@ import posixpath
 import re
 import shlex
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,7 +180,7 @@ def python_runner(files: set[str], read: Callable[[str], str], python: str, tool
     if pytest_configured:
         raise ToolError(f"this project's tests use pytest, which is not installed for {python} in the sandbox; "
                         f"install it with the bash tool (`{python} -m pip install pytest`) and run tests again")
-    return Runner("unittest", f"{python} -m unittest -v")
+    return Runner("unittest", f"{python} -m unittest -v", "parse_log_django")
 
 
 def parse_statuses(parser: str | None, output: str) -> dict[str, str]:
@@ -199,8 +199,8 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
     counts = Counter(statuses.values())
     # swebench's parser drops pytest's `SKIPPED [N] file:line` lines (they name no test); the totals line has them.
     skipped = max(counts["SKIPPED"], pytest_totals(result.output).get("skipped", 0))
-    failed = sorted(name for name, status in statuses.items() if status == "FAILED")
-    errors = sorted(name for name, status in statuses.items() if status == "ERROR")
+    failed = _without_short_duplicates(name for name, status in statuses.items() if status == "FAILED")
+    errors = _without_short_duplicates(name for name, status in statuses.items() if status == "ERROR")
     data: dict[str, Any] = {
         "kind": "tests", "runner": runner.name, "command": command, "exit_code": result.exit_code,
         "timed_out": result.timed_out, "passed": counts["PASSED"], "failed": failed, "errors": errors,
@@ -230,6 +230,12 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
         lines.append("The runner failed although no test did; its last lines:")
         lines.append(tail(result.output, TAIL_LINES // 3))
     return "\n".join(lines), data
+
+
+def _without_short_duplicates(names: Iterable[str]) -> list[str]:
+    """unittest names a failure twice (`test_x (mod.Class.test_x) ... FAIL` and `FAIL: test_x`); keep the full one."""
+    names = set(names)
+    return sorted(n for n in names if not any(other.startswith(n + " (") for other in names))
 
 
 def pytest_totals(output: str) -> dict[str, int]:

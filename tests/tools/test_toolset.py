@@ -8,7 +8,7 @@ import pytest
 from tools.base import call_tool
 from tools.toolset import ALL_TOOLS, UnknownTool, build_toolset
 
-EXPECTED = ["bash", "str_replace_editor", "search", "run_tests", "submit"]
+EXPECTED = ["bash", "str_replace_editor", "search", "repo_map", "outline", "run_tests", "submit"]
 
 
 def test_registry_names_match_specs_and_schemas_are_valid() -> None:
