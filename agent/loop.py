@@ -95,7 +95,8 @@ class Agent:
         self.specs = [tool.spec.to_openai() for tool in tools]
         self.limits = settings or LoopSettings()
         self.prompts = prompts or Prompts.load()
-        self.tool_format, self.text_format = tool_format, text_format
+        self.tool_format = tool_format
+        self.text_format = tool_format if tool_format in ("hermes", "xml") else text_format
         self.native = tool_format in ("auto", "native")
         self.trajectory = trajectory
         self.listener = listener
@@ -171,8 +172,7 @@ class Agent:
 
     # -- executing --------------------------------------------------------
     def execute(self, reply: ModelReply) -> None:
-        fmt = "native" if self.tool_format == "native" else ("auto" if self.tool_format == "auto" else self.text_format)
-        parsed = parse_reply(reply.content, self.specs, fmt, native_calls=reply.native_tool_calls,
+        parsed = parse_reply(reply.content, self.specs, self.tool_format, native_calls=reply.native_tool_calls,
                              reasoning=reply.reasoning)
         self._emit("response", step=self.steps, content=reply.content, tool_calls=reply.native_tool_calls,
                    reasoning=parsed.reasoning, usage=reply.usage.__dict__, finish_reason=reply.finish_reason,

@@ -263,3 +263,13 @@ def test_killed_run_leaves_a_readable_trajectory(fake_model_server, sandbox_imag
     steps = traj.steps()
     assert len(steps) >= 3 and all(s.tools for s in steps[:3])
     assert traj.start["task"] == "t"
+
+
+def test_text_mode_describes_tools_in_the_prompt(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [Reply(content="<tool_call>\n<function=submit>\n</function>\n</tool_call>")]
+    result = make_agent(fake_model_server, ctx, tmp_path, tool_format="xml").run("task")
+    assert result.status == "submitted"
+    first = fake_model_server.requests[0]
+    assert "tools" not in first
+    system = first["messages"][0]["content"]
+    assert "<function=example_function_name>" in system and "<name>str_replace_editor</name>" in system
