@@ -16,16 +16,12 @@ from typing import Any
 
 from agent.config import Settings
 from agent.environment import prepare_image
-from agent.errors import EnvironmentProblem, UsageError
-from agent.loop import Agent, Listener, RunResult
+from agent.errors import EnvironmentProblem
+from agent.loop import Listener, RunResult, configured_agent, toolset
 from agent.model import Model
-from agent.prompts import Prompts
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot, unique_branch
 from sandbox.docker import SandboxSpec, connect, start_sandbox
-from tools.base import Tool, ToolContext
-from tools.submit import current_patch
-from tools.toolset import build_toolset
 
 EXIT_CODES = {"patch": 0, "no_patch": 1, "model_error": 3, "sandbox_error": 3, "interrupted": 130}
 
@@ -88,14 +84,6 @@ def runs_dir(settings: Settings, repo: UserRepo) -> Path:
     return folder / "runs"
 
 
-def toolset(names: list[str] | None) -> list[Tool]:
-    """The configured tools; a bad name is a config error, reported before any work starts."""
-    try:
-        return build_toolset(names)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def run_fix(
     request: FixRequest,
     settings: Settings,
@@ -105,7 +93,7 @@ def run_fix(
     echo: Callable[[str], None] = lambda message: None,
 ) -> FixOutcome:
     repo = UserRepo.find(request.repo)
-    tools = toolset(settings.tools.enabled)
+    toolset(settings.tools.enabled)  # a bad tool name fails before any work
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
@@ -122,18 +110,9 @@ def run_fix(
             echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
             box = start_sandbox(spec, client)
             try:
-                ctx = ToolContext(
-                    sandbox=box, task=request.task, base_commit=snapshot.base_commit,
-                    command_timeout=settings.loop.command_timeout, max_command_timeout=settings.loop.command_timeout_max,
-                    observation_max_chars=settings.loop.observation_max_chars, test_cmd=settings.sandbox.test_cmd,
-                    cache_dir=str(repo.root / ".agent" / "cache"),
-                )
-                agent = Agent(
-                    model, tools, ctx, settings=settings.loop,
-                    prompts=Prompts.load(settings.prompts.model_dump()), tool_format=settings.model.tool_format,
-                    text_format=getattr(model, "text_tool_format", "xml"), trajectory=trajectory, listener=listener,
-                    final_patch=current_patch,
-                )
+                agent = configured_agent(model, box, settings, task=request.task, base_commit=snapshot.base_commit,
+                                         cache_dir=str(repo.root / ".agent" / "cache"), trajectory=trajectory,
+                                         listener=listener)
                 result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
                                                           "repo": str(repo.root), "head": repo.head})
             finally:

@@ -14,15 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.config import LoopSettings
+from agent.config import LoopSettings, Settings
+from agent.errors import UsageError
 from agent.history import History
 from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply
 from agent.prompts import Prompts
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
 from agent.trajectory import TrajectoryWriter
-from sandbox.base import SandboxError
+from sandbox.base import Sandbox, SandboxError
 from sandbox.output import cap_text
 from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
+from tools.submit import current_patch
+from tools.toolset import build_toolset
 
 STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "cost_limit", "format_error",
             "model_error", "sandbox_error", "interrupted")
@@ -322,3 +325,37 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
+
+
+def toolset(names: list[str] | None) -> list[Tool]:
+    """The configured tools; a bad name is a config error, reported before any work starts."""
+    try:
+        return build_toolset(names)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def configured_agent(
+    model: Model,
+    sandbox: Sandbox,
+    settings: Settings,
+    *,
+    task: str,
+    base_commit: str | None = None,
+    cache_dir: str | None = None,
+    loop: LoopSettings | None = None,
+    trajectory: TrajectoryWriter | None = None,
+    listener: Listener | None = None,
+) -> Agent:
+    """An agent wired the way every workflow wants it: tools, limits, prompts and formats from settings."""
+    loop = loop or settings.loop
+    ctx = ToolContext(
+        sandbox=sandbox, task=task, base_commit=base_commit, command_timeout=loop.command_timeout,
+        max_command_timeout=loop.command_timeout_max, observation_max_chars=loop.observation_max_chars,
+        test_cmd=settings.sandbox.test_cmd, cache_dir=cache_dir,
+    )
+    return Agent(
+        model, toolset(settings.tools.enabled), ctx, settings=loop, prompts=Prompts.load(settings.prompts.model_dump()),
+        tool_format=settings.model.tool_format, text_format=getattr(model, "text_tool_format", "xml"),
+        trajectory=trajectory, listener=listener, final_patch=current_patch,
+    )

@@ -18,16 +18,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import Settings
-from agent.fix import toolset
-from agent.loop import Agent, RunResult
+from agent.loop import RunResult, configured_agent
 from agent.model import Model
-from agent.prompts import Prompts
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
 from sandbox import cleanup
 from sandbox.docker import SandboxSpec, start_sandbox
-from tools.base import ToolContext
-from tools.submit import current_patch
 
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.jsonl"
@@ -128,19 +124,13 @@ def run_instance(
             return InstanceOutcome(instance.instance_id, "interrupted")
         with start_sandbox(spec) as box:
             box.run(image.activate)
-            ctx = ToolContext(sandbox=box, task=instance.problem_statement, base_commit=instance.base_commit,
-                              command_timeout=settings.loop.command_timeout,
-                              max_command_timeout=settings.loop.command_timeout_max,
-                              observation_max_chars=settings.loop.observation_max_chars)
             limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
                                                                         options.instance_timeout)})
             writer = TrajectoryWriter(trajectory_path)
             try:
-                agent = Agent(model, toolset(settings.tools.enabled), ctx, settings=limits,
-                              prompts=Prompts.load(settings.prompts.model_dump()),
-                              tool_format=settings.model.tool_format,
-                              text_format=getattr(model, "text_tool_format", "xml"), trajectory=writer,
-                              listener=listener, final_patch=current_patch)
+                agent = configured_agent(model, box, settings, task=instance.problem_statement,
+                                         base_commit=instance.base_commit, loop=limits, trajectory=writer,
+                                         listener=listener)
                 result: RunResult = agent.run(instance.problem_statement,
                                               config={**settings.redacted(), "instance_id": instance.instance_id,
                                                       "image": image.tag})
