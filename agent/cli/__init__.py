@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent import __version__
-from agent.cli import ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, sandbox, traj
+from agent.cli import ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj
 from agent.errors import AgentError
 from sandbox.base import SandboxError
 
@@ -40,6 +40,7 @@ app.command("fix", help=fix.HELP)(fix.fix)
 app.command("demo", help=demo.HELP)(demo.demo)
 app.command("doctor", help=doctor.HELP)(doctor.doctor)
 app.command("map", help=map_cmd.HELP)(map_cmd.map_command)
+app.command("pr", help=pr.HELP)(pr.pr)
 app.add_typer(ci.app, name="ci")
 eval_cmd.app.command("run")(eval_run.run)
 app.add_typer(eval_cmd.app, name="eval")
@@ -51,7 +52,9 @@ app.add_typer(traj.app, name="traj")
 def _fail(message: str, code: int) -> None:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 

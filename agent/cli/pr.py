@@ -1,0 +1,40 @@
+"""`agent pr`: what the CI bot does, from a developer's machine: an issue in, a pull request out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from agent.errors import UsageError
+
+HELP = "Fix a GitHub issue here, push branch agent/issue-N to origin and open (or update) its pull request."
+
+
+def pr(
+    issue: str = typer.Option(..., "--issue", help="OWNER/REPO#N or the issue's URL."),
+    path: Path = typer.Option(Path("."), "-C", help="Run in this repository instead of the current directory."),
+    remote: str = typer.Option("origin", "--remote", help="The git remote to push the branch to."),
+    base: str | None = typer.Option(None, "--base", help="Base branch of the pull request (default: the repository's)."),
+    draft: bool = typer.Option(True, "--draft/--ready", help="Open the pull request as a draft, or ready for review."),
+    instructions: str | None = typer.Option(None, "--instructions", help="Extra instructions appended to the issue."),
+    max_wait: float = typer.Option(60.0, "--max-wait", envvar="AGENT_GITHUB_MAX_WAIT", min=0,
+                                   help="Seconds of GitHub rate-limit waiting allowed in total; longer limits fail."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+) -> None:
+    """Needs a token: GITHUB_TOKEN, or the one `gh auth login` stored."""
+    from agent.ci import IssueJob
+    from agent.cli.ci import echo, model_secrets, run_job
+    from agent.config import load_settings
+    from agent.github import GitHubClient, api_url_for, find_token, parse_issue_ref
+    from agent.workspace import UserRepo
+
+    ref = parse_issue_ref(issue)
+    token = find_token(host=ref.host or "github.com")
+    if token is None:
+        raise UsageError("no GitHub token: set GITHUB_TOKEN, or log in with 'gh auth login'")
+    repo = UserRepo.find(path)
+    settings = load_settings(repo.root)
+    github = GitHubClient(token, api_url_for(ref), max_wait=max_wait, secrets=model_secrets(settings), echo=echo)
+    job = IssueJob(issue=ref, repo=repo.root, instructions=(instructions or "").strip(), base=base, draft=draft)
+    run_job(job, settings, github, token, remote, quiet)

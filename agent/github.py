@@ -1,0 +1,254 @@
+"""The GitHub REST calls the CI bot makes, through githubkit, each failure one line.
+
+Rate limits are waited out inside githubkit's own retry hook, within a total budget
+(`max_wait`): a limit that resets sooner is slept through, a later one is reported with
+when it resets. Everything posted to GitHub is scrubbed of the secrets the client was
+given, because error messages (a model server's address, say) can carry them onto a
+public issue.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from githubkit import GitHub
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+from githubkit.retry import RetryOption
+
+from agent import __version__
+from agent.errors import EnvironmentProblem, UsageError
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_MAX_WAIT = 60.0  # seconds of rate-limit waiting per run, in total
+SERVER_ERROR_RETRIES = 2
+WRITE_ROLES = frozenset({"admin", "maintain", "write"})
+_SHORT_REF = re.compile(r"(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+)#(?P<number>\d+)")
+_URL_PATH = re.compile(r"/(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+)/issues/(?P<number>\d+)/?")
+
+Echo = Callable[[str], None]
+
+
+class GitHubError(EnvironmentProblem):
+    """The API refused or could not be reached; `status` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class IssueRef:
+    owner: str
+    repo: str
+    number: int
+    host: str | None = None  # from a URL: tells github.com from a GitHub Enterprise server
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True)
+class Issue:
+    ref: IssueRef
+    title: str
+    body: str
+    state: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    draft: bool
+
+
+def parse_issue_ref(text: str) -> IssueRef:
+    """`OWNER/REPO#N` or an issue's URL (github.com or GitHub Enterprise)."""
+    text = text.strip()
+    if found := _SHORT_REF.fullmatch(text):
+        return IssueRef(found["owner"], found["repo"], int(found["number"]))
+    url = urlparse(text)
+    if url.scheme in ("http", "https") and url.hostname and (found := _URL_PATH.fullmatch(url.path)):
+        return IssueRef(found["owner"], found["repo"], int(found["number"]), host=url.hostname)
+    raise UsageError(f"bad issue reference {text!r}: use OWNER/REPO#N or https://github.com/OWNER/REPO/issues/N")
+
+
+def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> str:
+    """`GITHUB_API_URL` when set (Actions sets it, Enterprise included), else the issue host's API."""
+    if env.get("GITHUB_API_URL"):
+        return env["GITHUB_API_URL"]
+    if ref is not None and ref.host and ref.host != "github.com":
+        return f"https://{ref.host}/api/v3"
+    return DEFAULT_API_URL
+
+
+def find_token(env: Mapping[str, str] = os.environ, host: str = "github.com") -> str | None:
+    """`GITHUB_TOKEN` (or `GH_TOKEN`), else what the `gh` CLI is logged in with, if it is installed."""
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        if env.get(name):
+            return env[name]
+    gh = shutil.which("gh", path=env.get("PATH"))
+    if gh is None:
+        return None
+    done = subprocess.run([gh, "auth", "token", "--hostname", host], capture_output=True, text=True, timeout=30)
+    token = done.stdout.strip() if done.returncode == 0 else ""
+    return token or None
+
+
+def fetch_issue(text: str) -> Issue:
+    """The issue behind a reference, for `agent fix --issue`; a token is needed only for private repos."""
+    ref = parse_issue_ref(text)
+    return GitHubClient(find_token(host=ref.host or "github.com"), api_url_for(ref)).issue(ref)
+
+
+class RateLimitBudget:
+    """githubkit's `auto_retry` hook: sleep through rate limits while the total stays in budget.
+
+    githubkit's default retries a rate limit once however long its reset is (an hour,
+    say), and logs tracebacks; a CI job wants a bound and one line per wait.
+    """
+
+    def __init__(self, budget: float, echo: Echo) -> None:
+        self.budget = budget
+        self.waited = 0.0
+        self.echo = echo
+
+    def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        if isinstance(exc, RateLimitExceeded):
+            wait = max(exc.retry_after.total_seconds(), 1.0)  # resets are whole seconds: never spin
+            if self.waited + wait > self.budget:
+                return RetryOption(False)
+            self.waited += wait
+            self.echo(f"GitHub API rate limit reached; waiting {wait:.0f} s")
+            return RetryOption(True, timedelta(seconds=wait))
+        if isinstance(exc, RequestFailed) and exc.response.status_code >= 500 and retry_count < SERVER_ERROR_RETRIES:
+            self.echo(f"GitHub API answered {exc.response.status_code}; retrying")
+            return RetryOption(True, timedelta(seconds=2**retry_count))
+        return RetryOption(False)
+
+
+class GitHubClient:
+    """The handful of REST calls the bot needs; answers are read as plain JSON.
+
+    We read only the fields we use rather than validating whole response models, so
+    older GitHub Enterprise servers, whose answers lack newer fields, work too.
+    """
+
+    def __init__(
+        self,
+        token: str | None,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        secrets: Iterable[str | None] = (),
+        echo: Echo = lambda message: None,
+    ) -> None:
+        self.api_url = api_url
+        self.retry = RateLimitBudget(max_wait, echo)
+        self._secrets = sorted({s for s in (token, *secrets) if s and len(s) >= 4}, key=len, reverse=True)
+        self._gh = GitHub(token, base_url=api_url, auto_retry=self.retry, http_cache=False, timeout=30.0,
+                          user_agent=f"moe-agent/{__version__}")
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def issue(self, ref: IssueRef) -> Issue:
+        with self._failures(f"reading issue {ref}"):
+            data = self._gh.rest.issues.get(ref.owner, ref.repo, ref.number).json()
+        if data.get("pull_request"):
+            raise UsageError(f"{ref} is a pull request, not an issue")
+        return Issue(ref=ref, title=data["title"], body=data.get("body") or "", state=data["state"],
+                     url=data["html_url"])
+
+    def comment(self, ref: IssueRef, body: str) -> str:
+        with self._failures(f"commenting on {ref}"):
+            data = self._gh.rest.issues.create_comment(ref.owner, ref.repo, ref.number, body=self.redact(body)).json()
+        return data["html_url"]
+
+    def can_write(self, owner: str, repo: str, user: str) -> tuple[bool, str]:
+        """Whether `user` may push to the repository, and the role GitHub reports."""
+        try:
+            with self._failures(f"checking {user}'s permission on {owner}/{repo}"):
+                data = self._gh.rest.repos.get_collaborator_permission_level(owner, repo, user).json()
+        except GitHubError as exc:
+            if exc.status == 404:  # not a collaborator (or no such user)
+                return False, "none"
+            raise
+        role = data.get("role_name") or data.get("permission") or "none"
+        return role in WRITE_ROLES or data.get("permission") in WRITE_ROLES, role
+
+    def default_branch(self, owner: str, repo: str) -> str:
+        with self._failures(f"reading {owner}/{repo}"):
+            return self._gh.rest.repos.get(owner, repo).json()["default_branch"]
+
+    def open_pull(self, owner: str, repo: str, branch: str) -> PullRequest | None:
+        """The open pull request from `branch` of the same repository, if there is one."""
+        with self._failures(f"listing pull requests of {owner}/{repo}"):
+            found = self._gh.rest.pulls.list(owner, repo, state="open", head=f"{owner}:{branch}").json()
+        return _pull(found[0]) if found else None
+
+    def create_pull(self, owner: str, repo: str, *, title: str, head: str, base: str, body: str,
+                    draft: bool) -> PullRequest:
+        with self._failures(f"opening a pull request on {owner}/{repo}"):
+            return _pull(self._gh.rest.pulls.create(owner, repo, title=self.redact(title), head=head, base=base,
+                                                    body=self.redact(body), draft=draft).json())
+
+    def update_pull(self, owner: str, repo: str, number: int, *, title: str, body: str) -> PullRequest:
+        with self._failures(f"updating pull request #{number} of {owner}/{repo}"):
+            return _pull(self._gh.rest.pulls.update(owner, repo, number, title=self.redact(title),
+                                                    body=self.redact(body)).json())
+
+    @contextmanager
+    def _failures(self, action: str) -> Iterator[None]:
+        """githubkit's exceptions as one line naming what we were doing."""
+        try:
+            yield
+        except RateLimitExceeded as exc:
+            raise GitHubError(
+                f"GitHub API rate limit exceeded while {action}: it resets in {_duration(exc.retry_after)}, "
+                f"beyond this run's {self.retry.budget:g} s of waiting (--max-wait)", exc.response.status_code,
+            ) from None
+        except RequestFailed as exc:
+            status = exc.response.status_code
+            hint = {401: " (check the token)", 404: " (does it exist, and may the token see it?)"}.get(status, "")
+            raise GitHubError(f"GitHub API answered {status} while {action}: {_message(exc.response)}{hint}",
+                              status) from None
+        except RequestTimeout:
+            raise GitHubError(f"GitHub API at {self.api_url} timed out while {action}") from None
+        except RequestError as exc:
+            raise GitHubError(f"cannot reach the GitHub API at {self.api_url} while {action}: {exc.exc}") from None
+
+
+def _pull(data: dict[str, Any]) -> PullRequest:
+    return PullRequest(number=data["number"], url=data["html_url"], draft=bool(data.get("draft")))
+
+
+def _message(response: Any) -> str:
+    """GitHub's `message`, plus the first validation error's, which says what was wrong."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    message = str(data.get("message", "")) if isinstance(data, dict) else ""
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if errors and isinstance(errors[0], dict):
+        first = errors[0]
+        message += ": " + str(first.get("message") or f"{first.get('field', '?')} {first.get('code', 'invalid')}")
+    return message or response.reason_phrase
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"

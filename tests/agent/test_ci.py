@@ -1,0 +1,500 @@
+"""The CI bot end to end: the CLI in a subprocess, a fake GitHub (REST and git over HTTP),
+the scripted model server, real git and real containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.ci import GitRemote, PushRejected, parse_command, pull_request_body, trigger_from_event
+from agent.errors import UsageError
+from agent.fix import FixOutcome
+from agent.github import Issue, IssueRef
+from agent.loop import RunResult
+from tests.fakes.github_server import FakeGitHub, RateLimit
+from tests.fakes.openai_server import HttpError, Reply, tool_call
+
+ROOT = Path(__file__).resolve().parents[2]
+ISSUE_TITLE = "add() subtracts"
+ISSUE_BODY = "calc.add(2, 3) returns -1 instead of 5."
+FIX = {"command": "str_replace", "path": "calc.py", "old_str": "return a - b", "new_str": "return a + b"}
+SHOW_ENV = Reply(tool_calls=[tool_call("bash", {"command": "env | sort"})])
+SESSION = [
+    Reply(tool_calls=[tool_call("str_replace_editor", FIX)]),
+    Reply(tool_calls=[tool_call("run_tests", {})]),
+    Reply(tool_calls=[tool_call("submit", {})]),
+]
+TESTS = """import unittest
+
+import calc
+
+
+class T(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(calc.add(2, 3), 5)
+"""
+
+
+@pytest.fixture
+def fake_github(tmp_path: Path) -> Iterator[FakeGitHub]:
+    with FakeGitHub(git_root=tmp_path / "git") as server:
+        server.permissions.update({"maintainer": "maintain", "octo": "admin", "stranger": "read"})
+        server.add_issue(1, ISSUE_TITLE, ISSUE_BODY)
+        yield server
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def make_checkout(tmp_path: Path, fake: FakeGitHub) -> Path:
+    """What actions/checkout leaves: a clone of the fake's repository with `origin` over HTTP."""
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(fake.bare_repo)], check=True)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    (repo / "test_calc.py").write_text(TESTS)
+    (repo / "setup.py").write_text("from setuptools import setup\n\nsetup(name='calc')\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    git(repo, "remote", "add", "origin", fake.clone_url)
+    git(repo, "-c", f"http.extraheader=AUTHORIZATION: {fake.basic_auth()}", "push", "-q", "origin", "main")
+    return repo
+
+
+def write_event(tmp_path: Path, name: str, payload: dict[str, Any]) -> dict[str, str]:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(payload))
+    return {"GITHUB_EVENT_PATH": str(path), "GITHUB_EVENT_NAME": name}
+
+
+def labelled(label: str = "agent", by: str = "maintainer", number: int = 1) -> dict[str, Any]:
+    return {"action": "labeled", "label": {"name": label}, "sender": {"login": by},
+            "issue": {"number": number, "title": ISSUE_TITLE, "state": "open"},
+            "repository": {"full_name": "octo/calc"}}
+
+
+def commented(body: str, by: str = "maintainer", number: int = 1) -> dict[str, Any]:
+    return {"action": "created", "comment": {"body": body, "user": {"login": by}, "author_association": "MEMBER"},
+            "issue": {"number": number, "title": ISSUE_TITLE, "state": "open"}, "sender": {"login": by},
+            "repository": {"full_name": "octo/calc"}}
+
+
+def agent(args: list[str], tmp_path: Path, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_", "AGENT_", "OPENAI_"))}
+    return subprocess.run([sys.executable, "-m", "agent", *args], env={**clean, "HOME": str(tmp_path / "home"), **env},
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def ci_env(fake: FakeGitHub, model: Any, event: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**event, "GITHUB_REPOSITORY": "octo/calc", "GITHUB_TOKEN": fake.token, "GITHUB_API_URL": fake.api_url,
+            "OPENAI_BASE_URL": model.base_url, "AGENT_MODEL": "fake-model", **extra}
+
+
+def trajectories(repo: Path) -> list[Path]:
+    return sorted((repo / ".agent" / "runs").glob("*/trajectory.jsonl"))
+
+
+def task_sent(model: Any) -> str:
+    return next(m["content"] for m in model.requests[0]["messages"] if m["role"] == "user")
+
+
+# -- events, commands, bodies (no containers) ------------------------------------------------
+@pytest.mark.parametrize(("comment", "expected"), [
+    ("/agent fix", ""), ("/agent fix   ", ""), ("  /Agent Fix please keep the API", "please keep the API"),
+    ("/agent fix\nuse math.fsum\nand add a test", "use math.fsum\nand add a test"),
+    ("/agent fixes", None), ("/agent fix-it", None), ("please /agent fix", None), ("/agent", None), ("", None),
+])
+def test_agent_fix_command(comment: str, expected: str | None) -> None:
+    assert parse_command(comment) == expected
+
+
+def test_which_events_trigger_a_run() -> None:
+    trigger = trigger_from_event("issues", labelled(), "octo/calc", "agent")
+    assert (trigger.issue, trigger.actor, trigger.instructions) == (IssueRef("octo", "calc", 1), "maintainer", "")
+    trigger = trigger_from_event("issue_comment", commented("/agent fix\nkeep it small"), None, "agent")
+    assert (trigger.issue, trigger.actor, trigger.instructions) == (IssueRef("octo", "calc", 1), "maintainer",
+                                                                    "keep it small")
+    assert trigger_from_event("issues", labelled("bug"), "octo/calc", "agent") == \
+        "nothing to do: issue #1 was labelled 'bug', not 'agent'"
+    assert trigger_from_event("issues", labelled("bot"), "octo/calc", "bot").instructions == ""
+    assert "not an '/agent fix' command" in trigger_from_event("issue_comment", commented("lgtm"), "o/r", "agent")
+    assert trigger_from_event("issue_comment", {**commented("/agent fix"), "action": "edited"}, "o/r", "agent") == \
+        "nothing to do for a comment being edited"
+    on_pull = commented("/agent fix")
+    on_pull["issue"]["pull_request"] = {"url": "u"}
+    assert "is a pull request" in trigger_from_event("issue_comment", on_pull, "o/r", "agent")
+    closed = labelled()
+    closed["issue"]["state"] = "closed"
+    assert trigger_from_event("issues", closed, "o/r", "agent") == "nothing to do: issue #1 is closed"
+    assert "not push" in trigger_from_event("push", {"ref": "refs/heads/main"}, "o/r", "agent")
+
+
+def test_events_missing_what_the_bot_needs_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="no issue number"):
+        trigger_from_event("issues", {"action": "labeled"}, "o/r", "agent")
+    with pytest.raises(UsageError, match="who triggered it"):
+        trigger_from_event("issues", {**labelled(), "sender": None}, "o/r", "agent")
+    with pytest.raises(UsageError, match="GITHUB_REPOSITORY is not set"):
+        trigger_from_event("issues", {**labelled(), "repository": {}}, None, "agent")
+
+
+def test_pull_request_body_says_what_changed_and_how_it_was_tested(tmp_path: Path) -> None:
+    result = RunResult(status="submitted", message="", patch="p", steps=7, prompt_tokens=12000, completion_tokens=345,
+                       cost=None, elapsed=42.4, prefix_reuse=0.912, compactions=0,
+                       last_tests={"command": "python3 -m pytest", "passed": 11, "failed": ["t::a"], "errors": [],
+                                   "skipped": 2, "exit_code": 1})
+    outcome = FixOutcome(result=result, run_id="20250101-000000-abcdef", trajectory=tmp_path / "t.jsonl")
+    body = pull_request_body(Issue(IssueRef("octo", "calc", 5), "add() subtracts", "", "open", "u"), outcome,
+                             " calc.py | 2 +-\n 1 file changed")
+    assert " calc.py | 2 +-" in body and "Fixes #5" in body.splitlines()[-1]
+    assert "Last test run failed: 11 passed, 1 failed, 2 skipped (`python3 -m pytest`)." in body
+    assert "- `t::a`" in body
+    assert "| 7 | 12,000 prompt + 345 completion | 42 s | 91% |" in body
+    result.last_tests = None
+    assert "ran no test suite" in pull_request_body(Issue(IssueRef("o", "r", 5), "t", "", "open", "u"), outcome, "")
+
+
+# -- pushing with the token (real git over HTTP, no containers) ---------------------------------
+def test_push_authenticates_without_writing_the_token_anywhere(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    with pytest.raises(Exception, match="cannot read the remote 'origin'"):
+        GitRemote.of(repo, "origin", None).head("agent/issue-1")  # the fake needs the token, like a private repo
+    remote = GitRemote.of(repo, "origin", fake_github.token)
+    assert remote.head("agent/issue-1") is None
+    remote.push(commit, "agent/issue-1", expected=None)
+    assert remote.head("agent/issue-1") == commit == fake_github.branch_head("agent/issue-1")
+    assert fake_github.token not in repr(remote)
+    for config in (repo / ".git" / "config", fake_github.bare_repo / "config"):
+        assert fake_github.token not in config.read_text()
+    pushes = [r for r in fake_github.git_requests if r.path.endswith("/git-receive-pack")]
+    assert pushes and all(r.headers["authorization"] == fake_github.basic_auth() for r in pushes)
+
+
+def test_push_overrides_a_header_actions_checkout_left_in_the_config(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    git(repo, "config", f"http.{fake_github.root_url}/.extraheader", "AUTHORIZATION: basic c3RhbGU6dG9rZW4=")
+    GitRemote.of(repo, "origin", fake_github.token).push(git(repo, "rev-parse", "HEAD").strip(), "agent/issue-1", None)
+    assert fake_github.branch_head("agent/issue-1") is not None
+
+
+def test_push_does_not_overwrite_what_another_run_pushed(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    base = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "commit", "-q", "--allow-empty", "-m", "another run's fix")
+    theirs = git(repo, "rev-parse", "HEAD").strip()
+    remote = GitRemote.of(repo, "origin", fake_github.token)
+    remote.push(theirs, "agent/issue-1", expected=None)  # the other run got there first
+    with pytest.raises(PushRejected, match="agent/issue-1 changed on origin while this run worked"):
+        remote.push(base, "agent/issue-1", expected=None)
+    assert fake_github.branch_head("agent/issue-1") == theirs
+    remote.push(base, "agent/issue-1", expected=theirs)  # what this run saw: a forced update is fine
+    assert fake_github.branch_head("agent/issue-1") == base
+
+
+def test_missing_remote_is_a_usage_error(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    with pytest.raises(UsageError, match="has no git remote 'upstream'"):
+        GitRemote.of(repo, "upstream", fake_github.token)
+
+
+# -- `agent ci` when nothing runs (no containers) ---------------------------------------------------
+def test_unrelated_event_exits_0_with_one_line(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    event = write_event(tmp_path, "push", {"ref": "refs/heads/main"})
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server, event))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines() == [
+        "nothing to do: 'agent ci' acts on issues and issue_comment events, not push"]
+    assert fake_github.requests == [] and fake_model_server.requests == []
+
+
+def test_other_label_does_nothing(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    event = write_event(tmp_path, "issues", labelled("bug"))
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server, event,
+                                                           AGENT_CI_LABEL="bug-bot"))
+    assert done.returncode == 0 and done.stdout.strip() == "nothing to do: issue #1 was labelled 'bug', not 'bug-bot'"
+    assert fake_github.requests == []
+
+
+def test_commenter_without_write_access_gets_a_polite_comment_and_nothing_runs(
+        tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    event = write_event(tmp_path, "issue_comment", commented("/agent fix now please", by="stranger"))
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server, event))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "not running: @stranger has read access to octo/calc, and write is needed"
+    [reply] = fake_github.comments_on(1)
+    assert reply.startswith("Thanks @stranger!") and "write access" in reply and "did not run" in reply
+    assert fake_model_server.requests == [] and fake_github.pulls == []
+    assert fake_github.branch_head("agent/issue-1") is None and not (repo / ".agent").exists()
+
+
+def test_rate_limit_is_waited_out_and_a_long_one_reported(tmp_path: Path, fake_github: FakeGitHub,
+                                                          fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    env = ci_env(fake_github, fake_model_server, write_event(tmp_path, "issues", labelled(by="stranger")))
+    fake_github.rate_limits.append(RateLimit(status=403, reset_in=1))
+    done = agent(["ci", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "GitHub API rate limit reached; waiting" in done.stderr and done.stdout.startswith("not running")
+    permission_checks = [r for r in fake_github.requests if r.path.endswith("/permission")]
+    assert len(permission_checks) == 2
+    fake_github.rate_limits.append(RateLimit(status=403, reset_in=3600))
+    done = agent(["ci", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 3
+    [line] = done.stderr.strip().splitlines()
+    assert re.fullmatch(r"error: GitHub API rate limit exceeded while checking stranger's permission on octo/calc: "
+                        r"it resets in (59|60) min, beyond this run's 60 s of waiting \(--max-wait\)", line), line
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, "error: GITHUB_EVENT_PATH is not set"),
+    ({"GITHUB_EVENT_PATH": "/nonexistent/event.json"}, "error: cannot read the event file /nonexistent/event.json"),
+    ({"GITHUB_EVENT_PATH": "MALFORMED", "GITHUB_EVENT_NAME": "issues"}, "error: the event file"),
+    ({"GITHUB_EVENT_PATH": "LABELLED", "GITHUB_EVENT_NAME": "issues", "GITHUB_REPOSITORY": "octo/calc"},
+     "error: GITHUB_TOKEN is not set"),
+])
+def test_configuration_errors_are_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    if env.get("GITHUB_EVENT_PATH") == "MALFORMED":
+        env["GITHUB_EVENT_PATH"] = str(tmp_path / "bad.json")
+        (tmp_path / "bad.json").write_text('{"action": "labeled",')
+    elif env.get("GITHUB_EVENT_PATH") == "LABELLED":
+        env.update(write_event(tmp_path, "issues", labelled()))
+    done = agent(["ci", "-C", str(tmp_path)], tmp_path, env)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# -- `agent ci init` ----------------------------------------------------------------------------
+def test_ci_init_writes_a_ready_workflow(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    done = agent(["ci", "init", "-C", str(repo)], tmp_path, {})
+    assert done.returncode == 0, done.stderr
+    path = repo / ".github" / "workflows" / "agent.yml"
+    assert done.stdout.startswith(f"wrote {path}")
+    flow = yaml.safe_load(path.read_text())
+    triggers = flow.get("on", flow.get(True))  # YAML 1.1 reads a bare `on` key as true
+    assert triggers == {"issues": {"types": ["labeled"]}, "issue_comment": {"types": ["created"]}}
+    assert flow["permissions"] == {"contents": "write", "pull-requests": "write", "issues": "write"}
+    assert "github.event.issue.number" in flow["concurrency"]["group"]
+    assert flow["concurrency"]["cancel-in-progress"] is False
+    steps = flow["jobs"]["fix"]["steps"]
+    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0 and checkout["with"]["persist-credentials"] is False
+    assert any("pip install" in s.get("run", "") and "moe-agent" in s["run"] for s in steps)
+    bot = next(s for s in steps if s.get("run") == "agent ci")
+    for secret in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "AGENT_MODEL"):
+        assert bot["env"][secret] == f"${{{{ secrets.{secret} }}}}"
+    assert bot["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert "/agent fix" in flow["jobs"]["fix"]["if"] and "AGENT_CI_LABEL" in flow["jobs"]["fix"]["if"]
+
+
+def test_ci_init_refuses_to_overwrite_without_force(tmp_path: Path, fake_github: FakeGitHub) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    path = repo / ".github" / "workflows" / "agent.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text("mine\n")
+    done = agent(["ci", "init", "-C", str(repo)], tmp_path, {})
+    assert done.returncode == 2 and "already exists; pass --force" in done.stderr
+    assert path.read_text() == "mine\n"
+    assert agent(["ci", "init", "-C", str(repo), "--force"], tmp_path, {}).returncode == 0
+    assert "agent ci" in path.read_text()
+
+
+# -- `agent ci` runs (real containers) ---------------------------------------------------------------
+@pytest.mark.docker
+def test_label_opens_a_draft_pull_request_and_the_token_stays_out(
+        tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    seeded = len(fake_github.git_requests)
+    fake_model_server.script = [SHOW_ENV, *SESSION]
+    env = ci_env(fake_github, fake_model_server, write_event(tmp_path, "issues", labelled()))
+    done = agent(["ci", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    [pull] = fake_github.pulls
+    assert done.stdout.strip() == f"opened draft pull request #{pull['number']}: {pull['html_url']}"
+    assert (pull["draft"], pull["head"]["ref"], pull["base"]["ref"]) == (True, "agent/issue-1", "main")
+    assert pull["title"] == f"Fix #1: {ISSUE_TITLE}"
+    body = pull["body"]
+    assert "calc.py | 2 +-" in body and body.splitlines()[-1] == "Fixes #1"
+    assert "Last test run passed: 1 passed, 0 failed" in body and "python3 -m unittest" in body
+    assert "| 4 |" in body  # four model calls
+    assert git(repo, "show", f"{pull['head']['sha']}:calc.py").endswith("return a + b\n")
+    assert git(repo, "rev-parse", f"{pull['head']['sha']}^").strip() == git(repo, "rev-parse", "main").strip()
+    [comment] = fake_github.comments_on(1)
+    assert comment.startswith(f"Opened draft pull request #{pull['number']} with a fix: {pull['html_url']}")
+    assert ISSUE_TITLE in task_sent(fake_model_server) and ISSUE_BODY in task_sent(fake_model_server)
+    # The token: nowhere in the sandbox, the trajectory, the output or git's config.
+    [trajectory] = trajectories(repo)
+    sandbox_env = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "PATH=" in sandbox_env and "GITHUB" not in sandbox_env and fake_github.token not in sandbox_env
+    for text in (trajectory.read_text(), done.stdout, done.stderr, (repo / ".git" / "config").read_text(),
+                 (fake_github.bare_repo / "config").read_text(), json.dumps(fake_model_server.requests)):
+        assert fake_github.token not in text
+    pushes = [r for r in fake_github.git_requests[seeded:] if r.path.endswith("/git-receive-pack")]
+    assert [r.headers["authorization"] for r in pushes] == [fake_github.basic_auth()]  # the bot's one push
+
+
+@pytest.mark.docker
+def test_comment_instructions_reach_the_model_and_ready_pr(tmp_path: Path, fake_github: FakeGitHub,
+                                                          fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    fake_model_server.script = list(SESSION)
+    event = write_event(tmp_path, "issue_comment", commented("/agent fix\nKeep the signature add(a, b)."))
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server, event,
+                                                           AGENT_CI_DRAFT="false"))
+    assert done.returncode == 0, done.stderr
+    assert "Additional instructions from @maintainer:\nKeep the signature add(a, b)." in task_sent(fake_model_server)
+    [pull] = fake_github.pulls
+    assert pull["draft"] is False and done.stdout.startswith("opened pull request #")
+
+
+@pytest.mark.docker
+def test_second_run_updates_the_same_branch_and_pull_request(tmp_path: Path, fake_github: FakeGitHub,
+                                                            fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    env = ci_env(fake_github, fake_model_server, write_event(tmp_path, "issues", labelled()))
+    fake_model_server.script = list(SESSION)
+    assert agent(["ci", "-C", str(repo)], tmp_path, env).returncode == 0
+    first_head, first_body = fake_github.branch_head("agent/issue-1"), fake_github.pulls[0]["body"]
+    better = {"command": "str_replace", "path": "calc.py", "old_str": "return a - b",
+              "new_str": "return a + b  # was a - b"}
+    fake_model_server.script = [Reply(tool_calls=[tool_call("str_replace_editor", better)]), *SESSION[1:]]
+    done = agent(["ci", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    [pull] = fake_github.pulls
+    assert done.stdout.strip() == f"updated draft pull request #{pull['number']}: {pull['html_url']}"
+    second_head = fake_github.branch_head("agent/issue-1")
+    assert second_head != first_head and pull["body"] != first_body
+    assert git(repo, "rev-parse", f"{second_head}^").strip() == git(repo, "rev-parse", "main").strip()  # forced
+    assert git(repo, "show", f"{second_head}:calc.py").endswith("return a + b  # was a - b\n")
+    assert git(repo, "branch", "--list", "agent/*").split() == ["agent/issue-1"]
+    opened, updated = fake_github.comments_on(1)
+    assert opened.startswith("Opened draft pull request") and updated.startswith("Updated draft pull request")
+
+
+@pytest.mark.docker
+def test_rejected_push_is_reported_on_the_issue(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    hook = fake_github.bare_repo / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'branch protection: agent/* branches are protected' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    fake_model_server.script = list(SESSION)
+    env = ci_env(fake_github, fake_model_server, write_event(tmp_path, "issues", labelled()),
+                 GITHUB_SERVER_URL="https://github.example", GITHUB_RUN_ID="77")
+    done = agent(["ci", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 1
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert error == [("error: origin refused the push to agent/issue-1: remote rejected (pre-receive hook declined): "
+                      "branch protection: agent/* branches are protected")]
+    [comment] = fake_github.comments_on(1)
+    assert comment.startswith("moe-agent did not open a pull request: origin refused the push to agent/issue-1")
+    assert comment.endswith("https://github.example/octo/calc/actions/runs/77")
+    assert fake_github.pulls == [] and fake_github.branch_head("agent/issue-1") is None
+
+
+@pytest.mark.docker
+def test_a_concurrent_push_is_not_overwritten(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    main = git(repo, "rev-parse", "HEAD").strip()
+
+    def script(body: dict[str, Any]) -> Reply:
+        if len(fake_model_server.requests) == 2:  # another run for this issue pushes while this one works
+            subprocess.run(["git", "-C", str(fake_github.bare_repo), "update-ref", "refs/heads/agent/issue-1", main],
+                           check=True)
+        return SESSION[len(fake_model_server.requests) - 1]
+
+    fake_model_server.script = script
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server,
+                                                           write_event(tmp_path, "issues", labelled())))
+    assert done.returncode == 1
+    assert "agent/issue-1 changed on origin while this run worked" in done.stderr
+    assert fake_github.branch_head("agent/issue-1") == main and fake_github.pulls == []
+    assert "changed on origin while this run worked" in fake_github.comments_on(1)[0]
+
+
+@pytest.mark.docker
+def test_model_down_is_reported_without_the_endpoint(tmp_path: Path, fake_github: FakeGitHub,
+                                                     fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    (repo / ".agent.toml").write_text("[model]\nretries = 0\n")
+    git(repo, "add", ".agent.toml")
+    git(repo, "commit", "-qm", "config")
+    fake_model_server.script = [HttpError(500)] * 3
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server,
+                                                           write_event(tmp_path, "issues", labelled())))
+    assert done.returncode == 3, done.stderr
+    [comment] = fake_github.comments_on(1)
+    assert comment.startswith("moe-agent did not open a pull request: the agent stopped without a fix (model_error: ")
+    assert fake_model_server.base_url not in comment and "***" in comment
+    assert fake_github.pulls == [] and fake_github.branch_head("agent/issue-1") is None
+
+
+# -- `agent pr` and `agent fix --issue` from a developer's machine -----------------------------------
+@pytest.mark.docker
+def test_agent_pr_from_a_developer_machine(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    fake_model_server.script = list(SESSION)
+    env = {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
+           "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+    done = agent(["pr", "--issue", f"{fake_github.root_url}/octo/calc/issues/1", "-C", str(repo), "-q", "--ready",
+                  "--instructions", "Add nothing else."], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    [pull] = fake_github.pulls
+    assert done.stdout.strip() == f"opened pull request #{pull['number']}: {pull['html_url']}"
+    assert "Additional instructions:\nAdd nothing else.\n</issue>" in task_sent(fake_model_server)
+    assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert fake_github.token not in (repo / ".git" / "config").read_text()
+
+
+def test_agent_pr_refuses_local_changes_and_a_checked_out_branch(tmp_path: Path, fake_github: FakeGitHub,
+                                                                 fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    env = {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
+           "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+    (repo / "notes.txt").write_text("work in progress\n")
+    done = agent(["pr", "--issue", "octo/calc#1", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 2 and "has uncommitted changes, which would be pushed with the fix" in done.stderr
+    (repo / "notes.txt").unlink()
+    git(repo, "checkout", "-q", "-b", "agent/issue-1")
+    done = agent(["pr", "--issue", "octo/calc#1", "-C", str(repo)], tmp_path, env)
+    assert done.returncode == 2 and "agent/issue-1 is checked out" in done.stderr
+    assert fake_model_server.requests == [] and fake_github.comments == [] and fake_github.pulls == []
+
+
+def test_agent_pr_needs_a_token_and_a_good_reference(tmp_path: Path) -> None:
+    done = agent(["pr", "--issue", "octo/calc#1", "-C", str(tmp_path)], tmp_path, {"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and done.stderr.strip() == \
+        "error: no GitHub token: set GITHUB_TOKEN, or log in with 'gh auth login'"
+    done = agent(["pr", "--issue", "octo/calc/1", "-C", str(tmp_path)], tmp_path, {"GITHUB_TOKEN": "t"})
+    assert done.returncode == 2 and done.stderr.startswith("error: bad issue reference 'octo/calc/1'")
+
+
+@pytest.mark.docker
+def test_agent_fix_reads_the_issue_from_github(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    fake_model_server.script = list(SESSION)
+    env = {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
+           "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+    done = agent(["fix", "-C", str(repo), "--json", "--issue", "octo/calc#1"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["branch"] == "agent/add-subtracts"
+    assert f"<issue>\n{ISSUE_TITLE}\n\n{ISSUE_BODY}\n</issue>" in task_sent(fake_model_server)
+    missing = agent(["fix", "-C", str(repo), "--issue", "octo/calc#404"], tmp_path, env)
+    assert missing.returncode == 3 and missing.stderr.startswith("error: GitHub API answered 404 while reading issue")
+    assert len(fake_model_server.requests) == len(SESSION)  # the missing issue cost no model call
