@@ -14,17 +14,17 @@ import base64
 import itertools
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http import FastHandler
 
 DOCS = "https://docs.github.com/rest"
 
@@ -282,19 +282,8 @@ def _invalid(error: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
     return 422, {"message": "Validation Failed", "errors": [error], "documentation_url": DOCS, "status": "422"}, {}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read `requests`, not access logs."""
-
-    @property
-    def fake(self) -> FakeGitHub:
-        return self.server.fake  # type: ignore[attr-defined]
+class _Handler(FastHandler):
+    fake: FakeGitHub
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -333,10 +322,4 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
-        """Status line, headers and body in ONE write, so Nagle never holds the body back."""
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Content-Length: {len(payload)}",
-                 *(f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length")]
-        try:
-            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        except OSError:
-            self.close_connection = True
+        self.send_once(status, payload, headers)

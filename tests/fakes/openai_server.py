@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from agent.config import ModelSettings
+from tests.fakes.http import FastHandler
 
 
 @dataclass
@@ -270,19 +269,8 @@ def _error_body(error: HttpError) -> Any:
     return {"error": {"message": error.message, "type": kind, "param": None, "code": error.status}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real servers
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: pytest output is for assertions, not access logs."""
-
-    @property
-    def fake(self) -> FakeOpenAIServer:
-        return self.server.fake  # type: ignore[attr-defined]
+class _Handler(FastHandler):
+    fake: FakeOpenAIServer
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
@@ -322,14 +310,4 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), "application/json", headers)
 
     def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        """Status line, headers and body in ONE write, so Nagle never holds the body back."""
-        lines = [
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(payload)}",
-            *(f"{name}: {value}" for name, value in (headers or {}).items()),
-        ]
-        try:
-            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        except OSError:  # the client gave up (timed out) before we answered
-            self.close_connection = True
+        self.send_once(status, payload, {"Content-Type": content_type, **(headers or {})})
