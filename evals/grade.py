@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,13 +38,18 @@ from swebench.harness.constants import (
 from swebench.harness.utils import record_test_exit_code
 from swebench.logger import close_logger, setup_logger
 
-from agent.errors import AgentError, UsageError
+from agent.errors import UsageError
 from evals.datasets import TaskInstance
 from evals.grade_log import grade_log
-from evals.images import CONTAINER_SERVICES, TESTBED, ImageBuilder, InstanceImage
+from evals.images import (
+    TESTBED,
+    ImageBuilder,
+    InstanceImage,
+    failure_text,
+    service_script,
+)
 from evals.report import PATCH_FILE, build_run_report, write_run_report
 from evals.validation import Verdict, fail_to_pass_already_passing
-from sandbox.base import SandboxError
 from sandbox.docker import SandboxSpec, start_sandbox
 
 GIT_APPLY_CMDS = ("git apply -v", "git apply --reject", "patch --batch --fuzz=5 -p1 -i")
@@ -53,6 +59,7 @@ CONTAINER_PATCH = "/tmp/patch.diff"
 CONTAINER_EVAL = "/eval.sh"
 EVAL_FILE = "eval.sh"
 HEREDOC = "EOF_114329324912"
+GIT_DIFF = "git -c core.fileMode=false diff"
 MODIFIED_FILE = re.compile(r"--- a/(.*)")
 GOLD_MODEL = "gold"
 EMPTY_MODEL = "empty"
@@ -227,89 +234,84 @@ def grade_instance(
     (log_dir / PATCH_FILE).write_text(prediction.model_patch or "", encoding="utf-8")
     logger = setup_logger(f"{settings.run_id}.{run_dir.name}.{instance.instance_id}", log_dir / LOG_INSTANCE)
     try:
-        return _evaluate(instance, prediction, images, settings, log_dir, logger, skip_patch)
+        return _Evaluation(instance, prediction, settings, log_dir, logger, skip_patch).run(images)
     finally:
         close_logger(logger)
 
 
-def _evaluate(
-    instance: TaskInstance,
-    prediction: Prediction,
-    images: ImageBuilder,
-    settings: GradeSettings,
-    log_dir: Path,
-    logger: Any,
-    skip_patch: bool,
-) -> InstanceResult:
-    iid = instance.instance_id
-    try:
-        image = images.ensure(instance)
-    except (SandboxError, AgentError) as exc:
-        logger.error(f"Image build failed for {iid}: {exc}")
-        return InstanceResult(iid, Outcome.BUILD_FAILED, detail=str(exc))
-    image_seconds = sum(layer.seconds for layer in image.layers)
-    logger.info(f"Image {image.tag}: " + ", ".join(f"{l.tag} {l.action} ({l.seconds:.1f}s)" for l in image.layers))
-    for note in image.notes:
-        logger.info(note)
-    if image.recipe is not None and not instance.log_parser:
-        instance = instance.model_copy(update={"log_parser": image.recipe.log_parser})
-    spec = SandboxSpec(image=image.tag, network=False, extra_capabilities=image.capabilities,
-                       run_id=f"grade-{settings.run_id}", command_timeout=settings.timeout + SETUP_SECONDS,
-                       output_limit=OUTPUT_LIMIT)
-    try:
-        box = start_sandbox(spec, images.client)
-    except SandboxError as exc:
-        logger.error(f"Error creating container for {iid}: {exc}")
-        return InstanceResult(iid, Outcome.CONTAINER_ERROR, detail=str(exc), image_seconds=image_seconds)
-    logger.info(f"Container for {iid} started: {box.id}")
-    try:
-        with box:
-            return _run_in(box, instance, prediction, image, settings, log_dir, logger, skip_patch, image_seconds)
-    except SandboxError as exc:
-        logger.error(f"Container error for {iid}: {exc}")
-        return InstanceResult(iid, Outcome.CONTAINER_ERROR, detail=str(exc), image_seconds=image_seconds)
+@dataclass
+class _Evaluation:
+    """One prediction on one instance, logged as run_instance.log says it happened."""
 
+    instance: TaskInstance
+    prediction: Prediction
+    settings: GradeSettings
+    log_dir: Path
+    logger: Any
+    skip_patch: bool
+    image_seconds: float = 0.0
+    notes: tuple[str, ...] = ()
 
-def _run_in(
-    box: Any,
-    instance: TaskInstance,
-    prediction: Prediction,
-    image: InstanceImage,
-    settings: GradeSettings,
-    log_dir: Path,
-    logger: Any,
-    skip_patch: bool,
-    image_seconds: float,
-) -> InstanceResult:
-    iid = instance.instance_id
-    timing = {"image_seconds": image_seconds, "notes": image.notes}
-    if skip_patch:
-        logger.info(f"Skipping model patch for {iid} (empty-patch mode: test patch only)")
-    elif not apply_patch(box, prediction.model_patch or "", logger):
-        report = grade_log(instance, "", patch_applied=False)
-        (log_dir / LOG_REPORT).write_text(json.dumps(report, indent=4), encoding="utf-8")
-        return InstanceResult(iid, Outcome.PATCH_FAILED, report[iid], "the patch did not apply", **timing)
-    logger.info(f"Git diff before:\n{box.run('git -c core.fileMode=false diff', timeout=120).output.strip()}")
-    script = eval_script(instance, image)
-    (log_dir / EVAL_FILE).write_text(script, encoding="utf-8")
-    box.write_file(CONTAINER_EVAL, script.encode())
-    result = box.run(f"bash {CONTAINER_EVAL}", timeout=settings.timeout)
-    logger.info(f"Test runtime: {result.duration:_.2f} seconds")
-    output = result.output
-    if result.timed_out:
-        output += f"\n\nTimeout error: {settings.timeout:.0f} seconds exceeded."
-    (log_dir / LOG_TEST_OUTPUT).write_text(output, encoding="utf-8")
-    if result.timed_out:
-        logger.info(f"Test timed out after {settings.timeout:.0f} seconds.")
-        return InstanceResult(iid, Outcome.TIMEOUT, detail=f"tests ran over {settings.timeout:.0f}s",
-                              test_seconds=result.duration, **timing)
-    logger.info(f"Git diff after:\n{box.run('git -c core.fileMode=false diff', timeout=120).output.strip()}")
-    report = grade_log(instance, output, patch_missing=prediction.model_patch is None and not skip_patch)
-    (log_dir / LOG_REPORT).write_text(json.dumps(report, indent=4), encoding="utf-8")
-    resolved = report[iid]["resolved"]
-    logger.info(f"report: {report}\nResult for {iid}: resolved: {resolved}")
-    outcome = Outcome.RESOLVED if resolved else Outcome.UNRESOLVED
-    return InstanceResult(iid, outcome, report[iid], test_seconds=result.duration, **timing)
+    def run(self, images: ImageBuilder) -> InstanceResult:
+        iid = self.instance.instance_id
+        try:
+            image = images.ensure(self.instance)
+        except Exception as exc:  # one instance's failure must not end the run
+            self.logger.error(f"Image build failed for {iid}: {failure_text(exc)}\n{traceback.format_exc()}")
+            return self._result(Outcome.BUILD_FAILED, detail=failure_text(exc))
+        self.image_seconds, self.notes = sum(layer.seconds for layer in image.layers), image.notes
+        self.logger.info(f"Image {image.tag}: "
+                         + ", ".join(f"{layer.tag} {layer.action} ({layer.seconds:.1f}s)" for layer in image.layers))
+        for note in image.notes:
+            self.logger.info(note)
+        if image.recipe is not None and not self.instance.log_parser:
+            self.instance = self.instance.model_copy(update={"log_parser": image.recipe.log_parser})
+        spec = SandboxSpec(image=image.tag, network=False, extra_capabilities=image.capabilities,
+                           run_id=f"grade-{self.settings.run_id}",
+                           command_timeout=self.settings.timeout + SETUP_SECONDS, output_limit=OUTPUT_LIMIT)
+        try:
+            with start_sandbox(spec, images.client) as box:
+                self.logger.info(f"Container for {iid} started: {box.id}")
+                return self._in_container(box, image)
+        except Exception as exc:  # the container died or Docker failed: not the patch's fault
+            self.logger.error(f"Error in evaluating {iid}: {failure_text(exc)}\n{traceback.format_exc()}")
+            return self._result(Outcome.CONTAINER_ERROR, detail=failure_text(exc))
+
+    def _in_container(self, box: Any, image: InstanceImage) -> InstanceResult:
+        iid, timeout = self.instance.instance_id, self.settings.timeout
+        if self.skip_patch:
+            self.logger.info(f"Skipping model patch for {iid} (empty-patch mode: test patch only)")
+        elif not apply_patch(box, self.prediction.model_patch or "", self.logger):
+            report = grade_log(self.instance, "", patch_applied=False)
+            self._write(LOG_REPORT, json.dumps(report, indent=4))
+            return self._result(Outcome.PATCH_FAILED, report[iid], detail="the patch did not apply")
+        self.logger.info(f"Git diff before:\n{box.run(GIT_DIFF, timeout=120).output.strip()}")
+        script = eval_script(self.instance, image)
+        self._write(EVAL_FILE, script)
+        box.write_file(CONTAINER_EVAL, script.encode())
+        result = box.run(f"bash {CONTAINER_EVAL}", timeout=timeout)
+        self.logger.info(f"Test runtime: {result.duration:_.2f} seconds")
+        if result.timed_out:
+            self._write(LOG_TEST_OUTPUT, f"{result.output}\n\nTimeout error: {timeout:.0f} seconds exceeded.")
+            self.logger.info(f"Test timed out after {timeout:.0f} seconds.")
+            return self._result(Outcome.TIMEOUT, detail=f"tests ran over {timeout:.0f}s", test_seconds=result.duration)
+        self._write(LOG_TEST_OUTPUT, result.output)
+        self.logger.info(f"Git diff after:\n{box.run(GIT_DIFF, timeout=120).output.strip()}")
+        patch_missing = self.prediction.model_patch is None and not self.skip_patch
+        report = grade_log(self.instance, result.output, patch_missing=patch_missing)
+        self._write(LOG_REPORT, json.dumps(report, indent=4))
+        resolved = report[iid]["resolved"]
+        self.logger.info(f"report: {report}\nResult for {iid}: resolved: {resolved}")
+        outcome = Outcome.RESOLVED if resolved else Outcome.UNRESOLVED
+        return self._result(outcome, report[iid], test_seconds=result.duration)
+
+    def _write(self, name: str, text: str) -> None:
+        (self.log_dir / name).write_text(text, encoding="utf-8")
+
+    def _result(self, outcome: Outcome, report: dict[str, Any] | None = None, *, detail: str = "",
+                test_seconds: float = 0.0) -> InstanceResult:
+        return InstanceResult(self.instance.instance_id, outcome, report, detail, image_seconds=self.image_seconds,
+                              test_seconds=test_seconds, notes=self.notes)
 
 
 def apply_patch(box: Any, patch: str, logger: Any) -> bool:
@@ -343,7 +345,7 @@ def eval_script(instance: TaskInstance, image: InstanceImage) -> str:
     commands = [
         image.activate,
         f"cd {TESTBED}",
-        *(f"bash {CONTAINER_SERVICES}/{service}-start.sh" for service in image.services),
+        *(service_script(service, "start") for service in image.services),
         f"git config --global --add safe.directory {TESTBED}",
         "git status",
         "git show",
@@ -381,22 +383,6 @@ def validate(
             known_label_defect=instance.instance_id in _known_defects(images, instance),
         ))
     return gold, empty, verdicts
-
-
-def write_validation(verdicts: Sequence[Verdict], settings: GradeSettings) -> Path:
-    """validation.<run_id>.json beside the run reports: every verdict and the totals."""
-    path = settings.report_dir / f"validation.{settings.run_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
-        "valid": sum(v.valid for v in verdicts),
-        "total": len(verdicts),
-        "label_defects": sorted(v.instance_id for v in verdicts if v.label_defect),
-        "instances": {v.instance_id: {"gold": v.gold, "empty": v.empty, "valid": v.valid, "reason": v.reason,
-                                      "label_defect": v.label_defect, "known_label_defect": v.known_label_defect}
-                      for v in verdicts},
-    }
-    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def _known_defects(images: ImageBuilder, instance: TaskInstance) -> list[str]:

@@ -4,13 +4,15 @@
   trixie 3.13), from `sandbox.images`;
 - environment, one per (repo, version) recipe: a virtualenv at /opt/venv with the
   recipe's packages and the project's dependencies, installed at the recipe's
-  environment_setup_commit. This is the only layer that reaches PyPI (network on, host
-  CA bundle mounted, nothing written into a build context);
+  environment_setup_commit. This is the layer that reaches PyPI (network on, host CA
+  bundle mounted, nothing written into a build context);
 - instance, one per task: the repository at `base_commit` in /testbed with only its own
   history (no newer commit, tag or branch, so the fix cannot be peeked at), installed
-  offline with `--no-build-isolation --no-index --no-deps`.
+  with `--no-build-isolation --no-index --no-deps`; only a dependency the base commit
+  declares and the environment lacks is fetched (see `instance_script`).
 
-Every tag carries a hash of what went into its layer, so an unchanged layer is reused.
+Every tag carries a hash of what went into its layer (the parent image, the script that
+makes the layer, the files it reads), so an unchanged layer is reused.
 Where a registry answers, the official prebuilt image can be pulled instead.
 """
 
@@ -35,8 +37,20 @@ from evals.datasets import TaskInstance
 from evals.recipes import RECIPES_DIR, Interpreter, Recipe, load_recipes
 from evals.repos import RepoSource, show_file
 from sandbox.base import SandboxError
-from sandbox.certs import CONTAINER_BUNDLE, SYSTEM_BUNDLES, ca_environment, combined_bundle
-from sandbox.images import BuildLog, ImageRecipe, build_image, image_exists, registry_reachable, run_and_commit
+from sandbox.certs import (
+    CONTAINER_BUNDLE,
+    SYSTEM_BUNDLES,
+    ca_environment,
+    combined_bundle,
+)
+from sandbox.images import (
+    BuildLog,
+    ImageRecipe,
+    build_image,
+    image_exists,
+    registry_reachable,
+    run_and_commit,
+)
 
 BASE_NAME = "moe-swebench-base"
 ENV_NAME = "moe-swebench-env"
@@ -49,17 +63,22 @@ BASE_PACKAGES = [
 # isolation, so the build backend must already be there. Recipe pins are installed later
 # and win.
 BUILD_TOOLS = ["pip==24.3.1", "setuptools==69.5.1", "wheel==0.43.0"]
-LAYER_VERSION = "1"  # bump when the layer scripts below change meaning
 VENV = "/opt/venv"
 TESTBED = "/testbed"
 MIRROR_MOUNT = "/mirror"
 SERVICES_DIR = Path(__file__).with_name("services")
-CONTAINER_SERVICES = "/opt/moe-services"
 REQUIREMENTS_FILE = "/tmp/moe-requirements.txt"
 OFFICIAL_IMAGE = "swebench/sweb.eval.x86_64.{key}:latest"
 CONDA_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed"
 # `docker commit` keeps the build container's command; put the image's own back.
 IMAGE_CHANGES = ['CMD ["sleep", "infinity"]', f"WORKDIR {TESTBED}", "ENV LANG=C.UTF-8"]
+# Requirements the installed project declares but the environment lacks, fetched by name.
+MISSING_DEPENDENCIES = """\
+missing=$({ python -m pip check || true; } | sed -n 's/.* requires \\(.*\\), which is not installed\\.$/\\1/p' | sort -u)
+if [ -n "$missing" ]; then
+    echo "moe-agent: the base commit needs" $missing "beyond the environment; fetching them"
+    python -m pip install $missing
+fi"""
 # requirements lines upstream drops (swebench 4.x get_requirements_by_commit)
 REQUIREMENTS_DROPPED = ("-e .", "#", ".[test")
 
@@ -81,6 +100,7 @@ class Layer:
     tag: str
     action: str
     seconds: float
+    replaced: str = ""  # the id of the image a forced rebuild took the tag from
 
 
 @dataclass(frozen=True)
@@ -107,11 +127,6 @@ class InstanceImage:
     def capabilities(self) -> list[str]:
         """The requests stand-in routes the TARPIT into loopback, which needs NET_ADMIN."""
         return ["NET_ADMIN"] if "httpbin" in self.services else []
-
-    @property
-    def built(self) -> bool:
-        """Whether any layer had to be made (rather than reused) for this instance."""
-        return any(layer.action != "reused" for layer in self.layers)
 
 
 @dataclass(frozen=True)
@@ -175,16 +190,18 @@ class ImageBuilder:
                 return pulled
             if self.source == ImageSource.PULL:
                 raise SandboxError(f"{instance.instance_id}: no official image {official_image(instance)} to pull")
+        # Plan every layer first: a missing mirror or commit fails before minutes of building.
         recipe = self.recipes.for_instance(instance)
         base_tag = self._base_recipe(recipe.interpreter).tag
-        base = self._layer(base_tag, lambda tag: self._build_base(recipe, tag), forceable=False)
         setup_commit = instance.environment_setup_commit or instance.base_commit
         mirror = self.repos.mirror_with(instance.repo, setup_commit)
-        env_plan = EnvironmentPlan.make(recipe, mirror, setup_commit, base.tag, self.build_tools)
-        env = self._layer(env_plan.tag, lambda tag: self._build_environment(env_plan, mirror, base.tag, tag))
-        mirror = self.repos.mirror_with(instance.repo, instance.base_commit)
-        inst_tag = instance_tag(instance, recipe, env.tag)
-        inst = self._layer(inst_tag, lambda tag: self._build_instance(instance, recipe, mirror, env.tag, tag))
+        self.repos.mirror_with(instance.repo, instance.base_commit)  # both commits must be there
+        env_plan = EnvironmentPlan.make(recipe, mirror, setup_commit, base_tag, self.build_tools)
+        inst_tag = instance_tag(instance, recipe, env_plan.tag)
+        base = self._layer(base_tag, lambda tag: self._build_base(recipe, tag), forceable=False)
+        env = self._layer(env_plan.tag, lambda tag: self._build_environment(env_plan, mirror, base_tag, tag))
+        inst = self._layer(inst_tag, lambda tag: self._build_instance(instance, recipe, mirror, env_plan.tag, tag))
+        self._drop_replaced([inst, env])
         notes = (substitution_note(recipe.interpreter),) if recipe.interpreter.substituted else ()
         return InstanceImage(instance.instance_id, inst.tag, recipe, layers=(base, env, inst), notes=notes)
 
@@ -201,37 +218,35 @@ class ImageBuilder:
             if tag in self._failures:
                 raise SandboxError(self._failures[tag])
             started = time.monotonic()
-            wanted_fresh = forceable and self.force and tag not in self._forced
-            if not wanted_fresh and image_exists(self.client, tag):
+            exists = image_exists(self.client, tag)
+            if exists and not (forceable and self.force and tag not in self._forced):
                 return Layer(tag, "reused", 0.0)
+            replaced = self.client.images.get(tag).id if exists else ""
             try:
                 build(tag)
             except (SandboxError, AgentError) as exc:
                 self._failures[tag] = str(exc)
                 raise
             self._forced.add(tag)
-            return Layer(tag, "built", time.monotonic() - started)
+            return Layer(tag, "built", time.monotonic() - started, replaced)
 
     def _base_recipe(self, interpreter: Interpreter) -> ImageRecipe:
         return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages))
 
     def _build_base(self, recipe: Recipe, tag: str) -> None:
-        self._say(f"building base image {tag} (Python {recipe.interpreter.version})")
+        interpreter = recipe.interpreter
+        note = f"; {substitution_note(interpreter)}" if interpreter.substituted else ""
+        self._say(f"building base image {tag} (Python {interpreter.version}{note})")
         build_image(self._base_recipe(recipe.interpreter), self.client, echo=self.echo, timeout=self.timeout)
 
     def _build_environment(self, plan: EnvironmentPlan, mirror: Path, base: str, tag: str) -> None:
         self._say(f"building environment image {tag}")
         files = {REQUIREMENTS_FILE: plan.requirements.encode()} if plan.requirements else {}
         for service in plan.recipe.services:
-            for part in ("setup", "start"):
-                files[f"{CONTAINER_SERVICES}/{service}-{part}.sh"] = service_script(service, part).encode()
-        volumes = {str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}}
-        bundle = self._ca_bundle()
-        if bundle is not None:
-            volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
+            files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
+        volumes, ca = self._mounts(mirror)
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
-        run_and_commit(_BindMounts(self.client), base, plan.script(ca=bundle is not None), tag,
-                       log=BuildLog(tag, self.echo),
+        run_and_commit(self.client, base, plan.script(ca), tag, log=BuildLog(tag, self.echo),
                        step="environment", files=files, changes=changes, network=True, volumes=volumes,
                        timeout=self.timeout)
 
@@ -243,10 +258,30 @@ class ImageBuilder:
             "moe-agent.environment": env,
             **python_labels(recipe.interpreter),
         }
-        run_and_commit(_BindMounts(self.client), env, instance_script(instance, recipe), tag,
-                       log=BuildLog(tag, self.echo),
-                       step="instance", changes=[*IMAGE_CHANGES, *label_changes(labels)],
-                       volumes={str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}}, timeout=self.timeout)
+        volumes, ca = self._mounts(mirror)
+        run_and_commit(self.client, env, instance_script(instance, recipe, ca), tag,
+                       log=BuildLog(tag, self.echo), step="instance",
+                       changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
+                       timeout=self.timeout)
+
+    def _mounts(self, mirror: Path) -> tuple[dict[str, dict[str, str]], bool]:
+        """The mirror, and the CA bundle when there is one; read-only, never committed."""
+        volumes = {str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}}
+        bundle = self._ca_bundle()
+        if bundle is not None:
+            volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
+        return volumes, bundle is not None
+
+    def _drop_replaced(self, layers: Sequence[Layer]) -> None:
+        """Delete the images a forced rebuild untagged, children first; one still in use stays."""
+        from docker.errors import APIError
+
+        for layer in layers:
+            if layer.replaced:
+                try:
+                    self.client.images.remove(layer.replaced)
+                except APIError:
+                    pass
 
     # -- official images ------------------------------------------------------
     def _pulling(self) -> bool:
@@ -292,28 +327,6 @@ class ImageBuilder:
             self.echo(text)
 
 
-class _BindMounts:
-    """A client for `run_and_commit` whose bind mounts stay out of the committed image.
-
-    docker-py turns `volumes=` into binds *and* the container's `Volumes` config, which
-    `docker commit` bakes into the image as VOLUME declarations (every later container
-    then gets anonymous volumes there, and a bind over a file fails). `mounts=` only
-    binds. Drop this once run_and_commit passes mounts itself.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.containers = self
-
-    def create(self, image: str, **options: Any) -> Any:
-        from docker.types import Mount
-
-        volumes = options.pop("volumes", None) or {}
-        mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
-                  for host, spec in volumes.items()]
-        return self._client.containers.create(image, mounts=mounts, **options)
-
-
 @dataclass(frozen=True)
 class EnvironmentPlan:
     """Everything that goes into one environment layer; its hash is the layer's tag."""
@@ -338,14 +351,10 @@ class EnvironmentPlan:
     @property
     def tag(self) -> str:
         parts = {
-            "layer": LAYER_VERSION,
             "base": self.base,
-            "recipe": self.recipe.model_dump(include={"python", "packages", "pip_packages", "pre_install", "install"}),
-            "services": {name: service_script(name, "setup") for name in self.recipe.services},
-            "setup_commit": self.setup_commit,
-            "build_tools": self.build_tools,
+            "script": self.script(),
             "requirements": self.requirements,
-            "build_requires": self.build_requires,
+            "services": {name: service_script(name, "setup") for name in self.recipe.services},
         }
         slug = self.recipe.repo.replace("/", "__")
         return f"{ENV_NAME}:{slug}-{self.recipe.version}-{content_hash(parts)}"
@@ -358,12 +367,10 @@ class EnvironmentPlan:
             **python_labels(self.recipe.interpreter),
         }
 
-    def script(self, ca: bool) -> str:
+    def script(self, ca: bool = True) -> str:
         """The environment layer: venv, packages, the project's dependencies, services."""
         recipe = self.recipe
-        lines = [*script_preamble(), "export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1"]
-        if ca:
-            lines.append("export " + " ".join(f"{k}={v}" for k, v in ca_environment(CONTAINER_BUNDLE).items()))
+        lines = [*script_preamble(), *pip_environment(ca)]
         lines += ["step=virtualenv", f"python3 -m venv {VENV}", f"source {VENV}/bin/activate"]
         pip = "python -m pip install"
         if self.build_tools:
@@ -381,17 +388,25 @@ class EnvironmentPlan:
             # instance layer reinstalls the project itself offline at its base commit.
             lines += [f"step='checkout {self.setup_commit[:12]}'", checkout_script(self.setup_commit)]
             lines += ["step=pre-install", *recipe.pre_install, "step=install", recipe.install]
-        for service in recipe.services:
-            lines += [f"step='service {service}'", f"bash {CONTAINER_SERVICES}/{service}-setup.sh {VENV}"]
+        for service in recipe.services:  # the eval script starts it; see evals/services/
+            lines += [f"step='service {service}'", f"bash /tmp/{service}-setup.sh {VENV}",
+                      f"rm /tmp/{service}-setup.sh"]
         return "\n".join(lines) + "\n"
 
 
-def instance_script(instance: TaskInstance, recipe: Recipe) -> str:
-    """The instance layer: the repository at base_commit, installed without the network."""
-    lines = [*script_preamble(), f"step='checkout {instance.base_commit[:12]}'", checkout_script(instance.base_commit)]
-    lines += [f"source {VENV}/bin/activate", "step=pre-install", *recipe.pre_install]
+def instance_script(instance: TaskInstance, recipe: Recipe, ca: bool = True) -> str:
+    """The instance layer: the repository at base_commit, installed without the index.
+
+    The environment holds the dependencies of environment_setup_commit. A base commit can
+    need one that commit dropped (pytest 4.6.1.dev needs importlib-metadata on every
+    Python, 4.6.11 only below 3.8); `pip check` finds such gaps, and only those few
+    packages are fetched, where upstream would re-resolve everything online.
+    """
+    lines = [*script_preamble(), *pip_environment(ca), f"step='checkout {instance.base_commit[:12]}'",
+             checkout_script(instance.base_commit), f"source {VENV}/bin/activate", "step=pre-install",
+             *recipe.pre_install]
     if recipe.install.strip():
-        lines += ["step=install", recipe.eval_install]
+        lines += ["step=install", recipe.eval_install, "step=missing-dependencies", MISSING_DEPENDENCIES]
     return "\n".join(lines) + "\n"
 
 
@@ -408,19 +423,21 @@ def checkout_script(commit: str) -> str:
     ])
 
 
+def pip_environment(ca: bool) -> list[str]:
+    """No cache (it would keep wheels of the setup commit), and the mounted CA bundle."""
+    lines = ["export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1"]
+    if ca:
+        lines.append("export " + " ".join(f"{k}={v}" for k, v in ca_environment(CONTAINER_BUNDLE).items()))
+    return lines
+
+
 def script_preamble() -> list[str]:
     """Stop at the first error and say which step it was in, as the last line of the log."""
     return ["set -eExuo pipefail", "step=start", """trap 'echo "moe-agent: step failed: $step"' ERR"""]
 
 
 def instance_tag(instance: TaskInstance, recipe: Recipe, env: str) -> str:
-    parts = {
-        "layer": LAYER_VERSION,
-        "environment": env,
-        "base_commit": instance.base_commit,
-        "pre_install": recipe.pre_install,
-        "install": recipe.eval_install if recipe.install.strip() else "",
-    }
+    parts = {"environment": env, "script": instance_script(instance, recipe)}
     return f"{INSTANCE_NAME}:{instance.instance_id[:100]}-{content_hash(parts)}"
 
 
@@ -500,6 +517,14 @@ def quoted(words: Iterable[str]) -> str:
     return " ".join(shlex.quote(word) for word in words)
 
 
+def failure_text(exc: BaseException) -> str:
+    """Our errors are one line for a human already; anything else gets its type named."""
+    if isinstance(exc, SandboxError | AgentError):
+        return str(exc)
+    explanation = getattr(exc, "explanation", None) or str(exc) or "no detail"
+    return f"{type(exc).__name__}: {str(explanation).splitlines()[0]}"
+
+
 def build_images(builder: ImageBuilder, instances: Sequence[TaskInstance], workers: int = 1,
                  on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
     """Ensure every instance's image; a failure is recorded for its instance, not raised."""
@@ -508,8 +533,8 @@ def build_images(builder: ImageBuilder, instances: Sequence[TaskInstance], worke
         started = time.monotonic()
         try:
             outcome = ImageOutcome(instance, builder.ensure(instance), seconds=time.monotonic() - started)
-        except (SandboxError, AgentError) as exc:
-            outcome = ImageOutcome(instance, error=str(exc), seconds=time.monotonic() - started)
+        except Exception as exc:  # one instance's failure must not end the batch
+            outcome = ImageOutcome(instance, error=failure_text(exc), seconds=time.monotonic() - started)
         if on_done:
             on_done(outcome)
         return outcome

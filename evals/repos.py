@@ -89,7 +89,7 @@ class RepoSource:
                     partial = Path(scratch) / "mirror.git"
                     result = subprocess.run(
                         ["git", "clone", "--mirror", "--quiet", url, str(partial)],
-                        capture_output=True, text=True, timeout=CLONE_TIMEOUT,
+                        capture_output=True, text=True, timeout=CLONE_TIMEOUT, check=False,
                     )
                     if result.returncode != 0:
                         raise EnvironmentProblem(f"cannot clone {repo} from {url}: {_last_line(result.stderr)}")
@@ -100,14 +100,15 @@ class RepoSource:
 def show_file(git_dir: Path, commit: str, path: str) -> str | None:
     """The text of `path` at `commit`, or None when the commit has no such file."""
     result = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"], capture_output=True, timeout=120
+        ["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"], capture_output=True, timeout=120, check=False
     )
     return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else None
 
 
 def has_commit(git_dir: Path, commit: str) -> bool:
     result = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True, timeout=60
+        ["git", f"--git-dir={git_dir}", "cat-file", "-e", f"{commit}^{{commit}}"],
+        capture_output=True, timeout=60, check=False,
     )
     return result.returncode == 0
 
@@ -121,7 +122,8 @@ def _git_dir(path: Path) -> Path | None:
 
 
 def _run_git(git_dir: Path, *args: str, timeout: float) -> None:
-    result = subprocess.run(["git", f"--git-dir={git_dir}", *args], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(["git", f"--git-dir={git_dir}", *args], capture_output=True, text=True, timeout=timeout,
+                            check=False)
     if result.returncode != 0:
         raise EnvironmentProblem(f"git {args[0]} in {git_dir} failed: {_last_line(result.stderr)}")
 

@@ -90,6 +90,7 @@ def make_sample_project(root: Path, bugs: int = 4, salt: str = "") -> SampleProj
     (work / "setup.py").write_text('from setuptools import setup\n\nsetup(name="calc", version="1.0", packages=["calc"])\n')
     (work / "calc" / "__init__.py").write_text(_module(bugs, fixed=set(), salt=salt))
     (work / "tests" / "__init__.py").write_text("")
+    (work / ".gitignore").write_text("*.egg-info/\n__pycache__/\n")
     (work / TEST_FILE).write_text(_tests([]))
     git("add", "-A")
     git("commit", "--quiet", "-m", "calc with planted bugs")

@@ -7,6 +7,7 @@ validated-ids file then lets later runs (`eval grade`, `eval run`) keep only the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,21 @@ def fail_to_pass_already_passing(report: dict[str, Any] | None) -> bool:
         return False
     status = report["tests_status"][FAIL_TO_PASS]
     return bool(status["success"]) and not status["failure"]
+
+
+def write_summary(path: Path, verdicts: Sequence[Verdict]) -> Path:
+    """Every verdict and the totals, as JSON (`validation.<run_id>.json` beside the run reports)."""
+    body = {
+        "valid": sum(v.valid for v in verdicts),
+        "total": len(verdicts),
+        "label_defects": sorted(v.instance_id for v in verdicts if v.label_defect),
+        "instances": {v.instance_id: {"gold": v.gold, "empty": v.empty, "valid": v.valid, "reason": v.reason,
+                                      "label_defect": v.label_defect, "known_label_defect": v.known_label_defect}
+                      for v in verdicts},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def read_validated(path: Path) -> set[str]:

@@ -218,11 +218,19 @@ def run_and_commit(
     volumes: dict[str, dict[str, str]] | None = None,
     timeout: float = 1800.0,
 ) -> None:
-    """Run `script` with bash in a container of `base`, then commit the result as `tag`."""
+    """Run `script` with bash in a container of `base`, then commit the result as `tag`.
+
+    Host directories are bound with `mounts=`, not `volumes=`: docker-py turns volumes into
+    VOLUME entries of the container config, which `docker commit` would bake into the image.
+    """
+    from docker.types import Mount
+
     log.step(step)
+    mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
+              for host, spec in (volumes or {}).items()]
     container = client.containers.create(
         base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
-        environment=environment or {}, volumes=volumes or {}, labels={"moe-agent.build": tag},
+        environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
     )
     try:
         for path, data in (files or {}).items():

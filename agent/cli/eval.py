@@ -217,9 +217,8 @@ def grade_command(
         grade_predictions,
         read_predictions,
         validate,
-        write_validation,
     )
-    from evals.validation import write_validated
+    from evals.validation import write_summary, write_validated
 
     if sum([predictions is not None, gold or empty]) != 1:
         raise UsageError("give --predictions FILE, or --gold and/or --empty")
@@ -239,7 +238,8 @@ def grade_command(
         gold_run, empty_run, verdicts = validate(runnable, builder, settings, echo=echo)
         _print_runs([gold_run, empty_run])
         _print_validation(runnable, verdicts)
-        console.print(f"validation: {write_validation(verdicts, settings)}")
+        summary = write_summary(report_dir / f"validation.{run_id}.json", verdicts)
+        console.print(f"validation: {summary}")
         if save_validated is not None:
             console.print(f"validated ids: {write_validated(save_validated, verdicts)}")
         return
@@ -285,9 +285,10 @@ def _image_builder(
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
     source = ImageSource.AUTO if pull is None else ImageSource.PULL if pull else ImageSource.BUILD
+    repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail before Docker
     return ImageBuilder(
-        connect(), RepoSource.configured(repos), recipes=RecipeBook(recipes or []), source=source,
-        ca_bundle=ca_bundle, force=force, echo=lambda text: console.print(f"  {text}", style="dim"),
+        connect(), repo_source, recipes=recipe_book, source=source, ca_bundle=ca_bundle, force=force,
+        echo=lambda text: console.print(f"  {text}", style="dim"),
     )
 
 

@@ -3,7 +3,9 @@
 # dev server does not), the hosts requests' tests call pointed at it, and 10.0.0.0/8 routed
 # into loopback so that connects to the TARPIT (10.255.255.1) time out instead of failing
 # at once. The route needs the NET_ADMIN capability in the container's own namespace.
+# This text goes into eval.sh as it is (which runs under `set -uxo pipefail`).
 here=/opt/moe-services/httpbin
+export REQUESTS_CA_BUNDLE=$here/ca-bundle.pem
 grep -q ' httpbin.org' /etc/hosts || echo '127.0.0.1 httpbin.org www.httpbin.org www.google.co.uk' >> /etc/hosts
 ip route add 10.0.0.0/8 dev lo 2>/dev/null \
     || echo "moe-agent: cannot route 10.0.0.0/8 to loopback (no NET_ADMIN?); TARPIT tests will fail fast"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docker.errors import ImageNotFound
+from docker.errors import APIError, ImageNotFound
 
+from agent.cli import main
 from agent.errors import UsageError
 from evals import images
 from evals.datasets import TaskInstance
@@ -101,7 +104,9 @@ def test_instance_script_installs_offline_at_base_commit() -> None:
     script = instance_script(row, recipe_for("pytest-dev/pytest", "6.3"))
     assert f"git checkout --quiet -B main {row.base_commit}" in script
     assert "sed -i 's/>=>=/>=/' setup.cfg" in script
-    assert "python -m pip install -e . --no-build-isolation --no-index --no-deps" in script
+    offline = "python -m pip install -e . --no-build-isolation --no-index --no-deps"
+    assert script.index(offline) < script.index("step=missing-dependencies") < script.index("pip check")
+    assert "requires \\(.*\\), which is not installed" in script  # only absent packages are fetched
 
 
 def test_python_substitution_is_recorded() -> None:
@@ -163,10 +168,8 @@ def made_tags(docker_client: Any) -> Iterator[list[str]]:
     tags: list[str] = []
     yield tags
     for tag in reversed(tags):
-        try:
+        with contextlib.suppress(APIError):
             docker_client.images.remove(tag, force=True)
-        except Exception:
-            pass
 
 
 @pytest.mark.docker
@@ -245,3 +248,20 @@ class FakeClient:
     def pull(self, repository: str, tag: str = "latest") -> None:
         raise ImageNotFound(f"{repository}:{tag}")
 
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--recipes", "no-such-dir"], "--recipes no-such-dir: no such directory"),
+    (["--repos", "no-such-dir"], "not a folder of mirrors, nor a URL template"),
+    (["--instance-ids", "nope__nope-1"], "not in the dataset: nope__nope-1"),
+])
+def test_images_command_usage_errors(args: list[str], message: str, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    project = make_sample_project(tmp_path / "sample", bugs=1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(sys, "argv", ["agent", "eval", "images", "--dataset", str(project.dataset), *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err.replace("\n", "")

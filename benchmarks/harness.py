@@ -1,0 +1,79 @@
+"""SWE-bench harness figures on the sample tasks, which need no network at all.
+
+Grading: seconds per instance when every image is already built (container start, patch,
+offline reinstall, tests, grading), and the peak memory of the grading process. Images
+are built first and are not timed; they keep their tags, so a second run reuses them.
+Each section is one function returning its figures; the `eval run` throughput section
+(`workers_speedup`) goes beside `grading_figures` and into SECTIONS.
+
+    python benchmarks/harness.py [--tasks 16] [--workers 1]
+
+The last line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evals.grade import GradeSettings, Outcome, gold_predictions, grade_predictions
+from evals.images import build_images
+from evals.sample_tasks import SampleProject, make_sample_project, sample_image_builder
+from sandbox.docker import connect
+
+SALT = "benchmark"  # fixed, so the images of one run are reused by the next
+
+
+def grading_figures(client: Any, project: SampleProject, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    instances = [project.instance(str(k)) for k in range(1, args.tasks + 1)]
+    builder = sample_image_builder(client, project)
+    started = time.perf_counter()
+    images = build_images(builder, instances, workers=args.workers)
+    build_seconds = time.perf_counter() - started
+    failed = [o.error for o in images if o.image is None]
+    if failed:
+        raise SystemExit(f"image build failed: {failed[0]}")
+
+    settings = GradeSettings(run_id="benchmark", log_root=scratch / "logs", report_dir=scratch, workers=args.workers)
+    started = time.perf_counter()
+    run = grade_predictions(instances, gold_predictions(instances), builder, settings)
+    grade_seconds = time.perf_counter() - started
+    return {
+        "instances": len(instances),
+        "workers": args.workers,
+        "image_build_seconds": round(build_seconds, 2),
+        "grade_seconds_per_instance": round(grade_seconds / len(instances), 3),
+        "test_seconds_median": round(statistics.median(r.test_seconds for r in run.results), 3),
+        "resolved": run.count(Outcome.RESOLVED),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+SECTIONS: list[Callable[[Any, SampleProject, argparse.Namespace, Path], dict[str, Any]]] = [grading_figures]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=16, help="sample instances to grade")
+    parser.add_argument("--workers", type=int, default=1, help="instances graded at once")
+    args = parser.parse_args()
+    client = connect()
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="moe-harness-bench-") as scratch:
+        project = make_sample_project(Path(scratch) / "sample", bugs=args.tasks, salt=SALT)
+        for section in SECTIONS:
+            section_figures = section(client, project, args, Path(scratch))
+            print(f"{section.__name__}: {section_figures}")
+            figures.update(section_figures)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
