@@ -3,8 +3,9 @@
 Grading: seconds per instance when every image is already built (container start, patch,
 offline reinstall, tests, grading), and the peak memory of the grading process. Images
 are built first and are not timed; they keep their tags, so a second run reuses them.
-Each section is one function returning its figures; the `eval run` throughput section
-(`workers_speedup`) goes beside `grading_figures` and into SECTIONS.
+`eval run` throughput: 16 tasks against a scripted model server that answers after
+300 ms, at --workers 1 and 8 in the same run (`workers_speedup`). Each section is one
+function returning its figures.
 
     python benchmarks/harness.py [--tasks 16] [--workers 1]
 
@@ -17,11 +18,14 @@ import argparse
 import json
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the scripted model server lives in tests/
 
 from evals.grade import GradeSettings, Outcome, gold_predictions, grade_predictions
 from evals.images import build_images
@@ -56,7 +60,48 @@ def grading_figures(client: Any, project: SampleProject, args: argparse.Namespac
     }
 
 
-SECTIONS: list[Callable[[Any, SampleProject, argparse.Namespace, Path], dict[str, Any]]] = [grading_figures]
+def run_throughput_figures(client: Any, project: SampleProject, args: argparse.Namespace,
+                           scratch: Path) -> dict[str, Any]:
+    """`eval run` wall time at --workers 1 and 8 against a model server that answers after 300 ms."""
+    from agent.config import load_settings
+    from agent.model import OpenAIModel
+    from evals.run import BatchOptions, run_batch
+    from tests.fakes.openai_server import Delay, FakeOpenAIServer, Reply, tool_call
+
+    instances = [project.instance(str(k)) for k in range(1, args.tasks + 1)]
+    gold = {i.problem_statement: i.patch for i in instances}
+
+    def script(body: dict[str, Any]) -> Delay:
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return Delay(0.3, Reply(tool_calls=[tool_call("submit", {})]))
+        statement = next(s for s in gold if s in body["messages"][1]["content"])
+        patch = gold[statement]
+        return Delay(0.3, Reply(tool_calls=[tool_call("bash", {"command": f"git apply <<'P'\n{patch}\nP"})]))
+
+    seconds: dict[int, float] = {}
+    with FakeOpenAIServer(script) as server:
+        settings = load_settings(None, overrides={"model.base_url": server.base_url, "model.name": "fake-model"},
+                                 env={})
+        for workers in (1, 8):
+            builder = sample_image_builder(client, project)  # fresh, so neither run inherits the other's memo
+            options = BatchOptions(output=scratch / f"run-{workers}", model_name="fake-model", workers=workers)
+            started = time.perf_counter()
+            summary = run_batch(instances, builder, OpenAIModel(settings.model), settings, options)
+            seconds[workers] = time.perf_counter() - started
+            if summary.count("submitted") != len(instances):
+                raise SystemExit(f"eval run with {workers} workers submitted {summary.count('submitted')} of "
+                                 f"{len(instances)}")
+    return {
+        "run_seconds_workers_1": round(seconds[1], 2),
+        "run_seconds_workers_8": round(seconds[8], 2),
+        "workers_speedup": round(seconds[1] / seconds[8], 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+SECTIONS: list[Callable[[Any, SampleProject, argparse.Namespace, Path], dict[str, Any]]] = [
+    grading_figures, run_throughput_figures,
+]
 
 
 def main() -> None:
