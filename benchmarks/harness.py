@@ -4,7 +4,8 @@ Grading: seconds per instance when every image is already built (container start
 offline reinstall, tests, grading), and the peak memory of the grading process. Images
 are built first and are not timed; they keep their tags, so a second run reuses them.
 `eval run` throughput: 16 tasks against a scripted model server that answers after
-300 ms, at --workers 1 and 8 in the same run (`workers_speedup`). Each section is one
+300 ms, five model calls per task (a short real run: look around, fix, check, submit), at
+--workers 1 and 8 in the same run (`workers_speedup`). Each section is one
 function returning its figures.
 
     python benchmarks/harness.py [--tasks 16] [--workers 1]
@@ -72,11 +73,14 @@ def run_throughput_figures(client: Any, project: SampleProject, args: argparse.N
     gold = {i.problem_statement: i.patch for i in instances}
 
     def script(body: dict[str, Any]) -> Delay:
-        if any(m["role"] == "tool" for m in body["messages"]):
-            return Delay(0.3, Reply(tool_calls=[tool_call("submit", {})]))
+        """A short real-looking run: look around, apply the fix, check it, submit (5 model calls)."""
+        done = sum(1 for m in body["messages"] if m["role"] == "tool")
         statement = next(s for s in gold if s in body["messages"][1]["content"])
-        patch = gold[statement]
-        return Delay(0.3, Reply(tool_calls=[tool_call("bash", {"command": f"git apply <<'P'\n{patch}\nP"})]))
+        commands = ["git log --oneline -3", "grep -rn 'def ' calc | head",
+                    f"git apply <<'P'\n{gold[statement]}\nP", "git diff --stat"]
+        if done < len(commands):
+            return Delay(0.3, Reply(tool_calls=[tool_call("bash", {"command": commands[done]})]))
+        return Delay(0.3, Reply(tool_calls=[tool_call("submit", {})]))
 
     seconds: dict[int, float] = {}
     with FakeOpenAIServer(script) as server:
