@@ -101,3 +101,37 @@ def test_cli_run_selects_and_reports(project, docker_client, fake_model_server, 
     bad = subprocess.run([sys.executable, "-m", "agent", "eval", "run", "--dataset", str(tmp_path / "nope.jsonl")],
                          env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_ctrl_c_keeps_finished_predictions_and_removes_containers(project, docker_client, fake_model_server,
+                                                                  tmp_path) -> None:
+    import signal
+    import time
+
+    from sandbox import cleanup
+    from tests.fakes.openai_server import Delay
+
+    solve = solver(project)
+
+    def slow_after_first(body):
+        finished = any("calc: task 1" in m.get("content", "") for m in body["messages"][1:2])
+        return solve(body) if finished else Delay(30, solve(body))
+
+    fake_model_server.script = slow_after_first
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "HOME": str(tmp_path)}
+    out = tmp_path / "ctrl-c"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "eval", "run", "--dataset", str(project.dataset), "--filter", r"-[12]$",
+         "--output", str(out), "--repos", str(project.mirrors), "--recipes", str(project.recipes),
+         "--images", "build", "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not ((out / PREDICTIONS).exists() and (out / PREDICTIONS).read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = (out / PREDICTIONS).read_text().splitlines()
+    assert [json.loads(line)["instance_id"] for line in lines] == [project.instance("1").instance_id]
+    assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
