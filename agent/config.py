@@ -57,6 +57,11 @@ class ModelSettings(_Section):
     """
 
     base_url: str = "http://127.0.0.1:8000/v1"
+    # Several servers of the same model: conversations are dealt round-robin; replaces base_url.
+    base_urls: list[str] = Field(default_factory=list)
+    # Requests in flight per endpoint, across every worker of a run (None: no client-side limit),
+    # so a vLLM/SGLang server is kept busy without queueing past its KV cache.
+    max_concurrency: int | None = Field(None, gt=0)
     api_key: SecretStr | None = None  # local vLLM/SGLang servers usually need none
     name: str = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
     profile: str = "auto"  # "auto" picks a profile by model name
@@ -80,6 +85,22 @@ class ModelSettings(_Section):
         if url.scheme not in ("http", "https") or not url.netloc:
             raise ValueError("should be an http(s) URL such as http://127.0.0.1:8000/v1")
         return value
+
+    @field_validator("base_urls")
+    @classmethod
+    def _http_urls(cls, values: list[str]) -> list[str]:
+        for value in values:
+            url = urlparse(value)
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(f"{value!r} should be an http(s) URL such as http://127.0.0.1:8000/v1")
+        if len(set(values)) < len(values):
+            raise ValueError("lists an endpoint twice")
+        return values
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Every server to send requests to: base_urls when set, else base_url."""
+        return list(self.base_urls) or [self.base_url]
 
     @field_validator("name")
     @classmethod

@@ -19,9 +19,10 @@ import shutil
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from swebench.logger import close_logger, setup_logger
 
 from agent.errors import UsageError
 from evals.datasets import TaskInstance
+from evals.executors import Executor, LocalExecutor
 from evals.grade_log import grade_log
 from evals.images import (
     TESTBED,
@@ -178,10 +180,13 @@ def grade_predictions(
     *,
     skip_patch: bool = False,
     echo: Echo | None = None,
+    executor: Executor | None = None,
 ) -> GradeRun:
     """Grade one model's predictions on `instances`; write the logs and the run report.
 
     `skip_patch` runs the tests without applying anything (upstream's negative mode).
+    `executor` decides where instances run (default: `settings.workers` threads here); this
+    thread writes what they send back.
     """
     models = sorted({p.model_name_or_path for p in predictions})
     if len(models) != 1:
@@ -195,14 +200,21 @@ def grade_predictions(
     run_dir = settings.log_root / settings.run_id / model.replace("/", "__")
     chosen = [i for i in instances if i.instance_id in by_id]
     done = _Progress(len(chosen), model, echo)
-
-    def one(instance: TaskInstance) -> InstanceResult:
-        result = grade_instance(instance, by_id[instance.instance_id], images, settings, run_dir, skip_patch)
+    executor = executor or LocalExecutor(settings.workers)
+    # Already graded instances are read here, wherever the rest runs.
+    reported = set() if settings.force else {
+        i.instance_id for i in chosen if (run_dir / i.instance_id / LOG_REPORT).is_file()}
+    by_instance = {iid: _resumed(iid, run_dir / iid / LOG_REPORT) for iid in reported}
+    for result in by_instance.values():
         done(result)
-        return result
-
-    with ThreadPoolExecutor(max_workers=max(1, settings.workers)) as pool:
-        results = list(pool.map(one, chosen))
+    grade = partial(_grade_in, predictions=by_id, images=executor.images_for_workers(images), settings=settings,
+                    skip_patch=skip_patch)
+    todo = [i for i in chosen if i.instance_id not in reported]
+    with closing(executor.map_unordered(grade, todo, output=run_dir, failed=_not_graded)) as finished:
+        for instance, result in finished:
+            done(result)
+            by_instance[instance.instance_id] = result
+    results = [by_instance[i.instance_id] for i in chosen]
     run_dir.mkdir(parents=True, exist_ok=True)
     # In negative mode every instance was run and graded, so none counts as an empty patch.
     patches = {i: (SKIPPED_PATCH if skip_patch else p.model_patch) for i, p in by_id.items()}
@@ -212,6 +224,16 @@ def grade_predictions(
         report["python_substitutions"] = substitutions
     path = write_run_report(report, run_dir, settings.report_dir)
     return GradeRun(model, run_dir, results, report, path)
+
+
+def _grade_in(instance: TaskInstance, output: Path, stop: threading.Event, *, predictions: dict[str, Prediction],
+              images: ImageBuilder, settings: GradeSettings, skip_patch: bool) -> InstanceResult:
+    """`grade_instance` with its logs under the executor's `output` (the run directory, or a node's scratch)."""
+    return grade_instance(instance, predictions[instance.instance_id], images, settings, output, skip_patch)
+
+
+def _not_graded(instance: TaskInstance, reason: str) -> InstanceResult:
+    return InstanceResult(instance.instance_id, Outcome.CONTAINER_ERROR, detail=reason)
 
 
 def grade_instance(
@@ -368,10 +390,12 @@ def validate(
     settings: GradeSettings,
     *,
     echo: Echo | None = None,
+    executor: Executor | None = None,
 ) -> tuple[GradeRun, GradeRun, list[Verdict]]:
     """Grade the gold and the empty patch; valid = gold resolves, empty does not, no label defect."""
-    gold = grade_predictions(instances, gold_predictions(instances), images, settings, echo=echo)
-    empty = grade_predictions(instances, empty_predictions(instances), images, settings, skip_patch=True, echo=echo)
+    gold = grade_predictions(instances, gold_predictions(instances), images, settings, echo=echo, executor=executor)
+    empty = grade_predictions(instances, empty_predictions(instances), images, settings, skip_patch=True, echo=echo,
+                              executor=executor)
     gold_by_id = {r.instance_id: r for r in gold.results}
     empty_by_id = {r.instance_id: r for r in empty.results}
     verdicts = []

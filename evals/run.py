@@ -3,7 +3,9 @@
 `predictions.jsonl` gets one line per finished instance, appended and flushed at once, so a
 crash or Ctrl-C loses at most the instances in flight; a rerun skips what is there. A
 failing instance never stops the batch: it goes to `results.jsonl` with its error, and a
-rerun tries it again. The driver thread is the only writer of both files.
+rerun tries it again. Instances run on an executor (threads here, or Ray tasks across
+machines: `evals.executors`); the driver thread is the only writer of both files, and an
+instance answering twice (a retried task) is written once.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,11 +25,12 @@ from agent.loop import RunResult, configured_agent
 from agent.model import Model
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
-from sandbox import cleanup
+from evals.executors import Executor, LocalExecutor
 from sandbox.docker import SandboxSpec, start_sandbox
 
 PREDICTIONS = "predictions.jsonl"
 RESULTS = "results.jsonl"
+TRAJECTORIES = "trajectories"
 # Runs that ended for the agent's own reasons are finished; the rest are tried again on resume.
 FINISHED = frozenset({"submitted", "step_limit", "token_limit", "time_limit", "cost_limit", "format_error"})
 
@@ -109,7 +113,7 @@ def run_instance(
 ) -> InstanceOutcome:
     """One task end to end; every failure becomes an outcome, never an exception."""
     started = time.monotonic()
-    trajectory_path = options.output / "trajectories" / f"{instance.instance_id}.jsonl"
+    trajectory_path = options.output / TRAJECTORIES / f"{instance.instance_id}.jsonl"
     if trajectory_path.exists():
         trajectory_path.unlink()  # a rerun of an instance that did not finish starts its trajectory anew
     try:
@@ -156,48 +160,57 @@ def run_batch(
     settings: Settings,
     options: BatchOptions,
     on_update: Callable[[str, InstanceOutcome | TaskInstance], None] | None = None,
+    executor: Executor | None = None,
 ) -> BatchSummary:
-    """Run every unfinished instance with `options.workers` threads; resume-safe."""
+    """Run every unfinished instance on `executor` (default: `options.workers` threads); resume-safe."""
+    executor = executor or LocalExecutor(options.workers)
     done = finished_ids(options.output)
     todo = [i for i in instances if i.instance_id not in done]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
+    notify = on_update or (lambda kind, item: None)
+    work = partial(run_instance_in, images=executor.images_for_workers(images),
+                   model=executor.model_for_workers(model), settings=settings, options=options)
+    written: set[str] = set()
     predictions = _Appender(options.output / PREDICTIONS)
     results = _Appender(options.output / RESULTS)
-    stop = threading.Event()
-    notify = on_update or (lambda kind, item: None)
-    pool = ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="instance")
-    pending: dict[Future[InstanceOutcome], TaskInstance] = {}
-    queue = iter(todo)
-
-    def submit_next() -> None:
-        for instance in queue:
-            notify("start", instance)
-            pending[pool.submit(run_instance, instance, images, model, settings, options, stop)] = instance
-            return
-
     try:
-        for _ in range(max(1, options.workers)):
-            submit_next()
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                pending.pop(future)
-                outcome = future.result()
+        finished = executor.map_unordered(work, todo, output=options.output, failed=_not_run,
+                                          on_start=lambda instance: notify("start", instance))
+        with closing(finished):
+            for _, outcome in finished:
+                if outcome.instance_id in written:
+                    continue  # a retried task answered twice: the first answer stands
+                written.add(outcome.instance_id)
                 _record(outcome, options, predictions, results)
                 summary.outcomes.append(outcome)
                 notify("done", outcome)
-                submit_next()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the executor has stopped the work in flight; it is not recorded
         summary.interrupted = True
-        stop.set()
-        cleanup.remove_live()  # in-flight sandboxes go; their loops end with sandbox errors, not recorded
-        for future in pending:
-            future.cancel()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         predictions.close()
         results.close()
     return summary
+
+
+def run_instance_in(
+    instance: TaskInstance,
+    output: Path,
+    stop: threading.Event,
+    *,
+    images: ImageProvider,
+    model: Model,
+    settings: Settings,
+    options: BatchOptions,
+) -> InstanceOutcome:
+    """`run_instance` writing under the executor's `output`, naming its trajectory as it lands in the batch's."""
+    outcome = run_instance(instance, images, model, settings, replace(options, output=output), stop)
+    if outcome.trajectory:
+        outcome.trajectory = str(options.output / TRAJECTORIES / f"{instance.instance_id}.jsonl")
+    return outcome
+
+
+def _not_run(instance: TaskInstance, reason: str) -> InstanceOutcome:
+    return InstanceOutcome(instance.instance_id, "error", error=reason)
 
 
 def _record(outcome: InstanceOutcome, options: BatchOptions, predictions: _Appender, results: _Appender) -> None:

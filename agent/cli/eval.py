@@ -208,8 +208,16 @@ def grade_command(
     log_dir: Path = typer.Option(Path("logs/run_evaluation"), "--log-dir", help="Root of the official log layout."),
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="Where <model>.<run_id>.json is written."),
     ca_bundle: Path | None = CA_BUNDLE,
+    executor_kind: str = typer.Option(
+        "local", "--executor", help="local (threads here) or ray (tasks on a Ray cluster's nodes)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="A Ray cluster's host:port, or auto (default: $RAY_ADDRESS, a cluster "
+        "'ray start' runs here, else one started for this run)."
+    ),
 ) -> None:
     """Evaluate predictions in task images and write the official logs and run report."""
+    from evals.executors import make_executor
     from evals.grade import (
         GradeSettings,
         empty_predictions,
@@ -232,10 +240,11 @@ def grade_command(
         console.print(f"skipping {len(rows) - len(runnable)} instances without a test_patch")
     settings = GradeSettings(run_id=run_id, log_root=log_dir, report_dir=report_dir, timeout=timeout,
                              workers=workers, force=force)
-    builder = _image_builder(repos, recipes, pull, False, ca_bundle)
+    builder = _image_builder(repos, recipes, pull, False, ca_bundle, local_docker=executor_kind == "local")
+    executor = make_executor(executor_kind, workers, ray_address)  # a Ray driver lets go when the process ends
     echo = console.print
     if gold and empty:
-        gold_run, empty_run, verdicts = validate(runnable, builder, settings, echo=echo)
+        gold_run, empty_run, verdicts = validate(runnable, builder, settings, echo=echo, executor=executor)
         _print_runs([gold_run, empty_run])
         _print_validation(runnable, verdicts)
         summary = write_summary(report_dir / f"validation.{run_id}.json", verdicts)
@@ -245,11 +254,13 @@ def grade_command(
         return
     if predictions is not None:
         chosen = read_predictions(predictions)
-        runs = [grade_predictions(runnable, chosen, builder, settings, echo=echo)]
+        runs = [grade_predictions(runnable, chosen, builder, settings, echo=echo, executor=executor)]
     elif gold:
-        runs = [grade_predictions(runnable, gold_predictions(runnable), builder, settings, echo=echo)]
+        runs = [grade_predictions(runnable, gold_predictions(runnable), builder, settings, echo=echo,
+                                  executor=executor)]
     else:
-        runs = [grade_predictions(runnable, empty_predictions(runnable), builder, settings, skip_patch=True, echo=echo)]
+        runs = [grade_predictions(runnable, empty_predictions(runnable), builder, settings, skip_patch=True, echo=echo,
+                                  executor=executor)]
     _print_runs(runs)
 
 
@@ -276,8 +287,10 @@ def _select(
 
 
 def _image_builder(
-    repos: str | None, recipes: list[Path] | None, pull: bool | None, force: bool, ca_bundle: Path | None
+    repos: str | None, recipes: list[Path] | None, pull: bool | None, force: bool, ca_bundle: Path | None,
+    local_docker: bool = True,
 ) -> ImageBuilder:
+    """The builder; without `local_docker` (Ray) it holds no client here: each node uses its own engine."""
     from evals.images import ImageBuilder, ImageSource, RecipeBook
     from evals.repos import RepoSource
     from sandbox.docker import connect
@@ -287,7 +300,8 @@ def _image_builder(
     source = ImageSource.AUTO if pull is None else ImageSource.PULL if pull else ImageSource.BUILD
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail before Docker
     return ImageBuilder(
-        connect(), repo_source, recipes=recipe_book, source=source, ca_bundle=ca_bundle, force=force,
+        connect() if local_docker else None, repo_source, recipes=recipe_book, source=source, ca_bundle=ca_bundle,
+        force=force,
         echo=lambda text: console.print(f"  {text}", style="dim"),
     )
 

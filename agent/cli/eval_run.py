@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 
 import typer
@@ -23,7 +24,9 @@ def run(
     shuffle: bool = typer.Option(False, "--shuffle", help="Shuffle before slicing."),
     seed: int = typer.Option(0, "--seed", help="Seed for --shuffle."),
     only_validated: Path | None = typer.Option(None, "--only-validated", help="Keep instances listed in this file."),
-    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Instances run in parallel."),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, help="Instances run in parallel (--executor ray: slots of a cluster started here)."
+    ),
     timeout: float = typer.Option(1800, "--timeout", help="Per-instance time limit in seconds."),
     model: str | None = typer.Option(None, "--model", "-m", help="Served model name (AGENT_MODEL)."),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (OPENAI_BASE_URL)."),
@@ -31,11 +34,19 @@ def run(
     repos: str | None = typer.Option(None, "--repos", help="Repository source: a folder of mirrors or a URL template."),
     recipes: list[Path] | None = typer.Option(None, "--recipes", help="Extra recipe folders."),
     image_source: str = typer.Option("auto", "--images", help="auto, pull or build."),
+    executor_kind: str = typer.Option(
+        "local", "--executor", help="local (threads here) or ray (tasks on a Ray cluster's nodes)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="A Ray cluster's host:port, or auto (default: $RAY_ADDRESS, a cluster "
+        "'ray start' runs here, else one started for this run)."
+    ),
 ) -> None:
     """Run the agent on each task in its image; write predictions.jsonl in the official format."""
     from agent.config import load_settings
-    from agent.model import OpenAIModel
+    from agent.endpoints import EndpointPool
     from evals.datasets import load_instances, select
+    from evals.executors import make_executor
     from evals.images import ImageBuilder, ImageSource, RecipeBook
     from evals.repos import RepoSource
     from evals.run import BatchOptions, InstanceOutcome, run_batch
@@ -53,8 +64,7 @@ def run(
     chosen = keep_validated(chosen, only_validated)
     if not chosen:
         raise UsageError("no instances selected")
-    builder = ImageBuilder(connect(), RepoSource.configured(repos), RecipeBook(recipes or []), source=source,
-                           ca_bundle=settings.sandbox.ca_bundle)
+    repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail first
     options = BatchOptions(output=output, model_name=settings.model.name, workers=workers, instance_timeout=timeout)
     console = Console(stderr=True, highlight=False)
     counts = {"running": 0, "failed": 0, "tokens": 0}
@@ -78,9 +88,14 @@ def run(
                                      f"{counts['tokens'] / 1000:.0f}k tokens")
 
     started = time.monotonic()
-    with progress:
-        task = progress.add_task("instances", total=len(chosen), detail="")
-        summary = run_batch(chosen, builder, OpenAIModel(settings.model), settings, options, on_update=on_update)
+    with closing(make_executor(executor_kind, workers, ray_address)) as executor:
+        # With Ray each node builds and runs on its own Docker engine: this machine needs none.
+        builder = ImageBuilder(connect() if executor_kind == "local" else None, repo_source, recipe_book,
+                               source=source, ca_bundle=settings.sandbox.ca_bundle)
+        with progress:
+            task = progress.add_task("instances", total=len(chosen), detail="")
+            summary = run_batch(chosen, builder, EndpointPool(settings.model), settings, options,
+                                on_update=on_update, executor=executor)
     table = Table("status", "instances", title=f"{len(chosen)} instances, {summary.skipped} already done, "
                                                 f"{time.monotonic() - started:.0f}s")
     statuses: dict[str, int] = {}
