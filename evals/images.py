@@ -180,6 +180,7 @@ class ImageBuilder:
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _forced: set[str] = field(default_factory=set, init=False, repr=False)
+    _present: set[str] = field(default_factory=set, init=False, repr=False)
     _pull: bool | None = field(default=None, init=False, repr=False)
 
     def ensure(self, instance: TaskInstance) -> InstanceImage:
@@ -218,8 +219,9 @@ class ImageBuilder:
             if tag in self._failures:
                 raise SandboxError(self._failures[tag])
             started = time.monotonic()
-            exists = image_exists(self.client, tag)
+            exists = tag in self._present or image_exists(self.client, tag)
             if exists and not (forceable and self.force and tag not in self._forced):
+                self._present.add(tag)  # shared layers are asked for by every instance: ask Docker once
                 return Layer(tag, "reused", 0.0)
             replaced = self.client.images.get(tag).id if exists else ""
             try:

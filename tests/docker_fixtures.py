@@ -31,7 +31,7 @@ def make_sandbox(docker_client: Any, sandbox_image: str) -> Iterator[Callable[..
     boxes: list[DockerSandbox] = []
 
     def make(**overrides: Any) -> DockerSandbox:
-        spec = SandboxSpec(image=sandbox_image, run_id="pytest", **overrides)
+        spec = SandboxSpec(**({"image": sandbox_image, "run_id": "pytest"} | overrides))
         box = start_sandbox(spec, docker_client)
         boxes.append(box)
         return box

@@ -63,6 +63,35 @@ def test_network_is_opt_in(make_sandbox, docker_client) -> None:
     assert "eth0" in box.run("ls /sys/class/net").output.split()
 
 
+def test_offline_sandbox_has_loopback_and_localhost(make_sandbox, docker_client) -> None:
+    """Network off means no network at all for Docker (no libnetwork hook), yet localhost works."""
+    box = make_sandbox()
+    assert docker_client.api.inspect_container(box.id)["Config"].get("NetworkDisabled") is True
+    assert box.run("getent hosts localhost").ok
+    served = box.run(
+        "python3 -c 'import socket; s = socket.socket(); s.bind((\"localhost\", 0)); s.listen(); "
+        "c = socket.create_connection(s.getsockname(), timeout=5); print(\"connected\")'"
+    )
+    assert served.output.strip() == "connected", served.output
+    assert box.run("getent hosts pypi.org").exit_code != 0  # no name server, so no waiting on one
+    assert box.run("echo '127.0.0.1 httpbin.org' >> /etc/hosts && getent hosts httpbin.org").ok  # services add names
+
+
+def test_offline_hosts_are_written_as_root_for_an_unprivileged_image(make_sandbox, docker_client, sandbox_image) -> None:
+    maker = docker_client.containers.create(sandbox_image, command=["true"])
+    try:
+        image = maker.commit(repository="moe-agent-test-nobody", tag="latest", changes=["USER nobody"])
+    finally:
+        maker.remove(force=True)
+    try:
+        box = make_sandbox(image="moe-agent-test-nobody:latest", workdir="/tmp")
+        assert box.run("id -un").output.strip() == "nobody"
+        assert box.run("getent hosts localhost").ok
+        box.close()
+    finally:
+        docker_client.images.remove(image.id, force=True)
+
+
 def test_limits_are_configurable(make_sandbox, docker_client) -> None:
     box = make_sandbox(cpus=0.5, memory="256m", pids_limit=64)
     host = docker_client.api.inspect_container(box.id)["HostConfig"]
@@ -94,6 +123,41 @@ def test_write_is_atomic_and_keeps_mode(box: DockerSandbox) -> None:
     box.write_file("run.sh", b"#!/bin/sh\necho v2\n")
     assert box.run("./run.sh").output == "v2\n"
     assert box.stat("run.sh").mode & 0o777 == 0o755
+    assert box.run("ls -a | grep -c moe- || true").output.strip() == "0"
+
+
+def test_file_access_attaches_to_the_main_process_instead_of_an_exec(box: DockerSandbox, docker_client) -> None:
+    box.write_file("a.txt", b"one")
+    assert box.read_file("a.txt") == b"one" and box.stat("a.txt").size == 3
+    execs = docker_client.api.inspect_container(box.id)["ExecIDs"] or []
+    assert len(execs) == 1  # the model's shell; the internal one is the container's own bash
+    with pytest.raises(IsADirectoryError):
+        box.write_file("/testbed", b"x")  # the script's early `exit` ran in a subshell...
+    assert box._service is not None and box._service.restarts == 0  # ...so the internal shell lives on
+
+
+def test_a_killed_internal_shell_comes_back_through_exec(box: DockerSandbox) -> None:
+    box.write_file("a.txt", b"before")
+    assert box._service is not None
+    box.run(f"kill -9 {box._service._pid}")
+    box.write_file("a.txt", b"after")
+    assert box.read_file("a.txt") == b"after"
+    assert box._service.restarts == 1 and box.run("true").ok  # the container did not stop with it
+
+
+@pytest.mark.parametrize("setup", ["large files", "no base64 in the image"])
+def test_files_travel_by_archive_when_the_shell_cannot_carry_them(box: DockerSandbox, monkeypatch, setup) -> None:
+    if setup == "large files":
+        monkeypatch.setattr("sandbox.docker.SHELL_READ_BYTES", 1000)
+        monkeypatch.setattr("sandbox.docker.SHELL_WRITE_BYTES", 1000)
+    else:
+        box.run("rm $(command -v base64)")
+    data = bytes(range(256)) * 20
+    box.run("printf x > keep.sh && chmod 750 keep.sh")
+    box.write_file("keep.sh", data)
+    box.write_file("new/dir/file.bin", data)
+    assert box.read_file("keep.sh") == data and box.read_file("new/dir/file.bin") == data
+    assert box.stat("keep.sh").mode & 0o777 == 0o750
     assert box.run("ls -a | grep -c moe- || true").output.strip() == "0"
 
 

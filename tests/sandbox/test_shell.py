@@ -95,6 +95,15 @@ def test_killed_shell_is_restarted(box: DockerSandbox) -> None:
     assert box.run("echo alive").output == "alive\n"
 
 
+def test_shell_killed_between_commands_is_restarted_and_says_so(box: DockerSandbox) -> None:
+    box.run("cd /tmp")
+    pid = box.run("echo $$").output.strip()
+    assert box.container.exec_run(["bash", "-c", f"kill -9 {pid}"]).exit_code == 0  # from outside, like the OOM killer
+    result = box.run("echo alive")  # whether the death shows before or after sending, it is said
+    assert result.restarted and any("restarted in /tmp" in note for note in result.notes)
+    assert box.run("echo alive; pwd").output == "alive\n/tmp\n"
+
+
 def test_timeout_interrupts_and_session_survives(box: DockerSandbox) -> None:
     box.run("export KEPT=yes")
     result = box.run("echo begin; sleep 60", timeout=1)
