@@ -5,7 +5,8 @@ offline reinstall, tests, grading), and the peak memory of the grading process. 
 are built first and are not timed; they keep their tags, so a second run reuses them.
 `eval run` throughput: 16 tasks against a scripted model server that answers after
 300 ms, five model calls per task (a short real run: look around, fix, check, submit), at
---workers 1 and 8 in the same run (`workers_speedup`). Each section is one
+--workers 1 and 8 in the same run (`workers_speedup`), with the whole machine's CPU time
+per instance and the speedup that CPU time allows on this many cores. Each section is one
 function returning its figures.
 
     python benchmarks/harness.py [--tasks 16] [--workers 1]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -83,15 +85,17 @@ def run_throughput_figures(client: Any, project: SampleProject, args: argparse.N
         return Delay(0.3, Reply(tool_calls=[tool_call("submit", {})]))
 
     seconds: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     with FakeOpenAIServer(script) as server:
         settings = load_settings(None, overrides={"model.base_url": server.base_url, "model.name": "fake-model"},
                                  env={})
         for workers in (1, 8):
             builder = sample_image_builder(client, project)  # fresh, so neither run inherits the other's memo
             options = BatchOptions(output=scratch / f"run-{workers}", model_name="fake-model", workers=workers)
-            started = time.perf_counter()
+            started, busy = time.perf_counter(), machine_busy_seconds()
             summary = run_batch(instances, builder, OpenAIModel(settings.model), settings, options)
             seconds[workers] = time.perf_counter() - started
+            cpu[workers] = machine_busy_seconds() - busy
             if summary.count("submitted") != len(instances):
                 raise SystemExit(f"eval run with {workers} workers submitted {summary.count('submitted')} of "
                                  f"{len(instances)}")
@@ -99,8 +103,19 @@ def run_throughput_figures(client: Any, project: SampleProject, args: argparse.N
         "run_seconds_workers_1": round(seconds[1], 2),
         "run_seconds_workers_8": round(seconds[8], 2),
         "workers_speedup": round(seconds[1] / seconds[8], 2),
+        # All processes (dockerd, containerd, shims, runc, containers, this one), per instance at 8 workers;
+        # with every core busy the 8-worker run cannot take less than this, whatever the scheduling.
+        "machine_cpu_seconds_per_instance": round(cpu[8] / len(instances), 3),
+        "speedup_ceiling_from_cpu": round(seconds[1] / (cpu[8] / (os.cpu_count() or 1)), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy so far (Linux's /proc/stat, all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 SECTIONS: list[Callable[[Any, SampleProject, argparse.Namespace, Path], dict[str, Any]]] = [
