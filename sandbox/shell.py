@@ -335,7 +335,7 @@ class PersistentShell:
     def _kill_shell(self) -> None:
         if self._pid:
             self._signal_children("KILL")
-            self._side_exec(["kill", "-KILL", str(self._pid)])
+            self._side_exec(["sh", "-c", f"kill -KILL {self._pid}"])  # no procps in the image: the builtin
 
     def _exit_code(self) -> int | None:
         if not self._exec_id:

@@ -113,6 +113,13 @@ def test_timeout_interrupts_and_session_survives(box: DockerSandbox) -> None:
     assert box.run("echo $KEPT").output == "yes\n"
 
 
+def test_shell_stuck_in_a_builtin_loop_is_killed_not_left_spinning(box: DockerSandbox) -> None:
+    old = box.run("echo $$").output.strip()
+    result = box.run("while :; do :; done", timeout=1)  # no child to signal: the shell itself spins
+    assert result.timed_out and result.restarted
+    assert box.run(f"test -d /proc/{old} && echo running || echo gone").output == "gone\n"
+
+
 def test_timeout_of_command_ignoring_sigint_is_killed(box: DockerSandbox) -> None:
     result = box.run("bash -c \"trap '' INT; sleep 60\"", timeout=1)
     assert result.timed_out
