@@ -143,6 +143,16 @@ class DockerSandbox:
         except DockerException as exc:
             raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
 
+    def write_offline_hosts(self) -> None:
+        """Give `localhost` a name, as the image's user if it may write /etc/hosts, else as root."""
+        script = f"[ -s /etc/hosts ] || printf %s {shlex.quote(OFFLINE_HOSTS)} > /etc/hosts"
+        if self._service_run(f"({script}) 2>/dev/null").ok:
+            return
+        done = self.container.exec_run(["sh", "-c", script], user="root")
+        if done.exit_code != 0:
+            raise SandboxError(f"cannot write /etc/hosts in {self.spec.image}: "
+                               f"{done.output.decode(errors='replace').strip()}")
+
     def _shell_transfers(self) -> bool:
         if self._base64 is None:
             self._base64 = self._service_run("command -v base64 >/dev/null").ok
@@ -358,7 +368,7 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
         container.start()
         box = DockerSandbox(client, container, spec, attach_nonce=nonce)
         if not spec.network:
-            _write_offline_hosts(box)
+            box.write_offline_hosts()
         return box
     except BaseException as exc:
         try:
@@ -368,17 +378,6 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
         if isinstance(exc, APIError):
             raise SandboxError(f"cannot start a container from {spec.image}: {_docker_message(exc)}") from None
         raise
-
-
-def _write_offline_hosts(box: DockerSandbox) -> None:
-    """Give `localhost` a name, as the image's user if it may write /etc/hosts, else as root."""
-    hosts = shlex.quote(OFFLINE_HOSTS)
-    script = f"[ -s /etc/hosts ] || printf %s {hosts} > /etc/hosts"
-    if box.run(f"({script}) 2>/dev/null", timeout=30).ok:
-        return
-    done = box.container.exec_run(["sh", "-c", script], user="root")
-    if done.exit_code != 0:
-        raise SandboxError(f"cannot write /etc/hosts in {box.spec.image}: {done.output.decode(errors='replace').strip()}")
 
 
 def _copy_tree(container: Any, source: Path, dest: str) -> None:

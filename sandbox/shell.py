@@ -58,8 +58,6 @@ def attachable_command(nonce: str) -> list[str]:
 
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord("'")}
-
-
 _SAFE_BYTES = bytes(sorted(_SAFE))
 
 
