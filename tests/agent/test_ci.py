@@ -445,12 +445,17 @@ def test_model_down_is_reported_without_the_endpoint(tmp_path: Path, fake_github
 
 
 # -- `agent pr` and `agent fix --issue` from a developer's machine -----------------------------------
+def developer_env(fake_github: FakeGitHub, fake_model_server) -> dict[str, str]:
+    """A developer's shell: a GitHub token, the fake GitHub API and the scripted model server."""
+    return {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
+            "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+
+
 @pytest.mark.docker
 def test_agent_pr_from_a_developer_machine(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
     repo = make_checkout(tmp_path, fake_github)
     fake_model_server.script = list(SESSION)
-    env = {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
-           "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+    env = developer_env(fake_github, fake_model_server)
     done = agent(["pr", "--issue", f"{fake_github.root_url}/octo/calc/issues/1", "-C", str(repo), "-q", "--ready",
                   "--instructions", "Add nothing else."], tmp_path, env)
     assert done.returncode == 0, done.stderr
@@ -464,8 +469,7 @@ def test_agent_pr_from_a_developer_machine(tmp_path: Path, fake_github: FakeGitH
 def test_agent_pr_refuses_local_changes_and_a_checked_out_branch(tmp_path: Path, fake_github: FakeGitHub,
                                                                  fake_model_server) -> None:
     repo = make_checkout(tmp_path, fake_github)
-    env = {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
-           "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+    env = developer_env(fake_github, fake_model_server)
     (repo / "notes.txt").write_text("work in progress\n")
     done = agent(["pr", "--issue", "octo/calc#1", "-C", str(repo)], tmp_path, env)
     assert done.returncode == 2 and "has uncommitted changes, which would be pushed with the fix" in done.stderr
@@ -488,8 +492,7 @@ def test_agent_pr_needs_a_token_and_a_good_reference(tmp_path: Path) -> None:
 def test_agent_fix_reads_the_issue_from_github(tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
     repo = make_checkout(tmp_path, fake_github)
     fake_model_server.script = list(SESSION)
-    env = {"GITHUB_TOKEN": fake_github.token, "GITHUB_API_URL": fake_github.api_url,
-           "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model"}
+    env = developer_env(fake_github, fake_model_server)
     done = agent(["fix", "-C", str(repo), "--json", "--issue", "octo/calc#1"], tmp_path, env)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -84,16 +84,23 @@ def test_torn_prediction_line_is_not_finished(tmp_path) -> None:
     assert finished_ids(out) == {"a"}
 
 
+def cli_env(fake_model_server, home: Path) -> dict[str, str]:
+    return {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(home)}
+
+
+def eval_run_argv(project, out: Path, selection: str, workers: int) -> list[str]:
+    """`agent eval run` on the sample project's instances matching `selection`, images built here."""
+    return [sys.executable, "-m", "agent", "eval", "run", "--dataset", str(project.dataset), "--filter", selection,
+            "--output", str(out), "--repos", str(project.mirrors), "--recipes", str(project.recipes),
+            "--images", "build", "--workers", str(workers)]
+
+
 def test_cli_run_selects_and_reports(project, docker_client, fake_model_server, tmp_path) -> None:
     fake_model_server.script = solver(project)
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path)}
+    env = cli_env(fake_model_server, tmp_path)
     out = tmp_path / "cli-out"
-    done = subprocess.run(
-        [sys.executable, "-m", "agent", "eval", "run", "--dataset", str(project.dataset), "--filter", r"-1$",
-         "--output", str(out), "--repos", str(project.mirrors), "--recipes", str(project.recipes),
-         "--images", "build", "--workers", "1"],
-        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    done = subprocess.run(eval_run_argv(project, out, r"-1$", workers=1),
+                          env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     lines = (out / PREDICTIONS).read_text().splitlines()
     assert [json.loads(line)["instance_id"] for line in lines] == [project.instance("1").instance_id]
@@ -118,14 +125,9 @@ def test_ctrl_c_keeps_finished_predictions_and_removes_containers(project, docke
         return solve(body) if finished else Delay(30, solve(body))
 
     fake_model_server.script = slow_after_first
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path)}
     out = tmp_path / "ctrl-c"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "eval", "run", "--dataset", str(project.dataset), "--filter", r"-[12]$",
-         "--output", str(out), "--repos", str(project.mirrors), "--recipes", str(project.recipes),
-         "--images", "build", "--workers", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(eval_run_argv(project, out, r"-[12]$", workers=2), env=cli_env(fake_model_server, tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not ((out / PREDICTIONS).exists() and (out / PREDICTIONS).read_text()):
         time.sleep(0.2)
