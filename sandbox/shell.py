@@ -3,9 +3,12 @@
 One `docker exec` per command costs 60-110 ms; writing to an already attached bash costs
 about 0.2 ms. `cd`, exported variables and activated virtualenvs persist because every
 command is `eval`-ed by the same bash process. A container whose main process is a bash
-waiting on stdin (`attachable_command`) lends it to one shell through `attach_nonce`:
-attaching costs about 4 ms of CPU where an exec costs about 100 ms (runc starts a process
-in the container). That shell is restarted through exec if it ever dies.
+waiting on stdin (`attachable_command`) needs no exec at all: the internal shell attaches
+to that bash (about 4 ms of CPU where an exec costs about 75 ms, as runc starts a process
+in the container), and the model's shell is a child it spawns (`spawn_child`), reading
+the commands it relays through a FIFO and writing to the container's stderr, which
+Docker frames apart from its stdout on the same socket. A shell that dies is restarted
+the same way, or through exec when its parent is gone.
 
 Wire protocol: each command is sent as an ANSI-C quoted string (so any bytes survive),
 evaluated with stdin from /dev/null (a command that reads stdin gets EOF instead of
@@ -18,10 +21,11 @@ from __future__ import annotations
 import re
 import secrets
 import select
-import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.base import CommandResult, SandboxError
@@ -54,7 +58,7 @@ def attachable_command(nonce: str) -> list[str]:
     stream does not close then (the init process holds it), so a line carrying the nonce
     says the bash is gone.
     """
-    return ["sh", "-c", f"bash --noprofile --norc; echo; echo {GONE}{nonce}; exec sleep infinity"]
+    return ["sh", "-c", f"bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; exec sleep infinity"]
 
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord("'")}
@@ -72,8 +76,150 @@ class ShellExited(Exception):
     """The bash process went away (`exit`, killed, OOM)."""
 
 
+class DockerStreams:
+    """One hijacked Docker socket (an exec's, or the main process's), its frames sorted by stream.
+
+    Docker frames stdout (1) and stderr (2) apart on the socket when there is no TTY, so
+    two shells can share one socket: the internal shell's output is stdout, the model's
+    shell writes to stderr. Whoever needs output reads the socket; bytes for the other
+    stream wait in a buffer. With `merge`, both streams are one, in order.
+    """
+
+    def __init__(self, raw: Any, *, merge: bool) -> None:
+        sock = getattr(raw, "_sock", raw)
+        sock.setblocking(True)
+        self._raw, self._sock, self._merge = raw, sock, merge
+        self._send_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending = {1: bytearray(), 2: bytearray()}
+        self._reading = False
+        self._closed = False
+        self._frame_left = 0
+        self._frame_stream = 1
+        self._frame_header = b""
+
+    def send(self, data: bytes) -> None:
+        with self._send_lock:
+            try:
+                self._sock.sendall(data)
+            except OSError:
+                raise ShellExited() from None
+
+    def read(self, stream: int, deadline: float | None) -> bytes | None:
+        """Output of `stream` (1 when merged), or None once the deadline passes with none."""
+        key = 1 if self._merge else stream
+        while True:
+            with self._cond:
+                while True:
+                    if self._pending[key]:
+                        data = bytes(self._pending[key])
+                        self._pending[key].clear()
+                        return data
+                    if self._closed:
+                        raise ShellExited()
+                    wait = None if deadline is None else deadline - time.monotonic()
+                    if not self._reading:
+                        self._reading = True
+                        break
+                    if wait is not None and wait <= 0:
+                        return None
+                    self._cond.wait(wait)
+            data: bytes | None = None
+            try:
+                ready, _, _ = select.select([self._sock], [], [], None if wait is None else max(wait, 0))
+                if ready:
+                    try:
+                        data = self._sock.recv(1 << 16)
+                    except OSError:
+                        data = b""
+            finally:
+                with self._cond:
+                    self._reading = False
+                    if data == b"":
+                        self._closed = True
+                    elif data:
+                        self._sort(data)
+                    self._cond.notify_all()
+            if data is None:  # the deadline passed with nothing on the socket
+                with self._cond:
+                    if not self._pending[key]:
+                        return None
+
+    def _sort(self, data: bytes) -> None:
+        """Undo Docker's 8-byte stream framing into the per-stream buffers."""
+        while data:
+            if self._frame_left == 0:
+                need = 8 - len(self._frame_header)
+                self._frame_header += data[:need]
+                data = data[need:]
+                if len(self._frame_header) == 8:
+                    self._frame_stream = 2 if self._frame_header[0] == 2 and not self._merge else 1
+                    self._frame_left = struct.unpack(">I", self._frame_header[4:])[0]
+                    self._frame_header = b""
+                continue
+            take = data[: self._frame_left]
+            self._pending[self._frame_stream] += take
+            self._frame_left -= len(take)
+            data = data[len(take) :]
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
+@dataclass
+class ShellLink:
+    """How one bash is reached: where its input goes, which output is its, how its death shows."""
+
+    streams: DockerStreams
+    stream: int
+    send: Callable[[bytes], None]
+    gone: bytes = b""  # printed when the bash is gone: the socket stays open for the process that prints it
+    exec_id: str | None = None
+    owns_streams: bool = True  # an exec's socket is closed with its shell; a shared one is not
+
+
+Opener = Callable[[str], "ShellLink | None"]
+
+
+class MainBash:
+    """The container's main process (`attachable_command`), lent once to the internal shell.
+
+    Its socket outlives that shell: the model's shell, a child of that bash, writes to
+    the same socket's stderr even after a restart of the internal shell through exec.
+    """
+
+    def __init__(self, api: Any, container_id: str, nonce: str) -> None:
+        self.api, self.container_id, self.nonce = api, container_id, nonce
+        self._streams: DockerStreams | None = None
+        self._lent = False
+
+    def attach(self, cwd: str) -> ShellLink | None:
+        if self._lent:
+            return None
+        self._lent = True
+        raw = self.api.attach_socket(self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        self._streams = DockerStreams(raw, merge=False)
+        return ShellLink(self._streams, 1, self._streams.send, gone=f"\n{GONE}{self.nonce}".encode(),
+                         owns_streams=False)
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams.close()
+
+
 class PersistentShell:
-    """One long-lived bash process; not thread-safe by design, guarded by a lock."""
+    """One long-lived bash process; not thread-safe by design, guarded by a lock.
+
+    `opener` starts the bash (given the directory to start in) when there is a cheaper way
+    than an exec, returning None when there is not; `side` runs a short script for process
+    control (signals) while this shell is busy, through an exec unless given.
+    """
 
     def __init__(
         self,
@@ -84,7 +230,9 @@ class PersistentShell:
         output_limit: int = 1_000_000,
         start_timeout: float = 20.0,
         interrupt_grace: float = 2.0,
-        attach_nonce: str | None = None,
+        opener: Opener | None = None,
+        side: Callable[[str], None] | None = None,
+        spawns: bool = False,
     ) -> None:
         self.api = api
         self.container_id = container_id
@@ -92,17 +240,17 @@ class PersistentShell:
         self.output_limit = output_limit
         self.start_timeout = start_timeout
         self.interrupt_grace = interrupt_grace
+        self._opener = opener
+        self._side = side or self._side_exec
+        self._spawns = spawns  # keeps its stderr on fd 9 for the children it spawns
         self._lock = threading.Lock()
         self._nonce = secrets.token_hex(8)
         self._seq = 0
-        self._sock: socket.socket | None = None
+        self._link: ShellLink | None = None
         self._exec_id: str | None = None
-        self._attach = attach_nonce is not None  # the first start attaches to the main process; restarts exec
-        self._gone = f"\n{GONE}{attach_nonce}".encode() if attach_nonce else b""
         self._gone_tail = b""
+        self._gone_code: int | None = None
         self._pid: int | None = None
-        self._frame_left = 0
-        self._frame_header = b""
         self._scan = b""
         self._marker = b""
         self.cwd = workdir
@@ -110,64 +258,96 @@ class PersistentShell:
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
-        boot = b"exec 2>&1; unset HISTFILE; PS1=; PS2=; echo __moe_pid=$$\n"
-        if self._attach:
-            self._attach = False
-            self._gone_tail = b""
-            raw = self.api.attach_socket(self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-            exec_id = None
-            boot = f"cd {ansi_c_quote(self.cwd.encode())} 2>/dev/null; ".encode() + boot
-        else:
-            exec_id = self.api.exec_create(
-                self.container_id,
-                ["bash", "--noprofile", "--norc"],
-                stdin=True,
-                stdout=True,
-                stderr=True,
-                tty=False,
-                workdir=self.cwd,
-            )["Id"]
-            raw = self.api.exec_start(exec_id, socket=True)
-            self._gone = b""
-        sock = getattr(raw, "_sock", raw)
-        sock.setblocking(True)
-        self._raw, self._sock, self._exec_id = raw, sock, exec_id
-        self._frame_left, self._frame_header = 0, b""
+        link = self._opener(self.cwd) if self._opener else None
+        if link is None:
+            link = self._exec_link()
+        self._link, self._exec_id, self._gone_tail, self._gone_code = link, link.exec_id, b"", None
+        keep_stderr = "9>&2 " if self._spawns else ""
+        boot = (f"cd {ansi_c_quote(self.cwd.encode())} 2>/dev/null; exec {keep_stderr}2>&1; "
+                "unset HISTFILE; PS1=; PS2=; echo __moe_pid=$$\n").encode()
         try:
             reply = self._exchange(boot + self._sentinel_command(), self.start_timeout)
         except ShellExited:
             reply = _Reply(HeadTailBuffer(self.output_limit), None)
         match = re.search(rb"__moe_pid=(\d+)", reply.body)
         if reply.exit_code is None or not match:
-            if exec_id is None:  # nothing to attach to (an older container): exec instead
-                self.close()
-                return self.start()
+            self.close()
+            if link.exec_id is None:  # nothing to attach to or spawn from: exec instead
+                opener, self._opener = self._opener, None
+                try:
+                    return self.start()
+                finally:
+                    self._opener = opener
             raise SandboxError("could not start a shell in the container (is bash installed in the image?)")
         self._pid = int(match.group(1))
 
+    def _exec_link(self) -> ShellLink:
+        exec_id = self.api.exec_create(
+            self.container_id,
+            ["bash", "--noprofile", "--norc"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            workdir=self.cwd,
+        )["Id"]
+        streams = DockerStreams(self.api.exec_start(exec_id, socket=True), merge=not self._spawns)
+        return ShellLink(streams, 1, streams.send, exec_id=exec_id)
+
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.sendall(b"exit 0\n")
-            except OSError:
-                pass
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-        self._sock = None
+        link, self._link = self._link, None
+        if link is None or not link.owns_streams:
+            return
+        try:
+            link.send(b"exit 0\n")
+        except ShellExited:
+            pass
+        link.streams.close()
 
     def _restart(self) -> None:
         self.close()
         self.restarts += 1
         self.start()
 
+    def spawn_child(self, cwd: str) -> ShellLink | None:
+        """A second bash, child of this one: it reads what this one relays through a FIFO and
+        writes to the container's stderr, so starting it costs no exec. None if it cannot be.
+        """
+        link = self._link
+        if link is None or not self._spawns:
+            return None
+        nonce = secrets.token_hex(8)
+        # `exec 7>` waits for the child to open the FIFO (so it can be unlinked), then fd 7 is
+        # reopened read-write: a write after the child died then never raises SIGPIPE here. It
+        # replaces the previous child's FIFO, which then ends at EOF, as it does when this bash dies.
+        script = (
+            '__moe_d=$(command mktemp -d 2>/dev/null) && command mkfifo "$__moe_d/in" && '
+            '{ ( exec 7>&-; bash --noprofile --norc <"$__moe_d/in" 9>&-; rc=$?; '
+            f'echo; echo {GONE}{nonce} $rc ) >&9 2>&9 & }} && __moe_child=$! && '
+            'exec 7>"$__moe_d/in" && exec 7<>"$__moe_d/in" && command rm -rf "$__moe_d" && echo __moe_spawned'
+        )
+        if "__moe_spawned" not in self.run(script, timeout=self.start_timeout).output:
+            return None
+        restarts = self.restarts
+
+        def relay(data: bytes) -> None:
+            """Hand `data` to the child without waiting for an answer: whatever goes wrong (the
+            child or this bash gone) ends with the child's gone-line, which its reader sees."""
+            with self._lock:
+                if self._link is not link or self.restarts != restarts:
+                    raise ShellExited()  # this bash restarted: the FIFO went with it
+                # `kill -0`: a dead child's FIFO is never written to, so a big write cannot block here.
+                link.send(b'kill -0 "$__moe_child" 2>/dev/null && printf %s ' + ansi_c_quote(data).encode()
+                          + b" >&7 2>/dev/null\n")
+
+        return ShellLink(link.streams, 2, relay, gone=f"\n{GONE}{nonce}".encode(), owns_streams=False)
+
     # -- commands --------------------------------------------------------
     def run(self, command: str | bytes, timeout: float | None = None) -> CommandResult:
         with self._lock:
             notes: list[str] = []
             restarted = False
-            if self._sock is None:
+            if self._link is None:
                 self._restart()
                 restarted = True
                 notes.append("the shell was not running and was restarted")
@@ -246,10 +426,11 @@ class PersistentShell:
         On a deadline the unmatched tail stays in `self._scan`, so a later call with an
         empty payload (after an interrupt) continues where this one stopped.
         """
-        assert self._sock is not None
+        if self._link is None:
+            raise ShellExited()
         if payload:
             self._scan = b""
-            self._sock.sendall(payload)
+            self._link.send(payload)
         buffer = buffer or HeadTailBuffer(self.output_limit)
         deadline = None if timeout is None else time.monotonic() + timeout
         keep = len(self._marker) + 4096
@@ -272,47 +453,32 @@ class PersistentShell:
                 self._scan = self._scan[-keep:]
 
     def _read_payload(self, deadline: float | None) -> bytes | None:
-        """Read stdout/stderr payload bytes, undoing Docker's 8-byte stream framing."""
-        assert self._sock is not None
-        while True:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                return None
-            ready, _, _ = select.select([self._sock], [], [], wait)
-            if not ready:
-                return None
-            data = self._sock.recv(1 << 16)
-            if not data:
-                self._sock = None
+        """This shell's output bytes; ShellExited when its socket ends or its gone-line shows."""
+        link = self._link
+        if link is None:
+            raise ShellExited()
+        try:
+            out = link.streams.read(link.stream, deadline)
+        except ShellExited:
+            self._link = None
+            raise
+        if out and link.gone:
+            window = self._gone_tail + out
+            at = window.find(link.gone)
+            if at >= 0:
+                self._scan += window[len(self._gone_tail) : at] if at > len(self._gone_tail) else b""
+                code = re.match(rb" (\d+)", window[at + len(link.gone) :])
+                self._gone_code = int(code.group(1)) if code else None
+                self._link = None
                 raise ShellExited()
-            out = bytearray()
-            while data:
-                if self._frame_left == 0:
-                    need = 8 - len(self._frame_header)
-                    self._frame_header += data[:need]
-                    data = data[need:]
-                    if len(self._frame_header) == 8:
-                        self._frame_left = struct.unpack(">I", self._frame_header[4:])[0]
-                        self._frame_header = b""
-                    continue
-                take = data[: self._frame_left]
-                out += take
-                self._frame_left -= len(take)
-                data = data[len(take) :]
-            if self._gone:
-                window = self._gone_tail + out
-                if self._gone in window:
-                    self._sock = None
-                    raise ShellExited()
-                self._gone_tail = window[-len(self._gone):]
-            if out:
-                return bytes(out)
+            self._gone_tail = window[-len(link.gone) :]
+        return out
 
     def _drain(self) -> int:
         """Throw away output that arrived between commands (background jobs)."""
         dropped = 0
         try:
-            while self._sock is not None:
+            while self._link is not None:
                 chunk = self._read_payload(time.monotonic())
                 if chunk is None:
                     break
@@ -322,22 +488,22 @@ class PersistentShell:
         return dropped
 
     # -- process control through side channels -----------------------------
-    def _side_exec(self, argv: list[str]) -> None:
-        exec_id = self.api.exec_create(self.container_id, argv, stdout=True, stderr=True)["Id"]
+    def _side_exec(self, script: str) -> None:
+        exec_id = self.api.exec_create(self.container_id, ["bash", "-c", script], stdout=True, stderr=True)["Id"]
         self.api.exec_start(exec_id)
 
     def _signal_children(self, sig: str) -> None:
         if self._pid:
-            self._side_exec(["bash", "-c", _SIGNAL_TREE, "signal-tree", str(self._pid), sig])
+            self._side(f"bash -c {ansi_c_quote(_SIGNAL_TREE.encode())} signal-tree {self._pid} {sig}")
 
     def _kill_shell(self) -> None:
         if self._pid:
             self._signal_children("KILL")
-            self._side_exec(["sh", "-c", f"kill -KILL {self._pid}"])  # no procps in the image: the builtin
+            self._side(f"kill -KILL {self._pid}")  # no procps in the image: the builtin
 
     def _exit_code(self) -> int | None:
-        if not self._exec_id:
-            return None
+        if self._gone_code is not None or not self._exec_id:
+            return self._gone_code
         for _ in range(50):
             info = self.api.exec_inspect(self._exec_id)
             if not info.get("Running"):

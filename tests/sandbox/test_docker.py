@@ -126,23 +126,36 @@ def test_write_is_atomic_and_keeps_mode(box: DockerSandbox) -> None:
     assert box.run("ls -a | grep -c moe- || true").output.strip() == "0"
 
 
-def test_file_access_attaches_to_the_main_process_instead_of_an_exec(box: DockerSandbox, docker_client) -> None:
+def test_neither_shell_costs_an_exec(box: DockerSandbox, docker_client) -> None:
     box.write_file("a.txt", b"one")
     assert box.read_file("a.txt") == b"one" and box.stat("a.txt").size == 3
-    execs = docker_client.api.inspect_container(box.id)["ExecIDs"] or []
-    assert len(execs) == 1  # the model's shell; the internal one is the container's own bash
+    assert box.run("cd /tmp && echo out && echo err >&2").output == "out\nerr\n"
+    assert box.run("timeout 0.1 sleep 5", timeout=10).exit_code == 124
+    # The internal shell is the container's own bash; the model's shell is its child.
+    assert (docker_client.api.inspect_container(box.id)["ExecIDs"] or []) == []
+    assert box._service is not None
+    model_parent = box.run("cut -d' ' -f4 /proc/$PPID/stat").output.strip()
+    assert model_parent == str(box._service._pid)  # the model's bash < the spawning subshell < the internal bash
     with pytest.raises(IsADirectoryError):
         box.write_file("/testbed", b"x")  # the script's early `exit` ran in a subshell...
-    assert box._service is not None and box._service.restarts == 0  # ...so the internal shell lives on
+    assert box._service.restarts == 0 and box.shell.restarts == 0  # ...so the internal shell lives on
 
 
 def test_a_killed_internal_shell_comes_back_through_exec(box: DockerSandbox) -> None:
+    box.run("cd /tmp && export KEPT=1")
     box.write_file("a.txt", b"before")
     assert box._service is not None
-    box.run(f"kill -9 {box._service._pid}")
+    killed = box.run(f"kill -9 {box._service._pid}")
     box.write_file("a.txt", b"after")
     assert box.read_file("a.txt") == b"after"
-    assert box._service.restarts == 1 and box.run("true").ok  # the container did not stop with it
+    assert box._service.restarts == 1  # the container did not stop with it
+    # The model's shell lost its parent's FIFO with it: it comes back where it was, and
+    # whether that shows at the kill or at the next command, it is said.
+    result = box.run("pwd; echo ${KEPT:-unset}")
+    assert result.output == "/tmp\nunset\n"
+    said = [note for r in (killed, result) if r.restarted for note in r.notes]
+    assert any("restarted in /tmp" in note for note in said)
+    assert box.run("echo again").output == "again\n" and box.shell.restarts == 1
 
 
 @pytest.mark.parametrize("setup", ["large files", "no base64 in the image"])
