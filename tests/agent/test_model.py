@@ -18,6 +18,7 @@ from tests.fakes.openai_server import (
     Drop,
     FakeOpenAIServer,
     HttpError,
+    NotJson,
     Reply,
     context_length_error,
     rate_limited,
@@ -137,6 +138,16 @@ def test_text_tool_format_comes_from_settings_or_profile(fake_model_server: Fake
     assert "tools" not in fake_model_server.requests[0]
     assert make_model(fake_model_server, name="qwen3-coder").text_tool_format == "xml"
     assert make_model(fake_model_server, name="Qwen3-235B-A22B-Instruct-2507").text_tool_format == "hermes"
+
+
+@pytest.mark.parametrize("answer", [NotJson(), NotJson('{"choices": [', "application/json"), NotJson("[]", "application/json")])
+def test_a_reply_that_is_not_a_json_object_is_one_clear_error(fake_model_server: FakeOpenAIServer, answer) -> None:
+    fake_model_server.script = [answer]
+    with pytest.raises(ModelError) as caught:
+        make_model(fake_model_server).query(MESSAGES, [BASH_TOOL])
+    message = str(caught.value)
+    assert "\n" not in message and fake_model_server.base_url in message and "not a JSON object" in message
+    assert answer.body.split("<body>")[-1][:10] in message or "unparsable JSON" in message
 
 
 def test_429_waits_for_retry_after_then_succeeds(fake_model_server: FakeOpenAIServer) -> None:

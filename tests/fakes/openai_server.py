@@ -59,7 +59,15 @@ class Drop:
     """Close the connection without answering."""
 
 
-Step = Reply | HttpError | Delay | Drop
+@dataclass(frozen=True)
+class NotJson:
+    """A 200 whose body is not a JSON object: a proxy's login page, a URL served by something else."""
+
+    body: str = "<html><body>Please log in to the proxy</body></html>"
+    content_type: str = "text/html"
+
+
+Step = Reply | HttpError | Delay | Drop | NotJson
 Script = Sequence[Step] | Callable[[dict[str, Any]], Step]
 
 _ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 429: "RateLimitError"}
@@ -298,6 +306,8 @@ class _Handler(FastHandler):
             self._answer(step.then, body)
         elif isinstance(step, Drop):
             self.close_connection = True
+        elif isinstance(step, NotJson):
+            self._send(200, step.body.encode(), step.content_type)
         elif isinstance(step, HttpError):
             headers = {} if step.retry_after is None else {"Retry-After": f"{step.retry_after:g}"}
             self._send_json(step.status, _error_body(step), headers)
