@@ -8,6 +8,8 @@ when the repository forgot to ignore them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,9 @@ ARTIFACT_PATHSPECS = (
     + [f":(exclude,glob){name}/**" for name in TOP_LEVEL_ARTIFACT_DIRS]
 )
 # Whatever the user's git config says, the patch must be a plain a/ b/ diff that `git apply` takes.
+# The throwaway index and the patch, kept in the sandbox and reused by every submit: each
+# process costs a few ms of CPU in a container, and this saves a mktemp and an rm.
+PATCH_DIR = "/tmp/.moe-patch"
 GIT = "git -c core.quotepath=off -c diff.noprefix=false -c diff.mnemonicPrefix=false"
 
 DESCRIPTION = """\
@@ -65,53 +70,78 @@ def current_patch(ctx: ToolContext) -> str:
 
 def compute_patch(ctx: ToolContext) -> PatchResult:
     """The diff of the work tree (new files included, artefacts excluded) against the base commit."""
-    staged = stage(ctx)
+    data, left_out = staged_diff(ctx)
+    unreadable = non_utf8_paths(data)
+    if unreadable:
+        # A str patch cannot carry latin-1 text verbatim; as git binary patches those files survive intact.
+        attributes = "".join(f"/{escape_glob(path)} binary\n" for path in unreadable)
+        data, left_out = staged_diff(ctx, attributes.encode("utf-8", errors="surrogateescape"))
+    return PatchResult(data.decode("utf-8", errors="replace"), left_out)
+
+
+def staged_diff(ctx: ToolContext, attributes: bytes = b"") -> tuple[bytes, list[str]]:
+    """Stage the work tree into a throwaway index and diff it against the base, in one command.
+
+    The patch comes back base64-encoded in the command's output (the shell would mangle
+    text that is not UTF-8); one too big for the output is read as a file instead. Each
+    process here costs a few ms of CPU in a container, so the common case runs as few as
+    it can: one rev-parse, the untracked-file listing, the index copy, two adds, the diff, base64.
+    """
+    attributes_file = ""
+    if attributes:
+        attributes_file = f"{PATCH_DIR}/attributes"
+        try:
+            ctx.sandbox.write_file(attributes_file, attributes)
+        except OSError as exc:
+            raise ToolError(f"could not compute the patch: {exc}") from None
+    found, left_out, result = _stage_and_diff(ctx, attributes_file, inline=True)
+    if "__moe_patch" in found and not result.truncated_bytes:
+        try:
+            return base64.b64decode(found["__moe_patch"], validate=True), left_out
+        except binascii.Error:
+            pass  # no base64 in the image: its complaint is not the patch
+    _stage_and_diff(ctx, attributes_file, inline=False)  # too big for the output: read as a file
     try:
-        data = diff(ctx, staged, attributes="")
-        unreadable = non_utf8_paths(data)
-        if unreadable:
-            # A str patch cannot carry latin-1 text verbatim; as git binary patches those files survive intact.
-            data = diff(ctx, staged, attributes="".join(f"/{escape_glob(path)} binary\n" for path in unreadable))
-        return PatchResult(data.decode("utf-8", errors="replace"), staged.left_out)
-    finally:
-        ctx.sandbox.run(f"rm -rf -- {shlex.quote(staged.tmp)}")
+        return ctx.sandbox.read_file(f"{PATCH_DIR}/patch"), left_out
+    except OSError as exc:
+        raise ToolError(f"could not compute the patch: {exc}") from None
 
 
-@dataclass(frozen=True)
-class StagedTree:
-    """A throwaway index holding the work tree, in a temporary directory inside the sandbox."""
-
-    top: str
-    base: str
-    tmp: str
-    left_out: list[str]
-
-
-def stage(ctx: ToolContext) -> StagedTree:
+def _stage_and_diff(ctx: ToolContext, attributes_file: str, *, inline: bool) -> tuple[dict[str, str], list[str], Any]:
     root = shlex.quote(ctx.sandbox.workdir)
     excludes = " ".join(map(shlex.quote, ARTIFACT_PATHSPECS))
+    config = f" -c core.attributesFile={shlex.quote(attributes_file)}" if attributes_file else ""
+    finish = 'printf "\\n__moe_patch "; base64 -w0 < "$tmp/patch"; echo' if inline else 'echo __moe_patch_file'
     script = f"""
 cd {root} 2>/dev/null || {{ echo "__moe_error the repository root {root} does not exist"; exit 0; }}
-top=$(git rev-parse --show-toplevel 2>/dev/null) || {{ echo "__moe_error not a git repository"; exit 0; }}
-cd "$top"
 base={shlex.quote(ctx.base_commit or "HEAD")}
-if ! git rev-parse -q --verify "$base^{{commit}}" >/dev/null; then
-  [ "$base" = HEAD ] && base={EMPTY_TREE} || {{ echo "__moe_error the base commit $base does not exist"; exit 0; }}
+where=$(git rev-parse --show-toplevel --git-path index "$base^{{commit}}" 2>/dev/null); found=$?
+mapfile -t where <<< "$where"
+[ "${{#where[@]}}" -ge 3 ] || {{ echo "__moe_error not a git repository"; exit 0; }}
+top=${{where[0]}}; index=${{where[1]}}; commit=${{where[2]}}
+case $index in /*) ;; *) index=$PWD/$index ;; esac
+if [ "$found" != 0 ]; then
+  [ "$base" = HEAD ] && commit={EMPTY_TREE} || {{ echo "__moe_error the base commit $base does not exist"; exit 0; }}
 fi
-base=$(git rev-parse "$base")
-index=$(git rev-parse --git-path index)
-tmp=$(mktemp -d)
-git ls-files -z --others --exclude-standard | sed -z 's|^|./|' \\
-  | xargs -0 -r sh -c 'find "$@" -maxdepth 0 -type f -size +{LARGE_NEW_FILE_BYTES}c -print0' find \\
-  | sed -z 's|^\\./||' > "$tmp/large"
-[ -f "$index" ] && cp "$index" "$tmp/index"
+cd "$top"
+tmp={PATCH_DIR}
+[ -d "$tmp" ] || mkdir -p "$tmp" || {{ echo "__moe_error cannot create $tmp"; exit 0; }}
+: > "$tmp/large"
+git ls-files -z --others --exclude-standard > "$tmp/new"
+if [ -s "$tmp/new" ]; then
+  sed -z 's|^|./|' "$tmp/new" | xargs -0 -r sh -c 'find "$@" -maxdepth 0 -type f -size +{LARGE_NEW_FILE_BYTES}c -print0' find \\
+    | sed -z 's|^\\./||' > "$tmp/large"
+fi
+if [ -f "$index" ]; then cp "$index" "$tmp/index"; else rm -f "$tmp/index"; fi
 export GIT_INDEX_FILE="$tmp/index"
-git add -u -- . && git add -A -- . {excludes} >/dev/null 2>&1 || echo "__moe_error git add failed"
+git add -u -- . && git add -A -- . {excludes} >/dev/null 2>&1 || {{ echo "__moe_error git add failed"; exit 0; }}
 if [ -s "$tmp/large" ]; then
   git --literal-pathspecs rm -q --cached --ignore-unmatch --pathspec-from-file="$tmp/large" --pathspec-file-nul
   tr '\\0' '\\n' < "$tmp/large" | sed 's/^/__moe_large /'
 fi
-printf '__moe_top %s\\n__moe_base %s\\n__moe_tmp %s\\n' "$top" "$base" "$tmp"
+{GIT}{config} diff --cached --binary --no-color --no-ext-diff --no-renames "$commit" > "$tmp/patch" 2> "$tmp/err" \\
+  || {{ echo "__moe_error git diff failed: $(tail -c 500 "$tmp/err")"; exit 0; }}
+{finish}
 """
     result = ctx.sandbox.run(f"( {script} )", timeout=max(ctx.command_timeout, 120))
     found: dict[str, str] = {}
@@ -124,32 +154,11 @@ printf '__moe_top %s\\n__moe_base %s\\n__moe_tmp %s\\n' "$top" "$base" "$tmp"
     if found.get("__moe_error") == "not a git repository":
         raise ToolError(f"{ctx.sandbox.workdir} is not a git repository, so there is no base commit to make a patch "
                         "against; the run cannot be submitted")
-    if "__moe_tmp" not in found:
-        raise ToolError(f"could not compute the patch: {found.get('__moe_error') or result.output.strip()[-500:]}")
-    staged = StagedTree(found["__moe_top"], found["__moe_base"], found["__moe_tmp"], left_out)
     if "__moe_error" in found:
-        ctx.sandbox.run(f"rm -rf -- {shlex.quote(staged.tmp)}")
         raise ToolError(f"could not compute the patch: {found['__moe_error']}")
-    return staged
-
-
-def diff(ctx: ToolContext, staged: StagedTree, attributes: str) -> bytes:
-    """The staged tree against the base, read as bytes: the shell would mangle text that is not UTF-8."""
-    tmp = shlex.quote(staged.tmp)
-    config = ""
-    try:
-        if attributes:
-            ctx.sandbox.write_file(f"{staged.tmp}/attributes", attributes.encode("utf-8", errors="surrogateescape"))
-            config = f" -c core.attributesFile={tmp}/attributes"
-        result = ctx.sandbox.run(
-            f"(cd {shlex.quote(staged.top)} && GIT_INDEX_FILE={tmp}/index {GIT}{config} diff --cached --binary "
-            f"--no-color --no-ext-diff --no-renames {shlex.quote(staged.base)} > {tmp}/patch)"
-        )
-        if not result.ok:
-            raise ToolError(f"could not compute the patch: git diff failed: {result.output.strip()[-500:]}")
-        return ctx.sandbox.read_file(f"{staged.tmp}/patch")
-    except OSError as exc:
-        raise ToolError(f"could not compute the patch: {exc}") from None
+    if "__moe_patch" not in found and "__moe_patch_file" not in found:
+        raise ToolError(f"could not compute the patch: {result.output.strip()[-500:]}")
+    return found, left_out, result
 
 
 def non_utf8_paths(patch: bytes) -> list[str]:

@@ -110,6 +110,28 @@ def test_large_new_files_are_left_out_and_named(repo, ctx) -> None:
     assert "left out new files over 1 MB: dump.txt" in str(done)
 
 
+def test_a_patch_too_big_for_the_shell_output_is_read_as_a_file(repo, ctx) -> None:
+    assert repo.run("head -c 700000 /dev/urandom | base64 > big.txt").ok
+    done = submitted(ctx)  # base64-encoded, the patch is over the shell's 1 MB of output
+    check = applies_to_base(repo, done.patch, ctx.base_commit)
+    assert repo.read_file(f"{check}/big.txt") == repo.read_file("big.txt")
+    assert repo.run("git status --short").output == "?? big.txt\n"
+
+
+def test_without_base64_in_the_image_the_patch_is_read_as_a_file(repo, ctx) -> None:
+    repo.run("printf 'x = 1\\n' > src/new_mod.py && rm \"$(command -v base64)\"")
+    patch = submitted(ctx).patch
+    assert patch.startswith("diff --git a/src/new_mod.py") and "+x = 1" in patch
+
+
+def test_a_workdir_below_the_repository_top_diffs_the_whole_repository(repo, ctx) -> None:
+    repo.run("printf 'x = 1\\n' > src/new_mod.py && printf '# more\\n' >> README.md")
+    repo.workdir = "/testbed/src"  # as when the sandbox starts in a package of a bigger repository
+    patch = submitted(ctx).patch
+    assert "a/README.md" in patch and "b/src/new_mod.py" in patch
+    assert repo.run("git status --short").output == " M README.md\n?? src/new_mod.py\n"
+
+
 def test_symlink_pointing_outside_is_a_symlink_in_the_patch(repo, ctx) -> None:
     repo.run("ln -s /etc/passwd leak")
     patch = submitted(ctx).patch
