@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from functools import partial
@@ -37,6 +37,7 @@ from agent.config import ModelSettings
 from agent.endpoints import EndpointPool, Lease, SlotTable, lease_seconds
 from agent.errors import EnvironmentProblem, UsageError
 from evals.images import ImageBuilder
+from evals.prefetch import Opener, SandboxPrefetch
 from evals.repos import RepoSource
 from sandbox import cleanup
 
@@ -69,6 +70,10 @@ class Executor(Protocol):
 
     def model_for_workers(self, model: Any) -> Any:
         """The model client as the workers reach it."""
+        ...
+
+    def sandboxes_for_workers(self, order: Sequence[Any], opener: Opener) -> SandboxPrefetch | None:
+        """Sandboxes started ahead of the items, in `order`, when the workers share this process; else None."""
         ...
 
     def close(self) -> None: ...
@@ -123,6 +128,9 @@ class LocalExecutor:
 
     def model_for_workers(self, model: Any) -> Any:
         return model
+
+    def sandboxes_for_workers(self, order: Sequence[Any], opener: Opener) -> SandboxPrefetch | None:
+        return SandboxPrefetch(order, opener, ahead=self.workers)
 
     def close(self) -> None:
         pass
@@ -206,6 +214,9 @@ class RayExecutor:
         config = {f.name: getattr(builder, f.name) for f in fields(builder)
                   if f.init and f.name not in ("client", "repos", "echo")}
         return NodeLocal(partial(builder_on_node, builder.repos.spec, config))
+
+    def sandboxes_for_workers(self, order: Sequence[Any], opener: Opener) -> SandboxPrefetch | None:
+        return None  # each task starts its own on its node
 
     def model_for_workers(self, model: Any) -> NodeLocal:
         """A recipe for the model client, behind the cluster-wide endpoint slots."""

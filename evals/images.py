@@ -181,6 +181,7 @@ class ImageBuilder:
     _failures: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _forced: set[str] = field(default_factory=set, init=False, repr=False)
     _present: set[str] = field(default_factory=set, init=False, repr=False)
+    _plans: dict[tuple[str, str, str, str], EnvironmentPlan] = field(default_factory=dict, init=False, repr=False)
     _pull: bool | None = field(default=None, init=False, repr=False)
 
     def ensure(self, instance: TaskInstance) -> InstanceImage:
@@ -197,7 +198,7 @@ class ImageBuilder:
         setup_commit = instance.environment_setup_commit or instance.base_commit
         mirror = self.repos.mirror_with(instance.repo, setup_commit)
         self.repos.mirror_with(instance.repo, instance.base_commit)  # both commits must be there
-        env_plan = EnvironmentPlan.make(recipe, mirror, setup_commit, base_tag, self.build_tools)
+        env_plan = self._environment_plan(recipe, mirror, setup_commit, base_tag)
         inst_tag = instance_tag(instance, recipe, env_plan.tag)
         base = self._layer(base_tag, lambda tag: self._build_base(recipe, tag), forceable=False)
         env = self._layer(env_plan.tag, lambda tag: self._build_environment(env_plan, mirror, base_tag, tag))
@@ -205,6 +206,14 @@ class ImageBuilder:
         self._drop_replaced([inst, env])
         notes = (substitution_note(recipe.interpreter),) if recipe.interpreter.substituted else ()
         return InstanceImage(instance.instance_id, inst.tag, recipe, layers=(base, env, inst), notes=notes)
+
+    def _environment_plan(self, recipe: Recipe, mirror: Path, setup_commit: str, base_tag: str) -> EnvironmentPlan:
+        """Made once per (repo, version, setup commit): it reads files from the mirror with git."""
+        key = (recipe.repo, recipe.version, setup_commit, base_tag)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = EnvironmentPlan.make(recipe, mirror, setup_commit, base_tag, self.build_tools)
+        return plan
 
     # -- layers ---------------------------------------------------------------
     def _layer(self, tag: str, build: Callable[[str], None], forceable: bool = True) -> Layer:

@@ -45,6 +45,7 @@ class RepoSource:
             raise UsageError(f"repository source {spec!r}: not a folder of mirrors, nor a URL template with {{repo}}")
         default_cache = Path(os.environ.get("AGENT_CACHE_DIR", Path.home() / ".cache" / "moe-agent")) / "repos"
         self.cache_dir = cache_dir or default_cache
+        self._seen: set[tuple[str, str]] = set()  # (repo, commit) found: a commit never leaves a mirror
 
     @classmethod
     def configured(cls, flag: str | None = None, cache_dir: Path | None = None) -> RepoSource:
@@ -70,12 +71,14 @@ class RepoSource:
     def mirror_with(self, repo: str, commit: str) -> Path:
         """The mirror of `repo`, refreshed once from its URL if it lacks `commit`."""
         git_dir = self.mirror(repo)
-        if has_commit(git_dir, commit):
+        if (repo, commit) in self._seen or has_commit(git_dir, commit):
+            self._seen.add((repo, commit))
             return git_dir
         if self.template is not None:
             with _lock_for(git_dir):
                 _run_git(git_dir, "fetch", "--quiet", "--prune", "origin", timeout=CLONE_TIMEOUT)
             if has_commit(git_dir, commit):
+                self._seen.add((repo, commit))
                 return git_dir
         raise UsageError(f"commit {commit[:12]} of {repo} is not in the mirror {git_dir}")
 

@@ -26,6 +26,7 @@ from agent.model import Model
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
 from evals.executors import Executor, LocalExecutor
+from evals.prefetch import OpenedSandbox, SandboxPrefetch
 from sandbox.docker import SandboxSpec, start_sandbox
 
 PREDICTIONS = "predictions.jsonl"
@@ -36,7 +37,10 @@ FINISHED = frozenset({"submitted", "step_limit", "token_limit", "time_limit", "c
 
 
 class ImageProvider(Protocol):
-    """What the runner needs from the image builder: an image with `tag`, `activate`, `capabilities`."""
+    """What the runner needs from the image builder: an image with `tag`, `activate`, `capabilities`,
+    and the Docker client it lives in (one client for the batch: a new one asks the engine its version)."""
+
+    client: Any
 
     def ensure(self, instance: TaskInstance) -> Any: ...
 
@@ -102,6 +106,24 @@ class _Appender:
         self._fh.close()
 
 
+def open_sandbox(instance: TaskInstance, images: ImageProvider, settings: Settings) -> OpenedSandbox:
+    """The instance's task image, running, with its environment activated in the model's shell."""
+    image = images.ensure(instance)
+    spec = SandboxSpec(
+        image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
+        pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+        ca_bundle=settings.sandbox.ca_bundle, run_id=f"eval-{instance.instance_id}",
+        command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
+    )
+    box = start_sandbox(spec, images.client)
+    try:
+        box.run(image.activate)
+    except BaseException:
+        box.close()
+        raise
+    return OpenedSandbox(image, box)
+
+
 def run_instance(
     instance: TaskInstance,
     images: ImageProvider,
@@ -110,6 +132,7 @@ def run_instance(
     options: BatchOptions,
     stop: threading.Event,
     listener: Callable[[str, dict[str, Any]], None] | None = None,
+    sandboxes: SandboxPrefetch | None = None,
 ) -> InstanceOutcome:
     """One task end to end; every failure becomes an outcome, never an exception."""
     started = time.monotonic()
@@ -117,17 +140,11 @@ def run_instance(
     if trajectory_path.exists():
         trajectory_path.unlink()  # a rerun of an instance that did not finish starts its trajectory anew
     try:
-        image = images.ensure(instance)
-        spec = SandboxSpec(
-            image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
-            pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
-            ca_bundle=settings.sandbox.ca_bundle, run_id=f"eval-{instance.instance_id}",
-            command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
-        )
         if stop.is_set():
             return InstanceOutcome(instance.instance_id, "interrupted")
-        with start_sandbox(spec) as box:
-            box.run(image.activate)
+        opened = sandboxes.take(instance) if sandboxes else open_sandbox(instance, images, settings)
+        image = opened.image
+        with opened.box as box:
             limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
                                                                         options.instance_timeout)})
             writer = TrajectoryWriter(trajectory_path)
@@ -168,8 +185,10 @@ def run_batch(
     todo = [i for i in instances if i.instance_id not in done]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     notify = on_update or (lambda kind, item: None)
-    work = partial(run_instance_in, images=executor.images_for_workers(images),
-                   model=executor.model_for_workers(model), settings=settings, options=options)
+    workers_images = executor.images_for_workers(images)
+    sandboxes = executor.sandboxes_for_workers(todo, partial(open_sandbox, images=workers_images, settings=settings))
+    work = partial(run_instance_in, images=workers_images, model=executor.model_for_workers(model),
+                   settings=settings, options=options, sandboxes=sandboxes)
     written: set[str] = set()
     predictions = _Appender(options.output / PREDICTIONS)
     results = _Appender(options.output / RESULTS)
@@ -187,6 +206,8 @@ def run_batch(
     except KeyboardInterrupt:  # the executor has stopped the work in flight; it is not recorded
         summary.interrupted = True
     finally:
+        if sandboxes is not None:
+            sandboxes.close()
         predictions.close()
         results.close()
     return summary
@@ -201,9 +222,11 @@ def run_instance_in(
     model: Model,
     settings: Settings,
     options: BatchOptions,
+    sandboxes: SandboxPrefetch | None = None,
 ) -> InstanceOutcome:
     """`run_instance` writing under the executor's `output`, naming its trajectory as it lands in the batch's."""
-    outcome = run_instance(instance, images, model, settings, replace(options, output=output), stop)
+    outcome = run_instance(instance, images, model, settings, replace(options, output=output), stop,
+                           sandboxes=sandboxes)
     if outcome.trajectory:
         outcome.trajectory = str(options.output / TRAJECTORIES / f"{instance.instance_id}.jsonl")
     return outcome

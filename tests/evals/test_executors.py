@@ -105,6 +105,9 @@ class ScriptedExecutor:
     def model_for_workers(self, model):
         return model
 
+    def sandboxes_for_workers(self, order, opener):
+        return None
+
     def close(self) -> None:
         pass
 
