@@ -146,7 +146,7 @@ class DockerSandbox:
         try:
             service = self._service_shell()
             result = service.run(command, timeout=60)
-            if result.restarted and result.exit_code is None:  # the shell died under it: once more, anew
+            if result.restarted and not result.ok and not result.timed_out:  # the shell died under it: once more
                 result = service.run(command, timeout=60)
             return result
         except DockerException as exc:

@@ -158,6 +158,19 @@ def test_a_killed_internal_shell_comes_back_through_exec(box: DockerSandbox) -> 
     assert box.run("echo again").output == "again\n" and box.shell.restarts == 1
 
 
+def test_an_internal_command_sent_to_a_shell_already_dead_is_run_again(box: DockerSandbox) -> None:
+    box.write_file("a.txt", b"before")
+    assert box._service is not None
+    pid = box._service._pid
+    # The parent that prints the gone-line is held back, so the next command goes to the dead shell
+    # before its death shows; the death then shows with a code (137) instead of an answer.
+    held = box.container.exec_run(["sh", "-c", f"p=$(cut -d' ' -f4 /proc/{pid}/stat); kill -STOP $p; kill -9 {pid}; "
+                                   "(sleep 0.5; kill -CONT $p) >/dev/null 2>&1 &"])
+    assert held.exit_code == 0, held.output
+    box.write_file("a.txt", b"after")
+    assert box.read_file("a.txt") == b"after" and box._service.restarts == 1
+
+
 @pytest.mark.parametrize("setup", ["large files", "no base64 in the image"])
 def test_files_travel_by_archive_when_the_shell_cannot_carry_them(box: DockerSandbox, monkeypatch, setup) -> None:
     if setup == "large files":
