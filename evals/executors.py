@@ -37,7 +37,7 @@ from agent.config import ModelSettings
 from agent.endpoints import EndpointPool, Lease, SlotTable, lease_seconds
 from agent.errors import EnvironmentProblem, UsageError
 from evals.images import ImageBuilder
-from evals.prefetch import Opener, SandboxPrefetch
+from evals.prefetch import SandboxOpener, SandboxPrefetch
 from evals.repos import RepoSource
 from sandbox import cleanup
 
@@ -72,7 +72,7 @@ class Executor(Protocol):
         """The model client as the workers reach it."""
         ...
 
-    def sandboxes_for_workers(self, order: Sequence[Any], opener: Opener) -> SandboxPrefetch | None:
+    def sandboxes_for_workers(self, order: Sequence[Any], opener: SandboxOpener) -> SandboxPrefetch | None:
         """Sandboxes started ahead of the items, in `order`, when the workers share this process; else None."""
         ...
 
@@ -129,7 +129,7 @@ class LocalExecutor:
     def model_for_workers(self, model: Any) -> Any:
         return model
 
-    def sandboxes_for_workers(self, order: Sequence[Any], opener: Opener) -> SandboxPrefetch | None:
+    def sandboxes_for_workers(self, order: Sequence[Any], opener: SandboxOpener) -> SandboxPrefetch | None:
         return SandboxPrefetch(order, opener, ahead=self.workers)
 
     def close(self) -> None:
@@ -215,7 +215,7 @@ class RayExecutor:
                   if f.init and f.name not in ("client", "repos", "echo")}
         return NodeLocal(partial(builder_on_node, builder.repos.spec, config))
 
-    def sandboxes_for_workers(self, order: Sequence[Any], opener: Opener) -> SandboxPrefetch | None:
+    def sandboxes_for_workers(self, order: Sequence[Any], opener: SandboxOpener) -> SandboxPrefetch | None:
         return None  # each task starts its own on its node
 
     def model_for_workers(self, model: Any) -> NodeLocal:

@@ -32,11 +32,11 @@ class OpenedSandbox:
     box: DockerSandbox
 
 
-Opener = Callable[[TaskInstance], OpenedSandbox]
+SandboxOpener = Callable[[TaskInstance], OpenedSandbox]
 
 
 class SandboxPrefetch:
-    def __init__(self, order: Sequence[TaskInstance], opener: Opener, ahead: int) -> None:
+    def __init__(self, order: Sequence[TaskInstance], opener: SandboxOpener, ahead: int) -> None:
         self._opener = opener
         self._ahead = max(1, ahead)
         self._upcoming = deque(order)

@@ -328,14 +328,13 @@ class PersistentShell:
         )
         if "__moe_spawned" not in self.run(script, timeout=self.start_timeout).output:
             return None
-        restarts = self.restarts
 
         def relay(data: bytes) -> None:
             """Hand `data` to the child without waiting for an answer: whatever goes wrong (the
             child or this bash gone) ends with the child's gone-line, which its reader sees."""
             with self._lock:
-                if self._link is not link or self.restarts != restarts:
-                    raise ShellExited()  # this bash restarted: the FIFO went with it
+                if self._link is not link:
+                    raise ShellExited()  # this bash died or restarted: the FIFO went with it
                 # `kill -0`: a dead child's FIFO is never written to, so a big write cannot block here.
                 link.send(b'kill -0 "$__moe_child" 2>/dev/null && printf %s ' + ansi_c_quote(data).encode()
                           + b" >&7 2>/dev/null\n")
@@ -466,7 +465,7 @@ class PersistentShell:
             window = self._gone_tail + out
             at = window.find(link.gone)
             if at >= 0:
-                self._scan += window[len(self._gone_tail) : at] if at > len(self._gone_tail) else b""
+                self._scan += window[len(self._gone_tail) : at]  # output before the gone-line is the command's
                 code = re.match(rb" (\d+)", window[at + len(link.gone) :])
                 self._gone_code = int(code.group(1)) if code else None
                 self._link = None

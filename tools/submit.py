@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.base import CommandResult
 from tools.base import Observation, Submitted, ToolContext, ToolError, ToolSpec
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # `git hash-object -t tree /dev/null`
@@ -94,24 +95,22 @@ def staged_diff(ctx: ToolContext, attributes: bytes = b"") -> tuple[bytes, list[
             ctx.sandbox.write_file(attributes_file, attributes)
         except OSError as exc:
             raise ToolError(f"could not compute the patch: {exc}") from None
-    found, left_out, result = _stage_and_diff(ctx, attributes_file, inline=True)
+    found, left_out, result = _stage_and_diff(ctx, attributes_file)
     if "__moe_patch" in found and not result.truncated_bytes:
         try:
             return base64.b64decode(found["__moe_patch"], validate=True), left_out
         except binascii.Error:
             pass  # no base64 in the image: its complaint is not the patch
-    _stage_and_diff(ctx, attributes_file, inline=False)  # too big for the output: read as a file
-    try:
+    try:  # too big for the output, or no base64: the patch is still in its file
         return ctx.sandbox.read_file(f"{PATCH_DIR}/patch"), left_out
     except OSError as exc:
         raise ToolError(f"could not compute the patch: {exc}") from None
 
 
-def _stage_and_diff(ctx: ToolContext, attributes_file: str, *, inline: bool) -> tuple[dict[str, str], list[str], Any]:
+def _stage_and_diff(ctx: ToolContext, attributes_file: str) -> tuple[dict[str, str], list[str], CommandResult]:
     root = shlex.quote(ctx.sandbox.workdir)
     excludes = " ".join(map(shlex.quote, ARTIFACT_PATHSPECS))
     config = f" -c core.attributesFile={shlex.quote(attributes_file)}" if attributes_file else ""
-    finish = 'printf "\\n__moe_patch "; base64 -w0 < "$tmp/patch"; echo' if inline else 'echo __moe_patch_file'
     script = f"""
 cd {root} 2>/dev/null || {{ echo "__moe_error the repository root {root} does not exist"; exit 0; }}
 base={shlex.quote(ctx.base_commit or "HEAD")}
@@ -141,7 +140,7 @@ if [ -s "$tmp/large" ]; then
 fi
 {GIT}{config} diff --cached --binary --no-color --no-ext-diff --no-renames "$commit" > "$tmp/patch" 2> "$tmp/err" \\
   || {{ echo "__moe_error git diff failed: $(tail -c 500 "$tmp/err")"; exit 0; }}
-{finish}
+printf "\\n__moe_patch "; base64 -w0 < "$tmp/patch"; echo
 """
     result = ctx.sandbox.run(f"( {script} )", timeout=max(ctx.command_timeout, 120))
     found: dict[str, str] = {}
@@ -156,7 +155,7 @@ fi
                         "against; the run cannot be submitted")
     if "__moe_error" in found:
         raise ToolError(f"could not compute the patch: {found['__moe_error']}")
-    if "__moe_patch" not in found and "__moe_patch_file" not in found:
+    if "__moe_patch" not in found and not result.truncated_bytes:
         raise ToolError(f"could not compute the patch: {result.output.strip()[-500:]}")
     return found, left_out, result
 
