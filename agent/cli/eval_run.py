@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from agent.errors import UsageError
+from agent.errors import EnvironmentProblem, UsageError
 
 
 def run(
@@ -49,7 +49,7 @@ def run(
     from evals.executors import make_executor
     from evals.images import ImageBuilder, ImageSource, RecipeBook
     from evals.repos import RepoSource
-    from evals.run import BatchOptions, InstanceOutcome, run_batch
+    from evals.run import FINISHED, BatchOptions, InstanceOutcome, run_batch
     from evals.validation import keep_validated
     from sandbox.docker import connect
 
@@ -108,3 +108,8 @@ def run(
     console.print(f"predictions: {output / 'predictions.jsonl'}")
     if summary.interrupted:
         raise typer.Exit(130)
+    failed = [o for o in summary.outcomes if o.status not in FINISHED]
+    if failed and len(failed) == len(summary.outcomes):  # not one ran to its end: the setup, not the tasks
+        raise EnvironmentProblem(f"no instance finished ({len(failed)} tried); {failed[0].instance_id}: "
+                                 f"{failed[0].error or failed[0].status}; see {output / 'results.jsonl'}, "
+                                 "and rerun to try them again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,27 @@ def test_ctrl_c_keeps_finished_predictions_and_removes_containers(project, docke
     lines = (out / PREDICTIONS).read_text().splitlines()
     assert [json.loads(line)["instance_id"] for line in lines] == [project.instance("1").instance_id]
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
+
+
+@pytest.mark.parametrize("server", ["unreachable", "not JSON"])
+def test_cli_run_where_no_instance_can_finish_is_one_line_and_exit_3(project, docker_client, fake_model_server,
+                                                                    tmp_path, server) -> None:
+    from tests.fakes.openai_server import NotJson
+
+    env = cli_env(fake_model_server, tmp_path)
+    if server == "unreachable":
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    else:
+        fake_model_server.script = lambda body: NotJson()
+    out = tmp_path / "out"
+    done = subprocess.run(eval_run_argv(project, out, r"-1$", workers=1), env=env,
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 3, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no instance finished (1 tried)") and "Traceback" not in done.stderr
+    assert ("unreachable" if server == "unreachable" else "not a JSON object") in last
+    result = json.loads((out / RESULTS).read_text())
+    assert result["status"] == "model_error" and (out / "trajectories" / f"{result['instance_id']}.jsonl").is_file()
+    assert finished_ids(out) == set()  # nothing recorded as done: a rerun tries it again
