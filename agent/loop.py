@@ -27,9 +27,6 @@ from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
 from tools.submit import current_patch
 from tools.toolset import build_toolset
 
-STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "cost_limit", "format_error",
-            "model_error", "sandbox_error", "interrupted")
-
 
 class AgentExit(Exception):
     """Ends the run with `status`."""
