@@ -13,7 +13,7 @@ A new tier: one line in `TIERS` below, its check in the module that owns what it
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -41,7 +41,7 @@ TIERS: tuple[Tier, ...] = (
 _skipped = pytest.StashKey[dict[str, tuple[int, str]]]()
 
 
-def required(env: dict[str, str] | os._Environ[str] = os.environ) -> set[str]:
+def required(env: Mapping[str, str] = os.environ) -> set[str]:
     """The tiers this run must not skip, from $MOE_AGENT_REQUIRE_TIERS; `all` means every tier."""
     names = {name.strip() for name in env.get(REQUIRE_ENV, "").split(",") if name.strip()}
     return {tier.marker for tier in TIERS} if "all" in names else names
