@@ -25,7 +25,8 @@ def agent(args: list[str], tmp_path: Path, hide: str | None = None, env: dict[st
     """`agent ARGS` in a subprocess; `hide` makes importing that module fail as if it were not installed."""
     prelude = f"import sys; sys.modules[{hide!r}] = None; " if hide else "import sys; "
     code = prelude + f"sys.argv = ['agent', *{args!r}]; from agent.cli import main; main()"
-    full_env = {**os.environ, "HOME": str(tmp_path), "GITHUB_TOKEN": "", "GH_TOKEN": "", **(env or {})}
+    full_env = {**os.environ, "HOME": str(tmp_path), "GITHUB_TOKEN": "", "GH_TOKEN": "", **(env or {}),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # this checkout
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
 
