@@ -35,6 +35,7 @@ what was wrong and what is expected. Valid calls next to it are still returned.
 from __future__ import annotations
 
 import ast
+import bisect
 import json
 import re
 from dataclasses import dataclass, field
@@ -101,7 +102,8 @@ _PARAM_CLOSE_AT_END = re.compile(r"</parameter[^<>\n]{0,3}>?\s*\Z")
 _HERMES_CLOSE = re.compile(r"[\s}\]]*</tool_call>")  # tolerates a stray closing brace
 _EMPTY_FENCE = re.compile(r"```[\w+-]*\s*```")  # left behind when a call sat in a code fence
 _MAX_PARAMETER_TAGS = 200  # beyond this many `<parameter=` tags in one call, readings are not searched
-_MAX_READING_STATES = 20_000
+_MAX_READING_STATES = 5_000
+_JSON_WINDOW = 16_384  # characters a JSON call is first decoded within
 
 _JSON = json.JSONDecoder(strict=False)  # models put raw newlines inside JSON strings
 _UNREADABLE = object()
@@ -334,7 +336,8 @@ class _ParameterReading:
     A tag can start a parameter when only blank space separates it from a `</parameter>` before it
     ("strong"), or, for a model that dropped its closer, when it starts a line ("weak"). A reading
     gives each parameter once; it costs 3 for each strong tag it leaves inside a value, 1 for each
-    weak one, 2 for each name the tool does not declare and 2 for each required parameter it lacks.
+    weak one, 2 for each name the tool does not declare, 2 for each value outside its parameter's
+    `enum` or not readable as its number/boolean type, and 2 for each required parameter it lacks.
     The cheapest reading wins; two different cheapest readings make the call ambiguous. So a
     Markdown page in `file_text` that shows `<parameter=path>` lines (issue 14) reads as one value,
     a dropped `</parameter>` before a declared parameter is forgiven, and a value that holds
@@ -342,19 +345,27 @@ class _ParameterReading:
     """
 
     def __init__(self, body: str, openers: list[re.Match[str]], schema: dict[str, Any]) -> None:
+        self.body, self.openers = body, openers
         self.names = [opener.group(1).strip().strip("\"'") for opener in openers]
         properties = schema.get("properties")
+        self.fields: dict[str, Any] = properties if isinstance(properties, dict) else {}
         self.declared = set(properties) if isinstance(properties, dict) and properties else None
-        self.required = {name for name in schema.get("required") or [] if isinstance(name, str)}
+        required = {name for name in schema.get("required") or [] if isinstance(name, str)}
+        # Only names that several tags carry can clash, so only they are tracked through a reading;
+        # a required name that one tag carries is missing exactly when that tag is left inside a value.
+        self.repeated = {name for name in self.names if self.names.count(name) > 1}
+        self.required = required & self.repeated
         self.value_end = [0]
         self.kind_cost = [0]  # what leaving each tag inside a value costs; 0: it cannot start a parameter
-        for opener in openers[1:]:
+        for opener, name in zip(openers[1:], self.names[1:]):
             closer = _closer_before(body, opener.start())
             self.value_end.append(opener.start() if closer is None else closer)
-            self.kind_cost.append(3 if closer is not None else 1 if _at_line_start(body, opener.start()) else 0)
+            kind = 3 if closer is not None else 1 if _at_line_start(body, opener.start()) else 0
+            self.kind_cost.append(kind + (2 if name in required and name not in self.repeated else 0))
         self.swallowed = [0]  # prefix sums of kind_cost
         for cost in self.kind_cost:
             self.swallowed.append(self.swallowed[-1] + cost)
+        self.splits = [index for index, cost in enumerate(self.kind_cost) if cost]
         self.memo: dict[tuple[int, frozenset[str]], tuple[int, int, list[int]]] = {}
 
     def best(self) -> list[int]:
@@ -379,19 +390,37 @@ class _ParameterReading:
         if len(self.memo) >= _MAX_READING_STATES:
             raise _Ambiguous("its parameter tags can be read in too many ways; send fewer parameters per call, "
                              "each closed with </parameter>.")
-        used = used | {name}
+        used = used | ({name} & self.repeated)
         own = 2 if self.declared is not None and name not in self.declared else 0
         last = len(self.names)
-        options = [(self.swallowed[last] - self.swallowed[first + 1] + 2 * len(self.required - used), 1, [])]
-        for stop in range(first + 1, last):  # this value ends at the tag `stop` instead of the call's end
-            if self.kind_cost[stop] and self.names[stop] not in used:  # each parameter once
+        options = [(self.swallowed[last] - self.swallowed[first + 1] + 2 * len(self.required - used)
+                    + self._misfit(first, None), 1, [])]
+        for stop in self.splits[bisect.bisect_right(self.splits, first):]:  # the value ends at tag `stop` instead
+            if self.names[stop] not in used:  # each parameter once
                 rest = self._from(stop, used)
-                options.append((self.swallowed[stop] - self.swallowed[first + 1] + rest[0], rest[1], rest[2]))
+                options.append((self.swallowed[stop] - self.swallowed[first + 1] + self._misfit(first, stop)
+                                + rest[0], rest[1], rest[2]))
         cost = min(option[0] for option in options)
         cheapest = [option for option in options if option[0] == cost]
         best = (cost + own, min(2, sum(option[1] for option in cheapest)), [first, *cheapest[0][2]])
         self.memo[key] = best
         return best
+
+    def _misfit(self, first: int, stop: int | None) -> int:
+        """2 when the value from tag `first` to tag `stop` (or to the end) cannot be its enum or scalar type."""
+        field = self.fields.get(self.names[first])
+        if not isinstance(field, dict):
+            return 0
+        types, choices = _types(field), field.get("enum")
+        if not isinstance(choices, list) and (not types & {"integer", "number", "boolean"} or "string" in types):
+            return 0
+        start, end = self.openers[first].end(), len(self.body) if stop is None else self.value_end[stop]
+        if end - start > 200:  # no enum member or number is that long
+            return 2
+        value = _strip_one_newline(_PARAM_CLOSE_AT_END.sub("", self.body[start:end]))
+        if isinstance(choices, list):
+            return 0 if value in [str(choice) for choice in choices] else 2
+        return 2 if isinstance(_convert(value, field, raw_text=True), str) else 0
 
 
 def _closer_before(body: str, pos: int) -> int | None:
@@ -427,10 +456,23 @@ def _json_values(text: str, at: int) -> tuple[list[Any], int]:
     objects: list[Any] = []
     pos = at
     while pos < len(text) and text[pos] in "{[":
-        value, pos = _JSON.raw_decode(text, pos)
+        value, pos = _decode_json(text, pos)
         objects += value if isinstance(value, list) else [value]
         pos = _skip_space(text, pos)
     return objects, pos
+
+
+def _decode_json(text: str, pos: int) -> tuple[Any, int]:
+    """One JSON value at `pos`. Tried on a window first: a failed decode of the whole reply costs time in
+    proportion to all the text before it (the error counts its lines), which lines of JSON-like text repeat."""
+    window = text[pos:pos + _JSON_WINDOW]
+    try:
+        value, end = _JSON.raw_decode(window)
+        return value, pos + end
+    except json.JSONDecodeError as exc:
+        if len(window) < _JSON_WINDOW or not (exc.pos >= len(window) - 1 or exc.msg.startswith("Unterminated")):
+            raise
+    return _JSON.raw_decode(text, pos)
 
 
 def _read_python_call(text: str, at: int, error: json.JSONDecodeError) -> tuple[list[_Attempt], int]:
@@ -457,9 +499,7 @@ def _read_json_calls(text: str, at: int, fmt: Format, schemas: Schemas,
         line_end = _line_end(text, at)  # a Python literal on one line: {'name': 'bash', ...}
         value = _python_literal(text[at:line_end].strip())
         if value is _UNREADABLE:
-            stop = text.find(close_tag, at) if close_tag else -1
-            end = stop + len(close_tag) if stop != -1 else _paragraph_end(text, at)
-            return _broken_call(text, at, end, exc, fmt, schemas)
+            return _broken_call(text, at, None, exc, fmt, schemas, close_tag)
         objects, end = (value if isinstance(value, list) else [value]), line_end
     if not any(_call_shaped(obj, schemas) for obj in objects):
         return None
@@ -503,12 +543,18 @@ def _call_shaped(obj: Any, schemas: Schemas) -> bool:
     return not schemas or obj["name"].strip() in schemas or len(obj) > 1
 
 
-def _broken_call(text: str, at: int, end: int, error: json.JSONDecodeError, fmt: Format,
-                 schemas: Schemas) -> tuple[list[_Attempt], int] | None:
-    """Invalid JSON that names an offered tool is a broken call, reported with the syntax; else it is text."""
-    named = _JSON_CALL_NAME.search(text, at, min(end, at + 300))
+def _broken_call(text: str, at: int, end: int | None, error: json.JSONDecodeError, fmt: Format,
+                 schemas: Schemas, close_tag: str = "") -> tuple[list[_Attempt], int] | None:
+    """Invalid JSON that names an offered tool is a broken call, reported with the syntax; else it is text.
+
+    The call ends at `end`, else at `close_tag`, else at the end of its paragraph.
+    """
+    named = _JSON_CALL_NAME.search(text, at, at + 300 if end is None else min(end, at + 300))
     if named is None or (schemas and named.group(1).strip() not in schemas):
         return None
+    if end is None:
+        stop = text.find(close_tag, at) if close_tag else -1
+        end = stop + len(close_tag) if stop != -1 else _paragraph_end(text, at)
     problem = (f"this looks like a call to {named.group(1).strip()} written as JSON, but the JSON is invalid "
                f"({error.msg} at line {error.lineno} column {error.colno}), so it was not run. {_syntax_hint(fmt)}")
     return [_Attempt(name=named.group(1).strip(), problem=problem)], end
