@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import ast
 import bisect
+import io
 import json
 import re
+import tokenize
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -755,10 +757,16 @@ def _literal(text: str, python: bool = True) -> Any:
 
 
 def _python_literal(text: str) -> Any:
+    """A Python literal, but not one that glues adjacent strings: `"ls" "-l"` is broken JSON, not `"ls-l"`."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = ast.literal_eval(text)
+        kinds = [token.type for token in tokenize.generate_tokens(io.StringIO(text).readline)
+                 if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, tokenize.TokenError):
         return _UNREADABLE
+    if any(a == b == tokenize.STRING for a, b in zip(kinds, kinds[1:])):
+        return _UNREADABLE
+    return value
 
 
 # -- error wording --------------------------------------------------------------------------

@@ -593,6 +593,12 @@ def test_hermes_invalid_json_is_explained_and_valid_calls_still_run() -> None:
     assert '{"name": "TOOL_NAME", "arguments": {"PARAMETER": "VALUE"}}' in parsed.errors[0]
 
 
+def test_hermes_adjacent_strings_are_invalid_json_not_glued_as_python_would() -> None:
+    parsed = parse_reply('<tool_call>\n{"name": "bash", "arguments": {"command": "ls" "-l"}}\n</tool_call>', TOOLS)
+
+    assert parsed.calls == [] and "the JSON inside <tool_call> is invalid" in parsed.errors[0]
+
+
 def test_hermes_truncated_json_is_a_cut_off_call() -> None:
     parsed = parse_reply('<tool_call>\n{"name": "str_replace_editor", "arguments": {"command": "create", '
                          '"file_text": "def f():\\n    ret', TOOLS)
