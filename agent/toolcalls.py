@@ -40,6 +40,7 @@ import io
 import json
 import re
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -155,11 +156,12 @@ def parse_reply(
     return result
 
 
-def split_thinking(text: str, call_spans: Any = None) -> tuple[str, str | None]:
+def split_thinking(text: str, call_spans: Callable[[str], list[Span]] | None = None) -> tuple[str, str | None]:
     """(answer, thinking): a leading `<think>` block, or all before a `</think>` whose opener was in the prompt.
 
     `call_spans(text)` gives the (start, end) of each call in the text, so that a `</think>` inside a
     parameter value does not end the thinking; without it, only a `</think>` before the first call does.
+    Calls before that `</think>` are thinking too: Qwen3's template opens `<think>` in the prompt.
     """
     if text.lstrip().startswith("<think>"):
         thought, closed, rest = text.lstrip()[len("<think>"):].partition("</think>")
@@ -238,7 +240,7 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
 def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
                     schemas: Schemas) -> tuple[list[_Attempt], int] | None:
     at = _skip_space(text, after_tag)
-    if _FUNCTION_HEADER.match(text, at) or text.startswith("<function", at):
+    if text.startswith("<function", at):
         return _checked_format(*_read_xml(text, at, schemas), "xml", fmt)
     if text.startswith(("{", "["), at):
         return _checked_format(*_read_hermes(text, at), "hermes", fmt)
@@ -319,7 +321,7 @@ def _xml_arguments(body: str, schema: dict[str, Any] | None) -> _Attempt:
     except _Ambiguous as exc:
         return _Attempt(problem=str(exc))
     arguments: dict[str, Any] = {}
-    for index, (first, stop) in enumerate(zip(splits, [*splits[1:], None])):
+    for first, stop in zip(splits, [*splits[1:], None]):
         value_end = len(body) if stop is None else reading.value_end[stop]
         value = body[openers[first].end():value_end]
         if stop is None:
