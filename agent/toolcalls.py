@@ -340,8 +340,9 @@ class _ParameterReading:
     A tag can start a parameter when only blank space separates it from a `</parameter>` before it
     ("strong"), or, for a model that dropped its closer, when it starts a line ("weak"). A reading
     gives each parameter once; it costs 3 for each strong tag it leaves inside a value, 1 for each
-    weak one, 2 for each name the tool does not declare, 2 for each value outside its parameter's
-    `enum` or not readable as its number/boolean type, and 2 for each required parameter it lacks.
+    weak one, 1 for each tag left unpaired inside a value, 2 for each name the tool does not declare,
+    2 for each value outside its parameter's `enum` or not readable as its number/boolean type, and 2
+    for each required parameter it lacks.
     The cheapest reading wins; two different cheapest readings make the call ambiguous. So a
     Markdown page in `file_text` that shows `<parameter=path>` lines (issue 14) reads as one value,
     a dropped `</parameter>` before a declared parameter is forgiven, and a value that holds
@@ -371,6 +372,11 @@ class _ParameterReading:
             self.swallowed.append(self.swallowed[-1] + cost)
         self.splits = [index for index, cost in enumerate(self.kind_cost) if cost]
         self.memo: dict[tuple[int, frozenset[str]], tuple[int, int, list[int]]] = {}
+        trailing = _PARAM_CLOSE_AT_END.search(body)
+        self.final_end = trailing.start() if trailing else len(body)  # where the last value ends
+        self.tags = sorted([(opener.start(), 1) for opener in openers]
+                           + [(closer.start(), -1) for closer in _PARAM_CLOSE.finditer(body)])
+        self.unmatched: dict[int, dict[int | None, int]] = {}
 
     def best(self) -> list[int]:
         """Indexes of the tags that start parameters; raises _Ambiguous."""
@@ -397,18 +403,43 @@ class _ParameterReading:
         used = used | ({name} & self.repeated)
         own = 2 if self.declared is not None and name not in self.declared else 0
         last = len(self.names)
+        unmatched = self._unmatched(first)
         options = [(self.swallowed[last] - self.swallowed[first + 1] + 2 * len(self.required - used)
-                    + self._misfit(first, None), 1, [])]
+                    + self._misfit(first, None) + unmatched[None], 1, [])]
         for stop in self.splits[bisect.bisect_right(self.splits, first):]:  # the value ends at tag `stop` instead
             if self.names[stop] not in used:  # each parameter once
                 rest = self._from(stop, used)
                 options.append((self.swallowed[stop] - self.swallowed[first + 1] + self._misfit(first, stop)
-                                + rest[0], rest[1], rest[2]))
+                                + unmatched[stop] + rest[0], rest[1], rest[2]))
         cost = min(option[0] for option in options)
         cheapest = [option for option in options if option[0] == cost]
         best = (cost + own, min(2, sum(option[1] for option in cheapest)), [first, *cheapest[0][2]])
         self.memo[key] = best
         return best
+
+    def _unmatched(self, first: int) -> dict[int | None, int]:
+        """Parameter tags left unpaired inside the value of tag `first`, for each tag it may end at (None: the
+        call's end). A page that quotes call syntax quotes it whole, so the right reading pairs its tags."""
+        if first in self.unmatched:
+            return self.unmatched[first]
+        counts: dict[int | None, int] = {}
+        start = self.openers[first].end()
+        tags = iter(self.tags[bisect.bisect_left(self.tags, (start, -1)):])
+        tag = next(tags, None)
+        depth = stray_closers = 0
+        ends = [(self.value_end[stop], stop) for stop in self.splits if stop > first]
+        for end, stop in [*ends, (self.final_end, None)]:
+            while tag is not None and tag[0] < end:
+                if tag[1] > 0:
+                    depth += 1
+                elif depth:
+                    depth -= 1
+                else:
+                    stray_closers += 1
+                tag = next(tags, None)
+            counts[stop] = depth + stray_closers
+        self.unmatched[first] = counts
+        return counts
 
     def _misfit(self, first: int, stop: int | None) -> int:
         """2 when the value from tag `first` to tag `stop` (or to the end) cannot be its enum or scalar type."""

@@ -269,10 +269,21 @@ PAGE = ("# Writing a file\n\nA call that creates a file names it like this:\n\n<
         "</parameter>\n\nand then gives the text.\n")
 
 
+PAGES = [
+    PAGE,
+    "Name it with <parameter=path>notes/example.txt</parameter> on one line.\n",
+    "The call ends like this:\n<parameter=path>\nnotes/example.txt\n</parameter>",
+    "Two of them:\n<parameter=path>\na.txt\n</parameter>\n<parameter=path>\nb.txt\n</parameter>\nend\n",
+    "A whole call:\n<tool_call>\n<function=str_replace_editor>\n<parameter=command>\ncreate\n</parameter>\n"
+    "<parameter=path>\nx.md\n</parameter>\n<parameter=file_text>\nhi\n</parameter>\n</function>\n</tool_call>\n",
+]
+
+
+@pytest.mark.parametrize("page", PAGES)
 @pytest.mark.parametrize("order", [("command", "path", "file_text"), ("command", "file_text", "path"),
                                    ("file_text", "path", "command")])
-def test_file_text_that_shows_parameter_tags_is_kept_whole(order: tuple[str, ...]) -> None:
-    values = {"command": "create", "path": "docs/writing.md", "file_text": PAGE}
+def test_file_text_that_shows_parameter_tags_is_kept_whole(order: tuple[str, ...], page: str) -> None:
+    values = {"command": "create", "path": "docs/writing.md", "file_text": page}
 
     call = only_call(xml_call("str_replace_editor", **{key: values[key] for key in order}))
 
