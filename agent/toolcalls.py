@@ -251,8 +251,8 @@ def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
     if at >= len(text):
         return [_Attempt(problem=_cut_off("</tool_call>"))], len(text)
     close = text.find("</tool_call>", at)
-    if close == -1:
-        return None
+    if close == -1 or re.search(r"<tool_call>|<function[= ]", text[at:close]):
+        return None  # no closer of its own: the next call's closer must not swallow that call
     end = close + len("</tool_call>")
     return [_Attempt(problem=f"could not read the call {_preview(text[at:close], 60)}. {_syntax_hint(fmt)}")], end
 

@@ -645,6 +645,13 @@ def test_prose_that_names_the_tags_costs_nothing() -> None:
     assert parsed.content.startswith("Wrap each call in <tool_call> tags; the `<function=bash>` header")
 
 
+def test_tag_alone_on_a_line_in_prose_does_not_swallow_the_call_after_it() -> None:
+    parsed = parse_reply("My calls look like\n<tool_call>\nwith a closer at the end. Here is one:\n"
+                         + xml_call("bash", command="ls"), TOOLS)
+
+    assert (parsed.calls, parsed.errors) == ([ToolCall("bash", {"command": "ls"})], [])
+
+
 def test_prose_only_reply_that_mentions_tags_is_no_call_and_no_error() -> None:
     parsed = parse_reply("I used <function=bash> before and <tool_call> wrappers; now I am done.", TOOLS)
 
