@@ -267,7 +267,7 @@ def test_killed_run_leaves_a_readable_trajectory(fake_model_server, sandbox_imag
 
 def test_text_mode_describes_tools_in_the_prompt(fake_model_server, ctx, tmp_path) -> None:
     fake_model_server.script = [Reply(content="<tool_call>\n<function=submit>\n</function>\n</tool_call>")]
-    result = make_agent(fake_model_server, ctx, tmp_path).run("task")  # auto: the server sent no native calls
+    result = make_agent(fake_model_server, ctx, tmp_path, tool_format="xml").run("task")
     assert result.status == "submitted"
     first = fake_model_server.requests[0]
     assert "tools" not in first
