@@ -582,14 +582,20 @@ def _broken_call(text: str, at: int, end: int | None, error: json.JSONDecodeErro
                  schemas: Schemas, close_tag: str = "") -> tuple[list[_Attempt], int] | None:
     """Invalid JSON that names an offered tool is a broken call, reported with the syntax; else it is text.
 
-    The call ends at `end`, else at `close_tag`, else at the end of its paragraph.
+    The call ends at `end`, else at `close_tag`, else at the end of its paragraph; over that span a
+    Python literal is still accepted (a trailing comma, single quotes, True/None across lines).
     """
     named = _JSON_CALL_NAME.search(text, at, at + 300 if end is None else min(end, at + 300))
     if named is None or (schemas and named.group(1).strip() not in schemas):
         return None
     if end is None:
         stop = text.find(close_tag, at) if close_tag else -1
-        end = stop + len(close_tag) if stop != -1 else _paragraph_end(text, at)
+        body_end = stop if stop != -1 else _paragraph_end(text, at)
+        end = stop + len(close_tag) if stop != -1 else body_end
+        value = _python_literal(text[at:body_end].strip())
+        objects = value if isinstance(value, list) else [value]
+        if value is not _UNREADABLE and any(_call_shaped(obj, schemas) for obj in objects):
+            return _checked_format([_hermes_attempt(obj) for obj in objects], end, "hermes", fmt)
     problem = (f"this looks like a call to {named.group(1).strip()} written as JSON, but the JSON is invalid "
                f"({error.msg} at line {error.lineno} column {error.colno}), so it was not run. {_syntax_hint(fmt)}")
     return [_Attempt(name=named.group(1).strip(), problem=problem)], end

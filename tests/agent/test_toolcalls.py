@@ -688,6 +688,7 @@ def test_llama_cpp_hermes_wrappers_are_read(wrapped: str) -> None:
     "{'name': 'bash', 'arguments': {'command': 'ls'}}",
     '{"type": "function", "function": {"name": "bash", "arguments": "{\\"command\\": \\"ls\\"}"}}',
     '{"name": "bash", "parameters": {"command": "ls"}}',
+    '{\n  "name": "bash",\n  "arguments": {\n    "command": "ls",\n  },\n}\n\nThat lists them.',  # trailing commas
 ])
 def test_bare_json_call_as_qwen2_5_coder_writes_it(reply: str) -> None:
     assert only_call(reply) == ToolCall("bash", {"command": "ls"})
