@@ -376,7 +376,7 @@ class _ParameterReading:
         self.final_end = trailing.start() if trailing else len(body)  # where the last value ends
         self.tags = sorted([(opener.start(), 1) for opener in openers]
                            + [(closer.start(), -1) for closer in _PARAM_CLOSE.finditer(body)])
-        self.unmatched: dict[int, dict[int | None, int]] = {}
+        self.unpaired: dict[int, dict[int | None, int]] = {}
 
     def best(self) -> list[int]:
         """Indexes of the tags that start parameters; raises _Ambiguous."""
@@ -420,8 +420,8 @@ class _ParameterReading:
     def _unmatched(self, first: int) -> dict[int | None, int]:
         """Parameter tags left unpaired inside the value of tag `first`, for each tag it may end at (None: the
         call's end). A page that quotes call syntax quotes it whole, so the right reading pairs its tags."""
-        if first in self.unmatched:
-            return self.unmatched[first]
+        if first in self.unpaired:
+            return self.unpaired[first]
         counts: dict[int | None, int] = {}
         start = self.openers[first].end()
         tags = iter(self.tags[bisect.bisect_left(self.tags, (start, -1)):])
@@ -438,7 +438,7 @@ class _ParameterReading:
                     stray_closers += 1
                 tag = next(tags, None)
             counts[stop] = depth + stray_closers
-        self.unmatched[first] = counts
+        self.unpaired[first] = counts
         return counts
 
     def _misfit(self, first: int, stop: int | None) -> int:
