@@ -102,7 +102,8 @@ _PARAM_TAG = re.compile(r"<parameter=([^>\n]*)>")
 # Tolerates the `</parameter1>` / `</parameter/>` / `</parameter` drift seen in the wild.
 _PARAM_CLOSE = re.compile(r"</parameter[^<>\n]{0,3}>?")
 _PARAM_CLOSE_AT_END = re.compile(r"</parameter[^<>\n]{0,3}>?\s*\Z")
-_HERMES_CLOSE = re.compile(r"[\s}\]]*</tool_call>")  # tolerates a stray closing brace
+_HERMES_CLOSE = re.compile(r"[\s}\]]*(?:```\s*)?</tool_call>")  # tolerates a stray brace, a fence around the JSON
+_FENCE_OPEN = re.compile(r"```[\w+-]*[ \t]*\n\s*")
 _EMPTY_FENCE = re.compile(r"```[\w+-]*\s*```")  # left behind when a call sat in a code fence
 _MAX_PARAMETER_TAGS = 200  # beyond this many `<parameter=` tags in one call, readings are not searched
 _MAX_READING_STATES = 5_000
@@ -240,6 +241,8 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
 def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
                     schemas: Schemas) -> tuple[list[_Attempt], int] | None:
     at = _skip_space(text, after_tag)
+    if (fence := _FENCE_OPEN.match(text, at)) and text.startswith(("{", "["), fence.end()):
+        at = fence.end()  # <tool_call>```json {...} ```</tool_call>
     if text.startswith("<function", at):
         return _checked_format(*_read_xml(text, at, schemas), "xml", fmt)
     if text.startswith(("{", "["), at):

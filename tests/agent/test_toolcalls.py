@@ -431,6 +431,8 @@ def test_single_value_for_an_array_is_wrapped_and_its_item_converted() -> None:
     assert only_call(xml_call("pick", lines="7"), tools).arguments == {"lines": [7]}
     hermes = '<tool_call>{"name": "pick", "arguments": {"lines": 7, "tags": "urgent"}}</tool_call>'
     assert only_call(hermes, tools).arguments == {"lines": [7], "tags": ["urgent"]}
+    native_call = {"id": "c1", "type": "function", "function": {"name": "pick", "arguments": '{"tags": "urgent"}'}}
+    assert parse_reply(None, tools, native_calls=[native_call]).calls == [ToolCall("pick", {"tags": ["urgent"]}, "c1")]
 
 
 def test_object_parameter_from_json_or_python_literal_text_and_kept_when_neither() -> None:
@@ -672,6 +674,7 @@ def test_prose_only_reply_that_mentions_tags_is_no_call_and_no_error() -> None:
     '```\n{"name": "bash", "arguments": {"command": "ls"}}\n```',
     '<function=bash>{"command": "ls"}</function>',
     '<function name="bash">{"command": "ls"}</function>',
+    '<tool_call>\n```json\n{"name": "bash", "arguments": {"command": "ls"}}\n```\n</tool_call>',
 ])
 def test_llama_cpp_hermes_wrappers_are_read(wrapped: str) -> None:
     parsed = parse_reply("Listing.\n" + wrapped + "\n", TOOLS)
