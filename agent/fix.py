@@ -17,6 +17,7 @@ from typing import Any
 from agent.config import Settings
 from agent.environment import prepare_image
 from agent.errors import EnvironmentProblem
+from agent.instructions import RepositoryInstructions, read_instructions
 from agent.loop import Listener, RunResult, configured_agent, toolset
 from agent.model import Model
 from agent.trajectory import TrajectoryWriter
@@ -35,6 +36,8 @@ class FixRequest:
     commit: bool = True
     patch_out: Path | None = None
     title: str | None = None
+    cwd: Path | None = None  # where in the repository the user ran: AGENTS.md files are read down to here
+    repo_instructions: bool = True  # False: --no-instructions
 
 
 @dataclass
@@ -49,6 +52,7 @@ class FixOutcome:
     image: str = ""
     setup_cached: bool = False
     notes: list[str] = field(default_factory=list)
+    instructions: RepositoryInstructions | None = None  # None: turned off
 
     @property
     def exit_code(self) -> int:
@@ -66,6 +70,7 @@ class FixOutcome:
                       "cost": r.cost, "elapsed": r.elapsed, "prefix_reuse": r.prefix_reuse,
                       "compactions": r.compactions},
             "tests": r.last_tests,
+            "instructions": self.instructions.to_json() if self.instructions else None,
         }
 
 
@@ -96,6 +101,7 @@ def run_fix(
     toolset(settings.tools.enabled)  # a bad tool name fails before any work
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
+    instructions = read_instructions(repo.root, request.cwd) if request.repo_instructions else None
     trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
     try:
         with tempfile.TemporaryDirectory(prefix="moe-fix-") as tmp:
@@ -112,14 +118,15 @@ def run_fix(
             try:
                 agent = configured_agent(model, box, settings, task=request.task, base_commit=snapshot.base_commit,
                                          cache_dir=str(repo.root / ".agent" / "cache"), trajectory=trajectory,
-                                         listener=listener)
-                result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
-                                                          "repo": str(repo.root), "head": repo.head})
+                                         listener=listener, instructions=instructions.prompt() if instructions else "")
+                result = agent.run(request.task, config={
+                    **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
+                    "instructions": instructions.to_json() if instructions else None})
             finally:
                 _hand_back(box)
                 box.close()
             outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                                 setup_cached=cached)
+                                 setup_cached=cached, instructions=instructions)
             if result.has_patch and result.status != "interrupted":
                 deliver(outcome, request, repo, snapshot)
             return outcome

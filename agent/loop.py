@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.config import LoopSettings, Settings
 from agent.errors import UsageError
 from agent.history import History
+from agent.instructions import prefixed_template
 from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply
 from agent.prompts import Prompts
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
@@ -349,16 +350,22 @@ def configured_agent(
     loop: LoopSettings | None = None,
     trajectory: TrajectoryWriter | None = None,
     listener: Listener | None = None,
+    instructions: str = "",
 ) -> Agent:
-    """An agent wired the way every workflow wants it: tools, limits, prompts and formats from settings."""
+    """An agent wired the way every workflow wants it: tools, limits, prompts and formats from settings.
+
+    `instructions` is the repository's AGENTS.md block (agent.instructions), put before the task prompt.
+    """
     loop = loop or settings.loop
+    prompts = Prompts.load(settings.prompts.model_dump())
+    prompts = replace(prompts, task=prefixed_template(prompts.task, instructions))
     ctx = ToolContext(
         sandbox=sandbox, task=task, base_commit=base_commit, command_timeout=loop.command_timeout,
         max_command_timeout=loop.command_timeout_max, observation_max_chars=loop.observation_max_chars,
         test_cmd=settings.sandbox.test_cmd, cache_dir=cache_dir,
     )
     return Agent(
-        model, toolset(settings.tools.enabled), ctx, settings=loop, prompts=Prompts.load(settings.prompts.model_dump()),
+        model, toolset(settings.tools.enabled), ctx, settings=loop, prompts=prompts,
         tool_format=settings.model.tool_format, text_format=getattr(model, "text_tool_format", "xml"),
         trajectory=trajectory, listener=listener, final_patch=current_patch,
     )

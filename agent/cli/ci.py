@@ -32,6 +32,8 @@ def ci(
     max_wait: float = typer.Option(60.0, "--max-wait", envvar="AGENT_GITHUB_MAX_WAIT", min=0,
                                    help="Seconds of GitHub rate-limit waiting allowed in total; longer limits fail."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+    no_instructions: bool = typer.Option(False, "--no-instructions",
+                                         help="Leave the repository's AGENTS.md files out of the prompt."),
 ) -> None:
     """Act on the event in GITHUB_EVENT_PATH; anything it does not ask for exits 0 saying why."""
     if ctx.invoked_subcommand is not None:
@@ -56,7 +58,8 @@ def ci(
         typer.echo(refusal)
         raise typer.Exit(0)
     job = IssueJob(issue=trigger.issue, repo=repo.root, instructions=trigger.instructions,
-                   requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url())
+                   requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
+                   repo_instructions=not no_instructions)
     run_job(job, settings, github, token, remote, quiet)
 
 

@@ -54,10 +54,14 @@ def fix(
     image: str | None = typer.Option(None, "--image", help="Sandbox image (default: [sandbox] image or the default image)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable result at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+    no_instructions: bool = typer.Option(False, "--no-instructions",
+                                         help="Leave the repository's AGENTS.md files out of the prompt."),
 ) -> None:
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix
     from agent.model import OpenAIModel
+    from rich.markup import escape
+
     from agent.progress import LiveProgress, print_diff, print_summary
     from agent.workspace import UserRepo
 
@@ -75,7 +79,7 @@ def fix(
     progress = LiveProgress(err, quiet=quiet or as_json)
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
-                   title=title),
+                   title=title, cwd=path, repo_instructions=not no_instructions),
         settings, OpenAIModel(settings.model), listener=progress, echo=echo,
     )
     if as_json:
@@ -83,6 +87,8 @@ def fix(
     else:
         print_diff(out, outcome.result.patch)
         extra = {"trajectory": str(outcome.trajectory)}
+        if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):
+            extra["instructions"] = escape(outcome.instructions.summary())
         if outcome.branch:
             extra["branch"] = f"[bold]{outcome.branch}[/] (not checked out; try: git diff HEAD {outcome.branch})"
         if outcome.applied:

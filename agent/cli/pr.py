@@ -21,6 +21,8 @@ def pr(
     max_wait: float = typer.Option(60.0, "--max-wait", envvar="AGENT_GITHUB_MAX_WAIT", min=0,
                                    help="Seconds of GitHub rate-limit waiting allowed in total; longer limits fail."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+    no_instructions: bool = typer.Option(False, "--no-instructions",
+                                         help="Leave the repository's AGENTS.md files out of the prompt."),
 ) -> None:
     """Needs a token: GITHUB_TOKEN, or the one `gh auth login` stored."""
     from agent.ci import IssueJob
@@ -36,5 +38,6 @@ def pr(
     repo = UserRepo.find(path)
     settings = load_settings(repo.root)
     github = GitHubClient(token, api_url_for(ref), max_wait=max_wait, secrets=model_secrets(settings), echo=echo)
-    job = IssueJob(issue=ref, repo=repo.root, instructions=(instructions or "").strip(), base=base, draft=draft)
+    job = IssueJob(issue=ref, repo=repo.root, instructions=(instructions or "").strip(), base=base, draft=draft,
+                   repo_instructions=not no_instructions)
     run_job(job, settings, github, token, remote, quiet)
