@@ -334,8 +334,14 @@ def pull_request_body(issue: Issue, outcome: FixOutcome, diffstat: str) -> str:
         "", "### Run", "", "| steps | tokens | time | prefix reuse |", "|---:|---:|---:|---:|",
         (f"| {result.steps} | {result.prompt_tokens:,} prompt + {result.completion_tokens:,} completion "
          f"| {result.elapsed:.0f} s | {_reuse(result)} |"),
-        "", f"Run `{outcome.run_id}`, status `{result.status}`.", "", f"Fixes #{issue.ref.number}",
+        "", f"Run `{outcome.run_id}`, status `{result.status}`.", *_instructions_line(outcome),
+        "", f"Fixes #{issue.ref.number}",
     ])
+
+
+def _instructions_line(outcome: FixOutcome) -> list[str]:
+    used = outcome.instructions
+    return [f"Repository instructions: {used.summary()}."] if used and (used.files or used.skipped) else []
 
 
 def _tests_line(result: RunResult) -> str:
