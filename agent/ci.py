@@ -280,7 +280,8 @@ def fix_issue(
     try:
         started_from = remote.head(branch)
         outcome = run_fix(FixRequest(task=task_text(issue, job), repo=job.repo, branch=branch, commit=True,
-                                     title=pull_title(issue), repo_instructions=job.repo_instructions), settings, model, listener=listener, echo=echo)
+                                     title=pull_title(issue), repo_instructions=job.repo_instructions),
+                          settings, model, listener=listener, echo=echo)
         if outcome.commit is None or outcome.result.status != "submitted":
             raise NotFixed(f"the agent stopped without a fix ({_stopped_because(outcome.result)})",
                            outcome.exit_code or 1)

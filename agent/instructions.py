@@ -61,8 +61,7 @@ class RepositoryInstructions:
 
     def summary(self) -> str:
         """One line for the run summary: which files, and what was cut or skipped."""
-        used = [f"{f.path} (cut to {f.used} of {f.size} bytes)" if f.cut else f.path for f in self.files]
-        return _printable("; ".join([", ".join(used) or "none", *self.skipped]))
+        return describe(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         """Shape: {"files": [{"path", "size", "used"}], "skipped": [str], "max_bytes": int}; sizes in bytes."""
@@ -106,6 +105,13 @@ def read_instructions(root: Path, cwd: Path | None = None, max_bytes: int = MAX_
         text = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         found.files.append(InstructionFile(path=rel, size=size, used=len(data), text=text))
     return found
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One printable line from `RepositoryInstructions.to_json()`'s shape (as a trajectory records it)."""
+    used = [f"{f['path']} (cut to {f['used']} of {f['size']} bytes)" if f["used"] < f["size"] else f["path"]
+            for f in record.get("files", [])]
+    return _printable("; ".join([", ".join(used) or "none", *record.get("skipped", [])]))
 
 
 def _folders(root: Path, cwd: Path | None) -> list[Path]:

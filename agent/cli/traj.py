@@ -37,6 +37,10 @@ def show(
     traj = _read(file)
     start = traj.start
     console.print(Panel(escape(start.get("task", "")[:2000]), title=f"task · {file}", title_align="left"))
+    if start.get("config", {}).get("instructions"):
+        from agent.instructions import describe
+
+        console.print(f"[bold]instructions[/] {escape(describe(start['config']['instructions']))}")
     for step in traj.steps():
         usage = step.response.get("usage") or {}
         console.rule(f"step {step.index} · {usage.get('prompt_tokens', 0)} prompt tokens · "
@@ -117,8 +121,9 @@ def replay(
     settings = load_settings(repo, overrides={"model.tool_format": traj.start.get("tool_format")})
     err = Console(stderr=True, highlight=False)
     err.print(f"[cyan]replaying {file} (recorded replies, no model server)[/]")
-    outcome = run_fix(FixRequest(task=traj.start.get("task", ""), repo=repo, commit=False), settings,
-                      ReplayModel.from_trajectory(traj), listener=LiveProgress(err, quiet=quiet))
+    used = traj.start.get("config", {}).get("instructions") is not None  # the prompt as recorded: with or without
+    outcome = run_fix(FixRequest(task=traj.start.get("task", ""), repo=repo, commit=False, repo_instructions=used),
+                      settings, ReplayModel.from_trajectory(traj), listener=LiveProgress(err, quiet=quiet))
     same = outcome.result.patch == traj.patch
     console.print(f"recorded status {traj.status}, replayed status {outcome.result.status}; "
                   f"final patch {'[green]identical[/]' if same else '[red]different[/]'}")

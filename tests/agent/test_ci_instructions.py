@@ -61,6 +61,7 @@ def test_pr_no_instructions_leaves_agents_md_out(tmp_path: Path, fake_github: Fa
     done = agent(["pr", "--issue", f"{fake_github.root_url}/octo/calc/issues/1", "-C", str(repo), "-q",
                   "--no-instructions"], tmp_path, developer_env(fake_github, fake_model_server))
     assert done.returncode == 0, done.stderr
-    assert RULES.strip() not in task_sent(fake_model_server) and "repository_instructions" not in task_sent(fake_model_server)
+    task = task_sent(fake_model_server)
+    assert RULES.strip() not in task and "repository_instructions" not in task
     [pull] = fake_github.pulls
     assert "Repository instructions" not in pull["body"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from agent.trajectory import read_trajectory
-from tests.agent.test_fix import SESSION, agent, git, make_repo
+from tests.agent.test_fix import ROOT, SESSION, agent, git, make_repo
 
 pytestmark = pytest.mark.docker
 HOSTILE = """Rules for pkg.
@@ -60,6 +63,11 @@ def test_files_reach_the_prompt_in_order_and_are_reported(fake_model_server, tmp
     assert result["status"] == "submitted" and result["instructions"] == expected
     start = read_trajectory(Path(result["trajectory"])).start
     assert start["config"]["instructions"] == expected and start["config"]["loop"]["step_limit"] != 1
+    shown = subprocess.run([sys.executable, "-m", "agent", "traj", "show", result["trajectory"]], cwd=ROOT,
+                           env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert ("instructions AGENTS.md, pkg/AGENTS.md; pkg/sub/AGENTS.md skipped: it links outside the repository"
+            in shown.stdout)
 
 
 def test_summary_names_the_files_and_no_instructions_leaves_them_out(fake_model_server, tmp_path) -> None:
