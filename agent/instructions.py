@@ -9,6 +9,7 @@ marked as such, and nothing in it is parsed, so it may guide the model but never
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,38 +74,56 @@ def read_instructions(root: Path, cwd: Path | None = None, max_bytes: int = MAX_
     """The AGENTS.md files from `root` down to `cwd` (default: `root`), nearest last, within `max_bytes`.
 
     Never raises for the files' content: bytes that are not UTF-8 are replaced (U+FFFD), as are NULs.
-    A file, or a directory on the way, that is a symlink resolving outside `root` is not followed and
-    is reported in `skipped`; so is one that cannot be read. A `cwd` outside `root` reads `root` only.
+    An AGENTS.md that is a symlink resolving outside `root` (or a loop) is not followed and is reported
+    in `skipped`, as is one that cannot be read. A `cwd` that resolves outside `root` reads `root` only.
     """
     root = root.resolve()
     found = RepositoryInstructions(max_bytes=max_bytes)
     remaining = max_bytes
     for folder in _folders(root, cwd):
-        candidate = folder / FILENAME
-        rel = candidate.relative_to(root).as_posix()
-        if not (candidate.is_file() or candidate.is_symlink()):
-            continue
-        target = candidate.resolve()
-        if not target.is_relative_to(root):
-            found.skipped.append(f"{rel} skipped: it links outside the repository")
-            continue
-        if not target.is_file():
-            continue
-        if remaining <= 0:
-            found.skipped.append(f"{rel} dropped: the {max_bytes}-byte cap was reached")
-            continue
+        rel = (folder / FILENAME).relative_to(root).as_posix()
         try:
+            target = _target(folder / FILENAME, root)
+            if target is None:
+                continue
+            if remaining <= 0:
+                found.skipped.append(f"{rel} dropped: the {max_bytes}-byte cap was reached")
+                continue
             size = target.stat().st_size
             with target.open("rb") as fh:
                 data = fh.read(remaining)
+        except _Unusable as exc:
+            found.skipped.append(f"{rel} skipped: {exc}")
+            continue
         except OSError as exc:
-            found.skipped.append(f"{rel} skipped: {exc.strerror or exc}")
+            found.skipped.append(f"{rel} skipped: {exc.strerror or type(exc).__name__}")
             continue
         size = max(size, len(data))
         remaining -= len(data)
         text = data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         found.files.append(InstructionFile(path=rel, size=size, used=len(data), text=text))
     return found
+
+
+class _Unusable(Exception):
+    """An AGENTS.md that is there but must not be read; the message says why, without host paths."""
+
+
+def _target(candidate: Path, root: Path) -> Path | None:
+    """The regular file to read for `candidate`, None if there is none; symlinks only within `root`."""
+    if not candidate.is_symlink():
+        return candidate if candidate.is_file() else None
+    try:
+        target = candidate.resolve(strict=True)
+    except FileNotFoundError:
+        return None  # a dangling link: no file
+    except (RuntimeError, OSError) as exc:  # a loop is RuntimeError before Python 3.13, ELOOP from then on
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise
+        raise _Unusable("it is a symlink loop") from None
+    if not target.is_relative_to(root):
+        raise _Unusable("it links outside the repository")
+    return target if target.is_file() else None
 
 
 def describe(record: dict[str, Any]) -> str:

@@ -85,6 +85,18 @@ def test_symlink_outside_the_repository_is_not_followed(tmp_path) -> None:
     assert [f.text for f in read_instructions(root, root / "pkg").files] == ["linked rules inside\n"]
 
 
+def test_symlink_loops_and_dangling_links_do_not_crash(tmp_path) -> None:
+    root = tree(tmp_path / "repo", {"pkg/x": "", "sub/y": ""})
+    (root / "AGENTS.md").symlink_to("AGENTS.md")
+    (root / "pkg" / "AGENTS.md").symlink_to("missing.md")
+    (root / "sub" / "AGENTS.md").symlink_to(root / "sub" / "other.md")
+    (root / "sub" / "other.md").symlink_to(root / "sub" / "AGENTS.md")
+    assert read_instructions(root, root / "pkg").skipped == ["AGENTS.md skipped: it is a symlink loop"]
+    found = read_instructions(root, root / "sub")
+    assert found.files == [] and found.skipped == ["AGENTS.md skipped: it is a symlink loop",
+                                                   "sub/AGENTS.md skipped: it is a symlink loop"]
+
+
 def test_cwd_through_a_symlinked_directory_outside_reads_only_the_root(tmp_path) -> None:
     outside = tree(tmp_path / "outside", {"AGENTS.md": "outside rules\n"})
     root = tree(tmp_path / "repo", {"AGENTS.md": "root\n"})
