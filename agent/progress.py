@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
-from agent.loop import RunResult
+if TYPE_CHECKING:
+    from agent.loop import RunResult
 
 KEY_ARGUMENT = ("command", "path", "pattern", "paths", "message")
 
