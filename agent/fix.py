@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.config import Settings
 from agent.environment import prepare_image
+from agent.files_image import FilesImage, file_states
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import (
     Snapshot,
@@ -32,6 +33,7 @@ from agent.workspace import (
     unique_branch,
 )
 from sandbox import cleanup
+from sandbox.base import SandboxError
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
 if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
@@ -173,10 +175,11 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"))
+        files = FilesImage.find(client, image, repo.root, repo.root / ".agent" / "cache")
     spec = SandboxSpec(
-        image=image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
-        pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network, ca_bundle=settings.sandbox.ca_bundle,
-        run_id=run_id, command_timeout=settings.loop.command_timeout_max,
+        image=files.tag if files.usable else image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus,
+        memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+        ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
         readonly_mounts=sandbox_object_paths(repo.shared_objects()),
     )
     echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
@@ -185,11 +188,30 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
     try:
         snapshot = taking.result()
         with clock.phase("copy_in"):
-            box.unpack(snapshot.archive())
+            states = file_states(snapshot.root, snapshot.files)  # before the files are read: never newer than them
+            copy, delete = files.changes(states)
+            box.unpack(snapshot.archive(files=copy))
+            _delete(box, delete)
+        if not files.usable:
+            echo("keeping the repository's files as an image, so that later runs copy only what changed")
+            with clock.phase("files_image"):
+                files.save(box.container, states)
+        elif files.stale(copy, delete, len(states)):
+            files.drop(client)
     except BaseException:
         box.close()
         raise
     return image, cached, box
+
+
+def _delete(box: Any, paths: list[str]) -> None:
+    """Remove files the user deleted since the files image was made."""
+    if not paths:
+        return
+    box.write_file("/tmp/.moe-gone", b"\0".join(map(os.fsencode, paths)) + b"\0")
+    done = box.run("xargs -0 rm -f -- < /tmp/.moe-gone; rm -f /tmp/.moe-gone", timeout=120)
+    if not done.ok:
+        raise SandboxError(f"could not remove deleted files in the sandbox: {done.output.strip()[:200]}")
 
 
 class Timings:
@@ -197,7 +219,8 @@ class Timings:
 
     Phases: `snapshot` (host git, while `image` and `sandbox_start` run), `image` (Docker
     client and image lookup or build), `sandbox_start`, `copy_in` (the snapshot into the
-    sandbox), `first_request` (from the run's start to the first model request leaving),
+    sandbox: the files changed since the files image, or all), `files_image` (the first run
+    in a repository: keeping its files as an image), `first_request` (from the run's start to the first model request leaving),
     `loop`, `patch` (the `submit` tool computing it), `sandbox_stop`, `delivery`, `total`;
     `startup` is the process's age when the run began (imports, config), where known.
     """

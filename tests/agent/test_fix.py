@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.files_image import remove_images
 from sandbox import cleanup
 from tests.fakes.openai_server import HttpError, Reply, tool_call
 
@@ -23,6 +24,13 @@ SESSION = [
     Reply(tool_calls=[tool_call("bash", {"command": "python3 -c 'import calc; assert calc.add(2, 3) == 5'"})]),
     Reply(tool_calls=[tool_call("submit", {})]),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _files_images_removed(tmp_path, docker_client):
+    """Each test's repositories get a files image: removed with the test."""
+    yield
+    remove_images(docker_client, tmp_path)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -133,6 +141,36 @@ def test_timings_in_json(fake_model_server, tmp_path) -> None:
     assert set(phases) <= set(timings), timings
     assert all(isinstance(timings[p], float) and timings[p] >= 0 for p in phases)
     assert timings["first_request"] <= timings["total"] and timings["loop"] <= timings["total"]
+    assert "files_image" in timings  # the first run keeps the files as an image
+
+
+def test_later_runs_start_from_the_files_image_and_copy_only_changes(fake_model_server, tmp_path,
+                                                                     docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "old.txt").write_text("will be deleted\n")
+    (repo / "keep.txt").write_text("unchanged\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "more")
+    fake_model_server.script = SESSION
+    first = agent(repo, fake_model_server, "--json", "--no-commit", "fix add")
+    assert first.returncode == 0, first.stderr
+    assert "files_image" in json.loads(first.stdout)["timings"]
+    assert docker_client.images.list(filters={"label": f"moe-agent.files={repo}"})
+    (repo / "old.txt").unlink()
+    (repo / "README.md").write_text("changed since\n")
+    (repo / "new.txt").write_text("new since\n")
+    look = Reply(tool_calls=[tool_call("bash", {"command": "cat README.md new.txt keep.txt; ls old.txt; "
+                                                           "git status --short; echo END"})])
+    fake_model_server.script = [look, *SESSION]
+    second = agent(repo, fake_model_server, "--json", "--no-commit", "fix add")
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert "files_image" not in result["timings"]
+    seen = fake_model_server.requests[-3]["messages"][-1]["content"]  # what the first tool call printed
+    assert "changed since" in seen and "new since" in seen and "unchanged" in seen
+    assert "No such file" in seen  # deleted since the image was made: deleted in the sandbox too
+    assert seen.split("No such file")[-1].split("END")[0].count("\n") <= 2  # git status: clean
+    assert "+    return a + b" in result["patch"] and "README" not in result["patch"]
 
 
 def test_dirty_repo_fix_builds_on_uncommitted_changes(fake_model_server, tmp_path) -> None:
