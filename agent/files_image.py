@@ -2,8 +2,8 @@
 
 The first `agent fix` in a repository (per sandbox image) copies every file into its
 container and commits it as `moe-agent-files:<key>` before the loop starts. Later runs start
-from that image and copy only the files whose stat data (size, mtime, ctime, inode, mode)
-differ from the manifest kept with it, deleting those gone: starting from it costs what
+from that image and copy only the files whose index entry (mode and blob id, which the
+snapshot has already computed) differs from the manifest kept with it, deleting those gone: starting from it costs what
 starting from any image costs, and removing the container throws away only what the run
 changed, not tens of thousands of files. When more than a quarter of the files changed,
 the run drops the image and the next one makes it afresh, so it stays one layer over the
@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,6 @@ STALE_FRACTION = 4  # more than 1/4 of the files changed: make the image afresh 
 STALE_MIN_FILES = 200  # below this many changes, never
 
 
-def file_states(root: Path, files: Iterable[str]) -> dict[str, list[int]]:
-    """[size, mtime_ns, ctime_ns, inode, mode] of each file (not following symlinks); gone ones left out."""
-    states = {}
-    for rel in files:
-        try:
-            st = os.lstat(root / rel)
-        except OSError:
-            continue
-        states[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
-    return states
-
-
 @dataclass
 class FilesImage:
     """Where a repository's files image is, and what it holds (`known` is None when there is none)."""
@@ -48,7 +35,7 @@ class FilesImage:
     tag: str
     root: Path
     cache_dir: Path
-    known: dict[str, list[int]] | None = None
+    known: dict[str, str] | None = None  # path -> "MODE SHA", as in `Snapshot.files`
 
     @classmethod
     def find(cls, client: Any, image: str, root: Path, cache_dir: Path) -> FilesImage:
@@ -73,7 +60,7 @@ class FilesImage:
     def usable(self) -> bool:
         return self.known is not None
 
-    def changes(self, states: dict[str, list[int]]) -> tuple[list[str], list[str]]:
+    def changes(self, states: dict[str, str]) -> tuple[list[str], list[str]]:
         """(files to copy, files to delete) to turn the image's files into `states`."""
         known = self.known or {}
         copy = [path for path, state in states.items() if known.get(path) != state]
@@ -83,7 +70,7 @@ class FilesImage:
     def stale(self, copy: list[str], delete: list[str], total: int) -> bool:
         return len(copy) + len(delete) > max(STALE_MIN_FILES, total // STALE_FRACTION)
 
-    def save(self, container: Any, states: dict[str, list[int]]) -> None:
+    def save(self, container: Any, states: dict[str, str]) -> None:
         """Commit `container` (the files in, nothing run yet) as the image, and write its manifest."""
         repository, _, tag = self.tag.partition(":")
         image = container.commit(repository=repository, tag=tag, conf={"Labels": {LABEL: str(self.root)}})

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.config import Settings
 from agent.environment import prepare_image
-from agent.files_image import FilesImage, file_states
+from agent.files_image import FilesImage
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import (
     Snapshot,
@@ -188,7 +188,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
     try:
         snapshot = taking.result()
         with clock.phase("copy_in"):
-            states = file_states(snapshot.root, snapshot.files)  # before the files are read: never newer than them
+            states = snapshot.files
             copy, delete = files.changes(states)
             box.unpack(snapshot.archive(files=copy))
             _delete(box, delete)

@@ -7,7 +7,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -92,6 +91,8 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 
 def print_diff(console: Console, patch: str) -> None:
     if patch.strip():
+        from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
+
         console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
 
 

@@ -174,8 +174,8 @@ def sandbox_object_paths(shared: list[Path]) -> dict[Path, str]:
 class Snapshot:
     """The user's current state as a commit, and what the sandbox needs to hold it.
 
-    `files` are paths relative to `root`, read from the user's working tree when the
-    archive is streamed; `scratch` holds the snapshot's index and new objects and is the
+    `files` maps paths relative to `root` (read from the user's working tree when the
+    archive is streamed) to their index entry, "MODE SHA"; `scratch` holds the snapshot's index and new objects and is the
     caller's to remove. The sandbox mounts `shared` (the user's object directories)
     read-only at `mount_points` (container paths, same order).
     """
@@ -183,7 +183,7 @@ class Snapshot:
     root: Path
     base_commit: str
     dirty: bool  # the user had uncommitted or untracked changes
-    files: tuple[str, ...]
+    files: dict[str, str]
     scratch: Path
     shared: tuple[Path, ...]
     shallow: bytes | None = None
@@ -207,14 +207,13 @@ class Snapshot:
         `object_paths` are where the sandbox's repository finds the user's objects (default:
         `mount_points`). Files are stored with the user's owner, mode and mtime, so that the
         shipped index finds them unchanged. A file that vanished since the snapshot is left out.
-        `files` narrows the working-tree files sent (default: all). GNU tar reads the files when there is one (in C, in its own process: about 5x less
-        CPU than Python's tarfile here); the `.git` entries are ours.
+        `files` narrows the working-tree files sent (default: all). GNU tar reads the files
+        when there is one (in C, in its own process: about 5x less CPU than Python's tarfile
+        here); the `.git` entries are ours.
         """
         writer = _TarWriter()
-        chosen = self.files if files is None else tuple(files)
-        if not chosen:
-            pass
-        elif _gnu_tar() is not None:
+        chosen = tuple(self.files) if files is None else tuple(files)
+        if chosen and _gnu_tar() is not None:
             yield from _gnu_tar_stream(self.root, _with_parents(chosen))
         else:
             for rel in chosen:
@@ -407,19 +406,20 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0"}
     repo.git(*SNAPSHOT_CONFIG, "add", "-A", "--ignore-errors", env=env)
     listing = repo.git("ls-files", "-z", "-t", "--stage", env=env, binary=True)
-    files, submodules = [], []
+    files: dict[str, str] = {}
+    submodules = []
     for record in listing.split(b"\0"):
         if not record:
             continue
         meta, _, path = record.partition(b"\t")
-        tag, mode = meta.split(b" ")[:2]
+        tag, mode, sha = meta.decode().split(" ")[:3]
         name = os.fsdecode(path)
-        if mode == b"160000":
+        if mode == "160000":
             submodules.append(name)
-        elif tag != b"S":  # skip-worktree entries are not in the working tree
-            files.append(name)
+        elif tag != "S":  # skip-worktree entries are not in the working tree
+            files[name] = f"{mode} {sha}"
     for sub in submodules:
-        files.extend(_inline_submodule(repo, sub, env))
+        files.update(_inline_submodule(repo, sub, env))
     tree = repo.git("write-tree", env=env).strip()
     dirty = tree != repo.git("rev-parse", f"{repo.head}^{{tree}}").strip()
     base = repo.head
@@ -427,30 +427,30 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
         base = repo.git(*IDENTITY, "commit-tree", tree, "-p", repo.head, "-m", "moe-agent: snapshot of the working tree",
                         env=env).strip()
     shallow = repo.common_dir / "shallow"
-    return Snapshot(root=repo.root, base_commit=base, dirty=dirty, files=tuple(sorted(files)), scratch=scratch,
+    return Snapshot(root=repo.root, base_commit=base, dirty=dirty, files=dict(sorted(files.items())), scratch=scratch,
                     shared=tuple(repo.shared_objects()), shallow=shallow.read_bytes() if shallow.is_file() else None)
 
 
-def _inline_submodule(repo: UserRepo, sub: str, env: Mapping[str, str]) -> list[str]:
+def _inline_submodule(repo: UserRepo, sub: str, env: Mapping[str, str]) -> dict[str, str]:
     """Replace a checked-out submodule's gitlink by its files, so the sandbox sees and can change them."""
     folder = repo.root / sub
     if not (folder / ".git").exists():
-        return []  # not checked out: nothing to show
+        return {}  # not checked out: nothing to show
     listed = git(folder, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     paths = [f"{sub}/{p}" for p in dict.fromkeys(listed.split("\0")) if p]
     regular = [p for p in paths if (repo.root / p).is_file() and not (repo.root / p).is_symlink()]
     links = [p for p in paths if (repo.root / p).is_symlink()]
-    entries = [f"0 {'0' * 40}\t{sub}"]
+    found: dict[str, str] = {}
     if regular:
         hashes = repo.git("hash-object", "-w", "--stdin-paths", env=env, input="\n".join(regular).encode()).split()
         for path, sha in zip(regular, hashes):
-            executable = os.access(repo.root / path, os.X_OK)
-            entries.append(f"{'100755' if executable else '100644'} {sha}\t{path}")
+            found[path] = f"{'100755' if os.access(repo.root / path, os.X_OK) else '100644'} {sha}"
     for path in links:
         sha = repo.git("hash-object", "-w", "--stdin", env=env, input=os.fsencode(os.readlink(repo.root / path))).strip()
-        entries.append(f"120000 {sha}\t{path}")
+        found[path] = f"120000 {sha}"
+    entries = [f"0 {'0' * 40}\t{sub}", *(f"{entry}\t{path}" for path, entry in found.items())]
     repo.git("update-index", "-z", "--index-info", env=env, input="\0".join(entries).encode() + b"\0")
-    return regular + links
+    return found
 
 
 def materialize(snapshot: Snapshot, dest: Path) -> Path:
