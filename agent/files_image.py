@@ -36,19 +36,26 @@ class FilesImage:
     root: Path
     cache_dir: Path
     known: dict[str, str] | None = None  # path -> "MODE SHA", as in `Snapshot.files`
+    cached_id: str | None = None  # the image the tag pointed at when looked up
 
     @classmethod
-    def find(cls, client: Any, image: str, root: Path, cache_dir: Path) -> FilesImage:
-        """The files image for `root` over `image`, if one exists with its manifest."""
+    def find(cls, client: Any, image: str, root: Path, cache_dir: Path, variant: str = "") -> FilesImage:
+        """The files image for `root` over `image`, if one exists with its manifest.
+
+        `variant` names whatever else decides what the image holds: the workdir, and what
+        the committed container carried into the image's config (a CA bundle's variables),
+        so that no run inherits what it did not ask for.
+        """
         from docker.errors import ImageNotFound
 
         base_id = client.images.get(image).id
-        key = hashlib.sha256(f"{base_id}\0{root}".encode()).hexdigest()[:16]
+        key = hashlib.sha256(f"{base_id}\0{root}\0{variant}".encode()).hexdigest()[:16]
         found = cls(tag=f"{REPOSITORY}:{key}", root=root, cache_dir=cache_dir)
         try:
             cached = client.images.get(found.tag)
         except ImageNotFound:
             return found
+        found.cached_id = cached.id
         try:
             known = json.loads(found._manifest(cached.id).read_text())
             found.known = known if isinstance(known, dict) else None
@@ -82,17 +89,23 @@ class FilesImage:
         for old in self.cache_dir.glob(f"files-{self.key}-*.json"):
             if old != manifest:
                 old.unlink(missing_ok=True)
+        if self.cached_id and self.cached_id != image.id:  # the one it replaces, unless a container uses it
+            self._remove(container.client, self.cached_id)
 
     def drop(self, client: Any) -> None:
         """Forget the image (the next run makes it afresh); an image still in use is left to Docker."""
+        self._remove(client, self.tag)
+        for old in self.cache_dir.glob(f"files-{self.key}-*.json"):
+            old.unlink(missing_ok=True)
+
+    @staticmethod
+    def _remove(client: Any, image: str) -> None:
         from docker.errors import APIError
 
         try:
-            client.images.remove(self.tag)
+            client.images.remove(image)
         except APIError:
             pass
-        for old in self.cache_dir.glob(f"files-{self.key}-*.json"):
-            old.unlink(missing_ok=True)
 
     @property
     def key(self) -> str:
