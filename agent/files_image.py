@@ -1,6 +1,7 @@
 """A repository's files kept as an image, so that a run copies only what changed since the last.
 
-The first `agent fix` in a repository (per sandbox image) copies every file into its
+The first `agent fix` in a repository of `MIN_FILES` files or more (per sandbox image; smaller
+ones are copied whole, which costs less, and leave no image behind) copies every file into its
 container and commits it as `moe-agent-files:<key>` before the loop starts. Later runs start
 from that image and copy only the files whose index entry (mode and blob id, which the
 snapshot has already computed) differs from the manifest kept with it, deleting those gone: starting from it costs what
@@ -24,6 +25,7 @@ from typing import Any
 
 REPOSITORY = "moe-agent-files"
 LABEL = "moe-agent.files"  # value: the repository's root on the host
+MIN_FILES = 2000  # below this, copying every file costs less than making and removing an image
 STALE_FRACTION = 4  # more than 1/4 of the files changed: make the image afresh next time
 STALE_MIN_FILES = 200  # below this many changes, never
 
@@ -73,6 +75,10 @@ class FilesImage:
         copy = [path for path, state in states.items() if known.get(path) != state]
         delete = [path for path in known if path not in states]
         return copy, delete
+
+    def worth_keeping(self, total: int) -> bool:
+        """Whether a tree of `total` files should be kept as an image for later runs."""
+        return total >= MIN_FILES
 
     def stale(self, copy: list[str], delete: list[str], total: int) -> bool:
         return len(copy) + len(delete) > max(STALE_MIN_FILES, total // STALE_FRACTION)

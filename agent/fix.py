@@ -192,7 +192,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
             copy, delete = files.changes(snapshot.files)
             box.unpack(snapshot.archive(files=copy))
             _delete(box, delete)
-        if not files.usable:
+        if not files.usable and files.worth_keeping(len(snapshot.files)):
             echo("keeping the repository's files as an image, so that later runs copy only what changed")
             with clock.phase("files_image"):
                 files.save(box.container, snapshot.files)
@@ -220,7 +220,7 @@ class Timings:
     Phases: `snapshot` (host git, while `image` and `sandbox_start` run), `image` (Docker
     client and image lookup or build), `sandbox_start`, `copy_in` (the snapshot into the
     sandbox: the files changed since the files image, or all), `files_image` (the first run
-    in a repository: keeping its files as an image), `first_request` (from the run's start to the first model request leaving),
+    in a large repository: keeping its files as an image), `first_request` (from the run's start to the first model request leaving),
     `loop`, `patch` (the `submit` tool computing it), `sandbox_stop` (while `delivery`
     runs), `delivery`, `total`;
     `startup` is the process's age when the run began (imports, config), where known.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.files_image import FilesImage
+from agent.files_image import MIN_FILES, FilesImage
 
 
 def image(known: dict[str, str] | None, tmp_path: Path) -> FilesImage:
@@ -30,3 +30,8 @@ def test_stale_when_over_a_quarter_changed(tmp_path: Path) -> None:
     assert not cached.stale(["x"] * 200, [], 400)  # small repositories: up to 200 changes are fine
     assert not cached.stale(["x"] * 2000, ["y"] * 500, 10_000)
     assert cached.stale(["x"] * 2000, ["y"] * 501, 10_000)
+
+
+def test_only_large_trees_are_kept(tmp_path: Path) -> None:
+    fresh = image(None, tmp_path)
+    assert not fresh.worth_keeping(MIN_FILES - 1) and fresh.worth_keeping(MIN_FILES)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.files_image import remove_images
+from agent.files_image import MIN_FILES, remove_images
 from sandbox import cleanup
 from tests.fakes.openai_server import HttpError, Reply, tool_call
 
@@ -130,7 +130,7 @@ def test_snapshot_carries_local_changes_and_nothing_of_the_run_remains(fake_mode
     assert git_files(repo) == git_before
 
 
-def test_timings_in_json(fake_model_server, tmp_path) -> None:
+def test_timings_in_json(fake_model_server, tmp_path, docker_client) -> None:
     repo = make_repo(tmp_path / "repo")
     fake_model_server.script = SESSION
     done = agent(repo, fake_model_server, "--json", "fix add")
@@ -141,7 +141,8 @@ def test_timings_in_json(fake_model_server, tmp_path) -> None:
     assert set(phases) <= set(timings), timings
     assert all(isinstance(timings[p], float) and timings[p] >= 0 for p in phases)
     assert timings["first_request"] <= timings["total"] and timings["loop"] <= timings["total"]
-    assert "files_image" in timings  # the first run keeps the files as an image
+    assert "files_image" not in timings  # a small repository is copied whole, and leaves no image
+    assert not docker_client.images.list(filters={"label": f"moe-agent.files={repo}"})
 
 
 def test_later_runs_start_from_the_files_image_and_copy_only_changes(fake_model_server, tmp_path,
@@ -149,6 +150,9 @@ def test_later_runs_start_from_the_files_image_and_copy_only_changes(fake_model_
     repo = make_repo(tmp_path / "repo")
     (repo / "old.txt").write_text("will be deleted\n")
     (repo / "keep.txt").write_text("unchanged\n")
+    for n in range(MIN_FILES):  # large enough to be worth an image
+        (repo / "pkg" / f"d{n // 100}").mkdir(parents=True, exist_ok=True)
+        (repo / "pkg" / f"d{n // 100}" / f"m{n}.py").write_text(f"X = {n}\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "more")
     fake_model_server.script = SESSION
