@@ -57,11 +57,10 @@ def fix(
     no_instructions: bool = typer.Option(False, "--no-instructions",
                                          help="Leave the repository's AGENTS.md files out of the prompt."),
 ) -> None:
-    from agent.config import load_settings
-    from agent.fix import FixRequest, run_fix
-    from agent.model import OpenAIModel
     from rich.markup import escape
 
+    from agent.config import load_settings
+    from agent.fix import FixRequest, run_fix
     from agent.progress import LiveProgress, print_diff, print_summary
     from agent.workspace import UserRepo
 
@@ -80,7 +79,7 @@ def fix(
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
                    title=title, cwd=path, repo_instructions=not no_instructions),
-        settings, OpenAIModel(settings.model), listener=progress, echo=echo,
+        settings, listener=progress, echo=echo,
     )
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))
