@@ -45,7 +45,7 @@ def layered_repo(root: Path) -> Path:
 def test_files_reach_the_prompt_in_order_and_are_reported(fake_model_server, tmp_path) -> None:
     repo = layered_repo(tmp_path / "repo")
     (tmp_path / "secret.txt").write_text("TOKEN=hunter2\n")
-    (repo / "pkg" / "sub" / "AGENTS.md").symlink_to(Path("..") / ".." / ".." / "secret.txt")
+    (repo / "pkg" / "sub" / "AGENTS.md").symlink_to(tmp_path / "secret.txt")  # relative ones: test_instructions.py
     fake_model_server.script = SESSION
     done = agent(repo, fake_model_server, "--json", "-C", str(repo / "pkg" / "sub"), "add() subtracts")
     assert done.returncode == 0, done.stderr
