@@ -19,6 +19,8 @@ from agent.environment import prepare_image
 from agent.errors import EnvironmentProblem
 from agent.loop import Listener, RunResult, configured_agent, toolset
 from agent.model import Model
+from agent.patch_policy import PatchReview, enforce, review_patch
+from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot, unique_branch
 from sandbox.docker import SandboxSpec, connect, start_sandbox
@@ -35,6 +37,10 @@ class FixRequest:
     commit: bool = True
     patch_out: Path | None = None
     title: str | None = None
+    # None: sensitive changes are only listed (`agent fix`); a list: the kinds that may be
+    # delivered, anything else refused (`agent ci`/`agent pr`, from the user's patch_policy).
+    allow_sensitive: list[str] | None = None
+    secrets: tuple[str, ...] = ()  # more values to keep out of the trajectory (a GitHub token)
 
 
 @dataclass
@@ -49,6 +55,7 @@ class FixOutcome:
     image: str = ""
     setup_cached: bool = False
     notes: list[str] = field(default_factory=list)
+    review: PatchReview = field(default_factory=PatchReview)  # what the patch touches (agent/patch_policy.py)
 
     @property
     def exit_code(self) -> int:
@@ -65,7 +72,7 @@ class FixOutcome:
             "stats": {"steps": r.steps, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
                       "cost": r.cost, "elapsed": r.elapsed, "prefix_reuse": r.prefix_reuse,
                       "compactions": r.compactions},
-            "tests": r.last_tests,
+            "tests": r.last_tests, "patch_review": self.review.to_json(),
         }
 
 
@@ -96,7 +103,8 @@ def run_fix(
     toolset(settings.tools.enabled)  # a bad tool name fails before any work
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
-    trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
+    trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl",
+                                  redact=Redactor([*settings.secrets(), *request.secrets]))
     try:
         with tempfile.TemporaryDirectory(prefix="moe-fix-") as tmp:
             snapshot = take_snapshot(repo, Path(tmp) / "repo")
@@ -106,6 +114,7 @@ def run_fix(
                 image=image, workdir=settings.sandbox.workdir, mount=snapshot.path, cpus=settings.sandbox.cpus,
                 memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
                 ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
+                **_identity(settings.sandbox.user, settings.sandbox.capabilities),
             )
             echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
             box = start_sandbox(spec, client)
@@ -119,8 +128,10 @@ def run_fix(
                 _hand_back(box)
                 box.close()
             outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                                 setup_cached=cached)
+                                 setup_cached=cached, review=review_patch(result.patch))
             if result.has_patch and result.status != "interrupted":
+                if request.allow_sensitive is not None:
+                    enforce(outcome.review, request.allow_sensitive)
                 deliver(outcome, request, repo, snapshot)
             return outcome
     finally:
@@ -147,9 +158,22 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 
 
+def _identity(user: str, capabilities: list[str]) -> dict[str, Any]:
+    """Who the sandbox runs as, and the capabilities it gets back.
+
+    "auto" runs as you when you are not root, so the files it writes in the snapshot are
+    yours; as root, the image's user (root, with no capabilities). A container root on
+    the snapshot of a non-root user keeps CHOWN, to hand the files back afterwards.
+    """
+    if user == "auto":
+        user = "" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+    extra = ["CHOWN"] if os.getuid() != 0 and user in ("root", "0", "0:0") else []
+    return {"user": user or None, "extra_capabilities": [*capabilities, *extra]}
+
+
 def _hand_back(box: Any) -> None:
-    """Files the container created are root's; give the snapshot back to us so it can be deleted."""
-    if os.getuid() != 0:
+    """Files a container root created are root's; give the snapshot back to us so it can be deleted."""
+    if os.getuid() != 0 and box.spec.user != f"{os.getuid()}:{os.getgid()}":
         try:
             box.run(f"chown -R {os.getuid()}:{os.getgid()} {box.workdir}", timeout=60)
         except Exception as exc:  # the temporary directory may then need manual removal

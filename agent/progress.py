@@ -11,6 +11,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from agent.loop import RunResult
+from agent.patch_policy import PatchReview
+from agent.terminal import escape as _escape, visible
 
 KEY_ARGUMENT = ("command", "path", "pattern", "paths", "message")
 
@@ -90,11 +92,12 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 
 
 def print_diff(console: Console, patch: str) -> None:
+    """The patch, coloured, with any control character in it shown rather than sent to the terminal."""
     if patch.strip():
-        console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
+        console.print(Syntax(visible(patch), "diff", theme="ansi_dark", word_wrap=True))
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+def print_review(console: Console, review: PatchReview) -> None:
+    """The patch's sensitive changes (agent/patch_policy.py), one line each, for the person about to use it."""
+    for finding in review.findings:
+        console.print(f"[bold yellow]sensitive:[/] {_escape(str(finding))}", soft_wrap=True, highlight=False)

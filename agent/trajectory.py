@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -21,8 +22,9 @@ FORMAT_VERSION = 1
 class TrajectoryWriter:
     """Appends events to `path`; `fsync=True` also survives a machine crash, at a cost."""
 
-    def __init__(self, path: Path, fsync: bool = False) -> None:
+    def __init__(self, path: Path, fsync: bool = False, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
+        self._redact = redact  # applied to every line: no configured secret reaches the file
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = path.open("a", encoding="utf-8")
         self._fsync = fsync
@@ -32,7 +34,8 @@ class TrajectoryWriter:
         if self._fh is None:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        self._fh.write((self._redact(line) if self._redact else line) + "\n")
         self._fh.flush()
         if self._fsync:
             os.fsync(self._fh.fileno())

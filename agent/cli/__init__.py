@@ -52,7 +52,7 @@ app.add_typer(traj.app, name="traj")
 def _fail(message: str, code: int) -> None:
     from rich.console import Console
 
-    from rich.markup import escape
+    from agent.terminal import escape
 
     Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)

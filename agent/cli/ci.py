@@ -77,7 +77,9 @@ def init(
 
 def echo(message: str) -> None:
     """Our own progress lines, dim on stderr: stdout carries only the outcome."""
-    Console(stderr=True, highlight=False).print(f"[dim]{message}[/]", soft_wrap=True)
+    from agent.terminal import escape
+
+    Console(stderr=True, highlight=False).print(f"[dim]{escape(message)}[/]", soft_wrap=True)
 
 
 def model_secrets(settings: Settings) -> list[str]:

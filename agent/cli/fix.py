@@ -58,7 +58,8 @@ def fix(
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix
     from agent.model import OpenAIModel
-    from agent.progress import LiveProgress, print_diff, print_summary
+    from agent.progress import LiveProgress, print_diff, print_review, print_summary
+    from agent.terminal import escape
     from agent.workspace import UserRepo
 
     task, title = read_task(text, file, issue)
@@ -71,7 +72,7 @@ def fix(
     })
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
-    echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{m}[/]"))
+    echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{escape(m)}[/]"))
     progress = LiveProgress(err, quiet=quiet or as_json)
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
@@ -90,4 +91,5 @@ def fix(
         for note in outcome.notes:
             extra.setdefault("note", note)
         print_summary(err, outcome.result, extra)
+        print_review(err, outcome.review)
     raise typer.Exit(outcome.exit_code)
