@@ -92,10 +92,22 @@ def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> st
     return DEFAULT_API_URL
 
 
-def find_token(env: Mapping[str, str] = os.environ, host: str = "github.com") -> str | None:
-    """`GITHUB_TOKEN` (or `GH_TOKEN`), else what the `gh` CLI is logged in with, if it is installed."""
+def configured_host(env: Mapping[str, str] = os.environ) -> str:
+    """The GitHub host the user's token is for: Actions' server, `GH_HOST`, else github.com."""
+    server = urlparse(env.get("GITHUB_SERVER_URL") or "").hostname
+    return (server or env.get("GH_HOST") or "github.com").lower()
+
+
+def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> str | None:
+    """`GITHUB_TOKEN` (or `GH_TOKEN`), else what the `gh` CLI is logged in with, if it is installed.
+
+    The environment's token belongs to `configured_host`: for an issue URL on any other
+    host it is not sent (a link in an issue must not collect it); `gh` keeps a token per
+    host and answers for that host only.
+    """
+    host = (host or configured_host(env)).lower()
     for name in ("GITHUB_TOKEN", "GH_TOKEN"):
-        if env.get(name):
+        if env.get(name) and host == configured_host(env):
             return env[name]
     gh = shutil.which("gh", path=env.get("PATH"))
     if gh is None:
@@ -108,7 +120,7 @@ def find_token(env: Mapping[str, str] = os.environ, host: str = "github.com") ->
 def fetch_issue(text: str) -> Issue:
     """The issue behind a reference, for `agent fix --issue`; a token is needed only for private repos."""
     ref = parse_issue_ref(text)
-    return GitHubClient(find_token(host=ref.host or "github.com"), api_url_for(ref)).issue(ref)
+    return GitHubClient(find_token(host=ref.host), api_url_for(ref)).issue(ref)
 
 
 class RateLimitBudget:

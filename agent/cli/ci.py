@@ -31,12 +31,16 @@ def ci(
     base: str | None = typer.Option(None, "--base", help="Base branch of the pull request (default: the repository's)."),
     max_wait: float = typer.Option(60.0, "--max-wait", envvar="AGENT_GITHUB_MAX_WAIT", min=0,
                                    help="Seconds of GitHub rate-limit waiting allowed in total; longer limits fail."),
+    network: bool = typer.Option(False, "--network/--no-network", envvar="AGENT_CI_NETWORK",
+                                 help="Give the sandbox network access (off unless the workflow opts in)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
     """Act on the event in GITHUB_EVENT_PATH; anything it does not ask for exits 0 saying why."""
     if ctx.invoked_subcommand is not None:
         return
-    from agent.ci import IssueJob, authorize, read_trigger
+    from agent.ci import IssueJob
+    from agent.ci.event import read_trigger
+    from agent.ci.permission import authorize
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for
     from agent.workspace import UserRepo
@@ -49,14 +53,15 @@ def ci(
     if not token:
         raise UsageError("GITHUB_TOKEN is not set: pass it to the step (env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }})")
     repo = UserRepo.find(path)
-    settings = load_settings(repo.root)
+    settings = load_settings(repo.root, overrides={"sandbox.network": network})  # set either way: forced off
     github = GitHubClient(token, api_url_for(None), max_wait=max_wait, secrets=model_secrets(settings), echo=echo)
     refusal = authorize(github, trigger)
     if refusal is not None:
         typer.echo(refusal)
         raise typer.Exit(0)
-    job = IssueJob(issue=trigger.issue, repo=repo.root, instructions=trigger.instructions,
-                   requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url())
+    job = IssueJob(issue=trigger.ref, repo=repo.root, instructions=trigger.instructions,
+                   requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
+                   as_triggered=trigger.issue)
     run_job(job, settings, github, token, remote, quiet)
 
 
@@ -66,7 +71,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing workflow file."),
 ) -> None:
     """Write .github/workflows/agent.yml, the GitHub Actions workflow that runs 'agent ci'."""
-    from agent.ci import write_workflow
+    from agent.ci.workflow_file import write_workflow
     from agent.workspace import UserRepo
 
     written = write_workflow(UserRepo.find(path).root, force=force)
@@ -83,9 +88,8 @@ def echo(message: str) -> None:
 
 
 def model_secrets(settings: Settings) -> list[str]:
-    """The model endpoint and key: nothing posted to GitHub may contain them."""
-    key = settings.model.api_key.get_secret_value() if settings.model.api_key else None
-    return [s for s in (settings.model.base_url, key) if s]
+    """The model endpoints, their credentials and the key: nothing posted to GitHub may contain them."""
+    return [*settings.model.endpoints, *settings.secrets()]
 
 
 def actions_run_url() -> str | None:
@@ -97,7 +101,8 @@ def actions_run_url() -> str | None:
 def run_job(job: IssueJob, settings: Settings, github: GitHubClient, token: str | None, remote_name: str,
             quiet: bool) -> None:
     """Fix, push and publish, then print the pull request's address (shared with `agent pr`)."""
-    from agent.ci import GitRemote, fix_issue
+    from agent.ci import fix_issue
+    from agent.ci.push import GitRemote
     from agent.model import OpenAIModel
     from agent.progress import LiveProgress
 

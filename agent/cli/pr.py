@@ -30,7 +30,7 @@ def pr(
     from agent.workspace import UserRepo
 
     ref = parse_issue_ref(issue)
-    token = find_token(host=ref.host or "github.com")
+    token = find_token(host=ref.host)
     if token is None:
         raise UsageError("no GitHub token: set GITHUB_TOKEN, or log in with 'gh auth login'")
     repo = UserRepo.find(path)
