@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from agent.config import Settings
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
+from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
 from evals.executors import Executor, LocalExecutor
@@ -113,7 +114,9 @@ def open_sandbox(instance: TaskInstance, images: ImageProvider, settings: Settin
         image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
         pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
         ca_bundle=settings.sandbox.ca_bundle, run_id=f"eval-{instance.instance_id}",
-        command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
+        command_timeout=settings.loop.command_timeout_max,
+        extra_capabilities=[*image.capabilities, *settings.sandbox.capabilities],
+        user=None if settings.sandbox.user == "auto" else settings.sandbox.user,  # auto: the image's (root here)
     )
     box = start_sandbox(spec, images.client)
     try:
@@ -136,6 +139,7 @@ def run_instance(
 ) -> InstanceOutcome:
     """One task end to end; every failure becomes an outcome, never an exception."""
     started = time.monotonic()
+    redact = Redactor(settings.secrets())  # endpoint credentials and the key stay out of every file written
     trajectory_path = options.output / TRAJECTORIES / f"{instance.instance_id}.jsonl"
     if trajectory_path.exists():
         trajectory_path.unlink()  # a rerun of an instance that did not finish starts its trajectory anew
@@ -147,7 +151,7 @@ def run_instance(
         with opened.box as box:
             limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
                                                                         options.instance_timeout)})
-            writer = TrajectoryWriter(trajectory_path)
+            writer = TrajectoryWriter(trajectory_path, redact=redact)
             try:
                 agent = configured_agent(model, box, settings, task=instance.problem_statement,
                                          base_commit=instance.base_commit, loop=limits, trajectory=writer,
@@ -159,14 +163,14 @@ def run_instance(
                 writer.close()
         return InstanceOutcome(
             instance.instance_id, result.status, patch=result.patch,
-            error=result.message if result.status in ("model_error", "sandbox_error") else "",
+            error=redact(result.message) if result.status in ("model_error", "sandbox_error") else "",
             steps=result.steps, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             elapsed=round(time.monotonic() - started, 2), prefix_reuse=result.prefix_reuse,
             trajectory=str(trajectory_path),
         )
     except Exception as exc:  # an instance's failure is data, never the batch's end
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return InstanceOutcome(instance.instance_id, "error", error=message,
+        return InstanceOutcome(instance.instance_id, "error", error=redact(message),
                                elapsed=round(time.monotonic() - started, 2))
 
 

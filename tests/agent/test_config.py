@@ -351,3 +351,15 @@ def test_redacted_settings_hold_no_endpoint_credentials(repo: Path, tmp_path: Pa
         assert secret not in dumped
     assert "https://gpu/v1" in dumped and "https://gpu-a/v1?api-key=***&x=1" in dumped
     assert {"hunter22", "k3y-123"} <= set(several.secrets()) and "tok3n-abc" in one.secrets()
+
+
+def test_trajectory_lines_are_redacted_before_they_are_written(tmp_path: Path) -> None:
+    from agent.redaction import Redactor
+    from agent.trajectory import TrajectoryWriter
+
+    writer = TrajectoryWriter(tmp_path / "t.jsonl", redact=Redactor(['s3cr"et-value', "sk-abcdef"]))
+    writer.event("start", config={"key": "sk-abcdef"}, note='error at http://u:s3cr"et-value@host')
+    writer.close()
+    text = (tmp_path / "t.jsonl").read_text()
+    assert "sk-abcdef" not in text and "s3cr" not in text and text.count("***") == 2
+    assert json.loads(text)["config"]["key"] == "***"

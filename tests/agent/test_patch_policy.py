@@ -101,3 +101,4 @@ def test_an_unreadable_patch_is_refused_even_when_everything_is_allowed() -> Non
     assert [finding.kind for finding in review.findings] == ["unreadable"]
     with pytest.raises(PatchRefused):
         enforce(review, allow=["ci_config", "agent_config", "submodules", "symlink_outside", "executable"])
+

@@ -287,3 +287,43 @@ def test_docker_not_installed_is_explained(monkeypatch) -> None:
     monkeypatch.setattr("shutil.which", lambda name: None)
     message = explain_docker_error(Exception("FileNotFoundError(2, 'No such file or directory')"))
     assert "not installed" in message
+
+
+# -- hardening ----------------------------------------------------------------------------------
+NET_ADMIN_BIT = 1 << 12  # linux/capability.h: CAP_NET_ADMIN is 12
+
+
+def _status(box: DockerSandbox) -> dict[str, str]:
+    lines = box.run("cat /proc/self/status").output.splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def test_a_sandbox_has_no_capabilities_and_cannot_gain_privileges(make_sandbox, docker_client) -> None:
+    box = make_sandbox()
+    host = docker_client.api.inspect_container(box.id)["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    status = _status(box)
+    assert (int(status["CapEff"], 16), int(status["CapBnd"], 16), status["NoNewPrivs"]) == (0, 0, "1")
+    # Root without CHOWN/DAC_OVERRIDE/MKNOD: what Docker's default set would have allowed fails.
+    assert box.run("touch /tmp/f && chown 1234 /tmp/f").exit_code != 0
+    assert box.run("mknod /tmp/dev c 1 3").exit_code != 0
+    # Ports below 1024 still bind (the requests recipe's httpbin on :80 and :443): Docker sets
+    # net.ipv4.ip_unprivileged_port_start=0 in a container's own network namespace.
+    assert box.run("python3 -c \"import socket; socket.socket().bind(('127.0.0.1', 80))\"").ok
+
+
+def test_a_spec_adds_back_only_the_capabilities_it_names(make_sandbox, docker_client) -> None:
+    box = make_sandbox(extra_capabilities=["NET_ADMIN"])
+    assert int(_status(box)["CapEff"], 16) == NET_ADMIN_BIT
+    assert docker_client.api.inspect_container(box.id)["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
+
+
+def test_a_sandbox_runs_as_the_user_it_is_given(make_sandbox, tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    for path in [repo, *repo.rglob("*")]:
+        os.chown(path, 4321, 4321)
+    box = make_sandbox(mount=repo, user="4321:4321")
+    assert box.run("id -u; id -g").output.split() == ["4321", "4321"]
+    box.run("echo mine > created.txt")
+    assert (repo / "created.txt").stat().st_uid == 4321
