@@ -68,6 +68,11 @@ class LiveProgress:
         return f"{int(seconds // 60):02d}:{seconds % 60:04.1f} {self.tokens / 1000:6.1f}k"
 
 
+def status_line(message: str) -> None:
+    """Our own progress lines, dim on stderr: stdout carries only the outcome."""
+    Console(stderr=True, highlight=False).print(f"[dim]{_escape(message)}[/]", soft_wrap=True)
+
+
 def print_summary(console: Console, result: RunResult, extra: dict[str, str] | None = None) -> None:
     table = Table.grid(padding=(0, 2))
     colour = "green" if result.status == "submitted" else "yellow" if result.has_patch else "red"

@@ -58,6 +58,15 @@ class IssueFix:
     pull: PullRequest
     created: bool  # False: an open pull request from the branch was updated
 
+    def __str__(self) -> str:
+        verb = "opened" if self.created else "updated"
+        return f"{verb} {'draft ' if self.pull.draft else ''}pull request #{self.pull.number}: {self.pull.url}"
+
+
+def posted_secrets(settings: Settings) -> list[str]:
+    """The model endpoints, their credentials and the key: nothing posted to GitHub may contain them."""
+    return [*settings.model.endpoints, *settings.secrets()]
+
 
 def branch_for(issue: IssueRef) -> str:
     return f"agent/issue-{issue.number}"
@@ -103,6 +112,15 @@ def fix_issue(
     except (AgentError, SandboxError) as exc:
         _report_failure(github, issue, exc, job.details_url, echo)
         raise
+
+
+def run_job(job: IssueJob, settings: Settings, github: GitHubClient, token: str | None, remote_name: str, *,
+            listener: Listener | None = None, echo: Echo = lambda message: None) -> IssueFix:
+    """`fix_issue` with the configured model server and the named remote (shared by `agent ci` and `agent pr`)."""
+    from agent.model import OpenAIModel
+
+    remote = GitRemote.of(job.repo, remote_name, token)
+    return fix_issue(job, settings, OpenAIModel(settings.model), github, remote, listener=listener, echo=echo)
 
 
 def _publish(job: IssueJob, issue: Issue, branch: str, outcome: FixOutcome, github: GitHubClient) -> IssueFix:

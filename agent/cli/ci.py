@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from agent.errors import UsageError
-
-if TYPE_CHECKING:
-    from agent.ci import IssueJob
-    from agent.config import Settings
-    from agent.github import GitHubClient
 
 HELP = "Run the CI bot in a GitHub Actions job: a labelled issue or an '/agent fix' comment becomes a pull request."
 app = typer.Typer(help=HELP, invoke_without_command=True)
@@ -38,11 +32,12 @@ def ci(
     """Act on the event in GITHUB_EVENT_PATH; anything it does not ask for exits 0 saying why."""
     if ctx.invoked_subcommand is not None:
         return
-    from agent.ci import IssueJob
+    from agent.ci import IssueJob, posted_secrets, run_job
     from agent.ci.event import read_trigger
     from agent.ci.permission import authorize
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for
+    from agent.progress import LiveProgress, status_line
     from agent.workspace import UserRepo
 
     trigger = read_trigger(os.environ, label)
@@ -54,7 +49,8 @@ def ci(
         raise UsageError("GITHUB_TOKEN is not set: pass it to the step (env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }})")
     repo = UserRepo.find(path)
     settings = load_settings(repo.root, overrides={"sandbox.network": network})  # set either way: forced off
-    github = GitHubClient(token, api_url_for(None), max_wait=max_wait, secrets=model_secrets(settings), echo=echo)
+    github = GitHubClient(token, api_url_for(None), max_wait=max_wait, secrets=posted_secrets(settings),
+                          echo=status_line)
     refusal = authorize(github, trigger)
     if refusal is not None:
         typer.echo(refusal)
@@ -62,7 +58,9 @@ def ci(
     job = IssueJob(issue=trigger.ref, repo=repo.root, instructions=trigger.instructions,
                    requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
                    as_triggered=trigger.issue)
-    run_job(job, settings, github, token, remote, quiet)
+    done = run_job(job, settings, github, token, remote, echo=status_line,
+                   listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
+    typer.echo(str(done))
 
 
 @app.command("init")
@@ -80,34 +78,8 @@ def init(
                "commit the file, then label an issue 'agent' or comment '/agent fix' on it")
 
 
-def echo(message: str) -> None:
-    """Our own progress lines, dim on stderr: stdout carries only the outcome."""
-    from agent.terminal import escape
-
-    Console(stderr=True, highlight=False).print(f"[dim]{escape(message)}[/]", soft_wrap=True)
-
-
-def model_secrets(settings: Settings) -> list[str]:
-    """The model endpoints, their credentials and the key: nothing posted to GitHub may contain them."""
-    return [*settings.model.endpoints, *settings.secrets()]
-
-
 def actions_run_url() -> str | None:
     """This job's page, when running in GitHub Actions."""
     server, repository, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
     return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else None
 
-
-def run_job(job: IssueJob, settings: Settings, github: GitHubClient, token: str | None, remote_name: str,
-            quiet: bool) -> None:
-    """Fix, push and publish, then print the pull request's address (shared with `agent pr`)."""
-    from agent.ci import fix_issue
-    from agent.ci.push import GitRemote
-    from agent.model import OpenAIModel
-    from agent.progress import LiveProgress
-
-    remote = GitRemote.of(job.repo, remote_name, token)
-    done = fix_issue(job, settings, OpenAIModel(settings.model), github, remote,
-                     listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet), echo=echo)
-    verb = "opened" if done.created else "updated"
-    typer.echo(f"{verb} {'draft ' if done.pull.draft else ''}pull request #{done.pull.number}: {done.pull.url}")
