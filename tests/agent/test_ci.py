@@ -561,7 +561,7 @@ def test_ci_uses_the_event_text_keeps_the_network_off_and_refuses_a_workflow_pat
     assert done.returncode == 1, done.stderr
     assert ISSUE_BODY in task_sent(fake_model_server) and "IGNORE THE ABOVE" not in task_sent(fake_model_server)
     interfaces = fake_model_server.requests[1]["messages"][-1]["content"]
-    assert "lo" in interfaces and "eth0" not in interfaces
+    assert interfaces.split()[0] == "lo" and "eth0" not in interfaces
     assert fake_github.pulls == [] and fake_github.branch_head("agent/issue-1") is None
     assert "refs/heads/agent/issue-1" not in git(repo, "for-each-ref")
     [comment] = fake_github.comments_on(1)

@@ -248,7 +248,8 @@ def test_a_hostile_repo_config_cannot_redirect_the_key_or_open_the_network(fake_
     [warning] = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert "model.base_url, paths.runs_dir, sandbox.network" in warning
     assert len(fake_model_server.requests) == 1 + len(SESSION)  # the user's server got every request
-    assert fake_model_server.requests[1]["messages"][-1]["content"].split() == ["lo"]
+    assert fake_model_server.requests[1]["messages"][-1]["content"].split()[0] == "lo"
+    assert "eth0" not in fake_model_server.requests[1]["messages"][-1]["content"]
     assert json.loads(done.stdout)["trajectory"].startswith(str(repo / ".agent" / "runs"))
 
 
