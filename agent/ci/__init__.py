@@ -143,7 +143,7 @@ def _report_failure(github: GitHubClient, issue: Issue, error: BaseException, de
                     echo: Echo) -> None:
     """Tell the issue why there is no pull request; a failure to tell must not hide the first one."""
     try:
-        github.comment(issue.ref, failure_comment(error, details_url))
+        github.comment(issue.ref, failure_comment(github.redact(str(error)), details_url))  # redact, then escape
     except AgentError as exc:
         echo(f"could not comment on {issue.ref} either: {exc}")
 

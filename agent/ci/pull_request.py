@@ -66,9 +66,10 @@ def sensitive_section(outcome: FixOutcome) -> list[str]:
               for finding in findings]]
 
 
-def failure_comment(error: BaseException, details_url: str | None) -> str:
+def failure_comment(error: str, details_url: str | None) -> str:
+    """Why there is no pull request; `error` must already be redacted (escaping hides secrets from a scrubber)."""
     details = f"\n\nThe job's log and the run's trajectory: {details_url}" if details_url else ""
-    return f"moe-agent did not open a pull request: {markdown_text(str(error))}{details}"
+    return f"moe-agent did not open a pull request: {markdown_text(error)}{details}"
 
 
 def tests_line(result: RunResult) -> str:

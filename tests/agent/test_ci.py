@@ -540,6 +540,8 @@ def test_the_environment_token_goes_only_to_the_configured_github_host() -> None
     assert find_token(enterprise, host="ghe.corp.example") == "ghp_mine"
     assert find_token(enterprise, host="github.com") is None
     assert find_token(env | {"GH_HOST": "ghe.corp.example"}, host="ghe.corp.example") == "ghp_mine"
+    actions = env | {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_API_URL": "https://api.github.com"}
+    assert find_token(actions, host="github.com") == "ghp_mine" and find_token(actions, host="evil.example") is None
 
 
 @pytest.mark.docker
