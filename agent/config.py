@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, Validati
 
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
+from agent.redaction import public_url, url_secrets
 
 REPO_CONFIG_NAME = ".agent.toml"
 TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
@@ -269,8 +270,6 @@ class Settings(_Section):
 
     def redacted(self) -> dict[str, Any]:
         """Plain data safe to store in a trajectory: no API key, endpoints without credentials."""
-        from agent.redaction import public_url
-
         data = self.model_dump(mode="json", exclude={"model": {"api_key"}})
         data["model"]["base_url"] = public_url(data["model"]["base_url"])
         data["model"]["base_urls"] = [public_url(url) for url in data["model"]["base_urls"]]
@@ -278,8 +277,6 @@ class Settings(_Section):
 
     def secrets(self) -> list[str]:
         """What no file we write and nothing we post may contain: the key, endpoint credentials."""
-        from agent.redaction import url_secrets
-
         found = [self.model.api_key.get_secret_value()] if self.model.api_key else []
         for url in {self.model.base_url, *self.model.base_urls}:
             found += url_secrets(url)

@@ -102,3 +102,12 @@ def test_an_unreadable_patch_is_refused_even_when_everything_is_allowed() -> Non
     with pytest.raises(PatchRefused):
         enforce(review, allow=["ci_config", "agent_config", "submodules", "symlink_outside", "executable"])
 
+
+
+def test_the_kinds_a_user_may_allow_are_the_kinds_the_policy_finds() -> None:
+    import typing
+
+    from agent.config import PatchKind
+    from agent.patch_policy import KIND_TEXT, NEVER_ALLOWED
+
+    assert set(typing.get_args(PatchKind)) == set(KIND_TEXT) - NEVER_ALLOWED
