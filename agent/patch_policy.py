@@ -64,6 +64,8 @@ class FileChange:
 
 @dataclass(frozen=True)
 class Finding:
+    """One sensitive change: its kind (a key of `KIND_TEXT`), the file, and a detail (mode, link target)."""
+
     kind: str
     path: str
     detail: str = ""

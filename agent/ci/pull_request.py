@@ -73,6 +73,7 @@ def failure_comment(error: str, details_url: str | None) -> str:
 
 
 def tests_line(result: RunResult) -> str:
+    """One sentence on the last test run the agent made through its test tool, or that it made none."""
     tests = result.last_tests
     if not tests:
         return "The agent ran no test suite through its test tool: check the change by hand."
@@ -83,6 +84,7 @@ def tests_line(result: RunResult) -> str:
 
 
 def stats_line(result: RunResult) -> str:
+    """What the run cost: steps, tokens, seconds, prefix-cache reuse."""
     return (f"{result.steps} steps, {result.prompt_tokens + result.completion_tokens:,} tokens, "
             f"{result.elapsed:.0f} s, prefix reuse {_reuse(result)}.")
 

@@ -11,6 +11,7 @@ WORKFLOW_PATH = Path(".github/workflows/agent.yml")
 
 
 def workflow_text() -> str:
+    """The workflow as shipped in the package (`agent/ci_workflow.yml`)."""
     return resources.files("agent").joinpath("ci_workflow.yml").read_text(encoding="utf-8")
 
 
