@@ -131,7 +131,7 @@ def run_fix(
                                  setup_cached=cached, review=review_patch(result.patch))
             if result.has_patch and result.status != "interrupted":
                 if request.allow_sensitive is not None:
-                    enforce(outcome.review, request.allow_sensitive)
+                    enforce(outcome.review, request.allow_sensitive, kept_in=trajectory.path)
                 deliver(outcome, request, repo, snapshot)
             return outcome
     finally:

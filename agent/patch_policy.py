@@ -23,6 +23,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from unidiff import PatchSet, UnidiffParseError
@@ -110,13 +111,17 @@ def review_patch(patch: str) -> PatchReview:
     return review
 
 
-def enforce(review: PatchReview, allow: Iterable[str]) -> None:
-    """Raise `PatchRefused` naming every change of a kind not allowed; the patch is then not delivered."""
+def enforce(review: PatchReview, allow: Iterable[str], kept_in: Path | None = None) -> None:
+    """Raise `PatchRefused` naming every change of a kind not allowed; the patch is then not delivered.
+
+    `kept_in` names where the patch stays readable (the run's trajectory), so no work is lost.
+    """
     refused = review.refused(allow)
     if refused:
         kinds = sorted({finding.kind for finding in refused} - NEVER_ALLOWED)
         hint = f"; to allow, add {kinds} to [patch_policy] allow in your own config" if kinds else ""
-        raise PatchRefused(f"the patch was not pushed: {'; '.join(map(str, refused))}{hint}")
+        kept = f"; the patch is kept in {kept_in}" if kept_in else ""
+        raise PatchRefused(f"the patch was not pushed: {'; '.join(map(str, refused))}{hint}{kept}")
 
 
 def _file_change(patched: Any) -> FileChange:
