@@ -166,7 +166,7 @@ class SandboxSettings(_Section):
     ca_bundle: FilePath | None = None  # extra CA bundle for TLS-intercepting proxies
     # Linux capabilities added back to the container; every other one is dropped.
     capabilities: list[str] = Field(default_factory=list)
-    # "auto": your own uid:gid when you are not root, else the image's user; or "root", a name, "uid[:gid]".
+    # "auto": the image's own user; or "root", a name, "uid[:gid]".
     user: str = "auto"
     setup: list[str] = Field(default_factory=list)
     test_cmd: str | None = None

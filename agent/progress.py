@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 
-from agent.loop import RunResult
-from agent.patch_policy import PatchReview
 from agent.terminal import escape as _escape, visible
+
+if TYPE_CHECKING:
+    from agent.loop import RunResult
+    from agent.patch_policy import PatchReview
 
 KEY_ARGUMENT = ("command", "path", "pattern", "paths", "message")
 
@@ -99,6 +100,8 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 def print_diff(console: Console, patch: str) -> None:
     """The patch, coloured, with any control character in it shown rather than sent to the terminal."""
     if patch.strip():
+        from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
+
         console.print(Syntax(visible(patch), "diff", theme="ansi_dark", word_wrap=True))
 
 
