@@ -110,9 +110,10 @@ def run_fix(
             echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
             box = start_sandbox(spec, client)
             try:
+                # The tag cache stays in the user's cache directory: one inside the repository
+                # could have come with the clone.
                 agent = configured_agent(model, box, settings, task=request.task, base_commit=snapshot.base_commit,
-                                         cache_dir=str(repo.root / ".agent" / "cache"), trajectory=trajectory,
-                                         listener=listener)
+                                         trajectory=trajectory, listener=listener)
                 result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
                                                           "repo": str(repo.root), "head": repo.head})
             finally:

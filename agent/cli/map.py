@@ -41,6 +41,7 @@ def map_command(
 
 
 def _outline_text(root: Path, file: Path) -> str:
+    from tools.code_map import generated_note
     from tools.languages import language_name_for, supported_languages
     from tools.tags import format_outline, outline
 
@@ -49,5 +50,8 @@ def _outline_text(root: Path, file: Path) -> str:
         raise UsageError(f"--outline: {file} is not a file")
     if language_name_for(target.name) not in supported_languages():
         raise UsageError(f"--outline: no grammar for {file.name} (supported: {', '.join(supported_languages())})")
-    symbols = outline(target.name, target.read_bytes())
+    source = target.read_bytes()
+    symbols = outline(target.name, source)
+    if symbols is None:
+        return generated_note(str(file), source)
     return format_outline(symbols) if symbols else f"{file}: no classes or functions"
