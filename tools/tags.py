@@ -8,7 +8,7 @@ file captures both; the definition's full node is found by walking up from its n
 Tags of a file are keyed by a hash of its language and bytes, so an unchanged file is never
 parsed twice, whichever repository or sandbox it came from.
 
-Cost stays linear in the input: a definition keeps at most `DEFINITION_TEXT_BYTES` of the
+Cost stays linear in the input: a definition keeps at most `LONG_LINE_BYTES` of the
 line holding its name (a minified bundle has thousands of definitions on one line), and
 generated or minified files (`looks_generated`) are listed in a map by name only.
 
@@ -36,13 +36,15 @@ from typing import NamedTuple
 
 from tree_sitter import Node, Query, QueryCursor
 
+from tools.encoding import has_raw_bytes
 from tools.languages import language_name_for, load_language, looks_generated, parser_for_language
 
 FORMAT_VERSION = 2  # 1 was marshal
 CACHE_HEADER = f"moe-agent tag cache, JSON rows, format {FORMAT_VERSION}"
 DEFAULT_CACHE_DIR = Path("~/.cache/moe-agent/tags").expanduser()
 MAX_FILE_BYTES = 1_000_000  # bigger files are generated or minified: noise in a map
-DEFINITION_TEXT_BYTES = 160  # of the line holding a definition's name; a map shows 100 characters
+LONG_LINE_BYTES = 160  # a longer line holding a definition's name is cut to a window around the name
+DEFINITION_TEXT_BYTES = 100  # the window; a map shows at most 100 characters of a line
 PARALLEL_MIN_FILES = 200  # below this, starting worker processes costs more than it saves
 
 # Kinds that only scope other definitions (methods of `impl Foo`, names in a C++ namespace):
@@ -318,8 +320,8 @@ def extract_tags(language: str, source: bytes) -> FileTags:
 
 def definition_text(line: bytes, column: int) -> str:
     """The line holding a definition's name, or on a long line the part from a little before the name."""
-    if len(line) > DEFINITION_TEXT_BYTES:
-        start = max(column - DEFINITION_TEXT_BYTES // 4, 0)
+    if len(line) > LONG_LINE_BYTES:
+        start = max(column - DEFINITION_TEXT_BYTES // 5, 0)
         line = (b"..." if start else b"") + line[start:start + DEFINITION_TEXT_BYTES] + b"..."
     return line.rstrip().decode("utf-8", "replace")
 
@@ -506,14 +508,16 @@ class TagCache:
     def known_keys(self, stamps: Sequence[Stamp]) -> dict[Stamp, bytes]:
         """Content keys of files whose location, size and mtime are as recorded."""
         rows = self._select("SELECT location, size, mtime_ns, key FROM stamps WHERE location IN ({marks})",
-                            [stamp.location for stamp in stamps])
+                            [stamp.location for stamp in stamps if not has_raw_bytes(stamp.location)])
         return {Stamp(location, size, mtime_ns): key for location, size, mtime_ns, key in rows
                 if type(location) is str and type(size) is int and type(mtime_ns) is int and type(key) is bytes}
 
     def remember_keys(self, keys: dict[Stamp, bytes]) -> None:
         settled_before = time.time_ns() - self.RACY_NS
+        # SQLite text is UTF-8: a name that is not is found by content key only, never by stamp.
         self._write("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)",
-                    [(*stamp, key) for stamp, key in keys.items() if stamp.mtime_ns < settled_before])
+                    [(*stamp, key) for stamp, key in keys.items()
+                     if stamp.mtime_ns < settled_before and not has_raw_bytes(stamp.location)])
 
     def close(self) -> None:
         if self._db is not None:

@@ -28,6 +28,7 @@ def map_command(
     if tokens < 1:
         raise UsageError(f"--tokens must be at least 1, got {tokens}")
 
+    from tools.encoding import visible
     from tools.repomap import HostDirectory, build_repo_map
     from tools.tags import TagCache
 
@@ -35,7 +36,7 @@ def map_command(
                               cache=TagCache(cache_dir))
     if not repo_map.text:
         raise UsageError(f"nothing to map in {path}: no source files in a supported language")
-    typer.echo(repo_map.text, nl=False)
+    typer.echo(visible(repo_map.text), nl=False)  # a file name that is not UTF-8 is shown as \xNN
     typer.echo(f"({repo_map.files} files, {repo_map.parsed} parsed, {repo_map.shown_definitions} definitions shown)",
                err=True)
 
