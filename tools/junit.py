@@ -70,7 +70,10 @@ def read_junit(data: bytes) -> list[TestOutcome]:
         for child in case:
             found = _status(child)
             if found is not None:
-                status, message = found, (child.get("message") or child.text or "").strip()
+                status, message = found, (child.get("message") or "").strip()
+                if message in ("", "collection failure"):  # the reason is in the report's text: its E lines
+                    message = next((line[1:].strip() for line in (child.text or "").splitlines()
+                                    if line.startswith("E ")), message)
                 break
         line = message.split("\n", 1)[0][:MESSAGE_CHARS]
         outcomes.append(TestOutcome(node_id(case.get("classname", ""), case.get("name", ""), files), status, line))

@@ -224,3 +224,32 @@ def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
     assert json.loads(out)["status"] == "interrupted"
     assert state(repo) == before
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
+
+
+def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_model_server, tmp_path) -> None:
+    """Issue 14's example: `prices.py` in latin-1, viewed then edited; the run goes on to a patch."""
+    repo = make_repo(tmp_path / "repo")
+    prices = "LABEL = 'café'\nPRICE = 3\n".encode("latin-1")
+    (repo / "prices.py").write_bytes(prices)
+    (repo / "caf\udce9.txt").write_bytes(b"menu \xe9\n")  # a name that is not UTF-8 either
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "latin-1")
+    fake_model_server.script = [
+        Reply(tool_calls=[tool_call("str_replace_editor", {"command": "view", "path": "prices.py"})]),
+        Reply(tool_calls=[tool_call("str_replace_editor", {"command": "str_replace", "path": "prices.py",
+                                                           "old_str": "PRICE = 3", "new_str": "PRICE = 4"})]),
+        Reply(tool_calls=[tool_call("bash", {"command": "ls && printf 'menu \\xe8\\n' > $'caf\\xe9.txt'"})]),
+        Reply(tool_calls=[tool_call("submit", {})]),
+    ]
+    done = agent(repo, fake_model_server, "--json", "raise the price")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "submitted"
+    lines = Path(result["trajectory"]).read_bytes().splitlines()
+    events = [json.loads(line.decode("utf-8")) for line in lines]  # strict UTF-8, every line JSON
+    observations = [event["observation"] for event in events if event["type"] == "tool" and "observation" in event]
+    assert any("LABEL = 'caf\\xe9'" in text and "not valid UTF-8" in text for text in observations)
+    assert any("caf\\xe9.txt" in text for text in observations)
+    git(repo, "checkout", "-q", result["branch"])
+    assert (repo / "prices.py").read_bytes() == prices.replace(b"PRICE = 3", b"PRICE = 4")
+    assert (repo / "caf\udce9.txt").read_bytes() == b"menu \xe8\n"
