@@ -26,6 +26,7 @@ SNIPPET_CONTEXT_LINES = 4
 UNDO_DEPTH = 10
 BINARY_SNIFF_BYTES = 8192
 HISTORY_KEY = "editor.history"
+MAX_MATCHES_LISTED = 100
 
 DESCRIPTION = """\
 View, create and edit files in the repository.
@@ -305,7 +306,8 @@ class EditorTool:
             raise ToolError(no_match_message(file.text, old, target))
         if len(starts) > 1:
             lines = [file.text.count("\n", 0, at) + 1 for at in starts]
-            raise ToolError(f"old_str occurs {len(starts)} times in {target.path} (matches may overlap), starting at "
+            times = f"{len(starts)}{' or more' if len(starts) == MAX_MATCHES_LISTED else ''}"
+            raise ToolError(f"old_str occurs {times} times in {target.path} (matches may overlap), starting at "
                             f"lines {', '.join(map(str, lines))}; include more surrounding lines in old_str so that "
                             "it matches exactly once")
         at = starts[0]
@@ -447,7 +449,7 @@ def lint_note(ctx: ToolContext, path: str, before: bytes | None, after: bytes) -
                     "are sure the code is valid, since grammars can lag new syntax, write it with bash instead.)")
 
 
-def match_starts(text: str, old: str, limit: int = 100) -> list[int]:
+def match_starts(text: str, old: str, limit: int = MAX_MATCHES_LISTED) -> list[int]:
     """Where `old` starts in `text`, overlapping matches included (`count` would miss them), at most `limit`."""
     starts, at = [], text.find(old)
     while at >= 0 and len(starts) < limit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from sandbox import cleanup
 from tests.fakes.openai_server import HttpError, Reply, tool_call
+from tools import tags
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,6 +228,22 @@ def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
 
 
+def plant_tag_cache(directory: Path, files: list[Path]) -> None:
+    """What a cloned repository could ship: tag caches (old marshal format and current one) claiming
+    definitions its files do not have."""
+    directory.mkdir(parents=True)
+    for version in (1, tags.FORMAT_VERSION):
+        db = sqlite3.connect(directory / f"tags-v{version}.sqlite3")
+        db.execute("CREATE TABLE header (text TEXT NOT NULL)")
+        db.execute("INSERT INTO header VALUES (?)", (tags.CACHE_HEADER,))
+        db.execute("CREATE TABLE tags (key BLOB PRIMARY KEY, names TEXT NOT NULL, definitions TEXT NOT NULL)")
+        for file in files:
+            db.execute("INSERT INTO tags VALUES (?, ?, ?)", (tags.content_key("python", file.read_bytes()),
+                       '[["Planted"], {}]', '[["Planted", "class", 1, 1, 1, -1, "class Planted: pwned"]]'))
+        db.commit()
+        db.close()
+
+
 def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_model_server, tmp_path) -> None:
     """Issue 14's example: `prices.py` in latin-1, viewed then edited; the run goes on to a patch."""
     repo = make_repo(tmp_path / "repo")
@@ -234,7 +252,9 @@ def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_m
     (repo / "caf\udce9.txt").write_bytes(b"menu \xe9\n")  # a name that is not UTF-8 either
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "latin-1")
+    plant_tag_cache(repo / ".agent" / "cache" / "tags", [repo / "calc.py", repo / "prices.py"])
     fake_model_server.script = [
+        Reply(tool_calls=[tool_call("repo_map", {})]),
         Reply(tool_calls=[tool_call("str_replace_editor", {"command": "view", "path": "prices.py"})]),
         Reply(tool_calls=[tool_call("str_replace_editor", {"command": "str_replace", "path": "prices.py",
                                                            "old_str": "PRICE = 3", "new_str": "PRICE = 4"})]),
@@ -250,6 +270,8 @@ def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_m
     observations = [event["observation"] for event in events if event["type"] == "tool" and "observation" in event]
     assert any("LABEL = 'caf\\xe9'" in text and "not valid UTF-8" in text for text in observations)
     assert any("caf\\xe9.txt" in text for text in observations)
+    assert "def add(a, b):" in observations[0] and "Planted" not in observations[0]  # the clone's cache unused
+    assert (tmp_path / "home" / ".cache" / "moe-agent" / "tags" / f"tags-v{tags.FORMAT_VERSION}.sqlite3").is_file()
     git(repo, "checkout", "-q", result["branch"])
     assert (repo / "prices.py").read_bytes() == prices.replace(b"PRICE = 3", b"PRICE = 4")
     assert (repo / "caf\udce9.txt").read_bytes() == b"menu \xe8\n"

@@ -488,15 +488,6 @@ def test_a_planted_tag_cache_is_not_trusted(tmp_path: Path, header: str | None, 
     assert planted.parsed == 5  # every planted row was a miss
 
 
-def test_agent_fix_keeps_its_tag_cache_out_of_the_repository() -> None:
-    import inspect
-
-    from agent import fix
-
-    source = inspect.getsource(fix.run_fix)
-    assert "cache_dir" not in source  # the default, the user's cache directory, is used
-
-
 def test_agent_map_shows_a_file_name_that_is_not_utf8_visibly(tmp_path: Path) -> None:
     root = write_corpus(tmp_path / "repo")
     done = subprocess.run([sys.executable, "-m", "agent", "map", str(root), "--tokens", "4096",
