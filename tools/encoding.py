@@ -37,6 +37,7 @@ def _escaped_or_question_mark(match: re.Match[str]) -> str:
 
 
 def is_utf8(data: bytes) -> bool:
+    """Whether `data` decodes as UTF-8 (the common case: only then is anything here needed)."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

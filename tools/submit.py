@@ -222,6 +222,7 @@ def c_quote(raw: bytes) -> bytes:
 
 
 def escape_glob(path: bytes) -> bytes:
+    """`path` as a gitattributes pattern that matches only itself: glob characters escaped."""
     return b"".join(b"\\" + bytes([byte]) if byte in b"*?[\\" else bytes([byte]) for byte in path)
 
 
