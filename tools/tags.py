@@ -36,12 +36,12 @@ from typing import NamedTuple
 
 from tree_sitter import Node, Query, QueryCursor
 
+from sandbox.cache import cache_home
 from tools.encoding import has_raw_bytes
 from tools.languages import language_name_for, load_language, looks_generated, parser_for_language
 
 FORMAT_VERSION = 2  # 1 was marshal
 CACHE_HEADER = f"moe-agent tag cache, JSON rows, format {FORMAT_VERSION}"
-DEFAULT_CACHE_DIR = Path("~/.cache/moe-agent/tags").expanduser()
 MAX_FILE_BYTES = 1_000_000  # bigger files are generated or minified: noise in a map
 LONG_LINE_BYTES = 160  # a longer line holding a definition's name is cut to a window around the name
 DEFINITION_TEXT_BYTES = 100  # the window; a map shows at most 100 characters of a line
@@ -438,7 +438,8 @@ class TagCache:
     RACY_NS = 2_000_000_000  # files changed this recently may change again within the same mtime tick
 
     def __init__(self, directory: Path | str | None = None) -> None:
-        self.path = Path(directory or DEFAULT_CACHE_DIR).expanduser() / f"tags-v{FORMAT_VERSION}.sqlite3"
+        where = Path(directory).expanduser() if directory else cache_home() / "tags"
+        self.path = where / f"tags-v{FORMAT_VERSION}.sqlite3"
         self._db: sqlite3.Connection | None = None
         self._failed = False
 

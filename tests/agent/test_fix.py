@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import cleanup
+from sandbox.cache import cache_home
 from tests.fakes.openai_server import HttpError, Reply, tool_call
 from tools import tags
 
@@ -244,7 +245,8 @@ def plant_tag_cache(directory: Path, files: list[Path]) -> None:
         db.close()
 
 
-def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_model_server, tmp_path) -> None:
+def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_model_server, tmp_path,
+                                                                           monkeypatch) -> None:
     """Issue 14's example: `prices.py` in latin-1, viewed then edited; the run goes on to a patch."""
     repo = make_repo(tmp_path / "repo")
     prices = "LABEL = 'café'\nPRICE = 3\n".encode("latin-1")
@@ -271,7 +273,8 @@ def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_m
     assert any("LABEL = 'caf\\xe9'" in text and "not valid UTF-8" in text for text in observations)
     assert any("caf\\xe9.txt" in text for text in observations)
     assert "def add(a, b):" in observations[0] and "Planted" not in observations[0]  # the clone's cache unused
-    assert (tmp_path / "home" / ".cache" / "moe-agent" / "tags" / f"tags-v{tags.FORMAT_VERSION}.sqlite3").is_file()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where the agent's process had its home
+    assert (cache_home() / "tags" / f"tags-v{tags.FORMAT_VERSION}.sqlite3").is_file()
     git(repo, "checkout", "-q", result["branch"])
     assert (repo / "prices.py").read_bytes() == prices.replace(b"PRICE = 3", b"PRICE = 4")
     assert (repo / "caf\udce9.txt").read_bytes() == b"menu \xe8\n"
