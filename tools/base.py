@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
 from sandbox.base import Sandbox
 from tools.encoding import NOT_UTF8_NOTE, has_raw_bytes, visible
 
