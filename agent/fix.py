@@ -151,9 +151,11 @@ def run_fix(
                                       redact=Redactor([*settings.secrets(), *request.secrets]))
         image, cached, box = starting.result()
         snapshot = taking.result()
+        # The tag cache stays in the user's cache directory: one inside the repository could have
+        # come with the clone.
         agent = configured_agent(_Timed(model, clock), box, settings, task=request.task,
-                                 base_commit=snapshot.base_commit, cache_dir=str(repo.root / ".agent" / "cache"),
-                                 trajectory=trajectory, listener=clock.listener(listener))
+                                 base_commit=snapshot.base_commit, trajectory=trajectory,
+                                 listener=clock.listener(listener))
         try:
             with clock.phase("loop"):
                 result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tools.encoding import SURROGATE, has_raw_bytes, visible
+
 FORMAT_VERSION = 1
 
 
@@ -34,7 +36,7 @@ class TrajectoryWriter:
         if self._fh is None:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = json_line(record)
         self._fh.write((self._redact(line) if self._redact else line) + "\n")
         self._fh.flush()
         if self._fsync:
@@ -44,6 +46,15 @@ class TrajectoryWriter:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON line that is always valid UTF-8: bytes that were not UTF-8 (lone surrogates
+    from surrogateescape) are written as the visible text `\\xe9`, never as a crash."""
+    line = json.dumps(record, ensure_ascii=False, default=str)
+    if has_raw_bytes(line):  # only inside strings: JSON-escape the visible form's backslash
+        line = SURROGATE.sub(lambda match: json.dumps(visible(match.group()))[1:-1], line)
+    return line
 
 
 @dataclass

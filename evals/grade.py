@@ -53,6 +53,7 @@ from evals.images import (
 from evals.report import PATCH_FILE, build_run_report, write_run_report
 from evals.validation import Verdict, fail_to_pass_already_passing
 from sandbox.docker import SandboxSpec, start_sandbox
+from tools.encoding import replaced
 
 GIT_APPLY_CMDS = ("git apply -v", "git apply --reject", "patch --batch --fuzz=5 -p1 -i")
 # A failed attempt (notably --reject) leaves partial changes; swebench 5 resets between tries.
@@ -307,20 +308,21 @@ class _Evaluation:
             report = grade_log(self.instance, "", patch_applied=False)
             self._write(LOG_REPORT, json.dumps(report, indent=4))
             return self._result(Outcome.PATCH_FAILED, report[iid], detail="the patch did not apply")
-        self.logger.info(f"Git diff before:\n{box.run(GIT_DIFF, timeout=120).output.strip()}")
+        self.logger.info(f"Git diff before:\n{replaced(box.run(GIT_DIFF, timeout=120).output).strip()}")
         script = eval_script(self.instance, image)
         self._write(EVAL_FILE, script)
         box.write_file(CONTAINER_EVAL, script.encode())
         result = box.run(f"bash {CONTAINER_EVAL}", timeout=timeout)
+        output = replaced(result.output)  # as upstream's harness decodes it, so verdicts stay identical
         self.logger.info(f"Test runtime: {result.duration:_.2f} seconds")
         if result.timed_out:
-            self._write(LOG_TEST_OUTPUT, f"{result.output}\n\nTimeout error: {timeout:.0f} seconds exceeded.")
+            self._write(LOG_TEST_OUTPUT, f"{output}\n\nTimeout error: {timeout:.0f} seconds exceeded.")
             self.logger.info(f"Test timed out after {timeout:.0f} seconds.")
             return self._result(Outcome.TIMEOUT, detail=f"tests ran over {timeout:.0f}s", test_seconds=result.duration)
-        self._write(LOG_TEST_OUTPUT, result.output)
-        self.logger.info(f"Git diff after:\n{box.run(GIT_DIFF, timeout=120).output.strip()}")
+        self._write(LOG_TEST_OUTPUT, output)
+        self.logger.info(f"Git diff after:\n{replaced(box.run(GIT_DIFF, timeout=120).output).strip()}")
         patch_missing = self.prediction.model_patch is None and not self.skip_patch
-        report = grade_log(self.instance, result.output, patch_missing=patch_missing)
+        report = grade_log(self.instance, output, patch_missing=patch_missing)
         self._write(LOG_REPORT, json.dumps(report, indent=4))
         resolved = report[iid]["resolved"]
         self.logger.info(f"report: {report}\nResult for {iid}: resolved: {resolved}")
@@ -344,7 +346,7 @@ def apply_patch(box: Any, patch: str, logger: Any) -> bool:
         if attempt:
             box.run(RESET_TREE, timeout=120)
         result = box.run(f"{command} {CONTAINER_PATCH}", timeout=300)
-        output = result.output
+        output = replaced(result.output)
         if result.ok:
             logger.info(f"{APPLY_PATCH_PASS}:\n{output}")
             return True
