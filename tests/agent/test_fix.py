@@ -381,6 +381,7 @@ def test_the_fix_sandbox_user_and_capabilities_come_from_the_users_settings() ->
     assert fix._identity("auto", ["NET_ADMIN"]) == {"user": None, "extra_capabilities": ["NET_ADMIN"]}
     assert fix._identity("1000:100", []) == {"user": "1000:100", "extra_capabilities": []}
 
+
 def plant_tag_cache(directory: Path, files: list[Path]) -> None:
     """What a cloned repository could ship: tag caches (old marshal format and current one) claiming
     definitions its files do not have."""
