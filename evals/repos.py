@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from agent.errors import EnvironmentProblem, UsageError
@@ -106,6 +107,17 @@ def show_file(git_dir: Path, commit: str, path: str) -> str | None:
         ["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"], capture_output=True, timeout=120, check=False
     )
     return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else None
+
+
+def newest_commit(git_dir: Path, commits: Iterable[str]) -> str:
+    """The commit with the latest commit date among `commits` (all must be in `git_dir`)."""
+    result = subprocess.run(
+        ["git", f"--git-dir={git_dir}", "log", "--no-walk=sorted", "--format=%H", *sorted(set(commits))],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    if result.returncode != 0 or not result.stdout.strip():
+        raise EnvironmentProblem(f"{git_dir}: cannot order commits by date: {_last_line(result.stderr)}")
+    return result.stdout.split()[0]
 
 
 def has_commit(git_dir: Path, commit: str) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -211,6 +213,18 @@ def test_cli_table_and_comparison(run_dir: Path, tmp_path: Path, monkeypatch: py
 
     code, out, _ = run_cli(monkeypatch, capsys, "eval", "report", str(first), str(second))
     assert code == 0 and "org__model.run-1 only" in out and "r__r-2" in out
+
+
+def test_output_to_a_pipe_is_not_wrapped(tmp_path: Path) -> None:
+    """Not a terminal: table cells and lines are not cut or wrapped at 80 columns."""
+    model = "an-organisation-with-a-long-name__a-model-name-that-goes-on-" + "and-on-" * 12
+    run = tmp_path / "logs" / "run_evaluation" / "run-1" / model
+    add_instance(run, "psf__requests-2317", resolved=True)
+    report = write_run_report(build_run_report(run), run, tmp_path)
+    result = subprocess.run([sys.executable, "-m", "agent", "eval", "report", str(report)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "COLUMNS": "80"}, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"{model}.run-1" in result.stdout  # whole, on one line
 
 
 def test_cli_bad_report_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
