@@ -99,7 +99,7 @@ def test_row_with_its_own_eval_script_is_graded_in_the_official_image(
     assert (folder / "eval.sh").read_text() == row.eval_script  # used as is
     assert f"Image {official_tag}: {official_tag} reused" in (folder / "run_instance.log").read_text()
     output = (folder / "test_output.txt").read_text()
-    assert "+ conda activate testbed" in output and ">>>>> Test Exit Code: 0" in output
+    assert "+ conda activate testbed" in output and "Ran 2 tests" in output
     run_report = json.loads((tmp_path / "gold.official.json").read_text())
     assert run_report["resolved_ids"] == [instance.instance_id] and run_report["infra_failure_ids"] == []
 
