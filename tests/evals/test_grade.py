@@ -308,3 +308,14 @@ class NoBuilder:
 
     def ensure(self, instance: object) -> None:
         raise AssertionError("no image should be needed")
+
+
+def test_validation_summary_names_unfaithful_versions_and_caveats(tmp_path: Path) -> None:
+    reason = "asks for Python 3.6 with numpy 1.16.0"
+    verdicts = [Verdict("astropy__astropy-7166", "resolved", "unresolved", unfaithful=reason,
+                        caveats=(f"astropy/astropy 1.3 is not faithful: {reason}",)),
+                Verdict("astropy__astropy-14369", "resolved", "unresolved")]
+    summary = json.loads(write_summary(tmp_path / "validation.json", verdicts).read_text())
+    assert summary["unfaithful"] == ["astropy__astropy-7166"] and summary["valid"] == 2
+    assert summary["instances"]["astropy__astropy-7166"]["caveats"] == [f"astropy/astropy 1.3 is not faithful: {reason}"]
+    assert write_validated(tmp_path / "ids.txt", verdicts).read_text() == "astropy__astropy-14369\nastropy__astropy-7166\n"
