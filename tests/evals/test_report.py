@@ -22,14 +22,12 @@ from evals.report import (
     outcome_ids,
     write_run_report,
 )
-from tests.shared_data import SWEBENCH
+from tests.shared_data import LOGS, official_index
 
-LOGS = SWEBENCH / "eval_logs" / "composio_swekit_langgraph_verified_2024-09"
 # The run report's advisory keys, computed from what the harness recorded instead of
 # swebench's word matching (evals.report.failure_kind); everything else equals make_run_report.
 ADVISORY = ("infra_failure_instances", "ambiguous_failure_instances", "infra_failure_ids",
             "ambiguous_failure_ids", "failure_reasons")
-INDEX = [json.loads(line) for line in (LOGS / "index.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def add_instance(run_dir: Path, instance_id: str, patch: str = "diff\n", resolved: bool | None = None,
@@ -126,13 +124,15 @@ def test_report_equals_swebench_make_run_report(run_dir: Path, monkeypatch: pyte
     assert set(ADVISORY) <= set(official)  # the same keys, filled from what the harness recorded
 
 
+@pytest.mark.swebench_data
 def test_shared_official_run_gives_the_official_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "logs" / "run_evaluation" / INDEX[0]["run_id"] / "composio"
-    shutil.copytree(LOGS / INDEX[0]["run_id"], run)
+    index = official_index()
+    run = tmp_path / "logs" / "run_evaluation" / index[0]["run_id"] / "composio"
+    shutil.copytree(LOGS / index[0]["run_id"], run)
     report = build_run_report(run)
-    assert report["resolved_ids"] == sorted(e["instance_id"] for e in INDEX if e["resolved"])
-    assert set(report["submitted_ids"]) == {e["instance_id"] for e in INDEX}
+    assert report["resolved_ids"] == sorted(e["instance_id"] for e in index if e["resolved"])
+    assert set(report["submitted_ids"]) == {e["instance_id"] for e in index}
     official = official_run_report(run, report["submitted_ids"], monkeypatch, capsys)
     assert {k: v for k, v in report.items() if k not in ADVISORY} == {
         k: v for k, v in official.items() if k not in ADVISORY}
