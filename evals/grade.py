@@ -119,7 +119,8 @@ class InstanceResult:
     resumed: bool = False
     image_seconds: float = 0.0
     test_seconds: float = 0.0
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # Python substitutions
+    caveats: tuple[str, ...] = ()  # where the environment differs from upstream's (evals.images)
 
 
 @dataclass
@@ -223,6 +224,9 @@ def grade_predictions(
     substitutions = {r.instance_id: list(r.notes) for r in results if r.notes}
     if substitutions:
         report["python_substitutions"] = substitutions
+    caveats = {r.instance_id: list(r.caveats) for r in results if r.caveats}
+    if caveats:
+        report["environment_notes"] = caveats
     path = write_run_report(report, run_dir, settings.report_dir)
     return GradeRun(model, run_dir, results, report, path)
 
@@ -274,6 +278,7 @@ class _Evaluation:
     skip_patch: bool
     image_seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
 
     def run(self, images: ImageBuilder) -> InstanceResult:
         iid = self.instance.instance_id
@@ -283,9 +288,10 @@ class _Evaluation:
             self.logger.error(f"Image build failed for {iid}: {failure_text(exc)}\n{traceback.format_exc()}")
             return self._result(Outcome.BUILD_FAILED, detail=failure_text(exc))
         self.image_seconds, self.notes = sum(layer.seconds for layer in image.layers), image.notes
+        self.caveats = image.caveats
         self.logger.info(f"Image {image.tag}: "
                          + ", ".join(f"{layer.tag} {layer.action} ({layer.seconds:.1f}s)" for layer in image.layers))
-        for note in image.notes:
+        for note in (*image.notes, *image.caveats):
             self.logger.info(note)
         if image.recipe is not None and not self.instance.log_parser:
             self.instance = self.instance.model_copy(update={"log_parser": image.recipe.log_parser})
@@ -335,7 +341,7 @@ class _Evaluation:
     def _result(self, outcome: Outcome, report: dict[str, Any] | None = None, *, detail: str = "",
                 test_seconds: float = 0.0) -> InstanceResult:
         return InstanceResult(self.instance.instance_id, outcome, report, detail, image_seconds=self.image_seconds,
-                              test_seconds=test_seconds, notes=self.notes)
+                              test_seconds=test_seconds, notes=self.notes, caveats=self.caveats)
 
 
 def apply_patch(box: Any, patch: str, logger: Any) -> bool:
@@ -406,16 +412,19 @@ def validate(
         verdicts.append(Verdict(
             instance.instance_id, g.outcome.value, e.outcome.value,
             label_defect=fail_to_pass_already_passing(e.report),
-            known_label_defect=instance.instance_id in _known_defects(images, instance),
+            known_label_defect=instance.instance_id in _recipe_of(images, instance, "label_defects", []),
+            caveats=tuple(dict.fromkeys((*g.caveats, *e.caveats))),
+            unfaithful=_recipe_of(images, instance, "unfaithful", ""),
         ))
     return gold, empty, verdicts
 
 
-def _known_defects(images: ImageBuilder, instance: TaskInstance) -> list[str]:
+def _recipe_of(images: ImageBuilder, instance: TaskInstance, name: str, default: Any) -> Any:
+    """One field of the instance's recipe; `default` when it has none (an official image's own script)."""
     try:
-        return images.recipes.for_instance(instance).label_defects
+        return getattr(images.recipes.for_instance(instance), name)
     except UsageError:
-        return []
+        return default
 
 
 def _resumed(instance_id: str, report_path: Path) -> InstanceResult:

@@ -57,7 +57,8 @@ def run(
         source = ImageSource(image_source)
     except ValueError:
         raise UsageError(f"--images {image_source!r}: use auto, pull or build") from None
-    chosen = select(load_instances(dataset, split), instance_ids=instance_ids, filter_regex=filter_regex,
+    rows = load_instances(dataset, split)
+    chosen = select(rows, instance_ids=instance_ids, filter_regex=filter_regex,
                     slice_spec=slice_spec, shuffle=shuffle, seed=seed)
     chosen = keep_validated(chosen, only_validated)
     if not chosen:
@@ -92,7 +93,7 @@ def run(
     with closing(make_executor(executor_kind, workers, ray_address)) as executor:
         # With Ray each node builds and runs on its own Docker engine: this machine needs none.
         builder = ImageBuilder(connect() if executor_kind == "local" else None, repo_source, recipe_book,
-                               source=source, ca_bundle=settings.sandbox.ca_bundle)
+                               source=source, ca_bundle=settings.sandbox.ca_bundle, dataset=tuple(rows))
         with progress:
             task = progress.add_task("instances", total=len(chosen), detail="")
             summary = run_batch(chosen, builder, EndpointPool(settings.model), settings, options,
