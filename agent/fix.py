@@ -20,7 +20,7 @@ from agent.errors import EnvironmentProblem
 from agent.loop import Listener, RunResult, configured_agent, toolset
 from agent.model import Model
 from agent.trajectory import TrajectoryWriter
-from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot, unique_branch
+from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
 EXIT_CODES = {"patch": 0, "no_patch": 1, "model_error": 3, "sandbox_error": 3, "interrupted": 130}
@@ -139,10 +139,9 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
         outcome.applied = True
         return
     title = request.title or request.task.strip().splitlines()[0][:72]
-    branch = unique_branch(repo, request.branch or f"agent/{slugify(title)}")
     message = f"{title}\n\nPatch written by moe-agent (run {outcome.run_id}, status {outcome.result.status})."
-    outcome.commit, outcome.included_local_changes = commit_to_branch(repo, snapshot, patch, branch, message)
-    outcome.branch = branch
+    outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
+        repo, snapshot, patch, request.branch or f"agent/{slugify(title)}", message)
     if outcome.included_local_changes:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 
