@@ -136,6 +136,17 @@ class SandboxSettings(_Section):
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str) else value
 
+    @field_validator("ca_bundle")
+    @classmethod
+    def _pem_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from sandbox.certs import bundle_problem
+
+            problem = bundle_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     @field_validator("workdir")
     @classmethod
     def _absolute(cls, value: str) -> str:

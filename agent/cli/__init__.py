@@ -87,7 +87,7 @@ def main() -> None:
     except AgentError as exc:
         _fail(str(exc), exc.exit_code)
     except SandboxError as exc:
-        _fail(str(exc), 3)
+        _fail(str(exc), getattr(exc, "exit_code", 3))
     except usage_errors as exc:
         exc.show()
         sys.exit(exc.exit_code)
