@@ -5,8 +5,10 @@ It owns the sandbox's lifetime and the trajectory file; the loop below it knows 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from agent.loop import Listener, RunResult, configured_agent, toolset
 from agent.model import Model
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot
+from sandbox.cleanup import shielded
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
 EXIT_CODES = {"patch": 0, "no_patch": 1, "model_error": 3, "sandbox_error": 3, "interrupted": 130}
@@ -53,6 +56,8 @@ class FixOutcome:
     @property
     def exit_code(self) -> int:
         status = self.result.status
+        if status == "interrupted" and self.result.extra.get("signal"):
+            return 128 + int(self.result.extra["signal"])  # 130 for SIGINT, 143 for SIGTERM
         if status in EXIT_CODES:
             return EXIT_CODES[status]
         return EXIT_CODES["patch"] if self.result.has_patch else EXIT_CODES["no_patch"]
@@ -92,39 +97,78 @@ def run_fix(
     listener: Listener | None = None,
     echo: Callable[[str], None] = lambda message: None,
 ) -> FixOutcome:
+    """Snapshot, sandbox, loop, delivery; a signal at any point still ends with an outcome.
+
+    SIGINT and SIGTERM (`KeyboardInterrupt`) end the run with status `interrupted`: the
+    container and the temporary copy are removed, the trajectory gets its `end` event,
+    nothing is delivered. Errors before the loop (`UsageError`, `EnvironmentProblem`,
+    `SandboxError`) propagate after the same cleanup.
+    """
     repo = UserRepo.find(request.repo)
     toolset(settings.tools.enabled)  # a bad tool name fails before any work
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
+    started = time.monotonic()
+    result: RunResult | None = None
+    image, cached = "", False
+    tmp = Path(tempfile.mkdtemp(prefix="moe-fix-"))
     try:
-        with tempfile.TemporaryDirectory(prefix="moe-fix-") as tmp:
-            snapshot = take_snapshot(repo, Path(tmp) / "repo")
-            client = connect()
-            image, cached = prepare_image(settings.sandbox, snapshot.path, client, echo)
-            spec = SandboxSpec(
-                image=image, workdir=settings.sandbox.workdir, mount=snapshot.path, cpus=settings.sandbox.cpus,
-                memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
-                ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
-            )
-            echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
-            box = start_sandbox(spec, client)
+        snapshot = take_snapshot(repo, tmp / "repo")
+        client = connect()
+        image, cached = prepare_image(settings.sandbox, snapshot.path, client, echo)
+        spec = SandboxSpec(
+            image=image, workdir=settings.sandbox.workdir, mount=snapshot.path, cpus=settings.sandbox.cpus,
+            memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+            ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
+        )
+        echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
+        box = start_sandbox(spec, client)
+        try:
+            agent = configured_agent(model, box, settings, task=request.task, base_commit=snapshot.base_commit,
+                                     cache_dir=str(repo.root / ".agent" / "cache"), trajectory=trajectory,
+                                     listener=listener)
+            result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
+                                                      "repo": str(repo.root), "head": repo.head})
+        finally:
+            with shielded():
+                try:
+                    _hand_back(box)
+                finally:
+                    box.close()
+        outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
+                             setup_cached=cached)
+        if result.has_patch and result.status != "interrupted":
             try:
-                agent = configured_agent(model, box, settings, task=request.task, base_commit=snapshot.base_commit,
-                                         cache_dir=str(repo.root / ".agent" / "cache"), trajectory=trajectory,
-                                         listener=listener)
-                result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
-                                                          "repo": str(repo.root), "head": repo.head})
-            finally:
-                _hand_back(box)
-                box.close()
-            outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                                 setup_cached=cached)
-            if result.has_patch and result.status != "interrupted":
-                deliver(outcome, request, repo, snapshot)
-            return outcome
+                with shielded():  # the branch is made whole or not at all
+                    deliver(outcome, request, repo, snapshot)
+            except KeyboardInterrupt:  # it came during delivery, which finished: report what was made
+                outcome.notes.append("interrupted after the patch was delivered")
+        return outcome
+    except KeyboardInterrupt as exc:
+        result = _interrupted(result, exc, started)
+        if not trajectory.written:
+            trajectory.event("start", task=request.task, config={"run_id": run_id, "repo": str(repo.root)})
+        trajectory.event("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
+        return FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image, setup_cached=cached)
     finally:
-        trajectory.close()
+        with shielded():
+            trajectory.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:
+    """The run's result marked interrupted (its patch kept for the record, never delivered)."""
+    signum = getattr(exc, "signum", None)
+    message = str(exc) if signum else "interrupted by the user"
+    if result is None:
+        result = RunResult(status="interrupted", message=message, patch="", steps=0, prompt_tokens=0,
+                           completion_tokens=0, cost=None, elapsed=round(time.monotonic() - started, 3),
+                           prefix_reuse=None, compactions=0)
+    result = dataclasses.replace(result, status="interrupted", message=message)
+    if signum:
+        result.extra["signal"] = signum
+    return result
 
 
 def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:

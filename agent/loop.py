@@ -117,6 +117,7 @@ class Agent:
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format)
         self._reset_history(task)
         patch, status, message = "", "error", ""
+        extra: dict[str, Any] = {}
         try:
             while True:
                 self.step()
@@ -130,14 +131,18 @@ class Agent:
             status, message = "model_error", str(exc)
         except SandboxError as exc:
             status, message = "sandbox_error", str(exc)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through sandbox.cleanup.Interrupted
             status, message = "interrupted", "interrupted by the user"
+            signum = getattr(exc, "signum", None)
+            if signum:
+                message, extra["signal"] = str(exc), signum
         if status not in ("submitted", "sandbox_error", "interrupted") and self.final_patch is not None:
             patch = self._salvage_patch()
         result = RunResult(
             status=status, message=message, patch=patch, steps=self.steps, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, cost=self.cost, elapsed=round(time.monotonic() - self.started, 3),
             prefix_reuse=self.history.stats.reuse, compactions=self.compactions, last_tests=self.last_tests,
+            extra=extra,
         )
         self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
         return result

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from agent.jsonl import open_to_append
+
 FORMAT_VERSION = 1
 
 
@@ -23,10 +25,10 @@ class TrajectoryWriter:
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = open_to_append(path)  # never after a torn line of an earlier writer
         self._fsync = fsync
         self._t0 = time.monotonic()
+        self.written = 0  # events written by this writer
 
     def event(self, kind: str, **data: Any) -> None:
         if self._fh is None:
@@ -34,6 +36,7 @@ class TrajectoryWriter:
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
         self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
+        self.written += 1
         if self._fsync:
             os.fsync(self._fh.fileno())
 

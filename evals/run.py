@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import Settings
+from agent.errors import UsageError
+from agent.jsonl import BadLine, Note, open_to_append, read_records
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
 from agent.trajectory import TrajectoryWriter
@@ -78,25 +80,28 @@ class BatchOptions:
     instance_timeout: float = 1800.0
 
 
-def finished_ids(output: Path) -> set[str]:
-    """Instances with a prediction; a torn last line (killed mid-write) counts as not finished."""
+def finished_ids(output: Path, note: Note | None = None) -> set[str]:
+    """Instances with a prediction; a torn last line (killed mid-write) counts as not finished.
+
+    Raises `UsageError` naming the line when another line of predictions.jsonl is not JSON.
+    """
     path = output / PREDICTIONS
     done: set[str] = set()
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(json.loads(line)["instance_id"])
-            except (json.JSONDecodeError, KeyError):
-                continue
+        try:
+            for _, record in read_records(path, note):
+                if isinstance(record, dict) and "instance_id" in record:
+                    done.add(record["instance_id"])
+        except BadLine as exc:
+            raise UsageError(f"{exc}; fix or remove that line, then run again") from None
     return done
 
 
 class _Appender:
-    """One JSON line per call, flushed at once."""
+    """One JSON line per call, flushed at once, after a torn last line is dropped (`agent.jsonl`)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("a", encoding="utf-8")
+    def __init__(self, path: Path, note: Note | None = None) -> None:
+        self._fh = open_to_append(path, note)
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -178,10 +183,14 @@ def run_batch(
     options: BatchOptions,
     on_update: Callable[[str, InstanceOutcome | TaskInstance], None] | None = None,
     executor: Executor | None = None,
+    note: Note | None = None,
 ) -> BatchSummary:
-    """Run every unfinished instance on `executor` (default: `options.workers` threads); resume-safe."""
+    """Run every unfinished instance on `executor` (default: `options.workers` threads); resume-safe.
+
+    `note` gets one line per repair of the output files (a torn last line dropped).
+    """
     executor = executor or LocalExecutor(options.workers)
-    done = finished_ids(options.output)
+    done = finished_ids(options.output, note)
     todo = [i for i in instances if i.instance_id not in done]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     notify = on_update or (lambda kind, item: None)
@@ -190,8 +199,8 @@ def run_batch(
     work = partial(run_instance_in, images=workers_images, model=executor.model_for_workers(model),
                    settings=settings, options=options, sandboxes=sandboxes)
     written: set[str] = set()
-    predictions = _Appender(options.output / PREDICTIONS)
-    results = _Appender(options.output / RESULTS)
+    predictions = _Appender(options.output / PREDICTIONS, note)
+    results = _Appender(options.output / RESULTS, note)
     try:
         finished = executor.map_unordered(work, todo, output=options.output, failed=_not_run,
                                           on_start=lambda instance: notify("start", instance))

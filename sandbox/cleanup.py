@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import atexit
+import os
 import signal
-import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,16 +52,87 @@ def remove_live() -> None:
         forget(cid)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the run stops and cleans up; exit status 128 + `signum`.
+
+    A `KeyboardInterrupt`, so every path that already handles Ctrl-C handles SIGTERM the same way.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class _Signals:
+    """This process's signal state: the first signal raises `Interrupted` (at once, or when the
+    cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+        self.raised = False
+        self.shield = 0  # depth of `shielded()` blocks in the main thread
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = signum
+        if self.count >= 3:
+            os.write(2, b"error: interrupted three times; quitting without cleaning up "
+                        b"(the next run removes the containers left)\n")
+            os._exit(128 + self.received)
+        if self.count == 2:
+            os.write(2, b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
+        if self.raised or self.shield:
+            return
+        self.raised = True
+        raise Interrupted(signum)
+
+    def release(self) -> None:
+        """The shield is down: raise the interruption that arrived under it, if any."""
+        if self.shield == 0 and self.received is not None and not self.raised:
+            self.raised = True
+            raise Interrupted(self.received)
+
+
+_signals = _Signals()
+
+
 def install_handlers() -> None:
-    """atexit always; SIGTERM becomes SystemExit so `finally` blocks and atexit run."""
+    """SIGINT and SIGTERM both raise `Interrupted` in the main thread; containers go at exit.
+
+    Idempotent. Called by the CLI before any work, and by `start_sandbox` for library users.
+    """
     global _installed
-    if _installed:
-        return
-    _installed = True
-    atexit.register(remove_live)
+    if not _installed:
+        _installed = True
+        atexit.register(remove_live)
     if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) != _signals.handle:
+                signal.signal(signum, _signals.handle)
+
+
+def interrupted_by() -> int | None:
+    """The first signal this process received, if any (SIGINT is 2, SIGTERM 15)."""
+    return _signals.received
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Cleanup that a signal must not cut in half: a signal arriving inside waits for its end.
+
+    Only the main thread receives signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _signals.shield += 1
+    try:
+        yield
+    finally:
+        _signals.shield -= 1
+    _signals.release()
 
 
 @dataclass(frozen=True)

@@ -310,16 +310,18 @@ class DockerSandbox:
         return found
 
     def close(self) -> None:
-        for shell in (self.shell, self._service):
-            if shell is not None:
-                shell.close()
-        if self._main is not None:
-            self._main.close()
-        try:
-            self.container.remove(force=True, v=True)
-        except Exception:
-            pass
-        cleanup.forget(self.container.id)
+        """Stop the shells and remove the container; a signal meanwhile waits until it is gone."""
+        with cleanup.shielded():
+            for shell in (self.shell, self._service):
+                if shell is not None:
+                    shell.close()
+            if self._main is not None:
+                self._main.close()
+            try:
+                self.container.remove(force=True, v=True)
+            except Exception:
+                pass
+            cleanup.forget(self.container.id)
 
     def __enter__(self) -> DockerSandbox:
         return self
@@ -377,12 +379,13 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
     cleanup.install_handlers()
     try:
         nonce = secrets.token_hex(8)
-        container = client.containers.create(spec.image, **container_options(spec, nonce))
+        with cleanup.shielded():  # a container created is a container remembered, whatever signal comes
+            container = client.containers.create(spec.image, **container_options(spec, nonce))
+            cleanup.remember(container.id)
     except ImageNotFound:
         raise ImageMissing(f"image {spec.image} is not present: build it with 'agent sandbox build'") from None
     except APIError as exc:
         raise SandboxError(f"cannot create a container from {spec.image}: {_docker_message(exc)}") from None
-    cleanup.remember(container.id)
     try:
         if spec.copy_from is not None:
             _copy_tree(container, spec.copy_from, spec.workdir)
@@ -392,10 +395,11 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
             box.write_offline_hosts()
         return box
     except BaseException as exc:
-        try:
-            container.remove(force=True, v=True)
-        finally:
-            cleanup.forget(container.id)
+        with cleanup.shielded():
+            try:
+                container.remove(force=True, v=True)
+            finally:
+                cleanup.forget(container.id)
         if isinstance(exc, APIError):
             raise SandboxError(f"cannot start a container from {spec.image}: {_docker_message(exc)}") from None
         raise

@@ -253,7 +253,7 @@ def grade_command(
             console.print(f"validated ids: {write_validated(save_validated, verdicts)}")
         return
     if predictions is not None:
-        chosen = read_predictions(predictions)
+        chosen = read_predictions(predictions, note=lambda line: console.print(f"note: {line}", markup=False))
         runs = [grade_predictions(runnable, chosen, builder, settings, echo=echo, executor=executor)]
     elif gold:
         runs = [grade_predictions(runnable, gold_predictions(runnable), builder, settings, echo=echo,
