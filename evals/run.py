@@ -11,6 +11,7 @@ instance answering twice (a retried task) is written once.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -72,12 +73,18 @@ class BatchSummary:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
+def new_batch_id() -> str:
+    """A batch's id, in its sandboxes' `moe-agent.run` label: `eval-<UTC time>-<6 hex>`."""
+    return time.strftime("eval-%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     output: Path
     model_name: str
     workers: int = 1
     instance_timeout: float = 1800.0
+    batch_id: str = field(default_factory=new_batch_id)
 
 
 def finished_ids(output: Path, note: Note | None = None) -> set[str]:
@@ -111,13 +118,18 @@ class _Appender:
         self._fh.close()
 
 
-def open_sandbox(instance: TaskInstance, images: ImageProvider, settings: Settings) -> OpenedSandbox:
-    """The instance's task image, running, with its environment activated in the model's shell."""
+def open_sandbox(
+    instance: TaskInstance, images: ImageProvider, settings: Settings, batch_id: str = "eval"
+) -> OpenedSandbox:
+    """The instance's task image, running, with its environment activated in the model's shell.
+
+    Labelled with the batch (`prune --run BATCH_ID`) and the instance, so batches never share a name.
+    """
     image = images.ensure(instance)
     spec = SandboxSpec(
         image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
         pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
-        ca_bundle=settings.sandbox.ca_bundle, run_id=f"eval-{instance.instance_id}",
+        ca_bundle=settings.sandbox.ca_bundle, run_id=batch_id, labels={"instance": instance.instance_id},
         command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
     )
     box = start_sandbox(spec, images.client)
@@ -147,7 +159,7 @@ def run_instance(
     try:
         if stop.is_set():
             return InstanceOutcome(instance.instance_id, "interrupted")
-        opened = sandboxes.take(instance) if sandboxes else open_sandbox(instance, images, settings)
+        opened = sandboxes.take(instance) if sandboxes else open_sandbox(instance, images, settings, options.batch_id)
         image = opened.image
         with opened.box as box:
             limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
@@ -195,7 +207,8 @@ def run_batch(
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     notify = on_update or (lambda kind, item: None)
     workers_images = executor.images_for_workers(images)
-    sandboxes = executor.sandboxes_for_workers(todo, partial(open_sandbox, images=workers_images, settings=settings))
+    sandboxes = executor.sandboxes_for_workers(todo, partial(open_sandbox, images=workers_images, settings=settings,
+                                                                  batch_id=options.batch_id))
     work = partial(run_instance_in, images=workers_images, model=executor.model_for_workers(model),
                    settings=settings, options=options, sandboxes=sandboxes)
     written: set[str] = set()

@@ -12,7 +12,6 @@ import os
 import posixpath
 import secrets
 import shlex
-import socket
 import tarfile
 import tempfile
 import time
@@ -57,7 +56,8 @@ class SandboxSpec(BaseModel):
     network: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     ca_bundle: Path | None = None
-    run_id: str = "adhoc"
+    run_id: str = "adhoc"  # the fix run's id, or the eval batch's
+    labels: dict[str, str] = Field(default_factory=dict, description="more labels, each under moe-agent.<key>")
     start_timeout: float = 60.0
     command_timeout: float = 1800.0
     output_limit: int = 1_000_000
@@ -335,6 +335,17 @@ def _docker_message(exc: BaseException) -> str:
     return str(explanation or exc).splitlines()[0]
 
 
+def sandbox_labels(spec: SandboxSpec) -> dict[str, str]:
+    """Labels that find a sandbox again: its run (or batch), and its owner process (`cleanup.owner_labels`)."""
+    return {
+        LABEL: "1",
+        f"{LABEL}.run": spec.run_id,
+        f"{LABEL}.created": str(int(time.time())),
+        **cleanup.owner_labels(),
+        **{f"{LABEL}.{key}": value for key, value in spec.labels.items()},
+    }
+
+
 def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     """The `containers.create` keyword arguments for `spec` (all but the image)."""
     env = dict(spec.env)
@@ -345,19 +356,12 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     if bundle is not None:
         volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
         env.update(ca_environment(CONTAINER_BUNDLE))
-    labels = {
-        LABEL: "1",
-        f"{LABEL}.run": spec.run_id,
-        f"{LABEL}.pid": str(os.getpid()),
-        f"{LABEL}.host": socket.gethostname(),
-        f"{LABEL}.created": str(int(time.time())),
-    }
     return {
         "command": attachable_command(attach_nonce),
         "stdin_open": True,  # the internal shell attaches to the main process instead of paying an exec
         "working_dir": spec.workdir,
         "environment": env,
-        "labels": labels,
+        "labels": sandbox_labels(spec),
         "volumes": volumes,
         "network_mode": "bridge" if spec.network else "none",
         "network_disabled": not spec.network,
@@ -366,8 +370,11 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
         "pids_limit": spec.pids_limit,
         "cap_add": spec.extra_capabilities or None,
         "init": True,
+        "auto_remove": True,  # a container whose owner died ends by itself (see attachable_command): then it goes
         "log_config": {"type": "none"},  # output goes through the shell socket; logs would only cost start time
-        "detach": True,
+        # Not detached: docker-py then sets StdinOnce, so the container's stdin closes when the
+        # attached owner goes, however it goes (see attachable_command); starting stays ours.
+        "detach": False,
     }
 
 
@@ -377,6 +384,7 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
 
     client = client or connect(timeout=spec.start_timeout)
     cleanup.install_handlers()
+    cleanup.reap_orphans(client)
     try:
         nonce = secrets.token_hex(8)
         with cleanup.shielded():  # a container created is a container remembered, whatever signal comes
@@ -398,6 +406,8 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
         with cleanup.shielded():
             try:
                 container.remove(force=True, v=True)
+            except Exception:  # already gone (auto-removed), or the engine went away: nothing to keep
+                pass
             finally:
                 cleanup.forget(container.id)
         if isinstance(exc, APIError):
