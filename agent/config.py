@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
@@ -125,6 +125,10 @@ class SandboxSettings(_Section):
     cpus: float = Field(2.0, gt=0)
     memory: str = "4g"
     pids_limit: int = Field(1024, gt=0)
+    # /tmp and /var/tmp are tmpfs of this size (charged to `memory`); "" keeps the image's own /tmp.
+    tmp_size: str = "1g"
+    # The container's writable layer, where the engine can limit it (overlay2 on xfs with pquota).
+    disk_size: str = "10g"
     network: bool = False
     ca_bundle: FilePath | None = None  # extra CA bundle for TLS-intercepting proxies
     setup: list[str] = Field(default_factory=list)
@@ -154,9 +158,11 @@ class SandboxSettings(_Section):
             raise ValueError("should be an absolute path inside the container, such as /testbed")
         return value
 
-    @field_validator("memory")
+    @field_validator("memory", "tmp_size", "disk_size")
     @classmethod
-    def _docker_size(cls, value: str) -> str:
+    def _docker_size(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name != "memory" and value == "":
+            return value
         if not re.fullmatch(r"\d+([bkmg]b?)?", value, re.IGNORECASE):
             raise ValueError("should be a Docker memory size such as 4g or 512m")
         return value

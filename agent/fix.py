@@ -119,7 +119,9 @@ def run_fix(
         image, cached = prepare_image(settings.sandbox, snapshot.path, client, echo)
         spec = SandboxSpec(
             image=image, workdir=settings.sandbox.workdir, mount=snapshot.path, cpus=settings.sandbox.cpus,
-            memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+            memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit,
+            tmp_size=settings.sandbox.tmp_size or None,
+            disk_size=settings.sandbox.disk_size or None, network=settings.sandbox.network,
             ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
         )
         echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))

@@ -128,7 +128,9 @@ def open_sandbox(
     image = images.ensure(instance)
     spec = SandboxSpec(
         image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
-        pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+        pids_limit=settings.sandbox.pids_limit, tmp_size=settings.sandbox.tmp_size or None,
+        disk_size=settings.sandbox.disk_size or None,
+        network=settings.sandbox.network,
         ca_bundle=settings.sandbox.ca_bundle, run_id=batch_id, labels={"instance": instance.instance_id},
         command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
     )

@@ -352,3 +352,34 @@ def test_docker_not_installed_is_explained(monkeypatch) -> None:
     monkeypatch.setattr("shutil.which", lambda name: None)
     message = explain_docker_error(Exception("FileNotFoundError(2, 'No such file or directory')"))
     assert "not installed" in message
+
+
+def test_a_fork_bomb_is_stopped_and_the_shell_restarts(make_sandbox, docker_client) -> None:
+    box = make_sandbox(pids_limit=96)
+    assert box.run("echo exported=1; export MARK=set").ok
+    assert box.run(":(){ :|:& };:").exit_code == 0  # the bomb runs on in the background
+    container = docker_client.containers.get(box.id)
+    deadline = time.monotonic() + 120  # a bound against waiting forever, not a speed target
+    while (container.stats(stream=False).get("pids_stats") or {}).get("current", 0) < 90:
+        assert time.monotonic() < deadline, "the bomb never reached the limit"
+    result = box.run("echo after; echo ${MARK:-reset}")
+    assert result.output == "after\nreset\n"  # no "fork: retry" before it: the bomb was gone first
+    assert result.notes[0].startswith("the sandbox had reached its limit of 96 processes (a fork bomb")
+    box.write_file("after.txt", b"edits work again\n")
+    assert box.read_file("after.txt") == b"edits work again\n"
+    assert int(box.run("ls /proc | grep -c '^[0-9]'").output) < 20
+    assert box.run("echo quiet").notes == ()  # told once
+
+
+def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
+    box = make_sandbox(tmp_size="16m", disk_size="1g")  # no writable-layer quota on most engines: ignored there
+    assert box.run("df -k --output=fstype,size /tmp /var/tmp | tail -2").output.split() == ["tmpfs", "16384"] * 2
+    result = box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64")
+    assert "No space left on device" in result.output
+    assert result.notes == ("no space left on device: the sandbox's writable space is limited (/tmp holds at most "
+                            "16m); delete files you no longer need (e.g. in /tmp) before writing more",)
+    assert box.run("rm /tmp/fill").ok
+    big = os.urandom(300_000)  # past what the shell carries: the archive path, staged beside the workdir
+    box.write_file("/tmp/big.bin", big)
+    assert box.read_file("/tmp/big.bin") == big
+    assert box.run("ls -a /testbed | grep -c moe").output == "0\n"  # no staged copy left behind
