@@ -108,7 +108,9 @@ def run(
     console.print(table)
     console.print(f"predictions: {output / 'predictions.jsonl'}")
     if summary.interrupted:
-        raise typer.Exit(130)
+        from sandbox.cleanup import interrupted_by
+
+        raise typer.Exit(128 + (interrupted_by() or 2))  # 130 for Ctrl-C, 143 for SIGTERM
     failed = [o for o in summary.outcomes if o.status not in FINISHED]
     if failed and len(failed) == len(summary.outcomes):  # not one ran to its end: the setup, not the tasks
         raise EnvironmentProblem(f"no instance finished ({len(failed)} tried); {failed[0].instance_id}: "
