@@ -285,7 +285,8 @@ class OpenAIModel:
                 "set OPENAI_API_KEY or model.api_key"
             ) from exc
         if status == 404:
-            raise ModelError(f"model {name!r} not found at {url} (HTTP 404): {message}; {_not_found_hint(url)}") from exc
+            hint = _not_found_hint(url)
+            raise ModelError(f"model {name!r} not found at {url} (HTTP 404): {message}; {hint}") from exc
         raise ModelError(f"model server at {url} rejected the request (HTTP {status}): {message}") from exc
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -153,7 +153,9 @@ def claim_branch(repo: UserRepo, name: str, commit: str, attempts: int = 100) ->
     raise GitFailed(f"no free branch name after {attempts} tries from {name}")
 
 
-def commit_to_branch(repo: UserRepo, snapshot: Snapshot, patch: str, branch: str, message: str) -> tuple[str, str, bool]:
+def commit_to_branch(
+    repo: UserRepo, snapshot: Snapshot, patch: str, branch: str, message: str
+) -> tuple[str, str, bool]:
     """Commit `patch` on a new branch from HEAD without checking anything out.
 
     `branch` is the wanted name; the first free one of `branch`, `branch-2`... is taken

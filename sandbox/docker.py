@@ -177,7 +177,8 @@ class DockerSandbox:
 
         try:
             notes = [note for note in (self.stop_runaway_processes(cheap_only=True),) if note]
-            result = self.shell.run(command, timeout=min(timeout or self.spec.command_timeout, self.spec.command_timeout))
+            limit = min(timeout or self.spec.command_timeout, self.spec.command_timeout)
+            result = self.shell.run(command, timeout=limit)
             if FORK_FAILED in result.output or result.timed_out:
                 notes += [note for note in (self.stop_runaway_processes(),) if note]
         except DockerException as exc:
@@ -363,7 +364,8 @@ class DockerSandbox:
         if not self.container.put_archive(stage, buf.getvalue()):
             raise OSError(f"could not write {path}")
         quoted = shlex.quote(staged)  # in a subshell: `exit` must not end the internal shell
-        moved = self._service_run(f"( command mv -f -- {quoted} {target} || {{ rc=$?; command rm -f -- {quoted}; exit $rc; }} )")
+        moved = self._service_run(
+            f"( command mv -f -- {quoted} {target} || {{ rc=$?; command rm -f -- {quoted}; exit $rc; }} )")
         if not moved.ok:
             raise OSError(f"could not write {path}: {moved.output.strip()}")
 

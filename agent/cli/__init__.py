@@ -36,7 +36,9 @@ if os.path.basename(sys.argv[0]) == "agent" or sys.argv[0].endswith(os.path.join
 import typer  # noqa: E402
 
 from agent import __version__  # noqa: E402
-from agent.cli import ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj
+from agent.cli import (  # noqa: E402
+    ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj,
+)
 from agent.errors import AgentError  # noqa: E402
 from sandbox.base import SandboxError  # noqa: E402
 from sandbox.cleanup import install_handlers  # noqa: E402

@@ -71,3 +71,4 @@ def test_a_trajectory_is_never_continued_after_a_torn_line(tmp_path: Path) -> No
     writer.close()
     trajectory = read_trajectory(path)
     assert [e["type"] for e in trajectory.events] == ["start", "end"] and not trajectory.torn
+

@@ -183,7 +183,8 @@ def test_a_request_cut_by_the_time_limit_ends_the_run_as_time_limit(fake_model_s
 def test_retries_are_recorded_and_shown(fake_model_server, ctx, tmp_path) -> None:
     fake_model_server.script = [rate_limited(0.01), *SESSION]
     seen: list[tuple[str, dict]] = []
-    result = make_agent(fake_model_server, ctx, tmp_path, listener=lambda kind, data: seen.append((kind, data))).run("t")
+    agent = make_agent(fake_model_server, ctx, tmp_path, listener=lambda kind, data: seen.append((kind, data)))
+    result = agent.run("t")
     assert result.status == "submitted"
     retries = [data for kind, data in seen if kind == "model_retry"]
     assert retries == [{"step": 1, "attempt": 2, "attempts": 3, "reason": "HTTP 429", "wait": 0.0}]
