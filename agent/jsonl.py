@@ -25,10 +25,16 @@ class BadLine(ValueError):
 def open_to_append(path: Path, note: Note | None = None) -> IO[str]:
     """`path` opened to append text, its parent made and any torn last line dropped first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair(path, note)
+    return path.open("a", encoding="utf-8")
+
+
+def repair(path: Path, note: Note | None = None) -> int:
+    """Drop a torn last line of `path` (see `drop_torn_tail`), telling `note`; return the bytes dropped."""
     dropped = drop_torn_tail(path)
     if dropped and note is not None:
         note(f"{path}: dropped a torn last line ({dropped} bytes) left by an interrupted write")
-    return path.open("a", encoding="utf-8")
+    return dropped
 
 
 def drop_torn_tail(path: Path) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from agent.config import Settings
 from agent.errors import UsageError
-from agent.jsonl import BadLine, Note, open_to_append, read_records
+from agent.jsonl import BadLine, Note, open_to_append, read_records, repair
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
 from agent.trajectory import TrajectoryWriter
@@ -204,6 +204,8 @@ def run_batch(
     `note` gets one line per repair of the output files (a torn last line dropped).
     """
     executor = executor or LocalExecutor(options.workers)
+    for name in (PREDICTIONS, RESULTS):  # before reading what is done: a torn line is noted once
+        repair(options.output / name, note)
     done = finished_ids(options.output, note)
     todo = [i for i in instances if i.instance_id not in done]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))

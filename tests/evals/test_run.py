@@ -101,7 +101,7 @@ def test_rerun_after_a_torn_prediction_repairs_the_file_before_appending(project
     notes: list[str] = []
     again = run_batch(chosen, builder, OpenAIModel(settings.model), settings, options, note=notes.append)
     assert [o.instance_id for o in again.outcomes] == [torn]
-    assert notes[0].startswith(f"{path}: dropped a torn last line")
+    assert len(notes) == 1 and notes[0].startswith(f"{path}: dropped a torn last line")
     assert sorted(p.instance_id for p in read_predictions(path)) == sorted(i.instance_id for i in chosen)
 
 
