@@ -53,10 +53,10 @@ def catches_sigterm(pid: int) -> bool:
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
-def wait_for(condition, proc: subprocess.Popen, what: str, limit: float = 120.0) -> None:
+def wait_for(condition, proc: subprocess.Popen, what: str, limit: float = 120.0, allow_exit: bool = False) -> None:
     deadline = time.monotonic() + limit
     while not condition():
-        if proc.poll() is not None:
+        if proc.poll() is not None and not allow_exit:
             raise AssertionError(f"the run ended before {what}: {proc.communicate()[1]}")
         if time.monotonic() > deadline:
             proc.kill()
@@ -64,10 +64,13 @@ def wait_for(condition, proc: subprocess.Popen, what: str, limit: float = 120.0)
         time.sleep(0.02)
 
 
-def ended_cleanly(proc: subprocess.Popen, tmp: Path, docker_client, code: int) -> dict:
+def ended_cleanly(proc: subprocess.Popen, tmp: Path, docker_client, code: int, signals: int = 1) -> dict:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
-    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[-1].startswith("error: interrupted"), err  # one line, and no traceback
+    assert set(lines[:-1]) <= {"interrupted: cleaning up, one moment (a third signal quits at once)"}, err
+    assert len(lines) <= signals, err
     result = json.loads(out)
     assert result["status"] == "interrupted" and result["exit_code"] == code
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
@@ -103,8 +106,11 @@ def test_a_second_signal_during_cleanup_leaves_nothing_behind(fake_model_server,
     proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
     wait_for(lambda: fake_model_server.requests, proc, "a model request")
     proc.send_signal(signal.SIGTERM)
-    proc.send_signal(signal.SIGINT)
-    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 143)
+    runs = repo / ".agent" / "runs"
+    wait_for(lambda: any('"type": "end"' in t.read_text() for t in runs.glob("*/trajectory.jsonl")), proc,
+             "the end event", allow_exit=True)
+    proc.send_signal(signal.SIGINT)  # while the container and the copy are being removed, or after
+    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 143, signals=2)
     assert read_trajectory(Path(result["trajectory"])).status == "interrupted"
 
 
