@@ -39,7 +39,7 @@ from agent import __version__  # noqa: E402
 from agent.cli import (  # noqa: E402
     ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj,
 )
-from agent.errors import AgentError  # noqa: E402
+from agent.errors import AgentError, missing_extra  # noqa: E402
 from sandbox.base import SandboxError  # noqa: E402
 from sandbox.cleanup import install_handlers  # noqa: E402
 
@@ -90,20 +90,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _usage_errors() -> tuple[type[BaseException], ...]:
-    """Usage errors of click, and of the copy of click that newer typer vendors."""
-    import click
-
-    found: list[type[BaseException]] = [click.exceptions.ClickException]
-    try:
-        from typer._click.exceptions import ClickException
-
-        found.append(ClickException)
-    except ImportError:
-        pass
-    return tuple(found)
-
-
 def _interrupted(exc: KeyboardInterrupt) -> None:
     code = 128 + getattr(exc, "signum", signal.SIGINT)
     printed = interrupted_json(code)
@@ -115,7 +101,6 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
     install_handlers()  # from here on SIGINT and SIGTERM raise Interrupted and every run cleans up
-    usage_errors = _usage_errors()
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -131,6 +116,10 @@ def main() -> None:
         _fail(str(exc), exc.exit_code)
     except SandboxError as exc:
         _fail(str(exc), getattr(exc, "exit_code", 3))
-    except usage_errors as exc:
+    except ModuleNotFoundError as exc:  # an optional feature whose extra is not installed
+        if (missing := missing_extra(exc)) is None:
+            raise
+        _fail(str(missing), missing.exit_code)
+    except typer.TyperException as exc:  # bad flags: typer (0.29+, its own copy of click) says which, with usage
         exc.show()
         sys.exit(exc.exit_code)
