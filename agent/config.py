@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator,
+    model_validator,
+)
 
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
@@ -162,6 +165,10 @@ class SandboxSettings(_Section):
     cpus: float = Field(2.0, gt=0)
     memory: str = "4g"
     pids_limit: int = Field(1024, gt=0)
+    # /tmp and /var/tmp are tmpfs of this size (charged to `memory`); "" keeps the image's own /tmp.
+    tmp_size: str = "1g"
+    # The container's writable layer, where the engine can limit it (overlay2 on xfs with pquota).
+    disk_size: str = "10g"
     network: bool = False
     ca_bundle: FilePath | None = None  # extra CA bundle for TLS-intercepting proxies
     # Linux capabilities added back to the container; every other one is dropped.
@@ -184,6 +191,16 @@ class SandboxSettings(_Section):
             if not re.fullmatch(r"(CAP_)?[A-Z_]+", value):
                 raise ValueError(f"{value!r} is not a capability name such as NET_ADMIN")
         return [value.removeprefix("CAP_") for value in values]
+    @field_validator("ca_bundle")
+    @classmethod
+    def _pem_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from sandbox.certs import bundle_problem
+
+            problem = bundle_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @field_validator("workdir")
     @classmethod
@@ -192,9 +209,11 @@ class SandboxSettings(_Section):
             raise ValueError("should be an absolute path inside the container, such as /testbed")
         return value
 
-    @field_validator("memory")
+    @field_validator("memory", "tmp_size", "disk_size")
     @classmethod
-    def _docker_size(cls, value: str) -> str:
+    def _docker_size(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name != "memory" and value == "":
+            return value
         if not re.fullmatch(r"\d+([bkmg]b?)?", value, re.IGNORECASE):
             raise ValueError("should be a Docker memory size such as 4g or 512m")
         return value

@@ -61,6 +61,13 @@ class LiveProgress:
         elif kind == "compaction":
             self.console.print(f"[dim]{self._clock()}[/]     [cyan]context compacted ({data['messages_before']} -> "
                                f"{data['messages_after']} messages)[/]")
+        elif kind == "model_wait":
+            attempt = f", attempt {data['attempt']}/{data['attempts']}" if data.get("attempt", 1) > 1 else ""
+            self.console.print(f"[dim]{self._clock()}[/]     [cyan]waiting for the model server, "
+                               f"{data['seconds']} s{attempt}[/]", highlight=False)
+        elif kind == "model_retry":
+            self.console.print(f"[dim]{self._clock()}[/]     [yellow]retrying after {_escape(data['reason'])}, attempt "
+                               f"{data['attempt']}/{data['attempts']} in {data['wait']:g} s[/]", highlight=False)
         elif kind == "tool_format":
             self.console.print(f"[dim]{self._clock()}[/]     [cyan]server has no native tool calling; using {data['format']} text calls[/]")
 

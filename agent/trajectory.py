@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from agent.jsonl import open_to_append
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
@@ -27,10 +28,10 @@ class TrajectoryWriter:
     def __init__(self, path: Path, fsync: bool = False, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
         self._redact = redact  # applied to every line: no configured secret reaches the file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+        self._fh: IO[str] | None = open_to_append(path)  # never after a torn line of an earlier writer
         self._fsync = fsync
         self._t0 = time.monotonic()
+        self.written = 0  # events written by this writer
 
     def event(self, kind: str, **data: Any) -> None:
         if self._fh is None:
@@ -39,6 +40,7 @@ class TrajectoryWriter:
         line = json_line(record)
         self._fh.write((self._redact(line) if self._redact else line) + "\n")
         self._fh.flush()
+        self.written += 1
         if self._fsync:
             os.fsync(self._fh.fileno())
 

@@ -40,6 +40,7 @@ from swebench.harness.utils import record_test_exit_code
 from swebench.logger import close_logger, setup_logger
 
 from agent.errors import UsageError
+from agent.jsonl import BadLine, Note, read_records
 from evals.datasets import TaskInstance
 from evals.executors import Executor, LocalExecutor
 from evals.grade_log import grade_log
@@ -137,21 +138,25 @@ class GradeRun:
         return sum(1 for r in self.results if r.outcome == outcome)
 
 
-def read_predictions(path: Path) -> list[Prediction]:
-    """predictions.jsonl (or a .json list / {id: row} map), checked line by line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"--predictions {path}: no such file") from None
+def read_predictions(path: Path, note: Note | None = None) -> list[Prediction]:
+    """predictions.jsonl (or a .json list / {id: row} map), checked line by line.
+
+    A torn last line (a run killed mid-write) is skipped with a `note`; any other bad line
+    is a `UsageError` naming its real line number.
+    """
+    if not path.is_file():
+        raise UsageError(f"--predictions {path}: no such file")
     try:
         if path.suffix == ".json":
-            data = json.loads(text)
+            data = json.loads(path.read_text(encoding="utf-8"))
             rows = list(data.values()) if isinstance(data, dict) else data
             numbered = list(enumerate(rows, start=1))
         else:
-            numbered = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+            numbered = list(read_records(path, note))
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except BadLine as exc:
+        raise UsageError(str(exc)) from None
     predictions = []
     for number, row in numbered:
         try:

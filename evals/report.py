@@ -17,6 +17,7 @@ over the time limit, or produced a log swebench could not grade.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -173,7 +174,9 @@ def write_run_report(report: dict[str, Any], run_dir: Path, out_dir: Path = Path
     """Write `<model>.<run_id>.json`, named as upstream names it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{run_dir.name.replace('/', '__')}.{run_dir.parent.name}.json"
-    path.write_text(json.dumps(report, indent=4) + "\n", encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")  # a crash mid-write must not leave half a report
+    partial.write_text(json.dumps(report, indent=4) + "\n", encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 

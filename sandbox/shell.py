@@ -52,13 +52,16 @@ GONE = "__moe_gone_"
 
 
 def attachable_command(nonce: str) -> list[str]:
-    """A container's main process: a bash on stdin for one attached shell, then a sleeper.
+    """A container's main process: a bash on stdin for one attached shell, then a stdin watcher.
 
-    The sleeper keeps the container up when that bash exits or is killed. The attach
-    stream does not close then (the init process holds it), so a line carrying the nonce
-    says the bash is gone.
+    The watcher keeps the container up when that bash exits or is killed, for as long as
+    the attached process is there: its stream does not close then (the init process holds
+    it), so a line carrying the nonce says the bash is gone. The container's stdin closes
+    when the one attached client goes (Docker's StdinOnce, which `stdin_open` sets): when
+    its owner dies, even by `kill -9`, the watcher reads end-of-file and the container ends.
     """
-    return ["sh", "-c", f"bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; exec sleep infinity"]
+    watch = "cat >/dev/null 2>&1 || while read -r _; do :; done"
+    return ["sh", "-c", f"bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; {watch}"]
 
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord("'")}

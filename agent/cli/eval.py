@@ -315,7 +315,7 @@ def _read_chosen(path: Path, rows: list[TaskInstance], selected: list[TaskInstan
     """
     from evals.grade import read_predictions
 
-    predictions = read_predictions(path)
+    predictions = read_predictions(path, note=lambda line: say(f"note: {line}"))
     known = {row.instance_id for row in rows}
     unknown = sorted({p.instance_id for p in predictions} - known)
     if unknown:

@@ -97,7 +97,8 @@ def run(
         with progress:
             task = progress.add_task("instances", total=len(chosen), detail="")
             summary = run_batch(chosen, builder, EndpointPool(settings.model), settings, options,
-                                on_update=on_update, executor=executor)
+                                on_update=on_update, executor=executor,
+                                note=lambda line: progress.console.print(f"note: {line}", markup=False))
     table = Table("status", "instances", title=f"{len(chosen)} instances, {summary.skipped} already done, "
                                                 f"{time.monotonic() - started:.0f}s")
     statuses: dict[str, int] = {}
@@ -109,7 +110,9 @@ def run(
     console.print(table)
     console.print(f"predictions: {output / 'predictions.jsonl'}")
     if summary.interrupted:
-        raise typer.Exit(130)
+        from sandbox.cleanup import interrupted_by
+
+        raise typer.Exit(128 + (interrupted_by() or 2))  # 130 for Ctrl-C, 143 for SIGTERM
     failed = [o for o in summary.outcomes if o.status not in FINISHED]
     if failed and len(failed) == len(summary.outcomes):  # not one ran to its end: the setup, not the tasks
         raise EnvironmentProblem(f"no instance finished ({len(failed)} tried); {failed[0].instance_id}: "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.errors import UsageError
 
@@ -80,7 +81,9 @@ def fix(
     )
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))
-    else:
+    if outcome.result.status == "interrupted":  # one line, however it was run
+        err.print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})", soft_wrap=True)
+    elif not as_json:
         print_diff(out, outcome.result.patch)
         extra = {"trajectory": str(outcome.trajectory)}
         if outcome.branch:

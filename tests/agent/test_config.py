@@ -203,6 +203,16 @@ def test_missing_files_are_reported(repo: Path, no_user_file: dict[str, str]) ->
     ]
 
 
+def test_ca_bundle_without_a_certificate_is_a_config_error(repo: Path, tmp_path: Path,
+                                                         no_user_file: dict[str, str]) -> None:
+    empty = write(tmp_path / "empty.pem", "")
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=no_user_file | {"AGENT_CA_BUNDLE": str(empty)})
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (f"$AGENT_CA_BUNDLE: sandbox.ca_bundle: {empty} is not a PEM CA bundle "
+                                 "(no 'BEGIN CERTIFICATE' block)")
+
+
 def test_inline_prompt_text_is_kept_as_is(repo: Path, no_user_file: dict[str, str]) -> None:
     template = "Fix this issue:\n{{ task }}\n"
     settings = load_settings(repo, overrides={"prompts.task": template}, env=no_user_file)

@@ -264,6 +264,18 @@ def test_predictions_file_errors_name_the_line(tmp_path: Path) -> None:
         read_predictions(tmp_path / "missing.jsonl")
 
 
+def test_a_bad_third_line_is_named_line_3_and_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    row = '{"instance_id": "%s", "model_name_or_path": "m", "model_patch": "x"}\n'
+    path.write_text(row % "a" + row % "b" + '{"instance_id": "c", "model_' + row % "d")
+    with pytest.raises(UsageError, match=r"predictions.jsonl:3: not valid JSON"):
+        read_predictions(path)
+    path.write_text(row % "a" + row % "b" + '{"instance_id": "c", "model_')
+    notes: list[str] = []
+    assert [p.instance_id for p in read_predictions(path, notes.append)] == ["a", "b"]
+    assert notes == [f"{path}:3: skipped a torn last line left by an interrupted write"]
+
+
 def test_predictions_must_be_one_model_on_selected_instances(sample_rows: SampleProject, tmp_path: Path) -> None:
     instance = sample_rows.instance("1")
     settings = GradeSettings(run_id="r", log_root=tmp_path / "logs", report_dir=tmp_path)

@@ -231,3 +231,12 @@ def test_cli_bad_report_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.M
                                            capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(monkeypatch, capsys, "eval", "report", str(tmp_path / "none.json"))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "no such run report" in err
+
+
+def test_a_run_report_is_replaced_whole(tmp_path: Path) -> None:
+    run_dir = tmp_path / "logs" / "run-1" / "model"
+    path = write_run_report({"resolved_instances": 1}, run_dir, tmp_path)
+    assert json.loads(path.read_text()) == {"resolved_instances": 1}
+    path = write_run_report({"resolved_instances": 2}, run_dir, tmp_path)
+    assert json.loads(path.read_text()) == {"resolved_instances": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["model.run-1.json"]  # no partial file left

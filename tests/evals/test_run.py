@@ -85,6 +85,26 @@ def test_torn_prediction_line_is_not_finished(tmp_path) -> None:
     assert finished_ids(out) == {"a"}
 
 
+def test_rerun_after_a_torn_prediction_repairs_the_file_before_appending(project, docker_client, fake_model_server,
+                                                                         tmp_path) -> None:
+    """A crash cut predictions.jsonl's last line in half: the rerun drops the fragment and grades cleanly."""
+    fake_model_server.script = solver(project)
+    chosen = [project.instance("1"), project.instance("2")]
+    builder = sample_image_builder(docker_client, project)
+    settings = settings_for(fake_model_server)
+    options = BatchOptions(output=tmp_path / "out", model_name="fake-model", instance_timeout=120)
+    run_batch(chosen, builder, OpenAIModel(settings.model), settings, options)
+    path = options.output / PREDICTIONS
+    lines = path.read_text().splitlines(keepends=True)
+    torn = json.loads(lines[-1])["instance_id"]
+    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    notes: list[str] = []
+    again = run_batch(chosen, builder, OpenAIModel(settings.model), settings, options, note=notes.append)
+    assert [o.instance_id for o in again.outcomes] == [torn]
+    assert len(notes) == 1 and notes[0].startswith(f"{path}: dropped a torn last line")
+    assert sorted(p.instance_id for p in read_predictions(path)) == sorted(i.instance_id for i in chosen)
+
+
 def cli_env(fake_model_server, home: Path) -> dict[str, str]:
     return {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(home)}
 

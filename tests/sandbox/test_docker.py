@@ -228,12 +228,24 @@ def test_signals_remove_this_process_containers(docker_client, sandbox_image, si
     assert cleanup.leftovers(docker_client, run_id) == []
 
 
+def gone_owner() -> dict[str, str]:
+    """Owner labels of a process on this host that has ended (as after `kill -9`)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return cleanup.owner_labels() | {"moe-agent.pid": str(ended.pid), "moe-agent.pid_start": "1"}
+
+
+def orphan(docker_client, image: str, run_id: str, owner: dict[str, str], age: float = 0.0):
+    """A labelled container that never ends by itself, as one started by code without a stdin watcher."""
+    return docker_client.containers.run(
+        image, command=["sleep", "infinity"], detach=True, network_mode="none",
+        labels={"moe-agent": "1", "moe-agent.run": run_id, "moe-agent.created": str(int(time.time() - age)), **owner},
+    )
+
+
 def test_prune_removes_leftovers_by_label_and_age(docker_client, sandbox_image) -> None:
     run_id = f"pytest-prune-{os.getpid()}"
-    container = docker_client.containers.create(
-        sandbox_image, command=["sleep", "infinity"],
-        labels={"moe-agent": "1", "moe-agent.run": run_id, "moe-agent.created": str(int(time.time()) - 7200)},
-    )
+    container = orphan(docker_client, sandbox_image, run_id, gone_owner(), age=7200)
     try:
         assert cleanup.prune(docker_client, older_than=3 * 3600, run_id=run_id) == []
         removed = cleanup.prune(docker_client, older_than=3600, run_id=run_id)
@@ -252,8 +264,61 @@ def test_cli_ls_and_prune(docker_client, sandbox_image) -> None:
     assert listed.returncode == 0 and run_id in listed.stdout
     pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", run_id],
                             capture_output=True, text=True, cwd=ROOT)
+    assert pruned.returncode == 0 and "removed 0 containers" in pruned.stdout, pruned.stderr
+    assert "kept 1 whose run is alive" in pruned.stdout  # its owner (this test) is alive
+    assert [item.owner for item in cleanup.leftovers(docker_client, run_id)] == ["alive"]
+    pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", run_id, "--force"],
+                            capture_output=True, text=True, cwd=ROOT)
     assert pruned.returncode == 0 and "removed 1 container" in pruned.stdout
     assert cleanup.leftovers(docker_client, run_id) == []
+
+
+def test_a_sandbox_whose_owner_is_killed_ends_by_itself(docker_client, sandbox_image) -> None:
+    run_id = f"pytest-owner-killed-{os.getpid()}"
+    script = textwrap.dedent(f"""
+        import time
+        from sandbox.docker import SandboxSpec, start_sandbox
+        box = start_sandbox(SandboxSpec(image={sandbox_image!r}, run_id={run_id!r}))
+        print(box.run("echo ready").output.strip(), flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert [item.owner for item in cleanup.leftovers(docker_client, run_id)] == ["alive"]
+        proc.kill()  # SIGKILL: no handler, no atexit
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 120  # a bound against waiting forever, not a speed target
+        while cleanup.leftovers(docker_client, run_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cleanup.leftovers(docker_client, run_id) == []
+    finally:
+        proc.kill()
+        subprocess.run(f"docker ps -aq --filter label=moe-agent.run={run_id} | xargs -r docker rm -f", shell=True,
+                       capture_output=True)
+
+
+def test_a_new_run_reaps_orphans_of_dead_runs_and_doctor_lists_them(docker_client, sandbox_image) -> None:
+    from agent.doctor import leftover_check
+
+    run_id = f"pytest-reap-{os.getpid()}"
+    dead = orphan(docker_client, sandbox_image, run_id, gone_owner())
+    alive = orphan(docker_client, sandbox_image, run_id, cleanup.owner_labels())
+    elsewhere = orphan(docker_client, sandbox_image, run_id, cleanup.owner_labels() | {"moe-agent.host": "other"})
+    try:
+        owners = {item.id: item.owner for item in cleanup.leftovers(docker_client, run_id)}
+        assert owners == {dead.id: "gone", alive.id: "alive", elsewhere.id: "unknown"}
+        check = leftover_check(docker_client)
+        assert check.warning and dead.id[:12] in check.what and alive.id[:12] not in check.what
+        script = textwrap.dedent(f"""
+            from sandbox.docker import SandboxSpec, start_sandbox
+            start_sandbox(SandboxSpec(image={sandbox_image!r}, run_id="pytest-reaper-{os.getpid()}")).close()
+        """)
+        subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, timeout=120)
+        assert {item.id for item in cleanup.leftovers(docker_client, run_id)} == {alive.id, elsewhere.id}
+    finally:
+        for container in (dead, alive, elsewhere):
+            subprocess.run(["docker", "rm", "-f", container.id], capture_output=True)
 
 
 def test_daemon_not_running_is_one_line_exit_3(tmp_path: Path) -> None:
@@ -327,3 +392,34 @@ def test_a_sandbox_runs_as_the_user_it_is_given(make_sandbox, tmp_path: Path) ->
     assert box.run("id -u; id -g").output.split() == ["4321", "4321"]
     box.run("echo mine > created.txt")
     assert (repo / "created.txt").stat().st_uid == 4321
+
+
+def test_a_fork_bomb_is_stopped_and_the_shell_restarts(make_sandbox, docker_client) -> None:
+    box = make_sandbox(pids_limit=96)
+    assert box.run("echo exported=1; export MARK=set").ok
+    assert box.run(":(){ :|:& };:").exit_code == 0  # the bomb runs on in the background
+    container = docker_client.containers.get(box.id)
+    deadline = time.monotonic() + 120  # a bound against waiting forever, not a speed target
+    while (container.stats(stream=False).get("pids_stats") or {}).get("current", 0) < 90:
+        assert time.monotonic() < deadline, "the bomb never reached the limit"
+    result = box.run("echo after; echo ${MARK:-reset}")
+    assert result.output == "after\nreset\n"  # no "fork: retry" before it: the bomb was gone first
+    assert result.notes[0].startswith("the sandbox had reached its limit of 96 processes (a fork bomb")
+    box.write_file("after.txt", b"edits work again\n")
+    assert box.read_file("after.txt") == b"edits work again\n"
+    assert int(box.run("ls /proc | grep -c '^[0-9]'").output) < 20
+    assert box.run("echo quiet").notes == ()  # told once
+
+
+def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
+    box = make_sandbox(tmp_size="16m", disk_size="1g")  # no writable-layer quota on most engines: ignored there
+    assert box.run("df -k --output=fstype,size /tmp /var/tmp | tail -2").output.split() == ["tmpfs", "16384"] * 2
+    result = box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64")
+    assert "No space left on device" in result.output
+    assert result.notes == ("no space left on device: the sandbox's writable space is limited (/tmp holds at most "
+                            "16m); delete files you no longer need (e.g. in /tmp) before writing more",)
+    assert box.run("rm /tmp/fill").ok
+    big = os.urandom(300_000)  # past what the shell carries: the archive path, staged beside the workdir
+    box.write_file("/tmp/big.bin", big)
+    assert box.read_file("/tmp/big.bin") == big
+    assert box.run("ls -a /testbed | grep -c moe").output == "0\n"  # no staged copy left behind
