@@ -4,7 +4,8 @@
 
 Runs end through exceptions that carry their status into the trajectory: a tool raises
 `Submitted`; the loop raises `LimitsExceeded` and `FormatError`; the model client raises
-`ModelError`; the sandbox raises `SandboxError`; Ctrl-C is `KeyboardInterrupt`.
+`ModelError` (`OutOfTime` when the time limit comes during a request: `time_limit`); the
+sandbox raises `SandboxError`; Ctrl-C is `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from agent.config import LoopSettings, Settings
 from agent.errors import UsageError
 from agent.history import History
 from agent.instructions import prefixed_template
-from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply
+from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply, OutOfTime
 from agent.prompts import Prompts
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
 from agent.trajectory import TrajectoryWriter
@@ -114,6 +115,7 @@ class Agent:
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format)
         self._reset_history(task)
         patch, status, message = "", "error", ""
+        extra: dict[str, Any] = {}
         try:
             while True:
                 self.step()
@@ -121,18 +123,24 @@ class Agent:
             patch, status, message = done.patch, "submitted", str(done)
         except AgentExit as exc:
             status, message = exc.status, str(exc)
+        except OutOfTime as exc:
+            status, message = "time_limit", f"reached the time limit ({self.limits.time_limit or 0:.0f}s): {exc}"
         except ModelError as exc:
             status, message = "model_error", str(exc)
         except SandboxError as exc:
             status, message = "sandbox_error", str(exc)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through sandbox.cleanup.Interrupted
             status, message = "interrupted", "interrupted by the user"
+            signum = getattr(exc, "signum", None)
+            if signum:
+                message, extra["signal"] = str(exc), signum
         if status not in ("submitted", "sandbox_error", "interrupted") and self.final_patch is not None:
             patch = self._salvage_patch()
         result = RunResult(
             status=status, message=message, patch=patch, steps=self.steps, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, cost=self.cost, elapsed=round(time.monotonic() - self.started, 3),
             prefix_reuse=self.history.stats.reuse, compactions=self.compactions, last_tests=self.last_tests,
+            extra=extra,
         )
         self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
         return result
@@ -161,7 +169,7 @@ class Agent:
 
     def _ask(self) -> ModelReply:
         try:
-            return self.model.query(self.history.messages, self.specs if self.native else [])
+            return self._query_model(self.history.messages, self.specs if self.native else [])
         except ModelError as exc:
             if not (self.tool_format == "auto" and self.native and self.steps == 1 and _rejects_tools(exc)):
                 raise
@@ -169,7 +177,19 @@ class Agent:
         self.native = False
         self._emit("tool_format", native=False, format=self.text_format)
         self._reset_history(self._task)
-        return self.model.query(self.history.messages, [])
+        return self._query_model(self.history.messages, [])
+
+    def _query_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        """Ask the model within the time left; its waits and retries go to the listener as they happen."""
+        deadline = self.started + self.limits.time_limit if self.limits.time_limit else None
+        return self.model.query(messages, tools, deadline=deadline, progress=self._model_progress)
+
+    def _model_progress(self, kind: str, data: dict[str, Any]) -> None:
+        """Retries are part of the run's record; "still waiting" ticks (from a helper thread) are only shown."""
+        if kind == "model_retry":
+            self._emit(kind, step=self.steps, **data)
+        elif self.listener is not None:
+            self.listener(kind, {"step": self.steps, **data})
 
     # -- executing --------------------------------------------------------
     def execute(self, reply: ModelReply) -> None:
@@ -278,7 +298,7 @@ class Agent:
                                              for m in middle), budget)
         request = [self.history.messages[0], {"role": "user", "content": Prompts.render(
             self.prompts.compaction, transcript=transcript)}]
-        summary = self.model.query(request, []).content or ""
+        summary = self._query_model(request, []).content or ""
         before, after = self.history.compact(Prompts.render(self.prompts.compacted, summary=summary), head,
                                              KEEP_RECENT_MESSAGES)
         self.compactions += 1

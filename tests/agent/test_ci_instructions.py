@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ci import pull_request_body
+from agent.ci.pull_request import pull_request_body
 from agent.fix import FixOutcome
 from agent.github import Issue, IssueRef
 from agent.instructions import read_instructions
@@ -26,7 +26,7 @@ def test_pull_request_body_names_the_instructions_used(tmp_path: Path) -> None:
     issue = Issue(IssueRef("octo", "calc", 5), "t", "", "open", "u")
     outcome = FixOutcome(result=result, run_id="r", trajectory=tmp_path / "t.jsonl",
                          instructions=read_instructions(tmp_path))
-    assert "Repository instructions: AGENTS.md." in pull_request_body(issue, outcome, "")
+    assert "Repository instructions: AGENTS\\.md." in pull_request_body(issue, outcome, "")
     outcome.instructions = None
     assert "Repository instructions" not in pull_request_body(issue, outcome, "")
 
@@ -51,7 +51,7 @@ def test_ci_puts_agents_md_in_the_prompt_and_names_it_in_the_pull_request(
     task = task_sent(fake_model_server)
     assert task.index(RULES.strip()) < task.index("<issue>")
     [pull] = fake_github.pulls
-    assert "Repository instructions: AGENTS.md." in pull["body"]
+    assert "Repository instructions: AGENTS\\.md." in pull["body"]
 
 
 @pytest.mark.docker
