@@ -323,9 +323,9 @@ class _Timed:
     def __init__(self, model: Model, clock: Timings) -> None:
         self._model, self._clock = model, clock
 
-    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **options: Any) -> Any:
         self._clock.phases.setdefault("first_request", self._clock.since_start())
-        return self._model.query(messages, tools)
+        return self._model.query(messages, tools, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
