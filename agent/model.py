@@ -22,6 +22,7 @@ import openai
 from agent.config import ModelSettings
 from agent.errors import EnvironmentProblem
 from agent.profiles import Profile, pick_profile
+from agent.served_context import served_context_window
 
 T = TypeVar("T")
 
@@ -35,7 +36,6 @@ _CONTEXT_OVERFLOW = re.compile(
     re.IGNORECASE,
 )
 _TRANSIENT_STATUS = frozenset({408, 429})
-_SERVED_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window")
 
 
 class ModelError(EnvironmentProblem):
@@ -132,11 +132,21 @@ class OpenAIModel:
             return self.settings.context_window
         if self._context_window is None:
             try:
-                served = served_context_window(self.list_models(), self.settings.name)
+                served = served_context_window(self.list_models(), self.settings.name, self._server_json)
             except ModelError:
                 return self.profile.context_window  # not cached: the server may come back
             self._context_window = served or self.profile.context_window
         return self._context_window
+
+    def _server_json(self, path: str, body: dict[str, Any] | None) -> Any:
+        """One try at a server-specific endpoint beside `/v1` (`/props`, `/api/show`); None when absent."""
+        url = re.sub(r"/v1/?$", "", self.settings.base_url.rstrip("/")) + path
+        try:
+            if body is None:
+                return self._client.get(url, cast_to=object)
+            return self._client.post(url, body=body, cast_to=object)
+        except (openai.APIError, ValueError):
+            return None
 
     def close(self) -> None:
         self._client.close()
@@ -228,18 +238,6 @@ class OpenAIModel:
         if retry_after is not None:
             return min(retry_after, ceiling)
         return random.uniform(0, min(ceiling, self.settings.retry_backoff_base * 2 ** (attempt - 1)))
-
-
-def served_context_window(models: list[dict[str, Any]], name: str) -> int | None:
-    """The context length the server reports for `name`, under any of the usual keys."""
-    for entry in models:
-        if entry.get("id") != name:
-            continue
-        for key in _SERVED_CONTEXT_KEYS:
-            value = entry.get(key)
-            if isinstance(value, int) and value > 0:
-                return value
-    return None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -342,3 +342,24 @@ def test_retry_after_header_accepts_seconds_and_http_dates() -> None:
     assert 25 <= retry_after_seconds({"retry-after": soon}) <= 30
     assert retry_after_seconds({"retry-after": "soon-ish"}) is None
     assert retry_after_seconds({}) is None
+
+
+@pytest.mark.parametrize("flavour", ["vllm", "sglang", "llamacpp", "llamacpp-old", "ollama"])
+def test_context_window_is_read_from_every_server_shape(flavour: str) -> None:
+    # A server started with -c 8192 / --max-model-len 8192 / num_ctx 8192 serves 8192, not the trained 32768.
+    with FakeOpenAIServer(max_model_len=8192, flavour=flavour) as server:
+        assert make_model(server).context_window() == 8192
+
+
+def test_ollama_without_num_ctx_serves_its_default_not_the_trained_length() -> None:
+    from agent.served_context import OLLAMA_DEFAULT_NUM_CTX, from_ollama_show
+
+    show = {"parameters": 'stop "<|im_end|>"', "model_info": {"qwen2.context_length": 32768}}
+    assert from_ollama_show(show) == OLLAMA_DEFAULT_NUM_CTX
+    assert from_ollama_show({"model_info": {"qwen2.context_length": 2048}}) == 2048  # never above training
+    assert from_ollama_show({"error": "model not found"}) is None
+
+
+def test_a_listing_without_any_context_field_falls_back_to_the_profile() -> None:
+    with FakeOpenAIServer(flavour="plain") as server:  # no field, no /props, no /api/show
+        assert make_model(server).context_window() == GENERIC.context_window
