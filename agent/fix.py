@@ -35,6 +35,7 @@ class FixRequest:
     commit: bool = True
     patch_out: Path | None = None
     title: str | None = None
+    partial: bool = False  # also branch/apply a patch the agent did not submit (it stays exit 1)
 
 
 @dataclass
@@ -52,10 +53,11 @@ class FixOutcome:
 
     @property
     def exit_code(self) -> int:
+        """0 only for a patch the agent submitted: one salvaged at a limit was never tested or meant."""
         status = self.result.status
         if status in EXIT_CODES:
             return EXIT_CODES[status]
-        return EXIT_CODES["patch"] if self.result.has_patch else EXIT_CODES["no_patch"]
+        return EXIT_CODES["patch"] if status == "submitted" and self.result.has_patch else EXIT_CODES["no_patch"]
 
     def to_json(self) -> dict[str, Any]:
         r = self.result
@@ -64,8 +66,8 @@ class FixOutcome:
             "applied": self.applied, "trajectory": str(self.trajectory), "run_id": self.run_id, "exit_code": self.exit_code,
             "stats": {"steps": r.steps, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
                       "cost": r.cost, "elapsed": r.elapsed, "prefix_reuse": r.prefix_reuse,
-                      "compactions": r.compactions},
-            "tests": r.last_tests,
+                      "compactions": r.compactions, "model_time": r.model_time},
+            "tests": r.last_tests, "notes": self.notes,
         }
 
 
@@ -120,8 +122,10 @@ def run_fix(
                 box.close()
             outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                                  setup_cached=cached)
-            if result.has_patch and result.status != "interrupted":
+            if result.has_patch and result.status == "submitted":
                 deliver(outcome, request, repo, snapshot)
+            elif result.has_patch and result.status != "interrupted":
+                _keep_unsubmitted(outcome, request, repo, snapshot)
             return outcome
     finally:
         trajectory.close()
@@ -145,6 +149,20 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
     outcome.branch = branch
     if outcome.included_local_changes:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
+
+
+def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
+    """A patch left when the run stopped without submitting: in the trajectory and --patch-out, delivered only on --partial."""
+    if request.partial:
+        deliver(outcome, request, repo, snapshot)
+        outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}); delivered because of "
+                             "--partial")
+        return
+    if request.patch_out:
+        request.patch_out.write_text(outcome.result.patch)
+    outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}), so no branch was made; it is "
+                         "in the trajectory" + (" and --patch-out" if request.patch_out else "")
+                         + " (--partial delivers it anyway)")
 
 
 def _hand_back(box: Any) -> None:

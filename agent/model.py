@@ -68,7 +68,9 @@ class ModelReply:
 
 
 class Model(Protocol):
-    max_tokens: int | None  # the reply budget the loop keeps free in the context window
+    @property
+    def max_tokens(self) -> int | None:  # the reply budget the loop keeps free in the context window
+        ...
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply: ...
 
@@ -86,7 +88,6 @@ class OpenAIModel:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.max_tokens = settings.max_tokens
         self.profile = profile or pick_profile(settings.name, settings.profile)
         # The loop flips this off when the server rejects `tools` or answers calls as text.
         self.native_tools = settings.tool_format in ("auto", "native")
@@ -126,6 +127,20 @@ class OpenAIModel:
         page, _ = self._with_retries(self._client.models.list)
         return [entry.to_dict(mode="json") for entry in page.data]
 
+    @property
+    def max_tokens(self) -> int:
+        """The reply bound sent with every request, in tokens; never unbounded.
+
+        `model.max_tokens` if set, else the profile's; at most a quarter of the context
+        window (half for an explicit setting), so a rambling reply ends in seconds and the
+        loop knows how much room to keep free. Unbounded, one compaction reply on a CPU
+        server generated for six minutes, past the run's time limit.
+        """
+        window = self.context_window()
+        if self.settings.max_tokens is not None:
+            return max(1, min(self.settings.max_tokens, window // 2))
+        return max(1, min(self.profile.max_tokens, window // 4))
+
     def context_window(self) -> int:
         """Tokens the server accepts: our override, else what the server reports, else the profile's."""
         if self.settings.context_window is not None:
@@ -154,6 +169,8 @@ class OpenAIModel:
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         """Profile sampling < `extra_body` < explicit settings; non-OpenAI keys go in `extra_body`."""
         chosen = {name: getattr(self.settings, name) for name in _OPENAI_SAMPLING}
+        if not {"max_tokens", "max_completion_tokens"} & self.settings.extra_body.keys():
+            chosen["max_tokens"] = self.max_tokens
         body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
         body |= {name: value for name, value in chosen.items() if value is not None}
         request: dict[str, Any] = {"model": self.settings.name, "messages": messages}

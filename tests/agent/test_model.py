@@ -363,3 +363,18 @@ def test_ollama_without_num_ctx_serves_its_default_not_the_trained_length() -> N
 def test_a_listing_without_any_context_field_falls_back_to_the_profile() -> None:
     with FakeOpenAIServer(flavour="plain") as server:  # no field, no /props, no /api/show
         assert make_model(server).context_window() == GENERIC.context_window
+
+
+def test_every_request_carries_a_reply_bound() -> None:
+    # Unbounded, one compaction reply generated for six minutes on a CPU server.
+    with FakeOpenAIServer(max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        make_model(server).query(MESSAGES, [])  # generic profile: 4096, but at most a quarter of 8192
+        make_model(server, max_tokens=3000).query(MESSAGES, [])  # the user's bound, up to half the window
+        make_model(server, max_tokens=6000).query(MESSAGES, [])
+        make_model(server, extra_body={"max_completion_tokens": 77}).query(MESSAGES, [])
+        server.max_model_len = 65536
+        make_model(server, name="fake-model", context_window=65536).query(MESSAGES, [])
+    sent = [r.get("max_tokens") for r in server.requests]
+    assert sent == [2048, 3000, 4096, None, 4096]
+    assert server.requests[3]["max_completion_tokens"] == 77
