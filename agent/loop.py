@@ -317,7 +317,7 @@ class Agent:
     def _compact(self, reason: str) -> None:
         head = 2
         keep = self._recent_to_keep(head)
-        if len(self.history.messages) <= head + keep:
+        if len(self.history.messages) <= head + keep or keep < 2:
             raise AgentExit(f"the context window is too small for this task ({reason})", "model_error")
         self._check_budgets()
         middle = self.history.messages[head:len(self.history.messages) - keep]
@@ -339,14 +339,16 @@ class Agent:
         """Recent messages kept verbatim: up to KEEP_RECENT_MESSAGES, fewer when they would refill the window.
 
         The kept tail, the head and a summary as long as a reply may be should fill at most
-        COMPACTED_SHARE of what the window leaves for prompts; at least the last two messages stay.
+        COMPACTED_SHARE of what the window leaves for prompts; at least the last two messages
+        stay, and at least two older ones go into the summary.
         """
         usable = self.model.context_window() - self._reply_budget() - CONTEXT_MARGIN
-        head_chars = sum(len(_json(m)) for m in self.history.messages[:head])
+        head_chars = sum(len(_json(m)) for m in self.history.messages[:head]) + self._prompt_chars() - self.history.chars()
         room = (usable * COMPACTED_SHARE - self._reply_budget()) * CHARS_PER_TOKEN - head_chars
+        most = min(KEEP_RECENT_MESSAGES, len(self.history.messages) - head - 2)  # something must be summarised
         keep, tail = 0, 0
         for message in reversed(self.history.messages[head:]):
-            if keep >= KEEP_RECENT_MESSAGES or (keep >= 2 and tail + len(_json(message)) > room):
+            if keep >= most or (keep >= 2 and tail + len(_json(message)) > room):
                 break
             keep, tail = keep + 1, tail + len(_json(message))
         return keep
