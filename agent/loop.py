@@ -123,7 +123,8 @@ class Agent:
     # -- the run ----------------------------------------------------------
     def run(self, task: str, config: dict[str, Any] | None = None) -> RunResult:
         self.started = time.monotonic()
-        self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format)
+        self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
+                   context_window=self.model.context_window(), max_tokens=self.model.max_tokens)
         self._reset_history(task)
         patch, status, message = "", "error", ""
         try:
