@@ -127,6 +127,7 @@ class Agent:
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
                    context_window=self.model.context_window(), max_tokens=self.model.max_tokens)
         self._reset_history(task)
+        self.ctx.observation_max_chars = min(self.ctx.observation_max_chars, self._observation_cap())
         patch, status, message = "", "error", ""
         try:
             while True:
@@ -348,7 +349,8 @@ class Agent:
         stay, and at least two older ones go into the summary.
         """
         usable = self.model.context_window() - self._reply_budget() - CONTEXT_MARGIN
-        head_chars = sum(len(_json(m)) for m in self.history.messages[:head]) + self._prompt_chars() - self.history.chars()
+        schemas = self._prompt_chars() - self.history.chars()
+        head_chars = sum(len(_json(m)) for m in self.history.messages[:head]) + schemas
         room = (usable * COMPACTED_SHARE - self._reply_budget()) * CHARS_PER_TOKEN - head_chars
         most = min(KEEP_RECENT_MESSAGES, len(self.history.messages) - head - 2)  # something must be summarised
         keep, tail = 0, 0
@@ -381,12 +383,16 @@ class Agent:
         system = Prompts.render(self.prompts.system, workdir=self.ctx.sandbox.workdir)
         if not self.native:
             system += "\n\n" + render_tool_instructions(self.specs, self.text_format)
-        self.history = History(observation_max_chars=self.limits.observation_max_chars)
+        self.history = History(observation_max_chars=self._observation_cap())
         self.history.append({"role": "system", "content": system})
         self.history.append({"role": "user", "content": Prompts.render(self.prompts.task, task=task,
                                                                          workdir=self.ctx.sandbox.workdir)})
         self._sent_count = 0
         self._last_prompt_tokens = self._last_prompt_chars = 0
+
+    def _observation_cap(self) -> int:
+        """Characters one observation may keep: the setting, and at most an eighth of a small window."""
+        return min(self.limits.observation_max_chars, self.model.context_window() * CHARS_PER_TOKEN // 8)
 
     def _unsent(self) -> list[dict[str, Any]]:
         new = self.history.messages[self._sent_count:]

@@ -216,6 +216,14 @@ def test_compaction_leaves_room_for_many_steps(fake_model_server, ctx, tmp_path)
     assert all(r["max_tokens"] == 256 for r in fake_model_server.requests)
 
 
+def test_a_small_window_gets_smaller_observations(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.max_model_len = 8192
+    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": "seq 1 20000"})]), SESSION[3]]
+    assert make_agent(fake_model_server, ctx, tmp_path).run("task").status == "submitted"
+    observation = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert len(observation) <= 8192 * 4 // 8 < 10_000 and "20000" in observation  # head and tail kept
+
+
 def test_malformed_calls_are_explained_then_format_error(fake_model_server, ctx, tmp_path) -> None:
     fake_model_server.script = [
         Reply(tool_calls=[tool_call("bash", '{"command": "ls"')]),
