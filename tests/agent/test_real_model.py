@@ -35,11 +35,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+if subprocess.run(["bash", str(SERVER), "ready", "0.5b"], capture_output=True).returncode != 0:
+    pytest.skip("real-model tier: llama-server and Qwen2.5-Coder-0.5B are not set up here (bash .ci/llm-server install)",
+                allow_module_level=True)
+
+
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
-    if subprocess.run(["bash", str(SERVER), "ready", "0.5b"], capture_output=True).returncode != 0:
-        pytest.skip("real-model tier: llama-server and Qwen2.5-Coder-0.5B are not set up here "
-                    "(bash .ci/llm-server install)")
     port = free_port()
     started = subprocess.run(["bash", str(SERVER), "start", "0.5b", str(CONTEXT), str(port)], capture_output=True,
                              text=True, timeout=300)
