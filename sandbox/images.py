@@ -9,6 +9,7 @@ reused, a changed one rebuilds.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -19,7 +20,8 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,16 @@ def image_exists(client: Any, tag: str) -> bool:
         return False
 
 
+def remove_image(client: Any, tag: str) -> None:
+    """Remove an intermediate image; one still in use or already gone is left to its user."""
+    from docker.errors import APIError
+
+    try:
+        client.images.remove(tag, noprune=False)
+    except APIError:
+        pass
+
+
 def registry_reachable(host: str = "registry-1.docker.io", timeout: float = 3.0) -> bool:
     try:
         with socket.create_connection((host, 443), timeout=timeout):
@@ -134,10 +146,36 @@ def build_image(
     echo: Log | None = None,
     timeout: float = 1800.0,
 ) -> str:
-    """Return the recipe's tag, building it unless an image with that tag exists."""
+    """Return the recipe's tag, building it unless an image with that tag exists.
+
+    Builds of one tag are serialised across processes on this host (a lock file per tag):
+    two `agent` commands that need the same missing image build it once, the second
+    waits and reuses it, instead of removing the intermediate image under the first.
+    """
     tag = recipe.tag
     if not force and image_exists(client, tag):
         return tag
+    with build_lock(tag):
+        if not force and image_exists(client, tag):
+            return tag
+        return _build(recipe, client, tag, offline=offline, echo=echo, timeout=timeout)
+
+
+@contextmanager
+def build_lock(tag: str) -> Iterator[None]:
+    """Hold an exclusive lock (flock) for building `tag` on this host; blocks until free."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)
+    path = Path(tempfile.gettempdir()) / f"moe-agent-build-{name}.lock"
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(recipe: ImageRecipe, client: Any, tag: str, *, offline: bool | None, echo: Log | None,
+           timeout: float) -> str:
     log = BuildLog(tag, echo)
     if offline is None:
         offline = not registry_reachable()
@@ -154,7 +192,7 @@ def build_image(
         script += f"cat {EXTRA_CA_PATH} >> {SYSTEM_CA_PATH}\n"
         changes += [f"ENV {key}={value}" for key, value in ca_environment(SYSTEM_CA_PATH).items()]
     run_and_commit(client, base, script, tag, log=log, step="finish", files=files, changes=changes, timeout=600)
-    client.images.remove(base, noprune=False)
+    remove_image(client, base)
     log.step(f"built {tag}")
     return tag
 

@@ -102,3 +102,55 @@ def test_default_image_has_the_tools_the_agent_needs(box) -> None:
     for tool in ("bash", "git", "python3", "rg", "patch", "find", "base64"):
         assert box.run(f"command -v {tool}").ok, tool
     assert box.run("git config --system --get safe.directory").output.strip() == "*"
+
+
+def test_concurrent_builds_of_one_tag_build_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second builder of a missing tag waits for the first and reuses its image."""
+    import threading
+
+    from docker.errors import ImageNotFound
+
+    built: list[str] = []
+    present = threading.Event()
+
+    class Images:
+        def get(self, tag: str) -> object:
+            if present.is_set():
+                return object()
+            raise ImageNotFound(tag)
+
+    class Client:
+        images = Images()
+
+    started = threading.Event()
+
+    def slow_build(recipe: ImageRecipe, client: object, tag: str, **_: object) -> str:
+        started.set()
+        built.append(tag)
+        threading.Event().wait(0.3)
+        present.set()
+        return tag
+
+    monkeypatch.setattr(images, "_build", slow_build)
+    recipe = ImageRecipe(packages=["python3", "lock-test"])
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(build_image(recipe, Client())))
+    first.start()
+    started.wait(5)
+    results.append(build_image(recipe, Client()))
+    first.join()
+    assert built == [recipe.tag]
+    assert results == [recipe.tag, recipe.tag]
+
+
+def test_intermediate_image_in_use_is_left_alone() -> None:
+    from docker.errors import APIError
+
+    class Images:
+        def remove(self, tag: str, noprune: bool) -> None:
+            raise APIError("409 Conflict: image is being used by running container")
+
+    class Client:
+        images = Images()
+
+    images.remove_image(Client(), "moe-agent-sandbox-rootfs:x")
