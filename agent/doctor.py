@@ -139,6 +139,7 @@ class FormatProbe:
 
 
 def probe_format(model, fmt: str) -> FormatProbe:
+    """Ask for the ping call PROBE_SAMPLES times in `fmt` ("native", "xml" or "hermes"); count the valid calls."""
     from agent.model import ModelError
     from agent.toolcalls import parse_reply, render_tool_instructions
 
