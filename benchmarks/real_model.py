@@ -18,7 +18,7 @@ whatever it leaves there counts, submitted or not.
 
 The machine is busy while this runs: the server takes both cores. Last line: JSON with
 n, resolved_ours, resolved_mini, median_steps_ours, model_time_share (seconds waiting for
-the model over our runs' wall time), and per-agent details.
+the model over the wall time of our whole `agent fix` runs), and per-agent details.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def run_ours(task: Task, work: Path, env: dict[str, str], budget: Budget) -> dic
         "undelivered_patch_passes": (not delivered and bool(result.get("patch"))
                                      and check_patch(task, result["patch"], work / "check-salvaged" / task.name)),
         "steps": stats.get("steps"), "model_time": stats.get("model_time") or 0.0,
-        "elapsed": stats.get("elapsed") or time.monotonic() - started,
+        "elapsed": round(time.monotonic() - started, 1),  # the whole `agent fix`: snapshot, sandbox, loop
         "tokens": (stats.get("prompt_tokens") or 0) + (stats.get("completion_tokens") or 0),
     }
 
