@@ -241,8 +241,8 @@ def main() -> None:
     parser.add_argument("--agents", default="ours,mini-tool,mini-text")
     parser.add_argument("--model", default="1.5b", choices=["0.5b", "1.5b"])
     parser.add_argument("--context", type=int, default=16384)
-    parser.add_argument("--step-limit", type=int, default=15)
-    parser.add_argument("--time-limit", type=int, default=240, help="seconds per run")
+    parser.add_argument("--step-limit", type=int, default=12)
+    parser.add_argument("--time-limit", type=int, default=150, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     tasks = [t for t in TASKS if t.name in args.only.split(",")] if args.only else TASKS[:args.tasks]
@@ -264,8 +264,8 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {agent: [] for agent in agents}
     try:
         mini = mini_executable(work) if any(a.startswith("mini") for a in agents) else None
-        for agent in agents:
-            for task in tasks:
+        for done, task in enumerate(tasks, 1):  # task by task, so a stopped run still compares like with like
+            for agent in agents:
                 if agent == "ours":
                     row = run_ours(task, work, env, budget)
                 else:
@@ -273,6 +273,8 @@ def main() -> None:
                 results[agent].append(row)
                 print(f"{agent:10} {task.name:17} {'RESOLVED' if row['resolved'] else 'no':8} "
                       f"{row['status']:16} steps {row.get('steps')}  {float(row.get('elapsed') or 0):.0f}s", flush=True)
+            if done < len(tasks):
+                print("after", done, "tasks:", json.dumps(summary(results, done, budget, model)), flush=True)
     finally:
         subprocess.run(["bash", str(SERVER), "stop", str(port)], capture_output=True, timeout=60)
         if not args.keep:
