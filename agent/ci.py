@@ -31,7 +31,6 @@ from agent.model import Model
 from agent.workspace import GitFailed, UserRepo, git
 from sandbox.base import SandboxError
 
-DEFAULT_LABEL = "agent"
 WORKFLOW_PATH = Path(".github/workflows/agent.yml")
 _COMMAND = re.compile(r"\s*/agent[ \t]+fix(?![\w-])[ \t]*(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
 _SHOWN_TEST_FAILURES = 10

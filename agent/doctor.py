@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +32,7 @@ def run_checks(path: Path, probe_model: bool = True) -> Iterator[Check]:
     from sandbox.docker import connect
     from sandbox.images import default_image, image_exists
 
-    git = shutil.which("git")
-    yield Check(bool(git), _version(["git", "--version"]) if git else "git not found", "install git")
+    yield git_check()
     try:
         client = connect(timeout=10)
         yield Check(True, f"Docker {client.version().get('Version', '?')} reachable")
@@ -165,8 +162,12 @@ def probe_format(model, fmt: str) -> FormatProbe:
     return result
 
 
-def _version(cmd: list[str]) -> str:
+def git_check() -> Check:
+    """Git, through GitPython: its version, or how to get it."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
+        import git
+
+        version = git.Git().version_info
+    except ImportError:  # GitPython refuses to load when there is no git command
+        return Check(False, "git not found", "install git")
+    return Check(True, f"git {'.'.join(map(str, version))}")

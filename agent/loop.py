@@ -208,19 +208,18 @@ class Agent:
                 self._fall_back_to_text("the model wrote its call as text" if parsed.calls
                                         else "no native tool call came back")
         self.history.append(self._assistant_message(parsed, native_calls))
-        errors = list(parsed.errors)
-        if not parsed.calls and not errors:
-            errors.append("your reply contained no tool call")
+        if not parsed.calls:
+            self._check_repeats([])  # a reply without a call breaks a run of repeats
+            self._format_error(parsed.errors or ["your reply contained no tool call"])
+            return
+        # Some calls ran: the malformed ones next to them are reported, not counted as a format error.
+        self.format_errors = 0
         observations: list[tuple[ToolCall, Observation]] = []
         try:
             for call in parsed.calls:
                 observations.append((call, self._run_call(call)))
         finally:
-            self._append_observations(observations, native_calls)
-        if errors:
-            self._format_error(errors)
-        else:
-            self.format_errors = 0
+            self._append_observations(observations, native_calls, parsed.errors)
         self._check_repeats(observations)
 
     def _check_repeats(self, observations: list[tuple[ToolCall, Observation]]) -> None:
@@ -270,12 +269,20 @@ class Agent:
             text = (text + "\n" if text else "") + render_assistant_text(parsed.calls, self.text_format)
         return {"role": "assistant", "content": text}
 
-    def _append_observations(self, observations: list[tuple[ToolCall, Observation]], native_calls: bool) -> None:
+    def _append_observations(self, observations: list[tuple[ToolCall, Observation]], native_calls: bool,
+                             errors: list[str]) -> None:
+        """Tool results, then what was wrong with the reply's other calls (which were not run)."""
+        if errors:
+            self._emit("format_error", step=self.steps, errors=errors, consecutive=0)
+        note = ("Some of your tool calls were not run:\n" + "\n".join(f"- {e}" for e in errors)) if errors else ""
         if native_calls:
             for call, obs in observations:
                 self.history.append_observation({"role": "tool", "tool_call_id": call.id, "content": obs.text})
-        elif observations:
-            body = "\n".join(f"<tool_response>\n{obs.text}\n</tool_response>" for _, obs in observations)
+            if note:
+                self.history.append({"role": "user", "content": note})
+        elif observations or note:
+            body = "\n".join([*(f"<tool_response>\n{obs.text}\n</tool_response>" for _, obs in observations),
+                              *([note] if note else [])])
             self.history.append_observation({"role": "user", "content": body})
 
     def _format_error(self, errors: list[str]) -> None:

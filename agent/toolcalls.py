@@ -1,22 +1,46 @@
 """Tool calls out of one model reply, in whatever form the server handed them back.
 
-A vLLM/SGLang server started without a tool parser returns calls as plain text, and one
-with a parser leaves malformed calls in the text. So besides the native `tool_calls` list
-we read the two text formats Qwen models are trained on: Hermes
-(`<tool_call>{"name": ..., "arguments": {...}}</tool_call>`) and Qwen3-Coder XML
-(`<tool_call><function=NAME><parameter=P>value</parameter></function></tool_call>`).
-XML values are raw text, converted by the tool's JSON-schema types as vLLM's Qwen3-Coder
-parser does.
+A vLLM/SGLang/llama.cpp server started without a tool parser returns calls as plain text, and one
+with a parser leaves malformed calls in the text. So besides the native `tool_calls` list we read
+what Qwen-family models write as text:
 
-Anything that looks like an attempted call but cannot be run becomes an error written for
-the model: what was wrong and what is expected. Valid calls next to it are still returned.
+- Qwen3-Coder XML, `<tool_call><function=NAME><parameter=P>value</parameter></function></tool_call>`,
+  its values raw text converted by the tool's JSON-schema types as vLLM's
+  (`vllm/entrypoints/openai/tool_parsers/qwen3coder_tool_parser.py`, `_convert_param_value`) and
+  SGLang's (`python/sglang/srt/function_call/qwen3_coder_detector.py`) parsers do.
+- Hermes JSON, `{"name": ..., "arguments": {...}}`, inside `<tool_call>` or inside what llama.cpp's
+  Hermes 2 Pro parser also accepts (`common/chat.cpp`, `common_chat_parse_hermes_2_pro`): the
+  wrappers `<function_call>`, `<tool>`, `<tools>`, `<response>`, `<json>`, `<xml>`, `<JSON>`, code
+  fences, and `<function=NAME>` / `<function name="NAME">` followed by JSON arguments; or bare on
+  its own lines, one object or a list of them, which is how Qwen2.5-Coder writes calls when no tool
+  parser reads them.
+
+Text around calls never costs a call: a wrapper or `<function=` header counts only when a call
+follows it (a `<tool_call>` alone on its line also when its call is broken or cut off), and bare or
+fenced JSON only when it is shaped like a call (the keys name/arguments/parameters, or OpenAI's
+type/function/id around them) and names an offered tool or carries arguments. A parameter value
+runs to the `</parameter>` that is followed by the next `<parameter=` or by the end of the call, so
+values may themselves contain parameter tags; when two readings fit the tool's schema equally well,
+the call is refused as ambiguous instead of guessed.
+
+Calls inside the reasoning (`<think>...</think>`, or the server's reasoning field) are not run: they
+are drafts that the answer often repeats or rejects, and running them would run a call twice or run
+one the model decided against. When the answer has no call of its own, the model is told exactly
+that its call sat in the reasoning.
+
+Anything that looks like an attempted call but cannot be run becomes an error written for the model:
+what was wrong and what is expected. Valid calls next to it are still returned.
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
+import io
 import json
 import re
+import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,19 +75,39 @@ class _Attempt:
     problem: str | None = None  # the call could not even be read
 
 
-_CALL_START = re.compile(r"<tool_call>|<function=")
-_FUNCTION_HEADER = re.compile(r"<function=([^>\n]*)>")
+Schemas = dict[str, dict[str, Any]]  # tool name -> its `parameters` JSON schema
+Span = tuple[int, int]
+
+# Where a call may start; each candidate is then read, and dropped as prose when no call follows it.
+_CANDIDATE = re.compile(r"<(tool_call|function_call|tools?|response|json|xml|JSON)>"  # llama.cpp's wrapper tags
+                        r"|<function(?:=|\s+name=\")"  # Qwen3-Coder / llama.cpp function headers
+                        r"|^[ \t]*```[\w+-]*[ \t]*$"  # a code fence's opening line
+                        r"|^[ \t]*[\[{]", re.M)  # bare JSON starting a line
+_FENCE_CLOSE = re.compile(r"^[ \t]*```[ \t]*$", re.M)
+# JSON that starts like a call: `{"name": ...`, `[{"arguments": ...`, `{'type': 'function', ...`.
+_JSON_CALL_START = re.compile(r"[\[{]\s*(?:\{\s*)?[\"'](?:name|arguments|parameters|type|function)[\"']\s*:")
+_JSON_CALL_NAME = re.compile(r"[\"']name[\"']\s*:\s*[\"']([^\"'\n]{1,100})[\"']")
+_CALL_KEYS = {"name", "arguments", "parameters"}
+_OPENAI_KEYS = {"type", "function", "id"}
+
+_FUNCTION_HEADER = re.compile(r"<function(?:=([^>\n]*)|\s+name=\"([^\"\n]*)\")>")
 # A call ends at the first `</function>` that is followed by what can follow a call; a bare
 # `</function>` inside a parameter value (HTML, XML, code) is followed by more value instead.
-_FUNCTION_END = re.compile(r"</function>\s*(?:</tool_call>|(?=<tool_call>|<function=)|\Z)")
+_FUNCTION_END = re.compile(r"</function>\s*(?:</tool_call>|(?=<tool_call>|<function[= ])|\Z)")
+# ...unless the text after that end holds a dangling `</parameter></function>` and no new call:
+# then the first end was inside a value (a page that shows the call syntax) and the call runs on.
+_DANGLING_END = re.compile(r"</parameter>\s*</function>\s*(?:</tool_call>|\Z)")
 _TRAILING_CALL_CLOSE = re.compile(r"\s*</tool_call>")
-# Parameters do not nest, so a value runs to the next opener that starts a line or follows
-# a closer; its own closer is the LAST `</parameter>` before that, so code that mentions
-# `</parameter>` survives. Tolerates the `</parameter1>` / `</parameter/>` drift seen in the wild.
-_PARAM_OPEN = re.compile(r"(?:\A|(?<=\n)|(?<=</parameter>))[ \t]*<parameter=([^>\n]*)>")
+_PARAM_TAG = re.compile(r"<parameter=([^>\n]*)>")
+# Tolerates the `</parameter1>` / `</parameter/>` / `</parameter` drift seen in the wild.
+_PARAM_CLOSE = re.compile(r"</parameter[^<>\n]{0,3}>?")
 _PARAM_CLOSE_AT_END = re.compile(r"</parameter[^<>\n]{0,3}>?\s*\Z")
-_HERMES_CLOSE = re.compile(r"[\s}\]]*</tool_call>")  # tolerates a stray closing brace
+_HERMES_CLOSE = re.compile(r"[\s}\]]*(?:```\s*)?</tool_call>")  # tolerates a stray brace, a fence around the JSON
+_FENCE_OPEN = re.compile(r"```[\w+-]*[ \t]*\n\s*")
 _EMPTY_FENCE = re.compile(r"```[\w+-]*\s*```")  # left behind when a call sat in a code fence
+_MAX_PARAMETER_TAGS = 200  # beyond this many `<parameter=` tags in one call, readings are not searched
+_MAX_READING_STATES = 5_000
+_JSON_WINDOW = 16_384  # characters a JSON call is first decoded within
 
 _JSON = json.JSONDecoder(strict=False)  # models put raw newlines inside JSON strings
 _UNREADABLE = object()
@@ -89,19 +133,21 @@ def parse_reply(
     """Calls, content and thinking of one assistant message; `auto` prefers native calls, else reads the text."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown tool-call format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    text, thought = split_thinking(content or "")
+    schemas = _schemas(tools)
+    text, thought = split_thinking(content or "", lambda whole: _scan_text(whole, fmt, schemas)[2])
     reasoning = "\n\n".join(part.strip() for part in (reasoning, thought) if part and part.strip()) or None
     problems: list[str] = []
     if fmt == "native" or (fmt == "auto" and native_calls):
         attempts = [_native_attempt(call) for call in native_calls or []]
         text = text.strip()
-        if fmt == "native" and not native_calls and _CALL_START.search(text):
+        if fmt == "native" and not native_calls and _scan_text(text, "auto", schemas)[0]:
             problems.append("Your reply contains a tool call written as text, which the server did not recognise as "
                             "a tool call, so nothing was run. Check the call's syntax and send it again.")
     else:
-        attempts, text = _scan_text(text, fmt)
+        attempts, text, _ = _scan_text(text, fmt, schemas)
+    if not attempts and not problems and reasoning:
+        problems += _calls_in_reasoning(reasoning, fmt, schemas)
     result = ParsedReply(content=text, reasoning=reasoning, errors=problems)
-    schemas = _schemas(tools)
     for number, attempt in enumerate(attempts, 1):
         checked = _check(number, attempt, schemas)
         if isinstance(checked, ToolCall):
@@ -111,65 +157,131 @@ def parse_reply(
     return result
 
 
-def split_thinking(text: str) -> tuple[str, str | None]:
-    """(answer, thinking). A leading `<think>` block, or all before a `</think>` whose opener was in the prompt."""
+def split_thinking(text: str, call_spans: Callable[[str], list[Span]] | None = None) -> tuple[str, str | None]:
+    """(answer, thinking): a leading `<think>` block, or all before a `</think>` whose opener was in the prompt.
+
+    `call_spans(text)` gives the (start, end) of each call in the text, so that a `</think>` inside a
+    parameter value does not end the thinking; without it, only a `</think>` before the first call does.
+    Calls before that `</think>` are thinking too: Qwen3's template opens `<think>` in the prompt.
+    """
     if text.lstrip().startswith("<think>"):
         thought, closed, rest = text.lstrip()[len("<think>"):].partition("</think>")
         return (rest if closed else ""), thought.strip() or None
     close = text.find("</think>")
-    first_call = _CALL_START.search(text)
-    if close != -1 and (first_call is None or close < first_call.start()):
-        return text[close + len("</think>"):], text[:close].strip() or None
-    return text, None
+    if close == -1:
+        return text, None
+    spans: list[Span] = call_spans(text) if call_spans else []
+    if not call_spans:
+        first_call = _CANDIDATE.search(text)
+        spans = [(first_call.start(), len(text))] if first_call else []
+    while close != -1 and any(start <= close < end for start, end in spans):
+        close = text.find("</think>", close + 1)
+    if close == -1:
+        return text, None
+    return text[close + len("</think>"):], text[:close].strip() or None
 
 
-def _scan_text(text: str, fmt: Format) -> tuple[list[_Attempt], str]:
-    """Every call written in the text, in order, and the text around them."""
+def _calls_in_reasoning(reasoning: str, fmt: Format, schemas: Schemas) -> list[str]:
+    """The one error for a reply whose only calls sat in its reasoning; such calls are never run."""
+    names = [attempt.name for attempt in _scan_text(reasoning, fmt, schemas)[0] if attempt.name]
+    if not names:
+        return []
+    which = ", ".join(dict.fromkeys(names))
+    return [f"Your tool call ({which}) was written inside your reasoning (<think>...</think>), so it was not run: "
+            "calls are only read from the answer after </think>. Write the call again after </think>."]
+
+
+def _scan_text(text: str, fmt: Format, schemas: Schemas) -> tuple[list[_Attempt], str, list[Span]]:
+    """Every call written in the text, in order; the text around them; where each call was."""
     attempts: list[_Attempt] = []
     kept: list[str] = []
+    spans: list[Span] = []
     pos = 0
-    while match := _CALL_START.search(text, pos):
-        kept.append(text[pos:match.start()])
-        found, pos = _read_call(text, match.start(), fmt)
-        attempts += found
+    while found := _next_call(text, pos, fmt, schemas):
+        start, read, end = found
+        kept.append(text[pos:start])
+        attempts += read
+        spans.append((start, end))
+        pos = end
     kept.append(text[pos:])
-    return attempts, _EMPTY_FENCE.sub("", "".join(kept)).strip()
+    return attempts, _EMPTY_FENCE.sub("", "".join(kept)).strip(), spans
 
 
-def _read_call(text: str, start: int, fmt: Format) -> tuple[list[_Attempt], int]:
-    """The call(s) at `start` (`<tool_call>` or a bare `<function=`) and where they end."""
-    at = start
-    if text.startswith("<tool_call>", start):
-        at = _skip_space(text, start + len("<tool_call>"))
-    if text.startswith("<function=", at):
-        written, (found, end) = "xml", _read_xml(text, at)
-    elif text.startswith(("{", "["), at):
-        written, (found, end) = "hermes", _read_hermes(text, at)
-    elif at >= len(text):
+def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas) -> tuple[int, list[_Attempt], int] | None:
+    for candidate in _CANDIDATE.finditer(text, pos):
+        read = _read_candidate(text, candidate, fmt, schemas)
+        if read is not None:
+            return candidate.start(), read[0], read[1]
+    return None
+
+
+def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
+                    schemas: Schemas) -> tuple[list[_Attempt], int] | None:
+    """The call(s) starting at `candidate` and where they end, or None when it is only text."""
+    start, wrapper = candidate.start(), candidate.group(1)
+    if wrapper:
+        if _in_inline_code(text, start):
+            return None
+        if wrapper == "tool_call":
+            return _read_tool_call(text, start, candidate.end(), fmt, schemas)
+        at = _skip_space(text, candidate.end())
+        return _read_json_calls(text, at, fmt, schemas, close_tag=f"</{wrapper}>")
+    token = candidate.group(0)
+    if token.startswith("<function"):
+        header = _FUNCTION_HEADER.match(text, start)
+        after = _skip_space(text, header.end()) if header else start
+        if not (header and _at_line_start(text, start) and text.startswith(("<parameter=", "{", "</function>"), after)):
+            return None
+        return _checked_format(*_read_xml(text, start, schemas), "xml", fmt)
+    if token.lstrip().startswith("```"):
+        return _read_fence(text, candidate.end(), fmt, schemas)
+    return _read_json_calls(text, candidate.end() - 1, fmt, schemas)
+
+
+def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
+                    schemas: Schemas) -> tuple[list[_Attempt], int] | None:
+    at = _skip_space(text, after_tag)
+    if (fence := _FENCE_OPEN.match(text, at)) and text.startswith(("{", "["), fence.end()):
+        at = fence.end()  # <tool_call>```json {...} ```</tool_call>
+    if text.startswith("<function", at):
+        return _checked_format(*_read_xml(text, at, schemas), "xml", fmt)
+    if text.startswith(("{", "["), at):
+        return _checked_format(*_read_hermes(text, at), "hermes", fmt)
+    # Otherwise the tag counts only when it stands alone on its line (a broken or cut-off call);
+    # elsewhere it is prose that names the tag: "wrap each call in <tool_call> tags".
+    if not (_at_line_start(text, start) and (at >= len(text) or "\n" in text[after_tag:at])):
+        return None
+    if at >= len(text):
         return [_Attempt(problem=_cut_off("</tool_call>"))], len(text)
-    else:
-        close = text.find("</tool_call>", at)
-        end = len(text) if close == -1 else close + len("</tool_call>")
-        return [_Attempt(problem=f"could not read the call {_preview(text[at:end], 60)}. {_syntax_hint(fmt)}")], end
+    close = text.find("</tool_call>", at)
+    if close == -1 or re.search(r"<tool_call>|<function[= ]", text[at:close]):
+        return None  # no closer of its own: the next call's closer must not swallow that call
+    end = close + len("</tool_call>")
+    return [_Attempt(problem=f"could not read the call {_preview(text[at:close], 60)}. {_syntax_hint(fmt)}")], end
+
+
+def _checked_format(found: list[_Attempt], end: int, written: TextFormat, fmt: Format) -> tuple[list[_Attempt], int]:
+    """A session told to use one text syntax refuses the other, showing the one it expects."""
     if fmt in ("hermes", "xml") and written != fmt:
         return [_Attempt(problem=f"this call is written in {written} syntax but this session uses {fmt} syntax. "
                                  f"{_syntax_hint(fmt)}")], end
     return found, end
 
 
-def _read_xml(text: str, at: int) -> tuple[list[_Attempt], int]:
+# -- Qwen3-Coder XML -------------------------------------------------------------------------
+def _read_xml(text: str, at: int, schemas: Schemas) -> tuple[list[_Attempt], int]:
     header = _FUNCTION_HEADER.match(text, at)
     if header is None:
         span = _xml_call_end(text, at)
         end = span[1] if span else len(text)
         return [_Attempt(problem=f"the function tag in {_preview(text[at:end], 60)} is malformed. "
                                  f"{_syntax_hint('xml')}")], end
-    name = header.group(1).strip().strip("\"'")
+    name = (header.group(1) if header.group(1) is not None else header.group(2)).strip().strip("\"'")
     span = _xml_call_end(text, header.end())
     if span is None:
         return [_Attempt(name=name, problem=_cut_off("</function></tool_call>"))], len(text)
     body_end, end = span
-    attempt = _xml_arguments(text[header.end():body_end])
+    attempt = _xml_arguments(text[header.end():body_end], schemas.get(name))
     attempt.name = name
     return [attempt], end
 
@@ -177,7 +289,13 @@ def _read_xml(text: str, at: int) -> tuple[list[_Attempt], int]:
 def _xml_call_end(text: str, pos: int) -> tuple[int, int] | None:
     """(end of the function body, end of the call), or None when the reply stops inside the call."""
     if match := _FUNCTION_END.search(text, pos):
-        return match.start(), match.end()
+        body_end, end = match.start(), match.end()
+        for later in _DANGLING_END.finditer(text, end):
+            if _FUNCTION_HEADER.search(text, end, later.start()):
+                break  # a new call starts before it: that one owns it
+            body_end = later.start() + len("</parameter>")
+            end = later.end()
+        return body_end, end
     close = text.find("</function>", pos)
     if close != -1:
         after = _TRAILING_CALL_CLOSE.match(text, close + len("</function>"))
@@ -186,26 +304,172 @@ def _xml_call_end(text: str, pos: int) -> tuple[int, int] | None:
     return (close, close + len("</tool_call>")) if close != -1 else None
 
 
-def _xml_arguments(body: str) -> _Attempt:
-    openers = list(_PARAM_OPEN.finditer(body))
+def _xml_arguments(body: str, schema: dict[str, Any] | None) -> _Attempt:
+    openers = list(_PARAM_TAG.finditer(body))
     if not openers:
         rest = body.strip()
         if not rest:
             return _Attempt()
-        as_json = _literal(rest)  # some models put a JSON object inside <function=...>
+        as_json = _literal(rest)  # `<function=NAME>{"a": 1}</function>`, as llama.cpp also accepts
         if isinstance(as_json, dict):
             return _Attempt(arguments=as_json)
         return _Attempt(problem=f"no parameter could be read from {_preview(rest, 60)}; write each parameter as "
                                 "<parameter=NAME>\nVALUE\n</parameter>.")
+    if any(not opener.group(1).strip().strip("\"'") for opener in openers):
+        return _Attempt(problem="a <parameter=> tag has no name; write each parameter as "
+                                "<parameter=NAME>\nVALUE\n</parameter>.")
+    reading = _ParameterReading(body, openers, schema or {})
+    try:
+        splits = reading.best()
+    except _Ambiguous as exc:
+        return _Attempt(problem=str(exc))
     arguments: dict[str, Any] = {}
-    for index, opener in enumerate(openers):
-        name = opener.group(1).strip().strip("\"'")
-        if not name:
-            return _Attempt(problem="a <parameter=> tag has no name; write each parameter as "
-                                    "<parameter=NAME>\nVALUE\n</parameter>.")
-        stop = openers[index + 1].start() if index + 1 < len(openers) else len(body)
-        arguments[name] = _strip_one_newline(_PARAM_CLOSE_AT_END.sub("", body[opener.end():stop]))
+    for first, stop in zip(splits, [*splits[1:], None]):
+        value_end = len(body) if stop is None else reading.value_end[stop]
+        value = body[openers[first].end():value_end]
+        if stop is None:
+            value = _PARAM_CLOSE_AT_END.sub("", value)
+        arguments[reading.names[first]] = _strip_one_newline(value)
     return _Attempt(arguments=arguments, raw_text=True)
+
+
+class _Ambiguous(Exception):
+    """The parameters of one XML call can be read in more than one way."""
+
+
+class _ParameterReading:
+    """Which `<parameter=` tags of a call start a parameter, and which sit inside another's value.
+
+    A tag can start a parameter when only blank space separates it from a `</parameter>` before it
+    ("strong"), or, for a model that dropped its closer, when it starts a line ("weak"). A reading
+    gives each parameter once; it costs 3 for each strong tag it leaves inside a value, 1 for each
+    weak one, 1 for each tag left unpaired inside a value, 2 for each name the tool does not declare,
+    2 for each value outside its parameter's `enum` or not readable as its number/boolean type, and 2
+    for each required parameter it lacks.
+    The cheapest reading wins; two different cheapest readings make the call ambiguous. So a
+    Markdown page in `file_text` that shows `<parameter=path>` lines (issue 14) reads as one value,
+    a dropped `</parameter>` before a declared parameter is forgiven, and a value that holds
+    `</parameter>` then `<parameter=path>` while `path` is also given after it is refused, not guessed.
+    """
+
+    def __init__(self, body: str, openers: list[re.Match[str]], schema: dict[str, Any]) -> None:
+        self.body, self.openers = body, openers
+        self.names = [opener.group(1).strip().strip("\"'") for opener in openers]
+        properties = schema.get("properties")
+        self.fields: dict[str, Any] = properties if isinstance(properties, dict) else {}
+        self.declared = set(properties) if isinstance(properties, dict) and properties else None
+        required = {name for name in schema.get("required") or [] if isinstance(name, str)}
+        # Only names that several tags carry can clash, so only they are tracked through a reading;
+        # a required name that one tag carries is missing exactly when that tag is left inside a value.
+        self.repeated = {name for name in self.names if self.names.count(name) > 1}
+        self.required = required & self.repeated
+        self.value_end = [0]
+        self.kind_cost = [0]  # what leaving each tag inside a value costs; 0: it cannot start a parameter
+        for opener, name in zip(openers[1:], self.names[1:]):
+            closer = _closer_before(body, opener.start())
+            self.value_end.append(opener.start() if closer is None else closer)
+            kind = 3 if closer is not None else 1 if _at_line_start(body, opener.start()) else 0
+            self.kind_cost.append(kind + (2 if name in required and name not in self.repeated else 0))
+        self.swallowed = [0]  # prefix sums of kind_cost
+        for cost in self.kind_cost:
+            self.swallowed.append(self.swallowed[-1] + cost)
+        self.splits = [index for index, cost in enumerate(self.kind_cost) if cost]
+        self.memo: dict[tuple[int, frozenset[str]], tuple[int, int, list[int]]] = {}
+        trailing = _PARAM_CLOSE_AT_END.search(body)
+        self.final_end = trailing.start() if trailing else len(body)  # where the last value ends
+        self.tags = sorted([(opener.start(), 1) for opener in openers]
+                           + [(closer.start(), -1) for closer in _PARAM_CLOSE.finditer(body)])
+        self.unpaired: dict[int, dict[int | None, int]] = {}
+
+    def best(self) -> list[int]:
+        """Indexes of the tags that start parameters; raises _Ambiguous."""
+        if len(self.names) > _MAX_PARAMETER_TAGS:
+            raise _Ambiguous(f"its {len(self.names)} <parameter= tags are too many to tell apart from text inside "
+                             "values; split the work into smaller calls.")
+        _, ways, splits = self._from(0, frozenset())
+        if ways > 1:
+            raise _Ambiguous("its parameters cannot be told apart: a value contains lines that look like "
+                             "</parameter> followed by <parameter=...>, and more than one reading fits the tool. "
+                             "Give every parameter, each closed with </parameter>, and write text that shows these "
+                             "tags in a separate edit.")
+        return splits
+
+    def _from(self, first: int, used: frozenset[str]) -> tuple[int, int, list[int]]:
+        """(cost, how many readings cost that little (at most 2), one of them) from the tag `first` on."""
+        name = self.names[first]
+        key = (first, used)
+        if key in self.memo:
+            return self.memo[key]
+        if len(self.memo) >= _MAX_READING_STATES:
+            raise _Ambiguous("its parameter tags can be read in too many ways; send fewer parameters per call, "
+                             "each closed with </parameter>.")
+        used = used | ({name} & self.repeated)
+        own = 2 if self.declared is not None and name not in self.declared else 0
+        last = len(self.names)
+        unmatched = self._unmatched(first)
+        options = [(self.swallowed[last] - self.swallowed[first + 1] + 2 * len(self.required - used)
+                    + self._misfit(first, None) + unmatched[None], 1, [])]
+        for stop in self.splits[bisect.bisect_right(self.splits, first):]:  # the value ends at tag `stop` instead
+            if self.names[stop] not in used:  # each parameter once
+                rest = self._from(stop, used)
+                options.append((self.swallowed[stop] - self.swallowed[first + 1] + self._misfit(first, stop)
+                                + unmatched[stop] + rest[0], rest[1], rest[2]))
+        cost = min(option[0] for option in options)
+        cheapest = [option for option in options if option[0] == cost]
+        best = (cost + own, min(2, sum(option[1] for option in cheapest)), [first, *cheapest[0][2]])
+        self.memo[key] = best
+        return best
+
+    def _unmatched(self, first: int) -> dict[int | None, int]:
+        """Parameter tags left unpaired inside the value of tag `first`, for each tag it may end at (None: the
+        call's end). A page that quotes call syntax quotes it whole, so the right reading pairs its tags."""
+        if first in self.unpaired:
+            return self.unpaired[first]
+        counts: dict[int | None, int] = {}
+        start = self.openers[first].end()
+        tags = iter(self.tags[bisect.bisect_left(self.tags, (start, -1)):])
+        tag = next(tags, None)
+        depth = stray_closers = 0
+        ends = [(self.value_end[stop], stop) for stop in self.splits if stop > first]
+        for end, stop in [*ends, (self.final_end, None)]:
+            while tag is not None and tag[0] < end:
+                if tag[1] > 0:
+                    depth += 1
+                elif depth:
+                    depth -= 1
+                else:
+                    stray_closers += 1
+                tag = next(tags, None)
+            counts[stop] = depth + stray_closers
+        self.unpaired[first] = counts
+        return counts
+
+    def _misfit(self, first: int, stop: int | None) -> int:
+        """2 when the value from tag `first` to tag `stop` (or to the end) cannot be its enum or scalar type."""
+        field = self.fields.get(self.names[first])
+        if not isinstance(field, dict):
+            return 0
+        types, choices = _types(field), field.get("enum")
+        if not isinstance(choices, list) and (not types & {"integer", "number", "boolean"} or "string" in types):
+            return 0
+        start, end = self.openers[first].end(), len(self.body) if stop is None else self.value_end[stop]
+        if end - start > 200:  # no enum member or number is that long
+            return 2
+        value = _strip_one_newline(_PARAM_CLOSE_AT_END.sub("", self.body[start:end]))
+        if isinstance(choices, list):
+            return 0 if value in [str(choice) for choice in choices] else 2
+        return 2 if isinstance(_convert(value, field, raw_text=True), str) else 0
+
+
+def _closer_before(body: str, pos: int) -> int | None:
+    """Start of the `</parameter>` that only blank space separates from `pos`, if any."""
+    end = pos
+    while end > 0 and body[end - 1].isspace():
+        end -= 1
+    start = body.rfind("</parameter", max(0, end - 16), end)
+    if start != -1 and (closer := _PARAM_CLOSE.match(body, start)) and closer.end() == end:
+        return start
+    return None
 
 
 def _strip_one_newline(value: str) -> str:
@@ -214,18 +478,39 @@ def _strip_one_newline(value: str) -> str:
     return value[:-1] if value.endswith("\n") else value
 
 
+# -- Hermes and other JSON calls ----------------------------------------------------------------
 def _read_hermes(text: str, at: int) -> tuple[list[_Attempt], int]:
+    """JSON call(s) after `<tool_call>`: anything unreadable here is an error, since the tag promised a call."""
+    try:
+        objects, pos = _json_values(text, at)
+    except json.JSONDecodeError as exc:
+        return _read_python_call(text, at, exc)
+    close = _HERMES_CLOSE.match(text, pos)
+    return [_hermes_attempt(obj) for obj in objects], close.end() if close else pos
+
+
+def _json_values(text: str, at: int) -> tuple[list[Any], int]:
+    """Consecutive JSON values from `at` (a list counts as its items); raises JSONDecodeError."""
     objects: list[Any] = []
     pos = at
     while pos < len(text) and text[pos] in "{[":
-        try:
-            value, pos = _JSON.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            return _read_python_call(text, at, exc)
+        value, pos = _decode_json(text, pos)
         objects += value if isinstance(value, list) else [value]
         pos = _skip_space(text, pos)
-    close = _HERMES_CLOSE.match(text, pos)
-    return [_hermes_attempt(obj) for obj in objects], close.end() if close else pos
+    return objects, pos
+
+
+def _decode_json(text: str, pos: int) -> tuple[Any, int]:
+    """One JSON value at `pos`. Tried on a window first: a failed decode of the whole reply costs time in
+    proportion to all the text before it (the error counts its lines), which lines of JSON-like text repeat."""
+    window = text[pos:pos + _JSON_WINDOW]
+    try:
+        value, end = _JSON.raw_decode(window)
+        return value, pos + end
+    except json.JSONDecodeError as exc:
+        if len(window) < _JSON_WINDOW or not (exc.pos >= len(window) - 1 or exc.msg.startswith("Unterminated")):
+            raise
+    return _JSON.raw_decode(text, pos)
 
 
 def _read_python_call(text: str, at: int, error: json.JSONDecodeError) -> tuple[list[_Attempt], int]:
@@ -239,6 +524,84 @@ def _read_python_call(text: str, at: int, error: json.JSONDecodeError) -> tuple[
     if close == -1:
         return [_Attempt(problem=_cut_off("</tool_call>") + f" (its JSON is incomplete: {reason})")], end
     return [_Attempt(problem=f"the JSON inside <tool_call> is invalid ({reason}). {_syntax_hint('hermes')}")], end
+
+
+def _read_json_calls(text: str, at: int, fmt: Format, schemas: Schemas,
+                     close_tag: str = "") -> tuple[list[_Attempt], int] | None:
+    """JSON call(s) written bare, or in one of llama.cpp's other wrapper tags; None when it is just JSON."""
+    if not _JSON_CALL_START.match(text, at):
+        return None
+    try:
+        objects, end = _json_values(text, at)
+    except json.JSONDecodeError as exc:
+        line_end = _line_end(text, at)  # a Python literal on one line: {'name': 'bash', ...}
+        value = _python_literal(text[at:line_end].strip())
+        if value is _UNREADABLE:
+            return _broken_call(text, at, None, exc, fmt, schemas, close_tag)
+        objects, end = (value if isinstance(value, list) else [value]), line_end
+    if not any(_call_shaped(obj, schemas) for obj in objects):
+        return None
+    if close_tag and (close := re.compile(r"\s*" + re.escape(close_tag)).match(text, end)):
+        end = close.end()
+    return _checked_format([_hermes_attempt(obj) for obj in objects], end, "hermes", fmt)
+
+
+def _read_fence(text: str, body_start: int, fmt: Format, schemas: Schemas) -> tuple[list[_Attempt], int] | None:
+    """A code fence holding only JSON call(s), as llama.cpp accepts (```json, ```xml or plain ```)."""
+    close = _FENCE_CLOSE.search(text, body_start + 1)
+    body_end, end = (close.start(), close.end()) if close else (len(text), len(text))
+    at = _skip_space(text, body_start)
+    if at >= body_end or not _JSON_CALL_START.match(text, at):
+        return None
+    content = text[at:body_end].rstrip()
+    try:
+        objects, stop = _json_values(content, 0)
+        if stop < len(content):
+            raise json.JSONDecodeError("Extra data", content, stop)
+    except json.JSONDecodeError as exc:
+        value = _python_literal(content)
+        if value is _UNREADABLE:
+            return _broken_call(text, at, end, exc, fmt, schemas)
+        objects = value if isinstance(value, list) else [value]
+    if not any(_call_shaped(obj, schemas) for obj in objects):
+        return None
+    return _checked_format([_hermes_attempt(obj) for obj in objects], end, "hermes", fmt)
+
+
+def _call_shaped(obj: Any, schemas: Schemas) -> bool:
+    """A JSON value that can only be a call: call keys only, and an offered tool's name or arguments."""
+    if not isinstance(obj, dict):
+        return False
+    if isinstance(obj.get("function"), dict):
+        if not set(obj) <= _OPENAI_KEYS:
+            return False
+        obj = obj["function"]
+    if not isinstance(obj.get("name"), str) or not set(obj) <= _CALL_KEYS:
+        return False
+    return not schemas or obj["name"].strip() in schemas or len(obj) > 1
+
+
+def _broken_call(text: str, at: int, end: int | None, error: json.JSONDecodeError, fmt: Format,
+                 schemas: Schemas, close_tag: str = "") -> tuple[list[_Attempt], int] | None:
+    """Invalid JSON that names an offered tool is a broken call, reported with the syntax; else it is text.
+
+    The call ends at `end`, else at `close_tag`, else at the end of its paragraph; over that span a
+    Python literal is still accepted (a trailing comma, single quotes, True/None across lines).
+    """
+    named = _JSON_CALL_NAME.search(text, at, at + 300 if end is None else min(end, at + 300))
+    if named is None or (schemas and named.group(1).strip() not in schemas):
+        return None
+    if end is None:
+        stop = text.find(close_tag, at) if close_tag else -1
+        body_end = stop if stop != -1 else _paragraph_end(text, at)
+        end = stop + len(close_tag) if stop != -1 else body_end
+        value = _python_literal(text[at:body_end].strip())
+        objects = value if isinstance(value, list) else [value]
+        if value is not _UNREADABLE and any(_call_shaped(obj, schemas) for obj in objects):
+            return _checked_format([_hermes_attempt(obj) for obj in objects], end, "hermes", fmt)
+    problem = (f"this looks like a call to {named.group(1).strip()} written as JSON, but the JSON is invalid "
+               f"({error.msg} at line {error.lineno} column {error.colno}), so it was not run. {_syntax_hint(fmt)}")
+    return [_Attempt(name=named.group(1).strip(), problem=problem)], end
 
 
 def _hermes_attempt(obj: Any) -> _Attempt:
@@ -271,6 +634,28 @@ def _arguments_object(value: Any) -> tuple[dict[str, Any], str | None]:
     if not isinstance(value, dict):
         return {}, f"its arguments must be a JSON object of parameter names to values, got {_preview(value, 60)}."
     return value, None
+
+
+# -- where in the text ---------------------------------------------------------------------
+def _at_line_start(text: str, pos: int) -> bool:
+    while pos > 0 and text[pos - 1] in " \t":
+        pos -= 1
+    return pos == 0 or text[pos - 1] == "\n"
+
+
+def _in_inline_code(text: str, pos: int) -> bool:
+    """Inside `backticks` on its line: a tag the model is talking about, not writing."""
+    return text.count("`", text.rfind("\n", 0, pos) + 1, pos) % 2 == 1
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end == -1 else end
+
+
+def _paragraph_end(text: str, pos: int) -> int:
+    end = text.find("\n\n", pos)
+    return len(text) if end == -1 else end
 
 
 # -- schemas: names, required parameters, value types --------------------------------------
@@ -311,7 +696,13 @@ def _check(number: int, attempt: _Attempt, schemas: dict[str, dict[str, Any]]) -
 
 
 def _convert(value: Any, schema: Any, raw_text: bool) -> Any:
-    """`value` as the schema's type; raises ValueError('must be ..., got ...') when it cannot be."""
+    """`value` as the schema's type, as vLLM's and SGLang's Qwen3-Coder parsers convert it.
+
+    Text that does not read as the declared type is kept as the model wrote it (vLLM turns a bad
+    boolean into false; we keep the text, and the tool's own argument check says what is wrong).
+    A single value for an array parameter becomes a one-element list. Raises ValueError('must be
+    ..., got ...') only for a JSON value of another kind (a list for an integer).
+    """
     if not isinstance(schema, dict):  # a parameter the tool does not declare: the tool decides
         return value
     types = _types(schema)
@@ -323,13 +714,16 @@ def _convert(value: Any, schema: Any, raw_text: bool) -> Any:
     if _has_type(value, types):
         return value
     if isinstance(value, str):
-        return _from_text(value, types)
+        return _from_text(value, types, schema)
     if "integer" in types and isinstance(value, float) and value.is_integer():
         return int(value)
+    if "array" in types and isinstance(value, (int, float, bool)):
+        return [_convert(value, schema.get("items"), raw_text)]
     raise ValueError(f"must be {_type_words(types)}, got {_preview(value, 60)}")
 
 
-def _from_text(text: str, types: set[str]) -> Any:
+def _from_text(text: str, types: set[str], schema: dict[str, Any]) -> Any:
+    """Text converted to the first declared type it reads as; else the text itself, never dropped."""
     stripped = text.strip()
     lowered = stripped.lower()
     if "null" in types and lowered in ("null", "none"):
@@ -339,10 +733,15 @@ def _from_text(text: str, types: set[str]) -> Any:
     number = _number(stripped) if "integer" in types or "number" in types else None
     if number is not None and ("number" in types or float(number).is_integer()):
         return number if "number" in types else int(number)
-    for kind, python_type in (("array", list), ("object", dict)):
-        if kind in types and isinstance(parsed := _literal(stripped), python_type):
+    if "array" in types or "object" in types:
+        parsed = _literal(stripped)  # JSON, else a Python literal: ['a', 'b'], {'k': True}, (1, 2)
+        if "array" in types and isinstance(parsed, (list, tuple)):
+            return list(parsed)
+        if "object" in types and isinstance(parsed, dict):
             return parsed
-    raise ValueError(f"must be {_type_words(types)}, got {_preview(text, 60)}")
+        if "array" in types and not stripped.startswith("["):  # one item given bare: `src/a.py`, `5`
+            return [_convert(text, schema.get("items"), raw_text=True)]
+    return text
 
 
 def _number(text: str) -> int | float | None:
@@ -400,10 +799,16 @@ def _literal(text: str, python: bool = True) -> Any:
 
 
 def _python_literal(text: str) -> Any:
+    """A Python literal, but not one that glues adjacent strings: `"ls" "-l"` is broken JSON, not `"ls-l"`."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = ast.literal_eval(text)
+        kinds = [token.type for token in tokenize.generate_tokens(io.StringIO(text).readline)
+                 if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, tokenize.TokenError):
         return _UNREADABLE
+    if any(a == b == tokenize.STRING for a, b in zip(kinds, kinds[1:])):
+        return _UNREADABLE
+    return value
 
 
 # -- error wording --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from agent.errors import EnvironmentProblem, UsageError
+from agent.errors import EnvironmentProblem, MissingExtra, UsageError
 
 LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet")
 
@@ -116,8 +116,8 @@ def _json_rows(path: Path) -> Iterator[tuple[str, Any]]:
 def _parquet_rows(path: Path) -> Iterator[tuple[str, Any]]:
     try:
         import pyarrow.parquet
-    except ImportError:
-        raise EnvironmentProblem("reading .parquet needs pyarrow: pip install 'moe-agent[eval]'") from None
+    except ModuleNotFoundError as exc:
+        raise MissingExtra("eval", exc.name or "pyarrow") from None
     try:
         table = pyarrow.parquet.read_table(path)
     except (OSError, ValueError) as exc:
@@ -130,8 +130,8 @@ def _read_hub(name: str, split: str) -> list[TaskInstance]:
     try:
         import datasets
         import huggingface_hub
-    except ImportError:
-        raise EnvironmentProblem("loading a hub dataset needs `datasets`: pip install 'moe-agent[eval]'") from None
+    except ModuleNotFoundError as exc:
+        raise MissingExtra("eval", exc.name or "datasets") from None
     # Offline, the hub client logs every retry; the one line below says all that matters.
     datasets.logging.set_verbosity_error()
     huggingface_hub.utils.logging.set_verbosity_error()

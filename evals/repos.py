@@ -2,20 +2,23 @@
 
 Task images are built from a local git directory that is mounted read-only into the
 build container, so building never needs the network. A folder of mirrors is used as
-it is; a URL template is cloned once into the cache as a bare mirror. Git is called
-with an explicit `--git-dir`, because some mirrors (such as the search tool's
-snapshots) are bare directories without a config file, which gitpython misreads.
+it is; a URL template is cloned once into the cache as a bare mirror. Git runs through
+GitPython with `--git-dir` on every command, because some mirrors (such as the search
+tool's snapshots) are bare directories without a config file, which `Repo` alone takes
+for a work tree's parent.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
+import git
+
 from agent.errors import EnvironmentProblem, UsageError
+from sandbox.cache import cache_home
 
 DEFAULT_SOURCE = "https://github.com/{repo}.git"
 SOURCE_ENV = "AGENT_REPO_SOURCE"
@@ -43,8 +46,7 @@ class RepoSource:
         self.folder = None if self.template else Path(spec).expanduser()
         if self.folder is not None and not self.folder.is_dir():
             raise UsageError(f"repository source {spec!r}: not a folder of mirrors, nor a URL template with {{repo}}")
-        default_cache = Path(os.environ.get("AGENT_CACHE_DIR", Path.home() / ".cache" / "moe-agent")) / "repos"
-        self.cache_dir = cache_dir or default_cache
+        self.cache_dir = cache_dir or cache_home() / "repos"
         self._seen: set[tuple[str, str]] = set()  # (repo, commit) found: a commit never leaves a mirror
 
     @classmethod
@@ -75,8 +77,11 @@ class RepoSource:
             self._seen.add((repo, commit))
             return git_dir
         if self.template is not None:
-            with _lock_for(git_dir):
-                _run_git(git_dir, "fetch", "--quiet", "--prune", "origin", timeout=CLONE_TIMEOUT)
+            with _lock_for(git_dir), open_mirror(git_dir) as mirror:
+                status, _, stderr = mirror.git.fetch("--quiet", "--prune", "origin", with_extended_output=True,
+                                                     with_exceptions=False, kill_after_timeout=CLONE_TIMEOUT)
+            if status != 0:
+                raise EnvironmentProblem(f"git fetch in {git_dir} failed: {_last_line(stderr)}")
             if has_commit(git_dir, commit):
                 self._seen.add((repo, commit))
                 return git_dir
@@ -90,30 +95,37 @@ class RepoSource:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=f".{owner}__{name}-") as scratch:
                     partial = Path(scratch) / "mirror.git"
-                    result = subprocess.run(
-                        ["git", "clone", "--mirror", "--quiet", url, str(partial)],
-                        capture_output=True, text=True, timeout=CLONE_TIMEOUT, check=False,
+                    status, _, stderr = git.Git().clone(
+                        "--mirror", "--quiet", url, str(partial),
+                        with_extended_output=True, with_exceptions=False, kill_after_timeout=CLONE_TIMEOUT,
                     )
-                    if result.returncode != 0:
-                        raise EnvironmentProblem(f"cannot clone {repo} from {url}: {_last_line(result.stderr)}")
+                    if status != 0:
+                        raise EnvironmentProblem(f"cannot clone {repo} from {url}: {_last_line(stderr)}")
                     partial.rename(target)  # whole or not at all: a broken clone never sits in the cache
         return target
 
 
+def open_mirror(git_dir: Path) -> git.Repo:
+    """GitPython's `Repo` for a mirror, every command of it run with `--git-dir` (see above)."""
+    repo = git.Repo(git_dir)
+    repo.git.set_persistent_git_options(git_dir=str(git_dir))
+    return repo
+
+
 def show_file(git_dir: Path, commit: str, path: str) -> str | None:
-    """The text of `path` at `commit`, or None when the commit has no such file."""
-    result = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"], capture_output=True, timeout=120, check=False
-    )
-    return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else None
+    """The text of `path` at `commit` (undecodable bytes replaced), or None when the commit has no such file."""
+    with open_mirror(git_dir) as repo:
+        status, data, _ = repo.git.show(f"{commit}:{path}", with_extended_output=True, with_exceptions=False,
+                                        stdout_as_string=False, strip_newline_in_stdout=False, kill_after_timeout=120)
+    return data.decode("utf-8", errors="replace") if status == 0 else None
 
 
 def has_commit(git_dir: Path, commit: str) -> bool:
-    result = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "cat-file", "-e", f"{commit}^{{commit}}"],
-        capture_output=True, timeout=60, check=False,
-    )
-    return result.returncode == 0
+    """Whether the mirror holds `commit` (a full or abbreviated id) as a commit."""
+    with open_mirror(git_dir) as repo:
+        status, _, _ = repo.git.cat_file("-e", f"{commit}^{{commit}}", with_extended_output=True,
+                                         with_exceptions=False, kill_after_timeout=60)
+    return status == 0
 
 
 def _git_dir(path: Path) -> Path | None:
@@ -122,13 +134,6 @@ def _git_dir(path: Path) -> Path | None:
         if candidate.is_dir() and (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
             return candidate.resolve()
     return None
-
-
-def _run_git(git_dir: Path, *args: str, timeout: float) -> None:
-    result = subprocess.run(["git", f"--git-dir={git_dir}", *args], capture_output=True, text=True, timeout=timeout,
-                            check=False)
-    if result.returncode != 0:
-        raise EnvironmentProblem(f"git {args[0]} in {git_dir} failed: {_last_line(result.stderr)}")
 
 
 def _split(repo: str) -> tuple[str, str]:

@@ -10,12 +10,12 @@ default sandbox image. Tests and benchmarks use it; so can a smoke check.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import git
 
 from evals.datasets import TaskInstance
 from evals.images import ImageBuilder, ImageSource, RecipeBook
@@ -85,37 +85,38 @@ def make_sample_project(root: Path, bugs: int = 4, salt: str = "") -> SampleProj
     work = root / "work"
     (work / "calc").mkdir(parents=True)
     (work / "tests").mkdir()
-    git = _Git(work)
-    git("init", "--quiet", "--initial-branch=main")
+    repo = git.Repo.init(work, initial_branch="main")
+    repo.git.update_environment(**COMMIT_ENV)
     (work / "setup.py").write_text('from setuptools import setup\n\nsetup(name="calc", version="1.0", packages=["calc"])\n')
     (work / "calc" / "__init__.py").write_text(_module(bugs, fixed=set(), salt=salt))
     (work / "tests" / "__init__.py").write_text("")
     (work / ".gitignore").write_text("*.egg-info/\n__pycache__/\n")
     (work / TEST_FILE).write_text(_tests([]))
-    git("add", "-A")
-    git("commit", "--quiet", "-m", "calc with planted bugs")
-    git("tag", "v0.1")
-    base = git("rev-parse", "HEAD")
+    repo.git.add("-A")
+    repo.git.commit("--quiet", "-m", "calc with planted bugs")
+    repo.git.tag("v0.1")
+    base = repo.head.commit.hexsha
 
-    rows = [_row(base, f"{k}", _gold_patch(git, work, bugs, k, salt), _test_patch(git, work, [f"scale_{k}"]),
+    rows = [_row(base, f"{k}", _gold_patch(repo, work, bugs, k, salt), _test_patch(repo, work, [f"scale_{k}"]),
                  [_test_name(f"scale_{k}")]) for k in range(1, bugs + 1)]
     # A label defect: the "new" test checks add(), which was never broken.
-    rows.append(_row(base, "defect", _gold_patch(git, work, bugs, 1, salt), _test_patch(git, work, ["add_again"]),
+    rows.append(_row(base, "defect", _gold_patch(repo, work, bugs, 1, salt), _test_patch(repo, work, ["add_again"]),
                      [_test_name("add_again")]))
     for version in (BROKEN_VERSION, SLOW_VERSION):  # task 1 again, under a recipe that cannot pass
         rows.append({**rows[0], "instance_id": f"{instance_prefix()}-{version}", "version": version})
 
     # The upstream fix lands later, with a newer tag and a branch: none may reach an image.
     (work / "calc" / "__init__.py").write_text(_module(bugs, fixed=set(range(1, bugs + 1)), salt=salt))
-    git("commit", "--quiet", "-am", "fix every scale function")
-    git("tag", "v0.2")
-    git("branch", "release-0.2")
-    fix = git("rev-parse", "HEAD")
+    repo.git.commit("--quiet", "-am", "fix every scale function")
+    repo.git.tag("v0.2")
+    repo.git.branch("release-0.2")
+    fix = repo.head.commit.hexsha
 
     mirrors = root / "mirrors"
     mirrors.mkdir()
     owner, name = SAMPLE_REPO.split("/")
-    subprocess.run(["git", "clone", "--quiet", "--mirror", str(work), str(mirrors / f"{owner}__{name}.git")], check=True)
+    repo.clone(mirrors / f"{owner}__{name}.git", mirror=True, quiet=True).close()
+    repo.close()
     recipes = root / "recipes"
     recipes.mkdir()
     (recipes / f"{owner}__{name}.toml").write_text(RECIPE)
@@ -188,29 +189,19 @@ def _test_name(name: str) -> str:
     return f"test_{name} (tests.test_calc.CalcTest.test_{name})"
 
 
-def _gold_patch(git: _Git, work: Path, bugs: int, k: int, salt: str) -> str:
-    return _diff(git, work / "calc" / "__init__.py", _module(bugs, fixed={k}, salt=salt))
+def _gold_patch(repo: git.Repo, work: Path, bugs: int, k: int, salt: str) -> str:
+    return _diff(repo, work / "calc" / "__init__.py", _module(bugs, fixed={k}, salt=salt))
 
 
-def _test_patch(git: _Git, work: Path, names: list[str]) -> str:
-    return _diff(git, work / TEST_FILE, _tests(names))
+def _test_patch(repo: git.Repo, work: Path, names: list[str]) -> str:
+    return _diff(repo, work / TEST_FILE, _tests(names))
 
 
-def _diff(git: _Git, path: Path, new_text: str) -> str:
+def _diff(repo: git.Repo, path: Path, new_text: str) -> str:
     """The diff that turns the committed `path` into `new_text`; the tree is left as it was."""
     old_text = path.read_text()
     path.write_text(new_text)
     try:
-        return git("diff", "--", str(path), strip=False)
+        return repo.git.diff("--", str(path), strip_newline_in_stdout=False)
     finally:
         path.write_text(old_text)
-
-
-class _Git:
-    def __init__(self, work: Path) -> None:
-        self.work = work
-
-    def __call__(self, *args: str, strip: bool = True) -> str:
-        result = subprocess.run(["git", *args], cwd=self.work, env={**os.environ, **COMMIT_ENV},
-                                capture_output=True, text=True, check=True)
-        return result.stdout.strip() if strip else result.stdout

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 from sandbox.base import SandboxError
+from sandbox.cache import cache_home
 
 SYSTEM_BUNDLES = (
     Path("/etc/ssl/certs/ca-certificates.crt"),
@@ -50,7 +51,7 @@ def combined_bundle(extra: Path | None, cache_dir: Path | None = None) -> Path |
         return None
     system = next((p.read_bytes() for p in SYSTEM_BUNDLES if p.is_file()), b"")
     data = system.rstrip(b"\n") + b"\n" + read_bundle(extra)
-    cache_dir = cache_dir or Path.home() / ".cache" / "moe-agent" / "ca"
+    cache_dir = cache_dir or cache_home() / "ca"
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"bundle-{hashlib.sha256(data).hexdigest()[:16]}.crt"
     if not target.exists():

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.base import SandboxError
+from sandbox.cache import cache_home
 from sandbox.certs import ca_environment, read_bundle
 
 BUILDER_VERSION = "1"
@@ -80,7 +81,7 @@ def default_image(ca_bundle: Path | None = None) -> str:
 
 
 def log_dir() -> Path:
-    path = Path(os.environ.get("AGENT_CACHE_DIR", Path.home() / ".cache" / "moe-agent")) / "build-logs"
+    path = cache_home() / "build-logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

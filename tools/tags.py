@@ -28,10 +28,10 @@ from typing import NamedTuple
 
 from tree_sitter import Node, Query, QueryCursor
 
+from sandbox.cache import cache_home
 from tools.languages import language_name_for, load_language, parser_for_language
 
 FORMAT_VERSION = 1
-DEFAULT_CACHE_DIR = Path("~/.cache/moe-agent/tags").expanduser()
 MAX_FILE_BYTES = 1_000_000  # bigger files are generated or minified: noise in a map
 PARALLEL_MIN_FILES = 200  # below this, starting worker processes costs more than it saves
 
@@ -411,7 +411,7 @@ class TagCache:
     RACY_NS = 2_000_000_000  # files changed this recently may change again within the same mtime tick
 
     def __init__(self, directory: Path | str | None = None) -> None:
-        self.path = Path(directory or DEFAULT_CACHE_DIR).expanduser() / f"tags-v{FORMAT_VERSION}.sqlite3"
+        self.path = (Path(directory).expanduser() if directory else cache_home() / "tags") / f"tags-v{FORMAT_VERSION}.sqlite3"
         self._db: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection | None:

@@ -8,7 +8,7 @@ import typer
 
 from agent import __version__
 from agent.cli import ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj
-from agent.errors import AgentError
+from agent.errors import AgentError, missing_extra
 from sandbox.base import SandboxError
 
 app = typer.Typer(
@@ -58,23 +58,8 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _usage_errors() -> tuple[type[BaseException], ...]:
-    """Usage errors of click, and of the copy of click that newer typer vendors."""
-    import click
-
-    found: list[type[BaseException]] = [click.exceptions.ClickException]
-    try:
-        from typer._click.exceptions import ClickException
-
-        found.append(ClickException)
-    except ImportError:
-        pass
-    return tuple(found)
-
-
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
-    usage_errors = _usage_errors()
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -88,6 +73,10 @@ def main() -> None:
         _fail(str(exc), exc.exit_code)
     except SandboxError as exc:
         _fail(str(exc), 3)
-    except usage_errors as exc:
+    except ModuleNotFoundError as exc:  # an optional feature whose extra is not installed
+        if (missing := missing_extra(exc)) is None:
+            raise
+        _fail(str(missing), missing.exit_code)
+    except typer.TyperException as exc:  # bad flags: typer (0.29+, its own copy of click) says which, with usage
         exc.show()
         sys.exit(exc.exit_code)

@@ -18,7 +18,7 @@ def map_command(
     mention: str = typer.Option("", "--mention", "-m", help="Task text: files and identifiers it names rank higher."),
     outline_file: Path | None = typer.Option(None, "--outline", help="Print this file's outline instead of the map."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where parsed tags are kept "
-                                          "(default ~/.cache/moe-agent/tags)."),
+                                          "(default $XDG_CACHE_HOME/moe-agent/tags, ~/.cache/moe-agent/tags)."),
 ) -> None:
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")

@@ -7,10 +7,10 @@ and the project's tests run before and after, so a new user sees every part work
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+import git
 from rich.console import Console
 from rich.panel import Panel
 
@@ -19,7 +19,6 @@ from agent.fix import FixOutcome, FixRequest, run_fix
 from agent.progress import LiveProgress, print_diff, print_summary
 from agent.replay import ReplayModel
 from agent.trajectory import read_trajectory
-from agent.workspace import git
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 from sandbox.images import ImageRecipe, build_image
 
@@ -28,12 +27,23 @@ TEST_COMMAND = "python3 -m unittest -v 2>&1 | tail -n 12"
 
 
 def make_project(root: Path) -> Path:
-    repo = root / "inventory"
-    shutil.copytree(HERE / "project", repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", "commit", "-qm", "Inventory library")
-    return repo
+    """A committed copy of the bundled project in `root`/inventory, on branch main."""
+    path = root / "inventory"
+    shutil.copytree(HERE / "project", path)
+    demo = git.Actor("demo", "demo@example.invalid")
+    with git.Repo.init(path, initial_branch="main") as repo:
+        repo.git.add("-A")
+        repo.index.commit("Inventory library", author=demo, committer=demo)
+    return path
+
+
+def export_branch(repo: Path, branch: str, target: Path) -> None:
+    """The files of `branch` written under `target` (symlinks as plain files), the work tree untouched."""
+    with git.Repo(repo) as opened:
+        for item in opened.commit(branch).tree.traverse():
+            if item.type == "blob":
+                (target / item.path).parent.mkdir(parents=True, exist_ok=True)
+                (target / item.path).write_bytes(item.data_stream.read())
 
 
 def project_tests(image: str, tree: Path, client: object) -> tuple[bool, str]:
@@ -65,8 +75,7 @@ def run_demo(console: Console, keep: bool = False) -> FixOutcome:
         if outcome.branch:
             after = workdir / "after"
             after.mkdir()
-            archive = subprocess.run(["git", "-C", str(repo), "archive", outcome.branch], capture_output=True, check=True)
-            subprocess.run(["tar", "-x", "-C", str(after)], input=archive.stdout, check=True)
+            export_branch(repo, outcome.branch, after)
             passed, output = project_tests(image, after, client)
             console.print(f"[bold]tests after, on branch {outcome.branch}:[/] {'[green]pass' if passed else '[red]fail'}[/]")
             console.print(f"[dim]{output.rstrip()}[/]")

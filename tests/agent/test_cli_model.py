@@ -104,10 +104,13 @@ def test_message_json_without_native_calls_parses_its_text(tools_file: Path) -> 
 
 
 def test_a_json_looking_reply_that_is_not_a_message_is_raw_text() -> None:
+    # Read as the reply's text, not as a message; that text is a bare JSON call, as Qwen2.5-Coder writes one.
     out = parsed_output(run([], stdin='{"name": "bash", "arguments": {"command": "ls"}}'))
 
-    assert out["calls"] == []
-    assert out["content"] == '{"name": "bash", "arguments": {"command": "ls"}}'
+    assert out["calls"] == [{"name": "bash", "arguments": {"command": "ls"}}]
+    assert out["content"] == ""
+    out = parsed_output(run([], stdin='{"name": "moe-agent", "version": "1.0"}'))
+    assert (out["calls"], out["content"]) == ([], '{"name": "moe-agent", "version": "1.0"}')
 
 
 def test_format_is_honoured(tools_file: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,13 @@ def test_bad_config_is_reported(fake_model_server, tmp_path) -> None:
     (tmp_path / ".agent.toml").write_text("[model]\ntemperature = 9\n")
     done = doctor(fake_model_server.base_url, tmp_path, "--no-model")
     assert done.returncode == 3 and "temperature" in done.stdout
+
+
+def test_git_check_names_the_version_or_how_to_get_git(tmp_path) -> None:
+    check = "from agent.doctor import git_check; c = git_check(); print(c.ok, c.what, c.fix, sep='|')"
+    found = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    ok, what, _ = found.stdout.strip().split("|")
+    assert ok == "True" and re.fullmatch(r"git \d+\.\d+(\.\d+)*", what), found.stderr
+    env = {**os.environ, "PATH": str(tmp_path)}  # no git command on it
+    missing = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    assert missing.stdout.strip() == "False|git not found|install git", missing.stderr

@@ -377,3 +377,47 @@ def test_text_mode_describes_tools_in_the_prompt(fake_model_server, ctx, tmp_pat
     assert "tools" not in first
     system = first["messages"][0]["content"]
     assert "<function=example_function_name>" in system and "<name>str_replace_editor</name>" in system
+
+
+def test_valid_calls_run_next_to_malformed_ones_which_are_reported_not_counted(fake_model_server, ctx,
+                                                                              tmp_path) -> None:
+    # Issue 17 item 4: three replies in a row with one good and one broken call used to end as format_error.
+    mixed = Reply(tool_calls=[tool_call("bash", {"command": "echo ran >> runs.txt"}, "c1"),
+                              tool_call("bash", '{"command": "ls"', "c2")])
+    fake_model_server.script = [mixed, mixed, mixed, Reply(tool_calls=[tool_call("submit", {})])]
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(max_format_errors=2)).run("task")
+    assert result.status == "submitted", result.message
+    assert ctx.sandbox.run("cat runs.txt").output == "ran\nran\nran\n"
+    second = fake_model_server.requests[1]["messages"]
+    assert [m["role"] for m in second[-3:]] == ["assistant", "tool", "user"]
+    assert second[-2]["tool_call_id"] == "c1" and "exit code: 0" in second[-2]["content"]
+    assert "Tool call 2 (bash): its arguments are not valid JSON" in second[-1]["content"]
+    events = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "format_error"]
+    assert [e["consecutive"] for e in events] == [0, 0, 0]
+
+
+def test_text_reply_with_a_good_and_a_broken_call_reports_both_in_one_message(fake_model_server, ctx,
+                                                                                tmp_path) -> None:
+    good = "<tool_call>\n<function=bash>\n<parameter=command>\npwd\n</parameter>\n</function>\n</tool_call>"
+    fake_model_server.script = [
+        Reply(content=good + '\n<tool_call>\n{"name": "bash", "arguments": {"command": "ls" "-l"}}\n</tool_call>'),
+        Reply(content='{"name": "submit", "arguments": {}}'),  # a bare JSON call, as Qwen2.5-Coder writes it
+    ]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")  # auto: the server sent no native calls
+    assert result.status == "submitted", result.message
+    last = fake_model_server.requests[1]["messages"][-1]
+    assert last["role"] == "user" and "<tool_response>" in last["content"]
+    assert "Some of your tool calls were not run:\n- Tool call 2:" in last["content"]
+
+
+def test_call_inside_thinking_is_not_run_and_the_model_is_told_so(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [
+        Reply(content="<think>I will run <tool_call>\n{\"name\": \"bash\", \"arguments\": {\"command\": \"touch x\"}}\n"
+                      "</tool_call></think>"),
+        Reply(content='<tool_call>\n{"name": "submit", "arguments": {}}\n</tool_call>'),
+    ]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "submitted", result.message
+    assert ctx.sandbox.run("test -e x; echo $?").output == "1\n"  # never ran
+    told = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "Your tool call (bash) was written inside your reasoning (<think>...</think>), so it was not run" in told

@@ -4,7 +4,7 @@ What a real server must give, not whether a 0.5B model solves the task: the serv
 is read, a tool-call format is chosen, the model's calls run in the sandbox, the run ends
 with a status of the loop's own, and nothing is left behind (containers, branches, the
 user's tree). The server comes from `.ci/llm-server` (built once per machine; `.ci/setup`
-installs it); where it is not set up, the tier is skipped with one line.
+installs it); where it is not set up, the tier is skipped with one line (tests/tiers.py).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import pytest
 
 from agent.loop import STATUSES
 from agent.trajectory import read_trajectory
+from tests.real_model_server import SERVER_SCRIPT
 
 pytestmark = [pytest.mark.real_model, pytest.mark.docker]
 ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / ".ci" / "llm-server"
+SERVER = SERVER_SCRIPT
 CONTEXT = 8192
 MODEL = "qwen2.5-coder-0.5b"
 
@@ -33,11 +34,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-if subprocess.run(["bash", str(SERVER), "ready", "0.5b"], capture_output=True).returncode != 0:
-    pytest.skip("real-model tier: llama-server and Qwen2.5-Coder-0.5B are not set up here (bash .ci/llm-server install)",
-                allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

@@ -102,6 +102,37 @@ def test_unclosed_think_is_all_reasoning_and_not_an_error() -> None:
     assert (parsed.calls, parsed.content, parsed.errors) == ([], "", [])
 
 
+def test_call_inside_think_is_not_run_and_the_model_is_told_why() -> None:
+    parsed = parse_reply('<think>Maybe <tool_call>\n{"name": "bash", "arguments": {"command": "rm -r build"}}\n'
+                         "</tool_call> but first I should look.</think>Let me think again.", TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors == ["Your tool call (bash) was written inside your reasoning (<think>...</think>), so it was "
+                             "not run: calls are only read from the answer after </think>. Write the call again after "
+                             "</think>."]
+    assert parsed.content == "Let me think again."
+
+
+def test_call_before_a_closing_think_whose_opener_was_in_the_prompt_is_reasoning_too() -> None:
+    parsed = parse_reply("I will list.\n" + xml_call("bash", command="ls") + "\n</think>\n\nDone thinking.", TOOLS)
+
+    assert parsed.calls == [] and "inside your reasoning" in parsed.errors[0]
+    assert parsed.content == "Done thinking."
+
+
+def test_call_in_the_servers_reasoning_field_is_reported_the_same_way() -> None:
+    parsed = parse_reply("", TOOLS, reasoning=xml_call("str_replace_editor", command="view", path="a.py"))
+
+    assert parsed.calls == [] and "(str_replace_editor) was written inside your reasoning" in parsed.errors[0]
+
+
+def test_draft_call_in_thinking_is_silent_when_the_answer_has_its_own_call() -> None:
+    parsed = parse_reply("<think>" + xml_call("bash", command="ls -l") + "</think>" + xml_call("bash", command="ls"),
+                         TOOLS)
+
+    assert (parsed.calls, parsed.errors) == ([ToolCall("bash", {"command": "ls"})], [])
+
+
 def test_closing_think_inside_a_parameter_value_is_left_alone() -> None:
     reply = xml_call("str_replace_editor", command="create", path="/t.py", file_text='s = "x</think>y"')
 
@@ -233,6 +264,97 @@ def test_xml_call_inside_a_markdown_fence_runs_and_the_fence_is_dropped() -> Non
     assert parsed.content == "Running it:"
 
 
+# -- values that contain call syntax (issue 14 item 3) ----------------------------------------
+PAGE = ("# Writing a file\n\nA call that creates a file names it like this:\n\n<parameter=path>\nnotes/example.txt\n"
+        "</parameter>\n\nand then gives the text.\n")
+
+
+PAGES = [
+    PAGE,
+    "Name it with <parameter=path>notes/example.txt</parameter> on one line.\n",
+    "The call ends like this:\n<parameter=path>\nnotes/example.txt\n</parameter>",
+    "Two of them:\n<parameter=path>\na.txt\n</parameter>\n<parameter=path>\nb.txt\n</parameter>\nend\n",
+    "A whole call:\n<tool_call>\n<function=str_replace_editor>\n<parameter=command>\ncreate\n</parameter>\n"
+    "<parameter=path>\nx.md\n</parameter>\n<parameter=file_text>\nhi\n</parameter>\n</function>\n</tool_call>\n",
+]
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("order", [("command", "path", "file_text"), ("command", "file_text", "path"),
+                                   ("file_text", "path", "command")])
+def test_file_text_that_shows_parameter_tags_is_kept_whole(order: tuple[str, ...], page: str) -> None:
+    values = {"command": "create", "path": "docs/writing.md", "file_text": page}
+
+    call = only_call(xml_call("str_replace_editor", **{key: values[key] for key in order}))
+
+    assert call.arguments == values
+
+
+def test_file_text_that_shows_a_whole_call_is_kept_whole_and_text_after_stays_content() -> None:
+    # The page shows the Qwen3-Coder syntax itself, closers and all: the call's first `</function></tool_call>`
+    # is inside the value, which the dangling `</parameter></function>` after it gives away.
+    page = ("Reply in this format:\n\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>"
+            "\nvalue_1\n</parameter>\n</function>\n</tool_call>\n\nwith nothing after it.")
+
+    parsed = parse_reply(xml_call("str_replace_editor", command="create", path="FORMAT.md", file_text=page)
+                         + "\nCreated the page.", TOOLS)
+
+    assert parsed.errors == []
+    assert parsed.calls == [ToolCall("str_replace_editor", {"command": "create", "path": "FORMAT.md",
+                                                            "file_text": page})]
+    assert parsed.content == "Created the page."
+
+
+def test_parallel_calls_after_a_value_with_call_syntax_keep_their_own_ends() -> None:
+    page = "Example:\n<function=bash>\n<parameter=command>\nls\n</parameter>\n</function>\nEnd."
+    reply = (xml_call("str_replace_editor", command="create", path="a.md", file_text=page) + "\n"
+             + xml_call("bash", command="cat a.md"))
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert [call.arguments.get("file_text", call.arguments.get("command")) for call in parsed.calls] == [
+        page, "cat a.md"]
+
+
+def test_value_ending_in_a_parameter_that_is_also_given_after_it_is_ambiguous() -> None:
+    # `</parameter>\n<parameter=path>\nX` at the end of file_text, then the real path: either file_text holds
+    # those lines, or path is "X</parameter>...". Both fit the tool, so nothing is guessed.
+    text = "Close it with\n</parameter>\n<parameter=path>\nX"
+
+    parsed = parse_reply(xml_call("str_replace_editor", command="create", file_text=text, path="real.md"), TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors[0].startswith("Tool call 1 (str_replace_editor): its parameters cannot be told apart")
+
+
+def test_undeclared_parameter_after_a_closer_is_a_parameter_of_its_own() -> None:
+    # Strong structure wins over the schema: the tool then refuses `extra` itself, and `command` stays "ls".
+    assert only_call(xml_call("bash", command="ls", extra="7")).arguments == {"command": "ls", "extra": "7"}
+
+
+def test_dropped_closer_before_an_optional_parameter_is_forgiven() -> None:
+    call = only_call("<tool_call>\n<function=bash>\n<parameter=command>\nls\n<parameter=timeout>\n5\n</parameter>\n"
+                     "</function>\n</tool_call>")
+
+    assert call.arguments == {"command": "ls", "timeout": 5}
+
+
+def test_hostile_number_of_parameter_tags_is_refused_not_searched_forever() -> None:
+    body = "".join(f"<parameter=p{i}>\nv\n</parameter>\n" for i in range(250))
+
+    parsed = parse_reply(f"<tool_call>\n<function=bash>\n{body}</function>\n</tool_call>", TOOLS)
+
+    assert parsed.calls == [] and "too many" in parsed.errors[0]
+
+
+def test_many_parameter_tags_inside_one_value_are_read_quickly_as_one_value() -> None:
+    inner = "\n".join("<parameter=path>\nx\n</parameter>" for _ in range(150))
+
+    call = only_call(xml_call("str_replace_editor", command="create", path="p.md", file_text=inner))
+
+    assert call.arguments["file_text"] == inner
+
+
 # -- schema-driven value conversion ----------------------------------------------------------
 def test_xml_values_are_converted_by_schema_type() -> None:
     call = only_call(xml_call("test_types", int_param="42", float_param="3.14", bool_param="True",
@@ -269,23 +391,67 @@ def test_integer_written_as_float_text() -> None:
     assert only_call(xml_call("bash", command="ls", timeout="30.0")).arguments["timeout"] == 30
 
 
-def test_unconvertible_value_is_an_error_and_other_calls_still_run() -> None:
-    reply = xml_call("test_types", int_param="2026-01-15") + "\n" + xml_call("bash", command="ls")
+def test_value_that_is_not_the_declared_number_or_boolean_is_kept_as_written() -> None:
+    # vLLM keeps a bad int as text and turns a bad boolean into false; we keep both as written, so the
+    # tool's own argument check tells the model what is wrong, and nothing it wrote is dropped.
+    reply = xml_call("test_types", int_param="2026-01-15", float_param="about 3", bool_param="yes") + "\n" \
+        + xml_call("bash", command="ls")
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.errors == []
+    assert parsed.calls == [ToolCall("test_types", {"int_param": "2026-01-15", "float_param": "about 3",
+                                                    "bool_param": "yes"}),
+                            ToolCall("bash", {"command": "ls"})]
+
+
+def test_null_only_for_a_nullable_parameter() -> None:
+    call = only_call(xml_call("test_types", nullable="null", str_param="null", int_param="None"))
+
+    assert call.arguments == {"nullable": None, "str_param": "null", "int_param": "None"}
+
+
+@pytest.mark.parametrize(("written", "value"), [
+    ('["a.py", "b.py"]', ["a.py", "b.py"]),
+    ("['a.py', 'b.py']", ["a.py", "b.py"]),  # Python-literal text, read with ast.literal_eval
+    ("('a.py', 'b.py')", ["a.py", "b.py"]),
+    ("src/a.py", ["src/a.py"]),  # issue 17 item 9: one string for an array is wrapped
+    ("[unclosed", "[unclosed"),  # a broken list is kept as written, not wrapped into something else
+])
+def test_array_parameter_from_text(written: str, value: Any) -> None:
+    tools = [function_tool("lint", {"paths": {"type": "array", "items": {"type": "string"}}}, ["paths"])]
+
+    assert only_call(xml_call("lint", paths=written), tools).arguments == {"paths": value}
+
+
+def test_single_value_for_an_array_is_wrapped_and_its_item_converted() -> None:
+    tools = [function_tool("pick", {"lines": {"type": "array", "items": {"type": "integer"}},
+                                    "tags": {"type": "array", "items": {"type": "string"}}})]
+
+    assert only_call(xml_call("pick", lines="7"), tools).arguments == {"lines": [7]}
+    hermes = '<tool_call>{"name": "pick", "arguments": {"lines": 7, "tags": "urgent"}}</tool_call>'
+    assert only_call(hermes, tools).arguments == {"lines": [7], "tags": ["urgent"]}
+    native_call = {"id": "c1", "type": "function", "function": {"name": "pick", "arguments": '{"tags": "urgent"}'}}
+    assert parse_reply(None, tools, native_calls=[native_call]).calls == [ToolCall("pick", {"tags": ["urgent"]}, "c1")]
+
+
+def test_object_parameter_from_json_or_python_literal_text_and_kept_when_neither() -> None:
+    call = only_call(xml_call("calculate_area", dimensions="{'width': 2, 'round': True, 'unit': None}"))
+    assert call.arguments == {"dimensions": {"width": 2, "round": True, "unit": None}}
+
+    assert only_call(xml_call("calculate_area", dimensions="width=2")).arguments == {"dimensions": "width=2"}
+
+
+def test_json_value_of_another_kind_is_an_error_and_other_calls_still_run() -> None:
+    reply = '<tool_call>{"name": "test_types", "arguments": {"int_param": {"a": 1}}}</tool_call>' \
+        + xml_call("bash", command="ls")
 
     parsed = parse_reply(reply, TOOLS)
 
     assert parsed.calls == [ToolCall("bash", {"command": "ls"})]
-    assert len(parsed.errors) == 1
-    error = parsed.errors[0]
-    assert error.startswith("Tool call 1 (test_types): parameter 'int_param' must be an integer, got '2026-01-15'")
-    assert "int_param?: integer" in error  # the tool's parameters, to retry with
-
-
-def test_boolean_must_be_true_or_false() -> None:
-    parsed = parse_reply(xml_call("test_types", bool_param="yes"), TOOLS)
-
-    assert parsed.calls == []
-    assert "'bool_param' must be true or false, got 'yes'" in parsed.errors[0]
+    assert parsed.errors[0].startswith("Tool call 1 (test_types): parameter 'int_param' must be an integer, got "
+                                       "'{\"a\": 1}'")
+    assert "int_param?: integer" in parsed.errors[0]  # the tool's parameters, to retry with
 
 
 def test_without_tools_names_are_not_checked_and_values_stay_text() -> None:
@@ -440,6 +606,12 @@ def test_hermes_invalid_json_is_explained_and_valid_calls_still_run() -> None:
     assert '{"name": "TOOL_NAME", "arguments": {"PARAMETER": "VALUE"}}' in parsed.errors[0]
 
 
+def test_hermes_adjacent_strings_are_invalid_json_not_glued_as_python_would() -> None:
+    parsed = parse_reply('<tool_call>\n{"name": "bash", "arguments": {"command": "ls" "-l"}}\n</tool_call>', TOOLS)
+
+    assert parsed.calls == [] and "the JSON inside <tool_call> is invalid" in parsed.errors[0]
+
+
 def test_hermes_truncated_json_is_a_cut_off_call() -> None:
     parsed = parse_reply('<tool_call>\n{"name": "str_replace_editor", "arguments": {"command": "create", '
                          '"file_text": "def f():\\n    ret', TOOLS)
@@ -463,6 +635,125 @@ def test_hermes_string_values_are_converted_and_wrong_types_reported() -> None:
     assert parsed.calls[0].arguments["view_range"] == [1, 5]
     assert len(parsed.calls) == 1
     assert "'int_param' must be an integer, got '[1]'" in parsed.errors[0]
+
+
+def test_prose_that_names_the_tags_costs_nothing() -> None:
+    reply = ("Wrap each call in <tool_call> tags; the `<function=bash>` header names the tool, and a lone "
+             "<tool_call> in a sentence is just a word.\n" + xml_call("bash", command="ls"))
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert (parsed.calls, parsed.errors) == ([ToolCall("bash", {"command": "ls"})], [])
+    assert parsed.content.startswith("Wrap each call in <tool_call> tags; the `<function=bash>` header")
+
+
+def test_tag_alone_on_a_line_in_prose_does_not_swallow_the_call_after_it() -> None:
+    parsed = parse_reply("My calls look like\n<tool_call>\nwith a closer at the end. Here is one:\n"
+                         + xml_call("bash", command="ls"), TOOLS)
+
+    assert (parsed.calls, parsed.errors) == ([ToolCall("bash", {"command": "ls"})], [])
+
+
+def test_prose_only_reply_that_mentions_tags_is_no_call_and_no_error() -> None:
+    parsed = parse_reply("I used <function=bash> before and <tool_call> wrappers; now I am done.", TOOLS)
+
+    assert (parsed.calls, parsed.errors) == ([], [])
+
+
+# -- other Hermes wrappers and bare JSON (llama.cpp common/chat.cpp common_chat_parse_hermes_2_pro) -------
+@pytest.mark.parametrize("wrapped", [
+    '<function_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</function_call>',
+    '<tool>{"name": "bash", "arguments": {"command": "ls"}}</tool>',
+    '<tools>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tools>',
+    '<response>{"name": "bash", "arguments": {"command": "ls"}}</response>',
+    '<json>{"name": "bash", "arguments": {"command": "ls"}}</json>',
+    '<JSON>{"name": "bash", "arguments": {"command": "ls"}}</JSON>',
+    '<xml>{"name": "bash", "arguments": {"command": "ls"}}</xml>',
+    '```json\n{"name": "bash", "arguments": {"command": "ls"}}\n```',
+    '```xml\n<response>\n    {"name": "bash", "arguments": {"command": "ls"}}\n</response>\n```',
+    '```\n{"name": "bash", "arguments": {"command": "ls"}}\n```',
+    '<function=bash>{"command": "ls"}</function>',
+    '<function name="bash">{"command": "ls"}</function>',
+    '<tool_call>\n```json\n{"name": "bash", "arguments": {"command": "ls"}}\n```\n</tool_call>',
+])
+def test_llama_cpp_hermes_wrappers_are_read(wrapped: str) -> None:
+    parsed = parse_reply("Listing.\n" + wrapped + "\n", TOOLS)
+
+    assert (parsed.calls, parsed.errors) == ([ToolCall("bash", {"command": "ls"})], [])
+    assert parsed.content == "Listing."
+
+
+@pytest.mark.parametrize("reply", [
+    '{"name": "bash", "arguments": {"command": "ls"}}',
+    'I will list the files first.\n\n{"name": "bash", "arguments": {"command": "ls"}}',
+    '{\n  "name": "bash",\n  "arguments": {\n    "command": "ls"\n  }\n}',
+    '{"arguments": {"command": "ls"}, "name": "bash"}',
+    "{'name': 'bash', 'arguments': {'command': 'ls'}}",
+    '{"type": "function", "function": {"name": "bash", "arguments": "{\\"command\\": \\"ls\\"}"}}',
+    '{"name": "bash", "parameters": {"command": "ls"}}',
+    '{\n  "name": "bash",\n  "arguments": {\n    "command": "ls",\n  },\n}\n\nThat lists them.',  # trailing commas
+])
+def test_bare_json_call_as_qwen2_5_coder_writes_it(reply: str) -> None:
+    assert only_call(reply) == ToolCall("bash", {"command": "ls"})
+
+
+def test_several_bare_and_fenced_json_calls_in_order_including_a_list() -> None:
+    reply = ('{"name": "bash", "arguments": {"command": "one"}}\n'
+             '```json\n[{"name": "bash", "arguments": {"command": "two"}}, '
+             '{"name": "bash", "arguments": {"command": "three"}}]\n```\n'
+             "```json\n{\"name\": \"bash\", \"arguments\": {\"command\": \"four\"}}\n"
+             '{"name": "submit", "arguments": {}}\n```')
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert [call.arguments.get("command", call.name) for call in parsed.calls] == ["one", "two", "three", "four",
+                                                                                   "submit"]
+    assert (parsed.errors, parsed.content) == ([], "")
+
+
+@pytest.mark.parametrize("text", [
+    '```json\n{"name": "moe-agent", "version": "1.0"}\n```',  # a package.json, not a call
+    '{"name": "readme"}',  # names no tool and carries no arguments
+    'The setting is {"name": "bash"} inline.',
+    "```python\nconfig = {'name': 'bash', 'arguments': 1}\n```",
+    '{"count": 3, "name": "bash"}',
+])
+def test_json_that_is_not_a_call_stays_text(text: str) -> None:
+    parsed = parse_reply(text, TOOLS)
+
+    assert (parsed.calls, parsed.errors, parsed.content) == ([], [], text)
+
+
+@pytest.mark.parametrize("broken", [
+    '```json\n{"name": "bash", "arguments": {"command": "ls"}\n```',
+    '{"name": "bash", "arguments": {"command": "ls"',
+    '<function_call>{"name": "bash", "arguments": {"command": "ls" "x"}}</function_call>',
+])
+def test_broken_json_call_to_an_offered_tool_shows_the_expected_syntax(broken: str) -> None:
+    parsed = parse_reply(broken, TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors[0].startswith("Tool call 1 (bash): this looks like a call to bash written as JSON, but the "
+                                       "JSON is invalid")
+    assert '<tool_call>\n{"name": "TOOL_NAME", "arguments": {"PARAMETER": "VALUE"}}\n</tool_call>' in parsed.errors[0]
+
+
+def test_bare_json_call_to_an_unknown_tool_is_reported() -> None:
+    parsed = parse_reply('{"name": "run_shell", "arguments": {"cmd": "ls"}}', TOOLS)
+
+    assert parsed.calls == [] and parsed.errors[0].startswith("Tool call 1: there is no tool named 'run_shell'")
+
+
+def test_bare_json_call_in_an_xml_session_is_refused_with_the_xml_syntax() -> None:
+    parsed = parse_reply('{"name": "bash", "arguments": {"command": "ls"}}', TOOLS, fmt="xml")
+
+    assert parsed.calls == [] and "written in hermes syntax but this session uses xml syntax" in parsed.errors[0]
+
+
+def test_native_session_reports_a_bare_json_call_written_as_text() -> None:
+    parsed = parse_reply('{"name": "bash", "arguments": {"command": "ls"}}', TOOLS, fmt="native")
+
+    assert parsed.calls == [] and "written as text" in parsed.errors[0]
 
 
 # -- formats and native calls -----------------------------------------------------------------
@@ -579,10 +870,10 @@ def test_rendering_needs_a_text_format(render: Any) -> None:
         render()
 
 
-def test_a_bad_required_value_is_reported_once_not_also_as_missing() -> None:
+def test_a_bad_required_value_is_passed_on_not_reported_as_missing() -> None:
     tools = [function_tool("sleep", {"seconds": {"type": "integer"}}, ["seconds"])]
 
     parsed = parse_reply(xml_call("sleep", seconds="a while"), tools)
 
-    assert parsed.errors == ["Tool call 1 (sleep): parameter 'seconds' must be an integer, got 'a while'. "
-                             "sleep takes: seconds: integer."]
+    assert parsed.errors == []
+    assert parsed.calls == [ToolCall("sleep", {"seconds": "a while"})]

@@ -1,4 +1,4 @@
-"""Reading SWE-bench rows (real shared copies and hand-made files) and picking instances."""
+"""Reading SWE-bench rows (the real data, tier swebench_data, and hand-made files) and picking instances."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+@pytest.mark.swebench_data
 @pytest.mark.parametrize(
     ("name", "rows"),
     [
@@ -58,6 +59,7 @@ def test_reads_every_shared_row_with_parsed_test_lists(name: str, rows: int) -> 
         assert instance.PASS_TO_PASS == json.loads(row["PASS_TO_PASS"])
 
 
+@pytest.mark.swebench_data
 def test_verified_rows_keep_extra_fields_and_null_test_patches() -> None:
     instances = load_instances(TASKS / "swe-bench_verified.jsonl")
     assert all("_sources" in i.model_extra and "difficulty" in i.model_extra for i in instances)

@@ -1,4 +1,4 @@
-"""Grading test logs into report.json: every official log in shared/, plus made-up logs."""
+"""Grading test logs into report.json: every official log of the real data (tier swebench_data), plus made-up logs."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ import pytest
 
 from agent.cli import main
 from agent.errors import UsageError
-from evals.datasets import TaskInstance, load_instances
+from evals.datasets import TaskInstance
 from evals.grade_log import grade_log
-from tests.shared_data import SWEBENCH
+from tests.shared_data import LOGS, SWEBENCH, lite, official_index, verified
 
 VERDICT_KEYS = ("patch_is_None", "patch_exists", "patch_successfully_applied", "resolved")
 GRADED_LISTS = ("FAIL_TO_PASS", "PASS_TO_PASS")
-
-
-
 DATA = SWEBENCH
-LOGS = DATA / "eval_logs" / "composio_swekit_langgraph_verified_2024-09"
-INDEX = [json.loads(line) for line in (LOGS / "index.jsonl").read_text(encoding="utf-8").splitlines()]
-VERIFIED = {i.instance_id: i for i in load_instances(DATA / "tasks" / "swe-bench_verified.jsonl")}
-LITE = {i.instance_id: i for i in load_instances(DATA / "tasks" / "swe-bench_lite_test.jsonl")}
+INDEX = official_index()
+real_data = pytest.mark.swebench_data
 
 
 def official(entry: dict) -> tuple[dict, str, bool]:
@@ -38,10 +33,12 @@ def assert_same_verdict(ours: dict, theirs: dict) -> None:
     assert ("tests_status" in ours) == ("tests_status" in theirs)
 
 
+@real_data
 def test_index_lists_every_official_log() -> None:
     assert len(INDEX) == len([d for d in (LOGS / INDEX[0]["run_id"]).iterdir() if d.is_dir()])
 
 
+@real_data
 @pytest.mark.parametrize("entry", INDEX, ids=lambda e: e["instance_id"])
 def test_official_logs_graded_as_officially(entry: dict) -> None:
     """Lite rows (a 2024 revision, as the run used) where they exist, else the Verified rows.
@@ -50,7 +47,7 @@ def test_official_logs_graded_as_officially(entry: dict) -> None:
     row's order, and the shared Verified rows have some lists rebuilt in another order.
     """
     report, log_text, patch_missing = official(entry)
-    instance = LITE.get(entry["instance_id"]) or VERIFIED[entry["instance_id"]]
+    instance = lite().get(entry["instance_id"]) or verified()[entry["instance_id"]]
     ours = grade_log(instance, log_text, patch_missing=patch_missing)[entry["instance_id"]]
     assert_same_verdict(ours, report)
     assert ours["resolved"] == entry["resolved"]
@@ -59,11 +56,12 @@ def test_official_logs_graded_as_officially(entry: dict) -> None:
             assert sorted(ours["tests_status"][category][outcome]) == sorted(report["tests_status"][category][outcome])
 
 
+@real_data
 @pytest.mark.parametrize("entry", INDEX, ids=lambda e: e["instance_id"])
 def test_official_lists_exactly_with_the_lists_the_report_implies(entry: dict) -> None:
     """With the test lists in the report's own order, every list matches element for element."""
     report, log_text, patch_missing = official(entry)
-    instance = VERIFIED[entry["instance_id"]]
+    instance = verified()[entry["instance_id"]]
     if "tests_status" in report:
         implied = {c: report["tests_status"][c]["success"] + report["tests_status"][c]["failure"] for c in GRADED_LISTS}
         instance = instance.model_copy(update=implied)
@@ -73,10 +71,11 @@ def test_official_lists_exactly_with_the_lists_the_report_implies(entry: dict) -
         assert ours["tests_status"][category] == report["tests_status"][category]
 
 
+@real_data
 @pytest.mark.parametrize("entry", INDEX, ids=lambda e: e["instance_id"])
 def test_verified_rows_give_the_official_verdicts(entry: dict) -> None:
     report, log_text, patch_missing = official(entry)
-    ours = grade_log(VERIFIED[entry["instance_id"]], log_text, patch_missing=patch_missing)[entry["instance_id"]]
+    ours = grade_log(verified()[entry["instance_id"]], log_text, patch_missing=patch_missing)[entry["instance_id"]]
     assert_same_verdict(ours, report)
 
 
@@ -181,6 +180,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     return exited.value.code, out, err
 
 
+@real_data
 def test_cli_prints_the_official_report(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     entry = next(e for e in INDEX if e["instance_id"] == "psf__requests-6028")
     folder = LOGS / entry["dir"]
@@ -194,6 +194,7 @@ def test_cli_prints_the_official_report(monkeypatch: pytest.MonkeyPatch, capsys:
     assert printed["tests_status"]["FAIL_TO_PASS"] == report["tests_status"]["FAIL_TO_PASS"]
 
 
+@real_data
 def test_cli_empty_patch_file_means_no_patch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     folder = LOGS / next(e["dir"] for e in INDEX if e["instance_id"] == "django__django-11087")
     code, out, _ = run_cli(monkeypatch, capsys, "eval", "grade-log", "--dataset", str(DATA / "tasks" / "swe-bench_verified.jsonl"),
@@ -202,6 +203,7 @@ def test_cli_empty_patch_file_means_no_patch(monkeypatch: pytest.MonkeyPatch, ca
     assert code == 0 and json.loads(out)["django__django-11087"]["patch_is_None"] is True
 
 
+@real_data
 @pytest.mark.parametrize(
     ("instance_id", "log_name", "message"),
     [("psf__requests-0", "test_output.txt", "not in the dataset: psf__requests-0"),

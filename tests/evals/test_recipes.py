@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,18 @@ from swebench.harness.log_parsers.python import MAP_REPO_TO_PARSER_PY
 from agent.errors import UsageError
 from evals.datasets import TaskInstance, load_instances
 from evals.recipes import choose_interpreter, directives_for, load_recipes, recipe_for
-from tests.shared_data import SWEBENCH
+from tests.shared_data import LOGS, SWEBENCH, official_index, verified
 
 RECIPE_REPOS = ["psf/requests", "pallets/flask", "marshmallow-code/marshmallow", "pytest-dev/pytest", "sympy/sympy"]
 OFFLINE_FLAGS = ["--no-build-isolation", "--no-index", "--no-deps"]
 
 
 
-DATA = SWEBENCH
-LOGS = DATA / "eval_logs" / "composio_swekit_langgraph_verified_2024-09"
-
-
 def shared_instances() -> list[TaskInstance]:
-    return [i for path in sorted((DATA / "tasks").glob("*.jsonl")) for i in load_instances(path)]
+    return [i for path in sorted((SWEBENCH / "tasks").glob("*.jsonl")) for i in load_instances(path)]
 
 
+@pytest.mark.swebench_data
 def test_every_shared_instance_of_the_five_repos_has_a_recipe() -> None:
     wanted = {(i.repo, i.version) for i in shared_instances() if i.repo in RECIPE_REPOS}
     assert {repo for repo, _ in wanted} == set(RECIPE_REPOS)
@@ -115,10 +111,9 @@ def test_bad_recipe_files_are_rejected(tmp_path: Path, fields: dict, message: st
 
 
 def official_evaluations() -> list[tuple[TaskInstance, list[str]]]:
-    """Each official log's task row and the lines of the eval.sh the harness ran."""
-    rows = {i.instance_id: i for i in load_instances(DATA / "tasks" / "swe-bench_verified.jsonl")}
-    entries = [json.loads(line) for line in (LOGS / "index.jsonl").read_text(encoding="utf-8").splitlines()]
-    return [(rows[e["instance_id"]], (LOGS / e["dir"] / "eval.sh").read_text(encoding="utf-8").splitlines()) for e in entries]
+    """Each official log's task row and the lines of the eval.sh the harness ran; [] without the data."""
+    return [(verified()[e["instance_id"]], (LOGS / e["dir"] / "eval.sh").read_text(encoding="utf-8").splitlines())
+            for e in official_index()]
 
 
 def official_test_line(script: list[str]) -> str:
@@ -126,6 +121,7 @@ def official_test_line(script: list[str]) -> str:
     return script[script.index("EOF_114329324912") + 1]
 
 
+@pytest.mark.swebench_data
 @pytest.mark.parametrize(("instance", "script"), official_evaluations(), ids=lambda v: getattr(v, "instance_id", ""))
 def test_test_directives_match_the_official_eval_scripts(instance: TaskInstance, script: list[str]) -> None:
     directives = directives_for(instance)

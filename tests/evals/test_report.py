@@ -19,10 +19,7 @@ from evals.report import (
     outcome_ids,
     write_run_report,
 )
-from tests.shared_data import SWEBENCH
-
-LOGS = SWEBENCH / "eval_logs" / "composio_swekit_langgraph_verified_2024-09"
-INDEX = [json.loads(line) for line in (LOGS / "index.jsonl").read_text(encoding="utf-8").splitlines()]
+from tests.shared_data import LOGS, official_index
 
 
 def add_instance(run_dir: Path, instance_id: str, patch: str = "diff\n", resolved: bool | None = None,
@@ -83,13 +80,15 @@ def test_report_equals_swebench_make_run_report(run_dir: Path, monkeypatch: pyte
     assert build_run_report(run_dir, dataset_ids) == official_run_report(run_dir, dataset_ids, monkeypatch, capsys)
 
 
+@pytest.mark.swebench_data
 def test_shared_official_run_gives_the_official_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    run = tmp_path / "logs" / "run_evaluation" / INDEX[0]["run_id"] / "composio"
-    shutil.copytree(LOGS / INDEX[0]["run_id"], run)
+    index = official_index()
+    run = tmp_path / "logs" / "run_evaluation" / index[0]["run_id"] / "composio"
+    shutil.copytree(LOGS / index[0]["run_id"], run)
     report = build_run_report(run)
-    assert report["resolved_ids"] == sorted(e["instance_id"] for e in INDEX if e["resolved"])
-    assert set(report["submitted_ids"]) == {e["instance_id"] for e in INDEX}
+    assert report["resolved_ids"] == sorted(e["instance_id"] for e in index if e["resolved"])
+    assert set(report["submitted_ids"]) == {e["instance_id"] for e in index}
     assert report == official_run_report(run, report["submitted_ids"], monkeypatch, capsys)
 
 

@@ -1,0 +1,112 @@
+"""The CLI's conventions: --version, one line and exit 2 for a missing extra, no colour unless wanted."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from agent import __version__
+from agent.errors import EXTRA_OF_MODULE
+
+ROOT = Path(__file__).resolve().parents[2]
+# An SGR sequence that sets a colour (foreground, background, bright or 256/true colour); bold is not one.
+COLOUR = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;\d+)*m")
+
+
+def agent(args: list[str], tmp_path: Path, hide: str | None = None, env: dict[str, str] | None = None,
+          ) -> subprocess.CompletedProcess[str]:
+    """`agent ARGS` in a subprocess; `hide` makes importing that module fail as if it were not installed."""
+    prelude = f"import sys; sys.modules[{hide!r}] = None; " if hide else "import sys; "
+    code = prelude + f"sys.argv = ['agent', *{args!r}]; from agent.cli import main; main()"
+    full_env = {**os.environ, "HOME": str(tmp_path), "GITHUB_TOKEN": "", "GH_TOKEN": "", **(env or {}),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # this checkout
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+
+
+def in_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What `agent ARGS` writes to a terminal (stdout and stderr both on one pseudo-terminal)."""
+    leader, follower = pty.openpty()
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in ("NO_COLOR", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS", "TTY_COMPATIBLE")}
+    full_env = {**inherited, "TERM": "xterm-256color", "COLUMNS": "100", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", *args], stdin=follower, stdout=follower, stderr=follower,
+                            env=full_env, cwd=ROOT)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    proc.wait(timeout=60)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_version_prints_the_version(tmp_path: Path) -> None:
+    done = agent(["--version"], tmp_path)
+    assert done.returncode == 0 and done.stdout == f"moe-agent {__version__}\n"
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" in declared["dynamic"]  # one source: agent.__version__
+
+
+@pytest.mark.parametrize(
+    ("module", "extra", "args"),
+    [
+        ("githubkit", "ci", ["ci"]),
+        ("githubkit", "ci", ["pr", "--issue", "octo/repo#1"]),
+        ("githubkit", "ci", ["fix", "--issue", "octo/repo#1"]),
+        ("swebench", "eval", ["eval", "run", "--dataset", "tasks.jsonl"]),
+        ("swebench", "eval", ["eval", "grade", "--gold", "--dataset", "tasks.jsonl", "--run-id", "r"]),
+        ("swebench", "eval", ["eval", "grade-log", "--dataset", "tasks.jsonl", "--instance-id", "a__b-1",
+                              "--log", "log.txt"]),
+        ("datasets", "eval", ["eval", "images", "--dataset", "princeton-nlp/SWE-bench_Lite"]),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it_and_exit_2(tmp_path: Path, module: str, extra: str,
+                                                            args: list[str]) -> None:
+    (tmp_path / "tasks.jsonl").write_text("")
+    (tmp_path / "log.txt").write_text("")
+    env = {"GITHUB_EVENT_NAME": "issues", "GITHUB_EVENT_PATH": str(tmp_path / "event.json")}
+    (tmp_path / "event.json").write_text('{"action": "labeled", "label": {"name": "agent"}, '
+                                         '"issue": {"number": 1, "labels": [{"name": "agent"}]}}')
+    done = agent(args, tmp_path, hide=module, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"pip install 'moe-agent[{extra}]'" in done.stderr and module in done.stderr
+
+
+def test_every_optional_distribution_has_its_extra_named() -> None:
+    """Each import-name the CLI maps to an extra belongs to that extra in pyproject, and each extra is covered."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    declared = {re.split(r"[\[<>=!~; ]", req, maxsplit=1)[0].lower().replace("_", "-"): extra
+                for extra in ("ci", "eval", "ray") for req in extras[extra]}
+    for module, extra in EXTRA_OF_MODULE.items():
+        assert declared.get(module.replace("_", "-")) == extra, module
+    assert set(declared.values()) == set(EXTRA_OF_MODULE.values())
+
+
+@pytest.mark.parametrize("args", [["--help"], ["fix"], ["eval", "--no-such-flag"]])
+def test_no_colour_when_not_a_terminal(args: list[str], tmp_path: Path) -> None:
+    done = agent(args, tmp_path, env={"TERM": "xterm-256color"})
+    assert "\x1b[" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["fix"], ["fix", "--help"]])
+def test_no_colour_on_a_terminal_with_no_color_set(args: list[str]) -> None:
+    coloured = in_terminal(args, {})
+    assert COLOUR.search(coloured), coloured  # the check below can fail
+    plain = in_terminal(args, {"NO_COLOR": "1"})
+    assert not COLOUR.search(plain), plain
+    assert re.sub(r"\x1b\[[\d;]*m", "", plain) == re.sub(r"\x1b\[[\d;]*m", "", coloured)
