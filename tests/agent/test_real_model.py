@@ -104,7 +104,9 @@ def test_fix_runs_the_model_s_calls_and_ends_cleanly(llama_server: str, tmp_path
     responses = [e for e in traj.events if e["type"] == "response"]
     assert responses and all(e["usage"]["prompt_tokens"] > 0 for e in responses)  # real token counts came back
     tools = [e for e in traj.events if e["type"] == "tool"]
-    assert tools, "the model's tool calls were never executed"
+    said = [(e.get("content") or "")[:300] for e in responses] + [str(e["errors"]) for e in traj.events
+                                                                   if e["type"] == "format_error"]
+    assert tools, f"the model's tool calls were never executed: {said}"
     assert any(not t["is_error"] for t in tools), [t["observation"][:200] for t in tools]
     # Nothing left behind: no container of this run, the user's tree as it was, a branch only for a submitted patch.
     assert docker_client.containers.list(all=True, filters={"label": f"moe-agent.run={result['run_id']}"}) == []
