@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -143,9 +144,8 @@ def run_ours(task: Task, work: Path, env: dict[str, str], budget: Budget) -> dic
     config.write_text(f"[loop]\nstep_limit = {budget.steps}\ntime_limit = {budget.seconds}\n")
     started = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--quiet",
-                               issue_text(task)], env=env | {"AGENT_CONFIG": str(config)}, capture_output=True,
-                              text=True, timeout=budget.seconds + 300, cwd=ROOT)
+        done = run_child([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--quiet", issue_text(task)],
+                         env=env | {"AGENT_CONFIG": str(config)}, timeout=budget.seconds + 300, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"task": task.name, "status": "killed", "resolved": False, "steps": None, "model_time": 0.0,
                 "elapsed": time.monotonic() - started}
@@ -184,14 +184,30 @@ def run_mini(task: Task, work: Path, mini: Path, config: str, base_url: str, mod
     started = time.monotonic()
     status = "finished"
     try:
-        done = subprocess.run(command, cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=budget.seconds + 300)
+        done = run_child(command, cwd=repo, env=env, timeout=budget.seconds + 300)
         status = _mini_exit_status(trajectory) or f"exit {done.returncode}"
     except subprocess.TimeoutExpired:
         status = "killed"
     (repo / f"test_{task.module}.py").write_text(task.test)  # a fix that edits the test does not count
     return {"task": task.name, "status": status, "resolved": passes(task, repo), "steps": _mini_steps(trajectory),
             "elapsed": round(time.monotonic() - started, 1)}
+
+
+def run_child(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run an agent; on a timeout or Ctrl-C it gets SIGINT first, so it can stop its sandbox and write its trajectory."""
+    child = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        child.send_signal(signal.SIGINT)
+        try:
+            child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+        raise
+    return subprocess.CompletedProcess(command, child.returncode, out, err)
 
 
 def _mini_record(trajectory: Path) -> dict[str, Any]:
