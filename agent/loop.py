@@ -115,7 +115,9 @@ class Agent:
         self.repeats = 0  # how many times in a row the last step's calls and results came back unchanged
         self._last_actions: list[tuple[str, str, str]] = []
         self.native_seen = False  # a native tool call came back at least once in this run
-        self.replies_without_native = 0  # `auto`: replies so far with no native call (two, or one with a text call, switch)
+        # `auto`: replies so far with no native call; two, or one with a call written as text (even a
+        # malformed one), switch to text calls.
+        self.replies_without_native = 0
         self.model_time = 0.0
         self.cost: float | None = None
         self.last_tests: dict[str, Any] | None = None
@@ -204,8 +206,8 @@ class Agent:
         self.native_seen = self.native_seen or native_calls
         if self.tool_format == "auto" and self.native and not self.native_seen:
             self.replies_without_native += 1
-            if parsed.calls or self.replies_without_native >= 2:
-                self._fall_back_to_text("the model wrote its call as text" if parsed.calls
+            if parsed.calls or parsed.errors or self.replies_without_native >= 2:
+                self._fall_back_to_text("the model wrote its call as text" if parsed.calls or parsed.errors
                                         else "no native tool call came back")
         self.history.append(self._assistant_message(parsed, native_calls))
         if not parsed.calls:

@@ -138,6 +138,17 @@ def test_auto_switches_to_text_calls_when_the_model_writes_them_as_text(fake_mod
     assert switch == [switch[0]] and switch[0]["format"] == "hermes" and "as text" in switch[0]["reason"]
 
 
+def test_a_malformed_text_call_also_switches_to_text_calls(fake_model_server, ctx, tmp_path) -> None:
+    """Qwen2.5-Coder-0.5B's first reply on llama.cpp: a bare JSON call naming a tool that does not exist."""
+    fake_model_server.script = [Reply(content='{"name": "add", "arguments": {"path": "calc.py"}}'),
+                                Reply(content='<tool_call>{"name": "submit", "arguments": {}}</tool_call>')]
+    result = make_agent(fake_model_server, ctx, tmp_path, text_format="hermes").run("task")
+    assert result.status == "submitted"
+    second = fake_model_server.requests[1]
+    assert "tools" not in second and "no tool named 'add'" in second["messages"][-1]["content"]
+    assert "<tool_call>" in second["messages"][-1]["content"]  # the error shows the syntax to follow
+
+
 def test_native_mode_stays_once_a_native_call_came_back(fake_model_server, ctx, tmp_path) -> None:
     fake_model_server.script = [SESSION[0], Reply(content="Thinking aloud, no call."), SESSION[3]]
     result = make_agent(fake_model_server, ctx, tmp_path).run("task")
