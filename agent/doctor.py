@@ -65,7 +65,7 @@ def _config_checks(path: Path):
 
 
 PROBE_SAMPLES = 3  # one sample decided each format before; a small model gets it right only some of the time
-PROBE_MAX_TOKENS = 256  # a ping call is a few dozen tokens; a rambling reply is cut here
+PROBE_MAX_TOKENS = 128  # a ping call is a few dozen tokens; a rambling reply is cut here
 
 
 def model_checks(settings) -> Iterator[Check]:

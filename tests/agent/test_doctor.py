@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.doctor import PROBE_MAX_TOKENS
 from tests.fakes.openai_server import FakeOpenAIServer, HttpError, Reply, tool_call
 
 pytestmark = pytest.mark.docker
@@ -35,7 +36,7 @@ def test_native_tool_calling_is_detected(fake_model_server, tmp_path) -> None:
     assert "serves: fake-model" in done.stdout and "context window 32,768" in done.stdout
     assert "native tool calls: 3/3 replies had a valid call" in done.stdout
     assert 'tool-call format: tool_format = "auto" (native calls), as configured' in done.stdout
-    assert all(r["max_tokens"] == 256 for r in fake_model_server.requests)  # probes are bounded
+    assert all(r["max_tokens"] == PROBE_MAX_TOKENS for r in fake_model_server.requests)  # probes are bounded
 
 
 def test_text_formats_are_probed_when_native_is_refused(fake_model_server, tmp_path) -> None:
