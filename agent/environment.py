@@ -9,6 +9,7 @@ so the next run starts in seconds and a changed lock file rebuilds.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,13 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
     return build_image(recipe, client, echo=echo)
 
 
-def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo) -> tuple[str, bool]:
-    """The image to start from, and whether a cached setup image was reused."""
+def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo,
+                  checkout: Callable[[], Path] | None = None) -> tuple[str, bool]:
+    """The image to start from, and whether a cached setup image was reused.
+
+    The cache key reads the dependency files in `repo`; setup commands, when they must run,
+    run in `checkout()` (a copy of the snapshot made only then), else in `repo`.
+    """
     base = base_image(settings, client, echo)
     if not settings.setup:
         return base, False
@@ -62,12 +68,15 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     if image_exists(client, tag):
         return tag, True
     echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
-    env, volumes = {}, {str(repo): {"bind": "/testbed", "mode": "rw"}}
+    source = checkout() if checkout is not None else repo
+    env, volumes = {}, {str(source): {"bind": "/testbed", "mode": "rw"}}
     bundle = combined_bundle(settings.ca_bundle)
     if bundle is not None:
         volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
         env.update(ca_environment(CONTAINER_BUNDLE))
-    script = "set -e\ncd /testbed\n" + "\n".join(settings.setup) + "\n"
+    # Files the setup creates in the copy are given back to us, so that it can be removed.
+    owner = f"trap 'chown -R {os.getuid()}:{os.getgid()} /testbed 2>/dev/null' EXIT\n" if os.getuid() else ""
+    script = f"set -e\n{owner}cd /testbed\n" + "\n".join(settings.setup) + "\n"
     try:
         run_and_commit(client, base, script, tag, log=BuildLog(tag), step="setup", network=True,
                        environment=env, volumes=volumes, timeout=3600)

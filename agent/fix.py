@@ -7,22 +7,40 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.config import Settings
 from agent.environment import prepare_image
-from agent.errors import EnvironmentProblem
-from agent.loop import Listener, RunResult, configured_agent, toolset
-from agent.model import Model
+from agent.files_image import FilesImage
 from agent.trajectory import TrajectoryWriter
-from agent.workspace import Snapshot, UserRepo, apply_to_worktree, commit_to_branch, slugify, take_snapshot, unique_branch
+from agent.workspace import (
+    Snapshot,
+    UserRepo,
+    apply_to_worktree,
+    commit_to_branch,
+    materialize,
+    sandbox_object_paths,
+    slugify,
+    take_snapshot,
+    unique_branch,
+)
+from sandbox import cleanup
+from sandbox.base import SandboxError
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
+if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
+    from agent.loop import Listener, RunResult
+    from agent.model import Model
+
+T = TypeVar("T")
 EXIT_CODES = {"patch": 0, "no_patch": 1, "model_error": 3, "sandbox_error": 3, "interrupted": 130}
 
 
@@ -50,6 +68,7 @@ class FixOutcome:
     image: str = ""
     setup_cached: bool = False
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, see `Timings`
 
     @property
     def exit_code(self) -> int:
@@ -68,6 +87,7 @@ class FixOutcome:
                       "cost": r.cost, "elapsed": r.elapsed, "prefix_reuse": r.prefix_reuse,
                       "compactions": r.compactions, "model_time": r.model_time},
             "tests": r.last_tests, "notes": self.notes,
+            "timings": self.timings,
         }
 
 
@@ -89,46 +109,183 @@ def runs_dir(settings: Settings, repo: UserRepo) -> Path:
 def run_fix(
     request: FixRequest,
     settings: Settings,
-    model: Model,
+    model: Model | None = None,
     *,
     listener: Listener | None = None,
     echo: Callable[[str], None] = lambda message: None,
 ) -> FixOutcome:
+    """Snapshot, sandbox, loop, delivery. `model` defaults to the client `settings.model` names.
+
+    The snapshot is taken and the sandbox started in the background while this thread
+    imports the loop and the model client (the largest part of start-up: `openai` alone is
+    about a third of the CPU before the first request). Nothing of the run stays in the user's repository (but the trajectory under
+    `.agent/` and the delivered branch) or in the temporary folder.
+    """
+    clock = Timings()
     repo = UserRepo.find(request.repo)
-    toolset(settings.tools.enabled)  # a bad tool name fails before any work
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
-    trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
+    scratch = Path(tempfile.mkdtemp(prefix="moe-fix-"))
+    cleanup.install_handlers()  # from this (main) thread: signals cannot be set up from the others
+    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="moe-fix")
+    trajectory = None
+    starting: Future[tuple[str, bool, Any]] | None = None
+    box = None
     try:
-        with tempfile.TemporaryDirectory(prefix="moe-fix-") as tmp:
-            snapshot = take_snapshot(repo, Path(tmp) / "repo")
-            client = connect()
-            image, cached = prepare_image(settings.sandbox, snapshot.path, client, echo)
-            spec = SandboxSpec(
-                image=image, workdir=settings.sandbox.workdir, mount=snapshot.path, cpus=settings.sandbox.cpus,
-                memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
-                ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
-            )
-            echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
-            box = start_sandbox(spec, client)
-            try:
-                agent = configured_agent(model, box, settings, task=request.task, base_commit=snapshot.base_commit,
-                                         cache_dir=str(repo.root / ".agent" / "cache"), trajectory=trajectory,
-                                         listener=listener)
+        taking = background.submit(clock.timed, "snapshot", take_snapshot, repo, scratch / "snapshot")
+        starting = background.submit(_start_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
+        from agent.loop import configured_agent, toolset  # the model client's imports overlap the start
+
+        toolset(settings.tools.enabled)  # a bad tool name fails before the loop starts
+        if model is None:
+            from agent.model import OpenAIModel
+
+            model = OpenAIModel(settings.model)
+        trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
+        image, cached, box = starting.result()
+        snapshot = taking.result()
+        agent = configured_agent(_Timed(model, clock), box, settings, task=request.task,
+                                 base_commit=snapshot.base_commit, cache_dir=str(repo.root / ".agent" / "cache"),
+                                 trajectory=trajectory, listener=clock.listener(listener))
+        try:
+            with clock.phase("loop"):
                 result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
                                                           "repo": str(repo.root), "head": repo.head})
-            finally:
-                _hand_back(box)
-                box.close()
-            outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                                 setup_cached=cached)
-            if result.has_patch and result.status == "submitted":
+        finally:  # removing the container overlaps the delivery
+            stopping = background.submit(clock.timed, "sandbox_stop", box.close)
+        outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
+                             setup_cached=cached, timings=clock.phases)
+        if result.has_patch and result.status == "submitted":
+            with clock.phase("delivery"):
                 deliver(outcome, request, repo, snapshot)
-            elif result.has_patch and result.status != "interrupted":
-                _keep_unsubmitted(outcome, request, repo, snapshot)
-            return outcome
+        elif result.has_patch and result.status != "interrupted":
+            _keep_unsubmitted(outcome, request, repo, snapshot)
+        stopping.result()
+        clock.phases["total"] = clock.since_start()
+        return outcome
     finally:
-        trajectory.close()
+        background.shutdown(wait=True)
+        if box is None and starting is not None and starting.done() and not starting.exception():
+            starting.result()[2].close()  # started, but the run failed before it was used
+        if trajectory is not None:
+            trajectory.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
+                   clock: Timings, echo: Callable[[str], None]) -> tuple[str, bool, Any]:
+    """Docker's side of the start (client, image, container), then the snapshot copied in."""
+    with clock.phase("image"):
+        client = connect()
+        image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
+                                      checkout=lambda: materialize(taking.result(), scratch / "setup"))
+        files = FilesImage.find(client, image, repo.root, repo.root / ".agent" / "cache",
+                                variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}")
+    spec = SandboxSpec(
+        image=files.tag if files.usable else image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus,
+        memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+        ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
+        readonly_mounts=sandbox_object_paths(repo.shared_objects()),
+    )
+    echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
+    with clock.phase("sandbox_start"):
+        box = start_sandbox(spec, client)
+    try:
+        snapshot = taking.result()
+        with clock.phase("copy_in"):
+            copy, delete = files.changes(snapshot.files)
+            box.unpack(snapshot.archive(files=copy))
+            _delete(box, delete)
+        if not files.usable and files.worth_keeping(len(snapshot.files)):
+            echo("keeping the repository's files as an image, so that later runs copy only what changed")
+            with clock.phase("files_image"):
+                files.save(box.container, snapshot.files)
+        elif files.stale(copy, delete, len(snapshot.files)):
+            files.drop(client)
+    except BaseException:
+        box.close()
+        raise
+    return image, cached, box
+
+
+def _delete(box: Any, paths: list[str]) -> None:
+    """Remove files the user deleted since the files image was made."""
+    if not paths:
+        return
+    box.write_file("/tmp/.moe-gone", b"\0".join(map(os.fsencode, paths)) + b"\0")
+    done = box.run("xargs -0 rm -f -- < /tmp/.moe-gone; rm -f /tmp/.moe-gone", timeout=120)
+    if not done.ok:
+        raise SandboxError(f"could not remove deleted files in the sandbox: {done.output.strip()[:200]}")
+
+
+class Timings:
+    """Seconds spent in each phase of a run, for `agent fix --json` (`timings`).
+
+    Phases: `snapshot` (host git, while `image` and `sandbox_start` run), `image` (Docker
+    client and image lookup or build), `sandbox_start`, `copy_in` (the snapshot into the
+    sandbox: the files changed since the files image, or all), `files_image` (the first run
+    in a large repository: keeping its files as an image), `first_request` (from the run's start to the first model request leaving),
+    `loop`, `patch` (the `submit` tool computing it), `sandbox_stop` (while `delivery`
+    runs), `delivery`, `total`;
+    `startup` is the process's age when the run began (imports, config), where known.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        age = _process_age()
+        if age is not None:
+            self.phases["startup"] = round(age, 3)
+
+    def since_start(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.perf_counter() - began, 3)
+
+    def timed(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        with self.phase(name):
+            return fn(*args)
+
+    def listener(self, inner: Listener | None) -> Listener:
+        """`inner`, and the `submit` tool's duration noted as `patch`."""
+
+        def listen(kind: str, data: dict[str, Any]) -> None:
+            if kind == "tool" and data.get("name") == "submit" and "duration" in data:
+                self.phases["patch"] = round(data["duration"], 3)
+            if inner is not None:
+                inner(kind, data)
+
+        return listen
+
+
+class _Timed:
+    """The model, noting when the first request leaves; everything else passes through."""
+
+    def __init__(self, model: Model, clock: Timings) -> None:
+        self._model, self._clock = model, clock
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+        self._clock.phases.setdefault("first_request", self._clock.since_start())
+        return self._model.query(messages, tools)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux: /proc), or None."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
@@ -164,11 +321,3 @@ def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, 
                          "in the trajectory" + (" and --patch-out" if request.patch_out else "")
                          + " (--partial delivers it anyway)")
 
-
-def _hand_back(box: Any) -> None:
-    """Files the container created are root's; give the snapshot back to us so it can be deleted."""
-    if os.getuid() != 0:
-        try:
-            box.run(f"chown -R {os.getuid()}:{os.getgid()} {box.workdir}", timeout=60)
-        except Exception as exc:  # the temporary directory may then need manual removal
-            raise EnvironmentProblem(f"could not hand the sandbox files back: {exc}") from None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.status import Status
-from rich.syntax import Syntax
 from rich.table import Table
 
-from agent.loop import RunResult
+if TYPE_CHECKING:
+    from agent.loop import RunResult
 
 KEY_ARGUMENT = ("command", "path", "pattern", "paths", "message")
 
@@ -124,6 +124,8 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 
 def print_diff(console: Console, patch: str) -> None:
     if patch.strip():
+        from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
+
         console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
 
 

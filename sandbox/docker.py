@@ -16,7 +16,7 @@ import socket
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class SandboxSpec(BaseModel):
     workdir: str = "/testbed"
     mount: Path | None = Field(None, description="host directory bind-mounted at workdir")
     copy_from: Path | None = Field(None, description="host directory copied into workdir")
+    readonly_mounts: dict[Path, str] = Field(default_factory=dict, description="host directory -> container path, read-only")
     cpus: float | None = 2.0
     memory: str | None = "4g"
     pids_limit: int | None = 1024
@@ -309,6 +310,15 @@ class DockerSandbox:
                             found[name] = extracted.read()
         return found
 
+    def unpack(self, archive: Iterable[bytes], dest: str | None = None) -> None:
+        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir)."""
+        try:
+            done = self.container.put_archive(dest or self.workdir, archive)
+        except Exception as exc:
+            raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
+        if not done:
+            raise SandboxError("could not copy the repository into the sandbox")
+
     def close(self) -> None:
         for shell in (self.shell, self._service):
             if shell is not None:
@@ -339,6 +349,8 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     volumes: dict[str, dict[str, str]] = {}
     if spec.mount is not None:
         volumes[str(spec.mount.resolve())] = {"bind": spec.workdir, "mode": "rw"}
+    for host, target in spec.readonly_mounts.items():
+        volumes[str(host)] = {"bind": target, "mode": "ro"}
     bundle = combined_bundle(spec.ca_bundle)
     if bundle is not None:
         volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import jsonschema
 
 from sandbox.base import Sandbox
 
@@ -75,6 +74,8 @@ def argument_errors(spec: ToolSpec, args: Any) -> list[str]:
     """Every way `args` breaks the tool's schema, worded for the model."""
     if not isinstance(args, dict):
         return [f"arguments for {spec.name} must be a JSON object, got {type(args).__name__}"]
+    import jsonschema  # a tenth of `agent fix`'s start-up imports: paid at the first tool call instead
+
     validator = jsonschema.Draft202012Validator(spec.parameters)
     errors = []
     for error in sorted(validator.iter_errors(args), key=lambda e: list(e.path)):

@@ -14,7 +14,6 @@ from typing import Any
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.languages import language_name_for
 from tools.paths import resolve_in_repo
-from tools.repomap import build_repo_map
 from tools.tags import TagCache, format_outline, outline
 
 MAP_DESCRIPTION = """\
@@ -59,6 +58,8 @@ class RepoMapTool:
         contents = ctx.sandbox.read_tree(paths)
         files = [(path, (lambda data=data: data)) for path, data in contents.items()]
         task = f"{ctx.task}\n{args.get('focus', '')}"
+        from tools.repomap import build_repo_map  # numpy and scipy: a second of imports, not at start
+
         result = build_repo_map(files, task=task, max_tokens=args.get("max_tokens", 1024), cache=_cache(ctx))
         header = f"Repository map ({len(contents)} source files, ranked for the task):\n"
         return Observation(header + (result.text or "(nothing to show)"),

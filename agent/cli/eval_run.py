@@ -8,8 +8,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from agent.errors import EnvironmentProblem, UsageError
 
@@ -66,6 +64,9 @@ def run(
         raise UsageError("no instances selected")
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail first
     options = BatchOptions(output=output, model_name=settings.model.name, workers=workers, instance_timeout=timeout)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Table
+
     console = Console(stderr=True, highlight=False)
     counts = {"running": 0, "failed": 0, "tokens": 0}
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -58,7 +58,6 @@ def fix(
 ) -> None:
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix
-    from agent.model import OpenAIModel
     from agent.progress import LiveProgress, print_diff, print_summary
     from agent.workspace import UserRepo
 
@@ -77,7 +76,7 @@ def fix(
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
                    title=title, partial=partial),
-        settings, OpenAIModel(settings.model), listener=progress, echo=echo,
+        settings, listener=progress, echo=echo,
     )
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from agent.errors import UsageError
-from agent.toolcalls import FORMATS, Format, parse_reply
+
+if TYPE_CHECKING:
+    from agent.toolcalls import Format
 
 app = typer.Typer(help="Inspect model replies the way the agent loop reads them.", no_args_is_help=True)
 
@@ -26,11 +28,13 @@ def parse(
                                            help="An OpenAI tools list: checks tool names and converts argument types."),
 ) -> None:
     """Parse one model reply and print its calls, content, reasoning and errors as JSON."""
+    from agent.toolcalls import FORMATS, parse_reply  # not at import: `agent --help` stays fast
+
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     tools = load_tools(tools_file) if tools_file else []
     message = reply_message(_read_input(file))
-    parsed = parse_reply(message.get("content"), tools, cast(Format, fmt),
+    parsed = parse_reply(message.get("content"), tools, cast("Format", fmt),
                          native_calls=message.get("tool_calls") or None,
                          reasoning=message.get("reasoning_content") or message.get("reasoning"))
     typer.echo(json.dumps({

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.files_image import MIN_FILES, remove_images
 from sandbox import cleanup
 from tests.fakes.openai_server import HttpError, Reply, tool_call
 
@@ -23,6 +24,13 @@ SESSION = [
     Reply(tool_calls=[tool_call("bash", {"command": "python3 -c 'import calc; assert calc.add(2, 3) == 5'"})]),
     Reply(tool_calls=[tool_call("submit", {})]),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _files_images_removed(tmp_path, docker_client):
+    """Each test's repositories get a files image: removed with the test."""
+    yield
+    remove_images(docker_client, tmp_path)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -56,9 +64,10 @@ def state(root: Path) -> tuple:
             git(root, "rev-parse", "HEAD"), git(root, "write-tree"), git(root, "stash", "list"))
 
 
-def agent(repo: Path, server, *args: str, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def agent(repo: Path, server, *args: str, stdin: str | None = None, timeout: float = 180,
+          env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "AGENT_CONFIG": "",
-           "HOME": str(repo.parent / "home")}
+           "HOME": str(repo.parent / "home"), **(env_extra or {})}
     env.pop("AGENT_CONFIG")
     return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args], input=stdin, env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
@@ -84,6 +93,88 @@ def test_branch_created_and_tree_untouched_byte_for_byte(fake_model_server, tmp_
     assert Path(result["trajectory"]).is_file() and ".agent/runs/" in result["trajectory"]
     assert git(repo, "status", "--porcelain", "--ignored", ".agent").startswith("!!")
     assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+
+
+def git_files(repo: Path) -> dict[str, bytes]:
+    """Every file under .git byte for byte (objects, refs, index, config, logs)."""
+    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted((repo / ".git").rglob("*")) if p.is_file()}
+
+
+def test_snapshot_carries_local_changes_and_nothing_of_the_run_remains(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    for n in range(3):  # some history, which the sandbox borrows instead of copying
+        (repo / "README.md").write_text(f"calc {n}\n")
+        git(repo, "commit", "-qam", f"readme {n}")
+    (repo / "README.md").write_text("edited, not committed\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    (repo / "secret.log").write_text("ignored\n")
+    before = state(repo)
+    git_before = git_files(repo)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    look = Reply(tool_calls=[tool_call("bash", {"command": "cat README.md scratch.txt; ls secret.log; "
+                                                           "git log --format=%s | head -2; git status --short"})])
+    fake_model_server.script = [look, *SESSION]
+    done = agent(repo, fake_model_server, "--json", "--no-commit", "fix add", env_extra={"TMPDIR": str(tmp)})
+    assert done.returncode == 0, done.stderr
+    seen = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "edited, not committed" in seen and "untracked" in seen
+    assert "No such file" in seen  # ignored files stay out
+    assert "moe-agent: snapshot of the working tree" in seen and "readme 2" in seen
+    status = seen.split("readme 2")[-1]
+    assert "??" not in status and " M " not in status and " D " not in status  # the sandbox's index matches its files
+    result = json.loads(done.stdout)
+    assert "+    return a + b" in result["patch"] and "README" not in result["patch"]
+    assert list(tmp.iterdir()) == []
+    assert state(repo) == before
+    assert git_files(repo) == git_before
+
+
+def test_timings_in_json(fake_model_server, tmp_path, docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    timings = json.loads(done.stdout)["timings"]
+    phases = ("snapshot", "image", "sandbox_start", "copy_in", "first_request", "loop", "patch", "sandbox_stop",
+              "delivery", "total")
+    assert set(phases) <= set(timings), timings
+    assert all(isinstance(timings[p], float) and timings[p] >= 0 for p in phases)
+    assert timings["first_request"] <= timings["total"] and timings["loop"] <= timings["total"]
+    assert "files_image" not in timings  # a small repository is copied whole, and leaves no image
+    assert not docker_client.images.list(filters={"label": f"moe-agent.files={repo}"})
+
+
+def test_later_runs_start_from_the_files_image_and_copy_only_changes(fake_model_server, tmp_path,
+                                                                     docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "old.txt").write_text("will be deleted\n")
+    (repo / "keep.txt").write_text("unchanged\n")
+    for n in range(MIN_FILES):  # large enough to be worth an image
+        (repo / "pkg" / f"d{n // 100}").mkdir(parents=True, exist_ok=True)
+        (repo / "pkg" / f"d{n // 100}" / f"m{n}.py").write_text(f"X = {n}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "more")
+    fake_model_server.script = SESSION
+    first = agent(repo, fake_model_server, "--json", "--no-commit", "fix add")
+    assert first.returncode == 0, first.stderr
+    assert "files_image" in json.loads(first.stdout)["timings"]
+    assert docker_client.images.list(filters={"label": f"moe-agent.files={repo}"})
+    (repo / "old.txt").unlink()
+    (repo / "README.md").write_text("changed since\n")
+    (repo / "new.txt").write_text("new since\n")
+    look = Reply(tool_calls=[tool_call("bash", {"command": "cat README.md new.txt keep.txt; ls old.txt; "
+                                                           "git status --short; echo END"})])
+    fake_model_server.script = [look, *SESSION]
+    second = agent(repo, fake_model_server, "--json", "--no-commit", "fix add")
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert "files_image" not in result["timings"]
+    seen = fake_model_server.requests[-3]["messages"][-1]["content"]  # what the first tool call printed
+    assert "changed since" in seen and "new since" in seen and "unchanged" in seen
+    assert "No such file" in seen  # deleted since the image was made: deleted in the sandbox too
+    assert seen.split("No such file")[-1].split("END")[0].count("\n") <= 2  # git status: clean
+    assert "+    return a + b" in result["patch"] and "README" not in result["patch"]
 
 
 def test_dirty_repo_fix_builds_on_uncommitted_changes(fake_model_server, tmp_path) -> None:

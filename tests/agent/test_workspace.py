@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from agent import workspace
 from agent.errors import UsageError
 from agent.workspace import (
     UserRepo,
     apply_to_worktree,
     commit_to_branch,
     git,
+    materialize,
     slugify,
     take_snapshot,
     unique_branch,
@@ -53,11 +56,15 @@ def test_snapshot_has_head_plus_local_changes_and_untracked(tmp_path: Path) -> N
     repo = UserRepo.find(root)
     before = repo.status_fingerprint()
     snap = take_snapshot(repo, tmp_path / "snap")
-    assert (snap.path / "notes.txt").read_text() == "edited\n"
-    assert (snap.path / "new.txt").read_text() == "untracked\n"
-    assert not (snap.path / "debug.log").exists()
+    out = materialize(snap, tmp_path / "out")
+    assert (out / "notes.txt").read_text() == "edited\n"
+    assert (out / "new.txt").read_text() == "untracked\n"
+    assert not (out / "debug.log").exists()
+    assert (out / "app.py").stat().st_mode & 0o100
     assert snap.dirty
-    assert git(snap.path, "status", "--porcelain") == ""
+    assert git(out, "status", "--porcelain") == ""  # the shipped index matches the files: nothing to rehash
+    assert git(out, "rev-parse", "HEAD").strip() == snap.base_commit
+    assert git(out, "rev-parse", "HEAD^").strip() == repo.head  # history is there, borrowed
     assert repo.status_fingerprint() == before
 
 
@@ -68,7 +75,8 @@ def test_snapshot_of_deleted_file_and_detached_head(tmp_path: Path) -> None:
     repo = UserRepo.find(root)
     assert repo.branch is None
     snap = take_snapshot(repo, tmp_path / "snap")
-    assert not (snap.path / "notes.txt").exists()
+    assert not (materialize(snap, tmp_path / "out") / "notes.txt").exists()
+    assert "notes.txt" not in snap.files
 
 
 def test_branch_is_created_without_checkout(tmp_path: Path) -> None:
@@ -129,3 +137,91 @@ def test_branch_names(tmp_path: Path) -> None:
     git(root, "branch", "agent/fix")
     assert unique_branch(repo, "agent/fix") == "agent/fix-2"
     assert unique_branch(repo, "agent/other") == "agent/other"
+
+
+def objects_and_refs(root: Path) -> tuple[set[str], str]:
+    objects = {str(p.relative_to(root / ".git")) for p in (root / ".git" / "objects").rglob("*")}
+    return objects, git(root, "for-each-ref")
+
+
+def test_snapshot_writes_nothing_into_the_users_git(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / "notes.txt").write_text("edited\n")
+    (root / "new.txt").write_text("untracked\n")
+    repo = UserRepo.find(root)
+    before = objects_and_refs(root), sorted(p.name for p in (root / ".git").iterdir())
+    snap = take_snapshot(repo, tmp_path / "snap")
+    materialize(snap, tmp_path / "out")
+    assert (objects_and_refs(root), sorted(p.name for p in (root / ".git").iterdir())) == before
+    new_objects = {p.name for p in snap.objects.rglob("*") if p.is_file()}
+    assert len(new_objects) >= 3  # the two blobs, a tree, the commit
+
+
+def test_clean_tree_snapshot_is_head_itself(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    assert snap.base_commit == repo.head and not snap.dirty
+    assert sorted(snap.files) == [".gitignore", "app.py", "notes.txt"]
+
+
+def test_snapshot_of_symlinks_submodules_and_odd_names(tmp_path: Path) -> None:
+    lib = make_repo(tmp_path / "lib")
+    root = make_repo(tmp_path / "user")
+    git(root, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "sub")
+    (root / "vendor" / "lib" / "app.py").write_text("changed in the submodule\n")
+    (root / "vendor" / "lib" / "extra.txt").write_text("untracked in the submodule\n")
+    (root / "link").symlink_to("app.py")
+    deep = root / "a" / ("d" * 120) / "caf\u00e9 file.txt"
+    deep.parent.mkdir(parents=True)
+    deep.write_text("long path\n")
+    repo = UserRepo.find(root)
+    out = materialize(take_snapshot(repo, tmp_path / "snap"), tmp_path / "out")
+    assert (out / "vendor" / "lib" / "app.py").read_text() == "changed in the submodule\n"
+    assert (out / "vendor" / "lib" / "extra.txt").is_file() and not (out / "vendor" / "lib" / ".git").exists()
+    assert os.readlink(out / "link") == "app.py"
+    assert (out / deep.relative_to(root)).read_text() == "long path\n"
+    assert git(out, "status", "--porcelain") == ""
+    assert "changed in the submodule" in git(out, "show", "HEAD:vendor/lib/app.py")
+
+
+def test_history_is_borrowed_not_copied(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    for n in range(3):
+        (root / "app.py").write_text(f"version {n}\n")
+        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", f"v{n}")
+    repo = UserRepo.find(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    assert not any(snap.objects.rglob("*/*"))  # a clean tree: not one object written
+    out = materialize(snap, tmp_path / "out")
+    assert git(out, "log", "--format=%s").split() == ["v2", "v1", "v0", "init"]
+    assert (out / ".git" / "objects" / "info" / "alternates").read_text().strip() == str(repo.objects)
+
+
+def test_fix_on_branch_after_dirty_snapshot_migrates_only_needed_objects(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / "app.py").write_text("def add(a, b):\n    return a - b  # local\n")
+    repo = UserRepo.find(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    patch = FIX.replace("return a - b\n+", "return a - b  # local\n+")
+    commit_to_branch(repo, snap, patch, "agent/x", "Fix")
+    assert git(root, "fsck", "--no-dangling", "--connectivity-only") == ""
+
+
+def test_archive_without_gnu_tar_is_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / "pkg" / "deep").mkdir(parents=True)
+    (root / "pkg" / "deep" / "big.bin").write_bytes(os.urandom(3 << 20))  # streamed in pieces, not read whole
+    (root / "pkg" / "run.sh").write_text("#!/bin/sh\n")
+    (root / "pkg" / "run.sh").chmod(0o755)
+    (root / "link").symlink_to("pkg/run.sh")
+    (root / ("n" * 150)).write_text("long name\n")
+    snap = take_snapshot(UserRepo.find(root), tmp_path / "snap")
+    with_tar = materialize(snap, tmp_path / "gnu")
+    monkeypatch.setattr(workspace, "_gnu_tar", lambda: None)
+    without = materialize(snap, tmp_path / "python")
+    assert tree_bytes(with_tar) == tree_bytes(without) == tree_bytes(root)
+    for out in (with_tar, without):
+        assert os.readlink(out / "link") == "pkg/run.sh" and (out / "pkg" / "run.sh").stat().st_mode & 0o111
+        assert git(out, "status", "--porcelain") == ""
