@@ -23,7 +23,8 @@ from agent.loop import STATUSES
 from agent.trajectory import read_trajectory
 from tests.real_model_server import SERVER_SCRIPT
 
-pytestmark = [pytest.mark.real_model, pytest.mark.docker]
+# About a minute each on 2 quiet cores; a loaded machine is far slower (one 2,000-token prefill took 9 min).
+pytestmark = [pytest.mark.real_model, pytest.mark.docker, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = SERVER_SCRIPT
 CONTEXT = 8192
@@ -52,7 +53,7 @@ def llama_server() -> Iterator[str]:
         subprocess.run(["bash", str(SERVER), "stop", str(port)], capture_output=True, timeout=60)
 
 
-def run_agent(base_url: str, home: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_agent(base_url: str, home: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
     config = home / "agent-config.toml"
     config.write_text(f"[model]\nmax_tokens = {MAX_TOKENS}\n")
     env = {**os.environ, "OPENAI_BASE_URL": base_url, "AGENT_MODEL": MODEL, "OPENAI_API_KEY": "none",
@@ -77,7 +78,7 @@ def tiny_repo(root: Path) -> Path:
 
 
 def test_doctor_reads_the_served_context_and_chooses_a_format(llama_server: str, tmp_path: Path) -> None:
-    done = run_agent(llama_server, tmp_path, "doctor", "-C", str(tmp_path), timeout=600)
+    done = run_agent(llama_server, tmp_path, "doctor", "-C", str(tmp_path))
     out = done.stdout
     assert f"serves: {MODEL}" in out, out
     assert f"context window {CONTEXT:,} tokens (profile qwen2.5-coder)" in out, out
