@@ -4,6 +4,11 @@ Precedence, highest first: command-line overrides > environment > user config fi
 the repository's `.agent.toml` > defaults. Layers are deep-merged, so a repo file can
 set `model.temperature` without restating `model.base_url`. Validation happens once on
 the merged tree, and each problem is reported against the layer that supplied the value.
+
+Trust: flags, environment and the user file are the user's own; a repository's
+`.agent.toml` comes with code cloned from anywhere. `WHO_MAY_SET` says which keys a
+repository may set; any other key it sets is dropped with one warning line, and the
+files it names (prompts, Dockerfile) must lie inside the repository.
 """
 
 from __future__ import annotations
@@ -11,18 +16,23 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator,
+    model_validator,
+)
 
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
+from agent.redaction import public_url, url_secrets
 
 REPO_CONFIG_NAME = ".agent.toml"
 TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
@@ -37,6 +47,36 @@ ENV_VARS: dict[str, tuple[str, str]] = {
 # Keys holding host paths: relative values in a config file are relative to that file.
 _FILE_PATH_KEYS = (("sandbox", "ca_bundle"), ("sandbox", "dockerfile"), ("paths", "runs_dir"))
 _TEMPLATE_KEYS = (("prompts", "system"), ("prompts", "task"), ("prompts", "format_error"))
+
+Source = Literal["repo", "user"]
+# Who may set each key. The user's own sources (flags, environment, user config file) may
+# set every key; a repository's `.agent.toml` only those marked "repo": what the project
+# needs to be worked on. "user" keys reach the user's secrets, network, host files or
+# bill: endpoints (they receive the API key and the code), keys, CA bundle, network,
+# image, host resources, runs dir, capabilities, the sandbox user, the patch policy.
+# A key missing here is "user": new keys are closed to repositories until classified.
+WHO_MAY_SET: dict[str, Source] = {
+    "model.base_url": "user", "model.base_urls": "user", "model.api_key": "user", "model.max_concurrency": "user",
+    "model.prices": "user",
+    "model.name": "repo", "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
+    "model.max_tokens": "repo", "model.request_timeout": "repo", "model.retries": "repo",
+    "model.retry_backoff_base": "repo", "model.retry_backoff_max": "repo", "model.tool_format": "repo",
+    "model.extra_body": "repo", "model.context_window": "repo",
+    "sandbox.image": "user", "sandbox.cpus": "user", "sandbox.memory": "user", "sandbox.pids_limit": "user",
+    "sandbox.network": "user", "sandbox.ca_bundle": "user", "sandbox.capabilities": "user", "sandbox.user": "user",
+    "sandbox.workdir": "repo", "sandbox.setup": "repo", "sandbox.test_cmd": "repo", "sandbox.dockerfile": "repo",
+    "loop.step_limit": "repo", "loop.token_limit": "repo", "loop.time_limit": "repo", "loop.cost_limit": "repo",
+    "loop.max_format_errors": "repo", "loop.observation_max_chars": "repo", "loop.command_timeout": "repo",
+    "loop.command_timeout_max": "repo",
+    "tools.enabled": "repo",
+    "prompts.system": "repo", "prompts.task": "repo", "prompts.format_error": "repo",
+    "paths.runs_dir": "user",
+    "patch_policy.allow": "user",
+}
+# Keys saying one thing two ways: the one from the stronger source wins, the other is dropped.
+ALTERNATIVES = ((("model", "base_url"), ("model", "base_urls")),)
+# Kinds of change the patch policy refuses for `ci`/`pr` unless allowed (see agent/patch_policy.py).
+PatchKind = Literal["ci_config", "agent_config", "submodules", "symlink_outside", "executable"]
 
 
 class _Section(BaseModel):
@@ -125,8 +165,16 @@ class SandboxSettings(_Section):
     cpus: float = Field(2.0, gt=0)
     memory: str = "4g"
     pids_limit: int = Field(1024, gt=0)
+    # /tmp and /var/tmp are tmpfs of this size (charged to `memory`); "" keeps the image's own /tmp.
+    tmp_size: str = "1g"
+    # The container's writable layer, where the engine can limit it (overlay2 on xfs with pquota).
+    disk_size: str = "10g"
     network: bool = False
     ca_bundle: FilePath | None = None  # extra CA bundle for TLS-intercepting proxies
+    # Linux capabilities added back to the container; every other one is dropped.
+    capabilities: list[str] = Field(default_factory=list)
+    # "auto": the image's own user; or "root", a name, "uid[:gid]".
+    user: str = "auto"
     setup: list[str] = Field(default_factory=list)
     test_cmd: str | None = None
     dockerfile: FilePath | None = None
@@ -136,6 +184,24 @@ class SandboxSettings(_Section):
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str) else value
 
+    @field_validator("capabilities")
+    @classmethod
+    def _capability_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"(CAP_)?[A-Z_]+", value):
+                raise ValueError(f"{value!r} is not a capability name such as NET_ADMIN")
+        return [value.removeprefix("CAP_") for value in values]
+    @field_validator("ca_bundle")
+    @classmethod
+    def _pem_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from sandbox.certs import bundle_problem
+
+            problem = bundle_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     @field_validator("workdir")
     @classmethod
     def _absolute(cls, value: str) -> str:
@@ -143,9 +209,11 @@ class SandboxSettings(_Section):
             raise ValueError("should be an absolute path inside the container, such as /testbed")
         return value
 
-    @field_validator("memory")
+    @field_validator("memory", "tmp_size", "disk_size")
     @classmethod
-    def _docker_size(cls, value: str) -> str:
+    def _docker_size(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name != "memory" and value == "":
+            return value
         if not re.fullmatch(r"\d+([bkmg]b?)?", value, re.IGNORECASE):
             raise ValueError("should be a Docker memory size such as 4g or 512m")
         return value
@@ -207,6 +275,12 @@ class PathSettings(_Section):
         return Path(value).expanduser() if isinstance(value, str) else value
 
 
+class PatchPolicySettings(_Section):
+    """Which kinds of sensitive change `agent ci` and `agent pr` may push (user-only)."""
+
+    allow: list[PatchKind] = Field(default_factory=list)
+
+
 class Settings(_Section):
     model: ModelSettings = Field(default_factory=ModelSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
@@ -214,10 +288,21 @@ class Settings(_Section):
     tools: ToolSettings = Field(default_factory=ToolSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    patch_policy: PatchPolicySettings = Field(default_factory=PatchPolicySettings)
 
     def redacted(self) -> dict[str, Any]:
-        """Plain data safe to store in a trajectory: everything but the API key."""
-        return self.model_dump(mode="json", exclude={"model": {"api_key"}})
+        """Plain data safe to store in a trajectory: no API key, endpoints without credentials."""
+        data = self.model_dump(mode="json", exclude={"model": {"api_key"}})
+        data["model"]["base_url"] = public_url(data["model"]["base_url"])
+        data["model"]["base_urls"] = [public_url(url) for url in data["model"]["base_urls"]]
+        return data
+
+    def secrets(self) -> list[str]:
+        """What no file we write and nothing we post may contain: the key, endpoint credentials."""
+        found = [self.model.api_key.get_secret_value()] if self.model.api_key else []
+        for url in {self.model.base_url, *self.model.base_urls}:
+            found += url_secrets(url)
+        return [secret for secret in found if secret]
 
 
 def names_template_file(value: str) -> bool:
@@ -238,18 +323,21 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     user_file: Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Merge every source and validate once; raise `UsageError` listing every bad value.
 
     `overrides` maps dotted keys (`"model.temperature"`) or sections to values; None
-    values mean "flag not given" and are skipped.
+    values mean "flag not given" and are skipped. What the repository's file may not
+    set is dropped, and `warn` (default: stderr) gets one line naming the keys.
     """
     env = os.environ if env is None else env
+    warn = warn or _warn_on_stderr
     problems: list[str] = []
     layers: list[tuple[dict[str, Any], str]] = []  # lowest precedence first
 
     if repo_root is not None and (repo_root / REPO_CONFIG_NAME).is_file():
-        layers += _file_layer(repo_root / REPO_CONFIG_NAME, problems)
+        layers += _file_layer(repo_root / REPO_CONFIG_NAME, problems, repo_root=repo_root, warn=warn)
     explicit = user_file is not None
     if user_file is None:
         user_file, explicit = user_config_path(env)
@@ -268,6 +356,7 @@ def load_settings(
     origins: dict[tuple[str, ...], tuple[int, str]] = {}
     for rank, (data, label) in enumerate(layers):
         _merge_into(merged, data, (rank, label), origins)
+    _drop_weaker_alternatives(merged, origins)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
@@ -277,7 +366,13 @@ def load_settings(
     return settings
 
 
-def _file_layer(path: Path, problems: list[str]) -> list[tuple[dict[str, Any], str]]:
+def _warn_on_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _file_layer(path: Path, problems: list[str], repo_root: Path | None = None,
+                warn: Callable[[str], None] = _warn_on_stderr) -> list[tuple[dict[str, Any], str]]:
+    """One TOML file as a layer; a repository's file (`repo_root` given) keeps only what it may set."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -286,12 +381,21 @@ def _file_layer(path: Path, problems: list[str]) -> list[tuple[dict[str, Any], s
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
         return []
-    _anchor_relative_paths(data, path.parent)
+    refused = sorted(_drop_user_only_keys(data)) if repo_root is not None else []
+    refused += _anchor_relative_paths(data, path.parent, inside=repo_root)
+    if refused:
+            warn(f"{path}: ignoring {', '.join(refused)}: a repository's config may not set "
+                 f"{'these keys' if len(refused) > 1 else 'this key'} (see 'Security model' in the README)")
     return [(data, str(path))]
 
 
-def _anchor_relative_paths(data: dict[str, Any], base: Path) -> None:
-    """Make relative paths in a config file relative to that file, not to the cwd."""
+def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None = None) -> list[str]:
+    """Make relative paths in a config file relative to that file, not to the cwd.
+
+    With `inside`, a path that leads out of that directory (`..`, `~`, absolute, or a
+    symlink) is removed; the keys removed are returned as "key (outside the repository)".
+    """
+    removed: list[str] = []
     for section, key in _FILE_PATH_KEYS + _TEMPLATE_KEYS:
         table = data.get(section)
         value = table.get(key) if isinstance(table, dict) else None
@@ -299,7 +403,43 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path) -> None:
             continue
         path = Path(value).expanduser()
         if not path.is_absolute():
-            table[key] = str(base / path)
+            path = base / path
+        if inside is not None and not path.resolve().is_relative_to(inside.resolve()):
+            del table[key]
+            removed.append(f"{section}.{key} (a file outside the repository)")
+            continue
+        table[key] = str(path)
+    return removed
+
+
+def _drop_user_only_keys(data: dict[str, Any]) -> list[str]:
+    """Remove from a repository's layer every key it may not set; return their dotted names."""
+    dropped: list[str] = []
+    for section, table in list(data.items()):
+        if not isinstance(table, dict):
+            if WHO_MAY_SET.get(section) != "repo":
+                dropped.append(section)
+                del data[section]
+            continue
+        for key in list(table):
+            if WHO_MAY_SET.get(f"{section}.{key}", "user") != "repo" and _known_key(section, key):
+                dropped.append(f"{section}.{key}")
+                del table[key]
+    return dropped
+
+
+def _known_key(section: str, key: str) -> bool:
+    """Unknown keys stay, so that validation reports them as typos."""
+    return key in _known_keys((section,))
+
+
+def _drop_weaker_alternatives(merged: dict[str, Any], origins: dict[tuple[str, ...], tuple[int, str]]) -> None:
+    """Of two keys saying one thing (`base_url`, `base_urls`), keep the one from the stronger source."""
+    for first, second in ALTERNATIVES:
+        if first in origins and second in origins and origins[first][0] != origins[second][0]:
+            weaker = min((first, second), key=lambda path: origins[path][0])
+            merged[weaker[0]].pop(weaker[1], None)
+            del origins[weaker]
 
 
 def _nest(key_path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -317,10 +457,11 @@ def _merge_into(
 ) -> None:
     for key, value in layer.items():
         path = (*prefix, key)
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge_into(base[key], value, origin, origins, path)
+        if isinstance(value, Mapping) and (key not in base or isinstance(base[key], dict)):
+            _merge_into(base.setdefault(key, {}), value, origin, origins, path)  # origins per leaf key
+            origins.setdefault(path, origin)
         else:
-            base[key] = dict(value) if isinstance(value, Mapping) else value
+            base[key] = value
             origins[path] = origin
 
 

@@ -38,11 +38,27 @@ def run_checks(path: Path, probe_model: bool = True) -> Iterator[Check]:
         yield Check(True, f"Docker {client.version().get('Version', '?')} reachable")
         tag = default_image()
         yield Check(image_exists(client, tag), f"default sandbox image {tag}", "build it with 'agent sandbox build'")
+        yield leftover_check(client)
     except SandboxError as exc:
         yield Check(False, str(exc))
     settings = yield from _config_checks(path)
     if settings is not None and probe_model:
         yield from model_checks(settings)
+
+
+def leftover_check(client) -> Check:
+    """Sandbox containers on this engine: a warning naming those whose run is gone (killed, crashed)."""
+    from sandbox.cleanup import leftovers
+
+    found = leftovers(client)
+    orphans = [item for item in found if item.owner == "gone"]
+    if not orphans:
+        running = f" ({len(found)} of live or other-host runs)" if found else ""
+        return Check(True, f"no leftover sandbox containers{running}")
+    listed = ", ".join(f"{item.id[:12]} (run {item.run_id}, pid {item.pid})" for item in orphans[:5])
+    more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
+    return Check(True, f"{len(orphans)} leftover sandbox container(s) of runs that are gone: {listed}{more}",
+                 "remove them with 'agent sandbox prune'", warning=True)
 
 
 def _config_checks(path: Path):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import ModelSettings
-from agent.model import ModelReply, OpenAIModel
+from agent.model import ModelProgress, ModelReply, OpenAIModel
 
 REMEMBERED_CONVERSATIONS = 4096
 
@@ -119,10 +119,17 @@ class EndpointPool:
         self.text_tool_format = first.text_tool_format
         self._slots = slots or ThreadSlots(self.endpoints, settings.max_concurrency)
 
-    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    def query(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        deadline: float | None = None,
+        progress: ModelProgress | None = None,
+    ) -> ModelReply:
         lease = self._slots.acquire(conversation_key(messages))
         try:
-            return self._models[lease.endpoint].query(messages, tools)
+            return self._models[lease.endpoint].query(messages, tools, deadline=deadline, progress=progress)
         finally:
             self._slots.release(lease)
 

@@ -1,7 +1,8 @@
 """Errors the CLI turns into one line and an exit code.
 
 Exit codes are part of the interface: 2 usage or config, 3 environment
-(Docker, model server, image), 130 interrupted.
+(Docker, model server, image), 130 interrupted by SIGINT, 143 by SIGTERM
+(docs/ending-runs.md).
 """
 
 from __future__ import annotations

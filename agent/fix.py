@@ -5,6 +5,8 @@ It owns the sandbox's lifetime and the trajectory file; the loop below it knows 
 
 from __future__ import annotations
 
+import dataclasses
+import dataclasses
 import os
 import secrets
 import shutil
@@ -20,6 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agent.config import Settings
 from agent.environment import prepare_image
 from agent.files_image import FilesImage
+from agent.patch_policy import PatchReview, enforce, review_patch
+from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import (
     Snapshot,
@@ -30,10 +34,10 @@ from agent.workspace import (
     sandbox_object_paths,
     slugify,
     take_snapshot,
-    unique_branch,
 )
 from sandbox import cleanup
 from sandbox.base import SandboxError
+from sandbox.cleanup import shielded
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
 if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
@@ -54,6 +58,10 @@ class FixRequest:
     patch_out: Path | None = None
     title: str | None = None
     partial: bool = False  # also branch/apply a patch the agent did not submit (it stays exit 1)
+    # None: sensitive changes are only listed (`agent fix`); a list: the kinds that may be
+    # delivered, anything else refused (`agent ci`/`agent pr`, from the user's patch_policy).
+    allow_sensitive: list[str] | None = None
+    secrets: tuple[str, ...] = ()  # more values to keep out of the trajectory (a GitHub token)
 
 
 @dataclass
@@ -69,11 +77,14 @@ class FixOutcome:
     setup_cached: bool = False
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, see `Timings`
+    review: PatchReview = field(default_factory=PatchReview)  # what the patch touches (agent/patch_policy.py)
 
     @property
     def exit_code(self) -> int:
         """0 only for a patch the agent submitted: one salvaged at a limit was never tested or meant."""
         status = self.result.status
+        if status == "interrupted" and self.result.extra.get("signal"):
+            return 128 + int(self.result.extra["signal"])  # 130 for SIGINT, 143 for SIGTERM
         if status in EXIT_CODES:
             return EXIT_CODES[status]
         return EXIT_CODES["patch"] if status == "submitted" and self.result.has_patch else EXIT_CODES["no_patch"]
@@ -88,6 +99,7 @@ class FixOutcome:
                       "compactions": r.compactions, "model_time": r.model_time},
             "tests": r.last_tests, "notes": self.notes,
             "timings": self.timings,
+            "patch_review": self.review.to_json(),
         }
 
 
@@ -118,8 +130,15 @@ def run_fix(
 
     The snapshot is taken and the sandbox started in the background while this thread
     imports the loop and the model client (the largest part of start-up: `openai` alone is
-    about a third of the CPU before the first request). Nothing of the run stays in the user's repository (but the trajectory under
-    `.agent/` and the delivered branch) or in the temporary folder.
+    about a third of the CPU before the first request). Nothing of the run stays in the
+    user's repository (but the trajectory under `.agent/` and the delivered branch) or in
+    the temporary folder.
+
+    A signal at any point still ends with an outcome: SIGINT and SIGTERM
+    (`KeyboardInterrupt`) end the run with status `interrupted`, the container and the
+    temporary copy are removed, the trajectory gets its `end` event, nothing is delivered.
+    Errors before the loop (`UsageError`, `EnvironmentProblem`, `SandboxError`) propagate
+    after the same cleanup.
     """
     clock = Timings()
     repo = UserRepo.find(request.repo)
@@ -128,9 +147,13 @@ def run_fix(
     scratch = Path(tempfile.mkdtemp(prefix="moe-fix-"))
     cleanup.install_handlers()  # from this (main) thread: signals cannot be set up from the others
     background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="moe-fix")
-    trajectory = None
+    trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl",
+                                  redact=Redactor([*settings.secrets(), *request.secrets]))
     starting: Future[tuple[str, bool, Any]] | None = None
     box = None
+    stopping: Future[None] | None = None
+    result: RunResult | None = None
+    image, cached = "", False
     try:
         taking = background.submit(clock.timed, "snapshot", take_snapshot, repo, scratch / "snapshot")
         starting = background.submit(_start_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
@@ -141,12 +164,13 @@ def run_fix(
             from agent.model import OpenAIModel
 
             model = OpenAIModel(settings.model)
-        trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl")
         image, cached, box = starting.result()
         snapshot = taking.result()
+        # The tag cache stays in the user's cache directory: one inside the repository could have
+        # come with the clone.
         agent = configured_agent(_Timed(model, clock), box, settings, task=request.task,
-                                 base_commit=snapshot.base_commit, cache_dir=str(repo.root / ".agent" / "cache"),
-                                 trajectory=trajectory, listener=clock.listener(listener))
+                                 base_commit=snapshot.base_commit, trajectory=trajectory,
+                                 listener=clock.listener(listener))
         try:
             with clock.phase("loop"):
                 result = agent.run(request.task, config={**settings.redacted(), "run_id": run_id, "image": image,
@@ -154,22 +178,53 @@ def run_fix(
         finally:  # removing the container overlaps the delivery
             stopping = background.submit(clock.timed, "sandbox_stop", box.close)
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                             setup_cached=cached, timings=clock.phases)
+                             setup_cached=cached, timings=clock.phases, review=review_patch(result.patch))
         if result.has_patch and result.status == "submitted":
-            with clock.phase("delivery"):
-                deliver(outcome, request, repo, snapshot)
+            if request.allow_sensitive is not None:
+                enforce(outcome.review, request.allow_sensitive, kept_in=trajectory.path)
+            try:
+                with shielded(), clock.phase("delivery"):  # the branch is made whole or not at all
+                    deliver(outcome, request, repo, snapshot)
+            except KeyboardInterrupt:  # it came during delivery, which finished: report what was made
+                outcome.notes.append("interrupted after the patch was delivered")
         elif result.has_patch and result.status != "interrupted":
             _keep_unsubmitted(outcome, request, repo, snapshot)
-        stopping.result()
+        with shielded():
+            stopping.result()  # type: ignore[union-attr]
         clock.phases["total"] = clock.since_start()
         return outcome
+    except KeyboardInterrupt as exc:
+        result = _interrupted(result, exc, clock.started)
+        if not trajectory.written:
+            trajectory.event("start", task=request.task, config={"run_id": run_id, "repo": str(repo.root)})
+        trajectory.event("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
+        return FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
+                          setup_cached=cached, timings=clock.phases)
     finally:
-        background.shutdown(wait=True)
-        if box is None and starting is not None and starting.done() and not starting.exception():
-            starting.result()[2].close()  # started, but the run failed before it was used
-        if trajectory is not None:
+        with shielded():
+            background.shutdown(wait=True)
+            if box is None and starting is not None and starting.done() and not starting.exception():
+                starting.result()[2].close()  # started, but the run failed before it was used
+            elif box is not None and stopping is None:
+                box.close()  # interrupted between the start and the loop
             trajectory.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:
+    """The run's result marked interrupted (its patch kept for the record, never delivered)."""
+    from agent.loop import RunResult
+
+    signum = getattr(exc, "signum", None)
+    message = str(exc) if signum else "interrupted by the user"
+    if result is None:
+        result = RunResult(status="interrupted", message=message, patch="", steps=0, prompt_tokens=0,
+                           completion_tokens=0, cost=None, elapsed=round(time.perf_counter() - started, 3),
+                           prefix_reuse=None, compactions=0)
+    result = dataclasses.replace(result, status="interrupted", message=message)
+    if signum:
+        result.extra["signal"] = signum
+    return result
 
 
 def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
@@ -184,8 +239,10 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
     spec = SandboxSpec(
         image=files.tag if files.usable else image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus,
         memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
+        tmp_size=settings.sandbox.tmp_size or None, disk_size=settings.sandbox.disk_size or None,
         ca_bundle=settings.sandbox.ca_bundle, run_id=run_id, command_timeout=settings.loop.command_timeout_max,
         readonly_mounts=sandbox_object_paths(repo.shared_objects()),
+        **_identity(settings.sandbox.user, settings.sandbox.capabilities),
     )
     echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
     with clock.phase("sandbox_start"):
@@ -300,10 +357,9 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
         outcome.applied = True
         return
     title = request.title or request.task.strip().splitlines()[0][:72]
-    branch = unique_branch(repo, request.branch or f"agent/{slugify(title)}")
     message = f"{title}\n\nPatch written by moe-agent (run {outcome.run_id}, status {outcome.result.status})."
-    outcome.commit, outcome.included_local_changes = commit_to_branch(repo, snapshot, patch, branch, message)
-    outcome.branch = branch
+    outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
+        repo, snapshot, patch, request.branch or f"agent/{slugify(title)}", message)
     if outcome.included_local_changes:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 
@@ -321,3 +377,6 @@ def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, 
                          "in the trajectory" + (" and --patch-out" if request.patch_out else "")
                          + " (--partial delivers it anyway)")
 
+def _identity(user: str, capabilities: list[str]) -> dict[str, Any]:
+    """Who the sandbox runs as ("auto": the image's own user), and the capabilities it gets back."""
+    return {"user": None if user == "auto" else user, "extra_capabilities": list(capabilities)}

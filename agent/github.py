@@ -92,11 +92,25 @@ def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> st
     return DEFAULT_API_URL
 
 
-def find_token(env: Mapping[str, str] = os.environ, host: str = "github.com") -> str | None:
-    """`GITHUB_TOKEN` (or `GH_TOKEN`), else what the `gh` CLI is logged in with, if it is installed."""
+def configured_hosts(env: Mapping[str, str] = os.environ) -> set[str]:
+    """The GitHub hosts the environment's token is for: those of `GITHUB_SERVER_URL`,
+    `GITHUB_API_URL` (`api.HOST` counts for HOST) and `GH_HOST`; github.com when none is set."""
+    hosts = {urlparse(env.get(var) or "").hostname or "" for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
+    hosts |= {host.removeprefix("api.") for host in hosts} | {env.get("GH_HOST") or ""}
+    return {host.lower() for host in hosts if host} or {"github.com"}
+
+
+def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> str | None:
+    """`GITHUB_TOKEN` (or `GH_TOKEN`), else what the `gh` CLI is logged in with, if it is installed.
+
+    The environment's token belongs to `configured_hosts`: for an issue URL on any other
+    host (`host`, None for OWNER/REPO#N) it is not sent, so a link in an issue cannot
+    collect it; `gh` keeps a token per host and answers for that host only.
+    """
     for name in ("GITHUB_TOKEN", "GH_TOKEN"):
-        if env.get(name):
+        if env.get(name) and (host is None or host.lower() in configured_hosts(env)):
             return env[name]
+    host = host or "github.com"
     gh = shutil.which("gh", path=env.get("PATH"))
     if gh is None:
         return None
@@ -108,7 +122,7 @@ def find_token(env: Mapping[str, str] = os.environ, host: str = "github.com") ->
 def fetch_issue(text: str) -> Issue:
     """The issue behind a reference, for `agent fix --issue`; a token is needed only for private repos."""
     ref = parse_issue_ref(text)
-    return GitHubClient(find_token(host=ref.host or "github.com"), api_url_for(ref)).issue(ref)
+    return GitHubClient(find_token(host=ref.host), api_url_for(ref)).issue(ref)
 
 
 class RateLimitBudget:

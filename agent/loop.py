@@ -4,7 +4,8 @@
 
 Runs end through exceptions that carry their status into the trajectory: a tool raises
 `Submitted`; the loop raises `LimitsExceeded` and `FormatError`; the model client raises
-`ModelError`; the sandbox raises `SandboxError`; Ctrl-C is `KeyboardInterrupt`.
+`ModelError` (`OutOfTime` when the time limit comes during a request: `time_limit`); the
+sandbox raises `SandboxError`; Ctrl-C is `KeyboardInterrupt`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from agent.config import LoopSettings, Settings
 from agent.errors import UsageError
 from agent.history import History
-from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply
+from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply, OutOfTime
 from agent.prompts import Prompts
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
 from agent.trajectory import TrajectoryWriter
@@ -131,6 +132,7 @@ class Agent:
         self._reset_history(task)
         self.ctx.observation_max_chars = min(self.ctx.observation_max_chars, self._observation_cap())
         patch, status, message = "", "error", ""
+        extra: dict[str, Any] = {}
         try:
             while True:
                 self.step()
@@ -138,12 +140,17 @@ class Agent:
             patch, status, message = done.patch, "submitted", str(done)
         except AgentExit as exc:
             status, message = exc.status, str(exc)
+        except OutOfTime as exc:
+            status, message = "time_limit", f"reached the time limit ({self.limits.time_limit or 0:.0f}s): {exc}"
         except ModelError as exc:
             status, message = "model_error", str(exc)
         except SandboxError as exc:
             status, message = "sandbox_error", str(exc)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through sandbox.cleanup.Interrupted
             status, message = "interrupted", "interrupted by the user"
+            signum = getattr(exc, "signum", None)
+            if signum:
+                message, extra["signal"] = str(exc), signum
         if status not in ("submitted", "sandbox_error", "interrupted") and self.final_patch is not None:
             patch = self._salvage_patch()
         result = RunResult(
@@ -151,6 +158,7 @@ class Agent:
             completion_tokens=self.completion_tokens, cost=self.cost, elapsed=round(time.monotonic() - self.started, 3),
             prefix_reuse=self.history.stats.reuse, compactions=self.compactions, last_tests=self.last_tests,
             model_time=round(self.model_time, 3),
+            extra=extra,
         )
         self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
         return result
@@ -185,7 +193,7 @@ class Agent:
 
     def _ask(self) -> ModelReply:
         try:
-            return self.model.query(self.history.messages, self.specs if self.native else [])
+            return self._query_model(self.history.messages, self.specs if self.native else [])
         except ModelError as exc:
             if not (self.tool_format == "auto" and self.native and self.steps == 1 and _rejects_tools(exc)):
                 raise
@@ -193,7 +201,19 @@ class Agent:
         self.native = False
         self._emit("tool_format", native=False, format=self.text_format)
         self._reset_history(self._task)
-        return self.model.query(self.history.messages, [])
+        return self._query_model(self.history.messages, [])
+
+    def _query_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        """Ask the model within the time left; its waits and retries go to the listener as they happen."""
+        deadline = self.started + self.limits.time_limit if self.limits.time_limit else None
+        return self.model.query(messages, tools, deadline=deadline, progress=self._model_progress)
+
+    def _model_progress(self, kind: str, data: dict[str, Any]) -> None:
+        """Retries are part of the run's record; "still waiting" ticks (from a helper thread) are only shown."""
+        if kind == "model_retry":
+            self._emit(kind, step=self.steps, **data)
+        elif self.listener is not None:
+            self.listener(kind, {"step": self.steps, **data})
 
     # -- executing --------------------------------------------------------
     def execute(self, reply: ModelReply) -> None:
@@ -341,7 +361,7 @@ class Agent:
                                              for m in middle), budget)
         request = [self.history.messages[0], {"role": "user", "content": Prompts.render(
             self.prompts.compaction, transcript=transcript)}]
-        reply = self.model.query(request, [])
+        reply = self._query_model(request, [])
         self._account(reply)
         summary = reply.content or ""
         before, after = self.history.compact(Prompts.render(self.prompts.compacted, summary=summary), head, keep)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import email.utils
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlparse
 
 import openai
 
@@ -36,6 +39,8 @@ _CONTEXT_OVERFLOW = re.compile(
     re.IGNORECASE,
 )
 _TRANSIENT_STATUS = frozenset({408, 429})
+WAIT_NOTICE_EVERY = 15.0  # seconds between "still waiting for the model server" events
+MIN_REQUEST_SECONDS = 0.05  # less time left than this is no time left
 
 
 class ModelError(EnvironmentProblem):
@@ -44,6 +49,19 @@ class ModelError(EnvironmentProblem):
 
 class ContextLengthExceeded(ModelError):
     """The prompt no longer fits the model's context; the loop must shrink it, not retry."""
+
+
+class OutOfTime(ModelError):
+    """The caller's deadline came while waiting for (or before retrying) the model server.
+
+    A `ModelError` for callers that know no deadlines; the loop turns it into `time_limit`.
+    """
+
+
+# Live news about a request, for whoever shows progress: ("model_wait", {"seconds", "attempt",
+# "attempts"}) every WAIT_NOTICE_EVERY seconds of a request in flight, from a helper thread;
+# ("model_retry", {"attempt", "attempts", "reason", "wait"}) before a retry, from the caller's.
+ModelProgress = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -72,7 +90,14 @@ class Model(Protocol):
     def max_tokens(self) -> int | None:  # the reply budget the loop keeps free in the context window
         ...
 
-    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply: ...
+    def query(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        deadline: float | None = None,  # time.monotonic() by which to give up with OutOfTime
+        progress: ModelProgress | None = None,
+    ) -> ModelReply: ...
 
     def context_window(self) -> int: ...
 
@@ -86,8 +111,10 @@ class OpenAIModel:
         profile: Profile | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        wait_notice: float = WAIT_NOTICE_EVERY,
     ) -> None:
         self.settings = settings
+        self.wait_notice = wait_notice
         self.profile = profile or pick_profile(settings.name, settings.profile)
         # The loop flips this off when the server rejects `tools` or answers calls as text.
         self.native_tools = settings.tool_format in ("auto", "native")
@@ -102,18 +129,26 @@ class OpenAIModel:
             base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
         )
 
-    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    def query(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        deadline: float | None = None,
+        progress: ModelProgress | None = None,
+    ) -> ModelReply:
+        """One completion; every attempt's timeout and every backoff is capped by `deadline`."""
         # Posted as plain JSON: `chat.completions.create` walks every message of the growing
         # conversation through its TypedDict transform and parses the reply into models we
         # would turn straight back into a dict: about a third of an eval batch's own CPU time.
         request = self._request(messages, tools)
         body = request | request.pop("extra_body", {})
-        raw, latency = self._with_retries(lambda: self._post_completion(body))
+        raw, latency = self._with_retries(lambda timeout: self._post_completion(body, timeout), deadline, progress)
         return self._reply(raw, latency)
 
-    def _post_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _post_completion(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         try:
-            raw = self._client.post("/chat/completions", body=body, cast_to=object)
+            raw = self._client.post("/chat/completions", body=body, cast_to=object, options={"timeout": timeout})
         except ValueError as exc:  # a JSON content type whose body does not parse
             raw = f"unparsable JSON ({exc})"
         if not isinstance(raw, dict):  # a proxy's login page, a wrong URL answered by some other server...
@@ -124,7 +159,7 @@ class OpenAIModel:
 
     def list_models(self) -> list[dict[str, Any]]:
         """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`."""
-        page, _ = self._with_retries(self._client.models.list)
+        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout))
         return [entry.to_dict(mode="json") for entry in page.data]
 
     @property
@@ -210,27 +245,58 @@ class OpenAIModel:
             return None
         return (usage.prompt_tokens * prices.input + usage.completion_tokens * prices.output) / 1_000_000
 
-    def _with_retries(self, send: Callable[[], T]) -> tuple[T, float]:
-        """Run `send`, retrying transient failures with full-jitter backoff; return it and its latency."""
+    def _with_retries(
+        self,
+        send: Callable[[float], T],
+        deadline: float | None = None,
+        progress: ModelProgress | None = None,
+    ) -> tuple[T, float]:
+        """Run `send(timeout)`, retrying transient failures with full-jitter backoff; return it and its latency.
+
+        Raises `OutOfTime` when `deadline` (monotonic seconds) comes first, `ModelError` when
+        the retries are spent or the failure is not transient.
+        """
         url = self.settings.base_url
+        attempts = self.settings.retries + 1
         attempt = 0
         while True:
             attempt += 1
             retry_after = None
+            timeout = self._time_for_attempt(deadline, attempt, attempts)
             started = time.monotonic()
             try:
-                return send(), time.monotonic() - started
+                with _announce_waiting(progress, self.wait_notice, attempt, attempts):
+                    return send(timeout), time.monotonic() - started
             except openai.APIStatusError as exc:
                 problem, detail = "kept failing", self._transient_status(exc)
+                reason = f"HTTP {exc.status_code}"
                 retry_after = retry_after_seconds(exc.response.headers)
             except openai.APITimeoutError:
-                problem, detail = "timed out", f"no reply within {self.settings.request_timeout:g}s"
+                self._time_for_attempt(deadline, attempt, attempts)  # the deadline cut it short
+                problem, detail, reason = "timed out", f"no reply within {timeout:g}s", "a timeout"
             except openai.APIConnectionError as exc:
-                problem, detail = "unreachable", _connection_failure(exc)
-            if attempt > self.settings.retries:
+                problem, detail, reason = "unreachable", _connection_failure(exc), "a connection failure"
+            if attempt >= attempts:
                 noun = "attempt" if attempt == 1 else "attempts"
                 raise ModelError(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
-            self._sleep(self._backoff(attempt, retry_after))
+            wait = self._backoff(attempt, retry_after)
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                raise OutOfTime(f"the time limit comes before the model server at {url} may be asked again "
+                                f"({detail})")
+            if progress is not None:
+                progress("model_retry", {"attempt": attempt + 1, "attempts": attempts, "reason": reason,
+                                         "wait": round(wait, 1)})
+            self._sleep(wait)
+
+    def _time_for_attempt(self, deadline: float | None, attempt: int, attempts: int) -> float:
+        """The request timeout, capped by the time left before `deadline`; `OutOfTime` when none is left."""
+        if deadline is None:
+            return self.settings.request_timeout
+        left = deadline - time.monotonic()
+        if left < MIN_REQUEST_SECONDS:
+            raise OutOfTime(f"the time limit came while waiting for the model server at {self.settings.base_url} "
+                            f"(attempt {attempt}/{attempts})")
+        return min(self.settings.request_timeout, left)
 
     def _transient_status(self, exc: openai.APIStatusError) -> str:
         """Describe a retryable HTTP error, or raise at once for one that retrying cannot fix."""
@@ -246,7 +312,8 @@ class OpenAIModel:
                 "set OPENAI_API_KEY or model.api_key"
             ) from exc
         if status == 404:
-            raise ModelError(f"model {name!r} not found at {url} (HTTP 404): {message}; check model.name") from exc
+            hint = _not_found_hint(url)
+            raise ModelError(f"model {name!r} not found at {url} (HTTP 404): {message}; {hint}") from exc
         raise ModelError(f"model server at {url} rejected the request (HTTP {status}): {message}") from exc
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -255,6 +322,29 @@ class OpenAIModel:
         if retry_after is not None:
             return min(retry_after, ceiling)
         return random.uniform(0, min(ceiling, self.settings.retry_backoff_base * 2 ** (attempt - 1)))
+
+
+@contextmanager
+def _announce_waiting(progress: ModelProgress | None, every: float, attempt: int, attempts: int) -> Iterator[None]:
+    """While the body runs, tell `progress` every `every` seconds how long the request has waited."""
+    if progress is None or every <= 0:
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            progress("model_wait", {"seconds": round(time.monotonic() - started), "attempt": attempt,
+                                    "attempts": attempts})
+
+    ticker = threading.Thread(target=tick, name="model-wait", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -273,6 +363,15 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _not_found_hint(url: str) -> str:
+    """What to check after a 404: OpenAI-compatible servers serve under `/v1`, and a URL without it 404s."""
+    path = urlparse(url).path.rstrip("/")
+    if not path.endswith("/v1"):
+        suggested = url.rstrip("/") + "/v1"
+        return f"the URL may lack /v1 (try {suggested}), or check model.name"
+    return "check model.name"
 
 
 def _server_message(exc: openai.APIStatusError) -> str:

@@ -10,8 +10,11 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from agent.terminal import escape as _escape, visible
+
 if TYPE_CHECKING:
     from agent.loop import RunResult
+    from agent.patch_policy import PatchReview
 
 KEY_ARGUMENT = ("command", "path", "pattern", "paths", "message")
 
@@ -85,6 +88,13 @@ class LiveProgress:
         elif kind == "compaction":
             self.console.print(f"[dim]{self._clock()}[/]     [cyan]context compacted ({data['messages_before']} -> "
                                f"{data['messages_after']} messages)[/]")
+        elif kind == "model_wait":
+            attempt = f", attempt {data['attempt']}/{data['attempts']}" if data.get("attempt", 1) > 1 else ""
+            self.console.print(f"[dim]{self._clock()}[/]     [cyan]waiting for the model server, "
+                               f"{data['seconds']} s{attempt}[/]", highlight=False)
+        elif kind == "model_retry":
+            self.console.print(f"[dim]{self._clock()}[/]     [yellow]retrying after {_escape(data['reason'])}, attempt "
+                               f"{data['attempt']}/{data['attempts']} in {data['wait']:g} s[/]", highlight=False)
         elif kind == "tool_format":
             why = data.get("reason") or "server has no native tool calling"
             self.console.print(f"[dim]{self._clock()}[/]     [cyan]{_escape(why)}; using {data['format']} text calls[/]")
@@ -97,6 +107,11 @@ class LiveProgress:
     def _clock(self) -> str:
         seconds = time.monotonic() - self.started
         return f"{int(seconds // 60):02d}:{seconds % 60:04.1f} {self.tokens / 1000:6.1f}k"
+
+
+def status_line(message: str) -> None:
+    """Our own progress lines, dim on stderr: stdout carries only the outcome."""
+    Console(stderr=True, highlight=False).print(f"[dim]{_escape(message)}[/]", soft_wrap=True)
 
 
 def print_summary(console: Console, result: RunResult, extra: dict[str, str] | None = None) -> None:
@@ -123,13 +138,14 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 
 
 def print_diff(console: Console, patch: str) -> None:
+    """The patch, coloured, with any control character in it shown rather than sent to the terminal."""
     if patch.strip():
         from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
 
-        console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
+        console.print(Syntax(visible(patch), "diff", theme="ansi_dark", word_wrap=True))
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+def print_review(console: Console, review: PatchReview) -> None:
+    """The patch's sensitive changes (agent/patch_policy.py), one line each, for the person about to use it."""
+    for finding in review.findings:
+        console.print(f"[bold yellow]sensitive:[/] {_escape(str(finding))}", soft_wrap=True, highlight=False)

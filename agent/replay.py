@@ -37,7 +37,8 @@ class ReplayModel:
                 replies.append({"content": event.get("summary", "")})
         return cls(replies)
 
-    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **_: Any) -> ModelReply:
+        """The next recorded reply; deadlines and progress do not apply to a recording."""
         if self._next >= len(self._replies):
             raise ReplayExhausted(f"the recorded run has no reply for request {self._next + 1}")
         event = self._replies[self._next]

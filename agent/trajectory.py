@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from agent.jsonl import open_to_append
+from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
 
@@ -21,19 +25,22 @@ FORMAT_VERSION = 1
 class TrajectoryWriter:
     """Appends events to `path`; `fsync=True` also survives a machine crash, at a cost."""
 
-    def __init__(self, path: Path, fsync: bool = False) -> None:
+    def __init__(self, path: Path, fsync: bool = False, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+        self._redact = redact  # applied to every line: no configured secret reaches the file
+        self._fh: IO[str] | None = open_to_append(path)  # never after a torn line of an earlier writer
         self._fsync = fsync
         self._t0 = time.monotonic()
+        self.written = 0  # events written by this writer
 
     def event(self, kind: str, **data: Any) -> None:
         if self._fh is None:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        line = json_line(record)
+        self._fh.write((self._redact(line) if self._redact else line) + "\n")
         self._fh.flush()
+        self.written += 1
         if self._fsync:
             os.fsync(self._fh.fileno())
 
@@ -41,6 +48,15 @@ class TrajectoryWriter:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON line that is always valid UTF-8: bytes that were not UTF-8 (lone surrogates
+    from surrogateescape) are written as the visible text `\\xe9`, never as a crash."""
+    line = json.dumps(record, ensure_ascii=False, default=str)
+    if has_raw_bytes(line):  # only inside strings: JSON-escape the visible form's backslash
+        line = SURROGATE.sub(lambda match: json.dumps(visible(match.group()))[1:-1], line)
+    return line
 
 
 @dataclass

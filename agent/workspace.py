@@ -490,7 +490,7 @@ def slugify(text: str, limit: int = 40) -> str:
 
 
 def unique_branch(repo: UserRepo, name: str) -> str:
-    """`name`, or `name-2`, `name-3`... the first that is not a branch yet."""
+    """The first of `name`, `name-2`, `name-3`... that no branch has yet (a hint: `claim_branch` decides)."""
     taken = set(repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").splitlines())
     candidate, n = name, 2
     while f"refs/heads/{candidate}" in taken:
@@ -498,12 +498,36 @@ def unique_branch(repo: UserRepo, name: str) -> str:
     return candidate
 
 
-def commit_to_branch(repo: UserRepo, snapshot: Snapshot, patch: str, branch: str, message: str) -> tuple[str, bool]:
+def claim_branch(repo: UserRepo, name: str, commit: str, attempts: int = 100) -> str:
+    """Create the first free branch of `name`, `name-2`, ... at `commit`; return its name.
+
+    Each try is one `update-ref` that only creates (expected old value: none), so two runs
+    in one repository can never take the same name: the loser moves on to the next one.
+    Raises `GitFailed` for any other refusal, or after `attempts` names were all taken.
+    """
+    candidate = unique_branch(repo, name)
+    n = int(candidate.rsplit("-", 1)[1]) if candidate != name else 1
+    for _ in range(attempts):
+        try:
+            repo.git("update-ref", f"refs/heads/{candidate}", commit, "")
+            return candidate
+        except GitFailed as exc:
+            if "exists" not in str(exc):
+                raise
+        n += 1
+        candidate = f"{name}-{n}"
+    raise GitFailed(f"no free branch name after {attempts} tries from {name}")
+
+
+def commit_to_branch(
+    repo: UserRepo, snapshot: Snapshot, patch: str, branch: str, message: str
+) -> tuple[str, str, bool]:
     """Commit `patch` on a new branch from HEAD without checking anything out.
 
-    Returns (commit, included_local_changes). When the patch needs the user's uncommitted
-    changes to apply, they go in a first commit of their own, so the branch says so; only
-    then do the snapshot's objects move into the user's repository.
+    `branch` is the wanted name; the first free one of `branch`, `branch-2`... is taken
+    (`claim_branch`). Returns (branch, commit, included_local_changes). When the patch needs
+    the user's uncommitted changes to apply, they go in a first commit of their own, so the
+    branch says so; only then do the snapshot's objects move into the user's repository.
     """
     with tempfile.TemporaryDirectory(prefix="moe-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -522,8 +546,7 @@ def commit_to_branch(repo: UserRepo, snapshot: Snapshot, patch: str, branch: str
             included = True
         tree = repo.git("write-tree", env=env).strip()
         commit = _commit(repo, env, tree, parent, message)
-    repo.git("update-ref", f"refs/heads/{branch}", commit, "")
-    return commit, included
+    return claim_branch(repo, branch, commit), commit, included
 
 
 def _migrate_objects(source: Path, dest: Path) -> None:

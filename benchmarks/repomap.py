@@ -7,7 +7,12 @@ its own virtualenv under benchmarks/.cache/aider-venv on first use). Every measu
 in a fresh process and times only the map call: imports, and Aider's model and tokenizer
 set-up, are left out for both.
 
-    python benchmarks/repomap.py [--warm-runs 3]
+    python benchmarks/repomap.py [--warm-runs 3] [--hostile-only]
+
+Then the hostile case: a directory holding a 2 MB minified JavaScript bundle (tens of
+thousands of functions on one line) and a 900 KB one under a plain name, mapped cold, and
+the 2 MB bundle's outline (every definition extracted), in a fresh process; its peak RSS
+is compared with the same driver on a two-file project, and must stay within 300 MB.
 
 The last line is one JSON object with the figures.
 """
@@ -68,6 +73,83 @@ seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "chars": len(repo_map.text), "parsed": repo_map.parsed}))
 """
 REPO = Path(__file__).resolve().parent.parent
+HOSTILE_BOUND_MB = 300
+HOSTILE_BUNDLE_BYTES = 2_000_000
+
+# Runs in this interpreter, from the repository root: argv = root, tags cache directory, file to
+# outline, "tools" (the map and outline as the tools run them) or "extract" (every tag of that
+# file, as if it had not been recognised as minified).
+HOSTILE_DRIVER = r"""
+import json, resource, sys, time
+from pathlib import Path
+from tools.repomap import HostDirectory, build_repo_map
+from tools.tags import TagCache, extract_tags, outline
+
+root, cache_dir, outlined, mode = sys.argv[1:5]
+start = time.perf_counter()
+if mode == "tools":
+    repo_map = build_repo_map(HostDirectory(root).files(), max_tokens=1024, cache=TagCache(cache_dir))
+    symbols = outline(outlined, Path(root, outlined).read_bytes()) or []
+    chars = len(repo_map.text)
+else:
+    symbols, chars = extract_tags("javascript", Path(root, outlined).read_bytes()).definitions, 0
+seconds = time.perf_counter() - start
+cache_bytes = sum(f.stat().st_size for f in Path(cache_dir).iterdir())
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "symbols": len(symbols), "chars": chars, "cache_bytes": cache_bytes}))
+"""
+
+
+def minified_bundle(size: int) -> bytes:
+    """What a bundler writes: functions, arrow functions, methods and calls, all on one line."""
+    parts, total, index = [], 0, 0
+    while total < size:
+        part = (f"function f{index}(a,b){{return f{index // 2}(a)+b.k{index % 97}(a)}};"
+                f"var g{index}=function(c){{return new C{index % 13}(c)}};"
+                f"o.m{index}=(d)=>d*{index};class C{index}{{h{index}(e){{return g{index}(e)}}}};")
+        parts.append(part)
+        total += len(part)
+        index += 1
+    return "".join(parts).encode()
+
+
+def hostile_case(scratch: Path) -> dict[str, float]:
+    """Peak RSS of a map and an outline over minified bundles, and of the same on a small project."""
+    bundle = minified_bundle(HOSTILE_BUNDLE_BYTES)
+    hostile, small = scratch / "hostile", scratch / "small"
+    for root in (hostile, small):
+        root.mkdir()
+        (root / "app.js").write_text("import {run} from './lib.js';\nfunction main() {\n  return run(1);\n}\n")
+        (root / "lib.js").write_text("export function run(x) {\n  return x + 1;\n}\n")
+    (hostile / "dist").mkdir()
+    (hostile / "dist" / "bundle.js").write_bytes(bundle)
+    (hostile / "dist" / "vendor.js").write_bytes(bundle[: HOSTILE_BUNDLE_BYTES * 9 // 20])
+    runs = {}
+    cases = (("small", small, "lib.js", "tools"), ("hostile", hostile, "dist/bundle.js", "tools"),
+             ("unrecognised", hostile, "dist/bundle.js", "extract"))
+    for name, root, outlined, mode in cases:
+        cache = scratch / f"{name}-tags"
+        cache.mkdir()
+        runs[name] = measure([sys.executable, "-c", HOSTILE_DRIVER, str(root), str(cache), outlined, mode])
+    return {
+        "hostile_bundle_bytes": len(bundle),
+        "hostile_peak_rss_mb": round(runs["hostile"]["peak_rss_mb"], 1),
+        "hostile_small_project_rss_mb": round(runs["small"]["peak_rss_mb"], 1),
+        "hostile_rss_ratio_vs_small": round(runs["hostile"]["peak_rss_mb"] / runs["small"]["peak_rss_mb"], 2),
+        "hostile_seconds": round(runs["hostile"]["seconds"], 2),
+        "hostile_unrecognised_peak_rss_mb": round(runs["unrecognised"]["peak_rss_mb"], 1),
+        "hostile_unrecognised_definitions": int(runs["unrecognised"]["symbols"]),
+        "hostile_cache_bytes": int(runs["hostile"]["cache_bytes"]),
+        "hostile_within_bound": runs["hostile"]["peak_rss_mb"] <= HOSTILE_BOUND_MB,
+    }
+
+
+def report_hostile(figures: dict[str, float]) -> None:
+    print(f"hostile: {figures['hostile_bundle_bytes'] / 1e6:.1f} MB minified bundle, map + outline: peak RSS "
+          f"{figures['hostile_peak_rss_mb']} MB (bound {HOSTILE_BOUND_MB} MB), small project "
+          f"{figures['hostile_small_project_rss_mb']} MB -> {figures['hostile_rss_ratio_vs_small']}x; "
+          f"cache {figures['hostile_cache_bytes'] / 1e6:.2f} MB; all {figures['hostile_unrecognised_definitions']} "
+          f"definitions extracted as if not recognised: {figures['hostile_unrecognised_peak_rss_mb']} MB")
 
 
 def django_source() -> Path:
@@ -110,7 +192,15 @@ def measure(command: list[str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm-runs", type=int, default=3, help="warm runs per tool; the fastest counts")
+    parser.add_argument("--hostile-only", action="store_true",
+                        help="only the minified-bundle case (no Django, no Aider)")
     args = parser.parse_args()
+    if args.hostile_only:
+        with tempfile.TemporaryDirectory(prefix="repomap-hostile-") as scratch:
+            figures = hostile_case(Path(scratch))
+        report_hostile(figures)
+        print(json.dumps(figures))
+        return
 
     root = django_source()
     paths = sorted(str(path.relative_to(root)) for path in root.rglob("*.py"))
@@ -130,6 +220,7 @@ def main() -> None:
         ours_warm = min((measure(ours) for _ in range(args.warm_runs)), key=lambda r: r["seconds"])
         assert ours_warm["parsed"] == 0, "the warm run parsed files"
         aider_warm = min((measure([*theirs, "warm"]) for _ in range(args.warm_runs)), key=lambda r: r["seconds"])
+        hostile = hostile_case(Path(scratch))
 
     figures = {
         "files": len(paths),
@@ -141,12 +232,14 @@ def main() -> None:
         "warm_ratio_vs_aider": round(aider_warm["seconds"] / ours_warm["seconds"], 2),
         "map_chars": int(ours_warm["chars"]),
         "aider_map_chars": int(aider_warm["chars"]),
+        **hostile,
     }
     print(f"cold: moe-agent {figures['cold_seconds']:.2f} s, Aider {figures['aider_cold_seconds']:.2f} s "
           f"-> {figures['cold_ratio_vs_aider']}x")
     print(f"warm: moe-agent {figures['warm_seconds']:.3f} s, Aider {figures['aider_warm_seconds']:.2f} s "
           f"-> {figures['warm_ratio_vs_aider']}x (fastest of {args.warm_runs})")
     print(f"map size: moe-agent {figures['map_chars']} chars, Aider {figures['aider_map_chars']} chars")
+    report_hostile(figures)
     print(json.dumps(figures))
 
 

@@ -40,6 +40,7 @@ from swebench.harness.utils import record_test_exit_code
 from swebench.logger import close_logger, setup_logger
 
 from agent.errors import UsageError
+from agent.jsonl import BadLine, Note, read_records
 from evals.datasets import TaskInstance
 from evals.executors import Executor, LocalExecutor
 from evals.grade_log import grade_log
@@ -53,6 +54,7 @@ from evals.images import (
 from evals.report import PATCH_FILE, build_run_report, write_run_report
 from evals.validation import Verdict, fail_to_pass_already_passing
 from sandbox.docker import SandboxSpec, start_sandbox
+from tools.encoding import replaced
 
 GIT_APPLY_CMDS = ("git apply -v", "git apply --reject", "patch --batch --fuzz=5 -p1 -i")
 # A failed attempt (notably --reject) leaves partial changes; swebench 5 resets between tries.
@@ -118,7 +120,8 @@ class InstanceResult:
     resumed: bool = False
     image_seconds: float = 0.0
     test_seconds: float = 0.0
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # Python substitutions
+    caveats: tuple[str, ...] = ()  # where the environment differs from upstream's (evals.images)
 
 
 @dataclass
@@ -135,21 +138,25 @@ class GradeRun:
         return sum(1 for r in self.results if r.outcome == outcome)
 
 
-def read_predictions(path: Path) -> list[Prediction]:
-    """predictions.jsonl (or a .json list / {id: row} map), checked line by line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"--predictions {path}: no such file") from None
+def read_predictions(path: Path, note: Note | None = None) -> list[Prediction]:
+    """predictions.jsonl (or a .json list / {id: row} map), checked line by line.
+
+    A torn last line (a run killed mid-write) is skipped with a `note`; any other bad line
+    is a `UsageError` naming its real line number.
+    """
+    if not path.is_file():
+        raise UsageError(f"--predictions {path}: no such file")
     try:
         if path.suffix == ".json":
-            data = json.loads(text)
+            data = json.loads(path.read_text(encoding="utf-8"))
             rows = list(data.values()) if isinstance(data, dict) else data
             numbered = list(enumerate(rows, start=1))
         else:
-            numbered = [(n, json.loads(line)) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+            numbered = list(read_records(path, note))
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except BadLine as exc:
+        raise UsageError(str(exc)) from None
     predictions = []
     for number, row in numbered:
         try:
@@ -222,6 +229,9 @@ def grade_predictions(
     substitutions = {r.instance_id: list(r.notes) for r in results if r.notes}
     if substitutions:
         report["python_substitutions"] = substitutions
+    caveats = {r.instance_id: list(r.caveats) for r in results if r.caveats}
+    if caveats:
+        report["environment_notes"] = caveats
     path = write_run_report(report, run_dir, settings.report_dir)
     return GradeRun(model, run_dir, results, report, path)
 
@@ -273,6 +283,7 @@ class _Evaluation:
     skip_patch: bool
     image_seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
 
     def run(self, images: ImageBuilder) -> InstanceResult:
         iid = self.instance.instance_id
@@ -282,9 +293,10 @@ class _Evaluation:
             self.logger.error(f"Image build failed for {iid}: {failure_text(exc)}\n{traceback.format_exc()}")
             return self._result(Outcome.BUILD_FAILED, detail=failure_text(exc))
         self.image_seconds, self.notes = sum(layer.seconds for layer in image.layers), image.notes
+        self.caveats = image.caveats
         self.logger.info(f"Image {image.tag}: "
                          + ", ".join(f"{layer.tag} {layer.action} ({layer.seconds:.1f}s)" for layer in image.layers))
-        for note in image.notes:
+        for note in (*image.notes, *image.caveats):
             self.logger.info(note)
         if image.recipe is not None and not self.instance.log_parser:
             self.instance = self.instance.model_copy(update={"log_parser": image.recipe.log_parser})
@@ -307,20 +319,21 @@ class _Evaluation:
             report = grade_log(self.instance, "", patch_applied=False)
             self._write(LOG_REPORT, json.dumps(report, indent=4))
             return self._result(Outcome.PATCH_FAILED, report[iid], detail="the patch did not apply")
-        self.logger.info(f"Git diff before:\n{box.run(GIT_DIFF, timeout=120).output.strip()}")
+        self.logger.info(f"Git diff before:\n{replaced(box.run(GIT_DIFF, timeout=120).output).strip()}")
         script = eval_script(self.instance, image)
         self._write(EVAL_FILE, script)
         box.write_file(CONTAINER_EVAL, script.encode())
         result = box.run(f"bash {CONTAINER_EVAL}", timeout=timeout)
+        output = replaced(result.output)  # as upstream's harness decodes it, so verdicts stay identical
         self.logger.info(f"Test runtime: {result.duration:_.2f} seconds")
         if result.timed_out:
-            self._write(LOG_TEST_OUTPUT, f"{result.output}\n\nTimeout error: {timeout:.0f} seconds exceeded.")
+            self._write(LOG_TEST_OUTPUT, f"{output}\n\nTimeout error: {timeout:.0f} seconds exceeded.")
             self.logger.info(f"Test timed out after {timeout:.0f} seconds.")
             return self._result(Outcome.TIMEOUT, detail=f"tests ran over {timeout:.0f}s", test_seconds=result.duration)
-        self._write(LOG_TEST_OUTPUT, result.output)
-        self.logger.info(f"Git diff after:\n{box.run(GIT_DIFF, timeout=120).output.strip()}")
+        self._write(LOG_TEST_OUTPUT, output)
+        self.logger.info(f"Git diff after:\n{replaced(box.run(GIT_DIFF, timeout=120).output).strip()}")
         patch_missing = self.prediction.model_patch is None and not self.skip_patch
-        report = grade_log(self.instance, result.output, patch_missing=patch_missing)
+        report = grade_log(self.instance, output, patch_missing=patch_missing)
         self._write(LOG_REPORT, json.dumps(report, indent=4))
         resolved = report[iid]["resolved"]
         self.logger.info(f"report: {report}\nResult for {iid}: resolved: {resolved}")
@@ -333,7 +346,7 @@ class _Evaluation:
     def _result(self, outcome: Outcome, report: dict[str, Any] | None = None, *, detail: str = "",
                 test_seconds: float = 0.0) -> InstanceResult:
         return InstanceResult(self.instance.instance_id, outcome, report, detail, image_seconds=self.image_seconds,
-                              test_seconds=test_seconds, notes=self.notes)
+                              test_seconds=test_seconds, notes=self.notes, caveats=self.caveats)
 
 
 def apply_patch(box: Any, patch: str, logger: Any) -> bool:
@@ -344,7 +357,7 @@ def apply_patch(box: Any, patch: str, logger: Any) -> bool:
         if attempt:
             box.run(RESET_TREE, timeout=120)
         result = box.run(f"{command} {CONTAINER_PATCH}", timeout=300)
-        output = result.output
+        output = replaced(result.output)
         if result.ok:
             logger.info(f"{APPLY_PATCH_PASS}:\n{output}")
             return True
@@ -404,16 +417,19 @@ def validate(
         verdicts.append(Verdict(
             instance.instance_id, g.outcome.value, e.outcome.value,
             label_defect=fail_to_pass_already_passing(e.report),
-            known_label_defect=instance.instance_id in _known_defects(images, instance),
+            known_label_defect=instance.instance_id in _recipe_of(images, instance, "label_defects", []),
+            caveats=tuple(dict.fromkeys((*g.caveats, *e.caveats))),
+            unfaithful=_recipe_of(images, instance, "unfaithful", ""),
         ))
     return gold, empty, verdicts
 
 
-def _known_defects(images: ImageBuilder, instance: TaskInstance) -> list[str]:
+def _recipe_of(images: ImageBuilder, instance: TaskInstance, name: str, default: Any) -> Any:
+    """One field of the instance's recipe; `default` when it has none (an official image's own script)."""
     try:
-        return images.recipes.for_instance(instance).label_defects
+        return getattr(images.recipes.for_instance(instance), name)
     except UsageError:
-        return []
+        return default
 
 
 def _resumed(instance_id: str, report_path: Path) -> InstanceResult:

@@ -21,11 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import shlex
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,7 +37,7 @@ from typing import Any
 from agent.errors import AgentError, UsageError
 from evals.datasets import TaskInstance
 from evals.recipes import RECIPES_DIR, Interpreter, Recipe, load_recipes
-from evals.repos import RepoSource, show_file
+from evals.repos import RepoSource, has_commit, newest_commit, show_file
 from sandbox.base import SandboxError
 from sandbox.certs import (
     CONTAINER_BUNDLE,
@@ -68,6 +70,8 @@ TESTBED = "/testbed"
 MIRROR_MOUNT = "/mirror"
 SERVICES_DIR = Path(__file__).with_name("services")
 REQUIREMENTS_FILE = "/tmp/moe-requirements.txt"
+CONSTRAINTS_FILE = "/tmp/moe-constraints.txt"
+CONDA_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*$")
 OFFICIAL_IMAGE = "swebench/sweb.eval.x86_64.{key}:latest"
 CONDA_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed"
 # `docker commit` keeps the build container's command; put the image's own back.
@@ -79,8 +83,10 @@ if [ -n "$missing" ]; then
     echo "moe-agent: the base commit needs" $missing "beyond the environment; fetching them"
     python -m pip install $missing
 fi"""
-# requirements lines upstream drops (swebench 4.x get_requirements_by_commit)
-REQUIREMENTS_DROPPED = ("-e .", "#", ".[test")
+# requirements lines upstream drops (swebench 4.x get_requirements_by_commit), and lines
+# naming the project itself (`.[extras]`), which only resolve inside the checkout: `install`
+# installs the project.
+REQUIREMENTS_DROPPED = ("-e .", "#", ".[test", ".[")
 
 Echo = Callable[[str], None]
 
@@ -112,7 +118,8 @@ class InstanceImage:
     recipe: Recipe | None
     pulled: bool = False
     layers: tuple[Layer, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # Python substitutions
+    caveats: tuple[str, ...] = ()  # where the environment differs from upstream's, and why
 
     @property
     def activate(self) -> str:
@@ -176,6 +183,10 @@ class ImageBuilder:
     force: bool = False
     echo: Echo | None = None
     timeout: float = 1800.0
+    build_cpus: float | None = None  # CPU quota of each build container; None: unlimited
+    # Every dataset row, not only the selected ones: a row without environment_setup_commit
+    # takes its version's from them (see `_setup_commit`).
+    dataset: Sequence[TaskInstance] = ()
     _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -183,6 +194,7 @@ class ImageBuilder:
     _present: set[str] = field(default_factory=set, init=False, repr=False)
     _plans: dict[tuple[str, str, str, str], EnvironmentPlan] = field(default_factory=dict, init=False, repr=False)
     _pull: bool | None = field(default=None, init=False, repr=False)
+    _setup_commits: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, init=False, repr=False)
 
     def ensure(self, instance: TaskInstance) -> InstanceImage:
         """The instance's image: pulled, reused or built. Raises SandboxError/AgentError."""
@@ -195,9 +207,9 @@ class ImageBuilder:
         # Plan every layer first: a missing mirror or commit fails before minutes of building.
         recipe = self.recipes.for_instance(instance)
         base_tag = self._base_recipe(recipe.interpreter).tag
-        setup_commit = instance.environment_setup_commit or instance.base_commit
-        mirror = self.repos.mirror_with(instance.repo, setup_commit)
-        self.repos.mirror_with(instance.repo, instance.base_commit)  # both commits must be there
+        mirror = self.repos.mirror_with(instance.repo, instance.base_commit)
+        setup_commit, setup_note = self._setup_commit(instance, mirror)
+        self.repos.mirror_with(instance.repo, setup_commit)  # both commits must be there
         env_plan = self._environment_plan(recipe, mirror, setup_commit, base_tag)
         inst_tag = instance_tag(instance, recipe, env_plan.tag)
         base = self._layer(base_tag, lambda tag: self._build_base(recipe, tag), forceable=False)
@@ -205,7 +217,39 @@ class ImageBuilder:
         inst = self._layer(inst_tag, lambda tag: self._build_instance(instance, recipe, mirror, env_plan.tag, tag))
         self._drop_replaced([inst, env])
         notes = (substitution_note(recipe.interpreter),) if recipe.interpreter.substituted else ()
-        return InstanceImage(instance.instance_id, inst.tag, recipe, layers=(base, env, inst), notes=notes)
+        caveats = tuple(note for note in (setup_note, unfaithful_note(recipe)) if note)
+        return InstanceImage(instance.instance_id, inst.tag, recipe, layers=(base, env, inst), notes=notes,
+                             caveats=caveats)
+
+    def _setup_commit(self, instance: TaskInstance, mirror: Path) -> tuple[str, str]:
+        """The commit the environment is installed at, and a note when the row did not name it.
+
+        SWE-bench gives every row of a (repo, version) the same environment_setup_commit.
+        A row without one takes the one its version's other rows name; when none does,
+        the newest base commit of the version's rows in the dataset (the setup commit is
+        upstream's latest commit of the version). Either way the version keeps one
+        environment image instead of one per instance.
+        """
+        if instance.environment_setup_commit:
+            return instance.environment_setup_commit, ""
+        key = (instance.repo, instance.version)
+        with self._guard:
+            if key not in self._setup_commits:
+                self._setup_commits[key] = self._version_setup_commit(instance, mirror)
+            return self._setup_commits[key]
+
+    def _version_setup_commit(self, instance: TaskInstance, mirror: Path) -> tuple[str, str]:
+        peers = [row for row in self.dataset if (row.repo, row.version) == (instance.repo, instance.version)]
+        named = Counter(row.environment_setup_commit for row in peers if row.environment_setup_commit)
+        what = f"{instance.repo} {instance.version}"
+        if named:
+            commit = named.most_common(1)[0][0]
+            return commit, (f"no environment_setup_commit in the row: the environment of {what} is the one "
+                            f"its other rows name ({commit[:12]})")
+        candidates = {row.base_commit for row in peers if has_commit(mirror, row.base_commit)}
+        commit = newest_commit(mirror, candidates | {instance.base_commit})
+        return commit, (f"no row of {what} names an environment_setup_commit: the version's environment is "
+                        f"installed at its newest base commit in the dataset ({commit[:12]})")
 
     def _environment_plan(self, recipe: Recipe, mirror: Path, setup_commit: str, base_tag: str) -> EnvironmentPlan:
         """Made once per (repo, version, setup commit): it reads files from the mirror with git."""
@@ -253,13 +297,15 @@ class ImageBuilder:
     def _build_environment(self, plan: EnvironmentPlan, mirror: Path, base: str, tag: str) -> None:
         self._say(f"building environment image {tag}")
         files = {REQUIREMENTS_FILE: plan.requirements.encode()} if plan.requirements else {}
+        if plan.recipe.packages == "environment.yml":
+            files[CONSTRAINTS_FILE] = "".join(f"{pin}\n" for pin in plan.recipe.pip_packages).encode()
         for service in plan.recipe.services:
             files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
         volumes, ca = self._mounts(mirror)
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
         run_and_commit(self.client, base, plan.script(ca), tag, log=BuildLog(tag, self.echo),
                        step="environment", files=files, changes=changes, network=True, volumes=volumes,
-                       timeout=self.timeout)
+                       timeout=self.timeout, cpus=self.build_cpus)
 
     def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
         self._say(f"building instance image {tag}")
@@ -273,7 +319,7 @@ class ImageBuilder:
         run_and_commit(self.client, env, instance_script(instance, recipe, ca), tag,
                        log=BuildLog(tag, self.echo), step="instance",
                        changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
-                       timeout=self.timeout)
+                       timeout=self.timeout, cpus=self.build_cpus)
 
     def _mounts(self, mirror: Path) -> tuple[dict[str, dict[str, str]], bool]:
         """The mirror, and the CA bundle when there is one; read-only, never committed."""
@@ -351,11 +397,12 @@ class EnvironmentPlan:
 
     @classmethod
     def make(cls, recipe: Recipe, mirror: Path, setup_commit: str, base: str, build_tools: Sequence[str]) -> EnvironmentPlan:
-        if recipe.packages == "environment.yml":
-            raise UsageError(f"{recipe.repo} {recipe.version}: conda environment.yml recipes cannot be built here")
         requirements = ""
-        if recipe.packages == "requirements.txt":
-            requirements = requirements_from_mirror(mirror, setup_commit, recipe.requirements_paths, recipe.repo)
+        if recipe.packages == "environment.yml":
+            requirements = requirements_from_environment(mirror, setup_commit, recipe)
+        elif recipe.packages == "requirements.txt":
+            requirements = requirements_from_mirror(mirror, setup_commit, recipe.requirements_paths, recipe.repo,
+                                                    recipe.requirement_replacements)
         build_requires = tuple(build_requirements(mirror, setup_commit)) if recipe.install.strip() else ()
         return cls(recipe, setup_commit, base, tuple(build_tools), requirements, build_requires)
 
@@ -390,7 +437,11 @@ class EnvironmentPlan:
             lines += ["step=build-requirements", f"{pip} {quoted(self.build_requires)}"]
         if recipe.packages and recipe.packages not in ("requirements.txt", "environment.yml"):
             lines += ["step=packages", f"{pip} {quoted(recipe.packages.split())}"]
-        if self.requirements:
+        if self.requirements and recipe.packages == "environment.yml":
+            # conda resolved the file's unpinned list against the pins that follow; pip does so with constraints
+            lines += ["step=environment-yml", f"{pip} -r {REQUIREMENTS_FILE} -c {CONSTRAINTS_FILE}",
+                      f"rm -f {REQUIREMENTS_FILE} {CONSTRAINTS_FILE}"]
+        elif self.requirements:
             lines += ["step=requirements", f"{pip} -r {REQUIREMENTS_FILE}", f"rm -f {REQUIREMENTS_FILE}"]
         if recipe.pip_packages:
             lines += ["step=pip-packages", f"{pip} {quoted(recipe.pip_packages)}"]
@@ -457,16 +508,60 @@ def official_image(instance: TaskInstance) -> str:
     return instance.image or OFFICIAL_IMAGE.format(key=instance.instance_id.replace("__", "_1776_").lower())
 
 
-def requirements_from_mirror(mirror: Path, commit: str, paths: Sequence[str], repo: str = "") -> str:
+def requirements_from_mirror(mirror: Path, commit: str, paths: Sequence[str], repo: str = "",
+                             replacements: Mapping[str, str] | None = None) -> str:
     """The first of `paths` present at `commit`, read with `git show`, `-r` includes inlined.
 
     Upstream downloads these files from raw.githubusercontent.com; the mirror has them.
+    `replacements` maps a requirement yanked from PyPI to the one installed instead, its
+    version specifier dropped (swebench 4.x clean_requirements).
     """
     for path in paths:
         text = show_file(mirror, commit, path)
         if text is not None:
-            return "\n".join(_requirement_lines(mirror, commit, path, text, seen={path})) + "\n"
+            lines = _requirement_lines(mirror, commit, path, text, seen={path})
+            return "\n".join(_replaced(line, replacements or {}) for line in lines) + "\n"
     raise UsageError(f"{repo or mirror}: none of {', '.join(paths) or '(no paths)'} exists at {commit[:12]}")
+
+
+def requirements_from_environment(mirror: Path, commit: str, recipe: Recipe) -> str:
+    """A conda environment.yml from the mirror, as pip requirements.
+
+    Upstream builds a conda environment from the file (downloaded from
+    raw.githubusercontent.com). Here each conda dependency is installed with pip under the
+    name the recipe's `conda_to_pip` gives it, or its own; those mapped to "" (C libraries,
+    conda-only packages) and `python` itself are left out; the file's own `pip:` list is
+    kept as is. Conda's `name=1.2` becomes `name==1.2`.
+    """
+    import yaml
+
+    for path in recipe.environment_paths:
+        text = show_file(mirror, commit, path)
+        if text is not None:
+            break
+    else:
+        paths = ", ".join(recipe.environment_paths) or "(no environment_paths)"
+        raise UsageError(f"{recipe.repo}: none of {paths} exists at {commit[:12]}")
+    try:
+        dependencies = (yaml.safe_load(text) or {}).get("dependencies") or []
+    except (yaml.YAMLError, AttributeError) as exc:
+        raise UsageError(f"{recipe.repo}: {path} at {commit[:12]} is not a conda environment file ({exc})") from None
+    lines: list[str] = []
+    for entry in dependencies:
+        if isinstance(entry, dict):
+            lines += [str(item) for item in entry.get("pip", [])]
+            continue
+        match = CONDA_SPEC.match(str(entry))
+        if match is None:
+            continue
+        name, spec = match.groups()
+        pip_name = recipe.conda_to_pip.get(name, name)
+        if name == "python" or not pip_name:
+            continue
+        if spec.startswith("=") and not spec.startswith("=="):
+            spec = "=" + spec
+        lines.append(pip_name + spec.replace(" ", ""))
+    return "\n".join(lines) + "\n"
 
 
 def _requirement_lines(mirror: Path, commit: str, path: str, text: str, seen: set[str]) -> list[str]:
@@ -478,9 +573,16 @@ def _requirement_lines(mirror: Path, commit: str, path: str, text: str, seen: se
             included = show_file(mirror, commit, include)
             if included is not None and include not in seen:
                 lines += _requirement_lines(mirror, commit, include, included, seen | {include})
-        elif stripped and not stripped.startswith(REQUIREMENTS_DROPPED):
+        elif stripped and stripped != "." and not stripped.startswith(REQUIREMENTS_DROPPED):
             lines.append(stripped)
     return lines
+
+
+def _replaced(line: str, replacements: Mapping[str, str]) -> str:
+    for old, new in replacements.items():
+        if re.fullmatch(rf"{re.escape(old)}\s*([<>=!~;].*)?", line):
+            return new
+    return line
 
 
 def build_requirements(mirror: Path, commit: str) -> list[str]:
@@ -514,6 +616,11 @@ def python_labels(interpreter: Interpreter) -> dict[str, str]:
 def substitution_note(interpreter: Interpreter) -> str:
     return (f"Python {interpreter.requested} is in no Debian release; "
             f"ran on {interpreter.version} ({interpreter.debian_release})")
+
+
+def unfaithful_note(recipe: Recipe) -> str:
+    """The recipe's own word on why this version cannot match upstream ("" when it can)."""
+    return f"{recipe.repo} {recipe.version} is not faithful: {recipe.unfaithful}" if recipe.unfaithful else ""
 
 
 def label_changes(labels: dict[str, str]) -> list[str]:

@@ -50,6 +50,12 @@ class RepoSettings(BaseModel):
     log_parser: str
     offline_reinstall_flags: list[str]
     requirements_paths: list[str] = []
+    # swebench 4.x REPLACE_REQ_PACKAGES: a requirement yanked from PyPI -> its replacement
+    requirement_replacements: dict[str, str] = {}
+    # packages = "environment.yml": the first of these at the setup commit (MAP_REPO_TO_ENV_YML_PATHS),
+    # its conda dependencies installed with pip under the name `conda_to_pip` gives ("" = none on PyPI)
+    environment_paths: list[str] = []
+    conda_to_pip: dict[str, str] = {}
     services: list[str] = []
     label_defects: list[str] = []
     notes: list[str] = []
@@ -73,6 +79,18 @@ class VersionSpec(BaseModel):
     pre_install: list[str] = []
     install: str
     test_cmd: str
+    # Why this version's environment cannot match upstream's; empty when it can.
+    unfaithful: str = ""
+    # The Debian Python to run on when `python` is in no release, instead of the nearest
+    # (e.g. 3.9 where the pins have wheels for 3.9 but not for 3.11).
+    python_substitute: str = ""
+
+    @field_validator("python_substitute")
+    @classmethod
+    def _shipped(cls, version: str) -> str:
+        if version and version not in RELEASE_PYTHON.values():
+            raise ValueError(f"python_substitute {version} is in no Debian release ({', '.join(RELEASE_PYTHON.values())})")
+        return version
 
 
 class Recipe(RepoSettings, VersionSpec):
@@ -83,7 +101,7 @@ class Recipe(RepoSettings, VersionSpec):
     @computed_field
     @property
     def interpreter(self) -> Interpreter:
-        return choose_interpreter(self.python)
+        return choose_interpreter(self.python, self.python_substitute)
 
     @property
     def eval_install(self) -> str:
@@ -135,10 +153,14 @@ def load_recipes(directory: Path = RECIPES_DIR) -> dict[tuple[str, str], Recipe]
     return recipes
 
 
-def choose_interpreter(requested: str) -> Interpreter:
-    """The nearest Python a Debian release ships; on a tie the newer, which runs more old code."""
+def choose_interpreter(requested: str, substitute: str = "") -> Interpreter:
+    """The Python a Debian release ships: the one asked for, else `substitute`, else the
+    nearest (on a tie the newer, which runs more old code)."""
     wanted = _minor(requested)
-    release, version = min(
+    exact = [(r, v) for r, v in RELEASE_PYTHON.items() if _minor(v) == wanted]
+    if not exact and substitute:
+        exact = [(r, v) for r, v in RELEASE_PYTHON.items() if _minor(v) == _minor(substitute)]
+    release, version = exact[0] if exact else min(
         RELEASE_PYTHON.items(),
         key=lambda item: (abs(_minor(item[1]) - wanted), -_minor(item[1])),
     )

@@ -1,27 +1,48 @@
 """The run report, `<model>.<run_id>.json`, as swebench's `make_run_report` writes it.
 
 It is built from the official log layout, `logs/run_evaluation/<run_id>/<model>/<id>/`,
-without swebench's working-directory and Docker assumptions. Failures that swebench's
-own classifier blames on the environment (browser, OOM, network, Docker) are listed
-apart, so a broken image is not read as a wrong patch; as upstream, they stay in
-`unresolved_ids` / `error_ids` so the denominator matches official numbers.
+without swebench's working-directory and Docker assumptions. Failures of the environment
+are listed apart (`infra_failure_ids`, `ambiguous_failure_ids`, `failure_reasons`), so a
+broken image is not read as a wrong patch; as upstream, they stay in `unresolved_ids` /
+`error_ids` so the denominator matches official numbers.
+
+Those three advisory keys differ from swebench 5.0.2's `classify_logs`, which matches
+words anywhere in the logs: pytest's own suite prints `collected 0 items`, `no tests ran`
+and `ModuleNotFoundError` all the time, so real wrong patches were set apart as
+"ambiguous". Here an instance is set apart only from what the harness recorded
+(`failure_kind`): its test command never ran or never finished, could not be found, ran
+over the time limit, or produced a log swebench could not grade.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swebench.harness.constants import LOG_INSTANCE, LOG_REPORT, LOG_TEST_OUTPUT
-from swebench.harness.infra_failure import TIER_ENVIRONMENT, classify_logs
+from swebench.harness.constants import (
+    APPLY_PATCH_FAIL,
+    END_TEST_OUTPUT,
+    LOG_INSTANCE,
+    LOG_REPORT,
+    LOG_TEST_OUTPUT,
+    START_TEST_OUTPUT,
+)
+from swebench.harness.grading import parse_test_exit_code
 
 from agent.errors import UsageError
 
 PATCH_FILE = "patch.diff"  # run_evaluation writes the model patch here, beside the report
 SCHEMA_VERSION = 2
+ENVIRONMENT, AMBIGUOUS = "environment", "ambiguous"
+TIMEOUT_LINE = re.compile(r"Timeout error: \d+ seconds exceeded\.\s*$")
+BUILD_FAILED_LINE = "Image build failed for"  # what evals.grade logs when the image cannot be had
+# A shell's "command not found" and "cannot execute": the test command itself is missing.
+COMMAND_MISSING = (126, 127)
 
 
 def build_run_report(
@@ -60,10 +81,10 @@ def build_run_report(
     reasons: dict[str, str] = {}
     infra, ambiguous = set(), set()
     for instance_id in ids["unresolved"] | ids["error"]:
-        found = classify_logs(run_dir / instance_id / LOG_TEST_OUTPUT, run_dir / instance_id / LOG_INSTANCE)
+        found = failure_kind(run_dir / instance_id)
         if found:
-            reasons[instance_id], tier = found
-            (infra if tier == TIER_ENVIRONMENT else ambiguous).add(instance_id)
+            tier, reasons[instance_id] = found
+            (infra if tier == ENVIRONMENT else ambiguous).add(instance_id)
 
     return {
         "total_instances": len(dataset),
@@ -89,6 +110,58 @@ def build_run_report(
     }
 
 
+def failure_kind(instance_dir: Path) -> tuple[str, str] | None:
+    """(tier, reason) when an unresolved or errored instance says nothing about its patch.
+
+    Read from what the harness wrote, never from words the tests print: whether
+    report.json holds graded tests, the test output's START/END markers and recorded exit
+    code, the timeout line, whether the patch applied. None means the graded tests decided
+    the verdict (or the patch did not apply): the instance is truly unresolved.
+    Tiers: "environment" (the machinery failed: no image, no container, the test command
+    never started, never finished or does not exist) and "ambiguous" (a time limit, or a
+    log swebench cannot grade: either side could be at fault).
+    """
+    output = _read(instance_dir / LOG_TEST_OUTPUT) or ""
+    report_text = _read(instance_dir / LOG_REPORT)
+    report = _report_entry(report_text)
+    if TIMEOUT_LINE.search(output):
+        return AMBIGUOUS, "tests_timed_out"
+    if report_text is not None and report is None:
+        return ENVIRONMENT, "report_unreadable"
+    if report is not None and "tests_status" in report:
+        return None  # swebench graded the tests
+    if not output:
+        if report is not None:  # graded without tests: the patch did not apply
+            return None
+        run_log = _read(instance_dir / LOG_INSTANCE) or ""
+        return ENVIRONMENT, "image_build_failed" if BUILD_FAILED_LINE in run_log else "container_error"
+    if APPLY_PATCH_FAIL in output:
+        return None
+    if START_TEST_OUTPUT not in output:
+        return ENVIRONMENT, "tests_did_not_start"
+    if END_TEST_OUTPUT not in output:
+        return ENVIRONMENT, "tests_did_not_finish"
+    if parse_test_exit_code(output) in COMMAND_MISSING:
+        return ENVIRONMENT, "test_command_missing"
+    return AMBIGUOUS, "log_not_gradable"  # no results, or results the exit code contradicts
+
+
+def _report_entry(text: str | None) -> dict[str, Any] | None:
+    """The one instance entry of a report.json; None when there is none or it cannot be read."""
+    try:
+        entries = list(json.loads(text or "").values())
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return entries[0] if len(entries) == 1 and isinstance(entries[0], dict) else None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
 def _graded_outcome(report_path: Path, instance_id: str) -> str:
     """An empty, unreadable or foreign report counts as an error, as upstream."""
     try:
@@ -101,7 +174,9 @@ def write_run_report(report: dict[str, Any], run_dir: Path, out_dir: Path = Path
     """Write `<model>.<run_id>.json`, named as upstream names it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{run_dir.name.replace('/', '__')}.{run_dir.parent.name}.json"
-    path.write_text(json.dumps(report, indent=4) + "\n", encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")  # a crash mid-write must not leave half a report
+    partial.write_text(json.dumps(report, indent=4) + "\n", encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 
@@ -123,16 +198,13 @@ def load_run_report(path: Path) -> dict[str, Any]:
 
 
 def outcome_ids(report: dict[str, Any]) -> dict[str, set[str]]:
-    """One outcome per instance; environment and ambiguous failures taken out of unresolved/error."""
-    infra = set(report.get("infra_failure_ids", []))
-    ambiguous = set(report.get("ambiguous_failure_ids", []))
-    apart = infra | ambiguous
+    """The run report's id lists by outcome; environment and ambiguous failures are a part of unresolved/error."""
     return {
         "resolved": set(report["resolved_ids"]),
-        "unresolved": set(report["unresolved_ids"]) - apart,
-        "infra_failure": infra,
-        "ambiguous_failure": ambiguous,
-        "error": set(report["error_ids"]) - apart,
+        "unresolved": set(report["unresolved_ids"]),
+        "infra_failure": set(report.get("infra_failure_ids", [])),
+        "ambiguous_failure": set(report.get("ambiguous_failure_ids", [])),
+        "error": set(report["error_ids"]),
         "empty_patch": set(report.get("empty_patch_ids", [])),
         "incomplete": set(report.get("incomplete_ids", [])),
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import git
@@ -118,6 +119,16 @@ def show_file(git_dir: Path, commit: str, path: str) -> str | None:
         status, data, _ = repo.git.show(f"{commit}:{path}", with_extended_output=True, with_exceptions=False,
                                         stdout_as_string=False, strip_newline_in_stdout=False, kill_after_timeout=120)
     return data.decode("utf-8", errors="replace") if status == 0 else None
+
+
+def newest_commit(git_dir: Path, commits: Iterable[str]) -> str:
+    """The commit with the latest commit date among `commits` (all must be in `git_dir`)."""
+    with open_mirror(git_dir) as repo:
+        status, out, err = repo.git.log("--no-walk=sorted", "--format=%H", *sorted(set(commits)),
+                                        with_extended_output=True, with_exceptions=False, kill_after_timeout=120)
+    if status != 0 or not out.strip():
+        raise EnvironmentProblem(f"{git_dir}: cannot order commits by date: {_last_line(err)}")
+    return out.split()[0]
 
 
 def has_commit(git_dir: Path, commit: str) -> bool:

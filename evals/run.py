@@ -11,6 +11,7 @@ instance answering twice (a retried task) is written once.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,8 +22,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.config import Settings
+from agent.errors import UsageError
+from agent.jsonl import BadLine, Note, open_to_append, read_records, repair
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
+from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
 from evals.executors import Executor, LocalExecutor
@@ -70,33 +74,42 @@ class BatchSummary:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
+def new_batch_id() -> str:
+    """A batch's id, in its sandboxes' `moe-agent.run` label: `eval-<UTC time>-<6 hex>`."""
+    return time.strftime("eval-%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     output: Path
     model_name: str
     workers: int = 1
     instance_timeout: float = 1800.0
+    batch_id: str = field(default_factory=new_batch_id)
 
 
-def finished_ids(output: Path) -> set[str]:
-    """Instances with a prediction; a torn last line (killed mid-write) counts as not finished."""
+def finished_ids(output: Path, note: Note | None = None) -> set[str]:
+    """Instances with a prediction; a torn last line (killed mid-write) counts as not finished.
+
+    Raises `UsageError` naming the line when another line of predictions.jsonl is not JSON.
+    """
     path = output / PREDICTIONS
     done: set[str] = set()
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(json.loads(line)["instance_id"])
-            except (json.JSONDecodeError, KeyError):
-                continue
+        try:
+            for _, record in read_records(path, note):
+                if isinstance(record, dict) and "instance_id" in record:
+                    done.add(record["instance_id"])
+        except BadLine as exc:
+            raise UsageError(f"{exc}; fix or remove that line, then run again") from None
     return done
 
 
 class _Appender:
-    """One JSON line per call, flushed at once."""
+    """One JSON line per call, flushed at once, after a torn last line is dropped (`agent.jsonl`)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = path.open("a", encoding="utf-8")
+    def __init__(self, path: Path, note: Note | None = None) -> None:
+        self._fh = open_to_append(path, note)
 
     def write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -106,14 +119,23 @@ class _Appender:
         self._fh.close()
 
 
-def open_sandbox(instance: TaskInstance, images: ImageProvider, settings: Settings) -> OpenedSandbox:
-    """The instance's task image, running, with its environment activated in the model's shell."""
+def open_sandbox(
+    instance: TaskInstance, images: ImageProvider, settings: Settings, batch_id: str = "eval"
+) -> OpenedSandbox:
+    """The instance's task image, running, with its environment activated in the model's shell.
+
+    Labelled with the batch (`prune --run BATCH_ID`) and the instance, so batches never share a name.
+    """
     image = images.ensure(instance)
     spec = SandboxSpec(
         image=image.tag, workdir="/testbed", cpus=settings.sandbox.cpus, memory=settings.sandbox.memory,
-        pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
-        ca_bundle=settings.sandbox.ca_bundle, run_id=f"eval-{instance.instance_id}",
-        command_timeout=settings.loop.command_timeout_max, extra_capabilities=list(image.capabilities),
+        pids_limit=settings.sandbox.pids_limit, tmp_size=settings.sandbox.tmp_size or None,
+        disk_size=settings.sandbox.disk_size or None,
+        network=settings.sandbox.network,
+        ca_bundle=settings.sandbox.ca_bundle, run_id=batch_id, labels={"instance": instance.instance_id},
+        command_timeout=settings.loop.command_timeout_max,
+        extra_capabilities=[*image.capabilities, *settings.sandbox.capabilities],
+        user=None if settings.sandbox.user == "auto" else settings.sandbox.user,  # auto: the image's (root here)
     )
     box = start_sandbox(spec, images.client)
     try:
@@ -136,18 +158,19 @@ def run_instance(
 ) -> InstanceOutcome:
     """One task end to end; every failure becomes an outcome, never an exception."""
     started = time.monotonic()
+    redact = Redactor(settings.secrets())  # endpoint credentials and the key stay out of every file written
     trajectory_path = options.output / TRAJECTORIES / f"{instance.instance_id}.jsonl"
     if trajectory_path.exists():
         trajectory_path.unlink()  # a rerun of an instance that did not finish starts its trajectory anew
     try:
         if stop.is_set():
             return InstanceOutcome(instance.instance_id, "interrupted")
-        opened = sandboxes.take(instance) if sandboxes else open_sandbox(instance, images, settings)
+        opened = sandboxes.take(instance) if sandboxes else open_sandbox(instance, images, settings, options.batch_id)
         image = opened.image
         with opened.box as box:
             limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
                                                                         options.instance_timeout)})
-            writer = TrajectoryWriter(trajectory_path)
+            writer = TrajectoryWriter(trajectory_path, redact=redact)
             try:
                 agent = configured_agent(model, box, settings, task=instance.problem_statement,
                                          base_commit=instance.base_commit, loop=limits, trajectory=writer,
@@ -159,14 +182,14 @@ def run_instance(
                 writer.close()
         return InstanceOutcome(
             instance.instance_id, result.status, patch=result.patch,
-            error=result.message if result.status in ("model_error", "sandbox_error") else "",
+            error=redact(result.message) if result.status in ("model_error", "sandbox_error") else "",
             steps=result.steps, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             elapsed=round(time.monotonic() - started, 2), prefix_reuse=result.prefix_reuse,
             trajectory=str(trajectory_path),
         )
     except Exception as exc:  # an instance's failure is data, never the batch's end
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return InstanceOutcome(instance.instance_id, "error", error=message,
+        return InstanceOutcome(instance.instance_id, "error", error=redact(message),
                                elapsed=round(time.monotonic() - started, 2))
 
 
@@ -178,20 +201,27 @@ def run_batch(
     options: BatchOptions,
     on_update: Callable[[str, InstanceOutcome | TaskInstance], None] | None = None,
     executor: Executor | None = None,
+    note: Note | None = None,
 ) -> BatchSummary:
-    """Run every unfinished instance on `executor` (default: `options.workers` threads); resume-safe."""
+    """Run every unfinished instance on `executor` (default: `options.workers` threads); resume-safe.
+
+    `note` gets one line per repair of the output files (a torn last line dropped).
+    """
     executor = executor or LocalExecutor(options.workers)
-    done = finished_ids(options.output)
+    for name in (PREDICTIONS, RESULTS):  # before reading what is done: a torn line is noted once
+        repair(options.output / name, note)
+    done = finished_ids(options.output, note)
     todo = [i for i in instances if i.instance_id not in done]
     summary = BatchSummary(total=len(instances), skipped=len(instances) - len(todo))
     notify = on_update or (lambda kind, item: None)
     workers_images = executor.images_for_workers(images)
-    sandboxes = executor.sandboxes_for_workers(todo, partial(open_sandbox, images=workers_images, settings=settings))
+    sandboxes = executor.sandboxes_for_workers(todo, partial(open_sandbox, images=workers_images, settings=settings,
+                                                                  batch_id=options.batch_id))
     work = partial(run_instance_in, images=workers_images, model=executor.model_for_workers(model),
                    settings=settings, options=options, sandboxes=sandboxes)
     written: set[str] = set()
-    predictions = _Appender(options.output / PREDICTIONS)
-    results = _Appender(options.output / RESULTS)
+    predictions = _Appender(options.output / PREDICTIONS, note)
+    results = _Appender(options.output / RESULTS, note)
     try:
         finished = executor.map_unordered(work, todo, output=options.output, failed=_not_run,
                                           on_start=lambda instance: notify("start", instance))

@@ -28,6 +28,8 @@ class Verdict:
     empty: str
     label_defect: bool = False  # FAIL_TO_PASS passed with the empty patch
     known_label_defect: bool = False  # the recipe lists it as one
+    caveats: tuple[str, ...] = ()  # where its environment differs from upstream's (unfaithful recipe, setup commit)
+    unfaithful: str = ""  # the recipe's reason why this version cannot match upstream
 
     @property
     def valid(self) -> bool:
@@ -58,8 +60,10 @@ def write_summary(path: Path, verdicts: Sequence[Verdict]) -> Path:
         "valid": sum(v.valid for v in verdicts),
         "total": len(verdicts),
         "label_defects": sorted(v.instance_id for v in verdicts if v.label_defect),
+        "unfaithful": sorted(v.instance_id for v in verdicts if v.unfaithful),
         "instances": {v.instance_id: {"gold": v.gold, "empty": v.empty, "valid": v.valid, "reason": v.reason,
-                                      "label_defect": v.label_defect, "known_label_defect": v.known_label_defect}
+                                      "label_defect": v.label_defect, "known_label_defect": v.known_label_defect,
+                                      "caveats": list(v.caveats)}
                       for v in verdicts},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,10 +83,10 @@ def read_validated(path: Path) -> set[str]:
 
 
 def write_validated(path: Path, verdicts: Sequence[Verdict]) -> Path:
+    """The valid ids, one a line and nothing else, so `wc -l` and other tools read it as is."""
     ids = sorted(v.instance_id for v in verdicts if v.valid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = f"# {len(ids)} of {len(verdicts)} instances: gold resolved, empty patch did not\n"
-    path.write_text(header + "".join(f"{i}\n" for i in ids), encoding="utf-8")
+    path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
     return path
 
 

@@ -23,7 +23,11 @@ class ImageMissing(SandboxError):
 
 @dataclass(frozen=True)
 class CommandResult:
-    """The outcome of one shell command in a sandbox."""
+    """The outcome of one shell command in a sandbox.
+
+    `output` is decoded with surrogateescape: bytes that are not UTF-8 survive as lone
+    surrogates (see `tools.encoding`), so a file name read from it can be used again.
+    """
 
     output: str
     exit_code: int | None

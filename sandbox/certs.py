@@ -35,14 +35,29 @@ def ca_environment(bundle_path: str) -> dict[str, str]:
     }
 
 
-def read_bundle(path: Path) -> bytes:
+class BadBundle(SandboxError):
+    """The CA bundle the user named is unreadable or holds no certificate: their input, so exit 2."""
+
+    exit_code = 2
+
+
+def bundle_problem(path: Path) -> str | None:
+    """Why `path` is not a usable PEM CA bundle, or None when it is."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SandboxError(f"cannot read the CA bundle {path}: {exc.strerror}") from None
+        return f"cannot read the CA bundle {path}: {exc.strerror}"
     if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise SandboxError(f"{path} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)")
-    return data
+        return f"{path} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)"
+    return None
+
+
+def read_bundle(path: Path) -> bytes:
+    """The bundle's bytes; `BadBundle` when it is unreadable or holds no certificate."""
+    problem = bundle_problem(path)
+    if problem:
+        raise BadBundle(problem)
+    return path.read_bytes()
 
 
 def combined_bundle(extra: Path | None, cache_dir: Path | None = None) -> Path | None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import os
 import signal
-import sys
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 LABEL = "moe-agent"
@@ -50,20 +54,142 @@ def remove_live() -> None:
         forget(cid)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: the run stops and cleans up; exit status 128 + `signum`.
+
+    A `KeyboardInterrupt`, so every path that already handles Ctrl-C handles SIGTERM the same way.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class _Signals:
+    """This process's signal state: the first signal raises `Interrupted` (at once, or when the
+    cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+        self.raised = False
+        self.shield = 0  # depth of `shielded()` blocks in the main thread
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = signum
+        if self.count >= 3:
+            os.write(2, b"error: interrupted three times; quitting without cleaning up "
+                        b"(the next run removes the containers left)\n")
+            os._exit(128 + self.received)
+        if self.count == 2:
+            os.write(2, b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
+        if self.raised or self.shield:
+            return
+        self.raised = True
+        raise Interrupted(signum)
+
+    def release(self) -> None:
+        """The shield is down: raise the interruption that arrived under it, if any."""
+        if self.shield == 0 and self.received is not None and not self.raised:
+            self.raised = True
+            raise Interrupted(self.received)
+
+
+_signals = _Signals()
+
+
 def install_handlers() -> None:
-    """atexit always; SIGTERM becomes SystemExit so `finally` blocks and atexit run."""
+    """SIGINT and SIGTERM both raise `Interrupted` in the main thread; containers go at exit.
+
+    Idempotent. Called by the CLI before any work, and by `start_sandbox` for library users.
+    """
     global _installed
-    if _installed:
-        return
-    _installed = True
-    atexit.register(remove_live)
+    if not _installed:
+        _installed = True
+        atexit.register(remove_live)
     if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) != _signals.handle:
+                signal.signal(signum, _signals.handle)
+
+
+def interrupted_by() -> int | None:
+    """The first signal this process received, if any (SIGINT is 2, SIGTERM 15)."""
+    return _signals.received
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Cleanup that a signal must not cut in half: a signal arriving inside waits for its end.
+
+    Only the main thread receives signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _signals.shield += 1
+    try:
+        yield
+    finally:
+        _signals.shield -= 1
+    _signals.release()
+
+
+def process_start(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (/proc/<pid>/stat field 22); None if it is gone.
+
+    With the host and the boot id it names one process for good: a PID reused later has
+    another start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def owner_labels() -> dict[str, str]:
+    """Labels naming this process as the owner of a container: host, boot, PID and its start time."""
+    return {
+        f"{LABEL}.host": socket.gethostname(),
+        f"{LABEL}.boot": _boot_id(),
+        f"{LABEL}.pid": str(os.getpid()),
+        f"{LABEL}.pid_start": process_start(os.getpid()) or "",
+    }
+
+
+def owner_state(labels: dict[str, str]) -> str:
+    """"alive", "gone", or "unknown" (another host, or labels too old to tell) for a container's owner."""
+    if labels.get(f"{LABEL}.host") != socket.gethostname():
+        return "unknown"
+    pid, started = labels.get(f"{LABEL}.pid", ""), labels.get(f"{LABEL}.pid_start")
+    if not pid.isdigit():
+        return "unknown"
+    boot = labels.get(f"{LABEL}.boot")
+    if boot and boot != _boot_id():
+        return "gone"  # the machine rebooted since
+    now = process_start(int(pid))
+    if now is None:
+        return "gone"
+    if started is None:  # made before owners carried a start time: a live PID may be a reused one
+        return "unknown"
+    return "alive" if now == started else "gone"
 
 
 @dataclass(frozen=True)
 class Leftover:
+    """A labelled sandbox container as `agent sandbox ls` and `doctor` show it."""
+
     id: str
     name: str
     image: str
@@ -71,36 +197,49 @@ class Leftover:
     status: str
     age_seconds: float
     pid: int | None
+    owner: str = "unknown"  # owner_state(): alive, gone or unknown
+    host: str = ""
+    instance: str = ""
 
 
 def leftovers(client: Any, run_id: str | None = None) -> list[Leftover]:
+    """Every labelled container on the engine (one API call, no per-container inspect), oldest first."""
     filters = {"label": [f"{LABEL}.run={run_id}"] if run_id else [LABEL]}
     found = []
     now = time.time()
-    for c in client.containers.list(all=True, filters=filters):
-        labels = c.labels or {}
-        created = float(labels.get(f"{LABEL}.created", now))
+    for c in client.api.containers(all=True, filters=filters):
+        labels = c.get("Labels") or {}
+        created = float(labels.get(f"{LABEL}.created") or c.get("Created") or now)
         pid = labels.get(f"{LABEL}.pid")
         found.append(
             Leftover(
-                id=c.id,
-                name=c.name,
-                image=(c.image.tags[0] if c.image and c.image.tags else labels.get("image", "?")),
+                id=c["Id"],
+                name=(c.get("Names") or ["?"])[0].lstrip("/"),
+                image=c.get("Image") or "?",
                 run_id=labels.get(f"{LABEL}.run", "?"),
-                status=c.status,
+                status=c.get("State") or "?",
                 age_seconds=max(0.0, now - created),
                 pid=int(pid) if pid and pid.isdigit() else None,
+                owner=owner_state(labels),
+                host=labels.get(f"{LABEL}.host", ""),
+                instance=labels.get(f"{LABEL}.instance", ""),
             )
         )
     return sorted(found, key=lambda item: -item.age_seconds)
 
 
-def prune(client: Any, older_than: float = 0.0, run_id: str | None = None, keep_own: bool = True) -> list[Leftover]:
-    """Remove labelled containers older than `older_than` seconds; never our own live ones."""
+def prune(
+    client: Any, older_than: float = 0.0, run_id: str | None = None, keep_own: bool = True, force: bool = False
+) -> list[Leftover]:
+    """Remove labelled containers older than `older_than` seconds whose owner is gone.
+
+    A container whose owner is alive, or cannot be told (another host sharing the engine),
+    is kept unless `force`; this process's own live ones are kept unless `keep_own` is False.
+    """
     removed = []
     own = live() if keep_own else set()
     for item in leftovers(client, run_id):
-        if item.age_seconds < older_than or item.id in own:
+        if item.age_seconds < older_than or item.id in own or (item.owner != "gone" and not force):
             continue
         try:
             client.api.remove_container(item.id, force=True, v=True)
@@ -108,6 +247,21 @@ def prune(client: Any, older_than: float = 0.0, run_id: str | None = None, keep_
         except Exception:
             continue
     return removed
+
+
+_reaped = False
+
+
+def reap_orphans(client: Any) -> list[Leftover]:
+    """Once per process: remove the containers of runs on this host whose process is gone (killed -9)."""
+    global _reaped
+    if _reaped:
+        return []
+    _reaped = True
+    try:
+        return prune(client)
+    except Exception:  # reaping is a courtesy; a run never fails for it
+        return []
 
 
 def parse_age(text: str) -> float:

@@ -2,17 +2,19 @@
 
 Containers are created with no host environment, no Docker socket, the network off unless
 asked for, resource limits, and labels naming the run, so that leftovers can be found.
+They are hardened (`hardening_options`): every Linux capability dropped but those a spec
+names, `no-new-privileges`, and the user the spec names.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import os
 import posixpath
 import secrets
 import shlex
-import socket
 import tarfile
 import tempfile
 import time
@@ -26,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
-from sandbox.shell import MainBash, PersistentShell, ShellLink, attachable_command
+from sandbox.shell import GONE as GONE_MARK, MainBash, PersistentShell, ShellLink, attachable_command
 
 LABEL = "moe-agent"
 # With the network off, Docker is told the container has none at all (`NetworkDisabled`):
@@ -38,6 +40,53 @@ OFFLINE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback
 # a write about 2 ms per KB (bash reads its input a byte at a time). Bigger writes, and
 # images without base64, use the archive API: about 90 ms and as much dockerd CPU each
 # way, as dockerd re-executes itself to walk the container's filesystem.
+NO_SPACE = "No space left on device"
+FORK_FAILED = "Resource temporarily unavailable"  # bash: "fork: retry: Resource temporarily unavailable"
+# Shell builtins only (no fork: the limit may be exhausted). How many forks the pids cgroup
+# refused so far (cgroup v2, then v1); prints nothing where neither file is readable.
+_PIDS_LIMIT_HITS = (
+    "{ read -r _ n < /sys/fs/cgroup/pids.events || read -r _ n < /sys/fs/cgroup/pids/pids.events; } 2>/dev/null; "
+    'echo "${n:-}"'
+)
+# The same counter seen from the host (a local engine): cgroup v1 with cgroupfs, v2 with
+# cgroupfs, v2 with systemd. Reading it costs microseconds, so it is read before every command.
+_HOST_PIDS_EVENTS = (
+    "/sys/fs/cgroup/pids/docker/{id}/pids.events",
+    "/sys/fs/cgroup/docker/{id}/pids.events",
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events",
+)
+# Builtins only. Freeze every process but PID 1 and this shell, pass after pass until no new
+# one appears (a frozen process cannot fork); then kill all of them but the container's main
+# process (parent 1, command line holding KEEP) and this shell's children (the wrappers that
+# report a model shell's death), and let those run again. Prints the pids in use afterwards.
+_STOP_RUNAWAYS = r"""
+__moe_all=()
+for __moe_pass in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
+  __moe_now=()
+  for __moe_p in /proc/[0-9]*; do
+    __moe_p=${__moe_p#/proc/}
+    [ "$__moe_p" = 1 ] || [ "$__moe_p" = $$ ] || __moe_now+=("$__moe_p")
+  done
+  kill -STOP "${__moe_now[@]}" 2>/dev/null
+  [ "${#__moe_now[@]}" = "${#__moe_all[@]}" ] && break
+  __moe_all=("${__moe_now[@]}")
+done
+__moe_kill=(); __moe_keep=()
+for __moe_p in "${__moe_now[@]}"; do
+  read -r __moe_stat < /proc/$__moe_p/stat 2>/dev/null || continue
+  __moe_rest=${__moe_stat##*) }; set -- $__moe_rest
+  if [ "$2" = $$ ]; then __moe_keep+=("$__moe_p"); continue; fi
+  if [ "$2" = 1 ] || [ "$2" = 0 ]; then
+    __moe_args=(); mapfile -d '' __moe_args < /proc/$__moe_p/cmdline 2>/dev/null
+    case "${__moe_args[*]}" in *KEEP*) __moe_keep+=("$__moe_p"); continue;; esac
+  fi
+  __moe_kill+=("$__moe_p")
+done
+kill -KILL "${__moe_kill[@]}" 2>/dev/null
+kill -CONT "${__moe_keep[@]}" 2>/dev/null
+{ read -r __moe_n < /sys/fs/cgroup/pids.current || read -r __moe_n < /sys/fs/cgroup/pids/pids.current; } 2>/dev/null
+echo "${__moe_n:-?} ${#__moe_kill[@]}"
+"""
 SHELL_READ_BYTES = 4 * 2**20
 SHELL_WRITE_BYTES = 48 * 2**10
 
@@ -55,14 +104,19 @@ class SandboxSpec(BaseModel):
     cpus: float | None = 2.0
     memory: str | None = "4g"
     pids_limit: int | None = 1024
+    tmp_size: str | None = Field("1g", description="size of the tmpfs at /tmp and /var/tmp (None: the image's own)")
+    disk_size: str | None = Field(None, description="size limit of the container's writable layer, where the "
+                                  "engine supports one (overlay2 on xfs with pquota); elsewhere ignored")
     network: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     ca_bundle: Path | None = None
-    run_id: str = "adhoc"
+    run_id: str = "adhoc"  # the fix run's id, or the eval batch's
+    labels: dict[str, str] = Field(default_factory=dict, description="more labels, each under moe-agent.<key>")
     start_timeout: float = 60.0
     command_timeout: float = 1800.0
     output_limit: int = 1_000_000
-    extra_capabilities: list[str] = Field(default_factory=list)
+    extra_capabilities: list[str] = Field(default_factory=list, description="added back after dropping all")
+    user: str | None = Field(None, description="uid[:gid] or name to run as; None: the image's user")
 
 
 def connect(timeout: float = 120.0) -> Any:
@@ -111,6 +165,8 @@ class DockerSandbox:
         self._main = MainBash(client.api, container.id, attach_nonce) if attach_nonce else None
         self._service: PersistentShell | None = None
         self._base64: bool | None = None
+        self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
+        self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
                                      opener=self._spawn_model_shell, side=self._model_shell_side)
         self.shell.start()
@@ -120,12 +176,66 @@ class DockerSandbox:
         return self.container.id
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run in the model's shell, stopping runaway processes that exhausted the pids limit first."""
         from docker.errors import DockerException
 
         try:
-            return self.shell.run(command, timeout=min(timeout or self.spec.command_timeout, self.spec.command_timeout))
+            notes = [note for note in (self.stop_runaway_processes(cheap_only=True),) if note]
+            limit = min(timeout or self.spec.command_timeout, self.spec.command_timeout)
+            result = self.shell.run(command, timeout=limit)
+            if FORK_FAILED in result.output or result.timed_out:
+                notes += [note for note in (self.stop_runaway_processes(),) if note]
         except DockerException as exc:
             raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
+        if NO_SPACE in result.output:
+            notes.append(self.space_note())
+        return dataclasses.replace(result, notes=(*notes, *result.notes)) if notes else result
+
+    # -- exhausted resources -------------------------------------------------
+    def stop_runaway_processes(self, cheap_only: bool = False, restart_shell: bool = True) -> str | None:
+        """After the pids limit was hit (a fork bomb, a leak), kill every process commands started.
+
+        Asks the host's cgroup files when they are visible (microseconds), else, unless
+        `cheap_only`, the container (one round trip of shell builtins). The model's shell is
+        started again unless `restart_shell` is False (its own interrupt logic will). Returns
+        the note for the model, or None; raises `SandboxError` when they cannot be stopped.
+        """
+        hits = self._pids_limit_hits_now(cheap_only)
+        if hits is None or hits <= self._pids_limit_hits:
+            return None
+        keep = f"{GONE_MARK}{self._main.nonce}" if self._main else "__moe_keep_nothing__"
+        left = self._service_run(_STOP_RUNAWAYS.replace("KEEP", keep)).output.split()
+        self._pids_limit_hits = self._pids_limit_hits_now(False) or hits
+        limit = self.spec.pids_limit or 0
+        if len(left) == 2 and left[0].isdigit() and limit and int(left[0]) >= limit - 2:
+            raise SandboxError(f"the sandbox reached its limit of {limit} processes and they could not be stopped")
+        killed = left[1] if len(left) == 2 else "its"
+        if restart_shell:
+            self.shell.run(":", timeout=10)  # collects the killed shell's last words and starts a new one
+        return (f"the sandbox had reached its limit of {limit or '?'} processes (a fork bomb or a process leak): "
+                f"{killed} processes started by commands were killed and the shell was restarted, so exported "
+                "variables and activated environments are reset")
+
+    def _pids_limit_hits_now(self, cheap_only: bool) -> int | None:
+        """The cgroup's count of forks refused at the pids limit; None when it cannot be read."""
+        if self._host_pids_events is None:
+            found = (Path(pattern.format(id=self.id)) for pattern in _HOST_PIDS_EVENTS)
+            self._host_pids_events = next((path for path in found if path.is_file()), False)
+        if self._host_pids_events:
+            try:
+                return int(self._host_pids_events.read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        if cheap_only:
+            return None
+        text = self._service_run(_PIDS_LIMIT_HITS).output.strip()
+        return int(text) if text.isdigit() else None
+
+    def space_note(self) -> str:
+        """What the model is told when a write failed for lack of space: where the limits are."""
+        tmp = f"/tmp holds at most {self.spec.tmp_size}" if self.spec.tmp_size else "/tmp has no size limit of its own"
+        return (f"no space left on device: the sandbox's writable space is limited ({tmp}); delete files "
+                "you no longer need (e.g. in /tmp) before writing more")
 
     # -- files -------------------------------------------------------------
     def resolve(self, path: str) -> str:
@@ -160,8 +270,13 @@ class DockerSandbox:
         return self._service_shell().spawn_child(cwd)
 
     def _model_shell_side(self, script: str) -> None:
-        """Signals for the model's shell go through the internal shell, which is idle meanwhile."""
-        self._service_run(script)
+        """Signals for the model's shell go through the internal shell, which is idle meanwhile.
+
+        With the pids limit exhausted the signal script could not even start (it forks):
+        every process of the commands is stopped instead, builtins only.
+        """
+        if self.stop_runaway_processes(restart_shell=False) is None:
+            self._service_run(script)
 
     def write_offline_hosts(self) -> None:
         """Give `localhost` a name, as the image's user if it may write /etc/hosts, else as root."""
@@ -241,16 +356,26 @@ class DockerSandbox:
         made = self._service_run(f"mkdir -p -- {parent}")
         if not made.ok:
             raise OSError(f"cannot create directory {directory}: {made.output.strip()}")
+        # Docker's archive API writes beneath a tmpfs mount, not into it: stage such files in
+        # the working directory, then move them (a copy, across filesystems).
+        stage = self.workdir if self._on_scratch(directory) else directory
+        staged = posixpath.join(stage, posixpath.basename(tmp))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(posixpath.basename(tmp))
+            info = tarfile.TarInfo(posixpath.basename(staged))
             info.size, info.mode, info.mtime = len(data), mode, int(time.time())
             tar.addfile(info, io.BytesIO(data))
-        if not self.container.put_archive(directory, buf.getvalue()):
+        if not self.container.put_archive(stage, buf.getvalue()):
             raise OSError(f"could not write {path}")
-        moved = self._service_run(f"mv -f -- {temp} {target}")
+        quoted = shlex.quote(staged)  # in a subshell: `exit` must not end the internal shell
+        moved = self._service_run(
+            f"( command mv -f -- {quoted} {target} || {{ rc=$?; command rm -f -- {quoted}; exit $rc; }} )")
         if not moved.ok:
             raise OSError(f"could not write {path}: {moved.output.strip()}")
+
+    def _on_scratch(self, directory: str) -> bool:
+        """Whether `directory` lies on one of the tmpfs mounts of `scratch_mounts`."""
+        return any(directory == mount or directory.startswith(mount + "/") for mount in scratch_mounts(self.spec) or {})
 
     def stat(self, path: str) -> FileStat:
         full = self.resolve(path)
@@ -320,16 +445,18 @@ class DockerSandbox:
             raise SandboxError("could not copy the repository into the sandbox")
 
     def close(self) -> None:
-        for shell in (self.shell, self._service):
-            if shell is not None:
-                shell.close()
-        if self._main is not None:
-            self._main.close()
-        try:
-            self.container.remove(force=True, v=True)
-        except Exception:
-            pass
-        cleanup.forget(self.container.id)
+        """Stop the shells and remove the container; a signal meanwhile waits until it is gone."""
+        with cleanup.shielded():
+            for shell in (self.shell, self._service):
+                if shell is not None:
+                    shell.close()
+            if self._main is not None:
+                self._main.close()
+            try:
+                self.container.remove(force=True, v=True)
+            except Exception:
+                pass
+            cleanup.forget(self.container.id)
 
     def __enter__(self) -> DockerSandbox:
         return self
@@ -341,6 +468,25 @@ class DockerSandbox:
 def _docker_message(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).splitlines()[0]
+
+
+def sandbox_labels(spec: SandboxSpec) -> dict[str, str]:
+    """Labels that find a sandbox again: its run (or batch), and its owner process (`cleanup.owner_labels`)."""
+    return {
+        LABEL: "1",
+        f"{LABEL}.run": spec.run_id,
+        f"{LABEL}.created": str(int(time.time())),
+        **cleanup.owner_labels(),
+        **{f"{LABEL}.{key}": value for key, value in spec.labels.items()},
+    }
+
+
+def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
+    """/tmp and /var/tmp as size-limited tmpfs (charged to the container's memory), so scratch
+    files can neither fill the host's disk nor grow past `tmp_size`; None keeps the image's."""
+    if not spec.tmp_size:
+        return None
+    return {path: f"size={spec.tmp_size},mode=1777,exec" for path in ("/tmp", "/var/tmp")}
 
 
 def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
@@ -355,30 +501,47 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     if bundle is not None:
         volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
         env.update(ca_environment(CONTAINER_BUNDLE))
-    labels = {
-        LABEL: "1",
-        f"{LABEL}.run": spec.run_id,
-        f"{LABEL}.pid": str(os.getpid()),
-        f"{LABEL}.host": socket.gethostname(),
-        f"{LABEL}.created": str(int(time.time())),
-    }
     return {
         "command": attachable_command(attach_nonce),
         "stdin_open": True,  # the internal shell attaches to the main process instead of paying an exec
         "working_dir": spec.workdir,
         "environment": env,
-        "labels": labels,
+        "labels": sandbox_labels(spec),
         "volumes": volumes,
         "network_mode": "bridge" if spec.network else "none",
         "network_disabled": not spec.network,
         "nano_cpus": int(spec.cpus * 1e9) if spec.cpus else None,
         "mem_limit": spec.memory,
         "pids_limit": spec.pids_limit,
-        "cap_add": spec.extra_capabilities or None,
+        "tmpfs": scratch_mounts(spec),
         "init": True,
+        "auto_remove": True,  # a container whose owner died ends by itself (see attachable_command): then it goes
         "log_config": {"type": "none"},  # output goes through the shell socket; logs would only cost start time
-        "detach": True,
+        # Not detached: docker-py then sets StdinOnce, so the container's stdin closes when the
+        # attached owner goes, however it goes (see attachable_command); starting stays ours.
+        "detach": False,
+        **hardening_options(spec),
     }
+
+
+# -- hardening ------------------------------------------------------------------------------
+def hardening_options(spec: SandboxSpec) -> dict[str, Any]:
+    """What keeps untrusted code in the container: no capabilities, no privilege gain, a chosen user.
+
+    Docker's default set (14 capabilities: CHOWN, DAC_OVERRIDE, SETUID, NET_RAW...) is
+    dropped whole; a spec adds back only what its task needs (the requests recipe's
+    route needs NET_ADMIN). `no-new-privileges` makes setuid binaries (sudo, su) useless.
+    Docker lets containers with their own network namespace bind ports below 1024 without
+    NET_BIND_SERVICE (`net.ipv4.ip_unprivileged_port_start=0`).
+    """
+    options: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "cap_add": sorted(set(spec.extra_capabilities)) or None,
+        "security_opt": ["no-new-privileges:true"],
+    }
+    if spec.user:
+        options["user"] = spec.user
+    return options
 
 
 def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox:
@@ -387,14 +550,16 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
 
     client = client or connect(timeout=spec.start_timeout)
     cleanup.install_handlers()
+    cleanup.reap_orphans(client)
     try:
         nonce = secrets.token_hex(8)
-        container = client.containers.create(spec.image, **container_options(spec, nonce))
+        with cleanup.shielded():  # a container created is a container remembered, whatever signal comes
+            container = _create(client, spec, container_options(spec, nonce))
+            cleanup.remember(container.id)
     except ImageNotFound:
         raise ImageMissing(f"image {spec.image} is not present: build it with 'agent sandbox build'") from None
     except APIError as exc:
         raise SandboxError(f"cannot create a container from {spec.image}: {_docker_message(exc)}") from None
-    cleanup.remember(container.id)
     try:
         if spec.copy_from is not None:
             _copy_tree(container, spec.copy_from, spec.workdir)
@@ -404,13 +569,38 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
             box.write_offline_hosts()
         return box
     except BaseException as exc:
-        try:
-            container.remove(force=True, v=True)
-        finally:
-            cleanup.forget(container.id)
+        with cleanup.shielded():
+            try:
+                container.remove(force=True, v=True)
+            except Exception:  # already gone (auto-removed), or the engine went away: nothing to keep
+                pass
+            finally:
+                cleanup.forget(container.id)
         if isinstance(exc, APIError):
             raise SandboxError(f"cannot start a container from {spec.image}: {_docker_message(exc)}") from None
         raise
+
+
+_no_storage_opt: set[str] = set()  # engines (by API URL) that refused a writable-layer size
+
+
+def _create(client: Any, spec: SandboxSpec, options: dict[str, Any]) -> Any:
+    """Create the container, with a writable-layer size limit where the engine can enforce one.
+
+    Only overlay2 on xfs mounted with pquota can; other engines refuse the option, and the
+    container is then created without it (once per engine: the refusal is remembered).
+    """
+    from docker.errors import APIError
+
+    engine = str(client.api.base_url)
+    if spec.disk_size and engine not in _no_storage_opt:
+        try:
+            return client.containers.create(spec.image, storage_opt={"size": spec.disk_size}, **options)
+        except APIError as exc:
+            if "storage-opt" not in str(exc):
+                raise
+            _no_storage_opt.add(engine)
+    return client.containers.create(spec.image, **options)
 
 
 def _copy_tree(container: Any, source: Path, dest: str) -> None:

@@ -256,8 +256,11 @@ def run_and_commit(
     environment: dict[str, str] | None = None,
     volumes: dict[str, dict[str, str]] | None = None,
     timeout: float = 1800.0,
+    cpus: float | None = None,
 ) -> None:
     """Run `script` with bash in a container of `base`, then commit the result as `tag`.
+
+    `cpus` caps the build container (a CFS quota, in CPUs) so builds leave a shared host usable.
 
     Host directories are bound with `mounts=`, not `volumes=`: docker-py turns volumes into
     VOLUME entries of the container config, which `docker commit` would bake into the image.
@@ -270,6 +273,7 @@ def run_and_commit(
     container = client.containers.create(
         base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
         environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
+        **({"nano_cpus": int(cpus * 1e9)} if cpus else {}),
     )
     try:
         for path, data in (files or {}).items():

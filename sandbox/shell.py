@@ -52,13 +52,16 @@ GONE = "__moe_gone_"
 
 
 def attachable_command(nonce: str) -> list[str]:
-    """A container's main process: a bash on stdin for one attached shell, then a sleeper.
+    """A container's main process: a bash on stdin for one attached shell, then a stdin watcher.
 
-    The sleeper keeps the container up when that bash exits or is killed. The attach
-    stream does not close then (the init process holds it), so a line carrying the nonce
-    says the bash is gone.
+    The watcher keeps the container up when that bash exits or is killed, for as long as
+    the attached process is there: its stream does not close then (the init process holds
+    it), so a line carrying the nonce says the bash is gone. The container's stdin closes
+    when the one attached client goes (Docker's StdinOnce, which `stdin_open` sets): when
+    its owner dies, even by `kill -9`, the watcher reads end-of-file and the container ends.
     """
-    return ["sh", "-c", f"bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; exec sleep infinity"]
+    watch = "cat >/dev/null 2>&1 || while read -r _; do :; done"
+    return ["sh", "-c", f"bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; {watch}"]
 
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord("'")}
@@ -263,7 +266,7 @@ class PersistentShell:
             link = self._exec_link()
         self._link, self._exec_id, self._gone_tail, self._gone_code = link, link.exec_id, b"", None
         keep_stderr = "9>&2 " if self._spawns else ""
-        boot = (f"cd {ansi_c_quote(self.cwd.encode())} 2>/dev/null; exec {keep_stderr}2>&1; "
+        boot = (f"cd {ansi_c_quote(self.cwd.encode('utf-8', 'surrogateescape'))} 2>/dev/null; exec {keep_stderr}2>&1; "
                 "unset HISTFILE; PS1=; PS2=; echo __moe_pid=$$\n").encode()
         try:
             reply = self._exchange(boot + self._sentinel_command(), self.start_timeout)
@@ -358,7 +361,7 @@ class PersistentShell:
                              "exported variables and activated environments were reset")
             if stale:
                 notes.append(f"discarded {stale} bytes that background jobs printed after the last command")
-            data = command.encode() if isinstance(command, str) else command
+            data = command.encode("utf-8", "surrogateescape") if isinstance(command, str) else command
             payload = b"eval " + ansi_c_quote(data).encode() + b" < /dev/null\n" + self._sentinel_command()
             started = time.monotonic()
             buffer = HeadTailBuffer(self.output_limit)
@@ -370,7 +373,7 @@ class PersistentShell:
                 buffer.write(self._scan)
                 self._restart()
                 return CommandResult(
-                    output=buffer.getvalue().decode("utf-8", errors="replace"),
+                    output=buffer.getvalue().decode("utf-8", errors="surrogateescape"),
                     truncated_bytes=buffer.dropped,
                     exit_code=code,
                     duration=time.monotonic() - started,
@@ -383,7 +386,7 @@ class PersistentShell:
                 restarted = restarted or reply.restarted
                 notes.extend(reply.notes)
             return CommandResult(
-                output=reply.body.decode("utf-8", errors="replace"),
+                output=reply.body.decode("utf-8", errors="surrogateescape"),
                 exit_code=reply.exit_code,
                 duration=time.monotonic() - started,
                 timed_out=reply.timed_out,
@@ -445,7 +448,7 @@ class PersistentShell:
                     buffer.write(self._scan[:at])
                     rc, _, cwd = self._scan[at + len(self._marker) : end].partition(b" ")
                     self._scan = b""
-                    self.cwd = cwd.decode("utf-8", errors="replace") or self.cwd
+                    self.cwd = cwd.decode("utf-8", errors="surrogateescape") or self.cwd
                     return _Reply(buffer, int(rc))
             elif len(self._scan) > keep:
                 buffer.write(self._scan[:-keep])

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
 from sandbox.base import Sandbox
+from tools.encoding import NOT_UTF8_NOTE, has_raw_bytes, visible
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,23 @@ class ToolSpec:
 
 @dataclass
 class Observation:
-    """What a tool call produced, as the model will read it."""
+    """What a tool call produced, as the model will read it.
+
+    Text that carries bytes that are not UTF-8 (file contents, names, command output
+    decoded with surrogateescape) is made visible here, once for every tool, with a note
+    saying how those bytes are shown: the model, the trajectory and the terminal never get
+    a lone surrogate.
+    """
 
     text: str
     is_error: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if has_raw_bytes(self.text):
+            self.text = visible(self.text)
+            if NOT_UTF8_NOTE not in self.text:
+                self.text += f"\n[Note: {NOT_UTF8_NOTE}.]"
 
 
 @dataclass

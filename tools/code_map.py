@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.languages import language_name_for
 from tools.paths import resolve_in_repo
@@ -87,9 +88,18 @@ class OutlineTool:
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise ToolError(f"{args['path']}: {exc}") from None
         symbols = outline(path, source)
+        if symbols is None:
+            return Observation(generated_note(args["path"], source))
         if not symbols:
             return Observation(f"{args['path']}: no classes or functions found")
-        return Observation(format_outline(symbols))
+        return Observation(cap_text(format_outline(symbols), ctx.observation_max_chars)[0])
+
+
+def generated_note(shown: str, source: bytes) -> str:
+    """Why a minified or generated file gets no outline, and what to do instead."""
+    lines = source.count(b"\n") + 1
+    return (f"{shown} looks minified or generated ({len(source)} bytes on {lines} line{'s' if lines != 1 else ''}), "
+            "so it has no outline; find what you need in it with the search tool.")
 
 
 repo_map = RepoMapTool()

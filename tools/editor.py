@@ -15,7 +15,8 @@ from typing import Any
 
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
-from tools.lint import check_edit
+from tools.encoding import NOT_UTF8_NOTE, decode, encode, from_visible, is_utf8
+from tools.lint import check_edit, language_verdict
 from tools.paths import RepoPath, resolve_in_repo
 
 LINE_DISPLAY_CHARS = 2000  # a minified line would otherwise fill the whole observation
@@ -25,6 +26,7 @@ SNIPPET_CONTEXT_LINES = 4
 UNDO_DEPTH = 10
 BINARY_SNIFF_BYTES = 8192
 HISTORY_KEY = "editor.history"
+MAX_MATCHES_LISTED = 100
 
 DESCRIPTION = """\
 View, create and edit files in the repository.
@@ -40,26 +42,68 @@ Paths are relative to the repository root or absolute inside it."""
 
 @dataclass
 class TextFile:
-    """A file's text as the model sees it (LF line endings) plus what is needed to write it back unchanged."""
+    """A file's text as the model sees it, plus what is needed to write it back unchanged.
+
+    `text` has each CRLF shown as LF; `crlf[i]` says whether line i (0-based, of those that
+    end with a newline) ended with CRLF, so that a file mixing both keeps every untouched
+    line's ending. `utf8` is False for a file with bytes that are not UTF-8: they are lone
+    surrogates in `text` (see `tools.encoding`) and are written back as the same bytes.
+    """
 
     text: str
-    crlf: bool
+    crlf: list[bool]
+    utf8: bool = True
 
     @classmethod
     def decode(cls, data: bytes, shown: str) -> TextFile:
         if looks_binary(data):
             raise ToolError(f"{shown} looks like a binary file; this editor only handles text. "
                             f"Inspect it with bash instead (e.g. `xxd {shlex.quote(shown)} | head`).")
-        text = data.decode("utf-8", errors="surrogateescape")
-        crlf = b"\r\n" in data and data.count(b"\n") == data.count(b"\r\n")
-        return cls(text.replace("\r\n", "\n") if crlf else text, crlf)
+        text = decode(data)
+        if "\r\n" not in text:
+            return cls(text, [], is_utf8(data))
+        lines = text.split("\n")
+        crlf = [line.endswith("\r") for line in lines[:-1]]
+        text = "\n".join([line[:-1] if cr else line for line, cr in zip(lines, crlf, strict=False)] + lines[-1:])
+        return cls(text, crlf, is_utf8(data))
 
     def encode(self, text: str) -> bytes:
-        return (text.replace("\n", "\r\n") if self.crlf else text).encode("utf-8", errors="surrogateescape")
+        """`text` (an edit of `self.text`) as bytes: untouched lines keep their ending, new ones take
+        the ending of the lines they replace or sit next to."""
+        if not any(self.crlf):
+            return encode(text)
+        old, new = self.text.split("\n"), text.split("\n")
+        shared = min(len(old), len(new))
+        prefix = 0
+        while prefix < shared - 1 and old[prefix] == new[prefix]:
+            prefix += 1
+        suffix = 0
+        while suffix < shared - prefix and old[-1 - suffix] == new[-1 - suffix]:
+            suffix += 1
+        replaced_lines = len(old) - prefix - suffix
+        ending = self._ending_near(prefix if replaced_lines else prefix - 1)
+        out = []
+        for index, line in enumerate(new[:-1]):
+            if index < prefix:
+                cr = self.crlf[index] if index < len(self.crlf) else ending
+            elif index >= len(new) - suffix:
+                cr = self.crlf[index - len(new) + len(old)]
+            else:
+                cr = ending
+            out.append(line + ("\r\n" if cr else "\n"))
+        out.append(new[-1])
+        return encode("".join(out))
+
+    def _ending_near(self, line: int) -> bool:
+        """Whether line `line` (0-based) ended with CRLF, else the nearest line that has an ending."""
+        if 0 <= line < len(self.crlf):
+            return self.crlf[line]
+        return self.crlf[-1] if line >= len(self.crlf) else self.crlf[0]
 
     def normalise(self, model_text: str) -> str:
-        """What the model typed, with the file's line endings taken out as the file's text has them."""
-        return model_text.replace("\r\n", "\n") if self.crlf else model_text
+        """What the model typed, as `text` has it: CRLF as LF and, in a file that is not UTF-8, `\\xNN` as that byte."""
+        model_text = model_text.replace("\r\n", "\n")
+        return model_text if self.utf8 else from_visible(model_text)
 
 
 def looks_binary(data: bytes) -> bool:
@@ -123,8 +167,14 @@ def tabs_vs_spaces_hint(text: str, old: str) -> str | None:
 
 
 def closest_lines(lines: list[str], old: str) -> tuple[int, float]:
-    """The 1-based first line of the window of lines most similar to `old`, and how similar (0..1)."""
+    """The 1-based first line of the window of lines most similar to `old`, and how similar (0..1).
+
+    Lines are compared only up to a little more than `old` is long: SequenceMatcher's cost
+    grows with the product of the lengths, and a minified line is megabytes long.
+    """
     size = max(old.count("\n") + 1, 1)
+    longest = 2 * len(old) + 200
+    lines = [line[:longest] for line in lines]
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2(old)
     candidates = []
@@ -196,10 +246,14 @@ class EditorTool:
             return f"Files and directories up to 2 levels deep in {target.path}, excluding hidden items:\n{listing}"
         if stat.size > LARGE_FILE_BYTES:
             return self.view_large(ctx, target, stat.size, view_range)
-        lines = split_lines(load(ctx, target).text)
+        file = load(ctx, target)
+        lines = split_lines(file.text)
         if not lines:
             return f"{target.path} is empty."
         header = f"Here's the result of running `cat -n` on {target.path}"
+        if not file.utf8:
+            header = (f"Note: {target.path} is not valid UTF-8 (perhaps latin-1 or another legacy encoding); "
+                      f"{NOT_UTF8_NOTE}. Edits keep its bytes as they are.\n{header}")
         if view_range is None:
             return page(header, lines, 1, ctx.observation_max_chars)
         start, end = check_range(view_range, len(lines), target)
@@ -234,8 +288,8 @@ class EditorTool:
             kind = "directory" if stat.is_dir else "file"
             raise ToolError(f"a {kind} already exists at {target.path}; `create` does not overwrite. "
                             "Use `view` to read it and `str_replace` or `insert` to change it.")
-        save(ctx, target, None, file_text.encode("utf-8", errors="surrogateescape"))
-        return f"File created successfully at: {target.path}"
+        note = save(ctx, target, None, encode(file_text))
+        return f"File created successfully at: {target.path}{note}"
 
     def str_replace(self, ctx: ToolContext, target: RepoPath, old_str: str, new_str: str) -> str:
         if not old_str:
@@ -244,21 +298,23 @@ class EditorTool:
         old, new = file.normalise(old_str), file.normalise(new_str)
         if old == new:
             raise ToolError("old_str and new_str are identical, so nothing would change; give the new text in new_str")
-        count = file.text.count(old)
-        if count == 0:
+        starts = match_starts(file.text, old)
+        if not starts and not file.utf8 and old != old_str.replace("\r\n", "\n"):
+            old = old_str.replace("\r\n", "\n")  # the \xNN in old_str were literal text after all
+            starts = match_starts(file.text, old)
+        if not starts:
             raise ToolError(no_match_message(file.text, old, target))
-        if count > 1:
-            starts, at = [], file.text.find(old)
-            while at >= 0:
-                starts.append(file.text.count("\n", 0, at) + 1)
-                at = file.text.find(old, at + len(old))
-            raise ToolError(f"old_str occurs {count} times in {target.path}, at lines {', '.join(map(str, starts))}; "
-                            "include more surrounding lines in old_str so that it matches exactly once")
-        at = file.text.find(old)
+        if len(starts) > 1:
+            lines = [file.text.count("\n", 0, at) + 1 for at in starts]
+            times = f"{len(starts)}{' or more' if len(starts) == MAX_MATCHES_LISTED else ''}"
+            raise ToolError(f"old_str occurs {times} times in {target.path} (matches may overlap), starting at "
+                            f"lines {', '.join(map(str, lines))}; include more surrounding lines in old_str so that "
+                            "it matches exactly once")
+        at = starts[0]
         text = file.text[:at] + new + file.text[at + len(old) :]
-        save(ctx, target, before, file.encode(text))
+        note = save(ctx, target, before, file.encode(text))
         first = text.count("\n", 0, at) + 1
-        return edited_message(target, text, first, first + new.count("\n"))
+        return edited_message(target, text, first, first + new.count("\n")) + note
 
     def insert(self, ctx: ToolContext, target: RepoPath, insert_line: int, new_str: str) -> str:
         before, file = load_for_edit(ctx, target)
@@ -270,8 +326,8 @@ class EditorTool:
         text = "\n".join(lines[:insert_line] + new_lines + lines[insert_line:])
         if file.text == "" or file.text.endswith("\n"):  # keep the final newline, or its absence
             text += "\n"
-        save(ctx, target, before, file.encode(text))
-        return edited_message(target, text, insert_line + 1, insert_line + len(new_lines))
+        note = save(ctx, target, before, file.encode(text))
+        return edited_message(target, text, insert_line + 1, insert_line + len(new_lines)) + note
 
     def undo(self, ctx: ToolContext, target: RepoPath) -> str:
         stack = ctx.state.get(HISTORY_KEY, {}).get(target.real)
@@ -363,25 +419,63 @@ def write(ctx: ToolContext, target: RepoPath, data: bytes) -> None:
         raise ToolError(f"cannot write {target.path}: {exc}") from None
 
 
-def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> None:
-    """Write an edit unless the linter rejects it, and remember the old content for `undo_edit`."""
-    rejection = lint_rejection(target.path, before, after)
-    if rejection:
-        raise ToolError(rejection)
+def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> str:
+    """Write an edit unless it adds syntax errors, remember the old content for `undo_edit`;
+    return a note for the model ("" when there is nothing to say)."""
+    note = lint_note(ctx, target.path, before, after)
     write(ctx, target, after)
     stack = ctx.state.setdefault(HISTORY_KEY, {}).setdefault(target.real, [])
     stack.append(before)
     del stack[:-UNDO_DEPTH]
+    return note
 
 
-def lint_rejection(path: str, before: bytes | None, after: bytes) -> str | None:
-    """The linter's message when the edit would add syntax errors; None when it may be written."""
+def lint_note(ctx: ToolContext, path: str, before: bytes | None, after: bytes) -> str:
+    """Raise ToolError when the edit adds syntax errors that the language itself rejects.
+
+    tree-sitter finds them; the sandbox's interpreter or compiler has the last word, since
+    grammars lag their languages. When they disagree the edit is made and the note says so.
+    """
     report = check_edit(path, before, after)
-    return None if report.ok else report.message
+    if report.ok:
+        return ""
+    verdict = language_verdict(ctx.sandbox, path, after, timeout=min(ctx.command_timeout, 60))
+    if verdict.accepts:
+        return (f"\n(Note: the tree-sitter grammar reports a syntax error at line {report.new_problems[0].line}, "
+                f"but {verdict.tool} in the sandbox accepts the file, so the edit was made.)")
+    if verdict.accepts is False:
+        raise ToolError(f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}")
+    raise ToolError(f"{report.message}\n(No interpreter or compiler in the sandbox could check this file. If you "
+                    "are sure the code is valid, since grammars can lag new syntax, write it with bash instead.)")
+
+
+def match_starts(text: str, old: str, limit: int = MAX_MATCHES_LISTED) -> list[int]:
+    """Where `old` starts in `text`, overlapping matches included (`count` would miss them), at most `limit`."""
+    starts, at = [], text.find(old)
+    while at >= 0 and len(starts) < limit:
+        starts.append(at)
+        at = text.find(old, at + 1)
+    return starts
+
+
+def carriage_return_hint(text: str, old: str) -> str | None:
+    """If `old` matches once carriage returns are ignored, say that they are the only difference."""
+    if "\r" not in text and "\r" not in old:
+        return None
+    bare = text.replace("\r", "")
+    at = bare.find(old.replace("\r", ""))
+    if at < 0:
+        return None
+    line = bare.count("\n", 0, at) + 1
+    where = ("the file has carriage returns (\\r) that old_str lacks" if "\r" in text
+             else "old_str has carriage returns (\\r) that the file lacks")
+    return (f"No replacement was performed: old_str would match at line {line} except for carriage returns: "
+            f"{where}. Line endings (CRLF or LF) need not be typed, but a \\r inside a line must be: "
+            "write it as \\r where the file has one, and nowhere else.")
 
 
 def no_match_message(text: str, old: str, target: RepoPath) -> str:
-    hint = tabs_vs_spaces_hint(text, old)
+    hint = carriage_return_hint(text, old) or tabs_vs_spaces_hint(text, old)
     if hint:
         return hint
     message = f"No replacement was performed: old_str does not appear verbatim in {target.path}."

@@ -58,6 +58,10 @@ EXTENSIONS: dict[str, str] = {
 
 FILENAMES: dict[str, str] = {"Rakefile": "ruby", "Gemfile": "ruby"}
 
+GENERATED_MIN_BYTES = 4096
+GENERATED_LINE_BYTES = 1000  # mean bytes per line above which a file is minified or generated
+GENERATED_NAME_PARTS = (".min.", "-min.", ".bundle.", ".chunk.")
+
 
 def language_name_for(path: str) -> str | None:
     """The grammar name for a path, judged by its extension (or a few well-known names)."""
@@ -101,3 +105,13 @@ def parser_for(path: str) -> Parser | None:
 def supported_languages() -> list[str]:
     """Grammar names whose wheel is installed."""
     return [name for name in GRAMMARS if load_language(name) is not None]
+
+
+def looks_generated(path: str, source: bytes) -> bool:
+    """Minified or generated code (`app.min.js`, a bundle with 600 KB on one line): noise in a map,
+    and the input that makes tools built for source quadratic or huge (tree-sitter's tree takes
+    about 60 bytes per byte of minified code). Judged by name, then by mean line length."""
+    name = path.rsplit("/", 1)[-1]
+    if any(part in name for part in GENERATED_NAME_PARTS):
+        return True
+    return len(source) >= GENERATED_MIN_BYTES and len(source) > GENERATED_LINE_BYTES * (source.count(b"\n") + 1)

@@ -4,19 +4,40 @@ Files arrive as bytes (read from the sandbox) and are parsed on the host with tr
 Only errors the edit *adds* count: a file that was already broken somewhere else must still
 accept unrelated edits, so errors are matched between before and after by what they look
 like (kind, token, text of their line), not by line number, which every edit shifts.
+
+Grammars lag their languages (and some read valid files wrongly, such as Python with
+old-Mac CR line endings), so tree-sitter alone never refuses: before an edit is refused,
+the language's own interpreter or compiler in the sandbox is asked (`language_verdict`),
+and when it accepts the file, so does lint-on-edit.
 """
 
 from __future__ import annotations
 
+import posixpath
+import secrets
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
 from tree_sitter import Node
 
-from tools.languages import language_name_for, parser_for_language
+from sandbox.base import Sandbox
+from tools.languages import language_name_for, looks_generated, parser_for_language
 
 CONTEXT_LINES = 2
 MAX_REPORTED = 3
+LINE_TEXT_CHARS = 200  # of a problem's line, for matching and showing: a minified line is megabytes
+CHECK_DIR = "/tmp/.moe-lint"
+# Syntax-only checks by the language itself, run in the sandbox on a copy of the edited
+# file: {file} is its path there, {name} the path shown in messages. Exit 127: not installed.
+LANGUAGE_CHECKS: dict[str, tuple[str, str]] = {
+    "python": ("python", "for py in python3 python; do command -v $py >/dev/null || continue; exec $py -c "
+                         "'import sys; compile(open(sys.argv[1], \"rb\").read(), sys.argv[2], \"exec\", "
+                         "dont_inherit=True)' {file} {name}; done; exit 127"),
+    "javascript": ("node", "command -v node >/dev/null || exit 127; exec node --check {file}"),
+    "go": ("gofmt", "command -v gofmt >/dev/null || exit 127; exec gofmt -e {file} >/dev/null"),
+    "ruby": ("ruby", "command -v ruby >/dev/null || exit 127; exec ruby -c {file} >/dev/null"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,7 @@ def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
     """Accept the edit unless `after` has syntax errors that `before` did not have."""
     language = language_name_for(path)
     parser = parser_for_language(language) if language else None
-    if parser is None:
+    if parser is None or looks_generated(path, after):  # a minified file's tree is ~60x its size
         return LintReport(ok=True, checked=False)
     after_problems = syntax_problems(parser.parse(after).root_node, after)
     if not after_problems:
@@ -56,6 +77,36 @@ def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
                       message=_rejection_message(path, after, added, len(before_problems)))
 
 
+@dataclass(frozen=True)
+class LanguageVerdict:
+    """What the language's own tool said of a file: `accepts` is None when none could be asked."""
+
+    accepts: bool | None
+    tool: str = ""
+    detail: str = ""  # its complaint, last lines, when it rejects
+
+
+def language_verdict(sandbox: Sandbox, path: str, data: bytes, timeout: float = 60) -> LanguageVerdict:
+    """Ask the sandbox's interpreter or compiler whether `data`, as the file at `path`, is valid syntax."""
+    language = language_name_for(path)
+    if language not in LANGUAGE_CHECKS:
+        return LanguageVerdict(None)
+    tool, template = LANGUAGE_CHECKS[language]
+    copy = f"{CHECK_DIR}/{secrets.token_hex(4)}-{posixpath.basename(path)}"
+    try:
+        sandbox.write_file(copy, data)
+    except OSError:
+        return LanguageVerdict(None)
+    command = template.format(file=shlex.quote(copy), name=shlex.quote(path))
+    result = sandbox.run(f"( {command} ) 2>&1; rc=$?; rm -f -- {shlex.quote(copy)}; exit $rc", timeout=timeout)
+    if result.timed_out or result.exit_code in (None, 126, 127):
+        return LanguageVerdict(None, tool)
+    if result.exit_code == 0:
+        return LanguageVerdict(True, tool)
+    complaint = "\n".join(result.output.replace(copy, path).strip().splitlines()[-4:])
+    return LanguageVerdict(False, tool, complaint[:1000])
+
+
 def syntax_problems(root: Node, source: bytes) -> list[SyntaxProblem]:
     """Every outermost ERROR node and every MISSING node, in document order."""
     lines = source_lines(source)
@@ -64,7 +115,7 @@ def syntax_problems(root: Node, source: bytes) -> list[SyntaxProblem]:
     while stack:
         node = stack.pop()
         if node.is_missing or node.is_error:
-            problems.append(_problem(node, lines))
+            problems.append(_problem(node, lines, source))
         elif node.has_error:
             stack.extend(reversed(node.children))
     return problems
@@ -75,15 +126,18 @@ def source_lines(source: bytes) -> list[bytes]:
     return [line.removesuffix(b"\r") for line in source.split(b"\n")]
 
 
-def _problem(node: Node, lines: list[bytes]) -> SyntaxProblem:
+def _problem(node: Node, lines: list[bytes], source: bytes) -> SyntaxProblem:
     row, byte_column = node.start_point
     line = lines[row] if row < len(lines) else b""
     column = len(line[:byte_column].decode("utf-8", "replace")) + 1
+    if len(line) > LINE_TEXT_CHARS:  # the part around the problem; a whole minified line per error is quadratic
+        line = line[max(byte_column - LINE_TEXT_CHARS // 2, 0):byte_column + LINE_TEXT_CHARS // 2]
     line_text = line.decode("utf-8", "replace").strip()
     if node.is_missing:
         token = node.type
         return SyntaxProblem(row + 1, column, f"missing `{token}`", ("missing", token, line_text))
-    snippet = (node.text or b"").split(b"\n", 1)[0].decode("utf-8", "replace").strip()[:40]
+    text = source[node.start_byte:min(node.end_byte, node.start_byte + 200)]
+    snippet = text.split(b"\n", 1)[0].decode("utf-8", "replace").strip()[:40]
     description = f"unexpected `{snippet}`" if snippet else "syntax error"
     return SyntaxProblem(row + 1, column, description, ("error", snippet, line_text))
 
@@ -129,9 +183,14 @@ def _excerpt(lines: list[str], problem: SyntaxProblem) -> str:
     out = []
     for number in range(first, last + 1):
         text = lines[number - 1] if number <= len(lines) else ""
+        column = problem.column
+        if len(text) > 2 * LINE_TEXT_CHARS:  # a window around the problem, not a megabyte of minified code
+            start = max(column - 1 - LINE_TEXT_CHARS // 2, 0) if number == problem.line else 0
+            text = ("..." if start else "") + text[start:start + LINE_TEXT_CHARS] + "..."
+            column = column - start + (3 if start else 0)
         marker = ">" if number == problem.line else " "
         out.append(f"{marker} {number:>{width}} | {text}".rstrip())
         if number == problem.line:
-            indent = "".join("\t" if ch == "\t" else " " for ch in text[: problem.column - 1])
+            indent = "".join("\t" if ch == "\t" else " " for ch in text[: column - 1])
             out.append(f"  {' ' * width} | {indent}^")
     return "\n".join(out)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sandbox.base import Sandbox
 from tools.base import ToolError
+from tools.encoding import ESCAPED_BYTE, from_visible
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ def resolve_in_repo(sandbox: Sandbox, path: str) -> RepoPath:
     if "\0" in path or "\n" in path:
         raise ToolError(f"the path {path!r} contains a NUL or newline character; give a plain file path")
     named = posixpath.normpath(posixpath.join(root, path.strip()))
+    if ESCAPED_BYTE.search(named):  # a name shown with \xNN for bytes that are not UTF-8
+        raw = from_visible(named)
+        if sandbox.stat(raw).exists or not sandbox.stat(named).exists:
+            named = raw
     if not is_within(named, root):
         raise ToolError(f"{path} is outside the repository {root}; use a path inside it "
                         f"(relative to {root}, or absolute starting with {root}/)")

@@ -104,7 +104,7 @@ class Search:
             # The C locale reads latin-1 files as text, as ripgrep does; -I skips files with NUL bytes.
             counting = "LC_ALL=C " + shell_words("grep", "-c", *query)
             listing = "LC_ALL=C " + shell_words("grep", "-n", *query)
-            listing += f" | sort -t: -k1,1 -k2,2n | head -n {MAX_MATCH_LINES}"
+            listing += f" | cut -c 1-{MATCH_LINE_CHARS + 200} | sort -t: -k1,1 -k2,2n | head -n {MAX_MATCH_LINES}"
         output, code = self.run(counting)
         counts = {}
         for line in output.splitlines():

@@ -16,6 +16,7 @@ from typing import Any
 
 from sandbox.base import CommandResult
 from tools.base import Observation, Submitted, ToolContext, ToolError, ToolSpec
+from tools.encoding import is_utf8
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # `git hash-object -t tree /dev/null`
 LARGE_NEW_FILE_BYTES = 1_000_000  # a new file this big is a log or a data dump, not part of a fix
@@ -70,17 +71,23 @@ def current_patch(ctx: ToolContext) -> str:
 
 
 def compute_patch(ctx: ToolContext) -> PatchResult:
-    """The diff of the work tree (new files included, artefacts excluded) against the base commit."""
+    """The diff of the work tree (new files included, artefacts excluded) against the base commit.
+
+    The patch is always UTF-8 text that `git apply` turns back into the same bytes: when some
+    part of it is not, names are quoted by git (`core.quotepath`: octal escapes) and files
+    whose contents are not UTF-8 go as git binary patches (base85), exact whatever their encoding.
+    """
     data, left_out = staged_diff(ctx)
-    unreadable = non_utf8_paths(data)
-    if unreadable:
-        # A str patch cannot carry latin-1 text verbatim; as git binary patches those files survive intact.
-        attributes = "".join(f"/{escape_glob(path)} binary\n" for path in unreadable)
-        data, left_out = staged_diff(ctx, attributes.encode("utf-8", errors="surrogateescape"))
+    if not is_utf8(data):
+        data, left_out = staged_diff(ctx, quote_paths=True)
+        unreadable = non_utf8_paths(data)
+        if unreadable:
+            attributes = b"".join(b'"%s" binary\n' % c_quote(b"/" + escape_glob(path)) for path in unreadable)
+            data, left_out = staged_diff(ctx, attributes, quote_paths=True)
     return PatchResult(data.decode("utf-8", errors="replace"), left_out)
 
 
-def staged_diff(ctx: ToolContext, attributes: bytes = b"") -> tuple[bytes, list[str]]:
+def staged_diff(ctx: ToolContext, attributes: bytes = b"", quote_paths: bool = False) -> tuple[bytes, list[str]]:
     """Stage the work tree into a throwaway index and diff it against the base, in one command.
 
     The patch comes back base64-encoded in the command's output (the shell would mangle
@@ -95,7 +102,7 @@ def staged_diff(ctx: ToolContext, attributes: bytes = b"") -> tuple[bytes, list[
             ctx.sandbox.write_file(attributes_file, attributes)
         except OSError as exc:
             raise ToolError(f"could not compute the patch: {exc}") from None
-    found, left_out, result = _stage_and_diff(ctx, attributes_file)
+    found, left_out, result = _stage_and_diff(ctx, attributes_file, quote_paths)
     if "__moe_patch" in found and not result.truncated_bytes:
         try:
             return base64.b64decode(found["__moe_patch"], validate=True), left_out
@@ -107,10 +114,12 @@ def staged_diff(ctx: ToolContext, attributes: bytes = b"") -> tuple[bytes, list[
         raise ToolError(f"could not compute the patch: {exc}") from None
 
 
-def _stage_and_diff(ctx: ToolContext, attributes_file: str) -> tuple[dict[str, str], list[str], CommandResult]:
+def _stage_and_diff(ctx: ToolContext, attributes_file: str,
+                    quote_paths: bool) -> tuple[dict[str, str], list[str], CommandResult]:
     root = shlex.quote(ctx.sandbox.workdir)
     excludes = " ".join(map(shlex.quote, ARTIFACT_PATHSPECS))
     config = f" -c core.attributesFile={shlex.quote(attributes_file)}" if attributes_file else ""
+    config += " -c core.quotepath=on" if quote_paths else ""
     script = f"""
 cd {root} 2>/dev/null || {{ echo "__moe_error the repository root {root} does not exist"; exit 0; }}
 base={shlex.quote(ctx.base_commit or "HEAD")}
@@ -160,20 +169,61 @@ printf "\\n__moe_patch "; base64 -w0 < "$tmp/patch"; echo
     return found, left_out, result
 
 
-def non_utf8_paths(patch: bytes) -> list[str]:
-    """Files whose part of the patch is not UTF-8 (with --no-renames, `diff --git a/P b/P` names P twice)."""
+def non_utf8_paths(patch: bytes) -> list[bytes]:
+    """Files whose part of the patch is not UTF-8, as raw path bytes (with --no-renames,
+    `diff --git a/P b/P` names P twice; git C-quotes P when it has special bytes)."""
     paths = []
-    for chunk in patch.split(b"diff --git a/")[1:]:
-        try:
-            chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            header = chunk.split(b"\n", 1)[0]
-            paths.append(header[: (len(header) - 3) // 2].decode("utf-8", errors="surrogateescape"))
+    for chunk in (b"\n" + patch).split(b"\ndiff --git ")[1:]:
+        if is_utf8(chunk):
+            continue
+        header = chunk.split(b"\n", 1)[0]
+        if header.startswith(b'"'):
+            paths.append(c_unquote(header[1:header.index(b'" "')])[2:])
+        else:
+            paths.append(header[2:2 + (len(header) - 5) // 2])
     return paths
 
 
-def escape_glob(path: str) -> str:
-    return "".join("\\" + char if char in "*?[\\" else char for char in path)
+C_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13,
+             ord('"'): 34, ord("\\"): 92}
+C_ESCAPED = {value: key for key, value in C_ESCAPES.items()}
+
+
+def c_unquote(quoted: bytes) -> bytes:
+    """The bytes of a name git wrote C-quoted (without its double quotes): `\\n`, `\\"`, octal `\\351`."""
+    out, index = bytearray(), 0
+    while index < len(quoted):
+        byte = quoted[index]
+        if byte == 0x5C and index + 1 < len(quoted):
+            escaped = quoted[index + 1]
+            if 0x30 <= escaped <= 0x37:
+                out.append(int(quoted[index + 1:index + 4], 8))
+                index += 4
+                continue
+            out.append(C_ESCAPES.get(escaped, escaped))
+            index += 2
+            continue
+        out.append(byte)
+        index += 1
+    return bytes(out)
+
+
+def c_quote(raw: bytes) -> bytes:
+    """The inverse of `c_unquote`, as git's attribute files read a pattern in double quotes."""
+    out = bytearray()
+    for byte in raw:
+        if byte in C_ESCAPED:
+            out += b"\\" + bytes([C_ESCAPED[byte]])
+        elif byte < 0x20 or byte >= 0x7F:
+            out += b"\\%03o" % byte
+        else:
+            out.append(byte)
+    return bytes(out)
+
+
+def escape_glob(path: bytes) -> bytes:
+    """`path` as a gitattributes pattern that matches only itself: glob characters escaped."""
+    return b"".join(b"\\" + bytes([byte]) if byte in b"*?[\\" else bytes([byte]) for byte in path)
 
 
 submit = SubmitTool()

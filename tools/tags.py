@@ -7,13 +7,21 @@ file captures both; the definition's full node is found by walking up from its n
 
 Tags of a file are keyed by a hash of its language and bytes, so an unchanged file is never
 parsed twice, whichever repository or sandbox it came from.
+
+Cost stays linear in the input: a definition keeps at most `LONG_LINE_BYTES` of the
+line holding its name (a minified bundle has thousands of definitions on one line), and
+generated or minified files (`looks_generated`) are listed in a map by name only.
+
+The cache is read as JSON with a checked header and every row's shape checked, never
+with a format that can run code or crash the reader (marshal, pickle): whoever can write
+the cache file must not be able to do more than make the map wrong.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import marshal
+import json
 import os
 import sqlite3
 import threading
@@ -29,10 +37,14 @@ from typing import NamedTuple
 from tree_sitter import Node, Query, QueryCursor
 
 from sandbox.cache import cache_home
-from tools.languages import language_name_for, load_language, parser_for_language
+from tools.encoding import has_raw_bytes
+from tools.languages import language_name_for, load_language, looks_generated, parser_for_language
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1 was marshal
+CACHE_HEADER = f"moe-agent tag cache, JSON rows, format {FORMAT_VERSION}"
 MAX_FILE_BYTES = 1_000_000  # bigger files are generated or minified: noise in a map
+LONG_LINE_BYTES = 160  # a longer line holding a definition's name is cut to a window around the name
+DEFINITION_TEXT_BYTES = 100  # the window; a map shows at most 100 characters of a line
 PARALLEL_MIN_FILES = 200  # below this, starting worker processes costs more than it saves
 
 # Kinds that only scope other definitions (methods of `impl Foo`, names in a C++ namespace):
@@ -293,8 +305,8 @@ def extract_tags(language: str, source: bytes) -> FileTags:
         parent = open_scopes[-1][1] if open_scopes else -1
         if kind == "function" and parent >= 0 and definitions[parent].kind in CLASS_KINDS:
             kind = "method"
-        row = name_node.start_point[0]
-        text = lines[row].rstrip().decode("utf-8", "replace") if row < len(lines) else ""
+        row, column = name_node.start_point
+        text = definition_text(lines[row], column) if row < len(lines) else ""
         name = source[name_node.start_byte:name_node.end_byte].decode("utf-8", "replace")
         end_row, end_column = outer.end_point  # a node ending at column 0 ends on the line before
         end_line = max(end_row + (end_column > 0), outer.start_point[0] + 1)
@@ -304,6 +316,14 @@ def extract_tags(language: str, source: bytes) -> FileTags:
                      if node.start_byte not in definition_starts)
     references = {name.decode("utf-8", "replace"): count for name, count in counts.items()}
     return FileTags(tuple(definitions), references)
+
+
+def definition_text(line: bytes, column: int) -> str:
+    """The line holding a definition's name, or on a long line the part from a little before the name."""
+    if len(line) > LONG_LINE_BYTES:
+        start = max(column - DEFINITION_TEXT_BYTES // 5, 0)
+        line = (b"..." if start else b"") + line[start:start + DEFINITION_TEXT_BYTES] + b"..."
+    return line.rstrip().decode("utf-8", "replace")
 
 
 def _enclosing_definition(name_node: Node, outer_types: frozenset[str]) -> Node:
@@ -322,11 +342,16 @@ def supports_tags(language: str) -> bool:
     return language in TAG_QUERIES and load_language(language) is not None
 
 
-def outline(path: str, source: bytes) -> list[Symbol]:
-    """A file's classes, functions and the like, methods under their class, with line ranges."""
+def outline(path: str, source: bytes) -> list[Symbol] | None:
+    """A file's classes, functions and the like, methods under their class, with line ranges.
+
+    None for minified or generated code: its syntax tree alone would take ~60 bytes per byte.
+    """
     language = language_name_for(path)
     if language is None:
         return []
+    if looks_generated(path, source):
+        return None
     definitions = extract_tags(language, source).definitions
     return [
         Symbol(d.name, d.kind, d.start_line, d.end_line, definitions[d.parent].name if d.parent >= 0 else None)
@@ -405,29 +430,44 @@ class TagCache:
     Names (for ranking) and definitions (for rendering) are stored apart so that a map
     unpacks only what it shows. A second table remembers the content key of host files by
     (location, size, mtime), the way git's index does, so an unchanged tree is not even
-    read. Any cache failure (read-only home, corrupt file) degrades to parsing, never to an error.
+    read. Rows are JSON, checked for shape when read; a file without the expected header
+    is not used. Any cache failure (read-only home, corrupt or hostile file) degrades to
+    parsing, never to an error.
     """
 
     RACY_NS = 2_000_000_000  # files changed this recently may change again within the same mtime tick
 
     def __init__(self, directory: Path | str | None = None) -> None:
-        self.path = (Path(directory).expanduser() if directory else cache_home() / "tags") / f"tags-v{FORMAT_VERSION}.sqlite3"
+        where = Path(directory).expanduser() if directory else cache_home() / "tags"
+        self.path = where / f"tags-v{FORMAT_VERSION}.sqlite3"
         self._db: sqlite3.Connection | None = None
+        self._failed = False
 
     def _connect(self) -> sqlite3.Connection | None:
-        if self._db is None:
+        if self._db is None and not self._failed:
+            db = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA trusted_schema=OFF")  # a planted view or trigger runs nothing with side effects
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write on power loss is fine
-                db.execute("CREATE TABLE IF NOT EXISTS tags (key BLOB PRIMARY KEY, names BLOB NOT NULL, "
-                           "definitions BLOB NOT NULL) WITHOUT ROWID")
+                with db:  # a new file gets the header; a file someone else made must already have it
+                    db.execute("BEGIN IMMEDIATE")
+                    if not db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall():
+                        db.execute("CREATE TABLE header (text TEXT NOT NULL)")
+                        db.execute("INSERT INTO header VALUES (?)", (CACHE_HEADER,))
+                if db.execute("SELECT text FROM header").fetchall() != [(CACHE_HEADER,)]:
+                    raise sqlite3.DatabaseError(f"{self.path} is not a tag cache of format {FORMAT_VERSION}")
+                db.execute("CREATE TABLE IF NOT EXISTS tags (key BLOB PRIMARY KEY, names TEXT NOT NULL, "
+                           "definitions TEXT NOT NULL) WITHOUT ROWID")
                 db.execute("CREATE TABLE IF NOT EXISTS stamps (location TEXT PRIMARY KEY, size INTEGER, "
                            "mtime_ns INTEGER, key BLOB) WITHOUT ROWID")
                 self._db = db
             except (sqlite3.Error, OSError):
-                return None
+                if db is not None:
+                    db.close()
+            self._failed = self._db is None
         return self._db
 
     def _select(self, sql: str, values: Sequence[object]) -> list[tuple]:
@@ -456,27 +496,29 @@ class TagCache:
 
     def load_names(self, keys: Sequence[bytes]) -> dict[bytes, FileNames]:
         rows = self._select("SELECT key, names FROM tags WHERE key IN ({marks})", keys)
-        return {key: FileNames(*names) for key, names in _unmarshal_rows(rows)}
+        return {key: names for key, data in rows if (names := _names_from_json(data)) is not None}
 
     def load_definitions(self, keys: Sequence[bytes]) -> dict[bytes, tuple[Definition, ...]]:
         rows = self._select("SELECT key, definitions FROM tags WHERE key IN ({marks})", keys)
-        return {key: tuple(map(_as_definition, definitions)) for key, definitions in _unmarshal_rows(rows)}
+        return {key: found for key, data in rows if (found := _definitions_from_json(data)) is not None}
 
     def store(self, items: dict[bytes, FileTags]) -> None:
         self._write("INSERT OR REPLACE INTO tags VALUES (?, ?, ?)",
-                    [(key, marshal.dumps(tuple(tags.names())), marshal.dumps(tuple(map(tuple, tags.definitions))))
-                     for key, tags in items.items()])
+                    [(key, _json(tags.names()), _json(tags.definitions)) for key, tags in items.items()])
 
     def known_keys(self, stamps: Sequence[Stamp]) -> dict[Stamp, bytes]:
         """Content keys of files whose location, size and mtime are as recorded."""
         rows = self._select("SELECT location, size, mtime_ns, key FROM stamps WHERE location IN ({marks})",
-                            [stamp.location for stamp in stamps])
-        return {Stamp(location, size, mtime_ns): key for location, size, mtime_ns, key in rows}
+                            [stamp.location for stamp in stamps if not has_raw_bytes(stamp.location)])
+        return {Stamp(location, size, mtime_ns): key for location, size, mtime_ns, key in rows
+                if type(location) is str and type(size) is int and type(mtime_ns) is int and type(key) is bytes}
 
     def remember_keys(self, keys: dict[Stamp, bytes]) -> None:
         settled_before = time.time_ns() - self.RACY_NS
+        # SQLite text is UTF-8: a name that is not is found by content key only, never by stamp.
         self._write("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?)",
-                    [(*stamp, key) for stamp, key in keys.items() if stamp.mtime_ns < settled_before])
+                    [(*stamp, key) for stamp, key in keys.items()
+                     if stamp.mtime_ns < settled_before and not has_raw_bytes(stamp.location)])
 
     def close(self) -> None:
         if self._db is not None:
@@ -484,15 +526,48 @@ class TagCache:
             self._db = None
 
 
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(data: object) -> object:
+    if not isinstance(data, str):
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _names_from_json(data: object) -> FileNames | None:
+    """A row's names if it has the shape `store` writes ([[name, ...], {name: count}]), else None (a miss)."""
+    value = _loads(data)
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], list)
+            and isinstance(value[1], dict)):
+        return None
+    defined, references = value
+    if not all(type(name) is str for name in defined) or not all(type(n) is int for n in references.values()):
+        return None
+    return FileNames(tuple(defined), references)
+
+
+def _definitions_from_json(data: object) -> tuple[Definition, ...] | None:
+    """A row's definitions if each has Definition's fields and types, else None (a miss)."""
+    value = _loads(data)
+    if not isinstance(value, list):
+        return None
+    definitions = []
+    for row in value:
+        if not (isinstance(row, list) and len(row) == 7 and type(row[0]) is str and type(row[1]) is str
+                and all(type(number) is int for number in row[2:6]) and type(row[6]) is str):
+            return None
+        if not -1 <= row[5] < len(definitions):  # a parent comes before its children
+            return None
+        definitions.append(_as_definition(row))
+    return tuple(definitions)
+
+
 _as_definition = functools.partial(tuple.__new__, Definition)  # C-speed construction
-
-
-def _unmarshal_rows(rows: list[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, object]]:
-    for key, data in rows:
-        try:
-            yield key, marshal.loads(data)
-        except (ValueError, EOFError, TypeError):
-            continue  # a damaged row is a cache miss
 
 
 def index_files(files: Iterable[SourceFile | tuple[str, Callable[[], bytes]]],
@@ -514,7 +589,7 @@ def index_files(files: Iterable[SourceFile | tuple[str, Callable[[], bytes]]],
             source = item.read()
         except OSError:
             source = None
-        if source is None or len(source) > MAX_FILE_BYTES:
+        if source is None or len(source) > MAX_FILE_BYTES or looks_generated(item.path, source):
             del keys[item.path]
             continue
         key = keys[item.path] = content_key(language, source)

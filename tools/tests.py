@@ -1,8 +1,11 @@
 """`run_tests`: run the project's tests and answer with counts and the failing tests, not a 5,000-line log.
 
 The command comes from `test_cmd` in `.agent.toml` or is detected from the files at the
-repository root. Pytest output is read with the SWE-bench harness's own log parser, so the
-agent and the grader agree on what passed.
+repository root. Pytest is asked for its JUnit XML report, which names every test by its
+full, rerunnable id (`test_calc.py::test_eval[2 * 3-7]`, spaces and brackets included);
+when there is none (tox without pass-through, a plugin that turns it off, a timeout) and
+for other runners, the output is read with the SWE-bench harness's own log parsers. SWE-bench
+grading (evals/) always uses those parsers, so its verdicts stay the official ones.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from typing import Any
 from sandbox.base import CommandResult
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.junit import PYTEST_OPTIONS, TestOutcome, read_junit
 from tools.paths import is_within
 
 DEFAULT_TIMEOUT = 600.0
+JUNIT_REPORT = "/tmp/.moe-tests/junit.xml"
+MAX_REPORT_BYTES = 50_000_000
 MAX_LISTED_FAILURES = 30
 FAILURE_LINE_CHARS = 240
 TAIL_LINES = 60
@@ -94,11 +100,26 @@ class RunTestsTool:
         runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
         command = runner.narrowed(paths, (args.get("args") or "").strip())
         timeout = min(args.get("timeout") or max(ctx.command_timeout, DEFAULT_TIMEOUT), ctx.max_command_timeout)
-        # -rA makes pytest print one summary line per test, which is what the parsers read.
-        result = ctx.sandbox.run(f'(cd {shlex.quote(root)} && export PYTEST_ADDOPTS="-rA ${{PYTEST_ADDOPTS:-}}" '
-                                 f"&& {command})", timeout=timeout)
-        text, data = summarize(runner, command, result, timeout)
+        # -rA makes pytest print one summary line per test, which is what the text parsers read.
+        pytest = runner.parser == "parse_log_pytest"
+        options = "-rA" + (" " + PYTEST_OPTIONS.format(path=JUNIT_REPORT) if pytest else "")
+        result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && "
+                                 f'export PYTEST_ADDOPTS="{options} ${{PYTEST_ADDOPTS:-}}" && {command})',
+                                 timeout=timeout)
+        outcomes = junit_outcomes(ctx) if pytest else None
+        text, data = summarize(runner, command, result, timeout, outcomes)
         return Observation(cap_text(text, ctx.observation_max_chars)[0], is_error=False, data=data)
+
+
+def junit_outcomes(ctx: ToolContext) -> list[TestOutcome] | None:
+    """The tests in the JUnit XML report pytest wrote, or None when it wrote none that can be read."""
+    stat = ctx.sandbox.stat(JUNIT_REPORT)
+    if not stat.exists or stat.size > MAX_REPORT_BYTES:
+        return None
+    try:
+        return read_junit(ctx.sandbox.read_file(JUNIT_REPORT))
+    except (OSError, ValueError):
+        return None
 
 
 def check_test_path(path: str, root: str) -> str:
@@ -194,8 +215,15 @@ def parse_statuses(parser: str | None, output: str) -> dict[str, str]:
     return PARSER_REGISTRY[parser](output, None)
 
 
-def summarize(runner: Runner, command: str, result: CommandResult, timeout: float) -> tuple[str, dict[str, Any]]:
-    statuses = parse_statuses(runner.parser, result.output)
+def summarize(runner: Runner, command: str, result: CommandResult, timeout: float,
+              outcomes: list[TestOutcome] | None = None) -> tuple[str, dict[str, Any]]:
+    """The observation and its data: counts and failing tests, from `outcomes` (pytest's own report)
+    when there are any, else from the output read by swebench's parser for the runner."""
+    reasons = {outcome.test_id: outcome.message for outcome in outcomes or ()}
+    if outcomes:
+        statuses = {outcome.test_id: outcome.status for outcome in outcomes}
+    else:
+        statuses = parse_statuses(runner.parser, result.output)
     counts = Counter(statuses.values())
     # swebench's parser drops pytest's `SKIPPED [N] file:line` lines (they name no test); the totals line has them.
     skipped = max(counts["SKIPPED"], pytest_totals(result.output).get("skipped", 0))
@@ -222,7 +250,7 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
         if names:
             lines.append(f"{title}:")
             for name in names[:MAX_LISTED_FAILURES]:
-                reason = first_error_line(result.output, name)[:FAILURE_LINE_CHARS]
+                reason = (reasons.get(name) or first_error_line(result.output, name))[:FAILURE_LINE_CHARS]
                 lines.append(f"  {name}" + (f": {reason}" if reason else ""))
             if len(names) > MAX_LISTED_FAILURES:
                 lines.append(f"  ... and {len(names) - MAX_LISTED_FAILURES} more")

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
-import typer
 
-from agent import __version__
-from agent.cli import ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj
-from agent.errors import AgentError, missing_extra
-from sandbox.base import SandboxError
+def interrupted_json(code: int) -> str | None:
+    """What `agent fix --json` prints when interrupted before its run exists; None for other commands."""
+    if sys.argv[1:2] == ["fix"] and "--json" in sys.argv:
+        import json
+
+        return json.dumps({"status": "interrupted", "message": "interrupted before the run started", "patch": "",
+                           "branch": None, "commit": None, "applied": False, "trajectory": None, "run_id": None,
+                           "exit_code": code})
+    return None
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM while the CLI is still importing: nothing exists yet that needs cleaning up."""
+    printed = interrupted_json(128 + signum)
+    if printed:
+        os.write(1, printed.encode() + b"\n")
+    os.write(2, b"error: interrupted\n")
+    os._exit(128 + signum)
+
+
+# Installed before the heavy imports below (about half a second), and only when this is the
+# `agent` command itself; `main` then hands signals to `sandbox.cleanup`, which cleans up.
+if os.path.basename(sys.argv[0]) == "agent" or sys.argv[0].endswith(os.path.join("agent", "__main__.py")):
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, _interrupted_while_starting)
+
+import typer  # noqa: E402
+
+from agent import __version__  # noqa: E402
+from agent.cli import (  # noqa: E402
+    ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj,
+)
+from agent.errors import AgentError, missing_extra  # noqa: E402
+from sandbox.base import SandboxError  # noqa: E402
+from sandbox.cleanup import install_handlers  # noqa: E402
 
 app = typer.Typer(
     name="agent",
@@ -52,27 +84,38 @@ app.add_typer(traj.app, name="traj")
 def _fail(message: str, code: int) -> None:
     from rich.console import Console
 
-    from rich.markup import escape
+    from agent.terminal import escape
 
     Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    code = 128 + getattr(exc, "signum", signal.SIGINT)
+    printed = interrupted_json(code)
+    if printed:
+        print(printed, flush=True)
+    _fail("interrupted", code)
+
+
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
+    install_handlers()  # from here on SIGINT and SIGTERM raise Interrupted and every run cleans up
     try:
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except typer.Abort as exc:  # click turns a KeyboardInterrupt inside a command into Abort
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         _fail("aborted", 130)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM as sandbox.cleanup.Interrupted
+        _interrupted(exc)
     except AgentError as exc:
         _fail(str(exc), exc.exit_code)
     except SandboxError as exc:
-        _fail(str(exc), 3)
+        _fail(str(exc), getattr(exc, "exit_code", 3))
     except ModuleNotFoundError as exc:  # an optional feature whose extra is not installed
         if (missing := missing_extra(exc)) is None:
             raise

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from agent.errors import UsageError
-
-if TYPE_CHECKING:
-    from agent.ci import IssueJob
-    from agent.config import Settings
-    from agent.github import GitHubClient
 
 HELP = "Run the CI bot in a GitHub Actions job: a labelled issue or an '/agent fix' comment becomes a pull request."
 app = typer.Typer(help=HELP, invoke_without_command=True)
@@ -31,14 +25,19 @@ def ci(
     base: str | None = typer.Option(None, "--base", help="Base branch of the pull request (default: the repository's)."),
     max_wait: float = typer.Option(60.0, "--max-wait", envvar="AGENT_GITHUB_MAX_WAIT", min=0,
                                    help="Seconds of GitHub rate-limit waiting allowed in total; longer limits fail."),
+    network: bool = typer.Option(False, "--network/--no-network", envvar="AGENT_CI_NETWORK",
+                                 help="Give the sandbox network access (off unless the workflow opts in)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
     """Act on the event in GITHUB_EVENT_PATH; anything it does not ask for exits 0 saying why."""
     if ctx.invoked_subcommand is not None:
         return
-    from agent.ci import IssueJob, authorize, read_trigger
+    from agent.ci import IssueJob, posted_secrets, run_job
+    from agent.ci.event import read_trigger
+    from agent.ci.permission import authorize
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for
+    from agent.progress import LiveProgress, status_line
     from agent.workspace import UserRepo
 
     trigger = read_trigger(os.environ, label)
@@ -49,15 +48,19 @@ def ci(
     if not token:
         raise UsageError("GITHUB_TOKEN is not set: pass it to the step (env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }})")
     repo = UserRepo.find(path)
-    settings = load_settings(repo.root)
-    github = GitHubClient(token, api_url_for(None), max_wait=max_wait, secrets=model_secrets(settings), echo=echo)
+    settings = load_settings(repo.root, overrides={"sandbox.network": network})  # set either way: forced off
+    github = GitHubClient(token, api_url_for(None), max_wait=max_wait, secrets=posted_secrets(settings),
+                          echo=status_line)
     refusal = authorize(github, trigger)
     if refusal is not None:
         typer.echo(refusal)
         raise typer.Exit(0)
-    job = IssueJob(issue=trigger.issue, repo=repo.root, instructions=trigger.instructions,
-                   requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url())
-    run_job(job, settings, github, token, remote, quiet)
+    job = IssueJob(issue=trigger.ref, repo=repo.root, instructions=trigger.instructions,
+                   requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
+                   as_triggered=trigger.issue)
+    done = run_job(job, settings, github, token, remote, echo=status_line,
+                   listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
+    typer.echo(str(done))
 
 
 @app.command("init")
@@ -66,7 +69,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing workflow file."),
 ) -> None:
     """Write .github/workflows/agent.yml, the GitHub Actions workflow that runs 'agent ci'."""
-    from agent.ci import write_workflow
+    from agent.ci.workflow_file import write_workflow
     from agent.workspace import UserRepo
 
     written = write_workflow(UserRepo.find(path).root, force=force)
@@ -75,32 +78,8 @@ def init(
                "commit the file, then label an issue 'agent' or comment '/agent fix' on it")
 
 
-def echo(message: str) -> None:
-    """Our own progress lines, dim on stderr: stdout carries only the outcome."""
-    Console(stderr=True, highlight=False).print(f"[dim]{message}[/]", soft_wrap=True)
-
-
-def model_secrets(settings: Settings) -> list[str]:
-    """The model endpoint and key: nothing posted to GitHub may contain them."""
-    key = settings.model.api_key.get_secret_value() if settings.model.api_key else None
-    return [s for s in (settings.model.base_url, key) if s]
-
-
 def actions_run_url() -> str | None:
     """This job's page, when running in GitHub Actions."""
     server, repository, run = (os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
     return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else None
 
-
-def run_job(job: IssueJob, settings: Settings, github: GitHubClient, token: str | None, remote_name: str,
-            quiet: bool) -> None:
-    """Fix, push and publish, then print the pull request's address (shared with `agent pr`)."""
-    from agent.ci import GitRemote, fix_issue
-    from agent.model import OpenAIModel
-    from agent.progress import LiveProgress
-
-    remote = GitRemote.of(job.repo, remote_name, token)
-    done = fix_issue(job, settings, OpenAIModel(settings.model), github, remote,
-                     listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet), echo=echo)
-    verb = "opened" if done.created else "updated"
-    typer.echo(f"{verb} {'draft ' if done.pull.draft else ''}pull request #{done.pull.number}: {done.pull.url}")

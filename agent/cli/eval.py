@@ -7,35 +7,42 @@ only these commands need them.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agent.errors import EnvironmentProblem, UsageError
 
 if TYPE_CHECKING:
     from evals.datasets import TaskInstance
-    from evals.grade import GradeRun
-    from evals.images import ImageBuilder
+    from evals.grade import GradeRun, Prediction
+    from evals.images import ImageBuilder, ImageOutcome
     from evals.report import RunComparison
     from evals.validation import Verdict
 
 app = typer.Typer(help="Build SWE-bench task images, grade predictions and compare run reports.", no_args_is_help=True)
-console = Console(highlight=False)
+# Not on a terminal (a file, a pipe, CI): no wrapping at 80 columns, no cut table cells.
+console = Console(highlight=False, soft_wrap=not sys.stdout.isatty(),
+                  width=None if sys.stdout.isatty() else 100_000)
 
-# One outcome per instance, in table order (keys of evals.report.outcome_ids).
+# The run report's own counts, in table order, so the table and the JSON agree.
 OUTCOME_LABELS = {
     "resolved": "resolved",
-    "unresolved": "unresolved (patch judged wrong)",
-    "infra_failure": "environment failure",
-    "ambiguous_failure": "ambiguous failure",
+    "unresolved": "unresolved",
     "error": "error (no report)",
     "empty_patch": "empty patch",
     "incomplete": "not submitted",
+}
+# Set apart inside unresolved + error (evals.report.failure_kind), shown under them.
+APART_LABELS = {
+    "infra_failure": "  of which environment failure",
+    "ambiguous_failure": "  of which ambiguous failure",
 }
 
 
@@ -88,7 +95,7 @@ def report_command(
         table.add_column(_run_name(path), justify="right")
     outcomes = [outcome_ids(report) for _, report in runs]
     table.add_row("total", *(str(report["total_instances"]) for _, report in runs))
-    for outcome, label in OUTCOME_LABELS.items():
+    for outcome, label in (*OUTCOME_LABELS.items(), *APART_LABELS.items()):
         counts = (_count(ids[outcome], report) for ids, (_, report) in zip(outcomes, runs))
         table.add_row(label, *counts)
     console.print(table)
@@ -137,6 +144,10 @@ PULL = typer.Option(
     None, "--pull/--build", help="Pull official prebuilt images, or build them offline (default: pull when a registry answers)."
 )
 WORKERS = typer.Option(1, "--workers", min=1, help="Instances handled at once.")
+BUILD_CPUS = typer.Option(
+    None, "--build-cpus", min=0.1, help="CPUs each image build container may use (default: no limit)."
+)
+AS_JSON = typer.Option(False, "--json", help="Print one JSON document instead of progress and tables.")
 CA_BUNDLE = typer.Option(None, "--ca-bundle", help="Extra CA bundle pip must trust when building environments.")
 
 
@@ -156,28 +167,50 @@ def images_command(
     workers: int = WORKERS,
     force: bool = typer.Option(False, "--force", help="Rebuild environment and instance layers even if present."),
     ca_bundle: Path | None = CA_BUNDLE,
+    build_cpus: float | None = BUILD_CPUS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Build (or pull) the image of every selected task; unchanged layers are reused."""
     from evals.images import ImageOutcome, build_images
 
-    instances = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
-    builder = _image_builder(repos, recipes, pull, force, ca_bundle)
+    rows, instances = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
+    builder = _image_builder(repos, recipes, pull, force, ca_bundle, dataset=rows, build_cpus=build_cpus,
+                             quiet=as_json)
 
     def report(outcome: ImageOutcome) -> None:
         iid = outcome.instance.instance_id
+        if as_json:
+            return
         if outcome.image is None:
-            console.print(f"[red]failed[/] {iid}: {outcome.error}", markup=True)
+            console.print(f"[red]failed[/] {iid}: {escape(outcome.error)}", markup=True)
             return
         layers = ", ".join(f"{layer.action} {layer.tag} ({layer.seconds:.1f}s)" for layer in outcome.image.layers)
-        notes = "".join(f"; {note}" for note in outcome.image.notes)
-        console.print(f"[green]ready[/] {iid}: {layers}{notes}", markup=True)
+        notes = "".join(f"; {note}" for note in (*outcome.image.notes, *outcome.image.caveats))
+        console.print(f"[green]ready[/] {iid}: {escape(layers + notes)}", markup=True)
 
     outcomes = build_images(builder, instances, workers, on_done=report)
     failed = [o for o in outcomes if o.image is None]
-    console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} images ready")
+    if as_json:
+        typer.echo(json.dumps({"ready": len(outcomes) - len(failed), "total": len(outcomes),
+                               "images": [_image_json(o) for o in outcomes]}, indent=2))
+    else:
+        console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} images ready")
     if failed:
         raise EnvironmentProblem(f"{len(failed)} of {len(outcomes)} images could not be had: "
                                  f"{', '.join(o.instance.instance_id for o in failed[:5])}")
+
+
+def _image_json(outcome: ImageOutcome) -> dict[str, Any]:
+    """One instance's image for `eval images --json`: tag, layers (seconds), notes, or the error."""
+    image = outcome.image
+    row: dict[str, Any] = {"instance_id": outcome.instance.instance_id, "seconds": round(outcome.seconds, 3)}
+    if image is None:
+        return row | {"error": outcome.error}
+    return row | {
+        "image": image.tag, "pulled": image.pulled, "notes": list(image.notes), "caveats": list(image.caveats),
+        "layers": [{"tag": layer.tag, "action": layer.action, "seconds": round(layer.seconds, 3)}
+                   for layer in image.layers],
+    }
 
 
 @app.command("grade")
@@ -208,6 +241,8 @@ def grade_command(
     log_dir: Path = typer.Option(Path("logs/run_evaluation"), "--log-dir", help="Root of the official log layout."),
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="Where <model>.<run_id>.json is written."),
     ca_bundle: Path | None = CA_BUNDLE,
+    build_cpus: float | None = BUILD_CPUS,
+    as_json: bool = AS_JSON,
     executor_kind: str = typer.Option(
         "local", "--executor", help="local (threads here) or ray (tasks on a Ray cluster's nodes)."
     ),
@@ -218,14 +253,7 @@ def grade_command(
 ) -> None:
     """Evaluate predictions in task images and write the official logs and run report."""
     from evals.executors import make_executor
-    from evals.grade import (
-        GradeSettings,
-        empty_predictions,
-        gold_predictions,
-        grade_predictions,
-        read_predictions,
-        validate,
-    )
+    from evals.grade import GradeSettings, empty_predictions, gold_predictions, grade_predictions, validate
     from evals.validation import write_summary, write_validated
 
     if sum([predictions is not None, gold or empty]) != 1:
@@ -234,34 +262,78 @@ def grade_command(
         raise UsageError("--save-validated needs --gold --empty (validation)")
     if "/" in run_id or not run_id.strip():
         raise UsageError(f"--run-id {run_id!r}: a plain name, without '/'")
-    rows = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
-    runnable = [i for i in rows if i.runnable]
-    if len(runnable) < len(rows):
-        console.print(f"skipping {len(rows) - len(runnable)} instances without a test_patch")
+    rows, selected = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
+    say = _quiet if as_json else console.print
+    chosen = _read_chosen(predictions, rows, selected, say) if predictions is not None else []
+    runnable = [i for i in selected if i.runnable]
+    if len(runnable) < len(selected):
+        say(f"skipping {len(selected) - len(runnable)} instances without a test_patch")
+        chosen = [p for p in chosen if p.instance_id in {i.instance_id for i in runnable}]
     settings = GradeSettings(run_id=run_id, log_root=log_dir, report_dir=report_dir, timeout=timeout,
                              workers=workers, force=force)
-    builder = _image_builder(repos, recipes, pull, False, ca_bundle, local_docker=executor_kind == "local")
+    builder = _image_builder(repos, recipes, pull, False, ca_bundle, local_docker=executor_kind == "local",
+                             dataset=rows, build_cpus=build_cpus, quiet=as_json)
     executor = make_executor(executor_kind, workers, ray_address)  # a Ray driver lets go when the process ends
-    echo = console.print
+    options: dict[str, Any] = {"echo": None if as_json else console.print, "executor": executor}
     if gold and empty:
-        gold_run, empty_run, verdicts = validate(runnable, builder, settings, echo=echo, executor=executor)
+        gold_run, empty_run, verdicts = validate(runnable, builder, settings, **options)
+        summary = write_summary(report_dir / f"validation.{run_id}.json", verdicts)
+        saved = write_validated(save_validated, verdicts) if save_validated is not None else None
+        if as_json:
+            typer.echo(json.dumps(_runs_json([gold_run, empty_run]) | {
+                "validation": json.loads(summary.read_text(encoding="utf-8")), "validation_file": str(summary),
+                "validated_ids_file": str(saved) if saved else None}, indent=2))
+            return
         _print_runs([gold_run, empty_run])
         _print_validation(runnable, verdicts)
-        summary = write_summary(report_dir / f"validation.{run_id}.json", verdicts)
         console.print(f"validation: {summary}")
-        if save_validated is not None:
-            console.print(f"validated ids: {write_validated(save_validated, verdicts)}")
+        if saved is not None:
+            console.print(f"validated ids: {saved}")
         return
     if predictions is not None:
-        chosen = read_predictions(predictions)
-        runs = [grade_predictions(runnable, chosen, builder, settings, echo=echo, executor=executor)]
+        runs = [grade_predictions(runnable, chosen, builder, settings, **options)]
     elif gold:
-        runs = [grade_predictions(runnable, gold_predictions(runnable), builder, settings, echo=echo,
-                                  executor=executor)]
+        runs = [grade_predictions(runnable, gold_predictions(runnable), builder, settings, **options)]
     else:
-        runs = [grade_predictions(runnable, empty_predictions(runnable), builder, settings, skip_patch=True, echo=echo,
-                                  executor=executor)]
-    _print_runs(runs)
+        runs = [grade_predictions(runnable, empty_predictions(runnable), builder, settings, skip_patch=True,
+                                  **options)]
+    if as_json:
+        typer.echo(json.dumps(_runs_json(runs), indent=2))
+    else:
+        _print_runs(runs)
+
+
+def _quiet(*_: Any, **__: Any) -> None:
+    """Progress goes nowhere under --json: stdout holds the one JSON document."""
+
+
+def _read_chosen(path: Path, rows: list[TaskInstance], selected: list[TaskInstance], say: Any) -> list[Prediction]:
+    """The predictions for the selected instances, as run_evaluation takes them.
+
+    A prediction for an instance the dataset lacks is an error, as upstream; one for an
+    instance the selection (--instance-ids, --filter, --slice) left out is not graded.
+    """
+    from evals.grade import read_predictions
+
+    predictions = read_predictions(path, note=lambda line: say(f"note: {line}"))
+    known = {row.instance_id for row in rows}
+    unknown = sorted({p.instance_id for p in predictions} - known)
+    if unknown:
+        raise UsageError(f"--predictions {path}: instances not in the dataset: {', '.join(unknown[:5])}"
+                         + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
+    wanted = {i.instance_id for i in selected}
+    chosen = [p for p in predictions if p.instance_id in wanted]
+    if not chosen:
+        raise UsageError(f"--predictions {path}: none of the {len(predictions)} predictions is for a selected instance")
+    if len(chosen) < len(predictions):
+        say(f"grading {len(chosen)} of {len(predictions)} predictions: the rest are for instances not selected")
+    return chosen
+
+
+def _runs_json(runs: list[GradeRun]) -> dict[str, Any]:
+    """`eval grade --json`: per model, the run report and where it and the logs are."""
+    return {"runs": {run.model: {"run_report": run.report, "run_report_file": str(run.report_path),
+                                 "log_dir": str(run.run_dir)} for run in runs}}
 
 
 def _select(
@@ -273,22 +345,24 @@ def _select(
     shuffle: bool,
     seed: int,
     only_validated: Path | None,
-) -> list[TaskInstance]:
-    """Dataset rows after --only-validated, then the selection flags (evals.datasets.select)."""
+) -> tuple[list[TaskInstance], list[TaskInstance]]:
+    """Every dataset row, and the ones --only-validated and the selection flags keep (evals.datasets.select)."""
     from evals.datasets import load_instances, select
     from evals.validation import keep_validated
 
     ids = [part for value in instance_ids or [] for part in value.replace(",", " ").split()] or None
-    rows = keep_validated(load_instances(dataset, split), only_validated)
-    chosen = select(rows, instance_ids=ids, filter_regex=filter_regex, slice_spec=slice_spec, shuffle=shuffle, seed=seed)
+    rows = load_instances(dataset, split)
+    chosen = select(keep_validated(rows, only_validated), instance_ids=ids, filter_regex=filter_regex,
+                    slice_spec=slice_spec, shuffle=shuffle, seed=seed)
     if not chosen:
         raise UsageError("no instances selected")
-    return chosen
+    return rows, chosen
 
 
 def _image_builder(
     repos: str | None, recipes: list[Path] | None, pull: bool | None, force: bool, ca_bundle: Path | None,
-    local_docker: bool = True,
+    local_docker: bool = True, dataset: list[TaskInstance] | None = None, build_cpus: float | None = None,
+    quiet: bool = False,
 ) -> ImageBuilder:
     """The builder; without `local_docker` (Ray) it holds no client here: each node uses its own engine."""
     from evals.images import ImageBuilder, ImageSource, RecipeBook
@@ -301,8 +375,8 @@ def _image_builder(
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail before Docker
     return ImageBuilder(
         connect() if local_docker else None, repo_source, recipes=recipe_book, source=source, ca_bundle=ca_bundle,
-        force=force,
-        echo=lambda text: console.print(f"  {text}", style="dim"),
+        force=force, dataset=tuple(dataset or ()), build_cpus=build_cpus,
+        echo=None if quiet else lambda text: console.print(f"  {escape(text)}", style="dim"),
     )
 
 
@@ -339,4 +413,7 @@ def _print_validation(instances: list[TaskInstance], verdicts: list[Verdict]) ->
     for verdict in verdicts:
         if not verdict.valid:
             known = " (known)" if verdict.known_label_defect else ""
-            console.print(f"  {verdict.instance_id}: {verdict.reason}{known}")
+            console.print(f"  {verdict.instance_id}: {escape(verdict.reason)}{known}")
+    unfaithful = sorted({(repo_of[v.instance_id], v.unfaithful) for v in verdicts if v.unfaithful})
+    for repo, reason in unfaithful:
+        console.print(f"  not faithful, {repo}: {escape(reason)}")

@@ -57,7 +57,8 @@ def run(
         source = ImageSource(image_source)
     except ValueError:
         raise UsageError(f"--images {image_source!r}: use auto, pull or build") from None
-    chosen = select(load_instances(dataset, split), instance_ids=instance_ids, filter_regex=filter_regex,
+    rows = load_instances(dataset, split)
+    chosen = select(rows, instance_ids=instance_ids, filter_regex=filter_regex,
                     slice_spec=slice_spec, shuffle=shuffle, seed=seed)
     chosen = keep_validated(chosen, only_validated)
     if not chosen:
@@ -92,11 +93,12 @@ def run(
     with closing(make_executor(executor_kind, workers, ray_address)) as executor:
         # With Ray each node builds and runs on its own Docker engine: this machine needs none.
         builder = ImageBuilder(connect() if executor_kind == "local" else None, repo_source, recipe_book,
-                               source=source, ca_bundle=settings.sandbox.ca_bundle)
+                               source=source, ca_bundle=settings.sandbox.ca_bundle, dataset=tuple(rows))
         with progress:
             task = progress.add_task("instances", total=len(chosen), detail="")
             summary = run_batch(chosen, builder, EndpointPool(settings.model), settings, options,
-                                on_update=on_update, executor=executor)
+                                on_update=on_update, executor=executor,
+                                note=lambda line: progress.console.print(f"note: {line}", markup=False))
     table = Table("status", "instances", title=f"{len(chosen)} instances, {summary.skipped} already done, "
                                                 f"{time.monotonic() - started:.0f}s")
     statuses: dict[str, int] = {}
@@ -108,7 +110,9 @@ def run(
     console.print(table)
     console.print(f"predictions: {output / 'predictions.jsonl'}")
     if summary.interrupted:
-        raise typer.Exit(130)
+        from sandbox.cleanup import interrupted_by
+
+        raise typer.Exit(128 + (interrupted_by() or 2))  # 130 for Ctrl-C, 143 for SIGTERM
     failed = [o for o in summary.outcomes if o.status not in FINISHED]
     if failed and len(failed) == len(summary.outcomes):  # not one ran to its end: the setup, not the tasks
         raise EnvironmentProblem(f"no instance finished ({len(failed)} tried); {failed[0].instance_id}: "

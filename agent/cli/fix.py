@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.errors import UsageError
 
@@ -58,7 +59,8 @@ def fix(
 ) -> None:
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix
-    from agent.progress import LiveProgress, print_diff, print_summary
+    from agent.progress import LiveProgress, print_diff, print_review, print_summary
+    from agent.terminal import escape
     from agent.workspace import UserRepo
 
     task, title = read_task(text, file, issue)
@@ -71,7 +73,7 @@ def fix(
     })
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
-    echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{m}[/]"))
+    echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{escape(m)}[/]"))
     progress = LiveProgress(err, quiet=quiet or as_json)
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
@@ -80,7 +82,9 @@ def fix(
     )
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))
-    else:
+    if outcome.result.status == "interrupted":  # one line, however it was run
+        err.print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})", soft_wrap=True)
+    elif not as_json:
         print_diff(out, outcome.result.patch)
         extra = {"trajectory": str(outcome.trajectory)}
         if outcome.branch:
@@ -90,4 +94,5 @@ def fix(
         for note in outcome.notes:
             extra["note"] = extra["note"] + "; " + note if "note" in extra else note
         print_summary(err, outcome.result, extra)
+        print_review(err, outcome.review)
     raise typer.Exit(outcome.exit_code)

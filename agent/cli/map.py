@@ -28,6 +28,7 @@ def map_command(
     if tokens < 1:
         raise UsageError(f"--tokens must be at least 1, got {tokens}")
 
+    from tools.encoding import visible
     from tools.repomap import HostDirectory, build_repo_map
     from tools.tags import TagCache
 
@@ -35,12 +36,13 @@ def map_command(
                               cache=TagCache(cache_dir))
     if not repo_map.text:
         raise UsageError(f"nothing to map in {path}: no source files in a supported language")
-    typer.echo(repo_map.text, nl=False)
+    typer.echo(visible(repo_map.text), nl=False)  # a file name that is not UTF-8 is shown as \xNN
     typer.echo(f"({repo_map.files} files, {repo_map.parsed} parsed, {repo_map.shown_definitions} definitions shown)",
                err=True)
 
 
 def _outline_text(root: Path, file: Path) -> str:
+    from tools.code_map import generated_note
     from tools.languages import language_name_for, supported_languages
     from tools.tags import format_outline, outline
 
@@ -49,5 +51,8 @@ def _outline_text(root: Path, file: Path) -> str:
         raise UsageError(f"--outline: {file} is not a file")
     if language_name_for(target.name) not in supported_languages():
         raise UsageError(f"--outline: no grammar for {file.name} (supported: {', '.join(supported_languages())})")
-    symbols = outline(target.name, target.read_bytes())
+    source = target.read_bytes()
+    symbols = outline(target.name, source)
+    if symbols is None:
+        return generated_note(str(file), source)
     return format_outline(symbols) if symbols else f"{file}: no classes or functions"

@@ -23,18 +23,23 @@ def pr(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
     """Needs a token: GITHUB_TOKEN, or the one `gh auth login` stored."""
-    from agent.ci import IssueJob
-    from agent.cli.ci import echo, model_secrets, run_job
+    from rich.console import Console
+
+    from agent.ci import IssueJob, posted_secrets, run_job
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for, find_token, parse_issue_ref
+    from agent.progress import LiveProgress, status_line
     from agent.workspace import UserRepo
 
     ref = parse_issue_ref(issue)
-    token = find_token(host=ref.host or "github.com")
+    token = find_token(host=ref.host)
     if token is None:
         raise UsageError("no GitHub token: set GITHUB_TOKEN, or log in with 'gh auth login'")
     repo = UserRepo.find(path)
     settings = load_settings(repo.root)
-    github = GitHubClient(token, api_url_for(ref), max_wait=max_wait, secrets=model_secrets(settings), echo=echo)
+    github = GitHubClient(token, api_url_for(ref), max_wait=max_wait, secrets=posted_secrets(settings),
+                          echo=status_line)
     job = IssueJob(issue=ref, repo=repo.root, instructions=(instructions or "").strip(), base=base, draft=draft)
-    run_job(job, settings, github, token, remote, quiet)
+    done = run_job(job, settings, github, token, remote, echo=status_line,
+                   listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
+    typer.echo(str(done))

@@ -59,18 +59,20 @@ def ls(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
     if not found:
         console.print("no sandbox containers")
         return
-    table = Table("id", "run", "image", "status", "age", "pid")
+    table = Table("id", "run", "image", "status", "age", "owner")
     for item in found:
-        table.add_row(item.id[:12], item.run_id, item.image, item.status, _age(item.age_seconds), str(item.pid or ""))
+        owner = f"{item.pid or '?'}@{item.host or '?'} ({item.owner})"
+        table.add_row(item.id[:12], item.run_id, item.image, item.status, _age(item.age_seconds), owner)
     console.print(table)
 
 
 @app.command("prune")
 def prune(
     older_than: str = typer.Option("0s", "--older-than", help="Only containers older than this (30m, 2h, 1d)."),
-    run: str | None = typer.Option(None, "--run", help="Only containers of this run id."),
+    run: str | None = typer.Option(None, "--run", help="Only containers of this run id (or eval batch id)."),
+    force: bool = typer.Option(False, "--force", help="Also containers whose run is alive, or on another host."),
 ) -> None:
-    """Remove leftover sandbox containers."""
+    """Remove leftover sandbox containers: those whose run's process is gone, unless --force."""
     from sandbox import cleanup
     from sandbox.docker import connect
 
@@ -78,8 +80,12 @@ def prune(
         age = cleanup.parse_age(older_than)
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
-    removed = cleanup.prune(connect(), older_than=age, run_id=run)
+    client = connect()
+    removed = cleanup.prune(client, older_than=age, run_id=run, force=force)
     console.print(f"removed {len(removed)} container{'s' if len(removed) != 1 else ''}")
+    kept = [item for item in cleanup.leftovers(client, run) if item.owner != "gone" and item.age_seconds >= age]
+    if kept and not force:
+        console.print(f"kept {len(kept)} whose run is alive or on another host (--force removes them too)")
 
 
 def _age(seconds: float) -> str:

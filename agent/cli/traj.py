@@ -7,11 +7,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from agent.errors import UsageError
+from agent.terminal import escape
 
 app = typer.Typer(help="Show, summarise and replay trajectories.", no_args_is_help=True)
 console = Console(highlight=False)

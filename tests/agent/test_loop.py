@@ -21,7 +21,16 @@ from agent.config import LoopSettings
 from agent.loop import Agent
 from agent.model import OpenAIModel
 from agent.trajectory import TrajectoryWriter, read_trajectory
-from tests.fakes.openai_server import Delay, FakeOpenAIServer, HttpError, Reply, context_length_error, tool_call
+from tests.fakes.openai_server import (
+    Delay,
+    FakeOpenAIServer,
+    Hang,
+    HttpError,
+    Reply,
+    context_length_error,
+    rate_limited,
+    tool_call,
+)
 from tools.base import ToolContext
 from tools.submit import current_patch
 from tools.toolset import build_toolset
@@ -276,6 +285,27 @@ def test_time_limit(fake_model_server, ctx, tmp_path) -> None:
     fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "sleep 0.3"})])
     result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=0.5)).run("task")
     assert result.status == "time_limit"
+
+
+def test_a_request_cut_by_the_time_limit_ends_the_run_as_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [Hang()] * 3
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=1.0),
+                        model={"request_timeout": 600.0}).run("task")
+    assert result.status == "time_limit" and "while waiting for the model server" in result.message
+    assert len(fake_model_server.requests) == 1
+    assert read_trajectory(tmp_path / "t.jsonl").status == "time_limit"
+
+
+def test_retries_are_recorded_and_shown(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [rate_limited(0.01), *SESSION]
+    seen: list[tuple[str, dict]] = []
+    agent = make_agent(fake_model_server, ctx, tmp_path, listener=lambda kind, data: seen.append((kind, data)))
+    result = agent.run("t")
+    assert result.status == "submitted"
+    retries = [data for kind, data in seen if kind == "model_retry"]
+    assert retries == [{"step": 1, "attempt": 2, "attempts": 3, "reason": "HTTP 429", "wait": 0.0}]
+    recorded = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "model_retry"]
+    assert [(e["attempt"], e["reason"]) for e in recorded] == [(2, "HTTP 429")]
 
 
 def test_model_error_keeps_the_trajectory(fake_model_server, ctx, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -11,12 +12,13 @@ import pytest
 
 from agent.config import ModelPrices, ModelSettings
 from agent.errors import EnvironmentProblem, UsageError
-from agent.model import ContextLengthExceeded, ModelError, OpenAIModel, retry_after_seconds
+from agent.model import ContextLengthExceeded, ModelError, OpenAIModel, OutOfTime, retry_after_seconds
 from agent.profiles import GENERIC, pick_profile
 from tests.fakes.openai_server import (
     Delay,
     Drop,
     FakeOpenAIServer,
+    Hang,
     HttpError,
     NotJson,
     Reply,
@@ -41,6 +43,19 @@ class SleepRecorder:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+class Events:
+    """Records what the client reports while it waits and retries."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        self.seen.append((kind, data))
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [data for seen, data in self.seen if seen == kind]
 
 
 def make_model(server: FakeOpenAIServer, sleep: SleepRecorder | None = None, **overrides: Any) -> OpenAIModel:
@@ -279,6 +294,17 @@ def test_unknown_model_name_on_server_fails_at_once(fake_model_server: FakeOpenA
     assert len(fake_model_server.requests) == 1
 
 
+def test_base_url_without_v1_says_the_url_may_lack_it(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Reply("never")]
+    bare = fake_model_server.base_url.removesuffix("/v1")
+    with pytest.raises(ModelError) as caught:
+        make_model(fake_model_server, base_url=bare).query(MESSAGES, [])
+    assert str(caught.value).endswith(f"the URL may lack /v1 (try {bare}/v1), or check model.name")
+    with pytest.raises(ModelError) as caught:
+        make_model(fake_model_server, name="qwen3-typo").query(MESSAGES, [])
+    assert str(caught.value).endswith("; check model.name")  # /v1 is there: the name is what to check
+
+
 def test_context_window_comes_from_the_server_and_is_cached() -> None:
     with FakeOpenAIServer(max_model_len=65536) as server:
         model = make_model(server)
@@ -378,3 +404,44 @@ def test_every_request_carries_a_reply_bound() -> None:
     sent = [r.get("max_tokens") for r in server.requests]
     assert sent == [2048, 3000, 4096, None, 4096]
     assert server.requests[3]["max_completion_tokens"] == 77
+
+
+def test_a_server_that_never_answers_is_cut_off_at_the_deadline(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Hang()] * 4
+    model = make_model(fake_model_server, request_timeout=600.0, retries=3)
+    with pytest.raises(OutOfTime) as caught:
+        model.query(MESSAGES, [], deadline=time.monotonic() + 0.5)
+    assert "time limit came while waiting for the model server" in str(caught.value)
+    assert len(fake_model_server.requests) == 1  # no retry is started without time left for it
+
+
+def test_a_slow_request_is_reported_while_it_waits(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [Delay(0.8, Reply("late"))]
+    events = Events()
+    model = OpenAIModel(fake_model_server.model_settings(), sleep=SleepRecorder(), wait_notice=0.1)
+    assert model.query(MESSAGES, [], progress=events).content == "late"
+    waits = events.of("model_wait")
+    assert waits and all(w["attempt"] == 1 and w["attempts"] == 3 for w in waits)
+    assert [w["seconds"] for w in waits] == sorted(w["seconds"] for w in waits)
+    count = len(waits)
+    time.sleep(0.3)
+    assert len(events.of("model_wait")) == count  # the ticker stopped with the request it watched
+
+
+def test_a_retry_is_reported_with_its_reason_and_attempt(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [rate_limited(0.01), server_error(), Reply("ok")]
+    events = Events()
+    assert make_model(fake_model_server, retries=3).query(MESSAGES, [], progress=events).content == "ok"
+    assert events.of("model_retry") == [
+        {"attempt": 2, "attempts": 4, "reason": "HTTP 429", "wait": 0.0},
+        {"attempt": 3, "attempts": 4, "reason": "HTTP 500", "wait": events.of("model_retry")[1]["wait"]},
+    ]
+
+
+def test_a_backoff_past_the_deadline_is_not_slept(fake_model_server: FakeOpenAIServer) -> None:
+    fake_model_server.script = [HttpError(503, "loading", retry_after=30)] * 3
+    sleep = SleepRecorder()
+    model = make_model(fake_model_server, sleep=sleep, retry_backoff_max=60.0)
+    with pytest.raises(OutOfTime, match="time limit comes before .* may be asked again"):
+        model.query(MESSAGES, [], deadline=time.monotonic() + 5)
+    assert sleep.waits == [] and len(fake_model_server.requests) == 1

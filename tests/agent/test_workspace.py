@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from agent import workspace
 from agent.errors import UsageError
+import agent.workspace
 from agent.workspace import (
     UserRepo,
     apply_to_worktree,
@@ -85,8 +87,8 @@ def test_branch_is_created_without_checkout(tmp_path: Path) -> None:
     repo = UserRepo.find(root)
     files, before = tree_bytes(root), repo.status_fingerprint()
     snap = take_snapshot(repo, tmp_path / "snap")
-    commit, included = commit_to_branch(repo, snap, FIX, "agent/fix-add", "Fix add")
-    assert not included
+    branch, commit, included = commit_to_branch(repo, snap, FIX, "agent/fix-add", "Fix add")
+    assert not included and branch == "agent/fix-add"
     assert git(root, "show", "agent/fix-add:app.py").endswith("return a + b\n")
     assert git(root, "rev-parse", "agent/fix-add^").strip() == repo.head
     assert tree_bytes(root) == files and repo.status_fingerprint() == before
@@ -99,7 +101,7 @@ def test_patch_needing_local_changes_carries_them_in_a_first_commit(tmp_path: Pa
     repo = UserRepo.find(root)
     snap = take_snapshot(repo, tmp_path / "snap")
     patch = FIX.replace("return a - b\n+", "return a - b  # local\n+")
-    _, included = commit_to_branch(repo, snap, patch, "agent/x", "Fix")
+    _, _, included = commit_to_branch(repo, snap, patch, "agent/x", "Fix")
     assert included
     assert "# local" not in git(root, "show", "agent/x:app.py")
     assert "uncommitted changes" in git(root, "log", "-1", "--format=%s", "agent/x^")
@@ -225,3 +227,47 @@ def test_archive_without_gnu_tar_is_the_same(tmp_path: Path, monkeypatch: pytest
     for out in (with_tar, without):
         assert os.readlink(out / "link") == "pkg/run.sh" and (out / "pkg" / "run.sh").stat().st_mode & 0o111
         assert git(out, "status", "--porcelain") == ""
+
+
+def test_branch_taken_by_another_run_meanwhile_gets_the_next_name(tmp_path: Path, monkeypatch) -> None:
+    """Another run creates our chosen name between our choice and our commit: we take the next one."""
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    real_commit = agent.workspace._commit
+
+    def commit_while_another_run_takes_the_name(*args, **kwargs):
+        made = real_commit(*args, **kwargs)
+        git(root, "branch", "agent/fix-add")  # the other run wins the race for the name
+        git(root, "branch", "agent/fix-add-2")
+        return made
+
+    monkeypatch.setattr(agent.workspace, "_commit", commit_while_another_run_takes_the_name)
+    branch, commit, _ = commit_to_branch(repo, snap, FIX, "agent/fix-add", "Fix add")
+    assert branch == "agent/fix-add-3"
+    assert git(root, "rev-parse", branch).strip() == commit
+    assert git(root, "rev-parse", "agent/fix-add").strip() == repo.head  # the other run's branch is untouched
+
+
+def test_concurrent_runs_in_one_repository_each_get_a_branch(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    snaps = [take_snapshot(repo, tmp_path / f"snap{i}") for i in range(4)]
+    barrier, made, errors = threading.Barrier(4), [], []
+
+    def deliver(snap) -> None:
+        barrier.wait()
+        try:
+            made.append(commit_to_branch(repo, snap, FIX, "agent/fix-add", "Fix add")[0])
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(snap,)) for snap in snaps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(made) == ["agent/fix-add", "agent/fix-add-2", "agent/fix-add-3", "agent/fix-add-4"]
+    for branch in made:
+        assert git(root, "show", f"{branch}:app.py").endswith("return a + b\n")

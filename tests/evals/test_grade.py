@@ -134,6 +134,7 @@ def test_validation_flags_the_label_defect(validation: Validation, sample: Sampl
     summary = json.loads(write_summary(tmp_path / "validation.json", validation.verdicts).read_text())
     assert (summary["valid"], summary["total"], summary["label_defects"]) == (2, 4, [ids["defect"]])
     listed = write_validated(tmp_path / "validated.txt", validation.verdicts)
+    assert listed.read_text() == "".join(f"{i}\n" for i in sorted([ids["1"], ids["2"]]))  # one id a line, nothing else
     assert read_validated(listed) == {ids["1"], ids["2"]}
     assert [i.instance_id for i in keep_validated(sample.instances, listed)] == [ids["1"], ids["2"]]
 
@@ -187,6 +188,42 @@ def test_timeout_is_an_environment_failure(builder: ImageBuilder, sample: Sample
     assert run.report["failure_reasons"] == {instance.instance_id: "tests_timed_out"}
 
 
+@pytest.mark.docker
+def test_grade_command_grades_the_selection_of_a_bigger_predictions_file(
+        builder: ImageBuilder, sample: SampleProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As run_evaluation: predictions for instances the selection leaves out are not graded; --json is one document."""
+    rows = [sample.instance(name) for name in ("1", "2", "defect")]
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text("".join(p.model_copy(update={"model_name_or_path": "acme/m"}).model_dump_json() + "\n"
+                                   for p in gold_predictions(rows)))
+    monkeypatch.setattr("agent.cli.eval._image_builder", lambda *args, **kwargs: builder)
+    chosen = sample.instance("2").instance_id
+    code, out = run_grade(monkeypatch, capsys, sample, "--predictions", str(predictions), "--instance-ids", chosen,
+                          "--json", "--log-dir", str(tmp_path / "logs"), "--report-dir", str(tmp_path))
+    assert code == 0
+    run = json.loads(out)["runs"]["acme/m"]  # nothing but the JSON document on stdout
+    assert run["run_report"]["submitted_ids"] == run["run_report"]["resolved_ids"] == [chosen]
+    assert json.loads(Path(run["run_report_file"]).read_text()) == run["run_report"]
+    assert sorted(p.name for p in Path(run["log_dir"]).iterdir()) == [chosen]
+
+    stray = tmp_path / "stray.jsonl"
+    stray.write_text('{"instance_id": "nope__nope-1", "model_name_or_path": "m", "model_patch": "x"}\n')
+    code, _ = run_grade(monkeypatch, capsys, sample, "--predictions", str(stray), "--instance-ids", chosen)
+    assert code == 2 and "instances not in the dataset: nope__nope-1" in capsys.readouterr().err
+
+
+def run_grade(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sample: SampleProject,
+              *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["agent", "eval", "grade", "--dataset", str(sample.dataset), "--run-id", "sel",
+                                      "--workers", "1", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    sys.stderr.write(err)  # kept for the caller's checks of the error line
+    return int(exited.value.code or 0), out
+
+
 # -- without Docker ------------------------------------------------------------
 
 
@@ -225,6 +262,18 @@ def test_predictions_file_errors_name_the_line(tmp_path: Path) -> None:
         read_predictions(path)
     with pytest.raises(UsageError, match="no such file"):
         read_predictions(tmp_path / "missing.jsonl")
+
+
+def test_a_bad_third_line_is_named_line_3_and_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    row = '{"instance_id": "%s", "model_name_or_path": "m", "model_patch": "x"}\n'
+    path.write_text(row % "a" + row % "b" + '{"instance_id": "c", "model_' + row % "d")
+    with pytest.raises(UsageError, match=r"predictions.jsonl:3: not valid JSON"):
+        read_predictions(path)
+    path.write_text(row % "a" + row % "b" + '{"instance_id": "c", "model_')
+    notes: list[str] = []
+    assert [p.instance_id for p in read_predictions(path, notes.append)] == ["a", "b"]
+    assert notes == [f"{path}:3: skipped a torn last line left by an interrupted write"]
 
 
 def test_predictions_must_be_one_model_on_selected_instances(sample_rows: SampleProject, tmp_path: Path) -> None:
@@ -271,3 +320,14 @@ class NoBuilder:
 
     def ensure(self, instance: object) -> None:
         raise AssertionError("no image should be needed")
+
+
+def test_validation_summary_names_unfaithful_versions_and_caveats(tmp_path: Path) -> None:
+    reason = "asks for Python 3.6 with numpy 1.16.0"
+    verdicts = [Verdict("astropy__astropy-7166", "resolved", "unresolved", unfaithful=reason,
+                        caveats=(f"astropy/astropy 1.3 is not faithful: {reason}",)),
+                Verdict("astropy__astropy-14369", "resolved", "unresolved")]
+    summary = json.loads(write_summary(tmp_path / "validation.json", verdicts).read_text())
+    assert summary["unfaithful"] == ["astropy__astropy-7166"] and summary["valid"] == 2
+    assert summary["instances"]["astropy__astropy-7166"]["caveats"] == [f"astropy/astropy 1.3 is not faithful: {reason}"]
+    assert write_validated(tmp_path / "ids.txt", verdicts).read_text() == "astropy__astropy-14369\nastropy__astropy-7166\n"

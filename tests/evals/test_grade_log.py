@@ -217,3 +217,27 @@ def test_cli_bad_input_is_one_line_exit_2(
                              "--instance-id", instance_id, "--log", str(folder / log_name))
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+@real_data
+@pytest.mark.parametrize(("instance_id", "completion"), [
+    ("sphinx-doc__sphinx-9367", " and b-a and b]"),  # parse_log_sphinx keeps spaces: a prefix match, as swebench 5
+    ("astropy__astropy-14369", " m )]"),
+    ("pylint-dev__pylint-6528", " (W0101): Unreachable code]"),  # parse_log_pylint cuts at the space: exact
+])
+def test_ids_with_spaces_and_brackets_match_as_swebench_matches_them(instance_id: str, completion: str) -> None:
+    """Verified lists hold ids cut at a space inside the brackets (`test_unparse[a`); the log has them whole."""
+    instance = verified()[instance_id]
+    cut = [t for t in instance.FAIL_TO_PASS + instance.PASS_TO_PASS if t.count("[") > t.count("]")]
+    assert cut  # the row really has such ids
+
+    def log(failing: str = "") -> str:
+        lines = [f"{'FAILED' if t == failing else 'PASSED'} {t + completion if t in cut else t}"
+                 for t in instance.FAIL_TO_PASS + instance.PASS_TO_PASS]
+        return "\n".join(["+ git apply -v", ">>>>> Start Test Output", *lines, ">>>>> End Test Output",
+                          ">>>>> Test Exit Code: 0"])
+
+    assert grade_log(instance, log())[instance_id]["resolved"]
+    report = grade_log(instance, log(failing=cut[0]))[instance_id]
+    category = "FAIL_TO_PASS" if cut[0] in instance.FAIL_TO_PASS else "PASS_TO_PASS"
+    assert not report["resolved"] and report["tests_status"][category]["failure"] == [cut[0]]

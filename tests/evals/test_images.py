@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -32,7 +35,7 @@ from evals.recipes import recipe_for
 from evals.repos import RepoSource
 from evals.sample_tasks import SampleProject, make_sample_project, sample_image_builder
 from sandbox.base import SandboxError
-from tests.evals.test_repos import make_repo
+from tests.evals.test_repos import git, make_repo
 
 
 @pytest.fixture
@@ -52,6 +55,16 @@ def test_requirements_come_from_the_mirror_with_includes_inlined(mirror: tuple[P
     assert text.splitlines() == ["pytest==8.0", "click", "flake8==7.0"]
     with pytest.raises(UsageError, match="none of nope.txt exists at"):
         requirements_from_mirror(git_dir, commit, ["nope.txt"], "acme/tool")
+
+
+def test_requirements_drop_the_project_itself_and_replace_yanked_packages(tmp_path: Path) -> None:
+    """pylint's requirements_test.txt: `.[testutils,spelling]` and the yanked types-pkg_resources."""
+    commit = make_repo(tmp_path / "work", {"requirements_test.txt": (
+        "-r requirements_test_min.txt\ntypes-pkg_resources==0.1.3\n.[testutils,spelling]\n.\n"
+        "-e .[testutils,spelling]\npytest~=7.2\n"), "requirements_test_min.txt": "astroid==2.12.13  # pinned\n"})
+    text = requirements_from_mirror(tmp_path / "work" / ".git", commit, ["requirements_test.txt"], "pylint-dev/pylint",
+                                    recipe_for("pylint-dev/pylint", "2.15").requirement_replacements)
+    assert text.splitlines() == ["astroid==2.12.13  # pinned", "types-setuptools", "pytest~=7.2"]
 
 
 def test_build_requirements_are_read_from_pyproject(mirror: tuple[Path, str], tmp_path: Path) -> None:
@@ -92,11 +105,22 @@ def test_environment_script_installs_in_upstream_order(mirror: tuple[Path, str])
     assert "build-tools" not in offline and "SSL_CERT_FILE" not in offline
 
 
-def test_conda_environment_files_are_refused(mirror: tuple[Path, str]) -> None:
-    git_dir, commit = mirror
-    recipe = recipe_for("psf/requests", "2.4").model_copy(update={"packages": "environment.yml"})
-    with pytest.raises(UsageError, match="environment.yml recipes cannot be built here"):
-        EnvironmentPlan.make(recipe, git_dir, commit, "base:1", ())
+def test_conda_environment_files_become_pip_requirements_under_the_pins(tmp_path: Path) -> None:
+    """xarray's ci/requirements/environment.yml, read from the mirror, installed with pip."""
+    commit = make_repo(tmp_path / "work", {"ci/requirements/environment.yml": (
+        "name: xarray-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.10\n  - hdf5\n"
+        "  - matplotlib-base\n  - numpy<1.24  # a comment\n  - fsspec!=2021.7.0\n  - pint=0.19\n  - pip\n"
+        "  - pip:\n      - numbagg\n")})
+    git_dir = tmp_path / "work" / ".git"
+    recipe = recipe_for("pydata/xarray", "2022.09")
+    plan = EnvironmentPlan.make(recipe, git_dir, commit, "base:1", ())
+    assert plan.requirements.splitlines() == ["matplotlib", "numpy<1.24", "fsspec!=2021.7.0", "pint==0.19", "numbagg"]
+    script = plan.script(ca=False)
+    assert "python -m pip install -r /tmp/moe-requirements.txt -c /tmp/moe-constraints.txt" in script
+    assert script.index("step=environment-yml") < script.index("step=pip-packages")  # then the pins, as upstream
+    missing = recipe.model_copy(update={"environment_paths": ["nope.yml"]})
+    with pytest.raises(UsageError, match="none of nope.yml exists at"):
+        EnvironmentPlan.make(missing, git_dir, commit, "base:1", ())
 
 
 def test_instance_script_installs_offline_at_base_commit() -> None:
@@ -207,6 +231,26 @@ def test_instance_image_hides_the_future(docker_client: Any, sample: SampleProje
 
 
 @pytest.mark.docker
+def test_images_command_json(docker_client: Any, sample: SampleProject, made_tags: list[str],
+                             monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    builder = sample_image_builder(docker_client, sample)
+    monkeypatch.setattr("agent.cli.eval._image_builder", lambda *args, **kwargs: builder)
+    wanted = sample.instance("1").instance_id
+    monkeypatch.setattr(sys, "argv", ["agent", "eval", "images", "--dataset", str(sample.dataset), "--instance-ids",
+                                      wanted, "--json"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0
+    report = json.loads(capsys.readouterr().out)  # no progress lines around the document
+    made_tags += [layer["tag"] for layer in report["images"][0]["layers"][1:]]
+    assert (report["ready"], report["total"]) == (1, 1)
+    image = report["images"][0]
+    assert image["instance_id"] == wanted and image["image"] == image["layers"][2]["tag"]
+    assert [layer["action"] in ("built", "reused") for layer in image["layers"]] == [True] * 3
+    assert docker_client.images.get(image["image"]).labels["moe-agent.instance"] == wanted
+
+
+@pytest.mark.docker
 def test_failed_build_names_the_step_and_is_not_retried(docker_client: Any, sample: SampleProject,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     builder = sample_image_builder(docker_client, sample)
@@ -222,6 +266,45 @@ def test_failed_build_names_the_step_and_is_not_retried(docker_client: Any, samp
     monkeypatch.setattr(images, "run_and_commit", explode)
     with pytest.raises(SandboxError, match="step failed: pre-install"):
         builder.ensure(sample.instance("broken"))
+
+
+def test_rows_without_setup_commit_share_their_versions_environment(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """10 of 57 Verified rows lack environment_setup_commit: one environment per version, not per row."""
+    work = tmp_path / "work"
+    old = make_repo(work, {"setup.py": "x = 1\n"})
+    (work / "setup.py").write_text("x = 2\n")
+    later = {"GIT_COMMITTER_DATE": "2030-01-01T00:00:00", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "commit", "--quiet", "-am", "two"], cwd=work, env={**os.environ, **later}, check=True)
+    new = git(work, "rev-parse", "HEAD")
+    subprocess.run(["git", "clone", "--quiet", "--mirror", str(work), str(tmp_path / "m" / "psf__requests.git")],
+                   check=True)
+    bare = [sample_row(instance_id=f"psf__requests-{n}", base_commit=commit) for n, commit in ((1, new), (2, old))]
+    client = FakeClient()
+    built: list[str] = []
+
+    def fake_commit(client_: Any, base: str, script: str, tag: str, **kwargs: Any) -> None:
+        built.append(tag)
+        client.present.add(tag)
+
+    monkeypatch.setattr(images, "run_and_commit", fake_commit)
+    monkeypatch.setattr(images, "build_image", lambda recipe, client_, **kw: client.present.add(recipe.tag))
+    builder = ImageBuilder(client, RepoSource(str(tmp_path / "m")), source=ImageSource.BUILD, dataset=bare)
+    made = [builder.ensure(row) for row in bare]
+    environments = {image.layers[1].tag for image in made}
+    assert len(environments) == 1 and len([t for t in built if t.startswith("moe-swebench-env:")]) == 1
+    assert made[1].layers[1].action == "reused"
+    note = f"no row of psf/requests 2.4 names an environment_setup_commit: the version's environment is " \
+           f"installed at its newest base commit in the dataset ({new[:12]})"
+    assert all(image.caveats == (note,) for image in made)
+
+    named = [*bare, sample_row(instance_id="psf__requests-3", base_commit=old, environment_setup_commit=old)]
+    builder = ImageBuilder(client, RepoSource(str(tmp_path / "m")), source=ImageSource.BUILD, dataset=named)
+    image = builder.ensure(named[0])
+    assert image.caveats == (f"no environment_setup_commit in the row: the environment of psf/requests 2.4 is the "
+                             f"one its other rows name ({old[:12]})",)
+    assert builder.ensure(named[2]).layers[1].tag == image.layers[1].tag and builder.ensure(named[2]).caveats == ()
 
 
 def sample_row(**overrides: Any) -> TaskInstance:

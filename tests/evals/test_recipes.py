@@ -13,7 +13,8 @@ from evals.datasets import TaskInstance, load_instances
 from evals.recipes import choose_interpreter, directives_for, load_recipes, recipe_for
 from tests.shared_data import LOGS, SWEBENCH, official_index, verified
 
-RECIPE_REPOS = ["psf/requests", "pallets/flask", "marshmallow-code/marshmallow", "pytest-dev/pytest", "sympy/sympy"]
+RECIPE_REPOS = ["psf/requests", "pallets/flask", "marshmallow-code/marshmallow", "pytest-dev/pytest", "sympy/sympy",
+                "sphinx-doc/sphinx", "astropy/astropy", "pydata/xarray", "pylint-dev/pylint", "mwaskom/seaborn"]
 OFFLINE_FLAGS = ["--no-build-isolation", "--no-index", "--no-deps"]
 
 
@@ -56,6 +57,30 @@ def test_spec_table_entries_as_swebench_4_had_them() -> None:
     assert (requests.install, requests.test_cmd, requests.services) == ("python -m pip install .", "pytest -rA", ["httpbin"])
     assert any("httpbin" in note for note in requests.notes)
     assert recipe_for("marshmallow-code/marshmallow", "3.0").install == "python -m pip install -e '.[dev]'"
+
+
+def test_spec_entries_of_the_second_five_as_swebench_4_had_them() -> None:
+    sphinx = recipe_for("sphinx-doc/sphinx", "4.1")
+    assert sphinx.test_cmd == "tox --current-env -epy39 -v --"
+    assert sphinx.pre_install[0] == "sed -i 's/pytest/pytest -rA/' tox.ini"
+    assert "sed -i 's/Jinja2>=2.3/Jinja2<3.0/' setup.py" in sphinx.pre_install
+    assert any("grep -q 'sphinxcontrib-htmlhelp>=2.0.0' setup.py" in step for step in sphinx.pre_install)
+    assert recipe_for("sphinx-doc/sphinx", "5.0").pre_install == ["sed -i 's/pytest/pytest -rA/' tox.ini"]
+    assert recipe_for("sphinx-doc/sphinx", "7.2").pre_install[-1] == "apt-get update && apt-get install -y graphviz"
+    assert recipe_for("sphinx-doc/sphinx", "8.0").unfaithful  # tox's py39 on another Python: said, not hidden
+    assert recipe_for("pylint-dev/pylint", "2.8").pip_packages == ["pyenchant==3.2"]
+    assert recipe_for("pylint-dev/pylint", "3.0").pip_packages == ["astroid==3.0.0a6", "setuptools"]
+    assert recipe_for("pylint-dev/pylint", "2.15").requirements_paths == ["requirements_test.txt"]
+    assert recipe_for("mwaskom/seaborn", "0.12").install == "python -m pip install -e .[dev]"
+    assert "pandas==1.3.5" in recipe_for("mwaskom/seaborn", "0.11").pip_packages
+    astropy = recipe_for("astropy/astropy", "5.1")
+    assert "numpy==1.25.2" in astropy.pip_packages and astropy.install == "python -m pip install -e .[test] --verbose"
+    assert "setuptools==68.0.0" in astropy.pre_install[0] and recipe_for("astropy/astropy", "3.1").pre_install == []
+    old = recipe_for("astropy/astropy", "1.3")
+    assert old.test_cmd == "pytest -rA -vv -o console_output_style=classic --tb=no" and "Python 3.6" in old.unfaithful
+    xarray = recipe_for("pydata/xarray", "2022.06")
+    assert (xarray.packages, xarray.environment_paths[0]) == ("environment.yml", "ci/requirements/environment.yml")
+    assert (xarray.interpreter.requested, xarray.interpreter.version) == ("3.10", "3.9")  # where numpy 1.23.0 has wheels
 
 
 def test_interpreter_substitution_is_recorded() -> None:
@@ -101,6 +126,7 @@ test_cmd = "pytest -rA"
         ({"parser": "parse_log_nothing"}, "no log parser named 'parse_log_nothing'"),
         ({"extra_version": ', "1.0"'}, "version 1.0 is defined twice"),
         ({"extra": "colour = 'blue'"}, "colour"),
+        ({"extra": "python_substitute = '3.10'"}, "python_substitute 3.10 is in no Debian release"),
     ],
 )
 def test_bad_recipe_files_are_rejected(tmp_path: Path, fields: dict, message: str) -> None:

@@ -85,6 +85,26 @@ def test_torn_prediction_line_is_not_finished(tmp_path) -> None:
     assert finished_ids(out) == {"a"}
 
 
+def test_rerun_after_a_torn_prediction_repairs_the_file_before_appending(project, docker_client, fake_model_server,
+                                                                         tmp_path) -> None:
+    """A crash cut predictions.jsonl's last line in half: the rerun drops the fragment and grades cleanly."""
+    fake_model_server.script = solver(project)
+    chosen = [project.instance("1"), project.instance("2")]
+    builder = sample_image_builder(docker_client, project)
+    settings = settings_for(fake_model_server)
+    options = BatchOptions(output=tmp_path / "out", model_name="fake-model", instance_timeout=120)
+    run_batch(chosen, builder, OpenAIModel(settings.model), settings, options)
+    path = options.output / PREDICTIONS
+    lines = path.read_text().splitlines(keepends=True)
+    torn = json.loads(lines[-1])["instance_id"]
+    path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    notes: list[str] = []
+    again = run_batch(chosen, builder, OpenAIModel(settings.model), settings, options, note=notes.append)
+    assert [o.instance_id for o in again.outcomes] == [torn]
+    assert len(notes) == 1 and notes[0].startswith(f"{path}: dropped a torn last line")
+    assert sorted(p.instance_id for p in read_predictions(path)) == sorted(i.instance_id for i in chosen)
+
+
 def cli_env(fake_model_server, home: Path) -> dict[str, str]:
     return {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(home)}
 
@@ -162,3 +182,25 @@ def test_cli_run_where_no_instance_can_finish_is_one_line_and_exit_3(project, do
     result = json.loads((out / RESULTS).read_text())
     assert result["status"] == "model_error" and (out / "trajectories" / f"{result['instance_id']}.jsonl").is_file()
     assert finished_ids(out) == set()  # nothing recorded as done: a rerun tries it again
+
+
+def test_no_configured_secret_reaches_any_file_a_batch_writes(project, docker_client, fake_model_server,
+                                                              tmp_path) -> None:
+    from tests.fakes.openai_server import HttpError
+
+    key, password = "sk-eval-K3Y-987654", "Url-P4ssw0rd"
+    base_url = fake_model_server.base_url.replace("http://", f"http://evaluser:{password}@")
+    settings = load_settings(None, overrides={"model.base_url": base_url, "model.api_key": key,
+                                              "model.name": "fake-model", "model.retries": 0}, env={})
+    builder = sample_image_builder(docker_client, project)
+    options = BatchOptions(output=tmp_path / "out", model_name="fake-model", workers=1, instance_timeout=120)
+    fake_model_server.script = solver(project)
+    run_batch([project.instance("1")], builder, OpenAIModel(settings.model), settings, options)
+    fake_model_server.script = [HttpError(500)]  # a model error names the endpoint in results and trajectory
+    failed = run_batch([project.instance("2")], builder, OpenAIModel(settings.model), settings, options)
+    assert [o.status for o in failed.outcomes] == ["model_error"] and "***" in failed.outcomes[0].error
+    written = [path for path in options.output.rglob("*") if path.is_file()]
+    assert len(written) >= 4  # predictions, results, two trajectories
+    for path in written:
+        text = path.read_text()
+        assert key not in text and password not in text and "evaluser:" not in text, path

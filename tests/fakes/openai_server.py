@@ -60,6 +60,11 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class Hang:
+    """Accept the request and never answer (until the server stops): a wedged server or proxy."""
+
+
+@dataclass(frozen=True)
 class NotJson:
     """A 200 whose body is not a JSON object: a proxy's login page, a URL served by something else."""
 
@@ -67,7 +72,7 @@ class NotJson:
     content_type: str = "text/html"
 
 
-Step = Reply | HttpError | Delay | Drop | NotJson
+Step = Reply | HttpError | Delay | Drop | NotJson | Hang
 Script = Sequence[Step] | Callable[[dict[str, Any]], Step]
 
 _ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 429: "RateLimitError"}
@@ -333,6 +338,9 @@ class _Handler(FastHandler):
                 return
             self._answer(step.then, body)
         elif isinstance(step, Drop):
+            self.close_connection = True
+        elif isinstance(step, Hang):
+            self.fake.stopping.wait()
             self.close_connection = True
         elif isinstance(step, NotJson):
             self._send(200, step.body.encode(), step.content_type)

@@ -228,12 +228,24 @@ def test_signals_remove_this_process_containers(docker_client, sandbox_image, si
     assert cleanup.leftovers(docker_client, run_id) == []
 
 
+def gone_owner() -> dict[str, str]:
+    """Owner labels of a process on this host that has ended (as after `kill -9`)."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    return cleanup.owner_labels() | {"moe-agent.pid": str(ended.pid), "moe-agent.pid_start": "1"}
+
+
+def orphan(docker_client, image: str, run_id: str, owner: dict[str, str], age: float = 0.0):
+    """A labelled container that never ends by itself, as one started by code without a stdin watcher."""
+    return docker_client.containers.run(
+        image, command=["sleep", "infinity"], detach=True, network_mode="none",
+        labels={"moe-agent": "1", "moe-agent.run": run_id, "moe-agent.created": str(int(time.time() - age)), **owner},
+    )
+
+
 def test_prune_removes_leftovers_by_label_and_age(docker_client, sandbox_image) -> None:
     run_id = f"pytest-prune-{os.getpid()}"
-    container = docker_client.containers.create(
-        sandbox_image, command=["sleep", "infinity"],
-        labels={"moe-agent": "1", "moe-agent.run": run_id, "moe-agent.created": str(int(time.time()) - 7200)},
-    )
+    container = orphan(docker_client, sandbox_image, run_id, gone_owner(), age=7200)
     try:
         assert cleanup.prune(docker_client, older_than=3 * 3600, run_id=run_id) == []
         removed = cleanup.prune(docker_client, older_than=3600, run_id=run_id)
@@ -252,8 +264,61 @@ def test_cli_ls_and_prune(docker_client, sandbox_image) -> None:
     assert listed.returncode == 0 and run_id in listed.stdout
     pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", run_id],
                             capture_output=True, text=True, cwd=ROOT)
+    assert pruned.returncode == 0 and "removed 0 containers" in pruned.stdout, pruned.stderr
+    assert "kept 1 whose run is alive" in pruned.stdout  # its owner (this test) is alive
+    assert [item.owner for item in cleanup.leftovers(docker_client, run_id)] == ["alive"]
+    pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", run_id, "--force"],
+                            capture_output=True, text=True, cwd=ROOT)
     assert pruned.returncode == 0 and "removed 1 container" in pruned.stdout
     assert cleanup.leftovers(docker_client, run_id) == []
+
+
+def test_a_sandbox_whose_owner_is_killed_ends_by_itself(docker_client, sandbox_image) -> None:
+    run_id = f"pytest-owner-killed-{os.getpid()}"
+    script = textwrap.dedent(f"""
+        import time
+        from sandbox.docker import SandboxSpec, start_sandbox
+        box = start_sandbox(SandboxSpec(image={sandbox_image!r}, run_id={run_id!r}))
+        print(box.run("echo ready").output.strip(), flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert [item.owner for item in cleanup.leftovers(docker_client, run_id)] == ["alive"]
+        proc.kill()  # SIGKILL: no handler, no atexit
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 120  # a bound against waiting forever, not a speed target
+        while cleanup.leftovers(docker_client, run_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cleanup.leftovers(docker_client, run_id) == []
+    finally:
+        proc.kill()
+        subprocess.run(f"docker ps -aq --filter label=moe-agent.run={run_id} | xargs -r docker rm -f", shell=True,
+                       capture_output=True)
+
+
+def test_a_new_run_reaps_orphans_of_dead_runs_and_doctor_lists_them(docker_client, sandbox_image) -> None:
+    from agent.doctor import leftover_check
+
+    run_id = f"pytest-reap-{os.getpid()}"
+    dead = orphan(docker_client, sandbox_image, run_id, gone_owner())
+    alive = orphan(docker_client, sandbox_image, run_id, cleanup.owner_labels())
+    elsewhere = orphan(docker_client, sandbox_image, run_id, cleanup.owner_labels() | {"moe-agent.host": "other"})
+    try:
+        owners = {item.id: item.owner for item in cleanup.leftovers(docker_client, run_id)}
+        assert owners == {dead.id: "gone", alive.id: "alive", elsewhere.id: "unknown"}
+        check = leftover_check(docker_client)
+        assert check.warning and dead.id[:12] in check.what and alive.id[:12] not in check.what
+        script = textwrap.dedent(f"""
+            from sandbox.docker import SandboxSpec, start_sandbox
+            start_sandbox(SandboxSpec(image={sandbox_image!r}, run_id="pytest-reaper-{os.getpid()}")).close()
+        """)
+        subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, timeout=120)
+        assert {item.id for item in cleanup.leftovers(docker_client, run_id)} == {alive.id, elsewhere.id}
+    finally:
+        for container in (dead, alive, elsewhere):
+            subprocess.run(["docker", "rm", "-f", container.id], capture_output=True)
 
 
 def test_daemon_not_running_is_one_line_exit_3(tmp_path: Path) -> None:
@@ -287,3 +352,74 @@ def test_docker_not_installed_is_explained(monkeypatch) -> None:
     monkeypatch.setattr("shutil.which", lambda name: None)
     message = explain_docker_error(Exception("FileNotFoundError(2, 'No such file or directory')"))
     assert "not installed" in message
+
+
+# -- hardening ----------------------------------------------------------------------------------
+NET_ADMIN_BIT = 1 << 12  # linux/capability.h: CAP_NET_ADMIN is 12
+
+
+def _status(box: DockerSandbox) -> dict[str, str]:
+    lines = box.run("cat /proc/self/status").output.splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def test_a_sandbox_has_no_capabilities_and_cannot_gain_privileges(make_sandbox, docker_client) -> None:
+    box = make_sandbox()
+    host = docker_client.api.inspect_container(box.id)["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    status = _status(box)
+    assert (int(status["CapEff"], 16), int(status["CapBnd"], 16), status["NoNewPrivs"]) == (0, 0, "1")
+    # Root without CHOWN/DAC_OVERRIDE/MKNOD: what Docker's default set would have allowed fails.
+    assert box.run("touch /tmp/f && chown 1234 /tmp/f").exit_code != 0
+    assert box.run("mknod /tmp/dev c 1 3").exit_code != 0
+    # Ports below 1024 still bind (the requests recipe's httpbin on :80 and :443): Docker sets
+    # net.ipv4.ip_unprivileged_port_start=0 in a container's own network namespace.
+    assert box.run("python3 -c \"import socket; socket.socket().bind(('127.0.0.1', 80))\"").ok
+
+
+def test_a_spec_adds_back_only_the_capabilities_it_names(make_sandbox, docker_client) -> None:
+    box = make_sandbox(extra_capabilities=["NET_ADMIN"])
+    assert int(_status(box)["CapEff"], 16) == NET_ADMIN_BIT
+    assert docker_client.api.inspect_container(box.id)["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
+
+
+def test_a_sandbox_runs_as_the_user_it_is_given(make_sandbox, tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    for path in [repo, *repo.rglob("*")]:
+        os.chown(path, 4321, 4321)
+    box = make_sandbox(mount=repo, user="4321:4321")
+    assert box.run("id -u; id -g").output.split() == ["4321", "4321"]
+    box.run("echo mine > created.txt")
+    assert (repo / "created.txt").stat().st_uid == 4321
+
+
+def test_a_fork_bomb_is_stopped_and_the_shell_restarts(make_sandbox, docker_client) -> None:
+    box = make_sandbox(pids_limit=96)
+    assert box.run("echo exported=1; export MARK=set").ok
+    assert box.run(":(){ :|:& };:").exit_code == 0  # the bomb runs on in the background
+    container = docker_client.containers.get(box.id)
+    deadline = time.monotonic() + 120  # a bound against waiting forever, not a speed target
+    while (container.stats(stream=False).get("pids_stats") or {}).get("current", 0) < 90:
+        assert time.monotonic() < deadline, "the bomb never reached the limit"
+    result = box.run("echo after; echo ${MARK:-reset}")
+    assert result.output == "after\nreset\n"  # no "fork: retry" before it: the bomb was gone first
+    assert result.notes[0].startswith("the sandbox had reached its limit of 96 processes (a fork bomb")
+    box.write_file("after.txt", b"edits work again\n")
+    assert box.read_file("after.txt") == b"edits work again\n"
+    assert int(box.run("ls /proc | grep -c '^[0-9]'").output) < 20
+    assert box.run("echo quiet").notes == ()  # told once
+
+
+def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
+    box = make_sandbox(tmp_size="16m", disk_size="1g")  # no writable-layer quota on most engines: ignored there
+    assert box.run("df -k --output=fstype,size /tmp /var/tmp | tail -2").output.split() == ["tmpfs", "16384"] * 2
+    result = box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64")
+    assert "No space left on device" in result.output
+    assert result.notes == ("no space left on device: the sandbox's writable space is limited (/tmp holds at most "
+                            "16m); delete files you no longer need (e.g. in /tmp) before writing more",)
+    assert box.run("rm /tmp/fill").ok
+    big = os.urandom(300_000)  # past what the shell carries: the archive path, staged beside the workdir
+    box.write_file("/tmp/big.bin", big)
+    assert box.read_file("/tmp/big.bin") == big
+    assert box.run("ls -a /testbed | grep -c moe").output == "0\n"  # no staged copy left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,17 @@ def test_bad_ca_bundle_is_refused(tmp_path: Path) -> None:
         ImageRecipe(ca_bundle=bad).tag
     with pytest.raises(SandboxError, match="cannot read"):
         combined_bundle(tmp_path / "missing.pem")
+
+
+def test_a_ca_bundle_without_a_certificate_is_bad_input_exit_2(tmp_path: Path) -> None:
+    """The user named the file: a usage error (2), not a broken environment (3)."""
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    done = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", "sandbox", "build",
+                           "--ca-bundle", str(empty)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"error: {empty} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)"
 
 
 def test_combined_bundle_appends_to_system(tmp_path: Path) -> None:

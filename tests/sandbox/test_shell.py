@@ -48,10 +48,11 @@ def test_quotes_and_special_characters_survive(box: DockerSandbox) -> None:
     assert result.output == text + "\n"
 
 
-def test_non_utf8_output_is_replaced_not_fatal(box: DockerSandbox) -> None:
+def test_non_utf8_output_is_kept_byte_for_byte_not_fatal(box: DockerSandbox) -> None:
     result = box.run("printf 'ok \\xff\\xfe end'")
     assert result.exit_code == 0
-    assert result.output.startswith("ok ") and result.output.endswith(" end") and "\ufffd" in result.output
+    assert result.output == "ok \udcff\udcfe end"  # surrogateescape: the bytes can be had back
+    assert result.output.encode("utf-8", "surrogateescape") == b"ok \xff\xfe end"
 
 
 def test_huge_output_keeps_head_and_tail(make_sandbox) -> None:

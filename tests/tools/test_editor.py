@@ -275,3 +275,73 @@ def test_missing_or_wrongly_typed_arguments(call, args) -> None:
 def test_command_specific_parameters_are_asked_for(call, command, needs) -> None:
     obs = edit(call, "src/app.py", command=command)
     assert obs.is_error and needs in obs.text
+
+
+# -- match rules, line endings, bytes that are not UTF-8, the language's own verdict ------------------
+def test_overlapping_matches_count_and_every_start_line_is_named(call, repo) -> None:
+    original = b"class A:\n    def f(self):\n        pass\n        pass\n        pass\n"
+    repo.write_file("three.py", original)
+    obs = edit(call, "three.py", command="str_replace", old_str="        pass\n        pass", new_str="        return")
+    assert obs.is_error and "2 times" in obs.text and "lines 3, 4" in obs.text
+    assert repo.read_file("three.py") == original
+
+
+def test_mixed_line_endings_are_kept_per_line_and_new_lines_take_their_surroundings(call, repo) -> None:
+    repo.write_file("mixed.py", b"a = 1\r\nb = 2\nc = 3\r\nd = 4\n")
+    obs = edit(call, "mixed.py", command="str_replace", old_str="c = 3", new_str="c = 30\nc2 = 31")
+    assert not obs.is_error, obs.text
+    assert repo.read_file("mixed.py") == b"a = 1\r\nb = 2\nc = 30\r\nc2 = 31\r\nd = 4\n"
+    obs = edit(call, "mixed.py", command="insert", insert_line=2, new_str="b2 = 22\n")
+    assert not obs.is_error, obs.text
+    assert repo.read_file("mixed.py") == b"a = 1\r\nb = 2\nb2 = 22\nc = 30\r\nc2 = 31\r\nd = 4\n"
+    view = edit(call, "mixed.py", command="view")
+    assert "\r" not in view.text  # CRLF is shown as a plain line end, so old_str need not type it
+
+
+def test_a_miss_only_because_of_carriage_returns_says_so(call, repo) -> None:
+    repo.write_file("cr.py", b"x = 1\ry = 2\nz = 3\n")  # a lone CR inside the first line
+    obs = edit(call, "cr.py", command="str_replace", old_str="x = 1y = 2", new_str="x = 1")
+    assert obs.is_error and "carriage returns" in obs.text and "line 1" in obs.text
+    assert repo.read_file("cr.py") == b"x = 1\ry = 2\nz = 3\n"
+
+
+def test_a_latin1_file_is_shown_with_escapes_and_edited_through_them(call, repo) -> None:
+    original = "LABEL = 'café'\nPRICE = 3\n".encode("latin-1")
+    repo.write_file("prices.py", original)
+    view = edit(call, "prices.py", command="view")
+    assert not view.is_error and "LABEL = 'caf\\xe9'" in view.text and "not valid UTF-8" in view.text
+    obs = edit(call, "prices.py", command="str_replace", old_str="LABEL = 'caf\\xe9'", new_str="LABEL = 'th\\xe9'")
+    assert not obs.is_error, obs.text
+    assert repo.read_file("prices.py") == "LABEL = 'thé'\nPRICE = 3\n".encode("latin-1")
+
+
+def test_a_file_whose_name_is_not_utf8_is_listed_and_edited_by_its_escaped_name(call, repo) -> None:
+    repo.run("printf 'MENU = 1\\n' > $'caf\\xe9.py'")
+    listing = edit(call, ".", command="view")
+    assert "/testbed/caf\\xe9.py" in listing.text
+    obs = edit(call, "caf\\xe9.py", command="str_replace", old_str="MENU = 1", new_str="MENU = 2")
+    assert not obs.is_error, obs.text
+    assert repo.run("cat $'caf\\xe9.py'").output == "MENU = 2\n"
+
+
+def test_code_the_interpreter_accepts_is_written_even_when_the_grammar_rejects_it(call, repo) -> None:
+    mac = "x = 1\ry = x + 1\r"  # old-Mac CR line endings: valid Python, tree-sitter reads one broken line
+    obs = edit(call, "mac.py", command="create", file_text=mac)
+    assert not obs.is_error, obs.text
+    assert "python" in obs.text and "accepts" in obs.text
+    assert repo.read_file("mac.py") == mac.encode()
+
+
+def test_pep_696_defaults_follow_the_sandboxs_python(call, repo) -> None:
+    version = tuple(map(int, repo.run("python3 -c 'import sys; print(*sys.version_info[:2])'").output.split()))
+    obs = edit(call, "typed_box.py", command="create", file_text="class Box[T = int]:\n    pass\n")
+    if version >= (3, 13):  # the language accepts it, whatever the grammar says
+        assert not obs.is_error, obs.text
+    else:  # refused because this Python rejects it too, and the message says so
+        assert obs.is_error and "agrees" in obs.text and "SyntaxError" in obs.text
+        assert not repo.stat("typed_box.py").exists
+
+
+def test_without_an_interpreter_a_refusal_says_how_to_write_it_anyway(call, repo) -> None:
+    obs = edit(call, "widget.rs", command="create", file_text="fn main( {\n}\n")
+    assert obs.is_error and "NOT applied" in obs.text and "write it with bash" in obs.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -17,8 +18,10 @@ from agent.cli.map import HELP, map_command
 from agent.errors import UsageError
 from tools import repomap, tags
 from tools.repomap import HostDirectory, build_repo_map, mentioned_files, pagerank, rank_definitions
+from tests.hostile import minified_bundle, write_corpus
 from tools.tags import TagCache, extract_tags, format_outline, index_files, outline
 
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = '''\
 class Product:
     """A thing we sell."""
@@ -414,3 +417,80 @@ def test_agent_map_of_a_directory_without_code_is_a_usage_error(tmp_path: Path) 
     (tmp_path / "empty").mkdir()
     _, _, error = run_cli(str(tmp_path / "empty"), "--cache-dir", str(tmp_path / "cache"))
     assert isinstance(error, UsageError) and "nothing to map" in str(error)
+
+
+# ---- hostile input: minified code, huge lines, planted caches ----
+
+def test_definitions_on_a_minified_line_keep_a_window_not_the_line_so_tags_grow_linearly() -> None:
+    sizes = {}
+    for size in (40_000, 80_000):
+        source = minified_bundle(size)
+        found = extract_tags("javascript", source)
+        assert len(found.definitions) > size // 40
+        assert all(len(d.text) <= tags.DEFINITION_TEXT_BYTES + 6 and d.name in d.text for d in found.definitions)
+        sizes[size] = len(tags._json(found.definitions)) + len(tags._json(found.names()))
+    # Twice the input, about twice the cache entry: linear, where a whole line per definition was quadratic.
+    assert sizes[80_000] < 2.2 * sizes[40_000] and sizes[80_000] < 20 * 80_000
+
+
+def test_minified_and_generated_files_are_recognised_and_mapped_by_name_only(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "repo")
+    write_files(root, {"app.min.js": "function tiny(){return 1}\n", "lib.js": "function useful() {\n  return 2;\n}\n"})
+    index = index_files(HostDirectory(root).files())
+    assert "lib.js" in index.names and "calc.py" in index.names
+    assert not {"dist/bundle.js", "data/huge.js", "app.min.js"} & set(index.names)
+    repo_map = build_repo_map(HostDirectory(root).files(), max_tokens=4096, cache=TagCache(tmp_path / "cache"))
+    assert "dist/bundle.js" in repo_map.text.splitlines() and "function h1" not in repo_map.text
+    assert max(map(len, repo_map.text.splitlines())) <= 100
+    assert outline("dist/bundle.js", (root / "dist/bundle.js").read_bytes()) is None
+    assert outline("lib.js", (root / "lib.js").read_bytes())[0].name == "useful"
+
+
+def test_the_outline_command_says_a_minified_file_has_none(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "repo")
+    code, out, _ = run_cli(str(root), "--outline", "data/huge.js")
+    assert code == 0 and "looks minified or generated (5000011 bytes on 2 lines)" in out
+
+
+PLANTED_NAMES = '[["PlantedName"], {}]'
+PLANTED_DEFINITIONS = '[["PlantedName", "class", 1, 1, 1, 0, "PWNED"]]'  # parent 0 of itself: a bad row
+
+
+def plant_cache(directory: Path, rows: list[tuple[bytes, object, object]], header: str | None) -> None:
+    import sqlite3
+
+    directory.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(TagCache(directory).path)
+    if header is not None:
+        db.execute("CREATE TABLE header (text TEXT NOT NULL)")
+        db.execute("INSERT INTO header VALUES (?)", (header,))
+    db.execute("CREATE TABLE tags (key BLOB PRIMARY KEY, names BLOB NOT NULL, definitions BLOB NOT NULL)")
+    db.executemany("INSERT INTO tags VALUES (?, ?, ?)", rows)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("header, names, definitions", [
+    (None, PLANTED_NAMES, '[["PlantedName", "class", 1, 1, 1, -1, "PWNED"]]'),  # no header: the file is not used
+    ("some other cache", PLANTED_NAMES, '[["PlantedName", "class", 1, 1, 1, -1, "PWNED"]]'),
+    (tags.CACHE_HEADER, '{"not": "a list"}', PLANTED_DEFINITIONS),  # right header, rows of the wrong shape
+    (tags.CACHE_HEADER, '[["Ok"], {"n": "many"}]', '[[1, 2, 3]]'),
+    (tags.CACHE_HEADER, b"\xe3\x00\x00\x00marshal code object bytes", b"\x00" * 64),  # the old marshal format
+])
+def test_a_planted_tag_cache_is_not_trusted(tmp_path: Path, header: str | None, names: object,
+                                            definitions: object) -> None:
+    root = shop(tmp_path / "repo")
+    clean = build_repo_map(HostDirectory(root).files(), max_tokens=4096).text
+    keys = [tags.content_key("python", path.read_bytes()) for path in root.rglob("*.py")]
+    plant_cache(tmp_path / "cache", [(key, names, definitions) for key in keys], header)
+    planted = build_repo_map(HostDirectory(root).files(), max_tokens=4096, cache=TagCache(tmp_path / "cache"))
+    assert planted.text == clean and "PWNED" not in planted.text and "PlantedName" not in planted.text
+    assert planted.parsed == 5  # every planted row was a miss
+
+
+def test_agent_map_shows_a_file_name_that_is_not_utf8_visibly(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "repo")
+    done = subprocess.run([sys.executable, "-m", "agent", "map", str(root), "--tokens", "4096",
+                           "--cache-dir", str(tmp_path / "cache")], capture_output=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert b"caf\\xe9.py:" in done.stdout.splitlines() and b"Traceback" not in done.stderr

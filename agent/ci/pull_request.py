@@ -1,0 +1,101 @@
+"""Writing the pull request and the issue comments: what changed, how it was tested, what it cost.
+
+Issue titles, test names and error messages are untrusted text inside Markdown that
+GitHub renders: a title can carry HTML, links, images that call home, `@mentions` that
+ping people, or a backtick that closes a code span. `markdown_text` and `code_span`
+make such text read as the characters it is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.fix import FixOutcome
+from agent.github import Issue
+from agent.loop import RunResult
+from agent.terminal import visible
+
+SHOWN_TEST_FAILURES = 10
+# Characters that mean something inside a line of GitHub Markdown, escaped with a backslash:
+# emphasis, code, links and images, HTML and entities, tables, strikethrough, issue
+# references, @mentions, and the `:` and `.` of autolinked URLs and www. addresses.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#!|~:&@.])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as literal inline Markdown: one line, every special character escaped, no live @mention."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(visible(text).split()))
+
+
+def code_span(text: str) -> str:
+    """`text` in an inline code span whose fence no backtick run inside it can close."""
+    text = " ".join(visible(text).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def pull_title(issue: Issue) -> str:
+    """A plain-text title (GitHub does not render Markdown there): one line, controls shown."""
+    return f"Fix #{issue.ref.number}: {' '.join(visible(issue.title).split())}"
+
+
+def pull_request_body(issue: Issue, outcome: FixOutcome, diffstat: str) -> str:
+    """What changed, which tests ran and how they went, what the run cost, and `Fixes #N`."""
+    result = outcome.result
+    return "\n".join([
+        f"moe-agent's fix for #{issue.ref.number}, **{markdown_text(issue.title)}**. Review it like any contribution.",
+        "", "### What changed", "", "```", (visible(diffstat) or "(no files)").replace("```", "`\u200b``"), "```",
+        *sensitive_section(outcome),
+        "", "### Tests", "", tests_line(result), *_failed_tests(result),
+        "", "### Run", "", "| steps | tokens | time | prefix reuse |", "|---:|---:|---:|---:|",
+        (f"| {result.steps} | {result.prompt_tokens:,} prompt + {result.completion_tokens:,} completion "
+         f"| {result.elapsed:.0f} s | {_reuse(result)} |"),
+        "", f"Run `{outcome.run_id}`, status `{result.status}`.", "", f"Fixes #{issue.ref.number}",
+    ])
+
+
+def sensitive_section(outcome: FixOutcome) -> list[str]:
+    """The changes the patch policy flagged and the user's config allowed: always shown to reviewers."""
+    findings = outcome.review.findings
+    if not findings:
+        return []
+    return ["", "### Sensitive changes", "",
+            "The user's patch policy allowed these; check them with care:", "",
+            *[f"- {code_span(finding.path)}: {markdown_text(str(finding).removeprefix(finding.path + ': '))}"
+              for finding in findings]]
+
+
+def failure_comment(error: str, details_url: str | None) -> str:
+    """Why there is no pull request; `error` must already be redacted (escaping hides secrets from a scrubber)."""
+    details = f"\n\nThe job's log and the run's trajectory: {details_url}" if details_url else ""
+    return f"moe-agent did not open a pull request: {markdown_text(error)}{details}"
+
+
+def tests_line(result: RunResult) -> str:
+    """One sentence on the last test run the agent made through its test tool, or that it made none."""
+    tests = result.last_tests
+    if not tests:
+        return "The agent ran no test suite through its test tool: check the change by hand."
+    failed = len(tests.get("failed", [])) + len(tests.get("errors", []))
+    verdict = "passed" if not failed and tests.get("exit_code", 0) == 0 else "failed"
+    return (f"Last test run {verdict}: {tests.get('passed', 0)} passed, {failed} failed, "
+            f"{tests.get('skipped', 0)} skipped ({code_span(str(tests.get('command', '?')))}).")
+
+
+def stats_line(result: RunResult) -> str:
+    """What the run cost: steps, tokens, seconds, prefix-cache reuse."""
+    return (f"{result.steps} steps, {result.prompt_tokens + result.completion_tokens:,} tokens, "
+            f"{result.elapsed:.0f} s, prefix reuse {_reuse(result)}.")
+
+
+def _failed_tests(result: RunResult) -> list[str]:
+    tests = result.last_tests or {}
+    names = [*tests.get("failed", []), *tests.get("errors", [])]
+    shown = [f"- {code_span(str(name))}" for name in names[:SHOWN_TEST_FAILURES]]
+    more = len(names) - SHOWN_TEST_FAILURES
+    return shown + ([f"- and {more} more"] if more > 0 else [])
+
+
+def _reuse(result: RunResult) -> str:
+    return f"{result.prefix_reuse:.0%}" if result.prefix_reuse is not None else "-"

@@ -1,0 +1,207 @@
+"""The patch policy: what a patch touches, checked between `submit` and delivery.
+
+A patch comes from a model that read untrusted issue text and repository files, so before
+it is committed or pushed it is read with a real diff parser (`unidiff`, git's extended
+headers included: modes, new and deleted files, renames, binary files) and every change
+of a sensitive kind is named:
+
+- `ci_config`: CI definitions (`.github/workflows/*`, local actions, other CI systems'
+  files), which run with the repository's secrets once pushed;
+- `agent_config`: `.agent.toml`, which steers the next run of this agent;
+- `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
+- `symlink_outside`: a symlink leading out of the repository or into `.git`;
+- `executable`: a file made executable;
+- `unreadable`: a patch the parser cannot read, so nothing about it can be vouched for.
+
+`agent fix` lists them (summary and `--json`); `agent ci` and `agent pr` refuse them
+unless the user's own config allows the kind (`[patch_policy] allow`), and list allowed
+ones in the pull request. `unreadable` is never allowed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unidiff import PatchSet, UnidiffParseError
+
+from agent.errors import AgentError
+
+# Paths of CI definitions: a prefix ending in "/" is a directory, anything else a file name at the root.
+CI_CONFIG_PATHS = (".github/workflows/", ".github/actions/", ".gitlab-ci.yml", ".gitlab/", ".circleci/",
+                   ".travis.yml", "azure-pipelines.yml", ".azure-pipelines/", ".buildkite/", "Jenkinsfile",
+                   ".drone.yml", "bitbucket-pipelines.yml")
+AGENT_CONFIG_NAME = ".agent.toml"
+SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
+KIND_TEXT = {
+    "ci_config": "changes CI configuration, which runs with the repository's secrets",
+    "agent_config": "changes the agent's own configuration",
+    "submodules": "changes submodules, which fetch other repositories",
+    "symlink_outside": "adds a symlink leading outside the repository",
+    "executable": "makes a file executable",
+    "unreadable": "cannot be read as a diff",
+}
+NEVER_ALLOWED = frozenset({"unreadable"})
+
+
+class PatchRefused(AgentError):
+    """The patch makes changes of a kind the user has not allowed for delivery by `ci`/`pr`."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file of the patch: its path (the old one for a deletion), what happened, its git modes."""
+
+    path: str
+    action: str  # added, removed, modified, renamed
+    old_path: str | None = None  # for renames
+    old_mode: str | None = None
+    new_mode: str | None = None
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One sensitive change: its kind (a key of `KIND_TEXT`), the file, and a detail (mode, link target)."""
+
+    kind: str
+    path: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {KIND_TEXT[self.kind]}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass
+class PatchReview:
+    """Every file a patch touches and every sensitive change in it."""
+
+    files: list[FileChange] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def refused(self, allow: Iterable[str] = ()) -> list[Finding]:
+        """The findings whose kind is not in `allow`."""
+        allowed = set(allow) - NEVER_ALLOWED
+        return [finding for finding in self.findings if finding.kind not in allowed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": [asdict(change) for change in self.files],
+                "sensitive": [asdict(finding) | {"summary": str(finding)} for finding in self.findings]}
+
+
+def review_patch(patch: str) -> PatchReview:
+    """Read `patch` (a `git diff` with extended headers) and name its files and sensitive changes."""
+    review = PatchReview()
+    if not patch.strip():
+        return review
+    try:
+        parsed = PatchSet(patch)
+    except (UnidiffParseError, ValueError) as exc:
+        review.findings.append(Finding("unreadable", "(patch)", str(exc).splitlines()[0] if str(exc) else ""))
+        return review
+    if not len(parsed) and patch.strip():
+        review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
+    for patched in parsed:
+        change = _file_change(patched)
+        review.files.append(change)
+        review.findings += _findings(change, _symlink_target(patched) if change.new_mode == SYMLINK_MODE else None)
+    return review
+
+
+def enforce(review: PatchReview, allow: Iterable[str], kept_in: Path | None = None) -> None:
+    """Raise `PatchRefused` naming every change of a kind not allowed; the patch is then not delivered.
+
+    `kept_in` names where the patch stays readable (the run's trajectory), so no work is lost.
+    """
+    refused = review.refused(allow)
+    if refused:
+        kinds = sorted({finding.kind for finding in refused} - NEVER_ALLOWED)
+        hint = f"; to allow, add {kinds} to [patch_policy] allow in your own config" if kinds else ""
+        kept = f"; the patch is kept in {kept_in}" if kept_in else ""
+        raise PatchRefused(f"the patch was not pushed: {'; '.join(map(str, refused))}{hint}{kept}")
+
+
+def _file_change(patched: Any) -> FileChange:
+    source, target = _strip_side(patched.source_file), _strip_side(patched.target_file)
+    if patched.is_added_file:
+        action, path = "added", target
+    elif patched.is_removed_file:
+        action, path = "removed", source
+    elif patched.is_rename or (source and target and source != target):
+        action, path = "renamed", target
+    else:
+        action, path = "modified", target or source
+    return FileChange(path=path or "", action=action, old_path=source if action == "renamed" else None,
+                      old_mode=patched.source_mode, new_mode=patched.target_mode, binary=patched.is_binary_file)
+
+
+def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
+    found: list[Finding] = []
+    paths = [change.path] + ([change.old_path] if change.old_path else [])
+    for path in paths:
+        if _is_ci_config(path):
+            found.append(Finding("ci_config", path, change.action))
+        if posixpath.basename(path) == AGENT_CONFIG_NAME:
+            found.append(Finding("agent_config", path, change.action))
+        if path == ".gitmodules":
+            found.append(Finding("submodules", path, change.action))
+    if GITLINK_MODE in (change.old_mode, change.new_mode):
+        found.append(Finding("submodules", change.path, "gitlink"))
+    if link_target is not None and _leads_outside(change.path, link_target):
+        found.append(Finding("symlink_outside", change.path, f"-> {link_target}"))
+    if change.new_mode == "100755" and change.old_mode != "100755" and change.action != "removed":
+        found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> 100755"))
+    return found
+
+
+def _is_ci_config(path: str) -> bool:
+    return any(path.startswith(prefix) if prefix.endswith("/") else path == prefix for prefix in CI_CONFIG_PATHS)
+
+
+def _symlink_target(patched: Any) -> str:
+    """A symlink's content is its target: the added lines of its one hunk."""
+    return "".join(line.value for hunk in patched for line in hunk if line.is_added).rstrip("\n")
+
+
+def _leads_outside(path: str, target: str) -> bool:
+    if not target or target.startswith("/") or target.startswith("~"):
+        return True
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return resolved == ".." or resolved.startswith("../") or resolved == ".git" or resolved.startswith(".git/")
+
+
+def _strip_side(name: str | None) -> str | None:
+    """`a/path` or `b/path` (possibly C-quoted by git) as `path`; None for /dev/null."""
+    if name is None:
+        return None
+    name = _unquote(name)
+    if name == "/dev/null":
+        return None
+    return name[2:] if name[:2] in ("a/", "b/") else name
+
+
+_ESCAPES = {"n": b"\n", "t": b"\t", '"': b'"', "\\": b"\\", "a": b"\a", "b": b"\b", "f": b"\f", "r": b"\r",
+            "v": b"\v"}
+
+
+def _unquote(name: str) -> str:
+    """Git's C-style quoting of unusual paths (`"a/we\\"ird\\tname"`, octal bytes) undone."""
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return name
+    body, out, i = name[1:-1], bytearray(), 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            escaped = body[i + 1]
+            if escaped in "01234567":
+                out.append(int(body[i + 1:i + 4], 8) & 0xFF)
+                i += 4
+                continue
+            out += _ESCAPES.get(escaped, escaped.encode())
+            i += 2
+        else:
+            out += body[i].encode()
+            i += 1
+    return out.decode("utf-8", errors="surrogateescape")

@@ -1,0 +1,128 @@
+"""`agent fix` under SIGINT and SIGTERM at any moment: one way to end, nothing left behind.
+
+The CLI runs in a subprocess against the scripted server; signals go to it as a terminal
+or a CI runner would send them. Each test waits for a state of the run (handlers in place,
+a request in flight), never for an amount of time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.trajectory import read_trajectory
+from sandbox import cleanup
+from tests.fakes.openai_server import Hang
+
+pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_repo(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True)
+    return root
+
+
+def start_fix(repo: Path, server, tmp: Path, *args: str) -> subprocess.Popen:
+    """`agent fix --json` with its own TMPDIR, so a temporary copy left behind would show."""
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "TMPDIR": str(tmp),
+           "HOME": str(repo.parent / "home")}
+    env.pop("AGENT_CONFIG", None)
+    return subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", *args, "fix add"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def catches_sigterm(pid: int) -> bool:
+    """True once the process has a handler for SIGTERM: the CLI's first lines have run."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, limit: float = 120.0, allow_exit: bool = False) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if proc.poll() is not None and not allow_exit:
+            raise AssertionError(f"the run ended before {what}: {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.02)
+
+
+def ended_cleanly(proc: subprocess.Popen, tmp: Path, docker_client, code: int, signals: int = 1) -> dict:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    lines = err.splitlines()
+    assert lines[-1].startswith("error: interrupted"), err  # one line, and no traceback
+    assert set(lines[:-1]) <= {"interrupted: cleaning up, one moment (a third signal quits at once)"}, err
+    assert len(lines) <= signals, err
+    result = json.loads(out)
+    assert result["status"] == "interrupted" and result["exit_code"] == code
+    assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
+    assert list(tmp.iterdir()) == []  # the snapshot copy is gone
+    return result
+
+
+def test_a_signal_while_the_cli_starts_is_one_line_and_json(fake_model_server, tmp_path, docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
+    wait_for(lambda: catches_sigterm(proc.pid), proc, "the CLI's signal handlers")
+    proc.send_signal(signal.SIGINT)
+    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 130)
+    assert result["patch"] == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_run_ends_it_the_same_way(fake_model_server, tmp_path, docker_client, signum) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [Hang()]
+    proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
+    wait_for(lambda: fake_model_server.requests, proc, "a model request")
+    proc.send_signal(signum)
+    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 128 + signum)
+    trajectory = read_trajectory(Path(result["trajectory"]))
+    assert trajectory.status == "interrupted"
+    assert trajectory.end["message"] == f"interrupted by {signal.Signals(signum).name}"
+
+
+def test_a_second_signal_during_cleanup_leaves_nothing_behind(fake_model_server, tmp_path, docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [Hang()]
+    proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
+    wait_for(lambda: fake_model_server.requests, proc, "a model request")
+    proc.send_signal(signal.SIGTERM)
+    runs = repo / ".agent" / "runs"
+    wait_for(lambda: any('"type": "end"' in t.read_text() for t in runs.glob("*/trajectory.jsonl")), proc,
+             "the end event", allow_exit=True)
+    proc.send_signal(signal.SIGINT)  # while the container and the copy are being removed, or after
+    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 143, signals=2)
+    assert read_trajectory(Path(result["trajectory"])).status == "interrupted"
+
+
+def test_a_time_limit_ends_a_run_whose_model_never_answers(fake_model_server, tmp_path, docker_client) -> None:
+    """The issue's example: `[loop] time_limit` with a server that accepts and never answers."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".agent.toml").write_text("[loop]\ntime_limit = 3\n")
+    fake_model_server.script = [Hang()] * 5
+    proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
+    out, err = proc.communicate(timeout=300)  # a guard against hanging, not a speed target
+    result = json.loads(out)
+    assert result["status"] == "time_limit", err
+    assert "while waiting for the model server" in result["message"]
+    assert len(fake_model_server.requests) == 1
+    assert read_trajectory(Path(result["trajectory"])).status == "time_limit"

@@ -1,0 +1,113 @@
+"""The patch policy reads real `git diff` output and names every sensitive change in it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.patch_policy import PatchRefused, enforce, review_patch
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def diff_of(tmp_path: Path, change) -> str:
+    """The patch `submit` would produce (`--binary --no-renames`, git's own headers) for `change`."""
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "app.py").write_text("print('hi')\n")
+    (repo / "run.sh").write_text("echo run\n")
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "test.yml").write_text("on: push\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    change(repo)
+    git(repo, "add", "-A")
+    return git(repo, "diff", "--cached", "--binary", "--no-renames", "HEAD")
+
+
+def kinds(patch: str) -> list[tuple[str, str]]:
+    return sorted((finding.kind, finding.path) for finding in review_patch(patch).findings)
+
+
+def test_an_ordinary_fix_has_no_findings(tmp_path: Path) -> None:
+    patch = diff_of(tmp_path, lambda repo: (repo / "src" / "app.py").write_text("print('hello')\n"))
+    review = review_patch(patch)
+    assert review.findings == [] and [(f.path, f.action) for f in review.files] == [("src/app.py", "modified")]
+    enforce(review, allow=[])
+
+
+def test_a_new_workflow_is_found_and_refused(tmp_path: Path) -> None:
+    def add_workflow(repo: Path) -> None:
+        (repo / ".github" / "workflows" / "exfil.yml").write_text("on: push\njobs: {}\n")
+        (repo / "src" / "app.py").write_text("print('hello')\n")
+
+    review = review_patch(diff_of(tmp_path, add_workflow))
+    assert kinds_of(review) == [("ci_config", ".github/workflows/exfil.yml")]
+    with pytest.raises(PatchRefused, match=r"\.github/workflows/exfil\.yml: changes CI configuration.*"
+                                           r"\['ci_config'\] to \[patch_policy\] allow"):
+        enforce(review, allow=[])
+    enforce(review, allow=["ci_config"])
+
+
+def kinds_of(review) -> list[tuple[str, str]]:
+    return sorted((finding.kind, finding.path) for finding in review.findings)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda r: (r / ".github" / "workflows" / "test.yml").unlink(), [("ci_config", ".github/workflows/test.yml")]),
+    (lambda r: (r / ".agent.toml").write_text("[sandbox]\nnetwork = true\n"), [("agent_config", ".agent.toml")]),
+    (lambda r: (r / ".gitmodules").write_text('[submodule "x"]\n\tpath = x\n\turl = https://evil/x\n'),
+     [("submodules", ".gitmodules")]),
+    (lambda r: (r / "src" / "creds").symlink_to("../../../.aws/credentials"),
+     [("symlink_outside", "src/creds")]),
+    (lambda r: (r / "abs").symlink_to("/etc/shadow"), [("symlink_outside", "abs")]),
+    (lambda r: (r / "hook").symlink_to(".git/hooks/pre-commit"), [("symlink_outside", "hook")]),
+    (lambda r: (r / "run.sh").chmod(0o755), [("executable", "run.sh")]),
+    (lambda r: ((r / "tool").write_text("#!/bin/sh\n"), (r / "tool").chmod(0o755)), [("executable", "tool")]),
+    (lambda r: (r / ".gitlab-ci.yml").write_text("job: {script: [env]}\n"), [("ci_config", ".gitlab-ci.yml")]),
+])
+def test_every_sensitive_kind_is_found(tmp_path: Path, change, expected) -> None:
+    assert kinds(diff_of(tmp_path, change)) == expected
+
+
+def test_harmless_symlinks_binary_files_and_odd_names_pass(tmp_path: Path) -> None:
+    def change(repo: Path) -> None:
+        (repo / "src" / "alias.py").symlink_to("app.py")
+        (repo / "data.bin").write_bytes(b"\x00\x01\x02")
+        (repo / 'we"ird\tname.txt').write_text("x\n")
+
+    review = review_patch(diff_of(tmp_path, change))
+    assert review.findings == []
+    assert sorted(f.path for f in review.files) == ["data.bin", "src/alias.py", 'we"ird\tname.txt']
+    assert next(f for f in review.files if f.path == "data.bin").binary
+
+
+def test_a_renamed_workflow_counts_on_both_sides() -> None:
+    patch = ("diff --git a/.github/workflows/ci.yml b/ci.yml\nsimilarity index 100%\n"
+             "rename from .github/workflows/ci.yml\nrename to ci.yml\n")
+    review = review_patch(patch)
+    assert [(f.path, f.action, f.old_path) for f in review.files] == [("ci.yml", "renamed", ".github/workflows/ci.yml")]
+    assert kinds_of(review) == [("ci_config", ".github/workflows/ci.yml")]
+
+
+def test_an_unreadable_patch_is_refused_even_when_everything_is_allowed() -> None:
+    review = review_patch("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n-only one line\n")
+    assert [finding.kind for finding in review.findings] == ["unreadable"]
+    with pytest.raises(PatchRefused):
+        enforce(review, allow=["ci_config", "agent_config", "submodules", "symlink_outside", "executable"])
+
+
+
+def test_the_kinds_a_user_may_allow_are_the_kinds_the_policy_finds() -> None:
+    import typing
+
+    from agent.config import PatchKind
+    from agent.patch_policy import KIND_TEXT, NEVER_ALLOWED
+
+    assert set(typing.get_args(PatchKind)) == set(KIND_TEXT) - NEVER_ALLOWED

@@ -1,0 +1,62 @@
+"""Untrusted text reaches the terminal with its control characters shown, not obeyed."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from agent.loop import RunResult
+from agent.progress import LiveProgress, print_diff, print_summary
+from agent.terminal import escape, visible
+
+CLEAR = "\x1b[2J\x1b[H"
+CLIPBOARD = "\x1b]52;c;ZWNobyBwd25lZA==\x07"  # OSC 52: put "echo pwned" on the clipboard
+HIDDEN_LINK = "\x1b]8;;https://evil.example\x1b\\docs\x1b]8;;\x1b\\"  # OSC 8: a link whose target is hidden
+BIDI = "access = \u202eeurt\u202c"
+HOSTILE = CLEAR + CLIPBOARD + HIDDEN_LINK + BIDI + "\x9b31m" + "\r\x08"
+
+
+def console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=True, color_system="truecolor", width=200), out
+
+
+def test_visible_shows_every_control_character_and_keeps_text() -> None:
+    shown = visible("line one\n\tindented " + HOSTILE)
+    assert shown.startswith("line one\n\tindented \\x1b[2J\\x1b[H\\x1b]52;c;ZWNobyBwd25lZA==\\x07")
+    assert "\\u202e" in shown and "\\x9b31m" in shown and "\\x0d\\x08" in shown
+    assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e\r\x08")
+    assert escape("[bold]x[/]\x1b") == "\\[bold]x\\[/]\\x1b"
+
+
+def test_live_progress_does_not_pass_sandbox_escapes_through() -> None:
+    term, out = console()
+    progress = LiveProgress(term)
+    progress("tool", {"name": "bash", "arguments": {"command": f"echo '{HOSTILE}'"}, "observation": HOSTILE,
+                      "is_error": False})
+    progress("format_error", {"errors": [HOSTILE]})
+    printed = out.getvalue()
+    # Rich's own colours are SGR sequences `ESC[...m`; nothing else may reach the terminal.
+    stripped = _without_rich_styles(printed)
+    assert "\x1b" not in stripped and "\x07" not in stripped and "\u202e" not in stripped
+    assert "\\x1b]52;c;" in printed
+
+
+def test_diff_and_summary_show_escapes_from_the_patch_and_the_run() -> None:
+    term, out = console()
+    patch = f"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n+{HOSTILE}\n"
+    print_diff(term, patch)
+    result = RunResult(status="submitted", message=HOSTILE, patch=patch, steps=1, prompt_tokens=1,
+                       completion_tokens=1, cost=None, elapsed=1.0, prefix_reuse=None, compactions=0,
+                       last_tests={"command": HOSTILE, "passed": 1})
+    print_summary(term, result)
+    stripped = _without_rich_styles(out.getvalue())
+    assert "\x1b" not in stripped and "\x07" not in stripped and "\u202e" not in stripped
+    assert out.getvalue().count("\\x1b]8;;https://evil.example") >= 2
+
+
+def _without_rich_styles(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

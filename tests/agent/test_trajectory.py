@@ -1,0 +1,39 @@
+"""The trajectory writer never crashes on what tools read, and what it writes is valid UTF-8 JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.trajectory import TrajectoryWriter, read_trajectory
+from tools.base import Observation
+from tools.encoding import decode, encode, from_visible, visible
+
+LATIN1 = "LABEL = 'café'\n".encode("latin-1")
+
+
+def test_bytes_that_are_not_utf8_are_written_visibly_as_valid_json(tmp_path: Path) -> None:
+    writer = TrajectoryWriter(tmp_path / "run.jsonl")
+    text = decode(LATIN1)  # what a tool reads: U+DCE9 for the latin-1 byte
+    writer.event("start", task="t")
+    writer.event("tool", observation=text, data={decode(b"caf\xe9.py"): "\ud800 lone high surrogate"})
+    writer.close()
+    raw = (tmp_path / "run.jsonl").read_bytes()
+    raw.decode("utf-8")  # strict: the file is valid UTF-8
+    events = [json.loads(line) for line in raw.splitlines()]
+    assert events[1]["observation"] == "LABEL = 'caf\\xe9'\n"
+    assert events[1]["data"] == {"caf\\xe9.py": "\\ud800 lone high surrogate"}
+    assert read_trajectory(tmp_path / "run.jsonl").events[1]["observation"] == "LABEL = 'caf\\xe9'\n"
+
+
+def test_an_observation_shows_raw_bytes_as_escapes_and_says_so() -> None:
+    observation = Observation(decode(b"ls\ncaf\xe9.py\n"))
+    assert observation.text.startswith("ls\ncaf\\xe9.py\n")
+    assert "not UTF-8 are shown as \\xNN" in observation.text
+    assert Observation("plain text").text == "plain text"
+
+
+def test_escapes_the_model_writes_back_are_the_bytes_again() -> None:
+    text = decode(b"caf\xe9 \xff")
+    assert encode(from_visible(visible(text))) == b"caf\xe9 \xff"
+    assert from_visible("a \\x41 stays ASCII text") == "a \\x41 stays ASCII text"

@@ -1,0 +1,47 @@
+"""Owners of sandbox containers: who started one, and whether that process still runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+from sandbox import cleanup
+
+
+def test_this_process_is_an_alive_owner_and_an_ended_one_is_gone() -> None:
+    mine = cleanup.owner_labels()
+    assert mine["moe-agent.pid"] == str(os.getpid()) and mine["moe-agent.host"] == socket.gethostname()
+    assert mine["moe-agent.pid_start"].isdigit()
+    assert cleanup.owner_state(mine) == "alive"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    assert cleanup.process_start(ended.pid) is None
+    assert cleanup.owner_state(mine | {"moe-agent.pid": str(ended.pid)}) == "gone"
+
+
+def test_a_reused_pid_or_a_reboot_is_not_the_owner() -> None:
+    mine = cleanup.owner_labels()
+    assert cleanup.owner_state(mine | {"moe-agent.pid_start": "1"}) == "gone"  # same PID, another process
+    assert cleanup.owner_state(mine | {"moe-agent.boot": "another-boot"}) == "gone"
+
+
+def test_an_owner_on_another_host_or_without_labels_is_unknown() -> None:
+    mine = cleanup.owner_labels()
+    assert cleanup.owner_state(mine | {"moe-agent.host": "elsewhere"}) == "unknown"
+    assert cleanup.owner_state({}) == "unknown"
+    old_style = {"moe-agent.host": socket.gethostname(), "moe-agent.pid": str(os.getpid())}
+    assert cleanup.owner_state(old_style) == "unknown"  # a live PID without a start time may be reused
+
+
+def test_process_start_reads_past_a_command_name_with_spaces_and_parentheses(tmp_path) -> None:
+    script = tmp_path / "a b) c"
+    script.write_text("#!/bin/sh\nsleep 30\n")
+    script.chmod(0o755)
+    proc = subprocess.Popen([str(script)])
+    try:
+        stat = open(f"/proc/{proc.pid}/stat").read()
+        assert cleanup.process_start(proc.pid) == stat.rsplit(")", 1)[1].split()[19]
+    finally:
+        proc.kill()
+        proc.wait()
