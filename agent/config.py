@@ -227,6 +227,9 @@ class LoopSettings(_Section):
     time_limit: float | None = Field(None, gt=0)  # seconds
     cost_limit: float | None = Field(None, gt=0)
     max_format_errors: int = Field(3, ge=0)
+    # The same calls with the same results this many times in a row: the model is told;
+    # once more and the run ends with status `repeated_action` (0: never checked).
+    repeat_limit: int = Field(3, ge=0)
     observation_max_chars: int = Field(10_000, gt=0)
     command_timeout: float = Field(120.0, gt=0)
     command_timeout_max: float = Field(1800.0, gt=0)

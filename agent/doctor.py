@@ -80,11 +80,15 @@ def _config_checks(path: Path):
     return settings
 
 
+PROBE_SAMPLES = 3  # one sample decided each format before; a small model gets it right only some of the time
+PROBE_MAX_TOKENS = 128  # a ping call is a few dozen tokens; a rambling reply is cut here
+
+
 def model_checks(settings) -> Iterator[Check]:
     from agent.model import ModelError, OpenAIModel
-    from agent.toolcalls import parse_reply, render_tool_instructions
 
-    probe = settings.model.model_copy(update={"retries": 0, "request_timeout": min(settings.model.request_timeout, 60)})
+    probe = settings.model.model_copy(update={"retries": 0, "request_timeout": min(settings.model.request_timeout, 60),
+                                             "max_tokens": PROBE_MAX_TOKENS})
     model = OpenAIModel(probe)
     where = settings.model.base_url
     try:
@@ -99,27 +103,79 @@ def model_checks(settings) -> Iterator[Check]:
                     f"set AGENT_MODEL to one of: {', '.join(names)}")
         return
     yield Check(True, f"context window {model.context_window():,} tokens (profile {model.profile.name})")
+    yield from format_checks(model, settings.model.tool_format)
+
+
+def format_checks(model, configured: str) -> Iterator[Check]:
+    """Sample each tool-call format a few times, then recommend one setting; fail when none works."""
+    native = probe_format(model, "native")
+    yield Check(True, f"native tool calls: {native.describe()}", warning=native.ok < PROBE_SAMPLES)
+    texts = {fmt: probe_format(model, fmt) for fmt in ("xml", "hermes")}
+    for fmt, found in texts.items():
+        yield Check(True, f"{fmt} text tool calls: {found.describe()}", warning=found.ok < PROBE_SAMPLES)
+    ranked = sorted([native, *texts.values()], key=lambda p: (p.ok, p.fmt == "native",
+                                                              p.fmt == model.text_tool_format), reverse=True)
+    best = ranked[0]
+    if best.ok == 0:
+        yield Check(False, f"no tool-call format worked in {PROBE_SAMPLES} tries each: runs would end in format_error",
+                    "use a model or server that can call tools (for llama.cpp start llama-server with --jinja)")
+        return
+    # What `auto` does: native calls while they come back; else the profile's text format.
+    auto = "native" if native.ok * 2 > PROBE_SAMPLES else model.text_tool_format
+    auto_ok = native.ok if auto == "native" else texts[auto].ok
+    choice = "auto" if auto_ok >= best.ok else best.fmt
+    said = f"tool_format = \"{choice}\"" + (f" ({auto} calls)" if choice == "auto" else "")
+    if choice == configured:
+        yield Check(True, f"tool-call format: {said}, as configured")
+    else:
+        yield Check(True, f"tool-call format: {configured} is configured; {choice} works best here", warning=True,
+                    fix=f"set model.tool_format = \"{choice}\" (or --tool-format {choice})")
+
+
+@dataclass
+class FormatProbe:
+    """How one tool-call format fared over PROBE_SAMPLES health-check requests."""
+
+    fmt: str
+    ok: int = 0
+    tries: int = 0
+    as_text: int = 0  # native only: calls that came back written as text
+    error: str = ""
+
+    def describe(self) -> str:
+        if self.error and not self.tries:
+            return f"unavailable ({self.error})"
+        said = f"{self.ok}/{self.tries} replies had a valid call"
+        if self.as_text:
+            said += f"; {self.as_text} wrote the call as text (auto then switches to text calls)"
+        return said + (f"; {self.error}" if self.error else "")
+
+
+def probe_format(model, fmt: str) -> FormatProbe:
+    """Ask for the ping call PROBE_SAMPLES times in `fmt` ("native", "xml" or "hermes"); count the valid calls."""
+    from agent.model import ModelError
+    from agent.toolcalls import parse_reply, render_tool_instructions
+
+    result = FormatProbe(fmt)
     user = {"role": "user", "content": PING_PROMPT}
-    try:
-        reply = model.query([user], [PING_TOOL])
-        if reply.native_tool_calls:
-            yield Check(True, "native tool calling works")
-            return
-        found = parse_reply(reply.content, [PING_TOOL], "auto").calls
-        yield Check(True, "native tool calling: the server returns calls as text "
-                    + ("(read in auto mode)" if found else "(no call seen)"), warning=True)
-    except ModelError as exc:
-        yield Check(True, f"native tool calling unavailable: {exc}", warning=True)
-    for fmt in ("xml", "hermes"):
-        system = {"role": "system", "content": render_tool_instructions([PING_TOOL], fmt)}
+    for _ in range(PROBE_SAMPLES):
         try:
-            reply = model.query([system, user], [])
+            if fmt == "native":
+                reply = model.query([user], [PING_TOOL])
+            else:
+                system = {"role": "system", "content": render_tool_instructions([PING_TOOL], fmt)}
+                reply = model.query([system, user], [])
         except ModelError as exc:
-            yield Check(False, f"{fmt} text tool calls: {exc}")
-            continue
-        calls = parse_reply(reply.content, [PING_TOOL], fmt).calls
-        yield Check(bool(calls), f"{fmt} text tool calls " + ("work" if calls else "were not produced"),
-                    f"set model.tool_format = \"{'hermes' if fmt == 'xml' else 'xml'}\"", warning=not calls)
+            result.error = str(exc)
+            break  # a refusal (no tool parser, a 400) will not change on a second try
+        result.tries += 1
+        if fmt == "native":
+            calls = parse_reply(reply.content, [PING_TOOL], "native", native_calls=reply.native_tool_calls).calls
+            result.ok += bool(reply.native_tool_calls and calls)
+            result.as_text += bool(not reply.native_tool_calls and parse_reply(reply.content, [PING_TOOL], "auto").calls)
+        else:
+            result.ok += bool(parse_reply(reply.content, [PING_TOOL], fmt).calls)
+    return result
 
 
 def git_check() -> Check:

@@ -116,7 +116,6 @@ class EndpointPool:
         self._models = {url: OpenAIModel(settings.model_copy(update={"base_url": url, "base_urls": []}))
                         for url in self.endpoints}
         first = self._models[self.endpoints[0]]
-        self.max_tokens = first.max_tokens
         self.text_tool_format = first.text_tool_format
         self._slots = slots or ThreadSlots(self.endpoints, settings.max_concurrency)
 
@@ -133,6 +132,10 @@ class EndpointPool:
             return self._models[lease.endpoint].query(messages, tools, deadline=deadline, progress=progress)
         finally:
             self._slots.release(lease)
+
+    @property
+    def max_tokens(self) -> int:
+        return self._models[self.endpoints[0]].max_tokens
 
     def context_window(self) -> int:
         return self._models[self.endpoints[0]].context_window()

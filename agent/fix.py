@@ -58,6 +58,7 @@ class FixRequest:
     commit: bool = True
     patch_out: Path | None = None
     title: str | None = None
+    partial: bool = False  # also branch/apply a patch the agent did not submit (it stays exit 1)
     # None: sensitive changes are only listed (`agent fix`); a list: the kinds that may be
     # delivered, anything else refused (`agent ci`/`agent pr`, from the user's patch_policy).
     allow_sensitive: list[str] | None = None
@@ -84,12 +85,13 @@ class FixOutcome:
 
     @property
     def exit_code(self) -> int:
+        """0 only for a patch the agent submitted: one salvaged at a limit was never tested or meant."""
         status = self.result.status
         if status == "interrupted" and self.result.extra.get("signal"):
             return 128 + int(self.result.extra["signal"])  # 130 for SIGINT, 143 for SIGTERM
         if status in EXIT_CODES:
             return EXIT_CODES[status]
-        return EXIT_CODES["patch"] if self.result.has_patch else EXIT_CODES["no_patch"]
+        return EXIT_CODES["patch"] if status == "submitted" and self.result.has_patch else EXIT_CODES["no_patch"]
 
     def to_json(self) -> dict[str, Any]:
         r = self.result
@@ -98,8 +100,8 @@ class FixOutcome:
             "applied": self.applied, "trajectory": str(self.trajectory), "run_id": self.run_id, "exit_code": self.exit_code,
             "stats": {"steps": r.steps, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
                       "cost": r.cost, "elapsed": r.elapsed, "prefix_reuse": r.prefix_reuse,
-                      "compactions": r.compactions},
-            "tests": r.last_tests,
+                      "compactions": r.compactions, "model_time": r.model_time},
+            "tests": r.last_tests, "notes": self.notes,
             "timings": self.timings,
             "patch_review": self.review.to_json(),
             "instructions": self.instructions.to_json() if self.instructions else None,
@@ -186,7 +188,7 @@ def run_fix(
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
                              instructions=instructions)
-        if result.has_patch and result.status != "interrupted":
+        if result.has_patch and result.status == "submitted":
             if request.allow_sensitive is not None:
                 enforce(outcome.review, request.allow_sensitive, kept_in=trajectory.path)
             try:
@@ -194,6 +196,8 @@ def run_fix(
                     deliver(outcome, request, repo, snapshot)
             except KeyboardInterrupt:  # it came during delivery, which finished: report what was made
                 outcome.notes.append("interrupted after the patch was delivered")
+        elif result.has_patch and result.status != "interrupted":
+            _keep_unsubmitted(outcome, request, repo, snapshot)
         with shielded():
             stopping.result()  # type: ignore[union-attr]
         clock.phases["total"] = clock.since_start()
@@ -368,6 +372,19 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
     if outcome.included_local_changes:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 
+
+def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
+    """A patch left when the run stopped without submitting: in the trajectory and --patch-out, delivered only on --partial."""
+    if request.partial:
+        deliver(outcome, request, repo, snapshot)
+        outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}); delivered because of "
+                             "--partial")
+        return
+    if request.patch_out:
+        request.patch_out.write_text(outcome.result.patch)
+    outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}), so no branch was made; it is "
+                         "in the trajectory" + (" and --patch-out" if request.patch_out else "")
+                         + " (--partial delivers it anyway)")
 
 def _identity(user: str, capabilities: list[str]) -> dict[str, Any]:
     """Who the sandbox runs as ("auto": the image's own user), and the capabilities it gets back."""

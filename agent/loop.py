@@ -10,6 +10,7 @@ sandbox raises `SandboxError`; Ctrl-C is `KeyboardInterrupt`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,9 @@ from sandbox.output import cap_text
 from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
 from tools.submit import current_patch
 from tools.toolset import build_toolset
+
+STATUSES = ("submitted", "step_limit", "token_limit", "time_limit", "cost_limit", "format_error",
+            "repeated_action", "model_error", "sandbox_error", "interrupted")
 
 
 class AgentExit(Exception):
@@ -49,7 +53,11 @@ class FormatError(AgentExit):
 
 
 CONTEXT_MARGIN = 1024  # tokens kept free below the context window
-KEEP_RECENT_MESSAGES = 12  # what compaction leaves verbatim at the end
+KEEP_RECENT_MESSAGES = 12  # what compaction leaves verbatim at the end, when it fits
+# After compaction the prompt should fill at most this share of the window, so the next
+# compaction is many steps away instead of one or two (seen with an 8,192-token window).
+COMPACTED_SHARE = 0.5
+CHARS_PER_TOKEN = 4  # for estimates between two real token counts from the server
 
 
 @dataclass
@@ -65,6 +73,7 @@ class RunResult:
     prefix_reuse: float | None
     compactions: int
     last_tests: dict[str, Any] | None = None
+    model_time: float = 0.0  # seconds spent waiting for the model, compaction requests included
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,6 +114,13 @@ class Agent:
         self.final_patch = final_patch
         self.history = History(observation_max_chars=self.limits.observation_max_chars)
         self.steps = self.prompt_tokens = self.completion_tokens = self.format_errors = self.compactions = 0
+        self.repeats = 0  # how many times in a row the last step's calls and results came back unchanged
+        self._last_actions: list[tuple[str, str, str]] = []
+        self.native_seen = False  # a native tool call came back at least once in this run
+        # `auto`: replies so far with no native call; two, or one with a call written as text (even a
+        # malformed one), switch to text calls.
+        self.replies_without_native = 0
+        self.model_time = 0.0
         self.cost: float | None = None
         self.last_tests: dict[str, Any] | None = None
         self.started = time.monotonic()
@@ -112,8 +128,10 @@ class Agent:
     # -- the run ----------------------------------------------------------
     def run(self, task: str, config: dict[str, Any] | None = None) -> RunResult:
         self.started = time.monotonic()
-        self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format)
+        self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
+                   context_window=self.model.context_window(), max_tokens=self.model.max_tokens)
         self._reset_history(task)
+        self.ctx.observation_max_chars = min(self.ctx.observation_max_chars, self._observation_cap())
         patch, status, message = "", "error", ""
         extra: dict[str, Any] = {}
         try:
@@ -140,6 +158,7 @@ class Agent:
             status=status, message=message, patch=patch, steps=self.steps, prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens, cost=self.cost, elapsed=round(time.monotonic() - self.started, 3),
             prefix_reuse=self.history.stats.reuse, compactions=self.compactions, last_tests=self.last_tests,
+            model_time=round(self.model_time, 3),
             extra=extra,
         )
         self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
@@ -153,19 +172,25 @@ class Agent:
         self._check_limits()
         self.steps += 1
         self._maybe_compact()
+        self._emit("thinking", step=self.steps)
         try:
             reply = self._ask()
         except ContextLengthExceeded as exc:
             self._compact(reason=str(exc))
             reply = self._ask()
-        self.prompt_tokens += reply.usage.prompt_tokens
-        self.completion_tokens += reply.usage.completion_tokens
-        if reply.cost is not None:
-            self.cost = (self.cost or 0.0) + reply.cost
+        self._account(reply)
         prefix = self.history.record_request(reply.usage.prompt_tokens, self.specs if self.native else None)
         self._last_prompt_tokens, self._last_prompt_chars = prefix["prompt_tokens"], prefix["prompt_chars"]
         self._emit("request", step=self.steps, **prefix, new_messages=self._unsent())
         return reply
+
+    def _account(self, reply: ModelReply) -> None:
+        """Every reply counts towards the totals and limits, compaction summaries included."""
+        self.prompt_tokens += reply.usage.prompt_tokens
+        self.completion_tokens += reply.usage.completion_tokens
+        self.model_time += reply.latency
+        if reply.cost is not None:
+            self.cost = (self.cost or 0.0) + reply.cost
 
     def _ask(self) -> ModelReply:
         try:
@@ -199,8 +224,15 @@ class Agent:
                    reasoning=parsed.reasoning, usage=reply.usage.__dict__, finish_reason=reply.finish_reason,
                    latency=reply.latency, cost=reply.cost)
         native_calls = bool(reply.native_tool_calls) and all(c.id for c in parsed.calls)
+        self.native_seen = self.native_seen or native_calls
+        if self.tool_format == "auto" and self.native and not self.native_seen:
+            self.replies_without_native += 1
+            if parsed.calls or parsed.errors or self.replies_without_native >= 2:
+                self._fall_back_to_text("the model wrote its call as text" if parsed.calls or parsed.errors
+                                        else "no native tool call came back")
         self.history.append(self._assistant_message(parsed, native_calls))
         if not parsed.calls:
+            self._check_repeats([])  # a reply without a call breaks a run of repeats
             self._format_error(parsed.errors or ["your reply contained no tool call"])
             return
         # Some calls ran: the malformed ones next to them are reported, not counted as a format error.
@@ -211,6 +243,24 @@ class Agent:
                 observations.append((call, self._run_call(call)))
         finally:
             self._append_observations(observations, native_calls, parsed.errors)
+        self._check_repeats(observations)
+
+    def _check_repeats(self, observations: list[tuple[ToolCall, Observation]]) -> None:
+        """Same calls, same results, step after step: say so once, then end the run."""
+        actions = [(call.name, _json(call.arguments), obs.text) for call, obs in observations]
+        self.repeats = self.repeats + 1 if actions and actions == self._last_actions else 0
+        self._last_actions = actions
+        limit = self.limits.repeat_limit
+        if not limit or self.repeats + 1 < limit:
+            return
+        first = observations[0][0]
+        call = f"{first.name} {' '.join(_json(first.arguments).split())[:120]}"
+        if self.repeats + 1 > limit:
+            raise AgentExit(f"the same call ({call}) with the same result {self.repeats + 1} times in a row",
+                            "repeated_action")
+        self._emit("repeated_action", step=self.steps, call=call, count=self.repeats + 1)
+        self.history.append({"role": "user", "content": Prompts.render(self.prompts.repeated_action, call=call,
+                                                                         count=self.repeats + 1)})
 
     def _run_call(self, call: ToolCall) -> Observation:
         tool = self.tools.get(call.name)
@@ -271,9 +321,13 @@ class Agent:
 
     # -- limits and context -------------------------------------------------
     def _check_limits(self) -> None:
+        if self.steps >= self.limits.step_limit:
+            raise LimitsExceeded(f"reached the step limit ({self.limits.step_limit})", "step_limit")
+        self._check_budgets()
+
+    def _check_budgets(self) -> None:
+        """Tokens, time and cost: checked before every request, compaction requests included."""
         lim = self.limits
-        if self.steps >= lim.step_limit:
-            raise LimitsExceeded(f"reached the step limit ({lim.step_limit})", "step_limit")
         if lim.token_limit and self.prompt_tokens + self.completion_tokens >= lim.token_limit:
             raise LimitsExceeded(f"reached the token limit ({lim.token_limit})", "token_limit")
         if lim.time_limit and time.monotonic() - self.started >= lim.time_limit:
@@ -281,32 +335,77 @@ class Agent:
         if lim.cost_limit and (self.cost or 0.0) >= lim.cost_limit:
             raise LimitsExceeded(f"reached the cost limit ({lim.cost_limit})", "cost_limit")
 
+    def _prompt_chars(self) -> int:
+        """Characters of the next request as `History.record_request` counts them: tool schemas included."""
+        return self.history.chars() + len(json.dumps(self.specs if self.native else [], sort_keys=True))
+
+    def _estimate(self) -> float:
+        """Prompt tokens of the next request: the last real count plus what was added since."""
+        return self._last_prompt_tokens + (self._prompt_chars() - self._last_prompt_chars) / CHARS_PER_TOKEN
+
     def _maybe_compact(self) -> None:
-        """Compact before a request that would not fit: last real prompt size plus what was added since."""
+        """Compact before a request that would not fit."""
         window = self.model.context_window()
-        estimate = self._last_prompt_tokens + (self.history.chars() - self._last_prompt_chars) / 4
+        estimate = self._estimate()
         if estimate + self._reply_budget() + CONTEXT_MARGIN > window:
             self._compact(reason=f"estimated {estimate:.0f} prompt tokens do not fit {window}")
 
     def _compact(self, reason: str) -> None:
         head = 2
-        if len(self.history.messages) <= head + KEEP_RECENT_MESSAGES:
+        keep = self._recent_to_keep(head)
+        if len(self.history.messages) <= head + keep or keep < 2:
             raise AgentExit(f"the context window is too small for this task ({reason})", "model_error")
-        middle = self.history.messages[head:-KEEP_RECENT_MESSAGES]
+        self._check_budgets()
+        middle = self.history.messages[head:len(self.history.messages) - keep]
         budget = max(4000, (self.model.context_window() - self._reply_budget()) * 2)
         transcript, _ = cap_text("\n\n".join(f"[{m['role']}] {m.get('content') or _json(m.get('tool_calls'))}"
                                              for m in middle), budget)
         request = [self.history.messages[0], {"role": "user", "content": Prompts.render(
             self.prompts.compaction, transcript=transcript)}]
-        summary = self._query_model(request, []).content or ""
-        before, after = self.history.compact(Prompts.render(self.prompts.compacted, summary=summary), head,
-                                             KEEP_RECENT_MESSAGES)
+        reply = self._query_model(request, [])
+        self._account(reply)
+        summary = reply.content or ""
+        before, after = self.history.compact(Prompts.render(self.prompts.compacted, summary=summary), head, keep)
         self.compactions += 1
         self._emit("compaction", step=self.steps, reason=reason, messages_before=before, messages_after=after,
-                   summary=summary)
+                   summary=summary, usage=reply.usage.__dict__, latency=reply.latency, cost=reply.cost)
+        self._check_budgets()
+
+    def _recent_to_keep(self, head: int) -> int:
+        """Recent messages kept verbatim: up to KEEP_RECENT_MESSAGES, fewer when they would refill the window.
+
+        The kept tail, the head and a summary as long as a reply may be should fill at most
+        COMPACTED_SHARE of what the window leaves for prompts; at least the last two messages
+        stay, and at least two older ones go into the summary.
+        """
+        usable = self.model.context_window() - self._reply_budget() - CONTEXT_MARGIN
+        schemas = self._prompt_chars() - self.history.chars()
+        head_chars = sum(len(_json(m)) for m in self.history.messages[:head]) + schemas
+        room = (usable * COMPACTED_SHARE - self._reply_budget()) * CHARS_PER_TOKEN - head_chars
+        most = min(KEEP_RECENT_MESSAGES, len(self.history.messages) - head - 2)  # something must be summarised
+        keep, tail = 0, 0
+        for message in reversed(self.history.messages[head:]):
+            if keep >= most or (keep >= 2 and tail + len(_json(message)) > room):
+                break
+            keep, tail = keep + 1, tail + len(_json(message))
+        return keep
 
     def _reply_budget(self) -> int:
         return self.model.max_tokens or min(4096, self.model.context_window() // 8)
+
+    def _fall_back_to_text(self, why: str) -> None:
+        """`auto` on a server that takes `tools` but whose model writes calls as text: describe them in the prompt.
+
+        Only before the first native call: the system message gains the text syntax (one
+        rewrite; dropping `tools` changes the rendered prompt's start anyway) and later
+        requests carry no `tools`, so format errors can show the syntax to follow.
+        """
+        self.native = False
+        self._emit("tool_format", native=False, format=self.text_format, reason=why)
+        rest = self.history.messages[1:]
+        self._reset_history(self._task)
+        for message in rest[1:]:
+            self.history.append(message)
 
     # -- bookkeeping --------------------------------------------------------
     def _reset_history(self, task: str) -> None:
@@ -314,12 +413,16 @@ class Agent:
         system = Prompts.render(self.prompts.system, workdir=self.ctx.sandbox.workdir)
         if not self.native:
             system += "\n\n" + render_tool_instructions(self.specs, self.text_format)
-        self.history = History(observation_max_chars=self.limits.observation_max_chars)
+        self.history = History(observation_max_chars=self._observation_cap())
         self.history.append({"role": "system", "content": system})
         self.history.append({"role": "user", "content": Prompts.render(self.prompts.task, task=task,
                                                                          workdir=self.ctx.sandbox.workdir)})
         self._sent_count = 0
         self._last_prompt_tokens = self._last_prompt_chars = 0
+
+    def _observation_cap(self) -> int:
+        """Characters one observation may keep: the setting, and at most an eighth of a small window."""
+        return min(self.limits.observation_max_chars, self.model.context_window() * CHARS_PER_TOKEN // 8)
 
     def _unsent(self) -> list[dict[str, Any]]:
         new = self.history.messages[self._sent_count:]
@@ -346,8 +449,6 @@ def _rejects_tools(exc: ModelError) -> bool:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False)
 
 

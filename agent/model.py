@@ -25,6 +25,7 @@ import openai
 from agent.config import ModelSettings
 from agent.errors import EnvironmentProblem
 from agent.profiles import Profile, pick_profile
+from agent.served_context import served_context_window
 
 T = TypeVar("T")
 
@@ -40,7 +41,6 @@ _CONTEXT_OVERFLOW = re.compile(
 _TRANSIENT_STATUS = frozenset({408, 429})
 WAIT_NOTICE_EVERY = 15.0  # seconds between "still waiting for the model server" events
 MIN_REQUEST_SECONDS = 0.05  # less time left than this is no time left
-_SERVED_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window")
 
 
 class ModelError(EnvironmentProblem):
@@ -86,7 +86,9 @@ class ModelReply:
 
 
 class Model(Protocol):
-    max_tokens: int | None  # the reply budget the loop keeps free in the context window
+    @property
+    def max_tokens(self) -> int | None:  # the reply budget the loop keeps free in the context window
+        ...
 
     def query(
         self,
@@ -113,7 +115,6 @@ class OpenAIModel:
     ) -> None:
         self.settings = settings
         self.wait_notice = wait_notice
-        self.max_tokens = settings.max_tokens
         self.profile = profile or pick_profile(settings.name, settings.profile)
         # The loop flips this off when the server rejects `tools` or answers calls as text.
         self.native_tools = settings.tool_format in ("auto", "native")
@@ -161,17 +162,41 @@ class OpenAIModel:
         page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout))
         return [entry.to_dict(mode="json") for entry in page.data]
 
+    @property
+    def max_tokens(self) -> int:
+        """The reply bound sent with every request, in tokens; never unbounded.
+
+        `model.max_tokens` if set, else the profile's; at most a quarter of the context
+        window (half for an explicit setting), so a rambling reply ends in seconds and the
+        loop knows how much room to keep free. Unbounded, one compaction reply on a CPU
+        server generated for six minutes, past the run's time limit.
+        """
+        window = self.context_window()
+        if self.settings.max_tokens is not None:
+            return max(1, min(self.settings.max_tokens, window // 2))
+        return max(1, min(self.profile.max_tokens, window // 4))
+
     def context_window(self) -> int:
         """Tokens the server accepts: our override, else what the server reports, else the profile's."""
         if self.settings.context_window is not None:
             return self.settings.context_window
         if self._context_window is None:
             try:
-                served = served_context_window(self.list_models(), self.settings.name)
+                served = served_context_window(self.list_models(), self.settings.name, self._server_json)
             except ModelError:
                 return self.profile.context_window  # not cached: the server may come back
             self._context_window = served or self.profile.context_window
         return self._context_window
+
+    def _server_json(self, path: str, body: dict[str, Any] | None) -> Any:
+        """One try at a server-specific endpoint beside `/v1` (`/props`, `/api/show`); None when absent."""
+        url = re.sub(r"/v1/?$", "", self.settings.base_url.rstrip("/")) + path
+        try:
+            if body is None:
+                return self._client.get(url, cast_to=object)
+            return self._client.post(url, body=body, cast_to=object)
+        except (openai.APIError, ValueError):
+            return None
 
     def close(self) -> None:
         self._client.close()
@@ -179,6 +204,8 @@ class OpenAIModel:
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         """Profile sampling < `extra_body` < explicit settings; non-OpenAI keys go in `extra_body`."""
         chosen = {name: getattr(self.settings, name) for name in _OPENAI_SAMPLING}
+        if not {"max_tokens", "max_completion_tokens"} & self.settings.extra_body.keys():
+            chosen["max_tokens"] = self.max_tokens
         body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
         body |= {name: value for name, value in chosen.items() if value is not None}
         request: dict[str, Any] = {"model": self.settings.name, "messages": messages}
@@ -318,18 +345,6 @@ def _announce_waiting(progress: ModelProgress | None, every: float, attempt: int
     finally:
         done.set()
         ticker.join()
-
-
-def served_context_window(models: list[dict[str, Any]], name: str) -> int | None:
-    """The context length the server reports for `name`, under any of the usual keys."""
-    for entry in models:
-        if entry.get("id") != name:
-            continue
-        for key in _SERVED_CONTEXT_KEYS:
-            value = entry.get(key)
-            if isinstance(value, int) and value > 0:
-                return value
-    return None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -32,6 +32,9 @@ class Profile:
     context_window: int
     text_tool_format: TextToolFormat  # used when the server cannot do native tool calls
     sampling: Mapping[str, Any] = field(default_factory=dict)
+    # Reply bound per request, in tokens (the client also caps it at a quarter of the window):
+    # room for a whole-file edit, not for a runaway reply.
+    max_tokens: int = 8192
     thinks: bool = False  # emits `<think>...</think>` before its answer
     # Hybrid models only: sampling once thinking is switched off through
     # `chat_template_kwargs: {enable_thinking: false}`.
@@ -51,7 +54,7 @@ class Profile:
         return dict(self.sampling)
 
 
-GENERIC = Profile(name="generic", pattern="", context_window=32768, text_tool_format="hermes")
+GENERIC = Profile(name="generic", pattern="", context_window=32768, text_tool_format="hermes", max_tokens=4096)
 
 # Most specific first: the first profile whose pattern matches wins.
 PROFILES: tuple[Profile, ...] = (
@@ -94,6 +97,16 @@ PROFILES: tuple[Profile, ...] = (
         sampling=_THINKING_SAMPLING,
         thinks=True,
         non_thinking_sampling=_NON_THINKING_SAMPLING,
+    ),
+    # Qwen2.5-Coder-Instruct (0.5B-32B): small models people try first on CPU or one GPU.
+    # Its chat template writes Hermes-style `<tool_call>` JSON; sampling from its model card.
+    Profile(
+        name="qwen2.5-coder",
+        pattern=r"qwen2\.5-coder",
+        context_window=32768,
+        text_tool_format="hermes",
+        sampling={"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.05},
+        max_tokens=4096,
     ),
     GENERIC,
 )

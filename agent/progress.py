@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
 
 from agent.terminal import escape as _escape, visible
@@ -32,8 +33,23 @@ def describe_call(name: str, arguments: Any) -> str:
     return name
 
 
+class Waiting:
+    """The live line shown while a request is out: a first reply on a CPU server can take two minutes."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.since = time.monotonic()
+
+    def __rich__(self) -> str:
+        return f"[dim]step {self.step}: the model is thinking ({time.monotonic() - self.since:.0f}s)[/]"
+
+
 class LiveProgress:
-    """A loop listener printing one line per tool call: step, tool, argument, outcome, time, tokens."""
+    """A loop listener printing one line per tool call: step, tool, argument, outcome, time, tokens.
+
+    While the model is being asked, a live line says so with the seconds waited (on a
+    terminal only; nothing is left behind in a log).
+    """
 
     def __init__(self, console: Console, quiet: bool = False) -> None:
         self.console = console
@@ -41,11 +57,19 @@ class LiveProgress:
         self.started = time.monotonic()
         self.tokens = 0
         self.step = 0
+        self._waiting: Status | None = None
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if self.quiet:
             return
-        if kind == "response":
+        self._stop_waiting()
+        if kind == "thinking":
+            self._waiting = Status(Waiting(data.get("step", self.step + 1)), console=self.console,
+                                   refresh_per_second=4)
+            self._waiting.start()
+        elif kind == "end":
+            return
+        elif kind == "response":
             self.step = data.get("step", self.step)
             usage = data.get("usage") or {}
             self.tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
@@ -58,6 +82,9 @@ class LiveProgress:
         elif kind == "format_error":
             self.console.print(f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] [yellow]! {_escape(data['errors'][0][:100])}[/]",
                                highlight=False)
+        elif kind == "repeated_action":
+            self.console.print(f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] [yellow]! the same call and result "
+                               f"{data['count']} times in a row; the model was told[/]", highlight=False)
         elif kind == "compaction":
             self.console.print(f"[dim]{self._clock()}[/]     [cyan]context compacted ({data['messages_before']} -> "
                                f"{data['messages_after']} messages)[/]")
@@ -69,7 +96,13 @@ class LiveProgress:
             self.console.print(f"[dim]{self._clock()}[/]     [yellow]retrying after {_escape(data['reason'])}, attempt "
                                f"{data['attempt']}/{data['attempts']} in {data['wait']:g} s[/]", highlight=False)
         elif kind == "tool_format":
-            self.console.print(f"[dim]{self._clock()}[/]     [cyan]server has no native tool calling; using {data['format']} text calls[/]")
+            why = data.get("reason") or "server has no native tool calling"
+            self.console.print(f"[dim]{self._clock()}[/]     [cyan]{_escape(why)}; using {data['format']} text calls[/]")
+
+    def _stop_waiting(self) -> None:
+        if self._waiting is not None:
+            self._waiting.stop()
+            self._waiting = None
 
     def _clock(self) -> str:
         seconds = time.monotonic() - self.started

@@ -92,6 +92,25 @@ class Trajectory:
     def patch(self) -> str:
         return (self.end or {}).get("patch") or ""
 
+    def totals(self) -> dict[str, Any]:
+        """Tokens (prompt, completion), seconds and steps of the run, also for one killed before its end event.
+
+        The end event has them; without it they are summed from the responses (and
+        compaction replies) recorded so far, and `elapsed` is the last event's time.
+        """
+        end = self.end
+        if end is not None:
+            return {key: end.get(key) for key in ("prompt_tokens", "completion_tokens", "elapsed", "steps")}
+        totals: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "steps": 0}
+        for event in self.events:
+            if event["type"] in ("response", "compaction"):
+                usage = event.get("usage") or {}
+                totals["prompt_tokens"] += usage.get("prompt_tokens") or 0
+                totals["completion_tokens"] += usage.get("completion_tokens") or 0
+                totals["steps"] += event["type"] == "response"
+        totals["elapsed"] = self.events[-1].get("t") if self.events else None
+        return totals
+
     def steps(self) -> list[Step]:
         steps: list[Step] = []
         request: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Test tiers: groups of tests that need something a bare clone does not have (loaded with `-p`).
 
 A tier is a pytest marker plus a check that says, in one line, what is missing and where to
-put it (real SWE-bench data, a package index, later a real model server). When the check
+put it (real SWE-bench data, a package index, a real model server). When the check
 fails, the tier's tests are skipped and the run ends with that ONE line, not one per test;
 nothing is read at import or collection time, so a bare clone collects cleanly. A run that
 names the tier in $MOE_AGENT_REQUIRE_TIERS (comma-separated; `.ci/run` names every tier)
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests import package_index, shared_data
+from tests import package_index, real_model_server, shared_data
 
 REQUIRE_ENV = "MOE_AGENT_REQUIRE_TIERS"
 
@@ -37,6 +37,8 @@ TIERS: tuple[Tier, ...] = (
          shared_data.missing),
     Tier("install", "builds the wheel and installs it, no extras, in a fresh virtualenv from the package index",
          package_index.missing),
+    Tier("real_model", "runs agent doctor and agent fix against llama-server serving Qwen2.5-Coder-0.5B "
+         "(.ci/llm-server)", real_model_server.missing),
 )
 _skipped = pytest.StashKey[dict[str, tuple[int, str]]]()
 

@@ -47,6 +47,7 @@ def fix(
     apply: bool = typer.Option(False, "--apply", help="Apply the patch to the working tree instead of making a branch."),
     patch_out: Path | None = typer.Option(None, "--patch-out", help="Also write the patch to this file."),
     no_commit: bool = typer.Option(False, "--no-commit", help="Neither branch nor apply; just report (and --patch-out)."),
+    partial: bool = typer.Option(False, "--partial", help="Also branch/apply a patch the agent did not submit (step or time limit); still exit 1."),
     branch: str | None = typer.Option(None, "--branch", help="Branch name (default agent/<slug of the issue>)."),
     model: str | None = typer.Option(None, "--model", "-m", help="Served model name (AGENT_MODEL)."),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (OPENAI_BASE_URL)."),
@@ -80,7 +81,7 @@ def fix(
     progress = LiveProgress(err, quiet=quiet or as_json)
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
-                   title=title, cwd=path, repo_instructions=not no_instructions),
+                   title=title, cwd=path, repo_instructions=not no_instructions, partial=partial),
         settings, listener=progress, echo=echo,
     )
     if as_json:
@@ -97,7 +98,7 @@ def fix(
         if outcome.applied:
             extra["applied"] = "to your working tree"
         for note in outcome.notes:
-            extra.setdefault("note", note)
+            extra["note"] = extra["note"] + "; " + note if "note" in extra else note
         print_summary(err, outcome.result, extra)
         print_review(err, outcome.review)
     raise typer.Exit(outcome.exit_code)

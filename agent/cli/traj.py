@@ -80,11 +80,11 @@ def stats(
     rows = []
     for path in files:
         traj = _read(path)
-        end = traj.end or {}
+        end, totals = traj.end or {}, traj.totals()
         rows.append({
             "file": str(path), "status": traj.status, "steps": len(traj.steps()),
-            "prompt_tokens": end.get("prompt_tokens", 0), "completion_tokens": end.get("completion_tokens", 0),
-            "elapsed": end.get("elapsed"), "prefix_reuse": end.get("prefix_reuse"), "patch": bool(end.get("patch")),
+            "prompt_tokens": totals["prompt_tokens"] or 0, "completion_tokens": totals["completion_tokens"] or 0,
+            "elapsed": totals["elapsed"], "prefix_reuse": end.get("prefix_reuse"), "patch": bool(end.get("patch")),
         })
     if as_json:
         typer.echo(json.dumps(rows))

@@ -10,7 +10,7 @@ from pathlib import Path
 from string import Template
 
 HERE = Path(__file__).parent
-NAMES = ("system", "task", "format_error", "compaction", "compacted")
+NAMES = ("system", "task", "format_error", "compaction", "compacted", "repeated_action")
 
 
 def _load(value: str | None, name: str) -> str:
@@ -30,6 +30,7 @@ class Prompts:
     format_error: str
     compaction: str
     compacted: str
+    repeated_action: str
 
     @classmethod
     def load(cls, overrides: dict[str, str | None] | None = None) -> Prompts:

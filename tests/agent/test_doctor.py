@@ -10,26 +10,33 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import HttpError, Reply, tool_call
+from agent.doctor import PROBE_MAX_TOKENS
+from tests.fakes.openai_server import FakeOpenAIServer, HttpError, Reply, tool_call
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 XML_PING = "<tool_call>\n<function=ping>\n<parameter=text>ok</parameter>\n</function>\n</tool_call>"
 
 
-def doctor(server_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_BASE_URL": server_url, "AGENT_MODEL": "fake-model", "HOME": str(tmp_path)}
+def doctor(server_url: str, tmp_path: Path, *args: str, model: str = "fake-model") -> subprocess.CompletedProcess:
+    env = {**os.environ, "OPENAI_BASE_URL": server_url, "AGENT_MODEL": model, "HOME": str(tmp_path)}
     return subprocess.run([sys.executable, "-m", "agent", "doctor", "-C", str(tmp_path), *args], env=env,
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
+HERMES_PING = '<tool_call>\n{"name": "ping", "arguments": {"text": "ok"}}\n</tool_call>'
+
+
 def test_native_tool_calling_is_detected(fake_model_server, tmp_path) -> None:
-    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("ping", {"text": "ok"})])
+    fake_model_server.script = lambda body: (Reply(tool_calls=[tool_call("ping", {"text": "ok"})]) if body.get("tools")
+                                             else Reply(content="no idea"))
     done = doctor(fake_model_server.base_url, tmp_path)
     assert done.returncode == 0, done.stdout
     assert "Docker" in done.stdout and "default sandbox image" in done.stdout
     assert "serves: fake-model" in done.stdout and "context window 32,768" in done.stdout
-    assert "native tool calling works" in done.stdout
+    assert "native tool calls: 3/3 replies had a valid call" in done.stdout
+    assert 'tool-call format: tool_format = "auto" (native calls), as configured' in done.stdout
+    assert all(r["max_tokens"] == PROBE_MAX_TOKENS for r in fake_model_server.requests)  # probes are bounded
 
 
 def test_text_formats_are_probed_when_native_is_refused(fake_model_server, tmp_path) -> None:
@@ -40,10 +47,46 @@ def test_text_formats_are_probed_when_native_is_refused(fake_model_server, tmp_p
 
     fake_model_server.script = script
     done = doctor(fake_model_server.base_url, tmp_path)
-    assert "native tool calling unavailable" in done.stdout
-    assert "xml text tool calls work" in done.stdout
-    assert "hermes text tool calls were not produced" in done.stdout
-    assert len(fake_model_server.requests) == 3  # one tiny request per format
+    assert "native tool calls: unavailable" in done.stdout and "enable-auto-tool-choice" in done.stdout
+    assert "xml text tool calls: 3/3" in done.stdout and "hermes text tool calls: 0/3" in done.stdout
+    # One recommendation, not one per format: the generic profile's text format is hermes, so auto is not enough.
+    assert done.stdout.count("set model.tool_format") == 1 and 'set model.tool_format = "xml"' in done.stdout
+    assert len(fake_model_server.requests) == 1 + 3 + 3  # a refusal is not retried; each text format sampled 3 times
+    assert done.returncode == 0
+
+
+def test_calls_written_as_text_are_reported_and_auto_recommended(tmp_path) -> None:
+    """llama.cpp with Qwen2.5-Coder: `tools` accepted, the call comes back as text; -c 8192 is read from meta.n_ctx."""
+    with FakeOpenAIServer(model="qwen2.5-coder-0.5b", max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply(content=HERMES_PING)
+        done = doctor(server.base_url, tmp_path, model="qwen2.5-coder-0.5b")
+    assert "context window 8,192 tokens (profile qwen2.5-coder)" in done.stdout, done.stdout
+    assert "native tool calls: 0/3 replies had a valid call; 3 wrote the call as text" in done.stdout
+    assert 'tool_format = "auto" (hermes calls), as configured' in done.stdout
+    assert done.returncode == 0
+
+
+def test_no_working_format_is_a_failure(fake_model_server, tmp_path) -> None:
+    replies = iter(["Sure! Here is how you ping: ping('ok')", "I cannot call tools.", "ok"] * 5)
+    fake_model_server.script = lambda body: Reply(content=next(replies))
+    done = doctor(fake_model_server.base_url, tmp_path)
+    assert done.returncode == 3
+    assert "no tool-call format worked in 3 tries each" in done.stdout
+    assert "set model.tool_format" not in done.stdout
+
+
+def test_one_lucky_sample_does_not_decide(fake_model_server, tmp_path) -> None:
+    answers = iter([Reply(tool_calls=[tool_call("ping", {"text": "ok"})]), Reply(content="pong"), Reply(content="pong")])
+
+    def script(body):
+        if body.get("tools"):
+            return next(answers)
+        return Reply(content=HERMES_PING if "<tool_call>" in body["messages"][0]["content"] else "pong")
+
+    fake_model_server.script = script
+    done = doctor(fake_model_server.base_url, tmp_path)
+    assert "native tool calls: 1/3" in done.stdout
+    assert 'tool_format = "auto" (hermes calls), as configured' in done.stdout and done.returncode == 0
 
 
 def test_unreachable_server_fails_with_a_fix(tmp_path) -> None:

@@ -320,6 +320,32 @@ def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
 
 
+def test_step_limit_patch_is_kept_but_not_delivered(fake_model_server, tmp_path) -> None:
+    """An edit the agent never tested or submitted: exit 1, no branch, the patch in --patch-out and the trajectory."""
+    repo = make_repo(tmp_path / "repo")
+    before = state(repo)
+    fake_model_server.script = SESSION[:2]
+    out = tmp_path / "partial.patch"
+    done = agent(repo, fake_model_server, "--step-limit", "2", "--patch-out", str(out), "--json", "fix add")
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "step_limit" and result["branch"] is None and result["commit"] is None
+    assert "+    return a + b" in out.read_text() and "+    return a + b" in result["patch"]
+    assert any("did not submit" in note for note in result["notes"])
+    assert state(repo) == before and "agent/" not in git(repo, "branch")
+    end = [json.loads(line) for line in Path(result["trajectory"]).read_text().splitlines()][-1]
+    assert end["type"] == "end" and "+    return a + b" in end["patch"]
+
+
+def test_partial_asks_for_the_unsubmitted_patch_on_a_branch(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = SESSION[:2]
+    done = agent(repo, fake_model_server, "--step-limit", "2", "--partial", "--json", "fix add")
+    assert done.returncode == 1, done.stderr  # delivered on request, still not a success
+    result = json.loads(done.stdout)
+    assert result["branch"] and "+    return a + b" in git(repo, "diff", "HEAD", result["branch"])
+
+
 # -- trust boundaries ---------------------------------------------------------------------------
 HOSTILE_REPO_CONFIG = """\
 [model]

@@ -22,6 +22,7 @@ from agent.loop import Agent
 from agent.model import OpenAIModel
 from agent.trajectory import TrajectoryWriter, read_trajectory
 from tests.fakes.openai_server import (
+    Delay,
     FakeOpenAIServer,
     Hang,
     HttpError,
@@ -126,6 +127,122 @@ def test_auto_falls_back_to_text_calls_when_tools_are_rejected(fake_model_server
     assert result.status == "submitted"
     retry = fake_model_server.requests[1]
     assert "tools" not in retry and "<tool_call>" in retry["messages"][0]["content"]
+
+
+def test_auto_switches_to_text_calls_when_the_model_writes_them_as_text(fake_model_server, ctx, tmp_path) -> None:
+    """llama.cpp + Qwen2.5-Coder: `tools` accepted, the call written as text; the run must follow the model."""
+    grep = '<tool_call>\n{"name": "bash", "arguments": {"command": "grep -n \'def add\' calc.py"}}\n</tool_call>'
+    fake_model_server.script = [Reply(content=grep), Reply(content="Now I will fix it."),
+                                Reply(content='<tool_call>{"name": "submit", "arguments": {}}</tool_call>')]
+    result = make_agent(fake_model_server, ctx, tmp_path, text_format="hermes").run("add() subtracts")
+    assert result.status == "submitted", result.message
+    first, second, third = fake_model_server.requests
+    assert first["tools"] and "tools" not in second and "tools" not in third
+    assert "<tool_call>" in second["messages"][0]["content"]  # the system prompt now shows the text syntax
+    assert second["messages"][1]["content"] == first["messages"][1]["content"]  # the task is kept
+    assert "<tool_response>" in second["messages"][-1]["content"] and "def add" in second["messages"][-1]["content"]
+    feedback = third["messages"][-1]["content"]
+    assert "no tool call" in feedback and "<tool_call>" in feedback  # the error shows the syntax to follow
+    switch = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "tool_format"]
+    assert switch == [switch[0]] and switch[0]["format"] == "hermes" and "as text" in switch[0]["reason"]
+
+
+def test_a_malformed_text_call_also_switches_to_text_calls(fake_model_server, ctx, tmp_path) -> None:
+    """Qwen2.5-Coder-0.5B's first reply on llama.cpp: a bare JSON call naming a tool that does not exist."""
+    fake_model_server.script = [Reply(content='{"name": "add", "arguments": {"path": "calc.py"}}'),
+                                Reply(content='<tool_call>{"name": "submit", "arguments": {}}</tool_call>')]
+    result = make_agent(fake_model_server, ctx, tmp_path, text_format="hermes").run("task")
+    assert result.status == "submitted"
+    second = fake_model_server.requests[1]
+    assert "tools" not in second and "no tool named 'add'" in second["messages"][-1]["content"]
+    assert "<tool_call>" in second["messages"][-1]["content"]  # the error shows the syntax to follow
+
+
+def test_native_mode_stays_once_a_native_call_came_back(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [SESSION[0], Reply(content="Thinking aloud, no call."), SESSION[3]]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "submitted"
+    assert all(r.get("tools") for r in fake_model_server.requests)
+
+
+def test_repeated_action_is_named_then_ends_the_run(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "grep -c add calc.py"})])
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "repeated_action" and result.steps == 4, result.message
+    assert "3 times in a row" in fake_model_server.requests[3]["messages"][-1]["content"]
+    assert "3 times in a row" not in json.dumps(fake_model_server.requests[2]["messages"])
+
+
+def test_same_call_with_a_new_result_is_not_a_repeat(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "echo x >> n; wc -l < n"})])
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(step_limit=6)).run("task")
+    assert result.status == "step_limit"
+
+
+def test_estimate_includes_the_tool_schemas(fake_model_server, ctx, tmp_path) -> None:
+    """The estimate that decides compaction, against the prompt size the server then reports (it was ~1,570 low)."""
+    fake_model_server.script = [SESSION[0], SESSION[2], SESSION[3]]
+    seen: dict[int, list[float]] = {}
+    agent = make_agent(fake_model_server, ctx, tmp_path)
+
+    def listener(kind, data):
+        if kind == "thinking":
+            seen[data["step"]] = [agent._estimate()]
+        elif kind == "request":
+            seen[data["step"]].append(data["prompt_tokens"])
+
+    agent.listener = listener
+    assert agent.run("add() subtracts").status == "submitted"
+    assert len(seen) == 3
+    for estimate, reported in seen.values():
+        assert abs(estimate - reported) < 0.05 * reported, seen
+
+
+def test_compaction_counts_in_the_totals(fake_model_server, ctx, tmp_path) -> None:
+    usage = {"prompt_tokens": 100, "completion_tokens": 10}
+    steps = [Reply(tool_calls=[tool_call("bash", {"command": f"echo step {i}"})], usage=usage) for i in range(3)]
+    fake_model_server.script = [*steps, context_length_error(),
+                                Reply(content="SUMMARY", usage={"prompt_tokens": 5000, "completion_tokens": 700}),
+                                Reply(tool_calls=[tool_call("submit", {})], usage=usage)]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "submitted" and result.compactions == 1
+    assert (result.prompt_tokens, result.completion_tokens) == (4 * 100 + 5000, 4 * 10 + 700)
+    compaction = next(e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "compaction")
+    assert compaction["usage"]["completion_tokens"] == 700
+
+
+def test_a_slow_compaction_ends_the_run_at_the_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    steps = [Reply(tool_calls=[tool_call("bash", {"command": f"echo step {i}"})]) for i in range(2)]
+    fake_model_server.script = [*steps, context_length_error(), Delay(4.0, Reply(content="SUMMARY")),
+                                Reply(tool_calls=[tool_call("submit", {})])]
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=3)).run("task")
+    # The summary request is cut off at the run's deadline, not waited out, and nothing is asked after it.
+    assert result.status == "time_limit" and result.compactions == 0
+    assert len(fake_model_server.requests) == 4
+
+
+def test_compaction_leaves_room_for_many_steps(fake_model_server, ctx, tmp_path) -> None:
+    """8,000 tokens and big observations: compaction ran at steps 11, 13, 15 and 18 of one run; now far apart."""
+    fake_model_server.max_model_len = 8000
+    big = "x" * 1500
+    fake_model_server.script = lambda body: (
+        Reply(content="SUMMARY so far") if "<transcript>" in json.dumps(body["messages"][-1])
+        else Reply(tool_calls=[tool_call("bash", {"command": f"echo {big} {len(fake_model_server.requests)}"})]))
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(step_limit=24),
+                        model={"max_tokens": 256}).run("task")
+    assert result.status == "step_limit"
+    at = [e["step"] for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "compaction"]
+    assert len(at) >= 2, at
+    assert min(b - a for a, b in zip(at, at[1:])) >= 4, at
+    assert all(r["max_tokens"] == 256 for r in fake_model_server.requests)
+
+
+def test_a_small_window_gets_smaller_observations(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.max_model_len = 8192
+    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": "seq 1 20000"})]), SESSION[3]]
+    assert make_agent(fake_model_server, ctx, tmp_path).run("task").status == "submitted"
+    observation = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert len(observation) <= 8192 * 4 // 8 < 10_000 and "20000" in observation  # head and tail kept
 
 
 def test_malformed_calls_are_explained_then_format_error(fake_model_server, ctx, tmp_path) -> None:

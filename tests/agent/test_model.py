@@ -370,6 +370,42 @@ def test_retry_after_header_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds({}) is None
 
 
+@pytest.mark.parametrize("flavour", ["vllm", "sglang", "llamacpp", "llamacpp-old", "ollama"])
+def test_context_window_is_read_from_every_server_shape(flavour: str) -> None:
+    # A server started with -c 8192 / --max-model-len 8192 / num_ctx 8192 serves 8192, not the trained 32768.
+    with FakeOpenAIServer(max_model_len=8192, flavour=flavour) as server:
+        assert make_model(server).context_window() == 8192
+
+
+def test_ollama_without_num_ctx_serves_its_default_not_the_trained_length() -> None:
+    from agent.served_context import OLLAMA_DEFAULT_NUM_CTX, from_ollama_show
+
+    show = {"parameters": 'stop "<|im_end|>"', "model_info": {"qwen2.context_length": 32768}}
+    assert from_ollama_show(show) == OLLAMA_DEFAULT_NUM_CTX
+    assert from_ollama_show({"model_info": {"qwen2.context_length": 2048}}) == 2048  # never above training
+    assert from_ollama_show({"error": "model not found"}) is None
+
+
+def test_a_listing_without_any_context_field_falls_back_to_the_profile() -> None:
+    with FakeOpenAIServer(flavour="plain") as server:  # no field, no /props, no /api/show
+        assert make_model(server).context_window() == GENERIC.context_window
+
+
+def test_every_request_carries_a_reply_bound() -> None:
+    # Unbounded, one compaction reply generated for six minutes on a CPU server.
+    with FakeOpenAIServer(max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        make_model(server).query(MESSAGES, [])  # generic profile: 4096, but at most a quarter of 8192
+        make_model(server, max_tokens=3000).query(MESSAGES, [])  # the user's bound, up to half the window
+        make_model(server, max_tokens=6000).query(MESSAGES, [])
+        make_model(server, extra_body={"max_completion_tokens": 77}).query(MESSAGES, [])
+        server.max_model_len = 65536
+        make_model(server, name="fake-model", context_window=65536).query(MESSAGES, [])
+    sent = [r.get("max_tokens") for r in server.requests]
+    assert sent == [2048, 3000, 4096, None, 4096]
+    assert server.requests[3]["max_completion_tokens"] == 77
+
+
 def test_a_server_that_never_answers_is_cut_off_at_the_deadline(fake_model_server: FakeOpenAIServer) -> None:
     fake_model_server.script = [Hang()] * 4
     model = make_model(fake_model_server, request_timeout=600.0, retries=3)

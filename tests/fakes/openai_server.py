@@ -133,11 +133,13 @@ class FakeOpenAIServer:
         model: str | None = "fake-model",  # None: accept any model name
         max_model_len: int = 32768,
         api_key: str | None = None,  # when set, requests need `Authorization: Bearer <key>`
+        flavour: str = "vllm",  # whose `/v1/models` shape and side endpoints to imitate: see `models_listing`
     ) -> None:
         self.script = script
         self.model = model
         self.max_model_len = max_model_len
         self.api_key = api_key
+        self.flavour = flavour
         self.requests: list[dict[str, Any]] = []
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -193,17 +195,33 @@ class FakeOpenAIServer:
         self.stop()
 
     def models_listing(self) -> dict[str, Any]:
+        """`/v1/models` as each server writes it; `max_model_len` is the context it serves.
+
+        vllm/sglang: `max_model_len` on the entry. llamacpp: `meta.n_ctx` (plus `n_ctx_train`,
+        the trained size, which is not what is served). llamacpp-old: no `meta`, only `/props`.
+        ollama: nothing; the context is in `/api/show`.
+        """
         name = self.model or "fake-model"
-        entry = {
-            "id": name,
-            "object": "model",
-            "created": int(time.time()),
-            "owned_by": "vllm",
-            "root": name,
-            "parent": None,
-            "max_model_len": self.max_model_len,
-        }
+        entry: dict[str, Any] = {"id": name, "object": "model", "created": int(time.time()), "owned_by": self.flavour}
+        if self.flavour in ("vllm", "sglang"):
+            entry |= {"root": name, "parent": None, "max_model_len": self.max_model_len}
+        elif self.flavour == "llamacpp":
+            entry |= {"owned_by": "llamacpp", "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx_train": 32768,
+                                                        "n_ctx": self.max_model_len, "n_embd": 896,
+                                                        "n_params": 494032768, "size": 397807616}}
         return {"object": "list", "data": [entry]}
+
+    def side_endpoint(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any] | None:
+        """llama.cpp's `/props` and `/health`, Ollama's `/api/show`; None where this flavour has none."""
+        if self.flavour.startswith("llamacpp") and method == "GET" and path == "/props":
+            return {"default_generation_settings": {"n_ctx": self.max_model_len, "params": {"n_predict": -1}},
+                    "total_slots": 1, "chat_template": "{{ tools }}", "build_info": "b0-fake"}
+        if self.flavour.startswith("llamacpp") and method == "GET" and path == "/health":
+            return {"status": "ok"}
+        if self.flavour == "ollama" and method == "POST" and path == "/api/show" and (body or {}).get("model"):
+            return {"parameters": f"num_ctx                        {self.max_model_len}\nstop \"<|im_end|>\"",
+                    "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768}}
+        return None
 
     def next_step(self, body: dict[str, Any], authorization: str | None) -> Step:
         """Record the request and decide the answer: auth and model checks first, then the script."""
@@ -286,13 +304,23 @@ class _Handler(FastHandler):
     fake: FakeOpenAIServer
 
     def do_GET(self) -> None:
+        side = self.fake.side_endpoint("GET", self.path.rstrip("/"), None)
         if self.path.rstrip("/") == "/v1/models":
             self._send_json(200, self.fake.models_listing())
+        elif side is not None:
+            self._send_json(200, side)
         else:
             self._send_json(404, _error_body(HttpError(404, f"no route {self.path}")))
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            side = self.fake.side_endpoint("POST", self.path.rstrip("/"), json.loads(raw or b"{}"))
+        except json.JSONDecodeError:
+            side = None
+        if side is not None:
+            self._send_json(200, side)
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send_json(404, _error_body(HttpError(404, f"no route {self.path}")))
             return

@@ -1,0 +1,49 @@
+"""`agent traj stats` on finished and killed runs: the totals come from what was recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_events(path: Path, events: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def stats(*files: Path) -> list[dict]:
+    done = subprocess.run([sys.executable, "-m", "agent", "traj", "stats", "--json", *map(str, files)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+STEPS = [
+    {"type": "start", "t": 0.0, "task": "add() subtracts", "config": {}},
+    {"type": "request", "t": 0.1, "step": 1},
+    {"type": "response", "t": 13.5, "step": 1, "usage": {"prompt_tokens": 1200, "completion_tokens": 40}},
+    {"type": "tool", "t": 13.6, "step": 1, "name": "bash", "arguments": {"command": "ls"}, "observation": "calc.py"},
+    {"type": "compaction", "t": 20.0, "step": 2, "summary": "s", "usage": {"prompt_tokens": 900, "completion_tokens": 100}},
+    {"type": "request", "t": 20.1, "step": 2},
+    {"type": "response", "t": 31.25, "step": 2, "usage": {"prompt_tokens": 1300, "completion_tokens": 60}},
+]
+
+
+def test_a_killed_run_still_shows_its_tokens_and_time(tmp_path) -> None:
+    killed = write_events(tmp_path / "killed.jsonl", STEPS + [{"type": "tool", "t": 32.0, "step": 2, "name": "bash"}])
+    [row] = stats(killed)
+    assert row["status"] == "incomplete" and row["steps"] == 2
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (1200 + 900 + 1300, 40 + 100 + 60)
+    assert row["elapsed"] == 32.0
+
+
+def test_an_interrupted_run_uses_its_end_event(tmp_path) -> None:
+    end = {"type": "end", "t": 40.0, "status": "interrupted", "prompt_tokens": 3400, "completion_tokens": 200,
+           "elapsed": 39.5, "steps": 2, "patch": ""}
+    [row] = stats(write_events(tmp_path / "interrupted.jsonl", STEPS + [end]))
+    assert (row["status"], row["prompt_tokens"], row["completion_tokens"], row["elapsed"]) == (
+        "interrupted", 3400, 200, 39.5)
