@@ -260,7 +260,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         snapshot = taking.result()
         with clock.phase("copy_in"):
             copy, delete = files.changes(snapshot.files)
-            box.unpack(snapshot.archive(files=copy))
+            box.unpack(snapshot.archive(files=copy, prefix=box.workdir.strip("/")), dest="/")
             _delete(box, delete)
         if not files.usable and files.worth_keeping(len(snapshot.files)):
             echo("keeping the repository's files as an image, so that later runs copy only what changed")

@@ -201,8 +201,13 @@ class Snapshot:
         return tuple(sandbox_object_paths(list(self.shared)).values())
 
     def archive(self, object_paths: tuple[str, ...] | None = None,
-                files: list[str] | None = None) -> Iterator[bytes]:
+                files: list[str] | None = None, prefix: str = "") -> Iterator[bytes]:
         """The snapshot as a tar stream to unpack at the sandbox's workdir: files, then `.git`.
+
+        With `prefix` (e.g. `testbed`) every entry is named under it, so the stream can be
+        unpacked at `/`: Docker refuses a symlink that leaves the directory it unpacks into,
+        and a repository's relative link to a sibling (`conf.py -> ../shared/conf.py`) must
+        arrive as the link it is. Link targets are never rewritten.
 
         `object_paths` are where the sandbox's repository finds the user's objects (default:
         `mount_points`). Files are stored with the user's owner, mode and mtime, so that the
@@ -211,10 +216,10 @@ class Snapshot:
         when there is one (in C, in its own process: about 5x less CPU than Python's tarfile
         here); the `.git` entries are ours.
         """
-        writer = _TarWriter()
+        writer = _TarWriter(prefix)
         chosen = tuple(self.files) if files is None else tuple(files)
         if chosen and _gnu_tar() is not None:
-            yield from _gnu_tar_stream(self.root, _with_parents(chosen))
+            yield from _gnu_tar_stream(self.root, _with_parents(chosen), prefix)
         else:
             for rel in chosen:
                 yield from writer.path(self.root, rel)
@@ -249,7 +254,7 @@ def _gnu_tar() -> str | None:
 _GNU_TAR: dict[str, bool] = {}
 
 
-def _gnu_tar_stream(root: Path, paths: list[str]) -> Iterator[bytes]:
+def _gnu_tar_stream(root: Path, paths: list[str], prefix: str = "") -> Iterator[bytes]:
     """GNU tar's archive of `paths` (under `root`, not recursing), without its end-of-archive blocks.
 
     With one 512-byte block per record (`-b 1`) the archive ends in exactly two zero blocks,
@@ -258,8 +263,11 @@ def _gnu_tar_stream(root: Path, paths: list[str]) -> Iterator[bytes]:
     listing = tempfile.TemporaryFile()
     listing.write(b"\0".join(map(os.fsencode, paths)) + b"\0")
     listing.seek(0)
+    # Names (and hard-link targets) under `prefix`; symlink targets as they are (flag S).
+    transform = ["--transform", f"flags=rSh;s,^,{prefix}/,"] if prefix else []
     proc = subprocess.Popen([_gnu_tar() or "tar", "-c", "-f", "-", "-b", "1", "--format=gnu", "--numeric-owner",
-                             "--ignore-failed-read", "-C", str(root), "--no-recursion", "--null", "-T", "-"],
+                             "--ignore-failed-read", *transform, "-C", str(root), "--no-recursion", "--null",
+                             "-T", "-"],
                             stdin=listing, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     listing.close()
     assert proc.stdout is not None and proc.stderr is not None
@@ -282,10 +290,11 @@ def _gnu_tar_stream(root: Path, paths: list[str]) -> Iterator[bytes]:
 class _TarWriter:
     """Builds a tar stream entry by entry, in chunks of about `ARCHIVE_CHUNK` bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.buffer: list[bytes] = []
         self.size = 0
         self.dirs: set[str] = set()
+        self.prefix = f"{prefix}/" if prefix else ""  # before every entry's name, never a link's target
 
     def _add(self, data: bytes) -> Iterator[bytes]:
         self.buffer.append(data)
@@ -299,6 +308,7 @@ class _TarWriter:
         return out
 
     def _header(self, info: tarfile.TarInfo) -> bytes:
+        info.name = self.prefix + info.name
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
     def _info(self, name: str, st: os.stat_result, kind: bytes, size: int = 0) -> tarfile.TarInfo:

@@ -491,15 +491,18 @@ def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
 
 def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     """The `containers.create` keyword arguments for `spec` (all but the image)."""
+    from docker.types import Mount
+
     env = dict(spec.env)
-    volumes: dict[str, dict[str, str]] = {}
+    # Mount objects, not "host:target:mode" strings: a host path may itself hold ':' or ','.
+    mounts: list[Mount] = []
     if spec.mount is not None:
-        volumes[str(spec.mount.resolve())] = {"bind": spec.workdir, "mode": "rw"}
+        mounts.append(Mount(spec.workdir, str(spec.mount.resolve()), type="bind"))
     for host, target in spec.readonly_mounts.items():
-        volumes[str(host)] = {"bind": target, "mode": "ro"}
+        mounts.append(Mount(target, str(host), type="bind", read_only=True))
     bundle = combined_bundle(spec.ca_bundle)
     if bundle is not None:
-        volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
+        mounts.append(Mount(CONTAINER_BUNDLE, str(bundle), type="bind", read_only=True))
         env.update(ca_environment(CONTAINER_BUNDLE))
     return {
         "command": attachable_command(attach_nonce),
@@ -507,7 +510,7 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
         "working_dir": spec.workdir,
         "environment": env,
         "labels": sandbox_labels(spec),
-        "volumes": volumes,
+        "mounts": mounts,
         "network_mode": "bridge" if spec.network else "none",
         "network_disabled": not spec.network,
         "nano_cpus": int(spec.cpus * 1e9) if spec.cpus else None,

@@ -271,3 +271,38 @@ def test_concurrent_runs_in_one_repository_each_get_a_branch(tmp_path: Path) -> 
     assert sorted(made) == ["agent/fix-add", "agent/fix-add-2", "agent/fix-add-3", "agent/fix-add-4"]
     for branch in made:
         assert git(root, "show", f"{branch}:app.py").endswith("return a + b\n")
+
+
+def _prefixed_snapshot(tmp_path: Path) -> Snapshot:
+    root = make_repo(tmp_path / "user")
+    (root / "pkg").mkdir()
+    (root / "pkg" / "conf.py").symlink_to("../../shared/conf.py")  # leaves the repository, relatively
+    (root / "pkg" / "mod.py").write_text("X = 1\n")
+    return take_snapshot(UserRepo.find(root), tmp_path / "snap")
+
+
+@pytest.mark.parametrize("gnu", [True, False])
+def test_archive_under_a_prefix_names_entries_but_never_link_targets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gnu: bool) -> None:
+    import io
+    import tarfile
+
+    snap = _prefixed_snapshot(tmp_path)
+    if not gnu:
+        monkeypatch.setattr(workspace, "_gnu_tar", lambda: None)
+    data = b"".join(snap.archive(prefix="testbed"))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert all(name.startswith("testbed/") for name in members)
+    assert {"testbed/app.py", "testbed/pkg/mod.py", "testbed/.git/HEAD"} <= set(members)
+    assert members["testbed/pkg/conf.py"].linkname == "../../shared/conf.py"
+
+
+@pytest.mark.docker
+def test_a_relative_link_out_of_the_repository_arrives_as_a_link(tmp_path: Path, make_sandbox) -> None:
+    """Docker refuses such a link unpacked at the workdir; unpacked at / under the workdir's name it is kept."""
+    snap = _prefixed_snapshot(tmp_path)
+    box = make_sandbox()
+    box.unpack(snap.archive(prefix=box.workdir.strip("/")), dest="/")
+    out = box.run("readlink pkg/conf.py; cat pkg/mod.py")
+    assert out.output.split() == ["../../shared/conf.py", "X", "=", "1"]

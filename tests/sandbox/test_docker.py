@@ -423,3 +423,13 @@ def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
     box.write_file("/tmp/big.bin", big)
     assert box.read_file("/tmp/big.bin") == big
     assert box.run("ls -a /testbed | grep -c moe").output == "0\n"  # no staged copy left behind
+
+
+def test_mounts_from_host_paths_with_colons_and_commas(make_sandbox, tmp_path: Path) -> None:
+    """A repository under `we:ird, dir/` is mounted like any other (no "host:target:mode" strings)."""
+    odd = tmp_path / "we:ird, dir"
+    odd.mkdir()
+    (odd / "f.txt").write_text("seen\n")
+    box = make_sandbox(readonly_mounts={odd: "/run/odd"})
+    assert box.run("cat /run/odd/f.txt").output.strip() == "seen"
+    assert not box.run("touch /run/odd/g.txt").ok
