@@ -210,9 +210,25 @@ def parse_statuses(parser: str | None, output: str) -> dict[str, str]:
         return {}
     try:
         from swebench.harness.log_parsers import PARSER_REGISTRY
-    except ImportError:  # swebench is an optional dependency (the `eval` extra)
+    except ImportError:  # swebench is an optional dependency (the `eval` extra): see `parsers_missing`
         return {}
     return PARSER_REGISTRY[parser](output, None)
+
+
+PARSERS_MISSING = ("per-test results for this runner are read with swebench's log parsers, which are not "
+                   "installed: pip install 'moe-agent[eval]'")
+
+
+def parsers_missing(parser: str | None) -> bool:
+    """True when `parser` names one of swebench's log parsers and swebench (the `eval` extra) is absent."""
+    if parser is None:
+        return False
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("swebench.harness.log_parsers") is None
+    except ImportError:  # the `swebench` package itself is missing
+        return True
 
 
 def summarize(runner: Runner, command: str, result: CommandResult, timeout: float,
@@ -239,6 +255,9 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
         lines.append(f"The test run timed out after {timeout:g} s and was stopped; run fewer tests (paths, args) "
                      "or pass a larger timeout. Results so far:")
     if not statuses:
+        if not outcomes and parsers_missing(runner.parser):
+            data["note"] = PARSERS_MISSING
+            lines.append(f"Note: {PARSERS_MISSING}.")
         lines.append(f"Exit code {result.exit_code}; no per-test results could be read from the output. "
                      f"Its last lines:")
         lines.append(tail(result.output, TAIL_LINES))

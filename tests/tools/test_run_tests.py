@@ -217,3 +217,32 @@ def test_choose_runner_ignores_npm_placeholder_and_missing_python() -> None:
 def test_npm_forwards_arguments_after_double_dash() -> None:
     runner = runner_for({"package.json": '{"scripts": {"test": "jest"}}'})
     assert runner is not None and runner.narrowed(["src/a.test.js"], "--ci") == "npm test -- src/a.test.js --ci"
+
+
+def test_without_swebench_the_model_is_told_which_extra_reads_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain `pip install moe-agent` has no swebench: unittest/go/cargo output then has no per-test
+    reading, and the observation says which extra gives it instead of reporting 0 passed."""
+    import builtins
+    import importlib.util
+
+    from sandbox.base import CommandResult
+    from tools import tests
+
+    real_import, real_find = builtins.__import__, importlib.util.find_spec
+
+    def no_swebench(name: str, *args, **kwargs):
+        if name.startswith("swebench"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_swebench)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("swebench") else real_find(name, *a))
+    output = "test_add (test_calc.T.test_add) ... ok\n\nRan 1 test in 0.001s\n\nOK\n"
+    runner = Runner("unittest", "python3 -m unittest -v", "parse_log_django")
+    result = CommandResult(output=output, exit_code=0, duration=0.1)
+    text, data = tests.summarize(runner, "python3 -m unittest -v", result, 60)
+    assert "pip install 'moe-agent[eval]'" in text and data["note"] == tests.PARSERS_MISSING
+    monkeypatch.undo()
+    text, data = tests.summarize(runner, "python3 -m unittest -v", result, 60)
+    assert data["passed"] == 1 and "note" not in data
