@@ -2,8 +2,11 @@
 
 A patch comes from a model that read untrusted issue text and repository files, so before
 it is committed or pushed it is read with a real diff parser (`unidiff`, git's extended
-headers included: modes, new and deleted files, renames, binary files) and every change
-of a sensitive kind is named:
+headers included: modes, new and deleted files, renames, copies, binary files), then as
+`git apply --numstat --summary` reads it (what git would actually write), and every change
+of a sensitive kind is named. Every path a header names is reviewed (a/ b/, ---/+++, rename
+and copy from/to); modes are read as git stores them (any mode with the owner's x bit is
+100755, any 12xxxx a symlink):
 
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions, other CI systems'
   files), which run with the repository's secrets once pushed;
@@ -20,7 +23,11 @@ ones in the pull request. `unreadable` is never allowed.
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
+import subprocess
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,11 +63,13 @@ class FileChange:
     """One file of the patch: its path (the old one for a deletion), what happened, its git modes."""
 
     path: str
-    action: str  # added, removed, modified, renamed
-    old_path: str | None = None  # for renames
+    action: str  # added, removed, modified, renamed, copied
+    old_path: str | None = None  # for renames and copies
     old_mode: str | None = None
     new_mode: str | None = None
     binary: bool = False
+    # Every path any header names (diff --git a/ b/, ---/+++, rename/copy from/to): all are reviewed.
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,48 @@ def review_patch(patch: str) -> PatchReview:
     for patched in parsed:
         change = _file_change(patched)
         review.files.append(change)
-        review.findings += _findings(change, _symlink_target(patched) if change.new_mode == SYMLINK_MODE else None)
+        review.findings += _findings(change, _symlink_target(patched) if _is_symlink(change.new_mode) else None)
+    _review_as_git_reads(patch, review)
     return review
+
+
+def _review_as_git_reads(patch: str, review: PatchReview) -> None:
+    """Review what `git apply` itself would write, where it reads the patch differently from unidiff.
+
+    `git apply --numstat --summary` (run in an empty directory, nothing applied) names every path
+    written and every mode created or changed; one unidiff did not see becomes a change of its own,
+    and a patch git refuses to read is `unreadable`.
+    """
+    with tempfile.TemporaryDirectory(prefix="agent-patch-") as scratch:
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": scratch, "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
+        result = subprocess.run(["git", "apply", "--numstat", "--summary", "-z", "-"], input=patch.encode(),
+                                cwd=scratch, env=env, capture_output=True, check=False)
+    if result.returncode != 0:
+        detail = result.stderr.decode(errors="replace").strip().splitlines()
+        review.findings.append(Finding("unreadable", "(patch)", f"git apply: {detail[0] if detail else 'refused'}"))
+        return
+    *numstat, summary = result.stdout.decode(errors="surrogateescape").split("\0")
+    known = {path for change in review.files for path in change.paths}
+    extra = [FileChange(path=entry.split("\t", 2)[2], action="modified") for entry in numstat
+             if entry.count("\t") >= 2 and entry.split("\t", 2)[2] not in known]
+    for line in summary.splitlines():
+        if match := _SUMMARY_MODE.match(line):
+            old_mode, new_mode, path = match.group("old"), match.group("new_") or match.group("created"), match["path"]
+            seen = next((c for c in review.files + extra if path in c.paths or path == c.path), None)
+            if seen is None or (_mode(seen.old_mode), _mode(seen.new_mode)) != (_mode(old_mode), _mode(new_mode)):
+                extra.append(FileChange(path=path, action="added" if old_mode is None else "modified",
+                                        old_mode=old_mode, new_mode=new_mode))
+    for change in extra:
+        change = FileChange(**(asdict(change) | {"paths": (change.path,)}))
+        review.files.append(change)
+        named = {(finding.kind, finding.path) for finding in review.findings}
+        review.findings += [f for f in _findings(change, None) if (f.kind, f.path) not in named]
+        if _is_symlink(change.new_mode):  # git's reading gives no target to check: name it
+            review.findings.append(Finding("symlink_outside", change.path, "a link unidiff did not read"))
+
+
+# `git apply --summary` lines that carry modes: "create mode 100755 x", "mode change 100644 => 100755 x".
+_SUMMARY_MODE = re.compile(r"^ (?:create mode (?P<created>\d+)|mode change (?P<old>\d+) => (?P<new_>\d+)) (?P<path>.+)$")
 
 
 def enforce(review: PatchReview, allow: Iterable[str], kept_in: Path | None = None) -> None:
@@ -126,21 +175,54 @@ def enforce(review: PatchReview, allow: Iterable[str], kept_in: Path | None = No
 
 def _file_change(patched: Any) -> FileChange:
     source, target = _strip_side(patched.source_file), _strip_side(patched.target_file)
+    headers = _extended_headers(patched)
+    moved_from = headers.get("rename from") or headers.get("copy from")
+    moved_to = headers.get("rename to") or headers.get("copy to")
     if patched.is_added_file:
         action, path = "added", target
     elif patched.is_removed_file:
         action, path = "removed", source
+    elif moved_to:
+        action, path, source = ("copied" if "copy to" in headers else "renamed"), moved_to, moved_from or source
     elif patched.is_rename or (source and target and source != target):
         action, path = "renamed", target
     else:
         action, path = "modified", target or source
-    return FileChange(path=path or "", action=action, old_path=source if action == "renamed" else None,
-                      old_mode=patched.source_mode, new_mode=patched.target_mode, binary=patched.is_binary_file)
+    named = [path, source, target, moved_from, moved_to, *_diff_git_paths(patched)]
+    return FileChange(path=path or "", action=action,
+                      old_path=source if action in ("renamed", "copied") else None,
+                      old_mode=patched.source_mode, new_mode=patched.target_mode, binary=patched.is_binary_file,
+                      paths=tuple(dict.fromkeys(name for name in named if name)))
+
+
+def _extended_headers(patched: Any) -> dict[str, str]:
+    """Git's extended header lines of one file (`rename to x`, `copy from y`) as {keyword: path}."""
+    found: dict[str, str] = {}
+    for line in getattr(patched, "patch_info", None) or ():
+        for keyword in ("rename from", "rename to", "copy from", "copy to"):
+            if line.startswith(keyword + " "):
+                found[keyword] = _unquote(line[len(keyword) + 1:].rstrip("\n"))
+    return found
+
+
+def _diff_git_paths(patched: Any) -> list[str]:
+    """The a/ and b/ paths of the `diff --git` line, where they can be told apart."""
+    for line in getattr(patched, "patch_info", None) or ():
+        if line.startswith("diff --git "):
+            rest = line[len("diff --git "):].rstrip("\n")
+            if rest.startswith('"'):
+                end = rest.find('" ', 1)
+                halves = [rest[:end + 1], rest[end + 2:]] if end > 0 else []
+            else:
+                halves = rest.split(" b/", 1)
+                halves = [halves[0], "b/" + halves[1]] if len(halves) == 2 else []
+            return [name for name in map(_strip_side, halves) if name]
+    return []
 
 
 def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
     found: list[Finding] = []
-    paths = [change.path] + ([change.old_path] if change.old_path else [])
+    paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
         if _is_ci_config(path):
             found.append(Finding("ci_config", path, change.action))
@@ -148,17 +230,39 @@ def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
             found.append(Finding("agent_config", path, change.action))
         if path == ".gitmodules":
             found.append(Finding("submodules", path, change.action))
-    if GITLINK_MODE in (change.old_mode, change.new_mode):
+    if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
     if link_target is not None and _leads_outside(change.path, link_target):
         found.append(Finding("symlink_outside", change.path, f"-> {link_target}"))
-    if change.new_mode == "100755" and change.old_mode != "100755" and change.action != "removed":
-        found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> 100755"))
+    if _is_symlink(change.new_mode) and any(prefix.startswith(change.path + "/") for prefix in CI_CONFIG_PATHS):
+        found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
+    if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
+        found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
     return found
 
 
+def _mode(mode: str | None) -> int | None:
+    try:
+        return int(mode.strip(), 8) if mode else None
+    except ValueError:
+        return None
+
+
+def _is_symlink(mode: str | None) -> bool:
+    """Git stores any 12xxxx mode as a symlink (120000)."""
+    value = _mode(mode)
+    return value is not None and value & 0o170000 == 0o120000
+
+
+def _is_executable(mode: str | None) -> bool:
+    """Git stores any regular-file mode with the owner's x bit (100775, 100700, 755, 0100755) as 100755."""
+    value = _mode(mode)
+    return value is not None and value & 0o170000 in (0, 0o100000) and bool(value & 0o100)
+
+
 def _is_ci_config(path: str) -> bool:
-    return any(path.startswith(prefix) if prefix.endswith("/") else path == prefix for prefix in CI_CONFIG_PATHS)
+    return any((path.startswith(prefix) or path == prefix.rstrip("/")) if prefix.endswith("/") else path == prefix
+               for prefix in CI_CONFIG_PATHS)
 
 
 def _symlink_target(patched: Any) -> str:

@@ -111,3 +111,51 @@ def test_the_kinds_a_user_may_allow_are_the_kinds_the_policy_finds() -> None:
     from agent.patch_policy import KIND_TEXT, NEVER_ALLOWED
 
     assert set(typing.get_args(PatchKind)) == set(KIND_TEXT) - NEVER_ALLOWED
+
+
+# Patches that git reads differently from a naive reading (reviewer's findings on issue 16).
+RENAME_TO_WORKFLOW = ("diff --git a/m.py b/m.py\nsimilarity index 100%\nrename from m.py\n"
+                      "rename to .github/workflows/evil.yml\n")
+COPY_TO_AGENT_CONFIG = "diff --git a/c.py b/c.py\nsimilarity index 100%\ncopy from c.py\ncopy to .agent.toml\n"
+
+
+@pytest.mark.parametrize(("patch", "expected"), [
+    (RENAME_TO_WORKFLOW, ("ci_config", ".github/workflows/evil.yml")),
+    (COPY_TO_AGENT_CONFIG, ("agent_config", ".agent.toml")),
+])
+def test_rename_and_copy_targets_are_reviewed(patch: str, expected: tuple[str, str]) -> None:
+    review = review_patch(patch)
+    assert expected in kinds_of(review)
+    with pytest.raises(PatchRefused):
+        enforce(review, allow=[])
+
+
+@pytest.mark.parametrize("mode", ["100775", "100700", "100711", "100777", "0100755", "755", "100744"])
+def test_any_mode_with_the_owner_x_bit_is_executable(mode: str) -> None:
+    created = f"diff --git a/t b/t\nnew file mode {mode}\nindex 0000000..1111111\n--- /dev/null\n+++ b/t\n@@ -0,0 +1 @@\n+x\n"
+    changed = f"diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode {mode}\n"
+    assert kinds(created) == [("executable", "t")]
+    assert kinds(changed) == [("executable", "run.sh")]
+
+
+def test_a_non_executable_mode_change_is_not_executable() -> None:
+    assert kinds("diff --git a/run.sh b/run.sh\nold mode 100755\nnew mode 100644\n") == []
+
+
+@pytest.mark.parametrize("mode", ["120000", "120777", "120644"])
+def test_any_12xxxx_mode_is_a_symlink_whose_target_is_reviewed(mode: str) -> None:
+    patch = (f"diff --git a/l b/l\nnew file mode {mode}\nindex 0000000..1111111\n--- /dev/null\n+++ b/l\n"
+             "@@ -0,0 +1 @@\n+/etc/passwd\n\\ No newline at end of file\n")
+    assert kinds(patch) == [("symlink_outside", "l")]
+
+
+@pytest.mark.parametrize("path", [".github/workflows", ".github/actions", ".github"])
+def test_a_symlink_at_a_ci_directory_itself_is_ci_config(path: str) -> None:
+    patch = (f"diff --git a/{path} b/{path}\nnew file mode 120000\nindex 0000000..1111111\n--- /dev/null\n"
+             f"+++ b/{path}\n@@ -0,0 +1 @@\n+docs\n\\ No newline at end of file\n")
+    assert ("ci_config", path) in kinds(patch)
+
+
+def test_a_patch_git_cannot_read_is_unreadable() -> None:
+    patch = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,5 +1,1 @@\n-a\n+b\n"
+    assert ("unreadable", "(patch)") in kinds(patch)
