@@ -382,11 +382,23 @@ def _file_layer(path: Path, problems: list[str], repo_root: Path | None = None,
         problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
         return []
     refused = sorted(_drop_user_only_keys(data)) if repo_root is not None else []
+    problems += _drop_nul_paths(data, path)
     refused += _anchor_relative_paths(data, path.parent, inside=repo_root)
     if refused:
             warn(f"{path}: ignoring {', '.join(refused)}: a repository's config may not set "
                  f"{'these keys' if len(refused) > 1 else 'this key'} (see 'Security model' in the README)")
     return [(data, str(path))]
+
+
+def _drop_nul_paths(data: dict[str, Any], source: Path) -> list[str]:
+    """Remove every path key whose value holds a NUL byte (no OS path can); return one problem line each."""
+    problems: list[str] = []
+    for section, key in _FILE_PATH_KEYS + _TEMPLATE_KEYS:
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str) and "\0" in table[key]:
+            del table[key]
+            problems.append(f"{source}: {section}.{key}: a path may not contain a NUL byte")
+    return problems
 
 
 def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None = None) -> list[str]:

@@ -373,3 +373,19 @@ def test_trajectory_lines_are_redacted_before_they_are_written(tmp_path: Path) -
     text = (tmp_path / "t.jsonl").read_text()
     assert "sk-abcdef" not in text and "s3cr" not in text and text.count("***") == 2
     assert json.loads(text)["config"]["key"] == "***"
+
+
+@pytest.mark.parametrize(("section", "key"), [("prompts", "system"), ("prompts", "task"), ("sandbox", "dockerfile"),
+                                              ("sandbox", "ca_bundle"), ("paths", "runs_dir")])
+@pytest.mark.parametrize("source", ["repo", "user"])
+def test_a_nul_byte_in_a_path_is_one_line_naming_file_and_key(repo: Path, tmp_path: Path, section: str, key: str,
+                                                              source: str) -> None:
+    text = f'[{section}]\n{key} = "/etc/hostname\\u0000.md"\n'
+    config = write(repo / ".agent.toml" if source == "repo" else tmp_path / "user.toml", text)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")} | ({"AGENT_CONFIG": str(config)} if source == "user" else {})
+    if source == "repo" and WHO_MAY_SET.get(f"{section}.{key}") != "repo":
+        load_settings(repo, env=env, warn=lambda message: None)  # a user-only key: dropped before it is read
+        return
+    with pytest.raises(UsageError) as caught:
+        load_settings(repo, env=env, warn=lambda message: None)
+    assert str(caught.value) == f"{config}: {section}.{key}: a path may not contain a NUL byte"
