@@ -90,7 +90,7 @@ def model_checks(settings) -> Iterator[Check]:
     probe = settings.model.model_copy(update={"retries": 0, "request_timeout": min(settings.model.request_timeout, 60),
                                              "max_tokens": PROBE_MAX_TOKENS})
     model = OpenAIModel(probe)
-    where = settings.model.base_url
+    where = model.url
     try:
         models = model.list_models()
     except ModelError as exc:

@@ -25,6 +25,7 @@ import openai
 from agent.config import ModelSettings
 from agent.errors import EnvironmentProblem
 from agent.profiles import Profile, pick_profile
+from agent.redaction import Redactor, public_url, url_secrets
 from agent.served_context import served_context_window
 
 T = TypeVar("T")
@@ -125,6 +126,9 @@ class OpenAIModel:
         self._sleep = sleep
         self._context_window: int | None = None
         api_key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
+        # Messages name the endpoint without its credentials; the server's own words are masked too.
+        self.url = public_url(settings.base_url)
+        self._redact = Redactor([*url_secrets(settings.base_url), api_key if api_key != "EMPTY" else None])
         self._client = openai.OpenAI(
             base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
         )
@@ -153,8 +157,8 @@ class OpenAIModel:
             raw = f"unparsable JSON ({exc})"
         if not isinstance(raw, dict):  # a proxy's login page, a wrong URL answered by some other server...
             text = " ".join(str(raw).split())
-            raise ModelError(f"model server at {self.settings.base_url} answered with something that is not a "
-                             f"JSON object: {text[:200]!r}")
+            raise ModelError(f"model server at {self.url} answered with something that is not a "
+                             f"JSON object: {self._redact(text[:200])!r}")
         return raw
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -219,7 +223,7 @@ class OpenAIModel:
     def _reply(self, raw: dict[str, Any], latency: float) -> ModelReply:
         choices = raw.get("choices") or []
         if not choices:
-            raise ModelError(f"model server at {self.settings.base_url} answered without any choices")
+            raise ModelError(f"model server at {self.url} answered without any choices")
         choice = choices[0]
         message = choice.get("message") or {}
         reported = raw.get("usage") or {}
@@ -256,7 +260,7 @@ class OpenAIModel:
         Raises `OutOfTime` when `deadline` (monotonic seconds) comes first, `ModelError` when
         the retries are spent or the failure is not transient.
         """
-        url = self.settings.base_url
+        url = self.url
         attempts = self.settings.retries + 1
         attempt = 0
         while True:
@@ -275,7 +279,7 @@ class OpenAIModel:
                 self._time_for_attempt(deadline, attempt, attempts)  # the deadline cut it short
                 problem, detail, reason = "timed out", f"no reply within {timeout:g}s", "a timeout"
             except openai.APIConnectionError as exc:
-                problem, detail, reason = "unreachable", _connection_failure(exc), "a connection failure"
+                problem, detail, reason = "unreachable", self._redact(_connection_failure(exc)), "a connection failure"
             if attempt >= attempts:
                 noun = "attempt" if attempt == 1 else "attempts"
                 raise ModelError(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
@@ -294,14 +298,14 @@ class OpenAIModel:
             return self.settings.request_timeout
         left = deadline - time.monotonic()
         if left < MIN_REQUEST_SECONDS:
-            raise OutOfTime(f"the time limit came while waiting for the model server at {self.settings.base_url} "
+            raise OutOfTime(f"the time limit came while waiting for the model server at {self.url} "
                             f"(attempt {attempt}/{attempts})")
         return min(self.settings.request_timeout, left)
 
     def _transient_status(self, exc: openai.APIStatusError) -> str:
         """Describe a retryable HTTP error, or raise at once for one that retrying cannot fix."""
-        status, message = exc.status_code, _server_message(exc)
-        url, name = self.settings.base_url, self.settings.name
+        status, message = exc.status_code, self._redact(_server_message(exc))
+        url, name = self.url, self.settings.name
         if status in (400, 413) and (_CONTEXT_OVERFLOW.search(message) or exc.code == "context_length_exceeded"):
             raise ContextLengthExceeded(f"the prompt does not fit the context window of {name}: {message}") from exc
         if status in _TRANSIENT_STATUS or status >= 500:

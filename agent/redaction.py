@@ -3,7 +3,9 @@
 A model endpoint is often a repository secret (the CI workflow passes `OPENAI_BASE_URL`
 from one) and may carry credentials in its userinfo (`https://user:pass@host/v1`) or its
 query (`?api-key=...`). Trajectories are uploaded as CI artifacts and messages are posted
-on issues, so both are recorded through `public_url` and `Redactor`.
+on issues, so both are recorded through `public_url` and `Redactor`; every http(s) URL in
+text written or printed goes through `redact_urls`, so credentials of an endpoint the
+product did not know (a failover server, one named in an error) are dropped as well.
 """
 
 from __future__ import annotations
@@ -34,6 +36,25 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host + port, parts.path, query, parts.fragment))
 
 
+# An http(s) URL inside free text or a JSON string: it ends at whitespace, a quote, a backslash or <>.
+_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://[^\s\"'<>\\]+")
+_USERINFO = re.compile(r"(?i)^(https?://)[^/?#]*@")
+_SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*?(?:" + SECRET_PARAMETER.pattern + r")[^=&;#]*=)[^&;#]*",
+                                 re.IGNORECASE)
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every http(s) URL's userinfo dropped and its secret-looking query values masked.
+
+    Used on every line the product prints about an endpoint and on every trajectory line.
+    """
+    def public(match: re.Match[str]) -> str:
+        url = _USERINFO.sub(r"\1", match.group(0), count=1)
+        return _SECRET_QUERY_VALUE.sub(lambda m: m.group(1) + (MASK if m.group(0) != m.group(1) else ""), url)
+
+    return _URL_IN_TEXT.sub(public, text)
+
+
 def url_secrets(url: str) -> list[str]:
     """The credentials inside `url`: userinfo and secret-looking query values, raw and percent-decoded."""
     try:
@@ -58,4 +79,4 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
-        return text
+        return redact_urls(text)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.jsonl import open_to_append
+from agent.redaction import redact_urls
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
@@ -38,7 +39,7 @@ class TrajectoryWriter:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
         line = json_line(record)
-        self._fh.write((self._redact(line) if self._redact else line) + "\n")
+        self._fh.write(redact_urls(self._redact(line) if self._redact else line) + "\n")
         self._fh.flush()
         self.written += 1
         if self._fsync:

@@ -371,7 +371,7 @@ def test_trajectory_lines_are_redacted_before_they_are_written(tmp_path: Path) -
     writer.event("start", config={"key": "sk-abcdef"}, note='error at http://u:s3cr"et-value@host')
     writer.close()
     text = (tmp_path / "t.jsonl").read_text()
-    assert "sk-abcdef" not in text and "s3cr" not in text and text.count("***") == 2
+    assert "sk-abcdef" not in text and "s3cr" not in text and "u:" not in text and "at http://host" in text
     assert json.loads(text)["config"]["key"] == "***"
 
 
@@ -389,3 +389,14 @@ def test_a_nul_byte_in_a_path_is_one_line_naming_file_and_key(repo: Path, tmp_pa
     with pytest.raises(UsageError) as caught:
         load_settings(repo, env=env, warn=lambda message: None)
     assert str(caught.value) == f"{config}: {section}.{key}: a path may not contain a NUL byte"
+
+
+def test_urls_in_any_text_lose_userinfo_and_secret_query_values() -> None:
+    from agent.redaction import Redactor, redact_urls
+
+    text = ('at http://bob:s3cr3tpass@127.0.0.1:8000/v1?api-key=qu3ry&x=1 and "https://ghp_tok@github.com/o/r" '
+            "ssh://git@github.com/o/r http://host/a@b")
+    expected = ('at http://127.0.0.1:8000/v1?api-key=***&x=1 and "https://github.com/o/r" '
+                "ssh://git@github.com/o/r http://host/a@b")
+    assert redact_urls(text) == expected
+    assert Redactor([])(text) == expected

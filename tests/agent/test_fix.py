@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -297,6 +298,24 @@ def test_model_server_down_is_exit_3_with_trajectory(tmp_path, fake_model_server
     result = json.loads(done.stdout)
     assert result["status"] == "model_error"
     assert Path(result["trajectory"]).read_text().count('"type": "end"') == 1
+
+
+@pytest.mark.parametrize("fault", ["http_error", "unreachable"])
+def test_a_model_error_never_prints_or_records_endpoint_credentials(tmp_path, fake_model_server, fault) -> None:
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [HttpError(403)] * 10
+    (repo / ".agent.toml").write_text("[model]\nretries = 0\n")
+    base_url = fake_model_server.base_url.replace("http://", "http://bob:s3cr3tpass@")
+    if fault == "unreachable":
+        base_url = re.sub(r":\d+/v1", ":9/v1", base_url)  # nothing listens on the discard port
+    done = agent(repo, fake_model_server, "--json", "fix add", env_extra={"OPENAI_BASE_URL": base_url})
+    assert done.returncode in (2, 3), done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "model_error" and "at http://127.0.0.1:" in result["message"]
+    written = Path(result["trajectory"]).read_text()
+    for text in (done.stdout, done.stderr, written):
+        for secret in ("bob", "s3cr3tpass"):
+            assert secret not in text
 
 
 def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
