@@ -28,6 +28,8 @@ DEPENDENCY_FILES = (
 )
 
 Echo = Callable[[str], None]
+# Part of the setup image's cache key: images set up before the setup container was confined are not reused.
+SETUP_CONFINEMENT = "confined-v1"
 
 
 def dependency_digest(repo: Path) -> str:
@@ -63,26 +65,44 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     if not settings.setup:
         return base, False
     base_id = client.images.get(base).id
-    key = hashlib.sha256("\0".join([base_id, *settings.setup, dependency_digest(repo)]).encode()).hexdigest()[:16]
+    parts = [base_id, *settings.setup, dependency_digest(repo), SETUP_CONFINEMENT, *sorted(settings.capabilities)]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     tag = f"moe-agent-setup:{key}"
     if image_exists(client, tag):
         return tag, True
     echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
     source = checkout() if checkout is not None else repo
+    if checkout is not None and os.getuid():
+        _open_to_all(source)  # the confined root has no CAP_DAC_OVERRIDE to write into our files
     env, volumes = {}, {str(source): {"bind": "/testbed", "mode": "rw"}}
     bundle = combined_bundle(settings.ca_bundle)
     if bundle is not None:
         volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
         env.update(ca_environment(CONTAINER_BUNDLE))
-    # Files the setup creates in the copy are given back to us, so that it can be removed.
-    owner = f"trap 'chown -R {os.getuid()}:{os.getgid()} /testbed 2>/dev/null' EXIT\n" if os.getuid() else ""
+    # Files the setup creates in the copy are opened to us, so that it can be removed (chmod of
+    # one's own files needs no capability; chown to our uid would need CAP_CHOWN).
+    owner = "trap 'chmod -R a+rwX /testbed 2>/dev/null' EXIT\n" if os.getuid() else ""
     script = f"set -e\n{owner}cd /testbed\n" + "\n".join(settings.setup) + "\n"
     try:
+        # The commands come from the repository: confined like the model's sandbox (no capabilities
+        # but the user's, no-new-privileges, the user's limits); the network stays on for installs.
         run_and_commit(client, base, script, tag, log=BuildLog(tag), step="setup", network=True,
-                       environment=env, volumes=volumes, timeout=3600)
+                       environment=env, volumes=volumes, timeout=3600, cpus=settings.cpus, memory=settings.memory,
+                       pids_limit=settings.pids_limit, capabilities=list(settings.capabilities))
     except SandboxError as exc:
         raise EnvironmentProblem(f"setup commands failed: {exc}") from None
     return tag, False
+
+
+def _open_to_all(tree: Path) -> None:
+    """Make a throwaway copy readable and writable by every user (never followed symlinks)."""
+    for directory, dirs, files in os.walk(tree):
+        for name in [*dirs, *files]:
+            path = Path(directory, name)
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o666 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+    tree.chmod(tree.stat().st_mode | 0o777)
 
 
 def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo) -> str:

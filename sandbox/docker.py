@@ -537,14 +537,22 @@ def hardening_options(spec: SandboxSpec) -> dict[str, Any]:
     Docker lets containers with their own network namespace bind ports below 1024 without
     NET_BIND_SERVICE (`net.ipv4.ip_unprivileged_port_start=0`).
     """
-    options: dict[str, Any] = {
-        "cap_drop": ["ALL"],
-        "cap_add": sorted(set(spec.extra_capabilities)) or None,
-        "security_opt": ["no-new-privileges:true"],
-    }
+    options = confinement(spec.extra_capabilities)
     if spec.user:
         options["user"] = spec.user
     return options
+
+
+def confinement(capabilities: Iterable[str] = ()) -> dict[str, Any]:
+    """Container options dropping Docker's default capabilities but `capabilities`, with `no-new-privileges`.
+
+    Shared by the model's sandbox and the setup container (repository-controlled commands).
+    """
+    return {
+        "cap_drop": ["ALL"],
+        "cap_add": sorted(set(capabilities)) or None,
+        "security_opt": ["no-new-privileges:true"],
+    }
 
 
 def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox:

@@ -257,15 +257,23 @@ def run_and_commit(
     volumes: dict[str, dict[str, str]] | None = None,
     timeout: float = 1800.0,
     cpus: float | None = None,
+    memory: str | None = None,
+    pids_limit: int | None = None,
+    capabilities: list[str] | None = None,
 ) -> None:
     """Run `script` with bash in a container of `base`, then commit the result as `tag`.
 
-    `cpus` caps the build container (a CFS quota, in CPUs) so builds leave a shared host usable.
+    `cpus` caps the build container (a CFS quota, in CPUs) so builds leave a shared host usable;
+    `memory` (a Docker size such as 4g) and `pids_limit` cap it too. `capabilities` None keeps
+    Docker's defaults (our own recipes, which run apt); a list confines the container like the
+    model's sandbox: every other capability dropped and `no-new-privileges` (for untrusted scripts).
 
     Host directories are bound with `mounts=`, not `volumes=`: docker-py turns volumes into
     VOLUME entries of the container config, which `docker commit` would bake into the image.
     """
     from docker.types import Mount
+
+    from sandbox.docker import confinement
 
     log.step(step)
     mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
@@ -273,7 +281,9 @@ def run_and_commit(
     container = client.containers.create(
         base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
         environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
-        **({"nano_cpus": int(cpus * 1e9)} if cpus else {}),
+        **({"nano_cpus": int(cpus * 1e9)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
+        **({"pids_limit": pids_limit} if pids_limit else {}),
+        **(confinement(capabilities) if capabilities is not None else {}),
     )
     try:
         for path, data in (files or {}).items():

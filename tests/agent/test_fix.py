@@ -280,6 +280,23 @@ def test_setup_commands_are_cached_as_an_image(fake_model_server, tmp_path, dock
     assert "cached setup" in second.stderr and "running 1 setup command" not in second.stderr
 
 
+def test_setup_commands_run_confined_like_the_sandbox(fake_model_server, tmp_path, docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    probe = (f"echo {time.time_ns()} >/dev/null; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /opt/setup-status; "
+             "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory.max "
+             "/sys/fs/cgroup/memory/memory.limit_in_bytes >> /opt/setup-status 2>/dev/null || true")
+    (repo / ".agent.toml").write_text(f'[sandbox]\nsetup = ["{probe}"]\n')
+    git(repo, "add", ".agent.toml")
+    git(repo, "commit", "-qm", "config")
+    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": "cat /opt/setup-status"})]), *SESSION]
+    done = agent(repo, fake_model_server, "fix add")
+    assert done.returncode == 0, done.stderr
+    status = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert re.search(r"CapEff:\s+0000000000000000", status), status
+    assert re.search(r"NoNewPrivs:\s+1", status), status
+    assert "\n1024\n" in status and str(4 * 1024 ** 3) in status, status  # the user's pids and memory limits
+
+
 def test_failing_setup_is_exit_3(fake_model_server, tmp_path) -> None:
     repo = make_repo(tmp_path / "repo")
     (repo / ".agent.toml").write_text('[sandbox]\nsetup = ["echo installing", "exit 7"]\n')
