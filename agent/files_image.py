@@ -10,7 +10,8 @@ changed, not tens of thousands of files. When more than a quarter of the files c
 the run drops the image and the next one makes it afresh, so it stays one layer over the
 sandbox image.
 
-The manifest lives in the repository's ignored `.agent/cache/`, named by the image's id, so
+The manifest lives in the user's cache folder (`files-images/`, never in the repository, which
+could plant one or make it a symlink), named by the image's key and id, so
 two runs racing to make the image never pair one image with the other's manifest.
 """
 

@@ -6,10 +6,11 @@ It owns the sandbox's lifetime and the trajectory file; the loop below it knows 
 from __future__ import annotations
 
 import dataclasses
-import dataclasses
+import hashlib
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from agent.workspace import (
 )
 from sandbox import cleanup
 from sandbox.base import SandboxError
+from sandbox.cache import cache_home
 from sandbox.cleanup import shielded
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
@@ -112,15 +114,41 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def runs_dir(settings: Settings, repo: UserRepo) -> Path:
+def runs_dir(settings: Settings, repo: UserRepo, warn: Callable[[str], None] | None = None) -> Path:
+    """Where this repository's runs go: the user's `paths.runs_dir`, else `.agent/runs` in the repository.
+
+    A cloned repository may commit `.agent`, `.agent/runs` or `.agent/.gitignore` as symlinks
+    to make us write elsewhere on the host: none of them is followed. The runs then go to the
+    user's cache folder (`runs/<repository name>-<hash of its path>`), and `warn` (default: a
+    `warning:` line on stderr, shown with `--json` too) says so.
+    """
     if settings.paths.runs_dir:
         return settings.paths.runs_dir
     folder = repo.root / ".agent"
+    ignore, runs = folder / ".gitignore", folder / "runs"
+    if not all(_inside_without_links(repo.root, path) for path in (folder, ignore, runs)):
+        name = hashlib.sha256(str(repo.root).encode()).hexdigest()[:12]
+        fallback = cache_home() / "runs" / f"{repo.root.name}-{name}"
+        (warn or _warn_on_stderr)(f"the repository's .agent is or holds a symlink, not followed: runs go to {fallback}")
+        return fallback
     folder.mkdir(exist_ok=True)
-    ignore = folder / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# moe-agent's runs and caches; never committed\n*\n")
-    return folder / "runs"
+    return runs
+
+
+def _warn_on_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _inside_without_links(root: Path, path: Path) -> bool:
+    """Whether `path` (below `root`) resolves inside `root` with no component from `root` down a symlink."""
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            return False
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def run_fix(
@@ -243,7 +271,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"))
-        files = FilesImage.find(client, image, repo.root, repo.root / ".agent" / "cache",
+        files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
                                 variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}")
     spec = SandboxSpec(
         image=files.tag if files.usable else image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus,

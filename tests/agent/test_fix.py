@@ -297,6 +297,27 @@ def test_setup_commands_run_confined_like_the_sandbox(fake_model_server, tmp_pat
     assert "\n1024\n" in status and str(4 * 1024 ** 3) in status, status  # the user's pids and memory limits
 
 
+@pytest.mark.parametrize("plant", [
+    lambda repo, outside: (repo / ".agent").symlink_to(outside),  # relative: ../outside
+    lambda repo, outside: ((repo / ".agent").mkdir(), (repo / ".agent" / "runs").symlink_to(outside)),
+    lambda repo, outside: ((repo / ".agent").mkdir(), (repo / ".agent" / ".gitignore").symlink_to(outside / "x")),
+], ids=["agent-dir", "runs-dir", "gitignore"])
+def test_committed_symlinks_never_make_the_host_write_outside_the_repo(fake_model_server, tmp_path, plant) -> None:
+    repo = make_repo(tmp_path / "repo")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plant(repo, Path("..") / ".." / "outside" if (repo / ".agent").is_dir() else outside)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "plant links")
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    assert list(outside.iterdir()) == []
+    assert "symlink, not followed: runs go to" in done.stderr
+    trajectory = Path(json.loads(done.stdout)["trajectory"])
+    assert trajectory.is_file() and not trajectory.resolve().is_relative_to(repo.resolve())
+
+
 def test_failing_setup_is_exit_3(fake_model_server, tmp_path) -> None:
     repo = make_repo(tmp_path / "repo")
     (repo / ".agent.toml").write_text('[sandbox]\nsetup = ["echo installing", "exit 7"]\n')
