@@ -52,9 +52,10 @@ IDENTITY = ["-c", "user.name=moe-agent", "-c", "user.email=agent@moe-agent.inval
 SANDBOX_CORE = {"filemode": "true", "bare": "false", "logallrefupdates": "true", "checkstat": "minimal",
                 "trustctime": "false", "untrackedcache": "false"}
 # The user's settings that change what `git add` stores or `git diff` prints: the sandbox's git
-# must use them, or a patch gains mode changes or CRLF rewrites the agent never made.
-USER_CORE = ("filemode", "autocrlf", "eol", "safecrlf", "ignorecase", "precomposeunicode", "symlinks", "quotepath",
-             "checkroundtripencoding")
+# must use them, or a patch gains mode changes or CRLF rewrites the agent never made. Not carried:
+# those describing the host's file system (ignoreCase, precomposeUnicode, symlinks), and
+# safecrlf, which stores nothing differently but can make the sandbox's `git add` refuse.
+USER_CORE = ("filemode", "autocrlf", "eol", "quotepath")
 # Keeps git from writing a split index or asking a file-system monitor while it takes the snapshot.
 SNAPSHOT_CONFIG = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"]
 ARCHIVE_CHUNK = 256 * 1024  # bytes handed to the sandbox per write
@@ -171,11 +172,7 @@ class UserRepo:
             if directory in found or not directory.is_dir():
                 continue
             found.append(directory)
-            listing = directory / "info" / "alternates"
-            if listing.is_file():
-                for line in listing.read_text(errors="replace").splitlines():
-                    if line.strip() and not line.startswith("#"):
-                        pending.append((directory / line.strip()).resolve())
+            pending.extend((directory / line).resolve() for line in _alternates(directory))
         return found
 
 
@@ -232,6 +229,7 @@ class Snapshot:
     shallow: bytes | None = None
     settings: tuple[tuple[str, str], ...] = ()  # ("core.autocrlf", "true"), ...: the sandbox's .git/config
     exclude: bytes = b""  # the user's info/exclude and core.excludesFile, for the sandbox's info/exclude
+    attributes: bytes = b""  # the user's info/attributes, for the sandbox's
 
     @property
     def objects(self) -> Path:
@@ -415,6 +413,7 @@ class _TarWriter:
             ".git/HEAD": f"{snapshot.base_commit}\n".encode(),
             ".git/config": sandbox_git_config(snapshot.settings).encode(),
             ".git/info/exclude": snapshot.exclude,
+            ".git/info/attributes": snapshot.attributes,
             ".git/objects/info/alternates": "".join(f"{p}\n" for p in object_paths).encode(),
             ".git/index": snapshot.index.read_bytes(),
         }
@@ -468,7 +467,8 @@ def _user_settings(repo: UserRepo) -> tuple[tuple[str, str], ...]:
         listed = ""
     found: dict[str, str] = {}
     for record in listed.split("\0"):
-        name, _, value = record.partition("\n")
+        name, newline, value = record.partition("\n")
+        value = value if newline else "true"  # a key without `= value` is a true boolean
         if name and re.fullmatch(r"[A-Za-z0-9_.-]+", value):  # a value that needs quoting is not one git takes here
             found[name.lower()] = value
     object_format = repo.git("rev-parse", "--show-object-format").strip()
@@ -486,13 +486,16 @@ def _user_excludes(repo: UserRepo) -> bytes:
         configured = ""
     config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     sources = [repo.common_dir / "info" / "exclude", Path(configured or os.path.join(config_home, "git", "ignore"))]
-    parts = []
-    for source in sources:
-        try:
-            parts.append(source.read_bytes().rstrip(b"\n") + b"\n")
-        except OSError:
-            continue
-    return b"".join(parts)
+    return b"".join(_read(source) for source in sources)
+
+
+def _read(path: Path) -> bytes:
+    """The rules file at PATH ending in a newline, or nothing when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return b""
+    return data.rstrip(b"\n") + b"\n" if data.strip() else b""
 
 
 def _unhide_entries(repo: UserRepo, env: Mapping[str, str]) -> None:
@@ -508,9 +511,9 @@ def _unhide_entries(repo: UserRepo, env: Mapping[str, str]) -> None:
         if len(record) < 3:
             continue
         tag, path = record[:1], record[2:]
-        if tag == b"S" and os.path.lexists(repo.root / os.fsdecode(path)):
+        if tag in (b"S", b"s") and os.path.lexists(repo.root / os.fsdecode(path)):
             skipped.append(path)
-        elif tag.islower():
+        if tag.islower():
             assumed.append(path)
     for flag, paths in (("--no-skip-worktree", skipped), ("--no-assume-unchanged", assumed)):
         if paths:
@@ -577,7 +580,8 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
     shallow = repo.common_dir / "shallow"
     return Snapshot(root=repo.root, base_commit=base, dirty=dirty, files=dict(sorted(files.items())), scratch=scratch,
                     shared=tuple(repo.shared_objects()), shallow=shallow.read_bytes() if shallow.is_file() else None,
-                    settings=_user_settings(repo), exclude=_user_excludes(repo))
+                    settings=_user_settings(repo), exclude=_user_excludes(repo),
+                    attributes=_read(repo.common_dir / "info" / "attributes"))
 
 
 def _inline_submodule(repo: UserRepo, sub: str, env: Mapping[str, str]) -> dict[str, str]:

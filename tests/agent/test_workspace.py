@@ -334,6 +334,8 @@ def test_skip_worktree_and_assume_unchanged_files_ship_as_they_are_in_the_workin
     root = make_repo(tmp_path / "user")
     git(root, "update-index", "--skip-worktree", "notes.txt")
     git(root, "update-index", "--assume-unchanged", "app.py")
+    git(root, "update-index", "--skip-worktree", "--assume-unchanged", ".gitignore")
+    (root / ".gitignore").write_text("*.log\n*.bak\n")
     (root / "notes.txt").write_text("local\n")
     (root / "app.py").write_text("def add(a, b):\n    return a - b  # local\n")
     repo = UserRepo.find(root)
@@ -341,6 +343,7 @@ def test_skip_worktree_and_assume_unchanged_files_ship_as_they_are_in_the_workin
     snap = take_snapshot(repo, tmp_path / "snap")
     out = materialize(snap, tmp_path / "out")
     assert (out / "notes.txt").read_text() == "local\n"
+    assert (out / ".gitignore").read_text() == "*.log\n*.bak\n" == git(out, "show", "HEAD:.gitignore")
     assert git(out, "show", "HEAD:notes.txt") == "local\n" and "# local" in git(out, "show", "HEAD:app.py")
     (out / "app.py").write_text("def add(a, b):\n    return a + b\n")  # the agent's edit is seen
     assert git(out, "status", "--porcelain") == " M app.py\n"
@@ -379,6 +382,7 @@ def test_users_exclude_rules_follow_into_the_sandbox(tmp_path: Path, monkeypatch
     root = make_repo(tmp_path / "user")
     (root / ".git" / "info").mkdir(exist_ok=True)
     (root / ".git" / "info" / "exclude").write_text("secret.env\n")
+    (root / ".git" / "info" / "attributes").write_text("*.py text eol=crlf\n")
     (tmp_path / "global-ignore").write_text("*.tmp\n")
     git(root, "config", "core.excludesFile", str(tmp_path / "global-ignore"))
     out = materialize(take_snapshot(UserRepo.find(root), tmp_path / "snap"), tmp_path / "out")
@@ -386,12 +390,15 @@ def test_users_exclude_rules_follow_into_the_sandbox(tmp_path: Path, monkeypatch
     (out / "scratch.tmp").write_text("x\n")
     (out / "kept.py").write_text("x\n")
     assert git(out, "status", "--porcelain", "--untracked-files=all") == "?? kept.py\n"
+    assert git(out, "check-attr", "eol", "--", "kept.py") == "kept.py: eol: crlf\n"
 
 
 def test_users_core_settings_shape_the_sandboxs_diff(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "user")
     git(root, "config", "core.fileMode", "false")
     git(root, "config", "core.autocrlf", "true")
+    with open(root / ".git" / "config", "a") as config:
+        config.write("[core]\n\tquotePath\n")  # a true boolean written without a value
     (root / "app.py").chmod(0o755)  # not a change, for this user's git
     (root / "notes.txt").write_bytes(b"one\r\ntwo\r\n")  # a checkout with autocrlf: the blob has LF
     git(root, "add", "notes.txt")
@@ -399,7 +406,7 @@ def test_users_core_settings_shape_the_sandboxs_diff(tmp_path: Path) -> None:
     snap = take_snapshot(UserRepo.find(root), tmp_path / "snap")
     assert not snap.dirty
     out = materialize(snap, tmp_path / "out")
-    assert git(out, "config", "core.autocrlf").strip() == "true"
+    assert git(out, "config", "core.autocrlf").strip() == "true" == git(out, "config", "core.quotePath").strip()
     (out / "notes.txt").write_bytes(b"one\r\ntwo\r\nthree\r\n")  # the agent's edit
     git(out, "add", "-A")
     diff = git(out, "diff", "--cached")
