@@ -373,3 +373,11 @@ def test_trajectory_lines_are_redacted_before_they_are_written(tmp_path: Path) -
     text = (tmp_path / "t.jsonl").read_text()
     assert "sk-abcdef" not in text and "s3cr" not in text and text.count("***") == 2
     assert json.loads(text)["config"]["key"] == "***"
+
+
+def test_a_relative_xdg_config_home_is_ignored_as_the_spec_says(tmp_path: Path, monkeypatch) -> None:
+    from agent.config import user_config_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert user_config_path({"XDG_CONFIG_HOME": "rel"})[0] == tmp_path / ".config" / "moe-agent" / "config.toml"
+    assert user_config_path({"XDG_CONFIG_HOME": "/x"})[0] == Path("/x/moe-agent/config.toml")
