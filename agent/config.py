@@ -314,7 +314,8 @@ def user_config_path(env: Mapping[str, str]) -> tuple[Path, bool]:
     """The user config file, and whether the user named it explicitly (then it must exist)."""
     if env.get("AGENT_CONFIG"):
         return Path(env["AGENT_CONFIG"]).expanduser(), True
-    config_home = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    xdg = env.get("XDG_CONFIG_HOME", "")  # the XDG spec: a relative path is invalid and ignored
+    config_home = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
     return config_home / "moe-agent" / "config.toml", False
 
 

@@ -400,3 +400,11 @@ def test_urls_in_any_text_lose_userinfo_and_secret_query_values() -> None:
                 "ssh://git@github.com/o/r http://host/a@b")
     assert redact_urls(text) == expected
     assert Redactor([])(text) == expected
+
+
+def test_a_relative_xdg_config_home_is_ignored_as_the_spec_says(tmp_path: Path, monkeypatch) -> None:
+    from agent.config import user_config_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert user_config_path({"XDG_CONFIG_HOME": "rel"})[0] == tmp_path / ".config" / "moe-agent" / "config.toml"
+    assert user_config_path({"XDG_CONFIG_HOME": "/x"})[0] == Path("/x/moe-agent/config.toml")
