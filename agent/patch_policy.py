@@ -142,7 +142,8 @@ def _review_as_git_reads(patch: str, review: PatchReview) -> None:
              if entry.count("\t") >= 2 and entry.split("\t", 2)[2] not in known]
     for line in summary.splitlines():
         if match := _SUMMARY_MODE.match(line):
-            old_mode, new_mode, path = match.group("old"), match.group("new_") or match.group("created"), match["path"]
+            old_mode, new_mode = match.group("old"), match.group("new_") or match.group("created")
+            path = _unquote(match["path"])
             seen = next((c for c in review.files + extra if path in c.paths or path == c.path), None)
             if seen is None or (_mode(seen.old_mode), _mode(seen.new_mode)) != (_mode(old_mode), _mode(new_mode)):
                 extra.append(FileChange(path=path, action="added" if old_mode is None else "modified",
