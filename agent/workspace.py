@@ -14,6 +14,11 @@ delivers. The snapshot costs about as much as `git status`, whatever the size of
   HEAD at the snapshot commit) as one tar stream, never a copy on the host's disk. Its
   repository borrows the user's object directories, mounted read-only: the whole history
   is there for `git log` and `git blame`, and none of it is copied.
+- The sandbox's git behaves as the user's: their settings that change what `git add` stores
+  or `git diff` prints (core.fileMode, core.autocrlf, core.eol..., the object format) and
+  their ignore rules outside the tree (`info/exclude`, `core.excludesFile`) go with it. The
+  shipped index is whole (never split) and hides nothing (no skip-worktree or
+  assume-unchanged bits on files that are in the working tree).
 
 Results go back through plumbing: a temporary index, `commit-tree` and `update-ref`, so
 nothing is checked out. Host-side git runs through GitPython (imported on first use).
@@ -22,6 +27,7 @@ nothing is checked out. Host-side git runs through GitPython (imported on first 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import stat
@@ -43,15 +49,13 @@ if TYPE_CHECKING:
 IDENTITY = ["-c", "user.name=moe-agent", "-c", "user.email=agent@moe-agent.invalid", "-c", "commit.gpgsign=false"]
 # The snapshot's index keeps the user's stat data (device, inode, ctime differ in the sandbox):
 # comparing only mtime and size keeps `git status` there from rehashing every file.
-SANDBOX_GIT_CONFIG = """[core]
-\trepositoryformatversion = 0
-\tfilemode = true
-\tbare = false
-\tlogallrefupdates = true
-\tcheckStat = minimal
-\ttrustctime = false
-\tuntrackedCache = false
-"""
+SANDBOX_CORE = {"filemode": "true", "bare": "false", "logallrefupdates": "true", "checkstat": "minimal",
+                "trustctime": "false", "untrackedcache": "false"}
+# The user's settings that change what `git add` stores or `git diff` prints: the sandbox's git
+# must use them, or a patch gains mode changes or CRLF rewrites the agent never made. Not carried:
+# those describing the host's file system (ignoreCase, precomposeUnicode, symlinks), and
+# safecrlf, which stores nothing differently but can make the sandbox's `git add` refuse.
+USER_CORE = ("filemode", "autocrlf", "eol", "quotepath")
 # Keeps git from writing a split index or asking a file-system monitor while it takes the snapshot.
 SNAPSHOT_CONFIG = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"]
 ARCHIVE_CHUNK = 256 * 1024  # bytes handed to the sandbox per write
@@ -59,7 +63,19 @@ READ_WHOLE = 1 << 20  # files up to this size are read before their tar header i
 
 
 class GitFailed(UsageError):
-    """A git command failed; the message is git's own last line."""
+    """A git command failed; the message is git's own last line, `stderr` all it said."""
+
+    def __init__(self, message: str, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
+def _subcommand(args: tuple[str, ...]) -> str:
+    """The git subcommand in ARGS, past global options (`-c KEY=VALUE`, `-C DIR`, `--no-pager`...)."""
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        rest = rest[2:] if rest[0] in ("-c", "-C") else rest[1:]
+    return rest[0] if rest else "git"
 
 
 def _git_command(path: Path) -> Git:
@@ -84,7 +100,7 @@ def _run(cmd: Git, args: tuple[str, ...], env: Mapping[str, str] | None, input: 
             stdin.close()
     if status != 0:
         lines = (err or "").strip().splitlines()
-        raise GitFailed(f"git {args[0]} failed: {lines[-1] if lines else f'exit {status}'}")
+        raise GitFailed(f"git {_subcommand(args)} failed: {lines[-1] if lines else f'exit {status}'}", err or "")
     return out
 
 
@@ -156,18 +172,42 @@ class UserRepo:
             if directory in found or not directory.is_dir():
                 continue
             found.append(directory)
-            listing = directory / "info" / "alternates"
-            if listing.is_file():
-                for line in listing.read_text(errors="replace").splitlines():
-                    if line.strip() and not line.startswith("#"):
-                        pending.append((directory / line.strip()).resolve())
+            pending.extend((directory / line).resolve() for line in _alternates(directory))
         return found
 
 
+def _alternates(directory: Path) -> list[str]:
+    """The entries of DIRECTORY/info/alternates as written (absolute or relative to DIRECTORY)."""
+    listing = directory / "info" / "alternates"
+    if not listing.is_file():
+        return []
+    return [line.strip() for line in listing.read_text(errors="replace").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
 def sandbox_object_paths(shared: list[Path]) -> dict[Path, str]:
-    """Where the sandbox mounts the user's object directories (read-only): the repository's own
-    at a fixed path, those it borrows (absolute alternates) at their host paths, as git expects."""
-    return {path: "/run/moe-git/objects" if n == 0 else str(path) for n, path in enumerate(shared)}
+    """Where the sandbox mounts the user's object directories (read-only), as git there expects.
+
+    The repository's own goes under /run/moe-git; one it borrows through an absolute alternate at
+    that path, through a relative one (`../../../repo/.git/objects`) where the relative path
+    leads from its borrower's mount point, so that git in the sandbox, which reads the mounted
+    `info/alternates` too, finds every one of them. The fixed mount is nested deep enough that
+    no relative path climbs out of /run/moe-git.
+    """
+    climbs = sum(line.split("/").count("..") for directory in shared for line in _alternates(directory)
+                 if not line.startswith("/"))
+    mounts: dict[Path, str] = {}
+    for n, directory in enumerate(shared):
+        if n == 0:
+            mounts[directory] = "/run/moe-git/" + "up/" * climbs + "objects"
+        mounts.setdefault(directory, str(directory))
+        for line in _alternates(directory):
+            target = (directory / line).resolve()
+            if target in mounts or target not in shared:
+                continue
+            where = posixpath.normpath(line if line.startswith("/") else posixpath.join(mounts[directory], line))
+            mounts[target] = where if where not in mounts.values() else str(target)
+    return {path: mounts[path] for path in shared}
 
 
 @dataclass(frozen=True)
@@ -187,6 +227,9 @@ class Snapshot:
     scratch: Path
     shared: tuple[Path, ...]
     shallow: bytes | None = None
+    settings: tuple[tuple[str, str], ...] = ()  # ("core.autocrlf", "true"), ...: the sandbox's .git/config
+    exclude: bytes = b""  # the user's info/exclude and core.excludesFile, for the sandbox's info/exclude
+    attributes: bytes = b""  # the user's info/attributes, for the sandbox's
 
     @property
     def objects(self) -> Path:
@@ -362,12 +405,15 @@ class _TarWriter:
     def metadata(self, snapshot: Snapshot, object_paths: tuple[str, ...]) -> Iterator[bytes]:
         """The sandbox's `.git`: HEAD at the snapshot commit, its index and new objects, alternates."""
         now = time.time()
-        dirs = [".git", ".git/objects", ".git/objects/info", ".git/refs", ".git/refs/heads", ".git/refs/tags"]
+        dirs = [".git", ".git/info", ".git/objects", ".git/objects/info", ".git/refs", ".git/refs/heads",
+                ".git/refs/tags"]
         for name in dirs:
             yield from self._add(self._entry(name, b"", now, directory=True))
         files = {
             ".git/HEAD": f"{snapshot.base_commit}\n".encode(),
-            ".git/config": SANDBOX_GIT_CONFIG.encode(),
+            ".git/config": sandbox_git_config(snapshot.settings).encode(),
+            ".git/info/exclude": snapshot.exclude,
+            ".git/info/attributes": snapshot.attributes,
             ".git/objects/info/alternates": "".join(f"{p}\n" for p in object_paths).encode(),
             ".git/index": snapshot.index.read_bytes(),
         }
@@ -400,6 +446,98 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % tarfile.BLOCKSIZE)
 
 
+def sandbox_git_config(settings: tuple[tuple[str, str], ...]) -> str:
+    """The sandbox's `.git/config`: ours (`SANDBOX_CORE`), then the user's SETTINGS ("section.key", value)."""
+    sections: dict[str, dict[str, str]] = {"core": {"repositoryformatversion": "0", **SANDBOX_CORE}}
+    for name, value in settings:
+        section, _, key = name.partition(".")
+        sections.setdefault(section, {})[key] = value
+    if "objectformat" in sections.get("extensions", {}):
+        sections["core"]["repositoryformatversion"] = "1"
+    return "".join(f"[{section}]\n" + "".join(f"\t{key} = {value}\n" for key, value in keys.items())
+                   for section, keys in sections.items())
+
+
+def _user_settings(repo: UserRepo) -> tuple[tuple[str, str], ...]:
+    """The user's `USER_CORE` settings (any scope) and a non-default object format, for the sandbox."""
+    pattern = r"^core\.(" + "|".join(USER_CORE) + r")$"
+    try:
+        listed = repo.git("config", "--null", "--get-regexp", pattern)
+    except GitFailed:  # none set
+        listed = ""
+    found: dict[str, str] = {}
+    for record in listed.split("\0"):
+        name, newline, value = record.partition("\n")
+        value = value if newline else "true"  # a key without `= value` is a true boolean
+        if name and re.fullmatch(r"[A-Za-z0-9_.-]+", value):  # a value that needs quoting is not one git takes here
+            found[name.lower()] = value
+    object_format = repo.git("rev-parse", "--show-object-format").strip()
+    if object_format != "sha1":
+        found["extensions.objectformat"] = object_format
+    return tuple(found.items())
+
+
+def _user_excludes(repo: UserRepo) -> bytes:
+    """The user's ignore rules outside the tree: `info/exclude`, then `core.excludesFile` (default
+    `$XDG_CONFIG_HOME/git/ignore`), which the sandbox's git would not otherwise see."""
+    try:
+        configured = repo.git("config", "--path", "--get", "core.excludesFile").strip()
+    except GitFailed:
+        configured = ""
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    sources = [repo.common_dir / "info" / "exclude", Path(configured or os.path.join(config_home, "git", "ignore"))]
+    return b"".join(_read(source) for source in sources)
+
+
+def _read(path: Path) -> bytes:
+    """The rules file at PATH ending in a newline, or nothing when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return b""
+    return data.rstrip(b"\n") + b"\n" if data.strip() else b""
+
+
+def _unhide_entries(repo: UserRepo, env: Mapping[str, str]) -> None:
+    """Clear the skip-worktree and assume-unchanged bits in the snapshot's index (never the user's).
+
+    A file with either bit is what the user has in the working tree, not what the index says:
+    `git add` would skip it and git in the sandbox would never see the agent's edit to it. An
+    entry skipped because sparse checkout left it out of the working tree keeps its bit.
+    """
+    listing = repo.git(*SNAPSHOT_CONFIG, "ls-files", "-z", "-v", env=env, binary=True)
+    skipped, assumed = [], []
+    for record in listing.split(b"\0"):
+        if len(record) < 3:
+            continue
+        tag, path = record[:1], record[2:]
+        if tag in (b"S", b"s") and os.path.lexists(repo.root / os.fsdecode(path)):
+            skipped.append(path)
+        if tag.islower():
+            assumed.append(path)
+    for flag, paths in (("--no-skip-worktree", skipped), ("--no-assume-unchanged", assumed)):
+        if paths:
+            repo.git(*SNAPSHOT_CONFIG, "update-index", flag, "-z", "--stdin", env=env, input=b"\0".join(paths) + b"\0")
+
+
+def _add_all(repo: UserRepo, env: Mapping[str, str]) -> None:
+    """`git add -A` into the snapshot's index, leaving out what `git status` leaves out: an
+    untracked nested repository without a commit (git add refuses it, naming one at a time)."""
+    left_out: list[str] = []
+    while True:
+        try:
+            repo.git(*SNAPSHOT_CONFIG, "add", "-A", "--ignore-errors", "--", ".",
+                     *(f":(exclude,literal){path}" for path in left_out), env=env)
+            return
+        except GitFailed as exc:
+            found = [path.rstrip("/") for path in re.findall(r"^error: '(.+)' does not have a commit checked out$",
+                                                             exc.stderr, re.MULTILINE)]
+            fresh = [path for path in found if path not in left_out]
+            if not fresh:
+                raise
+            left_out.extend(fresh)
+
+
 def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
     """Commit the user's current state without touching their index or working tree.
 
@@ -414,8 +552,11 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
         shutil.copyfile(repo.index, index)
     env = {"GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(objects),
            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0"}
-    repo.git(*SNAPSHOT_CONFIG, "add", "-A", "--ignore-errors", env=env)
-    listing = repo.git("ls-files", "-z", "-t", "--stage", env=env, binary=True)
+    if index.is_file():  # a split index's shared part stays in the user's .git: the sandbox gets one whole index
+        repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
+        _unhide_entries(repo, env)
+    _add_all(repo, env)
+    listing = repo.git(*SNAPSHOT_CONFIG, "ls-files", "-z", "-t", "--stage", env=env, binary=True)
     files: dict[str, str] = {}
     submodules = []
     for record in listing.split(b"\0"):
@@ -430,7 +571,7 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
             files[name] = f"{mode} {sha}"
     for sub in submodules:
         files.update(_inline_submodule(repo, sub, env))
-    tree = repo.git("write-tree", env=env).strip()
+    tree = repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip()
     dirty = tree != repo.git("rev-parse", f"{repo.head}^{{tree}}").strip()
     base = repo.head
     if dirty:
@@ -438,7 +579,9 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
                         env=env).strip()
     shallow = repo.common_dir / "shallow"
     return Snapshot(root=repo.root, base_commit=base, dirty=dirty, files=dict(sorted(files.items())), scratch=scratch,
-                    shared=tuple(repo.shared_objects()), shallow=shallow.read_bytes() if shallow.is_file() else None)
+                    shared=tuple(repo.shared_objects()), shallow=shallow.read_bytes() if shallow.is_file() else None,
+                    settings=_user_settings(repo), exclude=_user_excludes(repo),
+                    attributes=_read(repo.common_dir / "info" / "attributes"))
 
 
 def _inline_submodule(repo: UserRepo, sub: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -458,8 +601,8 @@ def _inline_submodule(repo: UserRepo, sub: str, env: Mapping[str, str]) -> dict[
     for path in links:
         sha = repo.git("hash-object", "-w", "--stdin", env=env, input=os.fsencode(os.readlink(repo.root / path))).strip()
         found[path] = f"120000 {sha}"
-    entries = [f"0 {'0' * 40}\t{sub}", *(f"{entry}\t{path}" for path, entry in found.items())]
-    repo.git("update-index", "-z", "--index-info", env=env, input="\0".join(entries).encode() + b"\0")
+    entries = [f"0 {'0' * len(repo.head)}\t{sub}", *(f"{entry}\t{path}" for path, entry in found.items())]
+    repo.git(*SNAPSHOT_CONFIG, "update-index", "-z", "--index-info", env=env, input="\0".join(entries).encode() + b"\0")
     return found
 
 
@@ -541,20 +684,20 @@ def commit_to_branch(
     """
     with tempfile.TemporaryDirectory(prefix="moe-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        repo.git("read-tree", repo.head, env=env)
+        repo.git(*SNAPSHOT_CONFIG, "read-tree", repo.head, env=env)
         parent, included = repo.head, False
         try:
-            repo.git("apply", "--cached", "--whitespace=nowarn", "-", env=env, input=patch.encode())
+            repo.git(*SNAPSHOT_CONFIG, "apply", "--cached", "--whitespace=nowarn", "-", env=env, input=patch.encode())
         except GitFailed:
             if not snapshot.dirty:
                 raise
             _migrate_objects(snapshot.objects, repo.objects)
             parent = _commit(repo, env, repo.git("rev-parse", f"{snapshot.base_commit}^{{tree}}").strip(),
                              repo.head, "moe-agent: your uncommitted changes, which the fix builds on")
-            repo.git("read-tree", parent, env=env)
-            repo.git("apply", "--cached", "--whitespace=nowarn", "-", env=env, input=patch.encode())
+            repo.git(*SNAPSHOT_CONFIG, "read-tree", parent, env=env)
+            repo.git(*SNAPSHOT_CONFIG, "apply", "--cached", "--whitespace=nowarn", "-", env=env, input=patch.encode())
             included = True
-        tree = repo.git("write-tree", env=env).strip()
+        tree = repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip()
         commit = _commit(repo, env, tree, parent, message)
     return claim_branch(repo, branch, commit), commit, included
 

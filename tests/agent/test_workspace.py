@@ -306,3 +306,159 @@ def test_a_relative_link_out_of_the_repository_arrives_as_a_link(tmp_path: Path,
     box.unpack(snap.archive(prefix=box.workdir.strip("/")), dest="/")
     out = box.run("readlink pkg/conf.py; cat pkg/mod.py")
     assert out.output.split() == ["../../shared/conf.py", "X", "=", "1"]
+
+
+def _git_dir_names(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / ".git").iterdir())
+
+
+def test_split_index_ships_a_whole_index_and_writes_nothing_into_the_users_git(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    git(root, "config", "core.splitIndex", "true")
+    git(root, "update-index", "--split-index")
+    (root / "notes.txt").write_text("edited\n")
+    (root / "new.txt").write_text("untracked\n")
+    repo = UserRepo.find(root)
+    before = _git_dir_names(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    assert _git_dir_names(root) == before
+    out = materialize(snap, tmp_path / "out")
+    assert git(out, "status", "--porcelain") == ""  # its index needs no sharedindex.* the sandbox lacks
+    assert not list((out / ".git").glob("sharedindex.*"))
+    assert git(out, "show", "HEAD:new.txt") == "untracked\n"
+    commit_to_branch(repo, snap, FIX, "agent/fix", "Fix")
+    assert _git_dir_names(root) == before
+
+
+def test_skip_worktree_and_assume_unchanged_files_ship_as_they_are_in_the_working_tree(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    git(root, "update-index", "--skip-worktree", "notes.txt")
+    git(root, "update-index", "--assume-unchanged", "app.py")
+    git(root, "update-index", "--skip-worktree", "--assume-unchanged", ".gitignore")
+    (root / ".gitignore").write_text("*.log\n*.bak\n")
+    (root / "notes.txt").write_text("local\n")
+    (root / "app.py").write_text("def add(a, b):\n    return a - b  # local\n")
+    repo = UserRepo.find(root)
+    bits = git(root, "ls-files", "-v")
+    snap = take_snapshot(repo, tmp_path / "snap")
+    out = materialize(snap, tmp_path / "out")
+    assert (out / "notes.txt").read_text() == "local\n"
+    assert (out / ".gitignore").read_text() == "*.log\n*.bak\n" == git(out, "show", "HEAD:.gitignore")
+    assert git(out, "show", "HEAD:notes.txt") == "local\n" and "# local" in git(out, "show", "HEAD:app.py")
+    (out / "app.py").write_text("def add(a, b):\n    return a + b\n")  # the agent's edit is seen
+    assert git(out, "status", "--porcelain") == " M app.py\n"
+    assert "+    return a + b" in git(out, "diff")
+    assert git(root, "ls-files", "-v") == bits  # the user's index keeps its bits
+
+
+def test_sparse_checkout_leaves_out_what_is_not_in_the_working_tree(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    git(root, "update-index", "--skip-worktree", "notes.txt")
+    (root / "notes.txt").unlink()  # what sparse checkout does
+    snap = take_snapshot(UserRepo.find(root), tmp_path / "snap")
+    assert not snap.dirty and "notes.txt" not in snap.files
+    assert git(materialize(snap, tmp_path / "out"), "status", "--porcelain") == ""
+
+
+def test_untracked_nested_repository_without_commits_is_left_out_like_git_status_does(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    for name in ("tools/nested", "b nested"):
+        (root / name).mkdir(parents=True)
+        git(root / name, "init", "-q")
+        (root / name / "x.py").write_text("x\n")
+    (root / "tools" / "kept.py").write_text("kept\n")
+    snap = take_snapshot(UserRepo.find(root), tmp_path / "snap")
+    assert "tools/kept.py" in snap.files
+    assert not any("nested" in path for path in snap.files)
+
+
+def test_git_failure_names_the_subcommand_past_global_options(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    with pytest.raises(workspace.GitFailed, match=r"^git rev-parse failed: "):
+        git(root, "-c", "core.quotePath=false", "-C", ".", "rev-parse", "--verify", "no-such-ref")
+
+
+def test_users_exclude_rules_follow_into_the_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_repo(tmp_path / "user")
+    (root / ".git" / "info").mkdir(exist_ok=True)
+    (root / ".git" / "info" / "exclude").write_text("secret.env\n")
+    (root / ".git" / "info" / "attributes").write_text("*.py text eol=crlf\n")
+    (tmp_path / "global-ignore").write_text("*.tmp\n")
+    git(root, "config", "core.excludesFile", str(tmp_path / "global-ignore"))
+    out = materialize(take_snapshot(UserRepo.find(root), tmp_path / "snap"), tmp_path / "out")
+    (out / "secret.env").write_text("TOKEN=1\n")
+    (out / "scratch.tmp").write_text("x\n")
+    (out / "kept.py").write_text("x\n")
+    assert git(out, "status", "--porcelain", "--untracked-files=all") == "?? kept.py\n"
+    assert git(out, "check-attr", "eol", "--", "kept.py") == "kept.py: eol: crlf\n"
+
+
+def test_users_core_settings_shape_the_sandboxs_diff(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    git(root, "config", "core.fileMode", "false")
+    git(root, "config", "core.autocrlf", "true")
+    with open(root / ".git" / "config", "a") as config:
+        config.write("[core]\n\tquotePath\n")  # a true boolean written without a value
+    (root / "app.py").chmod(0o755)  # not a change, for this user's git
+    (root / "notes.txt").write_bytes(b"one\r\ntwo\r\n")  # a checkout with autocrlf: the blob has LF
+    git(root, "add", "notes.txt")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "crlf")
+    snap = take_snapshot(UserRepo.find(root), tmp_path / "snap")
+    assert not snap.dirty
+    out = materialize(snap, tmp_path / "out")
+    assert git(out, "config", "core.autocrlf").strip() == "true" == git(out, "config", "core.quotePath").strip()
+    (out / "notes.txt").write_bytes(b"one\r\ntwo\r\nthree\r\n")  # the agent's edit
+    git(out, "add", "-A")
+    diff = git(out, "diff", "--cached")
+    assert "old mode" not in diff and "\r" not in diff
+    assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] == ["+three"]
+
+
+def test_sha256_repository(tmp_path: Path) -> None:
+    root = tmp_path / "user"
+    root.mkdir()
+    git(root, "init", "-q", "--object-format=sha256")
+    (root / "a.txt").write_text("a\n")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (root / "a.txt").write_text("b\n")
+    repo = UserRepo.find(root)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    out = materialize(snap, tmp_path / "out")
+    assert len(snap.base_commit) == 64
+    assert git(out, "status", "--porcelain") == ""
+    assert git(out, "rev-parse", "HEAD^").strip() == repo.head
+    patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-b\n+c\n"
+    branch, _, included = commit_to_branch(repo, snap, patch, "agent/fix", "Fix")
+    assert included and git(root, "show", f"{branch}:a.txt") == "c\n"
+
+
+def _fork_with_relative_alternates(tmp_path: Path) -> tuple[UserRepo, Path]:
+    upstream = make_repo(tmp_path / "repo")
+    git(tmp_path, "clone", "-q", "--shared", str(upstream), "fork")
+    fork = tmp_path / "fork"
+    (fork / ".git" / "objects" / "info" / "alternates").write_text("../../../repo/.git/objects\n")
+    (fork / "new.txt").write_text("new\n")
+    return UserRepo.find(fork), upstream
+
+
+def test_relative_alternates_resolve_from_their_mount_points(tmp_path: Path) -> None:
+    repo, upstream = _fork_with_relative_alternates(tmp_path)
+    shared = repo.shared_objects()
+    assert shared == [repo.objects, (upstream / ".git" / "objects").resolve()]
+    mounts = workspace.sandbox_object_paths(shared)
+    # as git in the sandbox reads the fork's mounted info/alternates: relative to where it is mounted
+    assert os.path.normpath(os.path.join(mounts[shared[0]], "../../../repo/.git/objects")) == mounts[shared[1]]
+    assert all(path.startswith("/run/moe-git/") for path in mounts.values())
+    assert len(set(mounts.values())) == 2
+
+
+@pytest.mark.docker
+def test_relative_alternates_work_in_the_sandbox(tmp_path: Path, make_sandbox) -> None:
+    repo, _ = _fork_with_relative_alternates(tmp_path)
+    snap = take_snapshot(repo, tmp_path / "snap")
+    box = make_sandbox(readonly_mounts=workspace.sandbox_object_paths(list(snap.shared)))
+    box.unpack(snap.archive(prefix=box.workdir.strip("/")), dest="/")
+    out = box.run("git log --format=%s 2>&1; git status --porcelain 2>&1")
+    assert out.output.split("\n")[:2] == ["moe-agent: snapshot of the working tree", "init"]
+    assert "error" not in out.output and "fatal" not in out.output
