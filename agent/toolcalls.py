@@ -38,6 +38,7 @@ import ast
 import bisect
 import io
 import json
+import math
 import re
 import tokenize
 from collections.abc import Callable
@@ -109,7 +110,17 @@ _MAX_PARAMETER_TAGS = 200  # beyond this many `<parameter=` tags in one call, re
 _MAX_READING_STATES = 5_000
 _JSON_WINDOW = 16_384  # characters a JSON call is first decoded within
 
-_JSON = json.JSONDecoder(strict=False)  # models put raw newlines inside JSON strings
+
+
+def _finite_or_text(text: str) -> float | str:
+    """A JSON number as a float, but `1e400`, `NaN` and `Infinity` stay the text the model wrote: a
+    non-finite float is no valid argument and would make the trajectory line invalid JSON."""
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+# models put raw newlines inside JSON strings
+_JSON = json.JSONDecoder(strict=False, parse_float=_finite_or_text, parse_constant=str)
 _UNREADABLE = object()
 
 _TYPE_ALIASES = {"int": "integer", "float": "number", "double": "number", "str": "string", "text": "string",
@@ -703,6 +714,8 @@ def _convert(value: Any, schema: Any, raw_text: bool) -> Any:
     A single value for an array parameter becomes a one-element list. Raises ValueError('must be
     ..., got ...') only for a JSON value of another kind (a list for an integer).
     """
+    if isinstance(value, float) and not math.isfinite(value):  # a Python literal such as 1e400
+        value = repr(value)
     if not isinstance(schema, dict):  # a parameter the tool does not declare: the tool decides
         return value
     types = _types(schema)
@@ -750,9 +763,10 @@ def _number(text: str) -> int | float | None:
     except ValueError:
         pass
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None  # `NaN`, `inf`, `1e400` stay text
 
 
 def _types(schema: dict[str, Any]) -> set[str]:

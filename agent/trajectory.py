@@ -9,6 +9,7 @@ keeps the file linear in the run's length.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -54,10 +55,24 @@ class TrajectoryWriter:
 def json_line(record: dict[str, Any]) -> str:
     """One JSON line that is always valid UTF-8: bytes that were not UTF-8 (lone surrogates
     from surrogateescape) are written as the visible text `\\xe9`, never as a crash."""
-    line = json.dumps(record, ensure_ascii=False, default=str)
+    try:
+        line = json.dumps(record, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:  # NaN/Infinity are not JSON: write them as the strings "nan", "inf"
+        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False)
     if has_raw_bytes(line):  # only inside strings: JSON-escape the visible form's backslash
         line = SURROGATE.sub(lambda match: json.dumps(visible(match.group()))[1:-1], line)
     return line
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float (nested in dicts, lists, tuples) replaced by its repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass

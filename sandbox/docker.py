@@ -300,7 +300,8 @@ class DockerSandbox:
             result = self._service_run(
                 f"if [ ! -e {quoted} ]; then echo missing; elif [ ! -f {quoted} ]; then echo special; "
                 f"elif [ ! -r {quoted} ]; then echo unreadable; "
-                f"elif [ \"$(command stat -L -c %s -- {quoted})\" -gt {SHELL_READ_BYTES} ]; then echo big; "
+                f"elif [ \"$(command stat -L -c %s -- {quoted})\" -gt {SHELL_READ_BYTES} ]; then "
+                f"echo big; command stat -L -c %s -- {quoted}; "
                 f"else echo file; command base64 -w0 < {quoted}; fi"
             )
             kind, _, body = result.output.partition("\n")
@@ -310,7 +311,24 @@ class DockerSandbox:
                 raise IsADirectoryError(f"{path} is not a regular file")
             if kind == "file" and result.ok:
                 return base64.b64decode(body)
+            if kind == "big" and result.ok and body.strip().isdigit():
+                return self._read_in_pieces(path, quoted, int(body.strip()))
         return self._read_archive(path, full)
+
+    def _read_in_pieces(self, path: str, quoted: str, size: int) -> bytes:
+        """A file too big for one shell answer, read through the shell a piece at a time.
+
+        Not Docker's archive API: it reads the container's layers and cannot see a tmpfs
+        (the sandbox's /tmp), where tools keep big temporary files such as a large patch.
+        """
+        pieces = []
+        for offset in range(0, size, SHELL_READ_BYTES):
+            result = self._service_run(
+                f"command tail -c +{offset + 1} -- {quoted} | command head -c {SHELL_READ_BYTES} | command base64 -w0")
+            if not result.ok:
+                raise FileNotFoundError(f"{path}: could not be read ({result.output.strip()[:200]})")
+            pieces.append(base64.b64decode(result.output))
+        return b"".join(pieces)
 
     def _read_archive(self, path: str, full: str) -> bytes:
         try:

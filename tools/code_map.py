@@ -92,7 +92,7 @@ class OutlineTool:
             return Observation(generated_note(args["path"], source))
         if not symbols:
             return Observation(f"{args['path']}: no classes or functions found")
-        return Observation(cap_text(format_outline(symbols), ctx.observation_max_chars)[0])
+        return Observation(cap_text(format_outline(symbols, ctx.observation_max_chars), ctx.observation_max_chars)[0])
 
 
 def generated_note(shown: str, source: bytes) -> str:

@@ -305,10 +305,9 @@ class EditorTool:
         if not starts:
             raise ToolError(no_match_message(file.text, old, target))
         if len(starts) > 1:
-            lines = [file.text.count("\n", 0, at) + 1 for at in starts]
             times = f"{len(starts)}{' or more' if len(starts) == MAX_MATCHES_LISTED else ''}"
             raise ToolError(f"old_str occurs {times} times in {target.path} (matches may overlap), starting at "
-                            f"lines {', '.join(map(str, lines))}; include more surrounding lines in old_str so that "
+                            f"{match_places(file.text, starts)}; include more surrounding lines in old_str so that "
                             "it matches exactly once")
         at = starts[0]
         text = file.text[:at] + new + file.text[at + len(old) :]
@@ -458,20 +457,38 @@ def match_starts(text: str, old: str, limit: int = MAX_MATCHES_LISTED) -> list[i
     return starts
 
 
+def match_places(text: str, starts: list[int]) -> str:
+    """`lines 3, 4` for matches on distinct lines; a line with several (`aa` in `aaa`) names their
+    columns too, `line 1 (columns 1, 2)`: 1-based, counted in characters."""
+    columns: dict[int, list[int]] = {}
+    for at in starts:
+        columns.setdefault(text.count("\n", 0, at) + 1, []).append(at - (text.rfind("\n", 0, at) + 1) + 1)
+    parts = [f"{line}" if len(cols) == 1 else f"{line} (columns {', '.join(map(str, cols))})"
+             for line, cols in columns.items()]
+    return f"line{'s' if len(columns) > 1 else ''} {', '.join(parts)}"
+
+
 def carriage_return_hint(text: str, old: str) -> str | None:
-    """If `old` matches once carriage returns are ignored, say that they are the only difference."""
+    """If `old` matches once carriage returns are ignored, or once a lone `\\r` and `\\n` are taken
+    alike (a file with CR-only line ends, `alpha\\rbeta\\r`), say that `\\r` is the only difference."""
     if "\r" not in text and "\r" not in old:
         return None
     bare = text.replace("\r", "")
     at = bare.find(old.replace("\r", ""))
+    if at >= 0:
+        line = bare.count("\n", 0, at) + 1
+        where = ("the file has carriage returns (\\r) that old_str lacks" if "\r" in text
+                 else "old_str has carriage returns (\\r) that the file lacks")
+        return (f"No replacement was performed: old_str would match at line {line} except for carriage returns: "
+                f"{where}. Line endings (CRLF or LF) need not be typed, but a \\r inside a line must be: "
+                "write it as \\r where the file has one, and nowhere else.")
+    at = text.replace("\r", "\n").find(old.replace("\r", "\n"))
     if at < 0:
         return None
-    line = bare.count("\n", 0, at) + 1
-    where = ("the file has carriage returns (\\r) that old_str lacks" if "\r" in text
-             else "old_str has carriage returns (\\r) that the file lacks")
-    return (f"No replacement was performed: old_str would match at line {line} except for carriage returns: "
-            f"{where}. Line endings (CRLF or LF) need not be typed, but a \\r inside a line must be: "
-            "write it as \\r where the file has one, and nowhere else.")
+    line = text.count("\n", 0, at) + 1
+    return (f"No replacement was performed: old_str would match at line {line} if \\r and \\n were the same: "
+            "the file ends lines there with a lone carriage return (\\r, old Mac style) or has one inside a "
+            "line, where old_str has \\n (or the reverse). Write \\r exactly where the file has one.")
 
 
 def no_match_message(text: str, old: str, target: RepoPath) -> str:

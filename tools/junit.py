@@ -49,8 +49,14 @@ def node_id(classname: str, name: str, files: list[str]) -> str:
         if not classname and name == module:  # a collection error names the file itself
             return file
     parts = classname.split(".") if classname else []
-    # No known file: the module ends before the first part that looks like a class.
-    split = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts))
+    # No file matches: an inherited test (`TestChild(Base)`) names the file of `Base` in `file`, while
+    # `classname` holds the collecting module's dotted path. That module is the last part named like
+    # a test file (test_*, *_test); failing that, it ends before the first part after the first named
+    # like a test class (Test*), else like any class (capitalised).
+    modules = [i for i, part in enumerate(parts) if part.startswith("test_") or part.endswith("_test")]
+    split = modules[-1] + 1 if modules else next(
+        (i for i, part in enumerate(parts) if i and part.startswith("Test")),
+        next((i for i, part in enumerate(parts) if i and part[:1].isupper()), len(parts)))
     if not split:
         return name
     return "::".join(["/".join(parts[:split]) + ".py", *parts[split:], name])

@@ -60,6 +60,7 @@ FILENAMES: dict[str, str] = {"Rakefile": "ruby", "Gemfile": "ruby"}
 
 GENERATED_MIN_BYTES = 4096
 GENERATED_LINE_BYTES = 1000  # mean bytes per line above which a file is minified or generated
+GENERATED_LONG_LINE_BYTES = 65_536  # any one line this long: generated, whatever the mean (a blob plus blank lines)
 GENERATED_NAME_PARTS = (".min.", "-min.", ".bundle.", ".chunk.")
 
 
@@ -110,8 +111,22 @@ def supported_languages() -> list[str]:
 def looks_generated(path: str, source: bytes) -> bool:
     """Minified or generated code (`app.min.js`, a bundle with 600 KB on one line): noise in a map,
     and the input that makes tools built for source quadratic or huge (tree-sitter's tree takes
-    about 60 bytes per byte of minified code). Judged by name, then by mean line length."""
+    about 60 bytes per byte of minified code). Judged by name, then by mean line length, then by the
+    longest line: 985 KB on one line followed by 1000 blank lines has a short mean but is no source."""
     name = path.rsplit("/", 1)[-1]
     if any(part in name for part in GENERATED_NAME_PARTS):
         return True
-    return len(source) >= GENERATED_MIN_BYTES and len(source) > GENERATED_LINE_BYTES * (source.count(b"\n") + 1)
+    if len(source) < GENERATED_MIN_BYTES:
+        return False
+    if len(source) > GENERATED_LINE_BYTES * (source.count(b"\n") + 1):
+        return True
+    return len(source) > GENERATED_LONG_LINE_BYTES and _longest_line(source) > GENERATED_LONG_LINE_BYTES
+
+
+def _longest_line(source: bytes) -> int:
+    """Bytes in the longest line, found by `find` in C, without copying the lines."""
+    longest = start = 0
+    while (end := source.find(b"\n", start)) >= 0:
+        longest = max(longest, end - start)
+        start = end + 1
+    return max(longest, len(source) - start)

@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from sandbox.output import cap_text
+from tools.encoding import from_visible
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.paths import RepoPath, resolve_in_repo
 
@@ -26,7 +27,8 @@ Search the repository. mode "content" (default): lines matching the regular expr
 (ripgrep syntax; set fixed_strings true to search for literal text), as path:line:text. mode "files": \
 files whose name matches the glob `pattern` (e.g. "test_*.py", "src/**/*.ts"). Optional: `path` (a directory \
 or file to search in), `glob` (only search files matching it, e.g. "*.py"), `case_sensitive` (default true). \
-Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
+Files are searched as bytes: `.` matches any byte and \\xNN (as observations show bytes that are not UTF-8) \
+matches that byte. Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
 
 
 class SearchTool:
@@ -88,11 +90,15 @@ class Search:
     # -- content --------------------------------------------------------------
     def content(self) -> str:
         kind = "text" if self.fixed_strings else "regex"
+        # Files that are not UTF-8 are searched byte by byte in both backends: `.` matches any byte and
+        # `\xNN` (how observations show such bytes) is that byte. rg gets a bytes regex (--no-unicode,
+        # with non-ASCII text spelled as its UTF-8 bytes); grep runs in the C locale with the bytes themselves.
+        pattern = rg_bytes_regex(self.pattern, self.fixed_strings) if self.rg else from_visible(self.pattern)
         if self.rg:
             options = ["--with-filename", "--color", "never", "--sort", "path", "-s" if self.case_sensitive else "-i"]
-            options += ["-F"] if self.fixed_strings else []
+            options += ["--no-unicode"]
             options += ["-g", self.glob] if self.glob else []
-            query = [*options, "-e", self.pattern, "--", self.target]
+            query = [*options, "-e", pattern, "--", self.target]
             counting = shell_words("rg", "--count", *query)
             listing = shell_words("rg", "-n", "--no-heading", "--max-columns", str(MATCH_LINE_CHARS),
                                   "--max-columns-preview", *query) + f" | head -n {MAX_MATCH_LINES}"
@@ -100,7 +106,7 @@ class Search:
             options = ["-r", "-H", "-I", "--exclude-dir=.git", "-F" if self.fixed_strings else "-E"]
             options += [] if self.case_sensitive else ["-i"]
             options += [f"--include={self.glob}"] if self.glob else []
-            query = [*options, "-e", self.pattern, "--", self.target]
+            query = [*options, "-e", pattern, "--", self.target]
             # The C locale reads latin-1 files as text, as ripgrep does; -I skips files with NUL bytes.
             counting = "LC_ALL=C " + shell_words("grep", "-c", *query)
             listing = "LC_ALL=C " + shell_words("grep", "-n", *query)
@@ -160,6 +166,30 @@ class Search:
         parts = [f" (only files matching {self.glob!r})"] if self.glob else []
         parts += [" (ignoring case)"] if not self.case_sensitive else []
         return "".join(parts)
+
+
+RG_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def rg_bytes_regex(pattern: str, literal: bool) -> str:
+    r"""`pattern` as a ripgrep regex for --no-unicode (bytes) mode, where a non-ASCII literal is an error.
+
+    Each non-ASCII character becomes the `\xNN` escapes of its UTF-8 bytes (`è` -> `\xc3\xa8`), so it
+    still matches UTF-8 files. `literal` (fixed_strings) escapes regex syntax and reads the model's
+    `\xe8` as the byte 0xE8; in a regex `\xe8` already means that byte. Non-ASCII letters are then
+    matched case-sensitively, as grep does in the C locale.
+    """
+    text = from_visible(pattern) if literal else pattern
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, from `\xNN`
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code > 0x7F:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+        else:
+            out.append("\\" + char if literal and char in RG_META else char)
+    return "".join(out)
 
 
 def shell_words(*words: str) -> str:

@@ -265,7 +265,10 @@ class Symbol(NamedTuple):
     start_line: int
     end_line: int
     parent: str | None
+    depth: int = 0  # definitions enclosing this one in the syntax tree: 0 at the top, 1 for a method
 
+
+OUTLINE_MAX_CHARS = 200_000  # an outline stops here: 30,000 definitions in one file need not all print
 
 @functools.cache
 def tag_query(language: str) -> Query | None:
@@ -353,24 +356,31 @@ def outline(path: str, source: bytes) -> list[Symbol] | None:
     if looks_generated(path, source):
         return None
     definitions = extract_tags(language, source).definitions
+    depths: list[int] = []  # a parent always comes before its children
+    for d in definitions:
+        depths.append(depths[d.parent] + 1 if d.parent >= 0 else 0)
     return [
-        Symbol(d.name, d.kind, d.start_line, d.end_line, definitions[d.parent].name if d.parent >= 0 else None)
-        for d in definitions
+        Symbol(d.name, d.kind, d.start_line, d.end_line, definitions[d.parent].name if d.parent >= 0 else None, depth)
+        for d, depth in zip(definitions, depths)
         if d.kind != "constant"
     ]
 
 
-def format_outline(symbols: Sequence[Symbol]) -> str:
-    """One line per symbol, line range first, nested symbols indented under their parent."""
+def format_outline(symbols: Sequence[Symbol], max_chars: int = OUTLINE_MAX_CHARS) -> str:
+    """One line per symbol, line range first, indented by its nesting in the syntax tree (definitions
+    that share a line are siblings, not each inside the last). Stops after about `max_chars`
+    characters with a line saying how many symbols were left out, so the text stays bounded."""
     width = len(str(max((s.end_line for s in symbols), default=0)))
-    open_ends: list[int] = []
-    lines = []
-    for symbol in symbols:
-        while open_ends and open_ends[-1] < symbol.start_line:
-            open_ends.pop()
+    lines: list[str] = []
+    size = 0
+    for shown, symbol in enumerate(symbols):
         span = f"{symbol.start_line}-{symbol.end_line}"
-        lines.append(f"{span:>{2 * width + 1}}  {'    ' * len(open_ends)}{symbol.kind} {symbol.name}")
-        open_ends.append(symbol.end_line)
+        line = f"{span:>{2 * width + 1}}  {'    ' * min(symbol.depth, 20)}{symbol.kind} {symbol.name}"
+        if size + len(line) > max_chars:
+            lines.append(f"... {len(symbols) - shown} more symbols not shown (outline cut at {max_chars} characters)")
+            break
+        lines.append(line)
+        size += len(line) + 1
     return "\n".join(lines)
 
 

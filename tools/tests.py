@@ -38,7 +38,9 @@ ROOT_MARKERS = (
 )
 PYTHON_MARKERS = {"pytest.ini", "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "conftest.py", "noxfile.py"}
 NPM_PLACEHOLDER = "no test specified"
-SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
+SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.+)$")
+SUMMARY_STATUS = {"XPASS": "PASSED"}  # swebench's names; the rest are the same
+PARAMETERS_END = re.compile(r"\](?= - |$)")
 PYTEST_TOTALS = re.compile(r"^=+ .*\d+ \w+.* in [\d.]+s(?: \([^)]*\))? =+$")
 
 DESCRIPTION = """\
@@ -238,6 +240,8 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
     reasons = {outcome.test_id: outcome.message for outcome in outcomes or ()}
     if outcomes:
         statuses = {outcome.test_id: outcome.status for outcome in outcomes}
+    elif runner.parser == "parse_log_pytest":  # no JUnit report (a repo's `-p no:junitxml`): its -rA lines
+        statuses = summary_statuses(result.output) or parse_statuses(runner.parser, result.output)
     else:
         statuses = parse_statuses(runner.parser, result.output)
     counts = Counter(statuses.values())
@@ -293,13 +297,40 @@ def pytest_totals(output: str) -> dict[str, int]:
     return {}
 
 
+def summary_line(line: str) -> tuple[str, str, str] | None:
+    """(status, test id, reason) of one line of pytest's `-rA` short summary, the id whole.
+
+    `FAILED test_a.py::test_s[a b] - AssertionError: ...`: swebench's parser cuts the id at the first
+    space (`test_a.py::test_s[a`), which cannot be rerun. A parametrized id ends at the `]` followed
+    by ` - ` or the line's end; any other id has no space. None for other lines (`SKIPPED [1] a.py:3`).
+    """
+    found = SUMMARY_LINE.match(line)
+    if found is None or found.group(2).startswith("["):
+        return None
+    rest = found.group(2)
+    base = re.match(r"[^\s\[]+", rest)
+    if base is None:
+        return None
+    end = base.end()
+    if rest[end:end + 1] == "[":
+        close = PARAMETERS_END.search(rest, end)
+        end = close.end() if close else len(rest)
+    reason = rest[end:].removeprefix(" - ") if rest[end:].startswith(" - ") else ""
+    return SUMMARY_STATUS.get(found.group(1), found.group(1)), rest[:end], reason
+
+
+def summary_statuses(output: str) -> dict[str, str]:
+    """Test id -> status from pytest's `-rA` short summary, ids whole (see `summary_line`)."""
+    return {parsed[1]: parsed[0] for parsed in map(summary_line, output.split("\n")) if parsed}
+
+
 def first_error_line(output: str, name: str) -> str:
     """The reason pytest's `-rA` summary gives, else the first `E ` line of the test's report section."""
     lines = output.split("\n")
     for line in lines:
-        found = SUMMARY_LINE.match(line)
-        if found and found.group(2) == name and found.group(3):
-            return found.group(3)
+        parsed = summary_line(line)
+        if parsed and parsed[1] == name and parsed[2]:
+            return parsed[2]
     short = name.rsplit("::", 1)[-1]
     in_section = False
     for line in lines:

@@ -877,3 +877,22 @@ def test_a_bad_required_value_is_passed_on_not_reported_as_missing() -> None:
 
     assert parsed.errors == []
     assert parsed.calls == [ToolCall("sleep", {"seconds": "a while"})]
+
+
+@pytest.mark.parametrize("written", ["NaN", "nan", "inf", "-Infinity", "1e400"])
+def test_non_finite_number_text_is_kept_as_written(written: str) -> None:
+    # float("NaN") and float("1e400") read, but no tool takes them and they are not JSON: keep the text.
+    call = only_call(xml_call("test_types", float_param=written, int_param=written))
+
+    assert call.arguments == {"float_param": written, "int_param": written}
+
+
+@pytest.mark.parametrize("arguments", ['{"timeout": 1e400}', '{"timeout": NaN}', '{"timeout": -Infinity}',
+                                       "{'timeout': 1e400}"])
+def test_non_finite_native_argument_is_kept_as_text(arguments: str) -> None:
+    tools = [function_tool("wait", {"timeout": {"type": "number"}})]
+
+    [call] = parse_reply(None, tools, native_calls=[native("wait", arguments)]).calls
+
+    assert isinstance(call.arguments["timeout"], str)
+    json.dumps(call.arguments, allow_nan=False)  # strict JSON, as the trajectory writes it

@@ -37,3 +37,16 @@ def test_escapes_the_model_writes_back_are_the_bytes_again() -> None:
     text = decode(b"caf\xe9 \xff")
     assert encode(from_visible(visible(text))) == b"caf\xe9 \xff"
     assert from_visible("a \\x41 stays ASCII text") == "a \\x41 stays ASCII text"
+
+
+def test_non_finite_floats_are_written_as_strict_json(tmp_path: Path) -> None:
+    writer = TrajectoryWriter(tmp_path / "run.jsonl")
+    writer.event("tool", arguments={"timeout": float("inf"), "ratios": [float("nan"), 0.5, (float("-inf"),)]})
+    writer.close()
+
+    line = (tmp_path / "run.jsonl").read_text().splitlines()[0]
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+    event = json.loads(line, parse_constant=refuse)
+    assert event["arguments"] == {"timeout": "inf", "ratios": ["nan", 0.5, ["-inf"]]}

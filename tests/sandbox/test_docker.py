@@ -433,3 +433,13 @@ def test_mounts_from_host_paths_with_colons_and_commas(make_sandbox, tmp_path: P
     box = make_sandbox(readonly_mounts={odd: "/run/odd"})
     assert box.run("cat /run/odd/f.txt").output.strip() == "seen"
     assert not box.run("touch /run/odd/g.txt").ok
+
+
+def test_a_big_file_in_the_tmpfs_scratch_space_is_read_in_pieces(box: DockerSandbox, monkeypatch) -> None:
+    """Docker's archive API cannot see a tmpfs: a big file in /tmp (a large patch) is read through the shell."""
+    monkeypatch.setattr("sandbox.docker.SHELL_READ_BYTES", 1000)
+    data = bytes(range(256)) * 20 + b"tail"
+    box.run("mkdir -p /tmp/big")
+    box.write_file("/tmp/big/patch", data)
+    assert box.run("grep -c ' /tmp ' /proc/mounts").output.strip() == "1"  # /tmp is a tmpfs here
+    assert box.read_file("/tmp/big/patch") == data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.editor import LARGE_FILE_BYTES, LINE_DISPLAY_CHARS
+from tools.editor import LARGE_FILE_BYTES, LINE_DISPLAY_CHARS, carriage_return_hint, match_places, match_starts
 
 pytestmark = pytest.mark.docker
 
@@ -345,3 +345,27 @@ def test_pep_696_defaults_follow_the_sandboxs_python(call, repo) -> None:
 def test_without_an_interpreter_a_refusal_says_how_to_write_it_anyway(call, repo) -> None:
     obs = edit(call, "widget.rs", command="create", file_text="fn main( {\n}\n")
     assert obs.is_error and "NOT applied" in obs.text and "write it with bash" in obs.text
+
+
+@pytest.mark.parametrize(("text", "old", "line"), [
+    ("alpha\rbeta\rgamma\r", "beta\ngamma", 1),  # CR-only line ends (issue 14)
+    ("one\ntwo\rthree\n", "two\nthree", 2),  # a lone \r inside a line, typed as a line break
+    ("x = 1\ny = 2\n", "x = 1\ry = 2", 1),  # the reverse: old_str has \r where the file has \n
+])
+def test_a_lone_carriage_return_where_old_str_has_a_newline_is_named(text: str, old: str, line: int) -> None:
+    hint = carriage_return_hint(text, old)
+    assert hint is not None and f"at line {line} if \\r and \\n were the same" in hint
+
+
+def test_no_carriage_return_hint_when_the_text_differs_otherwise() -> None:
+    assert carriage_return_hint("alpha\rbeta\rgamma\r", "beta\ndelta") is None
+    assert carriage_return_hint("alpha\nbeta\n", "beta\ngamma") is None
+
+
+@pytest.mark.parametrize(("text", "old", "places"), [
+    ("aaa\n", "aa", "line 1 (columns 1, 2)"),
+    ("pass\npass\npass\n", "pass\npass", "lines 1, 2"),
+    ("x\naaa\nb aa\n", "aa", "lines 2 (columns 1, 2), 3"),
+])
+def test_overlapping_matches_name_distinct_lines_and_columns(text: str, old: str, places: str) -> None:
+    assert match_places(text, match_starts(text, old)) == places

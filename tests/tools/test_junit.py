@@ -57,3 +57,28 @@ def test_a_report_that_is_not_xml_is_an_error_not_a_crash() -> None:
                    b'<!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">'
                    b'<!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"><!ENTITY h "&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;">]>'
                    b'<testsuites><testcase classname="x" name="&h;"/></testsuites>')
+
+
+def test_an_inherited_test_gets_the_id_of_the_module_that_collected_it(tmp_path: Path) -> None:
+    # issue 14: the report's `file` is where Base lives; the id must name Tests/test_child.py
+    (tmp_path / "Tests/helpers").mkdir(parents=True)
+    (tmp_path / "Tests/helpers/base.py").write_text("class Base:\n    def test_inh_fail(self):\n        assert 0\n")
+    (tmp_path / "Tests/test_child.py").write_text("from Tests.helpers.base import Base\n\n\n"
+                                                  "class TestChild(Base):\n    pass\n")
+    report = tmp_path / "report.xml"
+    run_pytest(tmp_path, "--rootdir", str(tmp_path), *PYTEST_OPTIONS.format(path=report).split(), "Tests")
+    [outcome] = read_junit(report.read_bytes())
+    assert (outcome.test_id, outcome.status) == ("Tests/test_child.py::TestChild::test_inh_fail", "FAILED")
+    assert run_pytest(tmp_path, "--rootdir", str(tmp_path), outcome.test_id).returncode == 1  # found and rerun
+
+
+@pytest.mark.parametrize("classname, name, files, expected", [
+    ("Tests.test_child.TestChild", "test_inh_fail", ["Tests/helpers/base.py"],
+     "Tests/test_child.py::TestChild::test_inh_fail"),
+    ("Src.Tests.child_test.TestChild.Inner", "test_x", ["Src/Tests/base.py"],
+     "Src/Tests/child_test.py::TestChild::Inner::test_x"),
+    ("Pkg.Mod.TestA", "test_y", ["Pkg/base.py"], "Pkg/Mod.py::TestA::test_y"),  # no test_* name: first class after the first part
+])
+def test_inherited_ids_take_the_module_from_the_classname(classname: str, name: str, files: list[str],
+                                                          expected: str) -> None:
+    assert node_id(classname, name, files) == expected

@@ -494,3 +494,22 @@ def test_agent_map_shows_a_file_name_that_is_not_utf8_visibly(tmp_path: Path) ->
                            "--cache-dir", str(tmp_path / "cache")], capture_output=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert b"caf\\xe9.py:" in done.stdout.splitlines() and b"Traceback" not in done.stderr
+
+
+def test_one_long_line_among_blank_lines_is_generated_and_gets_no_outline() -> None:
+    # issue 14: 30,000 one-line C definitions on one ~985 KB line, then 1000 blank lines (short mean length)
+    blob = b"".join(b"int f%d(void){return %d;}" % (i, i) for i in range(30_000)) + b"\n" * 1000
+    assert outline("gen.c", blob) is None
+    assert outline("ok.c", b"int a(void){return 1;}\n" * 300) is not None
+
+
+def test_definitions_on_one_line_are_siblings_and_the_outline_is_capped() -> None:
+    source = b"".join(b"int f%d(void){return %d;}" % (i, i) for i in range(2000)) + b"\n" * 100  # ~50 KB line, short mean
+    symbols = outline("one.c", source)
+    assert len(symbols) == 2000 and {s.depth for s in symbols} == {0} and {s.parent for s in symbols} == {None}
+    text = format_outline(symbols)
+    assert max(len(line) for line in text.splitlines()) < 40  # no indentation that grows per definition
+    capped = format_outline(symbols, max_chars=1000)
+    assert len(capped) < 1100 and capped.endswith("more symbols not shown (outline cut at 1000 characters)")
+    nested = outline("shop/models.py", MODELS.encode())
+    assert [s.depth for s in nested] == [0, 1, 1, 0, 1]

@@ -246,3 +246,30 @@ def test_without_swebench_the_model_is_told_which_extra_reads_results(monkeypatc
     monkeypatch.undo()
     text, data = tests.summarize(runner, "python3 -m unittest -v", result, 60)
     assert data["passed"] == 1 and "note" not in data
+
+
+def test_a_repo_that_turns_junitxml_off_still_gets_whole_rerunnable_ids(call, with_pytest) -> None:
+    repo = with_pytest
+    # issue 14: `addopts = -p no:junitxml` leaves no report; the -rA summary is read without cutting ids
+    repo.write_file("pytest.ini", b"[pytest]\naddopts = -p no:junitxml\n")
+    repo.write_file("test_a.py", b'import pytest\n\n\n@pytest.mark.parametrize("s", ["a b", "a c", "x - y"])\n'
+                                 b'def test_s(s):\n    assert s == "a b"\n')
+    obs = call("run_tests")
+    assert obs.data["failed"] == ["test_a.py::test_s[a c]", "test_a.py::test_s[x - y]"] and obs.data["passed"] == 1
+    assert "  test_a.py::test_s[a c]: AssertionError: assert 'a c' == 'a b'" in obs.text.splitlines()
+
+
+@pytest.mark.parametrize(("line", "parsed"), [
+    ("PASSED test_a.py::test_s[a b]", ("PASSED", "test_a.py::test_s[a b]", "")),
+    ("FAILED test_a.py::test_s[a - b] - AssertionError: x - y", ("FAILED", "test_a.py::test_s[a - b]",
+                                                                 "AssertionError: x - y")),
+    ("ERROR tests/t.py::TestA::test_b - fixture 'db' not found", ("ERROR", "tests/t.py::TestA::test_b",
+                                                                 "fixture 'db' not found")),
+    ("XPASS t.py::test_y", ("PASSED", "t.py::test_y", "")),
+    ("SKIPPED [1] t.py:3: no network", None),
+    ("collected 3 items", None),
+])
+def test_summary_lines_keep_the_whole_id(line: str, parsed: tuple[str, str, str] | None) -> None:
+    from tools.tests import summary_line
+
+    assert summary_line(line) == parsed

@@ -79,6 +79,17 @@ def test_non_utf8_files_are_searched(call, backend, repo) -> None:
     assert not obs.is_error and obs.text.splitlines()[1].startswith("legacy.txt:1:caf")
 
 
+@pytest.mark.parametrize(("pattern", "fixed"), [("cr\\xe8me", False), ("cr\\xe8me", True), ("cr.me", False),
+                                              ("LABEL = 'cr", True), ("^LABEL.*me'$", False)])
+def test_non_utf8_bytes_are_found_by_escape_and_by_dot(call, backend, repo, pattern, fixed) -> None:
+    # issue 14: `\xNN` (the notation observations use for such bytes) means that byte, and `.` matches it
+    repo.write_file("labels.py", "LABEL = 'crème'\n".encode("latin-1"))
+    repo.write_file("utf8.py", "LABEL = 'crème'\n".encode())
+    obs = call("search", pattern=pattern, fixed_strings=fixed, path="labels.py")
+    assert obs.text.splitlines()[:2] == ["1 matching line in 1 file:", "labels.py:1:LABEL = 'cr\\xe8me'"]
+    assert call("search", pattern="crème", path="utf8.py").text.splitlines()[1] == "utf8.py:1:LABEL = 'crème'"
+
+
 def test_files_mode_lists_names_by_glob(call, backend) -> None:
     obs = call("search", pattern="*.py", mode="files")
     assert obs.text.splitlines() == ["3 files matching '*.py':", "a/first.py", "b/second.py", "src/app.py"]
