@@ -32,7 +32,7 @@ ARTIFACT_PATHSPECS = (
 # Whatever the user's git config says, the patch must be a plain a/ b/ diff that `git apply` takes.
 # The throwaway index and the patch, kept in the sandbox and reused by every submit: each
 # process costs a few ms of CPU in a container, and this saves a mktemp and an rm.
-PATCH_DIR = "/tmp/.moe-patch"
+PATCH_DIR = "/tmp/.moe-patch"  # the gitattributes file; the index and patch live in the git dir (not a tmpfs)
 GIT = "git -c core.quotepath=off -c diff.noprefix=false -c diff.mnemonicPrefix=false"
 
 DESCRIPTION = """\
@@ -109,7 +109,7 @@ def staged_diff(ctx: ToolContext, attributes: bytes = b"", quote_paths: bool = F
         except binascii.Error:
             pass  # no base64 in the image: its complaint is not the patch
     try:  # too big for the output, or no base64: the patch is still in its file
-        return ctx.sandbox.read_file(f"{PATCH_DIR}/patch"), left_out
+        return ctx.sandbox.read_file(f"{found.get('__moe_tmp', PATCH_DIR)}/patch"), left_out
     except OSError as exc:
         raise ToolError(f"could not compute the patch: {exc}") from None
 
@@ -132,8 +132,9 @@ if [ "$found" != 0 ]; then
   [ "$base" = HEAD ] && commit={EMPTY_TREE} || {{ echo "__moe_error the base commit $base does not exist"; exit 0; }}
 fi
 cd "$top"
-tmp={PATCH_DIR}
+tmp=$(git rev-parse --absolute-git-dir 2>/dev/null)/moe-patch  # not /tmp: a tmpfs Docker's archive API cannot read
 [ -d "$tmp" ] || mkdir -p "$tmp" || {{ echo "__moe_error cannot create $tmp"; exit 0; }}
+echo "__moe_tmp $tmp"
 : > "$tmp/large"
 git ls-files -z --others --exclude-standard > "$tmp/new"
 if [ -s "$tmp/new" ]; then
