@@ -44,6 +44,7 @@ from sandbox.cleanup import shielded
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 
 if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
+    from agent.followup import FollowUp
     from agent.loop import Listener, RunResult
     from agent.model import Model
 
@@ -67,6 +68,7 @@ class FixRequest:
     secrets: tuple[str, ...] = ()  # more values to keep out of the trajectory (a GitHub token)
     cwd: Path | None = None  # where in the repository the user ran: AGENTS.md files are read down to here
     repo_instructions: bool = True  # False: --no-instructions
+    follow_up: FollowUp | None = None  # `--continue`: resume that run's conversation on its branch (agent/followup.py)
 
 
 @dataclass
@@ -189,7 +191,9 @@ def run_fix(
     result: RunResult | None = None
     image, cached = "", False
     try:
-        taking = background.submit(clock.timed, "snapshot", take_snapshot, repo, scratch / "snapshot")
+        follow = request.follow_up
+        taking = background.submit(clock.timed, "snapshot", follow.snapshot if follow else take_snapshot, repo,
+                                   scratch / "snapshot")
         starting = background.submit(_start_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
         from agent.loop import configured_agent, toolset  # the model client's imports overlap the start
 
@@ -210,7 +214,8 @@ def run_fix(
             with clock.phase("loop"):
                 result = agent.run(request.task, config={
                     **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
-                    "instructions": instructions.to_json() if instructions else None})
+                    "instructions": instructions.to_json() if instructions else None,
+                    **(follow.record() if follow else {})}, resume=follow.messages if follow else None)
         finally:  # removing the container overlaps the delivery
             stopping = background.submit(clock.timed, "sandbox_stop", box.close)
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
@@ -226,6 +231,8 @@ def run_fix(
                 outcome.notes.append("interrupted after the patch was delivered")
         elif result.has_patch and result.status != "interrupted":
             _keep_unsubmitted(outcome, request, repo, snapshot)
+        if outcome.branch:  # what a follow-up (`--continue`) starts from
+            trajectory.event("delivery", branch=outcome.branch, commit=outcome.commit, base_commit=snapshot.base_commit)
         with shielded():
             stopping.result()  # type: ignore[union-attr]
         clock.phases["total"] = clock.since_start()
@@ -233,7 +240,8 @@ def run_fix(
     except KeyboardInterrupt as exc:
         result = _interrupted(result, exc, clock.started)
         if not trajectory.written:
-            trajectory.event("start", task=request.task, config={"run_id": run_id, "repo": str(repo.root)})
+            trajectory.event("start", task=request.task, config={
+                "run_id": run_id, "repo": str(repo.root), **(request.follow_up.record() if request.follow_up else {})})
         trajectory.event("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
         return FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                           setup_cached=cached, timings=clock.phases, instructions=instructions)
@@ -395,6 +403,9 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
         return
     title = request.title or request.task.strip().splitlines()[0][:72]
     message = f"{title}\n\nPatch written by moe-agent (run {outcome.run_id}, status {outcome.result.status})."
+    if request.follow_up is not None:
+        outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
+        return
     outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
         repo, snapshot, patch, request.branch or f"agent/{slugify(title)}", message)
     if outcome.included_local_changes:

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.config import LoopSettings, Settings
 from agent.errors import UsageError
-from agent.history import History
+from agent.history import History, Message
 from agent.instructions import prefixed_template
 from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply, OutOfTime
 from agent.prompts import Prompts
@@ -126,11 +126,19 @@ class Agent:
         self.started = time.monotonic()
 
     # -- the run ----------------------------------------------------------
-    def run(self, task: str, config: dict[str, Any] | None = None) -> RunResult:
+    def run(self, task: str, config: dict[str, Any] | None = None, resume: list[Message] | None = None) -> RunResult:
+        """Run until an exit; `resume`: start from these messages (a follow-up) instead of system + task.
+
+        The trajectory's `request` events hold each request's new messages (all of them when the
+        history was rebuilt, which then starts with the system message) and `end` holds those
+        added after the last request, so the conversation can be read back whole.
+        """
         self.started = time.monotonic()
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
                    context_window=self.model.context_window(), max_tokens=self.model.max_tokens)
         self._reset_history(task)
+        if resume is not None:
+            self._resume(resume)
         self.ctx.observation_max_chars = min(self.ctx.observation_max_chars, self._observation_cap())
         patch, status, message = "", "error", ""
         extra: dict[str, Any] = {}
@@ -161,7 +169,7 @@ class Agent:
             model_time=round(self.model_time, 3),
             extra=extra,
         )
-        self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"})
+        self._emit("end", **{k: v for k, v in result.__dict__.items() if k != "extra"}, new_messages=self._unsent())
         return result
 
     def step(self) -> None:
@@ -196,7 +204,8 @@ class Agent:
         try:
             return self._query_model(self.history.messages, self.specs if self.native else [])
         except ModelError as exc:
-            if not (self.tool_format == "auto" and self.native and self.steps == 1 and _rejects_tools(exc)):
+            if not (self.tool_format == "auto" and self.native and self.steps == 1 and not self.native_seen
+                    and _rejects_tools(exc)):
                 raise
         # The server refused native tools (no tool parser): describe them in the prompt instead.
         self.native = False
@@ -366,6 +375,7 @@ class Agent:
         self._account(reply)
         summary = reply.content or ""
         before, after = self.history.compact(Prompts.render(self.prompts.compacted, summary=summary), head, keep)
+        self._sent_count = 0  # the next request event records the rebuilt history whole
         self.compactions += 1
         self._emit("compaction", step=self.steps, reason=reason, messages_before=before, messages_after=after,
                    summary=summary, usage=reply.usage.__dict__, latency=reply.latency, cost=reply.cost)
@@ -419,6 +429,18 @@ class Agent:
                                                                          workdir=self.ctx.sandbox.workdir)})
         self._sent_count = 0
         self._last_prompt_tokens = self._last_prompt_chars = 0
+
+    def _resume(self, messages: list[Message]) -> None:
+        """Continue a recorded conversation as it was sent, so the server's prefix cache still holds it.
+
+        Its tool-call format is settled (the caller configures the one it used): no fallback
+        rewrites it. The first request records every message, inherited ones included.
+        """
+        self.history = History(observation_max_chars=self._observation_cap())
+        for message in messages:
+            self.history.append(message)
+        self.native_seen = self.native
+        self._sent_count = 0
 
     def _observation_cap(self) -> int:
         """Characters one observation may keep: the setting, and at most an eighth of a small window."""

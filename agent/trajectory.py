@@ -101,6 +101,33 @@ class Trajectory:
         return next((e for e in reversed(self.events) if e["type"] == "end"), None)
 
     @property
+    def delivery(self) -> dict[str, Any] | None:
+        """Where the run's patch went when it became a commit on a branch: `branch`, `commit`, `base_commit`."""
+        return next((e for e in reversed(self.events) if e["type"] == "delivery"), None)
+
+    def conversation(self) -> list[dict[str, Any]] | None:
+        """The run's messages as its history held them at the end; None when the trajectory lacks some.
+
+        Each `request` event holds the messages added since the one before; a list that starts
+        with the system message is the whole history, rebuilt (text-format fallback, compaction).
+        The `end` event holds those added after the last request (trajectories written before
+        it did have no `new_messages` there: None).
+        """
+        end = self.end
+        if end is None or "new_messages" not in end:
+            return None
+        messages: list[dict[str, Any]] = []
+        for event in self.events:
+            if event["type"] == "request" or event is end:
+                new = event.get("new_messages") or []
+                if new and new[0].get("role") == "system":
+                    messages = []
+                messages.extend(new)
+            if event is end:
+                break
+        return messages
+
+    @property
     def status(self) -> str:
         return self.end["status"] if self.end else "incomplete"
 

@@ -556,6 +556,32 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
         repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
         _unhide_entries(repo, env)
     _add_all(repo, env)
+    return _snapshot_of_index(repo, scratch, env, repo.root, repo.head)
+
+
+def commit_snapshot(repo: UserRepo, commit: str, scratch: Path) -> Snapshot:
+    """A snapshot of `commit` (a branch a run delivered), never of the user's working tree or index.
+
+    Its files are checked out into `scratch/tree` (with `scratch/index` recording their stat
+    data, as `git checkout` would), which the sandbox's archive is read from; no object is
+    written to the user's repository. Raises `GitFailed` when `commit` is not there.
+    """
+    tree = scratch / "tree"
+    tree.mkdir(parents=True, exist_ok=True)
+    (scratch / "objects").mkdir(exist_ok=True)
+    env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+           "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0", "GIT_WORK_TREE": str(tree)}
+    repo.git(*SNAPSHOT_CONFIG, "read-tree", "--reset", "-u", commit, env=env)
+    return _snapshot_of_index(repo, scratch, env, tree, commit, inline_submodules=False)
+
+
+def _snapshot_of_index(repo: UserRepo, scratch: Path, env: Mapping[str, str], root: Path, parent: str,
+                       inline_submodules: bool = True) -> Snapshot:
+    """The snapshot whose files are in `root` and listed in env's index: a commit on `parent` when they differ.
+
+    Checked-out submodules are inlined from the user's working tree (`inline_submodules`);
+    otherwise they stay gitlinks, empty folders in the sandbox.
+    """
     listing = repo.git(*SNAPSHOT_CONFIG, "ls-files", "-z", "-t", "--stage", env=env, binary=True)
     files: dict[str, str] = {}
     submodules = []
@@ -569,16 +595,16 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
             submodules.append(name)
         elif tag != "S":  # skip-worktree entries are not in the working tree
             files[name] = f"{mode} {sha}"
-    for sub in submodules:
+    for sub in submodules if inline_submodules else ():
         files.update(_inline_submodule(repo, sub, env))
     tree = repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip()
-    dirty = tree != repo.git("rev-parse", f"{repo.head}^{{tree}}").strip()
-    base = repo.head
+    dirty = tree != repo.git("rev-parse", f"{parent}^{{tree}}").strip()
+    base = parent
     if dirty:
-        base = repo.git(*IDENTITY, "commit-tree", tree, "-p", repo.head, "-m", "moe-agent: snapshot of the working tree",
+        base = repo.git(*IDENTITY, "commit-tree", tree, "-p", parent, "-m", "moe-agent: snapshot of the working tree",
                         env=env).strip()
     shallow = repo.common_dir / "shallow"
-    return Snapshot(root=repo.root, base_commit=base, dirty=dirty, files=dict(sorted(files.items())), scratch=scratch,
+    return Snapshot(root=root, base_commit=base, dirty=dirty, files=dict(sorted(files.items())), scratch=scratch,
                     shared=tuple(repo.shared_objects()), shallow=shallow.read_bytes() if shallow.is_file() else None,
                     settings=_user_settings(repo), exclude=_user_excludes(repo),
                     attributes=_read(repo.common_dir / "info" / "attributes"))
@@ -700,6 +726,30 @@ def commit_to_branch(
         tree = repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip()
         commit = _commit(repo, env, tree, parent, message)
     return claim_branch(repo, branch, commit), commit, included
+
+
+class BranchMoved(UsageError):
+    """The branch is no longer where the run expected it: someone else moved or deleted it."""
+
+
+def extend_branch(repo: UserRepo, branch: str, tip: str, patch: str, message: str) -> str:
+    """Commit `patch` on top of `branch` at `tip`, nothing checked out; return the new commit.
+
+    The branch moves only if it still points at `tip` (one `update-ref` with the old value),
+    so a branch moved or deleted meanwhile is never overwritten: `BranchMoved`. A patch
+    that does not apply to `tip`'s tree raises `GitFailed`.
+    """
+    with tempfile.TemporaryDirectory(prefix="moe-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        repo.git(*SNAPSHOT_CONFIG, "read-tree", tip, env=env)
+        repo.git(*SNAPSHOT_CONFIG, "apply", "--cached", "--whitespace=nowarn", "-", env=env, input=patch.encode())
+        commit = _commit(repo, env, repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip(), tip, message)
+    try:
+        repo.git("update-ref", f"refs/heads/{branch}", commit, tip)
+    except GitFailed:
+        raise BranchMoved(f"{branch} moved while the follow-up ran (it was at {tip[:12]}); not overwriting it: "
+                          f"the new commit is {commit[:12]}") from None
+    return commit
 
 
 def _migrate_objects(source: Path, dest: Path) -> None:

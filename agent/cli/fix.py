@@ -41,6 +41,7 @@ def read_task(text: str | None, file: Path | None, issue: str | None) -> tuple[s
 
 def fix(
     text: str | None = typer.Argument(None, help="The issue text, or '-' to read it from stdin."),
+    feedback: str | None = typer.Argument(None, help="With --continue RUN_ID: the feedback.", show_default=False),
     file: Path | None = typer.Option(None, "--file", "-f", help="Read the issue text from a file."),
     issue: str | None = typer.Option(None, "--issue", help="A GitHub issue: OWNER/REPO#N or its URL (needs GITHUB_TOKEN for private repos)."),
     path: Path = typer.Option(Path("."), "-C", help="Run in this repository instead of the current directory."),
@@ -58,6 +59,9 @@ def fix(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
     no_instructions: bool = typer.Option(False, "--no-instructions",
                                          help="Leave the repository's AGENTS.md files out of the prompt."),
+    follow: bool = typer.Option(False, "--continue",
+                                help="[RUN_ID] FEEDBACK: continue a run (default: the latest that made a branch) "
+                                     "with your feedback; its branch gets a further commit."),
 ) -> None:
     from rich.markup import escape
 
@@ -67,21 +71,35 @@ def fix(
     from agent.terminal import escape
     from agent.workspace import UserRepo
 
+    from agent.followup import find_follow_up, split_arguments
+
+    run_id, text = split_arguments(follow, text, feedback, file is not None)
     task, title = read_task(text, file, issue)
     if apply and no_commit:
         raise UsageError("--apply and --no-commit contradict each other")
+    if follow and (apply or branch or issue):
+        raise UsageError("--continue adds to the run's own branch: it takes no --apply, --branch or --issue")
     repo = UserRepo.find(path)
     settings = load_settings(repo.root, overrides={
         "model.name": model, "model.base_url": base_url, "model.tool_format": tool_format,
         "loop.step_limit": step_limit, "sandbox.image": image,
     })
+    follow_up = None
+    if follow:
+        from agent.fix import runs_dir
+
+        follow_up = find_follow_up(repo, runs_dir(settings, repo), run_id, task, settings.sandbox.workdir)
+        settings, title = follow_up.settings(settings), follow_up.title
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
     echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{escape(m)}[/]"))
     progress = LiveProgress(err, quiet=quiet or as_json)
+    if follow_up is not None:
+        echo(f"continuing run {follow_up.run_id} on {follow_up.branch}")
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
-                   title=title, cwd=path, repo_instructions=not no_instructions, partial=partial),
+                   title=title, cwd=path, repo_instructions=not (no_instructions or follow), partial=partial,
+                   follow_up=follow_up),
         settings, listener=progress, echo=echo,
     )
     if as_json:

@@ -41,6 +41,8 @@ def show(
         from agent.instructions import describe
 
         console.print(f"[bold]instructions[/] {escape(describe(start['config']['instructions']))}")
+    if start.get("config", {}).get("continues"):
+        _show_chain(traj)
     for step in traj.steps():
         usage = step.response.get("usage") or {}
         console.rule(f"step {step.index} · {usage.get('prompt_tokens', 0)} prompt tokens · "
@@ -65,10 +67,32 @@ def show(
     for key in ("status", "message", "steps", "prompt_tokens", "completion_tokens", "elapsed", "prefix_reuse", "compactions"):
         table.add_row(f"[bold]{key}[/]", escape(str(end.get(key))))
     console.print(table)
+    if traj.delivery:
+        console.print(f"[bold]delivered[/] {escape(_delivered(traj.delivery))}")
     if end.get("patch"):
         from agent.progress import print_diff
 
         print_diff(console, end["patch"])
+
+
+def _delivered(delivery: dict) -> str:
+    return f"{delivery.get('branch')} at {str(delivery.get('commit'))[:12]}"
+
+
+def _show_chain(traj) -> None:
+    """The runs a follow-up continues, oldest first: `agent fix --continue` made each from the one before."""
+    from agent.followup import chain
+
+    console.print("[bold]follow-up of[/] (oldest first)")
+    for n, link in enumerate(chain(traj), 1):
+        if link.get("missing"):
+            console.print(f"  {n}. run {escape(str(link['run_id']))}: trajectory gone ({escape(link['trajectory'])})")
+            continue
+        this = " [bold](this run)[/]" if link["trajectory"] == str(traj.path) else ""
+        task = " ".join(str(link["task"]).split())[:80]
+        where = f", {_delivered(link['delivery'])}" if link["delivery"] else ""
+        console.print(f"  {n}. run {escape(str(link['run_id']))}{this}: {link['status']}{escape(where)} · "
+                      f"{escape(task)}")
 
 
 @app.command("stats")

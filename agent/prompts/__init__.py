@@ -10,7 +10,7 @@ from pathlib import Path
 from string import Template
 
 HERE = Path(__file__).parent
-NAMES = ("system", "task", "format_error", "compaction", "compacted", "repeated_action")
+NAMES = ("system", "task", "format_error", "compaction", "compacted", "repeated_action", "follow_up")
 
 
 def _load(value: str | None, name: str) -> str:
@@ -31,6 +31,7 @@ class Prompts:
     compaction: str
     compacted: str
     repeated_action: str
+    follow_up: str
 
     @classmethod
     def load(cls, overrides: dict[str, str | None] | None = None) -> Prompts:

@@ -145,6 +145,7 @@ def test_auto_switches_to_text_calls_when_the_model_writes_them_as_text(fake_mod
     assert "no tool call" in feedback and "<tool_call>" in feedback  # the error shows the syntax to follow
     switch = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "tool_format"]
     assert switch == [switch[0]] and switch[0]["format"] == "hermes" and "as text" in switch[0]["reason"]
+    assert_conversation_recorded(read_trajectory(tmp_path / "t.jsonl"), third)  # the rebuilt history, whole
 
 
 def test_a_malformed_text_call_also_switches_to_text_calls(fake_model_server, ctx, tmp_path) -> None:
@@ -209,6 +210,16 @@ def test_compaction_counts_in_the_totals(fake_model_server, ctx, tmp_path) -> No
     assert (result.prompt_tokens, result.completion_tokens) == (4 * 100 + 5000, 4 * 10 + 700)
     compaction = next(e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "compaction")
     assert compaction["usage"]["completion_tokens"] == 700
+    assert_conversation_recorded(read_trajectory(tmp_path / "t.jsonl"), fake_model_server.requests[-1])
+
+
+def assert_conversation_recorded(trajectory, last_request: dict) -> None:
+    """The trajectory reads back as the last request's messages, then the final reply (what a follow-up resumes)."""
+    conversation = trajectory.conversation()
+    sent = last_request["messages"]
+    assert json.dumps(conversation[:len(sent)]) == json.dumps(sent)
+    assert len(conversation) == len(sent) + 1 and conversation[-1]["role"] == "assistant"
+    assert "submit" in json.dumps(conversation[-1])
 
 
 def test_a_slow_compaction_ends_the_run_at_the_time_limit(fake_model_server, ctx, tmp_path) -> None:
