@@ -197,6 +197,10 @@ def _check_branch(repo: UserRepo, runs: Path, name: str, branch: str, commit: st
         tip = repo.git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}").strip()
     except GitFailed:
         raise UsageError(f"run {name} cannot be continued: its branch {branch} no longer exists") from None
+    worktrees = repo.git("worktree", "list", "--porcelain").splitlines()
+    if f"branch refs/heads/{branch}" in worktrees:  # moving it would change a checked-out tree under its user
+        raise UsageError(f"{branch} is checked out (git worktree list): switch to another branch to continue run "
+                         f"{name}")
     if tip == commit:
         return
     later = next((run for run, (_, at) in tips.items() if at == tip and (runs / run).is_dir()), None)

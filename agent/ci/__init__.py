@@ -18,16 +18,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.ci.pull_request import failure_comment, pull_request_body, pull_title, stats_line, tests_line
 from agent.ci.push import GitRemote, diffstat, prepare_checkout
 from agent.config import Settings
-from agent.errors import AgentError
+from agent.errors import AgentError, UsageError
 from agent.fix import FixOutcome, FixRequest, run_fix
 from agent.github import GitHubClient, Issue, IssueRef, PullRequest
 from agent.loop import Listener, RunResult
 from agent.model import Model
 from sandbox.base import SandboxError
+
+if TYPE_CHECKING:
+    from agent.followup import FollowUp
 
 Echo = Callable[[str], None]
 
@@ -51,6 +55,7 @@ class IssueJob:
     details_url: str | None = None  # where the job's log is, linked from a failure comment
     as_triggered: Issue | None = None  # the issue's text from the triggering event; None: read it now
     repo_instructions: bool = True  # False: leave the repository's AGENTS.md files out of the prompt
+    follow_up: FollowUp | None = None  # `agent pr --continue`: that run's conversation and branch, carried on
 
 
 @dataclass
@@ -97,12 +102,18 @@ def fix_issue(
     """
     issue = job.as_triggered or github.issue(job.issue)
     branch = branch_for(issue.ref)
-    root = prepare_checkout(job.repo, branch)
+    follow = job.follow_up
+    root = prepare_checkout(job.repo, branch) if follow is None else job.repo
     try:
         started_from = remote.head(branch)
-        request = FixRequest(task=task_text(issue, job), repo=root, branch=branch, commit=True,
-                             title=pull_title(issue), allow_sensitive=list(settings.patch_policy.allow),
-                             secrets=tuple(s for s in (remote.token,) if s), repo_instructions=job.repo_instructions)
+        if follow is not None and started_from != follow.commit:
+            raise UsageError(f"{branch} on {remote.name} is not what run {follow.run_id} pushed (someone pushed "
+                             "since?): not continuing it")
+        request = FixRequest(task=follow.feedback if follow else task_text(issue, job), repo=root, branch=branch,
+                             commit=True, title=follow.title if follow else pull_title(issue),
+                             allow_sensitive=list(settings.patch_policy.allow),
+                             secrets=tuple(s for s in (remote.token,) if s),
+                             repo_instructions=job.repo_instructions and follow is None, follow_up=follow)
         outcome = run_fix(request, settings, model, listener=listener, echo=echo)
         if outcome.commit is None or outcome.result.status != "submitted":
             raise NotFixed(f"the agent stopped without a fix ({_stopped_because(outcome.result)})",

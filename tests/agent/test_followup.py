@@ -19,6 +19,8 @@ import pytest
 from agent.followup import split_arguments
 from agent.errors import UsageError
 from sandbox import cleanup
+from tests.agent import test_ci as ci
+from tests.agent.test_ci import fake_github  # noqa: F401 (fixture)
 from tests.agent.test_fix import ROOT, SESSION, _files_images_removed, agent, git, make_repo, state  # noqa: F401
 from tests.fakes.openai_server import Hang, Reply, tool_call
 
@@ -209,6 +211,38 @@ def test_limits_and_ctrl_c_leave_the_branch_as_it_was(fake_model_server, tmp_pat
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
     events = traj_events(interrupted["trajectory"])
     assert events[0]["config"]["continues"]["run_id"] == done["run_id"] and events[-1]["status"] == "interrupted"
+
+
+@pytest.mark.docker
+def test_agent_pr_continue_pushes_a_further_commit_to_the_same_pull_request(tmp_path, fake_github,
+                                                                            fake_model_server) -> None:
+    repo = ci.make_checkout(tmp_path, fake_github)
+    env = ci.developer_env(fake_github, fake_model_server)
+    issue = f"{fake_github.root_url}/octo/calc/issues/1"
+    fake_model_server.script = list(SESSION)
+    assert ci.agent(["pr", "--issue", issue, "-C", str(repo), "-q"], tmp_path, env).returncode == 0
+    pushed, asked = fake_github.branch_head("agent/issue-1"), len(fake_model_server.requests)
+    fake_model_server.script = [Reply(tool_calls=[tool_call("str_replace_editor", NEGATIVE)]), SUBMIT]
+    done = ci.agent(["pr", "--issue", issue, "-C", str(repo), "-q", "--continue", "refuse negative numbers"],
+                    tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    [pull] = fake_github.pulls
+    assert done.stdout.strip() == f"updated draft pull request #{pull['number']}: {pull['html_url']}"
+    head = fake_github.branch_head("agent/issue-1")
+    assert git(repo, "rev-parse", f"{head}^").strip() == pushed and tip(repo, "agent/issue-1") == head
+    assert "raise ValueError('negative')" in git(repo, "show", f"{head}:calc.py")
+    sent = fake_model_server.requests[asked - 1]["messages"]
+    assert json.dumps(fake_model_server.requests[asked]["messages"][:len(sent)]) == json.dumps(sent)
+
+    # Someone else pushed to the branch since: the follow-up is refused, and nothing is pushed over it.
+    theirs = git(repo, "commit-tree", f"{head}^{{tree}}", "-p", head, "-m", "theirs").strip()
+    git(repo, "-c", f"http.extraheader=AUTHORIZATION: {fake_github.basic_auth()}", "push", "-q", "origin",
+        f"{theirs}:refs/heads/agent/issue-1")
+    refused = ci.agent(["pr", "--issue", issue, "-C", str(repo), "-q", "--continue", "more"], tmp_path, env)
+    assert refused.returncode == 2 and "someone pushed" in refused.stderr, refused.stderr
+    assert fake_github.branch_head("agent/issue-1") == theirs and tip(repo, "agent/issue-1") == head
+    wrong = ci.agent(["pr", "--issue", issue, "-C", str(repo), "-q", "more"], tmp_path, env)
+    assert wrong.returncode == 2 and "--continue" in wrong.stderr
 
 
 @pytest.mark.parametrize(("follow", "first", "second", "file", "expected"), [
