@@ -16,17 +16,29 @@ from pathlib import Path
 
 import pytest
 
-from agent.followup import split_arguments
 from agent.errors import UsageError
+from agent.files_image import remove_images
+from agent.followup import find_follow_up, split_arguments
+from agent.trajectory import TrajectoryWriter
+from agent.workspace import UserRepo
 from sandbox import cleanup
 from tests.agent import test_ci as ci
 from tests.agent.test_ci import fake_github  # noqa: F401 (fixture)
-from tests.agent.test_fix import ROOT, SESSION, _files_images_removed, agent, git, make_repo, state  # noqa: F401
+from tests.agent.test_fix import ROOT, SESSION, agent, git, make_repo, state
 from tests.fakes.openai_server import Hang, Reply, tool_call
 
 SUBMIT = Reply(tool_calls=[tool_call("submit", {})])
 NEGATIVE = {"command": "str_replace", "path": "calc.py", "old_str": "    return a + b\n",
             "new_str": "    if a < 0 or b < 0:\n        raise ValueError('negative')\n    return a + b\n"}
+
+
+@pytest.fixture(autouse=True)
+def _files_images_removed(request, tmp_path):
+    """A docker test's repositories may get a files image: removed with the test."""
+    client = request.getfixturevalue("docker_client") if request.node.get_closest_marker("docker") else None
+    yield
+    if client is not None:
+        remove_images(client, tmp_path)
 
 
 def run_json(done: subprocess.CompletedProcess) -> dict:
@@ -140,6 +152,7 @@ def test_runs_that_cannot_be_continued_are_one_line_and_exit_2(fake_model_server
          "base commit unknown"),
         (lambda: git(repo, "branch", "-D", branch) and run_id, f"its branch {branch} no longer exists"),
         (lambda: move_branch() or run_id, f"its branch {branch} moved since"),
+        (lambda: git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), branch) or run_id, "is checked out"),
     ]
     for setup, expected in cases:
         git(repo, "update-ref", f"refs/heads/{branch}", done["commit"])
@@ -259,3 +272,27 @@ def test_positional_arguments_with_and_without_continue(follow, first, second, f
 def test_a_second_text_without_continue_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--continue"):
         split_arguments(False, "one", "two", False)
+
+
+def test_a_text_format_conversation_resumes_in_that_format(tmp_path) -> None:
+    """A run that fell back to text calls: its last reply gets a <tool_response>, the follow-up keeps the format."""
+    repo = make_repo(tmp_path / "repo")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "branch", "agent/fix-add", head)
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "fix add"},
+                {"role": "assistant", "content": "<tool_call>\n{\"name\": \"submit\", \"arguments\": {}}\n</tool_call>"}]
+    writer = TrajectoryWriter(repo / ".agent" / "runs" / "20260101-000000-abcdef" / "trajectory.jsonl")
+    writer.event("start", task="fix add", config={"repo": str(repo), "run_id": "20260101-000000-abcdef"},
+                 tool_format="auto")
+    writer.event("tool_format", native=False, format="hermes", reason="the model wrote its call as text")
+    writer.event("request", new_messages=messages[:2])
+    writer.event("end", status="submitted", message="submitted a patch changing 1 file", new_messages=messages[2:])
+    writer.event("delivery", branch="agent/fix-add", commit=head, base_commit=head)
+    writer.close()
+    found = find_follow_up(UserRepo.find(repo), repo / ".agent" / "runs", None, "negatives too", "/testbed")
+    assert found.tool_format == "hermes" and found.branch == "agent/fix-add" and found.commit == head
+    assert found.messages[:3] == messages
+    assert found.messages[3] == {"role": "user",
+                                 "content": "<tool_response>\nsubmitted a patch changing 1 file\n</tool_response>"}
+    assert found.messages[4]["role"] == "user" and "negatives too" in found.messages[4]["content"]
+    assert "/testbed" in found.messages[4]["content"] and len(found.messages) == 5

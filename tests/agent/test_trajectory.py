@@ -50,3 +50,28 @@ def test_non_finite_floats_are_written_as_strict_json(tmp_path: Path) -> None:
         raise AssertionError(f"{constant} is not JSON")
     event = json.loads(line, parse_constant=refuse)
     assert event["arguments"] == {"timeout": "inf", "ratios": ["nan", 0.5, ["-inf"]]}
+
+
+def test_the_conversation_reads_back_through_rebuilt_histories(tmp_path: Path) -> None:
+    """Requests hold their new messages; one starting with the system message is a rebuilt history, whole."""
+    system, task = {"role": "system", "content": "s"}, {"role": "user", "content": "t"}
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                                  "function": {"name": "bash", "arguments": "{}"}}]}
+    result = {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+    summary = {"role": "user", "content": "summary of earlier steps"}
+    submit = {"role": "assistant", "content": "<tool_call>submit</tool_call>"}
+    writer = TrajectoryWriter(tmp_path / "run.jsonl")
+    writer.event("start", task="t")
+    writer.event("request", new_messages=[system, task])
+    writer.event("request", new_messages=[call, result])
+    writer.event("request", new_messages=[system, task, summary])  # compacted: the history rebuilt
+    writer.event("end", status="submitted", new_messages=[submit])
+    writer.event("delivery", branch="agent/x", commit="c" * 40, base_commit="b" * 40)
+    writer.close()
+    trajectory = read_trajectory(tmp_path / "run.jsonl")
+    assert trajectory.conversation() == [system, task, summary, submit]
+    assert trajectory.delivery["branch"] == "agent/x"
+    lines = (tmp_path / "run.jsonl").read_text().splitlines()
+    (tmp_path / "old.jsonl").write_text("\n".join([*lines[:4], json.dumps({"type": "end", "status": "submitted"})]))
+    assert read_trajectory(tmp_path / "old.jsonl").conversation() is None  # recorded before `end` held them
+    assert read_trajectory(tmp_path / "old.jsonl").delivery is None
