@@ -26,6 +26,7 @@ nothing is checked out. Host-side git runs through GitPython (imported on first 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import re
@@ -230,6 +231,7 @@ class Snapshot:
     settings: tuple[tuple[str, str], ...] = ()  # ("core.autocrlf", "true"), ...: the sandbox's .git/config
     exclude: bytes = b""  # the user's info/exclude and core.excludesFile, for the sandbox's info/exclude
     attributes: bytes = b""  # the user's info/attributes, for the sandbox's
+    git_dir: Path | None = None  # a commit's snapshot: the user's git dir, its files checked out into root on demand
 
     @property
     def objects(self) -> Path:
@@ -242,6 +244,12 @@ class Snapshot:
     @property
     def mount_points(self) -> tuple[str, ...]:
         return tuple(sandbox_object_paths(list(self.shared)).values())
+
+    def _check_out(self, paths: tuple[str, ...]) -> None:
+        """Write `paths` from the snapshot's index into `root`, their stat data into the index (`commit_snapshot`)."""
+        env = {"GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(self.root), "GIT_INDEX_FILE": str(self.index)}
+        _run(_git_command(self.root), (*SNAPSHOT_CONFIG, "checkout-index", "-u", "-f", "-z", "--stdin"), env,
+             b"\0".join(map(os.fsencode, paths)) + b"\0", binary=True)
 
     def archive(self, object_paths: tuple[str, ...] | None = None,
                 files: list[str] | None = None, prefix: str = "") -> Iterator[bytes]:
@@ -261,6 +269,8 @@ class Snapshot:
         """
         writer = _TarWriter(prefix)
         chosen = tuple(self.files) if files is None else tuple(files)
+        if self.git_dir is not None and chosen:
+            self._check_out(chosen)
         if chosen and _gnu_tar() is not None:
             yield from _gnu_tar_stream(self.root, _with_parents(chosen), prefix)
         else:
@@ -498,12 +508,13 @@ def _read(path: Path) -> bytes:
     return data.rstrip(b"\n") + b"\n" if data.strip() else b""
 
 
-def _unhide_entries(repo: UserRepo, env: Mapping[str, str]) -> None:
+def _unhide_entries(repo: UserRepo, env: Mapping[str, str], every: bool = False) -> None:
     """Clear the skip-worktree and assume-unchanged bits in the snapshot's index (never the user's).
 
     A file with either bit is what the user has in the working tree, not what the index says:
     `git add` would skip it and git in the sandbox would never see the agent's edit to it. An
-    entry skipped because sparse checkout left it out of the working tree keeps its bit.
+    entry skipped because sparse checkout left it out of the working tree keeps its bit, unless
+    `every` (a commit's snapshot, which has every file).
     """
     listing = repo.git(*SNAPSHOT_CONFIG, "ls-files", "-z", "-v", env=env, binary=True)
     skipped, assumed = [], []
@@ -511,7 +522,7 @@ def _unhide_entries(repo: UserRepo, env: Mapping[str, str]) -> None:
         if len(record) < 3:
             continue
         tag, path = record[:1], record[2:]
-        if tag in (b"S", b"s") and os.path.lexists(repo.root / os.fsdecode(path)):
+        if tag in (b"S", b"s") and (every or os.path.lexists(repo.root / os.fsdecode(path))):
             skipped.append(path)
         if tag.islower():
             assumed.append(path)
@@ -560,19 +571,29 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
 
 
 def commit_snapshot(repo: UserRepo, commit: str, scratch: Path) -> Snapshot:
-    """A snapshot of `commit` (a branch a run delivered), never of the user's working tree or index.
+    """A snapshot of `commit` (a branch a run delivered), never of the user's working tree.
 
-    Its files are checked out into `scratch/tree` (with `scratch/index` recording their stat
-    data, as `git checkout` would), which the sandbox's archive is read from; no object is
-    written to the user's repository. Raises `GitFailed` when `commit` is not there.
+    Costs about what `take_snapshot` does, whatever the size of the tree: its index is a copy
+    of the user's with `commit`'s tree read over it (`read-tree -m` keeps the stat data of
+    entries whose contents are the same, so the sandbox's git need not rehash them), and a
+    file is checked out of git into `scratch/tree` only when the archive sends it (with a
+    files image, only those that differ from it). Nothing is written to the user's
+    repository. Raises `GitFailed` when `commit` is not there.
     """
+    commit = repo.git("rev-parse", "--verify", f"{commit}^{{commit}}").strip()
     tree = scratch / "tree"
     tree.mkdir(parents=True, exist_ok=True)
     (scratch / "objects").mkdir(exist_ok=True)
-    env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
-           "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0", "GIT_WORK_TREE": str(tree)}
-    repo.git(*SNAPSHOT_CONFIG, "read-tree", "--reset", "-u", commit, env=env)
-    return _snapshot_of_index(repo, scratch, env, tree, commit, inline_submodules=False)
+    index = scratch / "index"
+    env = {"GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+           "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0"}
+    if repo.index.is_file():
+        shutil.copyfile(repo.index, index)
+        repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
+    repo.git(*SNAPSHOT_CONFIG, "read-tree", "-i", "-m", commit, env=env)  # -i: the working tree is not looked at
+    _unhide_entries(repo, env, every=True)  # every file of the commit is in the sandbox
+    snapshot = _snapshot_of_index(repo, scratch, env, tree, commit, inline_submodules=False)
+    return dataclasses.replace(snapshot, git_dir=repo.common_dir)
 
 
 def _snapshot_of_index(repo: UserRepo, scratch: Path, env: Mapping[str, str], root: Path, parent: str,

@@ -462,3 +462,32 @@ def test_relative_alternates_work_in_the_sandbox(tmp_path: Path, make_sandbox) -
     out = box.run("git log --format=%s 2>&1; git status --porcelain 2>&1")
     assert out.output.split("\n")[:2] == ["moe-agent: snapshot of the working tree", "init"]
     assert "error" not in out.output and "fatal" not in out.output
+
+
+def test_commit_snapshot_is_the_branch_not_the_working_tree_and_writes_nothing_into_the_users_git(
+        tmp_path: Path) -> None:
+    """A follow-up's sandbox: the branch a run made, files checked out of git only as the archive sends them."""
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    _, commit, _ = commit_to_branch(repo, take_snapshot(repo, tmp_path / "s1"), FIX + """--- a/notes.txt
++++ /dev/null
+@@ -1 +0,0 @@
+-keep
+--- /dev/null
++++ b/tests.py
+@@ -0,0 +1 @@
++import app
+""", "agent/fix", "fix")
+    (root / "app.py").write_text("mine, not committed\n")
+    (root / "scratch.txt").write_text("untracked\n")
+    before, git_before = repo.status_fingerprint(), objects_and_refs(root)
+    snap = workspace.commit_snapshot(repo, "agent/fix", tmp_path / "s2")
+    assert snap.base_commit == git(root, "rev-parse", "agent/fix").strip() and not snap.dirty
+    assert sorted(snap.files) == [".gitignore", "app.py", "tests.py"]
+    assert list((tmp_path / "s2" / "tree").iterdir()) == []  # nothing checked out before it is sent
+    out = materialize(snap, tmp_path / "out")
+    assert tree_bytes(out) == {".gitignore": b"*.log\n", "app.py": b"def add(a, b):\n    return a + b\n",
+                               "tests.py": b"import app\n"}
+    assert git(out, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(out, "rev-parse", "HEAD").strip() == commit
+    assert repo.status_fingerprint() == before and objects_and_refs(root) == git_before
