@@ -147,8 +147,7 @@ def _run_folder(runs: Path, run_id: str) -> Path:
 
 def _latest_delivered(repo: UserRepo, runs: Path, tips: dict[str, tuple[str, str]]) -> Path:
     """The newest run of this repository that delivered a branch (run ids sort by their start time)."""
-    folders = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True) \
-        if runs.is_dir() else []
+    folders = sorted((p for p in runs.iterdir() if p.is_dir()), reverse=True) if runs.is_dir() else []
     for folder in folders:
         if folder.name in tips:
             return folder  # its branch's commit names it: read (and refused) even if the trajectory is broken

@@ -247,7 +247,9 @@ class Snapshot:
 
     def _check_out(self, paths: tuple[str, ...]) -> None:
         """Write `paths` from the snapshot's index into `root`, their stat data into the index (`commit_snapshot`)."""
-        env = {"GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(self.root), "GIT_INDEX_FILE": str(self.index)}
+        env = {"GIT_DIR": str(self.git_dir), "GIT_WORK_TREE": str(self.root), "GIT_INDEX_FILE": str(self.index),
+               "GIT_OBJECT_DIRECTORY": str(self.objects),  # an inlined submodule's blobs are there
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.pathsep.join(map(str, self.shared))}
         _run(_git_command(self.root), (*SNAPSHOT_CONFIG, "checkout-index", "-u", "-f", "-z", "--stdin"), env,
              b"\0".join(map(os.fsencode, paths)) + b"\0", binary=True)
 
@@ -592,16 +594,14 @@ def commit_snapshot(repo: UserRepo, commit: str, scratch: Path) -> Snapshot:
         repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
     repo.git(*SNAPSHOT_CONFIG, "read-tree", "-i", "-m", commit, env=env)  # -i: the working tree is not looked at
     _unhide_entries(repo, env, every=True)  # every file of the commit is in the sandbox
-    snapshot = _snapshot_of_index(repo, scratch, env, tree, commit, inline_submodules=False)
+    snapshot = _snapshot_of_index(repo, scratch, env, tree, commit)
     return dataclasses.replace(snapshot, git_dir=repo.common_dir)
 
 
-def _snapshot_of_index(repo: UserRepo, scratch: Path, env: Mapping[str, str], root: Path, parent: str,
-                       inline_submodules: bool = True) -> Snapshot:
-    """The snapshot whose files are in `root` and listed in env's index: a commit on `parent` when they differ.
+def _snapshot_of_index(repo: UserRepo, scratch: Path, env: Mapping[str, str], root: Path, parent: str) -> Snapshot:
+    """The snapshot of env's index, whose files are in `root`: a commit on `parent` when the trees differ.
 
-    Checked-out submodules are inlined from the user's working tree (`inline_submodules`);
-    otherwise they stay gitlinks, empty folders in the sandbox.
+    Checked-out submodules are inlined as files from the user's working tree.
     """
     listing = repo.git(*SNAPSHOT_CONFIG, "ls-files", "-z", "-t", "--stage", env=env, binary=True)
     files: dict[str, str] = {}
@@ -616,7 +616,7 @@ def _snapshot_of_index(repo: UserRepo, scratch: Path, env: Mapping[str, str], ro
             submodules.append(name)
         elif tag != "S":  # skip-worktree entries are not in the working tree
             files[name] = f"{mode} {sha}"
-    for sub in submodules if inline_submodules else ():
+    for sub in submodules:
         files.update(_inline_submodule(repo, sub, env))
     tree = repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip()
     dirty = tree != repo.git("rev-parse", f"{parent}^{{tree}}").strip()

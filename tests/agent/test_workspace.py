@@ -491,3 +491,18 @@ def test_commit_snapshot_is_the_branch_not_the_working_tree_and_writes_nothing_i
     assert git(out, "status", "--porcelain", "--untracked-files=all") == ""
     assert git(out, "rev-parse", "HEAD").strip() == commit
     assert repo.status_fingerprint() == before and objects_and_refs(root) == git_before
+
+
+
+def test_commit_snapshot_inlines_submodules_as_the_working_tree_snapshot_does(tmp_path: Path) -> None:
+    lib = make_repo(tmp_path / "lib")
+    root = make_repo(tmp_path / "user")
+    git(root, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "sub")
+    repo = UserRepo.find(root)
+    _, commit, _ = commit_to_branch(repo, take_snapshot(repo, tmp_path / "s1"), FIX, "agent/fix", "fix")
+    out = materialize(workspace.commit_snapshot(repo, commit, tmp_path / "s2"), tmp_path / "out")
+    assert (out / "vendor" / "lib" / "app.py").read_text() == "def add(a, b):\n    return a - b\n"
+    assert (out / "app.py").read_text() == "def add(a, b):\n    return a + b\n"
+    assert git(out, "status", "--porcelain") == ""  # the submodule is files, not a deleted gitlink
+    assert git(out, "rev-parse", "HEAD^").strip() == commit  # they are a snapshot commit on the branch's tip
