@@ -133,6 +133,22 @@ def find_follow_up(repo: UserRepo, runs: Path, run_id: str | None, feedback: str
                     tool_format=_tool_format(trajectory), feedback=feedback)
 
 
+def recorded_follow_up(trajectory: Trajectory) -> FollowUp | None:
+    """The follow-up a continuation's trajectory records, to run it again (`agent traj replay`); None for others.
+
+    Its first request holds the whole conversation it resumed; `UsageError` when it has none.
+    """
+    parent = trajectory.start.get("config", {}).get("continues")
+    if not parent:
+        return None
+    first = next((e for e in trajectory.events if e["type"] == "request"), None)
+    if first is None or not first.get("new_messages"):
+        raise UsageError(f"{trajectory.path}: the follow-up made no request, so there is nothing to replay")
+    return FollowUp(run_id=parent.get("run_id", ""), trajectory=Path(parent.get("trajectory", "")),
+                    branch=parent.get("branch", ""), commit=parent.get("commit", ""), messages=first["new_messages"],
+                    tool_format=trajectory.start.get("tool_format") or "auto", feedback=trajectory.start.get("task", ""))
+
+
 def _run_folder(runs: Path, run_id: str) -> Path:
     """The run's folder: RUN_ID under `runs`, or a path to a run folder or its trajectory."""
     given = Path(run_id).expanduser()

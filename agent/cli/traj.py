@@ -140,13 +140,17 @@ def replay(
     from agent.progress import LiveProgress
     from agent.replay import ReplayModel
 
+    from agent.followup import recorded_follow_up
+
     traj = _read(file)
     repo = path or Path(traj.start.get("config", {}).get("repo", "."))
     settings = load_settings(repo, overrides={"model.tool_format": traj.start.get("tool_format")})
     err = Console(stderr=True, highlight=False)
     err.print(f"[cyan]replaying {file} (recorded replies, no model server)[/]")
     used = traj.start.get("config", {}).get("instructions") is not None  # the prompt as recorded: with or without
-    outcome = run_fix(FixRequest(task=traj.start.get("task", ""), repo=repo, commit=False, repo_instructions=used),
+    follow_up = recorded_follow_up(traj)  # a follow-up again resumes its conversation, on its branch's commit
+    outcome = run_fix(FixRequest(task=traj.start.get("task", ""), repo=repo, commit=False, repo_instructions=used,
+                                 follow_up=follow_up),
                       settings, ReplayModel.from_trajectory(traj), listener=LiveProgress(err, quiet=quiet))
     same = outcome.result.patch == traj.patch
     console.print(f"recorded status {traj.status}, replayed status {outcome.result.status}; "

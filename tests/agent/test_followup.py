@@ -97,9 +97,15 @@ def test_continue_resumes_the_conversation_and_adds_a_commit_on_the_branch(fake_
     assert "document calc" in seen and "calc: adds numbers" in seen  # the sandbox holds the branch...
     assert "scratch.txt" not in seen and "my own edit" not in seen  # ...not the user's working tree
 
-    # Its trajectory names its parent; continuing it by RUN_ID makes a chain `traj show` shows.
+    # Its trajectory names its parent; replayed, it resumes the same conversation on the same commit.
     start = traj_events(follow["trajectory"])[0]
     assert start["config"]["continues"]["run_id"] == second["run_id"]
+    replayed = subprocess.run([sys.executable, "-m", "agent", "traj", "replay", "-q", follow["trajectory"]],
+                              capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HOME": str(tmp_path / "home")})
+    assert replayed.returncode == 0 and "identical" in replayed.stdout, replayed.stdout + replayed.stderr
+    assert tip(repo, second["branch"]) == follow["commit"]  # a replay delivers nothing
+
+    # Continuing it by RUN_ID makes a chain `traj show` shows.
     fake_model_server.script = [SESSION[0], SUBMIT]  # fixes add() on this branch too
     third = run_json(agent(repo, fake_model_server, "--json", "--continue", follow["run_id"], "and fix add()"))
     assert third["branch"] == second["branch"] and git(repo, "rev-parse", f"{third['commit']}^").strip() \
