@@ -66,12 +66,11 @@ def fix(
     from rich.markup import escape
 
     from agent.config import load_settings
-    from agent.fix import FixRequest, run_fix
+    from agent.fix import FixRequest, run_fix, runs_dir
+    from agent.followup import find_follow_up, split_arguments
     from agent.progress import LiveProgress, print_diff, print_review, print_summary
     from agent.terminal import escape
     from agent.workspace import UserRepo
-
-    from agent.followup import find_follow_up, split_arguments
 
     run_id, text = split_arguments(follow, text, feedback, file is not None)
     task, title = read_task(text, file, issue)
@@ -86,8 +85,6 @@ def fix(
     })
     follow_up = None
     if follow:
-        from agent.fix import runs_dir
-
         follow_up = find_follow_up(repo, runs_dir(settings, repo), run_id, task, settings.sandbox.workdir)
         settings, title = follow_up.settings(settings), follow_up.title
     err = Console(stderr=True, highlight=False)
