@@ -99,18 +99,51 @@ class RunTestsTool:
     def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
         root = posixpath.normpath(ctx.sandbox.workdir)
         paths = [check_test_path(path, root) for path in args.get("paths") or []]
-        runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
-        command = runner.narrowed(paths, (args.get("args") or "").strip())
         timeout = min(args.get("timeout") or max(ctx.command_timeout, DEFAULT_TIMEOUT), ctx.max_command_timeout)
-        # -rA makes pytest print one summary line per test, which is what the text parsers read.
-        pytest = runner.parser == "parse_log_pytest"
-        options = "-rA" + (" " + PYTEST_OPTIONS.format(path=JUNIT_REPORT) if pytest else "")
-        result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && "
-                                 f'export PYTEST_ADDOPTS="{options} ${{PYTEST_ADDOPTS:-}}" && {command})',
-                                 timeout=timeout)
-        outcomes = junit_outcomes(ctx) if pytest else None
-        text, data = summarize(runner, command, result, timeout, outcomes)
+        run = run_suite(ctx, paths, (args.get("args") or "").strip(), timeout)
+        text, data = summarize(run.runner, run.command, run.result, timeout, run.outcomes)
         return Observation(cap_text(text, ctx.observation_max_chars)[0], is_error=False, data=data)
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One run of the project's tests: how it was run, what the shell said, pytest's report if any."""
+
+    runner: Runner
+    command: str
+    result: CommandResult
+    outcomes: list[TestOutcome] | None
+
+    def statuses(self) -> dict[str, str]:
+        """Test id -> PASSED/FAILED/ERROR/SKIPPED/XFAIL, as `summarize` reads them; {} when unreadable."""
+        return read_statuses(self.runner, self.result.output, self.outcomes)
+
+
+def run_suite(ctx: ToolContext, paths: list[str], args: str, timeout: float) -> SuiteRun:
+    """Run the configured test command (`test_cmd`), else the detected runner, narrowed to `paths`.
+
+    Used by `run_tests` and by the selection of a patch among attempts (agent/selection.py).
+    Raises `ToolError` when no runner can be told; `timeout` is in seconds.
+    """
+    root = posixpath.normpath(ctx.sandbox.workdir)
+    runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
+    command = runner.narrowed(paths, args)
+    # -rA makes pytest print one summary line per test, which is what the text parsers read.
+    pytest = runner.parser == "parse_log_pytest"
+    options = "-rA" + (" " + PYTEST_OPTIONS.format(path=JUNIT_REPORT) if pytest else "")
+    result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && "
+                             f'export PYTEST_ADDOPTS="{options} ${{PYTEST_ADDOPTS:-}}" && {command})',
+                             timeout=timeout)
+    return SuiteRun(runner, command, result, junit_outcomes(ctx) if pytest else None)
+
+
+def read_statuses(runner: Runner, output: str, outcomes: list[TestOutcome] | None) -> dict[str, str]:
+    """Per-test statuses: pytest's own report when there is one, else its -rA lines, else swebench's parser."""
+    if outcomes:
+        return {outcome.test_id: outcome.status for outcome in outcomes}
+    if runner.parser == "parse_log_pytest":  # no JUnit report (a repo's `-p no:junitxml`): its -rA lines
+        return summary_statuses(output) or parse_statuses(runner.parser, output)
+    return parse_statuses(runner.parser, output)
 
 
 def junit_outcomes(ctx: ToolContext) -> list[TestOutcome] | None:
@@ -238,12 +271,7 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
     """The observation and its data: counts and failing tests, from `outcomes` (pytest's own report)
     when there are any, else from the output read by swebench's parser for the runner."""
     reasons = {outcome.test_id: outcome.message for outcome in outcomes or ()}
-    if outcomes:
-        statuses = {outcome.test_id: outcome.status for outcome in outcomes}
-    elif runner.parser == "parse_log_pytest":  # no JUnit report (a repo's `-p no:junitxml`): its -rA lines
-        statuses = summary_statuses(result.output) or parse_statuses(runner.parser, result.output)
-    else:
-        statuses = parse_statuses(runner.parser, result.output)
+    statuses = read_statuses(runner, result.output, outcomes)
     counts = Counter(statuses.values())
     # swebench's parser drops pytest's `SKIPPED [N] file:line` lines (they name no test); the totals line has them.
     skipped = max(counts["SKIPPED"], pytest_totals(result.output).get("skipped", 0))
