@@ -26,6 +26,7 @@ import dataclasses
 import random
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class AttemptsJob:
     listener: Listener | None = None
     echo: Callable[[str], None] = lambda message: None
     limits: CheckLimits = field(default_factory=CheckLimits)
+    stop: StopSignal = field(default_factory=StopSignal)  # a batch's own stop, where it has one
 
 
 def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox | None = None) -> RunResult:
@@ -123,26 +125,32 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
 
     output_lock = threading.Lock()
     job.echo(f"{plan.count} attempts, {parallel} at a time")
+    began = time.monotonic()
+    seconds: dict[str, float] = {}
     try:
         outcomes = run_parallel(
             [lambda stop, a=a, m=m: _attempt(job, a, m, start, first if a.number == 1 else None, stop, output_lock)
-             for a, m in zip(attempts, models)], parallel, name="moe-attempt")
+             for a, m in zip(attempts, models)], parallel, name="moe-attempt", stop=job.stop)
         for attempt, outcome in zip(attempts, outcomes):
             if isinstance(outcome, Exception):
                 attempt.error = _message(outcome)
         if all(attempt.result is None for attempt in attempts):
             raise next(o for o in outcomes if isinstance(o, Exception))
+        seconds["attempts"] = round(time.monotonic() - began, 3)
+        job.stop.check()
         job.echo("choosing among the attempts' patches in fresh sandboxes")
-        selection = Checker(start, test_cmd=job.test_cmd, parallel=parallel, limits=job.limits).choose(
+        selection = Checker(start, test_cmd=job.test_cmd, parallel=parallel, limits=job.limits, stop=job.stop).choose(
             [AttemptPatch(a.number, a.status, a.result.patch if a.result else "", tuple(a.ran_tests))
              for a in attempts])
+        seconds["checks"] = round(time.monotonic() - began - seconds["attempts"], 3)
+        job.stop.check()  # a batch stopped during the checks: their results are not a choice
     finally:
         if first is not None:
             first.close()  # attempt 1 closed it already, unless it never started
         for model in models:
             if model is not job.model and hasattr(model, "close"):
                 model.close()
-    return _record(attempts, selection, trajectory)
+    return _record(attempts, selection, trajectory, {**seconds, "parallel": parallel})
 
 
 def _attempt(job: AttemptsJob, attempt: Attempt, model: Model, start: Callable[[], Sandbox], box: Sandbox | None,
@@ -151,6 +159,7 @@ def _attempt(job: AttemptsJob, attempt: Attempt, model: Model, start: Callable[[
     stop.check()
     box = box or start()
     stop.on_stop(box.close)
+    attempt.trajectory.unlink(missing_ok=True)  # a rerun's attempt starts its file anew
     writer = TrajectoryWriter(attempt.trajectory, redact=job.redact)
     try:
         agent = job.make_agent(StoppableModel(model, stop), StoppableSandbox(box, stop), writer,
@@ -165,14 +174,15 @@ def _attempt(job: AttemptsJob, attempt: Attempt, model: Model, start: Callable[[
     return attempt.result
 
 
-def _record(attempts: list[Attempt], selection: Selection, trajectory: TrajectoryWriter) -> RunResult:
+def _record(attempts: list[Attempt], selection: Selection, trajectory: TrajectoryWriter,
+            timing: dict[str, float]) -> RunResult:
     """The winner's result (else the first attempt with a result), its events copied, the record appended."""
     ended = [a for a in attempts if a.result is not None]
     if selection.winner is not None:
         chosen = next(a for a in ended if a.number == selection.winner.attempts[0])
     else:  # nothing submitted: the first attempt that left a patch (kept for --partial), else the first
         chosen = next((a for a in ended if a.result is not None and a.result.has_patch), ended[0])
-    record = {**selection.to_json(), "chosen_attempt": chosen.number,
+    record = {**selection.to_json(), "chosen_attempt": chosen.number, "timing": timing,  # seconds; attempts at once
               "attempts": [attempt.to_json() for attempt in attempts]}
     try:
         for event in read_trajectory(chosen.trajectory).events:

@@ -36,8 +36,8 @@ class Stopped(KeyboardInterrupt):
 class StopSignal:
     """Set once, from the main thread; jobs check it and register what must close when it is set."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self._event = event or threading.Event()  # an outside event (a batch's stop) also stops the jobs
         self._lock = threading.Lock()
         self._closers: list[Callable[[], Any]] = []
 
@@ -88,7 +88,7 @@ def run_parallel(jobs: Sequence[Callable[[StopSignal], T]], parallel: int, name:
 
     def guarded(job: Callable[[StopSignal], T]) -> T | Exception:
         if stop.is_set():
-            return Stopped()
+            return RuntimeError("stopped before it started")
         try:
             return job(stop)
         except Exception as exc:

@@ -149,3 +149,25 @@ def print_review(console: Console, review: PatchReview) -> None:
     """The patch's sensitive changes (agent/patch_policy.py), one line each, for the person about to use it."""
     for finding in review.findings:
         console.print(f"[bold yellow]sensitive:[/] {_escape(str(finding))}", soft_wrap=True, highlight=False)
+
+
+def print_selection(console: Console, record: dict[str, Any]) -> None:
+    """A `--attempts` run's selection record (agent/selection.py): each attempt, each candidate's checks, the choice."""
+    from agent.selection import describe
+
+    console.print(f"[bold]selection[/] {_escape(describe(record))}", soft_wrap=True)
+    attempts = Table("attempt", "seed", "status", "steps", "trajectory", title="attempts", title_justify="left")
+    for attempt in record.get("attempts", []):
+        attempts.add_row(str(attempt["attempt"]), str(attempt["seed"]), _escape(attempt["status"]),
+                         str(attempt["steps"]), _escape(attempt["trajectory"]))
+    console.print(attempts)
+    candidates = Table("candidate", "attempts", "applies", "reproduced", "broken", "lines", "note",
+                       title="candidates", title_justify="left")
+    for candidate in record.get("candidates", []):
+        mark = "[bold green]✓ [/]" if candidate["candidate"] == record.get("winner") else ""
+        candidates.add_row(f"{mark}{candidate['candidate']}", ", ".join(map(str, candidate["attempts"])),
+                           {True: "yes", False: "no", None: "-"}[candidate["applies"]],
+                           f"{candidate['reproduced']}/{len(candidate['reproduction'])}",
+                           _escape(", ".join(candidate["broken"])[:80] or "0"), str(candidate["changed_lines"]),
+                           _escape(candidate.get("error") or ""))
+    console.print(candidates)

@@ -37,7 +37,7 @@ from sandbox.base import Sandbox
 from tools.base import ToolContext, ToolError
 from tools.tests import SuiteRun, run_suite
 
-CHECK_DIR = "/tmp/.moe-selection"
+CHECK_DIR = "moe-selection"  # in the git dir of the checked repository
 DECIDERS = ("applies", "reproduction", "regressions", "agreement", "size", "order")
 TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs"})
 TEST_FILE = re.compile(r"(test_[^/]*\.py|[^/]*_test\.(py|go|rb)|[^/]*\.(test|spec)\.[cm]?[jt]sx?|[^/]*_spec\.rb"
@@ -202,8 +202,9 @@ class Checker:
     """Runs the checks in sandboxes from `open_sandbox` (fresh each time, closed after), `parallel` at once."""
 
     def __init__(self, open_sandbox: Callable[[], Sandbox], *, test_cmd: str | None, parallel: int,
-                 limits: CheckLimits | None = None) -> None:
+                 limits: CheckLimits | None = None, stop: StopSignal | None = None) -> None:
         self.open_sandbox = open_sandbox
+        self.stop = stop
         self.test_cmd = test_cmd
         self.parallel = max(1, parallel)
         self.limits = limits or CheckLimits()
@@ -218,7 +219,7 @@ class Checker:
         tests = suites(attempts)
         base, *checked = run_parallel([lambda stop: self._base(tests, stop),
                                        *(lambda stop, c=c: self._candidate(c, tests, stop) for c in candidates)],
-                                      self.parallel, name="moe-check")
+                                      self.parallel, name="moe-check", stop=self.stop)
         if isinstance(base, Exception):
             base = ([{"attempt": s.attempt, "targets": list(s.targets), "before": "error", "reproduces": False,
                       "note": _message(base)} for s in tests], {"ran": False, "note": _message(base)})
@@ -312,12 +313,20 @@ class _CheckSandbox:
 
 
 def _apply(ctx: ToolContext, patch: str, name: str, reverse: bool = False) -> bool:
-    """`git apply` (or its reverse) at the repository root; whether it went through."""
-    path = f"{CHECK_DIR}/{name}.patch"
-    ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
+    """`git apply` (or its reverse) at the repository root; whether it went through.
+
+    The patch file goes in the repository's git dir (never seen by tests or `git status`).
+    """
     root = shlex.quote(posixpath.normpath(ctx.sandbox.workdir))
-    done = ctx.sandbox.run(f"cd {root} && git apply {'-R ' if reverse else ''}--whitespace=nowarn {path}",
-                           timeout=120)
+    if "selection_dir" not in ctx.state:
+        found = ctx.sandbox.run(f"cd {root} && git rev-parse --absolute-git-dir", timeout=60)
+        if not found.ok:
+            raise ToolError(f"{ctx.sandbox.workdir} is not a git repository: {found.output.strip()[:200]}")
+        ctx.state["selection_dir"] = posixpath.join(found.output.strip().splitlines()[-1], CHECK_DIR)
+    path = posixpath.join(ctx.state["selection_dir"], f"{name}.patch")
+    ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
+    done = ctx.sandbox.run(f"cd {root} && git apply {'-R ' if reverse else ''}--whitespace=nowarn "
+                           f"{shlex.quote(path)}", timeout=120)
     return done.ok
 
 
