@@ -156,11 +156,9 @@ def print_selection(console: Console, record: dict[str, Any]) -> None:
     from agent.selection import describe
 
     console.print(f"[bold]selection[/] {_escape(describe(record))}", soft_wrap=True)
-    attempts = Table("attempt", "seed", "status", "steps", "trajectory", title="attempts", title_justify="left")
     for attempt in record.get("attempts", []):
-        attempts.add_row(str(attempt["attempt"]), str(attempt["seed"]), _escape(attempt["status"]),
-                         str(attempt["steps"]), _escape(attempt["trajectory"]))
-    console.print(attempts)
+        console.print(f"attempt {attempt['attempt']} (seed {attempt['seed']}): {_escape(attempt['status'])}, "
+                      f"{attempt['steps']} steps: {_escape(attempt['trajectory'])}", soft_wrap=True, highlight=False)
     candidates = Table("candidate", "attempts", "applies", "reproduced", "broken", "lines", "note",
                        title="candidates", title_justify="left")
     for candidate in record.get("candidates", []):
