@@ -177,3 +177,29 @@ def test_sigterm_stops_every_attempt_and_removes_their_containers(fake_model_ser
     assert [end["status"] for end in ends] == ["interrupted"] * 3
     assert read_trajectory(Path(result["trajectory"])).status == "interrupted"
     assert not [c for c in cleanup.leftovers(docker_client, result["run_id"])]
+
+
+def test_agent_pr_with_attempts_puts_the_record_in_the_pull_request(tmp_path, fake_model_server) -> None:
+    from tests.agent.test_ci import ISSUE_BODY, ISSUE_TITLE, agent as run_agent, developer_env, make_checkout
+    from tests.fakes.github_server import FakeGitHub
+
+    with FakeGitHub(git_root=tmp_path / "git") as github:
+        github.add_issue(1, ISSUE_TITLE, ISSUE_BODY)
+        repo = make_checkout(tmp_path, github)
+        (repo / ".agent.toml").write_text(f"[model]\nextra_body = {{ seed = {SEED} }}\n")
+        git(repo, "add", ".agent.toml")
+        git(repo, "commit", "-qm", "seed")
+        git(repo, "-c", f"http.extraheader=AUTHORIZATION: {github.basic_auth()}", "push", "-q", "origin", "main")
+        fake_model_server.script = by_seed({
+            SEED: [edit("return a - b", "return b - a"), SUBMIT],
+            SEED + 1: [edit("return a - b", "return a + b"), WRITE_REPRO, RUN_REPRO, SUBMIT],
+        })
+        done = run_agent(["pr", "--issue", f"{github.root_url}/octo/calc/issues/1", "-C", str(repo), "-q",
+                          "--attempts", "2"], tmp_path, developer_env(github, fake_model_server))
+        assert done.returncode == 0, done.stderr
+        [pull] = github.pulls
+    body = pull["body"]
+    assert "### Attempts" in body and "chosen by **reproduction**" in body
+    assert "| 2 | 2 | yes | 1 of 1 | 0 |" in body and "| 1 | 1 | yes | 0 of 1 | 0 |" in body
+    assert "How the attempts ended: 1: `submitted`, 2: `submitted`." in body
+    assert git(repo, "show", f"{pull['head']['sha']}:calc.py").endswith("return a + b\n")
