@@ -76,8 +76,9 @@ class LiveProgress:
         elif kind == "tool":
             mark = "[red]✗[/]" if data.get("is_error") else "[green]✓[/]"
             first = next((line for line in str(data.get("observation", "")).splitlines() if line.strip()), "")
+            step = f"{data['attempt']}:{data.get('step', '?')}" if "attempt" in data else str(self.step)  # --attempts
             self.console.print(
-                f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] {mark} {_escape(describe_call(data['name'], data.get('arguments')))}"
+                f"[dim]{self._clock()}[/] [bold]{step:>3}[/] {mark} {_escape(describe_call(data['name'], data.get('arguments')))}"
                 f"  [dim]{_escape(first[:80])}[/]", soft_wrap=True, highlight=False)
         elif kind == "format_error":
             self.console.print(f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] [yellow]! {_escape(data['errors'][0][:100])}[/]",
