@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.files_image import remove_images
 from agent.trajectory import read_trajectory
 from sandbox import cleanup
+from tests.agent.test_fix import _files_images_removed, git  # noqa: F401 (an autouse fixture: each test's files image)
 from tests.fakes.openai_server import Delay, HttpError, Reply, tool_call
 
 pytestmark = pytest.mark.docker
@@ -34,17 +34,6 @@ class Repro(unittest.TestCase):
     def test_add(self):
         self.assertEqual(calc.add(2, 3), 5)
 """
-
-
-@pytest.fixture(autouse=True)
-def _files_images_removed(tmp_path, docker_client):
-    yield
-    remove_images(docker_client, tmp_path)
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout
 
 
 def make_repo(root: Path) -> Path:

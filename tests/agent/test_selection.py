@@ -19,6 +19,7 @@ from agent.selection import (
     AttemptPatch, Candidate, Checker, Selection, group, normalize, rank, split_tests, suites,
 )
 from sandbox.base import CommandResult, FileStat
+from tests.agent.test_fix import git
 
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 
@@ -51,11 +52,6 @@ class HostSandbox:
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture

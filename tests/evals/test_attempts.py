@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from agent.attempts import AttemptPlan
 from agent.config import load_settings
 from agent.endpoints import EndpointPool
 from evals.grade import GradeSettings, grade_predictions, read_predictions
 from evals.run import PREDICTIONS, RESULTS, BatchOptions, run_batch
 from evals.sample_tasks import make_sample_project, sample_image_builder
-from agent.attempts import AttemptPlan
 from tests.fakes.openai_server import HttpError, Reply, tool_call
 
 pytestmark = pytest.mark.docker
