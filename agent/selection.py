@@ -249,7 +249,7 @@ class Checker:
     def _candidate(self, candidate: Candidate, tests: list[Suite],
                    stop: StopSignal) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         with self._sandbox(stop) as ctx:
-            candidate.applies = _apply(ctx, candidate.source_patch, "source")
+            candidate.applies = not candidate.source_patch or _apply(ctx, candidate.source_patch, "source")
             if not candidate.applies:
                 return [], {"ran": False, "note": "the patch does not apply"}
             results = []

@@ -112,18 +112,21 @@ def test_reproduction_beats_agreement_and_breaking_a_passing_test_is_seen(repo: 
     wrong = patch_of(repo, {"calc.py": CALC.format(add="b - a", sub="a - b")})
     breaks = patch_of(repo, {"calc.py": CALC.format(add="a + b", sub="a + b")})
     stale = "diff --git a/gone.py b/gone.py\n--- a/gone.py\n+++ b/gone.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+    only_a_test = patch_of(repo, {"test_repro.py": REPRO})
     selection = checker(repo).choose([
         AttemptPatch(1, "submitted", wrong), AttemptPatch(2, "submitted", wrong),
         AttemptPatch(3, "submitted", right, ("test_repro.py",)), AttemptPatch(4, "submitted", breaks),
-        AttemptPatch(5, "submitted", stale)])
+        AttemptPatch(5, "submitted", stale), AttemptPatch(6, "submitted", only_a_test)])
     by_attempts = {tuple(c.attempts): c for c in selection.candidates}
     assert selection.winner is by_attempts[(3,)]
     # The next best also passes the reproduction test, but breaks test_sub: the regressions told them apart.
     assert selection.decided_by == "regressions" and selection.reason.endswith("(attempt 3)")
-    assert selection.suites == [{"attempt": 3, "targets": ["test_repro.py"], "before": "fail", "reproduces": True}]
+    assert selection.suites == [{"attempt": n, "targets": ["test_repro.py"], "before": "fail", "reproduces": True}
+                                for n in (3, 6)]
     assert by_attempts[(4,)].broken == ["test_calc.py::test_sub"]  # it also fixes add: only the regression tells
-    assert by_attempts[(4,)].reproduced == 1 and by_attempts[(1, 2)].reproduced == 0
+    assert by_attempts[(3,)].reproduced == by_attempts[(4,)].reproduced == 2 and by_attempts[(1, 2)].reproduced == 0
     assert by_attempts[(5,)].applies is False
+    assert by_attempts[(6,)].applies is True and by_attempts[(6,)].reproduced == 0  # its test still fails
     assert selection.base_tests["passed"] == ["test_calc.py::test_sub"]
     record = selection.to_json()
     assert record["winner"] == by_attempts[(3,)].number and record["base_tests"]["passed"] == 1
