@@ -11,8 +11,9 @@ base. The evidence, in the order it decides (after Agentless and SWE-agent's rev
    (`run_tests` paths in their trajectories), one suite per attempt, that fail at the base;
    a candidate scores one for each such suite that passes with its changes.
 3. `regressions`: the repository's tests (the configured `test_cmd`, else the detected
-   runner) that passed at the base and fail with the candidate; fewer is better. Each run is
-   bounded by `CheckLimits`.
+   runner) that passed at the base and fail with the candidate; fewer is better. The whole
+   suite is the costly check, so it runs only for the candidates still level after 1 and 2
+   (the winner always among them). Each run is bounded by `CheckLimits`.
 4. `agreement`: how many attempts wrote the candidate.
 5. `size`: the smaller patch (changed lines).
 
@@ -210,57 +211,81 @@ class Checker:
         self.limits = limits or CheckLimits()
 
     def choose(self, attempts: Sequence[AttemptPatch]) -> Selection:
-        """Group, check, rank; raises `KeyboardInterrupt` (after closing the sandboxes) when interrupted."""
+        """Group, check, rank; raises `KeyboardInterrupt` (after closing the sandboxes) when interrupted.
+
+        Two rounds, each check in a fresh sandbox: first whether each candidate applies and how the
+        reproduction suites go (at the base and with each candidate); then the repository's tests,
+        at the base and for the candidates still level at the top (the whole suite is the costly
+        check, and cannot reorder candidates the first round already told apart).
+        """
         candidates = group(attempts)
         selection = Selection(candidates=candidates)
         if not candidates:
             selection.decided_by, selection.reason = "no_candidate", "no attempt submitted a patch"
             return selection
         tests = suites(attempts)
-        base, *checked = run_parallel([lambda stop: self._base(tests, stop),
-                                       *(lambda stop, c=c: self._candidate(c, tests, stop) for c in candidates)],
-                                      self.parallel, name="moe-check", stop=self.stop)
+        base, *checked = self._round([lambda ctx: self._base(ctx, tests),
+                                      *(lambda ctx, c=c: self._candidate(ctx, c, tests) for c in candidates)])
         if isinstance(base, Exception):
-            base = ([{"attempt": s.attempt, "targets": list(s.targets), "before": "error", "reproduces": False,
-                      "note": _message(base)} for s in tests], {"ran": False, "note": _message(base)})
-        selection.suites, selection.base_tests = base
+            base = [{"attempt": s.attempt, "targets": list(s.targets), "before": "error", "reproduces": False,
+                     "note": _message(base)} for s in tests]
+        selection.suites = base
         reproducing = {entry["attempt"] for entry in selection.suites if entry["reproduces"]}
         for candidate, outcome in zip(candidates, checked):
             if isinstance(outcome, Exception):
                 candidate.error = _message(outcome)
-                continue
-            suite_results, repository = outcome
-            candidate.reproduction = [entry for entry in suite_results if entry["attempt"] in reproducing]
-            candidate.repository_tests = repository
-            candidate.broken = _broken(selection.base_tests, repository)
+            else:
+                candidate.reproduction = [entry for entry in outcome if entry["attempt"] in reproducing]
+        self._regressions(selection)
         rank(selection)
         return selection
 
-    # Each check runs in its own sandbox; a failure to start or a lost container is that check's error.
-    def _base(self, tests: list[Suite], stop: StopSignal) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        with self._sandbox(stop) as ctx:
-            results = []
-            for suite in tests:
-                outcome, note = self._suite(ctx, suite)
-                results.append({"attempt": suite.attempt, "targets": list(suite.targets), "before": outcome,
-                                "reproduces": outcome == "fail", **({"note": note} if note else {})})
-            return results, self._repository(ctx)
+    def _regressions(self, selection: Selection) -> None:
+        """The repository's tests at the base and with each candidate level at the top after the first round."""
+        best = max(candidate.key()[:2] for candidate in selection.candidates)
+        top = [c for c in selection.candidates if c.key()[:2] == best and c.applies]
+        for candidate in selection.candidates:
+            if candidate not in top:
+                candidate.repository_tests = {"ran": False, "note": "not needed: ranked below by the checks before"}
+        if not top:
+            selection.base_tests = {"ran": False, "note": "no candidate applies"}
+            return
+        base, *after = self._round([self._repository,
+                                    *(lambda ctx, c=c: self._repository(ctx, c.patch) for c in top)])
+        selection.base_tests = {"ran": False, "note": _message(base)} if isinstance(base, Exception) else base
+        for candidate, outcome in zip(top, after):
+            if isinstance(outcome, Exception):
+                candidate.error = _message(outcome)
+                continue
+            candidate.repository_tests = outcome
+            candidate.broken = _broken(selection.base_tests, outcome)
 
-    def _candidate(self, candidate: Candidate, tests: list[Suite],
-                   stop: StopSignal) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        with self._sandbox(stop) as ctx:
-            candidate.applies = not candidate.source_patch or _apply(ctx, candidate.source_patch, "source")
-            if not candidate.applies:
-                return [], {"ran": False, "note": "the patch does not apply"}
-            results = []
-            for suite in tests:
-                outcome, note = self._suite(ctx, suite)
-                results.append({"attempt": suite.attempt, "after": outcome, **({"note": note} if note else {})})
-            tests_part = split_tests(candidate.patch)[1]
-            if tests_part and not _apply(ctx, tests_part, "tests"):
-                candidate.applies = False
-                return results, {"ran": False, "note": "its test files do not apply"}
-            return results, self._repository(ctx)
+    def _round(self, checks: list[Callable[[ToolContext], Any]]) -> list[Any]:
+        """Each check in a fresh sandbox of its own, `parallel` at once; a check's failure is its result."""
+        return run_parallel([lambda stop, check=check: self._in_sandbox(check, stop) for check in checks],
+                            self.parallel, name="moe-check", stop=self.stop)
+
+    def _in_sandbox(self, check: Callable[[ToolContext], Any], stop: StopSignal) -> Any:
+        with _CheckSandbox(self, stop) as ctx:
+            return check(ctx)
+
+    def _base(self, ctx: ToolContext, tests: list[Suite]) -> list[dict[str, Any]]:
+        results = []
+        for suite in tests:
+            outcome, note = self._suite(ctx, suite)
+            results.append({"attempt": suite.attempt, "targets": list(suite.targets), "before": outcome,
+                            "reproduces": outcome == "fail", **({"note": note} if note else {})})
+        return results
+
+    def _candidate(self, ctx: ToolContext, candidate: Candidate, tests: list[Suite]) -> list[dict[str, Any]]:
+        candidate.applies = not candidate.source_patch or _apply(ctx, candidate.source_patch, "source")
+        if not candidate.applies:
+            return []
+        results = []
+        for suite in tests:
+            outcome, note = self._suite(ctx, suite)
+            results.append({"attempt": suite.attempt, "after": outcome, **({"note": note} if note else {})})
+        return results
 
     def _suite(self, ctx: ToolContext, suite: Suite) -> tuple[str, str]:
         """Apply the suite's test files, run its targets, take the files back out: pass, fail, none or timeout."""
@@ -275,8 +300,10 @@ class Checker:
                 _apply(ctx, suite.test_patch, "suite", reverse=True)
         return verdict(run), ""
 
-    def _repository(self, ctx: ToolContext) -> dict[str, Any]:
-        """The repository's tests, all of them, bounded in time: the ids that passed and failed."""
+    def _repository(self, ctx: ToolContext, patch: str = "") -> dict[str, Any]:
+        """The repository's tests, all of them, bounded in time, with `patch` applied: the ids that passed and failed."""
+        if patch and not _apply(ctx, patch, "candidate"):
+            return {"ran": False, "note": "the whole patch (with its test files) does not apply"}
         try:
             run = run_suite(ctx, [], "", self.limits.repository)
         except ToolError as exc:
@@ -286,9 +313,6 @@ class Checker:
                 "timed_out": run.result.timed_out,
                 "passed": sorted(name for name, status in statuses.items() if status == "PASSED"),
                 "failed": sorted(name for name, status in statuses.items() if status in FAILING)}
-
-    def _sandbox(self, stop: StopSignal) -> _CheckSandbox:
-        return _CheckSandbox(self, stop)
 
 
 class _CheckSandbox:
