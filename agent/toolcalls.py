@@ -18,7 +18,10 @@ what Qwen-family models write as text:
 Text around calls never costs a call: a wrapper or `<function=` header counts only when a call
 follows it (a `<tool_call>` alone on its line also when its call is broken or cut off), and bare or
 fenced JSON only when it is shaped like a call (the keys name/arguments/parameters, or OpenAI's
-type/function/id around them) and names an offered tool or carries arguments. A parameter value
+type/function/id around them) and names an offered tool or carries arguments. Without a tag, JSON
+is a call only when it stands alone on its own lines or fills a ```json/```xml/``` block; in a
+sentence, a quote, inline code or another code block it is prose, never run, and the model is told
+so (`_calls_not_run`; docs/tool-calls.md). A parameter value
 runs to the `</parameter>` that is followed by the next `<parameter=` or by the end of the call, so
 values may themselves contain parameter tags; when two readings fit the tool's schema equally well,
 the call is refused as ambiguous instead of guessed.
@@ -85,6 +88,9 @@ _CANDIDATE = re.compile(r"<(tool_call|function_call|tools?|response|json|xml|JSO
                         r"|^[ \t]*```[\w+-]*[ \t]*$"  # a code fence's opening line
                         r"|^[ \t]*[\[{]", re.M)  # bare JSON starting a line
 _FENCE_CLOSE = re.compile(r"^[ \t]*```[ \t]*$", re.M)
+_FENCE_LINE = re.compile(r"^[ \t]*```([^`\n]*)$", re.M)  # a Markdown fence line, opening or closing
+_CALL_FENCES = {"", "json", "xml"}  # what llama.cpp's Hermes parser reads calls from (```(?:xml|json)?)
+_LINE_REST = re.compile(r"[ \t]*(?:</tool_call>[ \t]*)?(?:\n|\Z)")  # after a bare call: nothing else on its line
 # JSON that starts like a call: `{"name": ...`, `[{"arguments": ...`, `{'type': 'function', ...`.
 _JSON_CALL_START = re.compile(r"[\[{]\s*(?:\{\s*)?[\"'](?:name|arguments|parameters|type|function)[\"']\s*:")
 _JSON_CALL_NAME = re.compile(r"[\"']name[\"']\s*:\s*[\"']([^\"'\n]{1,100})[\"']")
@@ -156,6 +162,7 @@ def parse_reply(
                             "a tool call, so nothing was run. Check the call's syntax and send it again.")
     else:
         attempts, text, _ = _scan_text(text, fmt, schemas)
+        problems += _calls_not_run(text, schemas)
     if not attempts and not problems and reasoning:
         problems += _calls_in_reasoning(reasoning, fmt, schemas)
     result = ParsedReply(content=text, reasoning=reasoning, errors=problems)
@@ -202,6 +209,52 @@ def _calls_in_reasoning(reasoning: str, fmt: Format, schemas: Schemas) -> list[s
             "calls are only read from the answer after </think>. Write the call again after </think>."]
 
 
+def _calls_not_run(prose: str, schemas: Schemas) -> list[str]:
+    """One notice per call-shaped JSON value left in the prose: it was not run, and the model is told why.
+
+    Bare JSON is a call only when it stands alone on its own lines, or fills a ```json, ```xml or plain
+    code block, or sits in a wrapper tag; in a sentence, a `> quote`, `inline code` or another kind of
+    code block it is an example or an explanation, which must never run, nor vanish without a word.
+    """
+    notices: list[str] = []
+    pos = 0
+    while found := _JSON_CALL_START.search(prose, pos):
+        at = found.start()
+        try:
+            value, pos = _decode_json(prose, at)
+        except json.JSONDecodeError:
+            value, pos = _python_literal(prose[at:_line_end(prose, at)].strip()), at + 1
+        objects = value if isinstance(value, list) else [value]
+        calls = [obj for obj in objects if _call_shaped(obj, schemas) and _plausible_arguments(obj)]
+        if calls:
+            name = _hermes_attempt(calls[0]).name
+            notices.append(f"The call to {name} written as JSON {_where(prose, at)} was NOT run: JSON is a call only "
+                           "when it stands alone on its own lines, fills a ```json block or sits in "
+                           "<tool_call></tool_call>. If you meant to run it, write it again that way.")
+    return notices
+
+
+def _plausible_arguments(obj: dict[str, Any]) -> bool:
+    """Arguments that could be a call's: absent, an object, or JSON text (a dict in code with `'arguments': 1` is not)."""
+    inner = obj["function"] if isinstance(obj.get("function"), dict) else obj
+    arguments = inner.get("arguments", inner.get("parameters"))
+    return arguments is None or isinstance(arguments, (dict, str))
+
+
+def _where(text: str, pos: int) -> str:
+    """Where prose JSON sits, for the notice: a code block, a quote, inline code or a sentence."""
+    block = next((block for block in _code_blocks(text, 0) if block[0] <= pos < block[2]), None)
+    if block is not None:
+        return f"inside a ```{block[1]} code block that holds more than the call" if block[1].lower() in _CALL_FENCES \
+            else f"inside a ```{block[1]} code block"
+    line_start = text.rfind("\n", 0, pos) + 1
+    if text[line_start:pos].lstrip().startswith(">"):
+        return "in a quote"
+    if _in_inline_code(text, pos):
+        return "in `inline code`"
+    return "inside a sentence"
+
+
 def _scan_text(text: str, fmt: Format, schemas: Schemas) -> tuple[list[_Attempt], str, list[Span]]:
     """Every call written in the text, in order; the text around them; where each call was."""
     attempts: list[_Attempt] = []
@@ -219,11 +272,31 @@ def _scan_text(text: str, fmt: Format, schemas: Schemas) -> tuple[list[_Attempt]
 
 
 def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas) -> tuple[int, list[_Attempt], int] | None:
+    blocks = _code_blocks(text, pos)
     for candidate in _CANDIDATE.finditer(text, pos):
+        if not candidate.group(1) and not candidate.group(0).startswith("<"):  # bare JSON or a fence line
+            block = next((block for block in blocks if block[0] <= candidate.start() < block[2]), None)
+            if block is not None and candidate.start() != block[0]:
+                continue  # inside a code block (or its closing line): only the block as a whole can be a call
         read = _read_candidate(text, candidate, fmt, schemas)
         if read is not None:
             return candidate.start(), read[0], read[1]
     return None
+
+
+def _code_blocks(text: str, pos: int) -> list[tuple[int, str, int]]:
+    """Markdown code blocks from `pos` on: (start of the opening line, its language, end of the closing line)."""
+    blocks: list[tuple[int, str, int]] = []
+    opening: tuple[int, str] | None = None
+    for line in _FENCE_LINE.finditer(text, pos):
+        if opening is None:
+            opening = (line.start(), line.group(1).strip())
+        elif not line.group(1).strip():
+            blocks.append((*opening, line.end()))
+            opening = None
+    if opening is not None:
+        blocks.append((*opening, len(text)))
+    return blocks
 
 
 def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
@@ -245,8 +318,16 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
             return None
         return _checked_format(*_read_xml(text, start, schemas), "xml", fmt)
     if token.lstrip().startswith("```"):
+        if token.strip().strip("`").strip().lower() not in _CALL_FENCES:
+            return None  # ```python, ```text, ```console: an example, never a call
         return _read_fence(text, candidate.end(), fmt, schemas)
-    return _read_json_calls(text, candidate.end() - 1, fmt, schemas)
+    read = _read_json_calls(text, candidate.end() - 1, fmt, schemas)
+    if read is None or any(attempt.problem for attempt in read[0]):
+        return read
+    json_end = len(text[:read[1]].rstrip())
+    rest = _LINE_REST.match(text, json_end)
+    # `{...} is what I would run`: prose, reported as not run by `_calls_not_run`
+    return (read[0], max(read[1], rest.end())) if rest else None
 
 
 def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
@@ -568,7 +649,7 @@ def _read_fence(text: str, body_start: int, fmt: Format, schemas: Schemas) -> tu
     try:
         objects, stop = _json_values(content, 0)
         if stop < len(content):
-            raise json.JSONDecodeError("Extra data", content, stop)
+            return None  # the block shows a call among other text: an example, reported as not run
     except json.JSONDecodeError as exc:
         value = _python_literal(content)
         if value is _UNREADABLE:
