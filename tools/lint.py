@@ -133,10 +133,12 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
     if verdict.accepts:
         return LintOutcome(False, note=f"\n(Note: the tree-sitter grammar reports a syntax error at line {first.line}, "
                                       f"but {verdict.tool} in the sandbox accepts the file, so the edit was made.)")
+    unjudged = "no interpreter or compiler in the sandbox could check this file"
     if verdict.accepts is False:
         if before is None or language_verdict(sandbox, path, before, timeout).accepts:
             return LintOutcome(True, f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}")
         # It rejected the file before the edit too: its verdict cannot tell what the edit added.
+        unjudged = f"{verdict.tool} in the sandbox rejected this file before the edit too, so it cannot tell"
     if report.unbalanced:
         return LintOutcome(True, f"{report.message}\n(Sure without a compiler: the edit adds {report.unbalanced}. If "
                                  "the code is valid all the same, write it with bash instead.)")
@@ -144,8 +146,7 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
     return LintOutcome(False, note=(
         f"\n(Possible syntax error, the edit was made: the tree-sitter grammar reports {len(report.new_problems)} new "
         f"problem{'s' if len(report.new_problems) != 1 else ''}, first {excerpt}\nGrammars lag their languages and "
-        "no interpreter or compiler in the sandbox could check this file, so this may be valid newer syntax; "
-        "if it is a mistake, fix it.)"))
+        f"{unjudged}, so this may be valid newer syntax; if it is a mistake, fix it.)"))
 
 
 def bracket_balance(root: Node, source: bytes) -> dict[str, int]:

@@ -236,6 +236,7 @@ def test_an_interpreter_that_rejected_the_file_before_does_not_decide(shell) -> 
     before = b"print 'old'\n\nx = 1\n"  # Python 2: python3 rejects the file whatever the edit does
     balanced = lint_edit(shell, "legacy.py", before, before + b"y = x +\n")
     assert not balanced.refused and balanced.note.startswith("\n(Possible syntax error")
+    assert "python in the sandbox rejected this file before the edit too" in balanced.note
     unbalanced = lint_edit(shell, "legacy.py", before, before + b"y = (x +\n")
     assert unbalanced.refused and "1 more `(` than `)`" in unbalanced.message
 
