@@ -86,7 +86,7 @@ Span = tuple[int, int]
 _CANDIDATE = re.compile(r"<(tool_call|function_call|tools?|response|json|xml|JSON)>"  # llama.cpp's wrapper tags
                         r"|<function(?:=|\s+name=\")"  # Qwen3-Coder / llama.cpp function headers
                         r"|^[ \t]*```[\w+-]*[ \t]*$"  # a code fence's opening line
-                        r"|^[ \t]*[\[{]", re.M)  # bare JSON starting a line
+                        r"|^ {0,3}[\[{]", re.M)  # bare JSON starting a line (4 spaces or a tab: Markdown's code)
 _FENCE_CLOSE = re.compile(r"^[ \t]*```[ \t]*$", re.M)
 _FENCE_LINE = re.compile(r"^[ \t]*```([^`\n]*)$", re.M)  # a Markdown fence line, opening or closing
 _CALL_FENCES = {"", "json", "xml"}  # what llama.cpp's Hermes parser reads calls from (```(?:xml|json)?)
@@ -250,6 +250,8 @@ def _where(text: str, pos: int) -> str:
     line_start = text.rfind("\n", 0, pos) + 1
     if text[line_start:pos].lstrip().startswith(">"):
         return "in a quote"
+    if not text[line_start:pos].strip() and text[line_start:pos].expandtabs(4).startswith("    "):
+        return "in an indented code block"
     if _in_inline_code(text, pos):
         return "in `inline code`"
     return "inside a sentence"

@@ -740,6 +740,8 @@ RM = '{"name": "bash", "arguments": {"command": "rm -rf build"}}'
     (f"For example:\n```json\n{RM} deletes the build\n```", "inside a ```json code block that holds more"),
     (f"For example:\n```\n{RM}\n// then rebuild\n```", "inside a ``` code block that holds more"),
     (f"```python\ncall({RM})\n```", "inside a ```python code block"),
+    (f"Like this:\n\n    {RM}\n\nbut not now.", "in an indented code block"),  # Markdown's 4-space code
+    (f"Like this:\n\t{RM}", "in an indented code block"),
 ])
 def test_call_shaped_json_in_prose_is_not_run_and_the_model_is_told(reply: str, where: str) -> None:
     parsed = parse_reply(reply, TOOLS)
@@ -762,7 +764,7 @@ def test_a_real_call_next_to_an_example_in_prose_runs_alone_and_the_example_is_r
 
 @pytest.mark.parametrize("reply", [
     '{"name": "bash", "arguments": {"command": "ls"}}\nThat lists the files.',  # prose on the next line is fine
-    'Let me look:\n  {"name": "bash", "arguments": {"command": "ls"}}  \n',  # indented, trailing blanks
+    'Let me look:\n   {"name": "bash", "arguments": {"command": "ls"}}  \n',  # indented less than code, trailing blanks
     '{"name": "bash", "arguments": {"command": "ls"}}</tool_call>',  # a dropped opener
     '```JSON\n{"name": "bash", "arguments": {"command": "ls"}}\n```',
     'Listing:\n```xml\n{"name": "bash", "arguments": {"command": "ls"}}\n```\nDone.',
