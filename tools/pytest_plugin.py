@@ -33,7 +33,8 @@ def pytest_configure(config: "object") -> None:
     _sink.append(open(path, "a", encoding="utf-8"))
     params = getattr(config, "invocation_params", None)
     invocation = getattr(params, "dir", None) or getattr(config, "invocation_dir", None) or os.getcwd()
-    _write({"rootdir": str(config.rootdir), "invocation_dir": str(invocation)})
+    rootdir = getattr(config, "rootpath", None) or config.rootdir  # rootdir needs the legacypath plugin in pytest 7+
+    _write({"rootdir": str(rootdir), "invocation_dir": str(invocation)})
 
 
 def pytest_unconfigure(config: "object") -> None:
