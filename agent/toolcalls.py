@@ -115,6 +115,8 @@ _EMPTY_FENCE = re.compile(r"```[\w+-]*\s*```")  # left behind when a call sat in
 _MAX_PARAMETER_TAGS = 200  # beyond this many `<parameter=` tags in one call, readings are not searched
 _MAX_READING_STATES = 5_000
 _JSON_WINDOW = 16_384  # characters a JSON call is first decoded within
+_MAX_PROSE_CALLS = 100  # call-shaped starts looked at in the prose of one reply, for the "not run" notices
+_MAX_NOTICES = 3
 
 
 
@@ -218,14 +220,20 @@ def _calls_not_run(prose: str, schemas: Schemas) -> list[str]:
     """
     notices: list[str] = []
     pos = 0
-    while found := _JSON_CALL_START.search(prose, pos):
+    for _ in range(_MAX_PROSE_CALLS):  # each look is bounded by the window: prose full of `{"name":` stays linear
+        if not (found := _JSON_CALL_START.search(prose, pos)):
+            break
         at = found.start()
         try:
-            value, pos = _decode_json(prose, at)
+            value, end = _JSON.raw_decode(prose[at:at + _JSON_WINDOW])
+            pos = at + end
         except json.JSONDecodeError:
-            value, pos = _python_literal(prose[at:_line_end(prose, at)].strip()), at + 1
+            value, pos = _python_literal(prose[at:min(_line_end(prose, at), at + _JSON_WINDOW)].strip()), at + 1
         objects = value if isinstance(value, list) else [value]
         calls = [obj for obj in objects if _call_shaped(obj, schemas) and _plausible_arguments(obj)]
+        if calls and len(notices) == _MAX_NOTICES:
+            notices.append("... and more call-shaped JSON in the prose that was not run either.")
+            break
         if calls:
             name = _hermes_attempt(calls[0]).name
             notices.append(f"The call to {name} written as JSON {_where(prose, at)} was NOT run: JSON is a call only "

@@ -967,3 +967,12 @@ def test_non_finite_native_argument_is_kept_as_text(arguments: str) -> None:
 
     assert isinstance(call.arguments["timeout"], str)
     json.dumps(call.arguments, allow_nan=False)  # strict JSON, as the trajectory writes it
+
+
+
+def test_many_calls_in_prose_give_a_few_notices_and_unterminated_starts_none() -> None:
+    parsed = parse_reply(f"Options: {RM}, " * 1000, TOOLS)
+    assert parsed.calls == [] and len(parsed.errors) == 4
+    assert parsed.errors[3] == "... and more call-shaped JSON in the prose that was not run either."
+    unterminated = parse_reply('x {"name": "bash", "arguments": {"command": "' * 20_000, TOOLS)  # 920 KB
+    assert (unterminated.calls, unterminated.errors) == ([], [])
