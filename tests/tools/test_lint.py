@@ -180,7 +180,7 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HostShell:
 
 NEWER_THAN_THE_GRAMMARS = [  # valid code that tree-sitter-rust 0.24, -typescript 0.23 and -c 0.24 misread
     ("src/ffi.rs", 'unsafe extern "C" {\n    pub safe fn abs(x: i32) -> i32;\n}\n'),  # Rust 1.82
-    ("src/gen.rs", "fn main() {\n    let r#gen = 1;\n    let k = k#gen;\n}\n"),  # edition 2024 raw keywords
+    ("src/sys.rs", 'unsafe extern "C" {\n    pub safe static LEVEL: i32;\n    pub unsafe fn free(p: *mut u8);\n}\n'),
     ("web/lazy.ts", "import defer * as heavy from './heavy';\nexport const x = heavy.value;\n"),  # TS 5.9
     ("blob.c", 'const unsigned char data[] = {\n#embed "data.bin"\n};\n'),  # C23
     ("bits.c", "_BitInt(32) wide;\nenum colour : unsigned char { RED, GREEN };\n"),  # C23
