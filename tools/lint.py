@@ -18,13 +18,16 @@ an error tree-sitter reports is a suspicion, not a verdict. The rule (`lint_edit
    edit, so go on as if there were none.
 3. With no such verdict, tree-sitter refuses only when it is sure: the edit also changes the
    balance of the file's brackets (`()`, `[]`, `{}` counted as tokens, so not inside strings
-   or comments), which no version of any of these languages accepts. Any other added error
-   is reported as a *possible* syntax error, and the edit is made.
+   or comments), which no version of any of these languages accepts, except C and C++ under
+   conditional compilation (`#if`/`#ifdef`/`#else` branches may each open a brace), which is
+   never sure. Any other added error is reported as a *possible* syntax error, and the edit
+   is made.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 import secrets
 import shlex
 from collections import Counter
@@ -85,6 +88,8 @@ class LintOutcome:
 
 
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
+PREPROCESSED = {"c", "cpp"}
+CONDITIONAL_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(?:if|ifdef|elif|else)\b", re.M)  # not #ifndef: include guards
 
 
 def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
@@ -109,9 +114,11 @@ def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
     after_balance = bracket_balance(after_tree.root_node, after)
     before_balance = bracket_balance(before_tree.root_node, before) if before_tree and before is not None else {}
     balance_change = {kind: after_balance.get(kind, 0) - before_balance.get(kind, 0) for kind in BRACKETS}
+    # `#ifdef X` / `if (a) {` / `#else` / `if (b) {` / `#endif` is valid C with two `{` for one `}`.
+    conditional = language in PREPROCESSED and CONDITIONAL_DIRECTIVE.search(after) is not None
     return LintReport(ok=False, checked=True, new_problems=tuple(added),
                       message=_rejection_message(path, after, added, len(before_problems)),
-                      unbalanced=_describe_balance(balance_change))
+                      unbalanced="" if conditional else _describe_balance(balance_change))
 
 
 def _kind_of_file(path: str) -> str:

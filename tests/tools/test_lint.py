@@ -255,3 +255,12 @@ def test_files_no_grammar_reads_are_written_and_said_to_be_unchecked(shell, monk
         languages.parser_for_language.cache_clear()
     assert "minified or generated" in lint_edit(shell, "dist/app.min.js", None, b"x=(").note
     assert shell.commands == []  # nothing to ask the sandbox about
+
+
+def test_c_under_conditional_compilation_is_never_sure_but_include_guards_are_no_excuse(shell) -> None:
+    split_brace = (b"int f(int a, int b) {\n#ifdef X\n  if (a) {\n#else\n  if (b) {\n#endif\n    return 1;\n"
+                   b"  }\n  return 0;\n}\n")  # valid C: one of the two `{` is compiled
+    outcome = lint_edit(shell, "split.c", b"int z;\n", b"int z;\n" + split_brace)
+    assert not outcome.refused and outcome.note.startswith("\n(Possible syntax error")
+    guarded = b"#ifndef M_H\n#define M_H\nint f(void);\n#endif\n"
+    assert lint_edit(shell, "m.h", guarded, guarded.replace(b"f(void);", b"f(void));")).refused
