@@ -251,7 +251,7 @@ def _plausible_arguments(obj: dict[str, Any]) -> bool:
 
 def _where(text: str, pos: int) -> str:
     """Where prose JSON sits, for the notice: a code block, a quote, inline code or a sentence."""
-    block = next((block for block in _code_blocks(text, 0) if block[0] <= pos < block[2]), None)
+    block = _block_at(_code_blocks(text, 0), pos)
     if block is not None:
         return f"inside a ```{block[1]} code block that holds more than the call" if block[1].lower() in _CALL_FENCES \
             else f"inside a ```{block[1]} code block"
@@ -271,21 +271,26 @@ def _scan_text(text: str, fmt: Format, schemas: Schemas) -> tuple[list[_Attempt]
     kept: list[str] = []
     spans: list[Span] = []
     pos = 0
-    while found := _next_call(text, pos, fmt, schemas):
+    fences = _fence_lines(text)
+    blocks = _code_blocks(text, 0, fences)
+    while found := _next_call(text, pos, fmt, schemas, blocks):
         start, read, end = found
         kept.append(text[pos:start])
         attempts += read
         spans.append((start, end))
+        whole_block = (block := _block_at(blocks, start)) is not None and block[0] == start and block[2] == end
+        if not whole_block and "```" in text[start:end]:  # a value that shows fences: pair those after it afresh
+            blocks = _code_blocks(text, end, fences)
         pos = end
     kept.append(text[pos:])
     return attempts, _EMPTY_FENCE.sub("", "".join(kept)).strip(), spans
 
 
-def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas) -> tuple[int, list[_Attempt], int] | None:
-    blocks = _code_blocks(text, pos)
+def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas,
+               blocks: list[tuple[int, str, int]]) -> tuple[int, list[_Attempt], int] | None:
     for candidate in _CANDIDATE.finditer(text, pos):
         if not candidate.group(1) and not candidate.group(0).startswith("<"):  # bare JSON or a fence line
-            block = next((block for block in blocks if block[0] <= candidate.start() < block[2]), None)
+            block = _block_at(blocks, candidate.start())
             if block is not None and candidate.start() != block[0]:
                 continue  # inside a code block (or its closing line): only the block as a whole can be a call
         read = _read_candidate(text, candidate, fmt, schemas)
@@ -294,19 +299,32 @@ def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas) -> tuple[int,
     return None
 
 
-def _code_blocks(text: str, pos: int) -> list[tuple[int, str, int]]:
-    """Markdown code blocks from `pos` on: (start of the opening line, its language, end of the closing line)."""
+def _block_at(blocks: list[tuple[int, str, int]], pos: int) -> tuple[int, str, int] | None:
+    """The code block (from `_code_blocks`, in order) that `pos` lies in, if any."""
+    index = bisect.bisect_right(blocks, (pos, "\U0010ffff")) - 1  # the last block starting at or before `pos`
+    return blocks[index] if index >= 0 and blocks[index][0] <= pos < blocks[index][2] else None
+
+
+def _code_blocks(text: str, pos: int, lines: list[tuple[int, int, str]] | None = None) -> list[tuple[int, str, int]]:
+    """Markdown code blocks from `pos` on: (start of the opening line, its language, end of the closing line).
+    `lines`, the text's fence lines as `_fence_lines` gives them, spares reading the text again."""
+    lines = lines if lines is not None else _fence_lines(text)
     blocks: list[tuple[int, str, int]] = []
     opening: tuple[int, str] | None = None
-    for line in _FENCE_LINE.finditer(text, pos):
+    for start, end, language in lines[bisect.bisect_left(lines, (pos,)):]:
         if opening is None:
-            opening = (line.start(), line.group(1).strip())
-        elif not line.group(1).strip():
-            blocks.append((*opening, line.end()))
+            opening = (start, language)
+        elif not language:
+            blocks.append((*opening, end))
             opening = None
     if opening is not None:
         blocks.append((*opening, len(text)))
     return blocks
+
+
+def _fence_lines(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, language) of every fence line (```lang or ```), in order."""
+    return [(line.start(), line.end(), line.group(1).strip()) for line in _FENCE_LINE.finditer(text)]
 
 
 def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,

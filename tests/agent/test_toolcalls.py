@@ -976,3 +976,15 @@ def test_many_calls_in_prose_give_a_few_notices_and_unterminated_starts_none() -
     assert parsed.errors[3] == "... and more call-shaped JSON in the prose that was not run either."
     unterminated = parse_reply('x {"name": "bash", "arguments": {"command": "' * 20_000, TOOLS)  # 920 KB
     assert (unterminated.calls, unterminated.errors) == ([], [])
+
+
+def test_a_call_whose_value_shows_fences_does_not_shift_the_blocks_after_it() -> None:
+    page = "Usage:\n```json\n" + RM + "\n"  # an unclosed fence inside a file's text
+    reply = (xml_call("str_replace_editor", command="create", path="USAGE.md", file_text=page)
+             + '\n{"name": "bash", "arguments": {"command": "ls"}}\n```text\n' + RM + "\n```\n")
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert [call.name for call in parsed.calls] == ["str_replace_editor", "bash"]
+    assert parsed.calls[0].arguments["file_text"] == page
+    assert parsed.errors[0].startswith("The call to bash written as JSON inside a ```text code block was NOT run")
