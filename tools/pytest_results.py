@@ -61,7 +61,7 @@ def read_results(data: bytes) -> list[TestOutcome]:
     teardown fails too, as in pytest's own JUnit report), a failed call FAILED, a skip SKIPPED or,
     for an expected failure, XFAIL; an unexpected pass is PASSED; a file that could not be collected
     is ERROR under its path. Ids are made relative to the directory the command ran in when pytest's
-    rootdir lies below it. A torn last line (a run killed at its timeout) is dropped; ValueError when
+    rootdir lies below it (per session: a command may run pytest more than once). A torn last line (a run killed at its timeout) is dropped; ValueError when
     no line is a record of the plugin.
     """
     records = []
@@ -74,10 +74,13 @@ def read_results(data: bytes) -> list[TestOutcome]:
             records.append(record)
     if not records or "rootdir" not in records[0]:
         raise ValueError("not a results file of moe-agent's pytest plugin")
-    prefix = posixpath.relpath(str(records[0]["rootdir"]), str(records[0].get("invocation_dir") or "/"))
-    prefix = "" if prefix == "." or prefix.startswith("..") else prefix + "/"
     outcomes: dict[str, TestOutcome] = {}
-    for record in records[1:]:
+    prefix = ""
+    for record in records:
+        if "rootdir" in record:  # each pytest session starts with one (a command may run pytest twice)
+            prefix = posixpath.relpath(str(record["rootdir"]), str(record.get("invocation_dir") or "/"))
+            prefix = "" if prefix == "." or prefix.startswith("..") else prefix + "/"
+            continue
         status = _status(record)
         test_id = prefix + str(record.get("nodeid", "")) if record.get("nodeid") else prefix.rstrip("/")
         if status is None or not test_id:

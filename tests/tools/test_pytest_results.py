@@ -107,3 +107,11 @@ def test_a_torn_last_line_is_dropped_and_other_files_are_refused() -> None:
     for data in (b"", b"<testsuites/>", record):
         with pytest.raises(ValueError):
             read_results(data)
+
+
+def test_each_pytest_session_of_one_command_keeps_its_own_rootdir() -> None:
+    data = (b'{"rootdir": "/r/sub", "invocation_dir": "/r"}\n'
+            b'{"nodeid": "t.py::a", "when": "call", "outcome": "failed", "xfail": false, "message": "m"}\n'
+            b'{"rootdir": "/r", "invocation_dir": "/r"}\n'
+            b'{"nodeid": "u.py::b", "when": "call", "outcome": "passed", "xfail": false, "message": ""}\n')
+    assert [(o.test_id, o.status) for o in read_results(data)] == [("sub/t.py::a", "FAILED"), ("u.py::b", "PASSED")]
