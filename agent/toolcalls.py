@@ -243,7 +243,7 @@ def _calls_not_run(prose: str, schemas: Schemas) -> list[str]:
 
 
 def _plausible_arguments(obj: dict[str, Any]) -> bool:
-    """Arguments that could be a call's: absent, an object, or JSON text (a dict in code with `'arguments': 1` is not)."""
+    """Arguments that could be a call's: absent, an object or JSON text (`{'arguments': 1}` in code is not)."""
     inner = obj["function"] if isinstance(obj.get("function"), dict) else obj
     arguments = inner.get("arguments", inner.get("parameters"))
     return arguments is None or isinstance(arguments, (dict, str))

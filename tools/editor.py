@@ -419,7 +419,7 @@ def write(ctx: ToolContext, target: RepoPath, data: bytes) -> None:
 
 
 def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> str:
-    """Write an edit unless it adds syntax errors, remember the old content for `undo_edit`;
+    """Write an edit unless it surely adds a syntax error (tools/lint.py), remember the old content for `undo_edit`;
     return a note for the model ("" when there is nothing to say)."""
     note = lint_note(ctx, target.path, before, after)
     write(ctx, target, after)

@@ -61,8 +61,8 @@ def read_results(data: bytes) -> list[TestOutcome]:
     teardown fails too, as in pytest's own JUnit report), a failed call FAILED, a skip SKIPPED or,
     for an expected failure, XFAIL; an unexpected pass is PASSED; a file that could not be collected
     is ERROR under its path. Ids are made relative to the directory the command ran in when pytest's
-    rootdir lies below it (per session: a command may run pytest more than once). A torn last line (a run killed at its timeout) is dropped; ValueError when
-    no line is a record of the plugin.
+    rootdir lies below it (per session: a command may run pytest more than once). A torn last line (a
+    run killed at its timeout) is dropped; ValueError when the first line is not the plugin's header.
     """
     records = []
     for line in data.decode("utf-8", "replace").splitlines():
