@@ -43,8 +43,9 @@ def pytest_unconfigure(config: "object") -> None:
 
 
 def pytest_runtest_logreport(report: "object") -> None:
-    """Every phase of every test; the host keeps the one that decides the test's status."""
-    _record(report, report.when)
+    """Every test's call, and any setup or teardown that did not pass: what decides its status."""
+    if report.when == "call" or not report.passed:
+        _record(report, report.when)
 
 
 def pytest_collectreport(report: "object") -> None:
