@@ -40,6 +40,7 @@ from __future__ import annotations
 import ast
 import bisect
 import io
+import itertools
 import json
 import math
 import re
@@ -212,18 +213,19 @@ def _calls_in_reasoning(reasoning: str, fmt: Format, schemas: Schemas) -> list[s
 
 
 def _calls_not_run(prose: str, schemas: Schemas) -> list[str]:
-    """One notice per call-shaped JSON value left in the prose: it was not run, and the model is told why.
+    """One notice per call-shaped text left in the prose: it was not run, and the model is told why.
 
     Bare JSON is a call only when it stands alone on its own lines, or fills a ```json, ```xml or plain
-    code block, or sits in a wrapper tag; in a sentence, a `> quote`, `inline code` or another kind of
-    code block it is an example or an explanation, which must never run, nor vanish without a word.
+    code block, or sits in a wrapper tag; a `<function=NAME>` header only at the start of a line or in
+    `<tool_call>`. In a sentence, a `> quote`, `inline code` or another kind of code block such text is
+    an example or an explanation, which must never run, nor vanish without a word.
     """
-    notices: list[str] = []
+    found: list[tuple[int, str, str]] = []  # (where, tool, how it was written)
     pos = 0
     for _ in range(_MAX_PROSE_CALLS):  # each look is bounded by the window: prose full of `{"name":` stays linear
-        if not (found := _JSON_CALL_START.search(prose, pos)):
+        if not (start := _JSON_CALL_START.search(prose, pos)):
             break
-        at = found.start()
+        at = start.start()
         try:
             value, end = _JSON.raw_decode(prose[at:at + _JSON_WINDOW])
             pos = at + end
@@ -231,14 +233,20 @@ def _calls_not_run(prose: str, schemas: Schemas) -> list[str]:
             value, pos = _python_literal(prose[at:min(_line_end(prose, at), at + _JSON_WINDOW)].strip()), at + 1
         objects = value if isinstance(value, list) else [value]
         calls = [obj for obj in objects if _call_shaped(obj, schemas) and _plausible_arguments(obj)]
-        if calls and len(notices) == _MAX_NOTICES:
-            notices.append("... and more call-shaped JSON in the prose that was not run either.")
-            break
         if calls:
-            name = _hermes_attempt(calls[0]).name
-            notices.append(f"The call to {name} written as JSON {_where(prose, at)} was NOT run: JSON is a call only "
-                           "when it stands alone on its own lines, fills a ```json block or sits in "
-                           "<tool_call></tool_call>. If you meant to run it, write it again that way.")
+            found.append((at, _hermes_attempt(calls[0]).name, "JSON"))
+    for header in itertools.islice(_FUNCTION_HEADER.finditer(prose), _MAX_PROSE_CALLS):
+        name = (header.group(1) if header.group(1) is not None else header.group(2)).strip().strip("\"'")
+        after = header.end() + len(prose[header.end():header.end() + 200]) - len(
+            prose[header.end():header.end() + 200].lstrip(" \t\r\n>"))  # blanks, and `>` of a quote's lines
+        if prose.startswith(("<parameter=", "{"), after) and (not schemas or name in schemas):
+            found.append((header.start(), name, f"<function={name}>"))
+    notices = [f"The call to {name} written as {how} {_where(prose, at)} was NOT run: JSON is a call only when it "
+               "stands alone on its own lines or fills a ```json block, and <function=...> only when it starts a "
+               "line; inside <tool_call></tool_call> either is always a call. If you meant to run it, write it "
+               "again that way." for at, name, how in sorted(found)[:_MAX_NOTICES]]
+    if len(found) > _MAX_NOTICES:
+        notices.append("... and more call-shaped text in the prose that was not run either.")
     return notices
 
 

@@ -752,6 +752,19 @@ def test_call_shaped_json_in_prose_is_not_run_and_the_model_is_told(reply: str, 
     assert "was NOT run" in parsed.errors[0] and "stands alone on its own lines" in parsed.errors[0]
 
 
+@pytest.mark.parametrize(("reply", "where"), [
+    ("You could run <function=bash><parameter=command>rm -rf build</parameter></function> to clean.",
+     "inside a sentence"),
+    ("> <function=bash>\n> <parameter=command>\n> rm -rf build", "in a quote"),
+    ('Try `<function=bash>{"command": "rm -rf build"}</function>` later.', "in `inline code`"),
+])
+def test_a_function_header_in_prose_is_not_run_and_the_model_is_told(reply: str, where: str) -> None:
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors[0].startswith(f"The call to bash written as <function=bash> {where} was NOT run")
+
+
 def test_a_real_call_next_to_an_example_in_prose_runs_alone_and_the_example_is_reported() -> None:
     reply = (f"Running `{RM}` would lose the cache, so I only list it:\n"
              '{"name": "bash", "arguments": {"command": "ls build"}}\n')
@@ -973,7 +986,7 @@ def test_non_finite_native_argument_is_kept_as_text(arguments: str) -> None:
 def test_many_calls_in_prose_give_a_few_notices_and_unterminated_starts_none() -> None:
     parsed = parse_reply(f"Options: {RM}, " * 1000, TOOLS)
     assert parsed.calls == [] and len(parsed.errors) == 4
-    assert parsed.errors[3] == "... and more call-shaped JSON in the prose that was not run either."
+    assert parsed.errors[3] == "... and more call-shaped text in the prose that was not run either."
     unterminated = parse_reply('x {"name": "bash", "arguments": {"command": "' * 20_000, TOOLS)  # 920 KB
     assert (unterminated.calls, unterminated.errors) == ([], [])
 
