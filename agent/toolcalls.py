@@ -360,7 +360,9 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
     read = _read_json_calls(text, candidate.end() - 1, fmt, schemas)
     if read is None or any(attempt.problem for attempt in read[0]):
         return read
-    json_end = len(text[:read[1]].rstrip())
+    json_end = read[1]
+    while json_end > 0 and text[json_end - 1].isspace():  # back over the blanks the JSON reader skipped
+        json_end -= 1
     rest = _LINE_REST.match(text, json_end)
     # `{...} is what I would run`: prose, reported as not run by `_calls_not_run`
     return (read[0], max(read[1], rest.end())) if rest else None
