@@ -1,11 +1,13 @@
 """`run_tests`: run the project's tests and answer with counts and the failing tests, not a 5,000-line log.
 
 The command comes from `test_cmd` in `.agent.toml` or is detected from the files at the
-repository root. Pytest is asked for its JUnit XML report, which names every test by its
-full, rerunnable id (`test_calc.py::test_eval[2 * 3-7]`, spaces and brackets included);
-when there is none (tox without pass-through, a plugin that turns it off, a timeout) and
-for other runners, the output is read with the SWE-bench harness's own log parsers. SWE-bench
-grading (evals/) always uses those parsers, so its verdicts stay the official ones.
+repository root. Pytest runs with our own small plugin (tools/pytest_results.py), which records
+every test by its full, rerunnable node id (`test_calc.py::test_eval[2 * 3-7]`, spaces and
+brackets included) whatever the repository's configuration (`-p no:junitxml` too); when it
+could not load (a test command that resets PYTHONPATH, tox's clean environment), pytest's
+JUnit XML report is read, and failing that, or for other runners, the output, with the
+SWE-bench harness's own log parsers. SWE-bench grading (evals/) always uses those parsers, so
+its verdicts stay the official ones.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.junit import PYTEST_OPTIONS, TestOutcome, read_junit
 from tools.paths import is_within
+from tools.pytest_results import RESULTS_DIR, RESULTS_NAME, read_results, setup_command
 
 DEFAULT_TIMEOUT = 600.0
-JUNIT_REPORT = "/tmp/.moe-tests/junit.xml"
+JUNIT_REPORT = f"{RESULTS_DIR}/junit.xml"
 MAX_REPORT_BYTES = 50_000_000
 MAX_LISTED_FAILURES = 30
 FAILURE_LINE_CHARS = 240
@@ -131,10 +134,13 @@ def run_suite(ctx: ToolContext, paths: list[str], args: str, timeout: float) -> 
     # -rA makes pytest print one summary line per test, which is what the text parsers read.
     pytest = runner.parser == "parse_log_pytest"
     options = "-rA" + (" " + PYTEST_OPTIONS.format(path=JUNIT_REPORT) if pytest else "")
-    result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && "
+    plugin = setup_command() + " && " if pytest else ""
+    result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && {plugin}"
                              f'export PYTEST_ADDOPTS="{options} ${{PYTEST_ADDOPTS:-}}" && {command})',
                              timeout=timeout)
-    return SuiteRun(runner, command, result, junit_outcomes(ctx) if pytest else None)
+    outcomes = (report_outcomes(ctx, f"{RESULTS_DIR}/{RESULTS_NAME}", read_results)
+                or report_outcomes(ctx, JUNIT_REPORT, read_junit)) if pytest else None
+    return SuiteRun(runner, command, result, outcomes)
 
 
 def read_statuses(runner: Runner, output: str, outcomes: list[TestOutcome] | None) -> dict[str, str]:
@@ -146,13 +152,15 @@ def read_statuses(runner: Runner, output: str, outcomes: list[TestOutcome] | Non
     return parse_statuses(runner.parser, output)
 
 
-def junit_outcomes(ctx: ToolContext) -> list[TestOutcome] | None:
-    """The tests in the JUnit XML report pytest wrote, or None when it wrote none that can be read."""
-    stat = ctx.sandbox.stat(JUNIT_REPORT)
+def report_outcomes(ctx: ToolContext, path: str,
+                    read: Callable[[bytes], list[TestOutcome]]) -> list[TestOutcome] | None:
+    """The tests in a report pytest wrote at `path` (our plugin's results, or its JUnit XML), read by `read`;
+    None when there is none that can be read, or it lists no test."""
+    stat = ctx.sandbox.stat(path)
     if not stat.exists or stat.size > MAX_REPORT_BYTES:
         return None
     try:
-        return read_junit(ctx.sandbox.read_file(JUNIT_REPORT))
+        return read(ctx.sandbox.read_file(path)) or None
     except (OSError, ValueError):
         return None
 
