@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.attempts import AttemptPlan
 from agent.ci.pull_request import failure_comment, pull_request_body, pull_title, stats_line, tests_line
 from agent.ci.push import GitRemote, diffstat, prepare_checkout
 from agent.config import Settings
@@ -56,6 +57,7 @@ class IssueJob:
     as_triggered: Issue | None = None  # the issue's text from the triggering event; None: read it now
     repo_instructions: bool = True  # False: leave the repository's AGENTS.md files out of the prompt
     follow_up: FollowUp | None = None  # `agent pr --continue`: that run's conversation and branch, carried on
+    attempts: AttemptPlan = AttemptPlan()  # --attempts N: N loops, one patch chosen (agent/attempts.py)
 
 
 @dataclass
@@ -113,7 +115,8 @@ def fix_issue(
                              commit=True, title=follow.title if follow else pull_title(issue),
                              allow_sensitive=list(settings.patch_policy.allow),
                              secrets=tuple(s for s in (remote.token,) if s),
-                             repo_instructions=job.repo_instructions and follow is None, follow_up=follow)
+                             repo_instructions=job.repo_instructions and follow is None, follow_up=follow,
+                             attempts=job.attempts)
         outcome = run_fix(request, settings, model, listener=listener, echo=echo)
         if outcome.commit is None or outcome.result.status != "submitted":
             raise NotFixed(f"the agent stopped without a fix ({_stopped_because(outcome.result)})",

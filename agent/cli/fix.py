@@ -13,6 +13,8 @@ from rich.markup import escape
 from agent.errors import UsageError
 
 HELP = "Fix an issue in the current git repository and leave a tested patch on a new branch."
+ATTEMPTS_HELP = ("Run N attempts at once, each in its own sandbox with its own seed, then keep the patch that applies, "
+                 "passes the tests the attempts wrote or ran, breaks no passing test, and most attempts agree on.")
 
 
 def read_task(text: str | None, file: Path | None, issue: str | None) -> tuple[str, str | None]:
@@ -59,15 +61,20 @@ def fix(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
     no_instructions: bool = typer.Option(False, "--no-instructions",
                                          help="Leave the repository's AGENTS.md files out of the prompt."),
+    attempts: int = typer.Option(1, "--attempts", min=1, help=ATTEMPTS_HELP),
+    attempts_temperature: float | None = typer.Option(None, "--attempts-temperature", min=0, max=2,
+                                                      help="Sampling temperature of the attempts (default: the profile's)."),
     follow: bool = typer.Option(False, "--continue",
                                 help="[RUN_ID] FEEDBACK: continue a run (default: the latest that made a branch) "
                                      "with your feedback; its branch gets a further commit."),
 ) -> None:
     from rich.markup import escape
 
+    from agent.attempts import AttemptPlan
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix, runs_dir
     from agent.followup import find_follow_up, split_arguments
+    from agent.selection import describe
     from agent.progress import LiveProgress, print_diff, print_review, print_summary
     from agent.terminal import escape
     from agent.workspace import UserRepo
@@ -76,8 +83,9 @@ def fix(
     task, title = read_task(text, file, issue)
     if apply and no_commit:
         raise UsageError("--apply and --no-commit contradict each other")
-    if follow and (apply or branch or issue):
-        raise UsageError("--continue adds to the run's own branch: it takes no --apply, --branch or --issue")
+    if follow and (apply or branch or issue or attempts > 1):
+        raise UsageError("--continue resumes one conversation on the run's own branch: it takes no --apply, --branch, "
+                         "--issue or --attempts")
     repo = UserRepo.find(path)
     settings = load_settings(repo.root, overrides={
         "model.name": model, "model.base_url": base_url, "model.tool_format": tool_format,
@@ -96,7 +104,7 @@ def fix(
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
                    title=title, cwd=path, repo_instructions=not (no_instructions or follow), partial=partial,
-                   follow_up=follow_up),
+                   follow_up=follow_up, attempts=AttemptPlan(attempts, attempts_temperature)),
         settings, listener=progress, echo=echo,
     )
     if as_json:
@@ -108,6 +116,8 @@ def fix(
         extra = {"trajectory": str(outcome.trajectory)}
         if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):
             extra["instructions"] = escape(outcome.instructions.summary())
+        if outcome.result.extra.get("selection"):
+            extra["attempts"] = escape(describe(outcome.result.extra["selection"]))
         if outcome.branch:
             extra["branch"] = f"[bold]{outcome.branch}[/] (not checked out; try: git diff HEAD {outcome.branch})"
         if outcome.applied:

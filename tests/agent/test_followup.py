@@ -176,8 +176,9 @@ def test_runs_that_cannot_be_continued_are_one_line_and_exit_2(fake_model_server
     assert foreign.returncode == 2 and f"was made in {repo}, not in {other}" in foreign.stderr
     none = agent(other, fake_model_server, "--continue", "more")  # its only run is from elsewhere
     assert none.returncode == 2 and "delivered a branch to continue" in none.stderr
-    both = agent(repo, fake_model_server, "--continue", "--apply", run_id, "more")
-    assert both.returncode == 2 and "--apply" in both.stderr
+    for flag in (["--apply"], ["--attempts", "2"]):
+        both = agent(repo, fake_model_server, "--continue", *flag, run_id, "more")
+        assert both.returncode == 2 and flag[0] in both.stderr
 
 
 @pytest.mark.docker

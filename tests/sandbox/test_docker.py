@@ -443,3 +443,13 @@ def test_a_big_file_in_the_tmpfs_scratch_space_is_read_in_pieces(box: DockerSand
     box.write_file("/tmp/big/patch", data)
     assert box.run("grep -c ' /tmp ' /proc/mounts").output.strip() == "1"  # /tmp is a tmpfs here
     assert box.read_file("/tmp/big/patch") == data
+
+
+def test_cpu_limit_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:
+    """Docker refuses nano_cpus above the machine's CPUs: the default 2.0 must still start on one CPU."""
+    from sandbox.docker import cpu_quota
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert cpu_quota(2.0) == 1_000_000_000 and cpu_quota(0.5) == 500_000_000 and cpu_quota(None) is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cpu_quota(2.0) == 2_000_000_000
