@@ -211,8 +211,8 @@ def run_fix(
                 result = agent.run(request.task, config={
                     **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
                     "instructions": instructions.to_json() if instructions else None})
-        finally:  # removing the container overlaps the delivery
-            stopping = background.submit(clock.timed, "sandbox_stop", box.close)
+        finally:  # the container ends and goes by itself, while the delivery runs and after we exit
+            stopping = background.submit(clock.timed, "sandbox_stop", box.close, False)
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
                              instructions=instructions)

@@ -36,21 +36,18 @@ if os.path.basename(sys.argv[0]) == "agent" or sys.argv[0].endswith(os.path.join
 import typer  # noqa: E402
 
 from agent import __version__  # noqa: E402
-from agent.cli import (  # noqa: E402
-    ci, demo, doctor, eval as eval_cmd, eval_run, fix, map as map_cmd, model, pr, sandbox, traj,
-)
 from agent.errors import AgentError, missing_extra  # noqa: E402
 from sandbox.base import SandboxError  # noqa: E402
 from sandbox.cleanup import install_handlers  # noqa: E402
 
-app = typer.Typer(
-    name="agent",
-    help="An autonomous coding agent for self-hosted MoE models, with fast Docker sandboxes.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Each command's module, imported only when that command runs (or for the full help):
+# `agent fix` never imports the eval, CI or trajectory commands. name -> (module, attribute)
+# where the attribute is a function (with a HELP beside it) or a Typer group.
+COMMANDS = {
+    "fix": ("fix", "fix"), "demo": ("demo", "demo"), "doctor": ("doctor", "doctor"), "map": ("map", "map_command"),
+    "pr": ("pr", "pr"), "ci": ("ci", "app"), "eval": ("eval", "app"), "sandbox": ("sandbox", "app"),
+    "model": ("model", "app"), "traj": ("traj", "app"),
+}
 
 
 def _version(value: bool) -> None:
@@ -59,7 +56,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
         False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
@@ -68,17 +64,47 @@ def _root(
     """moe-agent: issue text in, a tested patch out."""
 
 
-app.command("fix", help=fix.HELP)(fix.fix)
-app.command("demo", help=demo.HELP)(demo.demo)
-app.command("doctor", help=doctor.HELP)(doctor.doctor)
-app.command("map", help=map_cmd.HELP)(map_cmd.map_command)
-app.command("pr", help=pr.HELP)(pr.pr)
-app.add_typer(ci.app, name="ci")
-eval_cmd.app.command("run")(eval_run.run)
-app.add_typer(eval_cmd.app, name="eval")
-app.add_typer(sandbox.app, name="sandbox")
-app.add_typer(model.app, name="model")
-app.add_typer(traj.app, name="traj")
+def build_app(names: list[str] | None = None) -> typer.Typer:
+    """The `agent` app with the commands NAMES (default: all, in `COMMANDS` order)."""
+    import importlib
+
+    app = typer.Typer(
+        name="agent",
+        help="An autonomous coding agent for self-hosted MoE models, with fast Docker sandboxes.",
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for name in names or COMMANDS:
+        module_name, attribute = COMMANDS[name]
+        module = importlib.import_module(f"agent.cli.{module_name}")
+        target = getattr(module, attribute)
+        if isinstance(target, typer.Typer):
+            if name == "eval" and not any(c.name == "run" for c in target.registered_commands):
+                from agent.cli import eval_run
+
+                target.command("run")(eval_run.run)
+            app.add_typer(target, name=name)
+        else:
+            app.command(name, help=module.HELP)(target)
+    return app
+
+
+def _invoked(argv: list[str]) -> list[str] | None:
+    """The one command ARGV runs, when it names one (`agent [-V] fix ...`); None for help and mistakes."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return [arg] if arg in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`agent.cli.app`: every command (the tests' CliRunner, shell completion)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def _fail(message: str, code: int) -> None:
@@ -102,7 +128,7 @@ def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
     install_handlers()  # from here on SIGINT and SIGTERM raise Interrupted and every run cleans up
     try:
-        code = app(standalone_mode=False)
+        code = build_app(_invoked(sys.argv[1:]))(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
