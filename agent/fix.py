@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -35,6 +36,8 @@ from agent.workspace import (
     materialize,
     sandbox_object_paths,
     slugify,
+    submodule_edits,
+    submodule_state_command,
     take_snapshot,
 )
 from sandbox import cleanup
@@ -211,11 +214,12 @@ def run_fix(
                 result = agent.run(request.task, config={
                     **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
                     "instructions": instructions.to_json() if instructions else None})
+            submodule_notes = _submodule_notes(box, snapshot)
         finally:  # the container ends and goes by itself, while the delivery runs and after we exit
             stopping = background.submit(clock.timed, "sandbox_stop", box.close, False)
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
-                             instructions=instructions)
+                             instructions=instructions, notes=submodule_notes)
         if result.has_patch and result.status == "submitted":
             if request.allow_sensitive is not None:
                 enforce(outcome.review, request.allow_sensitive, kept_in=trajectory.path)
@@ -270,7 +274,8 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
     with clock.phase("image"):
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
-                                      checkout=lambda: materialize(taking.result(), scratch / "setup"))
+                                      checkout=lambda: materialize(taking.result(), scratch / "setup"),
+                                      history=repo.shared_objects())
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
                                 variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}")
     spec = SandboxSpec(
@@ -300,6 +305,20 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         box.close()
         raise
     return image, cached, box
+
+
+def _submodule_notes(box: Any, snapshot: Snapshot) -> list[str]:
+    """What the agent changed inside submodules, which no patch delivers: one note, or none."""
+    command = submodule_state_command(snapshot)
+    if command is None:
+        return []
+    done = box.run(f"(cd {shlex.quote(box.workdir)} && {command})", timeout=300)
+    edited = submodule_edits(snapshot, done.output) if done.ok and not done.truncated_bytes else []
+    if not edited:
+        return []
+    shown = ", ".join(edited[:5]) + (f" and {len(edited) - 5} more" if len(edited) > 5 else "")
+    return [f"the agent changed {len(edited)} file(s) inside submodules ({shown}): not delivered, since a patch "
+            "never turns a submodule into files; make such a change in the submodule's own repository"]
 
 
 def _delete(box: Any, paths: list[str]) -> None:
