@@ -49,8 +49,9 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
     if settings.dockerfile:
         return _build_dockerfile(settings.dockerfile, client, echo)
     recipe = ImageRecipe(ca_bundle=settings.ca_bundle)
-    if not image_exists(client, recipe.tag):
-        echo(f"building the default sandbox image {recipe.tag} (once)")
+    if image_exists(client, recipe.tag):  # the usual case: one lookup, not build_image's two more
+        return recipe.tag
+    echo(f"building the default sandbox image {recipe.tag} (once)")
     return build_image(recipe, client, echo=echo)
 
 

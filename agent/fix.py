@@ -201,6 +201,7 @@ def run_fix(
             from agent.model import OpenAIModel
 
             model = OpenAIModel(settings.model)
+            background.submit(model.warm)
         image, cached, box = starting.result()
         snapshot = taking.result()
         # The tag cache stays in the user's cache directory: one inside the repository could have
