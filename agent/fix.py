@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import os
 import secrets
 import shlex
@@ -206,7 +207,9 @@ def run_fix(
         snapshot = taking.result()
         # The tag cache stays in the user's cache directory: one inside the repository could have
         # come with the clone.
-        agent = configured_agent(_Timed(model, clock), box, settings, task=request.task,
+        # What the first tool call imports (jsonschema, for its arguments) loads while the model answers.
+        first_sent = lambda: background.submit(importlib.import_module, "jsonschema")  # noqa: E731
+        agent = configured_agent(_Timed(model, clock, first_sent), box, settings, task=request.task,
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
                                  listener=clock.listener(listener),
                                  instructions=instructions.prompt() if instructions else "")
@@ -379,13 +382,15 @@ class Timings:
 
 
 class _Timed:
-    """The model, noting when the first request leaves; everything else passes through."""
+    """The model, noting when the first request leaves (and calling `first`); everything else passes through."""
 
-    def __init__(self, model: Model, clock: Timings) -> None:
-        self._model, self._clock = model, clock
+    def __init__(self, model: Model, clock: Timings, first: Callable[[], object] = lambda: None) -> None:
+        self._model, self._clock, self._first = model, clock, first
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **options: Any) -> Any:
-        self._clock.phases.setdefault("first_request", self._clock.since_start())
+        if "first_request" not in self._clock.phases:
+            self._clock.phases["first_request"] = self._clock.since_start()
+            self._first()
         return self._model.query(messages, tools, **options)
 
     def __getattr__(self, name: str) -> Any:
