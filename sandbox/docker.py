@@ -484,9 +484,9 @@ class DockerSandbox:
             done = self._service_shell().run(_UNTAR.format(dest=shlex.quote(dest)), timeout=3600, stdin=archive)
             code = re.search(r"__moe_untar=(\d+)", done.output)
             if code is None or code.group(1) != "0":
-                said = re.sub(r"__moe_untar=\d+", "", done.output).strip().splitlines()
+                said = re.sub(r"__moe_untar=\d+", "", done.output).strip().splitlines()  # the first says why
                 raise SandboxError("could not copy the repository into the sandbox: "
-                                   + (said[-1][:200] if said else f"tar exit {code.group(1) if code else '?'}"))
+                                   + (said[0][:200] if said else f"tar exit {code.group(1) if code else '?'}"))
             return
         try:
             done = self.container.put_archive(dest, archive)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import secrets
 import select
+import socket
 import struct
 import threading
 import time
@@ -171,13 +172,17 @@ class DockerStreams:
             data = data[len(take) :]
 
     def close(self) -> None:
+        """Close the socket for good: shut down first, since docker-py's response objects may hold
+        more references to it, and only the last close would end the connection (and, for the main
+        process's socket, the container's stdin)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        for end in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._sock.close):
+            try:
+                end()
+            except OSError:
+                pass
 
 
 @dataclass
