@@ -316,7 +316,10 @@ def _submodule_notes(box: Any, snapshot: Snapshot) -> list[str]:
     command = submodule_state_command(snapshot)
     if command is None:
         return []
-    done = box.run(f"(cd {shlex.quote(box.workdir)} && {command})", timeout=300)
+    try:
+        done = box.run(f"(cd {shlex.quote(box.workdir)} && {command})", timeout=300)
+    except SandboxError:  # the sandbox died with the run, which says so: nothing more to tell here
+        return []
     edited = submodule_edits(snapshot, done.output) if done.ok and not done.truncated_bytes else []
     if not edited:
         return []
