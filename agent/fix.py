@@ -162,6 +162,7 @@ def run_fix(
     *,
     listener: Listener | None = None,
     echo: Callable[[str], None] = lambda message: None,
+    found: UserRepo | None = None,
 ) -> FixOutcome:
     """Snapshot, sandbox, loop, delivery. `model` defaults to the client `settings.model` names.
 
@@ -175,10 +176,10 @@ def run_fix(
     (`KeyboardInterrupt`) end the run with status `interrupted`, the container and the
     temporary copy are removed, the trajectory gets its `end` event, nothing is delivered.
     Errors before the loop (`UsageError`, `EnvironmentProblem`, `SandboxError`) propagate
-    after the same cleanup.
+    after the same cleanup. `found`: `request.repo` already looked up (the CLI did, for its config).
     """
     clock = Timings()
-    repo = UserRepo.find(request.repo)
+    repo = found if found is not None and found.root == request.repo else UserRepo.find(request.repo)
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     instructions = read_instructions(repo.root, request.cwd) if request.repo_instructions else None

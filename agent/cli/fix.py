@@ -82,7 +82,7 @@ def fix(
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
                    title=title, cwd=path, repo_instructions=not no_instructions, partial=partial),
-        settings, listener=progress, echo=echo,
+        settings, listener=progress, echo=echo, found=repo,
     )
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))
