@@ -67,7 +67,7 @@ def _root(
 
 
 def build_app(names: list[str] | None = None) -> typer.Typer:
-    """The `agent` app with the commands NAMES (default: all, in `COMMANDS` order)."""
+    """The `agent` app with the commands NAMES (None: all, in `COMMANDS` order)."""
     import importlib
 
     app = typer.Typer(
@@ -79,7 +79,7 @@ def build_app(names: list[str] | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    for name in names or COMMANDS:
+    for name in COMMANDS if names is None else names:
         module_name, attribute = COMMANDS[name]
         module = importlib.import_module(f"agent.cli.{module_name}")
         target = getattr(module, attribute)
@@ -95,10 +95,13 @@ def build_app(names: list[str] | None = None) -> typer.Typer:
 
 
 def _invoked(argv: list[str]) -> list[str] | None:
-    """The one command ARGV runs, when it names one (`agent [-V] fix ...`); None for help and mistakes."""
+    """The commands ARGV needs: the one it names (`agent fix ...`), none for `agent --version`,
+    None (all of them) for help and mistakes."""
     for arg in argv:
         if not arg.startswith("-"):
             return [arg] if arg in COMMANDS else None
+        if arg in ("-V", "--version"):
+            return []
     return None
 
 
