@@ -220,8 +220,10 @@ def run_fix(
                     **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
                     "instructions": instructions.to_json() if instructions else None})
             submodule_notes = _submodule_notes(box, snapshot)
-        finally:  # the container ends and goes by itself, while the delivery runs and after we exit
-            stopping = background.submit(clock.timed, "sandbox_stop", box.close, False)
+        finally:  # after a finished run the container ends and goes by itself, while the delivery runs and
+            # after we exit; an interrupted one is removed before we exit, as promised (docs/ending-runs.md)
+            stopping = background.submit(clock.timed, "sandbox_stop", box.close,
+                                         result is None or result.status == "interrupted")
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
                              instructions=instructions, notes=submodule_notes)
