@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import Settings
 from agent.environment import prepare_image
 from agent.files_image import FilesImage
@@ -71,6 +72,7 @@ class FixRequest:
     secrets: tuple[str, ...] = ()  # more values to keep out of the trajectory (a GitHub token)
     cwd: Path | None = None  # where in the repository the user ran: AGENTS.md files are read down to here
     repo_instructions: bool = True  # False: --no-instructions
+    attempts: AttemptPlan = field(default_factory=AttemptPlan)  # --attempts N: N loops, one patch chosen
 
 
 @dataclass
@@ -111,6 +113,7 @@ class FixOutcome:
             "timings": self.timings,
             "patch_review": self.review.to_json(),
             "instructions": self.instructions.to_json() if self.instructions else None,
+            "selection": r.extra.get("selection"),  # --attempts: agent/selection.py's record
         }
 
 
@@ -214,12 +217,25 @@ def run_fix(
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
                                  listener=clock.listener(listener),
                                  instructions=instructions.prompt() if instructions else "")
+        config = {**settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
+                  "instructions": instructions.to_json() if instructions else None}
         try:
             with clock.phase("loop"):
-                result = agent.run(request.task, config={
-                    **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
-                    "instructions": instructions.to_json() if instructions else None})
-            submodule_notes = _submodule_notes(box, snapshot)
+                if request.attempts.count > 1:
+                    result = run_attempts(AttemptsJob(
+                        request.attempts, request.task, config, model=model, test_cmd=settings.sandbox.test_cmd,
+                        make_agent=lambda model_, box_, trajectory_, listener_: configured_agent(
+                            _Timed(model_, clock), box_, settings, task=request.task, base_commit=snapshot.base_commit,
+                            trajectory=trajectory_, listener=clock.listener(listener_),
+                            instructions=instructions.prompt() if instructions else ""),
+                        start_sandbox=lambda: _start_sandbox(settings, repo, run_id, taking, scratch, clock, echo)[2],
+                        trajectory_for=lambda n: run_dir / f"attempt-{n}.jsonl", sandbox_memory=settings.sandbox.memory,
+                        redact=Redactor([*settings.secrets(), *request.secrets]), listener=listener, echo=echo),
+                        trajectory, first=box)
+                else:
+                    result = agent.run(request.task, config=config)
+            # with attempts, `box` is only the first one's: what they changed in submodules is not checked
+            submodule_notes = _submodule_notes(box, snapshot) if request.attempts.count <= 1 else []
         finally:  # after a finished run the container ends and goes by itself, while the delivery runs and
             # after we exit; an interrupted one is removed before we exit, as promised (docs/ending-runs.md)
             stopping = background.submit(clock.timed, "sandbox_stop", box.close,

@@ -494,3 +494,13 @@ def test_close_without_waiting_leaves_the_container_to_remove_itself(docker_clie
     while docker_client.containers.list(all=True, filters={"id": cid}) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not docker_client.containers.list(all=True, filters={"id": cid})
+
+
+def test_cpu_limit_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:
+    """Docker refuses nano_cpus above the machine's CPUs: the default 2.0 must still start on one CPU."""
+    from sandbox.docker import cpu_quota
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert cpu_quota(2.0) == 1_000_000_000 and cpu_quota(0.5) == 500_000_000 and cpu_quota(None) is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cpu_quota(2.0) == 2_000_000_000
