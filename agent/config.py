@@ -358,6 +358,10 @@ def load_settings(
     for rank, (data, label) in enumerate(layers):
         _merge_into(merged, data, (rank, label), origins)
     _drop_weaker_alternatives(merged, origins)
+    from sandbox.certs import client_bundle_problem
+
+    if problem := client_bundle_problem(env):  # the model client would fail on it with a traceback
+        problems.append(problem)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:

@@ -9,8 +9,10 @@ either. Tool calls are returned raw; parsing them is `agent.toolcalls`' job.
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,7 +25,7 @@ from urllib.parse import urlparse
 import openai
 
 from agent.config import ModelSettings
-from agent.errors import EnvironmentProblem
+from agent.errors import EnvironmentProblem, UsageError
 from agent.profiles import Profile, pick_profile
 from agent.redaction import Redactor, public_url, url_secrets
 from agent.served_context import served_context_window
@@ -129,9 +131,14 @@ class OpenAIModel:
         # Messages name the endpoint without its credentials; the server's own words are masked too.
         self.url = public_url(settings.base_url)
         self._redact = Redactor([*url_secrets(settings.base_url), api_key if api_key != "EMPTY" else None])
-        self._client = openai.OpenAI(
-            base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
-        )
+        try:
+            self._client = openai.OpenAI(
+                base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
+            )
+        except (OSError, ssl.SSLError) as exc:  # SSL_CERT_FILE names no usable CA bundle (config checks it first)
+            from sandbox.certs import client_bundle_problem
+
+            raise UsageError(client_bundle_problem(os.environ) or f"cannot set up TLS for {self.url}: {exc}") from None
 
     def query(
         self,

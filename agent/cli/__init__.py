@@ -7,20 +7,23 @@ import signal
 import sys
 
 
-def interrupted_json(code: int) -> str | None:
-    """What `agent fix --json` prints when interrupted before its run exists; None for other commands."""
+def failure_json(status: str, message: str, code: int) -> str | None:
+    """What `agent fix --json` prints when it ends before its run has an outcome; None for other commands.
+
+    `status` is "interrupted", "usage_error" (exit 2) or "environment_error" (exit 3): a
+    caller reading the JSON always gets an object, whatever stopped the command.
+    """
     if sys.argv[1:2] == ["fix"] and "--json" in sys.argv:
         import json
 
-        return json.dumps({"status": "interrupted", "message": "interrupted before the run started", "patch": "",
-                           "branch": None, "commit": None, "applied": False, "trajectory": None, "run_id": None,
-                           "exit_code": code})
+        return json.dumps({"status": status, "message": message, "patch": "", "branch": None, "commit": None,
+                           "applied": False, "trajectory": None, "run_id": None, "exit_code": code})
     return None
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
     """SIGINT/SIGTERM while the CLI is still importing: nothing exists yet that needs cleaning up."""
-    printed = interrupted_json(128 + signum)
+    printed = failure_json("interrupted", "interrupted before the run started", 128 + signum)
     if printed:
         os.write(1, printed.encode() + b"\n")
     os.write(2, b"error: interrupted\n")
@@ -81,7 +84,11 @@ app.add_typer(model.app, name="model")
 app.add_typer(traj.app, name="traj")
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, status: str | None = None) -> None:
+    """One line on stderr and exit `code`; `fix --json` prints its object first."""
+    printed = failure_json(status or {2: "usage_error", 3: "environment_error"}.get(code, "error"), message, code)
+    if printed:
+        print(printed, flush=True)
     from rich.console import Console
 
     from agent.terminal import escape
@@ -91,11 +98,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
-    code = 128 + getattr(exc, "signum", signal.SIGINT)
-    printed = interrupted_json(code)
-    if printed:
-        print(printed, flush=True)
-    _fail("interrupted", code)
+    _fail("interrupted", 128 + getattr(exc, "signum", signal.SIGINT), status="interrupted")
 
 
 def main() -> None:
