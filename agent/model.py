@@ -50,6 +50,10 @@ class ModelError(EnvironmentProblem):
     """The model server gave no usable reply; the message is one line naming the server."""
 
 
+class NoReply(ModelError):
+    """Every attempt timed out: the server accepts requests but does not answer them (wedged, overloaded)."""
+
+
 class ContextLengthExceeded(ModelError):
     """The prompt no longer fits the model's context; the loop must shrink it, not retry."""
 
@@ -168,9 +172,12 @@ class OpenAIModel:
                              f"JSON object: {self._redact(text[:200])!r}")
         return raw
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`."""
-        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout))
+    def list_models(self, deadline: float | None = None) -> list[dict[str, Any]]:
+        """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`.
+
+        `deadline` (`time.monotonic()` seconds) caps the wait as for `query`.
+        """
+        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout), deadline)
         return [entry.to_dict(mode="json") for entry in page.data]
 
     @property
@@ -289,7 +296,8 @@ class OpenAIModel:
                 problem, detail, reason = "unreachable", self._redact(_connection_failure(exc)), "a connection failure"
             if attempt >= attempts:
                 noun = "attempt" if attempt == 1 else "attempts"
-                raise ModelError(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
+                kind = NoReply if problem == "timed out" else ModelError
+                raise kind(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
             wait = self._backoff(attempt, retry_after)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise OutOfTime(f"the time limit comes before the model server at {url} may be asked again "
