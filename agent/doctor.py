@@ -50,6 +50,7 @@ def run_checks(path: Path, probe_model: bool = True, status: Status = _quiet) ->
         yield leftover_check(client)
     except SandboxError as exc:
         yield Check(False, str(exc))
+    yield scratch_check()
     settings = yield from _config_checks(path)
     if settings is not None and probe_model:
         yield from model_checks(settings, status)
@@ -68,6 +69,18 @@ def leftover_check(client) -> Check:
     more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
     return Check(True, f"{len(orphans)} leftover sandbox container(s) of runs that are gone: {listed}{more}",
                  "remove them with 'agent sandbox prune'", warning=True)
+
+
+def scratch_check() -> Check:
+    """Temporary copies of repositories left by runs that were killed (`kill -9`): a warning naming them."""
+    from sandbox.cleanup import stale_scratch
+
+    found = stale_scratch()
+    if not found:
+        return Check(True, "no leftover temporary copies")
+    listed = ", ".join(str(path) for path in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return Check(True, f"{len(found)} leftover temporary cop{'ies' if len(found) > 1 else 'y'} of runs that are gone: "
+                 f"{listed}", "remove them with 'agent sandbox prune' (the next 'agent fix' does too)", warning=True)
 
 
 def _config_checks(path: Path):

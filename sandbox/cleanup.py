@@ -1,11 +1,15 @@
-"""Never leave containers behind: this process's on exit and signals, others' by label."""
+"""Never leave anything behind: this process's containers on exit and signals, others' by label,
+and the temporary directories of runs whose process is gone (named after their owner)."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -275,3 +279,38 @@ def parse_age(text: str) -> float:
     except ValueError:
         raise ValueError(f"not a duration: {text!r} (use for example 30m, 2h, 1d)") from None
 
+
+
+# -- temporary directories ----------------------------------------------------------------
+# `moe-fix-<pid>-<start>-<random>`: the owner's PID and its start time (`process_start`).
+_SCRATCH_NAME = re.compile(r"moe-(?P<kind>[a-z]+)-(?P<pid>\d+)-(?P<start>\d+)-[^/]+")
+
+
+def scratch_dir(kind: str = "fix", root: Path | None = None) -> Path:
+    """A new temporary directory (under `root`, default `$TMPDIR`) named after this process, so
+    that once it dies (even by `kill -9`) the next run can tell it is nobody's (`stale_scratch`)."""
+    return Path(tempfile.mkdtemp(prefix=f"moe-{kind}-{os.getpid()}-{process_start(os.getpid()) or 0}-", dir=root))
+
+
+def stale_scratch(root: Path | None = None) -> list[Path]:
+    """The temporary directories under `root` (default: `$TMPDIR`) whose owner process is gone."""
+    found = []
+    for path in Path(root or tempfile.gettempdir()).glob("moe-*-*-*-*"):
+        named = _SCRATCH_NAME.fullmatch(path.name)
+        if named is None or not path.is_dir() or path.is_symlink():
+            continue
+        owner = {f"{LABEL}.host": socket.gethostname(), f"{LABEL}.pid": named["pid"],
+                 f"{LABEL}.pid_start": named["start"]}
+        if owner_state(owner) == "gone":
+            found.append(path)
+    return found
+
+
+def reap_scratch(root: Path | None = None) -> list[Path]:
+    """Remove the temporary directories whose owner is gone (`stale_scratch`); return them."""
+    removed = []
+    for path in stale_scratch(root):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed

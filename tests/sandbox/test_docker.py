@@ -443,3 +443,17 @@ def test_a_big_file_in_the_tmpfs_scratch_space_is_read_in_pieces(box: DockerSand
     box.write_file("/tmp/big/patch", data)
     assert box.run("grep -c ' /tmp ' /proc/mounts").output.strip() == "1"  # /tmp is a tmpfs here
     assert box.read_file("/tmp/big/patch") == data
+
+
+def test_doctor_lists_and_prune_removes_a_killed_run_s_temporary_copy(tmp_path) -> None:
+    from tests.sandbox.test_cleanup import killed_run_scratch
+
+    dead = killed_run_scratch(tmp_path)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    checked = subprocess.run([sys.executable, "-m", "agent", "doctor", "--no-model", "-C", str(tmp_path)],
+                             capture_output=True, text=True, cwd=ROOT, env=env)
+    assert f"1 leftover temporary copy of runs that are gone: {dead}" in checked.stdout, checked.stdout
+    pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", f"pytest-none-{os.getpid()}"],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert pruned.returncode == 0 and "removed 1 temporary copy of runs that are gone" in pruned.stdout, pruned.stderr
+    assert list(tmp_path.iterdir()) == []
