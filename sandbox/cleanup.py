@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -58,10 +59,15 @@ def remove_live() -> None:
         forget(cid)
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: the run stops and cleans up; exit status 128 + `signum`.
+# The signals that end a run: Ctrl-C, `kill`/`timeout`/CI runners/`docker stop`, and a closed
+# terminal or ssh session. Each ends it the same way, with exit status 128 + its number.
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    A `KeyboardInterrupt`, so every path that already handles Ctrl-C handles SIGTERM the same way.
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: the run stops and cleans up; exit status 128 + `signum`.
+
+    A `KeyboardInterrupt`, so every path that already handles Ctrl-C handles the others the same way.
     """
 
     def __init__(self, signum: int) -> None:
@@ -71,28 +77,41 @@ class Interrupted(KeyboardInterrupt):
 
 class _Signals:
     """This process's signal state: the first signal raises `Interrupted` (at once, or when the
-    cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once."""
+    cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once.
+
+    A handler's exception can land where Python cannot pass it on: in a weakref callback of the
+    import system (threads importing at start-up) or a `__del__`, which print it and go on. Such
+    a swallowed `Interrupted` reaches `sys.unraisablehook` instead, and is raised again from there
+    a moment later, so no moment of a run loses its signal.
+    """
 
     def __init__(self) -> None:
         self.received: int | None = None
         self.count = 0
         self.raised = False
         self.shield = 0  # depth of `shielded()` blocks in the main thread
+        self.again = False  # the next call is the re-raise of a swallowed `Interrupted`, not a new signal
+        self.reported = False  # the command has told the user (one line, its JSON)
 
     def handle(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.received is None:
-            self.received = signum
-        if self.count >= 3:
-            os.write(2, b"error: interrupted three times; quitting without cleaning up "
-                        b"(the next run removes the containers left)\n")
-            os._exit(128 + self.received)
-        if self.count == 2:
-            os.write(2, b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
-        if self.raised or self.shield:
+        if self.again:
+            self.again = False
+        else:
+            self.count += 1
+            if self.received is None:
+                self.received = signum
+            if self.count >= 3:
+                os.write(2, b"error: interrupted three times; quitting without cleaning up "
+                            b"(the next run removes the containers left)\n")
+                os._exit(128 + self.received)
+            if self.count == 2:
+                os.write(2, b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
+            if self.raised:
+                return
+        if self.shield:
             return
         self.raised = True
-        raise Interrupted(signum)
+        raise Interrupted(self.received or signum)
 
     def release(self) -> None:
         """The shield is down: raise the interruption that arrived under it, if any."""
@@ -100,12 +119,28 @@ class _Signals:
             self.raised = True
             raise Interrupted(self.received)
 
+    def swallowed(self, unraisable: Any) -> None:
+        """`sys.unraisablehook`: an `Interrupted` that could not propagate is raised again, later."""
+        if not isinstance(unraisable.exc_value, Interrupted):
+            _unraisable_default(unraisable)
+            return
+        self.raised = False
+
+        def again() -> None:
+            self.again = True
+            import _thread
+
+            _thread.interrupt_main(self.received or signal.SIGINT)  # runs `handle` in the main thread
+
+        threading.Timer(0.01, again).start()  # not from inside the callback that swallowed it
+
 
 _signals = _Signals()
+_unraisable_default = sys.unraisablehook
 
 
 def install_handlers() -> None:
-    """SIGINT and SIGTERM both raise `Interrupted` in the main thread; containers go at exit.
+    """SIGINT, SIGTERM and SIGHUP all raise `Interrupted` in the main thread; containers go at exit.
 
     Idempotent. Called by the CLI before any work, and by `start_sandbox` for library users.
     """
@@ -114,21 +149,34 @@ def install_handlers() -> None:
         _installed = True
         atexit.register(remove_live)
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        sys.unraisablehook = _signals.swallowed
+        for signum in HANDLED:
             if signal.getsignal(signum) != _signals.handle:
                 signal.signal(signum, _signals.handle)
 
 
 def interrupted_by() -> int | None:
-    """The first signal this process received, if any (SIGINT is 2, SIGTERM 15)."""
+    """The first signal this process received, if any (SIGHUP is 1, SIGINT 2, SIGTERM 15)."""
     return _signals.received
 
 
+def mark_reported() -> None:
+    """The command has said it was interrupted (its line, its JSON): the CLI says nothing more."""
+    _signals.reported = True
+
+
+def unreported() -> int | None:
+    """The signal that ended this process's command without the command saying so, if any."""
+    return None if _signals.reported else _signals.received
+
+
 @contextmanager
-def shielded() -> Iterator[None]:
+def shielded(deliver: bool = True) -> Iterator[None]:
     """Cleanup that a signal must not cut in half: a signal arriving inside waits for its end.
 
-    Only the main thread receives signals, so elsewhere this does nothing.
+    With `deliver` False it waits longer, until `deliver_pending()`: for a block that makes
+    what the `try` after it cleans up. Only the main thread receives signals, so elsewhere
+    this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -138,7 +186,14 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _signals.shield -= 1
-    _signals.release()
+    if deliver:
+        _signals.release()
+
+
+def deliver_pending() -> None:
+    """Raise now the interruption that arrived in a `shielded(deliver=False)` block, if any."""
+    if threading.current_thread() is threading.main_thread():
+        _signals.release()
 
 
 def process_start(pid: int) -> str | None:

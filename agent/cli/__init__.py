@@ -22,7 +22,11 @@ def failure_json(status: str, message: str, code: int) -> str | None:
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """SIGINT/SIGTERM while the CLI is still importing: nothing exists yet that needs cleaning up."""
+    """SIGINT/SIGTERM/SIGHUP while the CLI is still importing: nothing exists yet that needs cleaning up.
+
+    It exits at once rather than raising: an exception raised in the middle of an import can
+    be swallowed by the import system's own callbacks.
+    """
     printed = failure_json("interrupted", "interrupted before the run started", 128 + signum)
     if printed:
         os.write(1, printed.encode() + b"\n")
@@ -32,8 +36,9 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 
 # Installed before the heavy imports below (about half a second), and only when this is the
 # `agent` command itself; `main` then hands signals to `sandbox.cleanup`, which cleans up.
+# The one place signals are set up at start-up: whatever else start-up does comes after.
 if os.path.basename(sys.argv[0]) == "agent" or sys.argv[0].endswith(os.path.join("agent", "__main__.py")):
-    for _signum in (signal.SIGINT, signal.SIGTERM):
+    for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(_signum, _interrupted_while_starting)
 
 import typer  # noqa: E402
@@ -44,7 +49,7 @@ from agent.cli import (  # noqa: E402
 )
 from agent.errors import AgentError, missing_extra  # noqa: E402
 from sandbox.base import SandboxError  # noqa: E402
-from sandbox.cleanup import install_handlers  # noqa: E402
+from sandbox.cleanup import Interrupted, install_handlers, unreported  # noqa: E402
 
 app = typer.Typer(
     name="agent",
@@ -88,12 +93,18 @@ def _fail(message: str, code: int, status: str | None = None) -> None:
     """One line on stderr and exit `code`; `fix --json` prints its object first."""
     printed = failure_json(status or {2: "usage_error", 3: "environment_error"}.get(code, "error"), message, code)
     if printed:
-        print(printed, flush=True)
+        try:
+            print(printed, flush=True)
+        except OSError:
+            pass
     from rich.console import Console
 
     from agent.terminal import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    try:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    except OSError:  # stderr was a terminal that is gone (SIGHUP): the exit code still says it
+        pass
     sys.exit(code)
 
 
@@ -103,9 +114,12 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
 
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
-    install_handlers()  # from here on SIGINT and SIGTERM raise Interrupted and every run cleans up
+    install_handlers()  # from here on SIGINT, SIGTERM and SIGHUP raise Interrupted and every run cleans up
     try:
         code = app(standalone_mode=False)
+        signum = unreported()
+        if signum is not None and code in (130, 128 + signum):  # typer turns an escaped KeyboardInterrupt into 130
+            _interrupted(Interrupted(signum))
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

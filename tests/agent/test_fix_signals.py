@@ -126,3 +126,31 @@ def test_a_time_limit_ends_a_run_whose_model_never_answers(fake_model_server, tm
     assert "while waiting for the model server" in result["message"]
     assert len(fake_model_server.requests) == 1
     assert read_trajectory(Path(result["trajectory"])).status == "time_limit"
+
+
+# (seconds after the process was spawned, signal): start-up imports, the snapshot and the
+# container start in background threads, the first request. SIGHUP is what a closed terminal sends.
+OFFSETS = [(0.05, signal.SIGINT), (0.1, signal.SIGTERM), (0.2, signal.SIGHUP), (0.35, signal.SIGINT),
+           (0.5, signal.SIGTERM), (0.8, signal.SIGHUP), (1.2, signal.SIGINT), (2.0, signal.SIGTERM)]
+
+
+@pytest.mark.parametrize(("offset", "signum"), OFFSETS, ids=[f"{o}s-{s.name}" for o, s in OFFSETS])
+def test_a_signal_at_any_moment_of_start_up_ends_the_run_one_way(fake_model_server, tmp_path, docker_client,
+                                                                 offset, signum) -> None:
+    """Not before the CLI's first lines have run (Python's own start-up is not ours to handle)."""
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [Hang()]  # a run that gets this far waits for the model
+    spawned = time.monotonic()
+    proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
+    wait_for(lambda: catches_sigterm(proc.pid), proc, "the CLI's signal handlers")
+    time.sleep(max(0.0, spawned + offset - time.monotonic()))
+    proc.send_signal(signum)
+    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 128 + signum)
+    runs = list((repo / ".agent" / "runs").glob("*/trajectory.jsonl")) if (repo / ".agent").is_dir() else []
+    if result["trajectory"] is None:  # it came before the run existed: nothing of it was made
+        assert runs == []
+    else:
+        assert runs == [Path(result["trajectory"])]
+        trajectory = read_trajectory(runs[0])
+        assert trajectory.status == "interrupted"
+        assert trajectory.end["message"] == f"interrupted by {signal.Signals(signum).name}"

@@ -73,3 +73,30 @@ def test_a_killed_run_s_temporary_copy_is_reaped_and_a_live_one_is_kept(tmp_path
     assert cleanup.stale_scratch(tmp_path) == [Path(dead)]
     assert cleanup.reap_scratch(tmp_path) == [Path(dead)]
     assert sorted(tmp_path.iterdir()) == sorted([mine, other])
+
+
+SWALLOWED = """
+import os, signal, time
+from sandbox import cleanup
+
+cleanup.install_handlers()
+
+class Swallows:
+    def __del__(self):  # like the import system's weakref callbacks: an exception here is only printed
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+
+try:
+    Swallows()
+    time.sleep(30)
+    print("the signal was lost")
+except cleanup.Interrupted as exc:
+    print("raised again:", exc.signum)
+"""
+
+
+def test_an_interruption_swallowed_where_it_cannot_propagate_is_raised_again() -> None:
+    """A SIGINT at start-up once hung a run 240 s: its exception landed in an import-lock callback."""
+    done = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.stdout == "raised again: 15\n", done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
