@@ -13,10 +13,12 @@ import dataclasses
 import io
 import os
 import posixpath
+import re
 import secrets
 import shlex
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
+from sandbox.disk import DISK_POLL_SECONDS, DiskLimit, human_size
 from sandbox.shell import GONE as GONE_MARK, MainBash, PersistentShell, ShellLink, attachable_command
 
 LABEL = "moe-agent"
@@ -87,6 +90,8 @@ kill -CONT "${__moe_keep[@]}" 2>/dev/null
 { read -r __moe_n < /sys/fs/cgroup/pids.current || read -r __moe_n < /sys/fs/cgroup/pids/pids.current; } 2>/dev/null
 echo "${__moe_n:-?} ${#__moe_kill[@]}"
 """
+# A command that asks how much space is free: `df` shows the host's disk, not the sandbox's limit.
+_ASKS_FOR_SPACE = re.compile(r"(^|[\s;&|(`])df(\s|$)")
 SHELL_READ_BYTES = 4 * 2**20
 SHELL_WRITE_BYTES = 48 * 2**10
 
@@ -105,8 +110,9 @@ class SandboxSpec(BaseModel):
     memory: str | None = "4g"
     pids_limit: int | None = 1024
     tmp_size: str | None = Field("1g", description="size of the tmpfs at /tmp and /var/tmp (None: the image's own)")
-    disk_size: str | None = Field(None, description="size limit of the container's writable layer, where the "
-                                  "engine supports one (overlay2 on xfs with pquota); elsewhere ignored")
+    disk_size: str | None = Field(None, description="what the container may write to its own files (a Docker "
+                                  "size such as 4g): enforced by the engine where it can (overlay2 on xfs with "
+                                  "pquota), else measured and enforced by the sandbox (sandbox.disk)")
     network: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -167,6 +173,7 @@ class DockerSandbox:
         self._base64: bool | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
+        self.disk = DiskLimit(disk_bytes(spec.disk_size), self._layer_size) if spec.disk_size else None
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
                                      opener=self._spawn_model_shell, side=self._model_shell_side)
         self.shell.start()
@@ -182,14 +189,66 @@ class DockerSandbox:
         try:
             notes = [note for note in (self.stop_runaway_processes(cheap_only=True),) if note]
             limit = min(timeout or self.spec.command_timeout, self.spec.command_timeout)
-            result = self.shell.run(command, timeout=limit)
+            with self._watching_disk() as stopped:
+                result = self.shell.run(command, timeout=limit)
             if FORK_FAILED in result.output or result.timed_out:
                 notes += [note for note in (self.stop_runaway_processes(),) if note]
+            if stopped:
+                notes.append(f"the command was stopped: it kept writing past the sandbox's disk limit of "
+                             f"{human_size(self.disk.limit)}")  # type: ignore[union-attr]
+            notes += self._disk_notes(command)
         except DockerException as exc:
             raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
         if NO_SPACE in result.output:
             notes.append(self.space_note())
         return dataclasses.replace(result, notes=(*notes, *result.notes)) if notes else result
+
+    # -- the disk limit (sandbox.disk) -------------------------------------------
+    def _layer_size(self) -> int | None:
+        """Bytes in the container's writable layer (Docker's SizeRw; the engine walks the layer)."""
+        try:
+            found = self.client.api.containers(all=True, size=True, filters={"id": [self.id]})
+        except Exception:
+            return None
+        size = found[0].get("SizeRw") if found else None
+        return int(size) if size is not None else None
+
+    @contextmanager
+    def _watching_disk(self) -> Iterator[list[bool]]:
+        """While a command runs, measure the layer every DISK_POLL_SECONDS; stop the command if it
+        grows it past the limit. The list yielded holds True once it was stopped."""
+        stopped: list[bool] = []
+        disk = self.disk
+        if disk is None:
+            yield stopped
+            return
+        done, before = threading.Event(), disk.used
+
+        def watch() -> None:
+            while not done.wait(DISK_POLL_SECONDS):
+                if disk.grew_past(before):
+                    stopped.append(True)
+                    self.shell.stop_command()
+                    return
+
+        watcher = threading.Thread(target=watch, name="sandbox-disk", daemon=True)
+        watcher.start()
+        try:
+            yield stopped
+        finally:
+            done.set()
+            watcher.join()
+
+    def _disk_notes(self, command: str) -> list[str]:
+        """After a command: measure the layer; past the limit the model's shell may no longer grow files."""
+        if self.disk is None:
+            return []
+        note = self.disk.check()
+        if self.disk.full or note:  # the soft limit: 0 while full, the hard one (the limit) once free again
+            self.shell.run("ulimit -S -f 0" if self.disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
+        if note is None and _ASKS_FOR_SPACE.search(command):
+            note = self.disk.usage_note()
+        return [note] if note else []
 
     # -- exhausted resources -------------------------------------------------
     def stop_runaway_processes(self, cheap_only: bool = False, restart_shell: bool = True) -> str | None:
@@ -234,7 +293,8 @@ class DockerSandbox:
     def space_note(self) -> str:
         """What the model is told when a write failed for lack of space: where the limits are."""
         tmp = f"/tmp holds at most {self.spec.tmp_size}" if self.spec.tmp_size else "/tmp has no size limit of its own"
-        return (f"no space left on device: the sandbox's writable space is limited ({tmp}); delete files "
+        rest = f", the rest of the sandbox at most {human_size(self.disk.limit)}" if self.disk else ""
+        return (f"no space left on device: the sandbox's writable space is limited ({tmp}{rest}); delete files "
                 "you no longer need (e.g. in /tmp) before writing more")
 
     # -- files -------------------------------------------------------------
@@ -347,7 +407,12 @@ class DockerSandbox:
             return extracted.read()
 
     def write_file(self, path: str, data: bytes) -> None:
-        """Write atomically: a temporary file in the same directory, then rename over."""
+        """Write atomically: a temporary file in the same directory, then rename over.
+
+        Refused with `OSError` (saying why) while the sandbox is past its disk limit.
+        """
+        if self.disk is not None and self.disk.full:
+            raise OSError(self.disk.full_note())
         full = self.resolve(path)
         directory, name = posixpath.split(full)
         tmp = posixpath.join(directory, f".{name}.moe-{secrets.token_hex(4)}")
@@ -507,6 +572,23 @@ def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
     return {path: f"size={spec.tmp_size},mode=1777,exec" for path in ("/tmp", "/var/tmp")}
 
 
+def disk_bytes(size: str) -> int:
+    """A Docker size (`4g`, `512m`, `1024`) in bytes, as Docker reads it (binary units)."""
+    from docker.utils import parse_bytes
+
+    return int(parse_bytes(size))
+
+
+def fsize_ulimit(spec: SandboxSpec) -> list[Any] | None:
+    """RLIMIT_FSIZE at the disk limit for every process in the container: no one file can be bigger."""
+    if not spec.disk_size:
+        return None
+    from docker.types import Ulimit
+
+    size = disk_bytes(spec.disk_size)
+    return [Ulimit(name="fsize", soft=size, hard=size)]
+
+
 def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     """The `containers.create` keyword arguments for `spec` (all but the image)."""
     from docker.types import Mount
@@ -535,6 +617,7 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
         "mem_limit": spec.memory,
         "pids_limit": spec.pids_limit,
         "tmpfs": scratch_mounts(spec),
+        "ulimits": fsize_ulimit(spec),
         "init": True,
         "auto_remove": True,  # a container whose owner died ends by itself (see attachable_command): then it goes
         "log_config": {"type": "none"},  # output goes through the shell socket; logs would only cost start time

@@ -412,12 +412,13 @@ def test_a_fork_bomb_is_stopped_and_the_shell_restarts(make_sandbox, docker_clie
 
 
 def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
-    box = make_sandbox(tmp_size="16m", disk_size="1g")  # no writable-layer quota on most engines: ignored there
+    box = make_sandbox(tmp_size="16m", disk_size="1g")
     assert box.run("df -k --output=fstype,size /tmp /var/tmp | tail -2").output.split() == ["tmpfs", "16384"] * 2
     result = box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64")
     assert "No space left on device" in result.output
     assert result.notes == ("no space left on device: the sandbox's writable space is limited (/tmp holds at most "
-                            "16m); delete files you no longer need (e.g. in /tmp) before writing more",)
+                            "16m, the rest of the sandbox at most 1.0 GB); delete files you no longer need (e.g. in "
+                            "/tmp) before writing more",)
     assert box.run("rm /tmp/fill").ok
     big = os.urandom(300_000)  # past what the shell carries: the archive path, staged beside the workdir
     box.write_file("/tmp/big.bin", big)
@@ -457,3 +458,39 @@ def test_doctor_lists_and_prune_removes_a_killed_run_s_temporary_copy(tmp_path) 
                             capture_output=True, text=True, cwd=ROOT, env=env)
     assert pruned.returncode == 0 and "removed 1 temporary copy of runs that are gone" in pruned.stdout, pruned.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, sandbox_image, monkeypatch) -> None:
+    """overlay2 on ext4 (here, and CI) cannot limit a container's layer: the sandbox measures and enforces it."""
+    import sandbox.docker
+
+    monkeypatch.setattr(sandbox.docker, "DISK_POLL_SECONDS", 0.5)
+    spec = SandboxSpec(image=sandbox_image, disk_size="64m", run_id=f"pytest-disk-{os.getpid()}")
+    with start_sandbox(spec, docker_client) as box:
+        filled = box.run("for i in 1 2 3; do dd if=/dev/zero of=/testbed/f$i bs=1M count=30 2>/dev/null; done")
+        assert any(n.startswith("no space left: this sandbox may write at most 64 MB to its disk ([sandbox] "
+                                "disk_size) and 90 MB is written") for n in filled.notes), filled.notes
+        refused = box.run("echo more > /testbed/more; echo rc=$?")
+        assert "File too large" in refused.output and "rc=1" in refused.output  # the shell itself survives
+        with pytest.raises(OSError, match="no space left: this sandbox may write at most 64 MB"):
+            box.write_file("notes.txt", b"x")
+        freed = box.run("rm /testbed/f1 /testbed/f2")
+        assert any(n.startswith("disk space is available again") for n in freed.notes), freed.notes
+        one = box.run("dd if=/dev/zero of=/testbed/huge bs=1M count=100 2>&1 | head -1; rm /testbed/huge")
+        assert "File too large" in one.output  # no single file past the limit, and the writer lives
+        assert box.run("echo fine > /testbed/ok && cat /testbed/ok").output == "fine\n"
+        box.write_file("notes.txt", b"x")
+        asked = box.run("df -h /")
+        assert any("`df` shows the host's disk; this sandbox may write at most 64 MB" in n for n in asked.notes)
+        # One command writing on and on (a loop of the shell itself) is stopped while it runs.
+        looping = box.run("for i in $(seq 200); do dd if=/dev/zero of=/testbed/w$i bs=1M count=5 2>/dev/null; "
+                          "sleep 0.05; done")
+        assert "the command was stopped: it kept writing past the sandbox's disk limit of 64 MB" in looping.notes
+        written = int(box.run("du -sm /testbed | cut -f1").output)
+        assert written < 400, written  # not the 1000 MB it meant to write
+        box.run("rm -f /testbed/w*")
+        # Raising its own soft limit back does not let it grow on: the run ends.
+        box.run("for i in 1 2 3; do dd if=/dev/zero of=/testbed/g$i bs=1M count=30 2>/dev/null; done")
+        with pytest.raises(SandboxError, match=r"past its limit of 64 MB \(\[sandbox\] disk_size\), after its writes"):
+            box.run('ulimit -S -f "$(ulimit -H -f)"; for i in 4 5 6 7 8; do dd if=/dev/zero of=/testbed/g$i bs=1M '
+                    'count=30 2>/dev/null; done')

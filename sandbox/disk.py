@@ -1,0 +1,95 @@
+"""The sandbox's disk limit: measured and enforced by us, since Docker here cannot.
+
+Docker limits a container's writable layer (`--storage-opt size`) only on overlay2 over xfs
+mounted with `pquota`; on the usual ext4 host (and in CI) whatever the model writes to the
+container's own files (/testbed, site-packages, caches) lands on the host's disk unbounded,
+and `df` inside shows the host's disk. So the sandbox bounds it itself:
+
+- every file is capped at the limit by RLIMIT_FSIZE, set on the container (`fsize_ulimit`):
+  one `dd` cannot write past it;
+- the writable layer's size (Docker's `SizeRw`: the bytes of the files the container added
+  or changed, never the image's) is measured after each command, and every
+  `DISK_POLL_SECONDS` while one runs; a command that grows it past the limit is stopped;
+- past the limit the model is told, with the limit and what is used, and its shell may
+  only shrink files (`ulimit -f 0`) until it has deleted enough; a sandbox that grows a
+  further `slack` past that (the model raised its own ulimit) ends the run (`SandboxError`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sandbox.base import SandboxError
+
+DISK_POLL_SECONDS = 2.0  # how often a running command's writes are measured (one Docker API call each)
+MIN_SLACK = 64 * 2**20  # bytes a stopped sandbox may still grow (an index, a patch) before the run ends
+
+
+def human_size(size: int) -> str:
+    """1.5 GB, 64 MB: how the model and the user read a size (binary units, as Docker's `4g`)."""
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB"
+
+
+@dataclass
+class DiskLimit:
+    """How much the sandbox may write to its writable layer (`limit`, bytes) and what it has written.
+
+    `measure` returns the writable layer's size in bytes now (None when it cannot be told);
+    `setting` names where the limit comes from, for messages.
+    """
+
+    limit: int
+    measure: Callable[[], int | None]
+    setting: str = "[sandbox] disk_size"
+    used: int = 0
+    full: bool = False  # past the limit: the model's writes are refused until it deletes
+    stopped_at: int = 0  # the size when writes were stopped
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def slack(self) -> int:
+        return max(MIN_SLACK, self.limit // 8)
+
+    def check(self) -> str | None:
+        """Measure; return the note for the model when the state changed (full, or free again).
+
+        Raises `SandboxError` when a sandbox whose writes were stopped grew `slack` further.
+        """
+        with self._lock:
+            used = self.measure()
+            if used is None:
+                return None
+            self.used = used
+            if used > self.limit:
+                if not self.full:
+                    self.full, self.stopped_at = True, used
+                    return self.full_note()
+                if used > max(self.stopped_at, self.limit) + self.slack:
+                    raise SandboxError(f"the sandbox wrote {human_size(used)} to its disk, past its limit of "
+                                       f"{human_size(self.limit)} ({self.setting}), after its writes were stopped")
+                self.stopped_at = min(self.stopped_at, used)  # what it deleted since no longer counts as slack
+                return self.full_note()
+            if self.full:
+                self.full = False
+                return (f"disk space is available again: {human_size(used)} of the sandbox's "
+                        f"{human_size(self.limit)} are used; writing is allowed again")
+            return None
+
+    def grew_past(self, before: int) -> bool:
+        """While a command runs: whether it made the layer bigger than `before` and than the limit."""
+        used = self.measure()
+        return used is not None and used > self.limit and used > before
+
+    def full_note(self) -> str:
+        """What the model is told while the sandbox is past its limit."""
+        return (f"no space left: this sandbox may write at most {human_size(self.limit)} to its disk "
+                f"({self.setting}) and {human_size(self.used)} is written; `df` shows the host's disk, not this "
+                f"limit. Writing files is refused (file size limit 0) until you delete at least "
+                f"{human_size(max(self.used - self.limit, 2**20))} of files you made (rm); /tmp is separate.")
+
+    def usage_note(self) -> str:
+        """What a command that asks about free space (`df`) is told besides its output."""
+        return (f"note: `df` shows the host's disk; this sandbox may write at most {human_size(self.limit)} "
+                f"to its disk ({self.setting}), of which {human_size(self.used)} is used")

@@ -1,0 +1,52 @@
+"""The disk limit's bookkeeping (sandbox.disk), with the writable layer's size given by the test."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.base import SandboxError
+from sandbox.disk import MIN_SLACK, DiskLimit, human_size
+
+MB = 2**20
+
+
+def limit_of(sizes: list[int], limit: int = 100 * MB) -> DiskLimit:
+    """A limit whose measurements come from `sizes`, one per call."""
+    pending = list(sizes)
+    return DiskLimit(limit, lambda: pending.pop(0))
+
+
+def test_past_the_limit_the_model_is_told_the_limit_and_the_use_until_it_deletes() -> None:
+    disk = limit_of([10 * MB, 150 * MB, 140 * MB, 60 * MB, 70 * MB])
+    assert disk.check() is None and not disk.full
+    note = disk.check()
+    assert disk.full and note == disk.full_note()
+    assert "at most 100 MB" in note and "150 MB is written" in note and "delete at least 50 MB" in note
+    assert "`df` shows the host's disk" in note
+    assert disk.check() == disk.full_note() and "140 MB is written" in disk.full_note()  # still past it
+    assert disk.check() == "disk space is available again: 60 MB of the sandbox's 100 MB are used; writing is allowed again"
+    assert disk.check() is None and not disk.full
+
+
+def test_a_sandbox_that_keeps_growing_after_its_writes_were_stopped_ends_the_run() -> None:
+    disk = limit_of([120 * MB, 110 * MB, 110 * MB + MIN_SLACK + MB])
+    disk.check()
+    disk.check()  # it deleted some: the slack counts from here
+    with pytest.raises(SandboxError, match=r"wrote 175 MB to its disk, past its limit of 100 MB \(\[sandbox\] disk_size\)"):
+        disk.check()
+
+
+def test_a_size_that_cannot_be_measured_changes_nothing() -> None:
+    disk = limit_of([None, 50 * MB])  # type: ignore[list-item]
+    assert disk.check() is None and disk.used == 0
+    assert disk.check() is None and disk.used == 50 * MB
+
+
+def test_a_running_command_is_stopped_only_when_it_grows_the_layer_past_the_limit() -> None:
+    assert not limit_of([90 * MB]).grew_past(50 * MB)  # under the limit
+    assert limit_of([130 * MB]).grew_past(120 * MB)
+    assert not limit_of([110 * MB]).grew_past(120 * MB)  # past the limit, but deleting (rm)
+
+
+def test_sizes_read_as_docker_writes_them() -> None:
+    assert (human_size(64 * MB), human_size(4 * 2**30), human_size(int(1.5 * 2**30))) == ("64 MB", "4.0 GB", "1.5 GB")
