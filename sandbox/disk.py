@@ -52,6 +52,11 @@ class DiskLimit:
     def slack(self) -> int:
         return max(MIN_SLACK, self.limit // 8)
 
+    @property
+    def ceiling(self) -> int:
+        """Bytes a sandbox whose writes were stopped may reach before the run ends."""
+        return max(self.stopped_at, self.limit) + self.slack
+
     def check(self) -> str | None:
         """Measure; return the note for the model when the state changed (full, or free again).
 
@@ -66,7 +71,7 @@ class DiskLimit:
                 if not self.full:
                     self.full, self.stopped_at = True, used
                     return self.full_note()
-                if used > max(self.stopped_at, self.limit) + self.slack:
+                if used > self.ceiling:
                     raise SandboxError(f"the sandbox wrote {human_size(used)} to its disk, past its limit of "
                                        f"{human_size(self.limit)} ({self.setting}), after its writes were stopped")
                 self.stopped_at = min(self.stopped_at, used)  # what it deleted since no longer counts as slack
@@ -78,9 +83,14 @@ class DiskLimit:
             return None
 
     def grew_past(self, before: int) -> bool:
-        """While a command runs: whether it made the layer bigger than `before` and than the limit."""
+        """While a command runs: whether it made the layer bigger than `before` and than allowed.
+
+        Allowed is the limit, or, once writes were stopped, `slack` more: what a submit writes
+        (an index, a patch) must not get it killed.
+        """
         used = self.measure()
-        return used is not None and used > self.limit and used > before
+        allowed = self.ceiling if self.full else self.limit
+        return used is not None and used > allowed and used > before
 
     def full_note(self) -> str:
         """What the model is told while the sandbox is past its limit."""

@@ -46,6 +46,10 @@ def test_a_running_command_is_stopped_only_when_it_grows_the_layer_past_the_limi
     assert not limit_of([90 * MB]).grew_past(50 * MB)  # under the limit
     assert limit_of([130 * MB]).grew_past(120 * MB)
     assert not limit_of([110 * MB]).grew_past(120 * MB)  # past the limit, but deleting (rm)
+    stopped = limit_of([120 * MB, 130 * MB, 120 * MB + MIN_SLACK + MB])
+    stopped.check()
+    assert not stopped.grew_past(120 * MB)  # writes were stopped: a submit's index and patch may still go
+    assert stopped.grew_past(120 * MB)
 
 
 def test_sizes_read_as_docker_writes_them() -> None:
