@@ -139,3 +139,14 @@ def test_a_format_that_times_out_is_not_sampled_again_nor_are_the_others(fake_mo
     assert done.returncode == 3
     assert done.stderr.startswith("error: the model server at ") and "did not answer" in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_slow_probe_shows_a_live_line_on_a_terminal(fake_model_server, tmp_path) -> None:
+    from tests.agent.test_cli import in_terminal
+
+    fake_model_server.script = lambda body: Hang()
+    (tmp_path / "user.toml").write_text("[model]\nrequest_timeout = 7\n")
+    shown = in_terminal(["doctor", "-C", str(tmp_path)], {
+        "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(tmp_path),
+        "AGENT_CONFIG": str(tmp_path / "user.toml")})
+    assert f"asking {fake_model_server.base_url} for a native tool call (1/3): waiting for the model server, 5 s" in shown
