@@ -154,3 +154,30 @@ def test_a_signal_at_any_moment_of_start_up_ends_the_run_one_way(fake_model_serv
         trajectory = read_trajectory(runs[0])
         assert trajectory.status == "interrupted"
         assert trajectory.end["message"] == f"interrupted by {signal.Signals(signum).name}"
+
+
+def reading_stdin(pid: int) -> bool:
+    """True while the process's main thread is blocked reading its stdin (syscall 0 on fd 0, x86-64)."""
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return call[:2] == ["0", "0x0"]
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="reads x86-64 syscall numbers from /proc")
+def test_a_signal_before_the_run_exists_still_gets_its_line_json_and_code(fake_model_server, tmp_path) -> None:
+    """Between the CLI's start and the run (here: reading the issue from stdin) typer once made it a silent 130."""
+    repo = make_repo(tmp_path / "repo")
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "TMPDIR": str(tmp_path), "HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "-"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    wait_for(lambda: reading_stdin(proc.pid), proc, "the issue being read from stdin")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "error: interrupted\n", err
+    assert json.loads(out) | {"message": ""} == {"status": "interrupted", "message": "", "patch": "", "branch": None,
+                                                 "commit": None, "applied": False, "trajectory": None,
+                                                 "run_id": None, "exit_code": 143}
+    assert fake_model_server.requests == [] and not (repo / ".agent").exists()
