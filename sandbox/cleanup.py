@@ -335,7 +335,6 @@ def parse_age(text: str) -> float:
         raise ValueError(f"not a duration: {text!r} (use for example 30m, 2h, 1d)") from None
 
 
-
 # -- temporary directories ----------------------------------------------------------------
 # `moe-fix-<pid>-<start>-<random>`: the owner's PID and its start time (`process_start`).
 _SCRATCH_NAME = re.compile(r"moe-(?P<kind>[a-z]+)-(?P<pid>\d+)-(?P<start>\d+)-[^/]+")

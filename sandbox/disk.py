@@ -8,8 +8,9 @@ and `df` inside shows the host's disk. So the sandbox bounds it itself:
 - every file is capped at the limit by RLIMIT_FSIZE, set on the container (`fsize_ulimit`):
   one `dd` cannot write past it;
 - the writable layer's size (Docker's `SizeRw`: the bytes of the files the container added
-  or changed, never the image's) is measured after each command, and every
-  `DISK_POLL_SECONDS` while one runs; a command that grows it past the limit is stopped;
+  or changed, never the image's), less what it held once the repository was copied in, is
+  measured after each command, and every `DISK_POLL_SECONDS` while one runs; a command that
+  grows it past the limit is stopped;
 - past the limit the model is told, with the limit and what is used, and its shell may
   only shrink files (`ulimit -f 0`) until it has deleted enough; a sandbox that grows a
   further `slack` past that (the model raised its own ulimit) ends the run (`SandboxError`).

@@ -173,7 +173,8 @@ class DockerSandbox:
         self._base64: bool | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
-        self.disk = DiskLimit(disk_bytes(spec.disk_size), self._layer_size) if spec.disk_size else None
+        self.disk = DiskLimit(disk_bytes(spec.disk_size), self._written) if spec.disk_size else None
+        self._layer_baseline = 0  # bytes the layer held before the model's first command (the repository copied in)
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
                                      opener=self._spawn_model_shell, side=self._model_shell_side)
         self.shell.start()
@@ -212,6 +213,11 @@ class DockerSandbox:
             return None
         size = found[0].get("SizeRw") if found else None
         return int(size) if size is not None else None
+
+    def _written(self) -> int | None:
+        """Bytes the sandbox's commands added to the writable layer: what `disk_size` limits."""
+        size = self._layer_size()
+        return None if size is None else max(0, size - self._layer_baseline)
 
     @contextmanager
     def _watching_disk(self) -> Iterator[list[bool]]:
@@ -519,13 +525,18 @@ class DockerSandbox:
         return found
 
     def unpack(self, archive: Iterable[bytes], dest: str | None = None) -> None:
-        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir)."""
+        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir).
+
+        What it unpacks does not count against the disk limit.
+        """
         try:
             done = self.container.put_archive(dest or self.workdir, archive)
         except Exception as exc:
             raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
         if not done:
             raise SandboxError("could not copy the repository into the sandbox")
+        if self.disk is not None:  # the copy is the user's repository, not what the limit is for
+            self._layer_baseline = self._layer_size() or 0
 
     def close(self) -> None:
         """Stop the shells and remove the container; a signal meanwhile waits until it is gone."""

@@ -494,3 +494,20 @@ def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, 
         with pytest.raises(SandboxError, match=r"past its limit of 64 MB \(\[sandbox\] disk_size\), after its writes"):
             box.run('ulimit -S -f "$(ulimit -H -f)"; for i in 4 5 6 7 8; do dd if=/dev/zero of=/testbed/g$i bs=1M '
                     'count=30 2>/dev/null; done')
+
+
+def test_the_repository_copied_in_does_not_count_against_the_disk_limit(make_sandbox) -> None:
+    import io
+    import tarfile
+
+    box = make_sandbox(disk_size="64m")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("data.bin")
+        info.size = 50 * 2**20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    box.unpack(iter([archive.getvalue()]))
+    wrote = box.run("dd if=/dev/zero of=/testbed/out bs=1M count=30 2>/dev/null; ls -s --block-size=M data.bin")
+    assert wrote.output == "50M data.bin\n" and wrote.notes == ()  # 30 MB of the model's own: under 64 MB
+    more = box.run("dd if=/dev/zero of=/testbed/more bs=1M count=40 2>/dev/null")
+    assert any("and 70 MB is written" in note for note in more.notes), more.notes
