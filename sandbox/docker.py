@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
-from sandbox.disk import DISK_POLL_SECONDS, DiskLimit, human_size
+from sandbox.disk import DiskLimit, human_size
 from sandbox.shell import GONE as GONE_MARK, MainBash, PersistentShell, ShellLink, attachable_command
 
 LABEL = "moe-agent"
@@ -178,6 +178,10 @@ class DockerSandbox:
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
                                      opener=self._spawn_model_shell, side=self._model_shell_side)
         self.shell.start()
+        self._disk_stopped = False  # the watcher stopped processes that wrote past the limit (told once)
+        self._disk_done = threading.Event()
+        if self.disk is not None:
+            threading.Thread(target=self._watch_disk, name="sandbox-disk", daemon=True).start()
 
     @property
     def id(self) -> str:
@@ -190,14 +194,10 @@ class DockerSandbox:
         try:
             notes = [note for note in (self.stop_runaway_processes(cheap_only=True),) if note]
             limit = min(timeout or self.spec.command_timeout, self.spec.command_timeout)
-            with self._watching_disk() as stopped:
-                result = self.shell.run(command, timeout=limit)
+            result = self.shell.run(command, timeout=limit)
             if FORK_FAILED in result.output or result.timed_out:
                 notes += [note for note in (self.stop_runaway_processes(),) if note]
-            if stopped:
-                notes.append(f"the command was stopped: it kept writing past the sandbox's disk limit of "
-                             f"{human_size(self.disk.limit)}")  # type: ignore[union-attr]
-            notes += self._disk_notes(command)
+            notes += self._disk_notes(command, result.duration)
         except DockerException as exc:
             raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
         if NO_SPACE in result.output:
@@ -219,42 +219,41 @@ class DockerSandbox:
         size = self._layer_size()
         return None if size is None else max(0, size - self._layer_baseline)
 
-    @contextmanager
-    def _watching_disk(self) -> Iterator[list[bool]]:
-        """While a command runs, measure the layer every DISK_POLL_SECONDS; stop the command if it
-        grows it past the limit. The list yielded holds True once it was stopped."""
-        stopped: list[bool] = []
+    def _watch_disk(self) -> None:
+        """For the sandbox's life: measure what it wrote now and then (`DiskLimit.poll_interval`),
+        and stop the processes that grow it past the limit, during a command or between them."""
+        disk = self.disk
+        assert disk is not None
+        reference, cost = 0, 0.0
+        while not self._disk_done.wait(disk.poll_interval(cost)):
+            started = time.monotonic()
+            grown = disk.grew_past(max(reference, disk.used))
+            cost = time.monotonic() - started
+            if grown is not None and not self._disk_done.is_set():
+                reference, self._disk_stopped = grown, True
+                try:
+                    self.shell.stop_command()  # the command's processes, background ones, and the shell
+                except Exception:  # the container went meanwhile: nothing left to stop
+                    pass
+
+    def _disk_notes(self, command: str, seconds: float) -> list[str]:
+        """After a command: measure what was written when it may have mattered; past the limit the
+        model's shell may no longer grow files."""
         disk = self.disk
         if disk is None:
-            yield stopped
-            return
-        done, before = threading.Event(), disk.used
-
-        def watch() -> None:
-            while not done.wait(DISK_POLL_SECONDS):
-                if disk.grew_past(before):
-                    stopped.append(True)
-                    self.shell.stop_command()
-                    return
-
-        watcher = threading.Thread(target=watch, name="sandbox-disk", daemon=True)
-        watcher.start()
-        try:
-            yield stopped
-        finally:
-            done.set()
-            watcher.join()
-
-    def _disk_notes(self, command: str) -> list[str]:
-        """After a command: measure the layer; past the limit the model's shell may no longer grow files."""
-        if self.disk is None:
             return []
-        note = self.disk.check()
-        if self.disk.full or note:  # the soft limit: 0 while full, the hard one (the limit) once free again
-            self.shell.run("ulimit -S -f 0" if self.disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
-        if note is None and _ASKS_FOR_SPACE.search(command):
-            note = self.disk.usage_note()
-        return [note] if note else []
+        stopped, self._disk_stopped = self._disk_stopped, False
+        asks = _ASKS_FOR_SPACE.search(command) is not None
+        if not (stopped or asks or disk.worth_measuring(seconds)):
+            return []
+        notes = [f"processes were stopped (and the shell restarted): they kept writing past the sandbox's disk "
+                 f"limit of {human_size(disk.limit)}"] if stopped else []
+        note = disk.check()
+        if disk.full or note:  # the soft limit: 0 while full, the hard one (the limit) once free again
+            self.shell.run("ulimit -S -f 0" if disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
+        if note is None and asks:
+            note = disk.usage_note()
+        return notes + [note] if note else notes
 
     # -- exhausted resources -------------------------------------------------
     def stop_runaway_processes(self, cheap_only: bool = False, restart_shell: bool = True) -> str | None:
@@ -540,6 +539,7 @@ class DockerSandbox:
 
     def close(self) -> None:
         """Stop the shells and remove the container; a signal meanwhile waits until it is gone."""
+        self._disk_done.set()
         with cleanup.shielded():
             for shell in (self.shell, self._service):
                 if shell is not None:

@@ -144,7 +144,8 @@ if [ -s "$tmp/new" ]; then
   sed -z 's|^|./|' "$tmp/new" | xargs -0 -r sh -c 'find "$@" -maxdepth 0 -type f -size +{LARGE_NEW_FILE_BYTES}c -print0' find \\
     | sed -z 's|^\\./||' > "$tmp/large"
 fi
-if [ -f "$index" ]; then cp "$index" "$tmp/index"; else rm -f "$tmp/index"; fi
+# -p: the copy keeps the index's mtime, by which git tells a file edited in the second it was staged
+if [ -f "$index" ]; then cp -p "$index" "$tmp/index"; else rm -f "$tmp/index"; fi
 export GIT_INDEX_FILE="$tmp/index"
 failed=$( {{ git add -u -- . && git add -A -- . {excludes}; }} 2>&1 >/dev/null ) \
   || {{ echo "__moe_error git add failed: $(printf %s "$failed" | tail -n 2 | tr '\n' ' ')"; exit 0; }}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.base import SandboxError
-from sandbox.disk import MIN_SLACK, DiskLimit, human_size
+from sandbox.disk import MIN_SLACK, POLL_SECONDS, WRITE_RATE, DiskLimit, human_size
 
 MB = 2**20
 
@@ -43,13 +43,25 @@ def test_a_size_that_cannot_be_measured_changes_nothing() -> None:
 
 
 def test_a_running_command_is_stopped_only_when_it_grows_the_layer_past_the_limit() -> None:
-    assert not limit_of([90 * MB]).grew_past(50 * MB)  # under the limit
-    assert limit_of([130 * MB]).grew_past(120 * MB)
-    assert not limit_of([110 * MB]).grew_past(120 * MB)  # past the limit, but deleting (rm)
+    assert limit_of([90 * MB]).grew_past(50 * MB) is None  # under the limit
+    assert limit_of([130 * MB]).grew_past(120 * MB) == 130 * MB
+    assert limit_of([110 * MB]).grew_past(120 * MB) is None  # past the limit, but deleting (rm)
     stopped = limit_of([120 * MB, 130 * MB, 120 * MB + MIN_SLACK + MB])
     stopped.check()
-    assert not stopped.grew_past(120 * MB)  # writes were stopped: a submit's index and patch may still go
-    assert stopped.grew_past(120 * MB)
+    assert stopped.grew_past(120 * MB) is None  # writes were stopped: a submit's index and patch may still go
+    assert stopped.grew_past(120 * MB) == 120 * MB + MIN_SLACK + MB
+
+
+def test_measured_when_it_may_matter_and_polled_at_the_pace_the_space_left_needs() -> None:
+    disk = limit_of([], limit=4 * 2**30)
+    assert not disk.worth_measuring(0.01)  # a quick command cannot have written 4 GB
+    assert disk.worth_measuring(4.0)
+    assert disk.poll_interval(cost=0.005) == min(4 * 2**30 / WRITE_RATE, POLL_SECONDS[1])
+    disk.used = disk.limit - MB
+    assert disk.poll_interval(cost=0.005) == POLL_SECONDS[0]  # nearly full: as often as allowed
+    assert disk.poll_interval(cost=0.5) == 0.5 / 0.02  # a layer that is slow to walk is walked less often
+    disk.full = True
+    assert disk.worth_measuring(0.0)  # past the limit: every command, until it is free again
 
 
 def test_sizes_read_as_docker_writes_them() -> None:

@@ -462,9 +462,9 @@ def test_doctor_lists_and_prune_removes_a_killed_run_s_temporary_copy(tmp_path) 
 
 def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, sandbox_image, monkeypatch) -> None:
     """overlay2 on ext4 (here, and CI) cannot limit a container's layer: the sandbox measures and enforces it."""
-    import sandbox.docker
+    import sandbox.disk
 
-    monkeypatch.setattr(sandbox.docker, "DISK_POLL_SECONDS", 0.5)
+    monkeypatch.setattr(sandbox.disk, "POLL_SECONDS", (0.3, 0.5))
     spec = SandboxSpec(image=sandbox_image, disk_size="64m", run_id=f"pytest-disk-{os.getpid()}")
     with start_sandbox(spec, docker_client) as box:
         filled = box.run("for i in 1 2 3; do dd if=/dev/zero of=/testbed/f$i bs=1M count=30 2>/dev/null; done")
@@ -482,13 +482,27 @@ def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, 
         box.write_file("notes.txt", b"x")
         asked = box.run("df -h /")
         assert any("`df` shows the host's disk; this sandbox may write at most 64 MB" in n for n in asked.notes)
-        # One command writing on and on (a loop of the shell itself) is stopped while it runs.
+        # One command writing on and on (a loop of the shell itself) is stopped while it runs...
         looping = box.run("for i in $(seq 200); do dd if=/dev/zero of=/testbed/w$i bs=1M count=5 2>/dev/null; "
                           "sleep 0.05; done")
-        assert "the command was stopped: it kept writing past the sandbox's disk limit of 64 MB" in looping.notes
+        stopped = ("processes were stopped (and the shell restarted): they kept writing past the sandbox's disk "
+                   "limit of 64 MB")
+        assert stopped in looping.notes, looping.notes
         written = int(box.run("du -sm /testbed | cut -f1").output)
         assert written < 400, written  # not the 1000 MB it meant to write
         box.run("rm -f /testbed/w*")
+        # ...and so is one writing in the background while the model thinks.
+        box.run("( for i in $(seq 200); do dd if=/dev/zero of=/testbed/b$i bs=1M count=5 2>/dev/null; "
+                "sleep 0.05; done ) >/dev/null 2>&1 &")
+        for _ in range(200):
+            if box._disk_stopped:
+                break
+            time.sleep(0.1)
+        assert stopped in box.run("true").notes
+        written = int(box.run("du -sm /testbed | cut -f1").output)
+        time.sleep(1)
+        assert int(box.run("du -sm /testbed | cut -f1").output) == written < 400  # and it writes no more
+        box.run("rm -f /testbed/b*")
         # Raising its own soft limit back does not let it grow on: the run ends.
         box.run("for i in 1 2 3; do dd if=/dev/zero of=/testbed/g$i bs=1M count=30 2>/dev/null; done")
         with pytest.raises(SandboxError, match=r"past its limit of 64 MB \(\[sandbox\] disk_size\), after its writes"):

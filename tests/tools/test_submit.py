@@ -184,3 +184,4 @@ def test_submit_works_while_the_model_s_writes_are_stopped(make_sandbox) -> None
                      "dd if=/dev/zero of=/testbed/more.log bs=1M count=30 2>/dev/null")
     assert any(note.startswith("no space left") for note in filled.notes), filled.notes
     assert "+a = 2" in submitted(ctx).patch
+
