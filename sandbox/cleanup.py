@@ -101,11 +101,11 @@ class _Signals:
             if self.received is None:
                 self.received = signum
             if self.count >= 3:
-                os.write(2, b"error: interrupted three times; quitting without cleaning up "
-                            b"(the next run removes the containers left)\n")
+                _say(b"error: interrupted three times; quitting without cleaning up "
+                     b"(the next run removes the containers left)\n")
                 os._exit(128 + self.received)
             if self.count == 2:
-                os.write(2, b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
+                _say(b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
             if self.raised:
                 return
         if self.shield:
@@ -133,6 +133,14 @@ class _Signals:
             _thread.interrupt_main(self.received or signal.SIGINT)  # runs `handle` in the main thread
 
         threading.Timer(0.01, again).start()  # not from inside the callback that swallowed it
+
+
+def _say(line: bytes) -> None:
+    """A line on stderr from a signal handler; none when stderr is gone (SIGHUP: the terminal closed)."""
+    try:
+        os.write(2, line)
+    except OSError:
+        pass
 
 
 _signals = _Signals()

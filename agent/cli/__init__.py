@@ -28,9 +28,12 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
     be swallowed by the import system's own callbacks.
     """
     printed = failure_json("interrupted", "interrupted before the run started", 128 + signum)
-    if printed:
-        os.write(1, printed.encode() + b"\n")
-    os.write(2, b"error: interrupted\n")
+    for fd, text in ((1, printed), (2, "error: interrupted")):
+        try:
+            if text:
+                os.write(fd, text.encode() + b"\n")
+        except OSError:  # a terminal that is gone (SIGHUP), a closed pipe: the exit code still says it
+            pass
     os._exit(128 + signum)
 
 

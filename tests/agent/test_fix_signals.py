@@ -181,3 +181,27 @@ def test_a_signal_before_the_run_exists_still_gets_its_line_json_and_code(fake_m
                                                  "commit": None, "applied": False, "trajectory": None,
                                                  "run_id": None, "exit_code": 143}
     assert fake_model_server.requests == [] and not (repo / ".agent").exists()
+
+
+def test_a_closed_terminal_ends_the_run_like_sigterm(fake_model_server, tmp_path, docker_client) -> None:
+    """SIGHUP after the terminal went away: nothing can be printed, the run still ends whole, exit 129."""
+    import pty
+
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [Hang()]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    leader, follower = pty.openpty()
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "TMPDIR": str(tmp), "HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "fix add"], env=env,
+                            stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
+    os.close(follower)
+    wait_for(lambda: fake_model_server.requests, proc, "a model request")
+    os.close(leader)  # the terminal is gone: every write to it now fails
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 129
+    assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
+    assert list(tmp.iterdir()) == []
+    [trajectory] = (repo / ".agent" / "runs").glob("*/trajectory.jsonl")
+    assert read_trajectory(trajectory).end["message"] == "interrupted by SIGHUP"
