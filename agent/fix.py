@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import Settings
 from agent.environment import prepare_image
 from agent.files_image import FilesImage
@@ -66,6 +67,7 @@ class FixRequest:
     secrets: tuple[str, ...] = ()  # more values to keep out of the trajectory (a GitHub token)
     cwd: Path | None = None  # where in the repository the user ran: AGENTS.md files are read down to here
     repo_instructions: bool = True  # False: --no-instructions
+    attempts: AttemptPlan = field(default_factory=AttemptPlan)  # --attempts N: N loops, one patch chosen
 
 
 @dataclass
@@ -106,6 +108,7 @@ class FixOutcome:
             "timings": self.timings,
             "patch_review": self.review.to_json(),
             "instructions": self.instructions.to_json() if self.instructions else None,
+            "selection": r.extra.get("selection"),  # --attempts: agent/selection.py's record
         }
 
 
@@ -208,11 +211,23 @@ def run_fix(
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
                                  listener=clock.listener(listener),
                                  instructions=instructions.prompt() if instructions else "")
+        config = {**settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
+                  "instructions": instructions.to_json() if instructions else None}
         try:
             with clock.phase("loop"):
-                result = agent.run(request.task, config={
-                    **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
-                    "instructions": instructions.to_json() if instructions else None})
+                if request.attempts.count > 1:
+                    result = run_attempts(AttemptsJob(
+                        request.attempts, request.task, config, model=model, test_cmd=settings.sandbox.test_cmd,
+                        make_agent=lambda model_, box_, trajectory_, listener_: configured_agent(
+                            _Timed(model_, clock), box_, settings, task=request.task, base_commit=snapshot.base_commit,
+                            trajectory=trajectory_, listener=clock.listener(listener_),
+                            instructions=instructions.prompt() if instructions else ""),
+                        start_sandbox=lambda: _start_sandbox(settings, repo, run_id, taking, scratch, clock, echo)[2],
+                        trajectory_for=lambda n: run_dir / f"attempt-{n}.jsonl", sandbox_memory=settings.sandbox.memory,
+                        redact=Redactor([*settings.secrets(), *request.secrets]), listener=listener, echo=echo),
+                        trajectory, first=box)
+                else:
+                    result = agent.run(request.task, config=config)
         finally:  # removing the container overlaps the delivery
             stopping = background.submit(clock.timed, "sandbox_stop", box.close)
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,

@@ -600,6 +600,19 @@ def fsize_ulimit(spec: SandboxSpec) -> list[Any] | None:
     return [Ulimit(name="fsize", soft=size, hard=size)]
 
 
+def cpu_quota(cpus: float | None) -> int | None:
+    """Docker's `nano_cpus` for a limit of `cpus` CPUs, capped at the CPUs this process may use.
+
+    Docker refuses a limit above what the daemon's machine has ("Range of CPUs is from 0.01 to
+    1.00"), so the default of 2 would fail every sandbox on a one-CPU machine or under a CPU
+    affinity mask; the local daemon sees what we see. None: no limit.
+    """
+    if not cpus:
+        return None
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(min(cpus, available) * 1e9)
+
+
 def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     """The `containers.create` keyword arguments for `spec` (all but the image)."""
     from docker.types import Mount
@@ -624,7 +637,7 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
         "mounts": mounts,
         "network_mode": "bridge" if spec.network else "none",
         "network_disabled": not spec.network,
-        "nano_cpus": int(spec.cpus * 1e9) if spec.cpus else None,
+        "nano_cpus": cpu_quota(spec.cpus),
         "mem_limit": spec.memory,
         "pids_limit": spec.pids_limit,
         "tmpfs": scratch_mounts(spec),

@@ -526,3 +526,13 @@ def test_the_repository_copied_in_does_not_count_against_the_disk_limit(make_san
     assert wrote.output == "50M data.bin\n" and wrote.notes == ()  # 30 MB of the model's own: under 64 MB
     more = box.run("dd if=/dev/zero of=/testbed/more bs=1M count=40 2>/dev/null")
     assert any("and 70 MB is written" in note for note in more.notes), more.notes
+
+
+def test_cpu_limit_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:
+    """Docker refuses nano_cpus above the machine's CPUs: the default 2.0 must still start on one CPU."""
+    from sandbox.docker import cpu_quota
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert cpu_quota(2.0) == 1_000_000_000 and cpu_quota(0.5) == 500_000_000 and cpu_quota(None) is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cpu_quota(2.0) == 2_000_000_000
