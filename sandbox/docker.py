@@ -13,10 +13,12 @@ import dataclasses
 import io
 import os
 import posixpath
+import re
 import secrets
 import shlex
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
+from sandbox.cache import cache_home
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
+from sandbox.disk import DiskLimit, human_size
 from sandbox.shell import GONE as GONE_MARK, MainBash, PersistentShell, ShellLink, attachable_command
 
 LABEL = "moe-agent"
@@ -87,6 +91,15 @@ kill -CONT "${__moe_keep[@]}" 2>/dev/null
 { read -r __moe_n < /sys/fs/cgroup/pids.current || read -r __moe_n < /sys/fs/cgroup/pids/pids.current; } 2>/dev/null
 echo "${__moe_n:-?} ${#__moe_kill[@]}"
 """
+# Builtins but one `tar --version`: what the shell can do for file transfers (see `_probe`).
+_PROBE = ('command -v base64 >/dev/null && echo base64; [ "$EUID" = 0 ] && command -v head >/dev/null && '
+          'case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo untar;; esac; true')
+# Unpacks the archive on stdin; tar's words (the last 4000 bytes) and its exit status come at the
+# end, and whatever tar left unread is drained, so the stream's sender never blocks.
+_UNTAR = ('{{ command tar -x -f - -C {dest} --no-same-owner 2>&1; echo "__moe_untar=$?"; command cat >/dev/null; }} '
+          '| command tail -c 4000')
+# A command that asks how much space is free: `df` shows the host's disk, not the sandbox's limit.
+_ASKS_FOR_SPACE = re.compile(r"(^|[\s;&|(`])df(\s|$)")
 SHELL_READ_BYTES = 4 * 2**20
 SHELL_WRITE_BYTES = 48 * 2**10
 
@@ -105,8 +118,9 @@ class SandboxSpec(BaseModel):
     memory: str | None = "4g"
     pids_limit: int | None = 1024
     tmp_size: str | None = Field("1g", description="size of the tmpfs at /tmp and /var/tmp (None: the image's own)")
-    disk_size: str | None = Field(None, description="size limit of the container's writable layer, where the "
-                                  "engine supports one (overlay2 on xfs with pquota); elsewhere ignored")
+    disk_size: str | None = Field(None, description="what the container may write to its own files (a Docker "
+                                  "size such as 4g): enforced by the engine where it can (overlay2 on xfs with "
+                                  "pquota), else measured and enforced by the sandbox (sandbox.disk)")
     network: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -129,8 +143,7 @@ def connect(timeout: float = 120.0) -> Any:
         client = docker.from_env(timeout=timeout)
         if client.api.base_url.startswith("http+docker://"):  # a local socket: no proxy or .netrc applies
             client.api.trust_env = False  # requests would look both up again on every call
-        client.ping()
-        return client
+        return client  # no ping: from_env has just asked the engine for its API version
     except DockerException as exc:
         raise SandboxError(explain_docker_error(exc, host)) from None
 
@@ -165,11 +178,18 @@ class DockerSandbox:
         self._main = MainBash(client.api, container.id, attach_nonce) if attach_nonce else None
         self._service: PersistentShell | None = None
         self._base64: bool | None = None
+        self._untar: bool | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
+        self.disk = DiskLimit(disk_bytes(spec.disk_size), self._written) if spec.disk_size else None
+        self._layer_baseline = 0  # bytes the layer held before the model's first command (the repository copied in)
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
                                      opener=self._spawn_model_shell, side=self._model_shell_side)
         self.shell.start()
+        self._disk_stopped = False  # the watcher stopped processes that wrote past the limit (told once)
+        self._disk_done = threading.Event()
+        if self.disk is not None:
+            threading.Thread(target=self._watch_disk, name="sandbox-disk", daemon=True).start()
 
     @property
     def id(self) -> str:
@@ -185,11 +205,63 @@ class DockerSandbox:
             result = self.shell.run(command, timeout=limit)
             if FORK_FAILED in result.output or result.timed_out:
                 notes += [note for note in (self.stop_runaway_processes(),) if note]
+            notes += self._disk_notes(command, result.duration)
         except DockerException as exc:
             raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
         if NO_SPACE in result.output:
             notes.append(self.space_note())
         return dataclasses.replace(result, notes=(*notes, *result.notes)) if notes else result
+
+    # -- the disk limit (sandbox.disk) -------------------------------------------
+    def _layer_size(self) -> int | None:
+        """Bytes in the container's writable layer (Docker's SizeRw; the engine walks the layer)."""
+        try:
+            found = self.client.api.containers(all=True, size=True, filters={"id": [self.id]})
+        except Exception:
+            return None
+        size = found[0].get("SizeRw") if found else None
+        return int(size) if size is not None else None
+
+    def _written(self) -> int | None:
+        """Bytes the sandbox's commands added to the writable layer: what `disk_size` limits."""
+        size = self._layer_size()
+        return None if size is None else max(0, size - self._layer_baseline)
+
+    def _watch_disk(self) -> None:
+        """For the sandbox's life: measure what it wrote now and then (`DiskLimit.poll_interval`),
+        and stop the processes that grow it past the limit, during a command or between them."""
+        disk = self.disk
+        assert disk is not None
+        reference, cost = 0, 0.0
+        while not self._disk_done.wait(disk.poll_interval(cost)):
+            started = time.monotonic()
+            grown = disk.grew_past(max(reference, disk.used))
+            cost = time.monotonic() - started
+            if grown is not None and not self._disk_done.is_set():
+                reference, self._disk_stopped = grown, True
+                try:
+                    self.shell.stop_command()  # the command's processes, background ones, and the shell
+                except Exception:  # the container went meanwhile: nothing left to stop
+                    pass
+
+    def _disk_notes(self, command: str, seconds: float) -> list[str]:
+        """After a command: measure what was written when it may have mattered; past the limit the
+        model's shell may no longer grow files."""
+        disk = self.disk
+        if disk is None:
+            return []
+        stopped, self._disk_stopped = self._disk_stopped, False
+        asks = _ASKS_FOR_SPACE.search(command) is not None
+        if not (stopped or asks or disk.worth_measuring(seconds)):
+            return []
+        notes = [f"processes were stopped (and the shell restarted): they kept writing past the sandbox's disk "
+                 f"limit of {human_size(disk.limit)}"] if stopped else []
+        note = disk.check()
+        if disk.full or note:  # the soft limit: 0 while full, the hard one (the limit) once free again
+            self.shell.run("ulimit -S -f 0" if disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
+        if note is None and asks:
+            note = disk.usage_note()
+        return notes + [note] if note else notes
 
     # -- exhausted resources -------------------------------------------------
     def stop_runaway_processes(self, cheap_only: bool = False, restart_shell: bool = True) -> str | None:
@@ -234,7 +306,8 @@ class DockerSandbox:
     def space_note(self) -> str:
         """What the model is told when a write failed for lack of space: where the limits are."""
         tmp = f"/tmp holds at most {self.spec.tmp_size}" if self.spec.tmp_size else "/tmp has no size limit of its own"
-        return (f"no space left on device: the sandbox's writable space is limited ({tmp}); delete files "
+        rest = f", the rest of the sandbox at most {human_size(self.disk.limit)}" if self.disk else ""
+        return (f"no space left on device: the sandbox's writable space is limited ({tmp}{rest}); delete files "
                 "you no longer need (e.g. in /tmp) before writing more")
 
     # -- files -------------------------------------------------------------
@@ -290,8 +363,14 @@ class DockerSandbox:
 
     def _shell_transfers(self) -> bool:
         if self._base64 is None:
-            self._base64 = self._service_run("command -v base64 >/dev/null").ok
-        return self._base64
+            self._probe()
+        return bool(self._base64)
+
+    def _probe(self) -> None:
+        """One round trip: whether files can travel through the shell (base64), and archives
+        unpack there (`unpack`: root, GNU tar and head in the image)."""
+        found = self._service_run(_PROBE).output.split()
+        self._base64, self._untar = "base64" in found, "untar" in found
 
     def read_file(self, path: str) -> bytes:
         full = self.resolve(path)
@@ -347,7 +426,12 @@ class DockerSandbox:
             return extracted.read()
 
     def write_file(self, path: str, data: bytes) -> None:
-        """Write atomically: a temporary file in the same directory, then rename over."""
+        """Write atomically: a temporary file in the same directory, then rename over.
+
+        Refused with `OSError` (saying why) while the sandbox is past its disk limit.
+        """
+        if self.disk is not None and self.disk.full:
+            raise OSError(self.disk.full_note())
         full = self.resolve(path)
         directory, name = posixpath.split(full)
         tmp = posixpath.join(directory, f".{name}.moe-{secrets.token_hex(4)}")
@@ -454,22 +538,54 @@ class DockerSandbox:
         return found
 
     def unpack(self, archive: Iterable[bytes], dest: str | None = None) -> None:
-        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir)."""
-        try:
-            done = self.container.put_archive(dest or self.workdir, archive)
-        except Exception as exc:
-            raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
-        if not done:
-            raise SandboxError("could not copy the repository into the sandbox")
+        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir).
 
-    def close(self) -> None:
-        """Stop the shells and remove the container; a signal meanwhile waits until it is gone."""
+        Through the internal shell into the image's GNU tar when the sandbox runs as root:
+        about 10-25 ms where Docker's archive API takes 0.4-1 s on a loaded machine (dockerd
+        re-executes itself to walk the container's filesystem). Files then belong to the
+        sandbox's user (root without CAP_CHOWN cannot give them the host's owner); mode and
+        mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps owners.
+        What it unpacks does not count against the disk limit.
+        """
+        dest = dest or self.workdir
+        if self._untar is None:
+            self._probe()
+        if self._untar:
+            done = self._service_shell().run(_UNTAR.format(dest=shlex.quote(dest)), timeout=3600, stdin=archive)
+            code = re.search(r"__moe_untar=(\d+)", done.output)
+            if code is None or code.group(1) != "0":
+                said = re.sub(r"__moe_untar=\d+", "", done.output).strip().splitlines()  # the first says why
+                raise SandboxError("could not copy the repository into the sandbox: "
+                                   + (said[0][:200] if said else f"tar exit {code.group(1) if code else '?'}"))
+        else:
+            try:
+                done = self.container.put_archive(dest, archive)
+            except Exception as exc:
+                raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
+            if not done:
+                raise SandboxError("could not copy the repository into the sandbox")
+        if self.disk is not None:  # the copy is the user's repository, not what the limit is for
+            self._layer_baseline = self._layer_size() or 0
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the shells and remove the container; a signal meanwhile waits until it is gone.
+
+        With `wait` False the container is left to end by itself, costing the caller nothing
+        (Docker's removal takes 0.1-0.5 s): closing its main process's socket closes its stdin
+        (`attachable_command`), that process exits and Docker removes the container
+        (`auto_remove`). Should it not end, `cleanup.reap_orphans` removes it once this process
+        is gone. A container without that main process is removed as with `wait`.
+        """
+        self._disk_done.set()
         with cleanup.shielded():
             for shell in (self.shell, self._service):
                 if shell is not None:
                     shell.close()
             if self._main is not None:
                 self._main.close()
+                if not wait:
+                    cleanup.forget(self.container.id)
+                    return
             try:
                 self.container.remove(force=True, v=True)
             except Exception:
@@ -507,6 +623,36 @@ def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
     return {path: f"size={spec.tmp_size},mode=1777,exec" for path in ("/tmp", "/var/tmp")}
 
 
+def disk_bytes(size: str) -> int:
+    """A Docker size (`4g`, `512m`, `1024`) in bytes, as Docker reads it (binary units)."""
+    from docker.utils import parse_bytes
+
+    return int(parse_bytes(size))
+
+
+def fsize_ulimit(spec: SandboxSpec) -> list[Any] | None:
+    """RLIMIT_FSIZE at the disk limit for every process in the container: no one file can be bigger."""
+    if not spec.disk_size:
+        return None
+    from docker.types import Ulimit
+
+    size = disk_bytes(spec.disk_size)
+    return [Ulimit(name="fsize", soft=size, hard=size)]
+
+
+def cpu_quota(cpus: float | None) -> int | None:
+    """Docker's `nano_cpus` for a limit of `cpus` CPUs, capped at the CPUs this process may use.
+
+    Docker refuses a limit above what the daemon's machine has ("Range of CPUs is from 0.01 to
+    1.00"), so the default of 2 would fail every sandbox on a one-CPU machine or under a CPU
+    affinity mask; the local daemon sees what we see. None: no limit.
+    """
+    if not cpus:
+        return None
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(min(cpus, available) * 1e9)
+
+
 def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     """The `containers.create` keyword arguments for `spec` (all but the image)."""
     from docker.types import Mount
@@ -531,10 +677,11 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
         "mounts": mounts,
         "network_mode": "bridge" if spec.network else "none",
         "network_disabled": not spec.network,
-        "nano_cpus": int(spec.cpus * 1e9) if spec.cpus else None,
+        "nano_cpus": cpu_quota(spec.cpus),
         "mem_limit": spec.memory,
         "pids_limit": spec.pids_limit,
         "tmpfs": scratch_mounts(spec),
+        "ulimits": fsize_ulimit(spec),
         "init": True,
         "auto_remove": True,  # a container whose owner died ends by itself (see attachable_command): then it goes
         "log_config": {"type": "none"},  # output goes through the shell socket; logs would only cost start time
@@ -610,26 +757,73 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
         raise
 
 
-_no_storage_opt: set[str] = set()  # engines (by API URL) that refused a writable-layer size
+_no_storage_opt: set[str] = set()  # engines (see `_engine_key`) that refused a writable-layer size
 
 
 def _create(client: Any, spec: SandboxSpec, options: dict[str, Any]) -> Any:
     """Create the container, with a writable-layer size limit where the engine can enforce one.
 
     Only overlay2 on xfs mounted with pquota can; other engines refuse the option, and the
-    container is then created without it (once per engine: the refusal is remembered).
+    container is then created without it. The refusal is remembered for the engine's life
+    (`_engine_key`), in this process and in the cache folder, so later runs ask once.
     """
     from docker.errors import APIError
 
-    engine = str(client.api.base_url)
-    if spec.disk_size and engine not in _no_storage_opt:
+    engine = _engine_key(client)
+    if spec.disk_size and engine not in _no_storage_opt and not _refused_before(engine):
         try:
-            return client.containers.create(spec.image, storage_opt={"size": spec.disk_size}, **options)
+            return _create_container(client, spec.image, {**options, "storage_opt": {"size": spec.disk_size}})
         except APIError as exc:
             if "storage-opt" not in str(exc):
                 raise
             _no_storage_opt.add(engine)
-    return client.containers.create(spec.image, **options)
+            _remember_refusal(engine)
+    return _create_container(client, spec.image, options)
+
+
+def _create_container(client: Any, image: str, options: dict[str, Any]) -> Any:
+    """`client.containers.create` without the inspect it ends with (a round trip nothing here reads)."""
+    from docker.models.containers import _create_container_args
+
+    created = client.api.create_container(**_create_container_args(
+        {**options, "image": image, "version": client.api._version}))
+    return client.containers.prepare_model({"Id": created["Id"]})
+
+
+def _engine_key(client: Any) -> str:
+    """The engine's API URL, with the time its unix socket was made: a restarted daemon (the only
+    way to change its storage driver) makes a new socket, and so a new key."""
+    url = str(client.api.base_url)
+    socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if url.startswith("http+docker://") and socket.startswith("unix://"):
+        try:
+            return f"{socket}@{os.stat(socket.removeprefix('unix://')).st_ctime_ns}"
+        except OSError:
+            pass
+    return url
+
+
+def _refusals() -> Path:
+    return cache_home() / "engines-without-storage-opt"
+
+
+def _refused_before(engine: str) -> bool:
+    """Whether an earlier run saw ENGINE refuse a writable-layer size (only a unix socket's key is kept)."""
+    try:
+        return engine in _refusals().read_text().splitlines()
+    except OSError:
+        return False
+
+
+def _remember_refusal(engine: str) -> None:
+    if "@" not in engine:
+        return
+    try:
+        _refusals().parent.mkdir(parents=True, exist_ok=True)
+        with open(_refusals(), "a") as listing:
+            listing.write(engine + "\n")
+    except OSError:  # a read-only cache: the next run asks again
+        pass
 
 
 def _copy_tree(container: Any, source: Path, dest: str) -> None:

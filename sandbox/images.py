@@ -273,7 +273,7 @@ def run_and_commit(
     """
     from docker.types import Mount
 
-    from sandbox.docker import confinement
+    from sandbox.docker import confinement, cpu_quota
 
     log.step(step)
     mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
@@ -281,7 +281,7 @@ def run_and_commit(
     container = client.containers.create(
         base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
         environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
-        **({"nano_cpus": int(cpus * 1e9)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
+        **({"nano_cpus": cpu_quota(cpus)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
         **({"pids_limit": pids_limit} if pids_limit else {}),
         **(confinement(capabilities) if capabilities is not None else {}),
     )

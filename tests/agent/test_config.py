@@ -408,3 +408,13 @@ def test_a_relative_xdg_config_home_is_ignored_as_the_spec_says(tmp_path: Path, 
     monkeypatch.setenv("HOME", str(tmp_path))
     assert user_config_path({"XDG_CONFIG_HOME": "rel"})[0] == tmp_path / ".config" / "moe-agent" / "config.toml"
     assert user_config_path({"XDG_CONFIG_HOME": "/x"})[0] == Path("/x/moe-agent/config.toml")
+
+
+def test_an_ssl_cert_file_that_is_not_a_bundle_is_a_config_error(tmp_path: Path) -> None:
+    """The model client reads SSL_CERT_FILE when it is made; a bad one is the user's setting, said as such."""
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    with pytest.raises(UsageError, match=rf"^SSL_CERT_FILE={tmp_path}/ca.pem: .* is not a PEM CA bundle"):
+        load_settings(None, env={"SSL_CERT_FILE": str(tmp_path / "ca.pem")})
+    with pytest.raises(UsageError, match=rf"^SSL_CERT_DIR={tmp_path}/none: not a directory$"):
+        load_settings(None, env={"SSL_CERT_DIR": str(tmp_path / "none")})
+    assert load_settings(None, env={"SSL_CERT_FILE": ""}).model.name  # set but empty: the client ignores it too

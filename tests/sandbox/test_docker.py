@@ -412,12 +412,13 @@ def test_a_fork_bomb_is_stopped_and_the_shell_restarts(make_sandbox, docker_clie
 
 
 def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
-    box = make_sandbox(tmp_size="16m", disk_size="1g")  # no writable-layer quota on most engines: ignored there
+    box = make_sandbox(tmp_size="16m", disk_size="1g")
     assert box.run("df -k --output=fstype,size /tmp /var/tmp | tail -2").output.split() == ["tmpfs", "16384"] * 2
     result = box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64")
     assert "No space left on device" in result.output
     assert result.notes == ("no space left on device: the sandbox's writable space is limited (/tmp holds at most "
-                            "16m); delete files you no longer need (e.g. in /tmp) before writing more",)
+                            "16m, the rest of the sandbox at most 1.0 GB); delete files you no longer need (e.g. in "
+                            "/tmp) before writing more",)
     assert box.run("rm /tmp/fill").ok
     big = os.urandom(300_000)  # past what the shell carries: the archive path, staged beside the workdir
     box.write_file("/tmp/big.bin", big)
@@ -443,3 +444,146 @@ def test_a_big_file_in_the_tmpfs_scratch_space_is_read_in_pieces(box: DockerSand
     box.write_file("/tmp/big/patch", data)
     assert box.run("grep -c ' /tmp ' /proc/mounts").output.strip() == "1"  # /tmp is a tmpfs here
     assert box.read_file("/tmp/big/patch") == data
+
+
+def _tar(entries: list[tuple[str, bytes, int, int]]) -> bytes:
+    """A tar of (name, data, mode, mtime) regular files."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data, mode, mtime in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, mtime, 4242, 4242
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_unpack_streams_through_the_shell_which_reads_on_after_it(box: DockerSandbox, docker_client) -> None:
+    big = os.urandom(3 * 2**20 + 17)  # several frames, and a last one that is not full
+    data = _tar([("testbed/pkg/big.bin", big, 0o644, 1_000_000_000),
+                 ("testbed/run.sh", b"#!/bin/sh\necho ran\n", 0o755, 1_100_000_000)])
+    box.unpack((data[n:n + 100_000] for n in range(0, len(data), 100_000)), dest="/")
+    out = box.run("stat -c '%a %Y %s %u' run.sh pkg/big.bin; ./run.sh; sha256sum pkg/big.bin").output.split("\n")
+    import hashlib
+
+    assert out[:3] == ["755 1100000000 19 0", f"644 1000000000 {len(big)} 0", "ran"]  # the sandbox's user owns them
+    assert out[3].split()[0] == hashlib.sha256(big).hexdigest()
+    assert box.run("echo next").output == "next\n"  # nothing of the stream was left for the shell to run
+    assert (docker_client.api.inspect_container(box.id)["ExecIDs"] or []) == []
+
+
+def test_unpack_failure_is_one_line_and_the_shell_lives_on(box: DockerSandbox) -> None:
+    with pytest.raises(SandboxError, match="could not copy the repository into the sandbox: .*No such file"):
+        box.unpack(iter([_tar([("a.txt", b"x", 0o644, 0)])]), dest="/nowhere")
+    assert box.run("echo alive").output == "alive\n" and box._service is not None and box._service.restarts == 0
+
+
+def test_unpack_as_another_user_goes_through_the_archive_api(make_sandbox) -> None:
+    box = make_sandbox(user="1000:1000")
+    box.unpack(iter([_tar([("testbed/a.txt", b"kept owner\n", 0o644, 0)])]), dest="/")
+    assert box.run("cat a.txt; stat -c %u a.txt").output == "kept owner\n4242\n"
+
+
+def test_close_without_waiting_leaves_the_container_to_remove_itself(docker_client, sandbox_image) -> None:
+    box = start_sandbox(SandboxSpec(image=sandbox_image, run_id="pytest-close-nowait"), docker_client)
+    cid = box.id
+    box.close(wait=False)
+    assert cid not in cleanup.live()
+    deadline = time.monotonic() + 60  # Docker removes it on its own; how soon is not what is tested
+    while docker_client.containers.list(all=True, filters={"id": cid}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not docker_client.containers.list(all=True, filters={"id": cid})
+
+
+def test_doctor_lists_and_prune_removes_a_killed_run_s_temporary_copy(tmp_path) -> None:
+    from tests.sandbox.test_cleanup import killed_run_scratch
+
+    dead = killed_run_scratch(tmp_path)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    checked = subprocess.run([sys.executable, "-m", "agent", "doctor", "--no-model", "-C", str(tmp_path)],
+                             capture_output=True, text=True, cwd=ROOT, env=env)
+    assert f"1 leftover temporary copy of runs that are gone: {dead}" in checked.stdout, checked.stdout
+    pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", f"pytest-none-{os.getpid()}"],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert pruned.returncode == 0 and "removed 1 temporary copy of runs that are gone" in pruned.stdout, pruned.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, sandbox_image, monkeypatch) -> None:
+    """overlay2 on ext4 (here, and CI) cannot limit a container's layer: the sandbox measures and enforces it."""
+    import sandbox.disk
+
+    spec = SandboxSpec(image=sandbox_image, disk_size="64m", run_id=f"pytest-disk-{os.getpid()}")
+    monkeypatch.setattr(sandbox.disk, "POLL_SECONDS", (60.0, 60.0))  # the watcher keeps out of this part
+    with start_sandbox(spec, docker_client) as box:
+        filled = box.run("for i in 1 2 3; do dd if=/dev/zero of=/testbed/f$i bs=1M count=30 2>/dev/null; done")
+        assert any(n.startswith("no space left: this sandbox may write at most 64 MB to its disk ([sandbox] "
+                                "disk_size) and 90 MB is written") for n in filled.notes), filled.notes
+        refused = box.run("echo more > /testbed/more; echo rc=$?")
+        assert "File too large" in refused.output and "rc=1" in refused.output  # the shell itself survives
+        with pytest.raises(OSError, match="no space left: this sandbox may write at most 64 MB"):
+            box.write_file("notes.txt", b"x")
+        freed = box.run("rm /testbed/f1 /testbed/f2")
+        assert any(n.startswith("disk space is available again") for n in freed.notes), freed.notes
+        one = box.run("dd if=/dev/zero of=/testbed/huge bs=1M count=100 2>&1 | head -1; rm /testbed/huge")
+        assert "File too large" in one.output  # no single file past the limit, and the writer lives
+        assert box.run("echo fine > /testbed/ok && cat /testbed/ok").output == "fine\n"
+        box.write_file("notes.txt", b"x")
+        asked = box.run("df -h /")
+        assert any("`df` shows the host's disk; this sandbox may write at most 64 MB" in n for n in asked.notes)
+        # Raising its own soft limit back does not let it grow on: the run ends.
+        box.run("for i in 4 5 6; do dd if=/dev/zero of=/testbed/g$i bs=1M count=30 2>/dev/null; done")
+        with pytest.raises(SandboxError, match=r"past its limit of 64 MB \(\[sandbox\] disk_size\), after its writes"):
+            box.run('ulimit -S -f "$(ulimit -H -f)"; for i in 7 8 9 10 11; do dd if=/dev/zero of=/testbed/g$i bs=1M '
+                    'count=30 2>/dev/null; done')
+    monkeypatch.setattr(sandbox.disk, "POLL_SECONDS", (0.3, 0.5))
+    with start_sandbox(spec, docker_client) as box:
+        # One command writing on and on (a loop of the shell itself) is stopped while it runs...
+        looping = box.run("for i in $(seq 200); do dd if=/dev/zero of=/testbed/w$i bs=1M count=5 2>/dev/null; "
+                          "sleep 0.05; done")
+        stopped = ("processes were stopped (and the shell restarted): they kept writing past the sandbox's disk "
+                   "limit of 64 MB")
+        assert stopped in looping.notes, looping.notes
+        written = int(box.run("du -sm /testbed | cut -f1").output)
+        assert written < 400, written  # not the 1000 MB it meant to write
+        box.run("rm -f /testbed/w*")
+        # ...and so is one writing in the background while the model thinks.
+        box.run("( for i in $(seq 200); do dd if=/dev/zero of=/testbed/b$i bs=1M count=5 2>/dev/null; "
+                "sleep 0.05; done ) >/dev/null 2>&1 &")
+        for _ in range(300):
+            if box._disk_stopped:
+                break
+            time.sleep(0.1)
+        assert stopped in box.run("true").notes
+        written = int(box.run("du -sm /testbed | cut -f1").output)
+        time.sleep(1)
+        assert int(box.run("du -sm /testbed | cut -f1").output) == written < 400  # and it writes no more
+
+
+def test_the_repository_copied_in_does_not_count_against_the_disk_limit(make_sandbox) -> None:
+    import io
+    import tarfile
+
+    box = make_sandbox(disk_size="64m")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("data.bin")
+        info.size = 50 * 2**20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    box.unpack(iter([archive.getvalue()]))
+    wrote = box.run("dd if=/dev/zero of=/testbed/out bs=1M count=30 2>/dev/null; ls -s --block-size=M data.bin")
+    assert wrote.output == "50M data.bin\n" and wrote.notes == ()  # 30 MB of the model's own: under 64 MB
+    more = box.run("dd if=/dev/zero of=/testbed/more bs=1M count=40 2>/dev/null")
+    assert any("and 70 MB is written" in note for note in more.notes), more.notes
+
+
+def test_cpu_limit_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:
+    """Docker refuses nano_cpus above the machine's CPUs: the default 2.0 must still start on one CPU."""
+    from sandbox.docker import cpu_quota
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert cpu_quota(2.0) == 1_000_000_000 and cpu_quota(0.5) == 500_000_000 and cpu_quota(None) is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cpu_quota(2.0) == 2_000_000_000
