@@ -68,6 +68,9 @@ def test_spec_entries_of_the_second_five_as_swebench_4_had_them() -> None:
     assert recipe_for("sphinx-doc/sphinx", "5.0").pre_install == ["sed -i 's/pytest/pytest -rA/' tox.ini"]
     assert recipe_for("sphinx-doc/sphinx", "7.2").pre_install[-1] == "apt-get update && apt-get install -y graphviz"
     assert recipe_for("sphinx-doc/sphinx", "8.0").unfaithful  # tox's py39 on another Python: said, not hidden
+    # uncapped docutils: what upstream's 2024 images got, not PyPI's newest (no docutils.utils.roman)
+    assert "docutils==0.21.2" in recipe_for("sphinx-doc/sphinx", "3.4").pip_packages
+    assert not any(p.startswith("docutils") for p in recipe_for("sphinx-doc/sphinx", "4.1").pip_packages)
     assert recipe_for("pylint-dev/pylint", "2.8").pip_packages == ["pyenchant==3.2"]
     assert recipe_for("pylint-dev/pylint", "3.0").pip_packages == ["astroid==3.0.0a6", "setuptools"]
     assert recipe_for("pylint-dev/pylint", "2.15").requirements_paths == ["requirements_test.txt"]
