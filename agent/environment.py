@@ -29,7 +29,7 @@ DEPENDENCY_FILES = (
 
 Echo = Callable[[str], None]
 # Part of the setup image's cache key: images set up before the setup container was confined are not reused.
-SETUP_CONFINEMENT = "confined-v1"
+SETUP_CONFINEMENT = "confined-v2-root"
 
 
 def dependency_digest(repo: Path) -> str:
@@ -86,9 +86,11 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     try:
         # The commands come from the repository: confined like the model's sandbox (no capabilities
         # but the user's, no-new-privileges, the user's limits); the network stays on for installs.
+        # They run as root, to install system-wide as a Dockerfile's RUN would; the image keeps
+        # its own user, so the model's commands do not.
         run_and_commit(client, base, script, tag, log=BuildLog(tag), step="setup", network=True,
                        environment=env, volumes=volumes, timeout=3600, cpus=settings.cpus, memory=settings.memory,
-                       pids_limit=settings.pids_limit, capabilities=list(settings.capabilities))
+                       pids_limit=settings.pids_limit, capabilities=list(settings.capabilities), user="root")
     except SandboxError as exc:
         raise EnvironmentProblem(f"setup commands failed: {exc}") from None
     return tag, False

@@ -272,7 +272,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"))
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
-                                variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}")
+                                variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}\0{settings.sandbox.user}")
     spec = SandboxSpec(
         image=files.tag if files.usable else image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus,
         memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
@@ -288,7 +288,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         snapshot = taking.result()
         with clock.phase("copy_in"):
             copy, delete = files.changes(snapshot.files)
-            box.unpack(snapshot.archive(files=copy, prefix=box.workdir.strip("/")), dest="/")
+            box.unpack(snapshot.archive(files=copy, prefix=box.workdir.strip("/"), owner=box.owner), dest="/")
             _delete(box, delete)
         if not files.usable and files.worth_keeping(len(snapshot.files)):
             echo("keeping the repository's files as an image, so that later runs copy only what changed")

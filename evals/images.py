@@ -46,6 +46,7 @@ from sandbox.certs import (
     combined_bundle,
 )
 from sandbox.images import (
+    BUILD_MEMORY,
     BuildLog,
     ImageRecipe,
     build_image,
@@ -83,6 +84,11 @@ if [ -n "$missing" ]; then
     echo "moe-agent: the base commit needs" $missing "beyond the environment; fetching them"
     python -m pip install $missing
 fi"""
+# A step running apt-get as root: apt drops to its `_apt` user to download (SETUID, SETGID)
+# and dpkg sets package files' owners and modes (CHOWN, FOWNER, DAC_OVERRIDE). Every other
+# build step runs with no capability at all.
+APT_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+APT_COMMAND = re.compile(r"(^|[\s;&|(])(apt-get|apt)\s")
 # requirements lines upstream drops (swebench 4.x get_requirements_by_commit), and lines
 # naming the project itself (`.[extras]`), which only resolve inside the checkout: `install`
 # installs the project.
@@ -184,6 +190,7 @@ class ImageBuilder:
     echo: Echo | None = None
     timeout: float = 1800.0
     build_cpus: float | None = None  # CPU quota of each build container; None: unlimited
+    build_memory: str = BUILD_MEMORY  # memory limit of each build container (a Docker size)
     # Every dataset row, not only the selected ones: a row without environment_setup_commit
     # takes its version's from them (see `_setup_commit`).
     dataset: Sequence[TaskInstance] = ()
@@ -286,7 +293,10 @@ class ImageBuilder:
             return Layer(tag, "built", time.monotonic() - started, replaced)
 
     def _base_recipe(self, interpreter: Interpreter) -> ImageRecipe:
-        return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages))
+        # root, like the official images: the eval script reinstalls into /opt/venv, names
+        # httpbin.org in /etc/hosts and routes the tarpit (see `InstanceImage.capabilities`).
+        return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages),
+                           user=None)
 
     def _build_base(self, recipe: Recipe, tag: str) -> None:
         interpreter = recipe.interpreter
@@ -303,9 +313,11 @@ class ImageBuilder:
             files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
         volumes, ca = self._mounts(mirror)
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
-        run_and_commit(self.client, base, plan.script(ca), tag, log=BuildLog(tag, self.echo),
+        script = plan.script(ca)
+        run_and_commit(self.client, base, script, tag, log=BuildLog(tag, self.echo),
                        step="environment", files=files, changes=changes, network=True, volumes=volumes,
-                       timeout=self.timeout, cpus=self.build_cpus)
+                       timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
+                       capabilities=step_capabilities(script))
 
     def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
         self._say(f"building instance image {tag}")
@@ -316,10 +328,12 @@ class ImageBuilder:
             **python_labels(recipe.interpreter),
         }
         volumes, ca = self._mounts(mirror)
-        run_and_commit(self.client, env, instance_script(instance, recipe, ca), tag,
+        script = instance_script(instance, recipe, ca)
+        run_and_commit(self.client, env, script, tag,
                        log=BuildLog(tag, self.echo), step="instance",
                        changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
-                       timeout=self.timeout, cpus=self.build_cpus)
+                       timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
+                       capabilities=step_capabilities(script))
 
     def _mounts(self, mirror: Path) -> tuple[dict[str, dict[str, str]], bool]:
         """The mirror, and the CA bundle when there is one; read-only, never committed."""
@@ -470,6 +484,15 @@ def instance_script(instance: TaskInstance, recipe: Recipe, ca: bool = True) -> 
     if recipe.install.strip():
         lines += ["step=install", recipe.eval_install, "step=missing-dependencies", MISSING_DEPENDENCIES]
     return "\n".join(lines) + "\n"
+
+
+def step_capabilities(script: str) -> list[str]:
+    """The capabilities a build step gets back: apt's when its script runs apt, else none.
+
+    Both build steps need the network (PyPI, the Debian mirror); they are otherwise
+    confined like the model's sandbox by `run_and_commit`.
+    """
+    return list(APT_CAPABILITIES) if any(APT_COMMAND.search(line) for line in script.splitlines()) else []
 
 
 def checkout_script(commit: str) -> str:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
+from sandbox.cache import cache_home
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
 from sandbox.shell import GONE as GONE_MARK, MainBash, PersistentShell, ShellLink, attachable_command
 
@@ -98,7 +99,8 @@ class SandboxSpec(BaseModel):
 
     image: str
     workdir: str = "/testbed"
-    mount: Path | None = Field(None, description="host directory bind-mounted at workdir")
+    mount: Path | None = Field(None, description="host directory bind-mounted at workdir (its host owners "
+                               "and modes decide what the sandbox's user may write)")
     copy_from: Path | None = Field(None, description="host directory copied into workdir")
     readonly_mounts: dict[Path, str] = Field(default_factory=dict, description="host directory -> container path, read-only")
     cpus: float | None = 2.0
@@ -165,6 +167,7 @@ class DockerSandbox:
         self._main = MainBash(client.api, container.id, attach_nonce) if attach_nonce else None
         self._service: PersistentShell | None = None
         self._base64: bool | None = None
+        self._owner: tuple[int, int] | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
@@ -288,6 +291,20 @@ class DockerSandbox:
             raise SandboxError(f"cannot write /etc/hosts in {self.spec.image}: "
                                f"{done.output.decode(errors='replace').strip()}")
 
+    @property
+    def owner(self) -> tuple[int, int]:
+        """(uid, gid) the container's commands run as: what files put into it are owned by.
+
+        Without CAP_CHOWN or CAP_DAC_OVERRIDE even root cannot write a file another user owns,
+        so files arrive with this owner, whoever owns them on the host.
+        """
+        if self._owner is None:
+            found = self._service_run("command id -u; command id -g").output.split()
+            if len(found) != 2 or not all(part.isdigit() for part in found):
+                raise SandboxError(f"cannot tell which user the sandbox {self.id[:12]} runs as: {' '.join(found)[:200]}")
+            self._owner = (int(found[0]), int(found[1]))
+        return self._owner
+
     def _shell_transfers(self) -> bool:
         if self._base64 is None:
             self._base64 = self._service_run("command -v base64 >/dev/null").ok
@@ -382,6 +399,7 @@ class DockerSandbox:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = tarfile.TarInfo(posixpath.basename(staged))
             info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            info.uid, info.gid = self.owner
             tar.addfile(info, io.BytesIO(data))
         if not self.container.put_archive(stage, buf.getvalue()):
             raise OSError(f"could not write {path}")
@@ -454,7 +472,10 @@ class DockerSandbox:
         return found
 
     def unpack(self, archive: Iterable[bytes], dest: str | None = None) -> None:
-        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir)."""
+        """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir).
+
+        Entries keep the owner their headers name: make them `owner`'s.
+        """
         try:
             done = self.container.put_archive(dest or self.workdir, archive)
         except Exception as exc:
@@ -507,8 +528,41 @@ def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
     return {path: f"size={spec.tmp_size},mode=1777,exec" for path in ("/tmp", "/var/tmp")}
 
 
-def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
-    """The `containers.create` keyword arguments for `spec` (all but the image)."""
+def offline_hosts_file() -> Path:
+    """A host file holding `OFFLINE_HOSTS`, for sandboxes whose user may not write /etc/hosts."""
+    path = cache_home() / "offline-hosts"
+    if not path.is_file() or path.read_text() != OFFLINE_HOSTS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".offline-hosts.")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(OFFLINE_HOSTS)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    return path
+
+
+def runs_as_root(spec: SandboxSpec, client: Any) -> bool:
+    """Whether the container's commands run as root: `spec.user`, else the image's own user."""
+    user = spec.user if spec.user is not None else _image_user(client, spec.image)
+    return user.split(":")[0] in ("", "root", "0")
+
+
+_image_users: dict[str, str] = {}  # image id or tag -> its configured user ("" for root)
+
+
+def _image_user(client: Any, image: str) -> str:
+    if image not in _image_users:
+        _image_users[image] = (client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+    return _image_users[image]
+
+
+def container_options(spec: SandboxSpec, attach_nonce: str, as_root: bool = True) -> dict[str, Any]:
+    """The `containers.create` keyword arguments for `spec` (all but the image).
+
+    Without a network Docker leaves /etc/hosts an empty file of root's; a sandbox that does
+    not run as root (`as_root` False) gets `offline_hosts_file` over it, read-only, instead
+    of an `exec` as root (about 75 ms of CPU) to fill it.
+    """
     from docker.types import Mount
 
     env = dict(spec.env)
@@ -516,6 +570,8 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     mounts: list[Mount] = []
     if spec.mount is not None:
         mounts.append(Mount(spec.workdir, str(spec.mount.resolve()), type="bind"))
+    if not spec.network and not as_root:
+        mounts.append(Mount("/etc/hosts", str(offline_hosts_file()), type="bind", read_only=True))
     for host, target in spec.readonly_mounts.items():
         mounts.append(Mount(target, str(host), type="bind", read_only=True))
     bundle = combined_bundle(spec.ca_bundle)
@@ -583,19 +639,19 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
     try:
         nonce = secrets.token_hex(8)
         with cleanup.shielded():  # a container created is a container remembered, whatever signal comes
-            container = _create(client, spec, container_options(spec, nonce))
+            container = _create(client, spec, container_options(spec, nonce, runs_as_root(spec, client)))
             cleanup.remember(container.id)
     except ImageNotFound:
         raise ImageMissing(f"image {spec.image} is not present: build it with 'agent sandbox build'") from None
     except APIError as exc:
         raise SandboxError(f"cannot create a container from {spec.image}: {_docker_message(exc)}") from None
     try:
-        if spec.copy_from is not None:
-            _copy_tree(container, spec.copy_from, spec.workdir)
         container.start()
         box = DockerSandbox(client, container, spec, attach_nonce=nonce)
         if not spec.network:
             box.write_offline_hosts()
+        if spec.copy_from is not None:
+            _copy_tree(container, spec.copy_from, spec.workdir, box.owner)
         return box
     except BaseException as exc:
         with cleanup.shielded():
@@ -632,13 +688,18 @@ def _create(client: Any, spec: SandboxSpec, options: dict[str, Any]) -> Any:
     return client.containers.create(spec.image, **options)
 
 
-def _copy_tree(container: Any, source: Path, dest: str) -> None:
-    """Copy a host directory into a created container with one tar stream."""
+def _copy_tree(container: Any, source: Path, dest: str, owner: tuple[int, int]) -> None:
+    """Copy a host directory into a container with one tar stream, every entry owned by `owner` (uid, gid)."""
     if not source.is_dir():
         raise SandboxError(f"cannot copy {source} into the sandbox: not a directory")
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = *owner, "", ""
+        return info
+
     with tempfile.TemporaryFile() as spool:
         with tarfile.open(fileobj=spool, mode="w") as tar:
-            tar.add(str(source), arcname=".")
+            tar.add(str(source), arcname=".", filter=owned)
         spool.seek(0)
         if not container.put_archive(dest, spool):
             raise SandboxError(f"could not copy {source} into the sandbox")
