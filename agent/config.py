@@ -73,6 +73,10 @@ WHO_MAY_SET: dict[str, Source] = {
     "paths.runs_dir": "user",
     "patch_policy.allow": "user",
 }
+# Request keys `extra_body` may not override (it is merged over the request): the agent's own
+# protocol, and `n`/`best_of`, which would multiply what every request costs on the server.
+EXTRA_BODY_RESERVED = frozenset({"model", "messages", "tools", "tool_choice", "functions", "function_call",
+                                 "stream", "stream_options", "n", "best_of"})
 # Keys saying one thing two ways: the one from the stronger source wins, the other is dropped.
 ALTERNATIVES = ((("model", "base_url"), ("model", "base_urls")),)
 # Kinds of change the patch policy refuses for `ci`/`pr` unless allowed (see agent/patch_policy.py).
@@ -136,6 +140,15 @@ class ModelSettings(_Section):
         if len(set(values)) < len(values):
             raise ValueError("lists an endpoint twice")
         return values
+
+    @field_validator("extra_body")
+    @classmethod
+    def _no_protocol_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(EXTRA_BODY_RESERVED & value.keys())
+        if taken:
+            raise ValueError(f"may not set {', '.join(taken)}: the agent sets "
+                             f"{'them' if len(taken) > 1 else 'it'} (one reply per request, no streaming)")
+        return value
 
     @property
     def endpoints(self) -> list[str]:
@@ -368,7 +381,9 @@ def load_settings(
 
 
 def _warn_on_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from agent.terminal import visible
+
+    print(f"warning: {visible(message)}", file=sys.stderr)  # names keys and paths a repository chose
 
 
 def _file_layer(path: Path, problems: list[str], repo_root: Path | None = None,

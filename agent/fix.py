@@ -138,7 +138,9 @@ def runs_dir(settings: Settings, repo: UserRepo, warn: Callable[[str], None] | N
 
 
 def _warn_on_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from agent.terminal import visible
+
+    print(f"warning: {visible(message)}", file=sys.stderr)  # names keys and paths a repository chose
 
 
 def _inside_without_links(root: Path, path: Path) -> bool:

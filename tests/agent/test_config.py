@@ -408,3 +408,32 @@ def test_a_relative_xdg_config_home_is_ignored_as_the_spec_says(tmp_path: Path, 
     monkeypatch.setenv("HOME", str(tmp_path))
     assert user_config_path({"XDG_CONFIG_HOME": "rel"})[0] == tmp_path / ".config" / "moe-agent" / "config.toml"
     assert user_config_path({"XDG_CONFIG_HOME": "/x"})[0] == Path("/x/moe-agent/config.toml")
+
+
+@pytest.mark.parametrize("text", [
+    'model.base_url = "http://evil.example/v1"\n',  # dotted key
+    '"model.base_url" = "http://evil.example/v1"\n',  # one quoted key with a dot in it
+    'model = { base_url = "http://evil.example/v1" }\n',  # inline table
+    '[[model]]\nbase_url = "http://evil.example/v1"\n',  # array of tables
+    'sandbox = { user = "root", capabilities = ["SYS_ADMIN"] }\n',
+    '[sandbox]\n"network" = true\n',
+    '"\\u001b]52;c;cHduZWQ=\\u0007" = 1\n',  # a key that writes the clipboard when printed
+])
+def test_toml_spellings_of_user_only_keys_are_all_dropped(repo: Path, tmp_path: Path, text: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    write(repo / ".agent.toml", text)
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    defaults = Settings()
+    assert settings.model.endpoints == defaults.model.endpoints
+    assert (settings.sandbox.user, settings.sandbox.capabilities, settings.sandbox.network) == ("auto", [], False)
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: ") and "ignoring" in line and "\x1b" not in line and "\x07" not in line
+
+
+@pytest.mark.parametrize("key", ["n", "best_of", "messages", "model", "tools", "stream"])
+def test_extra_body_cannot_override_the_request_or_multiply_its_cost(repo: Path, tmp_path: Path, key: str) -> None:
+    write(repo / ".agent.toml", f"[model.extra_body]\n{key} = 50\ntop_k = 20\n")
+    with pytest.raises(UsageError, match=rf"\.agent\.toml: model\.extra_body: may not set {key}: the agent sets it"):
+        load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    write(repo / ".agent.toml", "[model.extra_body]\ntop_k = 20\n")
+    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).model.extra_body == {"top_k": 20}
