@@ -136,7 +136,7 @@ class ModelSettings(_Section):
         for value in values:
             url = urlparse(value)
             if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError(f"{value!r} should be an http(s) URL such as http://127.0.0.1:8000/v1")
+                raise ValueError(f"{public_url(value)!r} should be an http(s) URL such as http://127.0.0.1:8000/v1")
         if len(set(values)) < len(values):
             raise ValueError("lists an endpoint twice")
         return values

@@ -437,3 +437,13 @@ def test_extra_body_cannot_override_the_request_or_multiply_its_cost(repo: Path,
         load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     write(repo / ".agent.toml", "[model.extra_body]\ntop_k = 20\n")
     assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).model.extra_body == {"top_k": 20}
+
+
+def test_a_bad_endpoint_is_reported_without_its_credentials(repo: Path, tmp_path: Path) -> None:
+    """Error lines reach CI logs: a URL's userinfo and secret-looking query values never do."""
+    user = write(tmp_path / "user.toml", '[model]\nbase_urls = ["htp://me:s3cret-pass@gpu:8000/v1?api_key=k3y-value"]\n')
+    with pytest.raises(UsageError) as failed:
+        load_settings(repo, env={}, user_file=user)
+    message = str(failed.value)
+    assert "should be an http(s) URL" in message and "gpu:8000" in message
+    assert "s3cret-pass" not in message and "k3y-value" not in message
