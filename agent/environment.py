@@ -47,7 +47,7 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
             raise ImageMissing(f"image {settings.image} (from [sandbox] image) is not present: pull or build it first")
         return settings.image
     if settings.dockerfile:
-        return _build_dockerfile(settings.dockerfile, client, echo)
+        return _build_dockerfile(settings.dockerfile, client, echo, settings.memory)
     recipe = ImageRecipe(ca_bundle=settings.ca_bundle)
     if not image_exists(client, recipe.tag):
         echo(f"building the default sandbox image {recipe.tag} (once)")
@@ -107,7 +107,12 @@ def _open_to_all(tree: Path) -> None:
     tree.chmod(tree.stat().st_mode | 0o777)
 
 
-def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo) -> str:
+def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo, memory: str) -> str:
+    """Build a repository's Dockerfile. Its RUN steps are held to the user's memory limit, but
+    Docker's build API cannot drop their capabilities: they get Docker's default set, with
+    the network on (see 'Security model' in the README)."""
+    from docker.utils import parse_bytes
+
     digest = hashlib.sha256(dockerfile.read_bytes()).hexdigest()[:16]
     tag = f"moe-agent-user:{digest}"
     if image_exists(client, tag):
@@ -115,8 +120,9 @@ def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo) -> str:
     echo(f"building {dockerfile} as {tag}")
     log = BuildLog(tag)
     try:
+        limits = {"memory": parse_bytes(memory), "memswap": -1}
         for chunk in client.api.build(path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,
-                                      decode=True):
+                                      decode=True, container_limits=limits, forcerm=True):
             log.write(chunk.get("stream", ""))
             if "error" in chunk:
                 raise log.fail("docker build", chunk["error"].strip())
