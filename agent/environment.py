@@ -64,10 +64,7 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     base = base_image(settings, client, echo)
     if not settings.setup:
         return base, False
-    base_id = client.images.get(base).id
-    parts = [base_id, *settings.setup, dependency_digest(repo), SETUP_CONFINEMENT, *sorted(settings.capabilities)]
-    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-    tag = f"moe-agent-setup:{key}"
+    tag = setup_tag(settings, repo, client.images.get(base).id)
     if image_exists(client, tag):
         return tag, True
     echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
@@ -96,6 +93,22 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     return tag, False
 
 
+def setup_tag(settings: SandboxSettings, repo: Path, base_id: str) -> str:
+    """The setup image's tag: the base image, the commands, the dependency files, the confinement,
+    and the repository's own path. Without the path, another repository copying this one's
+    commands and dependency files (a fork, a look-alike) would make the image this one reuses,
+    with whatever its commands left outside /testbed."""
+    parts = [base_id, *settings.setup, dependency_digest(repo), SETUP_CONFINEMENT, *sorted(settings.capabilities),
+             str(repo.resolve())]
+    return f"moe-agent-setup:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
+
+
+def dockerfile_tag(dockerfile: Path) -> str:
+    """A repository Dockerfile's image tag: its bytes and where it is (see `setup_tag` on why the place)."""
+    digest = hashlib.sha256(dockerfile.read_bytes() + b"\0" + os.fsencode(dockerfile.resolve())).hexdigest()[:16]
+    return f"moe-agent-user:{digest}"
+
+
 def _open_to_all(tree: Path) -> None:
     """Make a throwaway copy readable and writable by every user (never followed symlinks)."""
     for directory, dirs, files in os.walk(tree):
@@ -113,8 +126,7 @@ def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo, memory: str) ->
     the network on (see 'Security model' in the README)."""
     from docker.utils import parse_bytes
 
-    digest = hashlib.sha256(dockerfile.read_bytes()).hexdigest()[:16]
-    tag = f"moe-agent-user:{digest}"
+    tag = dockerfile_tag(dockerfile)
     if image_exists(client, tag):
         return tag
     echo(f"building {dockerfile} as {tag}")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.config import SandboxSettings
-from agent.environment import base_image
+from agent.environment import base_image, dockerfile_tag, setup_tag
 
 
 @pytest.mark.docker
@@ -26,3 +26,17 @@ def test_a_repository_dockerfile_builds_under_the_users_memory_limit(tmp_path: P
     finally:
         docker_client.images.remove(tag, force=True)
     assert str(300 * 1024 ** 2) in out.split(), out
+
+
+def test_a_look_alike_repository_never_makes_the_setup_image_another_one_reuses(tmp_path: Path) -> None:
+    """Setup commands run as root and may leave anything outside /testbed: a fork copying a
+    project's commands and dependency files must not plant the image that project then starts from."""
+    settings = SandboxSettings(setup=["pip install -e ."])
+    original, look_alike = tmp_path / "project", tmp_path / "look-alike"
+    for repo in (original, look_alike):
+        repo.mkdir()
+        (repo / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+        (repo / "Dockerfile").write_text("FROM debian\nCOPY . /src\n")
+    assert setup_tag(settings, original, "sha256:base") == setup_tag(settings, original, "sha256:base")
+    assert setup_tag(settings, original, "sha256:base") != setup_tag(settings, look_alike, "sha256:base")
+    assert dockerfile_tag(original / "Dockerfile") != dockerfile_tag(look_alike / "Dockerfile")
