@@ -350,8 +350,12 @@ def load_settings(
     problems: list[str] = []
     layers: list[tuple[dict[str, Any], str]] = []  # lowest precedence first
 
-    if repo_root is not None and (repo_root / REPO_CONFIG_NAME).is_file():
-        layers += _file_layer(repo_root / REPO_CONFIG_NAME, problems, repo_root=repo_root, warn=warn)
+    repo_file = repo_root / REPO_CONFIG_NAME if repo_root is not None else None
+    if repo_file is not None and repo_file.is_file():
+        if repo_file.resolve().is_relative_to(repo_root.resolve()):  # type: ignore[union-attr]
+            layers += _file_layer(repo_file, problems, repo_root=repo_root, warn=warn)
+        else:  # a link to a host file would put that file's values in the prompt and the trajectory
+            warn(f"{repo_file}: ignored: a symlink leading outside the repository")
     explicit = user_file is not None
     if user_file is None:
         user_file, explicit = user_config_path(env)

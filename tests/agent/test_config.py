@@ -447,3 +447,17 @@ def test_a_bad_endpoint_is_reported_without_its_credentials(repo: Path, tmp_path
     message = str(failed.value)
     assert "should be an http(s) URL" in message and "gpu:8000" in message
     assert "s3cret-pass" not in message and "k3y-value" not in message
+
+
+def test_a_repo_config_that_links_out_of_the_repository_is_not_read(repo: Path, tmp_path: Path) -> None:
+    host_file = write(tmp_path / "elsewhere" / "tool.toml", '[prompts]\nsystem = "host secret: hunter2"\n')
+    repo.mkdir(parents=True, exist_ok=True)
+    (repo / ".agent.toml").symlink_to(host_file)
+    warnings: list[str] = []
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+    assert settings.prompts.system is None
+    assert warnings == [f"{repo / '.agent.toml'}: ignored: a symlink leading outside the repository"]
+    (repo / ".agent.toml").unlink()
+    write(repo / "conf" / "agent.toml", '[prompts]\nsystem = "Be brief."\n')
+    (repo / ".agent.toml").symlink_to("conf/agent.toml")  # inside: read
+    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).prompts.system == "Be brief."
