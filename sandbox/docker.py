@@ -3,7 +3,8 @@
 Containers are created with no host environment, no Docker socket, the network off unless
 asked for, resource limits, and labels naming the run, so that leftovers can be found.
 They are hardened (`hardening_options`): every Linux capability dropped but those a spec
-names, `no-new-privileges`, and the user the spec names.
+names, `no-new-privileges`, and the user the spec names (else the image's: the default
+image's is the unprivileged `agent`, and what is copied in is made its own).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ LABEL = "moe-agent"
 # With the network off, Docker is told the container has none at all (`NetworkDisabled`):
 # that skips libnetwork's prestart hook, which costs ~170 ms of a ~290 ms start here, and
 # the container still gets its own namespace with loopback up. Docker then writes no
-# /etc/hosts, so the sandbox writes the one Docker gives `--network none` containers.
+# /etc/hosts (an empty file of root's), so the sandbox writes the one Docker gives `--network
+# none` containers, or, when it does not run as root, has it bind-mounted (`offline_hosts_file`).
 OFFLINE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 # Files travel base64-encoded through the internal shell: a read costs a few ms at any size,
 # a write about 2 ms per KB (bash reads its input a byte at a time). Bigger writes, and

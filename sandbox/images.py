@@ -202,11 +202,7 @@ def _build(recipe: ImageRecipe, client: Any, tag: str, *, offline: bool | None, 
         debootstrap_import(recipe, client, base, log, timeout)
     else:
         dockerfile_build(recipe, client, base, log, timeout)
-    from sandbox.docker import OFFLINE_HOSTS
-
-    # The image names localhost itself (the step has no network, so Docker mounts no /etc/hosts
-    # over it): sandboxes without a network then need no root to write it.
-    files = {"/etc/hosts": OFFLINE_HOSTS.encode()}
+    files = {}
     changes = ["ENV LANG=C.UTF-8", "WORKDIR /testbed", 'CMD ["sleep", "infinity"]']
     script, capabilities = recipe.finish_script, []
     if recipe.ca_bundle:
@@ -323,8 +319,7 @@ def run_and_commit(
         own = (client.images.get(base).attrs.get("Config") or {}).get("User") or ""
         changes += [f"USER {own}"] if own else []  # else the commit would keep `user`
     container = client.containers.create(
-        # No network at all (not `none`): Docker then mounts no /etc/hosts, and what the step writes there stays.
-        base, command=["bash", "-c", script], network_mode="bridge" if network else "none", network_disabled=not network,
+        base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
         environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
         **({"nano_cpus": int(cpus * 1e9)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
         **({"pids_limit": pids_limit} if pids_limit else {}), **({"user": user} if user is not None else {}),
