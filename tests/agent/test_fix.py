@@ -450,8 +450,14 @@ def test_no_configured_secret_reaches_any_file_written_and_sensitive_changes_are
     sensitive = {(item["kind"], item["path"]) for item in result["patch_review"]["sensitive"]}
     assert sensitive == {("ci_config", ".github/workflows/ci.yml"), ("executable", "calc.py")}
     assert result["branch"]  # `agent fix` lists them and still delivers: the user reviews the branch
-    written = [path for path in (repo / ".agent").rglob("*") if path.is_file()] + [patch_file]
+    # Everything written: the runs, --patch-out, the user's cache folder (HOME here), the branch's commits.
+    written = [path for path in [*(repo / ".agent").rglob("*"), *(tmp_path / "home").rglob("*")] if path.is_file()]
+    written.append(patch_file)
+    branch = tmp_path / "branch.txt"
+    branch.write_text(git(repo, "log", "-p", "--format=%B", f"HEAD..{result['branch']}"))
+    written.append(branch)
     assert any(path.name == "trajectory.jsonl" for path in written)
+    assert any(path.name == "offline-hosts" for path in written)  # the cache folder was scanned
     trajectory = Path(result["trajectory"]).read_text()
     assert "tokenuser" not in trajectory and fake_model_server.base_url.removeprefix("http://") in trajectory
     for path in written:
