@@ -75,8 +75,9 @@ CONSTRAINTS_FILE = "/tmp/moe-constraints.txt"
 CONDA_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*$")
 OFFICIAL_IMAGE = "swebench/sweb.eval.x86_64.{key}:latest"
 CONDA_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed"
-# `docker commit` keeps the build container's command; put the image's own back.
-IMAGE_CHANGES = ['CMD ["sleep", "infinity"]', f"WORKDIR {TESTBED}", "ENV LANG=C.UTF-8"]
+# `docker commit` keeps the build container's command; put the image's own back. Task images
+# run as root, as the official ones do (see `ImageBuilder._base_recipe`), whatever their base.
+IMAGE_CHANGES = ['CMD ["sleep", "infinity"]', f"WORKDIR {TESTBED}", "ENV LANG=C.UTF-8", "USER root"]
 # Requirements the installed project declares but the environment lacks, fetched by name.
 MISSING_DEPENDENCIES = """\
 missing=$({ python -m pip check || true; } | sed -n 's/.* requires \\(.*\\), which is not installed\\.$/\\1/p' | sort -u)
@@ -191,6 +192,7 @@ class ImageBuilder:
     timeout: float = 1800.0
     build_cpus: float | None = None  # CPU quota of each build container; None: unlimited
     build_memory: str = BUILD_MEMORY  # memory limit of each build container (a Docker size)
+    base_user: str | None = None  # the base image's own user (the sample tasks share the sandbox image's)
     # Every dataset row, not only the selected ones: a row without environment_setup_commit
     # takes its version's from them (see `_setup_commit`).
     dataset: Sequence[TaskInstance] = ()
@@ -296,7 +298,7 @@ class ImageBuilder:
         # root, like the official images: the eval script reinstalls into /opt/venv, names
         # httpbin.org in /etc/hosts and routes the tarpit (see `InstanceImage.capabilities`).
         return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages),
-                           user=None)
+                           user=self.base_user)
 
     def _build_base(self, recipe: Recipe, tag: str) -> None:
         interpreter = recipe.interpreter
@@ -317,7 +319,7 @@ class ImageBuilder:
         run_and_commit(self.client, base, script, tag, log=BuildLog(tag, self.echo),
                        step="environment", files=files, changes=changes, network=True, volumes=volumes,
                        timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
-                       capabilities=step_capabilities(script))
+                       capabilities=step_capabilities(script), user="root")
 
     def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
         self._say(f"building instance image {tag}")
@@ -333,7 +335,7 @@ class ImageBuilder:
                        log=BuildLog(tag, self.echo), step="instance",
                        changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
                        timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
-                       capabilities=step_capabilities(script))
+                       capabilities=step_capabilities(script), user="root")
 
     def _mounts(self, mirror: Path) -> tuple[dict[str, dict[str, str]], bool]:
         """The mirror, and the CA bundle when there is one; read-only, never committed."""

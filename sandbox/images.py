@@ -299,7 +299,7 @@ def run_and_commit(
     host path but `files` (copied in) and `volumes` (never the Docker socket).
     `cpus` caps it too (a CFS quota, in CPUs), so builds leave a shared host usable.
     `user` runs the script as someone else than the image's user (the setup step runs as
-    root); the committed image keeps the base image's user.
+    root); the committed image keeps the base image's user unless `changes` name one.
 
     Host directories are bound with `mounts=`, not `volumes=`: docker-py turns volumes into
     VOLUME entries of the container config, which `docker commit` would bake into the image.
@@ -315,7 +315,7 @@ def run_and_commit(
            for host in volumes or {}):
         raise SandboxError(f"step '{step}' of {tag} may not see the Docker socket")
     changes = list(changes or [])
-    if user is not None:
+    if user is not None and not any(change.startswith("USER ") for change in changes):
         own = (client.images.get(base).attrs.get("Config") or {}).get("User") or ""
         changes += [f"USER {own}"] if own else []  # else the commit would keep `user`
     container = client.containers.create(

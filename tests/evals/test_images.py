@@ -377,6 +377,7 @@ def test_environment_and_instance_builds_are_confined(tmp_path: Path, monkeypatc
     ImageBuilder(client, RepoSource(str(tmp_path / "m")), source=ImageSource.BUILD, dataset=[row]).ensure(row)
     assert set(calls) == {"environment", "instance"}
     for kwargs in calls.values():
-        assert kwargs["capabilities"] == [] and kwargs["memory"] == BUILD_MEMORY
+        assert kwargs["capabilities"] == [] and kwargs["memory"] == BUILD_MEMORY and kwargs["user"] == "root"
+        assert "USER root" in kwargs["changes"]  # task images run as root, as the official ones
         assert not any("docker.sock" in host for host in kwargs["volumes"])
         assert "environment" not in kwargs  # nothing of the host's environment
