@@ -133,6 +133,10 @@ class EndpointPool:
         finally:
             self._slots.release(lease)
 
+    def sampled(self, **updates: Any) -> EndpointPool:
+        """The same servers and the same slots with other model settings (an attempt's seed, temperature)."""
+        return EndpointPool(self.settings.model_copy(update=updates), slots=self._slots)
+
     @property
     def max_tokens(self) -> int:
         return self._models[self.endpoints[0]].max_tokens

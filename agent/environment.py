@@ -49,17 +49,20 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
     if settings.dockerfile:
         return _build_dockerfile(settings.dockerfile, client, echo, settings.memory)
     recipe = ImageRecipe(ca_bundle=settings.ca_bundle)
-    if not image_exists(client, recipe.tag):
-        echo(f"building the default sandbox image {recipe.tag} (once)")
+    if image_exists(client, recipe.tag):  # the usual case: one lookup, not build_image's two more
+        return recipe.tag
+    echo(f"building the default sandbox image {recipe.tag} (once)")
     return build_image(recipe, client, echo=echo)
 
 
 def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo,
-                  checkout: Callable[[], Path] | None = None) -> tuple[str, bool]:
+                  checkout: Callable[[], Path] | None = None, history: list[Path] | None = None) -> tuple[str, bool]:
     """The image to start from, and whether a cached setup image was reused.
 
     The cache key reads the dependency files in `repo`; setup commands, when they must run,
-    run in `checkout()` (a copy of the snapshot made only then), else in `repo`.
+    run in `checkout()` (a copy of the snapshot made only then), else in `repo`. `history`:
+    the object directories the copy's `.git` borrows, mounted read-only at their own paths,
+    so that git there sees the whole history (`git describe` for setuptools-scm, `git log`).
     """
     base = base_image(settings, client, echo)
     if not settings.setup:
@@ -72,6 +75,8 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     if checkout is not None and os.getuid():
         _open_to_all(source)  # the confined root has no CAP_DAC_OVERRIDE to write into our files
     env, volumes = {}, {str(source): {"bind": "/testbed", "mode": "rw"}}
+    for directory in history or []:
+        volumes.setdefault(str(directory), {"bind": str(directory), "mode": "ro"})
     bundle = combined_bundle(settings.ca_bundle)
     if bundle is not None:
         volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}

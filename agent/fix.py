@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import Settings
 from agent.environment import prepare_image
 from agent.files_image import FilesImage
@@ -35,6 +38,8 @@ from agent.workspace import (
     materialize,
     sandbox_object_paths,
     slugify,
+    submodule_edits,
+    submodule_state_command,
     take_snapshot,
 )
 from sandbox import cleanup
@@ -67,6 +72,7 @@ class FixRequest:
     secrets: tuple[str, ...] = ()  # more values to keep out of the trajectory (a GitHub token)
     cwd: Path | None = None  # where in the repository the user ran: AGENTS.md files are read down to here
     repo_instructions: bool = True  # False: --no-instructions
+    attempts: AttemptPlan = field(default_factory=AttemptPlan)  # --attempts N: N loops, one patch chosen
 
 
 @dataclass
@@ -107,6 +113,7 @@ class FixOutcome:
             "timings": self.timings,
             "patch_review": self.review.to_json(),
             "instructions": self.instructions.to_json() if self.instructions else None,
+            "selection": r.extra.get("selection"),  # --attempts: agent/selection.py's record
         }
 
 
@@ -160,6 +167,7 @@ def run_fix(
     *,
     listener: Listener | None = None,
     echo: Callable[[str], None] = lambda message: None,
+    found: UserRepo | None = None,
 ) -> FixOutcome:
     """Snapshot, sandbox, loop, delivery. `model` defaults to the client `settings.model` names.
 
@@ -173,10 +181,10 @@ def run_fix(
     (`KeyboardInterrupt`) end the run with status `interrupted`, the container and the
     temporary copy are removed, the trajectory gets its `end` event, nothing is delivered.
     Errors before the loop (`UsageError`, `EnvironmentProblem`, `SandboxError`) propagate
-    after the same cleanup.
+    after the same cleanup. `found`: `request.repo` already looked up (the CLI did, for its config).
     """
     clock = Timings()
-    repo = UserRepo.find(request.repo)
+    repo = found if found is not None and found.root == request.repo else UserRepo.find(request.repo)
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     instructions = read_instructions(repo.root, request.cwd) if request.repo_instructions else None
@@ -200,24 +208,43 @@ def run_fix(
             from agent.model import OpenAIModel
 
             model = OpenAIModel(settings.model)
+            background.submit(model.warm)
         image, cached, box = starting.result()
         snapshot = taking.result()
         # The tag cache stays in the user's cache directory: one inside the repository could have
         # come with the clone.
-        agent = configured_agent(_Timed(model, clock), box, settings, task=request.task,
+        # What the first tool call imports (jsonschema, for its arguments) loads while the model answers.
+        first_sent = lambda: background.submit(importlib.import_module, "jsonschema")  # noqa: E731
+        agent = configured_agent(_Timed(model, clock, first_sent), box, settings, task=request.task,
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
                                  listener=clock.listener(listener),
                                  instructions=instructions.prompt() if instructions else "")
+        config = {**settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
+                  "instructions": instructions.to_json() if instructions else None}
         try:
             with clock.phase("loop"):
-                result = agent.run(request.task, config={
-                    **settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
-                    "instructions": instructions.to_json() if instructions else None})
-        finally:  # removing the container overlaps the delivery
-            stopping = background.submit(clock.timed, "sandbox_stop", box.close)
+                if request.attempts.count > 1:
+                    result = run_attempts(AttemptsJob(
+                        request.attempts, request.task, config, model=model, test_cmd=settings.sandbox.test_cmd,
+                        make_agent=lambda model_, box_, trajectory_, listener_: configured_agent(
+                            _Timed(model_, clock), box_, settings, task=request.task, base_commit=snapshot.base_commit,
+                            trajectory=trajectory_, listener=clock.listener(listener_),
+                            instructions=instructions.prompt() if instructions else ""),
+                        start_sandbox=lambda: _start_sandbox(settings, repo, run_id, taking, scratch, clock, echo)[2],
+                        trajectory_for=lambda n: run_dir / f"attempt-{n}.jsonl", sandbox_memory=settings.sandbox.memory,
+                        redact=Redactor([*settings.secrets(), *request.secrets]), listener=listener, echo=echo),
+                        trajectory, first=box)
+                else:
+                    result = agent.run(request.task, config=config)
+            # with attempts, `box` is only the first one's: what they changed in submodules is not checked
+            submodule_notes = _submodule_notes(box, snapshot) if request.attempts.count <= 1 else []
+        finally:  # after a finished run the container ends and goes by itself, while the delivery runs and
+            # after we exit; an interrupted one is removed before we exit, as promised (docs/ending-runs.md)
+            stopping = background.submit(clock.timed, "sandbox_stop", box.close,
+                                         result is None or result.status == "interrupted")
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
-                             instructions=instructions)
+                             instructions=instructions, notes=submodule_notes)
         if result.has_patch and result.status == "submitted":
             if request.allow_sensitive is not None:
                 enforce(outcome.review, request.allow_sensitive, kept_in=trajectory.path)
@@ -272,7 +299,8 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
     with clock.phase("image"):
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
-                                      checkout=lambda: materialize(taking.result(), scratch / "setup"))
+                                      checkout=lambda: materialize(taking.result(), scratch / "setup"),
+                                      history=repo.shared_objects())
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
                                 variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}\0{settings.sandbox.user}")
     spec = SandboxSpec(
@@ -302,6 +330,23 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         box.close()
         raise
     return image, cached, box
+
+
+def _submodule_notes(box: Any, snapshot: Snapshot) -> list[str]:
+    """What the agent changed inside submodules, which no patch delivers: one note, or none."""
+    command = submodule_state_command(snapshot)
+    if command is None:
+        return []
+    try:
+        done = box.run(f"(cd {shlex.quote(box.workdir)} && {command})", timeout=300)
+    except SandboxError:  # the sandbox died with the run, which says so: nothing more to tell here
+        return []
+    edited = submodule_edits(snapshot, done.output) if done.ok and not done.truncated_bytes else []
+    if not edited:
+        return []
+    shown = ", ".join(edited[:5]) + (f" and {len(edited) - 5} more" if len(edited) > 5 else "")
+    return [f"the agent changed {len(edited)} file(s) inside submodules ({shown}): not delivered, since a patch "
+            "never turns a submodule into files; make such a change in the submodule's own repository"]
 
 
 def _delete(box: Any, paths: list[str]) -> None:
@@ -361,13 +406,15 @@ class Timings:
 
 
 class _Timed:
-    """The model, noting when the first request leaves; everything else passes through."""
+    """The model, noting when the first request leaves (and calling `first`); everything else passes through."""
 
-    def __init__(self, model: Model, clock: Timings) -> None:
-        self._model, self._clock = model, clock
+    def __init__(self, model: Model, clock: Timings, first: Callable[[], object] = lambda: None) -> None:
+        self._model, self._clock, self._first = model, clock, first
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **options: Any) -> Any:
-        self._clock.phases.setdefault("first_request", self._clock.since_start())
+        if "first_request" not in self._clock.phases:
+            self._clock.phases["first_request"] = self._clock.since_start()
+            self._first()
         return self._model.query(messages, tools, **options)
 
     def __getattr__(self, name: str) -> Any:

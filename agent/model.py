@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import random
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,13 +21,38 @@ from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
-import openai
 
-from agent.config import ModelSettings
-from agent.errors import EnvironmentProblem
-from agent.profiles import Profile, pick_profile
-from agent.redaction import Redactor, public_url, url_secrets
-from agent.served_context import served_context_window
+@contextmanager
+def _without(*names: str) -> Iterator[None]:
+    """Within: `import NAME` raises ImportError for each of NAMES not imported yet.
+
+    The `openai` SDK imports aiohttp (its async transport) and its HTTP core imports trio (async
+    locks) whenever they are installed (the `datasets` and `ray` extras bring them): our client
+    is synchronous and uses neither, and they are a quarter of the SDK's import and client set-up,
+    on `agent fix`'s way to its first request (trio runs `ldconfig -p` as it loads). A library
+    that needs one later imports it then, as usual.
+    """
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+ASYNC_ONLY = ("aiohttp", "trio")
+with _without(*ASYNC_ONLY):
+    import openai
+
+
+from agent.config import ModelSettings  # noqa: E402
+from agent.errors import EnvironmentProblem  # noqa: E402
+from agent.profiles import Profile, pick_profile  # noqa: E402
+from agent.redaction import Redactor, public_url, url_secrets  # noqa: E402
+from agent.served_context import served_context_window  # noqa: E402
 
 T = TypeVar("T")
 
@@ -129,9 +155,10 @@ class OpenAIModel:
         # Messages name the endpoint without its credentials; the server's own words are masked too.
         self.url = public_url(settings.base_url)
         self._redact = Redactor([*url_secrets(settings.base_url), api_key if api_key != "EMPTY" else None])
-        self._client = openai.OpenAI(
-            base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
-        )
+        with _without(*ASYNC_ONLY):  # the HTTP core is imported here
+            self._client = openai.OpenAI(
+                base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
+            )
 
     def query(
         self,
@@ -201,6 +228,11 @@ class OpenAIModel:
             return self._client.post(url, body=body, cast_to=object)
         except (openai.APIError, ValueError):
             return None
+
+    def warm(self) -> None:
+        """Work the first request would do first, done ahead (in the background while the sandbox
+        starts): the SDK's platform headers, which run `uname -p` and `ldconfig -p` once."""
+        self._client.platform_headers()
 
     def close(self) -> None:
         self._client.close()

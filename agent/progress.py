@@ -76,8 +76,9 @@ class LiveProgress:
         elif kind == "tool":
             mark = "[red]✗[/]" if data.get("is_error") else "[green]✓[/]"
             first = next((line for line in str(data.get("observation", "")).splitlines() if line.strip()), "")
+            step = f"{data['attempt']}:{data.get('step', '?')}" if "attempt" in data else str(self.step)  # --attempts
             self.console.print(
-                f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] {mark} {_escape(describe_call(data['name'], data.get('arguments')))}"
+                f"[dim]{self._clock()}[/] [bold]{step:>3}[/] {mark} {_escape(describe_call(data['name'], data.get('arguments')))}"
                 f"  [dim]{_escape(first[:80])}[/]", soft_wrap=True, highlight=False)
         elif kind == "format_error":
             self.console.print(f"[dim]{self._clock()}[/] [bold]{self.step:>3}[/] [yellow]! {_escape(data['errors'][0][:100])}[/]",
@@ -149,3 +150,23 @@ def print_review(console: Console, review: PatchReview) -> None:
     """The patch's sensitive changes (agent/patch_policy.py), one line each, for the person about to use it."""
     for finding in review.findings:
         console.print(f"[bold yellow]sensitive:[/] {_escape(str(finding))}", soft_wrap=True, highlight=False)
+
+
+def print_selection(console: Console, record: dict[str, Any]) -> None:
+    """A `--attempts` run's selection record (agent/selection.py): each attempt, each candidate's checks, the choice."""
+    from agent.selection import describe
+
+    console.print(f"[bold]selection[/] {_escape(describe(record))}", soft_wrap=True)
+    for attempt in record.get("attempts", []):
+        console.print(f"attempt {attempt['attempt']} (seed {attempt['seed']}): {_escape(attempt['status'])}, "
+                      f"{attempt['steps']} steps: {_escape(attempt['trajectory'])}", soft_wrap=True, highlight=False)
+    candidates = Table("candidate", "attempts", "applies", "reproduced", "broken", "lines", "note",
+                       title="candidates", title_justify="left")
+    for candidate in record.get("candidates", []):
+        mark = "[bold green]✓ [/]" if candidate["candidate"] == record.get("winner") else ""
+        candidates.add_row(f"{mark}{candidate['candidate']}", ", ".join(map(str, candidate["attempts"])),
+                           {True: "yes", False: "no", None: "-"}[candidate["applies"]],
+                           f"{candidate['reproduced']}/{len(candidate['reproduction'])}",
+                           _escape(", ".join(candidate["broken"])[:80] or "0"), str(candidate["changed_lines"]),
+                           _escape(candidate.get("error") or ""))
+    console.print(candidates)

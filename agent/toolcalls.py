@@ -18,7 +18,10 @@ what Qwen-family models write as text:
 Text around calls never costs a call: a wrapper or `<function=` header counts only when a call
 follows it (a `<tool_call>` alone on its line also when its call is broken or cut off), and bare or
 fenced JSON only when it is shaped like a call (the keys name/arguments/parameters, or OpenAI's
-type/function/id around them) and names an offered tool or carries arguments. A parameter value
+type/function/id around them) and names an offered tool or carries arguments. Without a tag, JSON
+is a call only when it stands alone on its own lines or fills a ```json/```xml/``` block; in a
+sentence, a quote, inline code or another code block it is prose, never run, and the model is told
+so (`_calls_not_run`; docs/tool-calls.md). A parameter value
 runs to the `</parameter>` that is followed by the next `<parameter=` or by the end of the call, so
 values may themselves contain parameter tags; when two readings fit the tool's schema equally well,
 the call is refused as ambiguous instead of guessed.
@@ -37,6 +40,7 @@ from __future__ import annotations
 import ast
 import bisect
 import io
+import itertools
 import json
 import math
 import re
@@ -83,8 +87,11 @@ Span = tuple[int, int]
 _CANDIDATE = re.compile(r"<(tool_call|function_call|tools?|response|json|xml|JSON)>"  # llama.cpp's wrapper tags
                         r"|<function(?:=|\s+name=\")"  # Qwen3-Coder / llama.cpp function headers
                         r"|^[ \t]*```[\w+-]*[ \t]*$"  # a code fence's opening line
-                        r"|^[ \t]*[\[{]", re.M)  # bare JSON starting a line
+                        r"|^ {0,3}[\[{]", re.M)  # bare JSON starting a line (4 spaces or a tab: Markdown's code)
 _FENCE_CLOSE = re.compile(r"^[ \t]*```[ \t]*$", re.M)
+_FENCE_LINE = re.compile(r"^[ \t]*```([^`\n]*)$", re.M)  # a Markdown fence line, opening or closing
+_CALL_FENCES = {"", "json", "xml"}  # what llama.cpp's Hermes parser reads calls from (```(?:xml|json)?)
+_LINE_REST = re.compile(r"[ \t]*(?:</tool_call>[ \t]*)?(?:\n|\Z)")  # after a bare call: nothing else on its line
 # JSON that starts like a call: `{"name": ...`, `[{"arguments": ...`, `{'type': 'function', ...`.
 _JSON_CALL_START = re.compile(r"[\[{]\s*(?:\{\s*)?[\"'](?:name|arguments|parameters|type|function)[\"']\s*:")
 _JSON_CALL_NAME = re.compile(r"[\"']name[\"']\s*:\s*[\"']([^\"'\n]{1,100})[\"']")
@@ -109,6 +116,8 @@ _EMPTY_FENCE = re.compile(r"```[\w+-]*\s*```")  # left behind when a call sat in
 _MAX_PARAMETER_TAGS = 200  # beyond this many `<parameter=` tags in one call, readings are not searched
 _MAX_READING_STATES = 5_000
 _JSON_WINDOW = 16_384  # characters a JSON call is first decoded within
+_MAX_PROSE_CALLS = 100  # call-shaped starts looked at in the prose of one reply, for the "not run" notices
+_MAX_NOTICES = 3
 
 
 
@@ -156,6 +165,7 @@ def parse_reply(
                             "a tool call, so nothing was run. Check the call's syntax and send it again.")
     else:
         attempts, text, _ = _scan_text(text, fmt, schemas)
+        problems += _calls_not_run(text, schemas)
     if not attempts and not problems and reasoning:
         problems += _calls_in_reasoning(reasoning, fmt, schemas)
     result = ParsedReply(content=text, reasoning=reasoning, errors=problems)
@@ -202,28 +212,127 @@ def _calls_in_reasoning(reasoning: str, fmt: Format, schemas: Schemas) -> list[s
             "calls are only read from the answer after </think>. Write the call again after </think>."]
 
 
+def _calls_not_run(prose: str, schemas: Schemas) -> list[str]:
+    """One notice per call-shaped text left in the prose: it was not run, and the model is told why.
+
+    Bare JSON is a call only when it stands alone on its own lines, or fills a ```json, ```xml or plain
+    code block, or sits in a wrapper tag; a `<function=NAME>` header only at the start of a line or in
+    `<tool_call>`. In a sentence, a `> quote`, `inline code` or another kind of code block such text is
+    an example or an explanation, which must never run, nor vanish without a word.
+    """
+    found: list[tuple[int, str, str]] = []  # (where, tool, how it was written)
+    pos = 0
+    for _ in range(_MAX_PROSE_CALLS):  # each look is bounded by the window: prose full of `{"name":` stays linear
+        if not (start := _JSON_CALL_START.search(prose, pos)):
+            break
+        at = start.start()
+        try:
+            value, end = _JSON.raw_decode(prose[at:at + _JSON_WINDOW])
+            pos = at + end
+        except json.JSONDecodeError:
+            value, pos = _python_literal(prose[at:min(_line_end(prose, at), at + _JSON_WINDOW)].strip()), at + 1
+        objects = value if isinstance(value, list) else [value]
+        calls = [obj for obj in objects if _call_shaped(obj, schemas) and _plausible_arguments(obj)]
+        if calls:
+            found.append((at, _hermes_attempt(calls[0]).name, "JSON"))
+    for header in itertools.islice(_FUNCTION_HEADER.finditer(prose), _MAX_PROSE_CALLS):
+        name = (header.group(1) if header.group(1) is not None else header.group(2)).strip().strip("\"'")
+        after = header.end() + len(prose[header.end():header.end() + 200]) - len(
+            prose[header.end():header.end() + 200].lstrip(" \t\r\n>"))  # blanks, and `>` of a quote's lines
+        if prose.startswith(("<parameter=", "{"), after) and (not schemas or name in schemas):
+            found.append((header.start(), name, f"<function={name}>"))
+    notices = [f"The call to {name} written as {how} {_where(prose, at)} was NOT run: JSON is a call only when it "
+               "stands alone on its own lines or fills a ```json block, and <function=...> only when it starts a "
+               "line; inside <tool_call></tool_call> either is always a call. If you meant to run it, write it "
+               "again that way." for at, name, how in sorted(found)[:_MAX_NOTICES]]
+    if len(found) > _MAX_NOTICES:
+        notices.append("... and more call-shaped text in the prose that was not run either.")
+    return notices
+
+
+def _plausible_arguments(obj: dict[str, Any]) -> bool:
+    """Arguments that could be a call's: absent, an object or JSON text (`{'arguments': 1}` in code is not)."""
+    inner = obj["function"] if isinstance(obj.get("function"), dict) else obj
+    arguments = inner.get("arguments", inner.get("parameters"))
+    return arguments is None or isinstance(arguments, (dict, str))
+
+
+def _where(text: str, pos: int) -> str:
+    """Where prose JSON sits, for the notice: a code block, a quote, inline code or a sentence."""
+    block = _block_at(_code_blocks(text, 0), pos)
+    if block is not None:
+        return f"inside a ```{block[1]} code block that holds more than the call" if block[1].lower() in _CALL_FENCES \
+            else f"inside a ```{block[1]} code block"
+    line_start = text.rfind("\n", 0, pos) + 1
+    if text[line_start:pos].lstrip().startswith(">"):
+        return "in a quote"
+    if not text[line_start:pos].strip() and text[line_start:pos].expandtabs(4).startswith("    "):
+        return "in an indented code block"
+    if _in_inline_code(text, pos):
+        return "in `inline code`"
+    return "inside a sentence"
+
+
 def _scan_text(text: str, fmt: Format, schemas: Schemas) -> tuple[list[_Attempt], str, list[Span]]:
     """Every call written in the text, in order; the text around them; where each call was."""
     attempts: list[_Attempt] = []
     kept: list[str] = []
     spans: list[Span] = []
     pos = 0
-    while found := _next_call(text, pos, fmt, schemas):
+    fences = _fence_lines(text)
+    blocks = _code_blocks(text, 0, fences)
+    while found := _next_call(text, pos, fmt, schemas, blocks):
         start, read, end = found
         kept.append(text[pos:start])
         attempts += read
         spans.append((start, end))
+        whole_block = (block := _block_at(blocks, start)) is not None and block[0] == start and block[2] == end
+        if not whole_block and "```" in text[start:end]:  # a value that shows fences: pair those after it afresh
+            blocks = _code_blocks(text, end, fences)
         pos = end
     kept.append(text[pos:])
     return attempts, _EMPTY_FENCE.sub("", "".join(kept)).strip(), spans
 
 
-def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas) -> tuple[int, list[_Attempt], int] | None:
+def _next_call(text: str, pos: int, fmt: Format, schemas: Schemas,
+               blocks: list[tuple[int, str, int]]) -> tuple[int, list[_Attempt], int] | None:
     for candidate in _CANDIDATE.finditer(text, pos):
+        if not candidate.group(1) and not candidate.group(0).startswith("<"):  # bare JSON or a fence line
+            block = _block_at(blocks, candidate.start())
+            if block is not None and candidate.start() != block[0]:
+                continue  # inside a code block (or its closing line): only the block as a whole can be a call
         read = _read_candidate(text, candidate, fmt, schemas)
         if read is not None:
             return candidate.start(), read[0], read[1]
     return None
+
+
+def _block_at(blocks: list[tuple[int, str, int]], pos: int) -> tuple[int, str, int] | None:
+    """The code block (from `_code_blocks`, in order) that `pos` lies in, if any."""
+    index = bisect.bisect_right(blocks, (pos, "\U0010ffff")) - 1  # the last block starting at or before `pos`
+    return blocks[index] if index >= 0 and blocks[index][0] <= pos < blocks[index][2] else None
+
+
+def _code_blocks(text: str, pos: int, lines: list[tuple[int, int, str]] | None = None) -> list[tuple[int, str, int]]:
+    """Markdown code blocks from `pos` on: (start of the opening line, its language, end of the closing line).
+    `lines`, the text's fence lines as `_fence_lines` gives them, spares reading the text again."""
+    lines = lines if lines is not None else _fence_lines(text)
+    blocks: list[tuple[int, str, int]] = []
+    opening: tuple[int, str] | None = None
+    for start, end, language in lines[bisect.bisect_left(lines, (pos,)):]:
+        if opening is None:
+            opening = (start, language)
+        elif not language:
+            blocks.append((*opening, end))
+            opening = None
+    if opening is not None:
+        blocks.append((*opening, len(text)))
+    return blocks
+
+
+def _fence_lines(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, language) of every fence line (```lang or ```), in order."""
+    return [(line.start(), line.end(), line.group(1).strip()) for line in _FENCE_LINE.finditer(text)]
 
 
 def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
@@ -245,8 +354,18 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
             return None
         return _checked_format(*_read_xml(text, start, schemas), "xml", fmt)
     if token.lstrip().startswith("```"):
+        if token.strip().strip("`").strip().lower() not in _CALL_FENCES:
+            return None  # ```python, ```text, ```console: an example, never a call
         return _read_fence(text, candidate.end(), fmt, schemas)
-    return _read_json_calls(text, candidate.end() - 1, fmt, schemas)
+    read = _read_json_calls(text, candidate.end() - 1, fmt, schemas)
+    if read is None or any(attempt.problem for attempt in read[0]):
+        return read
+    json_end = read[1]
+    while json_end > 0 and text[json_end - 1].isspace():  # back over the blanks the JSON reader skipped
+        json_end -= 1
+    rest = _LINE_REST.match(text, json_end)
+    # `{...} is what I would run`: prose, reported as not run by `_calls_not_run`
+    return (read[0], max(read[1], rest.end())) if rest else None
 
 
 def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
@@ -568,7 +687,7 @@ def _read_fence(text: str, body_start: int, fmt: Format, schemas: Schemas) -> tu
     try:
         objects, stop = _json_values(content, 0)
         if stop < len(content):
-            raise json.JSONDecodeError("Extra data", content, stop)
+            return None  # the block shows a call among other text: an example, reported as not run
     except json.JSONDecodeError as exc:
         value = _python_literal(content)
         if value is _UNREADABLE:

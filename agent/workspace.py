@@ -5,8 +5,9 @@ works, and nothing the run writes into the user's `.git` outlives it except the 
 delivers. The snapshot costs about as much as `git status`, whatever the size of the history:
 
 - A copy of the user's index, in a temporary folder, takes the working tree with `git add -A`
-  (uncommitted changes to tracked files, untracked files git does not ignore; submodules as
-  plain files). The index's stat data spares rehashing unchanged files.
+  (uncommitted changes to tracked files, untracked files git does not ignore). A submodule
+  stays the gitlink it is; its checked-out files are copied for the model to read, never
+  committed or patched as files. The index's stat data spares rehashing unchanged files.
 - New objects (changed and untracked files, trees, the snapshot commit) go to a temporary
   object directory (`GIT_OBJECT_DIRECTORY`) that borrows the user's objects as an alternate,
   the way git quarantines a push.
@@ -21,11 +22,12 @@ delivers. The snapshot costs about as much as `git status`, whatever the size of
   assume-unchanged bits on files that are in the working tree).
 
 Results go back through plumbing: a temporary index, `commit-tree` and `update-ref`, so
-nothing is checked out. Host-side git runs through GitPython (imported on first use).
+nothing is checked out. Host-side git runs as plain subprocesses.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
@@ -36,15 +38,11 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.errors import UsageError
-
-if TYPE_CHECKING:
-    from git import Git, Repo
 
 IDENTITY = ["-c", "user.name=moe-agent", "-c", "user.email=agent@moe-agent.invalid", "-c", "commit.gpgsign=false"]
 # The snapshot's index keeps the user's stat data (device, inode, ctime differ in the sandbox):
@@ -58,6 +56,10 @@ SANDBOX_CORE = {"filemode": "true", "bare": "false", "logallrefupdates": "true",
 USER_CORE = ("filemode", "autocrlf", "eol", "quotepath")
 # Keeps git from writing a split index or asking a file-system monitor while it takes the snapshot.
 SNAPSHOT_CONFIG = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false"]
+# Every host git call: English messages (matched below, as GitPython does), never a prompt, and in a
+# partial clone never a fetch of a missing object from the promisor remote (git 2.44+): the
+# snapshot needs only what the working tree and the index hold.
+QUIET_GIT = {"LANGUAGE": "C", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_NO_LAZY_FETCH": "1"}
 ARCHIVE_CHUNK = 256 * 1024  # bytes handed to the sandbox per write
 READ_WHOLE = 1 << 20  # files up to this size are read before their tar header is written
 
@@ -78,35 +80,23 @@ def _subcommand(args: tuple[str, ...]) -> str:
     return rest[0] if rest else "git"
 
 
-def _git_command(path: Path) -> Git:
-    from git import Git
-
-    return Git(str(path))
-
-
-def _run(cmd: Git, args: tuple[str, ...], env: Mapping[str, str] | None, input: bytes | None,
+def _run(cwd: Path, args: tuple[str, ...], env: Mapping[str, str] | None, input: bytes | None,
          binary: bool) -> Any:
-    """Run `git ARGS` through GitPython; the exit status and stderr become `GitFailed`."""
-    stdin = None
-    if input is not None:
-        stdin = tempfile.TemporaryFile()
-        stdin.write(input)
-        stdin.seek(0)
-    try:
-        status, out, err = cmd.execute(["git", *args], istream=stdin, with_extended_output=True, with_exceptions=False,
-                                       env=dict(env or {}), stdout_as_string=not binary, strip_newline_in_stdout=False)
-    finally:
-        if stdin is not None:
-            stdin.close()
-    if status != 0:
-        lines = (err or "").strip().splitlines()
-        raise GitFailed(f"git {_subcommand(args)} failed: {lines[-1] if lines else f'exit {status}'}", err or "")
-    return out
+    """Run `git ARGS` in CWD, in the C locale (git's messages are matched in English, as
+    GitPython does); its exit status and stderr become `GitFailed`. A subprocess, not
+    GitPython: its import and its `git version` probe cost more than the snapshot's git."""
+    done = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **QUIET_GIT, **(env or {})},
+                          input=input, stdin=subprocess.DEVNULL if input is None else None, capture_output=True)
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace")
+        lines = err.strip().splitlines()
+        raise GitFailed(f"git {_subcommand(args)} failed: {lines[-1] if lines else f'exit {done.returncode}'}", err)
+    return done.stdout if binary else done.stdout.decode("utf-8", "surrogateescape")
 
 
 def git(repo: Path, *args: str, env: Mapping[str, str] | None = None, input: bytes | None = None) -> str:
     """`git -C repo ARGS`: its output, or `GitFailed`."""
-    return _run(_git_command(repo), args, env, input, binary=False)
+    return _run(repo, args, env, input, binary=False)
 
 
 @dataclass(frozen=True)
@@ -142,17 +132,10 @@ class UserRepo:
             branch = None
         return cls(root=root, head=head, branch=branch, objects=objects, index=index, common_dir=common)
 
-    @cached_property
-    def repo(self) -> Repo:
-        """GitPython's handle on the repository."""
-        from git import Repo
-
-        return Repo(self.root)
-
     def git(self, *args: str, env: Mapping[str, str] | None = None, input: bytes | None = None,
             binary: bool = False) -> Any:
-        """`git ARGS` in the repository, through GitPython: str (or bytes) output, or `GitFailed`."""
-        return _run(self.repo.git, args, env, input, binary)
+        """`git ARGS` in the repository: str (or bytes) output, or `GitFailed`."""
+        return _run(self.root, args, env, input, binary)
 
     def status_fingerprint(self) -> str:
         """What must be identical before and after a run: status, HEAD, index tree, stash."""
@@ -230,6 +213,8 @@ class Snapshot:
     settings: tuple[tuple[str, str], ...] = ()  # ("core.autocrlf", "true"), ...: the sandbox's .git/config
     exclude: bytes = b""  # the user's info/exclude and core.excludesFile, for the sandbox's info/exclude
     attributes: bytes = b""  # the user's info/attributes, for the sandbox's
+    submodules: tuple[str, ...] = ()  # paths of the submodules, gitlinks in the snapshot
+    submodule_files: dict[str, str] = field(default_factory=dict)  # their checked-out files, as `files`
 
     @property
     def objects(self) -> Path:
@@ -579,8 +564,10 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
             submodules.append(name)
         elif tag != "S":  # skip-worktree entries are not in the working tree
             files[name] = f"{mode} {sha}"
+    inside_submodules: dict[str, str] = {}
     for sub in submodules:
-        files.update(_inline_submodule(repo, sub, env))
+        inside_submodules.update(_submodule_files(repo, sub))
+    files.update(inside_submodules)
     tree = repo.git(*SNAPSHOT_CONFIG, "write-tree", env=env).strip()
     dirty = tree != repo.git("rev-parse", f"{repo.head}^{{tree}}").strip()
     base = repo.head
@@ -591,29 +578,73 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
     return Snapshot(root=repo.root, base_commit=base, dirty=dirty, files=dict(sorted(files.items())), scratch=scratch,
                     shared=tuple(repo.shared_objects()), shallow=shallow.read_bytes() if shallow.is_file() else None,
                     settings=_user_settings(repo), exclude=_user_excludes(repo),
-                    attributes=_read(repo.common_dir / "info" / "attributes"))
+                    attributes=_read(repo.common_dir / "info" / "attributes"),
+                    submodules=tuple(submodules), submodule_files=dict(sorted(inside_submodules.items())))
 
 
-def _inline_submodule(repo: UserRepo, sub: str, env: Mapping[str, str]) -> dict[str, str]:
-    """Replace a checked-out submodule's gitlink by its files, so the sandbox sees and can change them."""
+def _submodule_files(repo: UserRepo, sub: str) -> dict[str, str]:
+    """A checked-out submodule's files ("MODE SHA" by path, hashed as the superproject's git
+    would, nothing written), copied into the sandbox for the model to read. The snapshot keeps
+    the submodule as the gitlink it is: its files are in no index or tree of ours, so the patch
+    never turns it into files (`submodule_edits` reports what the agent changed there)."""
     folder = repo.root / sub
     if not (folder / ".git").exists():
         return {}  # not checked out: nothing to show
     listed = git(folder, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    paths = [f"{sub}/{p}" for p in dict.fromkeys(listed.split("\0")) if p]
+    paths = [f"{sub}/{p}" for p in dict.fromkeys(listed.split("\0")) if p and "\n" not in p]
+    return _hashed(repo, [p for p in paths if os.path.lexists(repo.root / p)])
+
+
+def _hashed(repo: UserRepo, paths: list[str]) -> dict[str, str]:
+    """"MODE SHA" of each file or symlink at PATHS (relative to the root), as `git add` would store it."""
     regular = [p for p in paths if (repo.root / p).is_file() and not (repo.root / p).is_symlink()]
     links = [p for p in paths if (repo.root / p).is_symlink()]
     found: dict[str, str] = {}
     if regular:
-        hashes = repo.git("hash-object", "-w", "--stdin-paths", env=env, input="\n".join(regular).encode()).split()
+        hashes = repo.git("hash-object", "--stdin-paths", input="\n".join(regular).encode()).split()
         for path, sha in zip(regular, hashes):
             found[path] = f"{'100755' if os.access(repo.root / path, os.X_OK) else '100644'} {sha}"
     for path in links:
-        sha = repo.git("hash-object", "-w", "--stdin", env=env, input=os.fsencode(os.readlink(repo.root / path))).strip()
+        sha = repo.git("hash-object", "--stdin", input=os.fsencode(os.readlink(repo.root / path))).strip()
         found[path] = f"120000 {sha}"
-    entries = [f"0 {'0' * len(repo.head)}\t{sub}", *(f"{entry}\t{path}" for path, entry in found.items())]
-    repo.git(*SNAPSHOT_CONFIG, "update-index", "-z", "--index-info", env=env, input="\0".join(entries).encode() + b"\0")
     return found
+
+
+SUBMODULE_SECTIONS = "__moe_submodule_hashes__"
+
+
+def submodule_state_command(snapshot: Snapshot) -> str | None:
+    """A shell command, run at the sandbox's workdir, listing the files inside the snapshot's
+    submodules for `submodule_edits`: "f PERMS PATH" and "l PATH" lines, then, after
+    `SUBMODULE_SECTIONS`, the regular files' blob ids from one `git hash-object`, then the
+    links' targets. None when there are no submodules."""
+    if not snapshot.submodules:
+        return None
+    import shlex
+
+    find = "find " + " ".join(shlex.quote(sub) for sub in snapshot.submodules) + " -not -path '*/.git/*'"
+    return (f"{find} \\( -type f -printf 'f %m %p\\n' -o -type l -printf 'l %p\\n' \\) 2>/dev/null; "
+            f"echo {SUBMODULE_SECTIONS}; {find} -type f 2>/dev/null | git hash-object --stdin-paths; "
+            f"echo {SUBMODULE_SECTIONS}; {find} -type l -printf '%l\\n' 2>/dev/null")
+
+
+def submodule_edits(snapshot: Snapshot, listing: str) -> list[str]:
+    """The files inside submodules the agent changed, added or deleted, from LISTING (what
+    `submodule_state_command` printed). Sorted; empty when none."""
+    entries, _, rest = listing.partition(SUBMODULE_SECTIONS + "\n")
+    hashes, _, targets = rest.partition(SUBMODULE_SECTIONS + "\n")
+    shas, links = iter(hashes.split()), iter(targets.splitlines())
+    now: dict[str, str] = {}
+    for line in entries.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "f":
+            perms, _, path = rest.partition(" ")
+            now[path] = f"{'100755' if int(perms, 8) & 0o100 else '100644'} {next(shas, '')}"
+        elif kind == "l":
+            target = next(links, "").encode()
+            digest = hashlib.sha256 if len(snapshot.base_commit) == 64 else hashlib.sha1
+            now[rest] = f"120000 {digest(b'blob %d' % len(target) + bytes(1) + target).hexdigest()}"
+    return sorted(path for path in {*snapshot.submodule_files, *now} if snapshot.submodule_files.get(path) != now.get(path))
 
 
 def materialize(snapshot: Snapshot, dest: Path) -> Path:
@@ -701,9 +732,9 @@ def commit_to_branch(
         except GitFailed:
             if not snapshot.dirty:
                 raise
-            _migrate_objects(snapshot.objects, repo.objects)
-            parent = _commit(repo, env, repo.git("rev-parse", f"{snapshot.base_commit}^{{tree}}").strip(),
-                             repo.head, "moe-agent: your uncommitted changes, which the fix builds on")
+            tree = repo.git("rev-parse", f"{snapshot.base_commit}^{{tree}}", env=_borrowing(snapshot, repo)).strip()
+            _migrate_objects(snapshot.objects, repo.objects, _reachable(repo, snapshot, tree))
+            parent = _commit(repo, env, tree, repo.head, "moe-agent: your uncommitted changes, which the fix builds on")
             repo.git(*SNAPSHOT_CONFIG, "read-tree", parent, env=env)
             repo.git(*SNAPSHOT_CONFIG, "apply", "--cached", "--whitespace=nowarn", "-", env=env, input=patch.encode())
             included = True
@@ -712,12 +743,32 @@ def commit_to_branch(
     return claim_branch(repo, branch, commit), commit, included
 
 
-def _migrate_objects(source: Path, dest: Path) -> None:
-    """Move loose objects into the user's object directory, each atomically, the way git ends a quarantine."""
+def _borrowing(snapshot: Snapshot, repo: UserRepo) -> dict[str, str]:
+    """Environment for git to read the snapshot's objects (in its scratch folder) and the user's."""
+    return {"GIT_OBJECT_DIRECTORY": str(snapshot.objects), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects)}
+
+
+def _reachable(repo: UserRepo, snapshot: Snapshot, tree: str) -> set[str]:
+    """Ids of TREE and every tree and blob below it: what a commit of it needs. Not the snapshot
+    commit itself, nor anything else the snapshot wrote, which would be left dangling."""
+    listing = repo.git("ls-tree", "-r", "-t", "-z", "--full-tree", tree, env=_borrowing(snapshot, repo), binary=True)
+    found = {tree}
+    for record in listing.split(b"\0"):
+        meta = record.partition(b"\t")[0].split()
+        if len(meta) == 3 and meta[1] in (b"blob", b"tree"):
+            found.add(meta[2].decode())
+    return found
+
+
+def _migrate_objects(source: Path, dest: Path, wanted: set[str]) -> None:
+    """Move the WANTED loose objects into the user's object directory, each atomically, the way
+    git ends a quarantine; the rest stays in the scratch folder and goes with it."""
     for folder in source.iterdir():
         if len(folder.name) != 2 or not folder.is_dir():
             continue
         for obj in folder.iterdir():
+            if folder.name + obj.name not in wanted:
+                continue
             target = dest / folder.name / obj.name
             if target.exists():
                 continue

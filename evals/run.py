@@ -21,11 +21,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.config import Settings
+from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
+from agent.config import LoopSettings, Settings
 from agent.errors import UsageError
 from agent.jsonl import BadLine, Note, open_to_append, read_records, repair
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
+from agent.parallel import StopSignal, Stopped
 from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
@@ -61,6 +63,7 @@ class InstanceOutcome:
     elapsed: float = 0.0
     prefix_reuse: float | None = None
     trajectory: str = ""
+    selection: dict[str, Any] | None = None  # --attempts: the choice and its reason (agent/selection.py)
 
 
 @dataclass
@@ -86,6 +89,7 @@ class BatchOptions:
     workers: int = 1
     instance_timeout: float = 1800.0
     batch_id: str = field(default_factory=new_batch_id)
+    attempts: AttemptPlan = AttemptPlan()  # --attempts N: N loops per instance, one prediction chosen
 
 
 def finished_ids(output: Path, note: Note | None = None) -> set[str]:
@@ -172,12 +176,17 @@ def run_instance(
                                                                         options.instance_timeout)})
             writer = TrajectoryWriter(trajectory_path, redact=redact)
             try:
-                agent = configured_agent(model, box, settings, task=instance.problem_statement,
-                                         base_commit=instance.base_commit, loop=limits, trajectory=writer,
-                                         listener=listener)
-                result: RunResult = agent.run(instance.problem_statement,
-                                              config={**settings.redacted(), "instance_id": instance.instance_id,
-                                                      "image": image.tag})
+                config = {**settings.redacted(), "instance_id": instance.instance_id, "image": image.tag}
+                if options.attempts.count > 1:  # the attempts and their checks see the task, never its tests
+                    result: RunResult = run_attempts(instance_attempts(
+                        instance.problem_statement, instance.base_commit, config, options.attempts, model, settings,
+                        limits, start=lambda: open_sandbox(instance, images, settings, options.batch_id).box,
+                        trajectory_path=trajectory_path, redact=redact, stop=StopSignal(stop)), writer, first=box)
+                else:
+                    agent = configured_agent(model, box, settings, task=instance.problem_statement,
+                                             base_commit=instance.base_commit, loop=limits, trajectory=writer,
+                                             listener=listener)
+                    result = agent.run(instance.problem_statement, config=config)
             finally:
                 writer.close()
         return InstanceOutcome(
@@ -185,12 +194,39 @@ def run_instance(
             error=redact(result.message) if result.status in ("model_error", "sandbox_error") else "",
             steps=result.steps, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             elapsed=round(time.monotonic() - started, 2), prefix_reuse=result.prefix_reuse,
-            trajectory=str(trajectory_path),
+            trajectory=str(trajectory_path), selection=_selection_line(result),
         )
+    except Stopped:  # the batch is stopping: not finished, tried again on a rerun
+        return InstanceOutcome(instance.instance_id, "interrupted", elapsed=round(time.monotonic() - started, 2))
     except Exception as exc:  # an instance's failure is data, never the batch's end
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return InstanceOutcome(instance.instance_id, "error", error=redact(message),
                                elapsed=round(time.monotonic() - started, 2))
+
+
+def instance_attempts(task: str, base_commit: str, config: dict[str, Any], plan: AttemptPlan, model: Model,
+                      settings: Settings, limits: LoopSettings, *, start: Callable[[], Any], trajectory_path: Path,
+                      redact: Callable[[str], str], stop: StopSignal) -> AttemptsJob:
+    """An instance's attempts. Built from the problem statement and the base commit alone: nothing here can
+    hand the attempts or the checks that choose among them the instance's `test_patch`, `FAIL_TO_PASS` or
+    `PASS_TO_PASS`."""
+    return AttemptsJob(
+        plan, task, config, model=model, start_sandbox=start, test_cmd=settings.sandbox.test_cmd,
+        make_agent=lambda model_, box, trajectory, listener: configured_agent(
+            model_, box, settings, task=task, base_commit=base_commit, loop=limits, trajectory=trajectory,
+            listener=listener),
+        trajectory_for=lambda n: trajectory_path.with_name(f"{trajectory_path.stem}.attempt-{n}.jsonl"),
+        sandbox_memory=settings.sandbox.memory, redact=redact, stop=stop)
+
+
+def _selection_line(result: RunResult) -> dict[str, Any] | None:
+    """What results.jsonl keeps of a selection record: the choice, why, and how each attempt ended."""
+    record = result.extra.get("selection")
+    if not record:
+        return None
+    return {"winner_attempts": record["winner_attempts"], "decided_by": record["decided_by"],
+            "reason": record["reason"], "candidates": len(record["candidates"]),
+            "attempts": {a["attempt"]: a["status"] for a in record["attempts"]}}
 
 
 def run_batch(

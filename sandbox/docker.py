@@ -14,6 +14,7 @@ import dataclasses
 import io
 import os
 import posixpath
+import re
 import secrets
 import shlex
 import tarfile
@@ -90,6 +91,13 @@ kill -CONT "${__moe_keep[@]}" 2>/dev/null
 { read -r __moe_n < /sys/fs/cgroup/pids.current || read -r __moe_n < /sys/fs/cgroup/pids/pids.current; } 2>/dev/null
 echo "${__moe_n:-?} ${#__moe_kill[@]}"
 """
+# Builtins but one `tar --version`: what the shell can do for file transfers (see `_probe`).
+_PROBE = ('command -v base64 >/dev/null && echo base64; [ "$EUID" = 0 ] && command -v head >/dev/null && '
+          'case "$(tar --version 2>/dev/null)" in *"GNU tar"*) echo untar;; esac; true')
+# Unpacks the archive on stdin; tar's words (the last 4000 bytes) and its exit status come at the
+# end, and whatever tar left unread is drained, so the stream's sender never blocks.
+_UNTAR = ('{{ command tar -x -f - -C {dest} --no-same-owner 2>&1; echo "__moe_untar=$?"; command cat >/dev/null; }} '
+          '| command tail -c 4000')
 SHELL_READ_BYTES = 4 * 2**20
 SHELL_WRITE_BYTES = 48 * 2**10
 
@@ -133,8 +141,7 @@ def connect(timeout: float = 120.0) -> Any:
         client = docker.from_env(timeout=timeout)
         if client.api.base_url.startswith("http+docker://"):  # a local socket: no proxy or .netrc applies
             client.api.trust_env = False  # requests would look both up again on every call
-        client.ping()
-        return client
+        return client  # no ping: from_env has just asked the engine for its API version
     except DockerException as exc:
         raise SandboxError(explain_docker_error(exc, host)) from None
 
@@ -170,6 +177,7 @@ class DockerSandbox:
         self._service: PersistentShell | None = None
         self._base64: bool | None = None
         self._owner: tuple[int, int] | None = None
+        self._untar: bool | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
@@ -309,8 +317,14 @@ class DockerSandbox:
 
     def _shell_transfers(self) -> bool:
         if self._base64 is None:
-            self._base64 = self._service_run("command -v base64 >/dev/null").ok
-        return self._base64
+            self._probe()
+        return bool(self._base64)
+
+    def _probe(self) -> None:
+        """One round trip: whether files can travel through the shell (base64), and archives
+        unpack there (`unpack`: root, GNU tar and head in the image)."""
+        found = self._service_run(_PROBE).output.split()
+        self._base64, self._untar = "base64" in found, "untar" in found
 
     def read_file(self, path: str) -> bytes:
         full = self.resolve(path)
@@ -476,23 +490,49 @@ class DockerSandbox:
     def unpack(self, archive: Iterable[bytes], dest: str | None = None) -> None:
         """Unpack a tar stream (chunks, sent as they come) at `dest` (default: the workdir).
 
-        Entries keep the owner their headers name: make them `owner`'s.
+        Through the internal shell into the image's GNU tar when the sandbox runs as root:
+        about 10-25 ms where Docker's archive API takes 0.4-1 s on a loaded machine (dockerd
+        re-executes itself to walk the container's filesystem). Files then belong to the
+        sandbox's user (root without CAP_CHOWN cannot give them the host's owner); mode and
+        mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps the
+        owners the headers name: make them `owner`'s.
         """
+        dest = dest or self.workdir
+        if self._untar is None:
+            self._probe()
+        if self._untar:
+            done = self._service_shell().run(_UNTAR.format(dest=shlex.quote(dest)), timeout=3600, stdin=archive)
+            code = re.search(r"__moe_untar=(\d+)", done.output)
+            if code is None or code.group(1) != "0":
+                said = re.sub(r"__moe_untar=\d+", "", done.output).strip().splitlines()  # the first says why
+                raise SandboxError("could not copy the repository into the sandbox: "
+                                   + (said[0][:200] if said else f"tar exit {code.group(1) if code else '?'}"))
+            return
         try:
-            done = self.container.put_archive(dest or self.workdir, archive)
+            done = self.container.put_archive(dest, archive)
         except Exception as exc:
             raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
         if not done:
             raise SandboxError("could not copy the repository into the sandbox")
 
-    def close(self) -> None:
-        """Stop the shells and remove the container; a signal meanwhile waits until it is gone."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the shells and remove the container; a signal meanwhile waits until it is gone.
+
+        With `wait` False the container is left to end by itself, costing the caller nothing
+        (Docker's removal takes 0.1-0.5 s): closing its main process's socket closes its stdin
+        (`attachable_command`), that process exits and Docker removes the container
+        (`auto_remove`). Should it not end, `cleanup.reap_orphans` removes it once this process
+        is gone. A container without that main process is removed as with `wait`.
+        """
         with cleanup.shielded():
             for shell in (self.shell, self._service):
                 if shell is not None:
                     shell.close()
             if self._main is not None:
                 self._main.close()
+                if not wait:
+                    cleanup.forget(self.container.id)
+                    return
             try:
                 self.container.remove(force=True, v=True)
             except Exception:
@@ -528,6 +568,19 @@ def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
     if not spec.tmp_size:
         return None
     return {path: f"size={spec.tmp_size},mode=1777,exec" for path in ("/tmp", "/var/tmp")}
+
+
+def cpu_quota(cpus: float | None) -> int | None:
+    """Docker's `nano_cpus` for a limit of `cpus` CPUs, capped at the CPUs this process may use.
+
+    Docker refuses a limit above what the daemon's machine has ("Range of CPUs is from 0.01 to
+    1.00"), so the default of 2 would fail every sandbox on a one-CPU machine or under a CPU
+    affinity mask; the local daemon sees what we see. None: no limit.
+    """
+    if not cpus:
+        return None
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(min(cpus, available) * 1e9)
 
 
 def offline_hosts_file() -> Path:
@@ -589,7 +642,7 @@ def container_options(spec: SandboxSpec, attach_nonce: str, as_root: bool = True
         "mounts": mounts,
         "network_mode": "bridge" if spec.network else "none",
         "network_disabled": not spec.network,
-        "nano_cpus": int(spec.cpus * 1e9) if spec.cpus else None,
+        "nano_cpus": cpu_quota(spec.cpus),
         "mem_limit": spec.memory,
         "pids_limit": spec.pids_limit,
         "tmpfs": scratch_mounts(spec),
@@ -668,26 +721,73 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
         raise
 
 
-_no_storage_opt: set[str] = set()  # engines (by API URL) that refused a writable-layer size
+_no_storage_opt: set[str] = set()  # engines (see `_engine_key`) that refused a writable-layer size
 
 
 def _create(client: Any, spec: SandboxSpec, options: dict[str, Any]) -> Any:
     """Create the container, with a writable-layer size limit where the engine can enforce one.
 
     Only overlay2 on xfs mounted with pquota can; other engines refuse the option, and the
-    container is then created without it (once per engine: the refusal is remembered).
+    container is then created without it. The refusal is remembered for the engine's life
+    (`_engine_key`), in this process and in the cache folder, so later runs ask once.
     """
     from docker.errors import APIError
 
-    engine = str(client.api.base_url)
-    if spec.disk_size and engine not in _no_storage_opt:
+    engine = _engine_key(client)
+    if spec.disk_size and engine not in _no_storage_opt and not _refused_before(engine):
         try:
-            return client.containers.create(spec.image, storage_opt={"size": spec.disk_size}, **options)
+            return _create_container(client, spec.image, {**options, "storage_opt": {"size": spec.disk_size}})
         except APIError as exc:
             if "storage-opt" not in str(exc):
                 raise
             _no_storage_opt.add(engine)
-    return client.containers.create(spec.image, **options)
+            _remember_refusal(engine)
+    return _create_container(client, spec.image, options)
+
+
+def _create_container(client: Any, image: str, options: dict[str, Any]) -> Any:
+    """`client.containers.create` without the inspect it ends with (a round trip nothing here reads)."""
+    from docker.models.containers import _create_container_args
+
+    created = client.api.create_container(**_create_container_args(
+        {**options, "image": image, "version": client.api._version}))
+    return client.containers.prepare_model({"Id": created["Id"]})
+
+
+def _engine_key(client: Any) -> str:
+    """The engine's API URL, with the time its unix socket was made: a restarted daemon (the only
+    way to change its storage driver) makes a new socket, and so a new key."""
+    url = str(client.api.base_url)
+    socket = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if url.startswith("http+docker://") and socket.startswith("unix://"):
+        try:
+            return f"{socket}@{os.stat(socket.removeprefix('unix://')).st_ctime_ns}"
+        except OSError:
+            pass
+    return url
+
+
+def _refusals() -> Path:
+    return cache_home() / "engines-without-storage-opt"
+
+
+def _refused_before(engine: str) -> bool:
+    """Whether an earlier run saw ENGINE refuse a writable-layer size (only a unix socket's key is kept)."""
+    try:
+        return engine in _refusals().read_text().splitlines()
+    except OSError:
+        return False
+
+
+def _remember_refusal(engine: str) -> None:
+    if "@" not in engine:
+        return
+    try:
+        _refusals().parent.mkdir(parents=True, exist_ok=True)
+        with open(_refusals(), "a") as listing:
+            listing.write(engine + "\n")
+    except OSError:  # a read-only cache: the next run asks again
+        pass
 
 
 def _copy_tree(container: Any, source: Path, dest: str, owner: tuple[int, int]) -> None:

@@ -306,7 +306,7 @@ def run_and_commit(
     """
     from docker.types import Mount
 
-    from sandbox.docker import confinement
+    from sandbox.docker import confinement, cpu_quota
 
     log.step(step)
     mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
@@ -321,7 +321,7 @@ def run_and_commit(
     container = client.containers.create(
         base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
         environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
-        **({"nano_cpus": int(cpus * 1e9)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
+        **({"nano_cpus": cpu_quota(cpus)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
         **({"pids_limit": pids_limit} if pids_limit else {}), **({"user": user} if user is not None else {}),
         **confinement(capabilities),
     )

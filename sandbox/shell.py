@@ -21,10 +21,11 @@ from __future__ import annotations
 import re
 import secrets
 import select
+import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,11 @@ exit 0
 """
 
 GONE = "__moe_gone_"
+# Reads the frames `PersistentShell._send_framed` writes and pipes their bytes to the command
+# that follows (eval'ed). `head -c N` reads exactly N bytes, never more, even from a pipe.
+_FRAMED = (b'while IFS= read -r __moe_n && [ "$__moe_n" -gt 0 ] 2>/dev/null; do command head -c "$__moe_n"; done'
+           b" | eval ")
+FRAME_BYTES = 1 << 20
 
 
 def attachable_command(nonce: str) -> list[str]:
@@ -166,13 +172,17 @@ class DockerStreams:
             data = data[len(take) :]
 
     def close(self) -> None:
+        """Close the socket for good: shut down first, since docker-py's response objects may hold
+        more references to it, and only the last close would end the connection (and, for the main
+        process's socket, the container's stdin)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        for end in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._sock.close):
+            try:
+                end()
+            except OSError:
+                pass
 
 
 @dataclass
@@ -345,7 +355,13 @@ class PersistentShell:
         return ShellLink(link.streams, 2, relay, gone=f"\n{GONE}{nonce}".encode(), owns_streams=False)
 
     # -- commands --------------------------------------------------------
-    def run(self, command: str | bytes, timeout: float | None = None) -> CommandResult:
+    def run(self, command: str | bytes, timeout: float | None = None,
+            stdin: Iterable[bytes] | None = None) -> CommandResult:
+        """Run `command`; its stdin is /dev/null, or the bytes of `stdin` (streamed, then end-of-file).
+
+        `stdin` travels on this shell's own input, framed (`_framed`): no exec, no archive
+        API. `timeout` (seconds) counts from when the last byte was sent.
+        """
         with self._lock:
             notes: list[str] = []
             restarted = False
@@ -362,11 +378,14 @@ class PersistentShell:
             if stale:
                 notes.append(f"discarded {stale} bytes that background jobs printed after the last command")
             data = command.encode("utf-8", "surrogateescape") if isinstance(command, str) else command
-            payload = b"eval " + ansi_c_quote(data).encode() + b" < /dev/null\n" + self._sentinel_command()
+            payload = b"eval " + ansi_c_quote(data).encode() + b" < /dev/null\n"
             started = time.monotonic()
             buffer = HeadTailBuffer(self.output_limit)
             try:
-                reply = self._exchange(payload, timeout, buffer)
+                if stdin is not None:
+                    self._send_framed(data, stdin)
+                    payload = b""
+                reply = self._exchange(payload + self._sentinel_command(), timeout, buffer)
             except ShellExited:
                 code = self._exit_code()
                 cwd = self.cwd
@@ -394,6 +413,32 @@ class PersistentShell:
                 restarted=restarted,
                 notes=tuple(notes),
             )
+
+    def _send_framed(self, command: bytes, chunks: Iterable[bytes]) -> None:
+        """Send `command` reading this shell's own input, then `chunks` framed for it.
+
+        bash reads its commands a byte at a time from a pipe, so what follows the command's
+        line is left for the command: frames of a length line and that many bytes (`head -c`
+        reads exactly that many), then a 0 line. Frames are at least `FRAME_BYTES` (but the
+        last), so that a large stream costs few `head` processes.
+        """
+        assert self._link is not None
+        send = self._link.send
+        self._scan = b""
+        send(_FRAMED + ansi_c_quote(command).encode() + b"\n")
+        pending: list[bytes] = []
+        size = 0
+        try:
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= FRAME_BYTES:
+                    send(b"%d\n" % size + b"".join(pending))
+                    pending, size = [], 0
+        except BaseException:  # the stream failed on our side: end it where it stands, and the command
+            send(b"0\n" + self._sentinel_command())
+            raise
+        send((b"%d\n" % size + b"".join(pending) if size else b"") + b"0\n")
 
     def _interrupt(self, partial: _Reply, started: float) -> _Reply:
         for sig in ("INT", "KILL"):

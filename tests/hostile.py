@@ -3,8 +3,9 @@
 Each entry is a kind of input taken from real bug reports against coding agents: bytes that
 are not UTF-8 in contents and in names, names with spaces, quotes and newlines, CRLF/LF
 mixes and old-Mac CR endings, a minified bundle, a 5 MB single-line file, binary data and
-NUL bytes, symlinks (in and out of the repository), and pytest ids with spaces and
-brackets. `write_corpus` lays it out on the host; `corpus_archive` is the same as a tar to
+NUL bytes, symlinks (in and out of the repository), pytest ids with spaces and brackets in a
+repository that turns pytest's JUnit XML off, and valid Rust, TypeScript and C23 that the
+shipped grammars misread. `write_corpus` lays it out on the host; `corpus_archive` is the same as a tar to
 put into a sandbox in one call.
 """
 
@@ -38,6 +39,16 @@ def test_eval(expr, want):
 def test_odd_ids(text):
     assert add(len(text), 0) == len(text)
 """
+
+PYTEST_INI = b"[pytest]\naddopts = -p no:junitxml\n"  # no JUnit XML report: run_tests must not need one
+
+# Valid code newer than the grammars this project ships (tree-sitter-rust 0.24, -typescript 0.23,
+# -c 0.24), which those grammars read as syntax errors; each ends in a `level` line to edit.
+NEWER_THAN_THE_GRAMMARS = {
+    b"src/ffi.rs": b'unsafe extern "C" {\n    pub safe fn abs(x: i32) -> i32;\n}\n\npub const LEVEL: i32 = 1;\n',
+    b"web/lazy.ts": b"import defer * as heavy from './heavy';\n\nexport const level = 1;\n",
+    b"c23/blob.c": b'static const unsigned char blob[] = {\n#embed "blob.bin"\n};\n\n_BitInt(32) wide;\nint level = 1;\n',
+}
 
 # Ids pytest gives the tests above, and their outcomes: `2 * 3-7` fails, the rest pass.
 TEST_IDS = {
@@ -80,6 +91,9 @@ def corpus() -> list[Entry]:
     return [
         Entry(b"calc.py", "plain", CALC),
         Entry(b"tests/test_calc.py", "parametrized ids", CALC_TESTS),
+        Entry(b"pytest.ini", "JUnit XML turned off", PYTEST_INI),
+        *(Entry(path, f"newer {path.rsplit(b'.', 1)[1].decode()} than its grammar", data)
+          for path, data in NEWER_THAN_THE_GRAMMARS.items()),
         Entry(b"prices.py", "latin-1 contents", "LABEL = 'café'\nPRICE = 3\n".encode("latin-1")),
         Entry(b"caf\xe9.py", "latin-1 name", b"MENU = 1\n"),
         Entry(b'notes/my "quoted" file.txt', "spaces and quotes in the name", b"quoted\n"),

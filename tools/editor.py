@@ -16,7 +16,7 @@ from typing import Any
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.encoding import NOT_UTF8_NOTE, decode, encode, from_visible, is_utf8
-from tools.lint import check_edit, language_verdict
+from tools.lint import lint_edit
 from tools.paths import RepoPath, resolve_in_repo
 
 LINE_DISPLAY_CHARS = 2000  # a minified line would otherwise fill the whole observation
@@ -419,7 +419,7 @@ def write(ctx: ToolContext, target: RepoPath, data: bytes) -> None:
 
 
 def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> str:
-    """Write an edit unless it adds syntax errors, remember the old content for `undo_edit`;
+    """Write an edit unless it surely adds a syntax error (tools/lint.py), remember the old content for `undo_edit`;
     return a note for the model ("" when there is nothing to say)."""
     note = lint_note(ctx, target.path, before, after)
     write(ctx, target, after)
@@ -430,22 +430,11 @@ def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes)
 
 
 def lint_note(ctx: ToolContext, path: str, before: bytes | None, after: bytes) -> str:
-    """Raise ToolError when the edit adds syntax errors that the language itself rejects.
-
-    tree-sitter finds them; the sandbox's interpreter or compiler has the last word, since
-    grammars lag their languages. When they disagree the edit is made and the note says so.
-    """
-    report = check_edit(path, before, after)
-    if report.ok:
-        return ""
-    verdict = language_verdict(ctx.sandbox, path, after, timeout=min(ctx.command_timeout, 60))
-    if verdict.accepts:
-        return (f"\n(Note: the tree-sitter grammar reports a syntax error at line {report.new_problems[0].line}, "
-                f"but {verdict.tool} in the sandbox accepts the file, so the edit was made.)")
-    if verdict.accepts is False:
-        raise ToolError(f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}")
-    raise ToolError(f"{report.message}\n(No interpreter or compiler in the sandbox could check this file. If you "
-                    "are sure the code is valid, since grammars can lag new syntax, write it with bash instead.)")
+    """Raise ToolError when lint-on-edit refuses the edit (tools/lint.py says when); else its note, maybe ""."""
+    outcome = lint_edit(ctx.sandbox, path, before, after, timeout=min(ctx.command_timeout, 60))
+    if outcome.refused:
+        raise ToolError(outcome.message)
+    return outcome.note
 
 
 def match_starts(text: str, old: str, limit: int = MAX_MATCHES_LISTED) -> list[int]:

@@ -1,19 +1,33 @@
-"""Lint-on-edit: refuse an edit that adds syntax errors, before it reaches the sandbox.
+"""Lint-on-edit: refuse an edit only when it surely adds a syntax error; mention what is only possible.
 
 Files arrive as bytes (read from the sandbox) and are parsed on the host with tree-sitter.
 Only errors the edit *adds* count: a file that was already broken somewhere else must still
 accept unrelated edits, so errors are matched between before and after by what they look
 like (kind, token, text of their line), not by line number, which every edit shifts.
 
-Grammars lag their languages (and some read valid files wrongly, such as Python with
-old-Mac CR line endings), so tree-sitter alone never refuses: before an edit is refused,
-the language's own interpreter or compiler in the sandbox is asked (`language_verdict`),
-and when it accepts the file, so does lint-on-edit.
+Grammars lag their languages (Rust's `safe fn`, TypeScript's `import defer`, C23's `#embed`,
+`_BitInt(N)` and `auto` inference, Python's PEP 696 defaults, old-Mac CR line endings), so
+an error tree-sitter reports is a suspicion, not a verdict. The rule (`lint_edit`):
+
+1. The edit adds no error tree-sitter can see, or no grammar reads the file: it is made
+   (for a file no grammar reads, the answer says it was not syntax-checked).
+2. Otherwise the language's own interpreter or compiler in the sandbox is asked, where it
+   has one (`LANGUAGE_CHECKS`). It accepts the file: the edit is made, with a note. It
+   rejects the file but accepted the file before the edit (or the file is new): refused,
+   with its complaint. It rejected the file before too: its verdict says nothing about the
+   edit, so go on as if there were none.
+3. With no such verdict, tree-sitter refuses only when it is sure: the edit also changes the
+   balance of the file's brackets (`()`, `[]`, `{}` counted as tokens, so not inside strings
+   or comments), which no version of any of these languages accepts, except C and C++ under
+   conditional compilation (`#if`/`#ifdef`/`#else` branches may each open a brace), which is
+   never sure. Any other added error is reported as a *possible* syntax error, and the edit
+   is made.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 import secrets
 import shlex
 from collections import Counter
@@ -29,11 +43,13 @@ MAX_REPORTED = 3
 LINE_TEXT_CHARS = 200  # of a problem's line, for matching and showing: a minified line is megabytes
 CHECK_DIR = "/tmp/.moe-lint"
 # Syntax-only checks by the language itself, run in the sandbox on a copy of the edited
-# file: {file} is its path there, {name} the path shown in messages. Exit 127: not installed.
+# file: {file} is its path there, {name} the path shown in messages. Exit 127: not installed;
+# 126: the check itself could not run (the copy unreadable): no verdict either way.
 LANGUAGE_CHECKS: dict[str, tuple[str, str]] = {
     "python": ("python", "for py in python3 python; do command -v $py >/dev/null || continue; exec $py -c "
-                         "'import sys; compile(open(sys.argv[1], \"rb\").read(), sys.argv[2], \"exec\", "
-                         "dont_inherit=True)' {file} {name}; done; exit 127"),
+                         "'import sys\ntry:\n    source = open(sys.argv[1], \"rb\").read()\nexcept Exception:\n"
+                         "    sys.exit(126)\ncompile(source, sys.argv[2], \"exec\", dont_inherit=True)' "
+                         "{file} {name}; done; exit 127"),
     "javascript": ("node", "command -v node >/dev/null || exit 127; exec node --check {file}"),
     "go": ("gofmt", "command -v gofmt >/dev/null || exit 127; exec gofmt -e {file} >/dev/null"),
     "ruby": ("ruby", "command -v ruby >/dev/null || exit 127; exec ruby -c {file} >/dev/null"),
@@ -52,29 +68,125 @@ class SyntaxProblem:
 
 @dataclass(frozen=True)
 class LintReport:
-    """`ok` is False only when the edit adds syntax errors; `message` is written for the model."""
+    """What tree-sitter saw of an edit: `ok` is False when it adds syntax errors; `message` is for the model."""
 
     ok: bool
     checked: bool  # False when no installed grammar reads the file: passed through unchecked
     new_problems: tuple[SyntaxProblem, ...] = ()
     message: str = ""
+    unbalanced: str = ""  # how the edit changed the bracket balance ("1 more `)` than `(`"); "" when it did not
+    unchecked_reason: str = ""  # why the file was not checked, for the model
+
+
+@dataclass(frozen=True)
+class LintOutcome:
+    """The decision on one edit (see the module's rule): refused with `message`, or made with `note` ("" for none)."""
+
+    refused: bool
+    message: str = ""
+    note: str = ""
+
+
+BRACKETS = {"(": ")", "[": "]", "{": "}"}
+PREPROCESSED = {"c", "cpp"}
+CONDITIONAL_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(?:if|ifdef|elif|else)\b", re.M)  # not #ifndef: include guards
 
 
 def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
-    """Accept the edit unless `after` has syntax errors that `before` did not have."""
+    """What tree-sitter says of the edit: errors `after` has that `before` did not, and the bracket balance."""
     language = language_name_for(path)
     parser = parser_for_language(language) if language else None
-    if parser is None or looks_generated(path, after):  # a minified file's tree is ~60x its size
-        return LintReport(ok=True, checked=False)
-    after_problems = syntax_problems(parser.parse(after).root_node, after)
+    if parser is None:
+        reason = (f"the tree-sitter grammar for {language} is not installed" if language
+                  else f"no tree-sitter grammar reads {_kind_of_file(path)}")
+        return LintReport(ok=True, checked=False, unchecked_reason=reason)
+    if looks_generated(path, after):  # a minified file's tree is ~60x its size
+        return LintReport(ok=True, checked=False, unchecked_reason="the file looks minified or generated")
+    after_tree = parser.parse(after)
+    after_problems = syntax_problems(after_tree.root_node, after)
     if not after_problems:
         return LintReport(ok=True, checked=True)
-    before_problems = syntax_problems(parser.parse(before).root_node, before) if before is not None else []
+    before_tree = parser.parse(before) if before is not None else None
+    before_problems = syntax_problems(before_tree.root_node, before) if before_tree and before is not None else []
     added = _added_problems(before_problems, after_problems)
     if not added:
         return LintReport(ok=True, checked=True)
+    after_balance = bracket_balance(after_tree.root_node, after)
+    before_balance = bracket_balance(before_tree.root_node, before) if before_tree and before is not None else {}
+    balance_change = {kind: after_balance.get(kind, 0) - before_balance.get(kind, 0) for kind in BRACKETS}
+    # `#ifdef X` / `if (a) {` / `#else` / `if (b) {` / `#endif` is valid C with two `{` for one `}`.
+    conditional = language in PREPROCESSED and CONDITIONAL_DIRECTIVE.search(after) is not None
     return LintReport(ok=False, checked=True, new_problems=tuple(added),
-                      message=_rejection_message(path, after, added, len(before_problems)))
+                      message=_rejection_message(path, after, added, len(before_problems)),
+                      unbalanced="" if conditional else _describe_balance(balance_change))
+
+
+def _kind_of_file(path: str) -> str:
+    """`.kt files`, or the name itself for a file without an extension (`Makefile`)."""
+    name = posixpath.basename(path)
+    dot = name.rfind(".")
+    return f"{name[dot:]} files" if dot > 0 else name
+
+
+def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, timeout: float = 60) -> LintOutcome:
+    """Refuse the edit or let it through with a note, by the module's rule; `before` is None for a new file."""
+    report = check_edit(path, before, after)
+    if not report.checked:
+        return LintOutcome(False, note=f"\n(Syntax not checked: {report.unchecked_reason}.)")
+    if report.ok:
+        return LintOutcome(False)
+    first = report.new_problems[0]
+    verdict = language_verdict(sandbox, path, after, timeout)
+    if verdict.accepts:
+        return LintOutcome(False, note=f"\n(Note: the tree-sitter grammar reports a syntax error at line {first.line}, "
+                                      f"but {verdict.tool} in the sandbox accepts the file, so the edit was made.)")
+    unjudged = "no interpreter or compiler in the sandbox could check this file"
+    if verdict.accepts is False:
+        if before is None or language_verdict(sandbox, path, before, timeout).accepts:
+            return LintOutcome(True, f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}")
+        # It rejected the file before the edit too: its verdict cannot tell what the edit added.
+        unjudged = f"{verdict.tool} in the sandbox rejected this file before the edit too, so it cannot tell"
+    if report.unbalanced:
+        return LintOutcome(True, f"{report.message}\n(Sure without a compiler: the edit adds {report.unbalanced}. If "
+                                 "the code is valid all the same, write it with bash instead.)")
+    excerpt = report.message.split("\n\n")[1]
+    return LintOutcome(False, note=(
+        f"\n(Possible syntax error, the edit was made: the tree-sitter grammar reports {len(report.new_problems)} new "
+        f"problem{'s' if len(report.new_problems) != 1 else ''}, first {excerpt}\nGrammars lag their languages and "
+        f"{unjudged}, so this may be valid newer syntax; if it is a mistake, fix it.)"))
+
+
+def bracket_balance(root: Node, source: bytes) -> dict[str, int]:
+    """Opening minus closing brackets per kind, over the tokens tree-sitter read: a `(` inside a string or
+    a comment is part of that token, not counted; tokens such as `${` or `[[` count each bracket they hold.
+    Tokens the grammar skipped (an ERROR leaf) count by their text. Keys are the opening brackets."""
+    balance = dict.fromkeys(BRACKETS, 0)
+    cursor = root.walk()
+    while True:
+        node = cursor.node
+        if node is not None and node.child_count == 0 and not node.is_missing and (not node.is_named or node.is_error):
+            text = node.type if not node.is_error else source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+            for opening, closing in BRACKETS.items():
+                balance[opening] += text.count(opening) - text.count(closing)
+        if cursor.goto_first_child() or cursor.goto_next_sibling():
+            continue
+        while cursor.goto_parent():
+            if cursor.goto_next_sibling():
+                break
+        else:
+            return balance
+
+
+def _describe_balance(change: dict[str, int]) -> str:
+    """`1 more `)` than `(`` for each kind of bracket whose balance the edit changed (opening bracket ->
+    change in opening minus closing); "" when none changed."""
+    parts = []
+    for opening, closing in BRACKETS.items():
+        delta = change.get(opening, 0)
+        if delta:
+            more, fewer = (opening, closing) if delta > 0 else (closing, opening)
+            parts.append(f"{abs(delta)} more `{more}` than `{fewer}`")
+    return " and ".join(parts)
 
 
 @dataclass(frozen=True)

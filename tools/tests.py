@@ -1,11 +1,13 @@
 """`run_tests`: run the project's tests and answer with counts and the failing tests, not a 5,000-line log.
 
 The command comes from `test_cmd` in `.agent.toml` or is detected from the files at the
-repository root. Pytest is asked for its JUnit XML report, which names every test by its
-full, rerunnable id (`test_calc.py::test_eval[2 * 3-7]`, spaces and brackets included);
-when there is none (tox without pass-through, a plugin that turns it off, a timeout) and
-for other runners, the output is read with the SWE-bench harness's own log parsers. SWE-bench
-grading (evals/) always uses those parsers, so its verdicts stay the official ones.
+repository root. Pytest runs with our own small plugin (tools/pytest_results.py), which records
+every test by its full, rerunnable node id (`test_calc.py::test_eval[2 * 3-7]`, spaces and
+brackets included) whatever the repository's configuration (`-p no:junitxml` too); when it
+could not load (a test command that resets PYTHONPATH, tox's clean environment), pytest's
+JUnit XML report is read, and failing that, or for other runners, the output, with the
+SWE-bench harness's own log parsers. SWE-bench grading (evals/) always uses those parsers, so
+its verdicts stay the official ones.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.junit import PYTEST_OPTIONS, TestOutcome, read_junit
 from tools.paths import is_within
+from tools.pytest_results import RESULTS_DIR, RESULTS_NAME, read_results, setup_command
 
 DEFAULT_TIMEOUT = 600.0
-JUNIT_REPORT = "/tmp/.moe-tests/junit.xml"
+JUNIT_REPORT = f"{RESULTS_DIR}/junit.xml"
 MAX_REPORT_BYTES = 50_000_000
 MAX_LISTED_FAILURES = 30
 FAILURE_LINE_CHARS = 240
@@ -99,27 +102,65 @@ class RunTestsTool:
     def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
         root = posixpath.normpath(ctx.sandbox.workdir)
         paths = [check_test_path(path, root) for path in args.get("paths") or []]
-        runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
-        command = runner.narrowed(paths, (args.get("args") or "").strip())
         timeout = min(args.get("timeout") or max(ctx.command_timeout, DEFAULT_TIMEOUT), ctx.max_command_timeout)
-        # -rA makes pytest print one summary line per test, which is what the text parsers read.
-        pytest = runner.parser == "parse_log_pytest"
-        options = "-rA" + (" " + PYTEST_OPTIONS.format(path=JUNIT_REPORT) if pytest else "")
-        result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && "
-                                 f'export PYTEST_ADDOPTS="{options} ${{PYTEST_ADDOPTS:-}}" && {command})',
-                                 timeout=timeout)
-        outcomes = junit_outcomes(ctx) if pytest else None
-        text, data = summarize(runner, command, result, timeout, outcomes)
+        run = run_suite(ctx, paths, (args.get("args") or "").strip(), timeout)
+        text, data = summarize(run.runner, run.command, run.result, timeout, run.outcomes)
         return Observation(cap_text(text, ctx.observation_max_chars)[0], is_error=False, data=data)
 
 
-def junit_outcomes(ctx: ToolContext) -> list[TestOutcome] | None:
-    """The tests in the JUnit XML report pytest wrote, or None when it wrote none that can be read."""
-    stat = ctx.sandbox.stat(JUNIT_REPORT)
+@dataclass(frozen=True)
+class SuiteRun:
+    """One run of the project's tests: how it was run, what the shell said, pytest's report if any."""
+
+    runner: Runner
+    command: str
+    result: CommandResult
+    outcomes: list[TestOutcome] | None
+
+    def statuses(self) -> dict[str, str]:
+        """Test id -> PASSED/FAILED/ERROR/SKIPPED/XFAIL, as `summarize` reads them; {} when unreadable."""
+        return read_statuses(self.runner, self.result.output, self.outcomes)
+
+
+def run_suite(ctx: ToolContext, paths: list[str], args: str, timeout: float) -> SuiteRun:
+    """Run the configured test command (`test_cmd`), else the detected runner, narrowed to `paths`.
+
+    Used by `run_tests` and by the selection of a patch among attempts (agent/selection.py).
+    Raises `ToolError` when no runner can be told; `timeout` is in seconds.
+    """
+    root = posixpath.normpath(ctx.sandbox.workdir)
+    runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
+    command = runner.narrowed(paths, args)
+    # -rA makes pytest print one summary line per test, which is what the text parsers read.
+    pytest = runner.parser == "parse_log_pytest"
+    options = "-rA" + (" " + PYTEST_OPTIONS.format(path=JUNIT_REPORT) if pytest else "")
+    plugin = setup_command() + " && " if pytest else ""
+    result = ctx.sandbox.run(f"(cd {shlex.quote(root)} && rm -f {JUNIT_REPORT} && {plugin}"
+                             f'export PYTEST_ADDOPTS="{options} ${{PYTEST_ADDOPTS:-}}" && {command})',
+                             timeout=timeout)
+    outcomes = (report_outcomes(ctx, f"{RESULTS_DIR}/{RESULTS_NAME}", read_results)
+                or report_outcomes(ctx, JUNIT_REPORT, read_junit)) if pytest else None
+    return SuiteRun(runner, command, result, outcomes)
+
+
+def read_statuses(runner: Runner, output: str, outcomes: list[TestOutcome] | None) -> dict[str, str]:
+    """Per-test statuses: pytest's own report when there is one, else its -rA lines, else swebench's parser."""
+    if outcomes:
+        return {outcome.test_id: outcome.status for outcome in outcomes}
+    if runner.parser == "parse_log_pytest":  # no JUnit report (a repo's `-p no:junitxml`): its -rA lines
+        return summary_statuses(output) or parse_statuses(runner.parser, output)
+    return parse_statuses(runner.parser, output)
+
+
+def report_outcomes(ctx: ToolContext, path: str,
+                    read: Callable[[bytes], list[TestOutcome]]) -> list[TestOutcome] | None:
+    """The tests in a report pytest wrote at `path` (our plugin's results, or its JUnit XML), read by `read`;
+    None when there is none that can be read, or it lists no test."""
+    stat = ctx.sandbox.stat(path)
     if not stat.exists or stat.size > MAX_REPORT_BYTES:
         return None
     try:
-        return read_junit(ctx.sandbox.read_file(JUNIT_REPORT))
+        return read(ctx.sandbox.read_file(path)) or None
     except (OSError, ValueError):
         return None
 
@@ -238,12 +279,7 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
     """The observation and its data: counts and failing tests, from `outcomes` (pytest's own report)
     when there are any, else from the output read by swebench's parser for the runner."""
     reasons = {outcome.test_id: outcome.message for outcome in outcomes or ()}
-    if outcomes:
-        statuses = {outcome.test_id: outcome.status for outcome in outcomes}
-    elif runner.parser == "parse_log_pytest":  # no JUnit report (a repo's `-p no:junitxml`): its -rA lines
-        statuses = summary_statuses(result.output) or parse_statuses(runner.parser, result.output)
-    else:
-        statuses = parse_statuses(runner.parser, result.output)
+    statuses = read_statuses(runner, result.output, outcomes)
     counts = Counter(statuses.values())
     # swebench's parser drops pytest's `SKIPPED [N] file:line` lines (they name no test); the totals line has them.
     skipped = max(counts["SKIPPED"], pytest_totals(result.output).get("skipped", 0))

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.attempts import AttemptPlan
 from agent.ci.pull_request import failure_comment, pull_request_body, pull_title, stats_line, tests_line
 from agent.ci.push import GitRemote, diffstat, prepare_checkout
 from agent.config import Settings
@@ -51,6 +52,7 @@ class IssueJob:
     details_url: str | None = None  # where the job's log is, linked from a failure comment
     as_triggered: Issue | None = None  # the issue's text from the triggering event; None: read it now
     repo_instructions: bool = True  # False: leave the repository's AGENTS.md files out of the prompt
+    attempts: AttemptPlan = AttemptPlan()  # --attempts N: N loops, one patch chosen (agent/attempts.py)
 
 
 @dataclass
@@ -102,7 +104,8 @@ def fix_issue(
         started_from = remote.head(branch)
         request = FixRequest(task=task_text(issue, job), repo=root, branch=branch, commit=True,
                              title=pull_title(issue), allow_sensitive=list(settings.patch_policy.allow),
-                             secrets=tuple(s for s in (remote.token,) if s), repo_instructions=job.repo_instructions)
+                             secrets=tuple(s for s in (remote.token,) if s), repo_instructions=job.repo_instructions,
+                             attempts=job.attempts)
         outcome = run_fix(request, settings, model, listener=listener, echo=echo)
         if outcome.commit is None or outcome.result.status != "submitted":
             raise NotFixed(f"the agent stopped without a fix ({_stopped_because(outcome.result)})",

@@ -68,6 +68,7 @@ def pull_request_body(issue: Issue, outcome: FixOutcome, diffstat: str) -> str:
         "", "### Run", "", "| steps | tokens | time | prefix reuse |", "|---:|---:|---:|---:|",
         (f"| {result.steps} | {result.prompt_tokens:,} prompt + {result.completion_tokens:,} completion "
          f"| {result.elapsed:.0f} s | {_reuse(result)} |"),
+        *attempts_section(outcome),
         "", f"Run `{outcome.run_id}`, status `{result.status}`.", *_instructions_line(outcome),
         "", f"Fixes #{issue.ref.number}",
     ])
@@ -77,6 +78,25 @@ def _instructions_line(outcome: FixOutcome) -> list[str]:
     used = outcome.instructions
     return ([f"Repository instructions: {markdown_text(used.summary())}."] if used and (used.files or used.skipped)
             else [])
+
+
+def attempts_section(outcome: FixOutcome) -> list[str]:
+    """With `--attempts`: what each attempt did, how the candidates fared in the checks, which won and why."""
+    record = outcome.result.extra.get("selection")
+    if not record:
+        return []
+    lines = ["", "### Attempts", "",
+             f"{len(record['attempts'])} attempts; the patch above is candidate {record['winner']} of "
+             f"{len(record['candidates'])}, chosen by **{record['decided_by']}**: {markdown_text(record['reason'])}.",
+             "", "| candidate | attempts | applies | reproduction tests passed | tests broken | changed lines |",
+             "|---:|---|---|---:|---:|---:|"]
+    for candidate in record["candidates"]:
+        applies = {True: "yes", False: "no", None: "not checked"}[candidate["applies"]]
+        lines.append(f"| {candidate['candidate']} | {', '.join(map(str, candidate['attempts']))} | {applies} "
+                     f"| {candidate['reproduced']} of {len(candidate['reproduction'])} | {len(candidate['broken'])} "
+                     f"| {candidate['changed_lines']} |")
+    ended = ", ".join(f"{a['attempt']}: {code_span(a['status'])}" for a in record["attempts"])
+    return [*lines, "", f"How the attempts ended: {ended}."]
 
 
 def sensitive_section(outcome: FixOutcome) -> list[str]:

@@ -30,10 +30,15 @@ def ci(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
     no_instructions: bool = typer.Option(False, "--no-instructions",
                                          help="Leave the repository's AGENTS.md files out of the prompt."),
+    attempts: int = typer.Option(1, "--attempts", min=1, envvar="AGENT_CI_ATTEMPTS",
+                                 help="Run N attempts at once and push the patch the checks choose (see agent fix)."),
+    attempts_temperature: float | None = typer.Option(None, "--attempts-temperature", min=0, max=2,
+                                                      help="Sampling temperature of the attempts."),
 ) -> None:
     """Act on the event in GITHUB_EVENT_PATH; anything it does not ask for exits 0 saying why."""
     if ctx.invoked_subcommand is not None:
         return
+    from agent.attempts import AttemptPlan
     from agent.ci import IssueJob, posted_secrets, run_job
     from agent.ci.event import read_trigger
     from agent.ci.permission import authorize
@@ -59,7 +64,8 @@ def ci(
         raise typer.Exit(0)
     job = IssueJob(issue=trigger.ref, repo=repo.root, instructions=trigger.instructions,
                    requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
-                   as_triggered=trigger.issue, repo_instructions=not no_instructions)
+                   as_triggered=trigger.issue, repo_instructions=not no_instructions,
+                   attempts=AttemptPlan(attempts, attempts_temperature))
     done = run_job(job, settings, github, token, remote, echo=status_line,
                    listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
     typer.echo(str(done))

@@ -40,8 +40,13 @@ def run(
         None, "--ray-address", help="A Ray cluster's host:port, or auto (default: $RAY_ADDRESS, a cluster "
         "'ray start' runs here, else one started for this run)."
     ),
+    attempts: int = typer.Option(1, "--attempts", min=1, help="Attempts per instance, run at once; the prediction "
+                                 "is the patch the checks choose (never by the instance's own tests)."),
+    attempts_temperature: float | None = typer.Option(None, "--attempts-temperature", min=0, max=2,
+                                                      help="Sampling temperature of the attempts."),
 ) -> None:
     """Run the agent on each task in its image; write predictions.jsonl in the official format."""
+    from agent.attempts import AttemptPlan
     from agent.config import load_settings
     from agent.endpoints import EndpointPool
     from evals.datasets import load_instances, select
@@ -65,7 +70,8 @@ def run(
     if not chosen:
         raise UsageError("no instances selected")
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail first
-    options = BatchOptions(output=output, model_name=settings.model.name, workers=workers, instance_timeout=timeout)
+    options = BatchOptions(output=output, model_name=settings.model.name, workers=workers, instance_timeout=timeout,
+                           attempts=AttemptPlan(attempts, attempts_temperature))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 

@@ -13,6 +13,8 @@ from rich.markup import escape
 from agent.errors import UsageError
 
 HELP = "Fix an issue in the current git repository and leave a tested patch on a new branch."
+ATTEMPTS_HELP = ("Run N attempts at once, each in its own sandbox with its own seed, then keep the patch that applies, "
+                 "passes the tests the attempts wrote or ran, breaks no passing test, and most attempts agree on.")
 
 
 def read_task(text: str | None, file: Path | None, issue: str | None) -> tuple[str, str | None]:
@@ -58,11 +60,16 @@ def fix(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
     no_instructions: bool = typer.Option(False, "--no-instructions",
                                          help="Leave the repository's AGENTS.md files out of the prompt."),
+    attempts: int = typer.Option(1, "--attempts", min=1, help=ATTEMPTS_HELP),
+    attempts_temperature: float | None = typer.Option(None, "--attempts-temperature", min=0, max=2,
+                                                      help="Sampling temperature of the attempts (default: the profile's)."),
 ) -> None:
     from rich.markup import escape
 
+    from agent.attempts import AttemptPlan
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix
+    from agent.selection import describe
     from agent.progress import LiveProgress, print_diff, print_review, print_summary
     from agent.terminal import escape
     from agent.workspace import UserRepo
@@ -81,8 +88,9 @@ def fix(
     progress = LiveProgress(err, quiet=quiet or as_json)
     outcome = run_fix(
         FixRequest(task=task, repo=repo.root, branch=branch, apply=apply, commit=not no_commit, patch_out=patch_out,
-                   title=title, cwd=path, repo_instructions=not no_instructions, partial=partial),
-        settings, listener=progress, echo=echo,
+                   title=title, cwd=path, repo_instructions=not no_instructions, partial=partial,
+                   attempts=AttemptPlan(attempts, attempts_temperature)),
+        settings, listener=progress, echo=echo, found=repo,
     )
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))
@@ -93,6 +101,8 @@ def fix(
         extra = {"trajectory": escape(str(outcome.trajectory))}
         if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):
             extra["instructions"] = escape(outcome.instructions.summary())
+        if outcome.result.extra.get("selection"):
+            extra["attempts"] = escape(describe(outcome.result.extra["selection"]))
         if outcome.branch:
             branch = escape(outcome.branch)
             extra["branch"] = f"[bold]{branch}[/] (not checked out; try: git diff HEAD {branch})"

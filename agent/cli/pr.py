@@ -23,10 +23,15 @@ def pr(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
     no_instructions: bool = typer.Option(False, "--no-instructions",
                                          help="Leave the repository's AGENTS.md files out of the prompt."),
+    attempts: int = typer.Option(1, "--attempts", min=1,
+                                 help="Run N attempts at once and push the patch the checks choose (see agent fix)."),
+    attempts_temperature: float | None = typer.Option(None, "--attempts-temperature", min=0, max=2,
+                                                      help="Sampling temperature of the attempts."),
 ) -> None:
     """Needs a token: GITHUB_TOKEN, or the one `gh auth login` stored."""
     from rich.console import Console
 
+    from agent.attempts import AttemptPlan
     from agent.ci import IssueJob, posted_secrets, run_job
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for, find_token, parse_issue_ref
@@ -42,7 +47,8 @@ def pr(
     github = GitHubClient(token, api_url_for(ref), max_wait=max_wait, secrets=posted_secrets(settings),
                           echo=status_line)
     job = IssueJob(issue=ref, repo=repo.root, instructions=(instructions or "").strip(), base=base, draft=draft,
-                   repo_instructions=not no_instructions)
+                   repo_instructions=not no_instructions,
+                   attempts=AttemptPlan(attempts, attempts_temperature))
     done = run_job(job, settings, github, token, remote, echo=status_line,
                    listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
     typer.echo(str(done))

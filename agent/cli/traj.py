@@ -69,6 +69,11 @@ def show(
         from agent.progress import print_diff
 
         print_diff(console, end["patch"])
+    selection = next((e for e in reversed(traj.events) if e["type"] == "selection"), None)
+    if selection is not None:  # an `--attempts` run: the record of what was tried and why this one won
+        from agent.progress import print_selection
+
+        print_selection(console, selection)
 
 
 @app.command("stats")

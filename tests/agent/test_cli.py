@@ -110,3 +110,26 @@ def test_no_colour_on_a_terminal_with_no_color_set(args: list[str]) -> None:
     plain = in_terminal(args, {"NO_COLOR": "1"})
     assert not COLOUR.search(plain), plain
     assert re.sub(r"\x1b\[[\d;]*m", "", plain) == re.sub(r"\x1b\[[\d;]*m", "", coloured)
+
+
+def test_the_command_exits_without_tearing_down_its_modules_yet_runs_exit_handlers(tmp_path: Path) -> None:
+    """`agent` (python -m agent) skips the interpreter's teardown, but exit handlers and output still happen."""
+    marker = tmp_path / "finalized"
+    code = ("import atexit, weakref, sys\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+            "class Probe:\n"
+            f"    def __del__(self): open({str(marker)!r} + '.teardown', 'w').write('ran')\n"
+            "probe = Probe()\n"
+            f"weakref.finalize(probe, lambda: open({str(marker)!r} + '.finalize', 'w').write('ran'))\n"
+            "sys.argv = ['agent', '--version']\n"
+            "from agent.cli import run\n"
+            "run()\n"
+            "print('not reached')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and done.stdout == f"moe-agent {__version__}\n"
+    assert marker.read_text() == "ran" and Path(f"{marker}.finalize").read_text() == "ran"
+    assert not Path(f"{marker}.teardown").exists()  # a module global's __del__: only the teardown would call it
+    usage = subprocess.run([sys.executable, "-m", "agent", "fix"], capture_output=True, text=True, timeout=120,
+                           cwd=ROOT)
+    assert usage.returncode == 2 and usage.stderr.startswith("error: give the issue exactly one way")

@@ -253,13 +253,67 @@ def test_repo_with_submodule(fake_model_server, tmp_path) -> None:
     repo = make_repo(tmp_path / "repo")
     git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
     git(repo, "commit", "-qm", "add submodule")
+    (repo / "README.md").write_text("dirty, so the snapshot is a commit of its own\n")
+    gitlink = git(repo, "ls-tree", "HEAD", "vendor/lib")
     before = state(repo)
+    edit_inside = {**FIX, "path": "vendor/lib/calc.py"}
     fake_model_server.script = [
-        Reply(tool_calls=[tool_call("bash", {"command": "cat vendor/lib/calc.py"})]), *SESSION]
+        Reply(tool_calls=[tool_call("bash", {"command": "cat vendor/lib/calc.py; git status --short; echo END"})]),
+        Reply(tool_calls=[tool_call("str_replace_editor", edit_inside)]), *SESSION]
     done = agent(repo, fake_model_server, "--json", "fix add")
     assert done.returncode == 0, done.stderr
-    assert "return a - b" in fake_model_server.requests[1]["messages"][-1]["content"]  # submodule files are there
+    seen = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "return a - b" in seen  # the submodule's files are there to read
+    assert seen.split("return a - b")[-1].split("END")[0].strip() == ""  # and not new files to git
+    result = json.loads(done.stdout)
+    assert "calc.py" in result["patch"] and "vendor/lib" not in result["patch"]
+    assert any("inside submodules (vendor/lib/calc.py)" in note for note in result["notes"]), result["notes"]
+    assert git(repo, "ls-tree", result["branch"], "vendor/lib") == gitlink  # still the gitlink, never files
     assert state(repo) == before
+
+
+def test_partial_clone_with_missing_blobs(fake_model_server, tmp_path) -> None:
+    """A `--filter=blob:none` clone lacks the blobs of its history; its origin is gone, so no
+    git of the run may try to fetch one."""
+    source = make_repo(tmp_path / "source")
+    (source / "calc.py").write_text("def add(a, b):\n    return a - b  # old\n")
+    git(source, "commit", "-qam", "older")
+    (source / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    git(source, "commit", "-qam", "newer")
+    git(source, "config", "uploadpack.allowFilter", "true")
+    git(tmp_path, "clone", "-q", "--filter=blob:none", f"file://{source}", "repo")
+    repo = tmp_path / "repo"
+    source.rename(tmp_path / "gone")
+    (repo / "README.md").write_text("edited here\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    before = state(repo)
+    look = Reply(tool_calls=[tool_call("bash", {"command": "cat README.md scratch.txt; git status --short; echo END"})])
+    fake_model_server.script = [look, *SESSION]
+    done = agent(repo, fake_model_server, "--json", "fix add")
+    assert done.returncode == 0, done.stderr
+    seen = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "edited here" in seen and "untracked" in seen
+    assert seen.split("untracked")[-1].split("END")[0].strip() == ""  # git status: clean
+    result = json.loads(done.stdout)
+    assert "+    return a + b" in result["patch"]
+    assert git(repo, "show", f"{result['branch']}:calc.py").endswith("return a + b\n")
+    assert state(repo) == before
+
+
+def test_setup_commands_see_the_history(fake_model_server, tmp_path, docker_client) -> None:
+    """The setup copy's .git borrows the user's objects at their host paths: mounted there too."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".agent.toml").write_text(f'[sandbox]\nsetup = ["echo {time.time_ns()} >/dev/null; '
+                                      'git log --format=%s > /opt/history 2>&1; git describe --always >> /opt/history"]\n')
+    git(repo, "add", ".agent.toml")
+    git(repo, "commit", "-qm", "config")
+    (repo / "README.md").write_text("dirty\n")
+    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": "cat /opt/history"})]), *SESSION]
+    done = agent(repo, fake_model_server, "fix add")
+    assert done.returncode == 0, done.stderr
+    history = fake_model_server.requests[1]["messages"][-1]["content"]
+    assert "moe-agent: snapshot of the working tree\nconfig\ninit\n" in history, history
+    assert "fatal" not in history and "error" not in history
 
 
 def test_setup_commands_are_cached_as_an_image(fake_model_server, tmp_path, docker_client) -> None:

@@ -714,7 +714,6 @@ def test_several_bare_and_fenced_json_calls_in_order_including_a_list() -> None:
 @pytest.mark.parametrize("text", [
     '```json\n{"name": "moe-agent", "version": "1.0"}\n```',  # a package.json, not a call
     '{"name": "readme"}',  # names no tool and carries no arguments
-    'The setting is {"name": "bash"} inline.',
     "```python\nconfig = {'name': 'bash', 'arguments': 1}\n```",
     '{"count": 3, "name": "bash"}',
 ])
@@ -722,6 +721,91 @@ def test_json_that_is_not_a_call_stays_text(text: str) -> None:
     parsed = parse_reply(text, TOOLS)
 
     assert (parsed.calls, parsed.errors, parsed.content) == ([], [], text)
+
+
+# -- when bare or fenced JSON is a call, and when it is prose (issue 14, what remains: item 2) --------------
+RM = '{"name": "bash", "arguments": {"command": "rm -rf build"}}'
+
+
+@pytest.mark.parametrize(("reply", "where"), [
+    (f"You could call {RM} to clean up.", "inside a sentence"),
+    (f"You could call {RM}", "inside a sentence"),
+    (f"{RM} is what I would run, but I will not.", "inside a sentence"),
+    (f'The docs say "{RM}" cleans up.', "inside a sentence"),
+    (f"- {RM}", "inside a sentence"),  # a list item
+    (f"Cleaning up would be:\n> {RM}\n\nI will not do it.", "in a quote"),
+    (f"For example `{RM}` deletes the build.", "in `inline code`"),
+    (f"For example:\n```text\n{RM}\n```", "inside a ```text code block"),
+    (f"For example:\n```bash\n# {RM}\n```\nwould clean up.", "inside a ```bash code block"),
+    (f"For example:\n```json\n{RM} deletes the build\n```", "inside a ```json code block that holds more"),
+    (f"For example:\n```\n{RM}\n// then rebuild\n```", "inside a ``` code block that holds more"),
+    (f"```python\ncall({RM})\n```", "inside a ```python code block"),
+    (f"Like this:\n\n    {RM}\n\nbut not now.", "in an indented code block"),  # Markdown's 4-space code
+    (f"Like this:\n\t{RM}", "in an indented code block"),
+])
+def test_call_shaped_json_in_prose_is_not_run_and_the_model_is_told(reply: str, where: str) -> None:
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == []
+    assert len(parsed.errors) == 1
+    assert parsed.errors[0].startswith(f"The call to bash written as JSON {where}")
+    assert "was NOT run" in parsed.errors[0] and "stands alone on its own lines" in parsed.errors[0]
+
+
+@pytest.mark.parametrize(("reply", "where"), [
+    ("You could run <function=bash><parameter=command>rm -rf build</parameter></function> to clean.",
+     "inside a sentence"),
+    ("> <function=bash>\n> <parameter=command>\n> rm -rf build", "in a quote"),
+    ('Try `<function=bash>{"command": "rm -rf build"}</function>` later.', "in `inline code`"),
+])
+def test_a_function_header_in_prose_is_not_run_and_the_model_is_told(reply: str, where: str) -> None:
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == []
+    assert parsed.errors[0].startswith(f"The call to bash written as <function=bash> {where} was NOT run")
+
+
+def test_a_real_call_next_to_an_example_in_prose_runs_alone_and_the_example_is_reported() -> None:
+    reply = (f"Running `{RM}` would lose the cache, so I only list it:\n"
+             '{"name": "bash", "arguments": {"command": "ls build"}}\n')
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls build"})]
+    assert len(parsed.errors) == 1 and "in `inline code` was NOT run" in parsed.errors[0]
+
+
+@pytest.mark.parametrize("reply", [
+    '{"name": "bash", "arguments": {"command": "ls"}}\nThat lists the files.',  # prose on the next line is fine
+    'Let me look:\n   {"name": "bash", "arguments": {"command": "ls"}}  \n',  # indented less than code, trailing blanks
+    '{"name": "bash", "arguments": {"command": "ls"}}</tool_call>',  # a dropped opener
+    '```JSON\n{"name": "bash", "arguments": {"command": "ls"}}\n```',
+    'Listing:\n```xml\n{"name": "bash", "arguments": {"command": "ls"}}\n```\nDone.',
+])
+def test_json_standing_alone_on_its_lines_or_filling_a_json_block_is_a_call(reply: str) -> None:
+    assert only_call(reply) == ToolCall("bash", {"command": "ls"})
+
+
+def test_a_bare_call_line_inside_an_example_block_is_not_run() -> None:
+    reply = f"Never do this:\n```text\nfirst\n{RM}\n```\n" + '{"name": "bash", "arguments": {"command": "ls"}}'
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"})]
+    assert parsed.errors[0].startswith("The call to bash written as JSON inside a ```text code block was NOT run")
+
+
+def test_code_that_merely_holds_a_name_key_is_not_reported() -> None:
+    for text in ("```python\nconfig = {'name': 'bash', 'arguments': 1}\n```", 'The package is {"name": "readme"}.'):
+        assert parse_reply(text, TOOLS).errors == []
+
+
+def test_a_native_session_never_reads_prose_json() -> None:
+    native = [{"id": "c1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "ls"}'}}]
+
+    parsed = parse_reply(f"You could call {RM}.", TOOLS, native_calls=native)
+
+    assert parsed.calls == [ToolCall("bash", {"command": "ls"}, "c1")] and parsed.errors == []
 
 
 @pytest.mark.parametrize("broken", [
@@ -896,3 +980,24 @@ def test_non_finite_native_argument_is_kept_as_text(arguments: str) -> None:
 
     assert isinstance(call.arguments["timeout"], str)
     json.dumps(call.arguments, allow_nan=False)  # strict JSON, as the trajectory writes it
+
+
+
+def test_many_calls_in_prose_give_a_few_notices_and_unterminated_starts_none() -> None:
+    parsed = parse_reply(f"Options: {RM}, " * 1000, TOOLS)
+    assert parsed.calls == [] and len(parsed.errors) == 4
+    assert parsed.errors[3] == "... and more call-shaped text in the prose that was not run either."
+    unterminated = parse_reply('x {"name": "bash", "arguments": {"command": "' * 20_000, TOOLS)  # 920 KB
+    assert (unterminated.calls, unterminated.errors) == ([], [])
+
+
+def test_a_call_whose_value_shows_fences_does_not_shift_the_blocks_after_it() -> None:
+    page = "Usage:\n```json\n" + RM + "\n"  # an unclosed fence inside a file's text
+    reply = (xml_call("str_replace_editor", command="create", path="USAGE.md", file_text=page)
+             + '\n{"name": "bash", "arguments": {"command": "ls"}}\n```text\n' + RM + "\n```\n")
+
+    parsed = parse_reply(reply, TOOLS)
+
+    assert [call.name for call in parsed.calls] == ["str_replace_editor", "bash"]
+    assert parsed.calls[0].arguments["file_text"] == page
+    assert parsed.errors[0].startswith("The call to bash written as JSON inside a ```text code block was NOT run")

@@ -185,7 +185,9 @@ def test_snapshot_of_symlinks_submodules_and_odd_names(tmp_path: Path) -> None:
     assert os.readlink(out / "link") == "app.py"
     assert (out / deep.relative_to(root)).read_text() == "long path\n"
     assert git(out, "status", "--porcelain") == ""
-    assert "changed in the submodule" in git(out, "show", "HEAD:vendor/lib/app.py")
+    # the submodule stays a gitlink (at the commit checked out in it): its files are in no tree of ours
+    assert git(out, "ls-tree", "HEAD", "vendor/lib").split()[:2] == ["160000", "commit"]
+    assert git(out, "ls-files", "vendor/lib") == "vendor/lib\n"
 
 
 def test_history_is_borrowed_not_copied(tmp_path: Path) -> None:
@@ -204,11 +206,18 @@ def test_history_is_borrowed_not_copied(tmp_path: Path) -> None:
 def test_fix_on_branch_after_dirty_snapshot_migrates_only_needed_objects(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "user")
     (root / "app.py").write_text("def add(a, b):\n    return a - b  # local\n")
+    (root / "new.txt").write_text("untracked\n")
     repo = UserRepo.find(root)
     snap = take_snapshot(repo, tmp_path / "snap")
     patch = FIX.replace("return a - b\n+", "return a - b  # local\n+")
-    commit_to_branch(repo, snap, patch, "agent/x", "Fix")
+    _, _, included = commit_to_branch(repo, snap, patch, "agent/x", "Fix")
+    assert included
     assert git(root, "fsck", "--no-dangling", "--connectivity-only") == ""
+    # nothing of the run outlives it unreachable: not the snapshot commit, not a blob or tree
+    assert git(root, "fsck", "--unreachable", "--no-reflogs", "--no-progress") == ""
+    with pytest.raises(workspace.GitFailed):
+        git(root, "cat-file", "-e", snap.base_commit)
+    assert git(root, "show", "agent/x~1:new.txt") == "untracked\n"
 
 
 def test_archive_without_gnu_tar_is_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -475,3 +475,64 @@ def test_a_big_file_in_the_tmpfs_scratch_space_is_read_in_pieces(box: DockerSand
     box.write_file("/tmp/big/patch", data)
     assert box.run("grep -c ' /tmp ' /proc/mounts").output.strip() == "1"  # /tmp is a tmpfs here
     assert box.read_file("/tmp/big/patch") == data
+
+
+def _tar(entries: list[tuple[str, bytes, int, int]]) -> bytes:
+    """A tar of (name, data, mode, mtime) regular files."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data, mode, mtime in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, mtime, 4242, 4242
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_unpack_streams_through_the_shell_which_reads_on_after_it(box: DockerSandbox, docker_client) -> None:
+    big = os.urandom(3 * 2**20 + 17)  # several frames, and a last one that is not full
+    data = _tar([("testbed/pkg/big.bin", big, 0o644, 1_000_000_000),
+                 ("testbed/run.sh", b"#!/bin/sh\necho ran\n", 0o755, 1_100_000_000)])
+    box.unpack((data[n:n + 100_000] for n in range(0, len(data), 100_000)), dest="/")
+    out = box.run("stat -c '%a %Y %s %u' run.sh pkg/big.bin; ./run.sh; sha256sum pkg/big.bin").output.split("\n")
+    import hashlib
+
+    assert out[:3] == ["755 1100000000 19 0", f"644 1000000000 {len(big)} 0", "ran"]  # the sandbox's user owns them
+    assert out[3].split()[0] == hashlib.sha256(big).hexdigest()
+    assert box.run("echo next").output == "next\n"  # nothing of the stream was left for the shell to run
+    assert (docker_client.api.inspect_container(box.id)["ExecIDs"] or []) == []
+
+
+def test_unpack_failure_is_one_line_and_the_shell_lives_on(box: DockerSandbox) -> None:
+    with pytest.raises(SandboxError, match="could not copy the repository into the sandbox: .*No such file"):
+        box.unpack(iter([_tar([("a.txt", b"x", 0o644, 0)])]), dest="/nowhere")
+    assert box.run("echo alive").output == "alive\n" and box._service is not None and box._service.restarts == 0
+
+
+def test_unpack_as_another_user_goes_through_the_archive_api(make_sandbox) -> None:
+    box = make_sandbox(user="1000:1000")
+    box.unpack(iter([_tar([("testbed/a.txt", b"kept owner\n", 0o644, 0)])]), dest="/")
+    assert box.run("cat a.txt; stat -c %u a.txt").output == "kept owner\n4242\n"
+
+
+def test_close_without_waiting_leaves_the_container_to_remove_itself(docker_client, sandbox_image) -> None:
+    box = start_sandbox(SandboxSpec(image=sandbox_image, run_id="pytest-close-nowait"), docker_client)
+    cid = box.id
+    box.close(wait=False)
+    assert cid not in cleanup.live()
+    deadline = time.monotonic() + 60  # Docker removes it on its own; how soon is not what is tested
+    while docker_client.containers.list(all=True, filters={"id": cid}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not docker_client.containers.list(all=True, filters={"id": cid})
+
+
+def test_cpu_limit_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:
+    """Docker refuses nano_cpus above the machine's CPUs: the default 2.0 must still start on one CPU."""
+    from sandbox.docker import cpu_quota
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert cpu_quota(2.0) == 1_000_000_000 and cpu_quota(0.5) == 500_000_000 and cpu_quota(None) is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cpu_quota(2.0) == 2_000_000_000

@@ -369,3 +369,13 @@ def test_no_carriage_return_hint_when_the_text_differs_otherwise() -> None:
 ])
 def test_overlapping_matches_name_distinct_lines_and_columns(text: str, old: str, places: str) -> None:
     assert match_places(text, match_starts(text, old)) == places
+
+
+def test_newer_rust_than_the_grammar_is_written_with_a_possible_error_note(call, repo) -> None:
+    code = 'unsafe extern "C" {\n    pub safe fn abs(x: i32) -> i32;\n}\n'  # Rust 1.82; no rustc in the image
+    obs = edit(call, "src/ffi.rs", command="create", file_text=code)
+    assert not obs.is_error, obs.text
+    assert "Possible syntax error, the edit was made" in obs.text and "src/ffi.rs:2:" in obs.text
+    assert repo.read_file("src/ffi.rs") == code.encode()
+    notes = edit(call, "NOTES.kt", command="create", file_text="fun main( {\n")
+    assert not notes.is_error and "Syntax not checked: no tree-sitter grammar reads .kt files." in notes.text

@@ -14,7 +14,7 @@ import pytest
 
 from agent.trajectory import json_line
 from sandbox.docker import DockerSandbox, SandboxSpec, start_sandbox
-from tests.hostile import TEST_IDS, corpus, corpus_archive
+from tests.hostile import NEWER_THAN_THE_GRAMMARS, TEST_IDS, corpus, corpus_archive
 from tests.tools.test_run_tests import pytest_archive  # noqa: F401  (a fixture)
 from tools.base import Observation, Submitted, ToolContext, call_tool
 from tools.encoding import has_raw_bytes
@@ -71,6 +71,8 @@ def test_view_answers_every_entry(ctx: ToolContext, entry) -> None:
         "symlink out of the repository": "outside the repository", "minified bundle": "line truncated",
         "5 MB single line": "line truncated", "CRLF and LF mixed": "second = 2", "spaces and quotes in the name":
         "quoted", "old-Mac CR line endings": "y = 2", "parametrized ids": "test_eval", "plain": "def add",
+        "JUnit XML turned off": "-p no:junitxml", "newer rs than its grammar": "pub safe fn abs",
+        "newer ts than its grammar": "import defer", "newer c than its grammar": "#embed",
     }[entry.kind]
     assert expected in observation.text
     if entry.kind == "newline in the name":
@@ -143,3 +145,19 @@ def test_edits_of_every_kind_of_file_round_trip_through_the_patch(ctx: ToolConte
 def test_bash_output_shows_bytes_that_are_not_utf8(ctx: ToolContext) -> None:
     listed = tool(ctx, "bash", command="ls && cat prices.py")
     assert "caf\\xe9.py" in listed.text and "LABEL = 'caf\\xe9'" in listed.text and "not UTF-8" in listed.text
+
+
+@pytest.mark.parametrize("path", [path.decode() for path in NEWER_THAN_THE_GRAMMARS])
+def test_code_newer_than_the_grammars_is_edited_and_only_a_sure_error_refused(ctx: ToolContext, path: str) -> None:
+    old = next(line for line in NEWER_THAN_THE_GRAMMARS[path.encode()].decode().splitlines() if "= 1;" in line)
+    edited = tool(ctx, "str_replace_editor", command="str_replace", path=path, old_str=old,
+                  new_str=old.replace("= 1;", "= 2;"))
+    assert not edited.is_error and "syntax" not in edited.text  # the grammar's old misreading does not block
+    copy = path.replace(".", "_copy.")
+    created = tool(ctx, "str_replace_editor", command="create", path=copy,
+                   file_text=NEWER_THAN_THE_GRAMMARS[path.encode()].decode())
+    assert not created.is_error and "Possible syntax error, the edit was made" in created.text
+    assert ctx.sandbox.read_file(copy) == NEWER_THAN_THE_GRAMMARS[path.encode()]
+    broken = tool(ctx, "str_replace_editor", command="insert", path=path, insert_line=0, new_str="}")
+    assert broken.is_error and "the edit adds 1 more `}` than `{`" in broken.text
+    assert ctx.sandbox.read_file(path).startswith(NEWER_THAN_THE_GRAMMARS[path.encode()].split(b"\n")[0])

@@ -250,13 +250,17 @@ def test_without_swebench_the_model_is_told_which_extra_reads_results(monkeypatc
 
 def test_a_repo_that_turns_junitxml_off_still_gets_whole_rerunnable_ids(call, with_pytest) -> None:
     repo = with_pytest
-    # issue 14: `addopts = -p no:junitxml` leaves no report; the -rA summary is read without cutting ids
+    # issue 14: `addopts = -p no:junitxml` leaves no report; our plugin records each node id whole, also
+    # `test_s[p] - [q]`, which a reader of the -rA summary line cannot tell from `test_s[p]` plus a message
     repo.write_file("pytest.ini", b"[pytest]\naddopts = -p no:junitxml\n")
-    repo.write_file("test_a.py", b'import pytest\n\n\n@pytest.mark.parametrize("s", ["a b", "a c", "x - y"])\n'
-                                 b'def test_s(s):\n    assert s == "a b"\n')
+    repo.write_file("test_a.py", b'import pytest\n\n\n@pytest.mark.parametrize("s", ["a b", "a c", "x - y", "p] - [q"])'
+                                 b'\ndef test_s(s):\n    assert s == "a b"\n')
     obs = call("run_tests")
-    assert obs.data["failed"] == ["test_a.py::test_s[a c]", "test_a.py::test_s[x - y]"] and obs.data["passed"] == 1
+    failing = ["test_a.py::test_s[a c]", "test_a.py::test_s[p] - [q]", "test_a.py::test_s[x - y]"]
+    assert obs.data["failed"] == failing and obs.data["passed"] == 1
     assert "  test_a.py::test_s[a c]: AssertionError: assert 'a c' == 'a b'" in obs.text.splitlines()
+    again = call("run_tests", paths=["test_a.py::test_s[p] - [q]"])
+    assert again.data["failed"] == ["test_a.py::test_s[p] - [q]"] and again.data["passed"] == 0  # found by its id
 
 
 @pytest.mark.parametrize(("line", "parsed"), [
