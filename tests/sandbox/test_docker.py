@@ -491,7 +491,8 @@ def _tar(entries: list[tuple[str, bytes, int, int]]) -> bytes:
     return buffer.getvalue()
 
 
-def test_unpack_streams_through_the_shell_which_reads_on_after_it(box: DockerSandbox, docker_client) -> None:
+def test_unpack_streams_through_the_shell_which_reads_on_after_it(make_sandbox, docker_client) -> None:
+    box = make_sandbox(user="root")  # the shell path is root's (the default image's `agent` takes the archive API)
     big = os.urandom(3 * 2**20 + 17)  # several frames, and a last one that is not full
     data = _tar([("testbed/pkg/big.bin", big, 0o644, 1_000_000_000),
                  ("testbed/run.sh", b"#!/bin/sh\necho ran\n", 0o755, 1_100_000_000)])
@@ -505,7 +506,8 @@ def test_unpack_streams_through_the_shell_which_reads_on_after_it(box: DockerSan
     assert (docker_client.api.inspect_container(box.id)["ExecIDs"] or []) == []
 
 
-def test_unpack_failure_is_one_line_and_the_shell_lives_on(box: DockerSandbox) -> None:
+def test_unpack_failure_is_one_line_and_the_shell_lives_on(make_sandbox) -> None:
+    box = make_sandbox(user="root")
     with pytest.raises(SandboxError, match="could not copy the repository into the sandbox: .*No such file"):
         box.unpack(iter([_tar([("a.txt", b"x", 0o644, 0)])]), dest="/nowhere")
     assert box.run("echo alive").output == "alive\n" and box._service is not None and box._service.restarts == 0
