@@ -85,7 +85,7 @@ class ImageRecipe(BaseModel):
             "ca": hashlib.sha256(read_bundle(self.ca_bundle)).hexdigest() if self.ca_bundle else None,
         }
         if self.user:  # only then: the tags of images without a user stay what they were
-            parts["user"] = [self.user, SANDBOX_UID]
+            parts["user"] = user_script(self.user)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -221,9 +221,12 @@ def _build(recipe: ImageRecipe, client: Any, tag: str, *, offline: bool | None, 
 
 
 def user_script(user: str) -> str:
-    """Shell lines making `user` (uid `SANDBOX_UID`, own group, home) and giving it /testbed."""
+    """Shell lines making `user` (uid `SANDBOX_UID`, own group, home) and giving it /testbed.
+
+    /testbed is open to every user too: a sandbox run as root (`sandbox.user = "root"`) has no
+    CAP_DAC_OVERRIDE to write into a directory another user owns."""
     return (f"useradd --uid {SANDBOX_UID} --user-group --create-home --shell /bin/bash {user}\n"
-            f"chown {user}:{user} /testbed\n")
+            f"chown {user}:{user} /testbed && chmod 0777 /testbed\n")
 
 
 def debootstrap_import(recipe: ImageRecipe, client: Any, tag: str, log: BuildLog, timeout: float) -> None:
