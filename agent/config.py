@@ -180,8 +180,9 @@ class SandboxSettings(_Section):
     pids_limit: int = Field(1024, gt=0)
     # /tmp and /var/tmp are tmpfs of this size (charged to `memory`); "" keeps the image's own /tmp.
     tmp_size: str = "1g"
-    # The container's writable layer, where the engine can limit it (overlay2 on xfs with pquota).
-    disk_size: str = "10g"
+    # What the sandbox may write to its own files (outside /tmp): enforced by the engine where it can
+    # (overlay2 on xfs with pquota), else measured after and during each command (sandbox.disk).
+    disk_size: str = "4g"
     network: bool = False
     ca_bundle: FilePath | None = None  # extra CA bundle for TLS-intercepting proxies
     # Linux capabilities added back to the container; every other one is dropped.
@@ -375,6 +376,10 @@ def load_settings(
     for rank, (data, label) in enumerate(layers):
         _merge_into(merged, data, (rank, label), origins)
     _drop_weaker_alternatives(merged, origins)
+    from sandbox.certs import client_bundle_problem
+
+    if problem := client_bundle_problem(env):  # the model client would fail on it with a traceback
+        problems.append(problem)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:

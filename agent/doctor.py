@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,15 @@ class Check:
     warning: bool = False  # shown, but not a failure
 
 
-def run_checks(path: Path, probe_model: bool = True) -> Iterator[Check]:
+Status = Callable[[str], None]  # the live line: what doctor is doing or waiting for right now
+
+
+def _quiet(text: str) -> None:
+    pass
+
+
+def run_checks(path: Path, probe_model: bool = True, status: Status = _quiet) -> Iterator[Check]:
+    """Each check as it is made; `status` hears what is under way (a request, how long it has waited)."""
     from sandbox.base import SandboxError
     from sandbox.docker import connect
     from sandbox.images import default_image, image_exists
@@ -41,9 +50,10 @@ def run_checks(path: Path, probe_model: bool = True) -> Iterator[Check]:
         yield leftover_check(client)
     except SandboxError as exc:
         yield Check(False, str(exc))
+    yield scratch_check()
     settings = yield from _config_checks(path)
     if settings is not None and probe_model:
-        yield from model_checks(settings)
+        yield from model_checks(settings, status)
 
 
 def leftover_check(client) -> Check:
@@ -59,6 +69,18 @@ def leftover_check(client) -> Check:
     more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
     return Check(True, f"{len(orphans)} leftover sandbox container(s) of runs that are gone: {listed}{more}",
                  "remove them with 'agent sandbox prune'", warning=True)
+
+
+def scratch_check() -> Check:
+    """Temporary copies of repositories left by runs that were killed (`kill -9`): a warning naming them."""
+    from sandbox.cleanup import stale_scratch
+
+    found = stale_scratch()
+    if not found:
+        return Check(True, "no leftover temporary copies")
+    listed = ", ".join(str(path) for path in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return Check(True, f"{len(found)} leftover temporary cop{'ies' if len(found) > 1 else 'y'} of runs that are gone: "
+                 f"{listed}", "remove them with 'agent sandbox prune' (the next 'agent fix' does too)", warning=True)
 
 
 def _config_checks(path: Path):
@@ -82,17 +104,29 @@ def _config_checks(path: Path):
 
 PROBE_SAMPLES = 3  # one sample decided each format before; a small model gets it right only some of the time
 PROBE_MAX_TOKENS = 128  # a ping call is a few dozen tokens; a rambling reply is cut here
+PROBE_TIMEOUT = 30.0  # seconds one probe request may take (a ping is short; a cold CPU server needs some)
+MODEL_CHECKS_BUDGET = 120.0  # seconds all model checks may take together: a wedged server never holds doctor longer
+WAIT_NOTICE = 5.0  # seconds between live updates while a request waits
 
 
-def model_checks(settings) -> Iterator[Check]:
+def model_checks(settings, status: Status = _quiet) -> Iterator[Check]:
+    """The endpoint, its models, its context window and the tool-call formats, within MODEL_CHECKS_BUDGET.
+
+    Every request's timeout is the smaller of `model.request_timeout`, PROBE_TIMEOUT and the
+    budget left; a format whose request timed out is not sampled again, and after a timeout
+    no other format is tried (the server is not answering).
+    """
     from agent.model import ModelError, OpenAIModel
 
-    probe = settings.model.model_copy(update={"retries": 0, "request_timeout": min(settings.model.request_timeout, 60),
-                                             "max_tokens": PROBE_MAX_TOKENS})
-    model = OpenAIModel(probe)
+    probe = settings.model.model_copy(update={
+        "retries": 0, "request_timeout": min(settings.model.request_timeout, PROBE_TIMEOUT),
+        "max_tokens": PROBE_MAX_TOKENS})
+    model = OpenAIModel(probe, wait_notice=WAIT_NOTICE)
     where = model.url
+    deadline = time.monotonic() + MODEL_CHECKS_BUDGET
+    status(f"asking {where} for its models")
     try:
-        models = model.list_models()
+        models = model.list_models(deadline=deadline)
     except ModelError as exc:
         yield Check(False, f"model endpoint {where}: {exc}", "start the server or set OPENAI_BASE_URL / --base-url")
         return
@@ -102,17 +136,32 @@ def model_checks(settings) -> Iterator[Check]:
         yield Check(False, f"model {settings.model.name!r} is not served there",
                     f"set AGENT_MODEL to one of: {', '.join(names)}")
         return
+    status(f"asking {where} for its context window")
     yield Check(True, f"context window {model.context_window():,} tokens (profile {model.profile.name})")
-    yield from format_checks(model, settings.model.tool_format)
+    yield from format_checks(model, settings.model.tool_format, status, deadline)
 
 
-def format_checks(model, configured: str) -> Iterator[Check]:
-    """Sample each tool-call format a few times, then recommend one setting; fail when none works."""
-    native = probe_format(model, "native")
+def format_checks(model, configured: str, status: Status = _quiet, deadline: float | None = None) -> Iterator[Check]:
+    """Sample each tool-call format a few times, then recommend one setting; fail when none works.
+
+    After a request that timed out (or ran out of `deadline`) the formats not yet tried are
+    skipped: a server that does not answer one will not answer the next either.
+    """
+    native = probe_format(model, "native", status, deadline)
     yield Check(True, f"native tool calls: {native.describe()}", warning=native.ok < PROBE_SAMPLES)
-    texts = {fmt: probe_format(model, fmt) for fmt in ("xml", "hermes")}
-    for fmt, found in texts.items():
-        yield Check(True, f"{fmt} text tool calls: {found.describe()}", warning=found.ok < PROBE_SAMPLES)
+    texts: dict[str, FormatProbe] = {}
+    for fmt in ("xml", "hermes"):
+        if any(p.timed_out for p in (native, *texts.values())):
+            texts[fmt] = FormatProbe(fmt, error="not tried: the server did not answer in time")
+        else:
+            texts[fmt] = probe_format(model, fmt, status, deadline)
+        yield Check(True, f"{fmt} text tool calls: {texts[fmt].describe()}", warning=texts[fmt].ok < PROBE_SAMPLES)
+    if any(p.timed_out for p in (native, *texts.values())) and not any(p.ok for p in (native, *texts.values())):
+        yield Check(False, f"the model server at {model.url} did not answer a health-check request in time "
+                    f"({native.error or 'no reply'})",
+                    "check that the server is up and not overloaded (a first request on a CPU server can be slow: "
+                    "raise model.request_timeout)")
+        return
     ranked = sorted([native, *texts.values()], key=lambda p: (p.ok, p.fmt == "native",
                                                               p.fmt == model.text_tool_format), reverse=True)
     best = ranked[0]
@@ -141,6 +190,7 @@ class FormatProbe:
     tries: int = 0
     as_text: int = 0  # native only: calls that came back written as text
     error: str = ""
+    timed_out: bool = False  # a request got no answer in time: sampling stopped there
 
     def describe(self) -> str:
         if self.error and not self.tries:
@@ -151,23 +201,35 @@ class FormatProbe:
         return said + (f"; {self.error}" if self.error else "")
 
 
-def probe_format(model, fmt: str) -> FormatProbe:
-    """Ask for the ping call PROBE_SAMPLES times in `fmt` ("native", "xml" or "hermes"); count the valid calls."""
-    from agent.model import ModelError
+def probe_format(model, fmt: str, status: Status = _quiet, deadline: float | None = None) -> FormatProbe:
+    """Ask for the ping call PROBE_SAMPLES times in `fmt` ("native", "xml" or "hermes"); count the valid calls.
+
+    Stops at the first error: a refusal (no tool parser, a 400) will not change on a second
+    try, and a request that timed out would only time out again.
+    """
+    from agent.model import ModelError, NoReply, OutOfTime
     from agent.toolcalls import parse_reply, render_tool_instructions
 
     result = FormatProbe(fmt)
     user = {"role": "user", "content": PING_PROMPT}
-    for _ in range(PROBE_SAMPLES):
+    for sample in range(1, PROBE_SAMPLES + 1):
+        doing = f"asking {model.url} for a {fmt} tool call ({sample}/{PROBE_SAMPLES})"
+        status(doing)
+
+        def waited(kind: str, news: dict) -> None:
+            if kind == "model_wait":
+                status(f"{doing}: waiting for the model server, {news['seconds']} s")
+
         try:
             if fmt == "native":
-                reply = model.query([user], [PING_TOOL])
+                reply = model.query([user], [PING_TOOL], deadline=deadline, progress=waited)
             else:
                 system = {"role": "system", "content": render_tool_instructions([PING_TOOL], fmt)}
-                reply = model.query([system, user], [])
+                reply = model.query([system, user], [], deadline=deadline, progress=waited)
         except ModelError as exc:
             result.error = str(exc)
-            break  # a refusal (no tool parser, a 400) will not change on a second try
+            result.timed_out = isinstance(exc, (NoReply, OutOfTime))
+            break
         result.tries += 1
         if fmt == "native":
             calls = parse_reply(reply.content, [PING_TOOL], "native", native_calls=reply.native_tool_calls).calls

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import ModelSettings
-from agent.model import ModelProgress, ModelReply, OpenAIModel
+from agent.redaction import public_url
+from agent.model import ModelProgress, ModelReply, OpenAIModel, OutOfTime
 
 REMEMBERED_CONVERSATIONS = 4096
 
@@ -38,8 +39,12 @@ class Lease:
 
 
 class EndpointSlots(Protocol):
-    def acquire(self, conversation: str) -> Lease:
-        """The conversation's endpoint, once it has a free slot; blocks until then."""
+    def acquire(self, conversation: str, deadline: float | None = None) -> Lease:
+        """The conversation's endpoint, once it has a free slot; blocks until then.
+
+        `deadline` (`time.monotonic()` seconds; None: none) caps the wait: `OutOfTime` when
+        it comes first, so a run's time limit also covers the queue for a slot.
+        """
         ...
 
     def release(self, lease: Lease) -> None: ...
@@ -95,10 +100,12 @@ class ThreadSlots:
         self._table = SlotTable(endpoints, limit)
         self._changed = threading.Condition()
 
-    def acquire(self, conversation: str) -> Lease:
+    def acquire(self, conversation: str, deadline: float | None = None) -> Lease:
         with self._changed:
             endpoint = self._table.endpoint_for(conversation)
-            self._changed.wait_for(lambda: self._table.free(endpoint, time.monotonic()))
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._changed.wait_for(lambda: self._table.free(endpoint, time.monotonic()), timeout=wait):
+                raise OutOfTime(slot_wait_message(endpoint))
             return self._table.take(endpoint, time.monotonic())
 
     def release(self, lease: Lease) -> None:
@@ -127,7 +134,7 @@ class EndpointPool:
         deadline: float | None = None,
         progress: ModelProgress | None = None,
     ) -> ModelReply:
-        lease = self._slots.acquire(conversation_key(messages))
+        lease = self._slots.acquire(conversation_key(messages), deadline)
         try:
             return self._models[lease.endpoint].query(messages, tools, deadline=deadline, progress=progress)
         finally:
@@ -147,6 +154,13 @@ class EndpointPool:
     def close(self) -> None:
         for model in self._models.values():
             model.close()
+
+
+def slot_wait_message(endpoint: str | None) -> str:
+    """Why a query ended before it was sent: every slot of its endpoint stayed busy until the time limit."""
+    where = f" at {public_url(endpoint)}" if endpoint else ""
+    return (f"the time limit came while waiting for a free slot{where} "
+            "(model.max_concurrency requests were already in flight)")
 
 
 def conversation_key(messages: list[dict[str, Any]]) -> str:

@@ -1,7 +1,7 @@
 """Errors the CLI turns into one line and an exit code.
 
 Exit codes are part of the interface: 2 usage or config, 3 environment
-(Docker, model server, image), 130 interrupted by SIGINT, 143 by SIGTERM
+(Docker, model server, image), 129 interrupted by SIGHUP, 130 by SIGINT, 143 by SIGTERM
 (docs/ending-runs.md).
 """
 

@@ -13,7 +13,6 @@ import secrets
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -188,19 +187,22 @@ def run_fix(
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     instructions = read_instructions(repo.root, request.cwd) if request.repo_instructions else None
-    scratch = Path(tempfile.mkdtemp(prefix="moe-fix-"))
     cleanup.install_handlers()  # from this (main) thread: signals cannot be set up from the others
-    background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="moe-fix")
-    trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl",
-                                  redact=Redactor([*settings.secrets(), *request.secrets]))
+    with cleanup.shielded(deliver=False):  # a signal meanwhile comes out inside the `try`, which removes these
+        scratch = cleanup.scratch_dir("fix")  # named after this process: a run killed by -9 leaves it for the next
+        background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="moe-fix")
+        trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl",
+                                      redact=Redactor([*settings.secrets(), *request.secrets]))
     starting: Future[tuple[str, bool, Any]] | None = None
     box = None
     stopping: Future[None] | None = None
     result: RunResult | None = None
     image, cached = "", False
     try:
+        cleanup.deliver_pending()
         taking = background.submit(clock.timed, "snapshot", take_snapshot, repo, scratch / "snapshot")
         starting = background.submit(_start_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
+        background.submit(cleanup.reap_scratch)  # copies left by runs killed with -9, once a worker is free
         from agent.loop import configured_agent, toolset  # the model client's imports overlap the start
 
         toolset(settings.tools.enabled)  # a bad tool name fails before the loop starts

@@ -9,8 +9,10 @@ either. Tool calls are returned raw; parsing them is `agent.toolcalls`' job.
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import re
+import ssl
 import sys
 import threading
 import time
@@ -49,7 +51,7 @@ with _without(*ASYNC_ONLY):
 
 
 from agent.config import ModelSettings  # noqa: E402
-from agent.errors import EnvironmentProblem  # noqa: E402
+from agent.errors import EnvironmentProblem, UsageError  # noqa: E402
 from agent.profiles import Profile, pick_profile  # noqa: E402
 from agent.redaction import Redactor, public_url, url_secrets  # noqa: E402
 from agent.served_context import served_context_window  # noqa: E402
@@ -72,6 +74,10 @@ MIN_REQUEST_SECONDS = 0.05  # less time left than this is no time left
 
 class ModelError(EnvironmentProblem):
     """The model server gave no usable reply; the message is one line naming the server."""
+
+
+class NoReply(ModelError):
+    """Every attempt timed out: the server accepts requests but does not answer them (wedged, overloaded)."""
 
 
 class ContextLengthExceeded(ModelError):
@@ -155,10 +161,15 @@ class OpenAIModel:
         # Messages name the endpoint without its credentials; the server's own words are masked too.
         self.url = public_url(settings.base_url)
         self._redact = Redactor([*url_secrets(settings.base_url), api_key if api_key != "EMPTY" else None])
-        with _without(*ASYNC_ONLY):  # the HTTP core is imported here
-            self._client = openai.OpenAI(
-                base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
-            )
+        try:
+            with _without(*ASYNC_ONLY):  # the HTTP core is imported here
+                self._client = openai.OpenAI(
+                    base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
+                )
+        except (OSError, ssl.SSLError) as exc:  # SSL_CERT_FILE names no usable CA bundle (config checks it first)
+            from sandbox.certs import client_bundle_problem
+
+            raise UsageError(client_bundle_problem(os.environ) or f"cannot set up TLS for {self.url}: {exc}") from None
 
     def query(
         self,
@@ -188,9 +199,12 @@ class OpenAIModel:
                              f"JSON object: {self._redact(text[:200])!r}")
         return raw
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`."""
-        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout))
+    def list_models(self, deadline: float | None = None) -> list[dict[str, Any]]:
+        """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`.
+
+        `deadline` (`time.monotonic()` seconds) caps the wait as for `query`.
+        """
+        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout), deadline)
         return [entry.to_dict(mode="json") for entry in page.data]
 
     @property
@@ -314,7 +328,8 @@ class OpenAIModel:
                 problem, detail, reason = "unreachable", self._redact(_connection_failure(exc)), "a connection failure"
             if attempt >= attempts:
                 noun = "attempt" if attempt == 1 else "attempts"
-                raise ModelError(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
+                kind = NoReply if problem == "timed out" else ModelError
+                raise kind(f"model server at {url} {problem} after {attempt} {noun}: {detail}")
             wait = self._backoff(attempt, retry_after)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise OutOfTime(f"the time limit comes before the model server at {url} may be asked again "

@@ -60,8 +60,15 @@ class LiveProgress:
         self._waiting: Status | None = None
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        """Show one event; a terminal that is gone (SIGHUP, a closed ssh) silences it, never the run."""
         if self.quiet:
             return
+        try:
+            self._show(kind, data)
+        except OSError:
+            self.quiet = True
+
+    def _show(self, kind: str, data: dict[str, Any]) -> None:
         self._stop_waiting()
         if kind == "thinking":
             self._waiting = Status(Waiting(data.get("step", self.step + 1)), console=self.console,
@@ -101,9 +108,9 @@ class LiveProgress:
             self.console.print(f"[dim]{self._clock()}[/]     [cyan]{_escape(why)}; using {data['format']} text calls[/]")
 
     def _stop_waiting(self) -> None:
-        if self._waiting is not None:
-            self._waiting.stop()
-            self._waiting = None
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.stop()
 
     def _clock(self) -> str:
         seconds = time.monotonic() - self.started

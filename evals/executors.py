@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from agent.config import ModelSettings
-from agent.endpoints import EndpointPool, Lease, SlotTable, lease_seconds
+from agent.endpoints import EndpointPool, Lease, SlotTable, lease_seconds, slot_wait_message
 from agent.errors import EnvironmentProblem, UsageError
+from agent.model import OutOfTime
 from evals.images import ImageBuilder
 from evals.prefetch import SandboxOpener, SandboxPrefetch
 from evals.repos import RepoSource
@@ -282,12 +283,17 @@ class SlotKeeper:
     def ready(self) -> bool:
         return True
 
-    async def acquire(self, conversation: str) -> Lease:
+    async def acquire(self, conversation: str, within: float | None = None) -> Lease | None:
+        """A lease, or None when no slot came free within `within` seconds (None: wait as long as it takes)."""
         async with self._changed:
             endpoint = self._table.endpoint_for(conversation)
+            until = None if within is None else time.monotonic() + within
             while not self._table.free(endpoint, time.monotonic()):
+                left = 1.0 if until is None else min(1.0, until - time.monotonic())
+                if left <= 0:
+                    return None
                 try:  # wake now and then: a lost worker's lease expires without a release
-                    await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+                    await asyncio.wait_for(self._changed.wait(), timeout=left)
                 except TimeoutError:
                     pass
             return self._table.take(endpoint, time.monotonic())
@@ -304,10 +310,15 @@ class RaySlots:
 
     keeper: Any
 
-    def acquire(self, conversation: str) -> Lease:
+    def acquire(self, conversation: str, deadline: float | None = None) -> Lease:
+        """The actor's lease; the deadline travels as seconds left (monotonic clocks differ between nodes)."""
         import ray
 
-        return ray.get(self.keeper.acquire.remote(conversation))
+        within = None if deadline is None else max(0.0, deadline - time.monotonic())
+        lease = ray.get(self.keeper.acquire.remote(conversation, within))
+        if lease is None:
+            raise OutOfTime(slot_wait_message(None))
+        return lease
 
     def release(self, lease: Lease) -> None:
         self.keeper.release.remote(lease)  # no need to wait for it

@@ -7,6 +7,7 @@ tool inside the sandbox is pointed at the result.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.base import SandboxError
@@ -45,10 +46,41 @@ def bundle_problem(path: Path) -> str | None:
     """Why `path` is not a usable PEM CA bundle, or None when it is."""
     try:
         data = path.read_bytes()
+    except IsADirectoryError:
+        return f"cannot read the CA bundle {path}: it is a directory"
     except OSError as exc:
         return f"cannot read the CA bundle {path}: {exc.strerror}"
     if b"-----BEGIN CERTIFICATE-----" not in data:
         return f"{path} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)"
+    return None
+
+
+# What OpenSSL, and so the model client (httpx), reads instead of the system's CA store when set.
+CLIENT_CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def client_bundle_problem(env: Mapping[str, str]) -> str | None:
+    """Why the CA store `SSL_CERT_FILE`/`SSL_CERT_DIR` in `env` name cannot be used, or None.
+
+    The model client loads it when it is made and fails with a bare `FileNotFoundError` or
+    `ssl.SSLError` (a missing file, a directory, an unreadable file, text that is not PEM);
+    said here first, it is one configuration line naming the variable.
+    """
+    import ssl
+
+    for name in CLIENT_CA_VARIABLES:
+        value = env.get(name)
+        if not value:
+            continue
+        where = {"cafile": value} if name == "SSL_CERT_FILE" else {"capath": value}
+        if name == "SSL_CERT_FILE" and (problem := bundle_problem(Path(value))):
+            return f"{name}={value}: {problem}"
+        if name == "SSL_CERT_DIR" and not Path(value).is_dir():
+            return f"{name}={value}: not a directory"
+        try:
+            ssl.create_default_context(**where)
+        except (OSError, ssl.SSLError) as exc:
+            return f"{name}={value}: not a usable CA bundle ({getattr(exc, 'reason', None) or exc})"
     return None
 
 

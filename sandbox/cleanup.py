@@ -1,11 +1,16 @@
-"""Never leave containers behind: this process's on exit and signals, others' by label."""
+"""Never leave anything behind: this process's containers on exit and signals, others' by label,
+and the temporary directories of runs whose process is gone (named after their owner)."""
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
+import shutil
 import signal
 import socket
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -54,10 +59,15 @@ def remove_live() -> None:
         forget(cid)
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: the run stops and cleans up; exit status 128 + `signum`.
+# The signals that end a run: Ctrl-C, `kill`/`timeout`/CI runners/`docker stop`, and a closed
+# terminal or ssh session. Each ends it the same way, with exit status 128 + its number.
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    A `KeyboardInterrupt`, so every path that already handles Ctrl-C handles SIGTERM the same way.
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: the run stops and cleans up; exit status 128 + `signum`.
+
+    A `KeyboardInterrupt`, so every path that already handles Ctrl-C handles the others the same way.
     """
 
     def __init__(self, signum: int) -> None:
@@ -67,28 +77,41 @@ class Interrupted(KeyboardInterrupt):
 
 class _Signals:
     """This process's signal state: the first signal raises `Interrupted` (at once, or when the
-    cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once."""
+    cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once.
+
+    A handler's exception can land where Python cannot pass it on: in a weakref callback of the
+    import system (threads importing at start-up) or a `__del__`, which print it and go on. Such
+    a swallowed `Interrupted` reaches `sys.unraisablehook` instead, and is raised again from there
+    a moment later, so no moment of a run loses its signal.
+    """
 
     def __init__(self) -> None:
         self.received: int | None = None
         self.count = 0
         self.raised = False
         self.shield = 0  # depth of `shielded()` blocks in the main thread
+        self.again = False  # the next call is the re-raise of a swallowed `Interrupted`, not a new signal
+        self.reported = False  # the command has told the user (one line, its JSON)
 
     def handle(self, signum: int, frame: object) -> None:
-        self.count += 1
-        if self.received is None:
-            self.received = signum
-        if self.count >= 3:
-            os.write(2, b"error: interrupted three times; quitting without cleaning up "
-                        b"(the next run removes the containers left)\n")
-            os._exit(128 + self.received)
-        if self.count == 2:
-            os.write(2, b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
-        if self.raised or self.shield:
+        if self.again:
+            self.again = False
+        else:
+            self.count += 1
+            if self.received is None:
+                self.received = signum
+            if self.count >= 3:
+                _say(b"error: interrupted three times; quitting without cleaning up "
+                     b"(the next run removes the containers left)\n")
+                os._exit(128 + self.received)
+            if self.count == 2:
+                _say(b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
+            if self.raised:
+                return
+        if self.shield:
             return
         self.raised = True
-        raise Interrupted(signum)
+        raise Interrupted(self.received or signum)
 
     def release(self) -> None:
         """The shield is down: raise the interruption that arrived under it, if any."""
@@ -96,12 +119,36 @@ class _Signals:
             self.raised = True
             raise Interrupted(self.received)
 
+    def swallowed(self, unraisable: Any) -> None:
+        """`sys.unraisablehook`: an `Interrupted` that could not propagate is raised again, later."""
+        if not isinstance(unraisable.exc_value, Interrupted):
+            _unraisable_default(unraisable)
+            return
+        self.raised = False
+
+        def again() -> None:
+            self.again = True
+            import _thread
+
+            _thread.interrupt_main(self.received or signal.SIGINT)  # runs `handle` in the main thread
+
+        threading.Timer(0.01, again).start()  # not from inside the callback that swallowed it
+
+
+def _say(line: bytes) -> None:
+    """A line on stderr from a signal handler; none when stderr is gone (SIGHUP: the terminal closed)."""
+    try:
+        os.write(2, line)
+    except OSError:
+        pass
+
 
 _signals = _Signals()
+_unraisable_default = sys.unraisablehook
 
 
 def install_handlers() -> None:
-    """SIGINT and SIGTERM both raise `Interrupted` in the main thread; containers go at exit.
+    """SIGINT, SIGTERM and SIGHUP all raise `Interrupted` in the main thread; containers go at exit.
 
     Idempotent. Called by the CLI before any work, and by `start_sandbox` for library users.
     """
@@ -110,21 +157,34 @@ def install_handlers() -> None:
         _installed = True
         atexit.register(remove_live)
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        sys.unraisablehook = _signals.swallowed
+        for signum in HANDLED:
             if signal.getsignal(signum) != _signals.handle:
                 signal.signal(signum, _signals.handle)
 
 
 def interrupted_by() -> int | None:
-    """The first signal this process received, if any (SIGINT is 2, SIGTERM 15)."""
+    """The first signal this process received, if any (SIGHUP is 1, SIGINT 2, SIGTERM 15)."""
     return _signals.received
 
 
+def mark_reported() -> None:
+    """The command has said it was interrupted (its line, its JSON): the CLI says nothing more."""
+    _signals.reported = True
+
+
+def unreported() -> int | None:
+    """The signal that ended this process's command without the command saying so, if any."""
+    return None if _signals.reported else _signals.received
+
+
 @contextmanager
-def shielded() -> Iterator[None]:
+def shielded(deliver: bool = True) -> Iterator[None]:
     """Cleanup that a signal must not cut in half: a signal arriving inside waits for its end.
 
-    Only the main thread receives signals, so elsewhere this does nothing.
+    With `deliver` False it waits longer, until `deliver_pending()`: for a block that makes
+    what the `try` after it cleans up. Only the main thread receives signals, so elsewhere
+    this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -134,7 +194,14 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _signals.shield -= 1
-    _signals.release()
+    if deliver:
+        _signals.release()
+
+
+def deliver_pending() -> None:
+    """Raise now the interruption that arrived in a `shielded(deliver=False)` block, if any."""
+    if threading.current_thread() is threading.main_thread():
+        _signals.release()
 
 
 def process_start(pid: int) -> str | None:
@@ -275,3 +342,37 @@ def parse_age(text: str) -> float:
     except ValueError:
         raise ValueError(f"not a duration: {text!r} (use for example 30m, 2h, 1d)") from None
 
+
+# -- temporary directories ----------------------------------------------------------------
+# `moe-fix-<pid>-<start>-<random>`: the owner's PID and its start time (`process_start`).
+_SCRATCH_NAME = re.compile(r"moe-(?P<kind>[a-z]+)-(?P<pid>\d+)-(?P<start>\d+)-[^/]+")
+
+
+def scratch_dir(kind: str = "fix", root: Path | None = None) -> Path:
+    """A new temporary directory (under `root`, default `$TMPDIR`) named after this process, so
+    that once it dies (even by `kill -9`) the next run can tell it is nobody's (`stale_scratch`)."""
+    return Path(tempfile.mkdtemp(prefix=f"moe-{kind}-{os.getpid()}-{process_start(os.getpid()) or 0}-", dir=root))
+
+
+def stale_scratch(root: Path | None = None) -> list[Path]:
+    """The temporary directories under `root` (default: `$TMPDIR`) whose owner process is gone."""
+    found = []
+    for path in Path(root or tempfile.gettempdir()).glob("moe-*-*-*-*"):
+        named = _SCRATCH_NAME.fullmatch(path.name)
+        if named is None or not path.is_dir() or path.is_symlink():
+            continue
+        owner = {f"{LABEL}.host": socket.gethostname(), f"{LABEL}.pid": named["pid"],
+                 f"{LABEL}.pid_start": named["start"]}
+        if owner_state(owner) == "gone":
+            found.append(path)
+    return found
+
+
+def reap_scratch(root: Path | None = None) -> list[Path]:
+    """Remove the temporary directories whose owner is gone (`stale_scratch`); return them."""
+    removed = []
+    for path in stale_scratch(root):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed

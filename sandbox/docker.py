@@ -19,6 +19,7 @@ import secrets
 import shlex
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
 from sandbox.cache import cache_home
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
+from sandbox.disk import DiskLimit, human_size
 from sandbox.shell import GONE as GONE_MARK, MainBash, PersistentShell, ShellLink, attachable_command
 
 LABEL = "moe-agent"
@@ -98,6 +100,8 @@ _PROBE = ('command -v base64 >/dev/null && echo base64; [ "$EUID" = 0 ] && comma
 # end, and whatever tar left unread is drained, so the stream's sender never blocks.
 _UNTAR = ('{{ command tar -x -f - -C {dest} --no-same-owner 2>&1; echo "__moe_untar=$?"; command cat >/dev/null; }} '
           '| command tail -c 4000')
+# A command that asks how much space is free: `df` shows the host's disk, not the sandbox's limit.
+_ASKS_FOR_SPACE = re.compile(r"(^|[\s;&|(`])df(\s|$)")
 SHELL_READ_BYTES = 4 * 2**20
 SHELL_WRITE_BYTES = 48 * 2**10
 
@@ -117,8 +121,9 @@ class SandboxSpec(BaseModel):
     memory: str | None = "4g"
     pids_limit: int | None = 1024
     tmp_size: str | None = Field("1g", description="size of the tmpfs at /tmp and /var/tmp (None: the image's own)")
-    disk_size: str | None = Field(None, description="size limit of the container's writable layer, where the "
-                                  "engine supports one (overlay2 on xfs with pquota); elsewhere ignored")
+    disk_size: str | None = Field(None, description="what the container may write to its own files (a Docker "
+                                  "size such as 4g): enforced by the engine where it can (overlay2 on xfs with "
+                                  "pquota), else measured and enforced by the sandbox (sandbox.disk)")
     network: bool = False
     env: dict[str, str] = Field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -180,9 +185,15 @@ class DockerSandbox:
         self._untar: bool | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
+        self.disk = DiskLimit(disk_bytes(spec.disk_size), self._written) if spec.disk_size else None
+        self._layer_baseline = 0  # bytes the layer held before the model's first command (the repository copied in)
         self.shell = PersistentShell(client.api, container.id, workdir=spec.workdir, output_limit=spec.output_limit,
                                      opener=self._spawn_model_shell, side=self._model_shell_side)
         self.shell.start()
+        self._disk_stopped = False  # the watcher stopped processes that wrote past the limit (told once)
+        self._disk_done = threading.Event()
+        if self.disk is not None:
+            threading.Thread(target=self._watch_disk, name="sandbox-disk", daemon=True).start()
 
     @property
     def id(self) -> str:
@@ -198,11 +209,63 @@ class DockerSandbox:
             result = self.shell.run(command, timeout=limit)
             if FORK_FAILED in result.output or result.timed_out:
                 notes += [note for note in (self.stop_runaway_processes(),) if note]
+            notes += self._disk_notes(command, result.duration)
         except DockerException as exc:
             raise SandboxError(f"the sandbox container {self.id[:12]} is unusable: {_docker_message(exc)}") from None
         if NO_SPACE in result.output:
             notes.append(self.space_note())
         return dataclasses.replace(result, notes=(*notes, *result.notes)) if notes else result
+
+    # -- the disk limit (sandbox.disk) -------------------------------------------
+    def _layer_size(self) -> int | None:
+        """Bytes in the container's writable layer (Docker's SizeRw; the engine walks the layer)."""
+        try:
+            found = self.client.api.containers(all=True, size=True, filters={"id": [self.id]})
+        except Exception:
+            return None
+        size = found[0].get("SizeRw") if found else None
+        return int(size) if size is not None else None
+
+    def _written(self) -> int | None:
+        """Bytes the sandbox's commands added to the writable layer: what `disk_size` limits."""
+        size = self._layer_size()
+        return None if size is None else max(0, size - self._layer_baseline)
+
+    def _watch_disk(self) -> None:
+        """For the sandbox's life: measure what it wrote now and then (`DiskLimit.poll_interval`),
+        and stop the processes that grow it past the limit, during a command or between them."""
+        disk = self.disk
+        assert disk is not None
+        reference, cost = 0, 0.0
+        while not self._disk_done.wait(disk.poll_interval(cost)):
+            started = time.monotonic()
+            grown = disk.grew_past(max(reference, disk.used))
+            cost = time.monotonic() - started
+            if grown is not None and not self._disk_done.is_set():
+                reference, self._disk_stopped = grown, True
+                try:
+                    self.shell.stop_command()  # the command's processes, background ones, and the shell
+                except Exception:  # the container went meanwhile: nothing left to stop
+                    pass
+
+    def _disk_notes(self, command: str, seconds: float) -> list[str]:
+        """After a command: measure what was written when it may have mattered; past the limit the
+        model's shell may no longer grow files."""
+        disk = self.disk
+        if disk is None:
+            return []
+        stopped, self._disk_stopped = self._disk_stopped, False
+        asks = _ASKS_FOR_SPACE.search(command) is not None
+        if not (stopped or asks or disk.worth_measuring(seconds)):
+            return []
+        notes = [f"processes were stopped (and the shell restarted): they kept writing past the sandbox's disk "
+                 f"limit of {human_size(disk.limit)}"] if stopped else []
+        note = disk.check()
+        if disk.full or note:  # the soft limit: 0 while full, the hard one (the limit) once free again
+            self.shell.run("ulimit -S -f 0" if disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
+        if note is None and asks:
+            note = disk.usage_note()
+        return notes + [note] if note else notes
 
     # -- exhausted resources -------------------------------------------------
     def stop_runaway_processes(self, cheap_only: bool = False, restart_shell: bool = True) -> str | None:
@@ -247,7 +310,8 @@ class DockerSandbox:
     def space_note(self) -> str:
         """What the model is told when a write failed for lack of space: where the limits are."""
         tmp = f"/tmp holds at most {self.spec.tmp_size}" if self.spec.tmp_size else "/tmp has no size limit of its own"
-        return (f"no space left on device: the sandbox's writable space is limited ({tmp}); delete files "
+        rest = f", the rest of the sandbox at most {human_size(self.disk.limit)}" if self.disk else ""
+        return (f"no space left on device: the sandbox's writable space is limited ({tmp}{rest}); delete files "
                 "you no longer need (e.g. in /tmp) before writing more")
 
     # -- files -------------------------------------------------------------
@@ -380,7 +444,12 @@ class DockerSandbox:
             return extracted.read()
 
     def write_file(self, path: str, data: bytes) -> None:
-        """Write atomically: a temporary file in the same directory, then rename over."""
+        """Write atomically: a temporary file in the same directory, then rename over.
+
+        Refused with `OSError` (saying why) while the sandbox is past its disk limit.
+        """
+        if self.disk is not None and self.disk.full:
+            raise OSError(self.disk.full_note())
         full = self.resolve(path)
         directory, name = posixpath.split(full)
         tmp = posixpath.join(directory, f".{name}.moe-{secrets.token_hex(4)}")
@@ -494,8 +563,13 @@ class DockerSandbox:
         about 10-25 ms where Docker's archive API takes 0.4-1 s on a loaded machine (dockerd
         re-executes itself to walk the container's filesystem). Files then belong to the
         sandbox's user (root without CAP_CHOWN cannot give them the host's owner); mode and
+<<<<<<< HEAD
         mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps the
         owners the headers name: make them `owner`'s.
+=======
+        mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps owners.
+        What it unpacks does not count against the disk limit.
+>>>>>>> main
         """
         dest = dest or self.workdir
         if self._untar is None:
@@ -507,13 +581,15 @@ class DockerSandbox:
                 said = re.sub(r"__moe_untar=\d+", "", done.output).strip().splitlines()  # the first says why
                 raise SandboxError("could not copy the repository into the sandbox: "
                                    + (said[0][:200] if said else f"tar exit {code.group(1) if code else '?'}"))
-            return
-        try:
-            done = self.container.put_archive(dest, archive)
-        except Exception as exc:
-            raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
-        if not done:
-            raise SandboxError("could not copy the repository into the sandbox")
+        else:
+            try:
+                done = self.container.put_archive(dest, archive)
+            except Exception as exc:
+                raise SandboxError(f"could not copy the repository into the sandbox: {_docker_message(exc)}") from None
+            if not done:
+                raise SandboxError("could not copy the repository into the sandbox")
+        if self.disk is not None:  # the copy is the user's repository, not what the limit is for
+            self._layer_baseline = self._layer_size() or 0
 
     def close(self, wait: bool = True) -> None:
         """Stop the shells and remove the container; a signal meanwhile waits until it is gone.
@@ -524,6 +600,7 @@ class DockerSandbox:
         (`auto_remove`). Should it not end, `cleanup.reap_orphans` removes it once this process
         is gone. A container without that main process is removed as with `wait`.
         """
+        self._disk_done.set()
         with cleanup.shielded():
             for shell in (self.shell, self._service):
                 if shell is not None:
@@ -568,6 +645,23 @@ def scratch_mounts(spec: SandboxSpec) -> dict[str, str] | None:
     if not spec.tmp_size:
         return None
     return {path: f"size={spec.tmp_size},mode=1777,exec" for path in ("/tmp", "/var/tmp")}
+
+
+def disk_bytes(size: str) -> int:
+    """A Docker size (`4g`, `512m`, `1024`) in bytes, as Docker reads it (binary units)."""
+    from docker.utils import parse_bytes
+
+    return int(parse_bytes(size))
+
+
+def fsize_ulimit(spec: SandboxSpec) -> list[Any] | None:
+    """RLIMIT_FSIZE at the disk limit for every process in the container: no one file can be bigger."""
+    if not spec.disk_size:
+        return None
+    from docker.types import Ulimit
+
+    size = disk_bytes(spec.disk_size)
+    return [Ulimit(name="fsize", soft=size, hard=size)]
 
 
 def cpu_quota(cpus: float | None) -> int | None:
@@ -646,6 +740,7 @@ def container_options(spec: SandboxSpec, attach_nonce: str, as_root: bool = True
         "mem_limit": spec.memory,
         "pids_limit": spec.pids_limit,
         "tmpfs": scratch_mounts(spec),
+        "ulimits": fsize_ulimit(spec),
         "init": True,
         "auto_remove": True,  # a container whose owner died ends by itself (see attachable_command): then it goes
         "log_config": {"type": "none"},  # output goes through the shell socket; logs would only cost start time

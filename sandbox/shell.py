@@ -65,9 +65,13 @@ def attachable_command(nonce: str) -> list[str]:
     it), so a line carrying the nonce says the bash is gone. The container's stdin closes
     when the one attached client goes (Docker's StdinOnce, which `stdin_open` sets): when
     its owner dies, even by `kill -9`, the watcher reads end-of-file and the container ends.
+
+    SIGXFSZ is ignored by every process (an ignored signal stays ignored across exec): a write
+    past the file size limit (`sandbox.disk`) then fails with "File too large" instead of
+    killing the writer, the model's shell included.
     """
     watch = "cat >/dev/null 2>&1 || while read -r _; do :; done"
-    return ["sh", "-c", f"bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; {watch}"]
+    return ["sh", "-c", f"trap '' XFSZ; bash --noprofile --norc; rc=$?; echo; echo {GONE}{nonce} $rc; {watch}"]
 
 
 _SAFE = frozenset(range(0x20, 0x7F)) - {ord("\\"), ord("'")}
@@ -535,6 +539,13 @@ class PersistentShell:
         return dropped
 
     # -- process control through side channels -----------------------------
+    def stop_command(self) -> None:
+        """Kill the running command, loops of the shell itself included: its processes, then the shell.
+
+        For another thread, while `run` waits: `run` then returns, and the shell is restarted.
+        """
+        self._kill_shell()
+
     def _side_exec(self, script: str) -> None:
         exec_id = self.api.exec_create(self.container_id, ["bash", "-c", script], stdout=True, stderr=True)["Id"]
         self.api.exec_start(exec_id)

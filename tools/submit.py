@@ -120,7 +120,10 @@ def _stage_and_diff(ctx: ToolContext, attributes_file: str,
     excludes = " ".join(map(shlex.quote, ARTIFACT_PATHSPECS))
     config = f" -c core.attributesFile={shlex.quote(attributes_file)}" if attributes_file else ""
     config += " -c core.quotepath=on" if quote_paths else ""
+    # The model's shell may have been barred from growing files (sandbox.disk: past the disk
+    # limit); the patch's few small files may still be written, in this subshell only.
     script = f"""
+ulimit -S -f "$(ulimit -H -f)" 2>/dev/null
 cd {root} 2>/dev/null || {{ echo "__moe_error the repository root {root} does not exist"; exit 0; }}
 base={shlex.quote(ctx.base_commit or "HEAD")}
 where=$(git rev-parse --show-toplevel --git-path index "$base^{{commit}}" 2>/dev/null); found=$?
@@ -141,9 +144,11 @@ if [ -s "$tmp/new" ]; then
   sed -z 's|^|./|' "$tmp/new" | xargs -0 -r sh -c 'find "$@" -maxdepth 0 -type f -size +{LARGE_NEW_FILE_BYTES}c -print0' find \\
     | sed -z 's|^\\./||' > "$tmp/large"
 fi
-if [ -f "$index" ]; then cp "$index" "$tmp/index"; else rm -f "$tmp/index"; fi
+# -p: the copy keeps the index's mtime, by which git tells a file edited in the second it was staged
+if [ -f "$index" ]; then cp -p "$index" "$tmp/index"; else rm -f "$tmp/index"; fi
 export GIT_INDEX_FILE="$tmp/index"
-git add -u -- . && git add -A -- . {excludes} >/dev/null 2>&1 || {{ echo "__moe_error git add failed"; exit 0; }}
+failed=$( {{ git add -u -- . && git add -A -- . {excludes}; }} 2>&1 >/dev/null ) \
+  || {{ echo "__moe_error git add failed: $(printf %s "$failed" | tail -n 2 | tr '\n' ' ')"; exit 0; }}
 if [ -s "$tmp/large" ]; then
   git --literal-pathspecs rm -q --cached --ignore-unmatch --pathspec-from-file="$tmp/large" --pathspec-file-nul
   tr '\\0' '\\n' < "$tmp/large" | sed 's/^/__moe_large /'
@@ -163,8 +168,8 @@ printf "\\n__moe_patch "; base64 -w0 < "$tmp/patch"; echo
     if found.get("__moe_error") == "not a git repository":
         raise ToolError(f"{ctx.sandbox.workdir} is not a git repository, so there is no base commit to make a patch "
                         "against; the run cannot be submitted")
-    if "__moe_error" in found:
-        raise ToolError(f"could not compute the patch: {found['__moe_error']}")
+    if "__moe_error" in found:  # the sandbox's notes say why when it is out of space, and how to get some back
+        raise ToolError(" ".join([f"could not compute the patch: {found['__moe_error'].strip()}", *result.notes]))
     if "__moe_patch" not in found and not result.truncated_bytes:
         raise ToolError(f"could not compute the patch: {result.output.strip()[-500:]}")
     return found, left_out, result

@@ -9,30 +9,41 @@ import sys
 import threading
 
 
-def interrupted_json(code: int) -> str | None:
-    """What `agent fix --json` prints when interrupted before its run exists; None for other commands."""
+def failure_json(status: str, message: str, code: int) -> str | None:
+    """What `agent fix --json` prints when it ends before its run has an outcome; None for other commands.
+
+    `status` is "interrupted", "usage_error" (exit 2) or "environment_error" (exit 3): a
+    caller reading the JSON always gets an object, whatever stopped the command.
+    """
     if sys.argv[1:2] == ["fix"] and "--json" in sys.argv:
         import json
 
-        return json.dumps({"status": "interrupted", "message": "interrupted before the run started", "patch": "",
-                           "branch": None, "commit": None, "applied": False, "trajectory": None, "run_id": None,
-                           "exit_code": code})
+        return json.dumps({"status": status, "message": message, "patch": "", "branch": None, "commit": None,
+                           "applied": False, "trajectory": None, "run_id": None, "exit_code": code})
     return None
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """SIGINT/SIGTERM while the CLI is still importing: nothing exists yet that needs cleaning up."""
-    printed = interrupted_json(128 + signum)
-    if printed:
-        os.write(1, printed.encode() + b"\n")
-    os.write(2, b"error: interrupted\n")
+    """SIGINT/SIGTERM/SIGHUP while the CLI is still importing: nothing exists yet that needs cleaning up.
+
+    It exits at once rather than raising: an exception raised in the middle of an import can
+    be swallowed by the import system's own callbacks.
+    """
+    printed = failure_json("interrupted", "interrupted before the run started", 128 + signum)
+    for fd, text in ((1, printed), (2, "error: interrupted")):
+        try:
+            if text:
+                os.write(fd, text.encode() + b"\n")
+        except OSError:  # a terminal that is gone (SIGHUP), a closed pipe: the exit code still says it
+            pass
     os._exit(128 + signum)
 
 
 # Installed before the heavy imports below (about half a second), and only when this is the
 # `agent` command itself; `main` then hands signals to `sandbox.cleanup`, which cleans up.
+# The one place signals are set up at start-up: whatever else start-up does comes after.
 if os.path.basename(sys.argv[0]) == "agent" or sys.argv[0].endswith(os.path.join("agent", "__main__.py")):
-    for _signum in (signal.SIGINT, signal.SIGTERM):
+    for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(_signum, _interrupted_while_starting)
 
 import typer  # noqa: E402
@@ -40,7 +51,7 @@ import typer  # noqa: E402
 from agent import __version__  # noqa: E402
 from agent.errors import AgentError, missing_extra  # noqa: E402
 from sandbox.base import SandboxError  # noqa: E402
-from sandbox.cleanup import install_handlers  # noqa: E402
+from sandbox.cleanup import Interrupted, install_handlers, unreported  # noqa: E402
 
 # Each command's module, imported only when that command runs (or for the full help):
 # `agent fix` never imports the eval, CI or trajectory commands. name -> (module, attribute)
@@ -112,28 +123,37 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(name)
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, status: str | None = None) -> None:
+    """One line on stderr and exit `code`; `fix --json` prints its object first."""
+    printed = failure_json(status or {2: "usage_error", 3: "environment_error"}.get(code, "error"), message, code)
+    if printed:
+        try:
+            print(printed, flush=True)
+        except OSError:
+            pass
     from rich.console import Console
 
     from agent.terminal import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    try:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    except OSError:  # stderr was a terminal that is gone (SIGHUP): the exit code still says it
+        pass
     sys.exit(code)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
-    code = 128 + getattr(exc, "signum", signal.SIGINT)
-    printed = interrupted_json(code)
-    if printed:
-        print(printed, flush=True)
-    _fail("interrupted", code)
+    _fail("interrupted", 128 + getattr(exc, "signum", signal.SIGINT), status="interrupted")
 
 
 def main() -> None:
     """Run the CLI; turn known errors into one line and an exit code, never a traceback."""
-    install_handlers()  # from here on SIGINT and SIGTERM raise Interrupted and every run cleans up
+    install_handlers()  # from here on SIGINT, SIGTERM and SIGHUP raise Interrupted and every run cleans up
     try:
         code = build_app(_invoked(sys.argv[1:]))(standalone_mode=False)
+        signum = unreported()
+        if signum is not None and code in (130, 128 + signum):  # typer turns an escaped KeyboardInterrupt into 130
+            _interrupted(Interrupted(signum))
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

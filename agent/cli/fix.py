@@ -92,11 +92,21 @@ def fix(
                    attempts=AttemptPlan(attempts, attempts_temperature)),
         settings, listener=progress, echo=echo, found=repo,
     )
+    if outcome.result.status == "interrupted":  # one line and the JSON, however it was run
+        from sandbox.cleanup import mark_reported
+
+        mark_reported()
+        try:  # SIGHUP: the terminal they went to may be gone
+            if as_json:
+                typer.echo(json.dumps(outcome.to_json()))
+            err.print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})",
+                      soft_wrap=True)
+        except OSError:
+            pass
+        raise typer.Exit(outcome.exit_code)
     if as_json:
         typer.echo(json.dumps(outcome.to_json()))
-    if outcome.result.status == "interrupted":  # one line, however it was run
-        err.print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})", soft_wrap=True)
-    elif not as_json:
+    else:
         print_diff(out, outcome.result.patch)
         extra = {"trajectory": escape(str(outcome.trajectory))}
         if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):

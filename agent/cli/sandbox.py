@@ -72,7 +72,7 @@ def prune(
     run: str | None = typer.Option(None, "--run", help="Only containers of this run id (or eval batch id)."),
     force: bool = typer.Option(False, "--force", help="Also containers whose run is alive, or on another host."),
 ) -> None:
-    """Remove leftover sandbox containers: those whose run's process is gone, unless --force."""
+    """Remove leftover sandbox containers and temporary copies: those whose run's process is gone, unless --force."""
     from sandbox import cleanup
     from sandbox.docker import connect
 
@@ -83,6 +83,9 @@ def prune(
     client = connect()
     removed = cleanup.prune(client, older_than=age, run_id=run, force=force)
     console.print(f"removed {len(removed)} container{'s' if len(removed) != 1 else ''}")
+    copies = cleanup.reap_scratch()  # whatever --run says: a copy whose process is gone is nobody's
+    if copies:
+        console.print(f"removed {len(copies)} temporary cop{'ies' if len(copies) != 1 else 'y'} of runs that are gone")
     kept = [item for item in cleanup.leftovers(client, run) if item.owner != "gone" and item.age_seconds >= age]
     if kept and not force:
         console.print(f"kept {len(kept)} whose run is alive or on another host (--force removes them too)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -133,3 +134,31 @@ def test_the_command_exits_without_tearing_down_its_modules_yet_runs_exit_handle
     usage = subprocess.run([sys.executable, "-m", "agent", "fix"], capture_output=True, text=True, timeout=120,
                            cwd=ROOT)
     assert usage.returncode == 2 and usage.stderr.startswith("error: give the issue exactly one way")
+
+
+BROKEN_PEM = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "not PEM", "broken PEM"])
+@pytest.mark.parametrize("as_json", [True, False])
+def test_an_unusable_ssl_cert_file_is_one_config_line_and_exit_2(tmp_path: Path, kind: str, as_json: bool) -> None:
+    """The model client would die on it with a traceback; `--json` still prints its object."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("x = 1\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    bundle = {"missing": tmp_path / "nowhere.pem", "directory": tmp_path, "not PEM": tmp_path / "ca.txt",
+              "broken PEM": tmp_path / "broken.pem"}[kind]
+    (tmp_path / "ca.txt").write_text("just text\n")
+    (tmp_path / "broken.pem").write_text(BROKEN_PEM)
+    done = agent(["fix", "-C", str(repo), *(["--json"] if as_json else []), "fix it"], tmp_path,
+                 env={"SSL_CERT_FILE": str(bundle), "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: SSL_CERT_FILE={bundle}: ") and done.stderr.count("\n") == 1, done.stderr
+    if as_json:
+        printed = json.loads(done.stdout)
+        assert (printed["status"], printed["exit_code"], printed["patch"]) == ("usage_error", 2, "")
+        assert printed["message"] == done.stderr.removeprefix("error: ").strip()
+    else:
+        assert done.stdout == ""

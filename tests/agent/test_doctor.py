@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +12,20 @@ from pathlib import Path
 import pytest
 
 from agent.doctor import PROBE_MAX_TOKENS
-from tests.fakes.openai_server import FakeOpenAIServer, HttpError, Reply, tool_call
+from tests.fakes.openai_server import FakeOpenAIServer, Hang, HttpError, Reply, tool_call
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 XML_PING = "<tool_call>\n<function=ping>\n<parameter=text>ok</parameter>\n</function>\n</tool_call>"
 
 
-def doctor(server_url: str, tmp_path: Path, *args: str, model: str = "fake-model") -> subprocess.CompletedProcess:
+def doctor(server_url: str, tmp_path: Path, *args: str, model: str = "fake-model",
+           config: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENAI_BASE_URL": server_url, "AGENT_MODEL": model, "HOME": str(tmp_path)}
+    env.pop("AGENT_CONFIG", None)
+    if config is not None:
+        (tmp_path / "user.toml").write_text(config)
+        env["AGENT_CONFIG"] = str(tmp_path / "user.toml")
     return subprocess.run([sys.executable, "-m", "agent", "doctor", "-C", str(tmp_path), *args], env=env,
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
 
@@ -112,3 +118,35 @@ def test_git_check_names_the_version_or_how_to_get_git(tmp_path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # no git command on it
     missing = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
     assert missing.stdout.strip() == "False|git not found|install git", missing.stderr
+
+
+def test_a_server_that_accepts_and_never_answers_ends_doctor_with_one_line(tmp_path) -> None:
+    """The issue's example: a socket that accepts connections and never answers, not even /v1/models."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:  # the kernel accepts; nobody reads
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        done = doctor(url, tmp_path, config="[model]\nrequest_timeout = 2\n")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert re.search(r"fail model endpoint .*: .*timed out after 1 attempt: no reply within 2s", done.stdout)
+    assert done.stderr.startswith("error: model endpoint ") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_format_that_times_out_is_not_sampled_again_nor_are_the_others(fake_model_server, tmp_path) -> None:
+    fake_model_server.script = lambda body: Hang()
+    done = doctor(fake_model_server.base_url, tmp_path, config="[model]\nrequest_timeout = 2\n")
+    assert len(fake_model_server.requests) == 1  # not 3 formats x 3 samples, each waiting its full timeout
+    assert "native tool calls: unavailable (model server at" in done.stdout
+    assert "xml text tool calls: unavailable (not tried: the server did not answer in time)" in done.stdout
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: the model server at ") and "did not answer" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_slow_probe_shows_a_live_line_on_a_terminal(fake_model_server, tmp_path) -> None:
+    from tests.agent.test_cli import in_terminal
+
+    fake_model_server.script = lambda body: Hang()
+    (tmp_path / "user.toml").write_text("[model]\nrequest_timeout = 7\n")
+    shown = in_terminal(["doctor", "-C", str(tmp_path)], {
+        "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(tmp_path),
+        "AGENT_CONFIG": str(tmp_path / "user.toml")})
+    assert f"asking {fake_model_server.base_url} for a native tool call (1/3): waiting for the model server, 5 s" in shown

@@ -11,7 +11,7 @@ import pytest
 from agent.config import ModelSettings, load_settings
 from agent.endpoints import EndpointPool, Lease, SlotTable, ThreadSlots
 from agent.errors import UsageError
-from agent.model import ModelError
+from agent.model import ModelError, OutOfTime
 from tests.fakes.openai_server import Delay, FakeOpenAIServer, Reply, server_error
 
 DELAY = 0.3
@@ -110,3 +110,24 @@ def test_config_checks_endpoints_and_limit() -> None:
         load_settings(None, overrides={"model.base_urls": ["gpu-box:8000"]}, env={})
     with pytest.raises(UsageError, match=r"model\.max_concurrency: Input should be greater than 0"):
         load_settings(None, overrides={"model.max_concurrency": 0}, env={})
+
+
+def test_the_wait_for_a_slot_ends_at_the_run_s_deadline() -> None:
+    """A run whose endpoint stays busy ends with `time_limit`, not blocked behind other runs' requests."""
+    with FakeOpenAIServer([Reply("later")]) as server:
+        pool = EndpointPool(server.model_settings(max_concurrency=1))
+        held = pool._slots.acquire("another run")  # its request is in flight on the one slot
+        with pytest.raises(OutOfTime, match="waiting for a free slot at http://127.0.0.1"):
+            pool.query(conversation(2), [], deadline=time.monotonic() + 0.2)
+        assert server.requests == []  # nothing was sent past the deadline
+        pool._slots.release(held)
+        assert pool.query(conversation(2), [], deadline=time.monotonic() + 30).content == "later"
+
+
+def test_thread_slots_give_up_at_the_deadline_and_keep_no_lease() -> None:
+    slots = ThreadSlots(["http://a/v1"], limit=1)
+    held = slots.acquire("one")
+    with pytest.raises(OutOfTime):
+        slots.acquire("two", deadline=time.monotonic() + 0.05)
+    slots.release(held)
+    assert slots.acquire("two", deadline=time.monotonic()).endpoint == "http://a/v1"  # free now: no wait needed

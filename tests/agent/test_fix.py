@@ -18,6 +18,7 @@ from agent.files_image import MIN_FILES, remove_images
 from sandbox import cleanup
 from sandbox.cache import cache_home
 from tests.fakes.openai_server import HttpError, Reply, tool_call
+from tests.sandbox.test_cleanup import killed_run_scratch
 from tools import tags
 
 pytestmark = pytest.mark.docker
@@ -116,6 +117,7 @@ def test_snapshot_carries_local_changes_and_nothing_of_the_run_remains(fake_mode
     git_before = git_files(repo)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    killed_run_scratch(tmp)  # an earlier run killed with -9 left its copy: this run removes it
     look = Reply(tool_calls=[tool_call("bash", {"command": "cat README.md scratch.txt; ls secret.log; "
                                                            "git log --format=%s | head -2; git status --short"})])
     fake_model_server.script = [look, *SESSION]
@@ -129,7 +131,7 @@ def test_snapshot_carries_local_changes_and_nothing_of_the_run_remains(fake_mode
     assert "??" not in status and " M " not in status and " D " not in status  # the sandbox's index matches its files
     result = json.loads(done.stdout)
     assert "+    return a + b" in result["patch"] and "README" not in result["patch"]
-    assert list(tmp.iterdir()) == []
+    assert list(tmp.iterdir()) == []  # neither this run's copy nor the killed run's
     assert state(repo) == before
     assert git_files(repo) == git_before
 

@@ -126,3 +126,82 @@ def test_a_time_limit_ends_a_run_whose_model_never_answers(fake_model_server, tm
     assert "while waiting for the model server" in result["message"]
     assert len(fake_model_server.requests) == 1
     assert read_trajectory(Path(result["trajectory"])).status == "time_limit"
+
+
+# (seconds after the process was spawned, signal): start-up imports, the snapshot and the
+# container start in background threads, the first request. SIGHUP is what a closed terminal sends.
+OFFSETS = [(0.05, signal.SIGINT), (0.1, signal.SIGTERM), (0.2, signal.SIGHUP), (0.35, signal.SIGINT),
+           (0.5, signal.SIGTERM), (0.8, signal.SIGHUP), (1.2, signal.SIGINT), (2.0, signal.SIGTERM)]
+
+
+@pytest.mark.parametrize(("offset", "signum"), OFFSETS, ids=[f"{o}s-{s.name}" for o, s in OFFSETS])
+def test_a_signal_at_any_moment_of_start_up_ends_the_run_one_way(fake_model_server, tmp_path, docker_client,
+                                                                 offset, signum) -> None:
+    """Not before the CLI's first lines have run (Python's own start-up is not ours to handle)."""
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [Hang()]  # a run that gets this far waits for the model
+    spawned = time.monotonic()
+    proc = start_fix(repo, fake_model_server, tmp_path / "tmp")
+    wait_for(lambda: catches_sigterm(proc.pid), proc, "the CLI's signal handlers")
+    time.sleep(max(0.0, spawned + offset - time.monotonic()))
+    proc.send_signal(signum)
+    result = ended_cleanly(proc, tmp_path / "tmp", docker_client, 128 + signum)
+    runs = list((repo / ".agent" / "runs").glob("*/trajectory.jsonl")) if (repo / ".agent").is_dir() else []
+    if result["trajectory"] is None:  # it came before the run existed: nothing of it was made
+        assert runs == []
+    else:
+        assert runs == [Path(result["trajectory"])]
+        trajectory = read_trajectory(runs[0])
+        assert trajectory.status == "interrupted"
+        assert trajectory.end["message"] == f"interrupted by {signal.Signals(signum).name}"
+
+
+def reading_stdin(pid: int) -> bool:
+    """True while the process's main thread is blocked reading its stdin (syscall 0 on fd 0, x86-64)."""
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return call[:2] == ["0", "0x0"]
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="reads x86-64 syscall numbers from /proc")
+def test_a_signal_before_the_run_exists_still_gets_its_line_json_and_code(fake_model_server, tmp_path) -> None:
+    """Between the CLI's start and the run (here: reading the issue from stdin) typer once made it a silent 130."""
+    repo = make_repo(tmp_path / "repo")
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "TMPDIR": str(tmp_path), "HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "-"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    wait_for(lambda: reading_stdin(proc.pid), proc, "the issue being read from stdin")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "error: interrupted\n", err
+    assert json.loads(out) | {"message": ""} == {"status": "interrupted", "message": "", "patch": "", "branch": None,
+                                                 "commit": None, "applied": False, "trajectory": None,
+                                                 "run_id": None, "exit_code": 143}
+    assert fake_model_server.requests == [] and not (repo / ".agent").exists()
+
+
+def test_a_closed_terminal_ends_the_run_like_sigterm(fake_model_server, tmp_path, docker_client) -> None:
+    """SIGHUP after the terminal went away: nothing can be printed, the run still ends whole, exit 129."""
+    import pty
+
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = [Hang()]
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    leader, follower = pty.openpty()
+    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+           "TMPDIR": str(tmp), "HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "fix add"], env=env,
+                            stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
+    os.close(follower)
+    wait_for(lambda: fake_model_server.requests, proc, "a model request")
+    os.close(leader)  # the terminal is gone: every write to it now fails
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 129
+    assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
+    assert list(tmp.iterdir()) == []
+    [trajectory] = (repo / ".agent" / "runs").glob("*/trajectory.jsonl")
+    assert read_trajectory(trajectory).end["message"] == "interrupted by SIGHUP"

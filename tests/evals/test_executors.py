@@ -203,3 +203,20 @@ def test_cli_says_in_one_line_when_ray_is_missing_or_unreachable(command, tmp_pa
     unreachable = agent_cli([*args, "--ray-address", f"127.0.0.2:{free_port()}"], tmp_path)
     assert unreachable.returncode == 3, unreachable.stderr
     assert "no Ray cluster answers at" in unreachable.stderr and "Traceback" not in unreachable.stderr
+
+
+def test_the_slot_keeper_gives_up_when_the_run_s_time_is_out() -> None:
+    """What Ray workers ask for a slot: within the seconds their run has left, else None (-> time_limit)."""
+    import asyncio
+
+    from evals.executors import SlotKeeper
+
+    async def scenario() -> tuple[object, object, object]:
+        keeper = SlotKeeper(["http://a/v1"], limit=1, lease_seconds=600)
+        held = await keeper.acquire("one")
+        late = await keeper.acquire("two", within=0.05)
+        await keeper.release(held)
+        return held, late, await keeper.acquire("two", within=0.05)
+
+    held, late, later = asyncio.run(scenario())
+    assert held is not None and late is None and later is not None

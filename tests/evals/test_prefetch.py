@@ -127,6 +127,8 @@ def test_a_real_sandbox_started_ahead_and_never_taken_is_removed(docker_client, 
     prefetch = SandboxPrefetch([first, second], opener, ahead=1)
     with prefetch.take(first).box as box:
         assert box.run("git status --short && echo ready").output.endswith("ready\n")
+        assert box.disk is not None and box.disk.limit == 4 * 2**30  # eval sandboxes have the disk limit too
+        assert box.run("ulimit -H -f").output == f"{4 * 2**20}\n"  # KiB: no one file past it
         prefetch.close()  # as at the end of a batch cut short: the second was started, never taken
     assert set(started) == {first.instance_id, second.instance_id}
     for container_id in started.values():

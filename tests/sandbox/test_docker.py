@@ -444,12 +444,13 @@ def test_a_fork_bomb_is_stopped_and_the_shell_restarts(make_sandbox, docker_clie
 
 
 def test_scratch_space_is_a_sized_tmpfs_and_full_says_so(make_sandbox) -> None:
-    box = make_sandbox(tmp_size="16m", disk_size="1g")  # no writable-layer quota on most engines: ignored there
+    box = make_sandbox(tmp_size="16m", disk_size="1g")
     assert box.run("df -k --output=fstype,size /tmp /var/tmp | tail -2").output.split() == ["tmpfs", "16384"] * 2
     result = box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64")
     assert "No space left on device" in result.output
     assert result.notes == ("no space left on device: the sandbox's writable space is limited (/tmp holds at most "
-                            "16m); delete files you no longer need (e.g. in /tmp) before writing more",)
+                            "16m, the rest of the sandbox at most 1.0 GB); delete files you no longer need (e.g. in "
+                            "/tmp) before writing more",)
     assert box.run("rm /tmp/fill").ok
     big = os.urandom(300_000)  # past what the shell carries: the archive path, staged beside the workdir
     box.write_file("/tmp/big.bin", big)
@@ -528,6 +529,88 @@ def test_close_without_waiting_leaves_the_container_to_remove_itself(docker_clie
     while docker_client.containers.list(all=True, filters={"id": cid}) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not docker_client.containers.list(all=True, filters={"id": cid})
+
+
+def test_doctor_lists_and_prune_removes_a_killed_run_s_temporary_copy(tmp_path) -> None:
+    from tests.sandbox.test_cleanup import killed_run_scratch
+
+    dead = killed_run_scratch(tmp_path)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    checked = subprocess.run([sys.executable, "-m", "agent", "doctor", "--no-model", "-C", str(tmp_path)],
+                             capture_output=True, text=True, cwd=ROOT, env=env)
+    assert f"1 leftover temporary copy of runs that are gone: {dead}" in checked.stdout, checked.stdout
+    pruned = subprocess.run([sys.executable, "-m", "agent", "sandbox", "prune", "--run", f"pytest-none-{os.getpid()}"],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert pruned.returncode == 0 and "removed 1 temporary copy of runs that are gone" in pruned.stdout, pruned.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, sandbox_image, monkeypatch) -> None:
+    """overlay2 on ext4 (here, and CI) cannot limit a container's layer: the sandbox measures and enforces it."""
+    import sandbox.disk
+
+    spec = SandboxSpec(image=sandbox_image, disk_size="64m", run_id=f"pytest-disk-{os.getpid()}")
+    monkeypatch.setattr(sandbox.disk, "POLL_SECONDS", (60.0, 60.0))  # the watcher keeps out of this part
+    with start_sandbox(spec, docker_client) as box:
+        filled = box.run("for i in 1 2 3; do dd if=/dev/zero of=/testbed/f$i bs=1M count=30 2>/dev/null; done")
+        assert any(n.startswith("no space left: this sandbox may write at most 64 MB to its disk ([sandbox] "
+                                "disk_size) and 90 MB is written") for n in filled.notes), filled.notes
+        refused = box.run("echo more > /testbed/more; echo rc=$?")
+        assert "File too large" in refused.output and "rc=1" in refused.output  # the shell itself survives
+        with pytest.raises(OSError, match="no space left: this sandbox may write at most 64 MB"):
+            box.write_file("notes.txt", b"x")
+        freed = box.run("rm /testbed/f1 /testbed/f2")
+        assert any(n.startswith("disk space is available again") for n in freed.notes), freed.notes
+        one = box.run("dd if=/dev/zero of=/testbed/huge bs=1M count=100 2>&1 | head -1; rm /testbed/huge")
+        assert "File too large" in one.output  # no single file past the limit, and the writer lives
+        assert box.run("echo fine > /testbed/ok && cat /testbed/ok").output == "fine\n"
+        box.write_file("notes.txt", b"x")
+        asked = box.run("df -h /")
+        assert any("`df` shows the host's disk; this sandbox may write at most 64 MB" in n for n in asked.notes)
+        # Raising its own soft limit back does not let it grow on: the run ends.
+        box.run("for i in 4 5 6; do dd if=/dev/zero of=/testbed/g$i bs=1M count=30 2>/dev/null; done")
+        with pytest.raises(SandboxError, match=r"past its limit of 64 MB \(\[sandbox\] disk_size\), after its writes"):
+            box.run('ulimit -S -f "$(ulimit -H -f)"; for i in 7 8 9 10 11; do dd if=/dev/zero of=/testbed/g$i bs=1M '
+                    'count=30 2>/dev/null; done')
+    monkeypatch.setattr(sandbox.disk, "POLL_SECONDS", (0.3, 0.5))
+    with start_sandbox(spec, docker_client) as box:
+        # One command writing on and on (a loop of the shell itself) is stopped while it runs...
+        looping = box.run("for i in $(seq 200); do dd if=/dev/zero of=/testbed/w$i bs=1M count=5 2>/dev/null; "
+                          "sleep 0.05; done")
+        stopped = ("processes were stopped (and the shell restarted): they kept writing past the sandbox's disk "
+                   "limit of 64 MB")
+        assert stopped in looping.notes, looping.notes
+        written = int(box.run("du -sm /testbed | cut -f1").output)
+        assert written < 400, written  # not the 1000 MB it meant to write
+        box.run("rm -f /testbed/w*")
+        # ...and so is one writing in the background while the model thinks.
+        box.run("( for i in $(seq 200); do dd if=/dev/zero of=/testbed/b$i bs=1M count=5 2>/dev/null; "
+                "sleep 0.05; done ) >/dev/null 2>&1 &")
+        for _ in range(300):
+            if box._disk_stopped:
+                break
+            time.sleep(0.1)
+        assert stopped in box.run("true").notes
+        written = int(box.run("du -sm /testbed | cut -f1").output)
+        time.sleep(1)
+        assert int(box.run("du -sm /testbed | cut -f1").output) == written < 400  # and it writes no more
+
+
+def test_the_repository_copied_in_does_not_count_against_the_disk_limit(make_sandbox) -> None:
+    import io
+    import tarfile
+
+    box = make_sandbox(disk_size="64m")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("data.bin")
+        info.size = 50 * 2**20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    box.unpack(iter([archive.getvalue()]))
+    wrote = box.run("dd if=/dev/zero of=/testbed/out bs=1M count=30 2>/dev/null; ls -s --block-size=M data.bin")
+    assert wrote.output == "50M data.bin\n" and wrote.notes == ()  # 30 MB of the model's own: under 64 MB
+    more = box.run("dd if=/dev/zero of=/testbed/more bs=1M count=40 2>/dev/null")
+    assert any("and 70 MB is written" in note for note in more.notes), more.notes
 
 
 def test_cpu_limit_is_capped_at_the_cpus_this_process_may_use(monkeypatch) -> None:

@@ -147,3 +147,41 @@ def test_current_patch_matches_submit_and_leaves_the_shell_alone(repo, ctx) -> N
 def test_unexpected_arguments_are_refused(ctx) -> None:
     obs = call_tool(submit, {"message": "done"}, ctx)
     assert obs.is_error and obs.text.startswith("Invalid arguments")
+
+
+def test_submit_on_a_full_disk_says_why_and_keeps_the_work(make_sandbox) -> None:
+    """A disk truly full (here the repository's git dir on a small /tmp): git's own reason, and the way out."""
+    from tools.base import ToolContext
+
+    box = make_sandbox(tmp_size="16m")
+    made = box.run("git init -q --separate-git-dir=/tmp/dotgit . && printf 'a = 1\\n' > a.py && git add -A && "
+                   "git commit -qm base && git rev-parse HEAD")
+    assert made.ok, made.output
+    ctx = ToolContext(sandbox=box, base_commit=made.output.split()[-1], command_timeout=60, max_command_timeout=120)
+    assert current_patch(ctx) == ""
+    box.run("printf 'a = 2\\n' > a.py && head -c 200000 /dev/urandom > data.bin")
+    assert "No space left on device" in box.run("dd if=/dev/zero of=/tmp/fill bs=1M count=64").output
+    observation = call_tool(submit, {}, ctx)
+    assert observation.is_error, observation
+    assert "could not compute the patch: git add failed: " in observation.text
+    assert "No space left on device" in observation.text  # git's reason, not only that it failed
+    assert "/tmp holds at most 16m" in observation.text  # and where the limit is
+    assert box.run("cat a.py").output == "a = 2\n"  # the run's work is still there
+    box.run("rm /tmp/fill")
+    assert "+a = 2" in submitted(ctx).patch
+
+
+def test_submit_works_while_the_model_s_writes_are_stopped(make_sandbox) -> None:
+    """Past the sandbox's disk limit the model's shell may not grow files; the patch's few may still be written."""
+    from tools.base import ToolContext
+
+    box = make_sandbox(disk_size="64m")
+    made = box.run("git init -q && printf 'a = 1\\n' > a.py && git add -A && git commit -qm base && "
+                   "git rev-parse HEAD")
+    ctx = ToolContext(sandbox=box, base_commit=made.output.split()[-1], command_timeout=60, max_command_timeout=120)
+    box.run("printf 'a = 2\\n' > a.py")
+    filled = box.run("dd if=/dev/zero of=/testbed/big.log bs=1M count=50 2>/dev/null; "
+                     "dd if=/dev/zero of=/testbed/more.log bs=1M count=30 2>/dev/null")
+    assert any(note.startswith("no space left") for note in filled.notes), filled.notes
+    assert "+a = 2" in submitted(ctx).patch
+
