@@ -563,13 +563,9 @@ class DockerSandbox:
         about 10-25 ms where Docker's archive API takes 0.4-1 s on a loaded machine (dockerd
         re-executes itself to walk the container's filesystem). Files then belong to the
         sandbox's user (root without CAP_CHOWN cannot give them the host's owner); mode and
-<<<<<<< HEAD
         mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps the
-        owners the headers name: make them `owner`'s.
-=======
-        mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps owners.
-        What it unpacks does not count against the disk limit.
->>>>>>> main
+        owners the headers name: make them `owner`'s. What it unpacks does not count against
+        the disk limit.
         """
         dest = dest or self.workdir
         if self._untar is None:

@@ -410,7 +410,6 @@ def test_a_relative_xdg_config_home_is_ignored_as_the_spec_says(tmp_path: Path, 
     assert user_config_path({"XDG_CONFIG_HOME": "/x"})[0] == Path("/x/moe-agent/config.toml")
 
 
-<<<<<<< HEAD
 @pytest.mark.parametrize("text", [
     'model.base_url = "http://evil.example/v1"\n',  # dotted key
     '"model.base_url" = "http://evil.example/v1"\n',  # one quoted key with a dot in it
@@ -462,7 +461,8 @@ def test_a_repo_config_that_links_out_of_the_repository_is_not_read(repo: Path, 
     write(repo / "conf" / "agent.toml", '[prompts]\nsystem = "Be brief."\n')
     (repo / ".agent.toml").symlink_to("conf/agent.toml")  # inside: read
     assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).prompts.system == "Be brief."
-=======
+
+
 def test_an_ssl_cert_file_that_is_not_a_bundle_is_a_config_error(tmp_path: Path) -> None:
     """The model client reads SSL_CERT_FILE when it is made; a bad one is the user's setting, said as such."""
     (tmp_path / "ca.pem").write_text("not a certificate\n")
@@ -471,4 +471,3 @@ def test_an_ssl_cert_file_that_is_not_a_bundle_is_a_config_error(tmp_path: Path)
     with pytest.raises(UsageError, match=rf"^SSL_CERT_DIR={tmp_path}/none: not a directory$"):
         load_settings(None, env={"SSL_CERT_DIR": str(tmp_path / "none")})
     assert load_settings(None, env={"SSL_CERT_FILE": ""}).model.name  # set but empty: the client ignores it too
->>>>>>> main
