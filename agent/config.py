@@ -73,6 +73,10 @@ WHO_MAY_SET: dict[str, Source] = {
     "paths.runs_dir": "user",
     "patch_policy.allow": "user",
 }
+# Request keys `extra_body` may not override (it is merged over the request): the agent's own
+# protocol, and `n`/`best_of`, which would multiply what every request costs on the server.
+EXTRA_BODY_RESERVED = frozenset({"model", "messages", "tools", "tool_choice", "functions", "function_call",
+                                 "stream", "stream_options", "n", "best_of"})
 # Keys saying one thing two ways: the one from the stronger source wins, the other is dropped.
 ALTERNATIVES = ((("model", "base_url"), ("model", "base_urls")),)
 # Kinds of change the patch policy refuses for `ci`/`pr` unless allowed (see agent/patch_policy.py).
@@ -132,10 +136,19 @@ class ModelSettings(_Section):
         for value in values:
             url = urlparse(value)
             if url.scheme not in ("http", "https") or not url.netloc:
-                raise ValueError(f"{value!r} should be an http(s) URL such as http://127.0.0.1:8000/v1")
+                raise ValueError(f"{public_url(value)!r} should be an http(s) URL such as http://127.0.0.1:8000/v1")
         if len(set(values)) < len(values):
             raise ValueError("lists an endpoint twice")
         return values
+
+    @field_validator("extra_body")
+    @classmethod
+    def _no_protocol_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(EXTRA_BODY_RESERVED & value.keys())
+        if taken:
+            raise ValueError(f"may not set {', '.join(taken)}: the agent sets "
+                             f"{'them' if len(taken) > 1 else 'it'} (one reply per request, no streaming)")
+        return value
 
     @property
     def endpoints(self) -> list[str]:
@@ -338,8 +351,12 @@ def load_settings(
     problems: list[str] = []
     layers: list[tuple[dict[str, Any], str]] = []  # lowest precedence first
 
-    if repo_root is not None and (repo_root / REPO_CONFIG_NAME).is_file():
-        layers += _file_layer(repo_root / REPO_CONFIG_NAME, problems, repo_root=repo_root, warn=warn)
+    repo_file = repo_root / REPO_CONFIG_NAME if repo_root is not None else None
+    if repo_file is not None and repo_file.is_file():
+        if repo_file.resolve().is_relative_to(repo_root.resolve()):  # type: ignore[union-attr]
+            layers += _file_layer(repo_file, problems, repo_root=repo_root, warn=warn)
+        else:  # a link to a host file would put that file's values in the prompt and the trajectory
+            warn(f"{repo_file}: ignored: a symlink leading outside the repository")
     explicit = user_file is not None
     if user_file is None:
         user_file, explicit = user_config_path(env)
@@ -373,7 +390,9 @@ def load_settings(
 
 
 def _warn_on_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from agent.terminal import visible
+
+    print(f"warning: {visible(message)}", file=sys.stderr)  # names keys and paths a repository chose
 
 
 def _file_layer(path: Path, problems: list[str], repo_root: Path | None = None,

@@ -29,7 +29,7 @@ DEPENDENCY_FILES = (
 
 Echo = Callable[[str], None]
 # Part of the setup image's cache key: images set up before the setup container was confined are not reused.
-SETUP_CONFINEMENT = "confined-v1"
+SETUP_CONFINEMENT = "confined-v2-root"
 
 
 def dependency_digest(repo: Path) -> str:
@@ -47,7 +47,7 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
             raise ImageMissing(f"image {settings.image} (from [sandbox] image) is not present: pull or build it first")
         return settings.image
     if settings.dockerfile:
-        return _build_dockerfile(settings.dockerfile, client, echo)
+        return _build_dockerfile(settings.dockerfile, client, echo, settings.memory)
     recipe = ImageRecipe(ca_bundle=settings.ca_bundle)
     if image_exists(client, recipe.tag):  # the usual case: one lookup, not build_image's two more
         return recipe.tag
@@ -67,10 +67,7 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     base = base_image(settings, client, echo)
     if not settings.setup:
         return base, False
-    base_id = client.images.get(base).id
-    parts = [base_id, *settings.setup, dependency_digest(repo), SETUP_CONFINEMENT, *sorted(settings.capabilities)]
-    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-    tag = f"moe-agent-setup:{key}"
+    tag = setup_tag(settings, repo, client.images.get(base).id)
     if image_exists(client, tag):
         return tag, True
     echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
@@ -91,12 +88,30 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     try:
         # The commands come from the repository: confined like the model's sandbox (no capabilities
         # but the user's, no-new-privileges, the user's limits); the network stays on for installs.
+        # They run as root, to install system-wide as a Dockerfile's RUN would; the image keeps
+        # its own user, so the model's commands do not.
         run_and_commit(client, base, script, tag, log=BuildLog(tag), step="setup", network=True,
                        environment=env, volumes=volumes, timeout=3600, cpus=settings.cpus, memory=settings.memory,
-                       pids_limit=settings.pids_limit, capabilities=list(settings.capabilities))
+                       pids_limit=settings.pids_limit, capabilities=list(settings.capabilities), user="root")
     except SandboxError as exc:
         raise EnvironmentProblem(f"setup commands failed: {exc}") from None
     return tag, False
+
+
+def setup_tag(settings: SandboxSettings, repo: Path, base_id: str) -> str:
+    """The setup image's tag: the base image, the commands, the dependency files, the confinement,
+    and the repository's own path. Without the path, another repository copying this one's
+    commands and dependency files (a fork, a look-alike) would make the image this one reuses,
+    with whatever its commands left outside /testbed."""
+    parts = [base_id, *settings.setup, dependency_digest(repo), SETUP_CONFINEMENT, *sorted(settings.capabilities),
+             str(repo.resolve())]
+    return f"moe-agent-setup:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
+
+
+def dockerfile_tag(dockerfile: Path) -> str:
+    """A repository Dockerfile's image tag: its bytes and where it is (see `setup_tag` on why the place)."""
+    digest = hashlib.sha256(dockerfile.read_bytes() + b"\0" + os.fsencode(dockerfile.resolve())).hexdigest()[:16]
+    return f"moe-agent-user:{digest}"
 
 
 def _open_to_all(tree: Path) -> None:
@@ -110,16 +125,21 @@ def _open_to_all(tree: Path) -> None:
     tree.chmod(tree.stat().st_mode | 0o777)
 
 
-def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo) -> str:
-    digest = hashlib.sha256(dockerfile.read_bytes()).hexdigest()[:16]
-    tag = f"moe-agent-user:{digest}"
+def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo, memory: str) -> str:
+    """Build a repository's Dockerfile. Its RUN steps are held to the user's memory limit, but
+    Docker's build API cannot drop their capabilities: they get Docker's default set, with
+    the network on (see 'Security model' in the README)."""
+    from docker.utils import parse_bytes
+
+    tag = dockerfile_tag(dockerfile)
     if image_exists(client, tag):
         return tag
     echo(f"building {dockerfile} as {tag}")
     log = BuildLog(tag)
     try:
+        limits = {"memory": parse_bytes(memory), "memswap": -1}
         for chunk in client.api.build(path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,
-                                      decode=True):
+                                      decode=True, container_limits=limits, forcerm=True):
             log.write(chunk.get("stream", ""))
             if "error" in chunk:
                 raise log.fail("docker build", chunk["error"].strip())

@@ -146,7 +146,9 @@ def runs_dir(settings: Settings, repo: UserRepo, warn: Callable[[str], None] | N
 
 
 def _warn_on_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    from agent.terminal import visible
+
+    print(f"warning: {visible(message)}", file=sys.stderr)  # names keys and paths a repository chose
 
 
 def _inside_without_links(root: Path, path: Path) -> bool:
@@ -310,7 +312,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"),
                                       history=repo.shared_objects())
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
-                                variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}")
+                                variant=f"{settings.sandbox.workdir}\0{settings.sandbox.ca_bundle or ''}\0{settings.sandbox.user}")
     spec = SandboxSpec(
         image=files.tag if files.usable else image, workdir=settings.sandbox.workdir, cpus=settings.sandbox.cpus,
         memory=settings.sandbox.memory, pids_limit=settings.sandbox.pids_limit, network=settings.sandbox.network,
@@ -326,7 +328,7 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         snapshot = taking.result()
         with clock.phase("copy_in"):
             copy, delete = files.changes(snapshot.files)
-            box.unpack(snapshot.archive(files=copy, prefix=box.workdir.strip("/")), dest="/")
+            box.unpack(snapshot.archive(files=copy, prefix=box.workdir.strip("/"), owner=box.owner), dest="/")
             _delete(box, delete)
         if not files.usable and files.worth_keeping(len(snapshot.files)):
             echo("keeping the repository's files as an image, so that later runs copy only what changed")

@@ -6,10 +6,11 @@ headers included: modes, new and deleted files, renames, copies, binary files), 
 `git apply --numstat --summary` reads it (what git would actually write), and every change
 of a sensitive kind is named. Every path a header names is reviewed (a/ b/, ---/+++, rename
 and copy from/to); modes are read as git stores them (any mode with the owner's x bit is
-100755, any 12xxxx a symlink):
+100755, any 12xxxx a symlink); names are matched as a case-insensitive file system opens
+them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code points):
 
-- `ci_config`: CI definitions (`.github/workflows/*`, local actions, other CI systems'
-  files), which run with the repository's secrets once pushed;
+- `ci_config`: CI definitions (`.github/workflows/*`, local actions (`action.yml` anywhere),
+  other CI systems' files), which run with the repository's secrets once pushed;
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git`;
@@ -41,7 +42,11 @@ from agent.errors import AgentError
 CI_CONFIG_PATHS = (".github/workflows/", ".github/actions/", ".gitlab-ci.yml", ".gitlab/", ".circleci/",
                    ".travis.yml", "azure-pipelines.yml", ".azure-pipelines/", ".buildkite/", "Jenkinsfile",
                    ".drone.yml", "bitbucket-pipelines.yml")
+# A local action (`uses: ./any/dir`) may live anywhere: a workflow runs it with its secrets.
+ACTION_FILE_NAMES = ("action.yml", "action.yaml")
 AGENT_CONFIG_NAME = ".agent.toml"
+# Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.agent\u200c.toml` is `.agent.toml` there.
+_HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 KIND_TEXT = {
     "ci_config": "changes CI configuration, which runs with the repository's secrets",
@@ -225,11 +230,12 @@ def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
     found: list[Finding] = []
     paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
-        if _is_ci_config(path):
+        seen_as = _as_filesystems_see(path)
+        if _is_ci_config(seen_as) or posixpath.basename(seen_as) in ACTION_FILE_NAMES:
             found.append(Finding("ci_config", path, change.action))
-        if posixpath.basename(path) == AGENT_CONFIG_NAME:
+        if posixpath.basename(seen_as) == AGENT_CONFIG_NAME:
             found.append(Finding("agent_config", path, change.action))
-        if path == ".gitmodules":
+        if seen_as == ".gitmodules":
             found.append(Finding("submodules", path, change.action))
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
@@ -240,6 +246,13 @@ def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
     return found
+
+
+def _as_filesystems_see(path: str) -> str:
+    """The name a case-insensitive file system would open (macOS, Windows): `.Agent.toml` is
+    `.agent.toml` there, so is `.agent.toml.` on Windows and `.agent\u200c.toml` on HFS+."""
+    parts = (part.translate(_HFS_IGNORED).rstrip(". ") or part for part in path.split("/"))
+    return "/".join(parts).casefold()
 
 
 def _mode(mode: str | None) -> int | None:

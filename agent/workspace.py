@@ -239,7 +239,8 @@ class Snapshot:
              b"\0".join(map(os.fsencode, paths)) + b"\0", binary=True)
 
     def archive(self, object_paths: tuple[str, ...] | None = None,
-                files: list[str] | None = None, prefix: str = "") -> Iterator[bytes]:
+                files: list[str] | None = None, prefix: str = "",
+                owner: tuple[int, int] | None = None) -> Iterator[bytes]:
         """The snapshot as a tar stream to unpack at the sandbox's workdir: files, then `.git`.
 
         With `prefix` (e.g. `testbed`) every entry is named under it, so the stream can be
@@ -250,16 +251,18 @@ class Snapshot:
         `object_paths` are where the sandbox's repository finds the user's objects (default:
         `mount_points`). Files are stored with the user's owner, mode and mtime, so that the
         shipped index finds them unchanged. A file that vanished since the snapshot is left out.
+        `owner` (uid, gid) replaces the owner of every entry: the sandbox's user, who could not
+        write files it does not own (the sandbox's git ignores owners: `core.checkStat`).
         `files` narrows the working-tree files sent (default: all). GNU tar reads the files
         when there is one (in C, in its own process: about 5x less CPU than Python's tarfile
         here); the `.git` entries are ours.
         """
-        writer = _TarWriter(prefix)
+        writer = _TarWriter(prefix, owner)
         chosen = tuple(self.files) if files is None else tuple(files)
         if self.git_dir is not None and chosen:
             self._check_out(chosen)
         if chosen and _gnu_tar() is not None:
-            yield from _gnu_tar_stream(self.root, _with_parents(chosen), prefix)
+            yield from _gnu_tar_stream(self.root, _with_parents(chosen), prefix, owner)
         else:
             for rel in chosen:
                 yield from writer.path(self.root, rel)
@@ -294,7 +297,8 @@ def _gnu_tar() -> str | None:
 _GNU_TAR: dict[str, bool] = {}
 
 
-def _gnu_tar_stream(root: Path, paths: list[str], prefix: str = "") -> Iterator[bytes]:
+def _gnu_tar_stream(root: Path, paths: list[str], prefix: str = "",
+                    owner: tuple[int, int] | None = None) -> Iterator[bytes]:
     """GNU tar's archive of `paths` (under `root`, not recursing), without its end-of-archive blocks.
 
     With one 512-byte block per record (`-b 1`) the archive ends in exactly two zero blocks,
@@ -305,6 +309,8 @@ def _gnu_tar_stream(root: Path, paths: list[str], prefix: str = "") -> Iterator[
     listing.seek(0)
     # Names (and hard-link targets) under `prefix`; symlink targets as they are (flag S).
     transform = ["--transform", f"flags=rSh;s,^,{prefix}/,"] if prefix else []
+    if owner is not None:
+        transform += [f"--owner=sandbox:{owner[0]}", f"--group=sandbox:{owner[1]}"]  # NAME:ID, never looked up
     proc = subprocess.Popen([_gnu_tar() or "tar", "-c", "-f", "-", "-b", "1", "--format=gnu", "--numeric-owner",
                              "--ignore-failed-read", *transform, "-C", str(root), "--no-recursion", "--null",
                              "-T", "-"],
@@ -330,7 +336,9 @@ def _gnu_tar_stream(root: Path, paths: list[str], prefix: str = "") -> Iterator[
 class _TarWriter:
     """Builds a tar stream entry by entry, in chunks of about `ARCHIVE_CHUNK` bytes."""
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", owner: tuple[int, int] | None = None) -> None:
+        self.owner = owner or (os.getuid(), os.getgid())  # of the entries we make; read files keep theirs unless given
+        self.keep_owner = owner is None
         self.buffer: list[bytes] = []
         self.size = 0
         self.dirs: set[str] = set()
@@ -355,6 +363,8 @@ class _TarWriter:
         info = tarfile.TarInfo(name)
         info.type, info.size, info.mode = kind, size, stat.S_IMODE(st.st_mode)
         info.mtime, info.uid, info.gid = int(st.st_mtime), st.st_uid, st.st_gid
+        if not self.keep_owner:
+            info.uid, info.gid = self.owner
         return info
 
     def _parents(self, root: Path, rel: str) -> Iterator[bytes]:
@@ -428,7 +438,7 @@ class _TarWriter:
 
     def _entry(self, name: str, data: bytes, mtime: float, *, directory: bool = False, mode: int = 0o644) -> bytes:
         info = tarfile.TarInfo(name)
-        info.mtime, info.uid, info.gid = int(mtime), os.getuid(), os.getgid()
+        info.mtime, (info.uid, info.gid) = int(mtime), self.owner
         if directory:
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             return self._header(info)

@@ -46,6 +46,7 @@ from sandbox.certs import (
     combined_bundle,
 )
 from sandbox.images import (
+    BUILD_MEMORY,
     BuildLog,
     ImageRecipe,
     build_image,
@@ -74,8 +75,9 @@ CONSTRAINTS_FILE = "/tmp/moe-constraints.txt"
 CONDA_SPEC = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*$")
 OFFICIAL_IMAGE = "swebench/sweb.eval.x86_64.{key}:latest"
 CONDA_ACTIVATE = "source /opt/miniconda3/bin/activate && conda activate testbed"
-# `docker commit` keeps the build container's command; put the image's own back.
-IMAGE_CHANGES = ['CMD ["sleep", "infinity"]', f"WORKDIR {TESTBED}", "ENV LANG=C.UTF-8"]
+# `docker commit` keeps the build container's command; put the image's own back. Task images
+# run as root, as the official ones do (see `ImageBuilder._base_recipe`), whatever their base.
+IMAGE_CHANGES = ['CMD ["sleep", "infinity"]', f"WORKDIR {TESTBED}", "ENV LANG=C.UTF-8", "USER root"]
 # Requirements the installed project declares but the environment lacks, fetched by name.
 MISSING_DEPENDENCIES = """\
 missing=$({ python -m pip check || true; } | sed -n 's/.* requires \\(.*\\), which is not installed\\.$/\\1/p' | sort -u)
@@ -83,6 +85,11 @@ if [ -n "$missing" ]; then
     echo "moe-agent: the base commit needs" $missing "beyond the environment; fetching them"
     python -m pip install $missing
 fi"""
+# A step running apt-get as root: apt drops to its `_apt` user to download (SETUID, SETGID)
+# and dpkg sets package files' owners and modes (CHOWN, FOWNER, DAC_OVERRIDE). Every other
+# build step runs with no capability at all.
+APT_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+APT_COMMAND = re.compile(r"(^|[\s;&|(])(apt-get|apt)\s")
 # requirements lines upstream drops (swebench 4.x get_requirements_by_commit), and lines
 # naming the project itself (`.[extras]`), which only resolve inside the checkout: `install`
 # installs the project.
@@ -184,6 +191,8 @@ class ImageBuilder:
     echo: Echo | None = None
     timeout: float = 1800.0
     build_cpus: float | None = None  # CPU quota of each build container; None: unlimited
+    build_memory: str = BUILD_MEMORY  # memory limit of each build container (a Docker size)
+    base_user: str | None = None  # the base image's own user (the sample tasks share the sandbox image's)
     # Every dataset row, not only the selected ones: a row without environment_setup_commit
     # takes its version's from them (see `_setup_commit`).
     dataset: Sequence[TaskInstance] = ()
@@ -286,7 +295,10 @@ class ImageBuilder:
             return Layer(tag, "built", time.monotonic() - started, replaced)
 
     def _base_recipe(self, interpreter: Interpreter) -> ImageRecipe:
-        return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages))
+        # root, like the official images: the eval script reinstalls into /opt/venv, names
+        # httpbin.org in /etc/hosts and routes the tarpit (see `InstanceImage.capabilities`).
+        return ImageRecipe(name=self.base_name, release=interpreter.debian_release, packages=list(self.base_packages),
+                           user=self.base_user)
 
     def _build_base(self, recipe: Recipe, tag: str) -> None:
         interpreter = recipe.interpreter
@@ -303,9 +315,11 @@ class ImageBuilder:
             files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
         volumes, ca = self._mounts(mirror)
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
-        run_and_commit(self.client, base, plan.script(ca), tag, log=BuildLog(tag, self.echo),
+        script = plan.script(ca)
+        run_and_commit(self.client, base, script, tag, log=BuildLog(tag, self.echo),
                        step="environment", files=files, changes=changes, network=True, volumes=volumes,
-                       timeout=self.timeout, cpus=self.build_cpus)
+                       timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
+                       capabilities=step_capabilities(script), user="root")
 
     def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
         self._say(f"building instance image {tag}")
@@ -316,10 +330,12 @@ class ImageBuilder:
             **python_labels(recipe.interpreter),
         }
         volumes, ca = self._mounts(mirror)
-        run_and_commit(self.client, env, instance_script(instance, recipe, ca), tag,
+        script = instance_script(instance, recipe, ca)
+        run_and_commit(self.client, env, script, tag,
                        log=BuildLog(tag, self.echo), step="instance",
                        changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
-                       timeout=self.timeout, cpus=self.build_cpus)
+                       timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
+                       capabilities=step_capabilities(script), user="root")
 
     def _mounts(self, mirror: Path) -> tuple[dict[str, dict[str, str]], bool]:
         """The mirror, and the CA bundle when there is one; read-only, never committed."""
@@ -470,6 +486,15 @@ def instance_script(instance: TaskInstance, recipe: Recipe, ca: bool = True) -> 
     if recipe.install.strip():
         lines += ["step=install", recipe.eval_install, "step=missing-dependencies", MISSING_DEPENDENCIES]
     return "\n".join(lines) + "\n"
+
+
+def step_capabilities(script: str) -> list[str]:
+    """The capabilities a build step gets back: apt's when its script runs apt, else none.
+
+    Both build steps need the network (PyPI, the Debian mirror); they are otherwise
+    confined like the model's sandbox by `run_and_commit`.
+    """
+    return list(APT_CAPABILITIES) if any(APT_COMMAND.search(line) for line in script.splitlines()) else []
 
 
 def checkout_script(commit: str) -> str:

@@ -20,7 +20,7 @@ import git
 from evals.datasets import TaskInstance
 from evals.images import ImageBuilder, ImageSource, RecipeBook
 from evals.repos import RepoSource
-from sandbox.images import DEFAULT_PACKAGES
+from sandbox.images import DEFAULT_PACKAGES, SANDBOX_USER
 
 SAMPLE_REPO = "moe-sample/calc"
 VALID_VERSION = "1.0"
@@ -132,6 +132,7 @@ def sample_image_builder(client: Any, project: SampleProject, **options: Any) ->
         "recipes": RecipeBook([project.recipes]),
         "source": ImageSource.BUILD,
         "base_name": "moe-agent-sandbox",
+        "base_user": SANDBOX_USER,  # the default sandbox image itself; task layers run as root
         "base_packages": tuple(DEFAULT_PACKAGES),
         "build_tools": (),
     }

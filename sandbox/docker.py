@@ -3,7 +3,8 @@
 Containers are created with no host environment, no Docker socket, the network off unless
 asked for, resource limits, and labels naming the run, so that leftovers can be found.
 They are hardened (`hardening_options`): every Linux capability dropped but those a spec
-names, `no-new-privileges`, and the user the spec names.
+names, `no-new-privileges`, and the user the spec names (else the image's: the default
+image's is the unprivileged `agent`, and what is copied in is made its own).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ LABEL = "moe-agent"
 # With the network off, Docker is told the container has none at all (`NetworkDisabled`):
 # that skips libnetwork's prestart hook, which costs ~170 ms of a ~290 ms start here, and
 # the container still gets its own namespace with loopback up. Docker then writes no
-# /etc/hosts, so the sandbox writes the one Docker gives `--network none` containers.
+# /etc/hosts (an empty file of root's), so the sandbox writes the one Docker gives `--network
+# none` containers, or, when it does not run as root, has it bind-mounted (`offline_hosts_file`).
 OFFLINE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 # Files travel base64-encoded through the internal shell: a read costs a few ms at any size,
 # a write about 2 ms per KB (bash reads its input a byte at a time). Bigger writes, and
@@ -111,7 +113,8 @@ class SandboxSpec(BaseModel):
 
     image: str
     workdir: str = "/testbed"
-    mount: Path | None = Field(None, description="host directory bind-mounted at workdir")
+    mount: Path | None = Field(None, description="host directory bind-mounted at workdir (its host owners "
+                               "and modes decide what the sandbox's user may write)")
     copy_from: Path | None = Field(None, description="host directory copied into workdir")
     readonly_mounts: dict[Path, str] = Field(default_factory=dict, description="host directory -> container path, read-only")
     cpus: float | None = 2.0
@@ -178,6 +181,7 @@ class DockerSandbox:
         self._main = MainBash(client.api, container.id, attach_nonce) if attach_nonce else None
         self._service: PersistentShell | None = None
         self._base64: bool | None = None
+        self._owner: tuple[int, int] | None = None
         self._untar: bool | None = None
         self._pids_limit_hits = 0  # the cgroup's count of forks refused at the pids limit, as last seen
         self._host_pids_events: Path | bool | None = None  # that count's file on the host; False: not visible
@@ -361,6 +365,20 @@ class DockerSandbox:
             raise SandboxError(f"cannot write /etc/hosts in {self.spec.image}: "
                                f"{done.output.decode(errors='replace').strip()}")
 
+    @property
+    def owner(self) -> tuple[int, int]:
+        """(uid, gid) the container's commands run as: what files put into it are owned by.
+
+        Without CAP_CHOWN or CAP_DAC_OVERRIDE even root cannot write a file another user owns,
+        so files arrive with this owner, whoever owns them on the host.
+        """
+        if self._owner is None:
+            found = self._service_run("command id -u; command id -g").output.split()
+            if len(found) != 2 or not all(part.isdigit() for part in found):
+                raise SandboxError(f"cannot tell which user the sandbox {self.id[:12]} runs as: {' '.join(found)[:200]}")
+            self._owner = (int(found[0]), int(found[1]))
+        return self._owner
+
     def _shell_transfers(self) -> bool:
         if self._base64 is None:
             self._probe()
@@ -466,6 +484,7 @@ class DockerSandbox:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             info = tarfile.TarInfo(posixpath.basename(staged))
             info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            info.uid, info.gid = self.owner
             tar.addfile(info, io.BytesIO(data))
         if not self.container.put_archive(stage, buf.getvalue()):
             raise OSError(f"could not write {path}")
@@ -544,8 +563,9 @@ class DockerSandbox:
         about 10-25 ms where Docker's archive API takes 0.4-1 s on a loaded machine (dockerd
         re-executes itself to walk the container's filesystem). Files then belong to the
         sandbox's user (root without CAP_CHOWN cannot give them the host's owner); mode and
-        mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps owners.
-        What it unpacks does not count against the disk limit.
+        mtime are kept. Elsewhere (another user, no GNU tar) the archive API, which keeps the
+        owners the headers name: make them `owner`'s. What it unpacks does not count against
+        the disk limit.
         """
         dest = dest or self.workdir
         if self._untar is None:
@@ -653,8 +673,41 @@ def cpu_quota(cpus: float | None) -> int | None:
     return int(min(cpus, available) * 1e9)
 
 
-def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
-    """The `containers.create` keyword arguments for `spec` (all but the image)."""
+def offline_hosts_file() -> Path:
+    """A host file holding `OFFLINE_HOSTS`, for sandboxes whose user may not write /etc/hosts."""
+    path = cache_home() / "offline-hosts"
+    if not path.is_file() or path.read_text() != OFFLINE_HOSTS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".offline-hosts.")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(OFFLINE_HOSTS)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    return path
+
+
+def runs_as_root(spec: SandboxSpec, client: Any) -> bool:
+    """Whether the container's commands run as root: `spec.user`, else the image's own user."""
+    user = spec.user if spec.user is not None else _image_user(client, spec.image)
+    return user.split(":")[0] in ("", "root", "0")
+
+
+_image_users: dict[str, str] = {}  # image id or tag -> its configured user ("" for root)
+
+
+def _image_user(client: Any, image: str) -> str:
+    if image not in _image_users:
+        _image_users[image] = (client.images.get(image).attrs.get("Config") or {}).get("User") or ""
+    return _image_users[image]
+
+
+def container_options(spec: SandboxSpec, attach_nonce: str, as_root: bool = True) -> dict[str, Any]:
+    """The `containers.create` keyword arguments for `spec` (all but the image).
+
+    Without a network Docker leaves /etc/hosts an empty file of root's; a sandbox that does
+    not run as root (`as_root` False) gets `offline_hosts_file` over it, read-only, instead
+    of an `exec` as root (about 75 ms of CPU) to fill it.
+    """
     from docker.types import Mount
 
     env = dict(spec.env)
@@ -662,6 +715,8 @@ def container_options(spec: SandboxSpec, attach_nonce: str) -> dict[str, Any]:
     mounts: list[Mount] = []
     if spec.mount is not None:
         mounts.append(Mount(spec.workdir, str(spec.mount.resolve()), type="bind"))
+    if not spec.network and not as_root:
+        mounts.append(Mount("/etc/hosts", str(offline_hosts_file()), type="bind", read_only=True))
     for host, target in spec.readonly_mounts.items():
         mounts.append(Mount(target, str(host), type="bind", read_only=True))
     bundle = combined_bundle(spec.ca_bundle)
@@ -730,19 +785,19 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
     try:
         nonce = secrets.token_hex(8)
         with cleanup.shielded():  # a container created is a container remembered, whatever signal comes
-            container = _create(client, spec, container_options(spec, nonce))
+            container = _create(client, spec, container_options(spec, nonce, runs_as_root(spec, client)))
             cleanup.remember(container.id)
     except ImageNotFound:
         raise ImageMissing(f"image {spec.image} is not present: build it with 'agent sandbox build'") from None
     except APIError as exc:
         raise SandboxError(f"cannot create a container from {spec.image}: {_docker_message(exc)}") from None
     try:
-        if spec.copy_from is not None:
-            _copy_tree(container, spec.copy_from, spec.workdir)
         container.start()
         box = DockerSandbox(client, container, spec, attach_nonce=nonce)
         if not spec.network:
             box.write_offline_hosts()
+        if spec.copy_from is not None:
+            _copy_tree(container, spec.copy_from, spec.workdir, box.owner)
         return box
     except BaseException as exc:
         with cleanup.shielded():
@@ -826,13 +881,18 @@ def _remember_refusal(engine: str) -> None:
         pass
 
 
-def _copy_tree(container: Any, source: Path, dest: str) -> None:
-    """Copy a host directory into a created container with one tar stream."""
+def _copy_tree(container: Any, source: Path, dest: str, owner: tuple[int, int]) -> None:
+    """Copy a host directory into a container with one tar stream, every entry owned by `owner` (uid, gid)."""
     if not source.is_dir():
         raise SandboxError(f"cannot copy {source} into the sandbox: not a directory")
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = *owner, "", ""
+        return info
+
     with tempfile.TemporaryFile() as spool:
         with tarfile.open(fileobj=spool, mode="w") as tar:
-            tar.add(str(source), arcname=".")
+            tar.add(str(source), arcname=".", filter=owned)
         spool.seek(0)
         if not container.put_archive(dest, spool):
             raise SandboxError(f"could not copy {source} into the sandbox")

@@ -20,7 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ BUILDER_VERSION = "1"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 EXTRA_CA_PATH = "/usr/local/share/ca-certificates/moe-agent-extra.crt"
 SYSTEM_CA_PATH = "/etc/ssl/certs/ca-certificates.crt"
+DOCKER_SOCKET = Path("/var/run/docker.sock").resolve()
 # Debian release -> the Python 3 it ships; used to pick a base for a wanted Python version.
 RELEASE_PYTHON = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 DEFAULT_PACKAGES = ["python3", "python3-venv", "git", "ripgrep", "patch", "ca-certificates"]
@@ -45,12 +46,24 @@ git config --system user.name moe-agent
 git config --system user.email agent@moe-agent.invalid
 git config --system init.defaultBranch main
 """
+# The default sandbox image's unprivileged user: the model's commands run as it, /testbed is its.
+SANDBOX_USER = "agent"
+SANDBOX_UID = 1000
+# What `useradd` and `chown` need in the finish step that makes the user (files owned by someone else).
+USER_STEP_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+# Limits of every build container, whatever script it runs: a runaway build cannot take the host.
+BUILD_MEMORY = "8g"
+BUILD_PIDS = 4096
 
 Log = Callable[[str], None]
 
 
 class ImageRecipe(BaseModel):
-    """What goes into a Debian-based image; its hash is the image's tag."""
+    """What goes into a Debian-based image; its hash is the image's tag.
+
+    By default the sandbox image: Debian with Python and git, run as the unprivileged
+    `SANDBOX_USER`, who owns /testbed.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -60,15 +73,19 @@ class ImageRecipe(BaseModel):
     mirror: str = DEFAULT_MIRROR
     ca_bundle: Path | None = None
     finish_script: str = FINISH_SCRIPT
+    # The unprivileged user the image runs as (its USER, owning /testbed); None: root.
+    user: str | None = SANDBOX_USER
 
     def content_hash(self) -> str:
-        parts = {
+        parts: dict[str, Any] = {
             "builder": BUILDER_VERSION,
             "release": self.release,
             "packages": sorted(self.packages),
             "finish": self.finish_script,
             "ca": hashlib.sha256(read_bundle(self.ca_bundle)).hexdigest() if self.ca_bundle else None,
         }
+        if self.user:  # only then: the tags of images without a user stay what they were
+            parts["user"] = user_script(self.user)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -187,15 +204,29 @@ def _build(recipe: ImageRecipe, client: Any, tag: str, *, offline: bool | None, 
         dockerfile_build(recipe, client, base, log, timeout)
     files = {}
     changes = ["ENV LANG=C.UTF-8", "WORKDIR /testbed", 'CMD ["sleep", "infinity"]']
-    script = recipe.finish_script
+    script, capabilities = recipe.finish_script, []
     if recipe.ca_bundle:
         files[EXTRA_CA_PATH] = read_bundle(recipe.ca_bundle)
         script += f"cat {EXTRA_CA_PATH} >> {SYSTEM_CA_PATH}\n"
         changes += [f"ENV {key}={value}" for key, value in ca_environment(SYSTEM_CA_PATH).items()]
-    run_and_commit(client, base, script, tag, log=log, step="finish", files=files, changes=changes, timeout=600)
+    if recipe.user:
+        script += user_script(recipe.user)
+        changes.append(f"USER {recipe.user}")
+        capabilities = USER_STEP_CAPABILITIES
+    run_and_commit(client, base, script, tag, log=log, step="finish", files=files, changes=changes, timeout=600,
+                   capabilities=capabilities)
     remove_image(client, base)
     log.step(f"built {tag}")
     return tag
+
+
+def user_script(user: str) -> str:
+    """Shell lines making `user` (uid `SANDBOX_UID`, own group, home) and giving it /testbed.
+
+    /testbed is open to every user too: a sandbox run as root (`sandbox.user = "root"`) has no
+    CAP_DAC_OVERRIDE to write into a directory another user owns."""
+    return (f"useradd --uid {SANDBOX_UID} --user-group --create-home --shell /bin/bash {user}\n"
+            f"chown {user}:{user} /testbed && chmod 0777 /testbed\n")
 
 
 def debootstrap_import(recipe: ImageRecipe, client: Any, tag: str, log: BuildLog, timeout: float) -> None:
@@ -257,16 +288,21 @@ def run_and_commit(
     volumes: dict[str, dict[str, str]] | None = None,
     timeout: float = 1800.0,
     cpus: float | None = None,
-    memory: str | None = None,
-    pids_limit: int | None = None,
-    capabilities: list[str] | None = None,
+    memory: str | None = BUILD_MEMORY,
+    pids_limit: int | None = BUILD_PIDS,
+    capabilities: Sequence[str] = (),
+    user: str | None = None,
 ) -> None:
     """Run `script` with bash in a container of `base`, then commit the result as `tag`.
 
-    `cpus` caps the build container (a CFS quota, in CPUs) so builds leave a shared host usable;
-    `memory` (a Docker size such as 4g) and `pids_limit` cap it too. `capabilities` None keeps
-    Docker's defaults (our own recipes, which run apt); a list confines the container like the
-    model's sandbox: every other capability dropped and `no-new-privileges` (for untrusted scripts).
+    Every build container is confined like the model's sandbox, whoever wrote the script:
+    all Linux capabilities dropped but `capabilities` (what the step needs, e.g. apt's
+    privilege drop), `no-new-privileges`, memory (a Docker size) and `pids_limit` caps,
+    the network only with `network`, no host environment (only `environment`), and no
+    host path but `files` (copied in) and `volumes` (never the Docker socket).
+    `cpus` caps it too (a CFS quota, in CPUs), so builds leave a shared host usable.
+    `user` runs the script as someone else than the image's user (the setup step runs as
+    root); the committed image keeps the base image's user unless `changes` name one.
 
     Host directories are bound with `mounts=`, not `volumes=`: docker-py turns volumes into
     VOLUME entries of the container config, which `docker commit` would bake into the image.
@@ -278,12 +314,19 @@ def run_and_commit(
     log.step(step)
     mounts = [Mount(target=spec["bind"], source=host, type="bind", read_only=spec.get("mode") == "ro")
               for host, spec in (volumes or {}).items()]
+    if any(Path(host).resolve() == DOCKER_SOCKET or Path(host).resolve() in DOCKER_SOCKET.parents
+           for host in volumes or {}):
+        raise SandboxError(f"step '{step}' of {tag} may not see the Docker socket")
+    changes = list(changes or [])
+    if user is not None and not any(change.startswith("USER ") for change in changes):
+        own = (client.images.get(base).attrs.get("Config") or {}).get("User") or ""
+        changes += [f"USER {own}"] if own else []  # else the commit would keep `user`
     container = client.containers.create(
         base, command=["bash", "-c", script], network_mode="bridge" if network else "none",
         environment=environment or {}, mounts=mounts, labels={"moe-agent.build": tag},
         **({"nano_cpus": cpu_quota(cpus)} if cpus else {}), **({"mem_limit": memory} if memory else {}),
-        **({"pids_limit": pids_limit} if pids_limit else {}),
-        **(confinement(capabilities) if capabilities is not None else {}),
+        **({"pids_limit": pids_limit} if pids_limit else {}), **({"user": user} if user is not None else {}),
+        **confinement(capabilities),
     )
     try:
         for path, data in (files or {}).items():
@@ -299,7 +342,7 @@ def run_and_commit(
         if status.get("StatusCode") != 0:
             raise log.fail(step, f"exit code {status.get('StatusCode')}")
         repo, _, version = tag.rpartition(":")
-        container.commit(repository=repo, tag=version, changes=changes or [])
+        container.commit(repository=repo, tag=version, changes=changes)
     finally:
         container.remove(force=True)
 

@@ -22,9 +22,22 @@ SHOWN_TEST_FAILURES = 10
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>#!|~:&@.])")
 
 
+# Issue and pull request references (`#12`, `GH-12`, `.../issues/12`): GitHub links them in
+# rendered text, escaped or not, and a closing keyword before one ("fixes #12") closes that
+# issue when the commit or pull request is merged. A word joiner (U+2060, invisible) after
+# the `#` keeps them text.
+_REFERENCE = re.compile(r"(#|\bgh-|/issues/|/pull/)(?=\d)", re.IGNORECASE)
+
+
+def unlinked(text: str) -> str:
+    """`text` with no issue reference GitHub would link or act on (a closing keyword would close it)."""
+    return _REFERENCE.sub("\\1\u2060", text)
+
+
 def markdown_text(text: str) -> str:
-    """`text` as literal inline Markdown: one line, every special character escaped, no live @mention."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(visible(text).split()))
+    """`text` as literal inline Markdown: one line, every special character escaped, no live @mention
+    or issue reference."""
+    return unlinked(_MARKDOWN.sub(r"\\\1", " ".join(visible(text).split())))
 
 
 def code_span(text: str) -> str:
@@ -36,8 +49,12 @@ def code_span(text: str) -> str:
 
 
 def pull_title(issue: Issue) -> str:
-    """A plain-text title (GitHub does not render Markdown there): one line, controls shown."""
-    return f"Fix #{issue.ref.number}: {' '.join(visible(issue.title).split())}"
+    """A plain-text title (GitHub does not render Markdown there): one line, controls shown.
+
+    It is the commit's subject too, where "closes #3" in the issue's title would close
+    issue 3 on merge: references in the title are unlinked.
+    """
+    return f"Fix #{issue.ref.number}: {unlinked(' '.join(visible(issue.title).split()))}"
 
 
 def pull_request_body(issue: Issue, outcome: FixOutcome, diffstat: str) -> str:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from agent.errors import EnvironmentProblem, UsageError
+from agent.terminal import escape
 
 
 def run(
@@ -89,8 +90,8 @@ def run(
             counts["failed"] += outcome.status in ("error", "model_error", "sandbox_error")
             counts["tokens"] += outcome.prompt_tokens + outcome.completion_tokens
             mark = "[green]✓" if outcome.patch else "[red]✗" if outcome.error else "[yellow]∅"
-            progress.console.print(f"{mark}[/] {outcome.instance_id} {outcome.status} "
-                                   f"{outcome.steps} steps {outcome.elapsed:.0f}s {outcome.error[:100]}")
+            progress.console.print(f"{mark}[/] {escape(outcome.instance_id)} {escape(outcome.status)} "
+                                   f"{outcome.steps} steps {outcome.elapsed:.0f}s {escape(outcome.error[:100])}")
             progress.advance(task)
         progress.update(task, detail=f"running {counts['running']} · failed {counts['failed']} · "
                                      f"{counts['tokens'] / 1000:.0f}k tokens")

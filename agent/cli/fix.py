@@ -123,16 +123,17 @@ def fix(
         typer.echo(json.dumps(outcome.to_json()))
     else:
         print_diff(out, outcome.result.patch)
-        extra = {"trajectory": str(outcome.trajectory)}
+        extra = {"trajectory": escape(str(outcome.trajectory))}
         if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):
             extra["instructions"] = escape(outcome.instructions.summary())
         if outcome.result.extra.get("selection"):
             extra["attempts"] = escape(describe(outcome.result.extra["selection"]))
         if outcome.branch:
-            extra["branch"] = f"[bold]{outcome.branch}[/] (not checked out; try: git diff HEAD {outcome.branch})"
+            branch = escape(outcome.branch)
+            extra["branch"] = f"[bold]{branch}[/] (not checked out; try: git diff HEAD {branch})"
         if outcome.applied:
             extra["applied"] = "to your working tree"
-        for note in outcome.notes:
+        for note in map(escape, outcome.notes):
             extra["note"] = extra["note"] + "; " + note if "note" in extra else note
         print_summary(err, outcome.result, extra)
         print_review(err, outcome.review)

@@ -22,8 +22,10 @@ def map_command(
 ) -> None:
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory")
+    from agent.terminal import visible as shown
+
     if outline_file is not None:
-        typer.echo(_outline_text(path, outline_file))
+        typer.echo(shown(_outline_text(path, outline_file)))  # signatures are the repository's text
         return
     if tokens < 1:
         raise UsageError(f"--tokens must be at least 1, got {tokens}")
@@ -36,7 +38,8 @@ def map_command(
                               cache=TagCache(cache_dir))
     if not repo_map.text:
         raise UsageError(f"nothing to map in {path}: no source files in a supported language")
-    typer.echo(visible(repo_map.text), nl=False)  # a file name that is not UTF-8 is shown as \xNN
+    # A file name that is not UTF-8 is shown as \xNN; control characters in names and source lines as \x1b.
+    typer.echo(shown(visible(repo_map.text)), nl=False)
     typer.echo(f"({repo_map.files} files, {repo_map.parsed} parsed, {repo_map.shown_definitions} definitions shown)",
                err=True)
 

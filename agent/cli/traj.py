@@ -36,7 +36,7 @@ def show(
 
     traj = _read(file)
     start = traj.start
-    console.print(Panel(escape(start.get("task", "")[:2000]), title=f"task · {file}", title_align="left"))
+    console.print(Panel(escape(str(start.get("task", ""))[:2000]), title=escape(f"task · {file}"), title_align="left"))
     if start.get("config", {}).get("instructions"):
         from agent.instructions import describe
 
@@ -45,8 +45,8 @@ def show(
         _show_chain(traj)
     for step in traj.steps():
         usage = step.response.get("usage") or {}
-        console.rule(f"step {step.index} · {usage.get('prompt_tokens', 0)} prompt tokens · "
-                     f"{step.request.get('shared_prefix_tokens', 0)} shared", align="left")
+        console.rule(escape(f"step {step.index} · {usage.get('prompt_tokens', 0)} prompt tokens · "
+                            f"{step.request.get('shared_prefix_tokens', 0)} shared"), align="left")
         if step.response.get("reasoning"):
             console.print(f"[dim italic]{escape(step.response['reasoning'][:width])}[/]")
         if step.response.get("content"):
@@ -120,7 +120,7 @@ def stats(
         return
     table = Table("file", "status", "steps", "tokens", "time", "reuse", "patch")
     for r in rows:
-        table.add_row(escape(r["file"]), r["status"], str(r["steps"]), f"{r['prompt_tokens'] + r['completion_tokens']:,}",
+        table.add_row(escape(r["file"]), escape(str(r["status"])), str(r["steps"]), f"{r['prompt_tokens'] + r['completion_tokens']:,}",
                       f"{r['elapsed'] or 0:.1f}s", f"{r['prefix_reuse']:.1%}" if r["prefix_reuse"] else "-",
                       "yes" if r["patch"] else "no")
     console.print(table)
@@ -128,7 +128,7 @@ def stats(
     for r in rows:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     total_steps = sum(r["steps"] for r in rows)
-    console.print(f"{len(rows)} runs · " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+    console.print(f"{len(rows)} runs · " + ", ".join(f"{escape(str(k))} {v}" for k, v in sorted(statuses.items(), key=str))
                   + f" · {total_steps / max(1, len(rows)):.1f} steps per run · "
                   f"{sum(r['patch'] for r in rows)} with a patch")
 
@@ -158,6 +158,6 @@ def replay(
                                  follow_up=follow_up),
                       settings, ReplayModel.from_trajectory(traj), listener=LiveProgress(err, quiet=quiet))
     same = outcome.result.patch == traj.patch
-    console.print(f"recorded status {traj.status}, replayed status {outcome.result.status}; "
+    console.print(f"recorded status {escape(str(traj.status))}, replayed status {outcome.result.status}; "
                   f"final patch {'[green]identical[/]' if same else '[red]different[/]'}")
     raise typer.Exit(0 if same else 1)

@@ -18,6 +18,7 @@ from agent.config import load_settings
 from agent.fix import FixOutcome, FixRequest, run_fix
 from agent.progress import LiveProgress, print_diff, print_summary
 from agent.replay import ReplayModel
+from agent.terminal import escape
 from agent.trajectory import read_trajectory
 from sandbox.docker import SandboxSpec, connect, start_sandbox
 from sandbox.images import ImageRecipe, build_image
@@ -64,13 +65,13 @@ def run_demo(console: Console, keep: bool = False) -> FixOutcome:
         console.print(Panel(issue.strip(), title=f"the issue · a small project in {repo}", title_align="left"))
         passed, output = project_tests(image, repo, client)
         console.print(f"[bold]tests before:[/] {'[green]pass' if passed else '[red]fail'}[/]")
-        console.print(f"[dim]{output.rstrip()}[/]")
+        console.print(f"[dim]{escape(output.rstrip())}[/]")
         console.print("[cyan]replaying a recorded session (no model server needed): real loop, real tools, "
                       "real Docker sandbox[/]")
         model = ReplayModel.from_trajectory(read_trajectory(HERE / "session.jsonl"))
         settings = load_settings(repo, overrides={"loop.step_limit": 20, "model.tool_format": "native"})
         outcome = run_fix(FixRequest(task=issue, repo=repo), settings, model, listener=LiveProgress(err),
-                          echo=lambda m: err.print(f"[dim]{m}[/]"))
+                          echo=lambda m: err.print(f"[dim]{escape(m)}[/]"))
         print_diff(console, outcome.result.patch)
         if outcome.branch:
             after = workdir / "after"
@@ -78,7 +79,7 @@ def run_demo(console: Console, keep: bool = False) -> FixOutcome:
             export_branch(repo, outcome.branch, after)
             passed, output = project_tests(image, after, client)
             console.print(f"[bold]tests after, on branch {outcome.branch}:[/] {'[green]pass' if passed else '[red]fail'}[/]")
-            console.print(f"[dim]{output.rstrip()}[/]")
+            console.print(f"[dim]{escape(output.rstrip())}[/]")
         print_summary(console, outcome.result, {"branch": str(outcome.branch), "repository": str(repo),
                                                 "trajectory": str(outcome.trajectory)})
         return outcome

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from agent.ci.event import parse_command, trigger_from_event
-from agent.ci.pull_request import pull_request_body
+from agent.ci.pull_request import pull_request_body, pull_title
 from agent.ci.push import GitRemote, PushRejected
 from agent.errors import UsageError
 from agent.fix import FixOutcome
@@ -521,13 +521,26 @@ def test_issue_titles_and_test_names_are_escaped_in_the_pull_request(tmp_path: P
     body = pull_request_body(Issue(IssueRef("o", "r", 5), HOSTILE_TITLE + "\nsecond line", "", "open", "u"),
                              outcome, "")
     first = body.splitlines()[0]
-    for escaped in ("\\<img", "\\@octo", "\\[x\\]", "\\#2", "\\*\\*bold\\*\\*", "\\`x"):
+    for escaped in ("\\<img", "\\@octo", "\\[x\\]", "\\#\u20602", "\\*\\*bold\\*\\*", "\\`x"):
         assert escaped in first
     assert re.search(r"(?<!\\)[<@#`\[]", first.replace("#5", "")) is None  # nothing left unescaped
-    assert re.sub(r"\\(.)", r"\1", first) == (f"moe-agent's fix for #5, **{HOSTILE_TITLE} second line**. "
-                                               "Review it like any contribution.")
+    assert re.sub(r"\\(.)", r"\1", first).replace("\u2060", "") == (
+        f"moe-agent's fix for #5, **{HOSTILE_TITLE} second line**. Review it like any contribution.")
     assert "- ```t::test[`) <script>alert(1)</script> ``]```" in body  # a fence longer than any run inside
     assert "(```pytest ``-k` x```)" in body
+
+
+def test_an_issue_title_cannot_close_other_issues_through_the_commit_or_the_pull_request(tmp_path: Path) -> None:
+    """"Fixes #1" in the commit subject (the pull request's title) or body closes issue 1 on merge."""
+    title = "Crash; closes #1, fixes GH-2 and resolves https://github.com/o/r/issues/3 (see o/r#4, o/r/pull/5)"
+    issue = Issue(IssueRef("o", "r", 9), title, "", "open", "u")
+    result = RunResult(status="submitted", message="", patch="p", steps=1, prompt_tokens=1, completion_tokens=1,
+                       cost=None, elapsed=1.0, prefix_reuse=None, compactions=0)
+    body = pull_request_body(issue, FixOutcome(result=result, run_id="r", trajectory=tmp_path / "t.jsonl"), "")
+    reference = re.compile(r"(#|GH-|/issues/|/pull/)\d", re.IGNORECASE)
+    for text in (pull_title(issue), body):
+        assert {m.group(0) for m in reference.finditer(text)} == {"#9"}, text  # only the issue it fixes
+    assert pull_title(issue).replace("\u2060", "") == f"Fix #9: {title}"
 
 
 def test_the_environment_token_goes_only_to_the_configured_github_host() -> None:

@@ -47,3 +47,21 @@ def test_an_interrupted_run_uses_its_end_event(tmp_path) -> None:
     [row] = stats(write_events(tmp_path / "interrupted.jsonl", STEPS + [end]))
     assert (row["status"], row["prompt_tokens"], row["completion_tokens"], row["elapsed"]) == (
         "interrupted", 3400, 200, 39.5)
+
+
+def test_a_hostile_trajectory_cannot_drive_the_terminal(tmp_path) -> None:
+    """Trajectories come back as CI artifacts of runs on untrusted issues: every field is untrusted."""
+    clip = "\x1b]52;c;cHduZWQ=\x07"
+    events = [{**STEPS[0], "task": f"t{clip}"}, STEPS[1],
+              {**STEPS[2], "usage": {"prompt_tokens": f"[red]{clip}", "completion_tokens": 1}},
+              {"type": "tool", "t": 13.6, "step": 1, "name": f"bash{clip}", "arguments": {"command": clip},
+               "observation": clip},
+              {"type": "end", "t": 40.0, "status": f"submitted{clip}", "steps": 1, "patch": f"+{clip}\n"}]
+    hostile = write_events(tmp_path / f"run{clip[:3]}.jsonl", events)
+    for command in (["show"], ["stats"]):
+        done = subprocess.run([sys.executable, "-m", "agent", "traj", *command, str(hostile)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin",
+                              "COLUMNS": "400", "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
+        assert "\x1b]" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
+        assert "\\x1b]52" in done.stdout

@@ -340,17 +340,21 @@ def test_setup_commands_run_confined_like_the_sandbox(fake_model_server, tmp_pat
     repo = make_repo(tmp_path / "repo")
     probe = (f"echo {time.time_ns()} >/dev/null; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status > /opt/setup-status; "
              "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory.max "
-             "/sys/fs/cgroup/memory/memory.limit_in_bytes >> /opt/setup-status 2>/dev/null || true")
+             "/sys/fs/cgroup/memory/memory.limit_in_bytes >> /opt/setup-status 2>/dev/null || true; "
+             "echo setup-uid=$(id -u) >> /opt/setup-status")
     (repo / ".agent.toml").write_text(f'[sandbox]\nsetup = ["{probe}"]\n')
     git(repo, "add", ".agent.toml")
     git(repo, "commit", "-qm", "config")
-    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": "cat /opt/setup-status"})]), *SESSION]
+    command = "cat /opt/setup-status; echo model-user=$(id -un); touch /opt/model-write || echo refused"
+    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": command})]), *SESSION]
     done = agent(repo, fake_model_server, "fix add")
     assert done.returncode == 0, done.stderr
     status = fake_model_server.requests[1]["messages"][-1]["content"]
     assert re.search(r"CapEff:\s+0000000000000000", status), status
     assert re.search(r"NoNewPrivs:\s+1", status), status
     assert "\n1024\n" in status and str(4 * 1024 ** 3) in status, status  # the user's pids and memory limits
+    # Setup installs as root (explicitly); the image it makes keeps the sandbox's own user.
+    assert "setup-uid=0" in status and "model-user=agent" in status and "refused" in status, status
 
 
 @pytest.mark.parametrize("plant", [
@@ -502,8 +506,14 @@ def test_no_configured_secret_reaches_any_file_written_and_sensitive_changes_are
     sensitive = {(item["kind"], item["path"]) for item in result["patch_review"]["sensitive"]}
     assert sensitive == {("ci_config", ".github/workflows/ci.yml"), ("executable", "calc.py")}
     assert result["branch"]  # `agent fix` lists them and still delivers: the user reviews the branch
-    written = [path for path in (repo / ".agent").rglob("*") if path.is_file()] + [patch_file]
+    # Everything written: the runs, --patch-out, the user's cache folder (HOME here), the branch's commits.
+    written = [path for path in [*(repo / ".agent").rglob("*"), *(tmp_path / "home").rglob("*")] if path.is_file()]
+    written.append(patch_file)
+    branch = tmp_path / "branch.txt"
+    branch.write_text(git(repo, "log", "-p", "--format=%B", f"HEAD..{result['branch']}"))
+    written.append(branch)
     assert any(path.name == "trajectory.jsonl" for path in written)
+    assert any(path.name == "offline-hosts" for path in written)  # the cache folder was scanned
     trajectory = Path(result["trajectory"]).read_text()
     assert "tokenuser" not in trajectory and fake_model_server.base_url.removeprefix("http://") in trajectory
     for path in written:

@@ -159,3 +159,32 @@ def test_a_symlink_at_a_ci_directory_itself_is_ci_config(path: str) -> None:
 def test_a_patch_git_cannot_read_is_unreadable() -> None:
     patch = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,5 +1,1 @@\n-a\n+b\n"
     assert ("unreadable", "(patch)") in kinds(patch)
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    (".Agent.toml", "agent_config"),  # macOS and Windows open it as .agent.toml
+    ("pkg/.AGENT.TOML", "agent_config"),
+    (".agent.toml.", "agent_config"),  # Windows drops trailing dots and spaces
+    (".agent\u200c.toml", "agent_config"),  # HFS+ ignores zero-width non-joiners
+    (".GitModules", "submodules"),
+    (".GitHub/Workflows/x.yml", "ci_config"),
+    ("tools/deploy/action.yml", "ci_config"),  # a local action, `uses: ./tools/deploy`
+    ("tools/deploy/Action.YAML", "ci_config"),
+])
+def test_names_a_case_insensitive_file_system_reads_as_sensitive_ones_are_found(
+        tmp_path: Path, name: str, kind: str) -> None:
+    def plant(repo: Path) -> None:
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("[model]\nname = 'x'\n")
+
+    assert kinds(diff_of(tmp_path, plant)) == [(kind, name)]
+
+
+def test_look_alike_names_are_not_sensitive(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in ("src/agent.toml", "src/transaction.yml", "docs/github/workflows.md"):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text("x\n")
+
+    assert kinds(diff_of(tmp_path, plant)) == []

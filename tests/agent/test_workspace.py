@@ -307,6 +307,23 @@ def test_archive_under_a_prefix_names_entries_but_never_link_targets(
     assert members["testbed/pkg/conf.py"].linkname == "../../shared/conf.py"
 
 
+@pytest.mark.parametrize("gnu", [True, False])
+def test_an_archive_for_a_sandbox_user_owns_every_entry_by_that_user(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gnu: bool) -> None:
+    """Without CAP_CHOWN/DAC_OVERRIDE the sandbox's user could not write files the host user owns."""
+    import io
+    import tarfile
+
+    snap = _prefixed_snapshot(tmp_path)
+    if not gnu:
+        monkeypatch.setattr(workspace, "_gnu_tar", lambda: None)
+    data = b"".join(snap.archive(prefix="testbed", owner=(4321, 4322)))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+    assert {"testbed/app.py", "testbed/pkg", "testbed/pkg/conf.py", "testbed/.git/index"} <= {m.name for m in members}
+    assert {(m.uid, m.gid) for m in members} == {(4321, 4322)}
+
+
 @pytest.mark.docker
 def test_a_relative_link_out_of_the_repository_arrives_as_a_link(tmp_path: Path, make_sandbox) -> None:
     """Docker refuses such a link unpacked at the workdir; unpacked at / under the workdir's name it is kept."""

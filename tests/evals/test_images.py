@@ -20,6 +20,7 @@ from agent.errors import UsageError
 from evals import images
 from evals.datasets import TaskInstance
 from evals.images import (
+    APT_CAPABILITIES,
     CONDA_ACTIVATE,
     EnvironmentPlan,
     ImageBuilder,
@@ -30,11 +31,13 @@ from evals.images import (
     official_image,
     python_labels,
     requirements_from_mirror,
+    step_capabilities,
 )
 from evals.recipes import recipe_for
 from evals.repos import RepoSource
 from evals.sample_tasks import SampleProject, make_sample_project, sample_image_builder
 from sandbox.base import SandboxError
+from sandbox.images import BUILD_MEMORY
 from tests.evals.test_repos import git, make_repo
 
 
@@ -348,3 +351,33 @@ def test_images_command_usage_errors(args: list[str], message: str, tmp_path: Pa
         main()
     assert exited.value.code == 2
     assert message in capsys.readouterr().err.replace("\n", "")
+
+
+def test_build_steps_get_back_only_the_capabilities_apt_needs() -> None:
+    assert step_capabilities("set -e\npython -m pip install .\necho 'apt'\ncat aptitude.log\n") == []
+    assert step_capabilities("step=pre-install\napt-get update && apt-get install -y graphviz\n") == APT_CAPABILITIES
+    assert step_capabilities("true; apt install -y hunspell\n") == APT_CAPABILITIES
+
+
+def test_environment_and_instance_builds_are_confined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    make_repo(work, {"setup.py": "x = 1\n"})
+    subprocess.run(["git", "clone", "--quiet", "--mirror", str(work), str(tmp_path / "m" / "psf__requests.git")],
+                   check=True)
+    row = sample_row(base_commit=git(work, "rev-parse", "HEAD"), environment_setup_commit="")
+    client = FakeClient()
+    calls: dict[str, dict[str, Any]] = {}
+
+    def fake_commit(client_: Any, base: str, script: str, tag: str, **kwargs: Any) -> None:
+        calls[kwargs["step"]] = kwargs
+        client.present.add(tag)
+
+    monkeypatch.setattr(images, "run_and_commit", fake_commit)
+    monkeypatch.setattr(images, "build_image", lambda recipe, client_, **kw: client.present.add(recipe.tag))
+    ImageBuilder(client, RepoSource(str(tmp_path / "m")), source=ImageSource.BUILD, dataset=[row]).ensure(row)
+    assert set(calls) == {"environment", "instance"}
+    for kwargs in calls.values():
+        assert kwargs["capabilities"] == [] and kwargs["memory"] == BUILD_MEMORY and kwargs["user"] == "root"
+        assert "USER root" in kwargs["changes"]  # task images run as root, as the official ones
+        assert not any("docker.sock" in host for host in kwargs["volumes"])
+        assert "environment" not in kwargs  # nothing of the host's environment

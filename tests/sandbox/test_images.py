@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ def test_tag_is_a_content_hash(tmp_path: Path) -> None:
     assert plain.tag != ImageRecipe(release="trixie").tag
     assert plain.tag != ImageRecipe(ca_bundle=bundle).tag
     assert plain.tag == ImageRecipe(mirror="http://mirror.example/debian").tag
+    assert plain.tag != ImageRecipe(user=None).tag  # the sandbox's user is part of the image
 
 
 def test_bad_ca_bundle_is_refused(tmp_path: Path) -> None:
@@ -90,13 +92,47 @@ def test_run_and_commit_adds_files_and_a_layer(docker_client, sandbox_image) -> 
     tag = "moe-agent-test:layer"
     log = BuildLog(tag)
     run_and_commit(docker_client, sandbox_image, "cat /opt/in.txt > /opt/out.txt", tag, log=log, step="layer",
-                   files={"/opt/in.txt": b"payload"}, changes=["ENV LAYERED=1"])
+                   files={"/opt/in.txt": b"payload"}, changes=["ENV LAYERED=1"], user="root")
     try:
+        # The step ran as root (/opt is root's); the image still runs as its own user.
+        assert docker_client.images.get(tag).attrs["Config"]["User"] == "agent"
         out = subprocess.run(["docker", "run", "--rm", tag, "bash", "-c", "cat /opt/out.txt; echo $LAYERED"],
                              capture_output=True, text=True, timeout=60)
         assert out.stdout == "payload1\n"
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.docker
+def test_build_steps_are_confined_like_the_sandbox(docker_client, sandbox_image, monkeypatch) -> None:
+    """Whoever wrote the script (a recipe, a repository's setup): no capabilities, no privilege gain, limits."""
+    tag = "moe-agent-test:confined"
+    monkeypatch.setenv("MOE_HOST_SECRET", "host-only-value")
+    probe = ("grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status > /opt/probe; "
+             "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max >> /opt/probe 2>/dev/null || "
+             "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes >> /opt/probe; "
+             "env >> /opt/probe; ls /var/run/docker.sock /run/docker.sock >> /opt/probe 2>&1; "
+             "ls /sys/class/net >> /opt/probe")
+    run_and_commit(docker_client, sandbox_image, probe, tag, log=BuildLog(tag), step="probe", user="root",
+                   environment={"GIVEN": "1"}, memory="1g", pids_limit=321)
+    try:
+        out = subprocess.run(["docker", "run", "--rm", "--network", "none", tag, "cat", "/opt/probe"],
+                             capture_output=True, text=True, timeout=60).stdout
+    finally:
+        docker_client.images.remove(tag, force=True)
+    assert re.search(r"CapEff:\s+0{16}", out) and re.search(r"CapBnd:\s+0{16}", out), out
+    assert re.search(r"NoNewPrivs:\s+1", out), out
+    assert "\n321\n" in out and str(1024 ** 3) in out, out
+    assert "GIVEN=1" in out and "host-only-value" not in out, out
+    assert "No such file" in out and "docker.sock\n" not in out.replace("No such file", ""), out
+    assert out.rstrip().endswith("lo"), out  # no network but loopback
+
+
+@pytest.mark.docker
+def test_a_build_step_may_not_mount_the_docker_socket(docker_client, sandbox_image) -> None:
+    with pytest.raises(SandboxError, match="may not see the Docker socket"):
+        run_and_commit(docker_client, sandbox_image, "true", "moe-agent-test:socket", log=BuildLog("moe-agent-test:s"),
+                       step="socket", volumes={"/var/run": {"bind": "/host-run", "mode": "ro"}})
 
 
 @pytest.mark.docker

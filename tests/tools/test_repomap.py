@@ -513,3 +513,17 @@ def test_definitions_on_one_line_are_siblings_and_the_outline_is_capped() -> Non
     assert len(capped) < 1100 and capped.endswith("more symbols not shown (outline cut at 1000 characters)")
     nested = outline("shop/models.py", MODELS.encode())
     assert [s.depth for s in nested] == [0, 1, 1, 0, 1]
+
+
+def test_agent_map_and_outline_never_send_a_repositorys_escape_sequences_to_the_terminal(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "clip.py").write_bytes(b'def f(x="\x1b]52;c;cHduZWQ=\x07"):\n    return x\n')
+    (root / "b\x1b[2J.py").write_bytes(b"def g():\n    return 1\n")
+    for extra in ([], ["--outline", "clip.py"]):
+        done = subprocess.run([sys.executable, "-m", "agent", "map", str(root), "--cache-dir", str(tmp_path / "cache"),
+                               *extra], capture_output=True, cwd=ROOT, check=False)
+        assert done.returncode == 0, done.stderr
+        assert b"\x1b" not in done.stdout and b"\x07" not in done.stdout, done.stdout
+    assert b"\\x1b]52" in subprocess.run([sys.executable, "-m", "agent", "map", str(root)], capture_output=True,
+                                         cwd=ROOT, check=False, env={**os.environ, "AGENT_CACHE_DIR": str(tmp_path)}).stdout
