@@ -6,6 +6,7 @@ Tools never know about the loop: they get arguments and a `ToolContext`, and ret
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,8 +97,30 @@ def argument_errors(spec: ToolSpec, args: Any) -> list[str]:
     return errors
 
 
+CALL_KEY = "tool.call"  # in ToolContext.state: (tool name, arguments as sorted JSON) of the call being run
+REFUSED_KEY = "tool.refused"  # the same, of the call just before it, when a check refused it but allows a repeat
+REPEATED_KEY = "tool.repeated"  # whether the call being run is that refused call sent again, unchanged
+
+
+def remember_refused_call(ctx: ToolContext) -> None:
+    """Mark the call being run as refused by a check that yields when the very next call repeats it."""
+    ctx.state[REFUSED_KEY] = ctx.state.get(CALL_KEY)
+
+
+def repeats_refused_call(ctx: ToolContext) -> bool:
+    """Whether the call being run is the previous call, refused by `remember_refused_call`, sent again unchanged."""
+    return bool(ctx.state.get(REPEATED_KEY))
+
+
 def call_tool(tool: Tool, args: Any, ctx: ToolContext) -> Observation:
-    """Validate, then call; a `ToolError` or bad arguments become an error observation."""
+    """Validate, then call; a `ToolError` or bad arguments become an error observation.
+
+    A refusal remembered by `remember_refused_call` holds for the next call only, whatever that is.
+    """
+    refused = ctx.state.pop(REFUSED_KEY, None)
+    call = (tool.spec.name, json.dumps(args, sort_keys=True, default=repr))
+    ctx.state[CALL_KEY] = call
+    ctx.state[REPEATED_KEY] = refused is not None and refused == call
     problems = argument_errors(tool.spec, args)
     if problems:
         expected = ", ".join(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.output import cap_text
-from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.base import Observation, ToolContext, ToolError, ToolSpec, remember_refused_call, repeats_refused_call
 from tools.encoding import NOT_UTF8_NOTE, decode, encode, from_visible, is_utf8
 from tools.lint import lint_edit
 from tools.paths import RepoPath, resolve_in_repo
@@ -431,8 +431,11 @@ def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes)
 
 def lint_note(ctx: ToolContext, path: str, before: bytes | None, after: bytes) -> str:
     """Raise ToolError when lint-on-edit refuses the edit (tools/lint.py says when); else its note, maybe ""."""
-    outcome = lint_edit(ctx.sandbox, path, before, after, timeout=min(ctx.command_timeout, 60))
+    outcome = lint_edit(ctx.sandbox, path, before, after, timeout=min(ctx.command_timeout, 60),
+                        repeated=repeats_refused_call(ctx))
     if outcome.refused:
+        if outcome.repeatable:
+            remember_refused_call(ctx)
         raise ToolError(outcome.message)
     return outcome.note
 

@@ -46,14 +46,18 @@ CHECK_DIR = "/tmp/.moe-lint"
 # file: {file} is its path there, {name} the path shown in messages. Exit 127: not installed;
 # 126: the check itself could not run (the copy unreadable): no verdict either way.
 LANGUAGE_CHECKS: dict[str, tuple[str, str]] = {
+    # Compiled under the copy's own name (shown as {name} afterwards): Python prints the offending
+    # line by reading the named file, and the file at {name} is still the old one, or absent.
     "python": ("python", "for py in python3 python; do command -v $py >/dev/null || continue; exec $py -c "
                          "'import sys\ntry:\n    source = open(sys.argv[1], \"rb\").read()\nexcept Exception:\n"
-                         "    sys.exit(126)\ncompile(source, sys.argv[2], \"exec\", dont_inherit=True)' "
-                         "{file} {name}; done; exit 127"),
+                         "    sys.exit(126)\nsys.stderr.write(\"moe-lint-version %d.%d\\n\" % sys.version_info[:2])\n"
+                         "sys.stderr.flush()\ncompile(source, sys.argv[1], \"exec\", dont_inherit=True)' "
+                         "{file}; done; exit 127"),
     "javascript": ("node", "command -v node >/dev/null || exit 127; exec node --check {file}"),
     "go": ("gofmt", "command -v gofmt >/dev/null || exit 127; exec gofmt -e {file} >/dev/null"),
     "ruby": ("ruby", "command -v ruby >/dev/null || exit 127; exec ruby -c {file} >/dev/null"),
 }
+VERSION_LINE = re.compile(r"^moe-lint-version (\S+)\n?", re.M)  # what a check prints of its tool's version
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class LintOutcome:
     refused: bool
     message: str = ""
     note: str = ""
+    repeatable: bool = False  # the language's own check refused: the same edit sent again right after is made
 
 
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
@@ -128,8 +133,14 @@ def _kind_of_file(path: str) -> str:
     return f"{name[dot:]} files" if dot > 0 else name
 
 
-def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, timeout: float = 60) -> LintOutcome:
-    """Refuse the edit or let it through with a note, by the module's rule; `before` is None for a new file."""
+def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, timeout: float = 60,
+              repeated: bool = False) -> LintOutcome:
+    """Refuse the edit or let it through with a note, by the module's rule; `before` is None for a new file.
+
+    The sandbox's interpreter may be older than the code (PEP 696 defaults under python 3.11), so its
+    refusal is `repeatable`: `repeated` (the identical edit sent again right after that refusal) makes
+    the edit with a note naming the check that rejected it. Tree-sitter's sure refusals stay refusals.
+    """
     report = check_edit(path, before, after)
     if not report.checked:
         return LintOutcome(False, note=f"\n(Syntax not checked: {report.unchecked_reason}.)")
@@ -143,7 +154,15 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
     unjudged = "no interpreter or compiler in the sandbox could check this file"
     if verdict.accepts is False:
         if before is None or language_verdict(sandbox, path, before, timeout).accepts:
-            return LintOutcome(True, f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}")
+            checker = f"{verdict.tool} {verdict.version}".strip()
+            if repeated:
+                return LintOutcome(False, note=(
+                    f"\n(Note: made because the same edit was sent again after its refusal; {checker} in the sandbox "
+                    f"rejects it ({verdict.detail.splitlines()[-1] if verdict.detail else 'a syntax error'}) and the "
+                    f"tree-sitter grammar reports a syntax error at line {first.line}.)"))
+            return LintOutcome(True, repeatable=True, message=(
+                f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}\nIf this is valid code "
+                f"newer than the sandbox's {checker}, send exactly the same edit again and it will be applied."))
         # It rejected the file before the edit too: its verdict cannot tell what the edit added.
         unjudged = f"{verdict.tool} in the sandbox rejected this file before the edit too, so it cannot tell"
     if report.unbalanced:
@@ -196,6 +215,7 @@ class LanguageVerdict:
     accepts: bool | None
     tool: str = ""
     detail: str = ""  # its complaint, last lines, when it rejects
+    version: str = ""  # of the tool ("3.11"), when its check prints it; "" when unknown
 
 
 def language_verdict(sandbox: Sandbox, path: str, data: bytes, timeout: float = 60) -> LanguageVerdict:
@@ -213,10 +233,12 @@ def language_verdict(sandbox: Sandbox, path: str, data: bytes, timeout: float = 
     result = sandbox.run(f"( {command} ) 2>&1; rc=$?; rm -f -- {shlex.quote(copy)}; exit $rc", timeout=timeout)
     if result.timed_out or result.exit_code in (None, 126, 127):
         return LanguageVerdict(None, tool)
+    version = VERSION_LINE.search(result.output)
+    output = VERSION_LINE.sub("", result.output, count=1)
     if result.exit_code == 0:
-        return LanguageVerdict(True, tool)
-    complaint = "\n".join(result.output.replace(copy, path).strip().splitlines()[-4:])
-    return LanguageVerdict(False, tool, complaint[:1000])
+        return LanguageVerdict(True, tool, version=version.group(1) if version else "")
+    complaint = "\n".join(output.replace(copy, path).strip().splitlines()[-4:])
+    return LanguageVerdict(False, tool, complaint[:1000], version.group(1) if version else "")
 
 
 def syntax_problems(root: Node, source: bytes) -> list[SyntaxProblem]:

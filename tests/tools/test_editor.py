@@ -337,9 +337,27 @@ def test_pep_696_defaults_follow_the_sandboxs_python(call, repo) -> None:
     obs = edit(call, "typed_box.py", command="create", file_text="class Box[T = int]:\n    pass\n")
     if version >= (3, 13):  # the language accepts it, whatever the grammar says
         assert not obs.is_error, obs.text
-    else:  # refused because this Python rejects it too, and the message says so
+    else:  # refused because this Python rejects it too, and the message says so and how to get past it
         assert obs.is_error and "agrees" in obs.text and "SyntaxError" in obs.text
+        assert "class Box[T = int]:" in obs.text.split("agrees:", 1)[1]
+        assert f"newer than the sandbox's python {version[0]}.{version[1]}, send exactly the same" in obs.text
         assert not repo.stat("typed_box.py").exists
+        again = edit(call, "typed_box.py", command="create", file_text="class Box[T = int]:\n    pass\n")
+        assert not again.is_error, again.text
+        assert f"python {version[0]}.{version[1]} in the sandbox rejects it" in again.text
+        assert repo.read_file("typed_box.py") == b"class Box[T = int]:\n    pass\n"
+
+
+def test_only_the_identical_edit_right_after_a_refusal_is_made(call, repo) -> None:
+    bad = dict(command="create", file_text="def f(:\n    pass\n")
+    assert edit(call, "broken.py", **bad).is_error
+    assert edit(call, "broken.py", command="create", file_text="def f(:\n    pass  \n").is_error  # not identical
+    assert not edit(call, ".", command="view").is_error  # another call in between
+    assert edit(call, "broken.py", **bad).is_error
+    assert not repo.stat("broken.py").exists
+    made = edit(call, "broken.py", **bad)
+    assert not made.is_error and "sent again" in made.text
+    assert repo.read_file("broken.py") == b"def f(:\n    pass\n"
 
 
 def test_without_an_interpreter_a_refusal_says_how_to_write_it_anyway(call, repo) -> None:

@@ -264,3 +264,22 @@ def test_c_under_conditional_compilation_is_never_sure_but_include_guards_are_no
     assert not outcome.refused and outcome.note.startswith("\n(Possible syntax error")
     guarded = b"#ifndef M_H\n#define M_H\nint f(void);\n#endif\n"
     assert lint_edit(shell, "m.h", guarded, guarded.replace(b"f(void);", b"f(void));")).refused
+
+
+def test_an_interpreter_refusal_shows_the_new_code_and_yields_to_the_same_edit_sent_again(shell, tmp_path) -> None:
+    (tmp_path / "m.py").write_bytes(b"def g():\n    pass\n")  # the old file, where the interpreter is run
+    before, after = b"def g():\n    pass\n", b"x = 1\ndef f(:\n    pass\n"
+    refused = lint_edit(shell, "m.py", before, after)
+    assert refused.refused and refused.repeatable
+    checked = refused.message.split("python in the sandbox agrees:\n", 1)[1]
+    assert "def f(:" in checked and "def g():" not in checked  # the edited code's line, not the old file's
+    version = shell.run("python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'").output.strip()
+    assert f"newer than the sandbox's python {version}, send exactly the same edit again" in refused.message
+    made = lint_edit(shell, "m.py", before, after, repeated=True)
+    assert not made.refused and f"python {version} in the sandbox rejects it" in made.note
+    assert "sent again" in made.note
+
+
+def test_a_sure_tree_sitter_refusal_does_not_yield_to_a_repeat(shell) -> None:
+    outcome = lint_edit(shell, "widget.rs", None, b"fn main( {\n}\n", repeated=True)
+    assert outcome.refused and not outcome.repeatable
