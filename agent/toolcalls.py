@@ -843,6 +843,8 @@ def _convert(value: Any, schema: Any, raw_text: bool) -> Any:
             parsed = _literal(value.strip(), python=False)
             return value if parsed is _UNREADABLE else parsed
         return value
+    if raw_text and "null" in types and isinstance(value, str) and value.strip().lower() in ("null", "none"):
+        return None  # vLLM's and SGLang's Qwen3-Coder parsers read `null` as None before any type, strings too
     if _has_type(value, types):
         return value
     if isinstance(value, str):
@@ -895,6 +897,8 @@ def _types(schema: dict[str, Any]) -> set[str]:
         for option in schema.get(key) or []:
             if isinstance(option, dict):
                 names += _types(option)
+    if schema.get("nullable") is True:  # OpenAPI 3.0's way of allowing null
+        names.append("null")
     normalised = {_TYPE_ALIASES.get(str(name).strip().lower(), str(name).strip().lower()) for name in names}
     return normalised & _PYTHON_TYPES.keys()
 

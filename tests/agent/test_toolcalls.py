@@ -1001,3 +1001,21 @@ def test_a_call_whose_value_shows_fences_does_not_shift_the_blocks_after_it() ->
     assert [call.name for call in parsed.calls] == ["str_replace_editor", "bash"]
     assert parsed.calls[0].arguments["file_text"] == page
     assert parsed.errors[0].startswith("The call to bash written as JSON inside a ```text code block was NOT run")
+
+
+NULLABLE_STRINGS = function_tool("note", {
+    "listed": {"type": ["string", "null"]},
+    "openapi": {"type": "string", "nullable": True},
+    "either": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    "plain": {"type": "string"},
+})
+
+
+@pytest.mark.parametrize("written", ["null", "None", " NULL "])
+def test_null_for_a_nullable_string_is_none_as_the_qwen3_coder_parsers_read_it(written: str) -> None:
+    call = only_call(xml_call("note", listed=written, openapi=written, either=written, plain=written),
+                     [NULLABLE_STRINGS])
+
+    assert call.arguments == {"listed": None, "openapi": None, "either": None, "plain": written}
+    text = only_call(xml_call("note", listed="nullish", either="none of it"), [NULLABLE_STRINGS])
+    assert text.arguments == {"listed": "nullish", "either": "none of it"}
