@@ -299,9 +299,12 @@ class EditorTool:
         if old == new:
             raise ToolError("old_str and new_str are identical, so nothing would change; give the new text in new_str")
         starts = match_starts(file.text, old)
-        if not starts and not file.utf8 and old != old_str.replace("\r\n", "\n"):
-            old = old_str.replace("\r\n", "\n")  # the \xNN in old_str were literal text after all
-            starts = match_starts(file.text, old)
+        typed = old_str.replace("\r\n", "\n")
+        if not starts and not file.utf8 and old != typed and typed in file.text:
+            # Never guess: reading old_str's \xNN as text and new_str's as bytes wrote bytes for text.
+            raise ToolError(f"old_str matches nothing in {target.path} with its \\xNN read as bytes; the file has "
+                            "them as typed text there, which is shown and written with a doubled backslash "
+                            "(\\\\xe9 for the text \\xe9): copy old_str and new_str from `view` that way")
         if not starts:
             raise ToolError(no_match_message(file.text, old, target))
         if len(starts) > 1:

@@ -305,6 +305,20 @@ def test_a_miss_only_because_of_carriage_returns_says_so(call, repo) -> None:
     assert repo.read_file("cr.py") == b"x = 1\ry = 2\nz = 3\n"
 
 
+def test_a_literal_escape_and_the_byte_it_spells_are_shown_and_edited_apart(call, repo) -> None:
+    original = b'LIT = "\\xe9"  # literal escape\nRAW = "\xe9"  # latin-1 byte\nC = 1\n'
+    repo.write_file("escapes.py", original)
+    view = edit(call, "escapes.py", command="view")
+    assert '1\tLIT = "\\\\xe9"  # literal escape' in view.text and '2\tRAW = "\\xe9"  # latin-1 byte' in view.text
+    assert "\\\\xe9 is the text \\xe9" in view.text  # the note says how to read and write it
+    mistaken = edit(call, "escapes.py", command="str_replace", old_str='LIT = "\\xe9"', new_str='LIT = "\\xe8"')
+    assert mistaken.is_error and repo.read_file("escapes.py") == original  # `\xe9` is the byte: no such LIT line
+    literal = edit(call, "escapes.py", command="str_replace", old_str='LIT = "\\\\xe9"', new_str='LIT = "\\\\xe8"')
+    raw = edit(call, "escapes.py", command="str_replace", old_str='RAW = "\\xe9"', new_str='RAW = "\\xe8"')
+    assert not literal.is_error and not raw.is_error, literal.text + raw.text
+    assert repo.read_file("escapes.py") == b'LIT = "\\xe8"  # literal escape\nRAW = "\xe8"  # latin-1 byte\nC = 1\n'
+
+
 def test_a_latin1_file_is_shown_with_escapes_and_edited_through_them(call, repo) -> None:
     original = "LABEL = 'café'\nPRICE = 3\n".encode("latin-1")
     repo.write_file("prices.py", original)
