@@ -24,13 +24,14 @@ command.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.base import SandboxError
 
 MIN_SLACK = 64 * 2**20  # bytes a stopped sandbox may still grow (an index, a patch) before the run ends
-WRITE_RATE = 2**30  # bytes per second a sandbox is assumed to write at most, to decide when to measure again
+WRITE_RATE = 4 * 2**30  # bytes per second a sandbox is assumed to write at most (dd to a page cache: 2+ GB/s here)
 POLL_SECONDS = (1.0, 10.0)  # the watcher's shortest and longest wait between measurements
 POLL_DUTY = 0.02  # the share of time the watcher may spend measuring (the engine's CPU, walking the layer)
 
@@ -54,6 +55,7 @@ class DiskLimit:
     used: int = 0
     full: bool = False  # past the limit: the model's writes are refused until it deletes
     stopped_at: int = 0  # the size when writes were stopped
+    measured_at: float = 0.0  # time.monotonic() of the last `check` (0: never), so quick commands add up
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -61,8 +63,10 @@ class DiskLimit:
         return max(MIN_SLACK, self.limit // 8)
 
     def worth_measuring(self, seconds: float) -> bool:
-        """After a command that ran `seconds`: whether it could have reached the limit since the last measurement."""
-        return self.full or self.used + seconds * WRITE_RATE >= self.limit
+        """After a command that ran `seconds`: whether it could have reached the limit since the last
+        measurement (the time since then counts: many quick commands write as much as one long one)."""
+        since = max(seconds, time.monotonic() - self.measured_at)
+        return self.full or self.used + since * WRITE_RATE >= self.limit
 
     def poll_interval(self, cost: float) -> float:
         """Seconds until the watcher measures again: the time the sandbox needs to fill what is left
@@ -84,7 +88,7 @@ class DiskLimit:
             used = self.measure()
             if used is None:
                 return None
-            self.used = used
+            self.used, self.measured_at = used, time.monotonic()
             if used > self.limit:
                 if not self.full:
                     self.full, self.stopped_at = True, used

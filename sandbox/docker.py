@@ -223,8 +223,9 @@ class DockerSandbox:
             found = self.client.api.containers(all=True, size=True, filters={"id": [self.id]})
         except Exception:
             return None
-        size = found[0].get("SizeRw") if found else None
-        return int(size) if size is not None else None
+        if not found:
+            return None
+        return int(found[0].get("SizeRw") or 0)  # Docker omits a SizeRw of 0 (an empty layer: all deleted)
 
     def _written(self) -> int | None:
         """Bytes the sandbox's commands added to the writable layer: what `disk_size` limits."""

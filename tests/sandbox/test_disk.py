@@ -53,9 +53,13 @@ def test_a_running_command_is_stopped_only_when_it_grows_the_layer_past_the_limi
 
 
 def test_measured_when_it_may_matter_and_polled_at_the_pace_the_space_left_needs() -> None:
-    disk = limit_of([], limit=4 * 2**30)
-    assert not disk.worth_measuring(0.01)  # a quick command cannot have written 4 GB
+    disk = limit_of([0, 0], limit=4 * 2**30)
+    assert disk.worth_measuring(0.01)  # never measured: the copy-in and what came since are unknown
+    disk.check()
+    assert not disk.worth_measuring(0.01)  # a quick command right after a measurement cannot have written 4 GB
     assert disk.worth_measuring(4.0)
+    disk.measured_at -= 1.5  # quick commands for 1.5 s since: together they could have
+    assert disk.worth_measuring(0.01)
     assert disk.poll_interval(cost=0.005) == min(4 * 2**30 / WRITE_RATE, POLL_SECONDS[1])
     disk.used = disk.limit - MB
     assert disk.poll_interval(cost=0.005) == POLL_SECONDS[0]  # nearly full: as often as allowed
