@@ -27,7 +27,8 @@ TEXT_ENTRIES = [entry for entry in corpus() if entry.link is None and entry.kind
 
 @pytest.fixture(scope="module")
 def corpus_box(docker_client: Any, sandbox_image: str, pytest_archive: bytes) -> Iterator[DockerSandbox]:  # noqa: F811
-    box = start_sandbox(SandboxSpec(image=sandbox_image, run_id="pytest-corpus"), docker_client)
+    # As root: the corpus and pytest go in through the archive API as root's files, as a setup step would.
+    box = start_sandbox(SandboxSpec(image=sandbox_image, run_id="pytest-corpus", user="root"), docker_client)
     try:
         assert box.container.put_archive(box.workdir, corpus_archive())
         site = box.run("python3 -c 'import site; print(site.getsitepackages()[0])'").output.strip()

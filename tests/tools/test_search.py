@@ -18,6 +18,12 @@ def tree(repo):
     return repo
 
 
+@pytest.fixture
+def box(make_sandbox):
+    """As root: the grep fallback is tested by moving ripgrep out of /usr/bin, which the image's user may not."""
+    return make_sandbox(user="root")
+
+
 @pytest.fixture(params=["rg", "grep"])
 def backend(request, tree, ctx) -> str:
     """Run the test with ripgrep, then again with rg hidden so the grep/find fallback answers."""
