@@ -109,8 +109,9 @@ def test_the_candidate_passing_the_reproduction_test_wins_over_two_that_agree(fa
         assert Path(attempt["trajectory"]).parent == run_dir
         assert read_trajectory(Path(attempt["trajectory"])).status == "submitted"
     main = read_trajectory(Path(result["trajectory"]))
-    assert main.start["config"]["attempt"] == 2 and main.events[-1]["type"] == "selection"
-    assert main.events[-1]["decided_by"] == "reproduction"
+    selections = [event for event in main.events if event["type"] == "selection"]
+    assert main.start["config"]["attempt"] == 2 and len(selections) == 1  # then the delivery event (follow-ups)
+    assert selections[0]["decided_by"] == "reproduction" and main.events[-1]["type"] == "delivery"
     seeds = sorted({request["seed"] for request in fake_model_server.requests})
     assert seeds == [SEED, SEED + 1, SEED + 2]
     shown = subprocess.run([sys.executable, "-m", "agent", "traj", "show", result["trajectory"]],
