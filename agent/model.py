@@ -416,9 +416,22 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+# Paths the client appends to the base URL itself: a base URL ending in one 404s (`.../chat/completions/chat/completions`).
+_ENDPOINT_PATHS = ("/chat/completions", "/completions", "/models")
+
+
 def _not_found_hint(url: str) -> str:
-    """What to check after a 404: OpenAI-compatible servers serve under `/v1`, and a URL without it 404s."""
-    path = urlparse(url).path.rstrip("/")
+    """What to check after a 404: the base URL's path, else the model name.
+
+    OpenAI-compatible servers serve under `/v1`, so a URL without it 404s; a URL copied with
+    an endpoint path (`/v1/chat/completions`) 404s too, and adding `/v1` would not help.
+    """
+    parts = urlparse(url)
+    path = parts.path.rstrip("/")
+    endpoint = next((end for end in _ENDPOINT_PATHS if path.endswith(end)), None)
+    if endpoint is not None:
+        base = parts._replace(path=path.removesuffix(endpoint)).geturl()
+        return f"the URL ends in the endpoint path {endpoint}: drop it (try {base}), the client adds it, or check model.name"
     if not path.endswith("/v1"):
         suggested = url.rstrip("/") + "/v1"
         return f"the URL may lack /v1 (try {suggested}), or check model.name"

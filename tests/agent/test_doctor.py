@@ -101,6 +101,13 @@ def test_unreachable_server_fails_with_a_fix(tmp_path) -> None:
     assert "unreachable" in done.stdout and "OPENAI_BASE_URL" in done.stdout
 
 
+def test_a_base_url_with_an_endpoint_path_is_told_to_drop_it(fake_model_server, tmp_path) -> None:
+    done = doctor(fake_model_server.base_url + "/chat/completions", tmp_path)
+    assert done.returncode == 3
+    assert f"ends in the endpoint path /chat/completions: drop it (try {fake_model_server.base_url})" in done.stdout
+    assert "lack /v1" not in done.stdout
+
+
 def test_bad_config_is_reported(fake_model_server, tmp_path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",

@@ -305,6 +305,18 @@ def test_base_url_without_v1_says_the_url_may_lack_it(fake_model_server: FakeOpe
     assert str(caught.value).endswith("; check model.name")  # /v1 is there: the name is what to check
 
 
+@pytest.mark.parametrize("endpoint", ["/chat/completions", "/completions", "/models", "/chat/completions/"])
+def test_base_url_ending_in_an_endpoint_path_says_to_drop_it(fake_model_server: FakeOpenAIServer,
+                                                              endpoint: str) -> None:
+    fake_model_server.script = [Reply("never")]
+    base = fake_model_server.base_url
+    with pytest.raises(ModelError) as caught:
+        make_model(fake_model_server, base_url=base + endpoint).query(MESSAGES, [])
+    message = str(caught.value)
+    assert f"the URL ends in the endpoint path {endpoint.rstrip('/')}: drop it (try {base})" in message
+    assert "lack /v1" not in message
+
+
 def test_context_window_comes_from_the_server_and_is_cached() -> None:
     with FakeOpenAIServer(max_model_len=65536) as server:
         model = make_model(server)
