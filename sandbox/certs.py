@@ -43,7 +43,13 @@ class BadBundle(SandboxError):
 
 
 def bundle_problem(path: Path) -> str | None:
-    """Why `path` is not a usable PEM CA bundle, or None when it is."""
+    """Why `path` is not a usable PEM CA bundle, or None when it is.
+
+    Loaded with `ssl` (OpenSSL, as the sandbox's tools will), so a block that is not a
+    certificate (bad base64, a key, truncated) is refused here, not baked into an image.
+    """
+    import ssl
+
     try:
         data = path.read_bytes()
     except IsADirectoryError:
@@ -52,6 +58,10 @@ def bundle_problem(path: Path) -> str | None:
         return f"cannot read the CA bundle {path}: {exc.strerror}"
     if b"-----BEGIN CERTIFICATE-----" not in data:
         return f"{path} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        return f"{path}: not a usable CA bundle ({getattr(exc, 'reason', None) or exc})"
     return None
 
 

@@ -367,10 +367,11 @@ def _image_builder(
     """The builder; without `local_docker` (Ray) it holds no client here: each node uses its own engine."""
     from evals.images import ImageBuilder, ImageSource, RecipeBook
     from evals.repos import RepoSource
+    from sandbox.certs import bundle_problem
     from sandbox.docker import connect
 
-    if ca_bundle is not None and not ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    if ca_bundle is not None and (problem := bundle_problem(ca_bundle)):
+        raise UsageError(f"--ca-bundle: {problem}")
     source = ImageSource.AUTO if pull is None else ImageSource.PULL if pull else ImageSource.BUILD
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail before Docker
     return ImageBuilder(

@@ -31,13 +31,14 @@ def build(
     timeout: float = typer.Option(1800, help="Give up after this many seconds."),
 ) -> None:
     """Build (or reuse) the default sandbox image: bash, git, python3, ripgrep, patch."""
+    from sandbox.certs import bundle_problem
     from sandbox.docker import connect
     from sandbox.images import DEFAULT_MIRROR, RELEASE_PYTHON, ImageRecipe, build_image
 
     if release not in RELEASE_PYTHON:
         raise UsageError(f"unknown release {release!r}: use one of {', '.join(RELEASE_PYTHON)}")
-    if ca_bundle is not None and not ca_bundle.is_file():
-        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    if ca_bundle is not None and (problem := bundle_problem(ca_bundle)):
+        raise UsageError(f"--ca-bundle: {problem}")
     recipe = ImageRecipe(release=release, ca_bundle=ca_bundle, mirror=mirror or DEFAULT_MIRROR)
     client = connect()
     with console.status(f"building {recipe.tag}") as status:

@@ -162,3 +162,29 @@ def test_an_unusable_ssl_cert_file_is_one_config_line_and_exit_2(tmp_path: Path,
         assert printed["message"] == done.stderr.removeprefix("error: ").strip()
     else:
         assert done.stdout == ""
+
+
+GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nnotbase64!!\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("named_by", ["AGENT_CA_BUNDLE", "[sandbox] ca_bundle"])
+def test_a_sandbox_ca_bundle_that_openssl_cannot_load_is_refused_like_ssl_cert_file(tmp_path: Path,
+                                                                                    named_by: str) -> None:
+    """A certificate block of garbage is caught before any image is built with it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("x = 1\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    bundle = tmp_path / "garbage.pem"
+    bundle.write_text(GARBAGE_PEM)
+    (tmp_path / "user.toml").write_text(f'[sandbox]\nca_bundle = "{bundle}"\n')
+    env = ({"AGENT_CA_BUNDLE": str(bundle)} if named_by == "AGENT_CA_BUNDLE"
+           else {"AGENT_CONFIG": str(tmp_path / "user.toml")})
+    done = agent(["fix", "-C", str(repo), "--json", "fix it"], tmp_path,
+                 env={**env, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert done.returncode == 2, done.stderr
+    assert f"{bundle}: not a usable CA bundle (" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    printed = json.loads(done.stdout)
+    assert (printed["status"], printed["exit_code"], printed["patch"]) == ("usage_error", 2, "")
+    assert printed["message"] == done.stderr.removeprefix("error: ").strip()

@@ -9,6 +9,7 @@ import pytest
 
 from agent.config import WHO_MAY_SET, Settings, _known_keys, _model_in, load_settings
 from agent.errors import UsageError
+from tests.fakes.certs import CA_PEM
 
 
 def write(path: Path, text: str) -> Path:
@@ -72,7 +73,7 @@ def test_sections_and_extra_body_are_deep_merged(repo: Path, tmp_path: Path) -> 
 
 
 def test_environment_variables_land_in_their_keys(repo: Path, tmp_path: Path, no_user_file: dict[str, str]) -> None:
-    bundle = write(tmp_path / "corp-ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    bundle = write(tmp_path / "corp-ca.pem", CA_PEM.decode())
     env = no_user_file | {
         "OPENAI_BASE_URL": "http://10.0.0.5:30000/v1",
         "OPENAI_API_KEY": "sk-local",
@@ -281,7 +282,7 @@ def test_a_hostile_repo_config_sets_only_what_a_repository_may(repo: Path, tmp_p
 def test_the_same_keys_from_the_user_file_are_taken(repo: Path, tmp_path: Path) -> None:
     user = write(tmp_path / "user.toml", HOSTILE_REPO_CONFIG.replace('"~/.ssh/id_rsa"', '"ca.pem"')
                  .replace("~/.aws/credentials.md", "system.md"))
-    write(tmp_path / "ca.pem", "-----BEGIN CERTIFICATE-----\n")
+    write(tmp_path / "ca.pem", CA_PEM.decode())
     write(tmp_path / "system.md", "Be brief.\n")
     warnings: list[str] = []
 

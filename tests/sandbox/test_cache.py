@@ -8,6 +8,7 @@ import pytest
 
 from sandbox.cache import cache_home
 from sandbox.certs import combined_bundle
+from tests.fakes.certs import CA_PEM
 from tools.tags import TagCache
 
 
@@ -25,6 +26,6 @@ def test_caches_land_under_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert TagCache().path.parent == tmp_path / "xdg" / "moe-agent" / "tags"
     extra = tmp_path / "corp.pem"
-    extra.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    extra.write_bytes(CA_PEM)
     bundle = combined_bundle(extra)
     assert bundle is not None and bundle.parent == tmp_path / "xdg" / "moe-agent" / "ca"

@@ -13,8 +13,9 @@ from sandbox import images
 from sandbox.base import SandboxError
 from sandbox.certs import CONTAINER_BUNDLE, combined_bundle
 from sandbox.images import BuildLog, ImageRecipe, build_image, run_and_commit
+from tests.fakes.certs import CA_PEM
 
-PEM = b"-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+PEM = CA_PEM
 
 
 def test_tag_is_a_content_hash(tmp_path: Path) -> None:
@@ -46,7 +47,22 @@ def test_a_ca_bundle_without_a_certificate_is_bad_input_exit_2(tmp_path: Path) -
                            "--ca-bundle", str(empty)], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == f"error: {empty} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)"
+    assert done.stderr.strip() == f"error: --ca-bundle: {empty} is not a PEM CA bundle (no 'BEGIN CERTIFICATE' block)"
+
+
+def test_a_ca_bundle_openssl_cannot_load_is_refused_before_any_build(tmp_path: Path) -> None:
+    """A garbage block between the PEM markers, alone or after a good certificate, is not baked into an image."""
+    garbage = b"-----BEGIN CERTIFICATE-----\nnotbase64!!\n-----END CERTIFICATE-----\n"
+    for name, data in (("garbage.pem", garbage), ("mixed.pem", PEM + garbage)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SandboxError, match=f"{name}: not a usable CA bundle"):
+            ImageRecipe(ca_bundle=tmp_path / name).tag
+        done = subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", "sandbox", "build",
+                               "--ca-bundle", str(tmp_path / name)], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error: --ca-bundle: {tmp_path / name}: not a usable CA bundle (")
+        assert done.stderr.count("\n") == 1
 
 
 def test_combined_bundle_appends_to_system(tmp_path: Path) -> None:
