@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import Settings
 from agent.environment import prepare_image
+from agent.errors import UsageError
 from agent.files_image import FilesImage
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
@@ -91,11 +92,14 @@ class FixOutcome:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, see `Timings`
     review: PatchReview = field(default_factory=PatchReview)  # what the patch touches (agent/patch_policy.py)
     instructions: RepositoryInstructions | None = None  # None: turned off
+    delivery_error: str | None = None  # why the patch could not be delivered (it is still in `result.patch`)
 
     @property
     def exit_code(self) -> int:
         """0 only for a patch the agent submitted: one salvaged at a limit was never tested or meant."""
         status = self.result.status
+        if self.delivery_error is not None:
+            return 2  # the user's repository or path refused it: their input, as for every usage error
         if status == "interrupted" and self.result.extra.get("signal"):
             return 128 + int(self.result.extra["signal"])  # 130 for SIGINT, 143 for SIGTERM
         if status in EXIT_CODES:
@@ -106,7 +110,7 @@ class FixOutcome:
         r = self.result
         return {
             "status": r.status, "message": r.message, "patch": r.patch, "branch": self.branch, "commit": self.commit,
-            "applied": self.applied, "trajectory": str(self.trajectory), "run_id": self.run_id, "exit_code": self.exit_code,
+            "applied": self.applied, "delivery_error": self.delivery_error, "trajectory": str(self.trajectory), "run_id": self.run_id, "exit_code": self.exit_code,
             "stats": {"steps": r.steps, "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
                       "cost": r.cost, "elapsed": r.elapsed, "prefix_reuse": r.prefix_reuse,
                       "compactions": r.compactions, "model_time": r.model_time},
@@ -442,7 +446,21 @@ def _process_age() -> float | None:
 
 
 def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
-    """Write the patch where the user asked: a file, the working tree, or a new branch."""
+    """Write the patch where the user asked: a file, the working tree, or a new branch.
+
+    A delivery that fails (git refuses, the `--patch-out` file cannot be written) never loses
+    the patch: the outcome keeps it and the trajectory, says why in `delivery_error` and a note,
+    and exits 2 (`FixOutcome.exit_code`).
+    """
+    try:
+        _deliver(outcome, request, repo, snapshot)
+    except (UsageError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, UsageError) else f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+        outcome.delivery_error = reason
+        outcome.notes.append(f"not delivered ({reason}); the patch is in this output and the trajectory")
+
+
+def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
     patch = outcome.result.patch
     if request.patch_out:
         request.patch_out.write_text(patch)
@@ -457,8 +475,12 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
     if request.follow_up is not None:
         outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
         return
+    wanted = request.branch or f"agent/{slugify(title)}"
     outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
-        repo, snapshot, patch, request.branch or f"agent/{slugify(title)}", message)
+        repo, snapshot, patch, wanted, message)
+    if outcome.branch != wanted and not outcome.branch.startswith(f"{wanted}-"):
+        outcome.notes.append(f"the branch is {outcome.branch}, not under {wanted}: a branch named like a folder of "
+                             f"{wanted} exists, and git cannot have both")
     if outcome.included_local_changes:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 

@@ -741,13 +741,30 @@ def unique_branch(repo: UserRepo, name: str) -> str:
     return candidate
 
 
+def unblocked_name(repo: UserRepo, name: str) -> str:
+    """`name`, or `name` with its slashes made dashes when a branch named like one of its folders exists.
+
+    git keeps `refs/heads/agent` as a file, so while a branch `agent` exists no `agent/...`
+    can be made, whatever its suffix (a directory/file ref conflict): `agent/fix-add` becomes
+    `agent-fix-add`, which has no folder to be blocked by.
+    """
+    parts = name.split("/")
+    folders = {f"refs/heads/{'/'.join(parts[:i])}" for i in range(1, len(parts))}
+    # a pattern also matches the refs under it: only a ref that IS a folder blocks
+    if folders and folders & set(repo.git("for-each-ref", "--format=%(refname)", *sorted(folders)).splitlines()):
+        return name.replace("/", "-")
+    return name
+
+
 def claim_branch(repo: UserRepo, name: str, commit: str, attempts: int = 100) -> str:
     """Create the first free branch of `name`, `name-2`, ... at `commit`; return its name.
 
     Each try is one `update-ref` that only creates (expected old value: none), so two runs
     in one repository can never take the same name: the loser moves on to the next one.
+    A branch named like a folder of `name` moves it out of that folder (`unblocked_name`).
     Raises `GitFailed` for any other refusal, or after `attempts` names were all taken.
     """
+    name = unblocked_name(repo, name)
     candidate = unique_branch(repo, name)
     n = int(candidate.rsplit("-", 1)[1]) if candidate != name else 1
     for _ in range(attempts):
@@ -757,6 +774,9 @@ def claim_branch(repo: UserRepo, name: str, commit: str, attempts: int = 100) ->
         except GitFailed as exc:
             if "exists" not in str(exc):
                 raise
+        if (moved := unblocked_name(repo, name)) != name:  # a branch named like a folder of it came meanwhile
+            name, n, candidate = moved, 1, moved
+            continue
         n += 1
         candidate = f"{name}-{n}"
     raise GitFailed(f"no free branch name after {attempts} tries from {name}")

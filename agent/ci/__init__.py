@@ -118,6 +118,8 @@ def fix_issue(
                              repo_instructions=job.repo_instructions and follow is None, follow_up=follow,
                              attempts=job.attempts)
         outcome = run_fix(request, settings, model, listener=listener, echo=echo)
+        if outcome.delivery_error is not None:  # the patch stays in the run's trajectory
+            raise NotFixed(f"the fix could not be committed: {outcome.delivery_error}", outcome.exit_code)
         if outcome.commit is None or outcome.result.status != "submitted":
             raise NotFixed(f"the agent stopped without a fix ({_stopped_because(outcome.result)})",
                            outcome.exit_code or 1)

@@ -100,6 +100,34 @@ def test_branch_created_and_tree_untouched_byte_for_byte(fake_model_server, tmp_
     assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
 
 
+def test_a_branch_named_like_the_branch_folder_moves_the_new_branch_out_of_it(fake_model_server, tmp_path) -> None:
+    """A branch `agent` blocks every `agent/...` (git's directory/file ref conflict): the fix still lands."""
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "agent")
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "add() subtracts instead of adding")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["branch"] == "agent-add-subtracts-instead-of-adding"
+    assert git(repo, "show", f"{result['branch']}:calc.py").endswith("return a + b\n")
+    assert any("not under agent/add-subtracts-instead-of-adding" in note for note in result["notes"])
+    assert git(repo, "rev-parse", "agent") == git(repo, "rev-parse", "main")  # the user's branch is untouched
+
+
+def test_a_delivery_that_fails_keeps_the_patch_and_the_trajectory(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    out = tmp_path / "no-such-folder" / "fix.patch"
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "--patch-out", str(out), "add() subtracts instead of adding")
+    assert done.returncode == 2, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["status"], result["exit_code"], result["branch"]) == ("submitted", 2, None)
+    assert "+    return a + b" in result["patch"]
+    assert result["delivery_error"] == f"No such file or directory: {out}"
+    assert Path(result["trajectory"]).is_file()
+    assert "Traceback" not in done.stderr
+
+
 def git_files(repo: Path) -> dict[str, bytes]:
     """Every file under .git byte for byte (objects, refs, index, config, logs)."""
     return {str(p.relative_to(repo)): p.read_bytes() for p in sorted((repo / ".git").rglob("*")) if p.is_file()}

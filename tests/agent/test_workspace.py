@@ -258,6 +258,29 @@ def test_branch_taken_by_another_run_meanwhile_gets_the_next_name(tmp_path: Path
     assert git(root, "rev-parse", "agent/fix-add").strip() == repo.head  # the other run's branch is untouched
 
 
+def test_a_branch_named_like_a_folder_of_the_name_moves_the_name_out_of_it(tmp_path: Path, monkeypatch) -> None:
+    """`agent` blocks every `agent/...`; `agent/x` alone blocks nothing; one made meanwhile is handled too."""
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    git(root, "branch", "agent/other")
+    assert commit_to_branch(repo, take_snapshot(repo, tmp_path / "s1"), FIX, "agent/fix-add", "Fix add")[0] \
+        == "agent/fix-add"
+    git(root, "branch", "team")
+    assert commit_to_branch(repo, take_snapshot(repo, tmp_path / "s2"), FIX, "team/x/fix-add", "Fix add")[0] \
+        == "team-x-fix-add"
+    real_commit = agent.workspace._commit
+
+    def commit_while_someone_makes_a_branch_named_like_the_folder(*args, **kwargs):
+        made = real_commit(*args, **kwargs)
+        git(root, "branch", "-D", "agent/other", "agent/fix-add")
+        git(root, "branch", "agent")
+        return made
+
+    monkeypatch.setattr(agent.workspace, "_commit", commit_while_someone_makes_a_branch_named_like_the_folder)
+    branch, commit, _ = commit_to_branch(repo, take_snapshot(repo, tmp_path / "s3"), FIX, "agent/fix-add", "Fix add")
+    assert branch == "agent-fix-add" and git(root, "rev-parse", branch).strip() == commit
+
+
 def test_concurrent_runs_in_one_repository_each_get_a_branch(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "user")
     repo = UserRepo.find(root)
