@@ -489,8 +489,9 @@ def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, 
     """A patch left when the run stopped without submitting: in the trajectory and --patch-out, delivered only on --partial."""
     if request.partial:
         deliver(outcome, request, repo, snapshot)
-        outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}); delivered because of "
-                             "--partial")
+        if outcome.delivery_error is None:
+            outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}); delivered because "
+                                 "of --partial")
         return
     if request.patch_out:
         request.patch_out.write_text(outcome.result.patch)
