@@ -12,8 +12,9 @@ and `df` inside shows the host's disk. So the sandbox bounds it itself:
   measured by a watcher for the sandbox's whole life (`poll_interval`: background jobs write
   between commands too) and after each command that ran long enough to have written much
   (`worth_measuring`); a process that grows it past the limit is stopped with the shell;
-- past the limit the model is told, with the limit and what is used, and its shell may
-  only shrink files (`ulimit -f 0`) until it has deleted enough; a sandbox that grows a
+- at or past the limit (or once the watcher stopped a writer) the model is told, with the
+  limit and what is used, and its shell, restarted or not, may only shrink files
+  (`ulimit -f 0`, the shell's prelude) until it has deleted enough; a sandbox that grows a
   further `slack` past that (the model raised its own ulimit) ends the run (`SandboxError`).
 
 A measurement is one Docker API call in which the engine walks the layer: about 5 ms for an
@@ -89,7 +90,7 @@ class DiskLimit:
             if used is None:
                 return None
             self.used, self.measured_at = used, time.monotonic()
-            if used > self.limit:
+            if used >= self.limit:  # at it is full too: one file capped at the limit (RLIMIT_FSIZE) fills it exactly
                 if not self.full:
                     self.full, self.stopped_at = True, used
                     return self.full_note()
@@ -103,6 +104,13 @@ class DiskLimit:
                 return (f"disk space is available again: {human_size(used)} of the sandbox's "
                         f"{human_size(self.limit)} are used; writing is allowed again")
             return None
+
+    def stopped(self, used: int) -> None:
+        """The watcher stopped processes that wrote `used` bytes: writes are refused from now on."""
+        with self._lock:
+            self.used = used
+            if not self.full:
+                self.full, self.stopped_at = True, used
 
     def grew_past(self, before: int) -> int | None:
         """The watcher's question: the size now, if it is bigger than `before` and than allowed; else None.

@@ -48,6 +48,7 @@ OFFLINE_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback
 # way, as dockerd re-executes itself to walk the container's filesystem.
 NO_SPACE = "No space left on device"
 FORK_FAILED = "Resource temporarily unavailable"  # bash: "fork: retry: Resource temporarily unavailable"
+NO_GROWTH = "ulimit -S -f 0"  # a shell past the disk limit may only shrink files (sandbox.disk)
 # Shell builtins only (no fork: the limit may be exhausted). How many forks the pids cgroup
 # refused so far (cgroup v2, then v1); prints nothing where neither file is readable.
 _PIDS_LIMIT_HITS = (
@@ -244,6 +245,8 @@ class DockerSandbox:
             cost = time.monotonic() - started
             if grown is not None and not self._disk_done.is_set():
                 reference, self._disk_stopped = grown, True
+                disk.stopped(grown)
+                self.shell.prelude = NO_GROWTH  # the shell it restarts may only shrink files
                 try:
                     self.shell.stop_command()  # the command's processes, background ones, and the shell
                 except Exception:  # the container went meanwhile: nothing left to stop
@@ -263,7 +266,8 @@ class DockerSandbox:
                  f"limit of {human_size(disk.limit)}"] if stopped else []
         note = disk.check()
         if disk.full or note:  # the soft limit: 0 while full, the hard one (the limit) once free again
-            self.shell.run("ulimit -S -f 0" if disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
+            self.shell.prelude = NO_GROWTH if disk.full else ""  # and in every shell restarted meanwhile
+            self.shell.run(NO_GROWTH if disk.full else 'ulimit -S -f "$(ulimit -H -f)"', timeout=10)
         if note is None and asks:
             note = disk.usage_note()
         return notes + [note] if note else notes

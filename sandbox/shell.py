@@ -272,6 +272,7 @@ class PersistentShell:
         self._marker = b""
         self.cwd = workdir
         self.restarts = 0
+        self.prelude = ""  # shell code every (re)start runs first: state a restart must keep (a ulimit)
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -281,7 +282,7 @@ class PersistentShell:
         self._link, self._exec_id, self._gone_tail, self._gone_code = link, link.exec_id, b"", None
         keep_stderr = "9>&2 " if self._spawns else ""
         boot = (f"cd {ansi_c_quote(self.cwd.encode('utf-8', 'surrogateescape'))} 2>/dev/null; exec {keep_stderr}2>&1; "
-                "unset HISTFILE; PS1=; PS2=; echo __moe_pid=$$\n").encode()
+                f"unset HISTFILE; PS1=; PS2=; {self.prelude + '; ' if self.prelude else ''}echo __moe_pid=$$\n").encode()
         try:
             reply = self._exchange(boot + self._sentinel_command(), self.start_timeout)
         except ShellExited:

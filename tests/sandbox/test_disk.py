@@ -36,6 +36,22 @@ def test_a_sandbox_that_keeps_growing_after_its_writes_were_stopped_ends_the_run
         disk.check()
 
 
+def test_a_sandbox_filled_exactly_to_its_limit_is_full_and_its_ceiling_counts_from_there() -> None:
+    """One file capped at the limit (RLIMIT_FSIZE) fills it exactly: writes stop there, not 2.4x further."""
+    disk = limit_of([100 * MB, 100 * MB + MIN_SLACK + MB])
+    assert disk.check() == disk.full_note() and disk.full and disk.ceiling == 100 * MB + MIN_SLACK
+    with pytest.raises(SandboxError, match="after its writes were stopped"):
+        disk.check()
+
+
+def test_processes_the_watcher_stopped_leave_the_sandbox_full() -> None:
+    """What they wrote counts as stopped at once: the restarted shell and the next command may only shrink files."""
+    disk = limit_of([150 * MB])
+    disk.stopped(140 * MB)
+    assert disk.full and disk.ceiling == 140 * MB + MIN_SLACK
+    assert disk.check() == disk.full_note() and "150 MB is written" in disk.full_note()
+
+
 def test_a_size_that_cannot_be_measured_changes_nothing() -> None:
     disk = limit_of([None, 50 * MB])  # type: ignore[list-item]
     assert disk.check() is None and disk.used == 0

@@ -596,6 +596,21 @@ def test_writes_past_the_disk_limit_are_told_stopped_and_bounded(docker_client, 
         assert int(box.run("du -sm /testbed | cut -f1").output) == written < 400  # and it writes no more
 
 
+def test_a_background_writer_started_at_the_disk_limit_writes_nothing(docker_client, sandbox_image) -> None:
+    """Filled exactly to its limit by one capped file, the sandbox is full; its shell, restarted, stays so."""
+    spec = SandboxSpec(image=sandbox_image, disk_size="64m", run_id=f"pytest-disk-bg-{os.getpid()}")
+    with start_sandbox(spec, docker_client) as box:
+        filled = box.run("dd if=/dev/zero of=/testbed/a bs=1M count=100 2>/dev/null; ls -s --block-size=M a")
+        assert filled.output == "64M a\n" and any(n.startswith("no space left") for n in filled.notes), filled
+        box.shell.stop_command()  # as the watcher or a runaway-process stop does: a new shell
+        box.run(":")  # collects the killed shell's last words
+        assert box.run("ulimit -S -f").output == "0\n"
+        box.run("nohup sh -c 'sleep 1; dd if=/dev/zero of=/testbed/b bs=1M count=60; "
+                "dd if=/dev/zero of=/testbed/c bs=1M count=60' >/dev/null 2>&1 &")
+        time.sleep(4)
+        assert box.run("cat /testbed/b /testbed/c 2>/dev/null | wc -c").output == "0\n"
+
+
 def test_the_repository_copied_in_does_not_count_against_the_disk_limit(make_sandbox) -> None:
     import io
     import tarfile
