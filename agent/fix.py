@@ -293,7 +293,7 @@ def run_fix(
 
 def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:
     """The run's result marked interrupted (its patch kept for the record, never delivered)."""
-    from agent.loop import RunResult
+    from agent.run_result import RunResult  # not agent.loop: the signal may have cut its imports short
 
     signum = getattr(exc, "signum", None)
     message = str(exc) if signum else "interrupted by the user"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from agent.config import LoopSettings, Settings
@@ -22,6 +22,7 @@ from agent.history import History, Message
 from agent.instructions import prefixed_template
 from agent.model import ContextLengthExceeded, Model, ModelError, ModelReply, OutOfTime
 from agent.prompts import Prompts
+from agent.run_result import RunResult
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
 from agent.trajectory import TrajectoryWriter
 from sandbox.base import Sandbox, SandboxError
@@ -58,27 +59,6 @@ KEEP_RECENT_MESSAGES = 12  # what compaction leaves verbatim at the end, when it
 # compaction is many steps away instead of one or two (seen with an 8,192-token window).
 COMPACTED_SHARE = 0.5
 CHARS_PER_TOKEN = 4  # for estimates between two real token counts from the server
-
-
-@dataclass
-class RunResult:
-    status: str
-    message: str
-    patch: str
-    steps: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float | None
-    elapsed: float
-    prefix_reuse: float | None
-    compactions: int
-    last_tests: dict[str, Any] | None = None
-    model_time: float = 0.0  # seconds spent waiting for the model, compaction requests included
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def has_patch(self) -> bool:
-        return bool(self.patch.strip())
 
 
 Listener = Callable[[str, dict[str, Any]], None]
