@@ -289,6 +289,8 @@ def main() -> None:
                 results[agent].append(row)
                 print(f"{agent:10} {task.name:17} {'RESOLVED' if row['resolved'] else 'no':8} "
                       f"{row['status']:16} steps {row.get('steps')}  {float(row.get('elapsed') or 0):.0f}s", flush=True)
+                if row["status"] == "crashed":  # what it said last, so a crash is understood while the rest runs
+                    print("   ", (row.get("stderr") or "").strip().splitlines()[-1:], flush=True)
             if done < len(tasks):
                 print("after", done, "tasks:", json.dumps(summary(results, done, budget, model)), flush=True)
     finally:
