@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 from sandbox.output import cap_text
-from tools.encoding import from_visible
+from tools.encoding import files_not_utf8, from_visible, has_raw_bytes, not_utf8_note, shown, visible
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.paths import RepoPath, resolve_in_repo
 
@@ -122,15 +122,36 @@ class Search:
                 problem = "\n".join(output.strip().splitlines()[-6:])
                 raise ToolError(f"invalid search for {kind} {self.pattern!r}: {problem}\nEscape special characters "
                                 "(e.g. \\( ) or set fixed_strings true to search for the text literally.")
-            return f"No matches for {kind} {self.pattern!r} in {self.where}{self.scope()}."
+            return f"No matches for {kind} {self.pattern!r} in {visible(self.where)}{self.scope()}."
         total = sum(counts.values())
-        shown, _ = self.run(listing)
-        lines = [line.removeprefix("./") for line in shown.splitlines()]
-        lines = [line[:MATCH_LINE_CHARS] + " [...]" if len(line) > MATCH_LINE_CHARS + 40 else line for line in lines]
+        output, _ = self.run(listing)
+        lines, escaped = self.shown_matches([line.removeprefix("./") for line in output.splitlines()], counts)
         summary = f"{plural(total, 'matching line')} in {plural(len(counts), 'file')}"
         if total > len(lines):
             summary = f"Showing {len(lines)} of {summary}; narrow the search with path or glob to see the rest"
-        return f"{summary}:\n" + "\n".join(lines)
+        return f"{summary}:\n" + "\n".join(lines) + (f"\n{not_utf8_note(escaped)}" if escaped else "")
+
+    def shown_matches(self, lines: list[str], counts: dict[str, int]) -> tuple[list[str], list[str]]:
+        """`path:line:text` lines as the model sees them, each text by its FILE's rule (escaped only
+        when the whole file is not UTF-8, see tools/encoding.py), names one by one; and the files
+        shown escaped, as shown. Long texts are cut to MATCH_LINE_CHARS characters before escaping."""
+        paths = sorted(counts, key=len, reverse=True)  # the longest name first: `a:1` before `a`
+        owners = [next((path for path in paths if line.startswith(path + ":")), None) for line in lines]
+        not_utf8 = files_not_utf8(self.ctx.sandbox, sorted({path for path in owners if path}),
+                                  self.ctx.command_timeout) if any(owners) else set()
+        out, escaped = [], []
+        for line, path in zip(lines, owners, strict=True):
+            if path is None:  # not a match line (a backend's message): output, not a file
+                out.append(visible(line))
+                continue
+            number, _, text = line[len(path) + 1:].partition(":")
+            if len(text) > MATCH_LINE_CHARS + 40:
+                text = text[:MATCH_LINE_CHARS] + " [...]"
+            utf8 = path not in not_utf8 if not_utf8 is not None else not has_raw_bytes(text)
+            if not utf8 and visible(path) not in escaped:
+                escaped.append(visible(path))
+            out.append(f"{visible(path)}:{number}:{shown(text, utf8)}")
+        return out, escaped
 
     # -- files ------------------------------------------------------------------
     def files(self) -> str:
@@ -155,12 +176,12 @@ class Search:
             problem = "\n".join(names)[-300:] or "the search failed"
             raise ToolError(f"invalid file-name glob {self.pattern!r}: {problem}")
         if not names:
-            return f"No files matching {self.pattern!r} in {self.where}{self.scope()}."
+            return f"No files matching {self.pattern!r} in {visible(self.where)}{self.scope()}."
         total = int(total_line.split()[1])
         summary = f"{plural(total, 'file')} matching {self.pattern!r}"
         if total > len(names):
             summary = f"Showing {len(names)} of {summary}; narrow the search with path or a more specific pattern"
-        return f"{summary}:\n" + "\n".join(names)
+        return f"{summary}:\n" + "\n".join(visible(name) for name in names)
 
     def scope(self) -> str:
         parts = [f" (only files matching {self.glob!r})"] if self.glob else []
