@@ -27,8 +27,9 @@ Search the repository. mode "content" (default): lines matching the regular expr
 (ripgrep syntax; set fixed_strings true to search for literal text), as path:line:text. mode "files": \
 files whose name matches the glob `pattern` (e.g. "test_*.py", "src/**/*.ts"). Optional: `path` (a directory \
 or file to search in), `glob` (only search files matching it, e.g. "*.py"), `case_sensitive` (default true). \
-Files are searched as bytes: `.` matches any byte and \\xNN (as observations show bytes that are not UTF-8) \
-matches that byte. Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
+Files are searched as bytes: `.` matches any byte and \\xNN (as views of a file that is not UTF-8 show its \
+bytes) matches that byte; with fixed_strings it also matches the typed text \\xNN (as a UTF-8 file has it). \
+Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
 
 
 class SearchTool:
@@ -91,14 +92,15 @@ class Search:
     def content(self) -> str:
         kind = "text" if self.fixed_strings else "regex"
         # Files that are not UTF-8 are searched byte by byte in both backends: `.` matches any byte and
-        # `\xNN` (how observations show such bytes) is that byte. rg gets a bytes regex (--no-unicode,
+        # `\xNN` (how views of such files show their bytes) is that byte. rg gets a bytes regex (--no-unicode,
         # with non-ASCII text spelled as its UTF-8 bytes); grep runs in the C locale with the bytes themselves.
-        pattern = rg_bytes_regex(self.pattern, self.fixed_strings) if self.rg else from_visible(self.pattern)
+        patterns = literal_readings(self.pattern) if self.fixed_strings else [self.pattern]
         if self.rg:
             options = ["--with-filename", "--color", "never", "--sort", "path", "-s" if self.case_sensitive else "-i"]
             options += ["--no-unicode"]
             options += ["-g", self.glob] if self.glob else []
-            query = [*options, "-e", pattern, "--", self.target]
+            query = [*options, "-e", "|".join(rg_bytes_regex(text, self.fixed_strings) for text in patterns),
+                     "--", self.target]
             counting = shell_words("rg", "--count", *query)
             listing = shell_words("rg", "-n", "--no-heading", "--max-columns", str(MATCH_LINE_CHARS),
                                   "--max-columns-preview", *query) + f" | head -n {MAX_MATCH_LINES}"
@@ -106,7 +108,8 @@ class Search:
             options = ["-r", "-H", "-I", "--exclude-dir=.git", "-F" if self.fixed_strings else "-E"]
             options += [] if self.case_sensitive else ["-i"]
             options += [f"--include={self.glob}"] if self.glob else []
-            query = [*options, "-e", pattern, "--", self.target]
+            texts = patterns if self.fixed_strings else [from_visible(self.pattern)]
+            query = [*options, *(word for text in texts for word in ("-e", text)), "--", self.target]
             # The C locale reads latin-1 files as text, as ripgrep does; -I skips files with NUL bytes.
             counting = "LC_ALL=C " + shell_words("grep", "-c", *query)
             listing = "LC_ALL=C " + shell_words("grep", "-n", *query)
@@ -196,11 +199,11 @@ def rg_bytes_regex(pattern: str, literal: bool) -> str:
     r"""`pattern` as a ripgrep regex for --no-unicode (bytes) mode, where a non-ASCII literal is an error.
 
     Each non-ASCII character becomes the `\xNN` escapes of its UTF-8 bytes (`è` -> `\xc3\xa8`), so it
-    still matches UTF-8 files. `literal` (fixed_strings) escapes regex syntax and reads the model's
-    `\xe8` as the byte 0xE8; in a regex `\xe8` already means that byte. Non-ASCII letters are then
-    matched case-sensitively, as grep does in the C locale.
+    still matches UTF-8 files, and a lone surrogate (a byte that is not UTF-8, from `literal_readings`)
+    the escape of that byte. `literal` (fixed_strings) escapes regex syntax; in a regex `\xe8` already
+    means that byte. Non-ASCII letters are then matched case-sensitively, as grep does in the C locale.
     """
-    text = from_visible(pattern) if literal else pattern
+    text = pattern
     out: list[str] = []
     for char in text:
         code = ord(char)
@@ -211,6 +214,13 @@ def rg_bytes_regex(pattern: str, literal: bool) -> str:
         else:
             out.append("\\" + char if literal and char in RG_META else char)
     return "".join(out)
+
+
+def literal_readings(pattern: str) -> list[str]:
+    """What literal text the model may mean by `pattern`: `\\xe9` read as a byte, as it is written for a
+    file that is not UTF-8, and, when that differs, as the typed text, as it is written for a UTF-8
+    file (tools/encoding.py). Search finds either; an edit then reads it by its file's rule."""
+    return list(dict.fromkeys([from_visible(pattern), pattern]))
 
 
 def shell_words(*words: str) -> str:

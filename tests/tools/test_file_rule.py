@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from sandbox.base import CommandResult
 from tests.host_sandbox import HostSandbox
-from tools import lint
+from tools import editor, lint, search
 from tools.base import Observation, ToolContext, call_tool
-from tools.encoding import NOT_UTF8_NOTE, OUTPUT_NOTE, has_raw_bytes
+from tools.encoding import NOT_UTF8_NOTE, OUTPUT_NOTE, files_not_utf8, has_raw_bytes
 from tools.toolset import ALL_TOOLS
 
 # Line 1 holds the TEXT \xe9 (four characters); the first byte that is not UTF-8 is on line 8.
@@ -137,3 +138,36 @@ def test_a_utf8_file_with_a_name_that_is_not_keeps_its_text_unescaped(ctx: ToolC
     assert "Note" not in shown.text
     assert not replace(ctx, "caf\\xe9.py", "LIT = '\\xe9'", "LIT = '\\xe8'").is_error
     assert ctx.sandbox.read_file("caf\udce9.py") == b"LIT = '\\xe8'\n"
+
+
+def test_a_large_file_paged_in_the_sandbox_follows_the_whole_files_rule(ctx: ToolContext,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(editor, "LARGE_FILE_BYTES", 10)  # both files are paged with sed, never read here
+    latin1 = view(ctx, "prices.py", view_range=[1, 2])
+    assert "is large" in latin1.text and "     1\tLIT = '\\\\xe9'" in latin1.text and NOT_UTF8_NOTE in latin1.text
+    utf8 = view(ctx, "notes.py", view_range=[1, 2])
+    assert "is large" in utf8.text and "     1\tLIT = '\\xe9'" in utf8.text and "UTF-8" not in utf8.text
+
+
+class NoUtf8Locale:
+    """A sandbox whose grep cannot tell UTF-8 (no C.UTF-8 locale): every command prints nothing and fails."""
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        return CommandResult("", 1, 0.0)
+
+
+def test_without_a_utf8_locale_each_shown_line_decides(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert files_not_utf8(NoUtf8Locale(), ["prices.py"]) is None  # cannot tell, rather than "all UTF-8"
+    assert files_not_utf8(ctx.sandbox, ["prices.py", "notes.py"]) == {"prices.py"}
+    monkeypatch.setattr(search, "files_not_utf8", lambda *args: None)
+    found = tool(ctx, "search", pattern="LIT|RAW")
+    assert "prices.py:8:RAW = 'caf\\xe9'" in found.text and "notes.py:1:LIT = '\\xe9'" in found.text
+
+
+def test_a_fixed_string_copied_from_either_kind_of_file_finds_it(ctx: ToolContext) -> None:
+    from_utf8 = tool(ctx, "search", pattern="LIT = '\\xe9'", fixed_strings=True, path="notes.py")
+    assert "notes.py:1:LIT = '\\xe9'" in from_utf8.text  # the typed text, as a UTF-8 file has it
+    from_latin1 = tool(ctx, "search", pattern="RAW = 'caf\\xe9'", fixed_strings=True)
+    assert "prices.py:8:RAW = 'caf\\xe9'" in from_latin1.text  # the byte
+    typed_in_latin1 = tool(ctx, "search", pattern="LIT = '\\\\xe9'", fixed_strings=True, path="prices.py")
+    assert "prices.py:1:LIT = '\\\\xe9'" in typed_in_latin1.text
