@@ -119,6 +119,14 @@ def test_non_utf8_bytes_do_not_crash_and_columns_count_characters() -> None:
     assert report.new_problems[0].column <= len("t = 'é' + )")  # characters, not bytes
 
 
+def test_a_refusal_shows_a_file_that_is_not_utf8_by_its_whole_files_rule() -> None:
+    before = b"LIT = '\\xe9'\nRAW = 'caf\xe9'\n"  # the typed text \xe9, then the latin-1 byte
+    report = check_edit("legacy.py", before, before + b"x = (1 +\n")
+    assert "1 | LIT = '\\\\xe9'" in report.message and "2 | RAW = 'caf\\xe9'" in report.message  # as `view` shows
+    utf8 = b"LIT = '\\xe9'\nNAME = 'caf\xc3\xa9'\n"
+    assert "1 | LIT = '\\xe9'" in check_edit("modern.py", utf8, utf8 + b"x = (1 +\n").message  # never escaped
+
+
 def test_unknown_extensions_pass_through_unchecked() -> None:
     report = check_edit("notes.txt", b"(", b"((((")
     assert report.ok and not report.checked
