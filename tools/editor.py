@@ -266,6 +266,10 @@ class EditorTool:
         if not file.utf8:
             header = (f"Note: {target.shown} is not valid UTF-8 (perhaps latin-1 or another legacy encoding); "
                       f"{NOT_UTF8_NOTE}; {FILE_RULE_NOTE}. Edits keep its bytes as they are.\n{header}")
+        if any(file.crlf):
+            header = (f"Note: {sum(file.crlf)} of the {len(lines)} lines of {target.shown} end with CRLF (\\r\\n); "
+                      "they are shown, and may be typed in old_str, as plain line ends, and edits keep each line's "
+                      f"own ending.\n{header}")
         if view_range is None:
             return page(header, lines, 1, ctx.observation_max_chars, file.utf8)
         start, end = check_range(view_range, len(lines), target)

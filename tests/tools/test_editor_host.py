@@ -58,6 +58,15 @@ def test_str_replace_keeps_every_untouched_line_ending(ctx: ToolContext, box: Ho
     assert ("\\r\\n line ends were matched as plain line ends" in obs.text) == ("\r\n" in old)
 
 
+def test_view_says_which_lines_end_with_crlf_and_shows_them_as_plain_line_ends(ctx: ToolContext,
+                                                                              box: HostSandbox) -> None:
+    box.write_file("f.txt", b"a = 1\r\nb = 2\nc = 3\r\n")
+    shown = edit(ctx, "f.txt", command="view").text
+    assert "2 of the 3 lines of" in shown and "end with CRLF" in shown and "\r" not in shown
+    box.write_file("lf.txt", b"a = 1\nb = 2\n")
+    assert "CRLF" not in edit(ctx, "lf.txt", command="view").text
+
+
 @pytest.mark.parametrize(("original", "line", "new", "after"), [
     (b"a = 1\r\nb = 2\r\n", 1, "x = 0\ny = 0\n", b"a = 1\r\nx = 0\r\ny = 0\r\nb = 2\r\n"),
     (b"a = 1\r\nb = 2\nc = 3\r\n", 2, "b2 = 22", b"a = 1\r\nb = 2\nb2 = 22\nc = 3\r\n"),  # the line before's
