@@ -140,8 +140,9 @@ class Search:
         shown escaped, as shown. Long texts are cut to MATCH_LINE_CHARS characters before escaping."""
         paths = sorted(counts, key=len, reverse=True)  # the longest name first: `a:1` before `a`
         owners = [next((path for path in paths if line.startswith(path + ":")), None) for line in lines]
-        not_utf8 = files_not_utf8(self.ctx.sandbox, sorted({path for path in owners if path}),
-                                  self.ctx.command_timeout) if any(owners) else set()
+        absolute = {posixpath.join(self.root, path): path for path in owners if path}  # the shell may be elsewhere
+        judged = files_not_utf8(self.ctx.sandbox, sorted(absolute), self.ctx.command_timeout)
+        not_utf8 = None if judged is None else {absolute[path] for path in judged if path in absolute}
         out, escaped = [], []
         for line, path in zip(lines, owners, strict=True):
             if path is None:  # not a match line (a backend's message): output, not a file

@@ -155,6 +155,7 @@ def test_every_tool_shows_a_latin1_file_by_the_whole_files_rule_and_what_it_show
     typed, raw = "LIT = '\\\\xe9'", "RAW = 'caf\\xe9'"  # the text \xe9 doubled, the byte as \xe9
     ranged = tool(ctx, "str_replace_editor", command="view", path="escapes.py", view_range=[1, 2])
     assert f"     1\t{typed}" in ranged.text and "not valid UTF-8" in ranged.text
+    assert tool(ctx, "bash", command="cd /tmp").data["exit_code"] == 0  # the model's shell elsewhere
     found = tool(ctx, "search", pattern="LIT|RAW")  # rg in this image, judged per file in the sandbox
     assert f"escapes.py:1:{typed}" in found.text and f"escapes.py:7:{raw}" in found.text
     assert found.text.splitlines()[-1].startswith("[Note: escapes.py is not valid UTF-8")
