@@ -157,8 +157,9 @@ def describe_indent(line: str) -> str:
     return " and ".join(f"{count} {noun}{'s' if count > 1 else ''}" for count, noun in counts if count)
 
 
-def tabs_vs_spaces_hint(text: str, old: str, utf8: bool = True) -> str | None:
-    """If `old` matches once tabs are expanded, the line where it does and how the whitespace differs."""
+def tabs_vs_spaces_hint(text: str, old: str, utf8: bool) -> str | None:
+    """If `old` matches once tabs are expanded, the line where it does and how the whitespace differs
+    (the file's lines shown by its rule: `utf8` False for a file that is not UTF-8)."""
     if "\t" not in text and "\t" not in old:
         return None
     for tabsize in (8, 4, 2):
@@ -173,8 +174,8 @@ def tabs_vs_spaces_hint(text: str, old: str, utf8: bool = True) -> str | None:
             if mine != theirs and "\t" in mine + theirs:
                 return (f"old_str does not match exactly, but it would if tabs and spaces were treated alike "
                         f"(tabs vs spaces): line {first + offset} of the file has {describe_indent(mine)} "
-                        f"({mine.strip()!r}), old_str has {describe_indent(theirs)}. Use the file's exact whitespace "
-                        f"(a tab is \\t):\n{number_lines(file_lines[: len(old_lines)], first, utf8)}")
+                        f"({shown(mine.strip(), utf8)!r}), old_str has {describe_indent(theirs)}. Use the file's "
+                        f"exact whitespace (a tab is \\t):\n{number_lines(file_lines[: len(old_lines)], first, utf8)}")
     return None
 
 
@@ -368,7 +369,8 @@ class EditorTool:
     def undo(self, ctx: ToolContext, target: RepoPath) -> str:
         stack = ctx.state.get(HISTORY_KEY, {}).get(target.real)
         if not stack:
-            raise ToolError(f"there is no edit of {target.shown} to undo (only edits made with this tool can be undone)")
+            raise ToolError(f"there is no edit of {target.shown} to undo (only edits made with this tool can be "
+                            "undone)")
         previous = stack.pop()
         if previous is None:
             removed = ctx.sandbox.run(f"rm -f -- {shlex.quote(target.real)}")
@@ -540,7 +542,8 @@ def no_match_message(file: TextFile, old: str, target: RepoPath) -> str:
     first, similarity = closest_lines(lines, old)
     if similarity >= 0.5:
         window = lines[first - 1 : first + old.count("\n")]
-        message += (f" The most similar lines ({first}-{first + len(window) - 1}) are:\n{number_lines(window, first, file.utf8)}\n"
+        message += (f" The most similar lines ({first}-{first + len(window) - 1}) are:\n"
+                    f"{number_lines(window, first, file.utf8)}\n"
                     "Copy old_str exactly from the file, whitespace included.")
     else:
         message += " Nothing similar was found; `view` the file and copy old_str exactly from it."

@@ -140,7 +140,8 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
 
     The sandbox's interpreter may be older than the code (PEP 696 defaults under python 3.11), so its
     refusal is `repeatable`: `repeated` (the identical edit sent again as the next edit of that file,
-    tracked by the editor) makes the edit with a note naming the check that rejected it. Tree-sitter's sure refusals stay refusals.
+    tracked by the editor) makes the edit with a note naming the check that rejected it. Tree-sitter's
+    sure refusals stay refusals.
     """
     report = check_edit(path, before, after)
     if not report.checked:
