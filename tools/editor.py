@@ -134,10 +134,10 @@ def number_lines(lines: list[str], first: int, utf8: bool) -> str:
     shown by its file's rule: escaped when the file (`utf8` False) is not UTF-8 (tools/encoding.py)."""
     out = []
     for number, line in enumerate(lines, start=first):
-        line = shown(line, utf8)
-        if len(line) > LINE_DISPLAY_CHARS:
-            hidden = len(line) - LINE_DISPLAY_CHARS
-            line = line[:LINE_DISPLAY_CHARS] + f" [... line truncated, {hidden} more characters]"
+        hidden = len(line) - LINE_DISPLAY_CHARS  # cut before escaping, so that no escape is cut in two
+        line = shown(line[:LINE_DISPLAY_CHARS], utf8)
+        if hidden > 0:
+            line += f" [... line truncated, {hidden} more characters]"
         out.append(f"{number:6}\t{line}")
     return "\n".join(out)
 
@@ -408,7 +408,7 @@ def page(header: str, lines: list[str], first: int, budget: int, utf8: bool) -> 
         return f"{header}:\n{body}"
     count, used = 0, len(header) + 300
     for line in lines:
-        used += min(len(line), LINE_DISPLAY_CHARS) + 60
+        used += len(shown(line[:LINE_DISPLAY_CHARS], utf8)) + 60
         if used > budget:
             break
         count += 1

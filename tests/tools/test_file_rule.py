@@ -171,3 +171,9 @@ def test_a_fixed_string_copied_from_either_kind_of_file_finds_it(ctx: ToolContex
     assert "prices.py:8:RAW = 'caf\\xe9'" in from_latin1.text  # the byte
     typed_in_latin1 = tool(ctx, "search", pattern="LIT = '\\\\xe9'", fixed_strings=True, path="prices.py")
     assert "prices.py:1:LIT = '\\\\xe9'" in typed_in_latin1.text
+
+
+def test_a_long_line_is_cut_before_it_is_escaped_so_no_escape_is_cut_in_two(ctx: ToolContext) -> None:
+    ctx.sandbox.write_file("long.py", b"s = '" + b"\xe9" * 3000 + b"'\n")
+    line = view(ctx, "long.py").text.split("     1\t")[1]
+    assert line.startswith("s = '" + "\\xe9" * (editor.LINE_DISPLAY_CHARS - 5) + " [... line truncated, 1001 more")
