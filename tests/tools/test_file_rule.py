@@ -176,4 +176,4 @@ def test_a_fixed_string_copied_from_either_kind_of_file_finds_it(ctx: ToolContex
 def test_a_long_line_is_cut_before_it_is_escaped_so_no_escape_is_cut_in_two(ctx: ToolContext) -> None:
     ctx.sandbox.write_file("long.py", b"s = '" + b"\xe9" * 3000 + b"'\n")
     line = view(ctx, "long.py").text.split("     1\t")[1]
-    assert line.startswith("s = '" + "\\xe9" * (editor.LINE_DISPLAY_CHARS - 5) + " [... line truncated, 1001 more")
+    assert line.startswith("s = '" + "\\xe9" * (editor.LINE_DISPLAY_CHARS - 5) + " [... line truncated, 1006 more")
