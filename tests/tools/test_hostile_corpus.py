@@ -44,7 +44,7 @@ def corpus_box(docker_client: Any, sandbox_image: str, pytest_archive: bytes) ->
 @pytest.fixture
 def ctx(corpus_box: DockerSandbox) -> ToolContext:
     """The corpus as committed, for each test."""
-    assert corpus_box.run("git reset -q --hard && git clean -qfd").ok
+    assert corpus_box.run(f"cd {corpus_box.workdir} && git reset -q --hard && git clean -qfd").ok  # a test may cd
     base = corpus_box.run("git rev-parse HEAD").output.strip()
     return ToolContext(sandbox=corpus_box, base_commit=base, command_timeout=120, max_command_timeout=300,
                        observation_max_chars=MAX_CHARS)
