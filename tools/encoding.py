@@ -51,6 +51,7 @@ OUTPUT_NOTE = ("this command output has bytes that are not UTF-8, so in it they 
                "which show each file by its own rule (escaped only when the file is not UTF-8)")
 MAX_NAMED_FILES = 10
 STAND_IN_BASE = 0xA000  # + byte: U+A080-U+A0FF, Yi syllables, letters in every grammar's identifiers
+STAND_IN = re.compile("[\ua080-\ua0ff]")
 
 
 def decode(data: bytes) -> str:
@@ -151,14 +152,16 @@ class Parseable(NamedTuple):
         if is_utf8(source):
             return cls(source, True)
         text = decode(source)
-        if any(chr(STAND_IN_BASE + byte) in text for byte in range(0x80, 0x100)):
+        if STAND_IN.search(text):
             return cls(source, False)
         return cls(text.translate(_TO_STAND_INS).encode("utf-8"), False, True)
 
     def text(self, piece: bytes) -> str:
-        """`piece` (a slice of `data`) as every view of the file shows it (`shown`)."""
-        text = decode(piece)
-        return shown(text.translate(_FROM_STAND_INS) if self.stand_ins else text, self.utf8)
+        """`piece` (a slice of `data`) as every view of the file shows it (`shown`). With stand-ins
+        `data` is UTF-8 throughout, so what does not decode is a character cut at the slice's edge."""
+        if self.stand_ins:
+            return escape(piece.decode("utf-8", "ignore").translate(_FROM_STAND_INS))
+        return shown(decode(piece), self.utf8)
 
 
 _TO_STAND_INS = {0xDC00 + byte: STAND_IN_BASE + byte for byte in range(0x80, 0x100)}
