@@ -79,7 +79,7 @@ class TextFile:
         text = "\n".join([line[:-1] if cr else line for line, cr in zip(lines, crlf, strict=False)] + lines[-1:])
         return cls(text, crlf, is_utf8(data))
 
-    def replace(self, at: int, length: int, new: str, *, ending_from_before: bool = False) -> bytes:
+    def replace(self, at: int, length: int, new: str, *, ending_from_before: bool = False) -> Replacement:
         """The file's bytes with `text[at:at + length]` replaced by `new` (LF line ends).
 
         Newlines outside the span keep their own ending, including one right after the span. The
@@ -88,7 +88,7 @@ class TextFile:
         after a line) of the line before; failing that, the nearest newline on the other side.
         """
         if not any(self.crlf):
-            return encode(self.text[:at] + new + self.text[at + length:])
+            return Replacement(encode(self.text[:at] + new + self.text[at + length:]), "\n", False)
         newlines = [found.start() for found in NEWLINE.finditer(self.text)]
         first_inside = bisect.bisect_left(newlines, at)
         after_span = bisect.bisect_left(newlines, at + length)
@@ -97,8 +97,9 @@ class TextFile:
         candidates = ([first_inside] if first_inside < after_span else []) + order
         known = [self.crlf[index] for index in candidates if 0 <= index < len(self.crlf)]
         ending = "\r\n" if known and known[0] else "\n"
-        return encode(self._raw(0, at, newlines) + new.replace("\n", ending)
+        data = encode(self._raw(0, at, newlines) + new.replace("\n", ending)
                       + self._raw(at + length, len(self.text), newlines))
+        return Replacement(data, ending, any(self.crlf[first_inside:after_span]))
 
     def _raw(self, start: int, end: int, newlines: list[int]) -> str:
         """`text[start:end]` with each newline written with its own ending."""
@@ -114,6 +115,25 @@ class TextFile:
         """What the model typed, as `text` has it: CRLF as LF and, in a file that is not UTF-8, `\\xNN` as that byte."""
         model_text = model_text.replace("\r\n", "\n")
         return model_text if self.utf8 else from_visible(model_text)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """An edit as written: the file's new bytes, the ending its new lines got (`\\r\\n` or `\\n`), and
+    whether the replaced span held CRLF line ends (matched by old_str's plain line ends)."""
+
+    data: bytes
+    ending: str
+    spanned_crlf: bool
+
+    def note(self, typed_crlf: bool) -> str:
+        """What to tell the model when line ends were matched whatever their bytes; "" when none were."""
+        if not (typed_crlf or self.spanned_crlf):
+            return ""
+        written = "CRLF" if self.ending == "\r\n" else "LF"
+        return ("\n(Line ends in old_str were matched as plain line ends, whether the file has CRLF or LF there "
+                "(`view` shows both alike): every line outside the edit kept its own ending, and the new lines "
+                f"were written with {written}, as around them.)")
 
 
 def looks_binary(data: bytes) -> bool:
@@ -343,10 +363,8 @@ class EditorTool:
                             "it matches exactly once")
         at = starts[0]
         text = file.text[:at] + new + file.text[at + len(old) :]
-        note = save(ctx, target, before, file.replace(at, len(old), new))
-        if "\r\n" in old_str:
-            note += ("\n(old_str's \\r\\n line ends were matched as plain line ends, as `view` shows them; every "
-                     "line outside the edit kept its own ending and new lines took the ending around them.)")
+        replacement = file.replace(at, len(old), new)
+        note = save(ctx, target, before, replacement.data) + replacement.note("\r\n" in old_str)
         first = text.count("\n", 0, at) + 1
         return edited_message(target, text, first, first + new.count("\n")) + note
 
@@ -363,7 +381,7 @@ class EditorTool:
             at = sum(len(line) + 1 for line in lines[:insert_line])
             inserted = "\n".join(new_lines) + "\n"
         text = file.text[:at] + inserted + file.text[at:]
-        note = save(ctx, target, before, file.replace(at, 0, inserted, ending_from_before=True))
+        note = save(ctx, target, before, file.replace(at, 0, inserted, ending_from_before=True).data)
         return edited_message(target, text, insert_line + 1, insert_line + len(new_lines)) + note
 
     def undo(self, ctx: ToolContext, target: RepoPath) -> str:

@@ -31,31 +31,32 @@ def edit(ctx: ToolContext, path: str, **args: Any) -> Observation:
 
 
 # -- line endings (issue 14, what a second tester broke: item 2) -----------------------------------------
-# (file, old_str, new_str, the file after): every untouched line keeps its ending, new lines take the
-# ending around them, and old_str types line ends as `view` shows them (\n), or as \r\n: the same.
+# (file, old_str, new_str, the file after, whether old_str's line ends met CRLF or were typed as \r\n): every
+# untouched line keeps its ending, new lines take the ending around them, and old_str types line ends as
+# `view` shows them (\n), or as \r\n: the same; the reply says so whenever that matched a CRLF.
 REPLACEMENTS = [
     # the tester's case: old_str ends just before a CRLF, which is untouched and stays
-    (b"a = 1\r\nb = 2\r\n", "a = 1", "a = 10", b"a = 10\r\nb = 2\r\n"),
-    (b"a = 1\nb = 2\r\nc = 3\n", "a = 1\nb = 2", "x", b"x\r\nc = 3\n"),
-    (b"a = 1\r\nb = 2\nc = 3\r\n", "b = 2", "b = 20", b"a = 1\r\nb = 20\nc = 3\r\n"),
-    (b"a = 1\r\nb = 2\nc = 3\r\n", "a = 1\nb", "a = 1\nz = 0\nb", b"a = 1\r\nz = 0\r\nb = 2\nc = 3\r\n"),
-    (b"a = 1\r\nb = 2\nc = 3\r\n", "b = 2\n", "", b"a = 1\r\nc = 3\r\n"),  # a whole line and its ending
-    (b"a = 1\r\nb = 2\nc = 3\r\n", "1\nb = 2\nc", "1\nc", b"a = 1\r\nc = 3\r\n"),
-    (b"a = 1\r\nb = 2\r\nc = 3", "c = 3", "c = 3\nd = 4", b"a = 1\r\nb = 2\r\nc = 3\r\nd = 4"),  # no final newline
-    (b"a = 1\nb = 2\nc = 3\r\n", "b = 2", "b = 2\nb2 = 3", b"a = 1\nb = 2\nb2 = 3\nc = 3\r\n"),
-    (b"a = 1\r\nb = 2\r\n", "a = 1\r\nb = 2", "a = 1\r\nb = 3\r\nb2 = 4", b"a = 1\r\nb = 3\r\nb2 = 4\r\n"),
-    (b"a = 1\nb = 2\n", "a = 1\r\nb = 2", "a = 1\nb = 3", b"a = 1\nb = 3\n"),  # CRLF typed, LF file
+    (b"a = 1\r\nb = 2\r\n", "a = 1", "a = 10", b"a = 10\r\nb = 2\r\n", False),
+    (b"a = 1\nb = 2\r\nc = 3\n", "a = 1\nb = 2", "x", b"x\r\nc = 3\n", False),
+    (b"a = 1\r\nb = 2\nc = 3\r\n", "b = 2", "b = 20", b"a = 1\r\nb = 20\nc = 3\r\n", False),
+    (b"a = 1\r\nb = 2\nc = 3\r\n", "a = 1\nb", "a = 1\nz = 0\nb", b"a = 1\r\nz = 0\r\nb = 2\nc = 3\r\n", True),
+    (b"a = 1\r\nb = 2\nc = 3\r\n", "b = 2\n", "", b"a = 1\r\nc = 3\r\n", False),  # a line and its LF
+    (b"a = 1\r\nb = 2\nc = 3\r\n", "1\nb = 2\nc", "1\nc", b"a = 1\r\nc = 3\r\n", True),
+    (b"a = 1\r\nb = 2\r\nc = 3", "c = 3", "c = 3\nd = 4", b"a = 1\r\nb = 2\r\nc = 3\r\nd = 4", False),
+    (b"a = 1\nb = 2\nc = 3\r\n", "b = 2", "b = 2\nb2 = 3", b"a = 1\nb = 2\nb2 = 3\nc = 3\r\n", False),
+    (b"a = 1\r\nb = 2\r\n", "a = 1\r\nb = 2", "a = 1\r\nb = 3\r\nb2 = 4", b"a = 1\r\nb = 3\r\nb2 = 4\r\n", True),
+    (b"a = 1\nb = 2\n", "a = 1\r\nb = 2", "a = 1\nb = 3", b"a = 1\nb = 3\n", True),  # CRLF typed, LF file
 ]
 
 
-@pytest.mark.parametrize(("original", "old", "new", "after"), REPLACEMENTS)
+@pytest.mark.parametrize(("original", "old", "new", "after", "said"), REPLACEMENTS)
 def test_str_replace_keeps_every_untouched_line_ending(ctx: ToolContext, box: HostSandbox, original: bytes,
-                                                       old: str, new: str, after: bytes) -> None:
+                                                       old: str, new: str, after: bytes, said: bool) -> None:
     box.write_file("f.txt", original)
     obs = edit(ctx, "f.txt", command="str_replace", old_str=old, new_str=new)
     assert not obs.is_error, obs.text
     assert box.read_file("f.txt") == after
-    assert ("\\r\\n line ends were matched as plain line ends" in obs.text) == ("\r\n" in old)
+    assert ("Line ends in old_str were matched as plain line ends, whether the file has CRLF or LF" in obs.text) == said
 
 
 def test_view_says_which_lines_end_with_crlf_and_shows_them_as_plain_line_ends(ctx: ToolContext,
@@ -105,7 +106,7 @@ def test_replace_of_a_long_crlf_file_touches_only_its_span() -> None:
     data = b"".join(b"line %d\r\n" % n if n % 3 else b"line %d\n" % n for n in range(2000))
     file = TextFile.decode(data, "f.txt")
     at = file.text.index("line 1000")
-    assert file.replace(at, len("line 1000"), "line M\nline N") == data.replace(
+    assert file.replace(at, len("line 1000"), "line M\nline N").data == data.replace(
         b"line 1000\r\n", b"line M\r\nline N\r\n")
 
 
