@@ -23,11 +23,13 @@ class HostSandbox:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.workdir = str(root)
+        self.commands: list[str] = []  # every command run, in order
 
     def resolve(self, path: str) -> Path:
         return Path(path) if path.startswith("/") else Path(self.workdir) / path
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        self.commands.append(command)
         started = time.monotonic()
         try:
             done = subprocess.run(["bash", "-c", command], cwd=self.workdir, capture_output=True, timeout=timeout,
