@@ -38,6 +38,7 @@ from agent.workspace import (
     materialize,
     sandbox_object_paths,
     slugify,
+    snapshot_links,
     submodule_edits,
     submodule_state_command,
     take_snapshot,
@@ -254,7 +255,7 @@ def run_fix(
             stopping = background.submit(clock.timed, "sandbox_stop", box.close,
                                          result is None or result.status == "interrupted")
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                             setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
+                             setup_cached=cached, timings=clock.phases, review=_review(result.patch, repo, snapshot),
                              instructions=instructions, notes=submodule_notes)
         if result.has_patch and result.status == "submitted":
             if request.allow_sensitive is not None:
@@ -289,6 +290,11 @@ def run_fix(
                 box.close()  # interrupted between the start and the loop
             trajectory.close()
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _review(patch: str, repo: UserRepo, snapshot: Snapshot) -> PatchReview:
+    """The patch policy's review, its links resolved in the tree the patch applies to."""
+    return review_patch(patch, snapshot_links(repo, snapshot) if patch.strip() else None)
 
 
 def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:
