@@ -28,7 +28,8 @@ from agent.errors import UsageError
 from agent.files_image import FilesImage
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
-from agent.redaction import Redactor
+from agent.redaction import Redactor, scrub
+from agent.terminal import visible_line
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import (
     Snapshot,
@@ -476,12 +477,13 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
         apply_to_worktree(repo, patch)
         outcome.applied = True
         return
-    title = request.title or request.task.strip().splitlines()[0][:72]
-    message = f"{title}\n\nPatch written by moe-agent (run {outcome.run_id}, status {outcome.result.status})."
+    title = request.title or request.task.strip().splitlines()[0][:72]  # untrusted: issue or model text
+    message = (f"{visible_line(title)}\n\n"
+               f"Patch written by moe-agent (run {outcome.run_id}, status {outcome.result.status}).")
     if request.follow_up is not None:
         outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
         return
-    wanted = request.branch or f"agent/{slugify(title)}"
+    wanted = request.branch or f"agent/{slugify(scrub(title))}"
     outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
         repo, snapshot, patch, wanted, message)
     if outcome.branch != wanted and not outcome.branch.startswith(f"{wanted}-"):

@@ -17,11 +17,13 @@ them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code 
   patched tree (through other links, `..` after a link, links the same patch adds), or one
   that cannot be resolved (a loop of links);
 - `executable`: a file made executable;
+- `secret`: a file whose added lines hold a secret this process holds (`agent.redaction`:
+  the GitHub token, the API key), which a model could only have copied from somewhere;
 - `unreadable`: a patch the parser cannot read, so nothing about it can be vouched for.
 
 `agent fix` lists them (summary and `--json`); `agent ci` and `agent pr` refuse them
 unless the user's own config allows the kind (`[patch_policy] allow`), and list allowed
-ones in the pull request. `unreadable` is never allowed.
+ones in the pull request. `unreadable` and `secret` are never allowed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 from unidiff import PatchSet, UnidiffParseError
 
 from agent.errors import AgentError
+from agent.redaction import reveals_secret
 
 # Paths of CI definitions: a prefix ending in "/" is a directory, anything else a file name at the root.
 CI_CONFIG_PATHS = (".github/workflows/", ".github/actions/", ".gitlab-ci.yml", ".gitlab/", ".circleci/",
@@ -57,9 +60,10 @@ KIND_TEXT = {
     "submodules": "changes submodules, which fetch other repositories",
     "symlink_outside": "adds a symlink leading outside the repository",
     "executable": "makes a file executable",
+    "secret": "adds one of your secrets (a token or key this process holds)",
     "unreadable": "cannot be read as a diff",
 }
-NEVER_ALLOWED = frozenset({"unreadable"})
+NEVER_ALLOWED = frozenset({"unreadable", "secret"})
 
 
 class PatchRefused(AgentError):
@@ -128,9 +132,11 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
     changes = [(_file_change(patched), patched) for patched in parsed]
-    for change, _ in changes:
+    for change, patched in changes:
         review.files.append(change)
         review.findings += _findings(change)
+        if reveals_secret("".join(line.value for hunk in patched for line in hunk if line.is_added)):
+            review.findings.append(Finding("secret", change.path, "masked wherever it is shown"))
     review.findings += _links_leading_outside(changes, dict(links or {}))
     _review_as_git_reads(patch, review)
     return review
