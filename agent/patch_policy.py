@@ -149,7 +149,7 @@ def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str
     patch made lead outside (through a link it added on the way); a link that already led
     outside before the patch is the repository's own, not this patch's.
     """
-    links, changed, found = dict(base), set(), []
+    links, changed, found = dict(base), set[str](), list[Finding]()
     for change, patched in changes:
         if change.action == "removed":
             links.pop(change.path, None)
@@ -167,12 +167,13 @@ def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str
             continue
         links[change.path] = target
         changed.add(change.path)
+    seen_after, seen_before = _as_seen(links), _as_seen(base)
     for path in sorted(links):
-        after = _resolve(path, links)
+        after = _resolve(path, seen_after)
         if isinstance(after, str) and not _in_git_dir(after):
             continue
         if path not in changed:
-            before = _resolve(path, base)
+            before = _resolve(path, seen_before)
             if not isinstance(before, str) or _in_git_dir(before):
                 continue
         where = ("a loop of links, never resolves" if after is _LOOP else "resolves into .git" if after is not None
@@ -184,13 +185,20 @@ def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str
 _LOOP = object()  # what `_resolve` answers for a path that needs more than MAX_LINK_HOPS links
 
 
+def _as_seen(links: Mapping[str, str]) -> dict[str, str]:
+    """`links` keyed by the names a case-insensitive file system opens (`SUB/Q` is the link `sub/q` there)."""
+    return {_as_filesystems_see(path): target for path, target in links.items()}
+
+
 def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
-    """Where `path` leads in a tree whose symlinks are `links`: a path relative to the root; None when
-    it leaves the root (`..` above it, an absolute or `~` target); `_LOOP` when it never resolves.
+    """Where `path` leads in a tree whose symlinks are `links` (keyed as `_as_seen` makes them): a path
+    relative to the root; None when it leaves the root (`..` above it, an absolute or `~` target);
+    `_LOOP` when it never resolves.
 
     Resolved as `realpath` resolves it, confined to the root, and lexically where the tree
     has no link: a missing component counts as a directory, so nothing that could lead out
-    is missed. Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
+    is missed. Names are compared as a case-insensitive file system (macOS, Windows) compares
+    them. Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
     """
     done: list[str] = []
     pending = path.split("/")[::-1]  # a stack: the next component last
@@ -204,6 +212,7 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
                 return None
             done.pop()
             continue
+        part = _as_filesystems_see(part)
         target = links.get("/".join([*done, part]))
         if target is None:
             done.append(part)

@@ -283,3 +283,7 @@ def test_the_snapshots_links_are_what_the_policy_resolves_in(tmp_path: Path) -> 
     links = snapshot_links(found, snapshot)
     assert links == {"sub/a/q": "../..", "new": "f.txt"}
     assert outside(link_patch(("p", "sub/a/q/..")), links) == ["p"]
+
+
+def test_links_are_looked_up_as_a_case_insensitive_file_system_opens_them() -> None:
+    assert outside(link_patch(("p", "SUB/A/Q/..")), {"sub/a/q": "../.."}) == ["p"]  # macOS, Windows
