@@ -57,7 +57,7 @@ def test_the_environments_secrets_are_found_by_name() -> None:
 def test_scrub_masks_every_held_secret_in_every_escaped_form(tokens: list[str], form) -> None:
     for secret in tokens:
         scrubbed = scrub(f"see {form(secret)} here")
-        assert leaks(scrubbed, tokens) == [] and MASK in scrubbed, scrubbed
+        assert leaks(scrubbed, tokens) == [] and MASK in scrubbed.replace("\\", ""), scrubbed
 
 
 def test_tokens_in_issue_titles_and_bodies_never_reach_the_pull_request_or_the_commit_subject(
