@@ -9,8 +9,10 @@ and copy from/to); modes are read as git stores them (any mode with the owner's 
 100755, any 12xxxx a symlink); names are matched as a case-insensitive file system opens
 them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code points):
 
-- `ci_config`: CI definitions (`.github/workflows/*`, local actions (`action.yml` anywhere),
-  other CI systems' files), which run with the repository's secrets once pushed;
+- `ci_config`: CI definitions (`.github/workflows/*`, local actions (`action.yml` anywhere), every
+  other CI system's files: `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed,
+  and files that run code when the repository is opened or committed to (`.devcontainer/`,
+  `.gitpod.yml`, `.pre-commit-config.yaml`);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
@@ -28,6 +30,7 @@ ones in the pull request. `unreadable` and `secret` are never allowed.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
 import re
@@ -43,19 +46,36 @@ from unidiff import PatchSet, UnidiffParseError
 from agent.errors import AgentError
 from agent.redaction import reveals_secret
 
-# Paths of CI definitions: a prefix ending in "/" is a directory, anything else a file name at the root.
-CI_CONFIG_PATHS = (".github/workflows/", ".github/actions/", ".gitlab-ci.yml", ".gitlab/", ".circleci/",
-                   ".travis.yml", "azure-pipelines.yml", ".azure-pipelines/", ".buildkite/", "Jenkinsfile",
-                   ".drone.yml", "bitbucket-pipelines.yml")
-# A local action (`uses: ./any/dir`) may live anywhere: a workflow runs it with its secrets.
-ACTION_FILE_NAMES = ("action.yml", "action.yaml")
+# Paths of CI definitions, as each system's docs name them (written as a case-insensitive file system sees
+# them: lower case): a prefix ending in "/" is a directory, anything else a file name at the root.
+CI_CONFIG_PATHS = (
+    ".github/workflows/", ".github/actions/",  # GitHub Actions
+    ".gitea/workflows/", ".gitea/actions/", ".forgejo/workflows/", ".forgejo/actions/",  # Gitea, Forgejo Actions
+    ".gitlab-ci.yml", ".gitlab-ci.yaml", ".gitlab/", ".circleci/", ".travis.yml", ".travis.yaml",
+    "azure-pipelines.yml", "azure-pipelines.yaml", ".azure-pipelines/", ".pipelines/",  # Azure Pipelines
+    ".buildkite/", "buildkite.yml", "buildkite.yaml", "buildkite.json",  # Buildkite's `pipeline upload` defaults
+    ".drone.yml", ".drone.yaml", ".drone.star", "bitbucket-pipelines.yml", "bitbucket-pipelines.yaml",
+    ".woodpecker.yml", ".woodpecker.yaml", ".woodpecker/",  # Woodpecker
+    ".tekton/",  # Tekton Pipelines as Code
+    "appveyor.yml", ".appveyor.yml", "appveyor.yaml", ".appveyor.yaml",
+    ".semaphore/", ".cirrus.yml", ".cirrus.yaml", ".cirrus.star",
+    "cloudbuild.yaml", "cloudbuild.yml", "cloudbuild.json",  # Google Cloud Build triggers
+    "bitrise.yml", "bitrise.yaml", "codemagic.yaml", "codemagic.yml",
+    # Run when the repository is opened (Codespaces, Gitpod, dev containers) with the opener's secrets.
+    ".devcontainer/", ".devcontainer.json", ".gitpod.yml", ".gitpod.yaml", ".gitpod.dockerfile",
+    # Run by pre-commit.ci on every push and by every developer's `git commit`: it fetches and runs hook repos.
+    ".pre-commit-config.yaml", ".pre-commit-config.yml",
+)
+# Names that define CI wherever they are: a local action (`uses: ./any/dir`, run by a workflow with its
+# secrets) and Jenkins pipelines (a multibranch job's script path may be any file; these are its conventions).
+CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenkinsfile", "jenkinsfile.*")
 AGENT_CONFIG_NAME = ".agent.toml"
 # Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.agent\u200c.toml` is `.agent.toml` there.
 _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
 KIND_TEXT = {
-    "ci_config": "changes CI configuration, which runs with the repository's secrets",
+    "ci_config": "changes CI configuration, which runs with the repository's (or its user's) secrets",
     "agent_config": "changes the agent's own configuration",
     "submodules": "changes submodules, which fetch other repositories",
     "symlink_outside": "adds a symlink leading outside the repository",
@@ -336,7 +356,7 @@ def _findings(change: FileChange) -> list[Finding]:
     paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
         seen_as = _as_filesystems_see(path)
-        if _is_ci_config(seen_as) or posixpath.basename(seen_as) in ACTION_FILE_NAMES:
+        if _is_ci_config(seen_as):
             found.append(Finding("ci_config", path, change.action))
         if posixpath.basename(seen_as) == AGENT_CONFIG_NAME:
             found.append(Finding("agent_config", path, change.action))
@@ -344,7 +364,7 @@ def _findings(change: FileChange) -> list[Finding]:
             found.append(Finding("submodules", path, change.action))
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
-    if _is_symlink(change.new_mode) and any(prefix.startswith(change.path + "/") for prefix in CI_CONFIG_PATHS):
+    if _is_symlink(change.new_mode) and any(prefix.startswith(_as_filesystems_see(change.path) + "/") for prefix in CI_CONFIG_PATHS):
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
@@ -378,6 +398,9 @@ def _is_executable(mode: str | None) -> bool:
 
 
 def _is_ci_config(path: str) -> bool:
+    """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition (`CI_CONFIG_PATHS`, `CI_CONFIG_NAMES_ANYWHERE`)."""
+    if any(fnmatch.fnmatchcase(posixpath.basename(path), name) for name in CI_CONFIG_NAMES_ANYWHERE):
+        return True
     return any((path.startswith(prefix) or path == prefix.rstrip("/")) if prefix.endswith("/") else path == prefix
                for prefix in CI_CONFIG_PATHS)
 

@@ -181,9 +181,36 @@ def test_names_a_case_insensitive_file_system_reads_as_sensitive_ones_are_found(
     assert kinds(diff_of(tmp_path, plant)) == [(kind, name)]
 
 
+# Every CI system's own file names (issue 16, third tester: these were pushed by `agent ci`), with the
+# case and Unicode variants a case-insensitive file system opens as them.
+OTHER_CI_FILES = [
+    ".gitea/workflows/x.yml", ".forgejo/workflows/x.yml", ".gitea/actions/a/action.yml", "Jenkinsfile",
+    "ci/Jenkinsfile", "deploy.Jenkinsfile", "Jenkinsfile.release", ".woodpecker.yml", ".woodpecker.yaml",
+    ".woodpecker/build.yml", ".tekton/pr.yaml", "appveyor.yml", ".appveyor.yml", ".semaphore/semaphore.yml",
+    ".cirrus.yml", ".cirrus.star", "cloudbuild.yaml", "cloudbuild.yml", "bitrise.yml", "codemagic.yaml",
+    ".devcontainer/devcontainer.json", ".devcontainer.json", ".gitpod.yml", ".pre-commit-config.yaml",
+    ".drone.yml", ".travis.yml", "azure-pipelines.yml", ".buildkite/pipeline.yml", "bitbucket-pipelines.yml",
+    "JENKINSFILE", ".Gitea/Workflows/x.yml", ".woodpecker.yml.", "App\u200cVeyor.yml", ".Tekton/x.yaml",
+]
+
+
+def test_every_ci_systems_files_are_ci_config(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in OTHER_CI_FILES:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text("steps: [env]\n")
+
+    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in OTHER_CI_FILES)
+
+
+def test_a_symlink_in_place_of_another_ci_systems_directory_is_ci_config() -> None:
+    assert ("ci_config", ".Woodpecker") in kinds(link_patch((".Woodpecker", "ci")))
+
+
 def test_look_alike_names_are_not_sensitive(tmp_path: Path) -> None:
     def plant(repo: Path) -> None:
-        for name in ("src/agent.toml", "src/transaction.yml", "docs/github/workflows.md"):
+        for name in ("src/agent.toml", "src/transaction.yml", "docs/github/workflows.md", "docs/jenkins.md",
+                     "src/.gitea/workflows.py", "docs/appveyor.yml", "notes/.devcontainer.md"):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             (repo / name).write_text("x\n")
 
