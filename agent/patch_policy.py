@@ -19,8 +19,9 @@ them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code 
   patched tree (through other links, `..` after a link, links the same patch adds), or one
   that cannot be resolved (a loop of links);
 - `executable`: a file made executable;
-- `secret`: a file whose added lines hold a secret this process holds (`agent.redaction`:
-  the GitHub token, the API key), which a model could only have copied from somewhere;
+- `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`) hold a
+  secret this process holds (`agent.redaction`: the GitHub token, the API key), which a model
+  could only have copied from somewhere;
 - `unreadable`: a patch the parser cannot read, so nothing about it can be vouched for.
 
 `agent fix` lists them (summary and `--json`); `agent ci` and `agent pr` refuse them
@@ -43,6 +44,7 @@ from typing import Any
 
 from unidiff import PatchSet, UnidiffParseError
 
+from agent.binary_patch import added_bytes
 from agent.errors import AgentError
 from agent.redaction import reveals_secret
 
@@ -152,14 +154,28 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
     changes = [(_file_change(patched), patched) for patched in parsed]
+    blobs = added_bytes(patch)
     for change, patched in changes:
         review.files.append(change)
         review.findings += _findings(change)
-        if reveals_secret("".join(line.value for hunk in patched for line in hunk if line.is_added)):
+        header = next(iter(getattr(patched, "patch_info", None) or ()), "").rstrip("\n")
+        if (reveals_secret("".join(line.value for hunk in patched for line in hunk if line.is_added))
+                or _bytes_reveal_secret(blobs.get(header, b""))):
             review.findings.append(Finding("secret", change.path, "masked wherever it is shown"))
     review.findings += _links_leading_outside(changes, dict(links or {}))
     _review_as_git_reads(patch, review)
     return review
+
+
+def _bytes_reveal_secret(blob: bytes) -> bool:
+    """Whether a binary file's added bytes hold a secret: read as UTF-8 and as UTF-16 (either byte order,
+    at either alignment), the encodings git counts as binary, each in the scrubber's escaped forms."""
+    if not blob:
+        return False
+    texts = [blob.decode("utf-8", errors="replace")]
+    texts += [blob[start:].decode(encoding, errors="replace") for encoding in ("utf-16-le", "utf-16-be")
+              for start in (0, 1)]
+    return any(map(reveals_secret, texts))
 
 
 def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str, str]) -> list[Finding]:

@@ -110,6 +110,47 @@ def test_a_patch_that_adds_a_held_secret_is_never_delivered_by_ci(tokens: list[s
     assert review_patch(removed).findings == []  # taking one out of the repository is no leak
 
 
+def binary_diff(tmp_path: Path, old: bytes | None, new: bytes) -> str:
+    """`git diff --binary` (as `submit` writes it) of `blob.bin` going from `old` (None: absent) to `new`."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    git("init", "-q")
+    (tmp_path / "README").write_text("x\n")
+    if old is not None:
+        (tmp_path / "blob.bin").write_bytes(old)
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    (tmp_path / "blob.bin").write_bytes(new)
+    git("add", "-A")
+    return git("diff", "--cached", "--binary", "--no-renames", "HEAD")
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (None, b"\x00\x01" + GITHUB_TOKEN.encode() + b"\x00\x02"),  # the tester's blob: a literal
+    (None, b"\xff\xfe" + f"key={GH_TOKEN}".encode("utf-16-le")),  # UTF-16, which git counts as binary
+    (None, b"\x00" + f"k={GH_TOKEN}".encode("utf-16-be")),  # the other byte order, at an odd offset
+    (None, b"\x00" + GH_TOKEN.replace("*", "\\*").encode()),  # escaped as Markdown escapes it
+    (bytes(range(256)) * 64, bytes(range(256)) * 32 + b"\x00" + GH_CLI_TOKEN.encode() + bytes(range(256)) * 32),
+], ids=["literal", "utf-16-le", "utf-16-be-odd", "markdown-escaped", "delta"])
+def test_a_binary_file_that_adds_a_held_secret_is_never_delivered(tokens: list[str], tmp_path: Path,
+                                                                   old: bytes | None, new: bytes) -> None:
+    patch = binary_diff(tmp_path, old, new)
+    assert "GIT binary patch" in patch and all(token not in patch for token in tokens)
+    review = review_patch(patch)
+    assert [(f.kind, f.path) for f in review.findings] == [("secret", "blob.bin")]
+    with pytest.raises(PatchRefused, match="blob.bin: adds one of your secrets"):
+        enforce(review, allow=["ci_config", "agent_config", "submodules", "symlink_outside", "executable"])
+
+
+def test_a_binary_file_without_a_secret_or_that_removes_one_passes(tokens: list[str], tmp_path: Path) -> None:
+    with_token = b"\x00\x01" + GITHUB_TOKEN.encode() + b"\x00\x02"
+    assert review_patch(binary_diff(tmp_path / "a", None, b"\x00\x01plain bytes\x00")).findings == []
+    assert review_patch(binary_diff(tmp_path / "b", with_token, b"\x00\x01gone\x00")).findings == []
+
+
 def test_agent_fix_json_and_errors_are_scrubbed_in_a_real_process(tmp_path: Path) -> None:
     """`agent fix --json` failing before its run: the one JSON object and the error line hold no token."""
     import os
