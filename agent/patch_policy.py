@@ -97,7 +97,7 @@ class FileChange:
     """One file of the patch: its path (the old one for a deletion), what happened, its git modes."""
 
     path: str
-    action: str  # added, removed, modified, renamed, copied
+    action: str  # added, removed, modified, renamed, copied, typechange (a file became a symlink, or back)
     old_path: str | None = None  # for renames and copies
     old_mode: str | None = None
     new_mode: str | None = None
@@ -153,7 +153,7 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
         return review
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
-    changes = [(_file_change(patched), patched) for patched in parsed]
+    changes = _type_changes_folded([(_file_change(patched), patched) for patched in parsed])
     blobs = added_bytes(patch)
     for change, patched in changes:
         review.files.append(change)
@@ -165,6 +165,21 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
     review.findings += _links_leading_outside(changes, dict(links or {}))
     _review_as_git_reads(patch, review)
     return review
+
+
+def _type_changes_folded(changes: list[tuple[FileChange, Any]]) -> list[tuple[FileChange, Any]]:
+    """`changes` with each change of a path's type (file <-> symlink, which git writes as a deletion
+    followed by a creation of the same path) made one `typechange`, paired with the creation's hunks."""
+    folded: list[tuple[FileChange, Any]] = []
+    for change, patched in changes:
+        previous = folded[-1][0] if folded else None
+        if previous and change.action == "added" and previous.action == "removed" and previous.path == change.path:
+            removed = folded.pop()[0]
+            change = FileChange(path=change.path, action="typechange", old_mode=removed.old_mode,
+                                new_mode=change.new_mode, binary=change.binary,
+                                paths=tuple(dict.fromkeys(removed.paths + change.paths)))
+        folded.append((change, patched))
+    return folded
 
 
 def _bytes_reveal_secret(blob: bytes) -> bool:
@@ -290,8 +305,8 @@ def _review_as_git_reads(patch: str, review: PatchReview) -> None:
         if match := _SUMMARY_MODE.match(line):
             old_mode, new_mode = match.group("old"), match.group("new_") or match.group("created")
             path = _unquote(match["path"])
-            seen = next((c for c in review.files + extra if path in c.paths or path == c.path), None)
-            if seen is None or (_mode(seen.old_mode), _mode(seen.new_mode)) != (_mode(old_mode), _mode(new_mode)):
+            if not any((path in c.paths or path == c.path) and _mode(c.new_mode) == _mode(new_mode)
+                       and (old_mode is None or _mode(c.old_mode) == _mode(old_mode)) for c in review.files + extra):
                 extra.append(FileChange(path=path, action="added" if old_mode is None else "modified",
                                         old_mode=old_mode, new_mode=new_mode))
     for change in extra:
@@ -380,7 +395,8 @@ def _findings(change: FileChange) -> list[Finding]:
             found.append(Finding("submodules", path, change.action))
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
-    if _is_symlink(change.new_mode) and any(prefix.startswith(_as_filesystems_see(change.path) + "/") for prefix in CI_CONFIG_PATHS):
+    seen_as = _as_filesystems_see(change.path)
+    if _is_symlink(change.new_mode) and any(prefix.startswith(seen_as + "/") for prefix in CI_CONFIG_PATHS):
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
@@ -414,7 +430,8 @@ def _is_executable(mode: str | None) -> bool:
 
 
 def _is_ci_config(path: str) -> bool:
-    """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition (`CI_CONFIG_PATHS`, `CI_CONFIG_NAMES_ANYWHERE`)."""
+    """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition: `CI_CONFIG_PATHS`,
+    `CI_CONFIG_NAMES_ANYWHERE`."""
     if any(fnmatch.fnmatchcase(posixpath.basename(path), name) for name in CI_CONFIG_NAMES_ANYWHERE):
         return True
     return any((path.startswith(prefix) or path == prefix.rstrip("/")) if prefix.endswith("/") else path == prefix

@@ -314,3 +314,43 @@ def test_the_snapshots_links_are_what_the_policy_resolves_in(tmp_path: Path) -> 
 
 def test_links_are_looked_up_as_a_case_insensitive_file_system_opens_them() -> None:
     assert outside(link_patch(("p", "SUB/A/Q/..")), {"sub/a/q": "../.."}) == ["p"]  # macOS, Windows
+
+
+# -- a path whose type changes (issue 16, third tester: listed twice as "added", plus "a link unidiff did not read")
+def replace_with_link(path: str, target: str):
+    def change(repo: Path) -> None:
+        (repo / path).unlink()
+        (repo / path).symlink_to(target)
+    return change
+
+
+def replace_link_with_file(repo: Path) -> None:
+    (repo / "src" / "link").unlink()
+    (repo / "src" / "link").write_text("now a file\n")
+
+
+def files_of(review) -> list[tuple[str, str, str | None, str | None]]:
+    return [(f.path, f.action, f.old_mode, f.new_mode) for f in review.files]
+
+
+@pytest.mark.parametrize(("change", "files", "findings"), [
+    (replace_with_link("src/app.py", "../run.sh"), [("src/app.py", "typechange", "100644", "120000")], []),
+    (replace_with_link("src/app.py", "../../etc/passwd"), [("src/app.py", "typechange", "100644", "120000")],
+     [("symlink_outside", "src/app.py")]),
+    (replace_with_link("run.sh", ".git/config"), [("run.sh", "typechange", "100644", "120000")],
+     [("symlink_outside", "run.sh")]),
+])
+def test_a_file_that_becomes_a_symlink_is_listed_once_as_a_type_change(tmp_path: Path, change, files,
+                                                                        findings) -> None:
+    review = review_patch(diff_of(tmp_path, change))
+    assert files_of(review) == files and kinds_of(review) == findings
+
+
+def test_a_symlink_that_becomes_a_file_is_listed_once_as_a_type_change(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    diff_of(tmp_path, lambda r: (r / "src" / "link").symlink_to("app.py"))
+    git(repo, "commit", "-qm", "link")
+    replace_link_with_file(repo)
+    git(repo, "add", "-A")
+    review = review_patch(git(repo, "diff", "--cached", "--binary", "--no-renames", "HEAD"))
+    assert files_of(review) == [("src/link", "typechange", "120000", "100644")] and review.findings == []
