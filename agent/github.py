@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from githubkit import GitHub
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
@@ -51,7 +51,7 @@ class IssueRef:
     owner: str
     repo: str
     number: int
-    host: str | None = None  # from a URL: tells github.com from a GitHub Enterprise server
+    host: str | None = None  # from a URL, `HOST` or `HOST:PORT`: tells github.com from a GitHub Enterprise server
 
     def __str__(self) -> str:
         return f"{self.owner}/{self.repo}#{self.number}"
@@ -80,8 +80,25 @@ def parse_issue_ref(text: str) -> IssueRef:
         return IssueRef(found["owner"], found["repo"], int(found["number"]))
     url = urlparse(text)
     if url.scheme in ("http", "https") and url.hostname and (found := _URL_PATH.fullmatch(url.path)):
-        return IssueRef(found["owner"], found["repo"], int(found["number"]), host=url.hostname)
+        if (host := _host_of(url)) is not None:
+            return IssueRef(found["owner"], found["repo"], int(found["number"]), host=host)
     raise UsageError(f"bad issue reference {text!r}: use OWNER/REPO#N or https://github.com/OWNER/REPO/issues/N")
+
+
+def _host_of(url: ParseResult) -> str | None:
+    """`url`'s host as `HOST` or `HOST:PORT` (lower case; a scheme's default port dropped, so
+    `https://ghe:443` is `ghe`); None when the port is not a number. A GitHub Enterprise server on
+    a port of its own is a different server from the one on 443: the port is part of the name."""
+    try:
+        port = url.port
+    except ValueError:
+        return None
+    host = (url.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None or port == _DEFAULT_PORTS.get(url.scheme) else f"{host}:{port}"
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> str:
@@ -95,8 +112,9 @@ def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> st
 
 def configured_hosts(env: Mapping[str, str] = os.environ) -> set[str]:
     """The GitHub hosts the environment's token is for: those of `GITHUB_SERVER_URL`,
-    `GITHUB_API_URL` (`api.HOST` counts for HOST) and `GH_HOST`; github.com when none is set."""
-    hosts = {urlparse(env.get(var) or "").hostname or "" for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
+    `GITHUB_API_URL` (`api.HOST` counts for HOST) and `GH_HOST`; github.com when none is set.
+    A host on a port other than its scheme's default is named `HOST:PORT` (`_host_of`)."""
+    hosts = {_host_of(urlparse(env.get(var) or "")) or "" for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
     hosts |= {host.removeprefix("api.") for host in hosts} | {env.get("GH_HOST") or ""}
     return {host.lower() for host in hosts if host} or {"github.com"}
 

@@ -51,6 +51,36 @@ def test_api_url_prefers_the_environment_then_the_issue_host() -> None:
     assert api_url_for(None, {}) == "https://api.github.com"
 
 
+@pytest.mark.parametrize(("url", "host", "api"), [
+    ("https://HOST:8443/o/r/issues/1", "host:8443", "https://host:8443/api/v3"),  # the tester's example
+    ("https://ghe.example.com:443/o/r/issues/1", "ghe.example.com", "https://ghe.example.com/api/v3"),
+    ("http://ghe.example.com:80/o/r/issues/1", "ghe.example.com", "https://ghe.example.com/api/v3"),
+    ("https://ghe.example.com:80/o/r/issues/1", "ghe.example.com:80", "https://ghe.example.com:80/api/v3"),
+    ("https://[fd00::1]:8443/o/r/issues/1", "[fd00::1]:8443", "https://[fd00::1]:8443/api/v3"),
+    ("https://user:pw@ghe.example.com:9000/o/r/issues/1", "ghe.example.com:9000",
+     "https://ghe.example.com:9000/api/v3"),  # userinfo never reaches the API URL
+])
+def test_an_enterprise_server_on_its_own_port_is_read_on_that_port(url: str, host: str, api: str) -> None:
+    ref = parse_issue_ref(url)
+    assert (ref.host, api_url_for(ref, {})) == (host, api)
+
+
+def test_a_port_that_is_not_a_number_is_a_bad_reference() -> None:
+    with pytest.raises(UsageError, match="bad issue reference"):
+        parse_issue_ref("https://ghe.example.com:x/o/r/issues/1")
+
+
+def test_the_token_goes_only_to_the_configured_host_and_port() -> None:
+    env = {"GITHUB_TOKEN": "ghp_mine", "PATH": "/nonexistent", "GITHUB_SERVER_URL": "https://ghe.example.com:8443"}
+    assert find_token(env, host=parse_issue_ref("https://GHE.example.com:8443/o/r/issues/1").host) == "ghp_mine"
+    for other in ("https://ghe.example.com/o/r/issues/1", "https://ghe.example.com:9443/o/r/issues/1",
+                  "https://evil.example:8443/o/r/issues/1"):
+        assert find_token(env, host=parse_issue_ref(other).host) is None, other
+    on_443 = {"GITHUB_TOKEN": "ghp_mine", "PATH": "/nonexistent", "GITHUB_SERVER_URL": "https://ghe.example.com"}
+    assert find_token(on_443, host=parse_issue_ref("https://ghe.example.com:443/o/r/issues/1").host) == "ghp_mine"
+    assert find_token(on_443, host=parse_issue_ref("https://ghe.example.com:8443/o/r/issues/1").host) is None
+
+
 def test_token_from_the_environment_then_the_gh_cli(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
