@@ -147,11 +147,23 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 
 
 def print_diff(console: Console, patch: str) -> None:
-    """The patch, coloured, with any control character in it shown rather than sent to the terminal."""
-    if patch.strip():
-        from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
+    """The patch, any control character in it shown rather than sent to the terminal, never wrapped or cut.
 
-        console.print(Syntax(visible(patch), "diff", theme="ansi_dark", word_wrap=True))
+    A printed patch is one people copy and pipe into `git apply`: to a file or a pipe it is
+    written as is (no width, no tab expansion, no padding); on a terminal it is coloured and
+    each line stays one line however wide (the terminal folds it on screen only).
+    """
+    if not patch.strip():
+        return
+    text = visible(patch)
+    text += "" if text.endswith("\n") else "\n"
+    if not console.is_terminal:
+        console.file.write(text)
+        console.file.flush()
+        return
+    from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
+
+    console.print(Syntax(text, "diff", theme="ansi_dark").highlight(text), soft_wrap=True, end="")
 
 
 def print_review(console: Console, review: PatchReview) -> None:

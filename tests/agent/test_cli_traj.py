@@ -76,3 +76,23 @@ def test_show_notes_a_torn_last_line_after_the_end(tmp_path) -> None:
                           timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert "the last line is torn and was left out" in done.stdout and "submitted" in done.stdout
+
+
+def test_show_prints_the_patch_unwrapped_so_it_applies(tmp_path) -> None:
+    """Piped to a file, the printed patch is the patch: a 300-character line stays one line (it was cut at 80)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "calc.py").write_text("def add(a, b):\n\treturn a - b\n")
+    long_line = "\treturn a + b  # " + "why " * 75
+    patch = ("diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n"
+             f"-\treturn a - b\n+{long_line}\n")
+    end = {"type": "end", "t": 40.0, "status": "submitted", "steps": 2, "patch": patch}
+    path = write_events(tmp_path / "run.jsonl", STEPS + [end])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}  # no COLUMNS: a pipe is 80 columns to rich
+    done = subprocess.run([sys.executable, "-m", "agent", "traj", "show", str(path)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stderr
+    assert patch in done.stdout and f"+{long_line}" in done.stdout.splitlines()
+    printed = done.stdout[done.stdout.index("diff --git"):][:len(patch)]
+    subprocess.run(["git", "apply", "-"], input=printed, text=True, cwd=repo, check=True)
+    assert (repo / "calc.py").read_text() == f"def add(a, b):\n{long_line}\n"

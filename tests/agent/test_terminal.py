@@ -60,3 +60,13 @@ def _without_rich_styles(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_a_diff_on_a_narrow_terminal_keeps_each_line_whole() -> None:
+    """Coloured on a terminal, but a 300-character line is still one line (copying it gives the patch)."""
+    out = io.StringIO()
+    term = Console(file=out, force_terminal=True, color_system="truecolor", width=80)
+    long_line = "+    total = " + " + ".join(f"value_{i}" for i in range(30))
+    patch = f"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n{long_line}\n"
+    print_diff(term, patch)
+    assert len(long_line) > 200 and _without_rich_styles(out.getvalue()) == patch
