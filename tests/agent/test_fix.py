@@ -260,6 +260,23 @@ def test_patch_out_and_no_commit(fake_model_server, tmp_path) -> None:
     assert "agent/" not in git(repo, "branch")
 
 
+def test_the_patch_printed_to_a_pipe_is_the_patch_unwrapped(fake_model_server, tmp_path) -> None:
+    """`agent fix > fix.out`: each patch line is printed whole (rich cut them at 80 columns off a terminal)."""
+    repo = make_repo(tmp_path / "repo")
+    long_fix = FIX | {"new_str": "return a + b  # " + " ".join(f"a+b=={i}" for i in range(40))}
+    fake_model_server.script = [Reply(tool_calls=[tool_call("str_replace_editor", long_fix)]),
+                                Reply(tool_calls=[tool_call("submit", {})])]
+    done = agent(repo, fake_model_server, "--no-commit", "--patch-out", str(tmp_path / "fix.patch"), "fix add",
+                 env_extra={"COLUMNS": ""})  # not a number: rich falls back to 80 columns off a terminal
+    assert done.returncode == 0, done.stderr
+    patch = (tmp_path / "fix.patch").read_text()
+    long_line = f"+    {long_fix['new_str']}"
+    assert len(long_line) > 200 and long_line in patch.splitlines()
+    assert patch in done.stdout  # every line, exactly as delivered
+    printed = done.stdout[done.stdout.index("diff --git"):][:len(patch)]
+    subprocess.run(["git", "-C", str(repo), "apply", "--check", "-"], input=printed, text=True, check=True)
+
+
 def test_not_a_git_repo(fake_model_server, tmp_path) -> None:
     (tmp_path / "plain").mkdir()
     done = agent(tmp_path / "plain", fake_model_server, "fix it")
