@@ -112,11 +112,12 @@ class _Signals:
     """This process's signal state: the first signal raises `Interrupted` (at once, or when the
     cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once.
 
-    Never raised inside the import system's own code (`_importing`): an exception there can
-    leave a module's import lock, or the global one, held by the main thread for good, and the
-    next thread to import that module waits forever (a run at start-up imports in the main
-    thread while its background threads import the Docker client). A signal arriving there is
-    raised a moment later, once the main thread is out of it.
+    Never raised inside the import system's or `logging`'s own code (`_locking`): an exception
+    there can leave a module's import lock, the global import lock or logging's lock held by
+    the main thread for good, and the next thread to import that module or to set up a logger
+    waits forever (a run at start-up imports in the main thread while its background threads
+    import and use the Docker client). A signal arriving there is raised a moment later, once
+    the main thread is out of it.
 
     A handler's exception can also land where Python cannot pass it on: a `__del__` or another
     callback, which print it and go on. Such a swallowed `Interrupted` reaches
@@ -148,7 +149,7 @@ class _Signals:
                 _say(b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
         if self.raised or self.shield:
             return
-        if _importing(frame):
+        if _locking(frame):
             self._later()
             return
         self.raised = True
@@ -192,18 +193,23 @@ class _Signals:
         timer.start()
 
 
-# Where the import system's own code runs: CPython's frozen importlib.
-_IMPORT_SYSTEM = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"})
+# Code that takes a lock and only then enters the `try` that releases it, in pure Python: an
+# exception raised between the two leaves the lock held by the main thread for good. CPython's
+# import system (a module's import lock, the global import lock) and `logging` (its module lock,
+# taken by `getLogger` and by a logger's first check of its level). Not `threading`, whose waits
+# (a future's result) must stay interruptible, and which releases its locks in `with` blocks.
+_LOCKING_CODE = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>",
+                           os.path.join(os.path.dirname(threading.__file__), "logging", "__init__.py")})
 
 
-def _importing(frame: FrameType | None) -> bool:
-    """Whether a signal handler called in `frame` runs inside the import system's own code.
+def _locking(frame: FrameType | None) -> bool:
+    """Whether a signal handler called in `frame` runs inside `_LOCKING_CODE`.
 
-    Only that frame counts (the one an exception would be raised in): a module's own code
-    being imported is an ordinary place to stop, and the `with` blocks of the import system
-    above it release their locks as the exception passes.
+    Only that frame counts (the one an exception would be raised in): a module's own code being
+    imported or a log handler's `emit` are ordinary places to stop, and the blocks above them
+    release their locks as the exception passes.
     """
-    return frame is not None and frame.f_code.co_filename in _IMPORT_SYSTEM
+    return frame is not None and frame.f_code.co_filename in _LOCKING_CODE
 
 
 def _say(line: bytes) -> None:

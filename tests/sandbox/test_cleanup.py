@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sandbox import cleanup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,19 +104,26 @@ def test_an_interruption_swallowed_where_it_cannot_propagate_is_raised_again() -
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
-WAITING_FOR_AN_IMPORT = """
-import builtins, importlib._bootstrap, os, signal, sys, threading, time
+WAITING_FOR_A_LOCK = """
+import builtins, logging, os, signal, sys, threading, time
 from sandbox import cleanup
 
 cleanup.install_handlers()
 sys.path.insert(0, sys.argv[1])
 builtins.started, builtins.go = threading.Event(), threading.Event()
-threading.Thread(target=__import__, args=("slow_module",)).start()  # holds slow_module's import lock
+
+def hold_logging_lock():
+    logging._acquireLock()
+    started.set()
+    go.wait()
+    logging._releaseLock()
+
+threading.Thread(target={holder}).start()  # takes the lock, says so, and waits for `go`
 started.wait()
 main = threading.main_thread().ident
 
-def signal_then_finish():  # once the main thread waits inside the import system for that lock
-    while main not in importlib._bootstrap._blocking_on:
+def signal_then_finish():  # once the main thread waits for that lock
+    while sys._current_frames()[main].f_code.co_name != {waits_in!r}:
         time.sleep(0.005)
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.2)
@@ -122,25 +131,35 @@ def signal_then_finish():  # once the main thread waits inside the import system
 
 threading.Thread(target=signal_then_finish).start()
 try:
-    import slow_module
-    print("imported", slow_module.VALUE)
+    {call}
+    print("done")
     time.sleep(30)
     print("the signal was lost")
 except cleanup.Interrupted as exc:
     print("interrupted after it:", exc.signum)
 """
 
+# (the thread holding the lock, the main thread's call, the function it waits in)
+LOCKS = {
+    "a module's import lock": ('lambda: __import__("slow_module")', "import slow_module", "acquire"),
+    "logging's lock": ("hold_logging_lock", 'logging.getLogger("moe-test")', "_acquireLock"),
+}
 
-def test_a_signal_inside_the_import_system_is_raised_once_the_import_is_done(tmp_path) -> None:
-    """An exception raised inside importlib's own code can leave an import lock held for good.
 
-    The main thread waits for a module another thread is importing (the run's start-up: the
-    loop's imports here, the Docker client's in a background thread) when SIGINT comes.
+@pytest.mark.parametrize("lock", LOCKS)
+def test_a_signal_inside_code_that_holds_a_lock_is_raised_once_it_is_out(tmp_path, lock) -> None:
+    """An exception raised inside importlib's or logging's own code can leave their lock held for
+    good, and a background thread then waits for it forever.
+
+    The main thread waits there for a lock another thread holds (the run's start-up: the loop's
+    imports here, the Docker client's in a background thread) when SIGINT comes.
     """
-    (tmp_path / "slow_module.py").write_text("started.set()\ngo.wait()\nVALUE = 42\n")
-    done = subprocess.run([sys.executable, "-c", WAITING_FOR_AN_IMPORT, str(tmp_path)], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
-    assert done.stdout == "imported 42\ninterrupted after it: 2\n", done.stdout + done.stderr
+    holder, call, waits_in = LOCKS[lock]
+    (tmp_path / "slow_module.py").write_text("started.set()\ngo.wait()\n")
+    script = WAITING_FOR_A_LOCK.format(holder=holder, call=call, waits_in=waits_in)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.stdout == "done\ninterrupted after it: 2\n", done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
 
 
