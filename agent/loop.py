@@ -304,8 +304,11 @@ class Agent:
             raise FormatError(f"{self.format_errors} replies in a row had no valid tool call: {errors[-1]}")
         syntax = "" if self.native else " in this syntax:\n" + render_assistant_text(
             [ToolCall(name="TOOL_NAME", arguments={"PARAMETER": "VALUE"}, id="")], self.text_format)
+        # Small models that end with an empty reply once their edit is made copy a whole submit call.
+        submit = "." if self.native or "submit" not in self.tools else ":\n" + render_assistant_text(
+            [ToolCall(name="submit", arguments={}, id="")], self.text_format)
         text = Prompts.render(self.prompts.format_error, errors="\n".join(f"- {e}" for e in errors),
-                              syntax=syntax, tools=", ".join(self.tools))
+                              syntax=syntax, tools=", ".join(self.tools), submit=submit)
         self.history.append({"role": "user", "content": text})
 
     # -- limits and context -------------------------------------------------

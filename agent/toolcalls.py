@@ -46,7 +46,7 @@ import math
 import re
 import tokenize
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Format = Literal["auto", "native", "hermes", "xml"]
@@ -807,7 +807,11 @@ def _check(number: int, attempt: _Attempt, schemas: dict[str, dict[str, Any]]) -
     if not schemas:
         return ToolCall(attempt.name, attempt.arguments, attempt.id)
     if attempt.name not in schemas:
-        return f"Tool call {number}: there is no tool named {attempt.name!r}. Available tools: {', '.join(schemas)}."
+        owner = _command_owner(attempt.name, schemas)
+        if owner is None:
+            return f"Tool call {number}: there is no tool named {attempt.name!r}. Available tools: {', '.join(schemas)}."
+        # `str_replace` for str_replace_editor's command of that name, as small models write it
+        attempt = replace(attempt, name=owner, arguments={**attempt.arguments, "command": attempt.name})
     schema = schemas[attempt.name]
     properties = schema.get("properties") or {}
     arguments: dict[str, Any] = {}
@@ -823,6 +827,18 @@ def _check(number: int, attempt: _Attempt, schemas: dict[str, dict[str, Any]]) -
     if problems:
         return f"{where}: {'; '.join(problems)}. {attempt.name} takes: {_signature(schema)}."
     return ToolCall(attempt.name, arguments, attempt.id)
+
+
+def _command_owner(name: str, schemas: dict[str, dict[str, Any]]) -> str | None:
+    """The one tool that takes `name` as its `command` (str_replace_editor for `view`, `str_replace`...), or None.
+
+    Models trained on the Anthropic-style editor (Qwen2.5-Coder among them) often call its
+    commands by name; the call is the same one with the tool's name and `command` filled in.
+    The history then shows the call in its proper form, which the model copies from there on.
+    """
+    owners = [tool for tool, schema in schemas.items()
+              if name in (((schema.get("properties") or {}).get("command") or {}).get("enum") or ())]
+    return owners[0] if len(owners) == 1 else None
 
 
 def _convert(value: Any, schema: Any, raw_text: bool) -> Any:

@@ -250,6 +250,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def prioritize_server(port: int) -> None:
+    """Run the server at nice -10 where permitted (root), for both agents alike.
+
+    llama-server's threads wait on each other at every layer, so on a busy machine its speed
+    collapses (measured on 2 cores: 1.5B prefill ~160 tok/s quiet, ~17 tok/s beside a test run)
+    and every run ends at its time limit, which compares nothing.
+    """
+    cache = os.environ.get("LLM_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "moe-agent-llm"
+    pid_file = Path(cache) / "run" / f"server-{port}.pid"  # where .ci/llm-server keeps it
+    try:
+        os.setpriority(os.PRIO_PROCESS, int(pid_file.read_text()), -10)
+    except (OSError, ValueError):
+        print("note: the model server runs at normal priority (renicing needs root)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=len(TASKS), help="how many of the ten tasks")
@@ -274,6 +289,7 @@ def main() -> None:
     if started.returncode != 0:
         sys.exit(f"the model server did not start: {started.stderr.strip().splitlines()[-1:]}")
     base_url, model = f"http://127.0.0.1:{port}/v1", f"qwen2.5-coder-{args.model}"
+    prioritize_server(port)
     env = {**os.environ, "OPENAI_BASE_URL": base_url, "AGENT_MODEL": model, "OPENAI_API_KEY": "none",
            "HOME": str(work / "home")}
     env.pop("AGENT_CONFIG", None)

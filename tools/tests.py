@@ -44,6 +44,8 @@ NPM_PLACEHOLDER = "no test specified"
 SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (.+)$")
 SUMMARY_STATUS = {"XPASS": "PASSED"}  # swebench's names; the rest are the same
 PARAMETERS_END = re.compile(r"\](?= - |$)")
+SCRIPT_MARK = "[run_tests]"
+SCRIPT_STATUS = re.compile(r"^\[run_tests\] (.+): exit (\d+)$", re.MULTILINE)
 PYTEST_TOTALS = re.compile(r"^=+ .*\d+ \w+.* in [\d.]+s(?: \([^)]*\))? =+$")
 
 DESCRIPTION = """\
@@ -62,8 +64,12 @@ class Runner:
     parser: str | None = None  # a swebench log parser that reads this runner's output
     default_target: str = ""  # what `paths` replace, e.g. go's ./...
     forward: str = ""  # separates the runner's own options from the test tool's, e.g. npm's --
+    each: bool = False  # one run of `command` per path (test scripts), each ending in a SCRIPT_STATUS line
 
     def narrowed(self, paths: list[str], args: str) -> str:
+        if self.each:
+            return (f"rc=0; for f in {' '.join(map(shlex.quote, paths))}; do {self.command} \"$f\" {args}; s=$?; "
+                    f'echo "{SCRIPT_MARK} $f: exit $s"; [ $s = 0 ] || rc=1; done; [ $rc = 0 ]')
         parts = [self.command]
         if self.forward and (paths or args):
             parts.append(self.forward)
@@ -129,7 +135,7 @@ def run_suite(ctx: ToolContext, paths: list[str], args: str, timeout: float) -> 
     Raises `ToolError` when no runner can be told; `timeout` is in seconds.
     """
     root = posixpath.normpath(ctx.sandbox.workdir)
-    runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root)
+    runner = Runner("configured", ctx.test_cmd, guess_parser(ctx.test_cmd)) if ctx.test_cmd else detect(ctx, root, paths)
     command = runner.narrowed(paths, args)
     # -rA makes pytest print one summary line per test, which is what the text parsers read.
     pytest = runner.parser == "parse_log_pytest"
@@ -147,6 +153,8 @@ def read_statuses(runner: Runner, output: str, outcomes: list[TestOutcome] | Non
     """Per-test statuses: pytest's own report when there is one, else its -rA lines, else swebench's parser."""
     if outcomes:
         return {outcome.test_id: outcome.status for outcome in outcomes}
+    if runner.each:
+        return {name: "PASSED" if code == "0" else "FAILED" for name, code in SCRIPT_STATUS.findall(output)}
     if runner.parser == "parse_log_pytest":  # no JUnit report (a repo's `-p no:junitxml`): its -rA lines
         return summary_statuses(output) or parse_statuses(runner.parser, output)
     return parse_statuses(runner.parser, output)
@@ -176,8 +184,12 @@ def check_test_path(path: str, root: str) -> str:
     return path
 
 
-def detect(ctx: ToolContext, root: str) -> Runner:
-    """Pick the test command from the files at the repository root and the tools installed in the sandbox."""
+def detect(ctx: ToolContext, root: str, paths: list[str] = []) -> Runner:  # noqa: B006 (read only)
+    """Pick the test command from the files at the repository root and the tools installed in the sandbox.
+
+    A repository with no runner of its own whose tests are plain Python scripts (`python3
+    test_calc.py` exits non-zero on failure) has them run one by one when `paths` names them.
+    """
     probe = " ".join(map(shlex.quote, ROOT_MARKERS))
     result = ctx.sandbox.run(
         f"(cd {shlex.quote(root)} && for f in {probe}; do [ -e \"$f\" ] && echo \"file $f\"; done; "
@@ -190,9 +202,12 @@ def detect(ctx: ToolContext, root: str) -> Runner:
     tools = {line[5:] for line in facts if line.startswith("tool ")}
     python = next((line[7:] for line in facts if line.startswith("python ")), None)
     runner = choose_runner(files, lambda name: read_text(ctx, posixpath.join(root, name)), python, tools)
+    if runner is None and python and paths and all(path.endswith(".py") and "::" not in path for path in paths):
+        return Runner("scripts", python, each=True)
     if runner is None:
         raise ToolError("could not tell how to run this project's tests (no pytest/unittest, package.json, go.mod, "
-                        "Cargo.toml, pom.xml or build.gradle at the repository root); run them with the bash tool")
+                        "Cargo.toml, pom.xml or build.gradle at the repository root); give the test scripts as "
+                        "`paths` (e.g. [\"test_x.py\"]) to run each with python, or run them with the bash tool")
     return runner
 
 
@@ -313,6 +328,9 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
                 lines.append(f"  {name}" + (f": {reason}" if reason else ""))
             if len(names) > MAX_LISTED_FAILURES:
                 lines.append(f"  ... and {len(names) - MAX_LISTED_FAILURES} more")
+    if runner.each and (failed or errors):  # a script's failure is whatever it printed
+        lines.append("Output of the scripts (last lines):")
+        lines.append(tail(result.output, TAIL_LINES))
     if result.exit_code != 0 and not failed and not errors and not result.timed_out:
         lines.append("The runner failed although no test did; its last lines:")
         lines.append(tail(result.output, TAIL_LINES // 3))

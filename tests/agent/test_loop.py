@@ -143,6 +143,8 @@ def test_auto_switches_to_text_calls_when_the_model_writes_them_as_text(fake_mod
     assert "<tool_response>" in second["messages"][-1]["content"] and "def add" in second["messages"][-1]["content"]
     feedback = third["messages"][-1]["content"]
     assert "no tool call" in feedback and "<tool_call>" in feedback  # the error shows the syntax to follow
+    # ... and the whole submit call: Qwen2.5-Coder-1.5B ended with empty replies once its edit was made
+    assert feedback.endswith('call submit:\n<tool_call>\n{"name": "submit", "arguments": {}}\n</tool_call>\n')
     switch = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "tool_format"]
     assert switch == [switch[0]] and switch[0]["format"] == "hermes" and "as text" in switch[0]["reason"]
     assert_conversation_recorded(read_trajectory(tmp_path / "t.jsonl"), third)  # the rebuilt history, whole
@@ -267,6 +269,7 @@ def test_malformed_calls_are_explained_then_format_error(fake_model_server, ctx,
     messages = fake_model_server.requests[2]["messages"]
     feedback = json.dumps(messages[-3:])
     assert "no_such_tool" in feedback and "bash" in feedback
+    assert messages[-1]["content"].endswith("When you are done, call submit.\n")  # native calls: no text syntax
 
 
 def test_wrongly_typed_arguments_are_an_observation_not_a_crash(fake_model_server, ctx, tmp_path) -> None:

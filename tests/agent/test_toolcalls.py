@@ -822,6 +822,23 @@ def test_broken_json_call_to_an_offered_tool_shows_the_expected_syntax(broken: s
     assert '<tool_call>\n{"name": "TOOL_NAME", "arguments": {"PARAMETER": "VALUE"}}\n</tool_call>' in parsed.errors[0]
 
 
+def test_an_editor_command_called_as_a_tool_runs_as_the_editor_with_that_command() -> None:
+    """Qwen2.5-Coder-1.5B against llama-server wrote `{"name": "str_replace", "arguments": {"path": ...}}`."""
+    text = '```json\n{"name": "str_replace", "arguments": {"path": "calc.py", "file_text": "x"}}\n```'
+    parsed = parse_reply(text, TOOLS)
+
+    assert parsed.errors == []
+    assert parsed.calls == [ToolCall("str_replace_editor", {"path": "calc.py", "file_text": "x", "command": "str_replace"})]
+    native_parsed = parse_reply(None, TOOLS, native_calls=[native("view", '{"path": "a.py"}')])
+    assert native_parsed.calls == [ToolCall("str_replace_editor", {"path": "a.py", "command": "view"}, "call_1")]
+
+
+def test_a_command_no_tool_takes_is_still_an_unknown_tool() -> None:
+    parsed = parse_reply('{"name": "undo_edit", "arguments": {"path": "a.py"}}', TOOLS)  # not in this EDITOR's enum
+
+    assert parsed.calls == [] and parsed.errors[0].startswith("Tool call 1: there is no tool named 'undo_edit'")
+
+
 def test_bare_json_call_to_an_unknown_tool_is_reported() -> None:
     parsed = parse_reply('{"name": "run_shell", "arguments": {"cmd": "ls"}}', TOOLS)
 

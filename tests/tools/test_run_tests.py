@@ -149,6 +149,27 @@ def test_nothing_detectable_says_so(call) -> None:
     assert obs.is_error and "could not tell how to run" in obs.text and "bash" in obs.text
 
 
+def test_plain_python_test_scripts_named_as_paths_run_one_by_one(call, repo) -> None:
+    """A repository with no runner whose tests are scripts (`python3 test_calc.py`), as the real-model
+    benchmark's tasks are: Qwen2.5-Coder-1.5B called run_tests with paths=["test_calc.py"] and was refused."""
+    repo.write_file("test_ok.py", b"assert 1 + 1 == 2\nprint('fine')\n")
+    repo.write_file("test_bad.py", b"def add(a, b):\n    return a - b\n\nassert add(2, 3) == 5, add(2, 3)\n")
+    obs = call("run_tests", paths=["test_ok.py", "test_bad.py"])
+
+    assert not obs.is_error and obs.data["runner"] == "scripts"
+    assert obs.data["passed"] == 1 and obs.data["failed"] == ["test_bad.py"] and obs.data["exit_code"] == 1
+    assert "1 failed, 1 passed" in obs.text and "AssertionError: -1" in obs.text
+    assert call("run_tests", paths=["test_ok.py"]).data | {"command": ""} == {
+        "kind": "tests", "runner": "scripts", "command": "", "exit_code": 0, "timed_out": False, "passed": 1,
+        "failed": [], "errors": [], "skipped": 0, "xfailed": 0}
+
+
+def test_scripts_are_not_guessed_for_other_paths(call, repo) -> None:
+    repo.write_file("tests.txt", b"")
+    obs = call("run_tests", paths=["tests.txt"])
+    assert obs.is_error and "could not tell how to run" in obs.text and "paths" in obs.text
+
+
 def test_timeout_stops_the_run(call, ctx) -> None:
     ctx.test_cmd = "echo started; sleep 30"
     obs = call("run_tests", timeout=1)
