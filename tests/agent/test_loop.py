@@ -27,6 +27,7 @@ from tests.fakes.openai_server import (
     Hang,
     HttpError,
     Reply,
+    Trickle,
     context_length_error,
     rate_limited,
     tool_call,
@@ -307,6 +308,16 @@ def test_a_request_cut_by_the_time_limit_ends_the_run_as_time_limit(fake_model_s
     result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=1.0),
                         model={"request_timeout": 600.0}).run("task")
     assert result.status == "time_limit" and "while waiting for the model server" in result.message
+    assert len(fake_model_server.requests) == 1
+    assert read_trajectory(tmp_path / "t.jsonl").status == "time_limit"
+
+
+def test_a_trickling_reply_ends_the_run_at_the_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    """A server that answers 200 and then sends its body a space at a time: the run still ends `time_limit`."""
+    fake_model_server.script = [Trickle(every=0.2, seconds=10.0)] * 3
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=1.5),
+                        model={"request_timeout": 600.0}).run("task")
+    assert result.status == "time_limit" and "while waiting for the model server" in result.message, result.message
     assert len(fake_model_server.requests) == 1
     assert read_trajectory(tmp_path / "t.jsonl").status == "time_limit"
 
