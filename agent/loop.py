@@ -26,6 +26,7 @@ from agent.run_result import RunResult
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
 from agent.trajectory import TrajectoryWriter
 from sandbox.base import Sandbox, SandboxError
+from sandbox.deadline import TimeBoxed
 from sandbox.output import cap_text
 from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
 from tools.submit import current_patch
@@ -197,6 +198,11 @@ class Agent:
         """Ask the model within the time left; its waits and retries go to the listener as they happen."""
         return self.model.query(messages, tools, deadline=self._deadline(), progress=self._model_progress)
 
+    def _tool_context(self) -> ToolContext:
+        """The tools' context, whose sandbox caps every command by the time left (`sandbox.deadline`)."""
+        deadline = self._deadline()
+        return self.ctx if deadline is None else replace(self.ctx, sandbox=TimeBoxed(self.ctx.sandbox, deadline))
+
     def _deadline(self) -> float | None:
         """When the run's time limit comes, in `time.monotonic()` seconds; None without one."""
         return self.started + self.limits.time_limit if self.limits.time_limit else None
@@ -262,7 +268,7 @@ class Agent:
             obs = Observation(f"Unknown tool {call.name!r}. Available tools: {', '.join(self.tools)}.", is_error=True)
         else:
             try:
-                obs = call_tool(tool, call.arguments, self.ctx)
+                obs = call_tool(tool, call.arguments, self._tool_context())
             except Submitted as done:
                 self._emit("tool", step=self.steps, name=call.name, arguments=call.arguments,
                            observation=str(done), is_error=False, duration=round(time.monotonic() - started, 4))
