@@ -302,11 +302,12 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
     errors = _without_short_duplicates(name for name, status in statuses.items() if status == "ERROR")
     data: dict[str, Any] = {
         "kind": "tests", "runner": runner.name, "command": command, "exit_code": result.exit_code,
-        "timed_out": result.timed_out, "out_of_time": result.out_of_time, "passed": counts["PASSED"],
-        "failed": failed, "errors": errors, "skipped": skipped, "xfailed": counts["XFAIL"],
+        "timed_out": result.timed_out, "passed": counts["PASSED"], "failed": failed, "errors": errors,
+        "skipped": skipped, "xfailed": counts["XFAIL"],
     }
     lines = [f"$ {command}"]
     if result.out_of_time:
+        data["out_of_time"] = True  # stopped by the run's time limit, not by its own timeout
         lines.append(" ".join(result.notes[-1:]) + ". Results so far:")
     elif result.timed_out:
         lines.append(f"The test run timed out after {timeout:g} s and was stopped; run fewer tests (paths, args) "
