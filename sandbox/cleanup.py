@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 LABEL = "moe-agent"
@@ -52,11 +53,43 @@ def remove_live() -> None:
     except Exception:
         return
     for cid in ids:
-        try:
-            client.api.remove_container(cid, force=True, v=True)
-        except Exception:
-            pass
+        remove_container(client, cid)
         forget(cid)
+
+
+def remove_container(client: Any, container_id: str, limit: float = 30.0) -> bool:
+    """Remove a container (running or not, with its volumes); True once Docker no longer has it.
+
+    Every removal goes through here, because a container that has just ended by itself is
+    already being removed (`auto_remove`, see `sandbox.docker.attachable_command`): Docker then
+    answers 409 ("removal already in progress") at once while the container is still listed,
+    as `removing`, for up to a second or more on a loaded machine. On 409 this waits (polling
+    every 50 ms, up to `limit` seconds) until it is gone. False: the engine refused otherwise,
+    went away, or was still removing it at the limit.
+    """
+    from docker.errors import APIError, NotFound
+
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+        return True
+    except NotFound:
+        return True
+    except APIError as exc:
+        if exc.status_code != 409:
+            return False
+    except Exception:  # the engine is gone or unreachable
+        return False
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            client.api.inspect_container(container_id)
+        except NotFound:
+            return True
+        except Exception:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 # The signals that end a run: Ctrl-C, `kill`/`timeout`/CI runners/`docker stop`, and a closed
@@ -79,10 +112,17 @@ class _Signals:
     """This process's signal state: the first signal raises `Interrupted` (at once, or when the
     cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once.
 
-    A handler's exception can land where Python cannot pass it on: in a weakref callback of the
-    import system (threads importing at start-up) or a `__del__`, which print it and go on. Such
-    a swallowed `Interrupted` reaches `sys.unraisablehook` instead, and is raised again from there
-    a moment later, so no moment of a run loses its signal.
+    Never raised inside the import system's or `logging`'s own code (`_locking`): an exception
+    there can leave a module's import lock, the global import lock or logging's lock held by
+    the main thread for good, and the next thread to import that module or to set up a logger
+    waits forever (a run at start-up imports in the main thread while its background threads
+    import and use the Docker client). A signal arriving there is raised a moment later, once
+    the main thread is out of it.
+
+    A handler's exception can also land where Python cannot pass it on: a `__del__` or another
+    callback, which print it and go on. Such a swallowed `Interrupted` reaches
+    `sys.unraisablehook` instead, and is raised again from there a moment later, so no moment of
+    a run loses its signal.
     """
 
     def __init__(self) -> None:
@@ -90,10 +130,11 @@ class _Signals:
         self.count = 0
         self.raised = False
         self.shield = 0  # depth of `shielded()` blocks in the main thread
-        self.again = False  # the next call is the re-raise of a swallowed `Interrupted`, not a new signal
+        self.again = False  # the next call is a re-delivery (`_later`), not a new signal
+        self.pending = False  # a re-delivery is scheduled
         self.reported = False  # the command has told the user (one line, its JSON)
 
-    def handle(self, signum: int, frame: object) -> None:
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.again:
             self.again = False
         else:
@@ -106,9 +147,10 @@ class _Signals:
                 os._exit(128 + self.received)
             if self.count == 2:
                 _say(b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
-            if self.raised:
-                return
-        if self.shield:
+        if self.raised or self.shield:
+            return
+        if _locking(frame):
+            self._later()
             return
         self.raised = True
         raise Interrupted(self.received or signum)
@@ -125,14 +167,49 @@ class _Signals:
             _unraisable_default(unraisable)
             return
         self.raised = False
+        self._later()
+
+    def _later(self) -> None:
+        """Run `handle` again in the main thread in 10 ms, as the re-delivery of the signal received.
+
+        From a timer thread, not from the handler or callback that could not raise. One at a time.
+        """
+        if self.pending:
+            return
+        self.pending = True
 
         def again() -> None:
+            self.pending = False
             self.again = True
-            import _thread
+            # A real signal, to the main thread: it also ends a wait there (a lock, a socket) as the
+            # first one did, where `_thread.interrupt_main` would only be seen once the wait is over.
+            try:
+                signal.pthread_kill(threading.main_thread().ident or 0, self.received or signal.SIGINT)
+            except OSError:  # the main thread has ended: so has the run
+                pass
 
-            _thread.interrupt_main(self.received or signal.SIGINT)  # runs `handle` in the main thread
+        timer = threading.Timer(0.01, again)
+        timer.daemon = True  # never what keeps the process from exiting
+        timer.start()
 
-        threading.Timer(0.01, again).start()  # not from inside the callback that swallowed it
+
+# Code that takes a lock and only then enters the `try` that releases it, in pure Python: an
+# exception raised between the two leaves the lock held by the main thread for good. CPython's
+# import system (a module's import lock, the global import lock) and `logging` (its module lock,
+# taken by `getLogger` and by a logger's first check of its level). Not `threading`, whose waits
+# (a future's result) must stay interruptible, and which releases its locks in `with` blocks.
+_LOCKING_CODE = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>",
+                           os.path.join(os.path.dirname(threading.__file__), "logging", "__init__.py")})
+
+
+def _locking(frame: FrameType | None) -> bool:
+    """Whether a signal handler called in `frame` runs inside `_LOCKING_CODE`.
+
+    Only that frame counts (the one an exception would be raised in): a module's own code being
+    imported or a log handler's `emit` are ordinary places to stop, and the blocks above them
+    release their locks as the exception passes.
+    """
+    return frame is not None and frame.f_code.co_filename in _LOCKING_CODE
 
 
 def _say(line: bytes) -> None:
@@ -308,11 +385,8 @@ def prune(
     for item in leftovers(client, run_id):
         if item.age_seconds < older_than or item.id in own or (item.owner != "gone" and not force):
             continue
-        try:
-            client.api.remove_container(item.id, force=True, v=True)
+        if remove_container(client, item.id):
             removed.append(item)
-        except Exception:
-            continue
     return removed
 
 
