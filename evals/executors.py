@@ -84,8 +84,9 @@ class LocalExecutor:
     """Threads in this process, all on this machine's Docker engine.
 
     Items are handed out as threads free up, so Ctrl-C leaves no long queue behind: it sets
-    `stop`, removes this process's live sandboxes (the work in flight then ends at once)
-    and drops the items not started.
+    `stop` (the work in flight drops its model request and ends at its next look at it),
+    removes this process's live sandboxes (so a command blocked in one returns) and drops
+    the items not started.
     """
 
     def __init__(self, workers: int = 1) -> None:

@@ -74,7 +74,7 @@ def test_a_stopped_attempt_abandons_its_request_and_its_sandbox_calls() -> None:
         threading.Timer(0.3, stop.set).start()
         with pytest.raises(Stopped):
             model.query([{"role": "user", "content": "hi"}], [])
-        in_flight = [t for t in threading.enumerate() if t.name == "moe-attempt-request" and t.is_alive()]
+        in_flight = [t for t in threading.enumerate() if t.name == "moe-request" and t.is_alive()]
         assert in_flight and len(server.requests) == 1  # the request was abandoned, not waited for
 
     class Box:
