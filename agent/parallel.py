@@ -144,6 +144,7 @@ class StoppableModel:
         while not done.wait(QUERY_POLL):
             self._stop.check()
         if "error" in answer:
+            self._stop.check()  # it failed because of the stop (a connection closed): interrupted, not a model error
             raise answer["error"]
         return answer["reply"]
 
