@@ -32,7 +32,7 @@ from pydantic import (
 
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
-from agent.redaction import public_url, url_secrets
+from agent.redaction import hold, public_url, url_secrets
 
 REPO_CONFIG_NAME = ".agent.toml"
 TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
@@ -386,6 +386,7 @@ def load_settings(
         problems += [_describe(error, origins) for error in exc.errors()]
     if problems:
         raise UsageError("; ".join(problems))
+    hold(settings.secrets())  # the user's key and URL credentials: masked in everything written from now on
     return settings
 
 

@@ -28,7 +28,8 @@ from agent.errors import UsageError
 from agent.files_image import FilesImage
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
-from agent.redaction import Redactor
+from agent.redaction import Redactor, scrub
+from agent.terminal import visible_line
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import (
     Snapshot,
@@ -38,6 +39,7 @@ from agent.workspace import (
     materialize,
     sandbox_object_paths,
     slugify,
+    snapshot_links,
     submodule_edits,
     submodule_state_command,
     take_snapshot,
@@ -254,7 +256,7 @@ def run_fix(
             stopping = background.submit(clock.timed, "sandbox_stop", box.close,
                                          result is None or result.status == "interrupted")
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
-                             setup_cached=cached, timings=clock.phases, review=review_patch(result.patch),
+                             setup_cached=cached, timings=clock.phases, review=_review(result.patch, repo, snapshot),
                              instructions=instructions, notes=submodule_notes)
         if result.has_patch and result.status == "submitted":
             if request.allow_sensitive is not None:
@@ -289,6 +291,11 @@ def run_fix(
                 box.close()  # interrupted between the start and the loop
             trajectory.close()
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _review(patch: str, repo: UserRepo, snapshot: Snapshot) -> PatchReview:
+    """The patch policy's review, its links resolved in the tree the patch applies to."""
+    return review_patch(patch, snapshot_links(repo, snapshot) if patch.strip() else None)
 
 
 def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:
@@ -470,12 +477,13 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
         apply_to_worktree(repo, patch)
         outcome.applied = True
         return
-    title = request.title or request.task.strip().splitlines()[0][:72]
-    message = f"{title}\n\nPatch written by moe-agent (run {outcome.run_id}, status {outcome.result.status})."
+    title = request.title or request.task.strip().splitlines()[0][:72]  # untrusted: issue or model text
+    message = (f"{visible_line(title)}\n\n"
+               f"Patch written by moe-agent (run {outcome.run_id}, status {outcome.result.status}).")
     if request.follow_up is not None:
         outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
         return
-    wanted = request.branch or f"agent/{slugify(title)}"
+    wanted = request.branch or f"agent/{slugify(scrub(title))}"
     outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
         repo, snapshot, patch, wanted, message)
     if outcome.branch != wanted and not outcome.branch.startswith(f"{wanted}-"):

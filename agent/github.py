@@ -26,6 +26,7 @@ from githubkit.retry import RetryOption
 
 from agent import __version__
 from agent.errors import EnvironmentProblem, UsageError
+from agent.redaction import Redactor, hold, scrub
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_MAX_WAIT = 60.0  # seconds of rate-limit waiting per run, in total
@@ -116,6 +117,7 @@ def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> 
         return None
     done = subprocess.run([gh, "auth", "token", "--hostname", host], capture_output=True, text=True, timeout=30)
     token = done.stdout.strip() if done.returncode == 0 else ""
+    hold([token])  # not in the environment, so `scrub` learns it here
     return token or None
 
 
@@ -169,14 +171,14 @@ class GitHubClient:
     ) -> None:
         self.api_url = api_url
         self.retry = RateLimitBudget(max_wait, echo)
-        self._secrets = sorted({s for s in (token, *secrets) if s and len(s) >= 4}, key=len, reverse=True)
+        hold([token])
+        self._redactor = Redactor([token, *secrets])  # the endpoints too: repository secrets in CI
         self._gh = GitHub(token, base_url=api_url, auto_retry=self.retry, http_cache=False, timeout=30.0,
                           user_agent=f"moe-agent/{__version__}")
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """`text` without the client's secrets and the process's (`scrub`), escaped forms included."""
+        return self._redactor(scrub(text))
 
     def issue(self, ref: IssueRef) -> Issue:
         with self._failures(f"reading issue {ref}"):

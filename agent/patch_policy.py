@@ -13,13 +13,17 @@ them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code 
   other CI systems' files), which run with the repository's secrets once pushed;
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
-- `symlink_outside`: a symlink leading out of the repository or into `.git`;
+- `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
+  patched tree (through other links, `..` after a link, links the same patch adds), or one
+  that cannot be resolved (a loop of links);
 - `executable`: a file made executable;
+- `secret`: a file whose added lines hold a secret this process holds (`agent.redaction`:
+  the GitHub token, the API key), which a model could only have copied from somewhere;
 - `unreadable`: a patch the parser cannot read, so nothing about it can be vouched for.
 
 `agent fix` lists them (summary and `--json`); `agent ci` and `agent pr` refuse them
 unless the user's own config allows the kind (`[patch_policy] allow`), and list allowed
-ones in the pull request. `unreadable` is never allowed.
+ones in the pull request. `unreadable` and `secret` are never allowed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import posixpath
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from typing import Any
 from unidiff import PatchSet, UnidiffParseError
 
 from agent.errors import AgentError
+from agent.redaction import reveals_secret
 
 # Paths of CI definitions: a prefix ending in "/" is a directory, anything else a file name at the root.
 CI_CONFIG_PATHS = (".github/workflows/", ".github/actions/", ".gitlab-ci.yml", ".gitlab/", ".circleci/",
@@ -48,15 +53,17 @@ AGENT_CONFIG_NAME = ".agent.toml"
 # Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.agent\u200c.toml` is `.agent.toml` there.
 _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
+MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
 KIND_TEXT = {
     "ci_config": "changes CI configuration, which runs with the repository's secrets",
     "agent_config": "changes the agent's own configuration",
     "submodules": "changes submodules, which fetch other repositories",
     "symlink_outside": "adds a symlink leading outside the repository",
     "executable": "makes a file executable",
+    "secret": "adds one of your secrets (a token or key this process holds)",
     "unreadable": "cannot be read as a diff",
 }
-NEVER_ALLOWED = frozenset({"unreadable"})
+NEVER_ALLOWED = frozenset({"unreadable", "secret"})
 
 
 class PatchRefused(AgentError):
@@ -106,8 +113,14 @@ class PatchReview:
                 "sensitive": [asdict(finding) | {"summary": str(finding)} for finding in self.findings]}
 
 
-def review_patch(patch: str) -> PatchReview:
-    """Read `patch` (a `git diff` with extended headers) and name its files and sensitive changes."""
+def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchReview:
+    """Read `patch` (a `git diff` with extended headers) and name its files and sensitive changes.
+
+    `links` are the symlinks of the tree the patch applies to ({path: target}, paths relative
+    to the repository's root; `agent.workspace.snapshot_links`); None: a tree without any.
+    Every link of the patched tree is resolved there, so a link that leaves the repository only
+    through another one (`p -> q/..` with `q -> ../..`) is found.
+    """
     review = PatchReview()
     if not patch.strip():
         return review
@@ -118,12 +131,104 @@ def review_patch(patch: str) -> PatchReview:
         return review
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
-    for patched in parsed:
-        change = _file_change(patched)
+    changes = [(_file_change(patched), patched) for patched in parsed]
+    for change, patched in changes:
         review.files.append(change)
-        review.findings += _findings(change, _symlink_target(patched) if _is_symlink(change.new_mode) else None)
+        review.findings += _findings(change)
+        if reveals_secret("".join(line.value for hunk in patched for line in hunk if line.is_added)):
+            review.findings.append(Finding("secret", change.path, "masked wherever it is shown"))
+    review.findings += _links_leading_outside(changes, dict(links or {}))
     _review_as_git_reads(patch, review)
     return review
+
+
+def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str, str]) -> list[Finding]:
+    """The links of the patched tree that resolve outside the repository, into `.git`, or nowhere (a loop).
+
+    Each link the patch adds or changes is checked, and so is every link of the tree that the
+    patch made lead outside (through a link it added on the way); a link that already led
+    outside before the patch is the repository's own, not this patch's.
+    """
+    links, changed, found = dict(base), set[str](), list[Finding]()
+    for change, patched in changes:
+        if change.action == "removed":
+            links.pop(change.path, None)
+            continue
+        if change.action == "renamed" and change.old_path:
+            was = links.pop(change.old_path, None)
+        else:
+            was = links.get(change.old_path if change.action == "copied" and change.old_path else change.path)
+        if not (_is_symlink(change.new_mode) or (change.new_mode is None and was is not None)):
+            links.pop(change.path, None)  # a file, or a link turned into one
+            continue
+        target = _symlink_target(patched) if any(line.is_added for hunk in patched for line in hunk) else was
+        if target is None:  # a link whose target the patch does not show: nothing to resolve
+            found.append(Finding("symlink_outside", change.path, "a link whose target the patch does not show"))
+            continue
+        links[change.path] = target
+        changed.add(change.path)
+    seen_after, seen_before = _as_seen(links), _as_seen(base)
+    for path in sorted(links):
+        after = _resolve(path, seen_after)
+        if isinstance(after, str) and not _in_git_dir(after):
+            continue
+        if path not in changed:
+            before = _resolve(path, seen_before)
+            if not isinstance(before, str) or _in_git_dir(before):
+                continue
+        where = ("a loop of links, never resolves" if after is _LOOP else "resolves into .git" if after is not None
+                 else "resolves outside the repository")
+        found.append(Finding("symlink_outside", path, f"-> {links[path]}: {where}"))
+    return found
+
+
+_LOOP = object()  # what `_resolve` answers for a path that needs more than MAX_LINK_HOPS links
+
+
+def _as_seen(links: Mapping[str, str]) -> dict[str, str]:
+    """`links` keyed by the names a case-insensitive file system opens (`SUB/Q` is the link `sub/q` there)."""
+    return {_as_filesystems_see(path): target for path, target in links.items()}
+
+
+def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
+    """Where `path` leads in a tree whose symlinks are `links` (keyed as `_as_seen` makes them): a path
+    relative to the root; None when it leaves the root (`..` above it, an absolute or `~` target);
+    `_LOOP` when it never resolves.
+
+    Resolved as `realpath` resolves it, confined to the root, and lexically where the tree
+    has no link: a missing component counts as a directory, so nothing that could lead out
+    is missed. Names are compared as a case-insensitive file system (macOS, Windows) compares
+    them. Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
+    """
+    done: list[str] = []
+    pending = path.split("/")[::-1]  # a stack: the next component last
+    hops = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not done:
+                return None
+            done.pop()
+            continue
+        part = _as_filesystems_see(part)
+        target = links.get("/".join([*done, part]))
+        if target is None:
+            done.append(part)
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS:
+            return _LOOP
+        if not target or target.startswith(("/", "~")):
+            return None
+        pending += target.split("/")[::-1]
+    return "/".join(done)
+
+
+def _in_git_dir(path: str) -> bool:
+    """Whether `path` is a `.git` directory or inside one (the repository's or a submodule's)."""
+    return ".git" in _as_filesystems_see(path).split("/")
 
 
 def _review_as_git_reads(patch: str, review: PatchReview) -> None:
@@ -157,7 +262,7 @@ def _review_as_git_reads(patch: str, review: PatchReview) -> None:
         change = FileChange(**(asdict(change) | {"paths": (change.path,)}))
         review.files.append(change)
         named = {(finding.kind, finding.path) for finding in review.findings}
-        review.findings += [f for f in _findings(change, None) if (f.kind, f.path) not in named]
+        review.findings += [f for f in _findings(change) if (f.kind, f.path) not in named]
         if _is_symlink(change.new_mode):  # git's reading gives no target to check: name it
             review.findings.append(Finding("symlink_outside", change.path, "a link unidiff did not read"))
 
@@ -226,7 +331,7 @@ def _diff_git_paths(patched: Any) -> list[str]:
     return []
 
 
-def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
+def _findings(change: FileChange) -> list[Finding]:
     found: list[Finding] = []
     paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
@@ -239,8 +344,6 @@ def _findings(change: FileChange, link_target: str | None) -> list[Finding]:
             found.append(Finding("submodules", path, change.action))
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
-    if link_target is not None and _leads_outside(change.path, link_target):
-        found.append(Finding("symlink_outside", change.path, f"-> {link_target}"))
     if _is_symlink(change.new_mode) and any(prefix.startswith(change.path + "/") for prefix in CI_CONFIG_PATHS):
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
@@ -282,13 +385,6 @@ def _is_ci_config(path: str) -> bool:
 def _symlink_target(patched: Any) -> str:
     """A symlink's content is its target: the added lines of its one hunk."""
     return "".join(line.value for hunk in patched for line in hunk if line.is_added).rstrip("\n")
-
-
-def _leads_outside(path: str, target: str) -> bool:
-    if not target or target.startswith("/") or target.startswith("~"):
-        return True
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-    return resolved == ".." or resolved.startswith("../") or resolved == ".git" or resolved.startswith(".git/")
 
 
 def _strip_side(name: str | None) -> str | None:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from agent.redaction import scrub
 from agent.terminal import escape as _escape, visible
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
                          f"({_escape(str(tests.get('command', '')))})")
     rows.update(extra or {})
     for key, value in rows.items():
-        table.add_row(f"[bold]{key}[/]", value)
+        table.add_row(f"[bold]{key}[/]", scrub(value))  # `extra` is the caller's markup: scrubbed all the same
     console.print(table)
 
 

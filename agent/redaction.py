@@ -6,19 +6,31 @@ query (`?api-key=...`). Trajectories are uploaded as CI artifacts and messages a
 on issues, so both are recorded through `public_url` and `Redactor`; every http(s) URL in
 text written or printed goes through `redact_urls`, so credentials of an endpoint the
 product did not know (a failover server, one named in an error) are dropped as well.
+
+Every secret this process holds is masked by `scrub` wherever text leaves it (trajectory
+lines, `--json`, the terminal and job log, commit messages, pull requests, comments): those
+of its environment (`environment_secrets`: `GITHUB_TOKEN`, `GH_TOKEN`, `OPENAI_API_KEY`, any
+`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`) and those it obtained (`hold`: the user's
+config's key and URL credentials, a token from `gh auth token`). A secret is found in its
+escaped forms too (a backslash before punctuation, as Markdown and JSON escape it; a word
+joiner after `#`), so escaping text cannot hide one from a scrub that comes after it.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
-from collections.abc import Iterable
+import string
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 # Query parameters whose values are credentials: api_key, api-key, token, access_token, sig...
 SECRET_PARAMETER = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session", re.IGNORECASE)
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words
+MIN_ENVIRONMENT_SECRET_CHARS = 8  # an environment variable's value: `true`, `1`, `none` are settings, not secrets
+# Environment variables whose values are secrets, by the last word of their name.
+SECRET_VARIABLE = re.compile(r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY|CREDENTIALS?|PAT)$", re.IGNORECASE)
 
 
 def public_url(url: str) -> str:
@@ -68,15 +80,65 @@ def url_secrets(url: str) -> list[str]:
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_CHARS]
 
 
+def environment_secrets(env: Mapping[str, str] | None = None) -> list[str]:
+    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`)."""
+    env = os.environ if env is None else env
+    return [value for name, value in env.items()
+            if SECRET_VARIABLE.search(name) and len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS]
+
+
+_HELD: set[str] = set()
+_SCRUBBERS: dict[frozenset[str], Redactor] = {}
+
+
+def hold(secrets: Iterable[str | None]) -> None:
+    """Note secrets this process obtained (a config's key, a `gh` token): `scrub` masks them from now on."""
+    _HELD.update(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS)
+
+
+def held_secrets() -> frozenset[str]:
+    """Every secret this process holds: its environment's and those it was given (`hold`)."""
+    return frozenset(_HELD.union(environment_secrets()))
+
+
+def scrub(text: str) -> str:
+    """`text` with every secret this process holds masked, escaped forms included, and URL credentials dropped."""
+    return _scrubber()(text)
+
+
+def reveals_secret(text: str) -> bool:
+    """Whether `text` holds one of this process's secrets (`held_secrets`), escaped or not."""
+    return _scrubber().finds(text)
+
+
+def _scrubber() -> Redactor:
+    held = held_secrets()
+    if held not in _SCRUBBERS:
+        _SCRUBBERS.clear()
+        _SCRUBBERS[held] = Redactor(held)
+    return _SCRUBBERS[held]
+
+
+def _escaped_forms(secret: str) -> str:
+    """A pattern for `secret` as written or as escaping left it: a backslash before any punctuation
+    (Markdown, JSON), a word joiner or zero-width space after any character (unlinked references)."""
+    return "".join((r"\\?" if char in string.punctuation else "") + re.escape(char) + "[\u2060\u200b]?"
+                   for char in secret)
+
+
 class Redactor:
-    """Replaces each known secret in text with `***`, longest first (one secret may contain another)."""
+    """Replaces each known secret in text with `***`, longest first (one secret may contain another),
+    in its escaped forms too (`_escaped_forms`); then drops URL credentials (`redact_urls`)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        given = {s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}
-        escaped = {json.dumps(s, ensure_ascii=False)[1:-1] for s in given}  # as it appears inside a JSON string
-        self.secrets = sorted(given | escaped, key=len, reverse=True)
+        self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(_escaped_forms, self.secrets))) if self.secrets else None
+
+    def finds(self, text: str) -> bool:
+        """Whether `text` holds one of the secrets."""
+        return self._pattern is not None and self._pattern.search(text) is not None
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
         return redact_urls(text)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.jsonl import open_to_append
-from agent.redaction import redact_urls
+from agent.redaction import scrub
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
@@ -29,7 +29,7 @@ class TrajectoryWriter:
 
     def __init__(self, path: Path, fsync: bool = False, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
-        self._redact = redact  # applied to every line: no configured secret reaches the file
+        self._redact = redact  # applied to every line, then `scrub`: no secret the process holds reaches the file
         self._fh: IO[str] | None = open_to_append(path)  # never after a torn line of an earlier writer
         self._fsync = fsync
         self._t0 = time.monotonic()
@@ -40,7 +40,7 @@ class TrajectoryWriter:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
         line = json_line(record)
-        self._fh.write(redact_urls(self._redact(line) if self._redact else line) + "\n")
+        self._fh.write(scrub(self._redact(line) if self._redact else line) + "\n")
         self._fh.flush()
         self.written += 1
         if self._fsync:

@@ -836,6 +836,32 @@ def extend_branch(repo: UserRepo, branch: str, tip: str, patch: str, message: st
     return commit
 
 
+def snapshot_links(repo: UserRepo, snapshot: Snapshot) -> dict[str, str]:
+    """The symlinks of the snapshot's tree, {path: target}: what the patch policy resolves a patch's links in.
+
+    Read from the snapshot's commit (`ls-tree`, then each link's blob, in one `cat-file --batch`);
+    targets are decoded as paths are (surrogateescape).
+    """
+    env = _borrowing(snapshot, repo) if snapshot.objects.is_dir() else None
+    listed = repo.git("ls-tree", "-r", "-z", "--full-tree", snapshot.base_commit, env=env, binary=True)
+    links: list[tuple[str, str]] = []
+    for entry in listed.split(b"\0"):
+        info, _, name = entry.partition(b"\t")
+        fields = info.split()
+        if len(fields) == 3 and fields[0] == b"120000":
+            links.append((os.fsdecode(name), fields[2].decode()))
+    if not links:
+        return {}
+    out = repo.git("cat-file", "--batch", env=env, input="".join(f"{sha}\n" for _, sha in links).encode(), binary=True)
+    targets, at = {}, 0
+    for path, _ in links:  # each answer: "<sha> blob <size>\n<content>\n"
+        header_end = out.index(b"\n", at)
+        size = int(out[at:header_end].split()[2])
+        targets[path] = os.fsdecode(out[header_end + 1:header_end + 1 + size])
+        at = header_end + 1 + size + 1
+    return targets
+
+
 def _borrowing(snapshot: Snapshot, repo: UserRepo) -> dict[str, str]:
     """Environment for git to read the snapshot's objects (in its scratch folder) and the user's."""
     return {"GIT_OBJECT_DIRECTORY": str(snapshot.objects), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects)}

@@ -112,12 +112,13 @@ class _Signals:
     """This process's signal state: the first signal raises `Interrupted` (at once, or when the
     cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once.
 
-    Never raised inside the import system's or `logging`'s own code (`_locking`): an exception
-    there can leave a module's import lock, the global import lock or logging's lock held by
-    the main thread for good, and the next thread to import that module or to set up a logger
-    waits forever (a run at start-up imports in the main thread while its background threads
-    import and use the Docker client). A signal arriving there is raised a moment later, once
-    the main thread is out of it.
+    Never raised where it would do harm (`_cannot_raise_in`): inside the import system's or
+    `logging`'s own code, where it can leave a module's import lock, the global import lock or
+    logging's lock held by the main thread for good, and the next thread to import that module
+    or to set up a logger waits forever (a run at start-up imports in the main thread while its
+    background threads import and use the Docker client); nor where Python 3.11 would turn it
+    into an error (class creation). A signal arriving there is raised a moment later, once the
+    main thread is out of it.
 
     A handler's exception can also land where Python cannot pass it on: a `__del__` or another
     callback, which print it and go on. Such a swallowed `Interrupted` reaches
@@ -131,7 +132,7 @@ class _Signals:
         self.raised = False
         self.shield = 0  # depth of `shielded()` blocks in the main thread
         self.again = False  # the next call is a re-delivery (`_later`), not a new signal
-        self.pending = False  # a re-delivery is scheduled
+        self.pending = False  # `_later` is sending the signal again
         self.reported = False  # the command has told the user (one line, its JSON)
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
@@ -149,7 +150,7 @@ class _Signals:
                 _say(b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
         if self.raised or self.shield:
             return
-        if _locking(frame):
+        if _cannot_raise_in(frame):
             self._later()
             return
         self.raised = True
@@ -170,27 +171,34 @@ class _Signals:
         self._later()
 
     def _later(self) -> None:
-        """Run `handle` again in the main thread in 10 ms, as the re-delivery of the signal received.
+        """Send the signal received to the main thread again every 10 ms until it is raised there.
 
-        From a timer thread, not from the handler or callback that could not raise. One at a time.
+        From a thread of its own (one at a time), never from the handler or callback that could
+        not raise: a re-sent signal that comes while the handler still runs (on a loaded machine,
+        while it starts that thread) is deferred too, and the next one comes 10 ms later. A real
+        signal, not `_thread.interrupt_main`: it also ends a wait in the main thread (a lock, a
+        socket), as the first one did. It stops while a shield is up: `release` raises then.
         """
         if self.pending:
             return
         self.pending = True
 
-        def again() -> None:
-            self.pending = False
-            self.again = True
-            # A real signal, to the main thread: it also ends a wait there (a lock, a socket) as the
-            # first one did, where `_thread.interrupt_main` would only be seen once the wait is over.
-            try:
-                signal.pthread_kill(threading.main_thread().ident or 0, self.received or signal.SIGINT)
-            except OSError:  # the main thread has ended: so has the run
-                pass
+        def resend() -> None:
+            while True:
+                time.sleep(0.01)
+                if self.raised or self.shield:
+                    self.pending = False
+                    if self.raised or self.shield:  # looked at again: `swallowed` may have just reset it
+                        return
+                    self.pending = True
+                self.again = True
+                try:
+                    signal.pthread_kill(threading.main_thread().ident or 0, self.received or signal.SIGINT)
+                except OSError:  # the main thread has ended: so has the run
+                    self.pending = False
+                    return
 
-        timer = threading.Timer(0.01, again)
-        timer.daemon = True  # never what keeps the process from exiting
-        timer.start()
+        threading.Thread(target=resend, name="moe-signal", daemon=True).start()
 
 
 # Code that takes a lock and only then enters the `try` that releases it, in pure Python: an
@@ -202,14 +210,32 @@ _LOCKING_CODE = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._
                            os.path.join(os.path.dirname(threading.__file__), "logging", "__init__.py")})
 
 
-def _locking(frame: FrameType | None) -> bool:
-    """Whether a signal handler called in `frame` runs inside `_LOCKING_CODE`.
+def _cannot_raise_in(frame: FrameType | None) -> bool:
+    """Whether an exception raised by a signal handler called in `frame` would do harm there.
 
-    Only that frame counts (the one an exception would be raised in): a module's own code being
-    imported or a log handler's `emit` are ordinary places to stop, and the blocks above them
-    release their locks as the exception passes.
+    Inside `_LOCKING_CODE` (that frame only: a module's own code being imported or a log
+    handler's `emit` are ordinary places to stop, and the blocks above them release their locks
+    as the exception passes); anywhere below this module's own handling (`_HANDLING`); and,
+    before Python 3.12, anywhere below a `__set_name__` (class creation: a dataclass's or a
+    pydantic model's fields), which turns every exception into a `RuntimeError`, so the
+    interruption would end the run as an error with a traceback.
     """
-    return frame is not None and frame.f_code.co_filename in _LOCKING_CODE
+    if frame is None:
+        return False
+    if frame.f_code.co_filename in _LOCKING_CODE:
+        return True
+    while frame is not None:
+        if frame.f_code in _HANDLING or (_SET_NAME_WRAPS and frame.f_code.co_name == "__set_name__"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_SET_NAME_WRAPS = sys.version_info < (3, 12)
+# This module's own handling: a signal that comes while it runs (the re-sent one, on a loaded
+# machine, while `_later` starts its timer) runs the handler again inside it, and an exception
+# raised there would leave through the frame the first call was deferred from.
+_HANDLING = frozenset({_Signals.handle.__code__, _Signals.swallowed.__code__, _Signals._later.__code__})
 
 
 def _say(line: bytes) -> None:

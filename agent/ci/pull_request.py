@@ -3,7 +3,9 @@
 Issue titles, test names and error messages are untrusted text inside Markdown that
 GitHub renders: a title can carry HTML, links, images that call home, `@mentions` that
 ping people, or a backtick that closes a code span. `markdown_text` and `code_span`
-make such text read as the characters it is.
+make such text read as the characters it is. Both go through `agent.terminal.visible`
+first, which masks every secret the process holds before escaping could split one
+(`ghp_x` becomes `ghp\\_x`); the GitHub client scrubs again, escaped forms included.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 from agent.fix import FixOutcome
 from agent.github import Issue
 from agent.loop import RunResult
-from agent.terminal import visible
+from agent.terminal import visible, visible_line
 
 SHOWN_TEST_FAILURES = 10
 # Characters that mean something inside a line of GitHub Markdown, escaped with a backslash:
@@ -37,12 +39,12 @@ def unlinked(text: str) -> str:
 def markdown_text(text: str) -> str:
     """`text` as literal inline Markdown: one line, every special character escaped, no live @mention
     or issue reference."""
-    return unlinked(_MARKDOWN.sub(r"\\\1", " ".join(visible(text).split())))
+    return unlinked(_MARKDOWN.sub(r"\\\1", visible_line(text)))  # secrets masked before escaping
 
 
 def code_span(text: str) -> str:
     """`text` in an inline code span whose fence no backtick run inside it can close."""
-    text = " ".join(visible(text).split())
+    text = visible_line(text)
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -54,7 +56,7 @@ def pull_title(issue: Issue) -> str:
     It is the commit's subject too, where "closes #3" in the issue's title would close
     issue 3 on merge: references in the title are unlinked.
     """
-    return f"Fix #{issue.ref.number}: {unlinked(' '.join(visible(issue.title).split()))}"
+    return f"Fix #{issue.ref.number}: {unlinked(visible_line(issue.title))}"
 
 
 def pull_request_body(issue: Issue, outcome: FixOutcome, diffstat: str) -> str:

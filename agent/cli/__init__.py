@@ -124,7 +124,10 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def _fail(message: str, code: int, status: str | None = None) -> None:
-    """One line on stderr and exit `code`; `fix --json` prints its object first."""
+    """One line on stderr and exit `code`; `fix --json` prints its object first. Both are scrubbed of secrets."""
+    from agent.redaction import scrub
+
+    message = scrub(message)
     printed = failure_json(status or {2: "usage_error", 3: "environment_error"}.get(code, "error"), message, code)
     if printed:
         try:

@@ -45,11 +45,12 @@ def ci(
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for
     from agent.progress import LiveProgress, status_line
+    from agent.terminal import visible
     from agent.workspace import UserRepo
 
     trigger = read_trigger(os.environ, label)
     if isinstance(trigger, str):
-        typer.echo(trigger)
+        typer.echo(visible(trigger))  # names a label the event chose
         raise typer.Exit(0)
     token = os.environ.get("GITHUB_TOKEN")
     if not token:
@@ -60,7 +61,7 @@ def ci(
                           echo=status_line)
     refusal = authorize(github, trigger)
     if refusal is not None:
-        typer.echo(refusal)
+        typer.echo(visible(refusal))
         raise typer.Exit(0)
     job = IssueJob(issue=trigger.ref, repo=repo.root, instructions=trigger.instructions,
                    requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
@@ -68,7 +69,7 @@ def ci(
                    attempts=AttemptPlan(attempts, attempts_temperature))
     done = run_job(job, settings, github, token, remote, echo=status_line,
                    listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
-    typer.echo(str(done))
+    typer.echo(visible(str(done)))
 
 
 @app.command("init")

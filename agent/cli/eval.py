@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from agent.errors import EnvironmentProblem, UsageError
+from agent.terminal import escape
 
 if TYPE_CHECKING:
     from evals.datasets import TaskInstance
@@ -315,7 +315,7 @@ def _read_chosen(path: Path, rows: list[TaskInstance], selected: list[TaskInstan
     """
     from evals.grade import read_predictions
 
-    predictions = read_predictions(path, note=lambda line: say(f"note: {line}"))
+    predictions = read_predictions(path, note=lambda line: say(f"note: {escape(line)}"))
     known = {row.instance_id for row in rows}
     unknown = sorted({p.instance_id for p in predictions} - known)
     if unknown:

@@ -105,7 +105,7 @@ def run(
             task = progress.add_task("instances", total=len(chosen), detail="")
             summary = run_batch(chosen, builder, EndpointPool(settings.model), settings, options,
                                 on_update=on_update, executor=executor,
-                                note=lambda line: progress.console.print(f"note: {line}", markup=False))
+                                note=lambda line: progress.console.print(f"note: {escape(line)}"))
     table = Table("status", "instances", title=f"{len(chosen)} instances, {summary.skipped} already done, "
                                                 f"{time.monotonic() - started:.0f}s")
     statuses: dict[str, int] = {}

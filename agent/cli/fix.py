@@ -76,6 +76,7 @@ def fix(
     from agent.followup import find_follow_up, split_arguments
     from agent.selection import describe
     from agent.progress import LiveProgress, print_diff, print_review, print_summary
+    from agent.redaction import scrub
     from agent.terminal import escape
     from agent.workspace import UserRepo
 
@@ -113,14 +114,14 @@ def fix(
         mark_reported()
         try:  # SIGHUP: the terminal they went to may be gone
             if as_json:
-                typer.echo(json.dumps(outcome.to_json()))
+                typer.echo(scrub(json.dumps(outcome.to_json())))
             err.print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})",
                       soft_wrap=True)
         except OSError:
             pass
         raise typer.Exit(outcome.exit_code)
     if as_json:
-        typer.echo(json.dumps(outcome.to_json()))
+        typer.echo(scrub(json.dumps(outcome.to_json())))
     else:
         print_diff(out, outcome.result.patch)
         extra = {"trajectory": escape(str(outcome.trajectory))}

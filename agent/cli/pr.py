@@ -47,6 +47,7 @@ def pr(
     from agent.config import load_settings
     from agent.github import GitHubClient, api_url_for, find_token, parse_issue_ref
     from agent.progress import LiveProgress, status_line
+    from agent.terminal import visible
     from agent.workspace import UserRepo
 
     ref = parse_issue_ref(issue)
@@ -68,7 +69,7 @@ def pr(
                    attempts=AttemptPlan(attempts, attempts_temperature))
     done = run_job(job, settings, github, token, remote, echo=status_line,
                    listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
-    typer.echo(str(done))
+    typer.echo(visible(str(done)))
 
 
 def _follow_up(follow: bool, first: str | None, second: str | None, repo: UserRepo, settings: Settings,

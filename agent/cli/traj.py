@@ -63,6 +63,8 @@ def show(
     if end is None:
         console.print(f"[yellow]incomplete run[/]{' (last line torn)' if traj.torn else ''}: the process stopped before the end")
         return
+    if traj.torn:  # a line written after the end (the delivery record) was cut
+        console.print("[yellow]note: the last line is torn and was left out[/]")
     table = Table.grid(padding=(0, 2))
     for key in ("status", "message", "steps", "prompt_tokens", "completion_tokens", "elapsed", "prefix_reuse", "compactions"):
         table.add_row(f"[bold]{key}[/]", escape(str(end.get(key))))

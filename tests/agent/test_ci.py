@@ -582,3 +582,82 @@ def test_ci_uses_the_event_text_keeps_the_network_off_and_refuses_a_workflow_pat
     [comment] = fake_github.comments_on(1)
     shown = re.sub(r"\\(.)", r"\1", comment)
     assert ".github/workflows/steal.yml: changes CI configuration" in shown and "[patch_policy] allow" in shown
+
+
+# -- what a tester still broke (issue 16): links resolved in the patched tree, tokens, controls -------------
+CONTROLS = "\x1b[2J\x1b]52;c;ZWNobyBwd25lZA==\x07\u202eevil\u202c\x9b31m"
+RAW_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def unescaped(text: str) -> str:
+    """`text` as GitHub renders its Markdown escapes, without the invisible word joiners."""
+    return re.sub(r"\\(.)", r"\1", text).replace("\u2060", "")
+
+
+@pytest.mark.docker
+def test_ci_refuses_a_link_that_leaves_the_repository_only_through_another_new_link(
+        tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    links = "mkdir -p sub/a && ln -s ../.. sub/a/q && ln -s sub/a/q/.. p"
+    fake_model_server.script = [Reply(tool_calls=[tool_call("str_replace_editor", FIX)]),
+                                Reply(tool_calls=[tool_call("bash", {"command": links})]),
+                                Reply(tool_calls=[tool_call("submit", {})])]
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server,
+                                                           write_event(tmp_path, "issues", labelled())))
+    assert done.returncode == 1, done.stderr
+    assert fake_github.pulls == [] and fake_github.branch_head("agent/issue-1") is None
+    [comment] = fake_github.comments_on(1)
+    assert "p: adds a symlink leading outside the repository (-> sub/a/q/..: resolves outside the repository)" \
+        in unescaped(comment)
+    assert "sub/a/q:" not in unescaped(comment)  # that one stays inside
+
+
+@pytest.mark.docker
+def test_a_token_and_controls_in_the_issue_title_reach_neither_the_pull_request_nor_the_commit(
+        tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    repo = make_checkout(tmp_path, fake_github)
+    token = fake_github.token  # the job's GITHUB_TOKEN, pasted into the title; its `_` is escaped in Markdown
+    event = labelled()
+    event["issue"]["title"] = f"add() {CONTROLS} subtracts {token}"
+    event["issue"]["body"] = f"{ISSUE_BODY}\ntoken: {token}"
+    echo = Reply(content=f"I will not use {token}", tool_calls=[tool_call("bash", {"command": f"echo {token}"})])
+    fake_model_server.script = [echo, *SESSION]
+    done = agent(["ci", "-C", str(repo)], tmp_path, ci_env(fake_github, fake_model_server,
+                                                           write_event(tmp_path, "issues", event)))
+    assert done.returncode == 0, done.stderr
+    [pull] = fake_github.pulls
+    subject = git(repo, "log", "-1", "--format=%B", pull["head"]["sha"])
+    [trajectory] = trajectories(repo)
+    posted = [pull["title"], pull["body"], *fake_github.comments_on(1), subject]
+    for text in (*posted, done.stdout, done.stderr):
+        assert token not in unescaped(text) and not RAW_CONTROLS.search(text), text
+    assert token not in trajectory.read_text()  # a faithful record otherwise: its controls are JSON's to escape
+    assert pull["title"].startswith("Fix #1: add() \\x1b[2J\\x1b]52;c;") and pull["title"].endswith(" subtracts ***")
+    assert subject.splitlines()[0] == pull["title"]
+    assert "\\\\x1b\\[2J" in pull["body"]  # shown, then escaped for Markdown
+
+
+@pytest.mark.docker
+def test_agent_fix_scrubs_the_environments_tokens_the_model_echoes(
+        tmp_path: Path, fake_github: FakeGitHub, fake_model_server) -> None:
+    """`agent fix --issue` with GITHUB_TOKEN and GH_TOKEN set: the model repeats both, the issue's title holds
+    escape sequences; neither reaches the trajectory, the JSON, the terminal, the commit or the branch name."""
+    repo = make_checkout(tmp_path, fake_github)
+    gh_token = "gho_AnotherTokenOfTheUser_0123456789"
+    fake_github.add_issue(2, f"add() {CONTROLS} subtracts", f"{ISSUE_BODY} (GH_TOKEN={gh_token})")
+    echo = Reply(content=f"tokens: {fake_github.token} {gh_token}",
+                 tool_calls=[tool_call("bash", {"command": f"echo {fake_github.token} {gh_token}"})])
+    fake_model_server.script = [echo, *SESSION]
+    env = developer_env(fake_github, fake_model_server) | {"GH_TOKEN": gh_token}
+    done = agent(["fix", "-C", str(repo), "--json", "--issue", "octo/calc#2"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    [trajectory] = trajectories(repo)
+    message = git(repo, "log", "-1", "--format=%B", result["branch"])
+    for text in (trajectory.read_text(), done.stdout, done.stderr, message, result["branch"]):
+        for token in (fake_github.token, gh_token):
+            assert token not in text and token.lower().replace("_", "-") not in text
+    for text in (done.stdout, done.stderr, message, result["branch"]):
+        assert not RAW_CONTROLS.search(text), text
+    assert message.startswith("add() \\x1b[2J\\x1b]52;c;ZWNobyBwd25lZA==\\x07\\u202eevil\\u202c\\x9b31m subtracts\n")
+    assert "***" in trajectory.read_text()

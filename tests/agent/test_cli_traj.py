@@ -65,3 +65,14 @@ def test_a_hostile_trajectory_cannot_drive_the_terminal(tmp_path) -> None:
         assert done.returncode == 0, done.stderr
         assert "\x1b]" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
         assert "\\x1b]52" in done.stdout
+
+
+def test_show_notes_a_torn_last_line_after_the_end(tmp_path) -> None:
+    """A killed process can tear the delivery record it writes after `end`: the line is dropped, and said."""
+    end = {"type": "end", "t": 40.0, "status": "submitted", "steps": 2, "patch": ""}
+    path = write_events(tmp_path / "run.jsonl", STEPS + [end])
+    path.write_text(path.read_text() + '{"type": "delivery", "bra')
+    done = subprocess.run([sys.executable, "-m", "agent", "traj", "show", str(path)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "the last line is torn and was left out" in done.stdout and "submitted" in done.stdout

@@ -188,3 +188,102 @@ def test_look_alike_names_are_not_sensitive(tmp_path: Path) -> None:
             (repo / name).write_text("x\n")
 
     assert kinds(diff_of(tmp_path, plant)) == []
+
+
+# -- symlinks resolved in the patched tree (issue 16, item 2: links that leave only once resolved) ----------
+def link_patch(*links: tuple[str, str]) -> str:
+    """A patch adding each (path, target) symlink, as `git diff` writes it."""
+    return "".join(f"diff --git a/{path} b/{path}\nnew file mode 120000\nindex 0000000..1111111\n--- /dev/null\n"
+                   f"+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n" for path, target in links)
+
+
+def outside(patch: str, links: dict[str, str] | None = None) -> list[str]:
+    return sorted(f.path for f in review_patch(patch, links).findings if f.kind == "symlink_outside")
+
+
+def test_a_link_through_a_link_of_the_same_patch_that_leaves_is_found(tmp_path: Path) -> None:
+    """The tester's example: `sub/a/q -> ../..` stays inside, `p -> sub/a/q/..` is the repository's parent."""
+    def plant(repo: Path) -> None:
+        (repo / "sub" / "a").mkdir(parents=True)
+        (repo / "sub" / "a" / "q").symlink_to("../..")
+        (repo / "p").symlink_to("sub/a/q/..")
+
+    review = review_patch(diff_of(tmp_path, plant))
+    assert [(f.kind, f.path, f.detail) for f in review.findings] == [
+        ("symlink_outside", "p", "-> sub/a/q/..: resolves outside the repository")]
+    with pytest.raises(PatchRefused, match="p: adds a symlink leading outside"):
+        enforce(review, allow=[])
+
+
+@pytest.mark.parametrize(("links", "expected"), [
+    ([("a", "b"), ("b", "c"), ("c", "../x")], ["a", "b", "c"]),  # a chain: every link of it leaves
+    ([("d", "sub/a/q"), ("sub/a/q", "../.."), ("e", "d/..")], ["e"]),  # `..` after a link to a directory link
+    ([("d", "src"), ("e", "d/../../etc")], ["e"]),
+    ([("in", "src/../src/app.py"), ("dir", "src"), ("via", "dir/app.py")], []),  # all inside
+    ([("g", "sub/.."), ("h", "g/.git/hooks")], ["h"]),  # into .git through a link
+    ([("g", "sub/.."), ("h", "g/.GIT")], ["h"]),  # as a case-insensitive file system opens it
+    ([("m", "vendor/lib/.git/config")], ["m"]),  # a submodule's git directory
+    ([("x", "/tmp")], ["x"]),
+])
+def test_links_are_resolved_through_the_links_of_the_patched_tree(links, expected) -> None:
+    assert outside(link_patch(*links)) == expected
+
+
+def test_links_of_the_tree_the_patch_applies_to_are_followed() -> None:
+    base = {"sub/a/q": "../..", "docs/readme": "../README"}
+    assert outside(link_patch(("p", "sub/a/q/.."))) == []  # without the tree, sub/a/q is a directory
+    assert outside(link_patch(("p", "sub/a/q/..")), base) == ["p"]
+    assert outside(link_patch(("p", "sub/a/q/README")), base) == []
+
+
+def test_a_link_already_in_the_tree_that_the_patch_makes_leave_is_found() -> None:
+    """`x -> sub/q/../..` is the root while sub/q is a directory; a new inside link `sub/q -> .` takes it out."""
+    base = {"x": "sub/q/../.."}
+    assert outside(link_patch(("sub/q", ".")), base) == ["x"]
+    assert outside(link_patch(("other", "src")), {"old": "../../elsewhere"}) == []  # the repository's own
+
+
+def test_a_renamed_or_changed_link_is_resolved_where_it_lands() -> None:
+    moved = "diff --git a/docs/l b/l\nsimilarity index 100%\nrename from docs/l\nrename to l\n"
+    assert outside(moved, {"docs/l": "../README"}) == ["l"]
+    changed = ("diff --git a/l b/l\nindex 1111111..2222222 120000\n--- a/l\n+++ b/l\n@@ -1 +1 @@\n-README\n"
+               "\\ No newline at end of file\n+../README\n\\ No newline at end of file\n")
+    assert outside(changed, {"l": "README"}) == ["l"]
+    retyped = ("diff --git a/l b/l\ndeleted file mode 120000\nindex 1111111..0000000\n--- a/l\n+++ /dev/null\n"
+               "@@ -1 +0,0 @@\n-../x\n\\ No newline at end of file\n")
+    assert outside(retyped, {"l": "../x", "y": "l/.."}) == []
+
+
+@pytest.mark.parametrize("links", [
+    [("l", "l")],
+    [("a", "b"), ("b", "a")],
+    [("a", "b/x"), ("b", "a/y")],
+    [(f"l{n}", f"l{n + 1}") for n in range(41)] + [("l41", "src")],  # longer than the kernel follows
+])
+def test_loops_of_links_end_and_are_named(links) -> None:
+    review = review_patch(link_patch(*links))
+    flagged = {f.path: f.detail for f in review.findings if f.kind == "symlink_outside"}
+    assert "l0" in flagged or "a" in flagged or "l" in flagged
+    assert all(detail.endswith("a loop of links, never resolves") for detail in flagged.values())
+
+
+def test_the_snapshots_links_are_what_the_policy_resolves_in(tmp_path: Path) -> None:
+    from agent.workspace import UserRepo, snapshot_links, take_snapshot
+
+    repo = tmp_path / "repo"
+    (repo / "sub" / "a").mkdir(parents=True)
+    (repo / "sub" / "a" / "q").symlink_to("../..")
+    (repo / "f.txt").write_text("x\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    (repo / "new").symlink_to("f.txt")  # uncommitted: the snapshot has it
+    found = UserRepo.find(repo)
+    snapshot = take_snapshot(found, tmp_path / "scratch")
+    links = snapshot_links(found, snapshot)
+    assert links == {"sub/a/q": "../..", "new": "f.txt"}
+    assert outside(link_patch(("p", "sub/a/q/..")), links) == ["p"]
+
+
+def test_links_are_looked_up_as_a_case_insensitive_file_system_opens_them() -> None:
+    assert outside(link_patch(("p", "SUB/A/Q/..")), {"sub/a/q": "../.."}) == ["p"]  # macOS, Windows

@@ -1,0 +1,123 @@
+"""Every secret the process holds is masked wherever text leaves it, escaped forms included (issue 16, item 5)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from agent.ci.pull_request import code_span, failure_comment, markdown_text, pull_request_body, pull_title
+from agent.fix import FixOutcome
+from agent.github import GitHubClient, Issue, IssueRef
+from agent.loop import RunResult
+from agent.patch_policy import PatchRefused, enforce, review_patch
+from agent.progress import LiveProgress, print_summary
+from agent.redaction import MASK, environment_secrets, hold, scrub
+from agent.trajectory import TrajectoryWriter
+
+GITHUB_TOKEN = "ghp_T0kenFromTheEnvironment0123456789"
+GH_TOKEN = "github_pat_11AB.CD_ef-gh*ij[kl]mn`op"  # every Markdown-special character escaping would split
+GH_CLI_TOKEN = "gho_FromTheGhCliOnly_998877"
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The user's environment as `agent fix`/`agent ci` inherit it, plus a token `gh auth token` gave."""
+    monkeypatch.setenv("GITHUB_TOKEN", GITHUB_TOKEN)
+    monkeypatch.setenv("GH_TOKEN", GH_TOKEN)
+    hold([GH_CLI_TOKEN])
+    return [GITHUB_TOKEN, GH_TOKEN, GH_CLI_TOKEN]
+
+
+def leaks(text: str, secrets: list[str]) -> list[str]:
+    """The secrets `text` shows, as written or once its escapes are read (as GitHub renders Markdown, as JSON)."""
+    read = text.replace("\\", "").replace("\u2060", "").replace("\u200b", "")
+    return [secret for secret in secrets if secret in text or secret.replace("\\", "") in read]
+
+
+def test_the_environments_secrets_are_found_by_name() -> None:
+    env = {"GITHUB_TOKEN": "ghp_0123456789", "GH_TOKEN": "gho_0123456789", "HF_TOKEN": "hf_0123456789",
+           "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG", "DOCKER_PASSWORD": "hunter2hunter2",
+           "PWD": "/home/me/project", "SSH_AUTH_SOCK": "/run/user/1000/ssh-agent", "DESKTOP_SESSION": "ubuntu-wayland",
+           "TOKENIZERS_PARALLELISM": "false", "CI_TOKEN": "short"}
+    assert sorted(environment_secrets(env)) == sorted(
+        ["ghp_0123456789", "gho_0123456789", "hf_0123456789", "wJalrXUtnFEMI/K7MDENG", "hunter2hunter2"])
+
+
+@pytest.mark.parametrize("form", [
+    lambda s: s,
+    lambda s: json.dumps(s)[1:-1],  # inside a JSON string
+    lambda s: markdown_text(s),  # backslashes before punctuation
+    lambda s: s.replace("_", "\\_").replace(".", "\\.").replace("[", "\\["),
+])
+def test_scrub_masks_every_held_secret_in_every_escaped_form(tokens: list[str], form) -> None:
+    for secret in tokens:
+        scrubbed = scrub(f"see {form(secret)} here")
+        assert leaks(scrubbed, tokens) == [] and MASK in scrubbed.replace("\\", ""), scrubbed
+
+
+def test_tokens_in_issue_titles_and_bodies_never_reach_the_pull_request_or_the_commit_subject(
+        tokens: list[str], tmp_path: Path) -> None:
+    """The issue's title is escaped for Markdown (`ghp\\_...`): the scrub comes before that, and after."""
+    title = f"Leak {GITHUB_TOKEN} and **{GH_TOKEN}** and `{GH_CLI_TOKEN}`"
+    issue = Issue(IssueRef("o", "r", 7), title, f"body {GH_TOKEN}", "open", "u")
+    result = RunResult(status="submitted", message=f"done {GITHUB_TOKEN}", patch="p", steps=1, prompt_tokens=1,
+                       completion_tokens=1, cost=None, elapsed=1.0, prefix_reuse=None, compactions=0,
+                       last_tests={"command": f"pytest -k {GH_TOKEN}", "passed": 0, "exit_code": 1,
+                                   "failed": [f"t::{GH_CLI_TOKEN}"], "errors": []})
+    body = pull_request_body(issue, FixOutcome(result=result, run_id="r", trajectory=tmp_path / "t"), "")
+    subject = pull_title(issue)
+    for text in (body, subject, failure_comment(f"model said {GH_TOKEN}", None), code_span(GH_TOKEN)):
+        assert leaks(text, tokens) == [], text
+    assert MASK in subject and subject.startswith("Fix #7: Leak ")
+    client = GitHubClient("ghs_TheBotsOwnToken42", "http://127.0.0.1:9")
+    # The client scrubs again what is posted, escaped forms included (markdown escaping done without us).
+    posted = client.redact(f"{title.replace('_', chr(92) + '_')} ghs\\_TheBotsOwnToken42")
+    assert leaks(posted, [*tokens, "ghs_TheBotsOwnToken42"]) == []
+
+
+def test_trajectory_lines_json_and_terminal_lines_are_scrubbed(tokens: list[str], tmp_path: Path) -> None:
+    """The model echoing a token: in its reply, a tool call, the observation, the summary."""
+    writer = TrajectoryWriter(tmp_path / "t.jsonl")
+    writer.event("response", content=f"the token is {GITHUB_TOKEN}", tool_calls=[{"arguments": json.dumps(
+        {"command": f"echo {GH_TOKEN}"})}])
+    writer.close()
+    assert leaks((tmp_path / "t.jsonl").read_text(), tokens) == []
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    LiveProgress(console)("tool", {"name": "bash", "arguments": {"command": f"echo {GH_TOKEN}"},
+                                   "observation": GITHUB_TOKEN, "is_error": False})
+    result = RunResult(status="submitted", message=GH_CLI_TOKEN, patch="", steps=1, prompt_tokens=1,
+                       completion_tokens=1, cost=None, elapsed=1.0, prefix_reuse=None, compactions=0)
+    print_summary(console, result, {"note": GITHUB_TOKEN})
+    assert leaks(out.getvalue(), tokens) == [] and MASK in out.getvalue()
+
+
+def test_a_patch_that_adds_a_held_secret_is_never_delivered_by_ci(tokens: list[str], tmp_path: Path) -> None:
+    patch = (f"diff --git a/notes.txt b/notes.txt\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n"
+             f"+++ b/notes.txt\n@@ -0,0 +1 @@\n+token={GH_TOKEN}\n")
+    review = review_patch(patch)
+    assert [(f.kind, f.path) for f in review.findings] == [("secret", "notes.txt")]
+    with pytest.raises(PatchRefused, match="notes.txt: adds one of your secrets") as refused:
+        enforce(review, allow=["ci_config", "agent_config", "submodules", "symlink_outside", "executable"])
+    assert leaks(str(refused.value), tokens) == []
+    removed = (f"diff --git a/notes.txt b/notes.txt\ndeleted file mode 100644\nindex 1111111..0000000\n"
+               f"--- a/notes.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-token={GH_TOKEN}\n")
+    assert review_patch(removed).findings == []  # taking one out of the repository is no leak
+
+
+def test_agent_fix_json_and_errors_are_scrubbed_in_a_real_process(tmp_path: Path) -> None:
+    """`agent fix --json` failing before its run: the one JSON object and the error line hold no token."""
+    import os
+    import sys
+
+    env = {**os.environ, "GITHUB_TOKEN": GITHUB_TOKEN, "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "agent", "fix", "--json", "-C", str(tmp_path / "missing"),
+                           f"fix {GITHUB_TOKEN}"], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2
+    assert GITHUB_TOKEN not in done.stdout + done.stderr
