@@ -3,7 +3,9 @@
 Each entry is a kind of input taken from real bug reports against coding agents: bytes that
 are not UTF-8 in contents and in names, names with spaces, quotes and newlines, CRLF/LF
 mixes and old-Mac CR endings, a minified bundle, a 5 MB single-line file, binary data and
-NUL bytes, symlinks (in and out of the repository), pytest ids with spaces and brackets in a
+NUL bytes, symlinks (in and out of the repository), a latin-1 file whose first lines hold the
+typed text `\\xe9` and no latin-1 byte (every view must show it by the whole file's rule), an
+edit's span ending right before an untouched CRLF, pytest ids with spaces and brackets in a
 repository that turns pytest's JUnit XML off, and valid Rust, TypeScript and C23 that the
 shipped grammars misread. `write_corpus` lays it out on the host; `corpus_archive` is the same as a tar to
 put into a sandbox in one call.
@@ -39,6 +41,10 @@ def test_eval(expr, want):
 def test_odd_ids(text):
     assert add(len(text), 0) == len(text)
 """
+
+# Latin-1: lines 1-6 hold the TEXT \xe9 (a Python escape) and no latin-1 byte; lines 7 and 9 hold the byte,
+# the second inside an identifier (tree-sitter would end it there: `caf`).
+ESCAPES = (b"LIT = '\\xe9'\nWIDTH = 1\n\n\n\n\nRAW = 'caf\xe9'\n\n\ndef caf\xe9_x():\n    return LIT\n")
 
 PYTEST_INI = b"[pytest]\naddopts = -p no:junitxml\n"  # no JUnit XML report: run_tests must not need one
 
@@ -95,11 +101,13 @@ def corpus() -> list[Entry]:
         *(Entry(path, f"newer {path.rsplit(b'.', 1)[1].decode()} than its grammar", data)
           for path, data in NEWER_THAN_THE_GRAMMARS.items()),
         Entry(b"prices.py", "latin-1 contents", "LABEL = 'café'\nPRICE = 3\n".encode("latin-1")),
+        Entry(b"escapes.py", "typed \\xe9 in a latin-1 file", ESCAPES),
         Entry(b"caf\xe9.py", "latin-1 name", b"MENU = 1\n"),
         Entry(b'notes/my "quoted" file.txt', "spaces and quotes in the name", b"quoted\n"),
         Entry(b"notes/new\nline.txt", "newline in the name", b"newline\n"),
         Entry(b"mixed.py", "CRLF and LF mixed", b"first = 1\r\nsecond = 2\nthird = 3\r\n"),
         Entry(b"mac.py", "old-Mac CR line endings", b"x = 1\ry = 2\r"),
+        Entry(b"tail.py", "CRLF right after an edit", b"a = 1\nb = 2\r\nc = 3\n"),
         Entry(b"dist/bundle.js", "minified bundle", minified_bundle(BUNDLE_BYTES)),
         Entry(b"data/huge.js", "5 MB single line", b"var big=" + b"1," * (HUGE_LINE_BYTES // 2) + b"0;\n"),
         Entry(b"blob.bin", "binary", bytes(range(256)) * 16),

@@ -6,12 +6,11 @@ Tools never know about the loop: they get arguments and a `ToolContext`, and ret
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sandbox.base import Sandbox
-from tools.encoding import NOT_UTF8_NOTE, has_raw_bytes, visible
+from tools.encoding import OUTPUT_NOTE, has_raw_bytes, visible
 
 
 @dataclass(frozen=True)
@@ -33,10 +32,10 @@ class ToolSpec:
 class Observation:
     """What a tool call produced, as the model will read it.
 
-    Text that carries bytes that are not UTF-8 (file contents, names, command output
-    decoded with surrogateescape) is made visible here, once for every tool, with a note
-    saying how those bytes are shown: the model, the trajectory and the terminal never get
-    a lone surrogate.
+    Tools show file contents by each file's rule and names one by one (tools/encoding.py), so
+    their text carries no lone surrogate. Whatever still does (the output of a command run by
+    `run_tests` or `submit`) is treated as command output here: escaped as a whole, with
+    `OUTPUT_NOTE`, so the model, the trajectory and the terminal never get a lone surrogate.
     """
 
     text: str
@@ -45,9 +44,7 @@ class Observation:
 
     def __post_init__(self) -> None:
         if has_raw_bytes(self.text):
-            self.text = visible(self.text)
-            if NOT_UTF8_NOTE not in self.text:
-                self.text += f"\n[Note: {NOT_UTF8_NOTE}.]"
+            self.text = visible(self.text) + f"\n[Note: {OUTPUT_NOTE}.]"
 
 
 @dataclass
@@ -97,30 +94,8 @@ def argument_errors(spec: ToolSpec, args: Any) -> list[str]:
     return errors
 
 
-CALL_KEY = "tool.call"  # in ToolContext.state: (tool name, arguments as sorted JSON) of the call being run
-REFUSED_KEY = "tool.refused"  # the same, of the call just before it, when a check refused it but allows a repeat
-REPEATED_KEY = "tool.repeated"  # whether the call being run is that refused call sent again, unchanged
-
-
-def remember_refused_call(ctx: ToolContext) -> None:
-    """Mark the call being run as refused by a check that yields when the very next call repeats it."""
-    ctx.state[REFUSED_KEY] = ctx.state.get(CALL_KEY)
-
-
-def repeats_refused_call(ctx: ToolContext) -> bool:
-    """Whether the call being run is the previous call, refused by `remember_refused_call`, sent again unchanged."""
-    return bool(ctx.state.get(REPEATED_KEY))
-
-
 def call_tool(tool: Tool, args: Any, ctx: ToolContext) -> Observation:
-    """Validate, then call; a `ToolError` or bad arguments become an error observation.
-
-    A refusal remembered by `remember_refused_call` holds for the next call only, whatever that is.
-    """
-    refused = ctx.state.pop(REFUSED_KEY, None)
-    call = (tool.spec.name, json.dumps(args, sort_keys=True, default=repr))
-    ctx.state[CALL_KEY] = call
-    ctx.state[REPEATED_KEY] = refused is not None and refused == call
+    """Validate, then call; a `ToolError` or bad arguments become an error observation."""
     problems = argument_errors(tool.spec, args)
     if problems:
         expected = ", ".join(

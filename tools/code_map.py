@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.encoding import NOT_UTF8_NOTE, is_utf8
 from tools.languages import language_name_for
 from tools.paths import resolve_in_repo
 from tools.tags import TagCache, format_outline, outline
@@ -92,7 +93,10 @@ class OutlineTool:
             return Observation(generated_note(args["path"], source))
         if not symbols:
             return Observation(f"{args['path']}: no classes or functions found")
-        return Observation(cap_text(format_outline(symbols, ctx.observation_max_chars), ctx.observation_max_chars)[0])
+        text = cap_text(format_outline(symbols, ctx.observation_max_chars), ctx.observation_max_chars)[0]
+        if not is_utf8(source):  # the names are escaped as every view of this file shows it
+            text += f"\n[Note: {args['path']} is not valid UTF-8: in names from it, {NOT_UTF8_NOTE}.]"
+        return Observation(text)
 
 
 def generated_note(shown: str, source: bytes) -> str:

@@ -7,15 +7,20 @@ and only the replaced span changes. Every refusal says what to do instead.
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import hashlib
 import posixpath
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.output import cap_text
-from tools.base import Observation, ToolContext, ToolError, ToolSpec, remember_refused_call, repeats_refused_call
-from tools.encoding import NOT_UTF8_NOTE, decode, encode, from_visible, is_utf8
+from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.encoding import (
+    FILE_RULE_NOTE, NOT_UTF8_NOTE, decode, encode, files_not_utf8, from_visible, has_raw_bytes, is_utf8, shown, visible,
+)
 from tools.lint import lint_edit
 from tools.paths import RepoPath, resolve_in_repo
 
@@ -26,6 +31,8 @@ SNIPPET_CONTEXT_LINES = 4
 UNDO_DEPTH = 10
 BINARY_SNIFF_BYTES = 8192
 HISTORY_KEY = "editor.history"
+REFUSED_KEY = "editor.refused"  # {real path: digest of (before, after)}: an edit refused unless sent again
+NEWLINE = re.compile("\n")
 MAX_MATCHES_LISTED = 100
 
 DESCRIPTION = """\
@@ -44,10 +51,15 @@ Paths are relative to the repository root or absolute inside it."""
 class TextFile:
     """A file's text as the model sees it, plus what is needed to write it back unchanged.
 
-    `text` has each CRLF shown as LF; `crlf[i]` says whether line i (0-based, of those that
-    end with a newline) ended with CRLF, so that a file mixing both keeps every untouched
-    line's ending. `utf8` is False for a file with bytes that are not UTF-8: they are lone
-    surrogates in `text` (see `tools.encoding`) and are written back as the same bytes.
+    `text` has each CRLF shown as LF, so old_str never needs to type a line's ending: a line end
+    in old_str matches a line end in the file whatever its bytes (`\\r\\n` typed by the model counts
+    as one line end too). `crlf[i]` says whether the i-th newline of `text` (0-based) was a CRLF.
+    An edit (`replace`) changes only its span: every newline outside it keeps its ending, and the
+    newlines it writes take the ending around them (see `replace`). A lone `\\r` that is not part
+    of a CRLF (old-Mac files, or one inside a line) is ordinary text that must match exactly.
+    `utf8` is False for a file with bytes that are not UTF-8: they are lone surrogates in `text`
+    (see `tools.encoding`), written back as the same bytes, and every view shows the whole file
+    escaped (`shown`).
     """
 
     text: str
@@ -67,43 +79,61 @@ class TextFile:
         text = "\n".join([line[:-1] if cr else line for line, cr in zip(lines, crlf, strict=False)] + lines[-1:])
         return cls(text, crlf, is_utf8(data))
 
-    def encode(self, text: str) -> bytes:
-        """`text` (an edit of `self.text`) as bytes: untouched lines keep their ending, new ones take
-        the ending of the lines they replace or sit next to."""
-        if not any(self.crlf):
-            return encode(text)
-        old, new = self.text.split("\n"), text.split("\n")
-        shared = min(len(old), len(new))
-        prefix = 0
-        while prefix < shared - 1 and old[prefix] == new[prefix]:
-            prefix += 1
-        suffix = 0
-        while suffix < shared - prefix and old[-1 - suffix] == new[-1 - suffix]:
-            suffix += 1
-        replaced_lines = len(old) - prefix - suffix
-        ending = self._ending_near(prefix if replaced_lines else prefix - 1)
-        out = []
-        for index, line in enumerate(new[:-1]):
-            if index < prefix:
-                cr = self.crlf[index] if index < len(self.crlf) else ending
-            elif index >= len(new) - suffix:
-                cr = self.crlf[index - len(new) + len(old)]
-            else:
-                cr = ending
-            out.append(line + ("\r\n" if cr else "\n"))
-        out.append(new[-1])
-        return encode("".join(out))
+    def replace(self, at: int, length: int, new: str, *, ending_from_before: bool = False) -> Replacement:
+        """The file's bytes with `text[at:at + length]` replaced by `new` (LF line ends).
 
-    def _ending_near(self, line: int) -> bool:
-        """Whether line `line` (0-based) ended with CRLF, else the nearest line that has an ending."""
-        if 0 <= line < len(self.crlf):
-            return self.crlf[line]
-        return self.crlf[-1] if line >= len(self.crlf) else self.crlf[0]
+        Newlines outside the span keep their own ending, including one right after the span. The
+        newlines of `new` take the ending of the first newline the span replaces; when it replaces
+        none, of the line they split (the next newline), or for `ending_from_before` (an insert
+        after a line) of the line before; failing that, the nearest newline on the other side.
+        """
+        if not any(self.crlf):
+            return Replacement(encode(self.text[:at] + new + self.text[at + length:]), "\n", False)
+        newlines = [found.start() for found in NEWLINE.finditer(self.text)]
+        first_inside = bisect.bisect_left(newlines, at)
+        after_span = bisect.bisect_left(newlines, at + length)
+        before, after = first_inside - 1, after_span
+        order = [before, after] if ending_from_before else [after, before]
+        candidates = ([first_inside] if first_inside < after_span else []) + order
+        known = [self.crlf[index] for index in candidates if 0 <= index < len(self.crlf)]
+        ending = "\r\n" if known and known[0] else "\n"
+        data = encode(self._raw(0, at, newlines) + new.replace("\n", ending)
+                      + self._raw(at + length, len(self.text), newlines))
+        return Replacement(data, ending, any(self.crlf[first_inside:after_span]))
+
+    def _raw(self, start: int, end: int, newlines: list[int]) -> str:
+        """`text[start:end]` with each newline written with its own ending."""
+        first = bisect.bisect_left(newlines, start)
+        out, position = [], start
+        for index in range(first, bisect.bisect_left(newlines, end)):
+            out.append(self.text[position:newlines[index]] + ("\r\n" if self.crlf[index] else "\n"))
+            position = newlines[index] + 1
+        out.append(self.text[position:end])
+        return "".join(out)
 
     def normalise(self, model_text: str) -> str:
         """What the model typed, as `text` has it: CRLF as LF and, in a file that is not UTF-8, `\\xNN` as that byte."""
         model_text = model_text.replace("\r\n", "\n")
         return model_text if self.utf8 else from_visible(model_text)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """An edit as written: the file's new bytes, the ending its new lines got (`\\r\\n` or `\\n`), and
+    whether the replaced span held CRLF line ends (matched by old_str's plain line ends)."""
+
+    data: bytes
+    ending: str
+    spanned_crlf: bool
+
+    def note(self, typed_crlf: bool) -> str:
+        """What to tell the model when line ends were matched whatever their bytes; "" when none were."""
+        if not (typed_crlf or self.spanned_crlf):
+            return ""
+        written = "CRLF" if self.ending == "\r\n" else "LF"
+        return ("\n(Line ends in old_str were matched as plain line ends, whether the file has CRLF or LF there "
+                "(`view` shows both alike): every line outside the edit kept its own ending, and the new lines "
+                f"were written with {written}, as around them.)")
 
 
 def looks_binary(data: bytes) -> bool:
@@ -119,13 +149,15 @@ def looks_binary(data: bytes) -> bool:
         return controls * 100 > len(head)
 
 
-def number_lines(lines: list[str], first: int) -> str:
-    """`cat -n` style, each line cut at LINE_DISPLAY_CHARS with a marker saying how much is hidden."""
+def number_lines(lines: list[str], first: int, utf8: bool) -> str:
+    """`cat -n` style, each line cut at LINE_DISPLAY_CHARS with a marker saying how much is hidden, and
+    shown by its file's rule: escaped when the file (`utf8` False) is not UTF-8 (tools/encoding.py)."""
     out = []
     for number, line in enumerate(lines, start=first):
-        if len(line) > LINE_DISPLAY_CHARS:
-            hidden = len(line) - LINE_DISPLAY_CHARS
-            line = line[:LINE_DISPLAY_CHARS] + f" [... line truncated, {hidden} more characters]"
+        hidden = len(line) - LINE_DISPLAY_CHARS  # cut before escaping, so that no escape is cut in two
+        line = shown(line[:LINE_DISPLAY_CHARS], utf8)
+        if hidden > 0:
+            line += f" [... line truncated, {hidden} more characters]"
         out.append(f"{number:6}\t{line}")
     return "\n".join(out)
 
@@ -145,8 +177,9 @@ def describe_indent(line: str) -> str:
     return " and ".join(f"{count} {noun}{'s' if count > 1 else ''}" for count, noun in counts if count)
 
 
-def tabs_vs_spaces_hint(text: str, old: str) -> str | None:
-    """If `old` matches once tabs are expanded, the line where it does and how the whitespace differs."""
+def tabs_vs_spaces_hint(text: str, old: str, utf8: bool) -> str | None:
+    """If `old` matches once tabs are expanded, the line where it does and how the whitespace differs
+    (the file's lines shown by its rule: `utf8` False for a file that is not UTF-8)."""
     if "\t" not in text and "\t" not in old:
         return None
     for tabsize in (8, 4, 2):
@@ -161,8 +194,8 @@ def tabs_vs_spaces_hint(text: str, old: str) -> str | None:
             if mine != theirs and "\t" in mine + theirs:
                 return (f"old_str does not match exactly, but it would if tabs and spaces were treated alike "
                         f"(tabs vs spaces): line {first + offset} of the file has {describe_indent(mine)} "
-                        f"({mine.strip()!r}), old_str has {describe_indent(theirs)}. Use the file's exact whitespace "
-                        f"(a tab is \\t):\n{number_lines(file_lines[: len(old_lines)], first)}")
+                        f"({shown(mine.strip(), utf8)!r}), old_str has {describe_indent(theirs)}. Use the file's "
+                        f"exact whitespace (a tab is \\t):\n{number_lines(file_lines[: len(old_lines)], first, utf8)}")
     return None
 
 
@@ -237,27 +270,32 @@ class EditorTool:
             raise ToolError(missing_message(target))
         if stat.is_dir:
             if view_range is not None:
-                raise ToolError(f"view_range only applies to files, and {target.path} is a directory; omit it")
+                raise ToolError(f"view_range only applies to files, and {target.shown} is a directory; omit it")
             try:
                 entries = ctx.sandbox.list_dir(target.real, depth=2)
             except OSError as exc:
-                raise ToolError(f"cannot list {target.path}: {exc}") from None
-            listing = "\n".join(posixpath.join(target.path, entry) for entry in entries) or "(empty directory)"
-            return f"Files and directories up to 2 levels deep in {target.path}, excluding hidden items:\n{listing}"
+                raise ToolError(f"cannot list {target.shown}: {exc}") from None
+            listing = "\n".join(visible(posixpath.join(target.path, entry)) for entry in entries) or "(empty directory)"
+            return f"Files and directories up to 2 levels deep in {target.shown}, excluding hidden items:\n{listing}"
         if stat.size > LARGE_FILE_BYTES:
             return self.view_large(ctx, target, stat.size, view_range)
         file = load(ctx, target)
         lines = split_lines(file.text)
         if not lines:
-            return f"{target.path} is empty."
-        header = f"Here's the result of running `cat -n` on {target.path}"
+            return f"{target.shown} is empty."
+        header = f"Here's the result of running `cat -n` on {target.shown}"
         if not file.utf8:
-            header = (f"Note: {target.path} is not valid UTF-8 (perhaps latin-1 or another legacy encoding); "
-                      f"{NOT_UTF8_NOTE}. Edits keep its bytes as they are.\n{header}")
+            header = (f"Note: {target.shown} is not valid UTF-8 (perhaps latin-1 or another legacy encoding); "
+                      f"{NOT_UTF8_NOTE}; {FILE_RULE_NOTE}. Edits keep its bytes as they are.\n{header}")
+        if any(file.crlf):
+            header = (f"Note: {sum(file.crlf)} of the {len(lines)} lines of {target.shown} end with CRLF (\\r\\n); "
+                      "they are shown, and may be typed in old_str, as plain line ends, and edits keep each line's "
+                      f"own ending.\n{header}")
         if view_range is None:
-            return page(header, lines, 1, ctx.observation_max_chars)
+            return page(header, lines, 1, ctx.observation_max_chars, file.utf8)
         start, end = check_range(view_range, len(lines), target)
-        return f"{header} (lines {start}-{end} of {len(lines)}):\n" + number_lines(lines[start - 1 : end], start)
+        shown_lines = number_lines(lines[start - 1 : end], start, file.utf8)
+        return f"{header} (lines {start}-{end} of {len(lines)}):\n{shown_lines}"
 
     def view_large(self, ctx: ToolContext, target: RepoPath, size: int, view_range: list[int] | None) -> str:
         """Page a huge file with sed in the sandbox, so its bytes never cross into this process."""
@@ -266,30 +304,34 @@ class EditorTool:
                                   f"wc -l < {quoted}; tail -c 1 -- {quoted} | wc -l")
         numbers = counted.output.split()
         if not counted.ok or len(numbers) != 3 or not all(n.isdigit() for n in numbers):
-            raise ToolError(f"cannot read {target.path}: {counted.output.strip()}")
+            raise ToolError(f"cannot read {target.shown}: {counted.output.strip()}")
         nuls, newlines, ends_with_newline = map(int, numbers)
         if nuls:
-            raise ToolError(f"{target.path} looks like a binary file ({size / 1e6:.1f} MB); inspect it with bash "
+            raise ToolError(f"{target.shown} looks like a binary file ({size / 1e6:.1f} MB); inspect it with bash "
                             f"instead (e.g. `xxd {quoted} | head`).")
         total_lines = newlines + (not ends_with_newline)  # wc counts newlines, not an unterminated last line
         start, end = check_range(view_range or [1, LARGE_FILE_PAGE_LINES], total_lines, target)
         byte_budget = ctx.observation_max_chars * 4
-        shown = ctx.sandbox.run(f"sed -n '{start},{end}p;{end}q' -- {quoted} | head -c {byte_budget}")
-        lines = split_lines(shown.output)
-        note = (f"{target.path} is large ({size / 1e6:.1f} MB, {total_lines} lines), so it is shown in pages "
+        page_text = ctx.sandbox.run(f"sed -n '{start},{end}p;{end}q' -- {quoted} | head -c {byte_budget}").output
+        lines = split_lines(page_text)
+        not_utf8 = files_not_utf8(ctx.sandbox, [target.real], ctx.command_timeout)  # the whole file decides
+        utf8 = not (target.real in not_utf8 if not_utf8 is not None else has_raw_bytes(page_text))
+        note = (f"{target.shown} is large ({size / 1e6:.1f} MB, {total_lines} lines), so it is shown in pages "
                 f"of at most {LARGE_FILE_PAGE_LINES} lines. Use view_range to see other parts, or the search tool "
                 f"to find what you need. Edit it with bash (sed, python), not with this tool.")
-        return f"{note}\nLines {start}-{start + len(lines) - 1}:\n" + number_lines(lines, start)
+        if not utf8:
+            note += f"\nNote: {target.shown} is not valid UTF-8; {NOT_UTF8_NOTE}; {FILE_RULE_NOTE}."
+        return f"{note}\nLines {start}-{start + len(lines) - 1}:\n" + number_lines(lines, start, utf8)
 
     # -- edits --------------------------------------------------------------
     def create(self, ctx: ToolContext, target: RepoPath, file_text: str) -> str:
         stat = ctx.sandbox.stat(target.real)
         if stat.exists:
             kind = "directory" if stat.is_dir else "file"
-            raise ToolError(f"a {kind} already exists at {target.path}; `create` does not overwrite. "
+            raise ToolError(f"a {kind} already exists at {target.shown}; `create` does not overwrite. "
                             "Use `view` to read it and `str_replace` or `insert` to change it.")
         note = save(ctx, target, None, encode(file_text))
-        return f"File created successfully at: {target.path}{note}"
+        return f"File created successfully at: {target.shown}{note}"
 
     def str_replace(self, ctx: ToolContext, target: RepoPath, old_str: str, new_str: str) -> str:
         if not old_str:
@@ -302,19 +344,27 @@ class EditorTool:
         typed = old_str.replace("\r\n", "\n")
         if not starts and not file.utf8 and old != typed and typed in file.text:
             # Never guess: reading old_str's \xNN as text and new_str's as bytes wrote bytes for text.
-            raise ToolError(f"old_str matches nothing in {target.path} with its \\xNN read as bytes; the file has "
+            raise ToolError(f"old_str matches nothing in {target.shown} with its \\xNN read as bytes; the file has "
                             "them as typed text there, which is shown and written with a doubled backslash "
                             "(\\\\xe9 for the text \\xe9): copy old_str and new_str from `view` that way")
+        halved = from_visible(old) if file.utf8 and "\\\\x" in old else old
+        if not starts and halved != old and halved in file.text:
+            # Copied from escaped command output: in a UTF-8 file nothing is escaped, so \\xe9 is that text.
+            raise ToolError(f"old_str matches nothing in {target.shown}, but would with each doubled backslash before "
+                            f"xNN halved: {target.shown} is UTF-8, so it is shown and written as it is, never escaped "
+                            "(the text \\xe9 is typed with one backslash). Escaped text comes from command output "
+                            "with bytes that are not UTF-8; copy old_str and new_str from `view` of the file instead")
         if not starts:
-            raise ToolError(no_match_message(file.text, old, target))
+            raise ToolError(no_match_message(file, old, target))
         if len(starts) > 1:
             times = f"{len(starts)}{' or more' if len(starts) == MAX_MATCHES_LISTED else ''}"
-            raise ToolError(f"old_str occurs {times} times in {target.path} (matches may overlap), starting at "
+            raise ToolError(f"old_str occurs {times} times in {target.shown} (matches may overlap), starting at "
                             f"{match_places(file.text, starts)}; include more surrounding lines in old_str so that "
                             "it matches exactly once")
         at = starts[0]
         text = file.text[:at] + new + file.text[at + len(old) :]
-        note = save(ctx, target, before, file.encode(text))
+        replacement = file.replace(at, len(old), new)
+        note = save(ctx, target, before, replacement.data) + replacement.note("\r\n" in old_str)
         first = text.count("\n", 0, at) + 1
         return edited_message(target, text, first, first + new.count("\n")) + note
 
@@ -322,28 +372,32 @@ class EditorTool:
         before, file = load_for_edit(ctx, target)
         lines = split_lines(file.text)
         if insert_line > len(lines):
-            raise ToolError(f"insert_line {insert_line} is past the end of {target.path}, which has {len(lines)} "
+            raise ToolError(f"insert_line {insert_line} is past the end of {target.shown}, which has {len(lines)} "
                             f"lines; use a number from 0 to {len(lines)}")
         new_lines = split_lines(file.normalise(new_str)) or [""]
-        text = "\n".join(lines[:insert_line] + new_lines + lines[insert_line:])
-        if file.text == "" or file.text.endswith("\n"):  # keep the final newline, or its absence
-            text += "\n"
-        note = save(ctx, target, before, file.encode(text))
+        if insert_line == len(lines) and file.text and not file.text.endswith("\n"):
+            at, inserted = len(file.text), "\n" + "\n".join(new_lines)  # keep the missing final newline missing
+        else:
+            at = sum(len(line) + 1 for line in lines[:insert_line])
+            inserted = "\n".join(new_lines) + "\n"
+        text = file.text[:at] + inserted + file.text[at:]
+        note = save(ctx, target, before, file.replace(at, 0, inserted, ending_from_before=True).data)
         return edited_message(target, text, insert_line + 1, insert_line + len(new_lines)) + note
 
     def undo(self, ctx: ToolContext, target: RepoPath) -> str:
         stack = ctx.state.get(HISTORY_KEY, {}).get(target.real)
         if not stack:
-            raise ToolError(f"there is no edit of {target.path} to undo (only edits made with this tool can be undone)")
+            raise ToolError(f"there is no edit of {target.shown} to undo (only edits made with this tool can be "
+                            "undone)")
         previous = stack.pop()
         if previous is None:
             removed = ctx.sandbox.run(f"rm -f -- {shlex.quote(target.real)}")
             if not removed.ok:
                 stack.append(previous)
-                raise ToolError(f"cannot remove {target.path}: {removed.output.strip()}")
-            return f"Undid the creation of {target.path}: the file was removed."
+                raise ToolError(f"cannot remove {target.shown}: {removed.output.strip()}")
+            return f"Undid the creation of {target.shown}: the file was removed."
         write(ctx, target, previous)
-        return f"Last edit to {target.path} undone successfully."
+        return f"Last edit to {target.shown} undone successfully."
 
 
 def required(args: dict[str, Any], name: str, command: str) -> Any:
@@ -355,7 +409,7 @@ def required(args: dict[str, Any], name: str, command: str) -> Any:
 def check_range(view_range: list[int], total: int, target: RepoPath) -> tuple[int, int]:
     start, end = view_range
     if start < 1 or start > max(total, 1):
-        raise ToolError(f"view_range start {start} is outside {target.path}, which has {total} lines; "
+        raise ToolError(f"view_range start {start} is outside {target.shown}, which has {total} lines; "
                         f"use a start from 1 to {max(total, 1)}")
     if end == -1 or end > total:
         end = total
@@ -365,31 +419,31 @@ def check_range(view_range: list[int], total: int, target: RepoPath) -> tuple[in
     return start, end
 
 
-def page(header: str, lines: list[str], first: int, budget: int) -> str:
+def page(header: str, lines: list[str], first: int, budget: int, utf8: bool) -> str:
     """The whole file if it fits the observation, else the lines that fit and how to see the rest."""
-    body = number_lines(lines, first)
+    body = number_lines(lines, first, utf8)
     if len(body) + len(header) < budget:
         return f"{header}:\n{body}"
-    shown, used = 0, len(header) + 300
+    count, used = 0, len(header) + 300
     for line in lines:
-        used += min(len(line), LINE_DISPLAY_CHARS) + 60
+        used += len(shown(line[:LINE_DISPLAY_CHARS], utf8)) + 60
         if used > budget:
             break
-        shown += 1
-    shown = max(shown, 1)
-    return (f"{header} (lines 1-{shown} of {len(lines)}; the file is too long to show at once):\n"
-            f"{number_lines(lines[:shown], first)}\n"
-            f"[... {len(lines) - shown} more lines. Use view_range [{shown + 1}, {min(shown * 2, len(lines))}] "
+        count += 1
+    count = max(count, 1)
+    return (f"{header} (lines 1-{count} of {len(lines)}; the file is too long to show at once):\n"
+            f"{number_lines(lines[:count], first, utf8)}\n"
+            f"[... {len(lines) - count} more lines. Use view_range [{count + 1}, {min(count * 2, len(lines))}] "
             "to see the next part, or the search tool to find what you need.]")
 
 
 def missing_message(target: RepoPath) -> str:
-    return (f"{target.path} does not exist (it may have been deleted or moved). Use `view` on its directory "
-            f"{posixpath.dirname(target.path)} to see what is there, or `create` to make a new file.")
+    return (f"{target.shown} does not exist (it may have been deleted or moved). Use `view` on its directory "
+            f"{visible(posixpath.dirname(target.path))} to see what is there, or `create` to make a new file.")
 
 
 def load(ctx: ToolContext, target: RepoPath) -> TextFile:
-    return TextFile.decode(read(ctx, target), target.path)
+    return TextFile.decode(read(ctx, target), target.shown)
 
 
 def load_for_edit(ctx: ToolContext, target: RepoPath) -> tuple[bytes, TextFile]:
@@ -397,19 +451,19 @@ def load_for_edit(ctx: ToolContext, target: RepoPath) -> tuple[bytes, TextFile]:
     if not stat.exists:
         raise ToolError(missing_message(target))
     if stat.is_dir:
-        raise ToolError(f"{target.path} is a directory; give the path of a file inside it")
+        raise ToolError(f"{target.shown} is a directory; give the path of a file inside it")
     if stat.size > LARGE_FILE_BYTES:
-        raise ToolError(f"{target.path} is too large to edit with this tool ({stat.size / 1e6:.1f} MB); "
+        raise ToolError(f"{target.shown} is too large to edit with this tool ({stat.size / 1e6:.1f} MB); "
                         "edit it with bash (sed, python) instead")
     data = read(ctx, target)
-    return data, TextFile.decode(data, target.path)
+    return data, TextFile.decode(data, target.shown)
 
 
 def read(ctx: ToolContext, target: RepoPath) -> bytes:
     try:
         return ctx.sandbox.read_file(target.real)
     except IsADirectoryError:
-        raise ToolError(f"{target.path} is not a regular file; give the path of a file") from None
+        raise ToolError(f"{target.shown} is not a regular file; give the path of a file") from None
     except OSError:
         raise ToolError(missing_message(target)) from None
 
@@ -418,13 +472,13 @@ def write(ctx: ToolContext, target: RepoPath, data: bytes) -> None:
     try:
         ctx.sandbox.write_file(target.real, data)
     except OSError as exc:
-        raise ToolError(f"cannot write {target.path}: {exc}") from None
+        raise ToolError(f"cannot write {target.shown}: {exc}") from None
 
 
 def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> str:
     """Write an edit unless it surely adds a syntax error (tools/lint.py), remember the old content for `undo_edit`;
     return a note for the model ("" when there is nothing to say)."""
-    note = lint_note(ctx, target.path, before, after)
+    note = lint_note(ctx, target, before, after)
     write(ctx, target, after)
     stack = ctx.state.setdefault(HISTORY_KEY, {}).setdefault(target.real, [])
     stack.append(before)
@@ -432,13 +486,23 @@ def save(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes)
     return note
 
 
-def lint_note(ctx: ToolContext, path: str, before: bytes | None, after: bytes) -> str:
-    """Raise ToolError when lint-on-edit refuses the edit (tools/lint.py says when); else its note, maybe ""."""
-    outcome = lint_edit(ctx.sandbox, path, before, after, timeout=min(ctx.command_timeout, 60),
-                        repeated=repeats_refused_call(ctx))
+def lint_note(ctx: ToolContext, target: RepoPath, before: bytes | None, after: bytes) -> str:
+    """Raise ToolError when lint-on-edit refuses the edit (tools/lint.py says when); else its note, maybe "".
+
+    A refusal that yields to a repeat (the sandbox's interpreter may be older than the code) is
+    remembered per file: the same edit (same file content before and after) sent again as the next
+    edit of that file is made, whatever other calls came in between; any other edit of the file
+    forgets it.
+    """
+    refused: dict[str, bytes] = ctx.state.setdefault(REFUSED_KEY, {})
+    edit = hashlib.sha256(b"new" if before is None else b"old" + hashlib.sha256(before).digest())
+    edit.update(hashlib.sha256(after).digest())
+    repeated = refused.pop(target.real, None) == edit.digest()
+    outcome = lint_edit(ctx.sandbox, target.path, before, after, timeout=min(ctx.command_timeout, 60),
+                        repeated=repeated)
     if outcome.refused:
         if outcome.repeatable:
-            remember_refused_call(ctx)
+            refused[target.real] = edit.digest()
         raise ToolError(outcome.message)
     return outcome.note
 
@@ -486,16 +550,18 @@ def carriage_return_hint(text: str, old: str) -> str | None:
             "line, where old_str has \\n (or the reverse). Write \\r exactly where the file has one.")
 
 
-def no_match_message(text: str, old: str, target: RepoPath) -> str:
-    hint = carriage_return_hint(text, old) or tabs_vs_spaces_hint(text, old)
+def no_match_message(file: TextFile, old: str, target: RepoPath) -> str:
+    text = file.text
+    hint = carriage_return_hint(text, old) or tabs_vs_spaces_hint(text, old, file.utf8)
     if hint:
         return hint
-    message = f"No replacement was performed: old_str does not appear verbatim in {target.path}."
+    message = f"No replacement was performed: old_str does not appear verbatim in {target.shown}."
     lines = split_lines(text)
     first, similarity = closest_lines(lines, old)
     if similarity >= 0.5:
         window = lines[first - 1 : first + old.count("\n")]
-        message += (f" The most similar lines ({first}-{first + len(window) - 1}) are:\n{number_lines(window, first)}\n"
+        message += (f" The most similar lines ({first}-{first + len(window) - 1}) are:\n"
+                    f"{number_lines(window, first, file.utf8)}\n"
                     "Copy old_str exactly from the file, whitespace included.")
     else:
         message += " Nothing similar was found; `view` the file and copy old_str exactly from it."
@@ -503,11 +569,12 @@ def no_match_message(text: str, old: str, target: RepoPath) -> str:
 
 
 def edited_message(target: RepoPath, text: str, first: int, last: int) -> str:
+    """The edited region as a `view` of the edited file shows it (by the file's rule after the edit)."""
     lines = split_lines(text)
     start = max(first - SNIPPET_CONTEXT_LINES, 1)
     end = min(last + SNIPPET_CONTEXT_LINES, len(lines))
-    return (f"The file {target.path} has been edited. Here's a snippet of the edited region (lines {start}-{end}):\n"
-            f"{number_lines(lines[start - 1 : end], start)}\n"
+    return (f"The file {target.shown} has been edited. Here's a snippet of the edited region (lines {start}-{end}):\n"
+            f"{number_lines(lines[start - 1 : end], start, not has_raw_bytes(text))}\n"
             "Review the changes and make sure they are as expected; edit the file again if necessary.")
 
 

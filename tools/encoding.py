@@ -5,19 +5,35 @@ is decoded with `surrogateescape` (PEP 383, what `os.fsdecode` does): a byte tha
 UTF-8, such as latin-1's 0xE9, becomes the lone surrogate U+DCE9 and encodes back to the
 same byte. Lone surrogates cannot be written as UTF-8 nor sent in a JSON request, so
 wherever a person or the model reads the text they are shown as `\\xE9`-style escapes
-(`visible`), and what the model writes back in that form is turned into the bytes again
+(`escape`), and what the model writes back in that form is turned into the bytes again
 (`from_visible`).
 
-The shown form must not be ambiguous, or an edit meant for the text `\\xe9` (a Python
-escape, four characters) writes the byte 0xE9: in text that carries such bytes, a run of
-backslashes right before `xNN` or before a byte is shown doubled, so an odd run ending in
-`\\xNN` is a byte and an even run is that many halved backslashes followed by the text
-`xNN` (`\\\\xe9` is the text `\\xe9`). Text without such bytes is shown as it is.
+The escaped form must not be ambiguous, or an edit meant for the text `\\xe9` (a Python
+escape, four characters) writes the byte 0xE9: in escaped text, a run of backslashes right
+before `xNN` or before a byte is shown doubled, so an odd run ending in `\\xNN` is a byte and
+an even run is that many halved backslashes followed by the text `xNN` (`\\\\xe9` is the
+text `\\xe9`).
+
+Which text is escaped is decided per source, never per piece shown:
+- a FILE's contents by the whole file (`shown`): a file that is not valid UTF-8 is escaped in
+  every view of it (view of any line range, search results, outline, repo map, edit snippets,
+  lint excerpts), whether or not the piece shown holds such a byte; a UTF-8 file never is, so
+  `\\xe9` in it is always just those four characters. The editor reads what the model types
+  for a file by the same rule.
+- a NAME (a path) by itself (`visible`): escaped when it is not UTF-8.
+- command OUTPUT, which is no file, by itself (`visible`): escaped when it holds a byte that
+  is not UTF-8, with `OUTPUT_NOTE` saying so and pointing to the file views for edits.
+Notes are ours and are never escaped.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from sandbox.base import Sandbox
 
 ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
 BACKSLASHES_BEFORE_BYTE = re.compile("(\\\\+)(?=x[89a-fA-F][0-9a-fA-F]|[\udc80-\udcff])")  # to double
@@ -27,6 +43,15 @@ NOT_UTF8_NOTE = ("bytes that are not UTF-8 are shown as \\xNN escapes (e.g. \\xe
                  "in old_str, new_str or a path and they stand for those bytes. Backslashes typed in such text "
                  "right before xNN or before a byte are shown doubled: \\\\xe9 is the text \\xe9 (four "
                  "characters); write it that way too")
+FILE_RULE_NOTE = ("every view of a file that is not UTF-8 (view, search, outline, repo map, edit snippets) shows "
+                  "all of it this way; a UTF-8 file is never escaped, so \\xe9 in it is just that text")
+OUTPUT_NOTE = ("this command output has bytes that are not UTF-8, so in it they are shown as \\xNN escapes and "
+               "backslashes right before xNN are shown doubled (\\\\xe9 is the text \\xe9). Output is not a "
+               "file: to copy text into old_str or new_str, take it from the editor's `view` or from `search`, "
+               "which show each file by its own rule (escaped only when the file is not UTF-8)")
+MAX_NAMED_FILES = 10
+STAND_IN_BASE = 0xA000  # + byte: U+A080-U+A0FF, Yi syllables, letters in every grammar's identifiers
+STAND_IN = re.compile("[\ua080-\ua0ff]")
 
 
 def decode(data: bytes) -> str:
@@ -60,12 +85,87 @@ def has_raw_bytes(text: str) -> bool:
     return not text.isascii() and SURROGATE.search(text) is not None
 
 
+def escape(text: str) -> str:
+    """`text` in the escaped form: every lone surrogate shown (an escaped byte as `\\xe9`, any other as
+    `\\udXXX`) and backslashes before `xNN` or a byte doubled, so `from_visible` reads it back exactly."""
+    return SURROGATE.sub(_shown, BACKSLASHES_BEFORE_BYTE.sub(lambda match: match.group() * 2, text))
+
+
 def visible(text: str) -> str:
-    """`text` with every lone surrogate shown: an escaped byte as `\\xe9`, any other as `\\udXXX`; backslashes
-    before `xNN` or a byte doubled (see the module's docstring), so `from_visible` reads it back exactly."""
+    """A name or command output as shown: escaped (`escape`) when it carries a byte that is not UTF-8,
+    else as it is. Never for a file's contents, which follow the whole file's rule (`shown`)."""
     if text.isascii() or SURROGATE.search(text) is None:
         return text
-    return SURROGATE.sub(_shown, BACKSLASHES_BEFORE_BYTE.sub(lambda match: match.group() * 2, text))
+    return escape(text)
+
+
+def shown(text: str, utf8: bool) -> str:
+    """Text from a file (any part of it) as every view shows it: escaped when the FILE is not UTF-8
+    (`utf8` False, decided on all its bytes), else as it is. A piece of a UTF-8 file that still holds
+    a surrogate (a line cut inside a character) has it as U+FFFD, never an escape."""
+    if not utf8:
+        return escape(text)
+    return replaced(text)
+
+
+def files_not_utf8(sandbox: Sandbox, paths: list[str], timeout: float = 60) -> set[str] | None:
+    """Which of `paths` (as the sandbox's shell reads them from its current directory) are not valid
+    UTF-8, judged on all their bytes by grep in a UTF-8 locale, where `.` never matches a byte that is
+    not UTF-8. None when the sandbox cannot tell (no C.UTF-8 locale): callers then judge by what they saw."""
+    if not paths:
+        return set()
+    check = "LC_ALL=C.UTF-8 grep"
+    result = sandbox.run(f"printf '\\200\\n' | {check} -qaxv '.*' && {{ printf 'ok\\0'; "
+                         f"{check} -laxvZ '.*' -- {' '.join(shlex.quote(path) for path in paths)}; true; }}",
+                         timeout=timeout)
+    found = result.output.split("\0")
+    if found[0] != "ok":
+        return None
+    return {path.removeprefix("./") for path in found[1:] if path}
+
+
+def not_utf8_note(paths: list[str]) -> str:
+    """The one note a result showing lines of several files (search, repo map) gets when some of those
+    files (`paths`, as shown) are not UTF-8."""
+    named = ", ".join(paths[:MAX_NAMED_FILES]) + (f" and {len(paths) - MAX_NAMED_FILES} more"
+                                                   if len(paths) > MAX_NAMED_FILES else "")
+    return (f"[Note: {named} {'is' if len(paths) == 1 else 'are'} not valid UTF-8: in lines of "
+            f"{'it' if len(paths) == 1 else 'them'}, {NOT_UTF8_NOTE}; {FILE_RULE_NOTE}.]")
+
+
+class Parseable(NamedTuple):
+    """A file's bytes as UTF-8 a parser can read (`data`), and how to show text cut from them (`text`).
+
+    Tree-sitter reads a byte that is not UTF-8 as U+FFFD, which ends an identifier (`caf` of
+    latin-1's `caf\\xe9_x`). For a file that is not UTF-8 each such byte becomes a stand-in
+    letter (U+A080-U+A0FF, `stand_ins`), so the identifier stays whole; line numbers are
+    unchanged, byte offsets are those of `data`. A file that already has a stand-in letter is
+    parsed as it is.
+    """
+
+    data: bytes
+    utf8: bool
+    stand_ins: bool = False
+
+    @classmethod
+    def of(cls, source: bytes) -> Parseable:
+        if is_utf8(source):
+            return cls(source, True)
+        text = decode(source)
+        if STAND_IN.search(text):
+            return cls(source, False)
+        return cls(text.translate(_TO_STAND_INS).encode("utf-8"), False, True)
+
+    def text(self, piece: bytes) -> str:
+        """`piece` (a slice of `data`) as every view of the file shows it (`shown`). With stand-ins
+        `data` is UTF-8 throughout, so what does not decode is a character cut at the slice's edge."""
+        if self.stand_ins:
+            return escape(piece.decode("utf-8", "ignore").translate(_FROM_STAND_INS))
+        return shown(decode(piece), self.utf8)
+
+
+_TO_STAND_INS = {0xDC00 + byte: STAND_IN_BASE + byte for byte in range(0x80, 0x100)}
+_FROM_STAND_INS = {STAND_IN_BASE + byte: 0xDC00 + byte for byte in range(0x80, 0x100)}
 
 
 def _shown(match: re.Match[str]) -> str:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Node
 
 from sandbox.base import Sandbox
+from tools.encoding import decode, is_utf8, shown, visible
 from tools.languages import language_name_for, looks_generated, parser_for_language
 
 CONTEXT_LINES = 2
@@ -89,7 +90,7 @@ class LintOutcome:
     refused: bool
     message: str = ""
     note: str = ""
-    repeatable: bool = False  # the language's own check refused: the same edit sent again right after is made
+    repeatable: bool = False  # the language's own check refused: the same edit sent again (next, to that file) is made
 
 
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
@@ -138,8 +139,9 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
     """Refuse the edit or let it through with a note, by the module's rule; `before` is None for a new file.
 
     The sandbox's interpreter may be older than the code (PEP 696 defaults under python 3.11), so its
-    refusal is `repeatable`: `repeated` (the identical edit sent again right after that refusal) makes
-    the edit with a note naming the check that rejected it. Tree-sitter's sure refusals stay refusals.
+    refusal is `repeatable`: `repeated` (the identical edit sent again as the next edit of that file,
+    tracked by the editor) makes the edit with a note naming the check that rejected it. Tree-sitter's
+    sure refusals stay refusals.
     """
     report = check_edit(path, before, after)
     if not report.checked:
@@ -162,7 +164,8 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
                     f"tree-sitter grammar reports a syntax error at line {first.line}.)"))
             return LintOutcome(True, repeatable=True, message=(
                 f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}\nIf this is valid code "
-                f"newer than the sandbox's {checker}, send exactly the same edit again and it will be applied."))
+                f"newer than the sandbox's {checker}, send exactly the same edit again as your next edit of "
+                f"{visible(path)} (other calls in between are fine) and it will be applied."))
         # It rejected the file before the edit too: its verdict cannot tell what the edit added.
         unjudged = f"{verdict.tool} in the sandbox rejected this file before the edit too, so it cannot tell"
     if report.unbalanced:
@@ -237,19 +240,21 @@ def language_verdict(sandbox: Sandbox, path: str, data: bytes, timeout: float = 
     output = VERSION_LINE.sub("", result.output, count=1)
     if result.exit_code == 0:
         return LanguageVerdict(True, tool, version=version.group(1) if version else "")
-    complaint = "\n".join(output.replace(copy, path).strip().splitlines()[-4:])
+    complaint = visible("\n".join(output.replace(copy, path).strip().splitlines()[-4:]))  # output: its own rule
     return LanguageVerdict(False, tool, complaint[:1000], version.group(1) if version else "")
 
 
 def syntax_problems(root: Node, source: bytes) -> list[SyntaxProblem]:
-    """Every outermost ERROR node and every MISSING node, in document order."""
+    """Every outermost ERROR node and every MISSING node, in document order; what they show of the
+    file is shown by its rule (escaped when the file is not UTF-8, tools/encoding.py)."""
     lines = source_lines(source)
+    utf8 = is_utf8(source)
     problems: list[SyntaxProblem] = []
     stack = [root]
     while stack:
         node = stack.pop()
         if node.is_missing or node.is_error:
-            problems.append(_problem(node, lines, source))
+            problems.append(_problem(node, lines, source, utf8))
         elif node.has_error:
             stack.extend(reversed(node.children))
     return problems
@@ -260,10 +265,10 @@ def source_lines(source: bytes) -> list[bytes]:
     return [line.removesuffix(b"\r") for line in source.split(b"\n")]
 
 
-def _problem(node: Node, lines: list[bytes], source: bytes) -> SyntaxProblem:
+def _problem(node: Node, lines: list[bytes], source: bytes, utf8: bool) -> SyntaxProblem:
     row, byte_column = node.start_point
     line = lines[row] if row < len(lines) else b""
-    column = len(line[:byte_column].decode("utf-8", "replace")) + 1
+    column = len(shown(decode(line[:byte_column]), utf8)) + 1  # in characters as the line is shown
     if len(line) > LINE_TEXT_CHARS:  # the part around the problem; a whole minified line per error is quadratic
         line = line[max(byte_column - LINE_TEXT_CHARS // 2, 0):byte_column + LINE_TEXT_CHARS // 2]
     line_text = line.decode("utf-8", "replace").strip()
@@ -271,7 +276,7 @@ def _problem(node: Node, lines: list[bytes], source: bytes) -> SyntaxProblem:
         token = node.type
         return SyntaxProblem(row + 1, column, f"missing `{token}`", ("missing", token, line_text))
     text = source[node.start_byte:min(node.end_byte, node.start_byte + 200)]
-    snippet = text.split(b"\n", 1)[0].decode("utf-8", "replace").strip()[:40]
+    snippet = shown(decode(text.split(b"\n", 1)[0]), utf8).strip()[:40]
     description = f"unexpected `{snippet}`" if snippet else "syntax error"
     return SyntaxProblem(row + 1, column, description, ("error", snippet, line_text))
 
@@ -292,9 +297,11 @@ def _added_problems(before: list[SyntaxProblem], after: list[SyntaxProblem]) -> 
 def _rejection_message(path: str, source: bytes, added: list[SyntaxProblem], existing: int) -> str:
     count = len(added)
     plural = "s" if count != 1 else ""
+    path = visible(path)
     parts = [(f"The edit was NOT applied: it would add {count} syntax error{plural} to {path} "
               "(the file is unchanged).")]
-    lines = [line.decode("utf-8", "replace") for line in source_lines(source)]
+    utf8 = is_utf8(source)
+    lines = [shown(decode(line), utf8) for line in source_lines(source)]
     if len(lines) > 1 and not lines[-1]:
         lines.pop()  # the empty "line" after a final newline
     for problem in added[:MAX_REPORTED]:

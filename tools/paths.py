@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sandbox.base import Sandbox
 from tools.base import ToolError
-from tools.encoding import ESCAPED_BYTE, from_visible
+from tools.encoding import ESCAPED_BYTE, from_visible, visible
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,11 @@ class RepoPath:
 
     path: str
     real: str
+
+    @property
+    def shown(self) -> str:
+        """`path` as messages show it: escaped when the name is not UTF-8 (tools/encoding.py)."""
+        return visible(self.path)
 
 
 def is_within(path: str, root: str) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from scipy import sparse
 
+from tools.encoding import not_utf8_note, visible
 from tools.languages import language_name_for
 from tools.tags import CONTAINER_KINDS, Definition, FileNames, SourceFile, Stamp, TagCache, index_files
 
@@ -352,19 +353,23 @@ def fit_to_budget(entries: list[MapEntry], definitions: dict[str, Sequence[Defin
 
 
 def render_map(entries: Sequence[MapEntry], definitions: dict[str, Sequence[Definition]]) -> str:
-    """Files in path order; under each, its chosen definitions and their enclosing scopes."""
+    """Files in path order; under each, its chosen definitions and their enclosing scopes. Lines are as
+    views of their file show them (tools/encoding.py), with one note naming the files that are not UTF-8."""
     chosen: dict[str, set[str]] = {}
     for path, ident in entries:
         names = chosen.setdefault(path, set())
         if ident is not None:
             names.add(ident)
     blocks = []
+    escaped: list[str] = []  # files not UTF-8, whose lines are shown escaped
     for path in sorted(chosen):
         shown = _shown_definitions(definitions.get(path, ()), chosen[path])
         if not shown:
-            blocks.append(path)
+            blocks.append(visible(path))
             continue
-        lines = [f"{path}:"]
+        if not all(definition.utf8 for definition in shown):
+            escaped.append(visible(path))
+        lines = [f"{visible(path)}:"]
         previous = 0
         for definition in shown:
             if definition.line > previous + 1:
@@ -374,7 +379,10 @@ def render_map(entries: Sequence[MapEntry], definitions: dict[str, Sequence[Defi
         if shown[-1].end_line > shown[-1].line:
             lines.append("⋮")
         blocks.append("\n".join(lines))
+    if escaped:
+        blocks.append(not_utf8_note(escaped))
     return "\n".join(blocks) + "\n" if blocks else ""
+
 
 
 def _shown_definitions(definitions: Sequence[Definition], names: set[str]) -> list[Definition]:

@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 from sandbox.output import cap_text
-from tools.encoding import from_visible
+from tools.encoding import files_not_utf8, from_visible, has_raw_bytes, not_utf8_note, shown, visible
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.paths import RepoPath, resolve_in_repo
 
@@ -27,8 +27,9 @@ Search the repository. mode "content" (default): lines matching the regular expr
 (ripgrep syntax; set fixed_strings true to search for literal text), as path:line:text. mode "files": \
 files whose name matches the glob `pattern` (e.g. "test_*.py", "src/**/*.ts"). Optional: `path` (a directory \
 or file to search in), `glob` (only search files matching it, e.g. "*.py"), `case_sensitive` (default true). \
-Files are searched as bytes: `.` matches any byte and \\xNN (as observations show bytes that are not UTF-8) \
-matches that byte. Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
+Files are searched as bytes: `.` matches any byte and \\xNN (as views of a file that is not UTF-8 show its \
+bytes) matches that byte; with fixed_strings it also matches the typed text \\xNN (as a UTF-8 file has it). \
+Files ignored by git and hidden files are skipped. Results are sorted by path and line and capped."""
 
 
 class SearchTool:
@@ -91,14 +92,15 @@ class Search:
     def content(self) -> str:
         kind = "text" if self.fixed_strings else "regex"
         # Files that are not UTF-8 are searched byte by byte in both backends: `.` matches any byte and
-        # `\xNN` (how observations show such bytes) is that byte. rg gets a bytes regex (--no-unicode,
+        # `\xNN` (how views of such files show their bytes) is that byte. rg gets a bytes regex (--no-unicode,
         # with non-ASCII text spelled as its UTF-8 bytes); grep runs in the C locale with the bytes themselves.
-        pattern = rg_bytes_regex(self.pattern, self.fixed_strings) if self.rg else from_visible(self.pattern)
+        patterns = literal_readings(self.pattern) if self.fixed_strings else [self.pattern]
         if self.rg:
             options = ["--with-filename", "--color", "never", "--sort", "path", "-s" if self.case_sensitive else "-i"]
             options += ["--no-unicode"]
             options += ["-g", self.glob] if self.glob else []
-            query = [*options, "-e", pattern, "--", self.target]
+            query = [*options, "-e", "|".join(rg_bytes_regex(text, self.fixed_strings) for text in patterns),
+                     "--", self.target]
             counting = shell_words("rg", "--count", *query)
             listing = shell_words("rg", "-n", "--no-heading", "--max-columns", str(MATCH_LINE_CHARS),
                                   "--max-columns-preview", *query) + f" | head -n {MAX_MATCH_LINES}"
@@ -106,7 +108,8 @@ class Search:
             options = ["-r", "-H", "-I", "--exclude-dir=.git", "-F" if self.fixed_strings else "-E"]
             options += [] if self.case_sensitive else ["-i"]
             options += [f"--include={self.glob}"] if self.glob else []
-            query = [*options, "-e", pattern, "--", self.target]
+            texts = patterns if self.fixed_strings else [from_visible(self.pattern)]
+            query = [*options, *(word for text in texts for word in ("-e", text)), "--", self.target]
             # The C locale reads latin-1 files as text, as ripgrep does; -I skips files with NUL bytes.
             counting = "LC_ALL=C " + shell_words("grep", "-c", *query)
             listing = "LC_ALL=C " + shell_words("grep", "-n", *query)
@@ -122,15 +125,37 @@ class Search:
                 problem = "\n".join(output.strip().splitlines()[-6:])
                 raise ToolError(f"invalid search for {kind} {self.pattern!r}: {problem}\nEscape special characters "
                                 "(e.g. \\( ) or set fixed_strings true to search for the text literally.")
-            return f"No matches for {kind} {self.pattern!r} in {self.where}{self.scope()}."
+            return f"No matches for {kind} {self.pattern!r} in {visible(self.where)}{self.scope()}."
         total = sum(counts.values())
-        shown, _ = self.run(listing)
-        lines = [line.removeprefix("./") for line in shown.splitlines()]
-        lines = [line[:MATCH_LINE_CHARS] + " [...]" if len(line) > MATCH_LINE_CHARS + 40 else line for line in lines]
+        output, _ = self.run(listing)
+        lines, escaped = self.shown_matches([line.removeprefix("./") for line in output.splitlines()], counts)
         summary = f"{plural(total, 'matching line')} in {plural(len(counts), 'file')}"
         if total > len(lines):
             summary = f"Showing {len(lines)} of {summary}; narrow the search with path or glob to see the rest"
-        return f"{summary}:\n" + "\n".join(lines)
+        return f"{summary}:\n" + "\n".join(lines) + (f"\n{not_utf8_note(escaped)}" if escaped else "")
+
+    def shown_matches(self, lines: list[str], counts: dict[str, int]) -> tuple[list[str], list[str]]:
+        """`path:line:text` lines as the model sees them, each text by its FILE's rule (escaped only
+        when the whole file is not UTF-8, see tools/encoding.py), names one by one; and the files
+        shown escaped, as shown. Long texts are cut to MATCH_LINE_CHARS characters before escaping."""
+        paths = sorted(counts, key=len, reverse=True)  # the longest name first: `a:1` before `a`
+        owners = [next((path for path in paths if line.startswith(path + ":")), None) for line in lines]
+        absolute = {posixpath.join(self.root, path): path for path in owners if path}  # the shell may be elsewhere
+        judged = files_not_utf8(self.ctx.sandbox, sorted(absolute), self.ctx.command_timeout)
+        not_utf8 = None if judged is None else {absolute[path] for path in judged if path in absolute}
+        out, escaped = [], []
+        for line, path in zip(lines, owners, strict=True):
+            if path is None:  # not a match line (a backend's message): output, not a file
+                out.append(visible(line))
+                continue
+            number, _, text = line[len(path) + 1:].partition(":")
+            if len(text) > MATCH_LINE_CHARS + 40:
+                text = text[:MATCH_LINE_CHARS] + " [...]"
+            utf8 = path not in not_utf8 if not_utf8 is not None else not has_raw_bytes(text)
+            if not utf8 and visible(path) not in escaped:
+                escaped.append(visible(path))
+            out.append(f"{visible(path)}:{number}:{shown(text, utf8)}")
+        return out, escaped
 
     # -- files ------------------------------------------------------------------
     def files(self) -> str:
@@ -155,12 +180,12 @@ class Search:
             problem = "\n".join(names)[-300:] or "the search failed"
             raise ToolError(f"invalid file-name glob {self.pattern!r}: {problem}")
         if not names:
-            return f"No files matching {self.pattern!r} in {self.where}{self.scope()}."
+            return f"No files matching {self.pattern!r} in {visible(self.where)}{self.scope()}."
         total = int(total_line.split()[1])
         summary = f"{plural(total, 'file')} matching {self.pattern!r}"
         if total > len(names):
             summary = f"Showing {len(names)} of {summary}; narrow the search with path or a more specific pattern"
-        return f"{summary}:\n" + "\n".join(names)
+        return f"{summary}:\n" + "\n".join(visible(name) for name in names)
 
     def scope(self) -> str:
         parts = [f" (only files matching {self.glob!r})"] if self.glob else []
@@ -175,11 +200,11 @@ def rg_bytes_regex(pattern: str, literal: bool) -> str:
     r"""`pattern` as a ripgrep regex for --no-unicode (bytes) mode, where a non-ASCII literal is an error.
 
     Each non-ASCII character becomes the `\xNN` escapes of its UTF-8 bytes (`è` -> `\xc3\xa8`), so it
-    still matches UTF-8 files. `literal` (fixed_strings) escapes regex syntax and reads the model's
-    `\xe8` as the byte 0xE8; in a regex `\xe8` already means that byte. Non-ASCII letters are then
-    matched case-sensitively, as grep does in the C locale.
+    still matches UTF-8 files, and a lone surrogate (a byte that is not UTF-8, from `literal_readings`)
+    the escape of that byte. `literal` (fixed_strings) escapes regex syntax; in a regex `\xe8` already
+    means that byte. Non-ASCII letters are then matched case-sensitively, as grep does in the C locale.
     """
-    text = from_visible(pattern) if literal else pattern
+    text = pattern
     out: list[str] = []
     for char in text:
         code = ord(char)
@@ -190,6 +215,13 @@ def rg_bytes_regex(pattern: str, literal: bool) -> str:
         else:
             out.append("\\" + char if literal and char in RG_META else char)
     return "".join(out)
+
+
+def literal_readings(pattern: str) -> list[str]:
+    """What literal text the model may mean by `pattern`: `\\xe9` read as a byte, as it is written for a
+    file that is not UTF-8, and, when that differs, as the typed text, as it is written for a UTF-8
+    file (tools/encoding.py). Search finds either; an edit then reads it by its file's rule."""
+    return list(dict.fromkeys([from_visible(pattern), pattern]))
 
 
 def shell_words(*words: str) -> str:

@@ -6,13 +6,15 @@ from typing import Any
 
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
+from tools.encoding import OUTPUT_NOTE, escape, has_raw_bytes
 
 DESCRIPTION = """\
 Run a bash command in the sandbox, starting at the repository root. The shell persists between calls: \
 `cd`, exported variables and activated virtualenvs carry over. Stdin is closed, so do not start interactive \
 programs (editors, pagers, REPLs, `git commit` without -m); use flags like `--no-pager` or `-y`. \
 Long output is cut in the middle; pipe through `head`, `tail` or `grep` for what matters. \
-Commands that run longer than `timeout` seconds are interrupted."""
+Commands that run longer than `timeout` seconds are interrupted. Output with bytes that are not UTF-8 is \
+shown escaped as a whole (a note says so); to copy a file's text into an edit, take it from the editor's view."""
 
 
 class BashTool:
@@ -51,9 +53,13 @@ class BashTool:
                           "variables and activated environments were reset]")
         status.extend(f"[{note}]" for note in result.notes)
         status.append(f"[exit code: {result.exit_code if result.exit_code is not None else 'none'}]")
+        escaped = has_raw_bytes(result.output)  # output is no file: its own bytes decide (tools/encoding.py)
+        if escaped:
+            status.append(f"[Note: {OUTPUT_NOTE}.]")
         output = result.output if result.output.strip() else "(no output)\n"
         budget = max(ctx.observation_max_chars - sum(len(s) + 1 for s in status), 200)
-        text = cap_text(output, budget)[0].rstrip("\n") + "\n" + "\n".join(status)
+        capped = cap_text(output, budget)[0]
+        text = (escape(capped) if escaped else capped).rstrip("\n") + "\n" + "\n".join(status)
         data = {"exit_code": result.exit_code, "timed_out": result.timed_out, "duration": round(result.duration, 3)}
         return Observation(text, is_error=False, data=data)
 

@@ -37,10 +37,10 @@ from typing import NamedTuple
 from tree_sitter import Node, Query, QueryCursor
 
 from sandbox.cache import cache_home
-from tools.encoding import has_raw_bytes
+from tools.encoding import Parseable, has_raw_bytes
 from tools.languages import language_name_for, load_language, looks_generated, parser_for_language
 
-FORMAT_VERSION = 2  # 1 was marshal
+FORMAT_VERSION = 3  # 1 was marshal; 2 cut names at a byte that is not UTF-8 and had no `utf8`
 CACHE_HEADER = f"moe-agent tag cache, JSON rows, format {FORMAT_VERSION}"
 MAX_FILE_BYTES = 1_000_000  # bigger files are generated or minified: noise in a map
 LONG_LINE_BYTES = 160  # a longer line holding a definition's name is cut to a window around the name
@@ -235,6 +235,7 @@ class Definition(NamedTuple):
     end_line: int
     parent: int  # index of the enclosing definition in the same file, -1 at top level
     text: str  # the source line holding the name, for rendering maps
+    utf8: bool = True  # False when the file is not UTF-8: `name` and `text` are then escaped (tools/encoding.py)
 
 
 class FileNames(NamedTuple):
@@ -279,11 +280,14 @@ def tag_query(language: str) -> Query | None:
 
 
 def extract_tags(language: str, source: bytes) -> FileTags:
-    """Parse `source` and run the language's tag query over it."""
+    """Parse `source` and run the language's tag query over it; names and lines are as views of the file
+    show them (escaped for a file that is not UTF-8, whose identifiers keep their bytes: `caf\\xe9_x`)."""
     parser = parser_for_language(language)
     query = tag_query(language)
     if parser is None or query is None:
         return EMPTY_TAGS
+    parseable = Parseable.of(source)
+    source = parseable.data
     root = parser.parse(source).root_node
     captures = QueryCursor(query).captures(root)
     lines = source.split(b"\n")
@@ -309,24 +313,25 @@ def extract_tags(language: str, source: bytes) -> FileTags:
         if kind == "function" and parent >= 0 and definitions[parent].kind in CLASS_KINDS:
             kind = "method"
         row, column = name_node.start_point
-        text = definition_text(lines[row], column) if row < len(lines) else ""
-        name = source[name_node.start_byte:name_node.end_byte].decode("utf-8", "replace")
+        text = definition_text(lines[row], column, parseable) if row < len(lines) else ""
+        name = parseable.text(source[name_node.start_byte:name_node.end_byte])
         end_row, end_column = outer.end_point  # a node ending at column 0 ends on the line before
         end_line = max(end_row + (end_column > 0), outer.start_point[0] + 1)
-        definitions.append(Definition(name, kind, row + 1, outer.start_point[0] + 1, end_line, parent, text))
+        definitions.append(Definition(name, kind, row + 1, outer.start_point[0] + 1, end_line, parent, text,
+                                      parseable.utf8))
         open_scopes.append((-negative_end, len(definitions) - 1))
     counts = Counter(source[node.start_byte:node.end_byte] for node in captures.get("reference", ())
                      if node.start_byte not in definition_starts)
-    references = {name.decode("utf-8", "replace"): count for name, count in counts.items()}
+    references = {parseable.text(name): count for name, count in counts.items()}
     return FileTags(tuple(definitions), references)
 
 
-def definition_text(line: bytes, column: int) -> str:
+def definition_text(line: bytes, column: int, parseable: Parseable) -> str:
     """The line holding a definition's name, or on a long line the part from a little before the name."""
     if len(line) > LONG_LINE_BYTES:
         start = max(column - DEFINITION_TEXT_BYTES // 5, 0)
         line = (b"..." if start else b"") + line[start:start + DEFINITION_TEXT_BYTES] + b"..."
-    return line.rstrip().decode("utf-8", "replace")
+    return parseable.text(line.rstrip())
 
 
 def _enclosing_definition(name_node: Node, outer_types: frozenset[str]) -> Node:
@@ -568,8 +573,9 @@ def _definitions_from_json(data: object) -> tuple[Definition, ...] | None:
         return None
     definitions = []
     for row in value:
-        if not (isinstance(row, list) and len(row) == 7 and type(row[0]) is str and type(row[1]) is str
-                and all(type(number) is int for number in row[2:6]) and type(row[6]) is str):
+        if not (isinstance(row, list) and len(row) == 8 and type(row[0]) is str and type(row[1]) is str
+                and all(type(number) is int for number in row[2:6]) and type(row[6]) is str
+                and type(row[7]) is bool):
             return None
         if not -1 <= row[5] < len(definitions):  # a parent comes before its children
             return None

@@ -29,7 +29,7 @@ def test_bytes_that_are_not_utf8_are_written_visibly_as_valid_json(tmp_path: Pat
 def test_an_observation_shows_raw_bytes_as_escapes_and_says_so() -> None:
     observation = Observation(decode(b"ls\ncaf\xe9.py\n"))
     assert observation.text.startswith("ls\ncaf\\xe9.py\n")
-    assert "not UTF-8 are shown as \\xNN" in observation.text
+    assert "not UTF-8, so in it they are shown as \\xNN" in observation.text  # as command output: its own rule
     assert Observation("plain text").text == "plain text"
 
 

@@ -362,13 +362,13 @@ def test_pep_696_defaults_follow_the_sandboxs_python(call, repo) -> None:
         assert repo.read_file("typed_box.py") == b"class Box[T = int]:\n    pass\n"
 
 
-def test_only_the_identical_edit_right_after_a_refusal_is_made(call, repo) -> None:
+def test_a_refused_edit_sent_again_as_the_next_edit_of_that_file_is_made(call, repo) -> None:
     bad = dict(command="create", file_text="def f(:\n    pass\n")
     assert edit(call, "broken.py", **bad).is_error
-    assert edit(call, "broken.py", command="create", file_text="def f(:\n    pass  \n").is_error  # not identical
-    assert not edit(call, ".", command="view").is_error  # another call in between
-    assert edit(call, "broken.py", **bad).is_error
+    assert edit(call, "broken.py", command="create", file_text="def f(:\n    pass  \n").is_error  # another edit of it
+    assert edit(call, "broken.py", **bad).is_error  # so the first refusal was forgotten
     assert not repo.stat("broken.py").exists
+    assert not edit(call, ".", command="view").is_error  # other calls in between do not matter
     made = edit(call, "broken.py", **bad)
     assert not made.is_error and "sent again" in made.text
     assert repo.read_file("broken.py") == b"def f(:\n    pass\n"

@@ -14,7 +14,7 @@ import pytest
 
 from agent.trajectory import json_line
 from sandbox.docker import DockerSandbox, SandboxSpec, start_sandbox
-from tests.hostile import NEWER_THAN_THE_GRAMMARS, TEST_IDS, corpus, corpus_archive
+from tests.hostile import ESCAPES, NEWER_THAN_THE_GRAMMARS, TEST_IDS, corpus, corpus_archive
 from tests.tools.test_run_tests import pytest_archive  # noqa: F401  (a fixture)
 from tools.base import Observation, Submitted, ToolContext, call_tool
 from tools.encoding import has_raw_bytes
@@ -44,7 +44,7 @@ def corpus_box(docker_client: Any, sandbox_image: str, pytest_archive: bytes) ->
 @pytest.fixture
 def ctx(corpus_box: DockerSandbox) -> ToolContext:
     """The corpus as committed, for each test."""
-    assert corpus_box.run("git reset -q --hard && git clean -qfd").ok
+    assert corpus_box.run(f"cd {corpus_box.workdir} && git reset -q --hard && git clean -qfd").ok  # a test may cd
     base = corpus_box.run("git rev-parse HEAD").output.strip()
     return ToolContext(sandbox=corpus_box, base_commit=base, command_timeout=120, max_command_timeout=300,
                        observation_max_chars=MAX_CHARS)
@@ -74,6 +74,7 @@ def test_view_answers_every_entry(ctx: ToolContext, entry) -> None:
         "quoted", "old-Mac CR line endings": "y = 2", "parametrized ids": "test_eval", "plain": "def add",
         "JUnit XML turned off": "-p no:junitxml", "newer rs than its grammar": "pub safe fn abs",
         "newer ts than its grammar": "import defer", "newer c than its grammar": "#embed",
+        "typed \\xe9 in a latin-1 file": "     1\tLIT = '\\\\xe9'", "CRLF right after an edit": "     2\tb = 2",
     }[entry.kind]
     assert expected in observation.text
     if entry.kind == "newline in the name":
@@ -84,7 +85,9 @@ def test_search_finds_and_shows_every_kind_of_entry_within_bounds(ctx: ToolConte
     found = tool(ctx, "search", pattern="=")
     assert not found.is_error
     assert "prices.py:1:LABEL = 'caf\\xe9'" in found.text and "caf\\xe9.py:1:MENU = 1" in found.text
-    assert all(len(line) < 400 for line in found.text.splitlines())  # minified and 5 MB lines are cut
+    *lines, note = found.text.splitlines()
+    assert all(len(line) < 400 for line in lines)  # minified and 5 MB lines are cut
+    assert note.startswith("[Note: escapes.py, prices.py are not valid UTF-8")  # not caf\xe9.py: its text is
     names = tool(ctx, "search", pattern="*", mode="files")
     assert "caf\\xe9.py" in names.text.splitlines() and 'notes/my "quoted" file.txt' in names.text.splitlines()
 
@@ -118,6 +121,8 @@ def test_edits_of_every_kind_of_file_round_trip_through_the_patch(ctx: ToolConte
         ('notes/my "quoted" file.txt', "quoted", "still quoted"),
         ("mixed.py", "second = 2", "second = 22\nsecond_b = 23"),
         ("mac.py", "y = 2", "y = 3"),
+        ("escapes.py", "WIDTH = 1", "WIDTH = 2"),
+        ("tail.py", "a = 1\nb = 2", "x = 0"),
         ("dist/bundle.js", "function h1(a)", "function h1(z)"),
         ("data/huge.js", "var big=", "var large="),
         ("inside.py", "return a + b", "return b + a"),
@@ -130,17 +135,41 @@ def test_edits_of_every_kind_of_file_round_trip_through_the_patch(ctx: ToolConte
                     "rm outside", "ln -s calc.py $'link \\xe9'"):
         assert tool(ctx, "bash", command=command).data["exit_code"] == 0, command
     assert box.read_file("mixed.py") == b"first = 1\r\nsecond = 22\nsecond_b = 23\nthird = 3\r\n"
+    assert box.read_file("tail.py") == b"x = 0\r\nc = 3\n"  # the CRLF right after old_str is untouched
     with pytest.raises(Submitted) as submitted:
         call_tool(ALL_TOOLS["submit"], {}, ctx)
     patch = submitted.value.patch
     patch.encode("utf-8")  # plain UTF-8 text, whatever the bytes it carries
-    assert patch.count("diff --git ") == 14
+    assert patch.count("diff --git ") == 16
     box.write_file("/tmp/corpus.patch", patch.encode())
     checked = box.run(f"rm -rf /tmp/check && git worktree add -q --detach /tmp/check {ctx.base_commit} && "
                       "cd /tmp/check && git apply /tmp/corpus.patch && git add -A && git write-tree")
     expected = box.run("git add -A && git write-tree")
     assert checked.ok and expected.ok, checked.output
     assert checked.output.strip().splitlines()[-1] == expected.output.strip()  # same names, bytes and modes
+
+
+def test_every_tool_shows_a_latin1_file_by_the_whole_files_rule_and_what_it_shows_reads_back(
+        ctx: ToolContext, tmp_path) -> None:
+    ctx.cache_dir = str(tmp_path)
+    typed, raw = "LIT = '\\\\xe9'", "RAW = 'caf\\xe9'"  # the text \xe9 doubled, the byte as \xe9
+    ranged = tool(ctx, "str_replace_editor", command="view", path="escapes.py", view_range=[1, 2])
+    assert f"     1\t{typed}" in ranged.text and "not valid UTF-8" in ranged.text
+    assert tool(ctx, "bash", command="cd /tmp").data["exit_code"] == 0  # the model's shell elsewhere
+    found = tool(ctx, "search", pattern="LIT|RAW")  # rg in this image, judged per file in the sandbox
+    assert f"escapes.py:1:{typed}" in found.text and f"escapes.py:7:{raw}" in found.text
+    assert found.text.splitlines()[-1].startswith("[Note: escapes.py is not valid UTF-8")
+    assert "function caf\\xe9_x" in tool(ctx, "outline", path="escapes.py").text
+    assert "│def caf\\xe9_x():" in tool(ctx, "repo_map", max_tokens=4096).text
+    snippet = tool(ctx, "str_replace_editor", command="str_replace", path="escapes.py", old_str="WIDTH = 1",
+                   new_str="WIDTH = 2")
+    assert f"     1\t{typed}" in snippet.text
+    for old in (typed, raw):
+        edited = tool(ctx, "str_replace_editor", command="str_replace", path="escapes.py", old_str=old,
+                      new_str=old.replace("e9", "e8"))
+        assert not edited.is_error, edited.text
+    assert ctx.sandbox.read_file("escapes.py") == ESCAPES.replace(b"\\xe9", b"\\xe8").replace(
+        b"caf\xe9'", b"caf\xe8'").replace(b"WIDTH = 1", b"WIDTH = 2")
 
 
 def test_bash_output_shows_bytes_that_are_not_utf8(ctx: ToolContext) -> None:

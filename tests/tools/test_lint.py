@@ -3,14 +3,12 @@ written with a note; files no grammar reads are said to be unchecked."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from sandbox.base import CommandResult
+from tests.host_sandbox import HostSandbox
 from tools import languages, lint
 from tools.languages import Grammar
 from tools.lint import check_edit, lint_edit
@@ -119,6 +117,14 @@ def test_non_utf8_bytes_do_not_crash_and_columns_count_characters() -> None:
     assert report.new_problems[0].column <= len("t = 'é' + )")  # characters, not bytes
 
 
+def test_a_refusal_shows_a_file_that_is_not_utf8_by_its_whole_files_rule() -> None:
+    before = b"LIT = '\\xe9'\nRAW = 'caf\xe9'\n"  # the typed text \xe9, then the latin-1 byte
+    report = check_edit("legacy.py", before, before + b"x = (1 +\n")
+    assert "1 | LIT = '\\\\xe9'" in report.message and "2 | RAW = 'caf\\xe9'" in report.message  # as `view` shows
+    utf8 = b"LIT = '\\xe9'\nNAME = 'caf\xc3\xa9'\n"
+    assert "1 | LIT = '\\xe9'" in check_edit("modern.py", utf8, utf8 + b"x = (1 +\n").message  # never escaped
+
+
 def test_unknown_extensions_pass_through_unchecked() -> None:
     report = check_edit("notes.txt", b"(", b"((((")
     assert report.ok and not report.checked
@@ -150,32 +156,12 @@ def test_several_new_errors_are_all_counted() -> None:
 
 
 # -- the rule: refuse only what is surely an error of the edit (issue 14, what remains: item 1) ------------
-class HostShell:
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HostSandbox:
     """A sandbox whose files and shell are this machine's: the language checks run with its own tools
     (python3 here; no rustc, tsc or C23 compiler is asked, as none is in LANGUAGE_CHECKS)."""
-
-    workdir = "/"
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.root = tmp_path
-        self.commands: list[str] = []
-
-    def write_file(self, path: str, data: bytes) -> None:
-        target = Path(path) if path.startswith("/") else self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        self.commands.append(command)
-        done = subprocess.run(["bash", "-c", command], cwd=self.root, capture_output=True, text=True,
-                              env={"PATH": os.environ["PATH"]}, timeout=timeout)
-        return CommandResult(done.stdout + done.stderr, done.returncode, 0.0)
-
-
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HostShell:
     monkeypatch.setattr(lint, "CHECK_DIR", str(tmp_path / "checks"))
-    return HostShell(tmp_path)
+    return HostSandbox(tmp_path)
 
 
 NEWER_THAN_THE_GRAMMARS = [  # valid code that tree-sitter-rust 0.24, -typescript 0.23 and -c 0.24 misread

@@ -148,3 +148,15 @@ def test_binary_files_are_skipped(call, backend, repo) -> None:
     repo.write_file("text.txt", b"needle\n")
     obs = call("search", pattern="needle")
     assert obs.text.splitlines() == ["1 matching line in 1 file:", "text.txt:1:needle"]
+
+
+def test_each_file_is_shown_by_its_own_rule_in_both_backends(call, backend, repo) -> None:
+    repo.write_file("typed.py", b"LIT = '\\xe9'\n")  # UTF-8: the text \xe9, shown as it is
+    repo.write_file("latin.py", b"LIT = '\\xe9'\nRAW = '\xe9'\n")  # latin-1: the text shown doubled, the byte escaped
+    obs = call("search", pattern="LIT", glob="*.py")
+    assert "typed.py:1:LIT = '\\xe9'" in obs.text and "latin.py:1:LIT = '\\\\xe9'" in obs.text
+    assert obs.text.splitlines()[-1].startswith("[Note: latin.py is not valid UTF-8")
+    fixed = call("search", pattern="LIT = '\\xe9'", fixed_strings=True, glob="*.py")  # copied from typed.py
+    assert "typed.py:1:LIT = '\\xe9'" in fixed.text
+    byte = call("search", pattern="RAW = '\\xe9'", fixed_strings=True, glob="*.py")  # copied from latin.py
+    assert "latin.py:2:RAW = '\\xe9'" in byte.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tools.base import call_tool
-from tools.encoding import NOT_UTF8_NOTE
+from tools.encoding import OUTPUT_NOTE
 from tools.shell import bash
 
 pytestmark = pytest.mark.docker
@@ -58,7 +58,7 @@ def test_long_output_is_capped_head_and_tail(call, ctx) -> None:
 def test_binary_output_does_not_break_the_observation(call) -> None:
     obs = call("bash", command="printf 'caf\\xe9 \\x00\\xff\\n'")
     assert not obs.is_error and obs.text.startswith("caf\\xe9 \x00\\xff\n[exit code: 0]\n")
-    assert obs.text.endswith(f"[Note: {NOT_UTF8_NOTE}.]") and "bytes that are not UTF-8 are shown as" in NOT_UTF8_NOTE
+    assert obs.text.endswith(f"[Note: {OUTPUT_NOTE}.]") and "bytes that are not UTF-8, so in it they are shown" in OUTPUT_NOTE
 
 
 @pytest.mark.parametrize("args", [{}, {"command": 5}, {"command": "ls", "timeout": "ten"},
