@@ -88,6 +88,9 @@ _CANDIDATE = re.compile(r"<(tool_call|function_call|tools?|response|json|xml|JSO
                         r"|<function(?:=|\s+name=\")"  # Qwen3-Coder / llama.cpp function headers
                         r"|^[ \t]*```[\w+-]*[ \t]*$"  # a code fence's opening line
                         r"|^ {0,3}[\[{]", re.M)  # bare JSON starting a line (4 spaces or a tab: Markdown's code)
+_OPEN_TAG_BEFORE = re.compile(r"<(?:tool_call|function_call|tools?|response|json|xml|JSON)>\s*\Z")
+# a Markdown list item's first line: `- `, `* `, `+ `, `1. `, `2) `
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
 _FENCE_CLOSE = re.compile(r"^[ \t]*```[ \t]*$", re.M)
 _FENCE_LINE = re.compile(r"^[ \t]*```([^`\n]*)$", re.M)  # a Markdown fence line, opening or closing
 _CALL_FENCES = {"", "json", "xml"}  # what llama.cpp's Hermes parser reads calls from (```(?:xml|json)?)
@@ -118,6 +121,7 @@ _MAX_READING_STATES = 5_000
 _JSON_WINDOW = 16_384  # characters a JSON call is first decoded within
 _MAX_PROSE_CALLS = 100  # call-shaped starts looked at in the prose of one reply, for the "not run" notices
 _MAX_NOTICES = 3
+_MAX_LIST_LOOKBACK = 50  # lines looked back over for the list item a line is indented under
 
 
 
@@ -258,7 +262,8 @@ def _plausible_arguments(obj: dict[str, Any]) -> bool:
 
 
 def _where(text: str, pos: int) -> str:
-    """Where prose JSON sits, for the notice: a code block, a quote, inline code or a sentence."""
+    """Where prose JSON sits, for the notice: a code block, a quote, a list item, inline code, after an unclosed
+    wrapper tag or in a sentence."""
     block = _block_at(_code_blocks(text, 0), pos)
     if block is not None:
         return f"inside a ```{block[1]} code block that holds more than the call" if block[1].lower() in _CALL_FENCES \
@@ -266,6 +271,10 @@ def _where(text: str, pos: int) -> str:
     line_start = text.rfind("\n", 0, pos) + 1
     if text[line_start:pos].lstrip().startswith(">"):
         return "in a quote"
+    if _LIST_ITEM.match(text, line_start, pos) or (not text[line_start:pos].strip() and _in_list_item(text, pos)):
+        return "in a list item"
+    if _after_call_tag(text, pos):
+        return "after a <tool_call> (or other wrapper) that was never closed, with text after it,"
     if not text[line_start:pos].strip() and text[line_start:pos].expandtabs(4).startswith("    "):
         return "in an indented code block"
     if _in_inline_code(text, pos):
@@ -357,6 +366,8 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
         if token.strip().strip("`").strip().lower() not in _CALL_FENCES:
             return None  # ```python, ```text, ```console: an example, never a call
         return _read_fence(text, candidate.end(), fmt, schemas)
+    if _in_list_item(text, candidate.end() - 1):
+        return None  # `1. Clean the build:` and the call indented below it: a plan's step, reported as not run
     read = _read_json_calls(text, candidate.end() - 1, fmt, schemas)
     if read is None or any(attempt.problem for attempt in read[0]):
         return read
@@ -376,7 +387,8 @@ def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
     if text.startswith("<function", at):
         return _checked_format(*_read_xml(text, at, schemas), "xml", fmt)
     if text.startswith(("{", "["), at):
-        return _checked_format(*_read_hermes(text, at), "hermes", fmt)
+        read = _read_hermes(text, at)
+        return None if read is None else _checked_format(*read, "hermes", fmt)
     # Otherwise the tag counts only when it stands alone on its line (a broken or cut-off call);
     # elsewhere it is prose that names the tag: "wrap each call in <tool_call> tags".
     if not (_at_line_start(text, start) and (at >= len(text) or "\n" in text[after_tag:at])):
@@ -609,14 +621,23 @@ def _strip_one_newline(value: str) -> str:
 
 
 # -- Hermes and other JSON calls ----------------------------------------------------------------
-def _read_hermes(text: str, at: int) -> tuple[list[_Attempt], int]:
+def _read_hermes(text: str, at: int) -> tuple[list[_Attempt], int] | None:
     """JSON call(s) after `<tool_call>`: anything unreadable here is an error, since the tag promised a call."""
     try:
         objects, pos = _json_values(text, at)
     except json.JSONDecodeError as exc:
         return _read_python_call(text, at, exc)
     close = _HERMES_CLOSE.match(text, pos)
+    if close is None and not _cut_off_here(text, pos):
+        return None  # `I would do <tool_call>{...} but only after asking`: prose, reported as not run
     return [_hermes_attempt(obj) for obj in objects], close.end() if close else pos
+
+
+def _cut_off_here(text: str, pos: int) -> bool:
+    """Only blanks (or a stray `}`/`]`/fence) after a call whose closing tag is missing: the reply stopped
+    where the closer would be. Anything more is prose: vLLM's `hermes` parser reads an unclosed
+    `<tool_call>` to the end of the reply, where the JSON then fails to parse, so it runs nothing."""
+    return not text[pos:].strip().strip("}]`").strip()
 
 
 def _json_values(text: str, at: int) -> tuple[list[Any], int]:
@@ -671,8 +692,12 @@ def _read_json_calls(text: str, at: int, fmt: Format, schemas: Schemas,
         objects, end = (value if isinstance(value, list) else [value]), line_end
     if not any(_call_shaped(obj, schemas) for obj in objects):
         return None
+    if not close_tag and not all(_call_shaped(obj, schemas) for obj in objects):
+        return None  # bare JSON that holds more than the call(s): an example with its reply, reported as not run
     if close_tag and (close := re.compile(r"\s*" + re.escape(close_tag)).match(text, end)):
         end = close.end()
+    elif (close_tag or _after_call_tag(text, at)) and not _cut_off_here(text, end):
+        return None  # a wrapper never closed, with text after the JSON: prose, as after `<tool_call>`
     return _checked_format([_hermes_attempt(obj) for obj in objects], end, "hermes", fmt)
 
 
@@ -693,8 +718,8 @@ def _read_fence(text: str, body_start: int, fmt: Format, schemas: Schemas) -> tu
         if value is _UNREADABLE:
             return _broken_call(text, at, end, exc, fmt, schemas)
         objects = value if isinstance(value, list) else [value]
-    if not any(_call_shaped(obj, schemas) for obj in objects):
-        return None
+    if not all(_call_shaped(obj, schemas) for obj in objects):
+        return None  # a block that holds more than the call(s) (a request and its reply): prose, reported as not run
     return _checked_format([_hermes_attempt(obj) for obj in objects], end, "hermes", fmt)
 
 
@@ -771,6 +796,28 @@ def _at_line_start(text: str, pos: int) -> bool:
     while pos > 0 and text[pos - 1] in " \t":
         pos -= 1
     return pos == 0 or text[pos - 1] == "\n"
+
+
+def _after_call_tag(text: str, pos: int) -> bool:
+    """Whether only blanks separate `pos` from a wrapper tag before it (`<tool_call>`, `<tool>`...)."""
+    return _OPEN_TAG_BEFORE.search(text, max(0, pos - 1_000), pos) is not None
+
+
+def _in_list_item(text: str, pos: int) -> bool:
+    """Whether the line at `pos` is indented under a Markdown list item (`1. Clean the build:` and the JSON
+    indented below it): what stands there belongs to the item, an explanation, never a call."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    indent = len(text[line_start:pos].expandtabs(4))
+    if not indent:
+        return False
+    for _ in range(_MAX_LIST_LOOKBACK):  # back over the item's other lines to the first one indented less
+        if line_start == 0:
+            return False
+        line_start = text.rfind("\n", 0, line_start - 1) + 1
+        line = text[line_start:_line_end(text, line_start)]
+        if line.strip() and len(line) - len(line.lstrip(" \t")) < indent:
+            return _LIST_ITEM.match(line) is not None
+    return False
 
 
 def _in_inline_code(text: str, pos: int) -> bool:

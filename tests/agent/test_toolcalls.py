@@ -732,7 +732,19 @@ RM = '{"name": "bash", "arguments": {"command": "rm -rf build"}}'
     (f"You could call {RM}", "inside a sentence"),
     (f"{RM} is what I would run, but I will not.", "inside a sentence"),
     (f'The docs say "{RM}" cleans up.', "inside a sentence"),
-    (f"- {RM}", "inside a sentence"),  # a list item
+    (f"- {RM}", "in a list item"),
+    (f"Steps:\n1. Clean the build:\n   {RM}\n2. Rebuild.", "in a list item"),  # issue 14, third tester
+    (f"1. Clean the build:\n\n   {RM}\n", "in a list item"),
+    (f"* Clean:\n  more about it\n  {RM}", "in a list item"),
+    (f"- Steps:\n  2) Clean the build:\n     {RM}", "in a list item"),  # a nested list
+    (f"If the cache is stale I would do <tool_call>{RM} but only after asking.",
+     "after a <tool_call> (or other wrapper) that was never closed"),  # issue 14, third tester
+    (f"I would do <tool_call>\n{RM}\nbut only after asking.", "after a <tool_call>"),
+    (f"Maybe <tool>{RM} later, once the tests pass.", "after a <tool_call> (or other wrapper)"),
+    (f"Example request and reply:\n```json\n{RM}\n{{\"output\": \"ok\", \"exit_code\": 0}}\n```",
+     "inside a ```json code block that holds more"),  # issue 14, third tester
+    (f"Example:\n```\n[{RM}, {{\"output\": \"ok\"}}]\n```", "inside a ``` code block that holds more"),
+    (f"Example request and reply:\n{RM}\n{{\"output\": \"ok\", \"exit_code\": 0}}\n", "inside a sentence"),
     (f"Cleaning up would be:\n> {RM}\n\nI will not do it.", "in a quote"),
     (f"For example `{RM}` deletes the build.", "in `inline code`"),
     (f"For example:\n```text\n{RM}\n```", "inside a ```text code block"),
@@ -783,6 +795,25 @@ def test_a_real_call_next_to_an_example_in_prose_runs_alone_and_the_example_is_r
     'Listing:\n```xml\n{"name": "bash", "arguments": {"command": "ls"}}\n```\nDone.',
 ])
 def test_json_standing_alone_on_its_lines_or_filling_a_json_block_is_a_call(reply: str) -> None:
+    assert only_call(reply) == ToolCall("bash", {"command": "ls"})
+
+
+def test_unclosed_tool_call_runs_only_where_the_reply_was_cut() -> None:
+    """vLLM's hermes parser reads an unclosed `<tool_call>` to the end of the reply: with text after the JSON
+    nothing runs. A closed call after an unclosed one runs alone; the unclosed one is reported."""
+    cut = parse_reply('Now:\n<tool_call>{"name": "bash", "arguments": {"command": "ls"}}}\n  ', TOOLS)
+    both = parse_reply(f"<tool_call>{RM}\n<tool_call>" + '{"name": "bash", "arguments": {"command": "ls"}}</tool_call>',
+                       TOOLS)
+
+    assert (cut.calls, cut.errors) == ([ToolCall("bash", {"command": "ls"})], [])
+    assert both.calls == [ToolCall("bash", {"command": "ls"})]
+    assert len(both.errors) == 1 and "never closed" in both.errors[0] and "NOT run" in both.errors[0]
+
+
+def test_a_plan_with_unindented_calls_between_list_items_still_runs() -> None:
+    """Qwen2.5-Coder writes a call on its own line after a list; only JSON indented under an item is its text."""
+    reply = 'Plan:\n1. List the files.\n2. Read them.\n\n{"name": "bash", "arguments": {"command": "ls"}}'
+
     assert only_call(reply) == ToolCall("bash", {"command": "ls"})
 
 
