@@ -46,6 +46,12 @@ SUMMARY_STATUS = {"XPASS": "PASSED"}  # swebench's names; the rest are the same
 PARAMETERS_END = re.compile(r"\](?= - |$)")
 SCRIPT_MARK = "[run_tests]"
 SCRIPT_STATUS = re.compile(r"^\[run_tests\] (.+): exit (\d+)$", re.MULTILINE)
+# a test the file defines: pytest calls it, `python3 file.py` does not (unless the file ends in a main block)
+TEST_DEFINITION = re.compile(r"^[ \t]*(?:(?:async[ \t]+)?def[ \t]+test|class[ \t]+Test)", re.MULTILINE)
+MAIN_BLOCK = re.compile(r"^if[ \t]+__name__[ \t]*==[ \t]*[\"']__main__[\"'][ \t]*:", re.MULTILINE)
+UNITTEST_STYLE = re.compile(r"^[ \t]*(?:import[ \t]+unittest|from[ \t]+unittest[ \t.]).*?\bTestCase\b",
+                            re.MULTILINE | re.DOTALL)
+MAX_NEARBY_DIRS = 40  # directories between the paths and the root probed for a subproject's markers
 PYTEST_TOTALS = re.compile(r"^=+ .*\d+ \w+.* in [\d.]+s(?: \([^)]*\))? =+$")
 
 DESCRIPTION = """\
@@ -187,10 +193,18 @@ def check_test_path(path: str, root: str) -> str:
 def detect(ctx: ToolContext, root: str, paths: list[str] = []) -> Runner:  # noqa: B006 (read only)
     """Pick the test command from the files at the repository root and the tools installed in the sandbox.
 
-    A repository with no runner of its own whose tests are plain Python scripts (`python3
-    test_calc.py` exits non-zero on failure) has them run one by one when `paths` names them.
+    Without a runner at the root, `paths` decide: pytest runs them when it is installed (it finds a
+    subproject's `backend/pytest.ini` upward from them itself, and our plugin keeps the ids relative to
+    the root, as the model wrote them); a pytest configuration in a directory between them and the root
+    without pytest installed is refused with how to install it. Files whose tests only pytest calls
+    (`def test_...` and no main block) are never run as scripts, which would call none of them and
+    pass; unittest-style ones run with `python -m unittest`; plain Python test scripts (`python3
+    test_calc.py` exits non-zero on failure, or ends in `unittest.main()`) run one by one.
+    Raises ToolError when none of these fits.
     """
-    probe = " ".join(map(shlex.quote, ROOT_MARKERS))
+    nearby = [posixpath.join(directory, marker) for directory in nearby_dirs(root, paths)
+              for marker in sorted(PYTHON_MARKERS)]
+    probe = " ".join(map(shlex.quote, (*ROOT_MARKERS, *nearby)))
     result = ctx.sandbox.run(
         f"(cd {shlex.quote(root)} && for f in {probe}; do [ -e \"$f\" ] && echo \"file $f\"; done; "
         "for py in python python3; do if command -v $py >/dev/null; then echo \"python $py\"; "
@@ -198,17 +212,75 @@ def detect(ctx: ToolContext, root: str, paths: list[str] = []) -> Runner:  # noq
         "for t in tox nox; do command -v $t >/dev/null && echo \"tool $t\"; done; true)"
     )
     facts = result.output.split("\n")
-    files = {line[5:] for line in facts if line.startswith("file ")}
+    found = [line[5:] for line in facts if line.startswith("file ")]
+    files = {name for name in found if "/" not in name}
     tools = {line[5:] for line in facts if line.startswith("tool ")}
     python = next((line[7:] for line in facts if line.startswith("python ")), None)
     runner = choose_runner(files, lambda name: read_text(ctx, posixpath.join(root, name)), python, tools)
-    if runner is None and python and paths and all(path.endswith(".py") and "::" not in path for path in paths):
-        return Runner("scripts", python, each=True)
+    if runner is None and python and paths:
+        if "pytest" in tools:
+            return Runner("pytest", f"{python} -m pytest", "parse_log_pytest")
+        for marker in (name for name in found if "/" in name):  # nearest first
+            if pytest_configured({posixpath.basename(marker)},
+                                 lambda _, path=marker: read_text(ctx, posixpath.join(root, path))):
+                raise pytest_missing(python, f"{marker} configures pytest")
+        if all(path.endswith(".py") and "::" not in path for path in paths):
+            return file_runner(python, {path: read_text(ctx, posixpath.join(root, path)) for path in paths})
+        if any("::" in path for path in paths):
+            raise pytest_missing(python, "test ids (file.py::test_name) are pytest's")
     if runner is None:
         raise ToolError("could not tell how to run this project's tests (no pytest/unittest, package.json, go.mod, "
                         "Cargo.toml, pom.xml or build.gradle at the repository root); give the test scripts as "
                         "`paths` (e.g. [\"test_x.py\"]) to run each with python, or run them with the bash tool")
     return runner
+
+
+def nearby_dirs(root: str, paths: list[str]) -> list[str]:
+    """Each path's directory (or the path itself, for a directory) and those above it, up to the root
+    (not included), nearest first, relative to the root: where a subproject keeps its pytest.ini."""
+    dirs: list[str] = []
+    for path in paths:
+        current = posixpath.normpath(path.split("::", 1)[0])
+        if posixpath.isabs(current):
+            current = posixpath.relpath(current, root)
+        while current not in ("", ".") and not current.startswith(".."):
+            if current not in dirs:
+                dirs.append(current)
+            current = posixpath.dirname(current)
+    return dirs[:MAX_NEARBY_DIRS]
+
+
+def file_runner(python: str, sources: dict[str, str]) -> Runner:
+    """How to run the named `.py` files (path -> source) when pytest is not installed.
+
+    A file runs as a script only when running it calls its tests: it defines none (its checks are
+    top-level asserts) or it ends in a main block (`unittest.main()`). Unittest-style files without one
+    run with `python -m unittest`. Raises ToolError for files whose tests only pytest would call.
+    """
+    kinds = {path: file_kind(source) for path, source in sources.items()}
+    if pytest_only := [path for path, kind in kinds.items() if kind == "pytest"]:
+        raise pytest_missing(python, f"{', '.join(pytest_only)} defines tests (def test_...) that only pytest calls: "
+                                     "running the file with python would call none of them")
+    if all(kind == "script" for kind in kinds.values()):
+        return Runner("scripts", python, each=True)
+    if all(kind == "unittest" for kind in kinds.values()):
+        return Runner("unittest", f"{python} -m unittest -v", "parse_log_django")
+    raise ToolError(f"{', '.join(path for path, kind in kinds.items() if kind == 'unittest')} are unittest test "
+                    f"files and {', '.join(path for path, kind in kinds.items() if kind == 'script')} are plain "
+                    "scripts; run_tests runs one kind at a time: give them in separate calls")
+
+
+def file_kind(source: str) -> str:
+    """'script' (running it runs its checks), 'unittest' (tests in TestCase classes, no main block), or 'pytest'."""
+    if not TEST_DEFINITION.search(source) or MAIN_BLOCK.search(source):
+        return "script"
+    return "unittest" if UNITTEST_STYLE.search(source) else "pytest"
+
+
+def pytest_missing(python: str, why: str) -> ToolError:
+    """The refusal for tests that need pytest in a sandbox without it, with the command that installs it."""
+    return ToolError(f"{why}, and pytest is not installed for {python} in the sandbox; install it with the bash "
+                     f"tool (`{python} -m pip install pytest`) and run tests again")
 
 
 def read_text(ctx: ToolContext, path: str) -> str:
@@ -250,16 +322,19 @@ def python_runner(files: set[str], read: Callable[[str], str], python: str, tool
         return Runner("tox", "tox", "parse_log_pytest", forward="--")
     if "noxfile.py" in files and "nox" in tools:
         return Runner("nox", "nox", "parse_log_pytest", forward="--")
-    pytest_configured = (
+    if pytest_configured(files, read):
+        raise pytest_missing(python, "this project's tests use pytest")
+    return Runner("unittest", f"{python} -m unittest -v", "parse_log_django")
+
+
+def pytest_configured(files: set[str], read: Callable[[str], str]) -> bool:
+    """Whether the marker files (`read` gives one's text by name) configure pytest."""
+    return (
         bool(files & {"pytest.ini", "conftest.py"})
         or ("pyproject.toml" in files and "[tool.pytest" in read("pyproject.toml"))
         or ("setup.cfg" in files and "[tool:pytest]" in read("setup.cfg"))
         or ("tox.ini" in files and "[pytest]" in read("tox.ini"))
     )
-    if pytest_configured:
-        raise ToolError(f"this project's tests use pytest, which is not installed for {python} in the sandbox; "
-                        f"install it with the bash tool (`{python} -m pip install pytest`) and run tests again")
-    return Runner("unittest", f"{python} -m unittest -v", "parse_log_django")
 
 
 def parse_statuses(parser: str | None, output: str) -> dict[str, str]:

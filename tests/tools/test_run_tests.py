@@ -170,6 +170,100 @@ def test_scripts_are_not_guessed_for_other_paths(call, repo) -> None:
     assert obs.is_error and "could not tell how to run" in obs.text and "paths" in obs.text
 
 
+# -- a subproject's tests, and files whose tests only pytest calls (issue 14, third tester) ------------------
+PARAMETRIZED = b"""\
+import pytest
+
+
+@pytest.mark.parametrize("expr,want", [("1 + 1", 2), ("2 * 3", 7), ("10 - 4", 6)])
+def test_eval(expr, want):
+    assert eval(expr) == want
+"""
+FAILING_ID = "backend/tests/test_calc.py::test_eval[2 * 3-7]"
+
+
+def test_a_subprojects_tests_run_with_pytest_and_keep_ids_relative_to_the_root(call, with_pytest) -> None:
+    """Only backend/pytest.ini, no marker at the root: the scripts runner called none of the tests and reported a
+    pass; a test id and the directory were refused."""
+    with_pytest.write_file("backend/pytest.ini", b"[pytest]\n")
+    with_pytest.write_file("backend/tests/test_calc.py", PARAMETRIZED)
+
+    by_file = call("run_tests", paths=["backend/tests/test_calc.py"])
+    by_id = call("run_tests", paths=[FAILING_ID])
+    by_directory = call("run_tests", paths=["backend"])
+
+    assert by_file.data["runner"] == "pytest" and by_file.data["command"].startswith("python3 -m pytest ")
+    assert (by_file.data["failed"], by_file.data["passed"]) == ([FAILING_ID], 2)
+    assert (by_id.data["failed"], by_id.data["passed"], by_id.data["exit_code"]) == ([FAILING_ID], 0, 1)
+    assert (by_directory.data["failed"], by_directory.data["passed"]) == ([FAILING_ID], 2)
+
+
+def test_with_pytest_installed_named_files_run_with_it_even_without_any_marker(call, with_pytest) -> None:
+    with_pytest.write_file("checks/test_calc.py", PARAMETRIZED)
+
+    obs = call("run_tests", paths=["checks/test_calc.py"])
+
+    assert obs.data["runner"] == "pytest"
+    assert (obs.data["failed"], obs.data["passed"]) == (["checks/test_calc.py::test_eval[2 * 3-7]"], 2)
+
+
+@pytest.mark.parametrize("paths", [["backend/tests/test_calc.py"], [FAILING_ID], ["backend"]])
+def test_a_subprojects_pytest_configuration_without_pytest_says_how_to_install_it(call, repo, paths) -> None:
+    repo.write_file("backend/pytest.ini", b"[pytest]\n")
+    repo.write_file("backend/tests/test_calc.py", PARAMETRIZED)
+
+    obs = call("run_tests", paths=paths)
+
+    assert obs.is_error and "backend/pytest.ini configures pytest" in obs.text
+    assert "python3 -m pip install pytest" in obs.text
+
+
+@pytest.mark.parametrize("paths", [["test_calc.py"], ["test_calc.py::test_eval[2 * 3-7]"]])
+def test_pytest_style_tests_are_never_run_as_a_script_that_passes(call, repo, paths) -> None:
+    repo.write_file("test_calc.py", PARAMETRIZED)
+
+    obs = call("run_tests", paths=paths)
+
+    assert obs.is_error and "python3 -m pip install pytest" in obs.text and "passed" not in obs.text
+
+
+def test_unittest_files_run_with_unittest_or_as_scripts_when_they_end_in_main(call, repo) -> None:
+    repo.write_file("test_plain.py", UNITTEST_TESTS)
+    repo.write_file("test_main.py", UNITTEST_TESTS + b"\n\nif __name__ == '__main__':\n    unittest.main()\n")
+
+    plain = call("run_tests", paths=["test_plain.py"])
+    main = call("run_tests", paths=["test_main.py"])
+    both = call("run_tests", paths=["test_plain.py", "test_main.py"])
+
+    assert plain.data["runner"] == "unittest" and plain.data["command"] == "python3 -m unittest -v test_plain.py"
+    assert plain.data["passed"] == 1 and len(plain.data["failed"]) == 1 and plain.data["exit_code"] == 1
+    assert main.data["runner"] == "scripts" and main.data["failed"] == ["test_main.py"] and main.data["passed"] == 0
+    assert both.is_error and "separate calls" in both.text
+
+
+@pytest.mark.parametrize(("source", "kind"), [
+    ("assert 1 + 1 == 2\n", "script"),
+    ("def add(a, b):\n    return a + b\n\nassert add(1, 2) == 3\n", "script"),
+    (PARAMETRIZED.decode(), "pytest"),
+    ("class TestCalc:\n    def test_add(self):\n        assert 1\n", "pytest"),
+    ("async def test_fetch():\n    pass\n", "pytest"),
+    (UNITTEST_TESTS.decode(), "unittest"),
+    ("from unittest import TestCase\n\nclass TestA(TestCase):\n    def test_a(self):\n        pass\n", "unittest"),
+    ("def test_a():\n    assert 1\n\nif __name__ == \"__main__\":\n    test_a()\n", "script"),
+])
+def test_file_kind_tells_who_calls_the_tests(source: str, kind: str) -> None:
+    from tools.tests import file_kind
+
+    assert file_kind(source) == kind
+
+
+def test_nearby_dirs_run_from_each_path_up_to_the_root() -> None:
+    from tools.tests import nearby_dirs
+
+    assert nearby_dirs("/testbed", ["backend/tests/test_calc.py::test_eval[2 * 3-7]", "/testbed/web/x.py", "."]) == [
+        "backend/tests/test_calc.py", "backend/tests", "backend", "web/x.py", "web"]
+
+
 def test_timeout_stops_the_run(call, ctx) -> None:
     ctx.test_cmd = "echo started; sleep 30"
     obs = call("run_tests", timeout=1)
