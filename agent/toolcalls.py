@@ -16,11 +16,13 @@ what Qwen-family models write as text:
   parser reads them.
 
 Text around calls never costs a call: a wrapper or `<function=` header counts only when a call
-follows it (a `<tool_call>` alone on its line also when its call is broken or cut off), and bare or
+follows it (a `<tool_call>` alone on its line also when its call is broken or cut off; a wrapper never
+closed only when nothing but blanks follows its JSON, since the reply was cut there), and bare or
 fenced JSON only when it is shaped like a call (the keys name/arguments/parameters, or OpenAI's
 type/function/id around them) and names an offered tool or carries arguments. Without a tag, JSON
-is a call only when it stands alone on its own lines or fills a ```json/```xml/``` block; in a
-sentence, a quote, inline code or another code block it is prose, never run, and the model is told
+is a call only when it stands alone on its own lines (not indented under a list item) or fills a
+```json/```xml/``` block with calls and nothing else; in a sentence, a list item, a quote, inline code
+or another code block it is prose, never run, and the model is told
 so (`_calls_not_run`; docs/tool-calls.md). A parameter value
 runs to the `</parameter>` that is followed by the next `<parameter=` or by the end of the call, so
 values may themselves contain parameter tags; when two readings fit the tool's schema equally well,
