@@ -267,6 +267,8 @@ def _where(text: str, pos: int) -> str:
     """Where prose JSON sits, for the notice: a code block, a quote, a list item, inline code, after an unclosed
     wrapper tag or in a sentence."""
     block = _block_at(_code_blocks(text, 0), pos)
+    if block is not None and block[1].lower() in _CALL_FENCES and _in_list_item(text, _skip_blanks(text, block[0])):
+        return "in a list item"
     if block is not None:
         return f"inside a ```{block[1]} code block that holds more than the call" if block[1].lower() in _CALL_FENCES \
             else f"inside a ```{block[1]} code block"
@@ -276,7 +278,7 @@ def _where(text: str, pos: int) -> str:
     if _LIST_ITEM.match(text, line_start, pos) or (not text[line_start:pos].strip() and _in_list_item(text, pos)):
         return "in a list item"
     if _after_call_tag(text, pos):
-        return "after a <tool_call> (or other wrapper) that was never closed, with text after it,"
+        return "after an unclosed <tool_call> (or other wrapper) with text after it"
     if not text[line_start:pos].strip() and text[line_start:pos].expandtabs(4).startswith("    "):
         return "in an indented code block"
     if _in_inline_code(text, pos):
@@ -363,10 +365,15 @@ def _read_candidate(text: str, candidate: re.Match[str], fmt: Format,
         after = _skip_space(text, header.end()) if header else start
         if not (header and _at_line_start(text, start) and text.startswith(("<parameter=", "{", "</function>"), after)):
             return None
-        return _checked_format(*_read_xml(text, start, schemas), "xml", fmt)
+        read = _read_xml(text, start, schemas)
+        if _after_call_tag(text, start) and not _call_ends_its_wrapper(text, read[1]):
+            return None  # after a `<tool_call>` refused as prose (see `_read_tool_call`): prose too
+        return _checked_format(*read, "xml", fmt)
     if token.lstrip().startswith("```"):
         if token.strip().strip("`").strip().lower() not in _CALL_FENCES:
             return None  # ```python, ```text, ```console: an example, never a call
+        if _in_list_item(text, start + len(token) - len(token.lstrip())):
+            return None  # a block indented under `1. Clean the build:`: part of the item, reported as not run
         return _read_fence(text, candidate.end(), fmt, schemas)
     if _in_list_item(text, candidate.end() - 1):
         return None  # `1. Clean the build:` and the call indented below it: a plan's step, reported as not run
@@ -387,7 +394,10 @@ def _read_tool_call(text: str, start: int, after_tag: int, fmt: Format,
     if (fence := _FENCE_OPEN.match(text, at)) and text.startswith(("{", "["), fence.end()):
         at = fence.end()  # <tool_call>```json {...} ```</tool_call>
     if text.startswith("<function", at):
-        return _checked_format(*_read_xml(text, at, schemas), "xml", fmt)
+        read = _read_xml(text, at, schemas)
+        if not _call_ends_its_wrapper(text, read[1]):
+            return None  # `I would do <tool_call><function=bash>...</function> but only after asking`: prose
+        return _checked_format(*read, "xml", fmt)
     if text.startswith(("{", "["), at):
         read = _read_hermes(text, at)
         return None if read is None else _checked_format(*read, "hermes", fmt)
@@ -635,6 +645,13 @@ def _read_hermes(text: str, at: int) -> tuple[list[_Attempt], int] | None:
     return [_hermes_attempt(obj) for obj in objects], close.end() if close else pos
 
 
+def _call_ends_its_wrapper(text: str, end: int) -> bool:
+    """Whether an XML call read up to `end` closed its `<tool_call>`, stopped where the reply was cut, or is
+    followed by the next `<function=` of the same wrapper; text after an unclosed wrapper makes it prose."""
+    rest = text[end:end + 1_000].lstrip()
+    return text[:end].rstrip().endswith("</tool_call>") or _cut_off_here(text, end) or rest.startswith("<function")
+
+
 def _cut_off_here(text: str, pos: int) -> bool:
     """Only blanks (or a stray `}`/`]`/fence) after a call whose closing tag is missing: the reply stopped
     where the closer would be. Anything more is prose: vLLM's `hermes` parser reads an unclosed
@@ -803,6 +820,12 @@ def _at_line_start(text: str, pos: int) -> bool:
 def _after_call_tag(text: str, pos: int) -> bool:
     """Whether only blanks separate `pos` from a wrapper tag before it (`<tool_call>`, `<tool>`...)."""
     return _OPEN_TAG_BEFORE.search(text, max(0, pos - 1_000), pos) is not None
+
+
+def _skip_blanks(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
 
 
 def _in_list_item(text: str, pos: int) -> bool:

@@ -724,6 +724,7 @@ def test_json_that_is_not_a_call_stays_text(text: str) -> None:
 
 
 # -- when bare or fenced JSON is a call, and when it is prose (issue 14, what remains: item 2) --------------
+UNCLOSED = "after an unclosed <tool_call> (or other wrapper) with text after it"
 RM = '{"name": "bash", "arguments": {"command": "rm -rf build"}}'
 
 
@@ -737,10 +738,11 @@ RM = '{"name": "bash", "arguments": {"command": "rm -rf build"}}'
     (f"1. Clean the build:\n\n   {RM}\n", "in a list item"),
     (f"* Clean:\n  more about it\n  {RM}", "in a list item"),
     (f"- Steps:\n  2) Clean the build:\n     {RM}", "in a list item"),  # a nested list
+    (f"1. Clean the build:\n   ```json\n   {RM}\n   ```\n2. Rebuild.", "in a list item"),
     (f"If the cache is stale I would do <tool_call>{RM} but only after asking.",
-     "after a <tool_call> (or other wrapper) that was never closed"),  # issue 14, third tester
-    (f"I would do <tool_call>\n{RM}\nbut only after asking.", "after a <tool_call>"),
-    (f"Maybe <tool>{RM} later, once the tests pass.", "after a <tool_call> (or other wrapper)"),
+     UNCLOSED),  # issue 14, third tester
+    (f"I would do <tool_call>\n{RM}\nbut only after asking.", UNCLOSED),
+    (f"Maybe <tool>{RM} later, once the tests pass.", UNCLOSED),
     (f"Example request and reply:\n```json\n{RM}\n{{\"output\": \"ok\", \"exit_code\": 0}}\n```",
      "inside a ```json code block that holds more"),  # issue 14, third tester
     (f"Example:\n```\n[{RM}, {{\"output\": \"ok\"}}]\n```", "inside a ``` code block that holds more"),
@@ -769,6 +771,10 @@ def test_call_shaped_json_in_prose_is_not_run_and_the_model_is_told(reply: str, 
      "inside a sentence"),
     ("> <function=bash>\n> <parameter=command>\n> rm -rf build", "in a quote"),
     ('Try `<function=bash>{"command": "rm -rf build"}</function>` later.', "in `inline code`"),
+    ("I would do <tool_call><function=bash><parameter=command>rm -rf build</parameter></function> but only after "
+     "asking.", UNCLOSED),  # issue 14, third tester
+    ("I would do <tool_call>\n<function=bash>\n<parameter=command>\nrm -rf build\n</parameter>\n</function>\n"
+     "but only after asking.", UNCLOSED),
 ])
 def test_a_function_header_in_prose_is_not_run_and_the_model_is_told(reply: str, where: str) -> None:
     parsed = parse_reply(reply, TOOLS)
@@ -807,7 +813,15 @@ def test_unclosed_tool_call_runs_only_where_the_reply_was_cut() -> None:
 
     assert (cut.calls, cut.errors) == ([ToolCall("bash", {"command": "ls"})], [])
     assert both.calls == [ToolCall("bash", {"command": "ls"})]
-    assert len(both.errors) == 1 and "never closed" in both.errors[0] and "NOT run" in both.errors[0]
+    assert len(both.errors) == 1 and "after an unclosed <tool_call>" in both.errors[0] and "NOT run" in both.errors[0]
+
+
+def test_xml_calls_of_one_wrapper_and_a_cut_off_wrapper_still_run() -> None:
+    ls, pwd = (f"<function=bash>\n<parameter=command>\n{command}\n</parameter>\n</function>"
+               for command in ("ls", "pwd"))
+
+    assert len(parse_reply(f"Both:\n<tool_call>\n{ls}\n{pwd}\n</tool_call>", TOOLS).calls) == 2
+    assert only_call(f"Now:\n<tool_call>\n{ls}\n") == ToolCall("bash", {"command": "ls"})
 
 
 def test_a_plan_with_unindented_calls_between_list_items_still_runs() -> None:
