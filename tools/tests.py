@@ -193,9 +193,10 @@ def check_test_path(path: str, root: str) -> str:
 def detect(ctx: ToolContext, root: str, paths: list[str] = []) -> Runner:  # noqa: B006 (read only)
     """Pick the test command from the files at the repository root and the tools installed in the sandbox.
 
-    Without a runner at the root, `paths` decide: pytest runs them when it is installed (it finds a
-    subproject's `backend/pytest.ini` upward from them itself, and our plugin keeps the ids relative to
-    the root, as the model wrote them); a pytest configuration in a directory between them and the root
+    Without a runner at the root (or with only the unittest fallback of a Python root), `paths`
+    decide: pytest runs them when it is installed (it finds a subproject's `backend/pytest.ini`
+    upward from them itself, and our plugin keeps the ids relative to the root, as the model wrote
+    them); a pytest configuration in a directory between them and the root
     without pytest installed is refused with how to install it. Files whose tests only pytest calls
     (`def test_...` and no main block) are never run as scripts, which would call none of them and
     pass; unittest-style ones run with `python -m unittest`; plain Python test scripts (`python3
@@ -217,8 +218,8 @@ def detect(ctx: ToolContext, root: str, paths: list[str] = []) -> Runner:  # noq
     tools = {line[5:] for line in facts if line.startswith("tool ")}
     python = next((line[7:] for line in facts if line.startswith("python ")), None)
     runner = choose_runner(files, lambda name: read_text(ctx, posixpath.join(root, name)), python, tools)
-    if runner is None and python and paths:
-        if "pytest" in tools:
+    if python and paths and (runner is None or runner.name == "unittest"):  # unittest: the root's fallback
+        if "pytest" in tools:  # (only without a root marker: with one, pytest was chosen above)
             return Runner("pytest", f"{python} -m pytest", "parse_log_pytest")
         for marker in (name for name in found if "/" in name):  # nearest first
             if pytest_configured({posixpath.basename(marker)},

@@ -241,6 +241,19 @@ def test_unittest_files_run_with_unittest_or_as_scripts_when_they_end_in_main(ca
     assert both.is_error and "separate calls" in both.text
 
 
+def test_a_python_root_without_pytest_still_refuses_files_only_pytest_runs(call, repo) -> None:
+    """A root setup.py gives the unittest fallback, which would run none of a pytest-style file's tests."""
+    repo.write_file("setup.py", b"from setuptools import setup\nsetup(name='calc')\n")
+    repo.write_file("backend/test_calc.py", PARAMETRIZED)
+    repo.write_file("backend/test_ok.py", b"assert 1 + 1 == 2\n")
+
+    refused = call("run_tests", paths=["backend/test_calc.py"])
+    script = call("run_tests", paths=["backend/test_ok.py"])
+
+    assert refused.is_error and "python3 -m pip install pytest" in refused.text
+    assert script.data["runner"] == "scripts" and script.data["passed"] == 1
+
+
 @pytest.mark.parametrize(("source", "kind"), [
     ("assert 1 + 1 == 2\n", "script"),
     ("def add(a, b):\n    return a + b\n\nassert add(1, 2) == 3\n", "script"),
