@@ -472,3 +472,18 @@ def test_an_ssl_cert_file_that_is_not_a_bundle_is_a_config_error(tmp_path: Path)
     with pytest.raises(UsageError, match=rf"^SSL_CERT_DIR={tmp_path}/none: not a directory$"):
         load_settings(None, env={"SSL_CERT_DIR": str(tmp_path / "none")})
     assert load_settings(None, env={"SSL_CERT_FILE": ""}).model.name  # set but empty: the client ignores it too
+
+
+@pytest.mark.parametrize("key", ["sk-ключ-0123456789", "sk-pässwörd-0123", "sk-key\r\nX-Evil: 1", "sk-tab\tkey-123"])
+def test_an_api_key_no_http_header_can_carry_is_one_line_naming_the_setting(repo: Path, tmp_path: Path,
+                                                                            key: str) -> None:
+    """httpx raised UnicodeEncodeError deep in the first request; the value itself is never repeated."""
+    user = write(tmp_path / "user.toml", f"[model]\napi_key = {json.dumps(key)}\n")
+    for env, source in (({"OPENAI_API_KEY": key}, "$OPENAI_API_KEY"), ({}, str(user))):
+        with pytest.raises(UsageError) as caught:
+            load_settings(repo, env=env, user_file=user)
+        message = str(caught.value)
+        assert message.startswith(f"{source}: model.api_key: holds a ") and "\n" not in message
+        assert key not in message and key.split("-")[1] not in message
+        assert caught.value.exit_code == 2
+    assert load_settings(repo, env={"OPENAI_API_KEY": "sk-plain-ASCII_key.0123~"}, user_file=user).model.api_key
