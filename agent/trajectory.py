@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.jsonl import dumps_line, open_to_append
-from agent.redaction import scrub
+from agent.redaction import scrub, scrub_record
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
@@ -39,12 +39,15 @@ class TrajectoryWriter:
         if self._fh is None:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
-        line = json_line(record)
-        self._fh.write(scrub(self._redact(line) if self._redact else line) + "\n")
+        line = json_line(scrub_record(record, self._clean))  # every value before escaping, then the line
+        self._fh.write(self._clean(line) + "\n")
         self._fh.flush()
         self.written += 1
         if self._fsync:
             os.fsync(self._fh.fileno())
+
+    def _clean(self, text: str) -> str:
+        return scrub(self._redact(text) if self._redact else text)
 
     def close(self) -> None:
         if self._fh is not None:
