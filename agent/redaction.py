@@ -83,11 +83,18 @@ def url_secrets(url: str) -> list[str]:
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_CHARS]
 
 
+# A variable whose value is one URL (`OPENAI_BASE_URL`, `HTTPS_PROXY`, `AGENT_*`): its credentials are secrets.
+_URL_VALUE = re.compile(r"(?i)\s*[a-z][a-z0-9+.-]*://\S+\s*$")
+
+
 def environment_secrets(env: Mapping[str, str] | None = None) -> list[str]:
-    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`)."""
+    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`) and
+    the credentials in any variable's URL (`OPENAI_BASE_URL=http://user:pass@host/v1`, a proxy's):
+    known to `scrub` from the start, whether or not the settings were read (`hold` adds those)."""
     env = os.environ if env is None else env
-    return [value for name, value in env.items()
-            if SECRET_VARIABLE.search(name) and len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS]
+    named = [value for name, value in env.items()
+             if SECRET_VARIABLE.search(name) and len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS]
+    return named + [secret for value in env.values() if _URL_VALUE.match(value) for secret in url_secrets(value)]
 
 
 _HELD: set[str] = set()

@@ -487,3 +487,29 @@ def test_an_api_key_no_http_header_can_carry_is_one_line_naming_the_setting(repo
         assert key not in message and key.split("-")[1] not in message
         assert caught.value.exit_code == 2
     assert load_settings(repo, env={"OPENAI_API_KEY": "sk-plain-ASCII_key.0123~"}, user_file=user).model.api_key
+
+
+@pytest.mark.parametrize("source", ["environment", "flag", "user file", "user file list"])
+def test_endpoint_credentials_from_every_user_source_are_masked_by_the_scrub(repo: Path, tmp_path: Path,
+                                                                            source: str) -> None:
+    """`OPENAI_BASE_URL=http://bob:envpassbrk16@...`: each source registers its URL's credentials the same way."""
+    from agent.redaction import scrub
+
+    password = f"pw-{source.replace(' ', '-')}-brk16"
+    url = f"http://bob:{password}@127.0.0.1:9/v1?api-key=qk-{source.replace(' ', '')}"
+    user = write(tmp_path / "user.toml", {"user file": f'[model]\nbase_url = "{url}"\n',
+                                          "user file list": f'[model]\nbase_urls = ["{url}"]\n'}.get(source, ""))
+    load_settings(repo, overrides={"model.base_url": url} if source == "flag" else None,
+                  env={"OPENAI_BASE_URL": url} if source == "environment" else {}, user_file=user)
+    said = scrub(f"the model echoes {password} and {json.dumps(url)[1:-1]} and qk-{source.replace(' ', '')}")
+    assert password not in said and "qk-" not in said and said.count("***") >= 2, said
+
+
+def test_a_url_variable_in_the_environment_is_masked_before_any_settings_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.redaction import environment_secrets, scrub
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://bob:envpassbrk16@127.0.0.1:9/v1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:pr0xy%40pass@proxy:3128")
+    assert {"envpassbrk16", "pr0xy@pass"} <= set(environment_secrets())
+    assert scrub("echo envpassbrk16; pr0xy@pass") == "echo ***; ***"
