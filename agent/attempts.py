@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelSettings
-from agent.parallel import StopSignal, run_parallel
+from agent.parallel import StopSignal, StoppableModel, StoppableSandbox, run_parallel
 from agent.selection import AttemptPatch, CheckLimits, Checker, Selection
 from agent.trajectory import TrajectoryWriter, read_trajectory
 from sandbox.base import Sandbox
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from agent.model import Model
 
 MakeAgent = Callable[["Model", Sandbox, TrajectoryWriter, "Listener"], "Agent"]
-QUERY_POLL = 0.25  # seconds between looks at the stop signal while a request is out
 QUIET_EVENTS = frozenset({"thinking", "model_wait"})  # live-only lines that would garble with several attempts
 
 
@@ -207,59 +206,6 @@ class _AttemptListener:
         if self.job.listener is not None and kind not in QUIET_EVENTS:
             with self.lock:
                 self.job.listener(kind, {**data, "attempt": self.attempt.number})
-
-
-class StoppableModel:
-    """A model whose requests give up as soon as the run is stopped (the request in flight is abandoned)."""
-
-    def __init__(self, model: Model, stop: StopSignal) -> None:
-        self._model, self._stop = model, stop
-
-    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **options: Any) -> Any:
-        self._stop.check()
-        answer: dict[str, Any] = {}
-        done = threading.Event()
-
-        def ask() -> None:
-            try:
-                answer["reply"] = self._model.query(messages, tools, **options)
-            except BaseException as exc:  # handed to the attempt's thread, which raises it
-                answer["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=ask, name="moe-attempt-request", daemon=True).start()
-        while not done.wait(QUERY_POLL):
-            self._stop.check()
-        if "error" in answer:
-            raise answer["error"]
-        return answer["reply"]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-
-class StoppableSandbox:
-    """A sandbox whose every call first looks at the stop signal; a call failing because it was closed says so."""
-
-    def __init__(self, box: Sandbox, stop: StopSignal) -> None:
-        self._box, self._stop = box, stop
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._box, name)
-        if not callable(value):
-            return value
-        stop = self._stop
-
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            stop.check()
-            try:
-                return value(*args, **kwargs)
-            except Exception:
-                stop.check()  # closed under it by the stop: interrupted, not a sandbox error
-                raise
-
-        return guarded
 
 
 def _settings_of(model: Model) -> ModelSettings | None:

@@ -137,7 +137,7 @@ def model_checks(settings, status: Status = _quiet) -> Iterator[Check]:
                     f"set AGENT_MODEL to one of: {', '.join(names)}")
         return
     status(f"asking {where} for its context window")
-    yield Check(True, f"context window {model.context_window():,} tokens (profile {model.profile.name})")
+    yield Check(True, f"context window {model.context_window(deadline):,} tokens (profile {model.profile.name})")
     yield from format_checks(model, settings.model.tool_format, status, deadline)
 
 

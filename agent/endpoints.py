@@ -148,8 +148,8 @@ class EndpointPool:
     def max_tokens(self) -> int:
         return self._models[self.endpoints[0]].max_tokens
 
-    def context_window(self) -> int:
-        return self._models[self.endpoints[0]].context_window()
+    def context_window(self, deadline: float | None = None) -> int:
+        return self._models[self.endpoints[0]].context_window(deadline)
 
     def close(self) -> None:
         for model in self._models.values():

@@ -26,6 +26,7 @@ from agent.run_result import RunResult
 from agent.toolcalls import ParsedReply, ToolCall, parse_reply, render_assistant_text, render_tool_instructions
 from agent.trajectory import TrajectoryWriter
 from sandbox.base import Sandbox, SandboxError
+from sandbox.deadline import TimeBoxed
 from sandbox.output import cap_text
 from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
 from tools.submit import current_patch
@@ -115,7 +116,7 @@ class Agent:
         """
         self.started = time.monotonic()
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
-                   context_window=self.model.context_window(), max_tokens=self.model.max_tokens)
+                   context_window=self.model.context_window(self._deadline()), max_tokens=self.model.max_tokens)
         self._reset_history(task)
         if resume is not None:
             self._resume(resume)
@@ -195,8 +196,16 @@ class Agent:
 
     def _query_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         """Ask the model within the time left; its waits and retries go to the listener as they happen."""
-        deadline = self.started + self.limits.time_limit if self.limits.time_limit else None
-        return self.model.query(messages, tools, deadline=deadline, progress=self._model_progress)
+        return self.model.query(messages, tools, deadline=self._deadline(), progress=self._model_progress)
+
+    def _tool_context(self) -> ToolContext:
+        """The tools' context, whose sandbox caps every command by the time left (`sandbox.deadline`)."""
+        deadline = self._deadline()
+        return self.ctx if deadline is None else replace(self.ctx, sandbox=TimeBoxed(self.ctx.sandbox, deadline))
+
+    def _deadline(self) -> float | None:
+        """When the run's time limit comes, in `time.monotonic()` seconds; None without one."""
+        return self.started + self.limits.time_limit if self.limits.time_limit else None
 
     def _model_progress(self, kind: str, data: dict[str, Any]) -> None:
         """Retries are part of the run's record; "still waiting" ticks (from a helper thread) are only shown."""
@@ -259,7 +268,7 @@ class Agent:
             obs = Observation(f"Unknown tool {call.name!r}. Available tools: {', '.join(self.tools)}.", is_error=True)
         else:
             try:
-                obs = call_tool(tool, call.arguments, self.ctx)
+                obs = call_tool(tool, call.arguments, self._tool_context())
             except Submitted as done:
                 self._emit("tool", step=self.steps, name=call.name, arguments=call.arguments,
                            observation=str(done), is_error=False, duration=round(time.monotonic() - started, 4))
@@ -337,7 +346,7 @@ class Agent:
 
     def _maybe_compact(self) -> None:
         """Compact before a request that would not fit."""
-        window = self.model.context_window()
+        window = self.model.context_window(self._deadline())
         estimate = self._estimate()
         if estimate + self._reply_budget() + CONTEXT_MARGIN > window:
             self._compact(reason=f"estimated {estimate:.0f} prompt tokens do not fit {window}")
@@ -349,7 +358,7 @@ class Agent:
             raise AgentExit(f"the context window is too small for this task ({reason})", "model_error")
         self._check_budgets()
         middle = self.history.messages[head:len(self.history.messages) - keep]
-        budget = max(4000, (self.model.context_window() - self._reply_budget()) * 2)
+        budget = max(4000, (self.model.context_window(self._deadline()) - self._reply_budget()) * 2)
         transcript, _ = cap_text("\n\n".join(f"[{m['role']}] {m.get('content') or _json(m.get('tool_calls'))}"
                                              for m in middle), budget)
         request = [self.history.messages[0], {"role": "user", "content": Prompts.render(
@@ -371,7 +380,7 @@ class Agent:
         COMPACTED_SHARE of what the window leaves for prompts; at least the last two messages
         stay, and at least two older ones go into the summary.
         """
-        usable = self.model.context_window() - self._reply_budget() - CONTEXT_MARGIN
+        usable = self.model.context_window(self._deadline()) - self._reply_budget() - CONTEXT_MARGIN
         schemas = self._prompt_chars() - self.history.chars()
         head_chars = sum(len(_json(m)) for m in self.history.messages[:head]) + schemas
         room = (usable * COMPACTED_SHARE - self._reply_budget()) * CHARS_PER_TOKEN - head_chars
@@ -384,7 +393,7 @@ class Agent:
         return keep
 
     def _reply_budget(self) -> int:
-        return self.model.max_tokens or min(4096, self.model.context_window() // 8)
+        return self.model.max_tokens or min(4096, self.model.context_window(self._deadline()) // 8)
 
     def _fall_back_to_text(self, why: str) -> None:
         """`auto` on a server that takes `tools` but whose model writes calls as text: describe them in the prompt.
@@ -427,7 +436,7 @@ class Agent:
 
     def _observation_cap(self) -> int:
         """Characters one observation may keep: the setting, and at most an eighth of a small window."""
-        return min(self.limits.observation_max_chars, self.model.context_window() * CHARS_PER_TOKEN // 8)
+        return min(self.limits.observation_max_chars, self.model.context_window(self._deadline()) * CHARS_PER_TOKEN // 8)
 
     def _unsent(self) -> list[dict[str, Any]]:
         new = self.history.messages[self._sent_count:]

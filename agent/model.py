@@ -54,6 +54,7 @@ from agent.config import ModelSettings  # noqa: E402
 from agent.errors import EnvironmentProblem, UsageError  # noqa: E402
 from agent.profiles import Profile, pick_profile  # noqa: E402
 from agent.redaction import Redactor, public_url, url_secrets  # noqa: E402
+from agent.request_deadline import cut_at_deadline, deadline_client  # noqa: E402
 from agent.served_context import served_context_window  # noqa: E402
 
 T = TypeVar("T")
@@ -132,7 +133,8 @@ class Model(Protocol):
         progress: ModelProgress | None = None,
     ) -> ModelReply: ...
 
-    def context_window(self) -> int: ...
+    def context_window(self, deadline: float | None = None) -> int:  # asking the server gives up by `deadline`
+        ...
 
 
 class OpenAIModel:
@@ -163,8 +165,11 @@ class OpenAIModel:
         self._redact = Redactor([*url_secrets(settings.base_url), api_key if api_key != "EMPTY" else None])
         try:
             with _without(*ASYNC_ONLY):  # the HTTP core is imported here
+                # Every request ends by its timeout on the wall clock, even against a server that
+                # trickles its body (httpx's read timeout restarts with each chunk).
                 self._client = openai.OpenAI(
-                    base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0
+                    base_url=settings.base_url, api_key=api_key, timeout=settings.request_timeout, max_retries=0,
+                    http_client=deadline_client(openai.DefaultHttpxClient),
                 )
         except (OSError, ssl.SSLError) as exc:  # SSL_CERT_FILE names no usable CA bundle (config checks it first)
             from sandbox.certs import client_bundle_problem
@@ -183,7 +188,7 @@ class OpenAIModel:
         # Posted as plain JSON: `chat.completions.create` walks every message of the growing
         # conversation through its TypedDict transform and parses the reply into models we
         # would turn straight back into a dict: about a third of an eval batch's own CPU time.
-        request = self._request(messages, tools)
+        request = self._request(messages, tools, self.context_window(deadline))
         body = request | request.pop("extra_body", {})
         raw, latency = self._with_retries(lambda timeout: self._post_completion(body, timeout), deadline, progress)
         return self._reply(raw, latency)
@@ -216,30 +221,42 @@ class OpenAIModel:
         loop knows how much room to keep free. Unbounded, one compaction reply on a CPU
         server generated for six minutes, past the run's time limit.
         """
-        window = self.context_window()
+        return self._reply_bound(self.context_window())
+
+    def _reply_bound(self, window: int) -> int:
         if self.settings.max_tokens is not None:
             return max(1, min(self.settings.max_tokens, window // 2))
         return max(1, min(self.profile.max_tokens, window // 4))
 
-    def context_window(self) -> int:
-        """Tokens the server accepts: our override, else what the server reports, else the profile's."""
+    def context_window(self, deadline: float | None = None) -> int:
+        """Tokens the server accepts: our override, else what the server reports, else the profile's.
+
+        Asking the server gives up by `deadline` (`time.monotonic()` seconds), then answers with the profile's.
+        """
         if self.settings.context_window is not None:
             return self.settings.context_window
         if self._context_window is None:
             try:
-                served = served_context_window(self.list_models(), self.settings.name, self._server_json)
+                served = served_context_window(self.list_models(deadline), self.settings.name,
+                                               lambda path, body: self._server_json(path, body, deadline))
+            except (NoReply, OutOfTime):  # cached: asking again would wait as long again, deadline or not
+                served = None
             except ModelError:
                 return self.profile.context_window  # not cached: the server may come back
             self._context_window = served or self.profile.context_window
         return self._context_window
 
-    def _server_json(self, path: str, body: dict[str, Any] | None) -> Any:
-        """One try at a server-specific endpoint beside `/v1` (`/props`, `/api/show`); None when absent."""
+    def _server_json(self, path: str, body: dict[str, Any] | None, deadline: float | None = None) -> Any:
+        """One try at a server-specific endpoint beside `/v1` (`/props`, `/api/show`); None when absent.
+
+        Raises `OutOfTime` when `deadline` has come.
+        """
         url = re.sub(r"/v1/?$", "", self.settings.base_url.rstrip("/")) + path
+        options: Any = {"timeout": self._time_for_attempt(deadline, 1, 1)}
         try:
             if body is None:
-                return self._client.get(url, cast_to=object)
-            return self._client.post(url, body=body, cast_to=object)
+                return self._client.get(url, cast_to=object, options=options)
+            return self._client.post(url, body=body, cast_to=object, options=options)
         except (openai.APIError, ValueError):
             return None
 
@@ -251,11 +268,11 @@ class OpenAIModel:
     def close(self) -> None:
         self._client.close()
 
-    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], window: int) -> dict[str, Any]:
         """Profile sampling < `extra_body` < explicit settings; non-OpenAI keys go in `extra_body`."""
         chosen = {name: getattr(self.settings, name) for name in _OPENAI_SAMPLING}
         if not {"max_tokens", "max_completion_tokens"} & self.settings.extra_body.keys():
-            chosen["max_tokens"] = self.max_tokens
+            chosen["max_tokens"] = self._reply_bound(window)
         body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
         body |= {name: value for name, value in chosen.items() if value is not None}
         request: dict[str, Any] = {"model": self.settings.name, "messages": messages}
@@ -321,11 +338,13 @@ class OpenAIModel:
                 problem, detail = "kept failing", self._transient_status(exc)
                 reason = f"HTTP {exc.status_code}"
                 retry_after = retry_after_seconds(exc.response.headers)
-            except openai.APITimeoutError:
-                self._time_for_attempt(deadline, attempt, attempts)  # the deadline cut it short
-                problem, detail, reason = "timed out", f"no reply within {timeout:g}s", "a timeout"
             except openai.APIConnectionError as exc:
-                problem, detail, reason = "unreachable", self._redact(_connection_failure(exc)), "a connection failure"
+                if not (isinstance(exc, openai.APITimeoutError) or cut_at_deadline(exc.request)):
+                    problem, detail = "unreachable", self._redact(_connection_failure(exc))
+                    reason = "a connection failure"
+                else:  # no whole reply within the timeout: none at all, or one trickling in too slowly
+                    self._time_for_attempt(deadline, attempt, attempts)  # the deadline cut it short
+                    problem, detail, reason = "timed out", f"no reply within {timeout:g}s", "a timeout"
             if attempt >= attempts:
                 noun = "attempt" if attempt == 1 else "attempts"
                 kind = NoReply if problem == "timed out" else ModelError

@@ -5,8 +5,11 @@ when one comes, sets a shared `StopSignal`: each job sees it at its next step, a
 jobs registered with it (their sandboxes) is closed at once, so a command blocked in a
 container returns. The main thread then waits for every job to end (a second signal only
 says so, a third quits: `sandbox.cleanup`) and raises the interruption again.
-Used by the attempts (agent/attempts.py) and by the checks that choose among them
-(agent/selection.py).
+Used by the attempts (agent/attempts.py), by the checks that choose among them
+(agent/selection.py), and by each instance of an eval batch (evals/run.py), whose executor
+sets the batch's stop: `StoppableModel` drops a request in flight at once and
+`StoppableSandbox` reports a sandbox call that failed because the stop removed its
+container as the interruption it is, never as the sandbox's error.
 """
 
 from __future__ import annotations
@@ -14,11 +17,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.cleanup import interrupted_by, shielded
 
+if TYPE_CHECKING:
+    from agent.model import Model
+    from sandbox.base import Sandbox
+
 T = TypeVar("T")
+QUERY_POLL = 0.25  # seconds between looks at the stop signal while a request is out
 
 
 class Stopped(KeyboardInterrupt):
@@ -111,3 +119,57 @@ def run_parallel(jobs: Sequence[Callable[[StopSignal], T]], parallel: int, name:
         raise
     pool.shutdown(wait=True)
     return [future.result() for future in futures]
+
+
+class StoppableModel:
+    """A model whose requests give up as soon as the run is stopped (the request in flight is abandoned)."""
+
+    def __init__(self, model: Model, stop: StopSignal) -> None:
+        self._model, self._stop = model, stop
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **options: Any) -> Any:
+        self._stop.check()
+        answer: dict[str, Any] = {}
+        done = threading.Event()
+
+        def ask() -> None:
+            try:
+                answer["reply"] = self._model.query(messages, tools, **options)
+            except BaseException as exc:  # handed to the waiting job's thread, which raises it
+                answer["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=ask, name="moe-request", daemon=True).start()
+        while not done.wait(QUERY_POLL):
+            self._stop.check()
+        if "error" in answer:
+            self._stop.check()  # it failed because of the stop (a connection closed): interrupted, not a model error
+            raise answer["error"]
+        return answer["reply"]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class StoppableSandbox:
+    """A sandbox whose every call first looks at the stop signal; a call failing because it was closed says so."""
+
+    def __init__(self, box: Sandbox, stop: StopSignal) -> None:
+        self._box, self._stop = box, stop
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._box, name)
+        if not callable(value):
+            return value
+        stop = self._stop
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            stop.check()
+            try:
+                return value(*args, **kwargs)
+            except Exception:
+                stop.check()  # closed under it by the stop: interrupted, not a sandbox error
+                raise
+
+        return guarded

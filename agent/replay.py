@@ -52,5 +52,5 @@ class ReplayModel:
             finish_reason=event.get("finish_reason"),
         )
 
-    def context_window(self) -> int:
+    def context_window(self, deadline: float | None = None) -> int:
         return self._window

@@ -66,7 +66,7 @@ READ_WHOLE = 1 << 20  # files up to this size are read before their tar header i
 
 
 class GitFailed(UsageError):
-    """A git command failed; the message is git's own last line, `stderr` all it said."""
+    """A git command failed; the message is git's own complaint (`complaint`), `stderr` all it said."""
 
     def __init__(self, message: str, stderr: str = "") -> None:
         super().__init__(message)
@@ -90,9 +90,23 @@ def _run(cwd: Path, args: tuple[str, ...], env: Mapping[str, str] | None, input:
                           input=input, stdin=subprocess.DEVNULL if input is None else None, capture_output=True)
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", "replace")
-        lines = err.strip().splitlines()
-        raise GitFailed(f"git {_subcommand(args)} failed: {lines[-1] if lines else f'exit {done.returncode}'}", err)
+        raise GitFailed(f"git {_subcommand(args)} failed: {complaint(err) or f'exit {done.returncode}'}", err)
     return done.stdout if binary else done.stdout.decode("utf-8", "surrogateescape")
+
+
+def complaint(stderr: str) -> str:
+    """The line of git's STDERR that says what went wrong: its last `fatal:`/`error:` line, prefix
+    dropped, else its last line ("" when it said nothing).
+
+    Advice follows the complaint: a held ref lock ends in "remove the file manually to
+    continue.", and only the `fatal:` line names the lock file.
+    """
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line.removeprefix(prefix)
+    return lines[-1] if lines else ""
 
 
 def git(repo: Path, *args: str, env: Mapping[str, str] | None = None, input: bytes | None = None) -> str:
@@ -756,30 +770,39 @@ def unblocked_name(repo: UserRepo, name: str) -> str:
     return name
 
 
+# update-ref refusing a name another writer holds: "reference already exists", or "cannot lock
+# ref ...: Unable to create '.../<ref>.lock': File exists" while another git process writes it.
+_BUSY_REF = re.compile(r"exists|cannot lock ref")
+
+
 def claim_branch(repo: UserRepo, name: str, commit: str, attempts: int = 100) -> str:
     """Create the first free branch of `name`, `name-2`, ... at `commit`; return its name.
 
     Each try is one `update-ref` that only creates (expected old value: none), so two runs
-    in one repository can never take the same name: the loser moves on to the next one.
-    A branch named like a folder of `name` moves it out of that folder (`unblocked_name`).
-    Raises `GitFailed` for any other refusal, or after `attempts` names were all taken.
+    in one repository can never take the same name: the loser moves on to the next one. A
+    name whose ref is locked (`<ref>.lock` exists: another git process is writing it, or
+    died while it did) is busy the same way. A branch named like a folder of `name` moves it
+    out of that folder (`unblocked_name`). Raises `GitFailed` for any other refusal, or after
+    `attempts` names were all taken or locked, naming the ref or lock file git last complained of.
     """
     name = unblocked_name(repo, name)
     candidate = unique_branch(repo, name)
     n = int(candidate.rsplit("-", 1)[1]) if candidate != name else 1
+    last = ""
     for _ in range(attempts):
         try:
             repo.git("update-ref", f"refs/heads/{candidate}", commit, "")
             return candidate
         except GitFailed as exc:
-            if "exists" not in str(exc):
+            if not _BUSY_REF.search(str(exc)):
                 raise
+            last = str(exc)
         if (moved := unblocked_name(repo, name)) != name:  # a branch named like a folder of it came meanwhile
             name, n, candidate = moved, 1, moved
             continue
         n += 1
         candidate = f"{name}-{n}"
-    raise GitFailed(f"no free branch name after {attempts} tries from {name}")
+    raise GitFailed(f"no free branch name after {attempts} tries from {name} (last: {last})")
 
 
 def commit_to_branch(

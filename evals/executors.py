@@ -84,8 +84,9 @@ class LocalExecutor:
     """Threads in this process, all on this machine's Docker engine.
 
     Items are handed out as threads free up, so Ctrl-C leaves no long queue behind: it sets
-    `stop`, removes this process's live sandboxes (the work in flight then ends at once)
-    and drops the items not started.
+    `stop` (the work in flight drops its model request and ends at its next look at it),
+    removes this process's live sandboxes (so a command blocked in one returns) and drops
+    the items not started.
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -208,7 +209,12 @@ class RayExecutor:
             if pending:  # interrupted: cancelled tasks get KeyboardInterrupt and close their sandboxes
                 for task in pending:
                     ray.cancel(task)
-                ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE)
+                ended, _ = ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE)
+                for task in ended:  # their files (an interrupted instance's trajectory), never their results
+                    try:
+                        write_files(output, ray.get(task)[1])
+                    except Exception:  # Ray gave the cancellation instead of the answer: nothing came back
+                        pass
 
     def images_for_workers(self, builder: ImageBuilder) -> NodeLocal:
         """A recipe for the builder: each worker process makes its own on its node's Docker engine."""
@@ -329,7 +335,8 @@ def run_on_node(work: Work[T, R], item: T) -> tuple[R, dict[str, bytes]]:
 
     `ray.cancel` raises KeyboardInterrupt in the task's main thread, which lands only between
     bytecodes, never inside a blocking read: so the work runs in a thread while this one
-    waits in short steps, and on the interrupt stops it as the local executor does.
+    waits in short steps, and on the interrupt stops it as the local executor does, waits for
+    it to end (its files then say how it ended) and returns as usual.
     """
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
             signal.SIG_IGN, signal.SIG_DFL):  # a node started from a background shell ignores SIGINT
@@ -344,7 +351,7 @@ def run_on_node(work: Work[T, R], item: T) -> tuple[R, dict[str, bytes]]:
         except KeyboardInterrupt:
             stop.set()
             cleanup.remove_live()  # the work's sandboxes go, so its blocked calls fail and it ends
-            raise
+            wait([future])
         result = future.result()
         files = {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}
     return result, files

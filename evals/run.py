@@ -26,12 +26,13 @@ from agent.errors import UsageError
 from agent.jsonl import BadLine, Note, dumps_line, open_to_append, read_records, repair
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
-from agent.parallel import StopSignal, Stopped
+from agent.parallel import StopSignal, StoppableModel, StoppableSandbox, Stopped
 from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter
 from evals.datasets import TaskInstance
 from evals.executors import Executor, LocalExecutor
 from evals.prefetch import OpenedSandbox, SandboxPrefetch
+from sandbox.cleanup import shielded
 from sandbox.docker import SandboxSpec, start_sandbox
 
 PREDICTIONS = "predictions.jsonl"
@@ -159,32 +160,40 @@ def run_instance(
     listener: Callable[[str, dict[str, Any]], None] | None = None,
     sandboxes: SandboxPrefetch | None = None,
 ) -> InstanceOutcome:
-    """One task end to end; every failure becomes an outcome, never an exception."""
+    """One task end to end; every failure becomes an outcome, never an exception.
+
+    Once the batch stops (the executor sets `stop` on SIGINT, SIGTERM or SIGHUP, then removes
+    the batch's containers) the request in flight is dropped at once, and whatever fails
+    because of the stop (a command whose container went, a sandbox still starting) ends the
+    instance as `interrupted`, its trajectory closed by an `end` event saying so: never as an
+    error of the instance.
+    """
     started = time.monotonic()
     redact = Redactor(settings.secrets())  # endpoint credentials and the key stay out of every file written
     trajectory_path = options.output / TRAJECTORIES / f"{instance.instance_id}.jsonl"
     if trajectory_path.exists():
         trajectory_path.unlink()  # a rerun of an instance that did not finish starts its trajectory anew
+    halt = StopSignal(stop)
+    config: dict[str, Any] = {**settings.redacted(), "instance_id": instance.instance_id}
     try:
-        if stop.is_set():
-            return InstanceOutcome(instance.instance_id, "interrupted")
+        halt.check()
         opened = sandboxes.take(instance) if sandboxes else open_sandbox(instance, images, settings, options.batch_id)
         image = opened.image
+        config["image"] = image.tag
         with opened.box as box:
             limits = settings.loop.model_copy(update={"time_limit": min(settings.loop.time_limit or options.instance_timeout,
                                                                         options.instance_timeout)})
             writer = TrajectoryWriter(trajectory_path, redact=redact)
             try:
-                config = {**settings.redacted(), "instance_id": instance.instance_id, "image": image.tag}
                 if options.attempts.count > 1:  # the attempts and their checks see the task, never its tests
                     result: RunResult = run_attempts(instance_attempts(
                         instance.problem_statement, instance.base_commit, config, options.attempts, model, settings,
                         limits, start=lambda: open_sandbox(instance, images, settings, options.batch_id).box,
-                        trajectory_path=trajectory_path, redact=redact, stop=StopSignal(stop)), writer, first=box)
+                        trajectory_path=trajectory_path, redact=redact, stop=halt), writer, first=box)
                 else:
-                    agent = configured_agent(model, box, settings, task=instance.problem_statement,
-                                             base_commit=instance.base_commit, loop=limits, trajectory=writer,
-                                             listener=listener)
+                    agent = configured_agent(StoppableModel(model, halt), StoppableSandbox(box, halt), settings,
+                                             task=instance.problem_statement, base_commit=instance.base_commit,
+                                             loop=limits, trajectory=writer, listener=listener)
                     result = agent.run(instance.problem_statement, config=config)
             finally:
                 writer.close()
@@ -195,12 +204,45 @@ def run_instance(
             elapsed=round(time.monotonic() - started, 2), prefix_reuse=result.prefix_reuse,
             trajectory=str(trajectory_path), selection=_selection_line(result),
         )
-    except Stopped:  # the batch is stopping: not finished, tried again on a rerun
-        return InstanceOutcome(instance.instance_id, "interrupted", elapsed=round(time.monotonic() - started, 2))
+    except Stopped as exc:  # the batch is stopping: not finished, tried again on a rerun
+        return _interrupted(instance, exc, trajectory_path, config, redact, started)
     except Exception as exc:  # an instance's failure is data, never the batch's end
+        if stop.is_set():  # what the stop did to it (its container removed), not the instance's own failure
+            return _interrupted(instance, Stopped(), trajectory_path, config, redact, started)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return InstanceOutcome(instance.instance_id, "error", error=redact(message),
                                elapsed=round(time.monotonic() - started, 2))
+
+
+def _interrupted(instance: TaskInstance, exc: Stopped, trajectory_path: Path, config: dict[str, Any],
+                 redact: Callable[[str], str], started: float) -> InstanceOutcome:
+    """An instance the batch's stop ended before its loop did: its trajectory ends `interrupted` too.
+
+    The trajectory gets the `start` event when nothing was written yet (the sandbox was still
+    starting) and an `end` event unless the loop wrote one: with `--attempts` the attempts'
+    own files end there, and the instance's file had not been written yet.
+    """
+    elapsed = round(time.monotonic() - started, 2)
+    if not _ends(trajectory_path):
+        result = RunResult(status="interrupted", message=str(exc), patch="", steps=0, prompt_tokens=0,
+                           completion_tokens=0, cost=None, elapsed=elapsed, prefix_reuse=None, compactions=0)
+        writer = TrajectoryWriter(trajectory_path, redact=redact)
+        try:
+            if not trajectory_path.stat().st_size:
+                writer.event("start", task=instance.problem_statement, config=config)
+            writer.event("end", **{k: v for k, v in asdict(result).items() if k != "extra"})
+        finally:
+            writer.close()
+    return InstanceOutcome(instance.instance_id, "interrupted", elapsed=elapsed, trajectory=str(trajectory_path))
+
+
+def _ends(trajectory: Path) -> bool:
+    """Whether the trajectory's last line is its `end` event."""
+    try:
+        lines = trajectory.read_bytes().splitlines()
+        return bool(lines) and json.loads(lines[-1]).get("type") == "end"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def instance_attempts(task: str, base_commit: str, config: dict[str, Any], plan: AttemptPlan, model: Model,
@@ -265,7 +307,8 @@ def run_batch(
                 if outcome.instance_id in written:
                     continue  # a retried task answered twice: the first answer stands
                 written.add(outcome.instance_id)
-                _record(outcome, options, predictions, results)
+                with shielded():  # its result and its prediction are written both or neither
+                    _record(outcome, options, predictions, results)
                 summary.outcomes.append(outcome)
                 notify("done", outcome)
     except KeyboardInterrupt:  # the executor has stopped the work in flight; it is not recorded

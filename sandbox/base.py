@@ -36,6 +36,7 @@ class CommandResult:
     truncated_bytes: int = 0
     restarted: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    out_of_time: bool = False  # stopped (or not started) because the run's time limit came, not its own timeout
 
     @property
     def ok(self) -> bool:

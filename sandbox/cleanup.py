@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 LABEL = "moe-agent"
@@ -52,11 +53,43 @@ def remove_live() -> None:
     except Exception:
         return
     for cid in ids:
-        try:
-            client.api.remove_container(cid, force=True, v=True)
-        except Exception:
-            pass
+        remove_container(client, cid)
         forget(cid)
+
+
+def remove_container(client: Any, container_id: str, limit: float = 30.0) -> bool:
+    """Remove a container (running or not, with its volumes); True once Docker no longer has it.
+
+    Every removal goes through here, because a container that has just ended by itself is
+    already being removed (`auto_remove`, see `sandbox.docker.attachable_command`): Docker then
+    answers 409 ("removal already in progress") at once while the container is still listed,
+    as `removing`, for up to a second or more on a loaded machine. On 409 this waits (polling
+    every 50 ms, up to `limit` seconds) until it is gone. False: the engine refused otherwise,
+    went away, or was still removing it at the limit.
+    """
+    from docker.errors import APIError, NotFound
+
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+        return True
+    except NotFound:
+        return True
+    except APIError as exc:
+        if exc.status_code != 409:
+            return False
+    except Exception:  # the engine is gone or unreachable
+        return False
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            client.api.inspect_container(container_id)
+        except NotFound:
+            return True
+        except Exception:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 # The signals that end a run: Ctrl-C, `kill`/`timeout`/CI runners/`docker stop`, and a closed
@@ -79,10 +112,18 @@ class _Signals:
     """This process's signal state: the first signal raises `Interrupted` (at once, or when the
     cleanup it arrived in is done); a second only says cleanup is under way; a third quits at once.
 
-    A handler's exception can land where Python cannot pass it on: in a weakref callback of the
-    import system (threads importing at start-up) or a `__del__`, which print it and go on. Such
-    a swallowed `Interrupted` reaches `sys.unraisablehook` instead, and is raised again from there
-    a moment later, so no moment of a run loses its signal.
+    Never raised where it would do harm (`_cannot_raise_in`): inside the import system's or
+    `logging`'s own code, where it can leave a module's import lock, the global import lock or
+    logging's lock held by the main thread for good, and the next thread to import that module
+    or to set up a logger waits forever (a run at start-up imports in the main thread while its
+    background threads import and use the Docker client); nor where Python 3.11 would turn it
+    into an error (class creation). A signal arriving there is raised a moment later, once the
+    main thread is out of it.
+
+    A handler's exception can also land where Python cannot pass it on: a `__del__` or another
+    callback, which print it and go on. Such a swallowed `Interrupted` reaches
+    `sys.unraisablehook` instead, and is raised again from there a moment later, so no moment of
+    a run loses its signal.
     """
 
     def __init__(self) -> None:
@@ -90,10 +131,11 @@ class _Signals:
         self.count = 0
         self.raised = False
         self.shield = 0  # depth of `shielded()` blocks in the main thread
-        self.again = False  # the next call is the re-raise of a swallowed `Interrupted`, not a new signal
+        self.again = False  # the next call is a re-delivery (`_later`), not a new signal
+        self.pending = False  # `_later` is sending the signal again
         self.reported = False  # the command has told the user (one line, its JSON)
 
-    def handle(self, signum: int, frame: object) -> None:
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.again:
             self.again = False
         else:
@@ -106,9 +148,10 @@ class _Signals:
                 os._exit(128 + self.received)
             if self.count == 2:
                 _say(b"interrupted: cleaning up, one moment (a third signal quits at once)\n")
-            if self.raised:
-                return
-        if self.shield:
+        if self.raised or self.shield:
+            return
+        if _cannot_raise_in(frame):
+            self._later()
             return
         self.raised = True
         raise Interrupted(self.received or signum)
@@ -125,14 +168,74 @@ class _Signals:
             _unraisable_default(unraisable)
             return
         self.raised = False
+        self._later()
 
-        def again() -> None:
-            self.again = True
-            import _thread
+    def _later(self) -> None:
+        """Send the signal received to the main thread again every 10 ms until it is raised there.
 
-            _thread.interrupt_main(self.received or signal.SIGINT)  # runs `handle` in the main thread
+        From a thread of its own (one at a time), never from the handler or callback that could
+        not raise: a re-sent signal that comes while the handler still runs (on a loaded machine,
+        while it starts that thread) is deferred too, and the next one comes 10 ms later. A real
+        signal, not `_thread.interrupt_main`: it also ends a wait in the main thread (a lock, a
+        socket), as the first one did. It stops while a shield is up: `release` raises then.
+        """
+        if self.pending:
+            return
+        self.pending = True
 
-        threading.Timer(0.01, again).start()  # not from inside the callback that swallowed it
+        def resend() -> None:
+            while True:
+                time.sleep(0.01)
+                if self.raised or self.shield:
+                    self.pending = False
+                    if self.raised or self.shield:  # looked at again: `swallowed` may have just reset it
+                        return
+                    self.pending = True
+                self.again = True
+                try:
+                    signal.pthread_kill(threading.main_thread().ident or 0, self.received or signal.SIGINT)
+                except OSError:  # the main thread has ended: so has the run
+                    self.pending = False
+                    return
+
+        threading.Thread(target=resend, name="moe-signal", daemon=True).start()
+
+
+# Code that takes a lock and only then enters the `try` that releases it, in pure Python: an
+# exception raised between the two leaves the lock held by the main thread for good. CPython's
+# import system (a module's import lock, the global import lock) and `logging` (its module lock,
+# taken by `getLogger` and by a logger's first check of its level). Not `threading`, whose waits
+# (a future's result) must stay interruptible, and which releases its locks in `with` blocks.
+_LOCKING_CODE = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>",
+                           os.path.join(os.path.dirname(threading.__file__), "logging", "__init__.py")})
+
+
+def _cannot_raise_in(frame: FrameType | None) -> bool:
+    """Whether an exception raised by a signal handler called in `frame` would do harm there.
+
+    Inside `_LOCKING_CODE` (that frame only: a module's own code being imported or a log
+    handler's `emit` are ordinary places to stop, and the blocks above them release their locks
+    as the exception passes); anywhere below this module's own handling (`_HANDLING`); and,
+    before Python 3.12, anywhere below a `__set_name__` (class creation: a dataclass's or a
+    pydantic model's fields), which turns every exception into a `RuntimeError`, so the
+    interruption would end the run as an error with a traceback.
+    """
+    if frame is None:
+        return False
+    if frame.f_code.co_filename in _LOCKING_CODE:
+        return True
+    while frame is not None:
+        if frame.f_code in _HANDLING or (_SET_NAME_WRAPS and frame.f_code.co_name == "__set_name__"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_SET_NAME_WRAPS = sys.version_info < (3, 12)
+# This module's own handling: a signal that comes while it runs (the re-sent one, on a loaded
+# machine, while `_later` starts its timer) runs the handler again inside it, and an exception
+# raised there would leave through the frame the first call was deferred from.
+_HANDLING = frozenset({_Signals.handle.__code__, _Signals.swallowed.__code__, _Signals._later.__code__})
 
 
 def _say(line: bytes) -> None:
@@ -308,11 +411,8 @@ def prune(
     for item in leftovers(client, run_id):
         if item.age_seconds < older_than or item.id in own or (item.owner != "gone" and not force):
             continue
-        try:
-            client.api.remove_container(item.id, force=True, v=True)
+        if remove_container(client, item.id):
             removed.append(item)
-        except Exception:
-            continue
     return removed
 
 

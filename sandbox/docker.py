@@ -616,11 +616,7 @@ class DockerSandbox:
                 if not wait:
                     cleanup.forget(self.container.id)
                     return
-            try:
-                self.container.remove(force=True, v=True)
-            except Exception:
-                pass
-            _wait_removed(self.container)
+            cleanup.remove_container(self.client, self.container.id)
             cleanup.forget(self.container.id)
 
     def __enter__(self) -> DockerSandbox:
@@ -628,27 +624,6 @@ class DockerSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _wait_removed(container: Any, limit: float = 10.0) -> None:
-    """Wait (up to `limit` seconds) until Docker has removed `container`.
-
-    Closing the main process's socket lets `auto_remove` start removing the container, and
-    a `remove` meanwhile fails with 409 ("removal already in progress") at once, while the
-    container is still listed as `removing`. A run that says it removed its sandbox waits
-    for the removal to end.
-    """
-    from docker.errors import NotFound
-
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            container.reload()
-        except NotFound:
-            return
-        except Exception:
-            return  # the engine is gone or unreachable: nothing more to wait for here
-        time.sleep(0.05)
 
 
 def _docker_message(exc: BaseException) -> str:
@@ -833,12 +808,8 @@ def start_sandbox(spec: SandboxSpec, client: Any | None = None) -> DockerSandbox
         return box
     except BaseException as exc:
         with cleanup.shielded():
-            try:
-                container.remove(force=True, v=True)
-            except Exception:  # already gone (auto-removed), or the engine went away: nothing to keep
-                pass
-            finally:
-                cleanup.forget(container.id)
+            cleanup.remove_container(client, container.id)
+            cleanup.forget(container.id)
         if isinstance(exc, APIError):
             raise SandboxError(f"cannot start a container from {spec.image}: {_docker_message(exc)}") from None
         raise

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox import cleanup
 from sandbox.base import SandboxError
 from sandbox.cache import cache_home
 from sandbox.certs import ca_environment, read_bundle
@@ -344,7 +345,8 @@ def run_and_commit(
         repo, _, version = tag.rpartition(":")
         container.commit(repository=repo, tag=version, changes=changes)
     finally:
-        container.remove(force=True)
+        with cleanup.shielded():  # a signal meanwhile waits for it: a build container is never left behind
+            cleanup.remove_container(client, container.id)
 
 
 def _put_file(container: Any, path: str, data: bytes) -> None:

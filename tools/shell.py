@@ -41,7 +41,7 @@ class BashTool:
         timeout = min(asked or ctx.command_timeout, ctx.max_command_timeout)
         result = ctx.sandbox.run(command, timeout=timeout)
         status = []
-        if result.timed_out:
+        if result.timed_out and not result.out_of_time:  # the deadline's own note says why
             status.append(f"[the command timed out after {timeout:g} s and was interrupted; run long jobs in the "
                           "background (`cmd > log 2>&1 &`) or pass a larger timeout]")
         if asked and asked > ctx.max_command_timeout:
@@ -60,7 +60,8 @@ class BashTool:
         budget = max(ctx.observation_max_chars - sum(len(s) + 1 for s in status), 200)
         capped = cap_text(output, budget)[0]
         text = (escape(capped) if escaped else capped).rstrip("\n") + "\n" + "\n".join(status)
-        data = {"exit_code": result.exit_code, "timed_out": result.timed_out, "duration": round(result.duration, 3)}
+        data = {"exit_code": result.exit_code, "timed_out": result.timed_out, "duration": round(result.duration, 3),
+                "out_of_time": result.out_of_time}
         return Observation(text, is_error=False, data=data)
 
 

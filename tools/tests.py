@@ -306,7 +306,10 @@ def summarize(runner: Runner, command: str, result: CommandResult, timeout: floa
         "skipped": skipped, "xfailed": counts["XFAIL"],
     }
     lines = [f"$ {command}"]
-    if result.timed_out:
+    if result.out_of_time:
+        data["out_of_time"] = True  # stopped by the run's time limit, not by its own timeout
+        lines.append(" ".join(result.notes[-1:]) + ". Results so far:")
+    elif result.timed_out:
         lines.append(f"The test run timed out after {timeout:g} s and was stopped; run fewer tests (paths, args) "
                      "or pass a larger timeout. Results so far:")
     if not statuses:

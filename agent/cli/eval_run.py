@@ -114,12 +114,20 @@ def run(
     for status, n in sorted(statuses.items()):
         table.add_row(status, str(n))
     table.add_row("with a patch", str(sum(1 for o in summary.outcomes if o.patch)))
+    if summary.interrupted:
+        from sandbox.cleanup import interrupted_by, mark_reported
+
+        mark_reported()
+        try:  # SIGHUP: the terminal may be gone; the batch's files and the exit code still say it
+            console.print(table)
+            console.print(f"[bold red]error:[/] interrupted (the instances in flight end `interrupted` and are not "
+                          f"recorded; the same command again runs them: {escape(str(output / 'predictions.jsonl'))})",
+                          soft_wrap=True)
+        except OSError:
+            pass
+        raise typer.Exit(128 + (interrupted_by() or 2))  # 129 for SIGHUP, 130 for Ctrl-C, 143 for SIGTERM
     console.print(table)
     console.print(f"predictions: {output / 'predictions.jsonl'}")
-    if summary.interrupted:
-        from sandbox.cleanup import interrupted_by
-
-        raise typer.Exit(128 + (interrupted_by() or 2))  # 130 for Ctrl-C, 143 for SIGTERM
     failed = [o for o in summary.outcomes if o.status not in FINISHED]
     if failed and len(failed) == len(summary.outcomes):  # not one ran to its end: the setup, not the tasks
         raise EnvironmentProblem(f"no instance finished ({len(failed)} tried); {failed[0].instance_id}: "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.doctor import PROBE_MAX_TOKENS
-from tests.fakes.openai_server import FakeOpenAIServer, Hang, HttpError, Reply, tool_call
+from tests.fakes.openai_server import FakeOpenAIServer, Hang, HttpError, Reply, Trickle, tool_call
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,6 +146,16 @@ def test_a_format_that_times_out_is_not_sampled_again_nor_are_the_others(fake_mo
     assert done.returncode == 3
     assert done.stderr.startswith("error: the model server at ") and "did not answer" in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_probe_whose_reply_trickles_ends_at_the_request_timeout(fake_model_server, tmp_path) -> None:
+    """The probe's 200 comes with a body sent a space at a time: it is cut at its timeout like a silent one."""
+    fake_model_server.script = lambda body: Trickle(every=0.2, seconds=15.0, then=Reply("pong"))
+    done = doctor(fake_model_server.base_url, tmp_path, config="[model]\nrequest_timeout = 2\n")
+    assert len(fake_model_server.requests) == 1
+    assert "native tool calls: unavailable (model server at" in done.stdout, done.stdout
+    assert "no reply within 2s" in done.stdout
+    assert done.returncode == 3 and done.stderr.count("\n") == 1, done.stderr
 
 
 def test_a_slow_probe_shows_a_live_line_on_a_terminal(fake_model_server, tmp_path) -> None:

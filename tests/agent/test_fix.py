@@ -114,6 +114,21 @@ def test_a_branch_named_like_the_branch_folder_moves_the_new_branch_out_of_it(fa
     assert git(repo, "rev-parse", "agent") == git(repo, "rev-parse", "main")  # the user's branch is untouched
 
 
+def test_a_locked_branch_name_is_busy_and_the_next_name_is_taken(fake_model_server, tmp_path) -> None:
+    """The issue's example: `<ref>.lock` held (a concurrent `git update-ref` of that name) gave exit 2 and no branch."""
+    repo = make_repo(tmp_path / "repo")
+    lock = repo / ".git" / "refs" / "heads" / "agent" / "add-subtracts-instead-of-adding.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "add() subtracts instead of adding")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["branch"] == "agent/add-subtracts-instead-of-adding-2" and result["delivery_error"] is None
+    assert git(repo, "show", f"{result['branch']}:calc.py").endswith("return a + b\n")
+    assert lock.read_text() == ""  # the other writer's lock is left alone
+
+
 def test_a_delivery_that_fails_keeps_the_patch_and_the_trajectory(fake_model_server, tmp_path) -> None:
     repo = make_repo(tmp_path / "repo")
     out = tmp_path / "no-such-folder" / "fix.patch"

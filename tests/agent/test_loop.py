@@ -27,6 +27,7 @@ from tests.fakes.openai_server import (
     Hang,
     HttpError,
     Reply,
+    Trickle,
     context_length_error,
     rate_limited,
     tool_call,
@@ -309,6 +310,41 @@ def test_a_request_cut_by_the_time_limit_ends_the_run_as_time_limit(fake_model_s
     assert result.status == "time_limit" and "while waiting for the model server" in result.message
     assert len(fake_model_server.requests) == 1
     assert read_trajectory(tmp_path / "t.jsonl").status == "time_limit"
+
+
+def test_a_trickling_reply_ends_the_run_at_the_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    """A server that answers 200 and then sends its body a space at a time: the run still ends `time_limit`."""
+    fake_model_server.script = [Trickle(every=0.2, seconds=10.0)] * 3
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=1.5),
+                        model={"request_timeout": 600.0}).run("task")
+    assert result.status == "time_limit" and "while waiting for the model server" in result.message, result.message
+    assert len(fake_model_server.requests) == 1
+    assert read_trajectory(tmp_path / "t.jsonl").status == "time_limit"
+
+
+def test_a_command_longer_than_the_time_left_is_stopped_at_the_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    """The issue's example: `sleep 100` as the first call of a run with a short time limit (it ran to its end)."""
+    fake_model_server.script = [Reply(tool_calls=[tool_call("bash", {"command": "sleep 100; echo done"})]),
+                                Reply(tool_calls=[tool_call("submit", {})])]
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=3)).run("task")
+    assert result.status == "time_limit"
+    [tool] = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "tool"]
+    assert "stopped by the run's time limit ([loop] time_limit)" in tool["observation"]
+    assert "pass a larger timeout" not in tool["observation"]
+    assert tool["data"]["out_of_time"] is True and tool["data"]["timed_out"] is True
+    assert len(fake_model_server.requests) == 1
+
+
+def test_a_test_run_longer_than_the_time_left_is_stopped_at_the_time_limit(fake_model_server, ctx, tmp_path) -> None:
+    """run_tests asks for a longer timeout than bash: the run's time limit caps it the same way."""
+    ctx.test_cmd = "sleep 100; python3 -m pytest"
+    fake_model_server.script = [Reply(tool_calls=[tool_call("run_tests", {})]),
+                                Reply(tool_calls=[tool_call("submit", {})])]
+    result = make_agent(fake_model_server, ctx, tmp_path, settings=LoopSettings(time_limit=3)).run("task")
+    assert result.status == "time_limit"
+    [tool] = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "tool"]
+    assert "stopped by the run's time limit ([loop] time_limit)" in tool["observation"], tool["observation"]
+    assert tool["data"]["out_of_time"] is True
 
 
 def test_retries_are_recorded_and_shown(fake_model_server, ctx, tmp_path) -> None:

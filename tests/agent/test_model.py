@@ -22,6 +22,7 @@ from tests.fakes.openai_server import (
     HttpError,
     NotJson,
     Reply,
+    Trickle,
     context_length_error,
     rate_limited,
     server_error,
@@ -425,6 +426,45 @@ def test_a_server_that_never_answers_is_cut_off_at_the_deadline(fake_model_serve
         model.query(MESSAGES, [], deadline=time.monotonic() + 0.5)
     assert "time limit came while waiting for the model server" in str(caught.value)
     assert len(fake_model_server.requests) == 1  # no retry is started without time left for it
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    """Poll `condition` until it holds or `seconds` pass (an event awaited, not a speed asserted)."""
+    end = time.monotonic() + seconds
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_trickling_body_is_cut_off_at_the_deadline(fake_model_server: FakeOpenAIServer) -> None:
+    """A 200 whose body comes a space at a time restarts httpx's read timeout with every space:
+    the deadline must hold over the whole request (before: the late reply came back after 8 s)."""
+    fake_model_server.script = [Trickle(every=0.2, seconds=8.0)] * 2
+    model = make_model(fake_model_server, request_timeout=600.0, retries=1)
+    with pytest.raises(OutOfTime) as caught:
+        model.query(MESSAGES, [], deadline=time.monotonic() + 1.0)
+    assert "time limit came while waiting for the model server" in str(caught.value)
+    assert wait_for(lambda: fake_model_server.cut_connections == 1)  # the connection was closed, not abandoned
+    assert len(fake_model_server.requests) == 1
+
+
+def test_a_trickling_body_times_out_at_the_request_timeout(fake_model_server: FakeOpenAIServer) -> None:
+    """Without a deadline, `request_timeout` is the wall-clock bound of each attempt: a timeout, not a broken server."""
+    fake_model_server.script = [Trickle(every=0.2, seconds=8.0)] * 2
+    model = make_model(fake_model_server, request_timeout=1.0, retries=1)
+    with pytest.raises(ModelError, match=r"timed out after 2 attempts: no reply within 1s"):
+        model.query(MESSAGES, [])
+    assert wait_for(lambda: fake_model_server.cut_connections == 2)
+
+
+def test_the_context_window_lookup_gives_up_at_the_deadline() -> None:
+    """`/v1/models` trickling too: asking for the window must not outlast the run's deadline."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        settings = ModelSettings(base_url=f"http://127.0.0.1:{silent.getsockname()[1]}/v1", name="fake-model",
+                                 request_timeout=600.0, retries=3)
+        model = OpenAIModel(settings, sleep=SleepRecorder())
+        assert model.context_window(time.monotonic() + 0.5) == model.profile.context_window
+        assert model.context_window() == model.profile.context_window  # remembered: not asked again for 600 s x 4
 
 
 def test_a_slow_request_is_reported_while_it_waits(fake_model_server: FakeOpenAIServer) -> None:

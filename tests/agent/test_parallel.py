@@ -74,7 +74,7 @@ def test_a_stopped_attempt_abandons_its_request_and_its_sandbox_calls() -> None:
         threading.Timer(0.3, stop.set).start()
         with pytest.raises(Stopped):
             model.query([{"role": "user", "content": "hi"}], [])
-        in_flight = [t for t in threading.enumerate() if t.name == "moe-attempt-request" and t.is_alive()]
+        in_flight = [t for t in threading.enumerate() if t.name == "moe-request" and t.is_alive()]
         assert in_flight and len(server.requests) == 1  # the request was abandoned, not waited for
 
     class Box:
@@ -89,3 +89,24 @@ def test_a_stopped_attempt_abandons_its_request_and_its_sandbox_calls() -> None:
     assert box.workdir == "/testbed"
     with pytest.raises(Stopped):
         box.run("sleep 100")
+
+
+def test_a_request_failing_because_of_the_stop_is_the_interruption_not_a_model_error() -> None:
+    from agent.model import ModelError
+
+    stop = StopSignal()
+
+    class ClosedUnderIt:
+        def query(self, messages, tools, **options):
+            stop.set()  # the batch stopped; its connection closed, and the request fails at once
+            raise ModelError("connection closed")
+
+    with pytest.raises(Stopped):
+        StoppableModel(ClosedUnderIt(), stop).query([{"role": "user", "content": "hi"}], [])
+
+    class Refused:
+        def query(self, messages, tools, **options):
+            raise ModelError("HTTP 400")
+
+    with pytest.raises(ModelError):  # without a stop an error stays the model's
+        StoppableModel(Refused(), StopSignal()).query([{"role": "user", "content": "hi"}], [])

@@ -281,6 +281,43 @@ def test_a_branch_named_like_a_folder_of_the_name_moves_the_name_out_of_it(tmp_p
     assert branch == "agent-fix-add" and git(root, "rev-parse", branch).strip() == commit
 
 
+def lock_ref(root: Path, branch: str) -> Path:
+    """Hold `branch`'s ref lock, as a concurrent `git update-ref` of it (or one that died) does."""
+    lock = root / ".git" / "refs" / "heads" / f"{branch}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    return lock
+
+
+def test_a_locked_name_is_busy_like_a_taken_one(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    lock_ref(root, "agent/fix-add")
+    git(root, "branch", "agent/fix-add-2")
+    branch, commit, _ = commit_to_branch(repo, take_snapshot(repo, tmp_path / "snap"), FIX, "agent/fix-add", "Fix add")
+    assert branch == "agent/fix-add-3" and git(root, "rev-parse", branch).strip() == commit
+    assert (root / ".git" / "refs" / "heads" / "agent" / "fix-add.lock").is_file()
+
+
+def test_when_every_name_is_locked_the_error_names_the_lock_file(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    repo = UserRepo.find(root)
+    locks = [lock_ref(root, name) for name in ("agent/fix-add", "agent/fix-add-2", "agent/fix-add-3")]
+    with pytest.raises(workspace.GitFailed) as caught:
+        workspace.claim_branch(repo, "agent/fix-add", repo.head, attempts=3)
+    assert str(locks[-1]) in str(caught.value) and "remove the file manually" not in str(caught.value)
+    assert "no free branch name after 3 tries from agent/fix-add" in str(caught.value)
+
+
+def test_a_git_failure_says_what_git_complained_of_not_its_advice(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "user")
+    lock = lock_ref(root, "agent/x")
+    with pytest.raises(workspace.GitFailed) as caught:
+        git(root, "update-ref", "refs/heads/agent/x", "HEAD", "")
+    assert str(caught.value).startswith("git update-ref failed: ") and str(lock) in str(caught.value)
+    assert "remove the file manually" in caught.value.stderr  # all git said is kept
+
+
 def test_concurrent_runs_in_one_repository_each_get_a_branch(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "user")
     repo = UserRepo.find(root)

@@ -213,6 +213,8 @@ def linger(item: str, output: Path, stop: threading.Event, marks: Path) -> str:
     (marks / "started").touch()
     if stop.wait(120):
         (marks / "stopped").touch()
+        (output / "trajectories").mkdir()
+        (output / "trajectories" / f"{item}.jsonl").write_text('{"type": "end", "status": "interrupted"}\n')
     return "lingered"
 
 
@@ -254,6 +256,8 @@ def test_closing_the_stream_cancels_the_tasks_in_flight(executor, tmp_path) -> N
     assert (marks / "started").exists()
     stream.close()  # what Ctrl-C in the caller does: ray.cancel, then a bounded wait for the tasks to end
     assert (marks / "stopped").exists()  # the cancelled task told its work to stop (it would wait 120s)
+    # what the stopped work wrote (an interrupted instance's trajectory) came back to the caller's output
+    assert (tmp_path / "out" / "trajectories" / "slow.jsonl").read_text() == '{"type": "end", "status": "interrupted"}\n'
 
 
 def test_endpoint_limit_holds_across_ray_workers(executor) -> None:

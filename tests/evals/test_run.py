@@ -160,6 +160,59 @@ def test_ctrl_c_keeps_finished_predictions_and_removes_containers(project, docke
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
 
 
+def last_events(path: Path) -> tuple[dict, dict]:
+    """A trajectory's first and last events."""
+    lines = path.read_text().splitlines()
+    return json.loads(lines[0]), json.loads(lines[-1])
+
+
+# (what the instances wait on when the signal comes, the signal, sent to the group or the PID, workers, attempts)
+SIGNAL_CASES = [("model", "SIGINT", "group", 2, 1), ("model", "SIGTERM", "pid", 1, 1), ("model", "SIGHUP", "pid", 1, 1),
+                ("sandbox", "SIGINT", "group", 2, 1), ("sandbox", "SIGTERM", "pid", 1, 1), ("model", "SIGINT", "group", 1, 2)]
+
+
+@pytest.mark.parametrize("waiting_on, signame, target, workers, attempts", SIGNAL_CASES)
+def test_a_signal_ends_every_instance_in_flight_as_interrupted(project, docker_client, fake_model_server, tmp_path,
+                                                               waiting_on, signame, target, workers, attempts) -> None:
+    """Issue 15: the requests in flight are dropped, commands abandoned; each unfinished instance's trajectory
+    ends `interrupted` (never `time_limit` at --timeout, nor `sandbox_error` from its removed container), no
+    container stays, the batch's files stay readable with nothing recorded as done, one line, 128 + signal."""
+    import signal
+    import time
+
+    from sandbox import cleanup
+    from tests.fakes.openai_server import Hang
+
+    signum = signal.Signals[signame]
+    slow = tool_call("bash", {"command": "sleep 100; echo done"})
+    fake_model_server.script = lambda body: Reply(tool_calls=[slow]) if (
+        waiting_on == "sandbox" and len(body["messages"]) == 2) else Hang()
+    out = tmp_path / "out"
+    argv = [*eval_run_argv(project, out, r"-[12]$", workers=workers), "--timeout", "90", "--attempts", str(attempts)]
+    proc = subprocess.Popen(argv, env=cli_env(fake_model_server, tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(fake_model_server.requests) < workers and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(3)  # into the request, or into the command the first reply started
+    (os.killpg if target == "group" else os.kill)(proc.pid, signum)
+    _, err = proc.communicate(timeout=200)
+
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: interrupted"), err
+    trajectories = sorted((out / "trajectories").glob("*.jsonl"))
+    instances = [p for p in trajectories if ".attempt-" not in p.name]
+    assert len(instances) == workers, trajectories
+    assert attempts == 1 or any(".attempt-1." in p.name for p in trajectories), trajectories
+    for path in trajectories:
+        start, end = last_events(path)
+        assert start["type"] == "start" and end["type"] == "end", path
+        assert end["status"] == "interrupted", (path, end["message"])
+    assert finished_ids(out) == set()  # readable, and nothing counts as done: the same command runs them again
+    assert all(json.loads(line) for line in (out / RESULTS).read_text().splitlines())
+    assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
+
+
 @pytest.mark.parametrize("server", ["unreachable", "not JSON"])
 def test_cli_run_where_no_instance_can_finish_is_one_line_and_exit_3(project, docker_client, fake_model_server,
                                                                     tmp_path, server) -> None:

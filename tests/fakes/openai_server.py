@@ -72,7 +72,21 @@ class NotJson:
     content_type: str = "text/html"
 
 
-Step = Reply | HttpError | Delay | Drop | NotJson | Hang
+@dataclass
+class Trickle:
+    """A 200 whose body comes one space every `every` seconds for `seconds`, then `then`'s JSON.
+
+    The Content-Length is sent first and covers the whole body, so only a client's wall-clock
+    deadline over the request ends it early: httpx's read timeout restarts with every space.
+    A client that gives up shows as one more entry in the server's `cut_connections`.
+    """
+
+    every: float = 0.2
+    seconds: float = 8.0
+    then: Reply = field(default_factory=lambda: Reply("(late reply)"))
+
+
+Step = Reply | HttpError | Delay | Drop | NotJson | Hang | Trickle
 Script = Sequence[Step] | Callable[[dict[str, Any]], Step]
 
 _ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 429: "RateLimitError"}
@@ -141,6 +155,7 @@ class FakeOpenAIServer:
         self.api_key = api_key
         self.flavour = flavour
         self.requests: list[dict[str, Any]] = []
+        self.cut_connections = 0  # Trickle replies the client hung up on before their end
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -342,6 +357,8 @@ class _Handler(FastHandler):
         elif isinstance(step, Hang):
             self.fake.stopping.wait()
             self.close_connection = True
+        elif isinstance(step, Trickle):
+            self._trickle(step, body)
         elif isinstance(step, NotJson):
             self._send(200, step.body.encode(), step.content_type)
         elif isinstance(step, HttpError):
@@ -351,6 +368,27 @@ class _Handler(FastHandler):
             self._send(200, self.fake.completion_stream(step, body), "text/event-stream")
         else:
             self._send_json(200, self.fake.completion(step, body))
+
+    def _trickle(self, step: Trickle, body: dict[str, Any]) -> None:
+        payload = json.dumps(self.fake.completion(step.then, body)).encode()
+        spaces = max(1, round(step.seconds / step.every))
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(spaces + len(payload)))
+        self.end_headers()
+        try:
+            self.wfile.flush()
+            for _ in range(spaces):
+                if self.fake.stopping.wait(step.every):
+                    return
+                self.wfile.write(b" ")
+                self.wfile.flush()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except OSError:  # the client closed the connection
+            with self.fake._lock:
+                self.fake.cut_connections += 1
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json", headers)
