@@ -45,3 +45,13 @@ def test_a_utf8_task_is_unchanged_and_an_undecodable_one_is_valid_utf8(tmp_path:
     (tmp_path / "mixed.md").write_bytes(b"\\xe9 then \xe9\n")
     text = read_task(None, tmp_path / "mixed.md", None)[0]
     assert text == "\\\\xe9 then \\xe9\n" and text.encode("utf-8")  # the typed text and the byte stay apart
+
+
+def test_the_ci_bots_task_from_event_json_with_lone_surrogates_is_valid_utf8(tmp_path: Path) -> None:
+    from agent.ci import IssueJob, task_text
+
+    ref = IssueRef("o", "r", 7)
+    issue = Issue(ref=ref, title="Caf\udce9", body="body", state="open", url="u")  # json.loads of "Caf\\udce9"
+    text = task_text(issue, IssueJob(ref, tmp_path, instructions="try \ud83d only", requested_by="me"))
+    assert text == "Caf\\xe9\n\nbody\n\nAdditional instructions from @me:\ntry \\ud83d only"
+    assert text.encode("utf-8")
