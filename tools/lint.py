@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Node
 
 from sandbox.base import Sandbox
-from tools.encoding import decode, is_utf8, shown, visible
+from tools.encoding import decode, is_utf8, shown, shown_name, visible
 from tools.languages import language_name_for, looks_generated, parser_for_language
 
 CONTEXT_LINES = 2
@@ -182,7 +182,7 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
             return LintOutcome(True, repeatable=True, message=(
                 f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}\nIf this is valid code "
                 f"newer than the sandbox's {checker}, send exactly the same edit again as your next edit of "
-                f"{visible(path)} (other calls in between are fine) and it will be applied."))
+                f"{shown_name(path)} (other calls in between are fine) and it will be applied."))
         # It rejected the file before the edit too: its verdict cannot tell what the edit added.
         unjudged = f"{verdict.tool} in the sandbox rejected this file before the edit too, so it cannot tell"
     if report.unbalanced:
@@ -314,7 +314,7 @@ def _added_problems(before: list[SyntaxProblem], after: list[SyntaxProblem]) -> 
 def _rejection_message(path: str, source: bytes, added: list[SyntaxProblem], existing: int) -> str:
     count = len(added)
     plural = "s" if count != 1 else ""
-    path = visible(path)
+    path = shown_name(path)
     parts = [(f"The edit was NOT applied: it would add {count} syntax error{plural} to {path} "
               "(the file is unchanged).")]
     utf8 = is_utf8(source)
