@@ -12,7 +12,7 @@ import pytest
 
 from tests.host_sandbox import HostSandbox
 from tools import lint
-from tools.base import Observation, ToolContext, call_tool
+from tools.base import Observation, Submitted, ToolContext, call_tool
 from tools.encoding import shown_name
 from tools.toolset import ALL_TOOLS
 
@@ -77,3 +77,25 @@ def test_repo_map_and_search_in_a_named_file_show_the_name_by_the_rule(ctx: Tool
     assert f"{LITERAL_SHOWN}:1:" in only_literal
     nothing = tool(ctx, "search", pattern="nowhere", path=LITERAL_SHOWN)
     assert nothing.endswith(f"/repo/{LITERAL_SHOWN}.")
+
+
+def test_run_tests_paths_are_read_back_by_the_same_rule() -> None:
+    from tools.tests import check_test_path
+
+    assert check_test_path(f"{BYTE_SHOWN}::test_x[\\xe9]", "/testbed") == f"{BYTE}::test_x[\\xe9]"  # ids as typed
+    assert check_test_path(LITERAL_SHOWN, "/testbed") == LITERAL
+    assert check_test_path("tests/plain.py::test_y", "/testbed") == "tests/plain.py::test_y"
+
+
+def test_submit_names_large_files_left_out_by_the_rule(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import submit
+
+    monkeypatch.setattr(submit, "LARGE_NEW_FILE_BYTES", 10)
+    root = Path(ctx.sandbox.workdir)
+    assert ctx.sandbox.run("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base").ok
+    ctx.base_commit = ctx.sandbox.run("git rev-parse HEAD").output.strip()
+    (root / "big\\xe9.bin").write_bytes(b"x" * 100)
+    (root / "big\udce9.bin").write_bytes(b"y" * 100)
+    with pytest.raises(Submitted) as submitted:
+        tool(ctx, "submit")
+    assert str(submitted.value).endswith("MB: big\\\\xe9.bin, big\\xe9.bin")
