@@ -130,6 +130,13 @@ class ModelSettings(_Section):
             raise ValueError("should be an http(s) URL such as http://127.0.0.1:8000/v1")
         return value
 
+    @field_validator("api_key")
+    @classmethod
+    def _header_safe_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := header_value_problem(value.get_secret_value())):
+            raise ValueError(f"{problem} (it is sent in the Authorization header; the value is not shown)")
+        return value
+
     @field_validator("base_urls")
     @classmethod
     def _http_urls(cls, values: list[str]) -> list[str]:
@@ -317,6 +324,17 @@ class Settings(_Section):
         for url in {self.model.base_url, *self.model.base_urls}:
             found += url_secrets(url)
         return [secret for secret in found if secret]
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value (httpx encodes them as ASCII, RFC 9110
+    allows no control characters), naming the kind and position of the first bad character, never
+    the value itself; None when it can. Keys and tokens are checked with it before any request."""
+    for position, char in enumerate(value, 1):
+        if not " " <= char <= "~":
+            kind = "a control character" if char.isascii() or not char.isprintable() else "a non-ASCII character"
+            return f"holds {kind} at position {position}"
+    return None
 
 
 def names_template_file(value: str) -> bool:

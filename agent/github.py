@@ -187,6 +187,10 @@ class GitHubClient:
         secrets: Iterable[str | None] = (),
         echo: Echo = lambda message: None,
     ) -> None:
+        from agent.config import header_value_problem
+
+        if token and (problem := header_value_problem(token)):  # httpx would raise UnicodeEncodeError later
+            raise UsageError(f"the GitHub token (GITHUB_TOKEN, GH_TOKEN or gh's) {problem}; the value is not shown")
         self.api_url = api_url
         self.retry = RateLimitBudget(max_wait, echo)
         hold([token])

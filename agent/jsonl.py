@@ -4,22 +4,43 @@ One record per line, each written with its newline in one write and flushed, so 
 a kill can only tear the last line. Opening to append first drops such a fragment (with a
 one-line note), so the next record never lands on the end of it; readers skip a torn last
 line the same way and name the real line number of any other bad line.
+
+Lines end at `\\n` only. Readers split on it, never with `str.splitlines`, which also ends a
+line at U+2028, U+2029, U+0085 and \\x0b-\\x0d, \\x1c-\\x1e (all legal raw inside a JSON
+string); writers (`dumps_line`) escape the three of those that JSON leaves raw, so other
+tools' line readers cannot cut a record either.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 Note = Callable[[str], None]
 _TAIL_BYTES = 1 << 16  # read from the end in chunks of this many bytes to find the last newline
+# Line breaks to `str.splitlines` (and to JavaScript before ES2019) that `json.dumps(ensure_ascii=False)`
+# writes raw; they can only occur inside strings, where their escape means the same.
+_RAW_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_RAW_BREAK = re.compile("[\x85\u2028\u2029]")
 
 
 class BadLine(ValueError):
     """A line that is not JSON, before the last line; the message names the file and line (from 1)."""
+
+
+def dumps_line(record: Any, **options: Any) -> str:
+    """`record` as one JSON line (no newline) with non-ASCII text kept and every character any
+    line reader could take for a line break escaped; `options` go to `json.dumps`."""
+    return escape_breaks(json.dumps(record, ensure_ascii=False, **options))
+
+
+def escape_breaks(line: str) -> str:
+    """A JSON text with raw U+0085, U+2028 and U+2029 (only legal inside its strings) escaped."""
+    return _RAW_BREAK.sub(lambda found: _RAW_BREAKS[found[0]], line)
 
 
 def open_to_append(path: Path, note: Note | None = None) -> IO[str]:

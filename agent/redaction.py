@@ -12,16 +12,19 @@ lines, `--json`, the terminal and job log, commit messages, pull requests, comme
 of its environment (`environment_secrets`: `GITHUB_TOKEN`, `GH_TOKEN`, `OPENAI_API_KEY`, any
 `*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`) and those it obtained (`hold`: the user's
 config's key and URL credentials, a token from `gh auth token`). A secret is found in its
-escaped forms too (a backslash before punctuation, as Markdown and JSON escape it; a word
-joiner after `#`), so escaping text cannot hide one from a scrub that comes after it.
+escaped forms too (backslashes before punctuation, as Markdown and JSON escape it, once or
+nested; `\\u00e4` escapes; a word joiner after `#`), so escaping text cannot hide one from a
+scrub that comes after it. Records are scrubbed value by value before they are serialised
+(`scrub_record`), and the serialised line once more.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
@@ -80,11 +83,18 @@ def url_secrets(url: str) -> list[str]:
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_CHARS]
 
 
+# A variable whose value is one URL (`OPENAI_BASE_URL`, `HTTPS_PROXY`, `AGENT_*`): its credentials are secrets.
+_URL_VALUE = re.compile(r"(?i)\s*[a-z][a-z0-9+.-]*://\S+\s*$")
+
+
 def environment_secrets(env: Mapping[str, str] | None = None) -> list[str]:
-    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`)."""
+    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`) and
+    the credentials in any variable's URL (`OPENAI_BASE_URL=http://user:pass@host/v1`, a proxy's):
+    known to `scrub` from the start, whether or not the settings were read (`hold` adds those)."""
     env = os.environ if env is None else env
-    return [value for name, value in env.items()
-            if SECRET_VARIABLE.search(name) and len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS]
+    named = [value for name, value in env.items()
+             if SECRET_VARIABLE.search(name) and len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS]
+    return named + [secret for value in env.values() if _URL_VALUE.match(value) for secret in url_secrets(value)]
 
 
 _HELD: set[str] = set()
@@ -120,10 +130,43 @@ def _scrubber() -> Redactor:
 
 
 def _escaped_forms(secret: str) -> str:
-    """A pattern for `secret` as written or as escaping left it: a backslash before any punctuation
-    (Markdown, JSON), a word joiner or zero-width space after any character (unlinked references)."""
-    return "".join((r"\\?" if char in string.punctuation else "") + re.escape(char) + "[\u2060\u200b]?"
-                   for char in secret)
+    """A pattern for `secret` as written or as escaping left it, however many times: any run of
+    backslashes before a character that is not an ASCII letter or digit (Markdown, JSON, JSON
+    inside JSON), such a character as a `\\uXXXX` escape (JSON's `ensure_ascii`, a surrogate pair
+    past the BMP), a word joiner or zero-width space after any character (unlinked references)."""
+    return "".join(_char_forms(char) + "[\u2060\u200b]?" for char in secret)
+
+
+def _char_forms(char: str) -> str:
+    if char.isascii() and char.isalnum():
+        return re.escape(char)
+    encoded = char.encode("utf-16-be", "surrogatepass")  # an environment's undecodable bytes
+    units = [int.from_bytes(encoded[i:i + 2], "big") for i in range(0, len(encoded), 2)]
+    escaped = "".join(r"\\+u" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{unit:04x}")
+                      for unit in units)
+    return f"(?:\\\\*{re.escape(char)}|{escaped})"
+
+
+def scrub_record(value: Any, clean: Callable[[str], str] = scrub) -> Any:
+    """`value` (JSON-shaped: dicts, lists, strings, numbers) with `clean` (default: `scrub`) applied to
+    every string in it, keys too, before it is serialised, so no escaping the serialiser adds can
+    hide a secret. A string that is itself JSON (a tool call's `arguments`) is decoded and walked
+    too, and written back (non-ASCII kept) only when that changed something."""
+    if isinstance(value, str):
+        if value.lstrip()[:1] in ("{", "[") and '"' in value:
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, (dict, list)) and (cleaned := scrub_record(decoded, clean)) != decoded:
+                return json.dumps(cleaned, ensure_ascii=False)
+        return clean(value)
+    if isinstance(value, dict):
+        return {scrub_record(key, clean) if isinstance(key, str) else key: scrub_record(item, clean)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_record(item, clean) for item in value]
+    return value
 
 
 class Redactor:

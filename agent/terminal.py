@@ -3,7 +3,8 @@
 Sandbox output, model replies, patches, repository file names and issue text can hold
 escape sequences that a terminal would act on: screen clears, OSC 52 clipboard writes,
 OSC 8 links that hide their target, cursor moves that overwrite what was printed,
-bidirectional overrides that reorder what a diff seems to say, invisible tag characters.
+bidirectional overrides that reorder what a diff seems to say, zero-width and other invisible
+format characters (Unicode category Cf), invisible tag characters.
 `visible` renders each such character as an escape (`\\x1b`, `\\u202e`) so the person
 watching sees it and the terminal ignores it, and masks every secret the process holds
 (`agent.redaction.scrub`) first, so that no later escaping can hide one. It is the one
@@ -20,11 +21,15 @@ from rich.markup import escape as escape_markup
 
 from agent.redaction import scrub
 
-# C0 controls but tab and newline, DEL, C1 controls, Unicode's bidirectional embeddings,
-# overrides and isolates (the "Trojan Source" characters), the line and paragraph
-# separators, and the invisible tag characters (text a reader cannot see, a model can).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-                      "\U000e0000-\U000e007f]")
+# C0 controls but tab and newline, DEL, C1 controls, the line and paragraph separators, and
+# every invisible format character (Unicode category Cf, as of Unicode 15.1): the soft hyphen,
+# zero-width spaces and joiners, the byte order mark, the bidirectional marks, embeddings,
+# overrides and isolates (the "Trojan Source" characters), the invisible operators and the tag
+# characters: text a reader cannot see and a model can.
+_FORMAT = ("\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+           "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+           "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{_FORMAT}]")
 
 
 def visible(text: str) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent.jsonl import open_to_append
-from agent.redaction import scrub
+from agent.jsonl import dumps_line, open_to_append
+from agent.redaction import scrub, scrub_record
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
@@ -39,12 +39,15 @@ class TrajectoryWriter:
         if self._fh is None:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
-        line = json_line(record)
-        self._fh.write(scrub(self._redact(line) if self._redact else line) + "\n")
+        line = json_line(scrub_record(record, self._clean))  # every value before escaping, then the line
+        self._fh.write(self._clean(line) + "\n")
         self._fh.flush()
         self.written += 1
         if self._fsync:
             os.fsync(self._fh.fileno())
+
+    def _clean(self, text: str) -> str:
+        return scrub(self._redact(text) if self._redact else text)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -53,12 +56,13 @@ class TrajectoryWriter:
 
 
 def json_line(record: dict[str, Any]) -> str:
-    """One JSON line that is always valid UTF-8: bytes that were not UTF-8 (lone surrogates
-    from surrogateescape) are written as the visible text `\\xe9`, never as a crash."""
+    """One JSON line that is always valid UTF-8 (`agent.jsonl.dumps_line`: nothing a line reader
+    takes for a break): bytes that were not UTF-8 (lone surrogates from surrogateescape) are
+    written as the visible text `\\xe9`, never as a crash."""
     try:
-        line = json.dumps(record, ensure_ascii=False, default=str, allow_nan=False)
+        line = dumps_line(record, default=str, allow_nan=False)
     except ValueError:  # NaN/Infinity are not JSON: write them as the strings "nan", "inf"
-        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False)
+        line = dumps_line(_finite(record), default=str, allow_nan=False)
     if has_raw_bytes(line):  # only inside strings: JSON-escape the visible form's backslash
         line = SURROGATE.sub(lambda match: json.dumps(visible(match.group()))[1:-1], line)
     return line
@@ -170,9 +174,14 @@ class Trajectory:
 
 
 def read_trajectory(path: Path) -> Trajectory:
-    """Read a trajectory; a torn last line (the run was killed mid-write) is dropped and noted."""
+    """Read a trajectory; a torn last line (the run was killed mid-write) is dropped and noted.
+
+    Lines end at `\\n` only (see `agent.jsonl`): U+2028 or \\x0b in a string is part of its line.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":  # the newline that ends the last line starts none
+            lines.pop()
     except OSError as exc:
         raise ValueError(f"cannot read trajectory {path}: {exc.strerror}") from None
     events, torn = [], False

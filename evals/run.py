@@ -10,7 +10,6 @@ instance answering twice (a retried task) is written once.
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any, Protocol
 from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import LoopSettings, Settings
 from agent.errors import UsageError
-from agent.jsonl import BadLine, Note, open_to_append, read_records, repair
+from agent.jsonl import BadLine, Note, dumps_line, open_to_append, read_records, repair
 from agent.loop import RunResult, configured_agent
 from agent.model import Model
 from agent.parallel import StopSignal, StoppableModel, StoppableSandbox, Stopped
@@ -117,7 +116,7 @@ class _Appender:
         self._fh = open_to_append(path, note)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.write(dumps_line(record) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

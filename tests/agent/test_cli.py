@@ -188,3 +188,25 @@ def test_a_sandbox_ca_bundle_that_openssl_cannot_load_is_refused_like_ssl_cert_f
     printed = json.loads(done.stdout)
     assert (printed["status"], printed["exit_code"], printed["patch"]) == ("usage_error", 2, "")
     assert printed["message"] == done.stderr.removeprefix("error: ").strip()
+
+
+def test_a_non_ascii_api_key_is_one_line_exit_2_and_the_json_object(tmp_path: Path) -> None:
+    """It was a UnicodeEncodeError traceback, exit 1, no `--json` object; `eval run` the same."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("x = 1\n")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    env = {"OPENAI_API_KEY": "sk-ключ-0123456789", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    done = agent(["fix", "-C", str(repo), "--json", "fix it"], tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: $OPENAI_API_KEY: model.api_key: holds a non-ASCII character")
+    assert done.stderr.count("\n") == 1 and "ключ" not in done.stderr + done.stdout
+    printed = json.loads(done.stdout)
+    assert (printed["status"], printed["exit_code"]) == ("usage_error", 2)
+    dataset = tmp_path / "tasks.jsonl"
+    dataset.write_text(json.dumps({"instance_id": "o__r-1", "repo": "o/r", "base_commit": "0" * 40,
+                                   "problem_statement": "p", "version": "1"}) + "\n")
+    done = agent(["eval", "run", "-d", str(dataset), "-o", str(tmp_path / "out")], tmp_path, env=env)
+    assert done.returncode == 2 and done.stderr.startswith("error: $OPENAI_API_KEY: model.api_key:"), done.stderr
+    assert "ключ" not in done.stderr and not (tmp_path / "out" / "predictions.jsonl").exists()

@@ -96,3 +96,19 @@ def test_show_prints_the_patch_unwrapped_so_it_applies(tmp_path) -> None:
     printed = done.stdout[done.stdout.index("diff --git"):][:len(patch)]
     subprocess.run(["git", "apply", "-"], input=printed, text=True, cwd=repo, check=True)
     assert (repo / "calc.py").read_text() == f"def add(a, b):\n{long_line}\n"
+
+
+def test_show_and_stats_read_a_task_holding_unicode_line_separators(tmp_path) -> None:
+    """`agent fix "fix add\u2028please"`: the line separator is inside a string, not between two lines."""
+    odd = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
+    end = {"type": "end", "t": 40.0, "status": "submitted", "steps": 2, "patch": f"+{odd}\n"}
+    events = [{**STEPS[0], "task": f"fix add{odd}please"}, *STEPS[1:3],
+              {**STEPS[3], "observation": f"calc{odd}.py"}, *STEPS[4:], end]
+    path = tmp_path / "run.jsonl"
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "agent", "traj", "show", str(path)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "fix add\\u2028" in done.stdout and "submitted" in done.stdout
+    [row] = stats(path)
+    assert row["status"] == "submitted" and row["steps"] == 2

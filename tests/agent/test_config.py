@@ -472,3 +472,44 @@ def test_an_ssl_cert_file_that_is_not_a_bundle_is_a_config_error(tmp_path: Path)
     with pytest.raises(UsageError, match=rf"^SSL_CERT_DIR={tmp_path}/none: not a directory$"):
         load_settings(None, env={"SSL_CERT_DIR": str(tmp_path / "none")})
     assert load_settings(None, env={"SSL_CERT_FILE": ""}).model.name  # set but empty: the client ignores it too
+
+
+@pytest.mark.parametrize("key", ["sk-ключ-0123456789", "sk-pässwörd-0123", "sk-key\r\nX-Evil: 1", "sk-tab\tkey-123"])
+def test_an_api_key_no_http_header_can_carry_is_one_line_naming_the_setting(repo: Path, tmp_path: Path,
+                                                                            key: str) -> None:
+    """httpx raised UnicodeEncodeError deep in the first request; the value itself is never repeated."""
+    user = write(tmp_path / "user.toml", f"[model]\napi_key = {json.dumps(key)}\n")
+    for env, source in (({"OPENAI_API_KEY": key}, "$OPENAI_API_KEY"), ({}, str(user))):
+        with pytest.raises(UsageError) as caught:
+            load_settings(repo, env=env, user_file=user)
+        message = str(caught.value)
+        assert message.startswith(f"{source}: model.api_key: holds a ") and "\n" not in message
+        assert key not in message and key.split("-")[1] not in message
+        assert caught.value.exit_code == 2
+    assert load_settings(repo, env={"OPENAI_API_KEY": "sk-plain-ASCII_key.0123~"}, user_file=user).model.api_key
+
+
+@pytest.mark.parametrize("source", ["environment", "flag", "user file", "user file list"])
+def test_endpoint_credentials_from_every_user_source_are_masked_by_the_scrub(repo: Path, tmp_path: Path,
+                                                                            source: str) -> None:
+    """`OPENAI_BASE_URL=http://bob:envpassbrk16@...`: each source registers its URL's credentials the same way."""
+    from agent.redaction import scrub
+
+    password = f"pw-{source.replace(' ', '-')}-brk16"
+    url = f"http://bob:{password}@127.0.0.1:9/v1?api-key=qk-{source.replace(' ', '')}"
+    user = write(tmp_path / "user.toml", {"user file": f'[model]\nbase_url = "{url}"\n',
+                                          "user file list": f'[model]\nbase_urls = ["{url}"]\n'}.get(source, ""))
+    load_settings(repo, overrides={"model.base_url": url} if source == "flag" else None,
+                  env={"OPENAI_BASE_URL": url} if source == "environment" else {}, user_file=user)
+    said = scrub(f"the model echoes {password} and {json.dumps(url)[1:-1]} and qk-{source.replace(' ', '')}")
+    assert password not in said and "qk-" not in said and said.count("***") >= 2, said
+
+
+def test_a_url_variable_in_the_environment_is_masked_before_any_settings_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.redaction import environment_secrets, scrub
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://bob:envpassbrk16@127.0.0.1:9/v1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:pr0xy%40pass@proxy:3128")
+    assert {"envpassbrk16", "pr0xy@pass"} <= set(environment_secrets())
+    assert scrub("echo envpassbrk16; pr0xy@pass") == "echo ***; ***"

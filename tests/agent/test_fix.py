@@ -476,6 +476,19 @@ def test_a_model_error_never_prints_or_records_endpoint_credentials(tmp_path, fa
             assert secret not in text
 
 
+def test_the_password_in_openai_base_url_is_masked_when_the_model_echoes_it(tmp_path, fake_model_server) -> None:
+    """The tester's run: `OPENAI_BASE_URL=http://bob:envpassbrk16@...`, the model says and runs the password."""
+    repo = make_repo(tmp_path / "repo")
+    url = fake_model_server.base_url.replace("http://", "http://bob:envpassbrk16@")
+    fake_model_server.script = [Reply(content="the password is envpassbrk16",
+                                      tool_calls=[tool_call("bash", {"command": "echo envpassbrk16"})]), *SESSION]
+    done = agent(repo, fake_model_server, "--json", "fix add", env_extra={"OPENAI_BASE_URL": url})
+    assert done.returncode == 0, done.stderr
+    trajectory = Path(json.loads(done.stdout)["trajectory"]).read_text()
+    assert "envpassbrk16" not in trajectory + done.stdout + done.stderr
+    assert "the password is ***" in trajectory and "bob:" not in trajectory
+
+
 def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
     repo = make_repo(tmp_path / "repo")
     (repo / "scratch.txt").write_text("mine\n")

@@ -229,3 +229,9 @@ def push_branches(fake: FakeGitHub, tmp_path: Path, *branches: str) -> None:
     for branch in branches:
         subprocess.run(["git", "-C", str(work), "push", "-q", str(fake.bare_repo), f"HEAD:refs/heads/{branch}"],
                        check=True)
+
+
+def test_a_github_token_no_http_header_can_carry_is_a_usage_error_without_its_value() -> None:
+    with pytest.raises(UsageError) as caught:
+        GitHubClient("ghp_tökén0123456789", "http://127.0.0.1:9/api/v3")
+    assert "GitHub token" in str(caught.value) and "tökén" not in str(caught.value)

@@ -72,3 +72,20 @@ def test_a_trajectory_is_never_continued_after_a_torn_line(tmp_path: Path) -> No
     trajectory = read_trajectory(path)
     assert [e["type"] for e in trajectory.events] == ["start", "end"] and not trajectory.torn
 
+
+
+def test_records_with_unicode_line_separators_are_one_line_each(tmp_path: Path) -> None:
+    """Predictions and results carry model patches and test names: U+2028, U+0085... stay inside their record."""
+    from agent.jsonl import dumps_line
+
+    odd = "patch\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e end"
+    path = tmp_path / "predictions.jsonl"
+    with open_to_append(path) as fh:
+        for number in range(2):
+            fh.write(dumps_line({"instance_id": f"i{number}", "model_patch": odd, "name": "café"}) + "\n")
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2 and "café" in text  # non-ASCII text is kept, breaks are escaped
+    assert [record["model_patch"] for _, record in read_records(path)] == [odd, odd]
+    raw = tmp_path / "raw.jsonl"  # written by another tool, separators raw: read as one record a line
+    raw.write_text(json.dumps({"model_patch": odd}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [record for _, record in read_records(raw)] == [{"model_patch": odd}]

@@ -162,3 +162,60 @@ def test_agent_fix_json_and_errors_are_scrubbed_in_a_real_process(tmp_path: Path
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 2
     assert GITHUB_TOKEN not in done.stdout + done.stderr
+
+
+UNICODE_PASSWORD = "pässwörd-ünïcode-42"
+PUNCTUATED_SECRET = 'p"a\\ss/w<o>rd&1234'
+ASTRAL_SECRET = "key-😀-0123456789"
+
+
+def strings_in(value) -> list[str]:
+    """Every string in a JSON value, and those in strings that are JSON themselves (tool-call arguments)."""
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (key, *strings_in(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in strings_in(item)]
+    if isinstance(value, str):
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            return [value]
+        return [value, *strings_in(inner)] if isinstance(inner, (dict, list, str)) else [value]
+    return []
+
+
+@pytest.mark.parametrize("secret", [UNICODE_PASSWORD, PUNCTUATED_SECRET, ASTRAL_SECRET])
+def test_a_secret_in_tool_call_arguments_is_masked_however_it_was_escaped(
+        secret: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`DB_PASSWORD='pässwörd-ünïcode-42'` and a call `echo '...'`: the response event held `p\\\\u00e4ssw...`."""
+    monkeypatch.setenv("DB_PASSWORD", secret)
+    command = {"command": f"echo '{secret}'"}
+    arguments = [json.dumps(command), json.dumps(command, ensure_ascii=False),  # as the model or the client wrote it
+                 json.dumps({"nested": json.dumps(command)}),  # JSON inside JSON inside the event
+                 json.dumps([json.dumps(json.dumps(command))])]
+    writer = TrajectoryWriter(tmp_path / "t.jsonl")
+    writer.event("request", new_messages=[{"role": "user", "content": f"use {secret}"}])
+    writer.event("response", content=json.dumps(secret), tool_calls=[
+        {"id": "c1", "function": {"name": "bash", "arguments": text}} for text in arguments])
+    writer.event("tool", arguments=command, observation=f"{secret}\n{json.dumps(secret)}", **{secret: "as a key"})
+    writer.close()
+    text = (tmp_path / "t.jsonl").read_text(encoding="utf-8")
+    for line in text.split("\n")[:-1]:
+        assert not [found for found in strings_in(json.loads(line)) if secret in found], line
+    escaped = [json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]]
+    escaped += [json.dumps(form)[1:-1] for form in escaped]  # escaped twice: JSON in JSON, as written before
+    assert not [form for form in escaped if form in text], text
+    response = json.loads(text.split("\n")[1])
+    assert [json.loads(call["function"]["arguments"]) for call in response["tool_calls"]][:2] == [
+        {"command": f"echo '{MASK}'"}] * 2  # the arguments stay JSON, masked inside
+    assert MASK in response["content"]
+
+
+@pytest.mark.parametrize("secret", [UNICODE_PASSWORD, PUNCTUATED_SECRET, ASTRAL_SECRET])
+def test_scrub_finds_a_secret_in_json_escapes_nested_any_depth(secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--json` output is `json.dumps` with ASCII escapes: the scrub of the serialised line catches those too."""
+    monkeypatch.setenv("APP_SECRET", secret)
+    once = json.dumps({"message": f"said {secret}"})
+    for text in (once, json.dumps(once), json.dumps(json.dumps(once)), json.dumps(secret, ensure_ascii=False)):
+        scrubbed = scrub(text)
+        assert MASK in scrubbed and secret[-4:] not in scrubbed and secret[:2] not in scrubbed, scrubbed

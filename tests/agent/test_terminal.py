@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import unicodedata
 
 from rich.console import Console
 
@@ -28,6 +29,16 @@ def test_visible_shows_every_control_character_and_keeps_text() -> None:
     assert "\\u202e" in shown and "\\x9b31m" in shown and "\\x0d\\x08" in shown
     assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e\r\x08")
     assert escape("[bold]x[/]\x1b") == "\\[bold]x\\[/]\\x1b"
+
+
+def test_visible_shows_every_invisible_format_character() -> None:
+    """Unicode category Cf (zero-width space U+200B, BOM, bidi marks, tags...): each one an escape."""
+    formats = [chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"]
+    assert "\u200b" in formats and "\ufeff" in formats and len(formats) > 150
+    shown = visible("a".join(formats))
+    assert not any(ch in shown for ch in formats)
+    assert visible("zero\u200bwidth") == "zero\\u200bwidth" and visible("\U000e0041") == "\\U000e0041"
+    assert visible("café 日本 😀") == "café 日本 😀"  # printable text is untouched
 
 
 def test_live_progress_does_not_pass_sandbox_escapes_through() -> None:

@@ -75,3 +75,35 @@ def test_the_conversation_reads_back_through_rebuilt_histories(tmp_path: Path) -
     (tmp_path / "old.jsonl").write_text("\n".join([*lines[:4], json.dumps({"type": "end", "status": "submitted"})]))
     assert read_trajectory(tmp_path / "old.jsonl").conversation() is None  # recorded before `end` held them
     assert read_trajectory(tmp_path / "old.jsonl").delivery is None
+
+
+# Every character `str.splitlines` ends a line at, besides "\n" and "\r": legal inside a JSON string.
+SPLITLINES_BREAKS = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
+
+
+def test_line_breaks_other_than_newline_in_untrusted_text_keep_the_trajectory_readable(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    writer = TrajectoryWriter(path)
+    writer.event("start", task=f"fix add{SPLITLINES_BREAKS}please")
+    writer.event("response", step=1, content=f"ok{SPLITLINES_BREAKS}", tool_calls=[
+        {"function": {"name": "bash", "arguments": json.dumps({"command": f"echo '{SPLITLINES_BREAKS}'"},
+                                                              ensure_ascii=False)}}])
+    writer.event("tool", step=1, name="bash", observation=f"out{SPLITLINES_BREAKS}put")
+    writer.event("end", status="submitted", patch="")
+    writer.close()
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 4  # escaped when written: any line reader sees four records
+    read = read_trajectory(path)
+    assert [e["type"] for e in read.events] == ["start", "response", "tool", "end"] and not read.torn
+    assert read.start["task"] == f"fix add{SPLITLINES_BREAKS}please"
+    assert read.events[2]["observation"] == f"out{SPLITLINES_BREAKS}put"
+
+
+def test_a_trajectory_with_raw_unicode_line_separators_is_read_as_written(tmp_path: Path) -> None:
+    """Files written before the writer escaped them hold U+2028, U+2029, U+0085 raw: still one record a line."""
+    events = [{"type": "start", "task": f"a{SPLITLINES_BREAKS}b"}, {"type": "end", "status": "submitted"}]
+    path = tmp_path / "old.jsonl"
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    read = read_trajectory(path)
+    assert read.events == events and read.status == "submitted" and not read.torn

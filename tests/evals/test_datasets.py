@@ -209,3 +209,13 @@ def test_shuffle_is_seeded_and_independent_of_file_order() -> None:
 def test_select_rejects_bad_requests(kwargs: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         select(instances(), **kwargs)
+
+
+def test_unicode_line_separators_in_a_row_keep_it_one_row(tmp_path: Path) -> None:
+    """A problem statement holding U+2028, U+0085...: raw inside its JSON string, the row is still one line."""
+    statement = "it breaks\u2028\u2029\x85 here"
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(classic_row(f"o__r-{n}", problem_statement=statement), ensure_ascii=False)
+                            + "\n" for n in (1, 2)), encoding="utf-8")
+    assert [(i.instance_id, i.problem_statement) for i in load_instances(path)] == [
+        ("o__r-1", statement), ("o__r-2", statement)]
