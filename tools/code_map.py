@@ -81,21 +81,22 @@ class OutlineTool:
     )
 
     def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
-        path = resolve_in_repo(ctx.sandbox, args["path"]).real
+        target = resolve_in_repo(ctx.sandbox, args["path"])
+        path, name = target.real, target.shown
         if language_name_for(path) is None:
-            raise ToolError(f"{args['path']}: no outline for this file type; view it with str_replace_editor instead")
+            raise ToolError(f"{name}: no outline for this file type; view it with str_replace_editor instead")
         try:
             source = ctx.sandbox.read_file(path)
         except (FileNotFoundError, IsADirectoryError) as exc:
-            raise ToolError(f"{args['path']}: {exc}") from None
+            raise ToolError(f"{name}: {exc.strerror or 'cannot be read'}") from None
         symbols = outline(path, source)
         if symbols is None:
-            return Observation(generated_note(args["path"], source))
+            return Observation(generated_note(name, source))
         if not symbols:
-            return Observation(f"{args['path']}: no classes or functions found")
+            return Observation(f"{name}: no classes or functions found")
         text = cap_text(format_outline(symbols, ctx.observation_max_chars), ctx.observation_max_chars)[0]
         if not is_utf8(source):  # the names are escaped as every view of this file shows it
-            text += f"\n[Note: {args['path']} is not valid UTF-8: in names from it, {NOT_UTF8_NOTE}.]"
+            text += f"\n[Note: {name} is not valid UTF-8: in names from it, {NOT_UTF8_NOTE}.]"
         return Observation(text)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.encoding import (
-    FILE_RULE_NOTE, NOT_UTF8_NOTE, decode, encode, files_not_utf8, from_visible, has_raw_bytes, is_utf8, shown, visible,
+    FILE_RULE_NOTE, NOT_UTF8_NOTE, decode, encode, files_not_utf8, from_visible, has_raw_bytes, is_utf8, shown, shown_name,
 )
 from tools.lint import lint_edit
 from tools.paths import RepoPath, resolve_in_repo
@@ -275,7 +275,7 @@ class EditorTool:
                 entries = ctx.sandbox.list_dir(target.real, depth=2)
             except OSError as exc:
                 raise ToolError(f"cannot list {target.shown}: {exc}") from None
-            listing = "\n".join(visible(posixpath.join(target.path, entry)) for entry in entries) or "(empty directory)"
+            listing = "\n".join(shown_name(posixpath.join(target.path, entry)) for entry in entries) or "(empty directory)"
             return f"Files and directories up to 2 levels deep in {target.shown}, excluding hidden items:\n{listing}"
         if stat.size > LARGE_FILE_BYTES:
             return self.view_large(ctx, target, stat.size, view_range)
@@ -439,7 +439,7 @@ def page(header: str, lines: list[str], first: int, budget: int, utf8: bool) -> 
 
 def missing_message(target: RepoPath) -> str:
     return (f"{target.shown} does not exist (it may have been deleted or moved). Use `view` on its directory "
-            f"{visible(posixpath.dirname(target.path))} to see what is there, or `create` to make a new file.")
+            f"{shown_name(posixpath.dirname(target.path))} to see what is there, or `create` to make a new file.")
 
 
 def load(ctx: ToolContext, target: RepoPath) -> TextFile:

@@ -20,7 +20,9 @@ Which text is escaped is decided per source, never per piece shown:
   lint excerpts), whether or not the piece shown holds such a byte; a UTF-8 file never is, so
   `\\xe9` in it is always just those four characters. The editor reads what the model types
   for a file by the same rule.
-- a NAME (a path) by itself (`visible`): escaped when it is not UTF-8.
+- a NAME (a path) by itself (`shown_name`): escaped when it is not UTF-8 or holds a backslash, so
+  a UTF-8 name that is literally `a\\xe9.txt` is shown `a\\\\xe9.txt` and never looks like the name
+  with the byte 0xE9; what the model types as a path is read back by `from_visible` everywhere.
 - command OUTPUT, which is no file, by itself (`visible`): escaped when it holds a byte that
   is not UTF-8, with `OUTPUT_NOTE` saying so and pointing to the file views for edits.
 Notes are ours and are never escaped.
@@ -97,6 +99,15 @@ def visible(text: str) -> str:
     if text.isascii() or SURROGATE.search(text) is None:
         return text
     return escape(text)
+
+
+def shown_name(name: str) -> str:
+    """A file name or path as every tool shows it: escaped (`escape`) when it carries a byte that is not
+    UTF-8 or a backslash (either could make two names look alike), else as it is; `from_visible` reads
+    the shown form back to the one name."""
+    if "\\" not in name and (name.isascii() or SURROGATE.search(name) is None):
+        return name
+    return escape(name)
 
 
 def shown(text: str, utf8: bool) -> str:

@@ -19,9 +19,11 @@ an error tree-sitter reports is a suspicion, not a verdict. The rule (`lint_edit
 3. With no such verdict, tree-sitter refuses only when it is sure: the edit also changes the
    balance of the file's brackets (`()`, `[]`, `{}` counted as tokens, so not inside strings
    or comments), which no version of any of these languages accepts, except C and C++ under
-   conditional compilation (`#if`/`#ifdef`/`#else` branches may each open a brace), which is
-   never sure. Any other added error is reported as a *possible* syntax error, and the edit
-   is made.
+   conditional compilation (`#if`/`#ifdef`/`#else` branches may each open a brace) or with a
+   macro whose body holds unbalanced brackets (`#define NS_BEGIN namespace foo {`, `#define CALL(f) f(`:
+   the brackets a macro expands to are not tokens tree-sitter counts), which is never sure.
+   Any other added error is reported as a *possible* syntax error, and the edit is made.
+   Only a sure refusal stands when the same edit is sent again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Node
 
 from sandbox.base import Sandbox
-from tools.encoding import decode, is_utf8, shown, visible
+from tools.encoding import decode, is_utf8, shown, shown_name, visible
 from tools.languages import language_name_for, looks_generated, parser_for_language
 
 CONTEXT_LINES = 2
@@ -96,6 +98,8 @@ class LintOutcome:
 BRACKETS = {"(": ")", "[": "]", "{": "}"}
 PREPROCESSED = {"c", "cpp"}
 CONDITIONAL_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(?:if|ifdef|elif|else)\b", re.M)  # not #ifndef: include guards
+# `#define NAME body` or `#define NAME(params) body`, the body running on over backslash-continued lines.
+MACRO_BODY = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+\w+(?:\([^)\n]*\))?((?:[^\n]*\\\r?\n)*[^\n]*)", re.M)
 
 
 def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
@@ -121,10 +125,23 @@ def check_edit(path: str, before: bytes | None, after: bytes) -> LintReport:
     before_balance = bracket_balance(before_tree.root_node, before) if before_tree and before is not None else {}
     balance_change = {kind: after_balance.get(kind, 0) - before_balance.get(kind, 0) for kind in BRACKETS}
     # `#ifdef X` / `if (a) {` / `#else` / `if (b) {` / `#endif` is valid C with two `{` for one `}`.
-    conditional = language in PREPROCESSED and CONDITIONAL_DIRECTIVE.search(after) is not None
+    unsure = language in PREPROCESSED and (CONDITIONAL_DIRECTIVE.search(after) is not None
+                                           or has_bracket_macro(after) or has_bracket_macro(before or b""))
     return LintReport(ok=False, checked=True, new_problems=tuple(added),
                       message=_rejection_message(path, after, added, len(before_problems)),
-                      unbalanced="" if conditional else _describe_balance(balance_change))
+                      unbalanced="" if unsure else _describe_balance(balance_change))
+
+
+def has_bracket_macro(source: bytes) -> bool:
+    """Whether a C/C++ file defines a macro whose body (continued lines included) holds unbalanced
+    brackets (`namespace foo {`, `f(`): then the file's real bracket balance is only known after
+    preprocessing, so no count of its tokens is sure. A bracket inside a string in the body counts too,
+    which at worst makes a refusal unsure."""
+    for match in MACRO_BODY.finditer(source):
+        body = match.group(1).decode("latin-1")  # brackets are ASCII: any byte-to-char mapping will do
+        if any(body.count(opening) != body.count(closing) for opening, closing in BRACKETS.items()):
+            return True
+    return False
 
 
 def _kind_of_file(path: str) -> str:
@@ -165,7 +182,7 @@ def lint_edit(sandbox: Sandbox, path: str, before: bytes | None, after: bytes, t
             return LintOutcome(True, repeatable=True, message=(
                 f"{report.message}\n{verdict.tool} in the sandbox agrees:\n{verdict.detail}\nIf this is valid code "
                 f"newer than the sandbox's {checker}, send exactly the same edit again as your next edit of "
-                f"{visible(path)} (other calls in between are fine) and it will be applied."))
+                f"{shown_name(path)} (other calls in between are fine) and it will be applied."))
         # It rejected the file before the edit too: its verdict cannot tell what the edit added.
         unjudged = f"{verdict.tool} in the sandbox rejected this file before the edit too, so it cannot tell"
     if report.unbalanced:
@@ -297,7 +314,7 @@ def _added_problems(before: list[SyntaxProblem], after: list[SyntaxProblem]) -> 
 def _rejection_message(path: str, source: bytes, added: list[SyntaxProblem], existing: int) -> str:
     count = len(added)
     plural = "s" if count != 1 else ""
-    path = visible(path)
+    path = shown_name(path)
     parts = [(f"The edit was NOT applied: it would add {count} syntax error{plural} to {path} "
               "(the file is unchanged).")]
     utf8 = is_utf8(source)

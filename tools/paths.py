@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sandbox.base import Sandbox
 from tools.base import ToolError
-from tools.encoding import ESCAPED_BYTE, from_visible, visible
+from tools.encoding import ESCAPED_BYTE, from_visible, shown_name
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class RepoPath:
 
     @property
     def shown(self) -> str:
-        """`path` as messages show it: escaped when the name is not UTF-8 (tools/encoding.py)."""
-        return visible(self.path)
+        """`path` as messages show it: escaped when the name is not UTF-8 or holds a backslash (tools/encoding.py)."""
+        return shown_name(self.path)
 
 
 def is_within(path: str, root: str) -> bool:

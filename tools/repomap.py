@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from scipy import sparse
 
-from tools.encoding import not_utf8_note, visible
+from tools.encoding import not_utf8_note, shown_name
 from tools.languages import language_name_for
 from tools.tags import CONTAINER_KINDS, Definition, FileNames, SourceFile, Stamp, TagCache, index_files
 
@@ -365,11 +365,11 @@ def render_map(entries: Sequence[MapEntry], definitions: dict[str, Sequence[Defi
     for path in sorted(chosen):
         shown = _shown_definitions(definitions.get(path, ()), chosen[path])
         if not shown:
-            blocks.append(visible(path))
+            blocks.append(shown_name(path))
             continue
         if not all(definition.utf8 for definition in shown):
-            escaped.append(visible(path))
-        lines = [f"{visible(path)}:"]
+            escaped.append(shown_name(path))
+        lines = [f"{shown_name(path)}:"]
         previous = 0
         for definition in shown:
             if definition.line > previous + 1:

@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 from sandbox.output import cap_text
-from tools.encoding import files_not_utf8, from_visible, has_raw_bytes, not_utf8_note, shown, visible
+from tools.encoding import files_not_utf8, from_visible, has_raw_bytes, not_utf8_note, shown, shown_name, visible
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.paths import RepoPath, resolve_in_repo
 
@@ -125,7 +125,7 @@ class Search:
                 problem = "\n".join(output.strip().splitlines()[-6:])
                 raise ToolError(f"invalid search for {kind} {self.pattern!r}: {problem}\nEscape special characters "
                                 "(e.g. \\( ) or set fixed_strings true to search for the text literally.")
-            return f"No matches for {kind} {self.pattern!r} in {visible(self.where)}{self.scope()}."
+            return f"No matches for {kind} {self.pattern!r} in {shown_name(self.where)}{self.scope()}."
         total = sum(counts.values())
         output, _ = self.run(listing)
         lines, escaped = self.shown_matches([line.removeprefix("./") for line in output.splitlines()], counts)
@@ -152,9 +152,9 @@ class Search:
             if len(text) > MATCH_LINE_CHARS + 40:
                 text = text[:MATCH_LINE_CHARS] + " [...]"
             utf8 = path not in not_utf8 if not_utf8 is not None else not has_raw_bytes(text)
-            if not utf8 and visible(path) not in escaped:
-                escaped.append(visible(path))
-            out.append(f"{visible(path)}:{number}:{shown(text, utf8)}")
+            if not utf8 and shown_name(path) not in escaped:
+                escaped.append(shown_name(path))
+            out.append(f"{shown_name(path)}:{number}:{shown(text, utf8)}")
         return out, escaped
 
     # -- files ------------------------------------------------------------------
@@ -180,12 +180,12 @@ class Search:
             problem = "\n".join(names)[-300:] or "the search failed"
             raise ToolError(f"invalid file-name glob {self.pattern!r}: {problem}")
         if not names:
-            return f"No files matching {self.pattern!r} in {visible(self.where)}{self.scope()}."
+            return f"No files matching {self.pattern!r} in {shown_name(self.where)}{self.scope()}."
         total = int(total_line.split()[1])
         summary = f"{plural(total, 'file')} matching {self.pattern!r}"
         if total > len(names):
             summary = f"Showing {len(names)} of {summary}; narrow the search with path or a more specific pattern"
-        return f"{summary}:\n" + "\n".join(visible(name) for name in names)
+        return f"{summary}:\n" + "\n".join(shown_name(name) for name in names)
 
     def scope(self) -> str:
         parts = [f" (only files matching {self.glob!r})"] if self.glob else []

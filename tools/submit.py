@@ -16,7 +16,7 @@ from typing import Any
 
 from sandbox.base import CommandResult
 from tools.base import Observation, Submitted, ToolContext, ToolError, ToolSpec
-from tools.encoding import is_utf8
+from tools.encoding import is_utf8, shown_name
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # `git hash-object -t tree /dev/null`
 LARGE_NEW_FILE_BYTES = 1_000_000  # a new file this big is a log or a data dump, not part of a fix
@@ -55,7 +55,8 @@ class SubmitTool:
             files = result.patch.count("\ndiff --git ") + result.patch.startswith("diff --git ")
             message = f"submitted a patch changing {files} file{'s' if files != 1 else ''}"
         if result.left_out:
-            message += f"; left out new files over {LARGE_NEW_FILE_BYTES // 1_000_000} MB: {', '.join(result.left_out)}"
+            names = ", ".join(map(shown_name, result.left_out))  # by the name rule: a\\xe9 vs the byte 0xE9
+            message += f"; left out new files over {LARGE_NEW_FILE_BYTES // 1_000_000} MB: {names}"
         raise Submitted(result.patch, message)
 
 

@@ -30,6 +30,7 @@ from agent.github import GitHubClient, Issue, IssueRef, PullRequest
 from agent.loop import Listener, RunResult
 from agent.model import Model
 from sandbox.base import SandboxError
+from tools.encoding import visible
 
 if TYPE_CHECKING:
     from agent.followup import FollowUp
@@ -81,11 +82,13 @@ def branch_for(issue: IssueRef) -> str:
 
 
 def task_text(issue: Issue, job: IssueJob) -> str:
+    """The model's task: the issue and any instructions from the comment that asked for the run. JSON
+    from GitHub may hold lone `\\udXXX` escapes: shown as text (tools/encoding.py), so the request is UTF-8."""
     text = f"{issue.title}\n\n{issue.body}".strip()
     if job.instructions:
         source = f" from @{job.requested_by}" if job.requested_by else ""
         text += f"\n\nAdditional instructions{source}:\n{job.instructions}"
-    return text
+    return visible(text)
 
 
 def fix_issue(

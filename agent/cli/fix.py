@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent.errors import UsageError
+from tools.encoding import decode, visible
 
 HELP = "Fix an issue in the current git repository and leave a tested patch on a new branch."
 ATTEMPTS_HELP = ("Run N attempts at once, each in its own sandbox with its own seed, then keep the patch that applies, "
@@ -18,7 +19,12 @@ ATTEMPTS_HELP = ("Run N attempts at once, each in its own sandbox with its own s
 
 
 def read_task(text: str | None, file: Path | None, issue: str | None) -> tuple[str, str | None]:
-    """The issue text and a title, from exactly one of: TEXT, -f FILE, '-' (stdin), --issue."""
+    """The issue text and a title, from exactly one of: TEXT, -f FILE, '-' (stdin), --issue.
+
+    Every source is read as bytes (argv arrives surrogate-escaped, as Python decodes it; JSON from
+    GitHub may hold lone `\\udXXX` escapes): bytes that are not UTF-8 are shown as `\\xNN` escapes
+    (tools/encoding.py's rule for text that is no file), so the task is valid UTF-8 and nothing is lost
+    from sight. Raises `UsageError` for a file that cannot be read or an empty text."""
     given = [x for x in (text, file, issue) if x is not None]
     if len(given) != 1:
         raise UsageError("give the issue exactly one way: TEXT, -f FILE, '-' for stdin, or --issue OWNER/REPO#N")
@@ -26,19 +32,20 @@ def read_task(text: str | None, file: Path | None, issue: str | None) -> tuple[s
         from agent.github import fetch_issue
 
         found = fetch_issue(issue)
-        return f"{found.title}\n\n{found.body}", found.title
+        title = visible(found.title)
+        return f"{title}\n\n{visible(found.body)}", title
     if file is not None:
         try:
-            body = file.read_text(encoding="utf-8")
+            body = decode(file.read_bytes())
         except OSError as exc:
             raise UsageError(f"cannot read {file}: {exc.strerror}") from None
     elif text == "-":
-        body = sys.stdin.read()
+        body = decode(sys.stdin.buffer.read())
     else:
         body = text or ""
     if not body.strip():
         raise UsageError("the issue text is empty")
-    return body, None
+    return visible(body), None
 
 
 def fix(

@@ -653,3 +653,31 @@ def test_a_latin1_repository_is_viewed_edited_and_delivered_byte_for_byte(fake_m
     git(repo, "checkout", "-q", result["branch"])
     assert (repo / "prices.py").read_bytes() == prices.replace(b"PRICE = 3", b"PRICE = 4")
     assert (repo / "caf\udce9.txt").read_bytes() == b"menu \xe8\n"
+
+
+def test_an_issue_file_that_is_not_utf8_reaches_the_model_as_valid_utf8(fake_model_server, tmp_path) -> None:
+    """Issue 14 (third tester): `printf 'Caf\\xe9 crash \\xff\\xfe\\n' > issue.md; agent fix --json -f issue.md`
+    died with a UnicodeDecodeError traceback; on stdin the run died as model_error."""
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "issue.md").write_bytes(b"Caf\xe9 crash \xff\xfe\n")
+    for source, stdin in (("-f", None), ("-", "stdin")):
+        fake_model_server.script = SESSION
+        fake_model_server.requests.clear()
+        if stdin:
+            done = subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--no-commit",
+                                   "-"], input=b"Caf\xe9 crash \xff\xfe\n", capture_output=True, timeout=180, cwd=ROOT,
+                                  env={**{k: v for k, v in os.environ.items() if k != "AGENT_CONFIG"},
+                                       "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+                                       "HOME": str(tmp_path / "home")})
+            stdout, stderr = done.stdout.decode(), done.stderr.decode()
+        else:
+            done = agent(repo, fake_model_server, "--json", "--no-commit", "-f", str(tmp_path / "issue.md"))
+            stdout, stderr = done.stdout, done.stderr
+        assert done.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        result = json.loads(stdout)
+        assert result["status"] == "submitted"
+        first = json.dumps(fake_model_server.requests[0]["messages"], ensure_ascii=False)
+        assert "Caf\\\\xe9 crash \\\\xff\\\\xfe" in first  # JSON-escaped backslashes
+        for line in Path(result["trajectory"]).read_bytes().splitlines():
+            json.loads(line.decode("utf-8"))  # strict UTF-8, every line JSON

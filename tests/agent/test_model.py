@@ -497,3 +497,16 @@ def test_a_backoff_past_the_deadline_is_not_slept(fake_model_server: FakeOpenAIS
     with pytest.raises(OutOfTime, match="time limit comes before .* may be asked again"):
         model.query(MESSAGES, [], deadline=time.monotonic() + 5)
     assert sleep.waits == [] and len(fake_model_server.requests) == 1
+
+
+def test_lone_surrogates_left_in_a_request_are_sent_as_visible_escapes(fake_model_server: FakeOpenAIServer) -> None:
+    """The last line of defence (issue 14, third tester): one byte that is not UTF-8 from a repository, an
+    issue or a tool, left as a lone surrogate, used to fail the request with 'surrogates not allowed'."""
+    fake_model_server.script = [Reply("Done.")]
+    messages = [{"role": "system", "content": "ok"},
+                {"role": "user", "content": "Caf\udce9 crash \udcff\udcfe, path \\xe9 and \ud800"}]
+    reply = make_model(fake_model_server).query(messages, [])
+    assert reply.content == "Done."
+    sent = fake_model_server.requests[0]["messages"]
+    assert sent[1]["content"] == "Caf\\xe9 crash \\xff\\xfe, path \\\\xe9 and \\ud800"
+    assert sent[0] == messages[0] and messages[1]["content"].startswith("Caf\udce9")  # the caller's list untouched

@@ -269,3 +269,36 @@ def test_an_interpreter_refusal_shows_the_new_code_and_yields_to_the_same_edit_s
 def test_a_sure_tree_sitter_refusal_does_not_yield_to_a_repeat(shell) -> None:
     outcome = lint_edit(shell, "widget.rs", None, b"fn main( {\n}\n", repeated=True)
     assert outcome.refused and not outcome.repeatable
+
+
+MACROS_HOLDING_BRACKETS = [  # valid code: the brackets a macro expands to balance what the edit adds
+    ("ns.cpp", b"#define NS_BEGIN namespace foo {\n#define NS_END }\n\nNS_BEGIN\nint f() { return 1; }\nNS_END\n",
+     b"NS_END\n", b"}  // namespace foo\n"),
+    ("m.c", b"#define CALL(f) f(\nint g(int x) { return x; }\nint h(void) {\n    return g(1);\n}\n",
+     b"return g(1);", b"return CALL(g) 1);"),
+    ("cont.h", b"#define OPEN_BLOCK \\\n    if (1) {\nint k(void) {\n    OPEN_BLOCK\n    return 1;\n}\n",
+     b"    return 1;\n}\n", b"    return 1;\n    }\n}\n"),  # the body's `{` is on a continued line
+]
+
+
+@pytest.mark.parametrize(("path", "before", "old", "new"), MACROS_HOLDING_BRACKETS,
+                         ids=[p for p, *_ in MACROS_HOLDING_BRACKETS])
+def test_c_whose_macros_hold_brackets_is_never_sure(shell, path: str, before: bytes, old: bytes, new: bytes) -> None:
+    after = before.replace(old, new)
+    outcome = lint_edit(shell, path, before, after)
+    assert not outcome.refused, outcome.message
+    assert not check_edit(path, before, after).ok  # the grammar does misread it: said, not refused
+    assert outcome.note.startswith("\n(Possible syntax error, the edit was made")
+
+
+def test_the_example_namespace_edit_is_made_and_an_unbalanced_edit_without_such_macros_still_refused(shell) -> None:
+    before = b"#define NS_BEGIN namespace foo {\n#define NS_END }\n\nNS_BEGIN\nint f() { return 1; }\nNS_END\n"
+    after = before.replace(b"NS_END\n", b"}  // namespace foo\n")
+    report = check_edit("ns.cpp", before, after)
+    assert not report.ok and report.unbalanced == ""  # the grammar sees an extra `}`, but is not sure of it
+    assert not lint_edit(shell, "ns.cpp", before, after).refused
+    balanced_macros = b"#define MAX(a, b) ((a) > (b) ? (a) : (b))\n#define EMPTY {}\nint f() { return 1; }\n"
+    refused = lint_edit(shell, "plain.cpp", balanced_macros, balanced_macros + b"}\n")
+    assert refused.refused and "Sure without a compiler: the edit adds 1 more `}` than `{`" in refused.message
+    refused_c = lint_edit(shell, "plain.c", b"int g(int x) { return x; }\n", b"int g(int x) { return x); }\n")
+    assert refused_c.refused and "1 more `)` than `(`" in refused_c.message
