@@ -37,6 +37,7 @@ import posixpath
 import re
 import subprocess
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +64,10 @@ CI_CONFIG_PATHS = (
     ".semaphore/", ".cirrus.yml", ".cirrus.yaml", ".cirrus.star",
     "cloudbuild.yaml", "cloudbuild.yml", "cloudbuild.json",  # Google Cloud Build triggers
     "bitrise.yml", "bitrise.yaml", "codemagic.yaml", "codemagic.yml",
+    ".drone.jsonnet", ".build.yml", ".build.yaml", ".builds/",  # Drone's Jsonnet, sourcehut builds
+    ".zuul.yaml", "zuul.yaml", ".zuul.d/", "zuul.d/",  # Zuul reads the first of these it finds
+    ".teamcity/", ".gocd.yaml", ".gocd.yml", ".screwdriver.yaml", ".screwdriver.yml",  # TeamCity Kotlin DSL, GoCD
+    "codefresh.yml", "codefresh.yaml", ".harness/", ".kokoro/",  # Codefresh, Harness, Google's Kokoro
     # Run when the repository is opened (Codespaces, Gitpod, dev containers) with the opener's secrets.
     ".devcontainer/", ".devcontainer.json", ".gitpod.yml", ".gitpod.yaml", ".gitpod.dockerfile",
     # Run by pre-commit.ci on every push and by every developer's `git commit`: it fetches and runs hook repos.
@@ -70,10 +75,17 @@ CI_CONFIG_PATHS = (
 )
 # Names that define CI wherever they are: a local action (`uses: ./any/dir`, run by a workflow with its
 # secrets) and Jenkins pipelines (a multibranch job's script path may be any file; these are its conventions).
-CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenkinsfile", "jenkinsfile.*")
+# AWS CodeBuild's buildspecs (a project names any of them: `buildspec-test.yml`, `ci/buildspec.yml`) and
+# GoCD's config-repo files (its YAML and JSON plugins read `**/*.gocd.yaml`, `**/*.gocd.json`) are found anywhere too.
+CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenkinsfile", "jenkinsfile.*",
+                            "buildspec*.yml", "buildspec*.yaml", "*.gocd.yaml", "*.gocd.yml", "*.gocd.json")
 AGENT_CONFIG_NAME = ".agent.toml"
 # Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.agent\u200c.toml` is `.agent.toml` there.
 _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
+# Letters whose upper case is an ASCII letter but which NFKC and casefold leave alone: the dotless i
+# (`.cırcleci/` is `.CIRCLECI/` upper-cased, as `.ſ` is `.S`). Every other such code point (ſ, K as
+# the Kelvin sign, ß, the ligatures) folds to ASCII already; tests/agent/test_patch_policy.py checks all.
+_ASCII_BY_UPPER_CASE = {0x0131: "i"}
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
 KIND_TEXT = {
@@ -405,9 +417,13 @@ def _findings(change: FileChange) -> list[Finding]:
 
 def _as_filesystems_see(path: str) -> str:
     """The name a case-insensitive file system would open (macOS, Windows): `.Agent.toml` is
-    `.agent.toml` there, so is `.agent.toml.` on Windows and `.agent\u200c.toml` on HFS+."""
-    parts = (part.translate(_HFS_IGNORED).rstrip(". ") or part for part in path.split("/"))
-    return "/".join(parts).casefold()
+    `.agent.toml` there, so is `.agent.toml.` on Windows and `.agent\u200c.toml` on HFS+; compatibility
+    forms and letters that upper-case to ASCII are folded too (NFKC, casefold, `_ASCII_BY_UPPER_CASE`), so
+    `.ｇitmodules`, `.ſemaphore/` and `.cırcleci/` are reviewed as what a reader takes them for."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", path).casefold()).translate(
+        _ASCII_BY_UPPER_CASE)
+    parts = (part.translate(_HFS_IGNORED).rstrip(". ") or part for part in folded.split("/"))
+    return "/".join(parts)
 
 
 def _mode(mode: str | None) -> int | None:

@@ -203,6 +203,38 @@ def test_every_ci_systems_files_are_ci_config(tmp_path: Path) -> None:
     assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in OTHER_CI_FILES)
 
 
+# The fourth tester's list (issue 16): CI systems the list above missed, and the dotless i, whose upper
+# case is ASCII (`.cırcleci` is `.CIRCLECI` to a reader) but which neither NFKC nor casefold touches.
+FOURTH_TESTER_CI_FILES = [
+    ".drone.jsonnet", ".build.yml", ".builds/test.yml", ".zuul.yaml", "zuul.d/jobs.yaml", "buildspec.yml",
+    "buildspec-release.yml", "deploy/buildspec.yml", ".teamcity/settings.kts", ".gocd.yaml", "ci/app.gocd.yaml",
+    "pipelines/app.gocd.json", ".screwdriver.yaml", "codefresh.yml", ".harness/pipeline.yaml",
+    ".kokoro/build.sh", ".c\u0131rcleci/config.yml", ".\u017femaphore/x.yml", "\uff0egitlab-ci.yml",
+]
+
+
+def test_the_fourth_testers_ci_files_are_ci_config(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in FOURTH_TESTER_CI_FILES:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text("steps: [env]\n")
+
+    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in FOURTH_TESTER_CI_FILES)
+
+
+def test_every_letter_that_upper_cases_to_ascii_is_read_as_that_ascii() -> None:
+    """All of Unicode, not a list: any code point whose upper or case-folded form is ASCII letters."""
+    from agent.patch_policy import _as_filesystems_see
+
+    odd = {}
+    for code in range(0x80, 0x110000):
+        char = chr(code)
+        ascii_forms = [form.lower() for form in (char.upper(), char.casefold()) if form.isascii() and form.isalpha()]
+        if ascii_forms and _as_filesystems_see(f"x{char}y") != f"x{ascii_forms[0]}y":
+            odd[hex(code)] = _as_filesystems_see(char)
+    assert odd == {}
+
+
 def test_a_symlink_in_place_of_another_ci_systems_directory_is_ci_config() -> None:
     assert ("ci_config", ".Woodpecker") in kinds(link_patch((".Woodpecker", "ci")))
 
