@@ -19,9 +19,9 @@ them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code 
   patched tree (through other links, `..` after a link, links the same patch adds), or one
   that cannot be resolved (a loop of links);
 - `executable`: a file made executable;
-- `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`) hold a
-  secret this process holds (`agent.redaction`: the GitHub token, the API key), which a model
-  could only have copied from somewhere;
+- `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`), or whose
+  new name (an added, renamed or copied path), holds a secret this process holds
+  (`agent.redaction`: the GitHub token, the API key), which a model could only have copied from somewhere;
 - `unreadable`: a patch the parser cannot read, so nothing about it can be vouched for.
 
 `agent fix` lists them (summary and `--json`); `agent ci` and `agent pr` refuse them
@@ -47,7 +47,7 @@ from unidiff import PatchSet, UnidiffParseError
 
 from agent.binary_patch import added_bytes
 from agent.errors import AgentError
-from agent.redaction import reveals_secret
+from agent.redaction import reveals_secret, scrub
 
 # Paths of CI definitions, as each system's docs name them (written as a case-insensitive file system sees
 # them: lower case): a prefix ending in "/" is a directory, anything else a file name at the root.
@@ -127,7 +127,8 @@ class Finding:
     detail: str = ""
 
     def __str__(self) -> str:
-        return f"{self.path}: {KIND_TEXT[self.kind]}" + (f" ({self.detail})" if self.detail else "")
+        """One line; a secret in a file name or link target is masked (`agent.redaction.scrub`)."""
+        return scrub(f"{self.path}: {KIND_TEXT[self.kind]}" + (f" ({self.detail})" if self.detail else ""))
 
 
 @dataclass
@@ -176,7 +177,24 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
             review.findings.append(Finding("secret", change.path, "masked wherever it is shown"))
     review.findings += _links_leading_outside(changes, dict(links or {}))
     _review_as_git_reads(patch, review)
+    review.findings += _secrets_in_names(review)
     return review
+
+
+def _secrets_in_names(review: PatchReview) -> list[Finding]:
+    """A `secret` finding for each file the patch adds, renames or copies to a name that holds one of the
+    process's secrets (`echo hi > leak-$GITHUB_TOKEN.txt`): pushing the file pushes its name. A name's
+    directories are read joined too, so a token split over `ghp_ab/cd…` is found; an old name going away is no leak."""
+    found: list[Finding] = []
+    flagged = {finding.path for finding in review.findings if finding.kind == "secret"}
+    for change in review.files:
+        if change.action == "removed" or change.path in flagged:
+            continue
+        names = [name for name in (change.path, *change.paths) if name != change.old_path]
+        if any(reveals_secret(name) or reveals_secret(name.replace("/", "")) for name in names):
+            found.append(Finding("secret", change.path, "in its name; masked wherever it is shown"))
+            flagged.add(change.path)
+    return found
 
 
 def _type_changes_folded(changes: list[tuple[FileChange, Any]]) -> list[tuple[FileChange, Any]]:

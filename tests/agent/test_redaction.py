@@ -219,3 +219,53 @@ def test_scrub_finds_a_secret_in_json_escapes_nested_any_depth(secret: str, monk
     for text in (once, json.dumps(once), json.dumps(json.dumps(once)), json.dumps(secret, ensure_ascii=False)):
         scrubbed = scrub(text)
         assert MASK in scrubbed and secret[-4:] not in scrubbed and secret[:2] not in scrubbed, scrubbed
+
+
+def git_diff_of(tmp_path: Path, change) -> str:
+    """`git diff --cached --binary --no-renames HEAD` (as `submit` writes it) after `change(repo)`."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "README").write_text("x\n")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    change(tmp_path)
+    git("add", "-A")
+    return git("diff", "--cached", "--binary", "--no-renames", "HEAD")
+
+
+def write(path: Path, text: str = "hi\n") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    (lambda repo: write(repo / f"leak-{GITHUB_TOKEN}.txt"), f"leak-{GITHUB_TOKEN}.txt"),  # the tester's file
+    (lambda repo: write(repo / f"{GH_CLI_TOKEN}.md", ""), f"{GH_CLI_TOKEN}.md"),  # empty: no hunk at all
+    (lambda repo: write(repo / GITHUB_TOKEN[:10] / f"{GITHUB_TOKEN[10:]}.txt"),  # split over a directory
+     f"{GITHUB_TOKEN[:10]}/{GITHUB_TOKEN[10:]}.txt"),
+    (lambda repo: (repo / "docs").mkdir() or (repo / "docs" / "link").symlink_to(f"../{GITHUB_TOKEN}"),
+     "docs/link"),  # a link's target
+], ids=["file-name", "empty-file", "split-name", "link-target"])
+def test_a_file_whose_name_holds_a_secret_is_never_delivered(tokens: list[str], tmp_path: Path, change,
+                                                              path: str) -> None:
+    """Issue 16, fourth tester: `echo hi > leak-$TOKEN.txt` was pushed, the name masked only where shown."""
+    review = review_patch(git_diff_of(tmp_path, change))
+    assert [(f.kind, f.path) for f in review.findings if f.kind == "secret"] == [("secret", path)]
+    with pytest.raises(PatchRefused, match="adds one of your secrets") as refused:
+        enforce(review, allow=["ci_config", "agent_config", "submodules", "symlink_outside", "executable"])
+    assert leaks(str(refused.value), tokens) == []
+
+
+def test_a_rename_to_a_secret_name_is_found_and_one_away_from_it_is_not(tokens: list[str]) -> None:
+    def rename(old: str, new: str) -> str:
+        return f"diff --git a/{old} b/{new}\nsimilarity index 100%\nrename from {old}\nrename to {new}\n"
+
+    assert [(f.kind, f.path) for f in review_patch(rename("notes.txt", f"n-{GH_CLI_TOKEN}")).findings] == [
+        ("secret", f"n-{GH_CLI_TOKEN}")]
+    assert review_patch(rename(f"n-{GH_CLI_TOKEN}", "notes.txt")).findings == []
+    removed = (f"diff --git a/n-{GH_CLI_TOKEN} b/n-{GH_CLI_TOKEN}\ndeleted file mode 100644\n"
+               f"index 1111111..0000000\n--- a/n-{GH_CLI_TOKEN}\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n")
+    assert review_patch(removed).findings == []
