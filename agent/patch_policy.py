@@ -184,7 +184,8 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
 def _secrets_in_names(review: PatchReview) -> list[Finding]:
     """A `secret` finding for each file the patch adds, renames or copies to a name that holds one of the
     process's secrets (`echo hi > leak-$GITHUB_TOKEN.txt`): pushing the file pushes its name. A name's
-    directories are read joined too, so a token split over `ghp_ab/cd…` is found; an old name going away is no leak."""
+    directories are read joined too, so a token split over `ghp_ab/cd…` is found; an old name going away
+    is no leak."""
     found: list[Finding] = []
     flagged = {finding.path for finding in review.findings if finding.kind == "secret"}
     for change in review.files:

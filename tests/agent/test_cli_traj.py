@@ -112,3 +112,53 @@ def test_show_and_stats_read_a_task_holding_unicode_line_separators(tmp_path) ->
     assert "fix add\\u2028" in done.stdout and "submitted" in done.stdout
     [row] = stats(path)
     assert row["status"] == "submitted" and row["steps"] == 2
+
+
+# Invisible format characters (Unicode Cf) a model or a repository can plant: a reader cannot see them, a
+# terminal may act on them (issue 16 item 6, fourth tester: `traj show` printed these raw, `agent fix` did not).
+FORMAT_CHARACTERS = "\ufeff\u00ad\u180e\u200b\u200d\u2060\u206a\ufff9\U0001d173"
+
+
+def output_on_a_terminal(command: list[str]) -> str:
+    """What `command` writes to a pseudo-terminal (rich then colours and pads, as a user sees it)."""
+    import os
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(command, stdout=terminal, stderr=terminal, cwd=ROOT, env={
+        "PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"})
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert process.wait(timeout=60) == 0, b"".join(chunks)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def test_show_prints_no_invisible_format_character_raw_piped_or_on_a_terminal(tmp_path) -> None:
+    cf = FORMAT_CHARACTERS
+    events = [{**STEPS[0], "task": f"fix{cf}"}, STEPS[1],
+              {**STEPS[2], "content": f"I will{cf}", "reasoning": f"think{cf}"},
+              {"type": "tool", "t": 13.6, "step": 1, "name": "bash", "arguments": {"command": f"ls{cf}"},
+               "observation": f"calc.py{cf}"},
+              {"type": "tool", "t": 13.7, "step": 1, "name": "str_replace_editor",
+               "arguments": {"command": "str_replace", "path": f"calc{cf}.py", "old_str": "a", "new_str": f"b{cf}"},
+               "observation": f"The file calc.py has been edited. Snippet:\n     1\treturn a + b{cf}\n"},
+              {"type": "end", "t": 40.0, "status": "submitted", "steps": 1, "message": f"done{cf}",
+               "patch": f"diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-a\n+b{cf}\n"}]
+    path = write_events(tmp_path / "run.jsonl", events)
+    command = [sys.executable, "-m", "agent", "traj", "show", str(path)]
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env={"PATH": "/usr/bin:/bin", "COLUMNS": "400", "PYTHONPATH": str(ROOT)})
+    assert piped.returncode == 0, piped.stderr
+    for shown in (piped.stdout, output_on_a_terminal(command)):
+        assert [hex(ord(char)) for char in shown if char in cf] == []
+        for where in ("fix", "I will", "think", "ls", "calc.py", "return a + b", "done", "+b"):
+            assert f"{where}\\ufeff\\xad\\u180e\\u200b" in shown, where
