@@ -33,6 +33,7 @@ from pydantic import (
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
 from agent.redaction import hold, public_url, url_secrets
+from agent.repo_files import OUTSIDE, refusal
 
 REPO_CONFIG_NAME = ".agent.toml"
 TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
@@ -371,10 +372,12 @@ def load_settings(
 
     repo_file = repo_root / REPO_CONFIG_NAME if repo_root is not None else None
     if repo_file is not None and repo_file.is_file():
-        if repo_file.resolve().is_relative_to(repo_root.resolve()):  # type: ignore[union-attr]
+        refused = refusal(repo_file, repo_root)  # type: ignore[arg-type]
+        if refused is None:
             layers += _file_layer(repo_file, problems, repo_root=repo_root, warn=warn)
-        else:  # a link to a host file would put that file's values in the prompt and the trajectory
-            warn(f"{repo_file}: ignored: a symlink leading outside the repository")
+        else:  # a link to a host file (or .git/config) would put its values in the prompt and the trajectory
+            warn(f"{repo_file}: ignored: a symlink leading "
+                 f"{'outside the repository' if refused == OUTSIDE else 'to ' + refused}")
     explicit = user_file is not None
     if user_file is None:
         user_file, explicit = user_config_path(env)
@@ -448,8 +451,9 @@ def _drop_nul_paths(data: dict[str, Any], source: Path) -> list[str]:
 def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None = None) -> list[str]:
     """Make relative paths in a config file relative to that file, not to the cwd.
 
-    With `inside`, a path that leads out of that directory (`..`, `~`, absolute, or a
-    symlink) is removed; the keys removed are returned as "key (outside the repository)".
+    With `inside`, a path the host may not read for the repository (`agent.repo_files.refusal`:
+    out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file) is
+    removed; the keys removed are returned as "key (why)".
     """
     removed: list[str] = []
     for section, key in _FILE_PATH_KEYS + _TEMPLATE_KEYS:
@@ -460,9 +464,9 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base / path
-        if inside is not None and not path.resolve().is_relative_to(inside.resolve()):
-            del table[key]
-            removed.append(f"{section}.{key} (a file outside the repository)")
+        if inside is not None and (refused := refusal(path, inside)) is not None:
+            del table[key]  # e.g. a committed `p.txt -> .git/config`: the user's credentials in the prompt
+            removed.append(f"{section}.{key} ({refused})")
             continue
         table[key] = str(path)
     return removed

@@ -12,10 +12,11 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from agent.config import SandboxSettings
 from agent.errors import EnvironmentProblem
+from agent.repo_files import in_git, refusal
 from sandbox.base import ImageMissing, SandboxError
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
 from sandbox.images import BuildLog, ImageRecipe, build_image, image_exists, run_and_commit
@@ -30,6 +31,8 @@ DEPENDENCY_FILES = (
 Echo = Callable[[str], None]
 # Part of the setup image's cache key: images set up before the setup container was confined are not reused.
 SETUP_CONFINEMENT = "confined-v2-root"
+# Part of a Dockerfile image's tag: what `build_context` leaves out (images built before it are not reused).
+CONTEXT_RULE = b"context-v2-without-git"
 
 
 def dependency_digest(repo: Path) -> str:
@@ -109,8 +112,10 @@ def setup_tag(settings: SandboxSettings, repo: Path, base_id: str) -> str:
 
 
 def dockerfile_tag(dockerfile: Path) -> str:
-    """A repository Dockerfile's image tag: its bytes and where it is (see `setup_tag` on why the place)."""
-    digest = hashlib.sha256(dockerfile.read_bytes() + b"\0" + os.fsencode(dockerfile.resolve())).hexdigest()[:16]
+    """A repository Dockerfile's image tag: its bytes, where it is (see `setup_tag` on why the place) and
+    `CONTEXT_RULE`, so an image built from a context that still held `.git` is never reused."""
+    digest = hashlib.sha256(dockerfile.read_bytes() + b"\0" + os.fsencode(dockerfile.resolve())
+                            + b"\0" + CONTEXT_RULE).hexdigest()[:16]
     return f"moe-agent-user:{digest}"
 
 
@@ -138,11 +143,40 @@ def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo, memory: str) ->
     log = BuildLog(tag)
     try:
         limits = {"memory": parse_bytes(memory), "memswap": -1}
-        for chunk in client.api.build(path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=tag, rm=True,
-                                      decode=True, container_limits=limits, forcerm=True):
-            log.write(chunk.get("stream", ""))
-            if "error" in chunk:
-                raise log.fail("docker build", chunk["error"].strip())
+        with build_context(dockerfile.parent, dockerfile.name) as context:
+            for chunk in client.api.build(fileobj=context, custom_context=True, dockerfile=dockerfile.name, tag=tag,
+                                          rm=True, decode=True, container_limits=limits, forcerm=True):
+                log.write(chunk.get("stream", ""))
+                if "error" in chunk:
+                    raise log.fail("docker build", _explained(chunk["error"].strip(), dockerfile.parent))
     except SandboxError as exc:
         raise EnvironmentProblem(str(exc)) from None
     return tag
+
+
+def build_context(directory: Path, dockerfile: str) -> IO[bytes]:
+    """The tar Docker builds `dockerfile` from: `directory`'s files less what its `.dockerignore` excludes,
+    and never a `.git` (the repository's, a submodule's or a worktree's, any case) or anything below one.
+
+    `.git/config` holds the user's credential URL or actions/checkout's auth header, and a repository's
+    Dockerfile could `COPY .git/config` into the image the model then reads. Symlinks go in as links, not
+    followed (Docker resolves them inside the context), so nothing outside `directory` is read. Shape: an
+    uncompressed tar in a temporary file, positioned at 0; the caller closes it.
+    """
+    from docker.utils.build import create_archive, exclude_paths
+
+    ignore = directory / ".dockerignore"
+    patterns: list[str] = []
+    if ignore.is_file() and refusal(ignore, directory) is None:
+        lines = (line.strip() for line in ignore.read_text(encoding="utf-8", errors="replace").splitlines())
+        patterns = [line for line in lines if line and not line.startswith("#")]
+    files = [name for name in exclude_paths(str(directory), patterns, dockerfile=dockerfile)
+             if not in_git(Path(name).parts)]
+    return create_archive(str(directory), files=sorted(files))
+
+
+def _explained(error: str, directory: Path) -> str:
+    """Docker's error, plus what the context held when a COPY/ADD found nothing (`.git` is never there)."""
+    if "not found" in error or "no such file" in error.lower():
+        return f"{error} (the build context is {directory} without .git and what .dockerignore excludes)"
+    return error

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.repo_files import in_git
+
 FILENAME = "AGENTS.md"
 MAX_BYTES = 32 * 1024  # Codex CLI's project_doc_max_bytes default
 _CLOSER = re.compile(r"</(?=\s*(?:repository_instructions|file)\b)", re.IGNORECASE)
@@ -74,8 +76,8 @@ def read_instructions(root: Path, cwd: Path | None = None, max_bytes: int = MAX_
     """The AGENTS.md files from `root` down to `cwd` (default: `root`), nearest last, within `max_bytes`.
 
     Never raises for the files' content: bytes that are not UTF-8 are replaced (U+FFFD), as are NULs.
-    An AGENTS.md that is a symlink resolving outside `root` (or a loop) is not followed and is reported
-    in `skipped`, as is one that cannot be read. A `cwd` that resolves outside `root` reads `root` only.
+    An AGENTS.md that is a symlink resolving outside `root` or into a `.git` (or a loop) is not followed
+    and is reported in `skipped`, as is one that cannot be read. A `cwd` that resolves outside `root` reads `root` only.
     """
     root = root.resolve()
     found = RepositoryInstructions(max_bytes=max_bytes)
@@ -110,7 +112,10 @@ class _Unusable(Exception):
 
 
 def _target(candidate: Path, root: Path) -> Path | None:
-    """The regular file to read for `candidate`, None if there is none; symlinks only within `root`."""
+    """The regular file to read for `candidate`, None if there is none; symlinks only within `root`,
+    and never through a `.git` directory or file (any case; see `agent.repo_files`)."""
+    if in_git(candidate.relative_to(root).parts):
+        raise _Unusable("it is inside .git")
     if not candidate.is_symlink():
         return candidate if candidate.is_file() else None
     try:
@@ -123,6 +128,8 @@ def _target(candidate: Path, root: Path) -> Path | None:
         raise _Unusable("it is a symlink loop") from None
     if not target.is_relative_to(root):
         raise _Unusable("it links outside the repository")
+    if in_git(target.relative_to(root).parts):  # `.git/config`: the user's credential URL or auth header
+        raise _Unusable("it links into .git")
     return target if target.is_file() else None
 
 

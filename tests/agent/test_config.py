@@ -513,3 +513,49 @@ def test_a_url_variable_in_the_environment_is_masked_before_any_settings_are_rea
     monkeypatch.setenv("HTTPS_PROXY", "http://me:pr0xy%40pass@proxy:3128")
     assert {"envpassbrk16", "pr0xy@pass"} <= set(environment_secrets())
     assert scrub("echo envpassbrk16; pr0xy@pass") == "echo ***; ***"
+
+
+GIT_CONFIG = ('[core]\n\tbare = false\n[remote "origin"]\n\turl = https://x:ghp_planted0123456789@github.com/o/r\n'
+              '[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic cGxhbnRlZA==\n')
+
+
+@pytest.mark.parametrize(("link", "target"), [
+    ("p.txt", ".git/config"),  # the tester's case
+    ("sub/p.md", "../.git/config"),
+    ("p.txt", ".GIT/config"),  # a case-insensitive file system opens this as .git/config
+    ("p.txt", "wt/.git"),  # a worktree's or submodule's .git is a file naming its git dir
+])
+def test_repo_prompt_files_never_come_from_git(repo: Path, tmp_path: Path, link: str, target: str) -> None:
+    """A committed symlink into `.git` would send the user's credential URL or auth header as the prompt."""
+    for git_file in (".git/config", ".GIT/config", "wt/.git"):
+        write(repo / git_file, GIT_CONFIG)
+    (repo / link).parent.mkdir(parents=True, exist_ok=True)
+    (repo / link).symlink_to(target)
+    write(repo / ".agent.toml", f'[prompts]\nsystem = "{link}"\n')
+    warnings: list[str] = []
+
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+
+    assert settings.prompts.system is None
+    [line] = warnings
+    assert "prompts.system (a file inside .git)" in line
+    assert "planted" not in json.dumps(settings.model_dump(mode="json"))
+
+
+def test_repo_prompt_and_dockerfile_paths_must_be_regular_files(repo: Path, tmp_path: Path) -> None:
+    (repo / "prompts.md").mkdir(parents=True)
+    write(repo / ".agent.toml", '[prompts]\nsystem = "prompts.md"\n[sandbox]\ndockerfile = "."\n')
+    warnings: list[str] = []
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+    assert (settings.prompts.system, settings.sandbox.dockerfile) == (None, None)
+    [line] = warnings
+    assert "prompts.system (not a regular file)" in line and "sandbox.dockerfile (not a regular file)" in line
+
+
+def test_a_repo_config_that_links_into_git_is_not_read(repo: Path, tmp_path: Path) -> None:
+    write(repo / ".git" / "agent.toml", '[prompts]\nsystem = "from .git"\n')
+    (repo / ".agent.toml").symlink_to(".git/agent.toml")
+    warnings: list[str] = []
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+    assert settings.prompts.system is None
+    assert warnings == [f"{repo / '.agent.toml'}: ignored: a symlink leading to a file inside .git"]

@@ -141,3 +141,29 @@ def test_file_names_with_control_characters_are_printable_in_the_summary(tmp_pat
     found = read_instructions(root, root / "a\x1b[31mred")
     assert found.summary() == "AGENTS.md, a?[31mred/AGENTS.md"
     assert '<file path="a\x1b[31mred/AGENTS.md">' in found.prompt()
+
+
+GIT_CONFIG = "[remote \"origin\"]\n\turl = https://x:ghp_planted0123@github.com/o/r\n"
+
+
+def test_symlink_into_git_is_not_followed(tmp_path) -> None:
+    """`.git/config` is inside the work tree but holds the user's credentials, not the project's notes."""
+    root = tree(tmp_path / "repo", {".git/config": GIT_CONFIG, "sub/.GIT/config": GIT_CONFIG, "sub/x": "",
+                                    "sub/deep/x": "", "wt/.git": "gitdir: ../.git\n"})
+    (root / "AGENTS.md").symlink_to(".git/config")
+    (root / "sub" / "AGENTS.md").symlink_to("../.git/config")  # the tester's sub/AGENTS.md -> ../.git/config
+    (root / "sub" / "deep" / "AGENTS.md").symlink_to("../.GIT/config")  # any case
+    found = read_instructions(root, root / "sub" / "deep")
+    assert found.files == [] and "planted" not in found.prompt()
+    assert found.skipped == ["AGENTS.md skipped: it links into .git", "sub/AGENTS.md skipped: it links into .git",
+                             "sub/deep/AGENTS.md skipped: it links into .git"]
+    (root / "AGENTS.md").unlink()
+    (root / "AGENTS.md").symlink_to("wt/.git")  # a worktree's or submodule's .git file
+    assert read_instructions(root).skipped == ["AGENTS.md skipped: it links into .git"]
+    assert "skipped: it links into .git" in read_instructions(root).summary()
+
+
+def test_an_agents_file_inside_git_is_not_read(tmp_path) -> None:
+    root = tree(tmp_path / "repo", {".git/AGENTS.md": "planted notes\n"})
+    found = read_instructions(root, root / ".git")
+    assert found.files == [] and found.skipped == [".git/AGENTS.md skipped: it is inside .git"]
