@@ -269,3 +269,12 @@ def test_a_rename_to_a_secret_name_is_found_and_one_away_from_it_is_not(tokens: 
     removed = (f"diff --git a/n-{GH_CLI_TOKEN} b/n-{GH_CLI_TOKEN}\ndeleted file mode 100644\n"
                f"index 1111111..0000000\n--- a/n-{GH_CLI_TOKEN}\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n")
     assert review_patch(removed).findings == []
+
+
+def test_a_secret_in_a_name_git_quotes_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """git C-quotes a name with non-ASCII bytes, quotes or backslashes (`"b/p\\303\\244..."`): read unquoted."""
+    password = 'pässwörd"\\quoted'
+    monkeypatch.setenv("DEPLOY_PASSWORD", password)
+    patch = git_diff_of(tmp_path, lambda repo: write(repo / f"p-{password}.txt"))
+    assert '"b/p-p\\303\\244ssw' in patch
+    assert [(f.kind, f.path) for f in review_patch(patch).findings] == [("secret", f"p-{password}.txt")]
