@@ -14,6 +14,7 @@ container as the interruption it is, never as the sandbox's error.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -38,7 +39,7 @@ class Stopped(KeyboardInterrupt):
 
     def __init__(self) -> None:
         self.signum = interrupted_by()
-        super().__init__("interrupted by the user" if self.signum in (None, 2) else f"interrupted by signal {self.signum}")
+        super().__init__(f"interrupted by {signal.Signals(self.signum).name}" if self.signum else "interrupted by the user")
 
 
 class StopSignal:

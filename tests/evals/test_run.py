@@ -208,6 +208,7 @@ def test_a_signal_ends_every_instance_in_flight_as_interrupted(project, docker_c
         start, end = last_events(path)
         assert start["type"] == "start" and end["type"] == "end", path
         assert end["status"] == "interrupted", (path, end["message"])
+        assert end["message"] == f"interrupted by {signame}"  # as `agent fix` says it
     assert finished_ids(out) == set()  # readable, and nothing counts as done: the same command runs them again
     assert all(json.loads(line) for line in (out / RESULTS).read_text().splitlines())
     assert [c for c in cleanup.leftovers(docker_client) if c.pid == proc.pid] == []
