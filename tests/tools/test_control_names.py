@@ -79,3 +79,9 @@ def test_outline_accepts_the_shown_name(ctx: ToolContext) -> None:
 def test_records_split_on_nul_never_on_a_newline_in_a_path() -> None:
     output = "new\nline\udce9.txt\x001:nl \udce9\nplain\udcff.py\x001:Z\ncut\npa"  # the last record cut by head
     assert named_records(output) == [("new\nline\udce9.txt", "1:nl \udce9"), ("plain\udcff.py", "1:Z")]
+
+
+def test_run_tests_reads_a_shown_name_back_by_the_same_rule() -> None:
+    from tools.tests import check_test_path
+
+    assert check_test_path("new\\x0aline\\xe9.txt::test_x", "/testbed") == f"{NEWLINE}::test_x"
