@@ -182,7 +182,8 @@ def report_outcomes(ctx: ToolContext, path: str,
 
 def check_test_path(path: str, root: str) -> str:
     """`path` (a test file, directory or id) as the runner gets it: its file part read back from the form
-    names are shown in (tools/encoding.py `shown_name`: `a\\xe9.py` is the byte 0xE9, `a\\\\xe9.py` the text `\\xe9`, `\\x0a` a newline);
+    names are shown in (tools/encoding.py `shown_name`: `a\\xe9.py` is the byte 0xE9, `a\\\\xe9.py` the text
+    `\\xe9`, `\\x0a` a newline);
     raises ToolError for an empty path, an option or a path outside the repository."""
     if not path.strip():
         raise ToolError("paths contains an empty string; give test files, directories or test ids")

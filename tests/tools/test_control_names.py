@@ -13,7 +13,7 @@ import pytest
 
 from tests.host_sandbox import HostSandbox
 from tools import lint
-from tools.base import Observation, ToolContext, call_tool
+from tools.base import Observation, Submitted, ToolContext, call_tool
 from tools.encoding import name_from_visible, shown_name
 from tools.search import HAS_RG_KEY, named_records
 from tools.toolset import ALL_TOOLS
@@ -85,3 +85,15 @@ def test_run_tests_reads_a_shown_name_back_by_the_same_rule() -> None:
     from tools.tests import check_test_path
 
     assert check_test_path("new\\x0aline\\xe9.txt::test_x", "/testbed") == f"{NEWLINE}::test_x"
+
+
+def test_submit_names_a_large_file_holding_a_newline_whole(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import submit
+
+    monkeypatch.setattr(submit, "LARGE_NEW_FILE_BYTES", 10)
+    assert ctx.sandbox.run("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base").ok
+    ctx.base_commit = ctx.sandbox.run("git rev-parse HEAD").output.strip()
+    (Path(ctx.sandbox.workdir) / "big\nname.bin").write_bytes(b"x" * 100)
+    with pytest.raises(Submitted) as submitted:
+        tool(ctx, "submit")
+    assert str(submitted.value).endswith("MB: big\\x0aname.bin")
