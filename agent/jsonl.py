@@ -88,21 +88,27 @@ def read_records(path: Path, note: Note | None = None) -> Iterator[tuple[int, An
     Raises `BadLine` naming `path:line` for any other line that is not JSON, `OSError` when
     the file cannot be read.
     """
-    with path.open(encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
+    lines = path.read_bytes().split(b"\n")  # bytes: a line that is not UTF-8 is named, not a traceback
     last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
+            record = json.loads(line.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if number == last and number == len(lines):  # no newline after it: cut mid-write
                 if note is not None:
                     note(f"{path}:{number}: skipped a torn last line left by an interrupted write")
                 return
-            raise BadLine(f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+            raise BadLine(f"{path}:{number}: {line_problem(exc)}") from None
         yield number, record
+
+
+def line_problem(exc: json.JSONDecodeError | UnicodeDecodeError) -> str:
+    """What is wrong with one JSONL line, for an error that names its `path:line` (columns from 1)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
+    return f"not valid JSON ({exc.msg}, column {exc.colno})"
 
 
 def _last_line_start(fh: IO[bytes], size: int) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agent.jsonl import dumps_line, open_to_append
+from agent.jsonl import dumps_line, line_problem, open_to_append
 from agent.redaction import scrub, scrub_record
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
@@ -179,8 +179,8 @@ def read_trajectory(path: Path) -> Trajectory:
     Lines end at `\\n` only (see `agent.jsonl`): U+2028 or \\x0b in a string is part of its line.
     """
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-        if lines[-1] == "":  # the newline that ends the last line starts none
+        lines = path.read_bytes().split(b"\n")
+        if lines[-1] == b"":  # the newline that ends the last line starts none
             lines.pop()
     except OSError as exc:
         raise ValueError(f"cannot read trajectory {path}: {exc.strerror}") from None
@@ -189,12 +189,13 @@ def read_trajectory(path: Path) -> Trajectory:
         if not line.strip():
             continue
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            events.append(json.loads(line.decode("utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if number == len(lines):
                 torn = True
                 continue
-            raise ValueError(f"{path}:{number}: not a trajectory line (invalid JSON)") from None
+            what = "invalid JSON" if isinstance(exc, json.JSONDecodeError) else line_problem(exc)
+            raise ValueError(f"{path}:{number}: not a trajectory line ({what})") from None
     if not events or events[0].get("type") != "start":
         raise ValueError(f"{path}: not a moe-agent trajectory (no start event)")
     return Trajectory(path=path, events=events, torn=torn)

@@ -89,3 +89,26 @@ def test_records_with_unicode_line_separators_are_one_line_each(tmp_path: Path) 
     raw = tmp_path / "raw.jsonl"  # written by another tool, separators raw: read as one record a line
     raw.write_text(json.dumps({"model_patch": odd}, ensure_ascii=False) + "\n", encoding="utf-8")
     assert [record for _, record in read_records(raw)] == [{"model_patch": odd}]
+
+
+def test_a_line_that_is_not_utf8_is_named_and_a_torn_one_skipped(tmp_path: Path) -> None:
+    """A predictions file from another tool: `eval grade` ended in a UnicodeDecodeError traceback."""
+    good = b'{"instance_id": "a"}\n'
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(good + b"\xff\n" + good)
+    with pytest.raises(BadLine, match=r"bad\.jsonl:2: not valid UTF-8 \(byte 0xff at column 1\)"):
+        list(read_records(bad))
+    torn = tmp_path / "torn.jsonl"
+    torn.write_bytes(good + b'{"instance_id": "caf\xc3')  # cut inside a two-byte character
+    notes: list[str] = []
+    assert list(read_records(torn, notes.append)) == [(1, {"instance_id": "a"})]
+    assert notes == [f"{torn}:2: skipped a torn last line left by an interrupted write"]
+
+
+def test_a_trajectory_line_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"type": "start", "t": 0, "task": "x", "config": {}}\n\xff\xfe\n{"type": "end", "t": 1}\n')
+    with pytest.raises(ValueError, match=r"t\.jsonl:2: not a trajectory line \(not valid UTF-8"):
+        read_trajectory(path)
+    path.write_bytes(b'{"type": "start", "t": 0, "task": "x", "config": {}}\n{"type": "end", "t": 1, "m": "\xc3')
+    assert read_trajectory(path).torn
