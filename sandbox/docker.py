@@ -533,13 +533,13 @@ class DockerSandbox:
         """Relative paths below `path`, directories with a trailing slash, hidden ones left out."""
         full = self.resolve(path)
         result = self._service_run(
-            f"command find {shlex.quote(full)} -mindepth 1 -maxdepth {int(depth)} -not -path '*/.*' -printf '%y %P\\n'"
-        )
+            f"command find {shlex.quote(full)} -mindepth 1 -maxdepth {int(depth)} -not -path '*/.*' -printf '%y %P\\0'"
+        )  # NUL-separated: a name may hold a newline
         if not result.ok:
             raise FileNotFoundError(f"{path}: {result.output.strip()}")
         entries = []
-        for line in result.output.splitlines():
-            kind, _, rel = line.partition(" ")
+        for record in result.output.split("\0")[:-1]:
+            kind, _, rel = record.partition(" ")
             entries.append(rel + "/" if kind == "d" else rel)
         return sorted(entries)
 

@@ -20,9 +20,11 @@ Which text is escaped is decided per source, never per piece shown:
   lint excerpts), whether or not the piece shown holds such a byte; a UTF-8 file never is, so
   `\\xe9` in it is always just those four characters. The editor reads what the model types
   for a file by the same rule.
-- a NAME (a path) by itself (`shown_name`): escaped when it is not UTF-8 or holds a backslash, so
-  a UTF-8 name that is literally `a\\xe9.txt` is shown `a\\\\xe9.txt` and never looks like the name
-  with the byte 0xE9; what the model types as a path is read back by `from_visible` everywhere.
+- a NAME (a path) by itself (`shown_name`): escaped when it is not UTF-8, holds a backslash or a
+  control character (a newline, a tab, 0x7F), so a UTF-8 name that is literally `a\\xe9.txt` is shown
+  `a\\\\xe9.txt` and never looks like the name with the byte 0xE9, and a name holding a newline is one
+  line: the newline is shown `\\x0a` (never `\\n`, which a name may hold as text). In a name, backslashes
+  before any `xNN` are doubled; what the model types as a path is read back by `name_from_visible`.
 - command OUTPUT, which is no file, by itself (`visible`): escaped when it holds a byte that
   is not UTF-8, with `OUTPUT_NOTE` saying so and pointing to the file views for edits.
 Notes are ours and are never escaped.
@@ -41,6 +43,9 @@ ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
 BACKSLASHES_BEFORE_BYTE = re.compile("(\\\\+)(?=x[89a-fA-F][0-9a-fA-F]|[\udc80-\udcff])")  # to double
 SHOWN_BYTE = re.compile(r"(\\+)x([89a-fA-F][0-9a-fA-F])")  # odd run: a byte; even run: text
 SURROGATE = re.compile("[\ud800-\udfff]")
+CONTROL = re.compile("[\x00-\x1f\x7f]")
+NAME_BACKSLASHES = re.compile("(\\\\+)(?=x[0-9a-fA-F]{2}|[\x00-\x1f\x7f\udc80-\udcff])")  # to double
+NAME_SHOWN_CHARACTER = re.compile(r"(\\+)x([0-9a-fA-F]{2})")  # odd run: a byte or control; even run: text
 NOT_UTF8_NOTE = ("bytes that are not UTF-8 are shown as \\xNN escapes (e.g. \\xe9); write them the same way "
                  "in old_str, new_str or a path and they stand for those bytes. Backslashes typed in such text "
                  "right before xNN or before a byte are shown doubled: \\\\xe9 is the text \\xe9 (four "
@@ -102,12 +107,35 @@ def visible(text: str) -> str:
 
 
 def shown_name(name: str) -> str:
-    """A file name or path as every tool shows it: escaped (`escape`) when it carries a byte that is not
-    UTF-8 or a backslash (either could make two names look alike), else as it is; `from_visible` reads
-    the shown form back to the one name."""
-    if "\\" not in name and (name.isascii() or SURROGATE.search(name) is None):
+    """A file name or path as every tool shows it, on one line: when it carries a byte that is not UTF-8,
+    a backslash or a control character (any could make two names look alike, a newline splits one name
+    in two), each such byte or character is shown `\\xNN` (a newline `\\x0a`) and backslashes before
+    any `xNN` are doubled; else as it is. `name_from_visible` reads the shown form back to the one name."""
+    if "\\" not in name and CONTROL.search(name) is None and (name.isascii() or SURROGATE.search(name) is None):
         return name
-    return escape(name)
+    doubled = NAME_BACKSLASHES.sub(lambda match: match.group() * 2, name)
+    return SURROGATE.sub(_shown, CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", doubled))
+
+
+def name_from_visible(text: str) -> str:
+    """A path the model typed in `shown_name`'s form, read back: `\\xNN` as that byte when NN is 80-FF and
+    as that control character when NN is 00-1F or 7F; each backslash of a run before `xNN` stands for
+    half of one (`\\\\x0a` is the text `\\x0a`); an odd run before a printable `xNN` is kept as typed."""
+    if "\\x" not in text:
+        return text
+    return NAME_SHOWN_CHARACTER.sub(_name_read_back, text)
+
+
+def _name_read_back(match: re.Match[str]) -> str:
+    run, digits = match.group(1), match.group(2)
+    halved, code = "\\" * (len(run) // 2), int(digits, 16)
+    if len(run) % 2 == 0:
+        return f"{halved}x{digits}"
+    if code >= 0x80:
+        return halved + chr(0xDC00 + code)
+    if code < 0x20 or code == 0x7F:
+        return halved + chr(code)
+    return match.group()
 
 
 def shown(text: str, utf8: bool) -> str:

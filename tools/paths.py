@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sandbox.base import Sandbox
 from tools.base import ToolError
-from tools.encoding import ESCAPED_BYTE, from_visible, shown_name
+from tools.encoding import NAME_SHOWN_CHARACTER, name_from_visible, shown_name
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,12 @@ def resolve_in_repo(sandbox: Sandbox, path: str) -> RepoPath:
     root = posixpath.normpath(sandbox.workdir)
     if not path.strip():
         raise ToolError(f"the path is empty; give a path relative to the repository root {root} or absolute inside it")
-    if "\0" in path or "\n" in path:
-        raise ToolError(f"the path {path!r} contains a NUL or newline character; give a plain file path")
+    if "\0" in path:
+        raise ToolError(f"the path {shown_name(path)} contains a NUL character, which no file name holds; "
+                        "write a newline or another control character in a name as \\xNN (\\x0a), as tools show it")
     named = posixpath.normpath(posixpath.join(root, path.strip()))
-    if ESCAPED_BYTE.search(named):  # a name shown with \xNN for bytes that are not UTF-8
-        raw = from_visible(named)
+    if NAME_SHOWN_CHARACTER.search(named):  # a name shown with \xNN for a byte that is not UTF-8 or a control
+        raw = name_from_visible(named)
         if sandbox.stat(raw).exists or not sandbox.stat(named).exists:
             named = raw
     if not is_within(named, root):

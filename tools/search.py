@@ -7,12 +7,11 @@ were in all, so the model knows when to narrow the search instead of reading on.
 from __future__ import annotations
 
 import posixpath
-import re
 import shlex
 from typing import Any
 
 from sandbox.output import cap_text
-from tools.encoding import files_not_utf8, from_visible, has_raw_bytes, not_utf8_note, shown, shown_name, visible
+from tools.encoding import encode, files_not_utf8, from_visible, has_raw_bytes, not_utf8_note, shown, shown_name, visible
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.paths import RepoPath, resolve_in_repo
 
@@ -20,7 +19,7 @@ MAX_MATCH_LINES = 100
 MAX_FILES = 200
 MATCH_LINE_CHARS = 300
 HAS_RG_KEY = "search.has_rg"
-COUNT_LINE = re.compile(r"^(.*):(\d+)$")
+PATH_MAX_BYTES = 4096  # a path this long still keeps its match text in grep's cut
 
 DESCRIPTION = """\
 Search the repository. mode "content" (default): lines matching the regular expression `pattern` \
@@ -101,25 +100,22 @@ class Search:
             options += ["-g", self.glob] if self.glob else []
             query = [*options, "-e", "|".join(rg_bytes_regex(text, self.fixed_strings) for text in patterns),
                      "--", self.target]
-            counting = shell_words("rg", "--count", *query)
-            listing = shell_words("rg", "-n", "--no-heading", "--max-columns", str(MATCH_LINE_CHARS),
+            counting = shell_words("rg", "--count", "--null", *query)
+            listing = shell_words("rg", "-n", "--no-heading", "--null", "--max-columns", str(MATCH_LINE_CHARS),
                                   "--max-columns-preview", *query) + f" | head -n {MAX_MATCH_LINES}"
         else:
             options = ["-r", "-H", "-I", "--exclude-dir=.git", "-F" if self.fixed_strings else "-E"]
             options += [] if self.case_sensitive else ["-i"]
             options += [f"--include={self.glob}"] if self.glob else []
             texts = patterns if self.fixed_strings else [from_visible(self.pattern)]
-            query = [*options, *(word for text in texts for word in ("-e", text)), "--", self.target]
+            query = [*options, *(word for text in texts for word in ("-e", text)), "--"]
             # The C locale reads latin-1 files as text, as ripgrep does; -I skips files with NUL bytes.
-            counting = "LC_ALL=C " + shell_words("grep", "-c", *query)
-            listing = "LC_ALL=C " + shell_words("grep", "-n", *query)
-            listing += f" | cut -c 1-{MATCH_LINE_CHARS + 200} | sort -t: -k1,1 -k2,2n | head -n {MAX_MATCH_LINES}"
+            counting = "LC_ALL=C " + shell_words("grep", "-c", "-Z", *query, self.target)
         output, code = self.run(counting)
         counts = {}
-        for line in output.splitlines():
-            found = COUNT_LINE.match(line)
-            if found and int(found.group(2)):
-                counts[found.group(1).removeprefix("./")] = int(found.group(2))
+        for path, count in named_records(output):
+            if count.isdigit() and int(count):
+                counts[path.removeprefix("./")] = int(count)
         if not counts:
             if code not in (0, 1):
                 problem = "\n".join(output.strip().splitlines()[-6:])
@@ -127,28 +123,36 @@ class Search:
                                 "(e.g. \\( ) or set fixed_strings true to search for the text literally.")
             return f"No matches for {kind} {self.pattern!r} in {shown_name(self.where)}{self.scope()}."
         total = sum(counts.values())
+        if not self.rg:  # grep in the order rg sorts: by path, reading only the files the cap reaches
+            first, reached = [], 0
+            for path in sorted(counts, key=encode):
+                first, reached = [*first, path], reached + counts[path]
+                if reached >= MAX_MATCH_LINES:
+                    break
+            listing = "LC_ALL=C " + shell_words("grep", "-n", "-Z", *query, *first)
+            listing += f" | cut -c 1-{MATCH_LINE_CHARS + PATH_MAX_BYTES} | head -n {MAX_MATCH_LINES}"
         output, _ = self.run(listing)
-        lines, escaped = self.shown_matches([line.removeprefix("./") for line in output.splitlines()], counts)
+        lines, escaped = self.shown_matches([(path.removeprefix("./"), rest) for path, rest in named_records(output)],
+                                            counts)
         summary = f"{plural(total, 'matching line')} in {plural(len(counts), 'file')}"
         if total > len(lines):
             summary = f"Showing {len(lines)} of {summary}; narrow the search with path or glob to see the rest"
         return f"{summary}:\n" + "\n".join(lines) + (f"\n{not_utf8_note(escaped)}" if escaped else "")
 
-    def shown_matches(self, lines: list[str], counts: dict[str, int]) -> tuple[list[str], list[str]]:
-        """`path:line:text` lines as the model sees them, each text by its FILE's rule (escaped only
-        when the whole file is not UTF-8, see tools/encoding.py), names one by one; and the files
-        shown escaped, as shown. Long texts are cut to MATCH_LINE_CHARS characters before escaping."""
-        paths = sorted(counts, key=len, reverse=True)  # the longest name first: `a:1` before `a`
-        owners = [next((path for path in paths if line.startswith(path + ":")), None) for line in lines]
-        absolute = {posixpath.join(self.root, path): path for path in owners if path}  # the shell may be elsewhere
+    def shown_matches(self, records: list[tuple[str, str]], counts: dict[str, int]) -> tuple[list[str], list[str]]:
+        """`path:line:text` lines as the model sees them, from (path, `line:text`) records, each text by its
+        FILE's rule (escaped only when the whole file is not UTF-8, see tools/encoding.py), names one by one
+        (`shown_name`: a newline in one is `\\x0a`); and the files shown escaped, as shown. Long texts are cut
+        to MATCH_LINE_CHARS characters before escaping."""
+        absolute = {posixpath.join(self.root, path): path for path, _ in records if path in counts}
         judged = files_not_utf8(self.ctx.sandbox, sorted(absolute), self.ctx.command_timeout)
         not_utf8 = None if judged is None else {absolute[path] for path in judged if path in absolute}
         out, escaped = [], []
-        for line, path in zip(lines, owners, strict=True):
-            if path is None:  # not a match line (a backend's message): output, not a file
-                out.append(visible(line))
+        for path, rest in records:
+            if path not in counts:  # not a match record (a backend's message): output, not a file
+                out.append(visible(f"{path}:{rest}"))
                 continue
-            number, _, text = line[len(path) + 1:].partition(":")
+            number, _, text = rest.partition(":")
             if len(text) > MATCH_LINE_CHARS + 40:
                 text = text[:MATCH_LINE_CHARS] + " [...]"
             utf8 = path not in not_utf8 if not_utf8 is not None else not has_raw_bytes(text)
@@ -162,7 +166,7 @@ class Search:
         if self.rg:
             option = "-g" if self.case_sensitive else "--iglob"
             globs = [self.pattern] + ([self.glob] if self.glob else [])
-            listing = shell_words("rg", "--files", "--sort", "path", *[w for g in globs for w in (option, g)],
+            listing = shell_words("rg", "--files", "--null", "--sort", "path", *[w for g in globs for w in (option, g)],
                                   "--", self.target)
         else:
             test = "path" if "/" in self.pattern else "name"
@@ -170,10 +174,11 @@ class Search:
             prefix = "-" if self.case_sensitive else "-i"
             extra = [prefix + "name", self.glob] if self.glob else []
             listing = shell_words("find", self.target, "-type", "f", "-not", "-path", "*/.git/*",
-                                  prefix + test, name, *extra) + " | sed 's|^\\./||' | sort"
-        output, _ = self.run(f"{listing} | awk 'NR <= {MAX_FILES}; END {{ print \"__total \" NR }}'; "
+                                  prefix + test, name, *extra, "-print0") + " | LC_ALL=C sort -z"
+        # NUL-separated names (a name may hold a newline) become lines for awk: NUL and newline swap places.
+        output, _ = self.run(f"{listing} | tr '\\0\\n' '\\n\\0' | awk 'NR <= {MAX_FILES}; END {{ print \"__total \" NR }}'; "
                              "echo \"__status ${PIPESTATUS[0]}\"")
-        names = [name.removeprefix("./") for name in output.splitlines()]
+        names = [name.replace("\0", "\n").removeprefix("./") for name in output.split("\n")[:-1]]
         status = names.pop() if names and names[-1].startswith("__status ") else "__status ?"
         total_line = names.pop() if names and names[-1].startswith("__total ") else "__total 0"
         if status.split()[1] not in ("0", "1"):
@@ -222,6 +227,18 @@ def literal_readings(pattern: str) -> list[str]:
     file that is not UTF-8, and, when that differs, as the typed text, as it is written for a UTF-8
     file (tools/encoding.py). Search finds either; an edit then reads it by its file's rule."""
     return list(dict.fromkeys([from_visible(pattern), pattern]))
+
+
+def named_records(output: str) -> list[tuple[str, str]]:
+    """`path NUL rest NEWLINE` records (rg --null, grep -Z) as (path, rest) pairs, never split inside a path,
+    which may hold a newline; `rest` (a count, or `line:text`) never does. A record cut short is left out."""
+    path, *parts = output.split("\0")
+    records = []
+    for part in parts:
+        rest, _, path_after = part.partition("\n")
+        records.append((path, rest))
+        path = path_after
+    return records
 
 
 def shell_words(*words: str) -> str:

@@ -152,7 +152,7 @@ failed=$( {{ git add -u -- . && git add -A -- . {excludes}; }} 2>&1 >/dev/null )
   || {{ echo "__moe_error git add failed: $(printf %s "$failed" | tail -n 2 | tr '\n' ' ')"; exit 0; }}
 if [ -s "$tmp/large" ]; then
   git --literal-pathspecs rm -q --cached --ignore-unmatch --pathspec-from-file="$tmp/large" --pathspec-file-nul
-  tr '\\0' '\\n' < "$tmp/large" | sed 's/^/__moe_large /'
+  tr '\\0\\n' '\\n\\0' < "$tmp/large" | sed 's/^/__moe_large /'  # a newline in a name: NUL, put back below
 fi
 {GIT}{config} diff --cached --binary --no-color --no-ext-diff --no-renames "$commit" > "$tmp/patch" 2> "$tmp/err" \\
   || {{ echo "__moe_error git diff failed: $(tail -c 500 "$tmp/err")"; exit 0; }}
@@ -164,7 +164,7 @@ printf "\\n__moe_patch "; base64 -w0 < "$tmp/patch"; echo
     for line in result.output.splitlines():
         key, _, value = line.partition(" ")
         if key == "__moe_large":
-            left_out.append(value)
+            left_out.append(value.replace("\0", "\n"))
         found.setdefault(key, value)
     if found.get("__moe_error") == "not a git repository":
         raise ToolError(f"{ctx.sandbox.workdir} is not a git repository, so there is no base commit to make a patch "

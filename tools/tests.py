@@ -24,7 +24,7 @@ from typing import Any
 from sandbox.base import CommandResult
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
-from tools.encoding import from_visible
+from tools.encoding import name_from_visible
 from tools.junit import PYTEST_OPTIONS, TestOutcome, read_junit
 from tools.paths import is_within
 from tools.pytest_results import RESULTS_DIR, RESULTS_NAME, read_results, setup_command
@@ -182,14 +182,15 @@ def report_outcomes(ctx: ToolContext, path: str,
 
 def check_test_path(path: str, root: str) -> str:
     """`path` (a test file, directory or id) as the runner gets it: its file part read back from the form
-    names are shown in (tools/encoding.py: `a\\xe9.py` is the byte 0xE9, `a\\\\xe9.py` the text `\\xe9`);
+    names are shown in (tools/encoding.py `shown_name`: `a\\xe9.py` is the byte 0xE9, `a\\\\xe9.py` the text
+    `\\xe9`, `\\x0a` a newline);
     raises ToolError for an empty path, an option or a path outside the repository."""
     if not path.strip():
         raise ToolError("paths contains an empty string; give test files, directories or test ids")
     if path.startswith("-"):
         raise ToolError(f"{path!r} in paths looks like an option; put runner options in `args`")
     file_part, separator, test = path.partition("::")
-    file_part = from_visible(file_part)
+    file_part = name_from_visible(file_part)
     if not is_within(posixpath.normpath(posixpath.join(root, file_part)), root):
         raise ToolError(f"{path} is outside the repository {root}; give paths inside it")
     return file_part + separator + test

@@ -17,7 +17,7 @@ from sandbox.docker import DockerSandbox, SandboxSpec, start_sandbox
 from tests.hostile import ESCAPES, NEWER_THAN_THE_GRAMMARS, TEST_IDS, corpus, corpus_archive
 from tests.tools.test_run_tests import pytest_archive  # noqa: F401  (a fixture)
 from tools.base import Observation, Submitted, ToolContext, call_tool
-from tools.encoding import has_raw_bytes
+from tools.encoding import has_raw_bytes, shown_name
 from tools.toolset import ALL_TOOLS
 
 pytestmark = pytest.mark.docker
@@ -77,8 +77,10 @@ def test_view_answers_every_entry(ctx: ToolContext, entry) -> None:
         "typed \\xe9 in a latin-1 file": "     1\tLIT = '\\\\xe9'", "CRLF right after an edit": "     2\tb = 2",
     }[entry.kind]
     assert expected in observation.text
-    if entry.kind == "newline in the name":
-        assert observation.is_error and "newline character" in observation.text
+    if entry.kind == "newline in the name":  # as typed with the newline, and as shown (`\x0a`)
+        assert not observation.is_error
+        shown = tool(ctx, "str_replace_editor", command="view", path=shown_name(entry.name))
+        assert shown_name(entry.name) == "notes/new\\x0aline.txt" and expected in shown.text
 
 
 def test_search_finds_and_shows_every_kind_of_entry_within_bounds(ctx: ToolContext) -> None:
@@ -90,6 +92,8 @@ def test_search_finds_and_shows_every_kind_of_entry_within_bounds(ctx: ToolConte
     assert note.startswith("[Note: escapes.py, prices.py are not valid UTF-8")  # not caf\xe9.py: its text is
     names = tool(ctx, "search", pattern="*", mode="files")
     assert "caf\\xe9.py" in names.text.splitlines() and 'notes/my "quoted" file.txt' in names.text.splitlines()
+    assert "notes/new\\x0aline.txt" in names.text.splitlines()
+    assert "notes/new\\x0aline.txt:1:newline" in tool(ctx, "search", pattern="^newline").text.splitlines()
 
 
 def test_repo_map_and_outline_hold_on_every_entry(ctx: ToolContext, tmp_path) -> None:

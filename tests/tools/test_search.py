@@ -160,3 +160,17 @@ def test_each_file_is_shown_by_its_own_rule_in_both_backends(call, backend, repo
     assert "typed.py:1:LIT = '\\xe9'" in fixed.text
     byte = call("search", pattern="RAW = '\\xe9'", fixed_strings=True, glob="*.py")  # copied from latin.py
     assert "latin.py:2:RAW = '\\xe9'" in byte.text
+
+
+def test_a_name_holding_a_newline_stays_one_record_in_content_files_and_view(call, backend, tree) -> None:
+    """Issue 14 item 1: b"new\\nline\\xe9.txt" is shown `new\\x0aline\\xe9.txt` and the next file's line stays whole."""
+    made = tree.run("mkdir nl && printf 'nl \\351\\n' > \"nl/$(printf 'new\\nline\\351.txt')\" && "
+                    "printf \"Z = '\\351'\\n\" > \"nl/$(printf 'plain\\377.py')\"")
+    assert made.ok, made.output
+    content = call("search", pattern="\\xe9", path="nl").text.splitlines()
+    assert content[:3] == ["2 matching lines in 2 files:", "nl/new\\x0aline\\xe9.txt:1:nl \\xe9",
+                           "nl/plain\\xff.py:1:Z = '\\xe9'"]
+    files = call("search", pattern="*", mode="files", path="nl").text.splitlines()
+    assert files == ["2 files matching '*':", "nl/new\\x0aline\\xe9.txt", "nl/plain\\xff.py"]
+    listing = call("str_replace_editor", command="view", path="nl").text.splitlines()
+    assert listing[1:] == [f"{tree.workdir}/nl/new\\x0aline\\xe9.txt", f"{tree.workdir}/nl/plain\\xff.py"]
