@@ -18,10 +18,10 @@ replies of seconds).
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+from types import ModuleType
 from typing import Any
-
-import httpx
 
 _KEY = "moe_agent.request_deadline"  # our watchdog, in the request's extensions
 _CONNECTED = ("connect_tcp.complete", "connect_unix_socket.complete")
@@ -72,7 +72,7 @@ def _shut(sock: socket.socket | None) -> None:
         pass
 
 
-def _watch(request: httpx.Request) -> None:
+def _watch(request: Any) -> None:
     """httpx's request hook: arm a watchdog for the request's own timeout, in seconds."""
     timeouts = request.extensions.get("timeout") or {}
     seconds = max((value for value in timeouts.values() if value is not None), default=None)
@@ -83,13 +83,28 @@ def _watch(request: httpx.Request) -> None:
     request.extensions["trace"] = watchdog.trace
 
 
-def cut_at_deadline(request: httpx.Request | None) -> bool:
+def cut_at_deadline(request: Any) -> bool:
     """Whether `request` failed because its watchdog shut it down (a timeout, not a broken server)."""
     watchdog = request.extensions.get(_KEY) if request is not None else None
     return bool(watchdog is not None and watchdog.expired)
 
 
-def deadline_client(client_type: type[httpx.Client], **kwargs: Any) -> httpx.Client:
+def deadline_client(client_type: type, **kwargs: Any) -> Any:
     """An httpx client (of `client_type`, e.g. the OpenAI SDK's default one) whose every request
     ends by its timeout on the wall clock, however slowly the server sends."""
-    return client_type(limits=httpx.Limits(max_keepalive_connections=0), event_hooks={"request": [_watch]}, **kwargs)
+    limits = _transport(client_type).Limits(max_keepalive_connections=0)
+    return client_type(limits=limits, event_hooks={"request": [_watch]}, **kwargs)
+
+
+def _transport(client_type: type) -> ModuleType:
+    """The HTTP library `client_type` is built on: `httpx`, or its fork `httpx2`, which the
+    OpenAI SDK uses from version 3 on (its wheel requires `httpx2`, not `httpx`). Taken from
+    the class, so this module imports neither and works with the SDK that is installed.
+
+    Raises `TypeError` for a class built on neither.
+    """
+    for base in client_type.__mro__:
+        package = base.__module__.partition(".")[0]
+        if package in ("httpx", "httpx2"):
+            return sys.modules[package]
+    raise TypeError(f"{client_type.__qualname__} is not an httpx client")
