@@ -158,7 +158,7 @@ def run_ours(task: Task, work: Path, env: dict[str, str], budget: Budget, attemp
     started = time.monotonic()
     command = [sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--quiet", issue_text(task)]
     if attempts > 1:
-        command[5:5] = ["--attempts", str(attempts)]
+        command[4:4] = ["--attempts", str(attempts)]
     try:
         done = run_child(command, env=env | {"AGENT_CONFIG": str(config)}, timeout=seconds * 2 + 300, cwd=ROOT)
     except subprocess.TimeoutExpired:
