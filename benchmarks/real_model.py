@@ -206,7 +206,9 @@ def run_mini(task: Task, work: Path, mini: Path, config: str, base_url: str, mod
     started = time.monotonic()
     status = "finished"
     try:
-        done = run_child(command, cwd=repo, env=env, timeout=budget.seconds + 300)
+        # mini-swe-agent checks its wall-time limit between steps only, so one long generation can run on
+        # for minutes: 60 s past the budget it is stopped, and what it left in the tree still counts
+        done = run_child(command, cwd=repo, env=env, timeout=budget.seconds + 60)
         status = _mini_exit_status(trajectory) or f"exit {done.returncode}"
     except subprocess.TimeoutExpired:
         status = "killed"
