@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,6 +275,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(model: str, context: str, port: str, parallel: str) -> None:
+    """`.ci/llm-server start`, with `parallel` slots of `context` tokens each, then `prioritize_server`."""
+    started = subprocess.run(["bash", str(SERVER), "start", model, context, port], capture_output=True, text=True,
+                             timeout=600, env={**os.environ, "LLM_PARALLEL": parallel})
+    if started.returncode != 0:
+        sys.exit(f"the model server did not start: {started.stderr.strip().splitlines()[-1:]}")
+    prioritize_server(int(port))
+
+
+def server_idle(port: int, wait: float = 15.0) -> bool:
+    """Whether every llama-server slot is idle within `wait` seconds (its `/slots` endpoint).
+
+    llama.cpp keeps generating for a client that went away: mini-swe-agent sends no max_tokens, and one
+    of its runs, stopped at the budget, left the server generating for minutes, so the next agent's
+    first request waited out its whole time limit. Unknown (no endpoint) counts as idle."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/slots", timeout=5) as response:
+                slots = json.load(response)
+        except (OSError, ValueError):
+            return True
+        if not any(slot.get("is_processing") for slot in slots):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+
+
 def prioritize_server(port: int) -> None:
     """Run the server at nice -10 where permitted (root), for both agents alike.
 
@@ -309,13 +339,9 @@ def main() -> None:
             sys.exit(f"task {task.name}: its test passes before any fix")
     port = free_port()
     parallel = max((attempts_of(a) for a in agents if a.startswith("ours")), default=1)
-    started = subprocess.run(["bash", str(SERVER), "start", args.model, str(args.context), str(port)],
-                             capture_output=True, text=True, timeout=600,
-                             env={**os.environ, "LLM_PARALLEL": str(parallel)})
-    if started.returncode != 0:
-        sys.exit(f"the model server did not start: {started.stderr.strip().splitlines()[-1:]}")
+    server = [args.model, str(args.context), str(port), str(parallel)]
+    start_server(*server)
     base_url, model = f"http://127.0.0.1:{port}/v1", f"qwen2.5-coder-{args.model}"
-    prioritize_server(port)
     env = {**os.environ, "OPENAI_BASE_URL": base_url, "AGENT_MODEL": model, "OPENAI_API_KEY": "none",
            "HOME": str(work / "home")}
     env.pop("AGENT_CONFIG", None)
@@ -329,6 +355,10 @@ def main() -> None:
                 else:
                     row = run_mini(task, work, mini, agent.removeprefix("mini-"), base_url, model, budget)
                 results[agent].append(row)
+                if not server_idle(port):  # a stopped client's generation would delay the next run
+                    print("    the server was still generating for a stopped run: restarted", flush=True)
+                    subprocess.run(["bash", str(SERVER), "stop", str(port)], capture_output=True, timeout=60)
+                    start_server(*server)
                 print(f"{agent:10} {task.name:17} {'RESOLVED' if row['resolved'] else 'no':8} "
                       f"{row['status']:16} steps {row.get('steps')}  {float(row.get('elapsed') or 0):.0f}s", flush=True)
                 if row.get("selection"):
