@@ -23,22 +23,28 @@ from tools.encoding import shown_name
 
 MAX_CHARS = 2_000  # about 500 tokens: cheap next to a ~2,000-token system prompt
 LIST_TIMEOUT = 20.0  # seconds; a listing that takes longer is left out rather than delay the first request
+MAX_LISTING_BYTES = 1_000_000  # of NUL-separated names read from the sandbox: ~20,000 paths; a larger tree is cut
 
 
-def repository_files(ctx: ToolContext) -> list[str]:
-    """The repository's file paths, relative to the working directory, sorted; [] when they cannot be listed.
+def repository_files(ctx: ToolContext) -> tuple[list[str], bool]:
+    """The repository's file paths, relative to the working directory, sorted, and whether the listing was cut
+    at MAX_LISTING_BYTES (a tree of hundreds of thousands of files); ([], False) when nothing can be listed.
 
     Raises nothing: a listing that fails (a sandbox error, a time-out) leaves the prompt without one."""
     root = shlex.quote(ctx.sandbox.workdir)
     try:
-        listed = ctx.sandbox.run(f"git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
-                                 f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0')",
-                                 timeout=LIST_TIMEOUT)
+        listed = ctx.sandbox.run(f"{{ git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
+                                 f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0'); }} "
+                                 f"| head -c {MAX_LISTING_BYTES + 1}", timeout=LIST_TIMEOUT)
     except SandboxError:
-        return []
-    if listed.exit_code != 0:
-        return []
-    return sorted({path for path in listed.output.split("\0") if path})
+        return [], False
+    if listed.exit_code != 0 or listed.timed_out:
+        return [], False
+    names = listed.output.split("\0")
+    cut = len(listed.output.encode("utf-8", "surrogateescape")) > MAX_LISTING_BYTES
+    if cut:
+        names = names[:-1]  # the last name may be partial
+    return sorted({path for path in names if path}), cut
 
 
 def overview(paths: list[str], max_chars: int = MAX_CHARS) -> str:
@@ -81,8 +87,9 @@ def _collapsed(paths: list[str], depth: int | None) -> list[str]:
 
 def prompt_section(ctx: ToolContext, max_chars: int = MAX_CHARS) -> str:
     """The task prompt's `$files`: a heading and the overview, or "" when nothing could be listed."""
-    paths = repository_files(ctx)
+    paths, cut = repository_files(ctx)
     text = overview(paths, max_chars)
     if not text:
         return ""
-    return f"Files in the repository ({len(paths)}):\n{text}\n\n"
+    count = f"more than {len(paths)}; only those are shown" if cut else str(len(paths))
+    return f"Files in the repository ({count}):\n{text}\n\n"

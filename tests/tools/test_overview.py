@@ -47,7 +47,7 @@ def test_the_prompt_section_lists_git_files_and_leaves_ignored_ones_out(tmp_path
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     (repo / "notes.txt").write_text("untracked, not ignored\n")
     ctx = ToolContext(sandbox=HostSandbox(repo))
-    assert repository_files(ctx) == [".gitignore", "notes.txt", "src/calc.py"]
+    assert repository_files(ctx) == ([".gitignore", "notes.txt", "src/calc.py"], False)
     assert prompt_section(ctx) == "Files in the repository (3):\n.gitignore\nnotes.txt\nsrc/calc.py\n\n"
 
 
@@ -55,3 +55,17 @@ def test_no_listing_leaves_no_section(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert prompt_section(ToolContext(sandbox=HostSandbox(empty))) == ""
+
+
+def test_a_huge_tree_is_read_only_up_to_the_cap(tmp_path: Path, monkeypatch) -> None:
+    import tools.overview
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for i in range(50):
+        (repo / f"f{i:02}.txt").write_text("")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)  # git lists by name: the cut is predictable
+    monkeypatch.setattr(tools.overview, "MAX_LISTING_BYTES", 80)  # 10 names of 8 bytes (7 + NUL)
+    ctx = ToolContext(sandbox=HostSandbox(repo))
+    paths, cut = repository_files(ctx)
+    assert cut and paths == [f"f{i:02}.txt" for i in range(10)]
+    assert prompt_section(ctx).startswith("Files in the repository (more than 10; only those are shown):\nf00.txt\n")
