@@ -342,18 +342,21 @@ def names_template_file(value: str, base: Path | None = None) -> bool:
     """Whether a prompt value is a path to a template file rather than the template text.
 
     A one-line value is a path when it ends like a template file (`.md`, `.txt`, ...), looks like
-    a path (`/`, `~`, `./`, `../`) or names an existing file (relative to `base`, else the cwd);
-    anything else is template text. One rule for every source, so that a repository's value the
-    config check took for text is never read as a file later (`~/.aws/credentials`, `/proc/self/environ`).
+    a path (`/`, `~`, `./`, `../`) or, in a config file (`base`: its folder), names an existing file
+    there; anything else is template text. The config file's layer turns such a name into an
+    absolute path (checked for a repository's file), so the settings' one reading of the file needs
+    no `base`, and a repository's value taken for text here is never read as a file later
+    (`~/.aws/credentials`, `/proc/self/environ`, or a name the current directory happens to hold).
     """
     if "\n" in value or "\0" in value or len(value) >= 4096:
         return False
     text = value.strip()
     if text.lower().endswith(TEMPLATE_SUFFIXES) or text.startswith(("/", "~", "./", "../", ".\\", "..\\")):
         return True
-    path = Path(text).expanduser()
+    if base is None:
+        return False
     try:
-        return (path if path.is_absolute() or base is None else base / path).is_file()
+        return (base / text).is_file()
     except OSError:  # a name too long for the file system is text
         return False
 

@@ -618,3 +618,12 @@ def test_prompt_text_naming_a_file_is_not_read_again(repo: Path, tmp_path: Path)
     write(repo / ".agent.toml", '[prompts]\nsystem = "p.md"\n')
     settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     assert Prompts.load(settings.prompts.model_dump()).system == "/etc/hostname"
+
+
+def test_repo_prompt_text_is_never_read_from_the_current_directory(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value the repository's layer took for text stays text, whatever file the cwd holds by that name."""
+    write(tmp_path / "elsewhere" / "secrets", "planted\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    write(repo / ".agent.toml", '[prompts]\nsystem = "secrets"\n')
+    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).prompts.system == "secrets"
