@@ -708,15 +708,3 @@ def test_a_committed_agent_that_is_not_a_folder_sends_runs_to_the_cache(tmp_path
     assert warnings == [f"the repository's .agent {why}: runs go to {runs}"]
     assert (sorted(p.name for p in (repo / ".agent").iterdir()) if (repo / ".agent").is_dir() else None) == before
 
-
-def test_a_regular_file_named_agent_is_one_warning_line_not_a_traceback(fake_model_server, tmp_path) -> None:
-    repo = make_repo(tmp_path / "repo")
-    (repo / ".agent").write_text("planted\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "plant a file")
-    fake_model_server.script = SESSION
-    done = agent(repo, fake_model_server, "--json", "fix add")
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    assert "warning: the repository's .agent is not a directory: runs go to" in done.stderr
-    assert Path(json.loads(done.stdout)["trajectory"]).is_file() and (repo / ".agent").read_text() == "planted\n"
