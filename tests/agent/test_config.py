@@ -614,10 +614,11 @@ def test_prompt_text_naming_a_file_is_not_read_again(repo: Path, tmp_path: Path)
     """A template file whose text is a host path stays that text: one reading, in the settings."""
     from agent.prompts import Prompts
 
-    write(repo / "p.md", "/etc/hostname")
+    host_file = write(tmp_path / "host" / "secret", "planted\n")
+    write(repo / "p.md", str(host_file))
     write(repo / ".agent.toml", '[prompts]\nsystem = "p.md"\n')
     settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
-    assert Prompts.load(settings.prompts.model_dump()).system == "/etc/hostname"
+    assert Prompts.load(settings.prompts.model_dump()).system == str(host_file)
 
 
 def test_repo_prompt_text_is_never_read_from_the_current_directory(
@@ -625,5 +626,8 @@ def test_repo_prompt_text_is_never_read_from_the_current_directory(
     """A value the repository's layer took for text stays text, whatever file the cwd holds by that name."""
     write(tmp_path / "elsewhere" / "secrets", "planted\n")
     monkeypatch.chdir(tmp_path / "elsewhere")
+    from agent.prompts import Prompts
+
     write(repo / ".agent.toml", '[prompts]\nsystem = "secrets"\n')
-    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).prompts.system == "secrets"
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert settings.prompts.system == Prompts.load(settings.prompts.model_dump()).system == "secrets"
