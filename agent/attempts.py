@@ -138,7 +138,11 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
         seconds["attempts"] = round(time.monotonic() - began, 3)
         job.stop.check()
         job.echo("choosing among the attempts' patches in fresh sandboxes")
-        selection = Checker(start, test_cmd=job.test_cmd, parallel=parallel, limits=job.limits, stop=job.stop).choose(
+        # The checks start their sandboxes at once (the images are there by now) and ask no model: the
+        # base's and each candidate's, as many as fit in memory.
+        checks = parallel_limit(plan.count + 1, None, job.sandbox_memory)
+        selection = Checker(job.start_sandbox, test_cmd=job.test_cmd, parallel=checks, limits=job.limits,
+                            stop=job.stop).choose(
             [AttemptPatch(a.number, a.status, a.result.patch if a.result else "", tuple(a.ran_tests))
              for a in attempts])
         seconds["checks"] = round(time.monotonic() - began - seconds["attempts"], 3)
@@ -149,7 +153,7 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
         for model in models:
             if model is not job.model and hasattr(model, "close"):
                 model.close()
-    return _record(attempts, selection, trajectory, {**seconds, "parallel": parallel})
+    return _record(attempts, selection, trajectory, {**seconds, "parallel": parallel, "checks_parallel": checks})
 
 
 def _attempt(job: AttemptsJob, attempt: Attempt, model: Model, start: Callable[[], Sandbox], box: Sandbox | None,
