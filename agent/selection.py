@@ -36,11 +36,14 @@ import re
 import shlex
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.parallel import QUERY_POLL, StopSignal, run_parallel
 from sandbox.base import Sandbox
+from sandbox.cleanup import shielded
 from tools.base import ToolContext, ToolError
 from tools.tests import SuiteRun, run_suite
 
@@ -51,6 +54,7 @@ TEST_FILE = re.compile(r"(test_[^/]*\.py|[^/]*_test\.(py|go|rb)|[^/]*\.(test|spe
                        r"|Test[^/]*\.java|[^/]*Tests?\.java)$")
 HUNK_HEADER = re.compile(r"^(@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@).*$")
 FAILING = ("FAILED", "ERROR")
+CACHES = "':(exclude,glob)**/__pycache__/**' ':(exclude,glob)**/*.py[co]' ':(exclude,glob)**/.pytest_cache/**'"
 NO_TESTS_COLLECTED = 5  # pytest's exit code when a run collected nothing
 
 
@@ -293,17 +297,23 @@ class Checker:
         self.parallel = max(1, parallel)
         self.limits = limits or CheckLimits()
 
-    def choose(self, attempts: Sequence[AttemptPatch]) -> Selection:
+    def base_tests(self) -> BaseTests:
+        """The repository's tests at the base, started now in a fresh sandbox of their own: they need
+        nothing from the attempts, so they can run while the attempts work; hand them to `choose`."""
+        return BaseTests(self)
+
+    def choose(self, attempts: Sequence[AttemptPatch], early: BaseTests | None = None) -> Selection:
         """Group, check, rank; raises `KeyboardInterrupt` (after closing the sandboxes) when interrupted.
 
         The base and every candidate get a fresh sandbox each, all started at once (`parallel` at a
         time). The base's runs each distinct reproduction suite once (the same tests written or run
-        by several attempts run once), then the repository's tests; each candidate's applies, waits
+        by several attempts run once), then the repository's tests (unless `early` runs them, from
+        `base_tests`: then the base needs a sandbox only for the suites); each candidate's applies, waits
         for the base's suites and runs only those that fail there (a suite passing at the base can
         reproduce nothing). Then the repository's tests run for the candidates still level at the top
         (the whole suite is the costly check, and cannot reorder candidates the first checks told
-        apart), in the sandbox their first checks used, kept for it unless a suite's test files could
-        not be taken back out (else in a fresh one), with their whole patch, test files included.
+        apart), in the sandbox their first checks used, kept for it when git sees the tree there as the
+        candidate left it before its suites ran (else in a fresh one), with the whole patch, test files included.
         """
         candidates = group(attempts)
         selection = Selection(candidates=candidates)
@@ -315,7 +325,7 @@ class Checker:
         leaders = _Leaders(room=self.parallel)
         try:
             base_tests, *checked = run_parallel(
-                [lambda stop_: self._base(stop_, base, candidates),
+                [lambda stop_: self._base(stop_, base, candidates, early),
                  *(lambda stop_, c=c: self._first(stop_, c, base, leaders) for c in candidates)],
                 self.parallel, name="moe-check", stop=stop)
             selection.suites = base.record()
@@ -330,17 +340,29 @@ class Checker:
         rank(selection)
         return selection
 
-    def _base(self, stop: StopSignal, base: _BaseSuites, candidates: Sequence[Candidate]) -> dict[str, Any]:
-        """The suites at the base (published as soon as they have run), then the repository's tests there
-        (in a fresh sandbox if a suite's test files could not be taken back out)."""
+    def _base(self, stop: StopSignal, base: _BaseSuites, candidates: Sequence[Candidate],
+              early: BaseTests | None) -> dict[str, Any]:
+        """The suites at the base (published as soon as they have run), then the repository's tests: `early`'s,
+        else run there (in a fresh sandbox if the suites left the tree changed: `_tree_id`)."""
+        if early is not None:
+            try:
+                if base.groups:
+                    with _CheckSandbox(self, stop) as ctx:
+                        base.publish({index: self._suite(ctx, same[0]) for index, same in enumerate(base.groups)})
+            except Exception as exc:  # the candidates' checks go on without reproduction suites
+                base.publish({}, _message(exc))
+            finally:
+                base.publish({})  # no suites (or stopped): nothing for the candidates to wait for
+            return early.result(stop)
         try:
             with _CheckSandbox(self, stop) as ctx:
+                before = _tree_id(ctx) if base.groups else ""
                 base.publish({index: self._suite(ctx, same[0]) for index, same in enumerate(base.groups)})
                 if all(candidate.applies is False for candidate in candidates):
                     return {"ran": False, "note": "no candidate applies"}
-                if not ctx.state.get("dirty"):
+                if before is not None and (not base.groups or _tree_id(ctx) == before):
                     return self._repository(ctx)
-            with _CheckSandbox(self, stop) as fresh:  # a suite's test files stayed in the first one
+            with _CheckSandbox(self, stop) as fresh:  # the suites left something behind in the first one
                 return self._repository(fresh)
         except BaseException as exc:
             base.publish({}, _message(exc))  # the candidates' checks go on without reproduction suites
@@ -348,17 +370,21 @@ class Checker:
 
     def _first(self, stop: StopSignal, candidate: Candidate, base: _BaseSuites, leaders: _Leaders) -> None:
         """Whether the candidate applies and how the suites failing at the base go with it; its sandbox is
-        then kept for the repository's tests while it is level at the top."""
+        then kept for the repository's tests while it is level at the top, if the suites left the tree
+        as they found it (`_tree_id`)."""
         with _CheckSandbox(self, stop) as ctx:
             candidate.applies = not candidate.source_patch or _apply(ctx, candidate.source_patch, "source")
             if not candidate.applies:
                 return
-            for index in base.reproducing(stop):
+            reproducing = base.reproducing(stop)
+            before = _tree_id(ctx) if reproducing else ""
+            for index in reproducing:
                 outcome, note = self._suite(ctx, base.groups[index][0])
                 candidate.reproduction += [{"attempt": suite.attempt, "after": outcome,
                                             **({"note": note} if note else {})} for suite in base.groups[index]]
             candidate.reproduction.sort(key=lambda entry: entry["attempt"])
-            ctx.state["kept"] = not ctx.state.get("dirty") and leaders.offer(candidate, ctx)
+            same = before is not None and (not reproducing or _tree_id(ctx) == before)
+            ctx.state["kept"] = same and leaders.offer(candidate, ctx)
 
     def _regressions(self, selection: Selection, leaders: _Leaders, stop: StopSignal) -> None:
         """The repository's tests with each candidate level at the top after the first checks."""
@@ -394,10 +420,7 @@ class Checker:
             kept.sandbox.close()
 
     def _suite(self, ctx: ToolContext, suite: Suite) -> tuple[str, str]:
-        """Apply the suite's test files, run its targets, take the files back out: pass, fail, none or timeout.
-
-        A sandbox whose test files could not be taken back out is marked `dirty` (never kept for more checks).
-        """
+        """Apply the suite's test files, run its targets, take the files back out: pass, fail, none or timeout."""
         if suite.test_patch and not _apply(ctx, suite.test_patch, "suite"):
             return "not_applicable", "its test files do not apply here"
         try:
@@ -405,8 +428,8 @@ class Checker:
         except ToolError as exc:
             return "none", str(exc)
         finally:
-            if suite.test_patch and not _apply(ctx, suite.test_patch, "suite", reverse=True):
-                ctx.state["dirty"] = True
+            if suite.test_patch:
+                _apply(ctx, suite.test_patch, "suite", reverse=True)
         return verdict(run), ""
 
     def _repository(self, ctx: ToolContext, patch: str = "") -> dict[str, Any]:
@@ -422,6 +445,40 @@ class Checker:
                 "timed_out": run.result.timed_out,
                 "passed": sorted(name for name, status in statuses.items() if status == "PASSED"),
                 "failed": sorted(name for name, status in statuses.items() if status in FAILING)}
+
+
+class BaseTests:
+    """The repository's tests at the base, running in their own thread and fresh sandbox from the moment
+    this is made; `result` waits for them, `cancel` (idempotent) stops them and removes their sandbox.
+
+    They stop with the checker's stop signal too (Ctrl-C during the attempts).
+    """
+
+    def __init__(self, checker: Checker) -> None:
+        self.stop = StopSignal()
+        if checker.stop is not None:
+            checker.stop.on_stop(self.stop.set)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moe-check-base")
+        self._future = self._pool.submit(self._run, checker)
+
+    def _run(self, checker: Checker) -> dict[str, Any]:
+        with _CheckSandbox(checker, self.stop) as ctx:
+            return {**checker._repository(ctx), "during_attempts": True}
+
+    def result(self, stop: StopSignal) -> dict[str, Any]:
+        """What they found (shape of `Checker._repository`), once they end; `Stopped` when `stop` is set meanwhile."""
+        while True:
+            try:
+                return self._future.result(timeout=QUERY_POLL)
+            except FutureTimeout:
+                stop.check()
+            except Exception as exc:
+                return {"ran": False, "note": _message(exc)}
+
+    def cancel(self) -> None:
+        self.stop.set()
+        with shielded():
+            self._pool.shutdown(wait=True)
 
 
 class _CheckSandbox:
@@ -456,17 +513,40 @@ def _apply(ctx: ToolContext, patch: str, name: str, reverse: bool = False) -> bo
 
     The patch file goes in the repository's git dir (never seen by tests or `git status`).
     """
+    root, checks = _places(ctx)
+    path = posixpath.join(checks, f"{name}.patch")
+    ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
+    done = ctx.sandbox.run(f"cd {root} && git apply {'-R ' if reverse else ''}--whitespace=nowarn "
+                           f"{shlex.quote(path)}", timeout=120)
+    return done.ok
+
+
+def _tree_id(ctx: ToolContext) -> str | None:
+    """The id of the working tree as git would commit it (tracked and untracked files; ignored ones and bytecode
+    caches left out), None if git could not tell: equal ids before and after a test run mean it left nothing a
+    later run could meet.
+
+    Hashed through an index of our own in the git dir, copied from the repository's once, so that
+    the second look rehashes only what changed.
+    """
+    root, checks = _places(ctx)
+    index = shlex.quote(posixpath.join(checks, "index"))
+    copy = f'[ -e {index} ] || cp "$(git rev-parse --git-path index)" {index} 2>/dev/null || true'
+    done = ctx.sandbox.run(f"cd {root} && mkdir -p {shlex.quote(checks)} && {{ {copy}; }} && GIT_INDEX_FILE={index} "
+                           f"git add -A -- . {CACHES} && GIT_INDEX_FILE={index} git write-tree", timeout=300)
+    found = done.output.strip().splitlines()
+    return found[-1] if done.ok and found else None
+
+
+def _places(ctx: ToolContext) -> tuple[str, str]:
+    """The repository root (shell-quoted) and the folder in its git dir where the checks keep their files."""
     root = shlex.quote(posixpath.normpath(ctx.sandbox.workdir))
     if "selection_dir" not in ctx.state:
         found = ctx.sandbox.run(f"cd {root} && git rev-parse --absolute-git-dir", timeout=60)
         if not found.ok:
             raise ToolError(f"{ctx.sandbox.workdir} is not a git repository: {found.output.strip()[:200]}")
         ctx.state["selection_dir"] = posixpath.join(found.output.strip().splitlines()[-1], CHECK_DIR)
-    path = posixpath.join(ctx.state["selection_dir"], f"{name}.patch")
-    ctx.sandbox.write_file(path, patch.encode("utf-8", "surrogateescape"))
-    done = ctx.sandbox.run(f"cd {root} && git apply {'-R ' if reverse else ''}--whitespace=nowarn "
-                           f"{shlex.quote(path)}", timeout=120)
-    return done.ok
+    return root, ctx.state["selection_dir"]
 
 
 def verdict(run: SuiteRun) -> str:
@@ -507,7 +587,8 @@ def rank(selection: Selection) -> None:
     selection.decided_by = DECIDERS[index]
     n, r = winner.number, runner_up.number
     selection.reason = {
-        "applies": f"candidate {n} applies at the base; candidate {r} does not",
+        "applies": f"candidate {n} applies at the base; candidate {r} "
+                   + ("does not" if runner_up.applies is False else f"could not be checked ({runner_up.error})"),
         "reproduction": (f"candidate {n} passes {winner.reproduced} of the reproduction suites that fail at the "
                          f"base, candidate {r} {runner_up.reproduced}"),
         "regressions": (f"candidate {n} breaks {len(winner.broken)} of the repository's tests that pass at the "

@@ -12,10 +12,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from agent.parallel import StopSignal, Stopped
 from agent.selection import (
     AttemptPatch, Candidate, Checker, Selection, group, normalize, rank, split_tests, suites,
 )
@@ -161,6 +163,8 @@ def test_a_check_that_cannot_start_is_that_candidates_error_not_the_end(repo: Pa
                                                                     AttemptPatch(2, "submitted", other)])
     assert selection.candidates[0].error == "the engine went away" and selection.candidates[0].applies is None
     assert selection.winner.attempts == [2] and selection.decided_by == "applies"
+    assert selection.reason == ("candidate 2 applies at the base; candidate 1 could not be checked (the engine went "
+                                "away) (attempt 2)")
 
 
 def test_ranking_names_the_first_check_that_told_the_winner_apart() -> None:
@@ -264,8 +268,10 @@ def test_the_base_and_every_candidate_start_at_once_and_the_leaders_keep_their_s
     assert selection.decided_by == "order" and selection.winner.attempts == [1]
 
 
-def test_a_sandbox_whose_suite_left_its_test_files_changed_is_not_reused(repo: Path) -> None:
-    touching = REPRO.replace("def test_add():\n", "def test_add():\n    open(__file__, 'a').write('# ran\\n')\n")
+@pytest.mark.parametrize("leaves", ["open(__file__, 'a').write('# ran\\n')", "open('left.txt', 'w').write('x')"],
+                         ids=["its-own-file-changed", "a-new-file"])
+def test_a_sandbox_whose_suite_left_something_behind_is_not_reused(repo: Path, leaves: str) -> None:
+    touching = REPRO.replace("def test_add():\n", f"def test_add():\n    {leaves}\n")
     only = patch_of(repo, {"calc.py": CALC.format(add="a + b", sub="a - b"), "test_repro.py": touching})
     boxes = Boxes(repo)
     selection = Checker(boxes, test_cmd=PYTEST, parallel=1).choose([AttemptPatch(1, "submitted", only)])
@@ -273,9 +279,40 @@ def test_a_sandbox_whose_suite_left_its_test_files_changed_is_not_reused(repo: P
     [candidate] = selection.candidates
     assert selection.decided_by == "only_candidate" and candidate.applies and candidate.reproduced == 1
     assert selection.suites[0]["before"] == "fail"
-    # The suite's test file could not be taken back out (the test changed it): the repository's tests
-    # ran in fresh sandboxes, at the base and with the candidate, where test_repro.py is as written.
+    # The suite's run left the tree changed: the repository's tests ran in fresh sandboxes, at the base
+    # and with the candidate, where test_repro.py is as written and nothing is left over.
     assert len(boxes.opened) == 4 and all(box.closed for box in boxes.opened)
     assert selection.base_tests["failed"] == [] and selection.base_tests["passed"] == ["test_calc.py::test_sub"]
     assert sorted(candidate.repository_tests["passed"]) == ["test_calc.py::test_sub", "test_repro.py::test_add"]
     assert candidate.broken == []
+
+
+def test_the_repository_tests_at_the_base_can_run_while_the_attempts_work(repo: Path) -> None:
+    fix = patch_of(repo, {"calc.py": CALC.format(add="a + b", sub="a - b")})
+    breaks = patch_of(repo, {"calc.py": CALC.format(add="b + a", sub="0")})
+    boxes = Boxes(repo)
+    checker = Checker(boxes, test_cmd=PYTEST, parallel=1)
+    early = checker.base_tests()  # before any attempt has a patch
+    assert early.result(StopSignal())["passed"] == ["test_calc.py::test_sub"]  # (one pytest at a time on a host)
+    selection = checker.choose([AttemptPatch(1, "submitted", breaks), AttemptPatch(2, "submitted", fix)], early)
+    assert (selection.winner.attempts, selection.decided_by) == ([2], "regressions")
+    assert selection.base_tests["during_attempts"] and selection.candidates[0].broken == ["test_calc.py::test_sub"]
+    # No suite to run at the base, so no sandbox for one: the base tests' own, one per candidate, and a fresh
+    # one for the second leader's repository tests (one at a time keeps one leader's sandbox).
+    assert len(boxes.opened) == 4 and all(box.closed for box in boxes.opened)
+    assert boxes.runs() == ["", "", ""] and [len(box.commands) > 0 for box in boxes.opened] == [True] * 4
+    early.cancel()  # ended already: nothing to stop
+
+
+def test_the_base_tests_run_early_stop_with_the_run(repo: Path) -> None:
+    stop = StopSignal()
+    boxes = Boxes(repo)
+    early = Checker(boxes, test_cmd="sleep 2", parallel=1, stop=stop).base_tests()
+    while not any("sleep 2" in command for box in boxes.opened for command in box.commands):
+        time.sleep(0.05)
+    stop.set()  # Ctrl-C while the attempts work
+    assert boxes.opened[0].closed  # at once, under the running command
+    with pytest.raises(Stopped):
+        early.result(stop)
+    early.cancel()
+    assert len(boxes.opened) == 1
