@@ -71,12 +71,34 @@ def by_seed(scripts: dict[int, list]) -> object:
     return answer
 
 
-def agent(repo: Path, server, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def fix_env(repo: Path, server) -> dict[str, str]:
+    """The scripted server as the model, HOME beside the repository, no user config."""
     env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model",
            "HOME": str(repo.parent / "home")}
     env.pop("AGENT_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, ISSUE], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return env
+
+
+def agent(repo: Path, server, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, ISSUE],
+                          env=fix_env(repo, server), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def started(repo: Path, server, *args: str) -> subprocess.Popen:
+    """`agent fix --json -q` in the background."""
+    return subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, "--json", "-q", ISSUE],
+                            env=fix_env(repo, server), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def terminated(process: subprocess.Popen) -> dict:
+    """SIGTERM to the run: it exits 143 with its JSON saying `interrupted`, which is returned."""
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 143, err
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    return result
 
 
 def test_the_candidate_passing_the_reproduction_test_wins_over_two_that_agree(fake_model_server, tmp_path) -> None:
@@ -148,20 +170,12 @@ def test_sigterm_stops_every_attempt_and_removes_their_containers(fake_model_ser
     repo = make_repo(tmp_path / "repo")
     slow = Delay(60, SUBMIT)
     fake_model_server.script = by_seed({SEED: [slow], SEED + 1: [slow], SEED + 2: [slow]})
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path / "home")}
-    env.pop("AGENT_CONFIG", None)
-    process = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--attempts", "3", "--json",
-                                "-q", ISSUE], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started(repo, fake_model_server, "--attempts", "3")
     deadline = time.monotonic() + 120
     while len({r["seed"] for r in fake_model_server.requests}) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len({r["seed"] for r in fake_model_server.requests}) == 3, "the three attempts never all asked"
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    result = json.loads(out)
-    assert result["status"] == "interrupted"
+    result = terminated(process)
     run_dir = Path(result["trajectory"]).parent
     ends = [read_trajectory(run_dir / f"attempt-{n}.jsonl").end for n in (1, 2, 3)]
     assert [end["status"] for end in ends] == ["interrupted"] * 3
@@ -204,12 +218,7 @@ def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_m
     fake_model_server.script = by_seed({SEED: [edit("return a - b\n\n\ndef sub", "return b + a\n\n\ndef sub"), SUBMIT],
                                         SEED + 1: [edit("return a - b\n\n\ndef sub", "return a + b\n\n\ndef sub"),
                                                    SUBMIT]})
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path / "home")}
-    env.pop("AGENT_CONFIG", None)
-    process = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--attempts", "2", "--json",
-                                "-q", ISSUE], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = started(repo, fake_model_server, "--attempts", "2")
 
     def checking() -> bool:  # both attempts ended and a container of this process runs the hanging tests
         ended = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl")
@@ -222,11 +231,7 @@ def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_m
     while not checking() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     assert checking(), "the checks never ran the repository's tests"
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=90)
-    assert process.returncode == 143, err
-    result = json.loads(out)
-    assert result["status"] == "interrupted"
+    result = terminated(process)
     run_dir = Path(result["trajectory"]).parent
     # The attempts had ended; the run itself ends interrupted, nothing delivered, no container left.
     assert [read_trajectory(run_dir / f"attempt-{n}.jsonl").status for n in (1, 2)] == ["submitted"] * 2
