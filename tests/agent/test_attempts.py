@@ -220,11 +220,16 @@ def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_m
                                                    SUBMIT]})
     process = started(repo, fake_model_server, "--attempts", "2")
 
+    def ended(path: Path) -> bool:
+        try:
+            return read_trajectory(path).end is not None
+        except ValueError:  # not written yet
+            return False
+
     def checking() -> bool:  # both attempts ended and a container of this process runs the hanging tests
-        ended = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl")
-                 if read_trajectory(path).end is not None]
+        done = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl") if ended(path)]
         mine = docker_client.containers.list(filters={"label": f"{cleanup.LABEL}.pid={process.pid}"})
-        return len(ended) == 2 and any("sleep 300" in " ".join(row) for box in mine
+        return len(done) == 2 and any("sleep 300" in " ".join(row) for box in mine
                                        for row in (box.top().get("Processes") or []))
 
     deadline = time.monotonic() + 180
@@ -253,13 +258,13 @@ def test_a_run_with_attempts_is_continued_from_the_chosen_attempts_conversation(
     chosen_last = [r for r in fake_model_server.requests if r["seed"] == SEED + 1][-1]
     asked = len(fake_model_server.requests)
 
-    follow = agent(repo, fake_model_server, "--continue", "--json", "also take numbers given as text")
+    follow = agent(repo, fake_model_server, "--continue", "--json")  # the latest run; ISSUE is the feedback
     assert follow.returncode == 0, follow.stderr
     second = json.loads(follow.stdout)
     # The chosen attempt's conversation is the exact prefix of the follow-up's first request...
     resumed = fake_model_server.requests[asked]["messages"]
     assert json.dumps(resumed[:len(chosen_last["messages"])]) == json.dumps(chosen_last["messages"])
-    assert "also take numbers given as text" in resumed[-1]["content"]
+    assert ISSUE in resumed[-1]["content"] and resumed[-1]["role"] == "user"
     # ...and its patch lands as a further commit on the branch the attempts' run delivered.
     assert second["branch"] == first["branch"]
     assert git(repo, "rev-parse", f"{second['commit']}^").strip() == first["commit"]
