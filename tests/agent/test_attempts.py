@@ -71,12 +71,34 @@ def by_seed(scripts: dict[int, list]) -> object:
     return answer
 
 
-def agent(repo: Path, server, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def fix_env(repo: Path, server) -> dict[str, str]:
+    """The scripted server as the model, HOME beside the repository, no user config."""
     env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model",
            "HOME": str(repo.parent / "home")}
     env.pop("AGENT_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, ISSUE], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return env
+
+
+def agent(repo: Path, server, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, ISSUE],
+                          env=fix_env(repo, server), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def started(repo: Path, server, *args: str) -> subprocess.Popen:
+    """`agent fix --json -q` in the background."""
+    return subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, "--json", "-q", ISSUE],
+                            env=fix_env(repo, server), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def terminated(process: subprocess.Popen) -> dict:
+    """SIGTERM to the run: it exits 143 with its JSON saying `interrupted`, which is returned."""
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 143, err
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    return result
 
 
 def test_the_candidate_passing_the_reproduction_test_wins_over_two_that_agree(fake_model_server, tmp_path) -> None:
@@ -148,20 +170,12 @@ def test_sigterm_stops_every_attempt_and_removes_their_containers(fake_model_ser
     repo = make_repo(tmp_path / "repo")
     slow = Delay(60, SUBMIT)
     fake_model_server.script = by_seed({SEED: [slow], SEED + 1: [slow], SEED + 2: [slow]})
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path / "home")}
-    env.pop("AGENT_CONFIG", None)
-    process = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--attempts", "3", "--json",
-                                "-q", ISSUE], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started(repo, fake_model_server, "--attempts", "3")
     deadline = time.monotonic() + 120
     while len({r["seed"] for r in fake_model_server.requests}) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len({r["seed"] for r in fake_model_server.requests}) == 3, "the three attempts never all asked"
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    result = json.loads(out)
-    assert result["status"] == "interrupted"
+    result = terminated(process)
     run_dir = Path(result["trajectory"]).parent
     ends = [read_trajectory(run_dir / f"attempt-{n}.jsonl").end for n in (1, 2, 3)]
     assert [end["status"] for end in ends] == ["interrupted"] * 3
@@ -193,3 +207,65 @@ def test_agent_pr_with_attempts_puts_the_record_in_the_pull_request(tmp_path, fa
     assert "| 2 | 2 | yes | 1 of 1 | 0 |" in body and "| 1 | 1 | yes | 0 of 1 | 0 |" in body
     assert "How the attempts ended: 1: `submitted`, 2: `submitted`." in body
     assert git(repo, "show", f"{pull['head']['sha']}:calc.py").endswith("return a + b\n")
+
+
+def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_model_server, tmp_path,
+                                                                         docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    with (repo / ".agent.toml").open("a") as config:
+        config.write('\n[sandbox]\ntest_cmd = "sleep 300"\n')  # the base's run of the repository's tests hangs
+    git(repo, "commit", "-qam", "tests that hang")
+    fake_model_server.script = by_seed({SEED: [edit("return a - b\n\n\ndef sub", "return b + a\n\n\ndef sub"), SUBMIT],
+                                        SEED + 1: [edit("return a - b\n\n\ndef sub", "return a + b\n\n\ndef sub"),
+                                                   SUBMIT]})
+    process = started(repo, fake_model_server, "--attempts", "2")
+
+    def ended(path: Path) -> bool:
+        try:
+            return read_trajectory(path).end is not None
+        except ValueError:  # not written yet
+            return False
+
+    def checking() -> bool:  # both attempts ended and a container of this process runs the hanging tests
+        done = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl") if ended(path)]
+        mine = docker_client.containers.list(filters={"label": f"{cleanup.LABEL}.pid={process.pid}"})
+        return len(done) == 2 and any("sleep 300" in " ".join(row) for box in mine
+                                       for row in (box.top().get("Processes") or []))
+
+    deadline = time.monotonic() + 180
+    while not checking() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert checking(), "the checks never ran the repository's tests"
+    result = terminated(process)
+    run_dir = Path(result["trajectory"]).parent
+    # The attempts had ended; the run itself ends interrupted, nothing delivered, no container left.
+    assert [read_trajectory(run_dir / f"attempt-{n}.jsonl").status for n in (1, 2)] == ["submitted"] * 2
+    assert read_trajectory(Path(result["trajectory"])).status == "interrupted"
+    assert not result.get("branch")
+    assert not [c for c in cleanup.leftovers(docker_client, result["run_id"])]
+
+
+def test_a_run_with_attempts_is_continued_from_the_chosen_attempts_conversation(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    longer = edit("return a - b\n\n\ndef sub", "# swapped\n    return b + a\n\n\ndef sub")
+    fake_model_server.script = by_seed({
+        SEED: [longer, SUBMIT, edit("return a + b", "return int(a) + int(b)"), SUBMIT],  # steps 3-4: the follow-up
+        SEED + 1: [edit("return a - b\n\n\ndef sub", "return a + b\n\n\ndef sub"), SUBMIT]})
+    done = agent(repo, fake_model_server, "--attempts", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stdout)
+    assert first["selection"]["winner_attempts"] == [2] and first["selection"]["decided_by"] == "size"
+    chosen_last = [r for r in fake_model_server.requests if r["seed"] == SEED + 1][-1]
+    asked = len(fake_model_server.requests)
+
+    follow = agent(repo, fake_model_server, "--continue", "--json")  # the latest run; ISSUE is the feedback
+    assert follow.returncode == 0, follow.stderr
+    second = json.loads(follow.stdout)
+    # The chosen attempt's conversation is the exact prefix of the follow-up's first request...
+    resumed = fake_model_server.requests[asked]["messages"]
+    assert json.dumps(resumed[:len(chosen_last["messages"])]) == json.dumps(chosen_last["messages"])
+    assert ISSUE in resumed[-1]["content"] and resumed[-1]["role"] == "user"
+    # ...and its patch lands as a further commit on the branch the attempts' run delivered.
+    assert second["branch"] == first["branch"]
+    assert git(repo, "rev-parse", f"{second['commit']}^").strip() == first["commit"]
+    assert git(repo, "show", f"{second['branch']}:calc.py").startswith("def add(a, b):\n    return int(a) + int(b)\n")
