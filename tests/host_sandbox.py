@@ -10,9 +10,7 @@ same way. Nothing is isolated: use it only on files a test wrote itself. The fix
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -89,15 +87,3 @@ class HostSandbox:
     def close(self) -> None:
         pass
 
-
-class HostCopy(HostSandbox):
-    """A throwaway copy of the repository `source` (symlinks kept) as a `HostSandbox`, removed by `close`:
-    what the workflows start a fresh sandbox for (an attempt's checks), without Docker."""
-
-    def __init__(self, source: Path) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="moe-host-copy-"))
-        shutil.copytree(source, self.root / "repo", symlinks=True)
-        super().__init__(self.root / "repo")
-
-    def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,13 +1,16 @@
 """Choosing among attempts (agent/selection.py): patches compared, grouped, checked and ranked.
 
-The checks run against `HostCopy` (tests/host_sandbox.py), a copy of a repository on this machine
-whose commands run in a host shell: real git and a real test runner, no Docker, so this file stays fast.
+The checks run against `HostSandbox`, a copy of a repository on this machine whose commands
+run in a host shell: real git and a real test runner, no Docker, so this file stays fast.
 The containers are exercised by tests/agent/test_attempts.py.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,10 +18,40 @@ import pytest
 from agent.selection import (
     AttemptPatch, Candidate, Checker, Selection, group, normalize, rank, split_tests, suites,
 )
+from sandbox.base import CommandResult, FileStat
 from tests.agent.test_fix import git
-from tests.host_sandbox import HostCopy
 
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+
+
+class HostSandbox:
+    """A throwaway copy of `source`; commands run in bash on the host (enough of `sandbox.base.Sandbox`)."""
+
+    def __init__(self, source: Path) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="moe-select-"))
+        shutil.copytree(source, self.root / "repo", symlinks=True)
+        self.workdir = str(self.root / "repo")
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        try:
+            done = subprocess.run(["bash", "-c", command], cwd=self.workdir, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            return CommandResult((exc.stdout or b"").decode(errors="replace"), None, timeout or 0, timed_out=True)
+        return CommandResult((done.stdout + done.stderr).decode(errors="replace"), done.returncode, 0.0)
+
+    def read_file(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def write_file(self, path: str, data: bytes) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+
+    def stat(self, path: str) -> FileStat:
+        found = Path(path)
+        return FileStat(path, found.exists(), size=found.stat().st_size if found.exists() else 0)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -49,7 +82,7 @@ REPRO = "import calc\n\n\ndef test_add():\n    assert calc.add(2, 3) == 5\n"
 
 
 def checker(repo: Path) -> Checker:
-    return Checker(lambda: HostCopy(repo), test_cmd=PYTEST, parallel=1)  # one at a time: pytest's report path
+    return Checker(lambda: HostSandbox(repo), test_cmd=PYTEST, parallel=1)  # one at a time: pytest's report path
 
 
 def test_patches_that_differ_only_in_index_lines_and_hunk_context_are_one_candidate(repo: Path) -> None:
@@ -115,11 +148,11 @@ def test_a_check_that_cannot_start_is_that_candidates_error_not_the_end(repo: Pa
     other = patch_of(repo, {"calc.py": CALC.format(add="b + a", sub="a - b")})
     opened = []
 
-    def flaky() -> HostCopy:
+    def flaky() -> HostSandbox:
         opened.append(1)
         if len(opened) == 2:  # the first candidate's sandbox
             raise RuntimeError("the engine went away")
-        return HostCopy(repo)
+        return HostSandbox(repo)
 
     selection = Checker(flaky, test_cmd=PYTEST, parallel=1).choose([AttemptPatch(1, "submitted", fix),
                                                                     AttemptPatch(2, "submitted", other)])
