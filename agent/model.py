@@ -62,6 +62,10 @@ T = TypeVar("T")
 
 # Sampling parameters the OpenAI API names; everything else travels in `extra_body`.
 _OPENAI_SAMPLING = ("temperature", "top_p", "max_tokens")
+# Every name a server we talk to reads as the reply's length in tokens: OpenAI's and vLLM's/SGLang's
+# `max_tokens`, `max_completion_tokens`; llama.cpp's `n_predict` (-1: unbounded); TGI's and SGLang's
+# native `max_new_tokens`; Ollama's `num_predict`. vLLM's `min_tokens` is a floor: never above the bound.
+REPLY_BOUND_KEYS = ("max_tokens", "max_completion_tokens", "n_predict", "max_new_tokens", "num_predict", "min_tokens")
 # vLLM: "This model's maximum context length is N tokens..."; SGLang: "...longer than the
 # model's context length..."; llama.cpp: "exceeds the available context size"; OpenAI:
 # code `context_length_exceeded`.
@@ -229,6 +233,10 @@ class OpenAIModel:
     def _reply_bound(self, window: int) -> int:
         if self.settings.max_tokens is not None:
             return max(1, min(self.settings.max_tokens, window // 2))
+        asked = [value for key, value in self.settings.extra_body.items()
+                 if key in REPLY_BOUND_KEYS[:-1] and _positive_int(value)]
+        if asked:  # `extra_body.max_completion_tokens` says the same as `model.max_tokens`, and is capped alike
+            return max(1, min(*asked, window // 2))
         return max(1, min(self.profile.max_tokens, window // 4))
 
     def context_window(self, deadline: float | None = None) -> int:
@@ -274,9 +282,17 @@ class OpenAIModel:
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], window: int) -> dict[str, Any]:
         """Profile sampling < `extra_body` < explicit settings; non-OpenAI keys go in `extra_body`."""
         chosen = {name: getattr(self.settings, name) for name in _OPENAI_SAMPLING}
+        bound = self._reply_bound(window)
         if not {"max_tokens", "max_completion_tokens"} & self.settings.extra_body.keys():
-            chosen["max_tokens"] = self._reply_bound(window)
+            chosen["max_tokens"] = bound
         body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
+        for key in REPLY_BOUND_KEYS[:-1]:  # whatever spelling `extra_body` uses, the reply stays within the bound
+            if key in body:
+                body[key] = min(body[key], bound) if _positive_int(body[key]) else bound
+        if _positive_int(body.get("min_tokens")) and body["min_tokens"] > bound:
+            body["min_tokens"] = bound
+        if chosen["max_tokens"] is not None:
+            chosen["max_tokens"] = min(chosen["max_tokens"], bound)
         body |= {name: value for name, value in chosen.items() if value is not None}
         request: dict[str, Any] = {"model": self.settings.name, "messages": messages}
         request |= {name: body.pop(name) for name in _OPENAI_SAMPLING if name in body}
@@ -474,3 +490,8 @@ def _connection_failure(exc: openai.APIConnectionError) -> str:
     cause = exc.__cause__
     text = str(cause) if cause is not None and str(cause) else type(cause or exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+
+
+def _positive_int(value: Any) -> bool:
+    """A reply bound a server takes as one: -1 (llama.cpp's "unbounded"), 0, floats and strings are not."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

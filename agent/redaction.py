@@ -52,11 +52,13 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host + port, parts.path, query, parts.fragment))
 
 
-# An http(s) URL inside free text or a JSON string: it ends at whitespace, a quote, a backslash or <>.
-_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://[^\s\"'<>\\]+")
+# An http(s) URL inside free text or a JSON string: it ends at whitespace, a quote, a backslash or <>,
+# but not at backslashes escaping a separator (`?a=K\&sig=S`, as a shell command types it; doubled in JSON).
+_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://(?:[^\s\"'<>\\]|\\+(?=[&;?=#]))+")
 _USERINFO = re.compile(r"(?i)^(https?://)[^/?#]*@")
-_SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*?(?:" + SECRET_PARAMETER.pattern + r")[^=&;#]*=)[^&;#]*",
-                                 re.IGNORECASE)
+# A secret-looking parameter's value runs to the next separator, less the backslashes escaping it.
+_SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*?(?:" + SECRET_PARAMETER.pattern
+                                 + r")[^=&;#]*=)(?:[^&;#\\]|\\+(?![\\&;#]))*", re.IGNORECASE)
 
 
 def redact_urls(text: str) -> str:

@@ -655,3 +655,30 @@ def test_an_issue_file_that_is_not_utf8_reaches_the_model_as_valid_utf8(fake_mod
         assert "Caf\\\\xe9 crash \\\\xff\\\\xfe" in first  # JSON-escaped backslashes
         for line in Path(result["trajectory"]).read_bytes().splitlines():
             json.loads(line.decode("utf-8"))  # strict UTF-8, every line JSON
+
+
+@pytest.mark.parametrize(("plant", "why"), [
+    (lambda agent_dir: agent_dir.write_text("not a folder\n"), "is not a directory"),
+    (lambda agent_dir: os.mkfifo(agent_dir), "is not a directory"),
+    (lambda agent_dir: (agent_dir.mkdir(), (agent_dir / "runs").write_text("x\n")), "holds runs, which is not a directory"),
+    (lambda agent_dir: (agent_dir.mkdir(), (agent_dir / ".gitignore").mkdir()),
+     "holds .gitignore, which is not a regular file"),
+], ids=["file", "fifo", "runs-file", "gitignore-dir"])
+def test_a_committed_agent_that_is_not_a_folder_sends_runs_to_the_cache(tmp_path, monkeypatch, plant, why) -> None:
+    """#16: a regular file `.agent` made `agent fix` exit 1 with FileExistsError's traceback."""
+    from agent.config import Settings
+    from agent.fix import runs_dir
+    from agent.workspace import UserRepo
+
+    monkeypatch.setenv("AGENT_CACHE_DIR", str(tmp_path / "cache"))
+    repo = make_repo(tmp_path / "repo")
+    plant(repo / ".agent")
+    before = sorted(p.name for p in (repo / ".agent").iterdir()) if (repo / ".agent").is_dir() else None
+    warnings: list[str] = []
+
+    runs = runs_dir(Settings(), UserRepo.find(repo), warn=warnings.append)
+
+    assert runs.parent == tmp_path / "cache" / "runs" and runs.name.startswith("repo-")
+    assert warnings == [f"the repository's .agent {why}: runs go to {runs}"]
+    assert (sorted(p.name for p in (repo / ".agent").iterdir()) if (repo / ".agent").is_dir() else None) == before
+

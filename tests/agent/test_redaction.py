@@ -281,6 +281,21 @@ def test_a_secret_in_a_name_git_quotes_is_found(monkeypatch: pytest.MonkeyPatch,
     assert [(f.kind, f.path) for f in review_patch(patch).findings] == [("secret", f"p-{password}.txt")]
 
 
+@pytest.mark.parametrize("command", [
+    "curl https://storage.example/x?api-key=K3yValue\\&sig=S1gValue\\&auth=AuthValue -o x",  # the shell's escapes
+    'curl "https://storage.example/x?api-key=K3yValue&sig=S1gValue&auth=AuthValue"',  # the plain form
+    "curl https://storage.example/x?api-key=K3yValue\\;sig=S1gValue\\\\&auth=AuthValue",  # `;` and a doubled escape
+])
+def test_secret_query_values_behind_shell_escaped_separators_are_masked(tmp_path: Path, command: str) -> None:
+    """#16: `...?api-key=K\\&sig=S\\&auth=A` kept `sig` and `auth` in the trajectory (the URL ended at `\\`)."""
+    writer = TrajectoryWriter(tmp_path / "t.jsonl")
+    writer.event("response", content=command, tool_calls=[{"arguments": json.dumps({"command": command})}])
+    writer.close()
+    written = (tmp_path / "t.jsonl").read_text()
+    assert [value for value in ("K3yValue", "S1gValue", "AuthValue") if value in written] == []
+    assert written.count("sig=***") == 2 and written.count("auth=***") == 2
+
+
 def test_the_scrub_sees_every_change_to_the_environment_and_the_held_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """The scrubber is cached between calls: a secret set, changed or removed after a scrub counts at once."""
     line = "a=s3cret-Value-1 b=s3cret-Value-2 c=gho_HeldLater_42 d=held-by-a-new-set"
