@@ -56,7 +56,7 @@ from agent.profiles import Profile, pick_profile  # noqa: E402
 from agent.redaction import Redactor, public_url, url_secrets  # noqa: E402
 from agent.request_deadline import cut_at_deadline, deadline_client  # noqa: E402
 from agent.served_context import served_context_window  # noqa: E402
-from tools.encoding import visible  # noqa: E402
+from agent.surrogates import SurrogateFree  # noqa: E402
 
 T = TypeVar("T")
 
@@ -164,6 +164,8 @@ class OpenAIModel:
         self.thinks = self.profile.thinks_with(settings.extra_body)
         self._sleep = sleep
         self._context_window: int | None = None
+        # Lone surrogates shown as text, walking only what each conversation added since its last request.
+        self._surrogate_free = SurrogateFree()
         api_key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
         # Messages name the endpoint without its credentials; the server's own words are masked too.
         self.url = public_url(settings.base_url)
@@ -194,7 +196,7 @@ class OpenAIModel:
         # conversation through its TypedDict transform and parses the reply into models we
         # would turn straight back into a dict: about a third of an eval batch's own CPU time.
         request = self._request(messages, tools, self.context_window(deadline))
-        body = without_surrogates(request | request.pop("extra_body", {}))
+        body = self._surrogate_free(request | request.pop("extra_body", {}))
         raw, latency = self._with_retries(lambda timeout: self._post_completion(body, timeout), deadline, progress)
         return self._reply(raw, latency)
 
@@ -432,20 +434,6 @@ def _announce_waiting(progress: ModelProgress | None, every: float, attempt: int
     finally:
         done.set()
         ticker.join()
-
-
-def without_surrogates(value: Any) -> Any:
-    """`value` (a request body: dicts, lists, strings) with every lone surrogate left in a string shown as
-    `\\xNN` / `\\udXXX` text (tools/encoding.py): no JSON encoder can write one as UTF-8, so one byte
-    that is not UTF-8 from a repository, an issue or a tool would otherwise fail the whole request. The
-    last line of defence: the sources escape their text themselves. Shares what needs no change."""
-    if isinstance(value, str):
-        return visible(value)
-    if isinstance(value, dict):
-        return {key: without_surrogates(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [without_surrogates(item) for item in value]
-    return value
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

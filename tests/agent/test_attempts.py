@@ -7,10 +7,8 @@ the attempt's index), which is how the scripted server tells the attempts apart.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,11 +16,10 @@ import pytest
 
 from agent.trajectory import read_trajectory
 from sandbox import cleanup
-from tests.agent.test_fix import _files_images_removed, git  # noqa: F401 (an autouse fixture: each test's files image)
 from tests.fakes.openai_server import Delay, HttpError, Reply, tool_call
+from tests.scripted_run import ROOT, agent_command, agent_env, committed_repo, git, run_agent
 
-pytestmark = pytest.mark.docker
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("files_images_removed")]
 SEED = 100
 ISSUE = "add(2, 3) returns -1 instead of 5"
 REPRO = """import unittest
@@ -38,16 +35,13 @@ class Repro(unittest.TestCase):
 
 def make_repo(root: Path) -> Path:
     """calc.add subtracts; test_calc.py's existing test of calc.sub passes at the base."""
-    root.mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n")
-    (root / "test_calc.py").write_text("import unittest\n\nimport calc\n\n\nclass Sub(unittest.TestCase):\n"
-                                      "    def test_sub(self):\n        self.assertEqual(calc.sub(5, 3), 2)\n")
-    (root / "setup.py").write_text("from setuptools import setup\n\nsetup(name='calc')\n")
-    (root / ".agent.toml").write_text(f"[model]\nextra_body = {{ seed = {SEED} }}\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    return committed_repo(root, {
+        "calc.py": "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n",
+        "test_calc.py": "import unittest\n\nimport calc\n\n\nclass Sub(unittest.TestCase):\n"
+                        "    def test_sub(self):\n        self.assertEqual(calc.sub(5, 3), 2)\n",
+        "setup.py": "from setuptools import setup\n\nsetup(name='calc')\n",
+        ".agent.toml": f"[model]\nextra_body = {{ seed = {SEED} }}\n",
+    })
 
 
 def edit(old: str, new: str, path: str = "calc.py") -> Reply:
@@ -71,24 +65,15 @@ def by_seed(scripts: dict[int, list]) -> object:
     return answer
 
 
-def fix_env(repo: Path, server) -> dict[str, str]:
-    """The scripted server as the model, HOME beside the repository, no user config."""
-    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(repo.parent / "home")}
-    env.pop("AGENT_CONFIG", None)
-    return env
-
-
 def agent(repo: Path, server, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, ISSUE],
-                          env=fix_env(repo, server), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return run_agent(server.base_url, repo.parent / "home", "fix", "-C", str(repo), *args, ISSUE, timeout=timeout)
 
 
 def started(repo: Path, server, *args: str) -> subprocess.Popen:
     """`agent fix --json -q` in the background."""
-    return subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, "--json", "-q", ISSUE],
-                            env=fix_env(repo, server), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(agent_command("fix", "-C", str(repo), *args, "--json", "-q", ISSUE),
+                            env=agent_env(server.base_url, repo.parent / "home"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def terminated(process: subprocess.Popen) -> dict:
@@ -136,7 +121,7 @@ def test_the_candidate_passing_the_reproduction_test_wins_over_two_that_agree(fa
     assert selections[0]["decided_by"] == "reproduction" and main.events[-1]["type"] == "delivery"
     seeds = sorted({request["seed"] for request in fake_model_server.requests})
     assert seeds == [SEED, SEED + 1, SEED + 2]
-    shown = subprocess.run([sys.executable, "-m", "agent", "traj", "show", result["trajectory"]],
+    shown = subprocess.run(agent_command("traj", "show", result["trajectory"]),
                            capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "selection" in shown.stdout and "reproduction" in shown.stdout and "attempt-1.jsonl" in shown.stdout
