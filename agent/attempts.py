@@ -15,9 +15,12 @@ step (a request in flight is abandoned, the sandboxes are closed so blocked comm
 each trajectory ends with status `interrupted`, and the interruption is raised again to
 the workflow, which cleans up as for one run (`agent.parallel`).
 
-Afterwards `agent.selection` chooses among the submitted patches. The winner's trajectory
-is copied into the run's own trajectory, followed by a `selection` event holding the record;
-every attempt's trajectory stays beside it.
+The sandboxes start at once when the workflow hands over the first one (its start made the
+images), and so do the checks' afterwards; the repository's tests at the base, which need
+nothing from the attempts, run while they work when one more sandbox fits. Then
+`agent.selection` chooses among the submitted patches. The winner's trajectory is copied
+into the run's own trajectory, followed by a `selection` event holding the record; every
+attempt's trajectory stays beside it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ if TYPE_CHECKING:  # at run time imported by the attempts themselves: a single r
     from agent.loop import Agent, Listener, RunResult
     from agent.model import Model
     from agent.parallel import StopSignal
-    from agent.selection import CheckLimits, Selection
+    from agent.selection import BaseTests, CheckLimits, Selection
 
 MakeAgent = Callable[["Model", Sandbox, TrajectoryWriter, "Listener"], "Agent"]
 QUIET_EVENTS = frozenset({"thinking", "model_wait"})  # live-only lines that would garble with several attempts
@@ -131,17 +134,27 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
     seeds = attempt_seeds(settings, plan.count)
     attempts = [Attempt(n, seed, job.trajectory_for(n)) for n, seed in enumerate(seeds, 1)]
     models = attempt_models(job.model, seeds, plan.temperature)
-    starting = threading.Lock()  # one start at a time: starts are CPU-bound, and the first may build images
+    starting = threading.Lock()  # without `first`, one start at a time: the first may build the images
 
     def start() -> Sandbox:
+        if first is not None:  # its start made the images: the others' starts overlap
+            return job.start_sandbox()
         with starting:
             return job.start_sandbox()
 
+    # The checks start their sandboxes at once (the images are there by then) and ask no model: the
+    # base's and each candidate's, as many as fit in memory. When one more fits beside the attempts',
+    # the repository's tests at the base (they need nothing from the attempts) run meanwhile.
+    checks = parallel_limit(plan.count + 1, None, job.sandbox_memory)
+    checker = Checker(job.start_sandbox, test_cmd=job.test_cmd, parallel=checks, limits=job.limits, stop=job.stop)
+    early: BaseTests | None = None
     output_lock = threading.Lock()
     job.echo(f"{plan.count} attempts, {parallel} at a time")
     began = time.monotonic()
     seconds: dict[str, float] = {}
     try:
+        if first is not None and checks > parallel:
+            early = checker.base_tests()
         outcomes = run_parallel(
             [lambda stop, a=a, m=m: _attempt(job, a, m, start, first if a.number == 1 else None, stop, output_lock)
              for a, m in zip(attempts, models)], parallel, name="moe-attempt", stop=job.stop)
@@ -153,18 +166,19 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
         seconds["attempts"] = round(time.monotonic() - began, 3)
         job.stop.check()
         job.echo("choosing among the attempts' patches in fresh sandboxes")
-        selection = Checker(start, test_cmd=job.test_cmd, parallel=parallel, limits=job.limits, stop=job.stop).choose(
-            [AttemptPatch(a.number, a.status, a.result.patch if a.result else "", tuple(a.ran_tests))
-             for a in attempts])
+        selection = checker.choose([AttemptPatch(a.number, a.status, a.result.patch if a.result else "",
+                                                 tuple(a.ran_tests)) for a in attempts], early)
         seconds["checks"] = round(time.monotonic() - began - seconds["attempts"], 3)
         job.stop.check()  # a batch stopped during the checks: their results are not a choice
     finally:
+        if early is not None:
+            early.cancel()  # ended already, unless nothing was checked (or the run stopped)
         if first is not None:
             first.close()  # attempt 1 closed it already, unless it never started
         for model in models:
             if model is not job.model and hasattr(model, "close"):
                 model.close()
-    return _record(attempts, selection, trajectory, {**seconds, "parallel": parallel})
+    return _record(attempts, selection, trajectory, {**seconds, "parallel": parallel, "checks_parallel": checks})
 
 
 def _attempt(job: AttemptsJob, attempt: Attempt, model: Model, start: Callable[[], Sandbox], box: Sandbox | None,

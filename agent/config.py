@@ -338,9 +338,27 @@ def header_value_problem(value: str) -> str | None:
     return None
 
 
-def names_template_file(value: str) -> bool:
-    """A one-line value ending like a template file is a path; anything else is template text."""
-    return "\n" not in value and value.strip().lower().endswith(TEMPLATE_SUFFIXES)
+def names_template_file(value: str, base: Path | None = None) -> bool:
+    """Whether a prompt value is a path to a template file rather than the template text.
+
+    A one-line value is a path when it ends like a template file (`.md`, `.txt`, ...), looks like
+    a path (`/`, `~`, `./`, `../`) or, in a config file (`base`: its folder), names an existing file
+    there; anything else is template text. The config file's layer turns such a name into an
+    absolute path (checked for a repository's file), so the settings' one reading of the file needs
+    no `base`, and a repository's value taken for text here is never read as a file later
+    (`~/.aws/credentials`, `/proc/self/environ`, or a name the current directory happens to hold).
+    """
+    if "\n" in value or "\0" in value or len(value) >= 4096:
+        return False
+    text = value.strip()
+    if text.lower().endswith(TEMPLATE_SUFFIXES) or text.startswith(("/", "~", "./", "../", ".\\", "..\\")):
+        return True
+    if base is None:
+        return False
+    try:
+        return (base / text).is_file()
+    except OSError:  # a name too long for the file system is text
+        return False
 
 
 def user_config_path(env: Mapping[str, str]) -> tuple[Path, bool]:
@@ -459,7 +477,7 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
     for section, key in _FILE_PATH_KEYS + _TEMPLATE_KEYS:
         table = data.get(section)
         value = table.get(key) if isinstance(table, dict) else None
-        if not isinstance(value, str) or ((section, key) in _TEMPLATE_KEYS and not names_template_file(value)):
+        if not isinstance(value, str) or ((section, key) in _TEMPLATE_KEYS and not names_template_file(value, base)):
             continue
         path = Path(value).expanduser()
         if not path.is_absolute():

@@ -133,23 +133,42 @@ def runs_dir(settings: Settings, repo: UserRepo, warn: Callable[[str], None] | N
     """Where this repository's runs go: the user's `paths.runs_dir`, else `.agent/runs` in the repository.
 
     A cloned repository may commit `.agent`, `.agent/runs` or `.agent/.gitignore` as symlinks
-    to make us write elsewhere on the host: none of them is followed. The runs then go to the
-    user's cache folder (`runs/<repository name>-<hash of its path>`), and `warn` (default: a
-    `warning:` line on stderr, shown with `--json` too) says so.
+    to make us write elsewhere on the host: none of them is followed. It may also commit a
+    regular file (or anything else not of the kind we write) at one of them, or make one we
+    cannot write. In each case the runs go to the user's cache folder (`runs/<repository name>-<hash
+    of its path>`), and `warn` (default: a `warning:` line on stderr, shown with `--json` too) says
+    why; never a traceback.
     """
     if settings.paths.runs_dir:
         return settings.paths.runs_dir
     folder = repo.root / ".agent"
     ignore, runs = folder / ".gitignore", folder / "runs"
-    if not all(_inside_without_links(repo.root, path) for path in (folder, ignore, runs)):
-        name = hashlib.sha256(str(repo.root).encode()).hexdigest()[:12]
-        fallback = cache_home() / "runs" / f"{repo.root.name}-{name}"
-        (warn or _warn_on_stderr)(f"the repository's .agent is or holds a symlink, not followed: runs go to {fallback}")
-        return fallback
-    folder.mkdir(exist_ok=True)
-    if not ignore.exists():
-        ignore.write_text("# moe-agent's runs and caches; never committed\n*\n")
-    return runs
+    why = _unusable(repo.root, folder, ignore, runs)
+    if why is None:
+        try:
+            folder.mkdir(exist_ok=True)
+            if not ignore.exists():
+                ignore.write_text("# moe-agent's runs and caches; never committed\n*\n")
+        except OSError as exc:  # read-only checkout, a name the file system refuses...
+            why = f"cannot be written ({exc.strerror or exc})"
+    if why is None:
+        return runs
+    name = hashlib.sha256(str(repo.root).encode()).hexdigest()[:12]
+    fallback = cache_home() / "runs" / f"{repo.root.name}-{name}"
+    (warn or _warn_on_stderr)(f"the repository's .agent {why}: runs go to {fallback}")
+    return fallback
+
+
+def _unusable(root: Path, folder: Path, ignore: Path, runs: Path) -> str | None:
+    """Why the repository's `.agent` may not hold our runs (a committed symlink or wrong kind of file), None if it may."""
+    if not all(_inside_without_links(root, path) for path in (folder, ignore, runs)):
+        return "is or holds a symlink, not followed"
+    for path, why, fits in ((folder, "is not a directory", Path.is_dir),
+                            (runs, "holds runs, which is not a directory", Path.is_dir),
+                            (ignore, "holds .gitignore, which is not a regular file", Path.is_file)):
+        if path.exists() and not fits(path):
+            return why
+    return None
 
 
 def _warn_on_stderr(message: str) -> None:

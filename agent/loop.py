@@ -29,6 +29,7 @@ from sandbox.base import Sandbox, SandboxError
 from sandbox.deadline import TimeBoxed
 from sandbox.output import cap_text
 from tools.base import Observation, Submitted, Tool, ToolContext, call_tool
+from tools.overview import prompt_section
 from tools.submit import current_patch
 from tools.toolset import build_toolset
 
@@ -95,6 +96,7 @@ class Agent:
         self.final_patch = final_patch
         self.history = History(observation_max_chars=self.limits.observation_max_chars)
         self.steps = self.prompt_tokens = self.completion_tokens = self.format_errors = self.compactions = 0
+        self.empty_replies = 0  # replies in a row with nothing in them (`_empty_reply`)
         self.repeats = 0  # how many times in a row the last step's calls and results came back unchanged
         self._last_actions: list[tuple[str, str, str]] = []
         self.native_seen = False  # a native tool call came back at least once in this run
@@ -103,6 +105,7 @@ class Agent:
         self.replies_without_native = 0
         self.model_time = 0.0
         self.cost: float | None = None
+        self._files = ""  # the task prompt's repository overview (tools.overview), listed once per run
         self.last_tests: dict[str, Any] | None = None
         self.started = time.monotonic()
 
@@ -117,6 +120,7 @@ class Agent:
         self.started = time.monotonic()
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
                    context_window=self.model.context_window(self._deadline()), max_tokens=self.model.max_tokens)
+        self._files = prompt_section(self._tool_context()) if resume is None else ""
         self._reset_history(task)
         if resume is not None:
             self._resume(resume)
@@ -228,6 +232,10 @@ class Agent:
             if parsed.calls or parsed.errors or self.replies_without_native >= 2:
                 self._fall_back_to_text("the model wrote its call as text" if parsed.calls or parsed.errors
                                         else "no native tool call came back")
+        if not (parsed.calls or parsed.errors or parsed.reasoning or (reply.content or "").strip()):
+            self._empty_reply()
+            return
+        self.empty_replies = 0
         self.history.append(self._assistant_message(parsed, native_calls))
         if not parsed.calls:
             self._check_repeats([])  # a reply without a call breaks a run of repeats
@@ -306,11 +314,24 @@ class Agent:
                               *([note] if note else [])])
             self.history.append_observation({"role": "user", "content": body})
 
-    def _format_error(self, errors: list[str]) -> None:
+    def _empty_reply(self) -> None:
+        """A reply with nothing in it counts as a format error, but goes into no message: the first is asked
+        again as it was (sampled anew), later ones get the format-error feedback without the empty turn.
+
+        Qwen2.5-Coder-1.5B on llama.cpp, after a failing test, answered "\\n"; with that empty turn kept in
+        the conversation, every later reply came back empty too and the run ended as format_error
+        (benchmarks/real_model.py)."""
+        self.empty_replies += 1
+        self._check_repeats([])
+        self._format_error(["your reply was empty"], feedback=self.empty_replies > 1)
+
+    def _format_error(self, errors: list[str], feedback: bool = True) -> None:
         self.format_errors += 1
         self._emit("format_error", step=self.steps, errors=errors, consecutive=self.format_errors)
         if self.format_errors >= self.limits.max_format_errors:
             raise FormatError(f"{self.format_errors} replies in a row had no valid tool call: {errors[-1]}")
+        if not feedback:
+            return
         syntax = "" if self.native else " in this syntax:\n" + render_assistant_text(
             [ToolCall(name="TOOL_NAME", arguments={"PARAMETER": "VALUE"}, id="")], self.text_format)
         # Small models that end with an empty reply once their edit is made copy a whole submit call.
@@ -418,7 +439,8 @@ class Agent:
         self.history = History(observation_max_chars=self._observation_cap())
         self.history.append({"role": "system", "content": system})
         self.history.append({"role": "user", "content": Prompts.render(self.prompts.task, task=task,
-                                                                         workdir=self.ctx.sandbox.workdir)})
+                                                                         workdir=self.ctx.sandbox.workdir,
+                                                                         files=self._files)})
         self._sent_count = 0
         self._last_prompt_tokens = self._last_prompt_chars = 0
 

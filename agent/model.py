@@ -56,12 +56,16 @@ from agent.profiles import Profile, pick_profile  # noqa: E402
 from agent.redaction import Redactor, public_url, url_secrets  # noqa: E402
 from agent.request_deadline import cut_at_deadline, deadline_client  # noqa: E402
 from agent.served_context import served_context_window  # noqa: E402
-from tools.encoding import visible  # noqa: E402
+from agent.surrogates import SurrogateFree  # noqa: E402
 
 T = TypeVar("T")
 
 # Sampling parameters the OpenAI API names; everything else travels in `extra_body`.
 _OPENAI_SAMPLING = ("temperature", "top_p", "max_tokens")
+# Every name a server we talk to reads as the reply's length in tokens: OpenAI's and vLLM's/SGLang's
+# `max_tokens`, `max_completion_tokens`; llama.cpp's `n_predict` (-1: unbounded); TGI's and SGLang's
+# native `max_new_tokens`; Ollama's `num_predict`. vLLM's `min_tokens` is a floor: never above the bound.
+REPLY_BOUND_KEYS = ("max_tokens", "max_completion_tokens", "n_predict", "max_new_tokens", "num_predict", "min_tokens")
 # vLLM: "This model's maximum context length is N tokens..."; SGLang: "...longer than the
 # model's context length..."; llama.cpp: "exceeds the available context size"; OpenAI:
 # code `context_length_exceeded`.
@@ -160,6 +164,8 @@ class OpenAIModel:
         self.thinks = self.profile.thinks_with(settings.extra_body)
         self._sleep = sleep
         self._context_window: int | None = None
+        # Lone surrogates shown as text, walking only what each conversation added since its last request.
+        self._surrogate_free = SurrogateFree()
         api_key = settings.api_key.get_secret_value() if settings.api_key else "EMPTY"
         # Messages name the endpoint without its credentials; the server's own words are masked too.
         self.url = public_url(settings.base_url)
@@ -190,7 +196,7 @@ class OpenAIModel:
         # conversation through its TypedDict transform and parses the reply into models we
         # would turn straight back into a dict: about a third of an eval batch's own CPU time.
         request = self._request(messages, tools, self.context_window(deadline))
-        body = without_surrogates(request | request.pop("extra_body", {}))
+        body = self._surrogate_free(request | request.pop("extra_body", {}))
         raw, latency = self._with_retries(lambda timeout: self._post_completion(body, timeout), deadline, progress)
         return self._reply(raw, latency)
 
@@ -227,6 +233,10 @@ class OpenAIModel:
     def _reply_bound(self, window: int) -> int:
         if self.settings.max_tokens is not None:
             return max(1, min(self.settings.max_tokens, window // 2))
+        asked = [value for key, value in self.settings.extra_body.items()
+                 if key in REPLY_BOUND_KEYS[:-1] and _positive_int(value)]
+        if asked:  # `extra_body.max_completion_tokens` says the same as `model.max_tokens`, and is capped alike
+            return max(1, min(*asked, window // 2))
         return max(1, min(self.profile.max_tokens, window // 4))
 
     def context_window(self, deadline: float | None = None) -> int:
@@ -272,9 +282,17 @@ class OpenAIModel:
     def _request(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], window: int) -> dict[str, Any]:
         """Profile sampling < `extra_body` < explicit settings; non-OpenAI keys go in `extra_body`."""
         chosen = {name: getattr(self.settings, name) for name in _OPENAI_SAMPLING}
+        bound = self._reply_bound(window)
         if not {"max_tokens", "max_completion_tokens"} & self.settings.extra_body.keys():
-            chosen["max_tokens"] = self._reply_bound(window)
+            chosen["max_tokens"] = bound
         body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
+        for key in REPLY_BOUND_KEYS[:-1]:  # whatever spelling `extra_body` uses, the reply stays within the bound
+            if key in body:
+                body[key] = min(body[key], bound) if _positive_int(body[key]) else bound
+        if _positive_int(body.get("min_tokens")) and body["min_tokens"] > bound:
+            body["min_tokens"] = bound
+        if chosen["max_tokens"] is not None:
+            chosen["max_tokens"] = min(chosen["max_tokens"], bound)
         body |= {name: value for name, value in chosen.items() if value is not None}
         request: dict[str, Any] = {"model": self.settings.name, "messages": messages}
         request |= {name: body.pop(name) for name in _OPENAI_SAMPLING if name in body}
@@ -418,20 +436,6 @@ def _announce_waiting(progress: ModelProgress | None, every: float, attempt: int
         ticker.join()
 
 
-def without_surrogates(value: Any) -> Any:
-    """`value` (a request body: dicts, lists, strings) with every lone surrogate left in a string shown as
-    `\\xNN` / `\\udXXX` text (tools/encoding.py): no JSON encoder can write one as UTF-8, so one byte
-    that is not UTF-8 from a repository, an issue or a tool would otherwise fail the whole request. The
-    last line of defence: the sources escape their text themselves. Shares what needs no change."""
-    if isinstance(value, str):
-        return visible(value)
-    if isinstance(value, dict):
-        return {key: without_surrogates(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [without_surrogates(item) for item in value]
-    return value
-
-
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds from a Retry-After header, given as a number or as an HTTP date."""
     value = headers.get("retry-after")
@@ -486,3 +490,8 @@ def _connection_failure(exc: openai.APIConnectionError) -> str:
     cause = exc.__cause__
     text = str(cause) if cause is not None and str(cause) else type(cause or exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+
+
+def _positive_int(value: Any) -> bool:
+    """A reply bound a server takes as one: -1 (llama.cpp's "unbounded"), 0, floats and strings are not."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -7,12 +7,13 @@ headers included: modes, new and deleted files, renames, copies, binary files), 
 of a sensitive kind is named. Every path a header names is reviewed (a/ b/, ---/+++, rename
 and copy from/to); modes are read as git stores them (any mode with the owner's x bit is
 100755, any 12xxxx a symlink); names are matched as a case-insensitive file system opens
-them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, HFS+'s ignored code points):
+them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, stream suffixes and 8.3 short names,
+HFS+'s ignored code points):
 
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions (`action.yml` anywhere), every
   other CI system's files: `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed,
   and files that run code when the repository is opened or committed to (`.devcontainer/`,
-  `.gitpod.yml`, `.pre-commit-config.yaml`);
+  `.gitpod.yml`, `.pre-commit-config.yaml`, `.vscode/tasks.json`, `.envrc`, git hook managers' files);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
@@ -72,6 +73,24 @@ CI_CONFIG_PATHS = (
     ".devcontainer/", ".devcontainer.json", ".gitpod.yml", ".gitpod.yaml", ".gitpod.dockerfile",
     # Run by pre-commit.ci on every push and by every developer's `git commit`: it fetches and runs hook repos.
     ".pre-commit-config.yaml", ".pre-commit-config.yml",
+    # Run when the folder is opened or a developer commits, with that developer's rights and secrets:
+    # VS Code's folder-open tasks (`runOn: folderOpen`), settings (interpreter, terminal profiles, tool paths)
+    # and launch configurations; JetBrains run configurations (`.idea/`, shared `.run/`); direnv and mise on
+    # `cd`; git hooks of husky, lefthook, overcommit, simple-git-hooks, lint-staged and hook folders set as
+    # `core.hooksPath`. Not code: `.editorconfig`, `.vscode/extensions.json` (a recommendation the user
+    # confirms), `.gitattributes` (its filters and diff drivers run only from the user's own git config).
+    ".vscode/tasks.json", ".vscode/settings.json", ".vscode/launch.json", ".idea/", ".run/",
+    ".envrc", ".mise.toml", "mise.toml", ".mise/", ".config/mise/", ".config/mise.toml",
+    ".husky/", ".githooks/", ".git-hooks/", ".hooks/",
+    "lefthook.yml", "lefthook.yaml", "lefthook.toml", "lefthook.json", ".lefthook.yml", ".lefthook.yaml",
+    ".lefthook.toml", ".lefthook.json", "lefthook-local.yml", "lefthook-local.yaml", "lefthook-local.toml",
+    "lefthook-local.json", ".lefthook-local.yml", ".lefthook-local.yaml", ".lefthook-local.toml",
+    ".lefthook-local.json", ".lefthook/", ".config/lefthook.yml", ".config/lefthook.yaml",
+    ".overcommit.yml", ".simple-git-hooks.json", ".simple-git-hooks.js", ".simple-git-hooks.cjs",
+    "simple-git-hooks.json", "simple-git-hooks.js", "simple-git-hooks.cjs",
+    ".lintstagedrc", ".lintstagedrc.json", ".lintstagedrc.yaml", ".lintstagedrc.yml", ".lintstagedrc.js",
+    ".lintstagedrc.cjs", ".lintstagedrc.mjs", "lint-staged.config.js", "lint-staged.config.cjs",
+    "lint-staged.config.mjs",
 )
 # Names that define CI wherever they are: a local action (`uses: ./any/dir`, run by a workflow with its
 # secrets) and Jenkins pipelines (a multibranch job's script path may be any file; these are its conventions).
@@ -86,6 +105,10 @@ _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *r
 # (`.cırcleci/` is `.CIRCLECI/` upper-cased, as `.ſ` is `.S`). Every other such code point (ſ, K as
 # the Kelvin sign, ß, the ligatures) folds to ASCII already; tests/agent/test_patch_policy.py checks all.
 _ASCII_BY_UPPER_CASE = {0x0131: "i"}
+# Every file or folder name the policy protects: what a Windows short name (`GITMOD~1`) is compared with.
+_PROTECTED_NAMES = tuple(dict.fromkeys(
+    part for path in (*CI_CONFIG_PATHS, *CI_CONFIG_NAMES_ANYWHERE, AGENT_CONFIG_NAME, ".gitmodules")
+    for part in path.split("/") if part and not any(ch in part for ch in "*?[")))
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
 KIND_TEXT = {
@@ -417,12 +440,12 @@ def _findings(change: FileChange) -> list[Finding]:
     found: list[Finding] = []
     paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
-        seen_as = _as_filesystems_see(path)
-        if _is_ci_config(seen_as):
+        readings = _readings(path)
+        if any(map(_is_ci_config, readings)):
             found.append(Finding("ci_config", path, change.action))
-        if posixpath.basename(seen_as) == AGENT_CONFIG_NAME:
+        if any(posixpath.basename(seen_as) == AGENT_CONFIG_NAME for seen_as in readings):
             found.append(Finding("agent_config", path, change.action))
-        if seen_as == ".gitmodules":
+        if ".gitmodules" in readings:
             found.append(Finding("submodules", path, change.action))
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
@@ -441,8 +464,53 @@ def _as_filesystems_see(path: str) -> str:
     `.ｇitmodules`, `.ſemaphore/` and `.cırcleci/` are reviewed as what a reader takes them for."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", path).casefold()).translate(
         _ASCII_BY_UPPER_CASE)
-    parts = (part.translate(_HFS_IGNORED).rstrip(". ") or part for part in folded.split("/"))
+    parts = (part.split(":", 1)[0].translate(_HFS_IGNORED).rstrip(". ") or part for part in folded.split("/"))
     return "/".join(parts)
+
+
+def _readings(path: str) -> set[str]:
+    """Every protected path `path` may open on Windows, besides `_as_filesystems_see(path)` itself.
+
+    NTFS gives every long name a DOS 8.3 short name opening the same file: `GITMOD~1` is
+    `.gitmodules`, `AGENT~1.TOM` is `.agent.toml`, `.GITHUB~1/WORKFL~1/x.yml` a workflow. As
+    git's `is_ntfs_dot_generic` does for `.git` and `.gitmodules`, a component of the short-name
+    form (at most six characters, `~`, a number, at most three of extension; trailing dots and
+    spaces and a `:stream` suffix, which `_as_filesystems_see` drops, and a leading dot ignored)
+    is read as each protected name it may stand for: the first characters of the name (dots
+    removed) then `~1`..`~4`, or Windows' fall-back form, the first two then four hexadecimal
+    digits of a hash we cannot recompute (git knows it only for its own names), so any four are
+    taken: a look-alike is listed rather than a real one missed.
+    """
+    seen = _as_filesystems_see(path)
+    choices = [[part, *_long_names(part)] for part in seen.split("/")]
+    readings = {""}
+    for options in choices:
+        readings = {f"{reading}/{option}" if reading else option for reading in readings for option in options}
+        if len(readings) > 256:  # every component a short name: read as is beyond this many
+            return {seen}
+    return readings
+
+
+_SHORT_NAME = re.compile(r"\.?(?P<base>[^~./]{1,6})~(?P<number>[1-9][0-9]*)(?:\.(?P<ext>[^.]{1,3}))?")
+
+
+def _long_names(component: str) -> list[str]:
+    """The protected names (`_PROTECTED_NAMES`) an 8.3 short name `component` may stand for."""
+    short = _SHORT_NAME.fullmatch(component)
+    if short is None:
+        return []
+    base, ext = short["base"], short["ext"] or ""
+    found: list[str] = []
+    for name in _PROTECTED_NAMES:
+        stem, _, long_ext = name.lstrip(".").rpartition(".") if "." in name.lstrip(".") else (name.lstrip("."), "", "")
+        letters = stem.replace(".", "")
+        if ext != long_ext[:3]:
+            continue
+        regular = letters.startswith(base) and (len(base) == 6 or base == letters) and int(short["number"]) <= 4
+        fall_back = len(base) == 6 and base[:2] == letters[:2] and re.fullmatch("[0-9a-f]{4}", base[2:]) is not None
+        if regular or fall_back:
+            found.append(name)
+    return found
 
 
 def _mode(mode: str | None) -> int | None:

@@ -147,20 +147,24 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
 
 
 def print_diff(console: Console, patch: str) -> None:
-    """The patch, any control character in it shown rather than sent to the terminal, never wrapped or cut.
+    """The patch: on a terminal with every control character shown, never wrapped or cut; elsewhere as is.
 
     A printed patch is one people copy and pipe into `git apply`: to a file or a pipe it is
-    written as is (no width, no tab expansion, no padding); on a terminal it is coloured and
-    each line stays one line however wide (the terminal folds it on screen only).
+    written as is, byte for byte as `--patch-out` writes it (a form feed or an escape in a
+    context line stays one byte, or the patch no longer applies; no width, no tab expansion,
+    no padding), secrets masked; on a terminal it is coloured, its control characters are
+    escaped (`\\x1b`, so the terminal never obeys them) and each line stays one line however
+    wide (the terminal folds it on screen only).
     """
     if not patch.strip():
         return
-    text = visible(patch)
-    text += "" if text.endswith("\n") else "\n"
     if not console.is_terminal:
-        console.file.write(text)
+        text = scrub(patch)
+        console.file.write(text + ("" if text.endswith("\n") else "\n"))
         console.file.flush()
         return
+    text = visible(patch)
+    text += "" if text.endswith("\n") else "\n"
     from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
 
     console.print(Syntax(text, "diff", theme="ansi_dark").highlight(text), soft_wrap=True, end="")

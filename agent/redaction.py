@@ -24,6 +24,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -51,11 +52,13 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, host + port, parts.path, query, parts.fragment))
 
 
-# An http(s) URL inside free text or a JSON string: it ends at whitespace, a quote, a backslash or <>.
-_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://[^\s\"'<>\\]+")
+# An http(s) URL inside free text or a JSON string: it ends at whitespace, a quote, a backslash or <>,
+# but not at backslashes escaping a separator (`?a=K\&sig=S`, as a shell command types it; doubled in JSON).
+_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://(?:[^\s\"'<>\\]|\\+(?=[&;?=#]))+")
 _USERINFO = re.compile(r"(?i)^(https?://)[^/?#]*@")
-_SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*?(?:" + SECRET_PARAMETER.pattern + r")[^=&;#]*=)[^&;#]*",
-                                 re.IGNORECASE)
+# A secret-looking parameter's value runs to the next separator, less the backslashes escaping it.
+_SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*?(?:" + SECRET_PARAMETER.pattern
+                                 + r")[^=&;#]*=)(?:[^&;#\\]|\\+(?![\\&;#]))*", re.IGNORECASE)
 
 
 def redact_urls(text: str) -> str:
@@ -101,6 +104,19 @@ _HELD: set[str] = set()
 _SCRUBBERS: dict[frozenset[str], Redactor] = {}
 
 
+@dataclass(frozen=True)
+class _Built:
+    """The scrubber `_scrubber` last built and what it was built from: a copy of the environment's
+    raw mapping (`os.environ._data`, bytes on POSIX) and of the held secrets."""
+
+    environment: dict[Any, Any]
+    held: frozenset[str]
+    redactor: Redactor
+
+
+_LAST: _Built | None = None
+
+
 def hold(secrets: Iterable[str | None]) -> None:
     """Note secrets this process obtained (a config's key, a `gh` token): `scrub` masks them from now on."""
     _HELD.update(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS)
@@ -122,11 +138,29 @@ def reveals_secret(text: str) -> bool:
 
 
 def _scrubber() -> Redactor:
-    held = held_secrets()
-    if held not in _SCRUBBERS:
+    """The `Redactor` for every secret held now. Reading the environment's secrets costs two regexes
+    per variable (about 100x a short line's scrub), and the trajectory scrubs every string of every
+    event, so it is rebuilt only when the environment's contents or the held secrets changed since
+    the last call: comparing both (C-level dict and set equality) costs about a microsecond."""
+    global _LAST
+    environment = _raw_environment()
+    last = _LAST
+    if last is not None and last.environment == environment and last.held == _HELD:
+        return last.redactor
+    snapshot, held = dict(environment), frozenset(_HELD)  # copied before reading: a change later is seen
+    secrets = frozenset(held.union(environment_secrets()))
+    if secrets not in _SCRUBBERS:
         _SCRUBBERS.clear()
-        _SCRUBBERS[held] = Redactor(held)
-    return _SCRUBBERS[held]
+        _SCRUBBERS[secrets] = Redactor(secrets)
+    _LAST = _Built(snapshot, held, _SCRUBBERS[secrets])
+    return _LAST.redactor
+
+
+def _raw_environment() -> Mapping[Any, Any]:
+    """`os.environ`'s contents as cheaply as they can be compared: its underlying dict of encoded
+    names and values (CPython's `os._Environ._data`), which every change through `os.environ`
+    (`monkeypatch.setenv` included) updates; the decoded mapping where that is missing."""
+    return getattr(os.environ, "_data", os.environ)
 
 
 def _escaped_forms(secret: str) -> str:

@@ -2,7 +2,7 @@
 
 Generates a repository in the run: a package of `--modules` small modules, each with a
 unittest file, and one planted bug (`geometry.area` adds where it should multiply). The
-scripted OpenAI-compatible server (`tests/fakes`) answers every request after 300 ms, as a
+scripted OpenAI-compatible server (`tests/scripted_run.py`) answers every request after 300 ms, as a
 busy server would; each attempt is told apart by the seed its requests carry. Three
 scripts of the same length (six model calls: look, search, edit, test, ..., submit):
 
@@ -31,7 +31,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,16 +40,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.openai_server import Delay, FakeOpenAIServer, Reply, tool_call  # noqa: E402
+from tests.scripted_run import Delay, FakeOpenAIServer, Reply, committed_repo, run_agent, tool_call  # noqa: E402
 
 SEED = 7000
 LATENCY = 0.3  # seconds before the scripted server answers
 ISSUE = "geometry.area(2, 3) returns 5; a 2 by 3 rectangle's area is 6"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=b@example.invalid",
-                           *args], capture_output=True, check=True, text=True).stdout
 
 
 def make_repository(root: Path, modules: int) -> Path:
@@ -73,11 +67,7 @@ def make_repository(root: Path, modules: int) -> Path:
             f"import unittest\n\nfrom shapes import part{index:03d}\n\n\nclass Scale(unittest.TestCase):\n"
             f"    def test_scale(self):\n        self.assertEqual(part{index:03d}.scale(3), {3 * k})\n")
     (root / "setup.py").write_text("from setuptools import setup\n\nsetup(name='shapes', packages=['shapes'])\n")
-    (root / ".agent.toml").write_text(f"[model]\nextra_body = {{ seed = {SEED} }}\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "shapes")
-    return root
+    return committed_repo(root, {".agent.toml": f"[model]\nextra_body = {{ seed = {SEED} }}\n"}, "shapes")
 
 
 def call(name: str, **arguments: Any) -> Reply:
@@ -114,11 +104,8 @@ def answer(body: dict[str, Any]) -> Delay:
 
 
 def run_fix(repo: Path, server: FakeOpenAIServer, home: Path, *args: str) -> tuple[float, dict[str, Any]]:
-    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(home)}
-    env.pop("AGENT_CONFIG", None)
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--no-commit", *args,
-                           ISSUE], env=env, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    done = run_agent(server.base_url, home, "fix", "-C", str(repo), "--json", "--no-commit", *args, ISSUE, timeout=900)
     wall = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"agent fix {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-800:]}")
@@ -134,7 +121,7 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="moe-bench-attempts-"))
     try:
         repo = make_repository(work / "repo", args.modules)
-        single, triple, chosen, checks, loops = [], [], [], [], []
+        single, triple, chosen, checks, loops, phases = [], [], [], [], [], []
         with FakeOpenAIServer(answer) as server:
             run_fix(repo, server, work / "home")  # warm-up: the setup and files images, not timed
             for run in range(args.runs):
@@ -146,6 +133,7 @@ def main() -> None:
                 record = result["selection"]
                 chosen.append(record["winner_attempts"][:1] == [1] and "width * height" in result["patch"])
                 checks.append(record["timing"]["checks"])
+                phases.append(record["timing"]["attempts"])
                 print(f"run {run + 1}: one attempt {single[-1]:.2f} s, three {triple[-1]:.2f} s "
                       f"(attempts {record['timing']['attempts']:.2f} s, checks {checks[-1]:.2f} s); chosen: "
                       f"attempt {record['winner_attempts']} by {record['decided_by']}: {record['reason']}")
@@ -154,6 +142,7 @@ def main() -> None:
             "chose_correct": all(chosen),
             "one_attempt_s": round(statistics.median(single), 3),
             "three_attempts_s": round(statistics.median(triple), 3),
+            "attempts_phase_s": round(statistics.median(phases), 3),  # the three loops at once, to the last end
             "checks_s": round(statistics.median(checks), 3),
             "one_attempt_loop_s": round(statistics.median(loops), 3),
             "model_latency_s": LATENCY, "runs": args.runs, "cpus": os.cpu_count(),

@@ -4,7 +4,7 @@ Builds both repositories in the run: a two-file one, and a synthetic one with ma
 and a long history (several hundred MB of objects, written with `git fast-import` so it
 takes seconds, not minutes), each with an uncommitted edit and an untracked file. Runs
 `python -m agent fix --json` on each against the scripted OpenAI-compatible server
-(`tests/fakes`): two steps, then `submit`. The server stamps when each request arrives.
+(`tests/scripted_run.py`): two steps, then `submit`. The server stamps when each request arrives.
 
 - first request: from launching the command to the first model request, in seconds.
 - after submit: from the reply that calls `submit` to the process's exit (the patch, the
@@ -44,24 +44,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.openai_server import FakeOpenAIServer, Reply, tool_call  # noqa: E402
-
-IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
-
-
-def git(repo: Path, *args: str, input: bytes | None = None) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *IDENTITY, *args], input=input, capture_output=True, check=True)
-    return done.stdout.decode()
+from tests.scripted_run import (  # noqa: E402
+    FakeOpenAIServer, Reply, committed_repo, git, run_agent, tool_call,
+)
 
 
 def make_small(root: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    (root / "README.md").write_text("calc\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    return committed_repo(root, {"calc.py": "def add(a, b):\n    return a - b\n", "README.md": "calc\n"})
 
 
 def make_large(root: Path, files: int, commits: int, file_bytes: int, per_commit: int) -> Path:
@@ -134,14 +123,10 @@ def run_fix(repo: Path, home: Path, checkout: Path = ROOT) -> dict[str, Any]:
 
     with FakeOpenAIServer(max_model_len=1_000_000) as server:
         server.script = script
-        env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "HOME": str(home),
-               "PYTHONPATH": str(checkout)}
-        env.pop("AGENT_CONFIG", None)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--branch",
-                               f"bench/{time.time_ns()}", "add() subtracts"], env=env, capture_output=True,
-                              text=True, cwd=checkout)
+        done = run_agent(server.base_url, home, "fix", "-C", str(repo), "--json", "--branch", f"bench/{time.time_ns()}",
+                         "add() subtracts", env_extra={"PYTHONPATH": str(checkout)}, checkout=checkout)
         end = time.perf_counter()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime

@@ -15,6 +15,12 @@ checked in a fresh copy of the task. Our delivered patch is the one `agent fix` 
 whatever it leaves there counts, submitted or not.
 
     python3 benchmarks/real_model.py [--tasks N] [--agents ours,mini-tool,mini-text]
+    python3 benchmarks/real_model.py --agents ours,ours-a3     # one attempt against `--attempts 3`
+
+`ours-aN` is `agent fix --attempts N`. The server then serves N requests at once (llama.cpp
+slots, each with the same context as a single run), and each attempt's time limit is N times
+the run budget: on this CPU the N attempts share the compute one run has alone, where a GPU
+server would batch them at little cost. The step limit is the same.
 
 The machine is busy while this runs: the server takes both cores. Last line: JSON with
 n, resolved_ours, resolved_mini, median_steps_ours, model_time_share (seconds waiting for
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,14 +145,23 @@ def check_patch(task: Task, patch: str, where: Path) -> bool:
     return passes(task, repo)
 
 
-def run_ours(task: Task, work: Path, env: dict[str, str], budget: Budget) -> dict[str, Any]:
-    repo = make_repo(task, work / "ours" / task.name)
-    config = work / "ours-config.toml"
-    config.write_text(f"[loop]\nstep_limit = {budget.steps}\ntime_limit = {budget.seconds}\n")
+def attempts_of(agent: str) -> int:
+    """`ours` -> 1, `ours-a3` -> 3 (see the module docstring)."""
+    return int(agent.removeprefix("ours-a")) if agent.startswith("ours-a") else 1
+
+
+def run_ours(task: Task, work: Path, env: dict[str, str], budget: Budget, attempts: int = 1) -> dict[str, Any]:
+    label = "ours" if attempts == 1 else f"ours-a{attempts}"
+    repo = make_repo(task, work / label / task.name)
+    config = work / f"{label}-config.toml"
+    seconds = budget.seconds * attempts  # each attempt's limit; the attempts share the server's compute
+    config.write_text(f"[loop]\nstep_limit = {budget.steps}\ntime_limit = {seconds}\n")
     started = time.monotonic()
+    command = [sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--quiet", issue_text(task)]
+    if attempts > 1:
+        command[4:4] = ["--attempts", str(attempts)]
     try:
-        done = run_child([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--quiet", issue_text(task)],
-                         env=env | {"AGENT_CONFIG": str(config)}, timeout=budget.seconds + 300, cwd=ROOT)
+        done = run_child(command, env=env | {"AGENT_CONFIG": str(config)}, timeout=seconds * 2 + 300, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return {"task": task.name, "status": "killed", "resolved": False, "steps": None, "model_time": 0.0,
                 "elapsed": time.monotonic() - started}
@@ -158,13 +174,20 @@ def run_ours(task: Task, work: Path, env: dict[str, str], budget: Budget) -> dic
     stats = result.get("stats") or {}
     return {
         "task": task.name, "status": result["status"], "exit_code": done.returncode, "delivered": delivered,
-        "resolved": delivered and check_patch(task, result["patch"], work / "check-ours" / task.name),
+        "resolved": delivered and check_patch(task, result["patch"], work / f"check-{label}" / task.name),
         "undelivered_patch_passes": (not delivered and bool(result.get("patch"))
-                                     and check_patch(task, result["patch"], work / "check-salvaged" / task.name)),
+                                     and check_patch(task, result["patch"], work / f"check-salvaged-{label}" / task.name)),
         "steps": stats.get("steps"), "model_time": stats.get("model_time") or 0.0,
         "elapsed": round(time.monotonic() - started, 1),  # the whole `agent fix`: snapshot, sandbox, loop
         "tokens": (stats.get("prompt_tokens") or 0) + (stats.get("completion_tokens") or 0),
+        **({"selection": selection_summary(result["selection"])} if result.get("selection") else {}),
     }
+
+
+def selection_summary(record: dict[str, Any]) -> str:
+    """One line of `agent fix --attempts`'s selection record (agent/selection.py's `to_json`): winner, candidates, why."""
+    return (f"candidate {record.get('winner')} of {len(record.get('candidates') or [])} "
+            f"by {record.get('decided_by')}: {record.get('reason')}")
 
 
 def run_mini(task: Task, work: Path, mini: Path, config: str, base_url: str, model: str,
@@ -184,7 +207,9 @@ def run_mini(task: Task, work: Path, mini: Path, config: str, base_url: str, mod
     started = time.monotonic()
     status = "finished"
     try:
-        done = run_child(command, cwd=repo, env=env, timeout=budget.seconds + 300)
+        # mini-swe-agent checks its wall-time limit between steps only, so one long generation can run on
+        # for minutes: 60 s past the budget it is stopped, and what it left in the tree still counts
+        done = run_child(command, cwd=repo, env=env, timeout=budget.seconds + 60)
         status = _mini_exit_status(trajectory) or f"exit {done.returncode}"
     except subprocess.TimeoutExpired:
         status = "killed"
@@ -250,6 +275,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(model: str, context: str, port: str, parallel: str) -> None:
+    """`.ci/llm-server start`, with `parallel` slots of `context` tokens each, then `prioritize_server`."""
+    started = subprocess.run(["bash", str(SERVER), "start", model, context, port], capture_output=True, text=True,
+                             timeout=600, env={**os.environ, "LLM_PARALLEL": parallel})
+    if started.returncode != 0:
+        sys.exit(f"the model server did not start: {started.stderr.strip().splitlines()[-1:]}")
+    prioritize_server(int(port))
+
+
+def server_idle(port: int, wait: float = 15.0) -> bool:
+    """Whether every llama-server slot is idle within `wait` seconds (its `/slots` endpoint).
+
+    llama.cpp keeps generating for a client that went away: mini-swe-agent sends no max_tokens, and one
+    of its runs, stopped at the budget, left the server generating for minutes, so the next agent's
+    first request waited out its whole time limit. Unknown (no endpoint) counts as idle."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/slots", timeout=5) as response:
+                slots = json.load(response)
+        except (OSError, ValueError):
+            return True
+        if not any(slot.get("is_processing") for slot in slots):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+
+
 def prioritize_server(port: int) -> None:
     """Run the server at nice -10 where permitted (root), for both agents alike.
 
@@ -284,12 +338,10 @@ def main() -> None:
         if passes(task, make_repo(task, work / "unfixed" / task.name)):
             sys.exit(f"task {task.name}: its test passes before any fix")
     port = free_port()
-    started = subprocess.run(["bash", str(SERVER), "start", args.model, str(args.context), str(port)],
-                             capture_output=True, text=True, timeout=600)
-    if started.returncode != 0:
-        sys.exit(f"the model server did not start: {started.stderr.strip().splitlines()[-1:]}")
+    parallel = max((attempts_of(a) for a in agents if a.startswith("ours")), default=1)
+    server = [args.model, str(args.context), str(port), str(parallel)]
+    start_server(*server)
     base_url, model = f"http://127.0.0.1:{port}/v1", f"qwen2.5-coder-{args.model}"
-    prioritize_server(port)
     env = {**os.environ, "OPENAI_BASE_URL": base_url, "AGENT_MODEL": model, "OPENAI_API_KEY": "none",
            "HOME": str(work / "home")}
     env.pop("AGENT_CONFIG", None)
@@ -298,13 +350,19 @@ def main() -> None:
         mini = mini_executable(work) if any(a.startswith("mini") for a in agents) else None
         for done, task in enumerate(tasks, 1):  # task by task, so a stopped run still compares like with like
             for agent in agents:
-                if agent == "ours":
-                    row = run_ours(task, work, env, budget)
+                if agent.startswith("ours"):
+                    row = run_ours(task, work, env, budget, attempts_of(agent))
                 else:
                     row = run_mini(task, work, mini, agent.removeprefix("mini-"), base_url, model, budget)
                 results[agent].append(row)
+                if not server_idle(port):  # a stopped client's generation would delay the next run
+                    print("    the server was still generating for a stopped run: restarted", flush=True)
+                    subprocess.run(["bash", str(SERVER), "stop", str(port)], capture_output=True, timeout=60)
+                    start_server(*server)
                 print(f"{agent:10} {task.name:17} {'RESOLVED' if row['resolved'] else 'no':8} "
                       f"{row['status']:16} steps {row.get('steps')}  {float(row.get('elapsed') or 0):.0f}s", flush=True)
+                if row.get("selection"):
+                    print("    selection:", row["selection"], flush=True)
                 if row["status"] == "crashed":  # what it said last, so a crash is understood while the rest runs
                     print("   ", (row.get("stderr") or "").strip().splitlines()[-1:], flush=True)
             if done < len(tasks):
@@ -321,9 +379,12 @@ def summary(results: dict[str, list[dict[str, Any]]], n: int, budget: Budget, mo
     minis = {agent: sum(r["resolved"] for r in rows) for agent, rows in results.items() if agent.startswith("mini")}
     steps = [r["steps"] for r in ours if r.get("steps") is not None]
     elapsed = sum(float(r.get("elapsed") or 0) for r in ours)
+    more = {f"resolved_{agent.replace('-', '_')}": sum(r["resolved"] for r in rows)
+            for agent, rows in results.items() if agent.startswith("ours-a")}
     return {
         "n": n,
         "resolved_ours": sum(r["resolved"] for r in ours) if ours else None,
+        **more,
         "resolved_mini": max(minis.values()) if minis else None,
         "median_steps_ours": statistics.median(steps) if steps else None,
         "model_time_share": round(sum(r.get("model_time") or 0 for r in ours) / elapsed, 3) if elapsed else None,

@@ -7,6 +7,7 @@ CI must prove the sandbox works.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,3 +45,15 @@ def make_sandbox(docker_client: Any, sandbox_image: str) -> Iterator[Callable[..
 @pytest.fixture
 def box(make_sandbox: Callable[..., DockerSandbox]) -> DockerSandbox:
     return make_sandbox()
+
+
+@pytest.fixture
+def files_images_removed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """A docker test's runs of `agent fix` may keep a repository below `tmp_path` as a files image
+    (`agent.files_image`): removed with the test. Nothing to do for a test without the docker marker."""
+    client = request.getfixturevalue("docker_client") if request.node.get_closest_marker("docker") else None
+    yield
+    if client is not None:
+        from agent.files_image import remove_images
+
+        remove_images(client, tmp_path)

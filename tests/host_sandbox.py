@@ -3,7 +3,8 @@
 Enough of `sandbox.base.Sandbox` for the tools (editor, search, bash, outline, repo map) to run
 in-process against real files and real coreutils/grep, without Docker. Output is decoded with
 surrogateescape, as the Docker sandbox does, so bytes that are not UTF-8 reach the tools the
-same way. Nothing is isolated: use it only on files a test wrote itself.
+same way. Nothing is isolated: use it only on files a test wrote itself. The fixtures `host_box` and
+`host_ctx` (tests/conftest.py) give one at `tmp_path/repo`; `tool` calls a tool on it as the loop does.
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from sandbox.base import CommandResult, FileStat
+from tools.base import ToolContext, call_tool
 from tools.encoding import decode
+from tools.toolset import ALL_TOOLS
+
+
+def tool(ctx: ToolContext, name: str, **args: Any) -> str:
+    """The text the tool `name` answers `args` with, called as the loop calls it (arguments checked
+    against its schema first, a `ToolError` as the observation's text)."""
+    return call_tool(ALL_TOOLS[name], args, ctx).text
 
 
 class HostSandbox:
@@ -76,3 +86,4 @@ class HostSandbox:
 
     def close(self) -> None:
         pass
+

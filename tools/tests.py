@@ -24,7 +24,7 @@ from typing import Any
 from sandbox.base import CommandResult
 from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
-from tools.encoding import name_from_visible
+from tools.encoding import name_from_visible, shown_name
 from tools.junit import PYTEST_OPTIONS, TestOutcome, read_junit
 from tools.paths import is_within
 from tools.pytest_results import RESULTS_DIR, RESULTS_NAME, read_results, setup_command
@@ -115,6 +115,7 @@ class RunTestsTool:
     def __call__(self, args: dict[str, Any], ctx: ToolContext) -> Observation:
         root = posixpath.normpath(ctx.sandbox.workdir)
         paths = [check_test_path(path, root) for path in args.get("paths") or []]
+        check_paths_exist(ctx, root, paths)
         timeout = min(args.get("timeout") or max(ctx.command_timeout, DEFAULT_TIMEOUT), ctx.max_command_timeout)
         run = run_suite(ctx, paths, (args.get("args") or "").strip(), timeout)
         text, data = summarize(run.runner, run.command, run.result, timeout, run.outcomes)
@@ -194,6 +195,33 @@ def check_test_path(path: str, root: str) -> str:
     if not is_within(posixpath.normpath(posixpath.join(root, file_part)), root):
         raise ToolError(f"{path} is outside the repository {root}; give paths inside it")
     return file_part + separator + test
+
+
+def check_paths_exist(ctx: ToolContext, root: str, paths: list[str]) -> None:
+    """Raise ToolError naming each path whose file part is not in the repository, with the files of that
+    name that are (a runner given a missing file reports a failure, which reads as a failing test: seen with
+    Qwen2.5-Coder-1.5B, which then searched the code for "can't open file"). Patterns are left to the runner:
+    a part with glob characters or go's `/...`."""
+    files = [path.partition("::")[0] for path in paths]
+    literal = [f for f in files if f and not any(c in f for c in "*?[") and not f.endswith("...")]
+    if not literal:
+        return
+    quoted = " ".join(shlex.quote(f) for f in literal)
+    probe = ctx.sandbox.run(f"cd {shlex.quote(root)} && for p in {quoted}; do [ -e \"$p\" ] || printf '%s\\0' \"$p\"; done",
+                            timeout=30)
+    missing = [name for name in probe.output.split("\0") if name] if probe.exit_code == 0 else []
+    if not missing:
+        return
+    lines = []
+    for name in missing:
+        base = posixpath.basename(name.rstrip("/")) or name
+        found = ctx.sandbox.run(f"cd {shlex.quote(root)} && find . -name {shlex.quote(base)} -not -path './.git/*' "
+                                f"-printf '%P\\0' 2>/dev/null | head -c 2000", timeout=30)
+        alike = [shown_name(f) for f in found.output.split("\0") if f][:5]
+        lines.append(f"{shown_name(name)} does not exist in the repository"
+                     + (f"; files of that name: {', '.join(alike)}" if alike else ""))
+    raise ToolError("Nothing was run. " + "; ".join(lines) + ". Give paths relative to the repository root "
+                    f"{shown_name(root)}.")
 
 
 def detect(ctx: ToolContext, root: str, paths: list[str] = []) -> Runner:  # noqa: B006 (read only)

@@ -14,12 +14,14 @@ NAMES = ("system", "task", "format_error", "compaction", "compacted", "repeated_
 
 
 def _load(value: str | None, name: str) -> str:
-    """A config value is either template text or a path to a file holding it."""
+    """The built-in template, or the override's text as given.
+
+    Settings have already read a template file a config value names (`agent.config`, where a
+    repository's paths are checked); reading a value as a path again here would let a repository's
+    `~/.aws/credentials` or `/proc/self/environ`, taken there for text, into the prompt.
+    """
     if value is None:
         return (HERE / f"{name}.md").read_text(encoding="utf-8")
-    candidate = Path(value).expanduser()
-    if "\n" not in value and len(value) < 4096 and candidate.is_file():
-        return candidate.read_text(encoding="utf-8")
     return value
 
 

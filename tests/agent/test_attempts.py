@@ -7,10 +7,8 @@ the attempt's index), which is how the scripted server tells the attempts apart.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,11 +16,10 @@ import pytest
 
 from agent.trajectory import read_trajectory
 from sandbox import cleanup
-from tests.agent.test_fix import _files_images_removed, git  # noqa: F401 (an autouse fixture: each test's files image)
 from tests.fakes.openai_server import Delay, HttpError, Reply, tool_call
+from tests.scripted_run import ROOT, agent_command, agent_env, committed_repo, git, run_agent
 
-pytestmark = pytest.mark.docker
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("files_images_removed")]
 SEED = 100
 ISSUE = "add(2, 3) returns -1 instead of 5"
 REPRO = """import unittest
@@ -38,16 +35,13 @@ class Repro(unittest.TestCase):
 
 def make_repo(root: Path) -> Path:
     """calc.add subtracts; test_calc.py's existing test of calc.sub passes at the base."""
-    root.mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n")
-    (root / "test_calc.py").write_text("import unittest\n\nimport calc\n\n\nclass Sub(unittest.TestCase):\n"
-                                      "    def test_sub(self):\n        self.assertEqual(calc.sub(5, 3), 2)\n")
-    (root / "setup.py").write_text("from setuptools import setup\n\nsetup(name='calc')\n")
-    (root / ".agent.toml").write_text(f"[model]\nextra_body = {{ seed = {SEED} }}\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    return committed_repo(root, {
+        "calc.py": "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n",
+        "test_calc.py": "import unittest\n\nimport calc\n\n\nclass Sub(unittest.TestCase):\n"
+                        "    def test_sub(self):\n        self.assertEqual(calc.sub(5, 3), 2)\n",
+        "setup.py": "from setuptools import setup\n\nsetup(name='calc')\n",
+        ".agent.toml": f"[model]\nextra_body = {{ seed = {SEED} }}\n",
+    })
 
 
 def edit(old: str, new: str, path: str = "calc.py") -> Reply:
@@ -72,11 +66,24 @@ def by_seed(scripts: dict[int, list]) -> object:
 
 
 def agent(repo: Path, server, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(repo.parent / "home")}
-    env.pop("AGENT_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args, ISSUE], env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return run_agent(server.base_url, repo.parent / "home", "fix", "-C", str(repo), *args, ISSUE, timeout=timeout)
+
+
+def started(repo: Path, server, *args: str) -> subprocess.Popen:
+    """`agent fix --json -q` in the background."""
+    return subprocess.Popen(agent_command("fix", "-C", str(repo), *args, "--json", "-q", ISSUE),
+                            env=agent_env(server.base_url, repo.parent / "home"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def terminated(process: subprocess.Popen) -> dict:
+    """SIGTERM to the run: it exits 143 with its JSON saying `interrupted`, which is returned."""
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=90)
+    assert process.returncode == 143, err
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    return result
 
 
 def test_the_candidate_passing_the_reproduction_test_wins_over_two_that_agree(fake_model_server, tmp_path) -> None:
@@ -114,7 +121,7 @@ def test_the_candidate_passing_the_reproduction_test_wins_over_two_that_agree(fa
     assert selections[0]["decided_by"] == "reproduction" and main.events[-1]["type"] == "delivery"
     seeds = sorted({request["seed"] for request in fake_model_server.requests})
     assert seeds == [SEED, SEED + 1, SEED + 2]
-    shown = subprocess.run([sys.executable, "-m", "agent", "traj", "show", result["trajectory"]],
+    shown = subprocess.run(agent_command("traj", "show", result["trajectory"]),
                            capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "selection" in shown.stdout and "reproduction" in shown.stdout and "attempt-1.jsonl" in shown.stdout
@@ -148,20 +155,12 @@ def test_sigterm_stops_every_attempt_and_removes_their_containers(fake_model_ser
     repo = make_repo(tmp_path / "repo")
     slow = Delay(60, SUBMIT)
     fake_model_server.script = by_seed({SEED: [slow], SEED + 1: [slow], SEED + 2: [slow]})
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path / "home")}
-    env.pop("AGENT_CONFIG", None)
-    process = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--attempts", "3", "--json",
-                                "-q", ISSUE], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = started(repo, fake_model_server, "--attempts", "3")
     deadline = time.monotonic() + 120
     while len({r["seed"] for r in fake_model_server.requests}) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len({r["seed"] for r in fake_model_server.requests}) == 3, "the three attempts never all asked"
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    result = json.loads(out)
-    assert result["status"] == "interrupted"
+    result = terminated(process)
     run_dir = Path(result["trajectory"]).parent
     ends = [read_trajectory(run_dir / f"attempt-{n}.jsonl").end for n in (1, 2, 3)]
     assert [end["status"] for end in ends] == ["interrupted"] * 3
@@ -193,3 +192,65 @@ def test_agent_pr_with_attempts_puts_the_record_in_the_pull_request(tmp_path, fa
     assert "| 2 | 2 | yes | 1 of 1 | 0 |" in body and "| 1 | 1 | yes | 0 of 1 | 0 |" in body
     assert "How the attempts ended: 1: `submitted`, 2: `submitted`." in body
     assert git(repo, "show", f"{pull['head']['sha']}:calc.py").endswith("return a + b\n")
+
+
+def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_model_server, tmp_path,
+                                                                         docker_client) -> None:
+    repo = make_repo(tmp_path / "repo")
+    with (repo / ".agent.toml").open("a") as config:
+        config.write('\n[sandbox]\ntest_cmd = "sleep 300"\n')  # the base's run of the repository's tests hangs
+    git(repo, "commit", "-qam", "tests that hang")
+    fake_model_server.script = by_seed({SEED: [edit("return a - b\n\n\ndef sub", "return b + a\n\n\ndef sub"), SUBMIT],
+                                        SEED + 1: [edit("return a - b\n\n\ndef sub", "return a + b\n\n\ndef sub"),
+                                                   SUBMIT]})
+    process = started(repo, fake_model_server, "--attempts", "2")
+
+    def ended(path: Path) -> bool:
+        try:
+            return read_trajectory(path).end is not None
+        except ValueError:  # not written yet
+            return False
+
+    def checking() -> bool:  # both attempts ended and a container of this process runs the hanging tests
+        done = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl") if ended(path)]
+        mine = docker_client.containers.list(filters={"label": f"{cleanup.LABEL}.pid={process.pid}"})
+        return len(done) == 2 and any("sleep 300" in " ".join(row) for box in mine
+                                       for row in (box.top().get("Processes") or []))
+
+    deadline = time.monotonic() + 180
+    while not checking() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert checking(), "the checks never ran the repository's tests"
+    result = terminated(process)
+    run_dir = Path(result["trajectory"]).parent
+    # The attempts had ended; the run itself ends interrupted, nothing delivered, no container left.
+    assert [read_trajectory(run_dir / f"attempt-{n}.jsonl").status for n in (1, 2)] == ["submitted"] * 2
+    assert read_trajectory(Path(result["trajectory"])).status == "interrupted"
+    assert not result.get("branch")
+    assert not [c for c in cleanup.leftovers(docker_client, result["run_id"])]
+
+
+def test_a_run_with_attempts_is_continued_from_the_chosen_attempts_conversation(fake_model_server, tmp_path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    longer = edit("return a - b\n\n\ndef sub", "# swapped\n    return b + a\n\n\ndef sub")
+    fake_model_server.script = by_seed({
+        SEED: [longer, SUBMIT, edit("return a + b", "return int(a) + int(b)"), SUBMIT],  # steps 3-4: the follow-up
+        SEED + 1: [edit("return a - b\n\n\ndef sub", "return a + b\n\n\ndef sub"), SUBMIT]})
+    done = agent(repo, fake_model_server, "--attempts", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stdout)
+    assert first["selection"]["winner_attempts"] == [2] and first["selection"]["decided_by"] == "size"
+    chosen_last = [r for r in fake_model_server.requests if r["seed"] == SEED + 1][-1]
+    asked = len(fake_model_server.requests)
+
+    follow = agent(repo, fake_model_server, "--continue", "--json")  # the latest run; ISSUE is the feedback
+    assert follow.returncode == 0, follow.stderr
+    second = json.loads(follow.stdout)
+    # The chosen attempt's conversation is the exact prefix of the follow-up's first request...
+    resumed = fake_model_server.requests[asked]["messages"]
+    assert json.dumps(resumed[:len(chosen_last["messages"])]) == json.dumps(chosen_last["messages"])
+    assert ISSUE in resumed[-1]["content"] and resumed[-1]["role"] == "user"
+    # ...and its patch lands as a further commit on the branch the attempts' run delivered.
+    assert second["branch"] == first["branch"]
+    assert git(repo, "rev-parse", f"{second['commit']}^").strip() == first["commit"]
+    assert git(repo, "show", f"{second['branch']}:calc.py").startswith("def add(a, b):\n    return int(a) + int(b)\n")

@@ -559,3 +559,75 @@ def test_a_repo_config_that_links_into_git_is_not_read(repo: Path, tmp_path: Pat
     settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
     assert settings.prompts.system is None
     assert warnings == [f"{repo / '.agent.toml'}: ignored: a symlink leading to a file inside .git"]
+
+
+HOST_PATH_SHAPES = ["~/.aws/credentials", "/etc/passwd", "/etc/hostname", "/etc/../etc/passwd", "/root/.bashrc",
+                    "/proc/self/environ", "{other}/notes", "{other}/notes.txt", "../other/notes", "link/notes"]
+
+
+@pytest.mark.parametrize("key", ["system", "task", "format_error"])
+@pytest.mark.parametrize("shape", HOST_PATH_SHAPES)
+def test_repo_prompt_paths_out_of_the_repository_are_ignored_with_a_warning(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, shape: str) -> None:
+    """#16: `~`, `/etc`, `/proc`, `/root` slipped through: the check read only names ending in `.md`/`.txt`,
+    and the prompt loader then read any one-line value naming an existing file."""
+    from agent.prompts import Prompts
+
+    home = tmp_path / "home"
+    write(home / ".aws" / "credentials", "aws_secret_access_key = planted\n")
+    monkeypatch.setenv("HOME", str(home))
+    other = tmp_path / "other"
+    write(other / "notes", "planted\n")
+    write(other / "notes.txt", "planted\n")
+    (repo / "link").parent.mkdir(parents=True, exist_ok=True)
+    (repo / "link").symlink_to(other)
+    write(repo / ".agent.toml", f'[prompts]\n{key} = "{shape.format(other=other)}"\n')
+    warnings: list[str] = []
+
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+
+    assert getattr(settings.prompts, key) is None
+    [line] = warnings
+    assert f"prompts.{key} (a file outside the repository)" in line
+    assert Prompts.load(settings.prompts.model_dump()) == Prompts.load()
+
+
+def test_repo_prompt_file_without_a_template_suffix_inside_the_repository_is_read(repo: Path, tmp_path: Path) -> None:
+    write(repo / "PROMPT", "Inside, no suffix.\n")
+    write(repo / ".agent.toml", '[prompts]\nsystem = "PROMPT"\ntask = "./PROMPT"\nformat_error = "Not a file."\n')
+    warnings: list[str] = []
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+    assert warnings == []
+    assert (settings.prompts.system, settings.prompts.task) == ("Inside, no suffix.\n", "Inside, no suffix.\n")
+    assert settings.prompts.format_error == "Not a file."
+
+
+def test_the_users_config_may_name_any_prompt_file(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    write(tmp_path / "home" / "my-prompt", "Mine.\n")
+    user = write(tmp_path / "user.toml", '[prompts]\nsystem = "~/my-prompt"\n')
+    repo.mkdir()
+    assert load_settings(repo, env={}, user_file=user).prompts.system == "Mine.\n"
+
+
+def test_prompt_text_naming_a_file_is_not_read_again(repo: Path, tmp_path: Path) -> None:
+    """A template file whose text is a host path stays that text: one reading, in the settings."""
+    from agent.prompts import Prompts
+
+    host_file = write(tmp_path / "host" / "secret", "planted\n")
+    write(repo / "p.md", str(host_file))
+    write(repo / ".agent.toml", '[prompts]\nsystem = "p.md"\n')
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert Prompts.load(settings.prompts.model_dump()).system == str(host_file)
+
+
+def test_repo_prompt_text_is_never_read_from_the_current_directory(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value the repository's layer took for text stays text, whatever file the cwd holds by that name."""
+    write(tmp_path / "elsewhere" / "secrets", "planted\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    from agent.prompts import Prompts
+
+    write(repo / ".agent.toml", '[prompts]\nsystem = "secrets"\n')
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert settings.prompts.system == Prompts.load(settings.prompts.model_dump()).system == "secrets"

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from agent.files_image import MIN_FILES, remove_images
+from agent.files_image import MIN_FILES
 from sandbox import cleanup
 from sandbox.cache import cache_home
 from tests.fakes.openai_server import HttpError, Reply, tool_call
 from tests.sandbox.test_cleanup import killed_run_scratch
+from tests.scripted_run import ROOT, agent_command, agent_env, committed_repo, git, run_agent
 from tools import tags
 
-pytestmark = pytest.mark.docker
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("files_images_removed")]
 FIX = {"command": "str_replace", "path": "calc.py", "old_str": "return a - b", "new_str": "return a + b"}
 SESSION = [
     Reply(tool_calls=[tool_call("str_replace_editor", FIX)]),
@@ -31,27 +29,9 @@ SESSION = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _files_images_removed(tmp_path, docker_client):
-    """Each test's repositories get a files image: removed with the test."""
-    yield
-    remove_images(docker_client, tmp_path)
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout
-
-
 def make_repo(root: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    (root / "README.md").write_text("calc\n")
-    (root / ".gitignore").write_text("*.log\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    return committed_repo(root, {"calc.py": "def add(a, b):\n    return a - b\n", "README.md": "calc\n",
+                                 ".gitignore": "*.log\n"})
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -71,11 +51,8 @@ def state(root: Path) -> tuple:
 
 def agent(repo: Path, server, *args: str, stdin: str | None = None, timeout: float = 180,
           env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "AGENT_CONFIG": "",
-           "HOME": str(repo.parent / "home"), **(env_extra or {})}
-    env.pop("AGENT_CONFIG")
-    return subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), *args], input=stdin, env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return run_agent(server.base_url, repo.parent / "home", "fix", "-C", str(repo), *args, stdin=stdin,
+                     timeout=timeout, env_extra=env_extra)
 
 
 def test_branch_created_and_tree_untouched_byte_for_byte(fake_model_server, tmp_path) -> None:
@@ -515,9 +492,8 @@ def test_ctrl_c_mid_run(fake_model_server, tmp_path, docker_client) -> None:
     (repo / "scratch.txt").write_text("mine\n")
     before = state(repo)
     fake_model_server.script = lambda body: Reply(tool_calls=[tool_call("bash", {"command": "sleep 30"})])
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "fix add"], env=env,
+    proc = subprocess.Popen(agent_command("fix", "-C", str(repo), "--json", "fix add"),
+                            env=agent_env(fake_model_server.base_url, tmp_path / "home"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 60
     while not fake_model_server.requests and time.monotonic() < deadline:
@@ -685,11 +661,9 @@ def test_an_issue_file_that_is_not_utf8_reaches_the_model_as_valid_utf8(fake_mod
         fake_model_server.script = SESSION
         fake_model_server.requests.clear()
         if stdin:
-            done = subprocess.run([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--no-commit",
-                                   "-"], input=b"Caf\xe9 crash \xff\xfe\n", capture_output=True, timeout=180, cwd=ROOT,
-                                  env={**{k: v for k, v in os.environ.items() if k != "AGENT_CONFIG"},
-                                       "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-                                       "HOME": str(tmp_path / "home")})
+            done = subprocess.run(agent_command("fix", "-C", str(repo), "--json", "--no-commit", "-"),
+                                  input=b"Caf\xe9 crash \xff\xfe\n", capture_output=True, timeout=180, cwd=ROOT,
+                                  env=agent_env(fake_model_server.base_url, tmp_path / "home"))
             stdout, stderr = done.stdout.decode(), done.stderr.decode()
         else:
             done = agent(repo, fake_model_server, "--json", "--no-commit", "-f", str(tmp_path / "issue.md"))
@@ -702,3 +676,30 @@ def test_an_issue_file_that_is_not_utf8_reaches_the_model_as_valid_utf8(fake_mod
         assert "Caf\\\\xe9 crash \\\\xff\\\\xfe" in first  # JSON-escaped backslashes
         for line in Path(result["trajectory"]).read_bytes().splitlines():
             json.loads(line.decode("utf-8"))  # strict UTF-8, every line JSON
+
+
+@pytest.mark.parametrize(("plant", "why"), [
+    (lambda agent_dir: agent_dir.write_text("not a folder\n"), "is not a directory"),
+    (lambda agent_dir: os.mkfifo(agent_dir), "is not a directory"),
+    (lambda agent_dir: (agent_dir.mkdir(), (agent_dir / "runs").write_text("x\n")), "holds runs, which is not a directory"),
+    (lambda agent_dir: (agent_dir.mkdir(), (agent_dir / ".gitignore").mkdir()),
+     "holds .gitignore, which is not a regular file"),
+], ids=["file", "fifo", "runs-file", "gitignore-dir"])
+def test_a_committed_agent_that_is_not_a_folder_sends_runs_to_the_cache(tmp_path, monkeypatch, plant, why) -> None:
+    """#16: a regular file `.agent` made `agent fix` exit 1 with FileExistsError's traceback."""
+    from agent.config import Settings
+    from agent.fix import runs_dir
+    from agent.workspace import UserRepo
+
+    monkeypatch.setenv("AGENT_CACHE_DIR", str(tmp_path / "cache"))
+    repo = make_repo(tmp_path / "repo")
+    plant(repo / ".agent")
+    before = sorted(p.name for p in (repo / ".agent").iterdir()) if (repo / ".agent").is_dir() else None
+    warnings: list[str] = []
+
+    runs = runs_dir(Settings(), UserRepo.find(repo), warn=warnings.append)
+
+    assert runs.parent == tmp_path / "cache" / "runs" and runs.name.startswith("repo-")
+    assert warnings == [f"the repository's .agent {why}: runs go to {runs}"]
+    assert (sorted(p.name for p in (repo / ".agent").iterdir()) if (repo / ".agent").is_dir() else None) == before
+

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,27 +19,21 @@ import pytest
 from agent.trajectory import read_trajectory
 from sandbox import cleanup
 from tests.fakes.openai_server import Hang
+from tests.scripted_run import ROOT, agent_command, agent_env, committed_repo
 
 pytestmark = pytest.mark.docker
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_repo(root: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
-        subprocess.run(["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True)
-    return root
+    return committed_repo(root, {"calc.py": "def add(a, b):\n    return a - b\n"})
 
 
 def start_fix(repo: Path, server, tmp: Path, *args: str) -> subprocess.Popen:
     """`agent fix --json` with its own TMPDIR, so a temporary copy left behind would show."""
     tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "AGENT_MODEL": "fake-model", "TMPDIR": str(tmp),
-           "HOME": str(repo.parent / "home")}
-    env.pop("AGENT_CONFIG", None)
-    return subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", *args, "fix add"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    return subprocess.Popen(agent_command("fix", "-C", str(repo), "--json", *args, "fix add"),
+                            env=agent_env(server.base_url, repo.parent / "home", TMPDIR=str(tmp)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
 def catches_sigterm(pid: int) -> bool:
@@ -169,9 +162,8 @@ def reading_stdin(pid: int) -> bool:
 def test_a_signal_before_the_run_exists_still_gets_its_line_json_and_code(fake_model_server, tmp_path) -> None:
     """Between the CLI's start and the run (here: reading the issue from stdin) typer once made it a silent 130."""
     repo = make_repo(tmp_path / "repo")
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "TMPDIR": str(tmp_path), "HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "-"], env=env,
+    env = agent_env(fake_model_server.base_url, tmp_path / "home", TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(agent_command("fix", "-C", str(repo), "--json", "-"), env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     wait_for(lambda: reading_stdin(proc.pid), proc, "the issue being read from stdin")
     proc.send_signal(signal.SIGTERM)
@@ -192,9 +184,8 @@ def test_a_closed_terminal_ends_the_run_like_sigterm(fake_model_server, tmp_path
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     leader, follower = pty.openpty()
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "TMPDIR": str(tmp), "HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "fix add"], env=env,
+    env = agent_env(fake_model_server.base_url, tmp_path / "home", TMPDIR=str(tmp))
+    proc = subprocess.Popen(agent_command("fix", "-C", str(repo), "fix add"), env=env,
                             stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
     os.close(follower)
     wait_for(lambda: fake_model_server.requests, proc, "a model request")

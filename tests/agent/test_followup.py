@@ -17,28 +17,20 @@ from pathlib import Path
 import pytest
 
 from agent.errors import UsageError
-from agent.files_image import remove_images
 from agent.followup import find_follow_up, split_arguments
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import UserRepo
 from sandbox import cleanup
 from tests.agent import test_ci as ci
 from tests.agent.test_ci import fake_github  # noqa: F401 (fixture)
-from tests.agent.test_fix import ROOT, SESSION, agent, git, make_repo, state
+from tests.agent.test_fix import SESSION, agent, make_repo, state
 from tests.fakes.openai_server import Hang, Reply, tool_call
+from tests.scripted_run import ROOT, agent_command, agent_env, git
 
+pytestmark = pytest.mark.usefixtures("files_images_removed")  # its docker tests' files images
 SUBMIT = Reply(tool_calls=[tool_call("submit", {})])
 NEGATIVE = {"command": "str_replace", "path": "calc.py", "old_str": "    return a + b\n",
             "new_str": "    if a < 0 or b < 0:\n        raise ValueError('negative')\n    return a + b\n"}
-
-
-@pytest.fixture(autouse=True)
-def _files_images_removed(request, tmp_path):
-    """A docker test's repositories may get a files image: removed with the test."""
-    client = request.getfixturevalue("docker_client") if request.node.get_closest_marker("docker") else None
-    yield
-    if client is not None:
-        remove_images(client, tmp_path)
 
 
 def run_json(done: subprocess.CompletedProcess) -> dict:
@@ -213,12 +205,9 @@ def test_limits_and_ctrl_c_leave_the_branch_as_it_was(fake_model_server, tmp_pat
 
     fake_model_server.script = [Hang()]
     asked = len(fake_model_server.requests)
-    env = {**os.environ, "OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
-           "HOME": str(tmp_path / "home")}
-    env.pop("AGENT_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "fix", "-C", str(repo), "--json", "--continue",
-                             "refuse negatives"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+    proc = subprocess.Popen(agent_command("fix", "-C", str(repo), "--json", "--continue", "refuse negatives"),
+                            env=agent_env(fake_model_server.base_url, tmp_path / "home"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 120  # a guard against hanging, not a speed target
     while len(fake_model_server.requests) == asked and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -513,3 +513,34 @@ def test_call_inside_thinking_is_not_run_and_the_model_is_told_so(fake_model_ser
     assert ctx.sandbox.run("test -e x; echo $?").output == "1\n"  # never ran
     told = fake_model_server.requests[1]["messages"][-1]["content"]
     assert "Your tool call (bash) was written inside your reasoning (<think>...</think>), so it was not run" in told
+
+
+def test_the_task_prompt_lists_the_repository_files(fake_model_server, ctx, tmp_path) -> None:
+    """Qwen2.5-Coder-1.5B on llama.cpp, told `python3 test_calc.py` fails, guessed tests/test_calc.py and
+    src/calc.py in 6 of 10 real runs: the first message now shows the tree (tools/overview.py)."""
+    fake_model_server.script = [SESSION[3]]
+    assert make_agent(fake_model_server, ctx, tmp_path).run("add() subtracts").status == "submitted"
+    task = fake_model_server.requests[0]["messages"][1]["content"]
+    assert "Files in the repository (1):\ncalc.py\n\nResolve the issue" in task
+
+
+def test_an_empty_reply_is_asked_again_and_never_kept_in_the_conversation(fake_model_server, ctx, tmp_path) -> None:
+    """Qwen2.5-Coder-1.5B on llama.cpp answered "\\n" after a failing test, then only empty replies while
+    the empty turn stayed in the conversation. Now the first empty reply is asked again unchanged, a
+    second gets the format-error feedback, and no empty assistant turn is ever sent back."""
+    fake_model_server.script = [SESSION[0], Reply(content="\n"), Reply(content=""), SESSION[3]]
+    result = make_agent(fake_model_server, ctx, tmp_path).run("add() subtracts")
+    assert result.status == "submitted", result.message
+    first_empty, again, after_two = fake_model_server.requests[1:4]
+    assert again["messages"] == first_empty["messages"]  # asked again as it was
+    assert after_two["messages"][:-1] == first_empty["messages"]  # no empty turn, only the feedback added
+    assert after_two["messages"][-1]["role"] == "user" and "your reply was empty" in after_two["messages"][-1]["content"]
+    errors = [e for e in read_trajectory(tmp_path / "t.jsonl").events if e["type"] == "format_error"]
+    assert [e["consecutive"] for e in errors] == [1, 2]
+
+
+def test_empty_replies_still_end_the_run_at_the_format_error_limit(fake_model_server, ctx, tmp_path) -> None:
+    fake_model_server.script = [Reply(content="")] * 3
+    result = make_agent(fake_model_server, ctx, tmp_path).run("task")
+    assert result.status == "format_error" and "your reply was empty" in result.message
+    assert len(fake_model_server.requests) == 3

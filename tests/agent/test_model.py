@@ -510,3 +510,27 @@ def test_lone_surrogates_left_in_a_request_are_sent_as_visible_escapes(fake_mode
     sent = fake_model_server.requests[0]["messages"]
     assert sent[1]["content"] == "Caf\\xe9 crash \\xff\\xfe, path \\\\xe9 and \\ud800"
     assert sent[0] == messages[0] and messages[1]["content"].startswith("Caf\udce9")  # the caller's list untouched
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "max_completion_tokens", "n_predict", "max_new_tokens", "num_predict"])
+@pytest.mark.parametrize("value", [9999999, -1, 0, "9999999", None, 1.5e9, True])
+def test_a_reply_bound_in_extra_body_is_capped_whatever_its_spelling(key: str, value: Any) -> None:
+    """#16: a repository's `extra_body = { max_tokens = 9999999 }` went out as is (so did `n_predict = -1`)."""
+    with FakeOpenAIServer(max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        model = make_model(server, extra_body={key: value, "min_tokens": 9999999})
+        model.query(MESSAGES, [])
+    sent = server.requests[0]
+    bound = 4096 if value == 9999999 else 2048  # asked for: half the 8192 served, as `model.max_tokens`; else a quarter
+    assert sent[key] == bound and sent["min_tokens"] == bound
+    assert all(sent[name] == bound for name in ("max_tokens", "max_completion_tokens") if name in sent)
+    assert model.max_tokens == bound
+
+
+def test_a_smaller_reply_bound_in_extra_body_is_kept_and_is_the_loops_bound() -> None:
+    with FakeOpenAIServer(max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        model = make_model(server, extra_body={"n_predict": 300, "min_tokens": 10})
+        model.query(MESSAGES, [])
+    sent = server.requests[0]
+    assert (sent["n_predict"], sent["max_tokens"], sent["min_tokens"], model.max_tokens) == (300, 300, 10, 300)

@@ -386,3 +386,56 @@ def test_a_symlink_that_becomes_a_file_is_listed_once_as_a_type_change(tmp_path:
     git(repo, "add", "-A")
     review = review_patch(git(repo, "diff", "--cached", "--binary", "--no-renames", "HEAD"))
     assert files_of(review) == [("src/link", "typechange", "120000", "100644")] and review.findings == []
+
+
+# The fifth tester's list (issue 16): files that run code when the repository is opened or committed to.
+OPEN_OR_COMMIT_FILES = [
+    ".vscode/tasks.json", ".vscode/settings.json", ".vscode/launch.json", ".idea/runConfigurations/x.xml",
+    ".idea/workspace.xml", ".run/serve.run.xml", ".husky/pre-commit", ".husky/_/husky.sh", "lefthook.yml",
+    ".lefthook.yml", "lefthook-local.yml", "lefthook.toml", ".envrc", "mise.toml", ".githooks/pre-commit",
+    ".git-hooks/pre-push", ".overcommit.yml", ".simple-git-hooks.json", ".lintstagedrc.json",
+    "lint-staged.config.js", ".pre-commit-config.yml", ".VSCode/Tasks.json", ".Husky/pre-commit", "LeftHook.yml.",
+]
+
+
+def test_files_that_run_code_when_the_repository_is_opened_or_committed_to_are_ci_config(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in OPEN_OR_COMMIT_FILES:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text('{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n')
+
+    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in OPEN_OR_COMMIT_FILES)
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    (".agent.toml::$DATA", "agent_config"),  # NTFS: the file's default data stream is the file
+    (".agent.toml:hidden", "agent_config"),
+    (".AGENT~1.TOM", "agent_config"),  # 8.3 short names open the long name's file
+    ("pkg/AGENT~1.TOM", "agent_config"),
+    ("GITMOD~1", "submodules"),
+    ("gitmod~4", "submodules"),
+    ("GI7EBA~1", "submodules"),  # Windows' fall-back short name (git's is_ntfs_dotgitmodules)
+    (".gitmodules . :$DATA", "submodules"),
+    (".GITHUB~1/WORKFL~1/x.yml", "ci_config"),
+    ("GITHUB~1/workflows/x.yml", "ci_config"),
+    (".github::$INDEX_ALLOCATION/workflows/x.yml", "ci_config"),
+    (".VSCODE~1/TASKS~1.JSO", "ci_config"),
+    ("LEFTHO~1.YML", "ci_config"),
+])
+def test_windows_stream_suffixes_and_short_names_of_protected_files_are_found(
+        tmp_path: Path, name: str, kind: str) -> None:
+    def plant(repo: Path) -> None:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text("x = 1\n")
+
+    assert (kind, name) in kinds(diff_of(tmp_path, plant))
+
+
+def test_short_names_and_streams_of_ordinary_files_and_non_code_settings_pass(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in ("PROGRA~1/x.py", "src/MAIN~1.PY", "src/app.py:note", "GITMOD~5", "AGENT~1.TXT", ".editorconfig",
+                     ".vscode/extensions.json", "docs/husky.md", "src/lefthook.yml.md", ".gitattributes"):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text("x\n")
+
+    assert kinds(diff_of(tmp_path, plant)) == []

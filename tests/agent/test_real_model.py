@@ -10,10 +10,8 @@ installs it); where it is not set up, the tier is skipped with one line (tests/t
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +21,11 @@ import pytest
 from agent.loop import STATUSES
 from agent.trajectory import read_trajectory
 from tests.real_model_server import SERVER_SCRIPT
+from tests import scripted_run
+from tests.scripted_run import committed_repo, git
 
 # About a minute each on 2 quiet cores; a loaded machine is far slower (one 2,000-token prefill took 9 min).
 pytestmark = [pytest.mark.real_model, pytest.mark.docker, pytest.mark.timeout(1800)]
-ROOT = Path(__file__).resolve().parents[2]
 SERVER = SERVER_SCRIPT
 CONTEXT = 8192
 MODEL = "qwen2.5-coder-0.5b"
@@ -57,25 +56,13 @@ def llama_server() -> Iterator[str]:
 def run_agent(base_url: str, home: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess:
     config = home / "agent-config.toml"
     config.write_text(f"[model]\nmax_tokens = {MAX_TOKENS}\n")
-    env = {**os.environ, "OPENAI_BASE_URL": base_url, "AGENT_MODEL": MODEL, "OPENAI_API_KEY": "none",
-           "HOME": str(home), "AGENT_CONFIG": str(config)}
-    return subprocess.run([sys.executable, "-m", "agent", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout
+    return scripted_run.run_agent(base_url, home, *args, model=MODEL, timeout=timeout,
+                                  env_extra={"OPENAI_API_KEY": "none", "AGENT_CONFIG": str(config)})
 
 
 def tiny_repo(root: Path) -> Path:
-    root.mkdir(parents=True)
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    (root / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    return root
+    return committed_repo(root, {"calc.py": "def add(a, b):\n    return a - b\n",
+                                 "test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"})
 
 
 def test_doctor_reads_the_served_context_and_chooses_a_format(llama_server: str, tmp_path: Path) -> None:

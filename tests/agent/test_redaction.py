@@ -16,7 +16,8 @@ from agent.github import GitHubClient, Issue, IssueRef
 from agent.loop import RunResult
 from agent.patch_policy import PatchRefused, enforce, review_patch
 from agent.progress import LiveProgress, print_summary
-from agent.redaction import MASK, environment_secrets, hold, scrub
+from agent import redaction
+from agent.redaction import MASK, environment_secrets, hold, reveals_secret, scrub
 from agent.trajectory import TrajectoryWriter
 
 GITHUB_TOKEN = "ghp_T0kenFromTheEnvironment0123456789"
@@ -278,3 +279,47 @@ def test_a_secret_in_a_name_git_quotes_is_found(monkeypatch: pytest.MonkeyPatch,
     patch = git_diff_of(tmp_path, lambda repo: write(repo / f"p-{password}.txt"))
     assert '"b/p-p\\303\\244ssw' in patch
     assert [(f.kind, f.path) for f in review_patch(patch).findings] == [("secret", f"p-{password}.txt")]
+
+
+@pytest.mark.parametrize("command", [
+    "curl https://storage.example/x?api-key=K3yValue\\&sig=S1gValue\\&auth=AuthValue -o x",  # the shell's escapes
+    'curl "https://storage.example/x?api-key=K3yValue&sig=S1gValue&auth=AuthValue"',  # the plain form
+    "curl https://storage.example/x?api-key=K3yValue\\;sig=S1gValue\\\\&auth=AuthValue",  # `;` and a doubled escape
+])
+def test_secret_query_values_behind_shell_escaped_separators_are_masked(tmp_path: Path, command: str) -> None:
+    """#16: `...?api-key=K\\&sig=S\\&auth=A` kept `sig` and `auth` in the trajectory (the URL ended at `\\`)."""
+    writer = TrajectoryWriter(tmp_path / "t.jsonl")
+    writer.event("response", content=command, tool_calls=[{"arguments": json.dumps({"command": command})}])
+    writer.close()
+    written = (tmp_path / "t.jsonl").read_text()
+    assert [value for value in ("K3yValue", "S1gValue", "AuthValue") if value in written] == []
+    assert written.count("sig=***") == 2 and written.count("auth=***") == 2
+
+
+def test_the_scrub_sees_every_change_to_the_environment_and_the_held_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scrubber is cached between calls: a secret set, changed or removed after a scrub counts at once."""
+    line = "a=s3cret-Value-1 b=s3cret-Value-2 c=gho_HeldLater_42 d=held-by-a-new-set"
+    assert scrub(line) == line
+    monkeypatch.setenv("DEPLOY_TOKEN", "s3cret-Value-1")
+    assert scrub(line) == f"a={MASK} b=s3cret-Value-2 c=gho_HeldLater_42 d=held-by-a-new-set"
+    monkeypatch.setenv("DEPLOY_TOKEN", "s3cret-Value-2")  # same names, another value
+    assert scrub(line) == f"a=s3cret-Value-1 b={MASK} c=gho_HeldLater_42 d=held-by-a-new-set"
+    hold(["gho_HeldLater_42"])
+    assert scrub(line) == f"a=s3cret-Value-1 b={MASK} c={MASK} d=held-by-a-new-set"
+    monkeypatch.delenv("DEPLOY_TOKEN")
+    assert scrub(line) == f"a=s3cret-Value-1 b=s3cret-Value-2 c={MASK} d=held-by-a-new-set"
+    monkeypatch.setattr(redaction, "_HELD", {"held-by-a-new-set"})  # what the autouse fixture does per test
+    assert scrub(line) == f"a=s3cret-Value-1 b=s3cret-Value-2 c=gho_HeldLater_42 d={MASK}"
+    assert not reveals_secret(scrub(line)) and reveals_secret(line)
+
+
+def test_the_environment_is_read_for_secrets_only_when_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading it is two regexes per variable, and the trajectory scrubs every string of every event."""
+    reads: list[int] = []
+    read = redaction.environment_secrets
+    monkeypatch.setattr(redaction, "environment_secrets", lambda env=None: reads.append(1) or read(env))
+    monkeypatch.setenv("DEPLOY_TOKEN", "s3cret-Value-1")
+    texts = [scrub(f"line {n}: s3cret-Value-1") for n in range(50)]
+    assert texts == [f"line {n}: {MASK}" for n in range(50)] and len(reads) == 1
+    monkeypatch.setenv("UNRELATED_SETTING", "1")
+    assert scrub("s3cret-Value-1") == MASK and len(reads) == 2

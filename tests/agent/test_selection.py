@@ -11,10 +11,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from agent.parallel import StopSignal, Stopped
 from agent.selection import (
     AttemptPatch, Candidate, Checker, Selection, group, normalize, rank, split_tests, suites,
 )
@@ -121,8 +124,10 @@ def test_reproduction_beats_agreement_and_breaking_a_passing_test_is_seen(repo: 
     assert selection.winner is by_attempts[(3,)]
     # The next best also passes the reproduction test, but breaks test_sub: the regressions told them apart.
     assert selection.decided_by == "regressions" and selection.reason.endswith("(attempt 3)")
-    assert selection.suites == [{"attempt": n, "targets": ["test_repro.py"], "before": "fail", "reproduces": True}
-                                for n in (3, 6)]
+    # The two attempts wrote the same test file: it ran once at the base, and the record says so.
+    assert selection.suites == [{"attempt": 3, "targets": ["test_repro.py"], "before": "fail", "reproduces": True},
+                                {"attempt": 6, "targets": ["test_repro.py"], "before": "fail", "reproduces": True,
+                                 "same_tests_as": 3}]
     assert by_attempts[(4,)].broken == ["test_calc.py::test_sub"]  # it also fixes add: only the regression tells
     assert by_attempts[(3,)].reproduced == by_attempts[(4,)].reproduced == 2 and by_attempts[(1, 2)].reproduced == 0
     assert by_attempts[(5,)].applies is False
@@ -158,6 +163,8 @@ def test_a_check_that_cannot_start_is_that_candidates_error_not_the_end(repo: Pa
                                                                     AttemptPatch(2, "submitted", other)])
     assert selection.candidates[0].error == "the engine went away" and selection.candidates[0].applies is None
     assert selection.winner.attempts == [2] and selection.decided_by == "applies"
+    assert selection.reason == ("candidate 2 applies at the base; candidate 1 could not be checked (the engine went "
+                                "away) (attempt 2)")
 
 
 def test_ranking_names_the_first_check_that_told_the_winner_apart() -> None:
@@ -182,3 +189,130 @@ def test_ranking_names_the_first_check_that_told_the_winner_apart() -> None:
     selection = Selection([candidate(1, applies=False, lines=1)])
     rank(selection)
     assert selection.decided_by == "only_candidate"
+
+
+class Boxes:
+    """Opens `HostSandbox`es of `repo` and notes each one, the test commands it ran and whether it was closed;
+    with `together`, each start waits until that many are starting (a start made alone never gets through)."""
+
+    def __init__(self, repo: Path, together: int = 0) -> None:
+        self.repo = repo
+        self.opened: list[CountingSandbox] = []
+        self.barrier = threading.Barrier(together, timeout=60) if together else None
+
+    def __call__(self) -> HostSandbox:
+        if self.barrier is not None:
+            self.barrier.wait()
+        box = CountingSandbox(self.repo)
+        self.opened.append(box)
+        return box
+
+    def runs(self) -> list[str]:
+        """Each test run, as the targets it named ('' for the whole suite), in all the sandboxes."""
+        return [command.rsplit("no:cacheprovider", 1)[1].strip(" )") for box in self.opened for command in box.commands
+                if "-m pytest" in command]
+
+
+class CountingSandbox(HostSandbox):
+    def __init__(self, source: Path) -> None:
+        super().__init__(source)
+        self.commands: list[str] = []
+        self.closed = False
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        self.commands.append(command)
+        return super().run(command, timeout)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+def test_the_same_suite_runs_once_and_candidates_run_only_suites_failing_at_the_base(repo: Path) -> None:
+    right = patch_of(repo, {"calc.py": CALC.format(add="a + b", sub="a - b"), "test_repro.py": REPRO})
+    wrong = patch_of(repo, {"calc.py": CALC.format(add="b - a", sub="a - b")})
+    other = patch_of(repo, {"calc.py": CALC.format(add="a - b if a < b else b - a", sub="a - b")})
+    boxes = Boxes(repo)
+    selection = Checker(boxes, test_cmd=PYTEST, parallel=1).choose([
+        AttemptPatch(1, "submitted", right, ("test_repro.py",)),
+        AttemptPatch(2, "submitted", wrong, ("test_calc.py",)), AttemptPatch(3, "submitted", other, ("test_calc.py",))])
+    assert (selection.winner.attempts, selection.decided_by) == ([1], "reproduction")
+    assert selection.suites == [
+        {"attempt": 1, "targets": ["test_repro.py"], "before": "fail", "reproduces": True},
+        {"attempt": 2, "targets": ["test_calc.py"], "before": "pass", "reproduces": False},
+        {"attempt": 3, "targets": ["test_calc.py"], "before": "pass", "reproduces": False, "same_tests_as": 2}]
+    # test_calc.py passes at the base, so it can tell no candidate apart: it ran once there and nowhere else.
+    # test_repro.py ran at the base and with each candidate; the whole suite at the base and with the winner.
+    assert sorted(boxes.runs()) == sorted(["test_repro.py", "test_calc.py", "", *["test_repro.py"] * 3, ""])
+    assert [c.reproduction for c in selection.candidates] == [[{"attempt": 1, "after": after}] for after in
+                                                              ("pass", "fail", "fail")]
+    # One sandbox for the base and one per candidate; the winner's repository tests ran in its own.
+    assert len(boxes.opened) == 4 and all(box.closed for box in boxes.opened)
+    winner = selection.candidates[0]
+    assert winner.repository_tests["ran"] and winner.broken == [] and selection.base_tests["ran"]
+    assert sorted(winner.repository_tests["passed"]) == ["test_calc.py::test_sub", "test_repro.py::test_add"]
+    assert [c.repository_tests["note"] for c in selection.candidates[1:]] == [
+        "not needed: ranked below by the checks before"] * 2
+
+
+def test_the_base_and_every_candidate_start_at_once_and_the_leaders_keep_their_sandboxes(repo: Path) -> None:
+    patches = [patch_of(repo, {"calc.py": CALC.format(add=add, sub="a - b")}) for add in ("a + b", "b + a", "a+b+0")]
+    boxes = Boxes(repo, together=4)  # a start waiting for another to end would break the barrier
+    selection = Checker(boxes, test_cmd="true", parallel=4).choose(
+        [AttemptPatch(n, "submitted", patch) for n, patch in enumerate(patches, 1)])
+    assert [c.error for c in selection.candidates] == ["", "", ""]
+    # Nothing told the three apart before the repository's tests, which ran in the sandboxes the first checks
+    # had: four sandboxes in all, every one closed.
+    assert all(c.repository_tests["ran"] for c in selection.candidates) and selection.base_tests["ran"]
+    assert len(boxes.opened) == 4 and all(box.closed for box in boxes.opened)
+    assert selection.decided_by == "order" and selection.winner.attempts == [1]
+
+
+@pytest.mark.parametrize("leaves", ["open(__file__, 'a').write('# ran\\n')", "open('left.txt', 'w').write('x')"],
+                         ids=["its-own-file-changed", "a-new-file"])
+def test_a_sandbox_whose_suite_left_something_behind_is_not_reused(repo: Path, leaves: str) -> None:
+    touching = REPRO.replace("def test_add():\n", f"def test_add():\n    {leaves}\n")
+    only = patch_of(repo, {"calc.py": CALC.format(add="a + b", sub="a - b"), "test_repro.py": touching})
+    boxes = Boxes(repo)
+    selection = Checker(boxes, test_cmd=PYTEST, parallel=1).choose([AttemptPatch(1, "submitted", only)])
+    # A single distinct candidate gets every check all the same, and the record says how each went.
+    [candidate] = selection.candidates
+    assert selection.decided_by == "only_candidate" and candidate.applies and candidate.reproduced == 1
+    assert selection.suites[0]["before"] == "fail"
+    # The suite's run left the tree changed: the repository's tests ran in fresh sandboxes, at the base
+    # and with the candidate, where test_repro.py is as written and nothing is left over.
+    assert len(boxes.opened) == 4 and all(box.closed for box in boxes.opened)
+    assert selection.base_tests["failed"] == [] and selection.base_tests["passed"] == ["test_calc.py::test_sub"]
+    assert sorted(candidate.repository_tests["passed"]) == ["test_calc.py::test_sub", "test_repro.py::test_add"]
+    assert candidate.broken == []
+
+
+def test_the_repository_tests_at_the_base_can_run_while_the_attempts_work(repo: Path) -> None:
+    fix = patch_of(repo, {"calc.py": CALC.format(add="a + b", sub="a - b")})
+    breaks = patch_of(repo, {"calc.py": CALC.format(add="b + a", sub="0")})
+    boxes = Boxes(repo)
+    checker = Checker(boxes, test_cmd=PYTEST, parallel=1)
+    early = checker.base_tests()  # before any attempt has a patch
+    assert early.result(StopSignal())["passed"] == ["test_calc.py::test_sub"]  # (one pytest at a time on a host)
+    selection = checker.choose([AttemptPatch(1, "submitted", breaks), AttemptPatch(2, "submitted", fix)], early)
+    assert (selection.winner.attempts, selection.decided_by) == ([2], "regressions")
+    assert selection.base_tests["during_attempts"] and selection.candidates[0].broken == ["test_calc.py::test_sub"]
+    # No suite to run at the base, so no sandbox for one: the base tests' own, one per candidate, and a fresh
+    # one for the second leader's repository tests (one at a time keeps one leader's sandbox).
+    assert len(boxes.opened) == 4 and all(box.closed for box in boxes.opened)
+    assert boxes.runs() == ["", "", ""] and [len(box.commands) > 0 for box in boxes.opened] == [True] * 4
+    early.cancel()  # ended already: nothing to stop
+
+
+def test_the_base_tests_run_early_stop_with_the_run(repo: Path) -> None:
+    stop = StopSignal()
+    boxes = Boxes(repo)
+    early = Checker(boxes, test_cmd="sleep 2", parallel=1, stop=stop).base_tests()
+    while not any("sleep 2" in command for box in boxes.opened for command in box.commands):
+        time.sleep(0.05)
+    stop.set()  # Ctrl-C while the attempts work
+    assert boxes.opened[0].closed  # at once, under the running command
+    with pytest.raises(Stopped):
+        early.result(stop)
+    early.cancel()
+    assert len(boxes.opened) == 1

@@ -81,3 +81,49 @@ def test_a_diff_on_a_narrow_terminal_keeps_each_line_whole() -> None:
     patch = f"diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old\n{long_line}\n"
     print_diff(term, patch)
     assert len(long_line) > 200 and _without_rich_styles(out.getvalue()) == patch
+
+
+# calc.py with a form-feed line and an escape byte in context lines: the model edited a line near them.
+EXACT_PATCH = ("diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,4 +1,4 @@\n \x0c\n"
+               " RED = '\x1b[31m'\n PLAIN = '\\x1b[0m'\n-def add(a, b): return a - b\n+def add(a, b): return a + b\n")
+
+
+def _print_to(stream_fd: int) -> None:
+    with open(stream_fd, "w", encoding="utf-8", closefd=False) as stream:
+        print_diff(Console(file=stream, highlight=False), EXACT_PATCH)
+
+
+def test_a_diff_to_a_file_or_a_pipe_is_the_exact_patch(tmp_path) -> None:
+    """#16: context lines went out as ` \\x0c` and `'\\x1b[31m'` escaped, so `git apply --check` failed."""
+    import os
+    import subprocess
+
+    path = tmp_path / "out.patch"
+    with path.open("w") as file:
+        _print_to(file.fileno())
+    read_end, write_end = os.pipe()
+    _print_to(write_end)
+    os.close(write_end)
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        piped = pipe.read()
+    assert path.read_text() == piped == EXACT_PATCH
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "calc.py").write_text("\x0c\nRED = '\x1b[31m'\nPLAIN = '\\x1b[0m'\ndef add(a, b): return a - b\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "apply", "--check", str(path)], cwd=repo, check=True)
+
+
+def test_a_diff_to_a_real_terminal_shows_escapes() -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        _print_to(follower)
+        shown = os.read(leader, 65536).decode()
+    finally:
+        os.close(follower)
+        os.close(leader)
+    plain = _without_rich_styles(shown)
+    assert "\\x0c" in plain and "\\x1b[31m" in plain and "\x0c" not in plain and "\x1b" not in plain

@@ -7,16 +7,13 @@ goes out of step for the next file, and the shown name typed back reaches the fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.host_sandbox import HostSandbox
-from tools import lint
-from tools.base import Observation, Submitted, ToolContext, call_tool
+from tests.host_sandbox import tool
+from tools.base import Submitted, ToolContext
 from tools.encoding import name_from_visible, shown_name
 from tools.search import HAS_RG_KEY, named_records
-from tools.toolset import ALL_TOOLS
 
 NEWLINE = "new\nline\udce9.txt"  # b"new\nline\xe9.txt" as surrogateescape carries it
 PLAIN = "plain\udcff.py"
@@ -24,19 +21,12 @@ NEWLINE_SHOWN, PLAIN_SHOWN = "new\\x0aline\\xe9.txt", "plain\\xff.py"
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
-    monkeypatch.setattr(lint, "CHECK_DIR", str(tmp_path / "checks"))
-    box = HostSandbox(tmp_path / "repo")
-    (tmp_path / "repo" / NEWLINE).write_bytes(b"nl \xe9\n")
-    (tmp_path / "repo" / PLAIN).write_bytes(b"Z = '\xe9'\n")
-    context = ToolContext(sandbox=box, command_timeout=60)
-    context.state[HAS_RG_KEY] = False  # the host may have no ripgrep: the grep/find fallback, always
-    return context
-
-
-def tool(ctx: ToolContext, name: str, **args: Any) -> str:
-    observation: Observation = call_tool(ALL_TOOLS[name], args, ctx)
-    return observation.text
+def ctx(host_ctx: ToolContext) -> ToolContext:
+    root = Path(host_ctx.sandbox.workdir)
+    (root / NEWLINE).write_bytes(b"nl \xe9\n")
+    (root / PLAIN).write_bytes(b"Z = '\xe9'\n")
+    host_ctx.state[HAS_RG_KEY] = False  # the host may have no ripgrep: the grep/find fallback, always
+    return host_ctx
 
 
 def test_the_rule_shows_control_characters_as_escapes_that_read_back() -> None:

@@ -3,27 +3,24 @@ and the lint refusal that yields to the same edit sent again. Fast: no Docker.""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.host_sandbox import HostSandbox
-from tools import lint
 from tools.base import Observation, ToolContext, call_tool
 from tools.editor import TextFile
 from tools.toolset import ALL_TOOLS
 
 
 @pytest.fixture
-def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HostSandbox:
-    monkeypatch.setattr(lint, "CHECK_DIR", str(tmp_path / "checks"))
-    return HostSandbox(tmp_path / "repo")
+def box(host_box: HostSandbox) -> HostSandbox:
+    return host_box
 
 
 @pytest.fixture
-def ctx(box: HostSandbox) -> ToolContext:
-    return ToolContext(sandbox=box, command_timeout=60)
+def ctx(host_ctx: ToolContext) -> ToolContext:
+    return host_ctx
 
 
 def edit(ctx: ToolContext, path: str, **args: Any) -> Observation:

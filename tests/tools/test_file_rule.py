@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from sandbox.base import CommandResult
-from tests.host_sandbox import HostSandbox
-from tools import editor, lint, search
+from tools import editor, search
 from tools.base import Observation, ToolContext, call_tool
 from tools.encoding import NOT_UTF8_NOTE, OUTPUT_NOTE, files_not_utf8, has_raw_bytes
 from tools.toolset import ALL_TOOLS
@@ -27,13 +26,13 @@ NOTE_HEAD = "bytes that are not UTF-8 are shown as"
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
-    monkeypatch.setattr(lint, "CHECK_DIR", str(tmp_path / "checks"))
-    box = HostSandbox(tmp_path / "repo")
+def ctx(host_ctx: ToolContext, tmp_path: Path) -> ToolContext:
+    box = host_ctx.sandbox
     box.write_file("prices.py", LATIN1)
     box.write_file("notes.py", UTF8)
     box.run("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
-    return ToolContext(sandbox=box, command_timeout=60, cache_dir=str(tmp_path / "cache"))
+    host_ctx.cache_dir = str(tmp_path / "cache")
+    return host_ctx
 
 
 def tool(ctx: ToolContext, name: str, **args: Any) -> Observation:

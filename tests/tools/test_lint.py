@@ -4,12 +4,11 @@ written with a note; files no grammar reads are said to be unchecked."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.host_sandbox import HostSandbox
-from tools import languages, lint
+from tools import languages
 from tools.languages import Grammar
 from tools.lint import check_edit, lint_edit
 
@@ -157,11 +156,10 @@ def test_several_new_errors_are_all_counted() -> None:
 
 # -- the rule: refuse only what is surely an error of the edit (issue 14, what remains: item 1) ------------
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HostSandbox:
+def shell(host_box: HostSandbox) -> HostSandbox:
     """A sandbox whose files and shell are this machine's: the language checks run with its own tools
     (python3 here; no rustc, tsc or C23 compiler is asked, as none is in LANGUAGE_CHECKS)."""
-    monkeypatch.setattr(lint, "CHECK_DIR", str(tmp_path / "checks"))
-    return HostSandbox(tmp_path)
+    return host_box
 
 
 NEWER_THAN_THE_GRAMMARS = [  # valid code that tree-sitter-rust 0.24, -typescript 0.23 and -c 0.24 misread
@@ -252,8 +250,8 @@ def test_c_under_conditional_compilation_is_never_sure_but_include_guards_are_no
     assert lint_edit(shell, "m.h", guarded, guarded.replace(b"f(void);", b"f(void));")).refused
 
 
-def test_an_interpreter_refusal_shows_the_new_code_and_yields_to_the_same_edit_sent_again(shell, tmp_path) -> None:
-    (tmp_path / "m.py").write_bytes(b"def g():\n    pass\n")  # the old file, where the interpreter is run
+def test_an_interpreter_refusal_shows_the_new_code_and_yields_to_the_same_edit_sent_again(shell) -> None:
+    shell.write_file("m.py", b"def g():\n    pass\n")  # the old file, where the interpreter is run
     before, after = b"def g():\n    pass\n", b"x = 1\ndef f(:\n    pass\n"
     refused = lint_edit(shell, "m.py", before, after)
     assert refused.refused and refused.repeatable

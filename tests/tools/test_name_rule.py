@@ -6,15 +6,12 @@ in every tool, and each shown form, typed back as a path, reaches its own file. 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.host_sandbox import HostSandbox
-from tools import lint
-from tools.base import Observation, Submitted, ToolContext, call_tool
+from tests.host_sandbox import tool
+from tools.base import Submitted, ToolContext
 from tools.encoding import shown_name
-from tools.toolset import ALL_TOOLS
 
 LITERAL = "a\\xe9.py"  # a UTF-8 name: backslash, x, e, 9
 BYTE = "a\udce9.py"  # the byte 0xE9, as surrogateescape carries it
@@ -22,18 +19,12 @@ LITERAL_SHOWN, BYTE_SHOWN = "a\\\\xe9.py", "a\\xe9.py"
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
-    monkeypatch.setattr(lint, "CHECK_DIR", str(tmp_path / "checks"))
-    box = HostSandbox(tmp_path / "repo")
-    (tmp_path / "repo" / LITERAL).write_bytes(b"def literal_one():\n    return 1\n")
-    (tmp_path / "repo" / "a\xe9.py".encode("latin-1").decode("utf-8", "surrogateescape")).write_bytes(
+def ctx(host_ctx: ToolContext) -> ToolContext:
+    root = Path(host_ctx.sandbox.workdir)
+    (root / LITERAL).write_bytes(b"def literal_one():\n    return 1\n")
+    (root / "a\xe9.py".encode("latin-1").decode("utf-8", "surrogateescape")).write_bytes(
         b"def byte_one():\n    return 2\n")
-    return ToolContext(sandbox=box, command_timeout=60)
-
-
-def tool(ctx: ToolContext, name: str, **args: Any) -> str:
-    observation: Observation = call_tool(ALL_TOOLS[name], args, ctx)
-    return observation.text
+    return host_ctx
 
 
 def names_in(text: str) -> set[str]:

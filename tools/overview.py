@@ -1,0 +1,95 @@
+"""The repository at a glance, for the task prompt: which files there are, within a character budget.
+
+Measured against llama.cpp serving Qwen2.5-Coder-1.5B (benchmarks/real_model.py): told only
+"the test `python3 test_calc.py` fails", the model guessed `tests/test_calc.py` and
+`src/calc.py` in 6 of 10 runs and spent its steps on files that do not exist. Coding agents
+that ground the model in the tree up front (Claude Code's directory snapshot, Aider's repo map)
+save that exploration step for every model; a large model saves one model call.
+
+The listing is git's view (tracked plus untracked, not ignored), or every file outside hidden
+directories when the working directory is no repository. Names follow the tools' one rule
+(`tools.encoding.shown_name`). When every path fits the budget they are listed one a line;
+otherwise directories collapse to `name/ (N files)`, level by level, until it fits.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+
+from sandbox.base import SandboxError
+from tools.base import ToolContext
+from tools.encoding import shown_name
+
+MAX_CHARS = 2_000  # about 500 tokens: cheap next to a ~2,000-token system prompt
+LIST_TIMEOUT = 20.0  # seconds; a listing that takes longer is left out rather than delay the first request
+MAX_LISTING_BYTES = 1_000_000  # of NUL-separated names read from the sandbox: ~20,000 paths; a larger tree is cut
+
+
+def repository_files(ctx: ToolContext) -> tuple[list[str], bool]:
+    """The repository's file paths, relative to the working directory, sorted, and whether the listing was cut
+    at MAX_LISTING_BYTES (a tree of hundreds of thousands of files); ([], False) when nothing can be listed.
+
+    Raises nothing: a listing that fails (a sandbox error, a time-out) leaves the prompt without one."""
+    root = shlex.quote(ctx.sandbox.workdir)
+    try:
+        listed = ctx.sandbox.run(f"{{ git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
+                                 f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0'); }} "
+                                 f"| head -c {MAX_LISTING_BYTES + 1}", timeout=LIST_TIMEOUT)
+    except SandboxError:
+        return [], False
+    if listed.exit_code != 0 or listed.timed_out:
+        return [], False
+    names = listed.output.split("\0")
+    cut = len(listed.output.encode("utf-8", "surrogateescape")) > MAX_LISTING_BYTES
+    if cut:
+        names = names[:-1]  # the last name may be partial
+    return sorted({path for path in names if path}), cut
+
+
+def overview(paths: list[str], max_chars: int = MAX_CHARS) -> str:
+    """`paths` as the prompt shows them, at most `max_chars` characters; "" for no paths.
+
+    Deepest detail that fits: all paths, else directories collapsed below depth d (d = 3, 2, 1),
+    else the first entries of the top level and a count of the rest."""
+    if not paths:
+        return ""
+    for depth in (None, 3, 2, 1):
+        text = "\n".join(_collapsed(paths, depth))
+        if len(text) <= max_chars:
+            return text
+    lines, used = [], 0
+    entries = _collapsed(paths, 1)
+    for index, line in enumerate(entries):
+        rest = f"... and {len(entries) - index} more entries"
+        if used + len(line) + 1 + len(rest) > max_chars:
+            return "\n".join([*lines, rest])
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def _collapsed(paths: list[str], depth: int | None) -> list[str]:
+    """One line per file at most `depth` directories deep, one per directory at that depth (`dir/ (N files)`)."""
+    if depth is None:
+        return [shown_name(path) for path in paths]
+    counts: Counter[str] = Counter()
+    order: list[str] = []
+    for path in paths:
+        parts = path.split("/")
+        entry = path if len(parts) <= depth else "/".join(parts[:depth]) + "/"
+        if entry not in counts:
+            order.append(entry)
+        counts[entry] += 1
+    return [shown_name(entry) if not entry.endswith("/") else
+            f"{shown_name(entry)} ({counts[entry]} file{'s' if counts[entry] != 1 else ''})" for entry in order]
+
+
+def prompt_section(ctx: ToolContext, max_chars: int = MAX_CHARS) -> str:
+    """The task prompt's `$files`: a heading and the overview, or "" when nothing could be listed."""
+    paths, cut = repository_files(ctx)
+    text = overview(paths, max_chars)
+    if not text:
+        return ""
+    count = f"more than {len(paths)}; only those are shown" if cut else str(len(paths))
+    return f"Files in the repository ({count}):\n{text}\n\n"
