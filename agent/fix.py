@@ -259,7 +259,8 @@ def run_fix(
         agent = configured_agent(_Timed(model, clock, first_sent), box, settings, task=request.task,
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
                                  listener=clock.listener(listener),
-                                 instructions=instructions.prompt() if instructions else "")
+                                 instructions=instructions.prompt() if instructions else "",
+                                 files=list(snapshot.files))  # the prompt's file list: no wait for the container
         config = {**settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
                   "instructions": instructions.to_json() if instructions else None}
         try:

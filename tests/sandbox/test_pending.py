@@ -38,9 +38,11 @@ def run_with_pending_start(server: FakeOpenAIServer, starting: Future, start: Ca
     server.script = script
     box = PendingSandbox(starting, "/testbed")
     agent = Agent(OpenAIModel(server.model_settings()), build_toolset(), ToolContext(sandbox=box, task="t"),
-                  settings=LoopSettings(step_limit=2))
+                  settings=LoopSettings(step_limit=2), files=["pkg/mod.py", "calc.py"])
     result = agent.run("say hi")
     assert seen_done == [False]  # the first request came while the sandbox was still starting
+    # and it listed the files it was given, not the sandbox's (whose listing would wait for the start)
+    assert "calc.py\npkg/mod.py" in "".join(str(m["content"]) for m in server.requests[0]["messages"])
     return result
 
 
