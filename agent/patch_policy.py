@@ -374,7 +374,8 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
     Resolved as `realpath` resolves it, confined to the root, and lexically where the tree
     has no link: a missing component counts as a directory, so nothing that could lead out
     is missed. Names are compared as a case-insensitive file system (macOS, Windows) compares
-    them, and a component in 8.3 short-name form opens the link it may abbreviate (`_link_named`). Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
+    them, and a component in 8.3 short-name form opens the link it may abbreviate (`_link_named`).
+    Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
     """
     done: list[str] = []
     pending = path.split("/")[::-1]  # a stack: the next component last
