@@ -8,17 +8,20 @@ of a sensitive kind is named. Every path a header names is reviewed (a/ b/, ---/
 and copy from/to); modes are read as git stores them (any mode with the owner's x bit is
 100755, any 12xxxx a symlink); names are matched as a case-insensitive file system opens
 them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, stream suffixes and 8.3 short names,
-HFS+'s ignored code points):
+HFS+'s ignored code points), and under every name they are reachable by through the patched tree's
+directory links (`editor/tasks.json` is `.vscode/tasks.json` with `.vscode -> editor`; the finding names
+the links):
 
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions (`action.yml` anywhere), every
   other CI system's files: `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed,
   and files that run code when the repository is opened or committed to (`.devcontainer/`,
-  `.gitpod.yml`, `.pre-commit-config.yaml`, `.vscode/tasks.json`, `.envrc`, git hook managers' files);
+  `.gitpod.yml`, `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`,
+  `devbox.json`, `.envrc`, Vim's and Neovim's local rc files, git hook managers' files);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
-  patched tree (through other links, `..` after a link, links the same patch adds), or one
-  that cannot be resolved (a loop of links);
+  patched tree (through other links, `..` after a link, links the same patch adds; `.git` in its
+  Windows short forms too: `GIT~1`, `GI7EBA~1`), or one that cannot be resolved (a loop of links);
 - `executable`: a file made executable;
 - `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`), or whose
   new name (an added, renamed or copied path), holds a secret this process holds
@@ -80,7 +83,7 @@ CI_CONFIG_PATHS = (
     # `core.hooksPath`. Not code: `.editorconfig`, `.vscode/extensions.json` (a recommendation the user
     # confirms), `.gitattributes` (its filters and diff drivers run only from the user's own git config).
     ".vscode/tasks.json", ".vscode/settings.json", ".vscode/launch.json", ".idea/", ".run/",
-    ".envrc", ".mise.toml", "mise.toml", ".mise/", ".config/mise/", ".config/mise.toml",
+    ".mise.toml", "mise.toml", ".mise/", ".config/mise/", ".config/mise.toml",
     ".husky/", ".githooks/", ".git-hooks/", ".hooks/",
     "lefthook.yml", "lefthook.yaml", "lefthook.toml", "lefthook.json", ".lefthook.yml", ".lefthook.yaml",
     ".lefthook.toml", ".lefthook.json", "lefthook-local.yml", "lefthook-local.yaml", "lefthook-local.toml",
@@ -91,13 +94,27 @@ CI_CONFIG_PATHS = (
     ".lintstagedrc", ".lintstagedrc.json", ".lintstagedrc.yaml", ".lintstagedrc.yml", ".lintstagedrc.js",
     ".lintstagedrc.cjs", ".lintstagedrc.mjs", "lint-staged.config.js", "lint-staged.config.cjs",
     "lint-staged.config.mjs",
+    # Cloud and editor workspaces that run commands on open or boot: IDX's `.idx/dev.nix` (onStart, onCreate)
+    # and `.idx/mcp.json`, Replit's `.replit` (onBoot, run) and `replit.nix`, Devbox's `devbox.json`
+    # (init_hook on every `devbox shell`), Theia's tasks, launch and settings (VS Code's format, folder-open
+    # tasks), VS Code's `.vscode/mcp.json` (servers it starts), coc.nvim's `.vim/coc-settings.json` (language
+    # server commands). Editor rc files and `.envrc` are read in whichever folder one opens: see below.
+    ".idx/", ".replit", "replit.nix", "devbox.json", ".theia/tasks.json", ".theia/launch.json",
+    ".theia/settings.json", ".vscode/mcp.json", ".vim/",
 )
 # Names that define CI wherever they are: a local action (`uses: ./any/dir`, run by a workflow with its
 # secrets) and Jenkins pipelines (a multibranch job's script path may be any file; these are its conventions).
 # AWS CodeBuild's buildspecs (a project names any of them: `buildspec-test.yml`, `ci/buildspec.yml`) and
 # GoCD's config-repo files (its YAML and JSON plugins read `**/*.gocd.yaml`, `**/*.gocd.json`) are found anywhere too.
+# Run when their folder is opened, whichever folder of the repository that is: a VS Code workspace file
+# (`*.code-workspace`: `tasks` run on folder open), direnv's `.envrc` (the nearest one up from `cd`), and
+# Vim's and Neovim's local rc files read with 'exrc' (`.nvim.lua`, `.nvimrc`, `.exrc`, `.vimrc`, `_vimrc`,
+# `_exrc`), the localvimrc plugin's `.lvimrc` and lazy.nvim's `.lazy.lua`. `flake.nix` and `shell.nix` run
+# on `cd` only through an `.envrc` (`use flake`), which is listed.
 CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenkinsfile", "jenkinsfile.*",
-                            "buildspec*.yml", "buildspec*.yaml", "*.gocd.yaml", "*.gocd.yml", "*.gocd.json")
+                            "buildspec*.yml", "buildspec*.yaml", "*.gocd.yaml", "*.gocd.yml", "*.gocd.json",
+                            "*.code-workspace", ".envrc", ".nvim.lua", ".nvimrc", ".exrc", "_exrc", ".vimrc",
+                            "_vimrc", ".lvimrc", ".lazy.lua")
 AGENT_CONFIG_NAME = ".agent.toml"
 # Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.agent\u200c.toml` is `.agent.toml` there.
 _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
@@ -105,9 +122,10 @@ _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *r
 # (`.cırcleci/` is `.CIRCLECI/` upper-cased, as `.ſ` is `.S`). Every other such code point (ſ, K as
 # the Kelvin sign, ß, the ligatures) folds to ASCII already; tests/agent/test_patch_policy.py checks all.
 _ASCII_BY_UPPER_CASE = {0x0131: "i"}
-# Every file or folder name the policy protects: what a Windows short name (`GITMOD~1`) is compared with.
+GIT_DIR_NAME = ".git"
+# Every file or folder name the policy protects: what a Windows short name (`GITMOD~1`, `GIT~1`) is compared with.
 _PROTECTED_NAMES = tuple(dict.fromkeys(
-    part for path in (*CI_CONFIG_PATHS, *CI_CONFIG_NAMES_ANYWHERE, AGENT_CONFIG_NAME, ".gitmodules")
+    part for path in (*CI_CONFIG_PATHS, *CI_CONFIG_NAMES_ANYWHERE, AGENT_CONFIG_NAME, ".gitmodules", GIT_DIR_NAME)
     for part in path.split("/") if part and not any(ch in part for ch in "*?[")))
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
@@ -198,10 +216,54 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchRev
         if (reveals_secret("".join(line.value for hunk in patched for line in hunk if line.is_added))
                 or _bytes_reveal_secret(blobs.get(header, b""))):
             review.findings.append(Finding("secret", change.path, "masked wherever it is shown"))
-    review.findings += _links_leading_outside(changes, dict(links or {}))
+    patched_links, changed, found = _patched_links(changes, dict(links or {}))
+    review.findings += found + _links_leading_outside(patched_links, changed, dict(links or {}))
     _review_as_git_reads(patch, review)
     review.findings += _secrets_in_names(review)
+    review.findings += _reached_through_links(review, patched_links)
     return review
+
+
+MAX_LINK_ALIASES = 64  # names one path is reviewed under through directory links (`x -> .` makes endless ones)
+
+
+def _reached_through_links(review: PatchReview, links: Mapping[str, str]) -> list[Finding]:
+    """Findings for changed paths that are sensitive under another name, reached through a directory link
+    of the patched tree: with `.vscode -> editor` committed, `editor/tasks.json` is what VS Code opens as
+    `.vscode/tasks.json`. Each finding names the link."""
+    seen_links, original = _as_seen(links), {_as_filesystems_see(path): path for path in links}
+    resolved = {path: _resolve(path, seen_links) for path in seen_links}
+    directories = {path: to for path, to in resolved.items() if isinstance(to, str) and not _in_git_dir(to)}
+    named = {(finding.kind, finding.path) for finding in review.findings}
+    found: list[Finding] = []
+    for change in review.files:
+        if change.action == "removed":
+            continue
+        for alias, via in _aliases(_as_filesystems_see(change.path), directories):
+            for kind in _name_kinds(alias):
+                if (kind, change.path) not in named:
+                    named.add((kind, change.path))
+                    taken = ", ".join(f"{original[link]} -> {seen_links[link]}" for link in via)
+                    found.append(Finding(kind, change.path, f"reached as {alias} through the "
+                                                            f"link{'s' if len(via) > 1 else ''} {taken}"))
+    return found
+
+
+def _aliases(path: str, directories: Mapping[str, str]) -> list[tuple[str, tuple[str, ...]]]:
+    """Every other name `path` is reachable under through the links `directories` ({link: where it leads,
+    relative to the root, "" the root itself}), transitively (shortest chains first), as (name, the links
+    taken, first to last), at most MAX_LINK_ALIASES of them."""
+    found: dict[str, tuple[str, ...]] = {}
+    pending: list[tuple[str, tuple[str, ...]]] = [(path, ())]
+    while pending and len(found) < MAX_LINK_ALIASES:
+        name, via = pending.pop(0)
+        for link, leads_to in directories.items():
+            if leads_to == "" or name.startswith(leads_to + "/"):
+                alias = f"{link}/{name[len(leads_to) + 1:] if leads_to else name}"
+                if alias != path and alias not in found and len(found) < MAX_LINK_ALIASES:
+                    found[alias] = (*via, link)
+                    pending.append((alias, found[alias]))
+    return list(found.items())
 
 
 def _secrets_in_names(review: PatchReview) -> list[Finding]:
@@ -247,13 +309,10 @@ def _bytes_reveal_secret(blob: bytes) -> bool:
     return any(map(reveals_secret, texts))
 
 
-def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str, str]) -> list[Finding]:
-    """The links of the patched tree that resolve outside the repository, into `.git`, or nowhere (a loop).
-
-    Each link the patch adds or changes is checked, and so is every link of the tree that the
-    patch made lead outside (through a link it added on the way); a link that already led
-    outside before the patch is the repository's own, not this patch's.
-    """
+def _patched_links(changes: list[tuple[FileChange, Any]],
+                   base: dict[str, str]) -> tuple[dict[str, str], set[str], list[Finding]]:
+    """The symlinks of the patched tree ({path: target}), those the patch added or changed, and a finding
+    for each link whose target the patch does not show."""
     links, changed, found = dict(base), set[str](), list[Finding]()
     for change, patched in changes:
         if change.action == "removed":
@@ -272,6 +331,18 @@ def _links_leading_outside(changes: list[tuple[FileChange, Any]], base: dict[str
             continue
         links[change.path] = target
         changed.add(change.path)
+    return links, changed, found
+
+
+def _links_leading_outside(links: dict[str, str], changed: set[str], base: dict[str, str]) -> list[Finding]:
+    """The links of the patched tree (`links`) that resolve outside the repository, into `.git`, or
+    nowhere (a loop).
+
+    Each link the patch adds or changes (`changed`) is checked, and so is every link of the tree that
+    the patch made lead outside (through a link it added on the way); a link that already led
+    outside before the patch (in `base`) is the repository's own, not this patch's.
+    """
+    found: list[Finding] = []
     seen_after, seen_before = _as_seen(links), _as_seen(base)
     for path in sorted(links):
         after = _resolve(path, seen_after)
@@ -303,7 +374,8 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
     Resolved as `realpath` resolves it, confined to the root, and lexically where the tree
     has no link: a missing component counts as a directory, so nothing that could lead out
     is missed. Names are compared as a case-insensitive file system (macOS, Windows) compares
-    them. Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
+    them, and a component in 8.3 short-name form opens the link it may abbreviate (`_link_named`).
+    Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
     """
     done: list[str] = []
     pending = path.split("/")[::-1]  # a stack: the next component last
@@ -318,6 +390,7 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
             done.pop()
             continue
         part = _as_filesystems_see(part)
+        part = _link_named(done, part, links) or part
         target = links.get("/".join([*done, part]))
         if target is None:
             done.append(part)
@@ -331,9 +404,22 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
     return "/".join(done)
 
 
+def _link_named(directory: list[str], component: str, links: Mapping[str, str]) -> str | None:
+    """The name of the link in `directory` that `component`, an 8.3 short name, may open on Windows
+    (`ED~1` for the link `editor`); None when it is no short name or names no link there."""
+    if _SHORT_NAME.fullmatch(component) is None:
+        return None
+    prefix = "/".join(directory) + "/" if directory else ""
+    return next((path[len(prefix):] for path in links
+                 if path.startswith(prefix) and "/" not in path[len(prefix):]
+                 and _abbreviates(component, path[len(prefix):])), None)
+
+
 def _in_git_dir(path: str) -> bool:
-    """Whether `path` is a `.git` directory or inside one (the repository's or a submodule's)."""
-    return ".git" in _as_filesystems_see(path).split("/")
+    """Whether `path` is a `.git` directory or inside one (the repository's or a submodule's), read as
+    Windows opens it too: `GIT~1/config`, `git~2/hooks`, the fall-back `GI7EBA~1` (`_long_names`)."""
+    return any(part == GIT_DIR_NAME or GIT_DIR_NAME in _long_names(part)
+               for part in _as_filesystems_see(path).split("/"))
 
 
 def _review_as_git_reads(patch: str, review: PatchReview) -> None:
@@ -440,13 +526,7 @@ def _findings(change: FileChange) -> list[Finding]:
     found: list[Finding] = []
     paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
-        readings = _readings(path)
-        if any(map(_is_ci_config, readings)):
-            found.append(Finding("ci_config", path, change.action))
-        if any(posixpath.basename(seen_as) == AGENT_CONFIG_NAME for seen_as in readings):
-            found.append(Finding("agent_config", path, change.action))
-        if ".gitmodules" in readings:
-            found.append(Finding("submodules", path, change.action))
+        found += [Finding(kind, path, change.action) for kind in _name_kinds(path)]
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
     seen_as = _as_filesystems_see(change.path)
@@ -455,6 +535,18 @@ def _findings(change: FileChange) -> list[Finding]:
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
     return found
+
+
+def _name_kinds(path: str) -> list[str]:
+    """The kinds `path`'s name alone makes a change (`ci_config`, `agent_config`, `submodules`), read as
+    every file system may open it (`_readings`)."""
+    readings = _readings(path)
+    kinds = ["ci_config"] if any(map(_is_ci_config, readings)) else []
+    if any(posixpath.basename(seen_as) == AGENT_CONFIG_NAME for seen_as in readings):
+        kinds.append("agent_config")
+    if ".gitmodules" in readings:
+        kinds.append("submodules")
+    return kinds
 
 
 def _as_filesystems_see(path: str) -> str:
@@ -496,21 +588,23 @@ _SHORT_NAME = re.compile(r"\.?(?P<base>[^~./]{1,6})~(?P<number>[1-9][0-9]*)(?:\.
 
 def _long_names(component: str) -> list[str]:
     """The protected names (`_PROTECTED_NAMES`) an 8.3 short name `component` may stand for."""
+    return [name for name in _PROTECTED_NAMES if _abbreviates(component, name)]
+
+
+def _abbreviates(component: str, name: str) -> bool:
+    """Whether `component` (folded by `_as_filesystems_see`) is an 8.3 short name Windows may give `name`
+    (folded too): the rules `_readings` describes."""
     short = _SHORT_NAME.fullmatch(component)
     if short is None:
-        return []
+        return False
     base, ext = short["base"], short["ext"] or ""
-    found: list[str] = []
-    for name in _PROTECTED_NAMES:
-        stem, _, long_ext = name.lstrip(".").rpartition(".") if "." in name.lstrip(".") else (name.lstrip("."), "", "")
-        letters = stem.replace(".", "")
-        if ext != long_ext[:3]:
-            continue
-        regular = letters.startswith(base) and (len(base) == 6 or base == letters) and int(short["number"]) <= 4
-        fall_back = len(base) == 6 and base[:2] == letters[:2] and re.fullmatch("[0-9a-f]{4}", base[2:]) is not None
-        if regular or fall_back:
-            found.append(name)
-    return found
+    stem, _, long_ext = name.lstrip(".").rpartition(".") if "." in name.lstrip(".") else (name.lstrip("."), "", "")
+    letters = stem.replace(".", "")
+    if ext != long_ext[:3]:
+        return False
+    regular = letters.startswith(base) and (len(base) == 6 or base == letters) and int(short["number"]) <= 4
+    fall_back = len(base) == 6 and base[:2] == letters[:2] and re.fullmatch("[0-9a-f]{4}", base[2:]) is not None
+    return regular or fall_back
 
 
 def _mode(mode: str | None) -> int | None:

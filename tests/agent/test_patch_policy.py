@@ -439,3 +439,105 @@ def test_short_names_and_streams_of_ordinary_files_and_non_code_settings_pass(tm
             (repo / name).write_text("x\n")
 
     assert kinds(diff_of(tmp_path, plant)) == []
+
+
+# -- the sixth tester (issue 16, item 2) ---------------------------------------------------------------------
+@pytest.mark.parametrize(("path", "target"), [
+    ("l1", "GIT~1"), ("l2", "git~1/config"), ("l3", "./GIT~2/hooks/pre-commit"), ("l4", "GI7EBA~1/config"),
+    ("l5", "src/../GIT~1. /config"), ("vendor/l6", "../lib/Git~4/hooks"),  # trailing dot and space, a submodule's
+])
+def test_a_link_into_git_named_by_its_windows_short_name_is_found(path: str, target: str) -> None:
+    review = review_patch(link_patch((path, target)))
+    assert [(f.kind, f.path, f.detail) for f in review.findings] == [
+        ("symlink_outside", path, f"-> {target}: resolves into .git")]
+
+
+def test_short_names_met_while_resolving_open_the_links_they_abbreviate() -> None:
+    base = {"sub/a/q": "../..", "editor": "sub/a/q/.."}
+    assert outside(link_patch(("p", "SUB/A/Q~1/..")), base) == ["p"]  # q~1 is the link q: the parent of the root
+    assert outside(link_patch(("p", "EDITOR~1/GIT~1")), {"editor": "src/.."}) == ["p"]  # the root's .git
+    assert outside(link_patch(("p", "SRC~1/app.py"), ("q", "GITX~1/y"), ("r", "git~5/y"))) == []
+
+
+SIXTH_TESTER_OPEN_FILES = [
+    "project.code-workspace", "tools/Team.Code-Workspace", ".idx/dev.nix", ".idx/mcp.json", ".replit", "replit.nix",
+    "devbox.json", ".theia/tasks.json", ".theia/launch.json", ".nvim.lua", ".exrc", ".nvimrc", "_vimrc", ".vimrc",
+    ".lvimrc", ".lazy.lua", ".vim/coc-settings.json", ".vscode/mcp.json", "docs/.nvim.lua", "web/.envrc",
+    "pkg/.exrc", "LVIMRC~1",
+]
+
+
+def test_the_sixth_testers_code_on_open_files_are_ci_config(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in SIXTH_TESTER_OPEN_FILES:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text('{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n')
+
+    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in SIXTH_TESTER_OPEN_FILES)
+
+
+def test_look_alikes_of_the_sixth_testers_files_pass(tmp_path: Path) -> None:
+    def plant(repo: Path) -> None:
+        for name in ("docs/code-workspace.md", "src/exrc.py", "docs/devbox.json.md", "src/replit.py",
+                     "theia/tasks.json", "docs/vimrc.txt", "idx/dev.nix", "flake.nix"):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text("x\n")
+
+    assert kinds(diff_of(tmp_path, plant)) == []
+
+
+def reached(patch: str, links: dict[str, str]) -> list[tuple[str, str, str]]:
+    return sorted((f.kind, f.path, f.detail) for f in review_patch(patch, links).findings)
+
+
+def test_a_file_reached_through_a_committed_directory_link_is_classified_by_that_name(tmp_path: Path) -> None:
+    """The tester's example: with `.vscode -> editor` committed, `editor/tasks.json` is `.vscode/tasks.json`."""
+    repo = tmp_path / "repo"
+    diff_of(tmp_path, lambda r: ((r / "editor").mkdir(), (r / "editor" / "notes.md").write_text("x\n"),
+                                 (r / ".vscode").symlink_to("editor")))
+    git(repo, "commit", "-qm", "link")
+    (repo / "editor" / "tasks.json").write_text('{"tasks": []}\n')
+    git(repo, "add", "-A")
+    patch = git(repo, "diff", "--cached", "--binary", "--no-renames", "HEAD")
+    assert reached(patch, {".vscode": "editor"}) == [
+        ("ci_config", "editor/tasks.json", "reached as .vscode/tasks.json through the link .vscode -> editor")]
+    assert reached(patch, {}) == []
+    with pytest.raises(PatchRefused, match="editor/tasks.json: changes CI configuration"):
+        enforce(review_patch(patch, {".vscode": "editor"}), allow=[])
+
+
+def file_patch(path: str) -> str:
+    return (f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n"
+            f"+++ b/{path}\n@@ -0,0 +1 @@\n+x = 1\n")
+
+
+@pytest.mark.parametrize(("path", "links", "expected"), [
+    # transitive: .github -> ci, ci/workflows -> ../flows: flows/x.yml is .github/workflows/x.yml
+    ("flows/x.yml", {".github": "ci", "ci/workflows": "../flows"},
+     ("ci_config", "reached as .github/workflows/x.yml through the links ci/workflows -> ../flows, .github -> ci")),
+    ("cfg/agent.toml", {"cfg": "conf", ".agent.toml": "cfg/agent.toml"}, None),  # a file link: not a directory
+    ("workflows/x.yml", {".GitHub": "."}, ("ci_config", "reached as .github/workflows/x.yml through the link "
+                                                         ".GitHub -> .")),  # a link to the root, case folded
+    ("conf/.agent.toml", {"sub/cfg": "../conf", "x": "sub"}, None),  # .agent.toml is sensitive under any name
+    ("conf/gitmodules", {".gitmodules": "conf/gitmodules"}, None),
+    ("m/.gitmodules", {"vendor": "m"}, None),
+    ("huskies/pre-commit", {".husky": "huskies"},
+     ("ci_config", "reached as .husky/pre-commit through the link .husky -> huskies")),
+    ("huskies/pre-commit", {".husky": "../huskies"}, None),  # leads outside: no name inside reaches the file
+    ("src/app.py", {"loop": "loop/x", ".vscode": "src"}, None),  # a loop resolves nowhere; no alias is sensitive
+])
+def test_names_through_the_trees_directory_links_are_reviewed(path, links, expected) -> None:
+    found = [(f.kind, f.detail) for f in review_patch(file_patch(path), links).findings if "reached as" in f.detail]
+    assert found == ([expected] if expected else [])
+
+
+def test_names_through_links_to_the_root_are_bounded() -> None:
+    links = {f"r{n}": "." for n in range(20)} | {".vscode": "editor"}
+    review = review_patch(file_patch("editor/tasks.json"), links)
+    assert [(f.kind, f.path) for f in review.findings] == [("ci_config", "editor/tasks.json")]
+
+
+def test_a_link_the_same_patch_adds_makes_its_files_reachable_too() -> None:
+    patch = link_patch((".vscode", "editor")) + file_patch("editor/settings.json")
+    assert ("ci_config", "editor/settings.json",
+            "reached as .vscode/settings.json through the link .vscode -> editor") in reached(patch, {})
