@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelSettings
-from agent.parallel import StopSignal, StoppableModel, StoppableSandbox, run_parallel
-from agent.selection import AttemptPatch, BaseTests, CheckLimits, Checker, Selection
 from agent.trajectory import TrajectoryWriter, read_trajectory
 from sandbox.base import Sandbox
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time imported by the attempts themselves: a single run never loads them
     from agent.loop import Agent, Listener, RunResult
     from agent.model import Model
+    from agent.parallel import StopSignal
+    from agent.selection import BaseTests, CheckLimits, Selection
 
 MakeAgent = Callable[["Model", Sandbox, TrajectoryWriter, "Listener"], "Agent"]
 QUIET_EVENTS = frozenset({"thinking", "model_wait"})  # live-only lines that would garble with several attempts
@@ -86,6 +86,18 @@ class Attempt:
                 "has_patch": bool(r and r.has_patch)}
 
 
+def _default_limits() -> CheckLimits:
+    from agent.selection import CheckLimits
+
+    return CheckLimits()
+
+
+def _own_stop() -> StopSignal:
+    from agent.parallel import StopSignal
+
+    return StopSignal()
+
+
 @dataclass
 class AttemptsJob:
     """What a workflow hands over: the task, how to make an agent, how to start a fresh sandbox."""
@@ -102,8 +114,8 @@ class AttemptsJob:
     redact: Callable[[str], str] | None = None
     listener: Listener | None = None
     echo: Callable[[str], None] = lambda message: None
-    limits: CheckLimits = field(default_factory=CheckLimits)
-    stop: StopSignal = field(default_factory=StopSignal)  # a batch's own stop, where it has one
+    limits: CheckLimits = field(default_factory=_default_limits)
+    stop: StopSignal = field(default_factory=_own_stop)  # a batch's own stop, where it has one
 
 
 def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox | None = None) -> RunResult:
@@ -113,6 +125,9 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
     Raises the first attempt's exception when none produced a result, and `KeyboardInterrupt`
     once everything is stopped.
     """
+    from agent.parallel import run_parallel
+    from agent.selection import AttemptPatch, Checker
+
     plan = job.plan
     settings = _settings_of(job.model)
     parallel = parallel_limit(plan.count, settings, job.sandbox_memory)
@@ -169,6 +184,8 @@ def run_attempts(job: AttemptsJob, trajectory: TrajectoryWriter, first: Sandbox 
 def _attempt(job: AttemptsJob, attempt: Attempt, model: Model, start: Callable[[], Sandbox], box: Sandbox | None,
              stop: StopSignal, output_lock: threading.Lock) -> RunResult:
     """One attempt in its own sandbox and trajectory; the sandbox is closed when it ends or the run stops."""
+    from agent.parallel import StoppableModel, StoppableSandbox
+
     stop.check()
     box = box or start()
     stop.on_stop(box.close)

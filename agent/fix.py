@@ -48,7 +48,8 @@ from sandbox import cleanup
 from sandbox.base import SandboxError
 from sandbox.cache import cache_home
 from sandbox.cleanup import shielded
-from sandbox.docker import SandboxSpec, connect, start_sandbox
+from sandbox.docker import DockerSandbox, SandboxSpec, connect, start_sandbox
+from sandbox.pending import PendingSandbox
 
 if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
     from agent.followup import FollowUp
@@ -199,9 +200,13 @@ def run_fix(
 
     The snapshot is taken and the sandbox started in the background while this thread
     imports the loop and the model client (the largest part of start-up: `openai` alone is
-    about a third of the CPU before the first request). Nothing of the run stays in the
-    user's repository (but the trajectory under `.agent/` and the delivered branch) or in
-    the temporary folder.
+    about a third of the CPU before the first request). The first request waits for the
+    image (a failed setup sends none) but not for the container: it leaves while Docker
+    starts it and the snapshot is copied in (`sandbox.pending`), and the first tool call
+    waits for them; a start that Docker refuses then ends the run with status
+    `sandbox_error` (exit 3, its reason in the message, the trajectory closed), as a sandbox
+    that dies mid-run does. Nothing of the run stays in the user's repository (but the
+    trajectory under `.agent/` and the delivered branch) or in the temporary folder.
 
     A signal at any point still ends with an outcome: SIGINT and SIGTERM
     (`KeyboardInterrupt`) end the run with status `interrupted`, the container and the
@@ -217,11 +222,11 @@ def run_fix(
     cleanup.install_handlers()  # from this (main) thread: signals cannot be set up from the others
     with cleanup.shielded(deliver=False):  # a signal meanwhile comes out inside the `try`, which removes these
         scratch = cleanup.scratch_dir("fix")  # named after this process: a run killed by -9 leaves it for the next
-        background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="moe-fix")
+        background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="moe-fix")
         trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl",
                                       redact=Redactor([*settings.secrets(), *request.secrets]))
-    starting: Future[tuple[str, bool, Any]] | None = None
-    box = None
+    starting: Future[DockerSandbox] | None = None
+    box: PendingSandbox | None = None
     stopping: Future[None] | None = None
     result: RunResult | None = None
     image, cached = "", False
@@ -230,7 +235,8 @@ def run_fix(
         follow = request.follow_up
         taking = background.submit(clock.timed, "snapshot", follow.snapshot if follow else take_snapshot, repo,
                                    scratch / "snapshot")
-        starting = background.submit(_start_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
+        preparing = background.submit(_prepare_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
+        starting = background.submit(lambda: _start_prepared(preparing.result(), taking, clock, echo))
         background.submit(cleanup.reap_scratch)  # copies left by runs killed with -9, once a worker is free
         from agent.loop import configured_agent, toolset  # the model client's imports overlap the start
 
@@ -240,7 +246,11 @@ def run_fix(
 
             model = OpenAIModel(settings.model)
             background.submit(model.warm)
-        image, cached, box = starting.result()
+        prepared = preparing.result()  # the image: a failed setup ends the run before any request
+        image, cached = prepared.image, prepared.cached
+        # The first request needs only the working directory: it leaves while the container
+        # starts and the snapshot is copied in, and the first tool call waits for them.
+        box = PendingSandbox(starting, settings.sandbox.workdir)
         snapshot = taking.result()
         # The tag cache stays in the user's cache directory: one inside the repository could have
         # come with the clone.
@@ -249,7 +259,8 @@ def run_fix(
         agent = configured_agent(_Timed(model, clock, first_sent), box, settings, task=request.task,
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
                                  listener=clock.listener(listener),
-                                 instructions=instructions.prompt() if instructions else "")
+                                 instructions=instructions.prompt() if instructions else "",
+                                 files=list(snapshot.files))  # the prompt's file list: no wait for the container
         config = {**settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
                   "instructions": instructions.to_json() if instructions else None}
         try:
@@ -261,7 +272,7 @@ def run_fix(
                             _Timed(model_, clock), box_, settings, task=request.task, base_commit=snapshot.base_commit,
                             trajectory=trajectory_, listener=clock.listener(listener_),
                             instructions=instructions.prompt() if instructions else ""),
-                        start_sandbox=lambda: _start_sandbox(settings, repo, run_id, taking, scratch, clock, echo)[2],
+                        start_sandbox=lambda: _start_sandbox(settings, repo, run_id, taking, scratch, clock, echo),
                         trajectory_for=lambda n: run_dir / f"attempt-{n}.jsonl", sandbox_memory=settings.sandbox.memory,
                         redact=Redactor([*settings.secrets(), *request.secrets]), listener=listener, echo=echo),
                         trajectory, first=box)
@@ -274,6 +285,9 @@ def run_fix(
             # after we exit; an interrupted one is removed before we exit, as promised (docs/ending-runs.md)
             stopping = background.submit(clock.timed, "sandbox_stop", box.close,
                                          result is None or result.status == "interrupted")
+        failed = box.start_error() if result.status == "sandbox_error" else None
+        if failed is not None and not isinstance(failed, SandboxError):
+            raise failed  # not Docker's (a bug, a file we could not read): its own error and exit code
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=_review(result.patch, repo, snapshot),
                              instructions=instructions, notes=submodule_notes)
@@ -305,7 +319,7 @@ def run_fix(
         with shielded():
             background.shutdown(wait=True)
             if box is None and starting is not None and starting.done() and not starting.exception():
-                starting.result()[2].close()  # started, but the run failed before it was used
+                starting.result().close()  # started, but the run failed before it was used
             elif box is not None and stopping is None:
                 box.close()  # interrupted between the start and the loop
             trajectory.close()
@@ -333,9 +347,20 @@ def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: floa
     return result
 
 
-def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
-                   clock: Timings, echo: Callable[[str], None]) -> tuple[str, bool, Any]:
-    """Docker's side of the start (client, image, container), then the snapshot copied in."""
+@dataclass
+class _Prepared:
+    """Docker's side of a start that needs no container yet: the client, the image, the files image, the spec."""
+
+    client: Any
+    image: str
+    cached: bool
+    files: FilesImage
+    spec: SandboxSpec
+
+
+def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
+                     clock: Timings, echo: Callable[[str], None]) -> _Prepared:
+    """The client, the image (built when the setup commands changed) and what a container will be started with."""
     with clock.phase("image"):
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
@@ -352,8 +377,15 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
         **_identity(settings.sandbox.user, settings.sandbox.capabilities),
     )
     echo(f"sandbox from {image}" + (" (cached setup)" if cached else ""))
+    return _Prepared(client, image, cached, files, spec)
+
+
+def _start_prepared(prepared: _Prepared, taking: Future[Snapshot], clock: Timings,
+                    echo: Callable[[str], None]) -> DockerSandbox:
+    """The container started, then the snapshot copied in (only what changed since the files image)."""
+    files = prepared.files
     with clock.phase("sandbox_start"):
-        box = start_sandbox(spec, client)
+        box = start_sandbox(prepared.spec, prepared.client)
     try:
         snapshot = taking.result()
         with clock.phase("copy_in"):
@@ -365,11 +397,17 @@ def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Futu
             with clock.phase("files_image"):
                 files.save(box.container, snapshot.files)
         elif files.stale(copy, delete, len(snapshot.files)):
-            files.drop(client)
+            files.drop(prepared.client)
     except BaseException:
         box.close()
         raise
-    return image, cached, box
+    return box
+
+
+def _start_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
+                   clock: Timings, echo: Callable[[str], None]) -> DockerSandbox:
+    """A sandbox prepared and started in one go (each attempt of `--attempts` after the first)."""
+    return _start_prepared(_prepare_sandbox(settings, repo, run_id, taking, scratch, clock, echo), taking, clock, echo)
 
 
 def _submodule_notes(box: Any, snapshot: Snapshot) -> list[str]:
@@ -405,9 +443,10 @@ class Timings:
     Phases: `snapshot` (host git, while `image` and `sandbox_start` run), `image` (Docker
     client and image lookup or build), `sandbox_start`, `copy_in` (the snapshot into the
     sandbox: the files changed since the files image, or all), `files_image` (the first run
-    in a large repository: keeping its files as an image), `first_request` (from the run's start to the first model request leaving),
-    `loop`, `patch` (the `submit` tool computing it), `sandbox_stop` (while `delivery`
-    runs), `delivery`, `total`;
+    in a large repository: keeping its files as an image), `first_request` (from the run's
+    start to the first model request leaving: it waits for `image`, not for the three
+    before it), `loop`, `patch` (the `submit` tool computing it), `sandbox_stop` (while
+    `delivery` runs), `delivery`, `total`;
     `startup` is the process's age when the run began (imports, config), where known.
     """
 

@@ -82,8 +82,10 @@ class Agent:
         trajectory: TrajectoryWriter | None = None,
         listener: Listener | None = None,
         final_patch: Callable[[ToolContext], str] | None = None,
+        files: list[str] | None = None,
     ) -> None:
         self.model, self.ctx = model, ctx
+        self.known_files = files  # the repository's paths, when the workflow knows them (tools.overview)
         self.tools = {tool.spec.name: tool for tool in tools}
         self.specs = [tool.spec.to_openai() for tool in tools]
         self.limits = settings or LoopSettings()
@@ -120,7 +122,7 @@ class Agent:
         self.started = time.monotonic()
         self._emit("start", task=task, config=config or {}, tools=self.specs, tool_format=self.tool_format,
                    context_window=self.model.context_window(self._deadline()), max_tokens=self.model.max_tokens)
-        self._files = prompt_section(self._tool_context()) if resume is None else ""
+        self._files = prompt_section(self._tool_context(), known=self.known_files) if resume is None else ""
         self._reset_history(task)
         if resume is not None:
             self._resume(resume)
@@ -508,10 +510,13 @@ def configured_agent(
     trajectory: TrajectoryWriter | None = None,
     listener: Listener | None = None,
     instructions: str = "",
+    files: list[str] | None = None,
 ) -> Agent:
     """An agent wired the way every workflow wants it: tools, limits, prompts and formats from settings.
 
     `instructions` is the repository's AGENTS.md block (agent.instructions), put before the task prompt.
+    `files`: the repository's paths when the workflow knows them (the task prompt then lists them
+    without asking the sandbox, which may still be starting); None lists them in the sandbox.
     """
     loop = loop or settings.loop
     prompts = Prompts.load(settings.prompts.model_dump())
@@ -524,5 +529,5 @@ def configured_agent(
     return Agent(
         model, toolset(settings.tools.enabled), ctx, settings=loop, prompts=prompts,
         tool_format=settings.model.tool_format, text_format=getattr(model, "text_tool_format", "xml"),
-        trajectory=trajectory, listener=listener, final_patch=current_patch,
+        trajectory=trajectory, listener=listener, final_patch=current_patch, files=files,
     )

@@ -85,9 +85,13 @@ def _collapsed(paths: list[str], depth: int | None) -> list[str]:
             f"{shown_name(entry)} ({counts[entry]} file{'s' if counts[entry] != 1 else ''})" for entry in order]
 
 
-def prompt_section(ctx: ToolContext, max_chars: int = MAX_CHARS) -> str:
-    """The task prompt's `$files`: a heading and the overview, or "" when nothing could be listed."""
-    paths, cut = repository_files(ctx)
+def prompt_section(ctx: ToolContext, max_chars: int = MAX_CHARS, known: list[str] | None = None) -> str:
+    """The task prompt's `$files`: a heading and the overview, or "" when nothing could be listed.
+
+    `known`: the repository's paths when the workflow has them without asking the sandbox
+    (`agent fix`: its snapshot's), so the first request need not wait for the container to
+    start; None lists them in the sandbox."""
+    paths, cut = (sorted(set(known)), False) if known is not None else repository_files(ctx)
     text = overview(paths, max_chars)
     if not text:
         return ""

@@ -81,7 +81,6 @@ def fix(
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix, runs_dir
     from agent.followup import find_follow_up, split_arguments
-    from agent.selection import describe
     from agent.progress import LiveProgress, print_diff, print_review, print_summary
     from agent.redaction import scrub
     from agent.terminal import escape
@@ -135,6 +134,8 @@ def fix(
         if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):
             extra["instructions"] = escape(outcome.instructions.summary())
         if outcome.result.extra.get("selection"):
+            from agent.selection import describe  # loaded already: the attempts chose with it
+
             extra["attempts"] = escape(describe(outcome.result.extra["selection"]))
         if outcome.branch:
             branch = escape(outcome.branch)

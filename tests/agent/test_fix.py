@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -422,6 +423,27 @@ def test_failing_setup_is_exit_3(fake_model_server, tmp_path) -> None:
     assert done.returncode == 3
     assert "setup commands failed" in done.stderr and "exit code 7" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_container_docker_refuses_after_the_first_request_is_exit_3_with_trajectory(fake_model_server,
+                                                                                        tmp_path) -> None:
+    """The first request leaves while the container starts; when Docker then refuses it, the run ends there."""
+    repo = make_repo(tmp_path / "repo")
+    before = state(repo)
+    config = tmp_path / "home" / ".config" / "moe-agent" / "config.toml"  # the user's file, under the run's HOME
+    config.parent.mkdir(parents=True)
+    config.write_text("[sandbox]\nmemory = \"1m\"\n")  # below Docker's least (6 MB): it refuses the container
+    fake_model_server.script = SESSION
+    done = agent(repo, fake_model_server, "--json", "fix add", env_extra={"XDG_CONFIG_HOME": ""})
+    assert done.returncode == 3, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "sandbox_error" and result["branch"] is None
+    assert result["message"].startswith("the sandbox did not start: cannot ")  # create or start: Docker says why
+    assert len(fake_model_server.requests) == 1  # asked once, never shown the error as an observation
+    events = [json.loads(line) for line in Path(result["trajectory"]).read_text().splitlines()]
+    [end] = [e for e in events if e["type"] == "end"]
+    assert events[0]["type"] == "start" and end["status"] == "sandbox_error"
+    assert state(repo) == before
 
 
 def test_model_server_down_is_exit_3_with_trajectory(tmp_path, fake_model_server) -> None:

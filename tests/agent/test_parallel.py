@@ -6,12 +6,10 @@ import threading
 
 import pytest
 
-from agent.attempts import (
-    AttemptPlan, StoppableModel, StoppableSandbox, attempt_models, attempt_seeds, docker_size, parallel_limit,
-)
+from agent.attempts import AttemptPlan, attempt_models, attempt_seeds, docker_size, parallel_limit
 from agent.config import ModelSettings
 from agent.endpoints import EndpointPool
-from agent.parallel import StopSignal, Stopped, run_parallel
+from agent.parallel import StopSignal, StoppableModel, StoppableSandbox, Stopped, run_parallel
 from tests.fakes.openai_server import FakeOpenAIServer, Hang, Reply
 
 
