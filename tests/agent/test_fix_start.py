@@ -10,7 +10,6 @@ the same workflow with containers.
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,23 +23,14 @@ from agent.workspace import materialize
 from sandbox.base import SandboxError
 from tests.fakes.openai_server import FakeOpenAIServer, Reply, tool_call
 from tests.host_sandbox import HostSandbox
+from tests.scripted_run import committed_repo, git
 
 FIX = {"command": "str_replace", "path": "calc.py", "old_str": "return a - b", "new_str": "return a + b"}
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
+    root = committed_repo(tmp_path / "repo", {"calc.py": "def add(a, b):\n    return a - b\n"})
     (root / "notes.txt").write_text("untracked, in the snapshot\n")
     return root
 

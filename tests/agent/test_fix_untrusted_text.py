@@ -11,6 +11,7 @@ import pytest
 from agent.fix import FixOutcome, FixRequest, deliver
 from agent.loop import RunResult
 from agent.workspace import UserRepo, take_snapshot
+from tests.scripted_run import committed_repo, git
 
 TOKEN = "ghp_EchoedByTheModel0123456789abcd"
 # A screen clear, an OSC 52 clipboard write, a bidi override, a C1 CSI, NEL, a line separator, a tag character.
@@ -20,21 +21,11 @@ CONTROLS = [chr(c) for c in [*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f
     "\u202e", "\u202c", "\u2028", "\U000e0041"]
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-                          check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture
 def delivered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, FixOutcome]:
     """A patch delivered as `agent fix --issue` does, titled by a hostile issue, with the token in the environment."""
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "init")
+    repo = committed_repo(tmp_path / "repo", {"calc.py": "def add(a, b):\n    return a - b\n"})
     (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     patch = git(repo, "diff")
     git(repo, "checkout", "-q", "--", ".")
