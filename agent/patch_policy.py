@@ -251,18 +251,23 @@ def _reached_through_links(review: PatchReview, links: Mapping[str, str]) -> lis
 
 def _aliases(path: str, directories: Mapping[str, str]) -> list[tuple[str, tuple[str, ...]]]:
     """Every other name `path` is reachable under through the links `directories` ({link: where it leads,
-    relative to the root, "" the root itself}), transitively (shortest chains first), as (name, the links
-    taken, first to last), at most MAX_LINK_ALIASES of them."""
+    relative to the root, "" the root itself}; a file link leading to `path` itself counts too),
+    transitively (shortest chains first), as (name, the links taken, first to last), at most
+    MAX_LINK_ALIASES of them."""
     found: dict[str, tuple[str, ...]] = {}
     pending: list[tuple[str, tuple[str, ...]]] = [(path, ())]
     while pending and len(found) < MAX_LINK_ALIASES:
         name, via = pending.pop(0)
         for link, leads_to in directories.items():
-            if leads_to == "" or name.startswith(leads_to + "/"):
+            if leads_to == name:  # a file link: `.agent.toml -> conf/agent.toml` opens the changed file itself
+                alias = link
+            elif leads_to == "" or name.startswith(leads_to + "/"):
                 alias = f"{link}/{name[len(leads_to) + 1:] if leads_to else name}"
-                if alias != path and alias not in found and len(found) < MAX_LINK_ALIASES:
-                    found[alias] = (*via, link)
-                    pending.append((alias, found[alias]))
+            else:
+                continue
+            if alias != path and alias not in found and len(found) < MAX_LINK_ALIASES:
+                found[alias] = (*via, link)
+                pending.append((alias, found[alias]))
     return list(found.items())
 
 

@@ -519,7 +519,9 @@ def file_patch(path: str) -> str:
     ("workflows/x.yml", {".GitHub": "."}, ("ci_config", "reached as .github/workflows/x.yml through the link "
                                                          ".GitHub -> .")),  # a link to the root, case folded
     ("conf/.agent.toml", {"sub/cfg": "../conf", "x": "sub"}, None),  # .agent.toml is sensitive under any name
-    ("conf/gitmodules", {".gitmodules": "conf/gitmodules"}, None),
+    # a file link opens its target under the link's name (git itself ignores a symlinked .gitmodules: listed anyway)
+    ("conf/gitmodules", {".gitmodules": "conf/gitmodules"},
+     ("submodules", "reached as .gitmodules through the link .gitmodules -> conf/gitmodules")),
     ("m/.gitmodules", {"vendor": "m"}, None),
     ("huskies/pre-commit", {".husky": "huskies"},
      ("ci_config", "reached as .husky/pre-commit through the link .husky -> huskies")),
@@ -541,3 +543,20 @@ def test_a_link_the_same_patch_adds_makes_its_files_reachable_too() -> None:
     patch = link_patch((".vscode", "editor")) + file_patch("editor/settings.json")
     assert ("ci_config", "editor/settings.json",
             "reached as .vscode/settings.json through the link .vscode -> editor") in reached(patch, {})
+
+
+@pytest.mark.parametrize(("path", "link", "target"), [
+    ("ci/ci.yml", ".github/workflows/ci.yml", "../../ci/ci.yml"),
+    ("conf/agent.toml", ".agent.toml", "conf/agent.toml"),
+    ("tools/env.sh", ".envrc", "tools/env.sh"),
+    ("t.json", ".vscode/tasks.json", "../t.json"),
+    ("hk/pc", ".husky/pre-commit", "../hk/pc"),
+    ("ci/gl.yml", ".gitlab-ci.yml", "ci/gl.yml"),
+])
+def test_an_edit_through_a_committed_file_link_is_reviewed_under_the_links_name(path, link, target) -> None:
+    """Seventh tester: with `.agent.toml -> conf/agent.toml` committed, editing conf/agent.toml changes what
+    the product reads as .agent.toml (and a workflow, a hook, an .envrc the same way); it went through."""
+    review = review_patch(file_patch(path), {link: target})
+    found = [f for f in review.findings if "reached as" in f.detail]
+    assert found and found[0].path == path and f"reached as {link} through the link {link} -> {target}" in found[0].detail
+    assert not [f for f in review_patch(file_patch(path), {}).findings if "reached as" in f.detail]
