@@ -146,8 +146,12 @@ def print_summary(console: Console, result: RunResult, extra: dict[str, str] | N
     console.print(table)
 
 
-def print_diff(console: Console, patch: str) -> None:
+def print_diff(console: Console, patch: str, exact: bool = True) -> None:
     """The patch: on a terminal with every control character shown, never wrapped or cut; elsewhere as is.
+
+    `exact=False` (a patch shown inside a display, as `agent traj show` does, which nobody pipes into
+    `git apply`) shows control and format characters escaped wherever the output goes: a trajectory
+    is untrusted, and its text must never drive a terminal the output is later shown on.
 
     A printed patch is one people copy and pipe into `git apply`: to a file or a pipe it is
     written as is, byte for byte as `--patch-out` writes it (a form feed or an escape in a
@@ -159,7 +163,7 @@ def print_diff(console: Console, patch: str) -> None:
     if not patch.strip():
         return
     if not console.is_terminal:
-        text = scrub(patch)
+        text = scrub(patch) if exact else visible(patch)
         console.file.write(text + ("" if text.endswith("\n") else "\n"))
         console.file.flush()
         return

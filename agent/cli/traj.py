@@ -74,7 +74,7 @@ def show(
     if end.get("patch"):
         from agent.progress import print_diff
 
-        print_diff(console, end["patch"])
+        print_diff(console, end["patch"], exact=False)
     selection = next((e for e in reversed(traj.events) if e["type"] == "selection"), None)
     if selection is not None:  # an `--attempts` run: the record of what was tried and why this one won
         from agent.progress import print_selection
