@@ -7,7 +7,6 @@ map of an unchanged repository parse nothing.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from sandbox.output import cap_text
 from tools.base import Observation, ToolContext, ToolError, ToolSpec
 from tools.encoding import NOT_UTF8_NOTE, is_utf8
 from tools.languages import language_name_for
+from tools.overview import listing_command
 from tools.paths import resolve_in_repo
 from tools.tags import TagCache, format_outline, outline
 
@@ -32,9 +32,7 @@ def _cache(ctx: ToolContext) -> TagCache:
 
 def source_paths(ctx: ToolContext) -> list[str]:
     """Files git knows (tracked or untracked, not ignored), or every file when it is no repository."""
-    root = shlex.quote(ctx.sandbox.workdir)
-    listed = ctx.sandbox.run(f"git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
-                             f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0')", timeout=60)
+    listed = ctx.sandbox.run(listing_command(ctx.sandbox.workdir), timeout=60)
     return sorted({p for p in listed.output.split("\0") if p and language_name_for(p)})
 
 

@@ -26,16 +26,22 @@ LIST_TIMEOUT = 20.0  # seconds; a listing that takes longer is left out rather t
 MAX_LISTING_BYTES = 1_000_000  # of NUL-separated names read from the sandbox: ~20,000 paths; a larger tree is cut
 
 
+def listing_command(workdir: str) -> str:
+    """A shell command printing the repository's files NUL-separated, relative to `workdir`: git's view
+    (tracked plus untracked, not ignored), or every file outside hidden folders when it is no repository."""
+    root = shlex.quote(workdir)
+    return (f"git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
+            f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0')")
+
+
 def repository_files(ctx: ToolContext) -> tuple[list[str], bool]:
     """The repository's file paths, relative to the working directory, sorted, and whether the listing was cut
     at MAX_LISTING_BYTES (a tree of hundreds of thousands of files); ([], False) when nothing can be listed.
 
     Raises nothing: a listing that fails (a sandbox error, a time-out) leaves the prompt without one."""
-    root = shlex.quote(ctx.sandbox.workdir)
     try:
-        listed = ctx.sandbox.run(f"{{ git -C {root} ls-files -z --cached --others --exclude-standard 2>/dev/null "
-                                 f"|| (cd {root} && find . -type f -not -path '*/.*' -printf '%P\\0'); }} "
-                                 f"| head -c {MAX_LISTING_BYTES + 1}", timeout=LIST_TIMEOUT)
+        listed = ctx.sandbox.run(f"{{ {listing_command(ctx.sandbox.workdir)}; }} | head -c {MAX_LISTING_BYTES + 1}",
+                                 timeout=LIST_TIMEOUT)
     except SandboxError:
         return [], False
     if listed.exit_code != 0 or listed.timed_out:
