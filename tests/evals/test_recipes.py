@@ -74,8 +74,11 @@ def test_spec_entries_of_the_second_five_as_swebench_4_had_them() -> None:
     assert all(recipe_for("sphinx-doc/sphinx", v).pre_install[1] == tox_view for v in ("1.5", "3.4", "4.1", "4.3", "7.2", "8.1"))
     assert recipe_for("sphinx-doc/sphinx", "7.2").pre_install[-1] == "apt-get update && apt-get install -y graphviz"
     assert recipe_for("sphinx-doc/sphinx", "8.0").unfaithful  # tox's py39 on another Python: said, not hidden
-    # uncapped docutils: what upstream's 2024 images got, not PyPI's newest (no docutils.utils.roman)
-    assert "docutils==0.21.2" in recipe_for("sphinx-doc/sphinx", "3.4").pip_packages
+    # uncapped docutils: the last before 0.18 (footnote HTML) and 0.22 (no docutils.utils.roman), Sphinx 4.0's own cap
+    assert "docutils==0.17.1" in recipe_for("sphinx-doc/sphinx", "3.4").pip_packages
+    # uncapped sphinxcontrib-jsmath: PyPI's 2.0.0 refuses Sphinx < 5; upstream's 2024 images got 1.0.1
+    assert all("sphinxcontrib-jsmath==1.0.1" in recipe_for("sphinx-doc/sphinx", v).pip_packages
+               for v in ("1.5", "3.4", "4.1", "4.4", "5.0", "7.2", "8.1"))
     assert not any(p.startswith("docutils") for p in recipe_for("sphinx-doc/sphinx", "4.1").pip_packages)
     assert recipe_for("pylint-dev/pylint", "2.8").pip_packages == ["pyenchant==3.2"]
     assert recipe_for("pylint-dev/pylint", "3.0").pip_packages == ["astroid==3.0.0a6", "setuptools"]
