@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import Settings
-from agent.environment import prepare_image
 from agent.errors import UsageError
-from agent.files_image import FilesImage
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
 from agent.redaction import Redactor, scrub
@@ -48,13 +46,15 @@ from sandbox import cleanup
 from sandbox.base import SandboxError
 from sandbox.cache import cache_home
 from sandbox.cleanup import shielded
-from sandbox.docker import DockerSandbox, SandboxSpec, connect, start_sandbox
 from sandbox.pending import PendingSandbox
 
-if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
+if TYPE_CHECKING:  # at run time the loop and the model client are imported while the snapshot is taken, and
+    # Docker's side (the client, images, the sandbox's set-up) once the first request has left
+    from agent.files_image import FilesImage
     from agent.followup import FollowUp
     from agent.loop import Listener, RunResult
     from agent.model import Model
+    from sandbox.docker import DockerSandbox, SandboxSpec
 
 T = TypeVar("T")
 EXIT_CODES = {"patch": 0, "no_patch": 1, "model_error": 3, "sandbox_error": 3, "interrupted": 130}
@@ -369,6 +369,10 @@ class _Prepared:
 def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
                      clock: Timings, echo: Callable[[str], None]) -> _Prepared:
     """The client, the image (built when the setup commands changed) and what a container will be started with."""
+    from agent.environment import prepare_image
+    from agent.files_image import FilesImage
+    from sandbox.docker import SandboxSpec, connect
+
     with clock.phase("image"):
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
@@ -391,6 +395,8 @@ def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Fu
 def _start_prepared(prepared: _Prepared, taking: Future[Snapshot], clock: Timings,
                     echo: Callable[[str], None]) -> DockerSandbox:
     """The container started, then the snapshot copied in (only what changed since the files image)."""
+    from sandbox.docker import start_sandbox
+
     files = prepared.files
     with clock.phase("sandbox_start"):
         box = start_sandbox(prepared.spec, prepared.client)
