@@ -263,9 +263,21 @@ def run_fix(
         snapshot = taking.result()
         # The tag cache stays in the user's cache directory: one inside the repository could have
         # come with the clone.
+        image_noted = False
+
+        def noted(kind: str, data: dict[str, Any]) -> None:
+            """Once a tool has run in it, the sandbox's image (unknown when the `start` event was written)."""
+            nonlocal image_noted
+            if kind == "tool" and not image_noted and preparing is not None and preparing.done() \
+                    and preparing.exception() is None:
+                image_noted = True
+                trajectory.event("sandbox", image=preparing.result().image, setup_cached=preparing.result().cached)
+            if listener is not None:
+                listener(kind, data)
+
         agent = configured_agent(_Timed(model, clock, box.launch, box.started), box, settings, task=request.task,
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
-                                 listener=clock.listener(listener),
+                                 listener=clock.listener(noted),
                                  instructions=instructions.prompt() if instructions else "",
                                  files=list(snapshot.files))  # the prompt's file list: no wait for the container
         config = {**settings.redacted(), "run_id": run_id, "repo": str(repo.root), "head": repo.head,
@@ -292,12 +304,13 @@ def run_fix(
             # after we exit; an interrupted one is removed before we exit, as promised (docs/ending-runs.md)
             stopping = background.submit(clock.timed, "sandbox_stop", box.close,
                                          result is None or result.status == "interrupted")
-        failed = box.start_error() if result.status == "sandbox_error" else None
+        # A start that failed for a reason of its own (a failed setup, a bug, a file we could not read) is
+        # what the user must fix first, also when the model server failed meanwhile: its own error and exit code.
+        failed = box.start_error(wait=True) if result.status in ("sandbox_error", "model_error") else None
         if failed is not None and not isinstance(failed, SandboxError):
-            raise failed  # not Docker's (a failed setup, a bug, a file we could not read): its own error and exit code
+            raise failed
         if preparing is not None and preparing.done() and preparing.exception() is None:
             image, cached = preparing.result().image, preparing.result().cached
-            trajectory.event("sandbox", image=image, setup_cached=cached)  # known only after the first request
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=_review(result.patch, repo, snapshot),
                              instructions=instructions, notes=submodule_notes)

@@ -65,10 +65,11 @@ class PendingSandbox:
         except Exception as exc:
             raise NotStarted(f"the sandbox did not start: {exc}") from exc
 
-    def start_error(self) -> BaseException | None:
-        """Why the start failed, once it has ended; None before the launch, while it runs or after it succeeded."""
+    def start_error(self, wait: bool = False) -> BaseException | None:
+        """Why the start failed, once it has ended (`wait`: waiting for that); None before the launch,
+        while it runs or after it succeeded."""
         starting = self._starting
-        if starting is None or not starting.done() or starting.cancelled():
+        if starting is None or not (wait or starting.done()) or starting.cancelled():
             return None
         return starting.exception()
 
