@@ -209,8 +209,9 @@ def run_fix(
     with status `sandbox_error`, its reason in the message and the trajectory closed, as a
     sandbox that dies mid-run does: a container Docker refuses, a missing image, Docker
     unreachable (exit 3); a failed setup raises its own error after that clean-up, as
-    before the loop (exit 3, one line). Such a run has cost one model request. The image
-    used is recorded in the trajectory's `sandbox` event once known. Nothing of the run
+    before the loop (exit 3, one line), also when the model server failed meanwhile. Such a
+    run has cost one model request. The image is recorded in the trajectory's `sandbox`
+    event once a tool has run in it. Nothing of the run
     stays in the user's repository (but the trajectory under `.agent/` and the delivered
     branch) or in the temporary folder.
 
