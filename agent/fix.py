@@ -211,9 +211,8 @@ def run_fix(
     unreachable (exit 3); a failed setup raises its own error after that clean-up, as
     before the loop (exit 3, one line), also when the model server failed meanwhile. Such a
     run has cost one model request. The image is recorded in the trajectory's `sandbox`
-    event once a tool has run in it. Nothing of the run
-    stays in the user's repository (but the trajectory under `.agent/` and the delivered
-    branch) or in the temporary folder.
+    event once a tool has run in it. Nothing of the run stays in the user's repository
+    (but the trajectory under `.agent/` and the delivered branch) or in the temporary folder.
 
     A signal at any point still ends with an outcome: SIGINT and SIGTERM
     (`KeyboardInterrupt`) end the run with status `interrupted`, the container and the
