@@ -565,6 +565,21 @@ def _add_all(repo: UserRepo, env: Mapping[str, str]) -> None:
             left_out.extend(fresh)
 
 
+def _copy_index(repo: UserRepo, env: Mapping[str, str]) -> bool:
+    """The user's index copied to env's `GIT_INDEX_FILE`, made whole; False when the user has none.
+
+    A split index's shared part stays in the user's .git, so the sandbox must get one whole
+    index; that rewrite (a git process and 2 MB written for 20,000 files) runs only when a
+    `sharedindex.*` file exists, without which no index is split.
+    """
+    if not repo.index.is_file():
+        return False
+    shutil.copyfile(repo.index, env["GIT_INDEX_FILE"])
+    if any(repo.index.parent.glob("sharedindex.*")) or any(repo.common_dir.glob("sharedindex.*")):
+        repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
+    return True
+
+
 def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
     """Commit the user's current state without touching their index or working tree.
 
@@ -575,12 +590,9 @@ def take_snapshot(repo: UserRepo, scratch: Path) -> Snapshot:
     objects = scratch / "objects"
     objects.mkdir(parents=True, exist_ok=True)
     index = scratch / "index"
-    if repo.index.is_file():
-        shutil.copyfile(repo.index, index)
     env = {"GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(objects),
            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0"}
-    if index.is_file():  # a split index's shared part stays in the user's .git: the sandbox gets one whole index
-        repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
+    if _copy_index(repo, env):
         _unhide_entries(repo, env)
     _add_all(repo, env)
     return _snapshot_of_index(repo, scratch, env, repo.root, repo.head)
@@ -603,9 +615,7 @@ def commit_snapshot(repo: UserRepo, commit: str, scratch: Path) -> Snapshot:
     index = scratch / "index"
     env = {"GIT_INDEX_FILE": str(index), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo.objects), "GIT_OPTIONAL_LOCKS": "0"}
-    if repo.index.is_file():
-        shutil.copyfile(repo.index, index)
-        repo.git(*SNAPSHOT_CONFIG, "update-index", "--no-split-index", env=env)
+    _copy_index(repo, env)
     repo.git(*SNAPSHOT_CONFIG, "read-tree", "-i", "-m", commit, env=env)  # -i: the working tree is not looked at
     _unhide_entries(repo, env, every=True)  # every file of the commit is in the sandbox
     snapshot = _snapshot_of_index(repo, scratch, env, tree, commit)

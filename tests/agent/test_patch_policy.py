@@ -579,6 +579,6 @@ def test_the_snapshots_links_come_from_its_index_listing_sparse_ones_too(tmp_pat
     assert "docs/up" not in snapshot.files
     ran: list[str] = []
     real_run = workspace._run
-    monkeypatch.setattr(workspace, "_run", lambda cwd, args, *rest: ran.append(args[0]) or real_run(cwd, args, *rest))
+    monkeypatch.setattr(workspace, "_run", lambda cwd, args, *rest, **kw: ran.append(args[0]) or real_run(cwd, args, *rest, **kw))
     assert workspace.snapshot_links(found, snapshot) == {"docs/up": ".."}
     assert "ls-tree" not in ran  # after `submit`: no walk of the whole tree, the snapshot listed its links
