@@ -291,6 +291,12 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iter
 _NAME_KINDS = ("ci_config", "agent_config", "submodules")  # what a name says before `tool_config` does
 
 
+def _may_name(path: str) -> bool:
+    """Whether `path` may hold what `_Tree.of` looks for (a hidden component, a short name, an action's
+    definition): any path that is not ASCII (folding may make a dot), else these substrings; a quick test."""
+    return not path.isascii() or path.startswith(".") or "/." in path or "~" in path or "action" in path.lower()
+
+
 @dataclass(frozen=True)
 class _Tree:
     """What the policy knows of the trees before and after the patch besides their links: the folders
@@ -304,7 +310,7 @@ class _Tree:
     @classmethod
     def of(cls, paths: Iterable[str]) -> _Tree:
         """The facts of a tree holding `paths` (files, relative to the root; "" is the root's folder)."""
-        listed = list(paths)
+        listed = [path for path in paths if _may_name(path)]  # the few that matter
         seen = {part: _as_filesystems_see(part) for part in {part for path in listed for part in path.split("/")}}
         actions = {part for part, name in seen.items()
                    if name in ACTION_NAMES or set(_long_names(name)) & set(ACTION_NAMES)}
