@@ -8,7 +8,8 @@ the merged tree, and each problem is reported against the layer that supplied th
 Trust: flags, environment and the user file are the user's own; a repository's
 `.agent.toml` comes with code cloned from anywhere. `WHO_MAY_SET` says which keys a
 repository may set; any other key it sets is dropped with one warning line, and the
-files it names (prompts, Dockerfile) must lie inside the repository.
+files it names (prompts, Dockerfile) must lie inside the repository. Its `model.extra_body`
+keeps only sampling knobs (`REPO_EXTRA_BODY`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ WHO_MAY_SET: dict[str, Source] = {
     "model.name": "repo", "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
     "model.max_tokens": "repo", "model.request_timeout": "repo", "model.retries": "repo",
     "model.retry_backoff_base": "repo", "model.retry_backoff_max": "repo", "model.tool_format": "repo",
-    "model.extra_body": "repo", "model.context_window": "repo",
+    "model.extra_body": "repo",  # from a repository, only the keys REPO_EXTRA_BODY lists
+    "model.context_window": "repo",
     "sandbox.image": "user", "sandbox.cpus": "user", "sandbox.memory": "user", "sandbox.pids_limit": "user",
     "sandbox.network": "user", "sandbox.ca_bundle": "user", "sandbox.capabilities": "user", "sandbox.user": "user",
     "sandbox.workdir": "repo", "sandbox.setup": "repo", "sandbox.test_cmd": "repo", "sandbox.dockerfile": "repo",
