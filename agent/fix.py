@@ -348,8 +348,11 @@ def run_fix(
 
 
 def _review(patch: str, repo: UserRepo, snapshot: Snapshot) -> PatchReview:
-    """The patch policy's review, its links resolved in the tree the patch applies to."""
-    return review_patch(patch, snapshot_links(repo, snapshot) if patch.strip() else None)
+    """The patch policy's review, its links resolved in the tree the patch applies to, whose files say
+    where its local actions are (every delivery goes through here: fix, ci, pr, --attempts, --continue)."""
+    if not patch.strip():
+        return review_patch(patch)
+    return review_patch(patch, snapshot_links(repo, snapshot), snapshot.files)
 
 
 def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:

@@ -545,3 +545,28 @@ def test_a_smaller_reply_bound_in_extra_body_is_kept_and_is_the_loops_bound() ->
         model.query(MESSAGES, [])
     sent = server.requests[0]
     assert (sent["n_predict"], sent["max_tokens"], sent["min_tokens"], model.max_tokens) == (300, 300, 10, 300)
+
+
+@pytest.mark.parametrize(("extra", "expected", "bound"), [
+    ({"options": {"num_predict": 9999999, "num_ctx": 8192}}, {"options": {"num_predict": 4096, "num_ctx": 8192}}, 4096),
+    ({"options": {"num_predict": -1}}, {"options": {"num_predict": 2048}}, 2048),
+    ({"parameters": {"max_new_tokens": 10 ** 9, "min_tokens": 10 ** 9}},
+     {"parameters": {"max_new_tokens": 4096, "min_tokens": 4096}}, 4096),
+    ({"options": {"num_predict": 300}}, {"options": {"num_predict": 300}}, 300),
+    ({"batch": [{"n_predict": 10 ** 9}]}, {"batch": [{"n_predict": 4096}]}, 4096),
+])
+def test_a_nested_reply_bound_in_extra_body_is_capped_like_a_flat_one(extra: dict[str, Any], expected: dict[str, Any],
+                                                                      bound: int) -> None:
+    """#16, seventh tester: Ollama's `options.num_predict` (and any bound inside a table) went out as is.
+    Asked for: at most half the 8192 served, as `model.max_tokens`; not a positive integer: a quarter."""
+    import copy
+
+    before = copy.deepcopy(extra)
+    with FakeOpenAIServer(max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        model = make_model(server, extra_body=extra)
+        model.query(MESSAGES, [])
+    sent = server.requests[0]
+    assert {key: sent[key] for key in expected} == expected
+    assert model.max_tokens == bound and sent["max_tokens"] == bound
+    assert model.settings.extra_body == before  # the settings' own tables are not rewritten
