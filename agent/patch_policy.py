@@ -46,6 +46,7 @@ ones in the pull request. `unreadable` and `secret` are never allowed.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import posixpath
 import re
@@ -260,16 +261,17 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iter
     review = PatchReview()
     if not patch.strip():
         return review
+    readable, mark = _names_told_apart(patch)
     try:
-        parsed = PatchSet(patch)
+        parsed = PatchSet(readable)
     except (UnidiffParseError, ValueError) as exc:
         review.findings.append(Finding("unreadable", "(patch)", str(exc).splitlines()[0] if str(exc) else ""))
         return review
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
-    changes = _type_changes_folded([(_file_change(patched), patched) for patched in parsed])
+    changes = _type_changes_folded([(_file_change(patched, mark), patched) for patched in parsed])
     tree = _Tree.of([*paths, *(path for change, _ in changes if change.action != "removed" for path in change.paths)])
-    blobs = added_bytes(patch)
+    blobs = added_bytes(readable)
     for change, patched in changes:
         review.files.append(change)
         review.findings += _findings(change, tree)
@@ -597,7 +599,7 @@ def enforce(review: PatchReview, allow: Iterable[str], kept_in: Path | None = No
         raise PatchRefused(f"the patch was not pushed: {'; '.join(map(str, refused))}{hint}{kept}")
 
 
-def _file_change(patched: Any) -> FileChange:
+def _file_change(patched: Any, mark: str = "") -> FileChange:
     source, target = _strip_side(patched.source_file), _strip_side(patched.target_file)
     headers = _extended_headers(patched)
     moved_from = headers.get("rename from") or headers.get("copy from")
@@ -613,6 +615,9 @@ def _file_change(patched: Any) -> FileChange:
     else:
         action, path = "modified", target or source
     named = [path, source, target, moved_from, moved_to, *_diff_git_paths(patched)]
+    if mark:  # `_names_told_apart`'s stand-in for a space
+        path, source = (name.replace(mark, " ") if name else name for name in (path, source))
+        named = [name.replace(mark, " ") for name in named if name]
     return FileChange(path=path or "", action=action,
                       old_path=source if action in ("renamed", "copied") else None,
                       old_mode=patched.source_mode, new_mode=patched.target_mode, binary=patched.is_binary_file,
@@ -629,8 +634,57 @@ def _extended_headers(patched: Any) -> dict[str, str]:
     return found
 
 
+def _names_told_apart(patch: str) -> tuple[str, str]:
+    """`patch` for the parser, and the mark it put in names: unidiff splits an unquoted `diff --git`
+    line at its last ` b/`, so a folder named `x b` (`diff --git a/x b/n b/x b/n`) made the whole patch
+    unreadable. Each such line is split as git splits it (`_git_split`), and in that file's header
+    lines (`diff --git`, `---`/`+++`, rename/copy) the space of every ` b/` inside a name becomes the
+    mark, a private-use character the patch does not hold; `_file_change` turns it back into a space.
+    A line no header disambiguates is left as it is. Hunks and binary data are not touched."""
+    mark = next(chr(code) for code in range(0xE000, 0xF900) if chr(code) not in patch)
+    lines = patch.splitlines(keepends=True)
+    for start, line in enumerate(lines):
+        if not line.startswith("diff --git a/") or line.count(" b/") < 2:
+            continue
+        block = list(itertools.takewhile(lambda item: not item.startswith(("@@", "diff --git ", "GIT binary patch")),
+                                         lines[start + 1:]))
+        split = _git_split(line[len("diff --git "):].rstrip("\r\n"), block)
+        if split is None:
+            continue
+        marked = [name[:2] + name[2:].replace(" b/", mark + "b/") for name in split]
+        lines[start] = f"diff --git {marked[0]} {marked[1]}{line[len(line.rstrip(chr(13) + chr(10))):]}"
+        for offset, header in enumerate(block, start + 1):
+            keyword = next((k for k in _NAME_HEADERS if header.startswith(k)), None)
+            if keyword is not None:
+                lines[offset] = keyword + header[len(keyword):].replace(" b/", mark + "b/")
+    return "".join(lines), mark
+
+
+_NAME_HEADERS = ("--- ", "+++ ", "rename from ", "rename to ", "copy from ", "copy to ")
+
+
+def _git_split(rest: str, block: list[str]) -> tuple[str, str] | None:
+    """The (a/old, b/new) halves of an unquoted `diff --git` line's `rest`, as git tells them apart:
+    the names equal (a modification, an addition, a removal), else the one its headers name."""
+    splits = [(rest[:i], rest[i + 1:]) for i in range(len(rest)) if rest.startswith(" b/", i)]
+    same = [(old, new) for old, new in splits if old[2:] == new[2:]]
+    if len(same) == 1:
+        return same[0]
+    named = set()
+    for header in block:
+        keyword = next((k for k in _NAME_HEADERS if header.startswith(k)), None)
+        name = header[len(keyword or ""):].rstrip("\r\n").removesuffix("\t")
+        if keyword in ("--- ", "+++ "):
+            named.add(name)
+        elif keyword is not None:
+            named.add(("a/" if "from" in keyword else "b/") + name)
+    told = [(old, new) for old, new in splits if old in named or new in named]
+    return told[0] if len(told) == 1 else None
+
+
 def _diff_git_paths(patched: Any) -> list[str]:
-    """The a/ and b/ paths of the `diff --git` line, where they can be told apart."""
+    """The a/ and b/ paths of the `diff --git` line, where they can be told apart (else none: the
+    other headers name the file)."""
     for line in getattr(patched, "patch_info", None) or ():
         if line.startswith("diff --git "):
             rest = line[len("diff --git "):].rstrip("\n")
@@ -638,7 +692,7 @@ def _diff_git_paths(patched: Any) -> list[str]:
                 end = rest.find('" ', 1)
                 halves = [rest[:end + 1], rest[end + 2:]] if end > 0 else []
             else:
-                halves = rest.split(" b/", 1)
+                halves = rest.split(" b/", 1) if rest.count(" b/") == 1 else []
                 halves = [halves[0], "b/" + halves[1]] if len(halves) == 2 else []
             return [name for name in map(_strip_side, halves) if name]
     return []

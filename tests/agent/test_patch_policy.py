@@ -717,3 +717,41 @@ def test_the_fix_workflow_reviews_with_the_snapshots_links_and_files(tmp_path: P
     patch = file_patch("tools/lint/dist/index.js") + file_patch("editor/settings.json")
     assert sorted((f.kind, f.path) for f in _review(patch, found, snapshot).findings) == [
         ("ci_config", "tools/lint/dist/index.js"), ("tool_config", "editor/settings.json")]
+
+
+FOLDER_B_MODIFIED = ("diff --git a/x b/notes.txt b/x b/notes.txt\nindex 7898192..422c2b7 100644\n"
+                     "--- a/x b/notes.txt\t\n+++ b/x b/notes.txt\t\n@@ -1 +1,2 @@\n a\n+b\n")
+FOLDER_B_ADDED = ("diff --git a/docs b/b b/c.md b/docs b/b b/c.md\nnew file mode 100644\nindex 0000000..7898192\n"
+                  "--- /dev/null\n+++ b/docs b/b b/c.md\t\n@@ -0,0 +1 @@\n+a\n")
+FOLDER_B_REMOVED = ("diff --git a/x b/old.txt b/x b/old.txt\ndeleted file mode 100644\nindex 7898192..0000000\n"
+                    "--- a/x b/old.txt\t\n+++ /dev/null\n@@ -1 +0,0 @@\n-a\n")
+FOLDER_B_RENAMED = ("diff --git a/x b/notes.txt b/x b/n2.txt\nsimilarity index 100%\n"
+                    "rename from x b/notes.txt\nrename to x b/n2.txt\n")
+
+
+@pytest.mark.parametrize(("patch", "files"), [
+    (FOLDER_B_MODIFIED, [("x b/notes.txt", "modified", None)]),
+    (FOLDER_B_ADDED, [("docs b/b b/c.md", "added", None)]),
+    (FOLDER_B_REMOVED, [("x b/old.txt", "removed", None)]),
+    (FOLDER_B_RENAMED, [("x b/n2.txt", "renamed", "x b/notes.txt")]),
+    (FOLDER_B_MODIFIED + FOLDER_B_RENAMED, [("x b/notes.txt", "modified", None), ("x b/n2.txt", "renamed", "x b/notes.txt")]),
+])
+def test_folders_ending_in_space_b_are_read_as_git_reads_them(patch: str, files: list[tuple]) -> None:
+    """#16, eighth tester: `diff --git a/x b/notes.txt b/x b/notes.txt` (git's own output for a folder `x b`,
+    `---`/`+++` with git's trailing tab) made the whole patch `unreadable`; git splits it where both names
+    are equal, or where the `---`/`+++` or rename headers say."""
+    review = review_patch(patch)
+
+    assert [(f.path, f.action, f.old_path) for f in review.files] == files
+    assert review.findings == []
+    assert all(" b/x" not in path and "\ue000" not in path for f in review.files for path in f.paths)
+
+
+def test_a_sensitive_path_inside_a_space_b_folder_is_still_found() -> None:
+    """Telling the names apart must not hide one: every name the headers give is still reviewed."""
+    patch = ("diff --git a/.github/workflows/a b/ci.yml b/.github/workflows/a b/ci.yml\nindex 1..2 100644\n"
+             "--- a/.github/workflows/a b/ci.yml\t\n+++ b/.github/workflows/a b/ci.yml\t\n@@ -1 +1,2 @@\n a\n+b\n")
+
+    review = review_patch(patch)
+
+    assert [(f.kind, f.path) for f in review.findings] == [("ci_config", ".github/workflows/a b/ci.yml")]
