@@ -185,19 +185,30 @@ def _raw_environment() -> Mapping[Any, Any]:
 def _escaped_forms(secret: str) -> str:
     """A pattern for `secret` as written or as escaping left it, however many times: any run of
     backslashes before a character that is not an ASCII letter or digit (Markdown, JSON, JSON
-    inside JSON), such a character as a `\\uXXXX` escape (JSON's `ensure_ascii`, a surrogate pair
-    past the BMP), a word joiner or zero-width space after any character (unlinked references)."""
+    inside JSON), any character as a `\\uXXXX`, `\\u{...}` or `\\xXX` escape (`_char_forms`: JSON's
+    `ensure_ascii`, a surrogate pair past the BMP, a file's string literal), a word joiner or
+    zero-width space after any character (unlinked references). The patch policy's `secret` check
+    uses the same matching (`reveals_secret`)."""
     return "".join(_char_forms(char) + "[\u2060\u200b]?" for char in secret)
 
 
 def _char_forms(char: str) -> str:
-    if char.isascii() and char.isalnum():
-        return re.escape(char)
+    """One character as written or escaped: JSON and JavaScript escape any character, letters and digits
+    included (`sk-\\u0053ECRET` is `sk-SECRET` to every reader), so every character has its `\\uXXXX`
+    form (UTF-16 units, any hex case, as JSON writes one past the BMP), JavaScript's `\\u{...}` and,
+    below U+0100, the `\\xXX` of JavaScript, Python and C strings."""
     encoded = char.encode("utf-16-be", "surrogatepass")  # an environment's undecodable bytes
     units = [int.from_bytes(encoded[i:i + 2], "big") for i in range(0, len(encoded), 2)]
-    escaped = "".join(r"\\+u" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{unit:04x}")
-                      for unit in units)
-    return f"(?:\\\\*{re.escape(char)}|{escaped})"
+    escaped = ["".join(r"\\+u" + _hex(f"{unit:04x}") for unit in units), r"\\+u\{0*" + _hex(f"{ord(char):x}") + r"\}"]
+    if ord(char) < 0x100:
+        escaped.append(r"\\+x" + _hex(f"{ord(char):02x}"))
+    plain = re.escape(char) if char.isascii() and char.isalnum() else f"\\\\*{re.escape(char)}"
+    return f"(?:{plain}|{'|'.join(escaped)})"
+
+
+def _hex(digits: str) -> str:
+    """A pattern for hex `digits` in either case."""
+    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in digits)
 
 
 def scrub_record(value: Any, clean: Callable[[str], str] = scrub) -> Any:

@@ -362,3 +362,28 @@ def test_url_secrets_in_the_fragment_and_oauth_azure_sas_names_are_masked_in_eve
 def test_ordinary_url_parameters_are_kept(url: str) -> None:
     """The pattern masks credentials, not navigation: pages, anchors, sizes and sort orders stay readable."""
     assert scrub(url) == url and redaction.public_url(url) == url
+
+
+@pytest.mark.parametrize("written", [
+    '{"k": "sk-test-\\u0053ECRET12345"}',  # JSON escaping a letter
+    '{"k": "\\u0073\\u006B-test-SECRET12345"}',  # lowercase and uppercase hex
+    'key = "sk-test-\\x53ECRET\\x312345"',  # Python/JavaScript/C string literals
+    "const k = 'sk-test-\\u{53}ECRET12345';",  # JavaScript's code point escape
+])
+def test_a_patch_adding_an_escaped_held_secret_is_flagged_and_scrubbed(
+        written: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#16, eighth tester: `{"k": "sk-test-\\u0053ECRET12345"}` with that key held was not `secret`, though the
+    plain, UTF-16 and file-name forms were: any character may be escaped, letters and digits too."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET12345")
+    patch = ("diff --git a/conf.json b/conf.json\nnew file mode 100644\nindex 0000000..1111111\n"
+             f"--- /dev/null\n+++ b/conf.json\n@@ -0,0 +1 @@\n+{written}\n")
+
+    assert ("secret", "conf.json") in [(f.kind, f.path) for f in review_patch(patch).findings]
+    assert "ECRET" not in scrub(written) and MASK in scrub(written)
+
+
+def test_escapes_of_other_text_are_not_taken_for_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the held secret's own characters match: a different escaped letter is another string."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET12345")
+    assert not reveals_secret('{"k": "sk-test-\\u0054ECRET12345"}')
+    assert not reveals_secret("sk-test-\\x54ECRET12345")
