@@ -134,12 +134,12 @@ CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenki
 # .../monorepos). Vercel: `vercel.json` (`now.json` before it) in the project's Root Directory
 # (vercel.com/docs/monorepos). AWS Amplify: `amplify.yml` (appRoot per app, docs.aws.amazon.com/amplify/latest/
 # userguide/monorepo-configuration). Render: a Blueprint, `render.yaml` by default, "anywhere" by its setup
-# (render.com/docs/infrastructure-as-code). Heroku: `app.json` (`scripts.postdeploy`, review apps;
-# devcenter.heroku.com/articles/app-json-schema), `heroku.yml`, `Procfile`, heroku-buildpack-apt's `Aptfile`.
+# (render.com/docs/infrastructure-as-code). Heroku: `heroku.yml`, `Procfile`, heroku-buildpack-apt's `Aptfile`
+# (its `app.json` is read at the root only: `ROOT_DEPLOY_CONFIG_NAMES`).
 # Cloudflare: `wrangler.toml`/`.json`/`.jsonc` (`[build] command`, run by `wrangler deploy`). Railway:
 # `railway.json`/`.toml` at any path the service names (docs.railway.com/config-as-code/reference, builds/
 # build-configuration), `.railway/` (its infrastructure as code), Railpack's `railpack.json`, Nixpacks'
-# `nixpacks.toml`/`.json`. Fly.io: `fly.toml`. Google App Engine: `app.yaml`/`app.yml` per service. Firebase:
+# `nixpacks.toml`/`.json`. Fly.io: `fly.toml`. Google App Engine: see `SERVICE_DEPLOY_CONFIG_NAMES`. Firebase:
 # `firebase.json` (`predeploy`/`postdeploy` commands). Serverless Framework: `serverless.yml`/`.yaml`/`.json`/
 # `.js`/`.ts`. Platform.sh and Upsun: `.platform.app.yaml`, `.platform/`, `.upsun/` (Elastic Beanstalk reads
 # `.platform/hooks/` too). AWS App Runner: `apprunner.yaml`. Elastic Beanstalk: `.ebextensions/`. Cloud Native
@@ -147,12 +147,24 @@ CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenki
 # `deploy.template.yaml`).
 DEPLOY_CONFIG_NAMES_ANYWHERE = (
     "netlify.toml", "vercel.json", "now.json", "amplify.yml", "amplify.yaml", "render.yaml", "render.yml",
-    "app.json", "heroku.yml", "procfile", "aptfile", "wrangler.toml", "wrangler.json", "wrangler.jsonc",
+    "heroku.yml", "procfile", "aptfile", "wrangler.toml", "wrangler.json", "wrangler.jsonc",
     "railway.json", "railway.toml", ".railway/", "railpack.json", "nixpacks.toml", "nixpacks.json", "fly.toml",
-    "app.yaml", "app.yml", "firebase.json", "serverless.yml", "serverless.yaml", "serverless.json",
+    "firebase.json", "serverless.yml", "serverless.yaml", "serverless.json",
     "serverless.js", "serverless.ts", ".platform.app.yaml", ".platform/", ".upsun/", "apprunner.yaml",
     ".ebextensions/", "project.toml", ".do/",
 )
+# Names too common to be a platform's file anywhere (`locales/en/app.json`, `config/app.yaml`), read where the
+# platform reads them. Heroku reads `app.json` (`scripts.postdeploy`, review apps) "in the root directory of the
+# app's source code" (devcenter.heroku.com/articles/app-json-schema): the repository's root.
+ROOT_DEPLOY_CONFIG_NAMES = ("app.json",)
+# Google App Engine deploys each service from "a directory in the root of your app" that holds "that service's
+# app.yaml along with the associated source code" (cloud.google.com/appengine/docs/standard/configuration-files):
+# `app.yaml`/`app.yml` is `ci_config` at the root, or in a folder whose tree (before or after the patch) also holds
+# a runtime's manifest or entry point (`APP_ENGINE_SOURCES`), as a service folder does; elsewhere it is some other
+# tool's file.
+SERVICE_DEPLOY_CONFIG_NAMES = ("app.yaml", "app.yml")
+APP_ENGINE_SOURCES = ("requirements.txt", "main.py", "package.json", "go.mod", "pom.xml", "build.gradle",
+                      "build.gradle.kts", "composer.json", "index.php", "gemfile", "dockerfile", "*.csproj")
 # A local action's definition: the folder holding it (`uses: ./tools/lint`) is run by a workflow, with its
 # secrets, whatever file of the folder the definition names (`runs.main: dist/index.js`, a composite step's
 # script, a Dockerfile), so every file in that folder or below is `ci_config` (`_Tree.action_dirs`).
@@ -308,10 +320,12 @@ class _Tree:
 
     action_dirs: frozenset[str] = frozenset()
     names: tuple[str, ...] = ()
+    service_dirs: frozenset[str] = frozenset()  # folders holding an App Engine runtime's source (`APP_ENGINE_SOURCES`)
 
     @classmethod
     def of(cls, paths: Iterable[str]) -> _Tree:
         """The facts of a tree holding `paths` (files, relative to the root; "" is the root's folder)."""
+        paths = list(paths)
         listed = [path for path in paths if _may_name(path)]  # the few that matter
         seen = {part: _as_filesystems_see(part) for part in {part for path in listed for part in path.split("/")}}
         actions = {part for part, name in seen.items()
@@ -320,7 +334,17 @@ class _Tree:
                                 if path.rpartition("/")[2] in actions)
         hidden = {name for name in seen.values() if name.startswith(".") and name not in (".", "..")}
         in_action_dirs = {part for folder in action_dirs for part in folder.split("/") if part}
-        return cls(action_dirs, tuple(dict.fromkeys([*_PROTECTED_NAMES, *sorted(hidden | in_action_dirs)])))
+        services = frozenset(_as_filesystems_see(path.rpartition("/")[0]) for path in paths
+                             if any(fnmatch.fnmatchcase(path.rpartition("/")[2].lower(), source)
+                                    for source in APP_ENGINE_SOURCES))
+        return cls(action_dirs, tuple(dict.fromkeys([*_PROTECTED_NAMES, *sorted(hidden | in_action_dirs)])), services)
+
+    def is_deploy_config(self, path: str) -> bool:
+        """Whether `path` (folded) is a platform file read only at the root or in a service's folder."""
+        folder, _, name = path.rpartition("/")
+        if name in ROOT_DEPLOY_CONFIG_NAMES:
+            return folder == ""
+        return name in SERVICE_DEPLOY_CONFIG_NAMES and (folder == "" or folder in self.service_dirs)
 
     def in_action_dir(self, path: str) -> bool:
         """Whether `path` (folded) is in a local action's folder or below it."""
@@ -717,7 +741,8 @@ def _name_kinds(path: str, tree: _Tree) -> list[str]:
     """The kinds `path`'s name alone makes a change (`ci_config`, `agent_config`, `submodules`, else
     `tool_config`), read as every file system may open it (`_readings`)."""
     readings = _readings(path, tree.names)
-    kinds = ["ci_config"] if any(_is_ci_config(seen_as) or tree.in_action_dir(seen_as) for seen_as in readings) else []
+    kinds = ["ci_config"] if any(_is_ci_config(seen_as) or tree.in_action_dir(seen_as) or tree.is_deploy_config(seen_as)
+                                 for seen_as in readings) else []
     if any(posixpath.basename(seen_as) == AGENT_CONFIG_NAME for seen_as in readings):
         kinds.append("agent_config")
     if ".gitmodules" in readings:

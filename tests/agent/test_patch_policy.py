@@ -645,9 +645,9 @@ def test_a_more_precise_kind_replaces_tool_config() -> None:
 # -- deploy platforms' build configs: `ci_config` at any depth (issue 16, item 2b) ------------------------------
 DEPLOY_CONFIGS = [
     "netlify.toml", "apps/web/netlify.toml", "amplify.yml", "amplify.yaml", "vercel.json", "apps/site/vercel.json",
-    "now.json", "render.yaml", "app.json", "heroku.yml", "wrangler.toml", "wrangler.json", "workers/api/wrangler.jsonc",
+    "now.json", "render.yaml", "heroku.yml", "wrangler.toml", "wrangler.json", "workers/api/wrangler.jsonc",
     "railway.json", "railway.toml", ".railway/railway.ts", "railpack.json", "nixpacks.toml", "nixpacks.json",
-    "fly.toml", "Procfile", "backend/Procfile", "app.yaml", "app.yml", "services/api/app.yaml", "firebase.json",
+    "fly.toml", "Procfile", "backend/Procfile", "firebase.json",
     "serverless.yml", "serverless.yaml", "serverless.ts", ".platform.app.yaml", ".platform/routes.yaml",
     ".platform/hooks/prebuild/x.sh", ".upsun/config.yaml", "apprunner.yaml", ".ebextensions/01.config",
     "api/.ebextensions/x.config", "Aptfile", "project.toml", ".do/deploy.template.yaml",
@@ -755,3 +755,34 @@ def test_a_sensitive_path_inside_a_space_b_folder_is_still_found() -> None:
     review = review_patch(patch)
 
     assert [(f.kind, f.path) for f in review.findings] == [("ci_config", ".github/workflows/a b/ci.yml")]
+
+
+# -- platform files with common names, where the platform reads them (issue 16, eighth tester) ------------------
+def test_heroku_app_json_is_ci_config_at_the_root_only() -> None:
+    """#16, eighth tester: `locales/en/app.json` fixes were refused; Heroku reads app.json at the root only."""
+    assert kinds(file_patch("app.json")) == [("ci_config", "app.json")]
+    assert kinds(file_patch("APP.JSON")) == [("ci_config", "APP.JSON")]
+    assert kinds(file_patch("locales/en/app.json")) == []
+    assert kinds(file_patch("src/app.json")) == []
+
+
+@pytest.mark.parametrize(("path", "tree", "expected"), [
+    ("app.yaml", [], True),
+    ("app.yml", [], True),
+    ("services/api/app.yaml", ["services/api/main.py"], True),  # an App Engine service's folder
+    ("web/app.yaml", ["web/package.json"], True),
+    ("svc/App.yaml", ["svc/Api.csproj"], True),
+    ("config/app.yaml", ["config/settings.yaml", "main.py"], False),  # another tool's file
+    ("locales/en/app.yaml", [], False),
+    ("services/api/app.yaml", [], False),
+])
+def test_app_engine_app_yaml_is_ci_config_at_the_root_or_in_a_service_folder(
+        path: str, tree: list[str], expected: bool) -> None:
+    """App Engine deploys a service from a folder holding its app.yaml with its source: `config/app.yaml` is not one."""
+    found = review_in(file_patch(path), tree)
+    assert found == ([("ci_config", path)] if expected else [])
+
+
+def test_a_patch_adding_a_service_with_its_app_yaml_is_ci_config() -> None:
+    """The folder's source may arrive in the same patch: the tree after the patch counts too."""
+    assert ("ci_config", "api/app.yaml") in kinds(file_patch("api/app.yaml") + file_patch("api/requirements.txt"))
