@@ -15,8 +15,11 @@ the links):
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions: `action.yml` anywhere and every
   file in a folder that holds one in the tree before or after the patch, every other CI system's files:
   `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed; deploy platforms' build
-  configs at any depth (`netlify.toml`, `vercel.json`, `app.json`, `Procfile`, `.ebextensions/`...:
-  `DEPLOY_CONFIG_NAMES_ANYWHERE`), built with the deploy's secrets on every pushed branch; and files
+  configs at any depth (`netlify.toml`, `vercel.json`, `Procfile`, `.ebextensions/`...:
+  `DEPLOY_CONFIG_NAMES_ANYWHERE`; Heroku's `app.json` at the root and App Engine's `app.yaml` at the root
+  or in a service's folder: `ROOT_DEPLOY_CONFIG_NAMES`, `SERVICE_DEPLOY_CONFIG_NAMES`), built with the
+  deploy's secrets on every pushed branch; tools read by stem in any of their formats (`vercel.*`,
+  `netlify.*`, `lefthook*.*`, `mise.*toml`..., one table with each source: `TOOL_STEMS`); and files
   that run code when the repository is opened or committed to (`.devcontainer/`, `.gitpod.yml`,
   `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`, `devbox.json`,
   `.envrc`, Vim's and Neovim's local rc files, git hook managers' files);
@@ -155,6 +158,70 @@ DEPLOY_CONFIG_NAMES_ANYWHERE = (
     "serverless.js", "serverless.ts", ".platform.app.yaml", ".platform/", ".upsun/", "apprunner.yaml",
     ".ebextensions/", "project.toml", ".do/",
 )
+# Tools that read one stem in several formats, or names the lists above missed, with each one's source, so a
+# new spelling of a stem is covered without one more name (#16, eighth tester). A pattern without "/" is a file
+# name at any depth; `stem.*` takes only data formats' extensions (`DATA_EXTENSIONS`), so `docs/netlify.md` and
+# `src/providers/azure.ts` are not one, and `stem.+` those and code's (`CODE_EXTENSIONS`) for a tool that also
+# runs a config module (`vercel.ts`); a pattern ending in "/" is a folder at any depth; any other with "/" is
+# a path's last components at any depth. All lower case (as a case-insensitive file system folds them).
+DATA_EXTENSIONS = frozenset({"json", "jsonc", "json5", "toml", "yml", "yaml", "pkl", "nix", "dist"})
+CODE_EXTENSIONS = frozenset({"js", "cjs", "mjs", "ts", "cts", "mts"})
+TOOL_STEMS: tuple[tuple[str, str], ...] = (
+    ("vercel.+", "Vercel: vercel.json and vercel.ts/.js/.mjs/.cjs/.mts (vercel.com/docs/project-configuration)"),
+    ("netlify.*", "Netlify: netlify.toml, .yml, .json in the base directory (docs.netlify.com, file-based config)"),
+    ("dockerrun.aws.json", "AWS Elastic Beanstalk's Docker platform (docs.aws.amazon.com/elasticbeanstalk)"),
+    ("apphosting*.*", "Firebase App Hosting: apphosting.yaml, apphosting.<env>.yaml (firebase.google.com/docs)"),
+    ("appspec.*", "AWS CodeDeploy: appspec.yml/.yaml/.json, whose hooks run scripts (docs.aws.amazon.com/codedeploy)"),
+    ("azure.*", "Azure Developer CLI: azure.yaml, whose hooks run on `azd up` (learn.microsoft.com, azd schema)"),
+    ("okteto.*", "Okteto: okteto.yml/.yaml build and deploy commands (okteto.com/docs/reference/okteto-manifest)"),
+    ("porter.*", "Porter: porter.yaml build and predeploy (docs.porter.run)"),
+    ("captain-definition", "CapRover: captain-definition (caprover.com/docs/captain-definition-file.html)"),
+    ("zbpack.*", "Zeabur: zbpack.json build and start commands (zeabur.com/docs)"),
+    ("mise.*toml", "mise: mise.toml, mise.local.toml, mise.<env>.toml, tasks run on `cd` (mise.jdx.dev/configuration)"),
+    (".mise.*toml", "mise: .mise.toml, .mise.local.toml, .mise.<env>.toml (mise.jdx.dev/configuration)"),
+    ("mise/config.toml", "mise: mise/config.toml and .mise/config.toml in any folder (mise.jdx.dev/configuration)"),
+    ("_gvimrc", "gVim's local rc with 'exrc' (vimhelp.org/starting.txt)"),
+    (".gvimrc", "gVim's local rc with 'exrc' (vimhelp.org/starting.txt)"),
+    ("simple-git-hooks.+", "simple-git-hooks: .json/.js/.cjs/.mjs (github.com/toplenboren/simple-git-hooks)"),
+    (".simple-git-hooks.+", "simple-git-hooks' dotted form (github.com/toplenboren/simple-git-hooks)"),
+    ("lefthook*.*", "lefthook: lefthook[-local].yml/.yaml/.toml/.json/.jsonc (lefthook.dev/configuration)"),
+    (".lefthook*.*", "lefthook's dotted forms (lefthook.dev/configuration)"),
+    ("hk.pkl", "hk git hooks (hk.jdx.dev/configuration)"),
+    ("hk.local.pkl", "hk's local overrides (hk.jdx.dev/configuration)"),
+    ("captainhook.json", "CaptainHook git hooks for PHP (docs.captainhook.info)"),
+    ("grumphp.*", "GrumPHP: grumphp.yml, grumphp.yaml, grumphp.yml.dist git hooks (github.com/phpro/grumphp)"),
+    ("grumphp.y*ml.dist", "GrumPHP's distributed default (github.com/phpro/grumphp)"),
+    ("prek.*", "prek, pre-commit's reimplementation: prek.toml (prek.j178.dev)"),
+    ("*.sublime-project", "Sublime Text: a project's build systems run commands (sublimetext.com/docs/projects.html)"),
+    ("devfile.*", "Devfile: devfile.yaml/.yml commands run by workspaces (devfile.io/docs)"),
+    (".devfile.*", "Devfile's dotted form (devfile.io/docs)"),
+    ("devenv.*", "devenv: devenv.nix, devenv.yaml, devenv.local.nix, enterShell on every shell (devenv.sh)"),
+    ("ci_scripts/", "Xcode Cloud: ci_scripts/ beside the project runs ci_post_clone.sh and others (developer.apple.com)"),
+    ("bin/post_compile", "Heroku's Python buildpack runs bin/post_compile (devcenter.heroku.com, python buildpack)"),
+    ("bin/pre_compile", "Heroku's Python buildpack runs bin/pre_compile (devcenter.heroku.com, python buildpack)"),
+)
+
+
+def _is_tool_stem(path: str) -> bool:
+    """Whether `path` (folded) is named by a row of `TOOL_STEMS`."""
+    name, folders = posixpath.basename(path), path.split("/")[:-1]
+    for pattern, _ in TOOL_STEMS:
+        if pattern.endswith("/"):
+            found = pattern[:-1] in folders
+        elif "/" in pattern:
+            found = path == pattern or path.endswith("/" + pattern)
+        else:
+            stem, _, extension = name.rpartition(".")
+            if pattern.endswith((".*", ".+")):
+                allowed = DATA_EXTENSIONS | (CODE_EXTENSIONS if pattern.endswith(".+") else frozenset())
+                found = extension in allowed and fnmatch.fnmatchcase(stem, pattern[:-2])
+            else:
+                found = fnmatch.fnmatchcase(name, pattern)
+        if found:
+            return True
+    return False
+
+
 # Names too common to be a platform's file anywhere (`locales/en/app.json`, `config/app.yaml`), read where the
 # platform reads them. Heroku reads `app.json` (`scripts.postdeploy`, review apps) "in the root directory of the
 # app's source code" (devcenter.heroku.com/articles/app-json-schema): the repository's root.
@@ -850,12 +917,12 @@ def _is_executable(mode: str | None) -> bool:
 
 def _is_ci_config(path: str) -> bool:
     """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition: `CI_CONFIG_PATHS`,
-    `CI_CONFIG_NAMES_ANYWHERE`, `DEPLOY_CONFIG_NAMES_ANYWHERE`."""
+    `CI_CONFIG_NAMES_ANYWHERE`, `DEPLOY_CONFIG_NAMES_ANYWHERE`, `TOOL_STEMS`."""
     name, folders = posixpath.basename(path), path.split("/")[:-1]
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in CI_CONFIG_NAMES_ANYWHERE):
         return True
     if any(entry.rstrip("/") in folders if entry.endswith("/") else name == entry
-           for entry in DEPLOY_CONFIG_NAMES_ANYWHERE):
+           for entry in DEPLOY_CONFIG_NAMES_ANYWHERE) or _is_tool_stem(path):
         return True
     return any((path.startswith(prefix) or path == prefix.rstrip("/")) if prefix.endswith("/") else path == prefix
                for prefix in CI_CONFIG_PATHS)

@@ -810,3 +810,30 @@ def test_edits_to_ordinary_files_and_removing_an_executable_are_not_executable()
     removed = ("diff --git a/build.sh b/build.sh\ndeleted file mode 100755\nindex 1111111..0000000\n--- a/build.sh\n"
                "+++ /dev/null\n@@ -1 +0,0 @@\n-#!/bin/sh\n")
     assert kinds(removed) == []
+
+
+# -- tools read by stem in several formats, and names nobody listed (issue 16, eighth tester) ---------------------
+TOOL_STEM_SPELLINGS = [
+    "vercel.ts", "apps/web/vercel.js", "vercel.mjs", "vercel.cjs", "site/vercel.mts", "vercel.toml",
+    "netlify.yml", "apps/docs/netlify.json", "Dockerrun.aws.json", "apphosting.yaml", "apphosting.staging.yaml",
+    "appspec.yml", "deploy/appspec.json", "azure.yaml", "okteto.yml", "porter.yaml", "captain-definition",
+    "zbpack.json", "mise.local.toml", "sub/mise.production.toml", "tools/mise/config.toml", ".mise.dev.toml",
+    "pkg/.mise.local.toml", "_gvimrc", "src/.gvimrc", "simple-git-hooks.mjs", "web/.simple-git-hooks.ts",
+    "lefthook.jsonc", "pkg/lefthook-local.yaml", "hk.pkl", "captainhook.json", "grumphp.yml", "grumphp.yml.dist",
+    "prek.toml", "app.sublime-project", "devfile.yaml", "devenv.nix", "devenv.yaml", "ios/ci_scripts/ci_post_clone.sh",
+    "ci_scripts/ci_pre_xcodebuild.sh", "bin/post_compile", "bin/pre_compile", "VERCEL.TS", "Lefthook.JSONC",
+]
+
+
+def test_tools_read_by_stem_are_ci_config_in_any_of_their_formats(tmp_path: Path) -> None:
+    """#16, eighth tester: vercel.ts, netlify.yml, mise.local.toml, lefthook.jsonc... passed unlisted; a stem with
+    any of its formats is matched (`TOOL_STEMS`), so a spelling nobody listed is caught too."""
+    assert planted(tmp_path, TOOL_STEM_SPELLINGS) == sorted(("ci_config", name) for name in TOOL_STEM_SPELLINGS)
+
+
+def test_look_alikes_of_tool_stems_pass(tmp_path: Path) -> None:
+    """Stems take configuration formats only: documentation and ordinary source files of the same stem pass."""
+    assert planted(tmp_path, [
+        "docs/vercel.md", "docs/netlify.md", "src/providers/azure.ts", "src/porter.py", "mise.md", "docs/devenv.md",
+        "src/lefthook.go", "bin/compile.py", "scripts/ci_scripts.md", "hk.py",
+    ]) == []
