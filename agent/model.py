@@ -214,10 +214,24 @@ class OpenAIModel:
     def list_models(self, deadline: float | None = None) -> list[dict[str, Any]]:
         """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`.
 
-        `deadline` (`time.monotonic()` seconds) caps the wait as for `query`.
+        `deadline` (`time.monotonic()` seconds) caps the wait as for `query`. Read as plain JSON (its
+        `data` list, or a bare list), as chat replies are: the SDK's typed page and models are
+        more imports and parsing on the way to the first request. Raises `ModelError` for an
+        answer that holds no such list.
         """
-        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout), deadline)
-        return [entry.to_dict(mode="json") for entry in page.data]
+        raw, _ = self._with_retries(lambda timeout: self._get_json("/models", timeout), deadline)
+        entries = raw.get("data") if isinstance(raw, dict) else raw
+        if not isinstance(entries, list):
+            text = " ".join(str(raw).split())
+            raise ModelError(f"model server at {self.url} answered /models with no list of models: "
+                             f"{self._redact(text[:200])!r}")
+        return [entry for entry in entries if isinstance(entry, dict)]
+
+    def _get_json(self, path: str, timeout: float) -> Any:
+        try:
+            return self._client.get(path, cast_to=object, options={"timeout": timeout})
+        except ValueError as exc:  # a JSON content type whose body does not parse
+            return f"unparsable JSON ({exc})"
 
     @property
     def max_tokens(self) -> int:

@@ -344,6 +344,17 @@ def test_list_models_returns_server_entries(fake_model_server: FakeOpenAIServer)
     assert [(entry["id"], entry["max_model_len"]) for entry in models] == [("fake-model", 32768)]
 
 
+def test_a_models_answer_without_a_list_is_one_model_error(fake_model_server: FakeOpenAIServer) -> None:
+    """`/v1/models` is read as plain JSON: a bare list is taken, anything else is one line naming the server."""
+    fake_model_server.models_listing = lambda: [{"id": "fake-model", "max_model_len": 4096}, "junk"]
+    assert make_model(fake_model_server).list_models() == [{"id": "fake-model", "max_model_len": 4096}]
+    fake_model_server.models_listing = lambda: {"detail": "login required"}
+    model = make_model(fake_model_server, retries=0)
+    with pytest.raises(ModelError, match=r"answered /models with no list of models: \"{'detail': 'login required'}\""):
+        model.list_models()
+    assert model.context_window() == model.profile.context_window  # the profile's, as when the server is down
+
+
 def test_unknown_model_name_gets_generic_profile(fake_model_server: FakeOpenAIServer) -> None:
     fake_model_server.script = [Reply("ok")]
     model = make_model(fake_model_server)
