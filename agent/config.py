@@ -34,7 +34,7 @@ from pydantic import (
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
 from agent.redaction import hold, public_url, url_secrets
-from agent.repo_files import OUTSIDE, refusal
+from agent.repo_files import OUTSIDE, refusal, snapshot_refusal
 
 REPO_CONFIG_NAME = ".agent.toml"
 TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
@@ -486,7 +486,8 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
     """Make relative paths in a config file relative to that file, not to the cwd.
 
     With `inside`, a path the host may not read for the repository (`agent.repo_files.refusal`:
-    out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file) is
+    out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file; for a prompt
+    file, also one git ignores: `agent.repo_files.snapshot_refusal`) is
     removed; the keys removed are returned as "key (why)".
     """
     removed: list[str] = []
@@ -498,7 +499,8 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base / path
-        if inside is not None and (refused := refusal(path, inside)) is not None:
+        check = snapshot_refusal if (section, key) in _TEMPLATE_KEYS else refusal  # the prompt: snapshot files only
+        if inside is not None and (refused := check(path, inside)) is not None:
             del table[key]  # e.g. a committed `p.txt -> .git/config`: the user's credentials in the prompt
             removed.append(f"{section}.{key} ({refused})")
             continue

