@@ -551,6 +551,28 @@ def test_an_edit_through_a_committed_file_link_is_reviewed_under_the_links_name(
     assert not [f for f in review_patch(file_patch(path), {}).findings if "reached as" in f.detail]
 
 
+def test_the_snapshots_links_come_from_its_index_listing_sparse_ones_too(tmp_path: Path, monkeypatch) -> None:
+    import agent.workspace as workspace
+
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "docs" / "up").symlink_to("..")
+    (repo / "f.txt").write_text("x\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "update-index", "--skip-worktree", "docs/up")  # sparse checkout: the link is not in the working tree
+    (repo / "docs" / "up").unlink()
+    found = workspace.UserRepo.find(repo)
+    snapshot = workspace.take_snapshot(found, tmp_path / "scratch")
+    assert "docs/up" not in snapshot.files
+    ran: list[str] = []
+    real_run = workspace._run
+    monkeypatch.setattr(workspace, "_run", lambda cwd, args, *rest, **kw: ran.append(args[0]) or real_run(cwd, args, *rest, **kw))
+    assert workspace.snapshot_links(found, snapshot) == {"docs/up": ".."}
+    assert "ls-tree" not in ran  # after `submit`: no walk of the whole tree, the snapshot listed its links
+
+
 # -- the seventh tester (issue 16): link targets as Windows reads them -----------------------------------------
 @pytest.mark.parametrize(("target", "where"), [
     ("GIT~1\\config", "resolves into .git"), (".git\\config", "resolves into .git"),
