@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,11 +68,17 @@ def test_spec_entries_of_the_second_five_as_swebench_4_had_them() -> None:
     assert sphinx.pre_install[0] == "sed -i 's/pytest/pytest -rA/' tox.ini"
     assert "sed -i 's/Jinja2>=2.3/Jinja2<3.0/' setup.py" in sphinx.pre_install
     assert any("grep -q 'sphinxcontrib-htmlhelp>=2.0.0' setup.py" in step for step in sphinx.pre_install)
-    assert recipe_for("sphinx-doc/sphinx", "5.0").pre_install == ["sed -i 's/pytest/pytest -rA/' tox.ini"]
+    # tox-current-env's .tox/py39/bin/python links to the venv's python: .tox/py39 must look like the venv
+    tox_view = "mkdir -p .tox/py39 && cp \"$VIRTUAL_ENV/pyvenv.cfg\" .tox/py39/ && ln -sfn \"$VIRTUAL_ENV/lib\" .tox/py39/lib"
+    assert recipe_for("sphinx-doc/sphinx", "5.0").pre_install == ["sed -i 's/pytest/pytest -rA/' tox.ini", tox_view]
+    assert all(recipe_for("sphinx-doc/sphinx", v).pre_install[1] == tox_view for v in ("1.5", "3.4", "4.1", "4.3", "7.2", "8.1"))
     assert recipe_for("sphinx-doc/sphinx", "7.2").pre_install[-1] == "apt-get update && apt-get install -y graphviz"
     assert recipe_for("sphinx-doc/sphinx", "8.0").unfaithful  # tox's py39 on another Python: said, not hidden
-    # uncapped docutils: what upstream's 2024 images got, not PyPI's newest (no docutils.utils.roman)
-    assert "docutils==0.21.2" in recipe_for("sphinx-doc/sphinx", "3.4").pip_packages
+    # uncapped docutils: the last before 0.18 (footnote HTML) and 0.22 (no docutils.utils.roman), Sphinx 4.0's own cap
+    assert "docutils==0.17.1" in recipe_for("sphinx-doc/sphinx", "3.4").pip_packages
+    # uncapped sphinxcontrib-jsmath: PyPI's 2.0.0 refuses Sphinx < 5; upstream's 2024 images got 1.0.1
+    assert all("sphinxcontrib-jsmath==1.0.1" in recipe_for("sphinx-doc/sphinx", v).pip_packages
+               for v in ("1.5", "3.4", "4.1", "4.4", "5.0", "7.2", "8.1"))
     assert not any(p.startswith("docutils") for p in recipe_for("sphinx-doc/sphinx", "4.1").pip_packages)
     assert recipe_for("pylint-dev/pylint", "2.8").pip_packages == ["pyenchant==3.2"]
     assert recipe_for("pylint-dev/pylint", "3.0").pip_packages == ["astroid==3.0.0a6", "setuptools"]
@@ -84,6 +93,31 @@ def test_spec_entries_of_the_second_five_as_swebench_4_had_them() -> None:
     xarray = recipe_for("pydata/xarray", "2022.06")
     assert (xarray.packages, xarray.environment_paths[0]) == ("environment.yml", "ci/requirements/environment.yml")
     assert (xarray.interpreter.requested, xarray.interpreter.version) == ("3.10", "3.9")  # where numpy 1.23.0 has wheels
+    # on 3.9 PyPI's newest numbagg for it (0.9.2) fails to import (typing.TypeAlias): the rolling_exp tests were skipped
+    assert "numbagg==0.8.2" in recipe_for("pydata/xarray", "0.12").pip_packages
+
+
+def test_sphinx_tox_link_starts_the_venv(tmp_path: Path) -> None:
+    """tox-current-env runs `.tox/py39/bin/python`, a link to the venv's python: bare, it starts without the venv."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "only_in_the_venv.py").write_text("")
+    testbed = tmp_path / "testbed"
+    (testbed / ".tox" / "py39" / "bin").mkdir(parents=True)
+    link = testbed / ".tox" / "py39" / "bin" / "python"
+    link.symlink_to(venv / "bin" / "python")  # what tox-current-env makes (os.symlink(sys.executable, ...))
+
+    def imports() -> bool:
+        return subprocess.run([link, "-c", "import only_in_the_venv"], capture_output=True).returncode == 0
+
+    assert not imports()  # the failure every sphinx test run had: "No module named pytest"
+    step = recipe_for("sphinx-doc/sphinx", "3.4").pre_install[1]
+    subprocess.run(["bash", "-euc", step], cwd=testbed, env={**os.environ, "VIRTUAL_ENV": str(venv)}, check=True)
+    assert imports()
+    subprocess.run(["bash", "-euc", step], cwd=testbed, env={**os.environ, "VIRTUAL_ENV": str(venv)}, check=True)
+    assert imports()  # the step runs in the environment layer and again in the instance layer
 
 
 def test_interpreter_substitution_is_recorded() -> None:
