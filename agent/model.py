@@ -143,7 +143,12 @@ class Model(Protocol):
 
 
 class OpenAIModel:
-    """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
+    """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint.
+
+    Settings naming several servers (`model.base_urls`) are served by their first: a single
+    conversation stays on one server (its prefix cache); `agent.endpoints.EndpointPool` deals
+    many conversations out over all of them.
+    """
 
     def __init__(
         self,
@@ -153,6 +158,8 @@ class OpenAIModel:
         sleep: Callable[[float], None] = time.sleep,
         wait_notice: float = WAIT_NOTICE_EVERY,
     ) -> None:
+        if settings.base_urls:  # one client, one server: `agent fix`'s conversation goes to the first of several
+            settings = settings.model_copy(update={"base_url": settings.base_urls[0], "base_urls": []})
         self.settings = settings
         self.wait_notice = wait_notice
         self.profile = profile or pick_profile(settings.name, settings.profile)

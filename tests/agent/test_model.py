@@ -14,6 +14,7 @@ from agent.config import ModelPrices, ModelSettings
 from agent.errors import EnvironmentProblem, UsageError
 from agent.model import ContextLengthExceeded, ModelError, OpenAIModel, OutOfTime, retry_after_seconds
 from agent.profiles import GENERIC, pick_profile
+from agent.redaction import public_url
 from tests.fakes.openai_server import (
     Delay,
     Drop,
@@ -83,6 +84,17 @@ def test_reply_carries_content_raw_tool_calls_reasoning_and_usage(fake_model_ser
     assert reply.usage.prompt_tokens > 0 and reply.usage.cached_tokens is None
     assert reply.cost is None
     assert fake_model_server.requests[0]["messages"] == MESSAGES
+
+
+def test_a_lone_client_talks_to_the_first_of_base_urls(fake_model_server: FakeOpenAIServer) -> None:
+    # A user's config naming only `base_urls` sent `agent fix` to the default base_url (ninth #16 tester).
+    fake_model_server.script = [Reply("Done.")]
+    served = fake_model_server.model_settings()
+    settings = served.model_copy(update={"base_url": "http://127.0.0.1:9/v1",
+                                         "base_urls": [served.base_url, "http://127.0.0.1:9/v1"]})
+    model = OpenAIModel(settings, sleep=SleepRecorder())
+    assert model.query(MESSAGES, []).content == "Done."
+    assert model.url == public_url(served.base_url)
 
 
 def test_plain_reply_has_no_tool_calls_and_no_reasoning(fake_model_server: FakeOpenAIServer) -> None:
