@@ -8,7 +8,8 @@ the merged tree, and each problem is reported against the layer that supplied th
 Trust: flags, environment and the user file are the user's own; a repository's
 `.agent.toml` comes with code cloned from anywhere. `WHO_MAY_SET` says which keys a
 repository may set; any other key it sets is dropped with one warning line, and the
-files it names (prompts, Dockerfile) must lie inside the repository.
+files it names (prompts, Dockerfile) must lie inside the repository. Its `model.extra_body`
+keeps only sampling knobs (`REPO_EXTRA_BODY`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pydantic import (
 from agent.errors import UsageError
 from agent.profiles import PROFILE_NAMES
 from agent.redaction import hold, public_url, url_secrets
-from agent.repo_files import OUTSIDE, refusal
+from agent.repo_files import OUTSIDE, refusal, snapshot_refusal
 
 REPO_CONFIG_NAME = ".agent.toml"
 TEMPLATE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2")
@@ -62,7 +63,8 @@ WHO_MAY_SET: dict[str, Source] = {
     "model.name": "repo", "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
     "model.max_tokens": "repo", "model.request_timeout": "repo", "model.retries": "repo",
     "model.retry_backoff_base": "repo", "model.retry_backoff_max": "repo", "model.tool_format": "repo",
-    "model.extra_body": "repo", "model.context_window": "repo",
+    "model.extra_body": "repo",  # from a repository, only the keys REPO_EXTRA_BODY lists
+    "model.context_window": "repo",
     "sandbox.image": "user", "sandbox.cpus": "user", "sandbox.memory": "user", "sandbox.pids_limit": "user",
     "sandbox.network": "user", "sandbox.ca_bundle": "user", "sandbox.capabilities": "user", "sandbox.user": "user",
     "sandbox.workdir": "repo", "sandbox.setup": "repo", "sandbox.test_cmd": "repo", "sandbox.dockerfile": "repo",
@@ -78,10 +80,24 @@ WHO_MAY_SET: dict[str, Source] = {
 # protocol, and `n`/`best_of`, which would multiply what every request costs on the server.
 EXTRA_BODY_RESERVED = frozenset({"model", "messages", "tools", "tool_choice", "functions", "function_call",
                                  "stream", "stream_options", "n", "best_of"})
+# What a repository's `.agent.toml` may put in `model.extra_body`: sampling knobs that shape a reply but
+# cannot multiply what a request costs (no other replies, beams, log-probabilities, longer replies or a
+# larger context): those the profiles use (agent/profiles.py: temperature, top_p, top_k, min_p,
+# repetition_penalty), the other usual penalties and cut-offs, the seed and stop strings, and whether a
+# hybrid model thinks. Each with the shape a server takes for it; every other key (`n_cmpl`, `n_probs`,
+# `num_return_sequences`, `use_beam_search`, `logprobs`, `prompt_logprobs`, `options.num_predict`,
+# `max_tokens`: a repository sets the reply bound through `model.max_tokens`, which is capped) or shape is
+# ignored with the warning line of the other user-only keys. The user's own extra_body is not filtered.
+_NUMBER, _INTEGER, _STOP, _SWITCH = "a number", "an integer", "a string or a list of strings", "true or false"
+REPO_EXTRA_BODY: dict[str, str] = {
+    "temperature": _NUMBER, "top_p": _NUMBER, "top_k": _INTEGER, "min_p": _NUMBER, "typical_p": _NUMBER,
+    "repetition_penalty": _NUMBER, "presence_penalty": _NUMBER, "frequency_penalty": _NUMBER, "seed": _INTEGER,
+    "stop": _STOP, "chat_template_kwargs.enable_thinking": _SWITCH,
+}
 # Keys saying one thing two ways: the one from the stronger source wins, the other is dropped.
 ALTERNATIVES = ((("model", "base_url"), ("model", "base_urls")),)
 # Kinds of change the patch policy refuses for `ci`/`pr` unless allowed (see agent/patch_policy.py).
-PatchKind = Literal["ci_config", "agent_config", "submodules", "symlink_outside", "executable"]
+PatchKind = Literal["ci_config", "tool_config", "agent_config", "submodules", "symlink_outside", "executable"]
 
 
 class _Section(BaseModel):
@@ -446,7 +462,7 @@ def _file_layer(path: Path, problems: list[str], repo_root: Path | None = None,
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
         return []
-    refused = sorted(_drop_user_only_keys(data)) if repo_root is not None else []
+    refused = sorted(_drop_user_only_keys(data) + _keep_repo_extra_body(data)) if repo_root is not None else []
     problems += _drop_nul_paths(data, path)
     refused += _anchor_relative_paths(data, path.parent, inside=repo_root)
     if refused:
@@ -470,7 +486,8 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
     """Make relative paths in a config file relative to that file, not to the cwd.
 
     With `inside`, a path the host may not read for the repository (`agent.repo_files.refusal`:
-    out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file) is
+    out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file; for a prompt
+    file, also one git ignores: `agent.repo_files.snapshot_refusal`) is
     removed; the keys removed are returned as "key (why)".
     """
     removed: list[str] = []
@@ -482,7 +499,8 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base / path
-        if inside is not None and (refused := refusal(path, inside)) is not None:
+        check = snapshot_refusal if (section, key) in _TEMPLATE_KEYS else refusal  # the prompt: snapshot files only
+        if inside is not None and (refused := check(path, inside)) is not None:
             del table[key]  # e.g. a committed `p.txt -> .git/config`: the user's credentials in the prompt
             removed.append(f"{section}.{key} ({refused})")
             continue
@@ -504,6 +522,40 @@ def _drop_user_only_keys(data: dict[str, Any]) -> list[str]:
                 dropped.append(f"{section}.{key}")
                 del table[key]
     return dropped
+
+
+def _keep_repo_extra_body(data: dict[str, Any]) -> list[str]:
+    """Remove from a repository's `model.extra_body` every key `REPO_EXTRA_BODY` does not list, or whose
+    value has another shape; return their dotted names (with the shape wanted, for a listed key)."""
+    model = data.get("model")
+    body = model.get("extra_body") if isinstance(model, dict) else None
+    return _keep_allowed(body, "") if isinstance(body, dict) else []  # validation reports any other shape
+
+
+def _keep_allowed(table: dict[str, Any], prefix: str) -> list[str]:
+    """Remove from `table` (the part of extra_body at `prefix`, "" or "chat_template_kwargs.") what
+    `REPO_EXTRA_BODY` does not allow there; a table left empty goes too."""
+    dropped: list[str] = []
+    for key, value in list(table.items()):
+        name, wanted = prefix + key, REPO_EXTRA_BODY.get(prefix + key)
+        if wanted is None and isinstance(value, dict) and any(k.startswith(name + ".") for k in REPO_EXTRA_BODY):
+            dropped += _keep_allowed(value, name + ".")
+            if not value:
+                del table[key]
+        elif wanted is None or not _has_shape(value, wanted):
+            dropped.append(f"model.extra_body.{name}" + (f" (not {wanted})" if wanted else ""))
+            del table[key]
+    return dropped
+
+
+def _has_shape(value: Any, wanted: str) -> bool:
+    """Whether `value` is what `wanted` (a `REPO_EXTRA_BODY` shape) says; a bool is no number."""
+    if wanted == _SWITCH:
+        return isinstance(value, bool)
+    if wanted == _STOP:
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value))
+    kinds = (int,) if wanted == _INTEGER else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def _known_key(section: str, key: str) -> bool:

@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
 from agent.config import Settings
-from agent.environment import prepare_image
 from agent.errors import UsageError
-from agent.files_image import FilesImage
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
 from agent.redaction import Redactor, scrub
@@ -48,13 +46,15 @@ from sandbox import cleanup
 from sandbox.base import SandboxError
 from sandbox.cache import cache_home
 from sandbox.cleanup import shielded
-from sandbox.docker import DockerSandbox, SandboxSpec, connect, start_sandbox
 from sandbox.pending import PendingSandbox
 
-if TYPE_CHECKING:  # at run time the loop and the model client are imported once the sandbox is starting
+if TYPE_CHECKING:  # at run time the loop and the model client are imported while the snapshot is taken, and
+    # Docker's side (the client, images, the sandbox's set-up) once the first request has left
+    from agent.files_image import FilesImage
     from agent.followup import FollowUp
     from agent.loop import Listener, RunResult
     from agent.model import Model
+    from sandbox.docker import DockerSandbox, SandboxSpec
 
 T = TypeVar("T")
 EXIT_CODES = {"patch": 0, "no_patch": 1, "model_error": 3, "sandbox_error": 3, "interrupted": 130}
@@ -198,15 +198,21 @@ def run_fix(
 ) -> FixOutcome:
     """Snapshot, sandbox, loop, delivery. `model` defaults to the client `settings.model` names.
 
-    The snapshot is taken and the sandbox started in the background while this thread
-    imports the loop and the model client (the largest part of start-up: `openai` alone is
-    about a third of the CPU before the first request). The first request waits for the
-    image (a failed setup sends none) but not for the container: it leaves while Docker
-    starts it and the snapshot is copied in (`sandbox.pending`), and the first tool call
-    waits for them; a start that Docker refuses then ends the run with status
-    `sandbox_error` (exit 3, its reason in the message, the trajectory closed), as a sandbox
-    that dies mid-run does. Nothing of the run stays in the user's repository (but the
-    trajectory under `.agent/` and the delivered branch) or in the temporary folder.
+    The snapshot is taken in the background while this thread imports the loop and the
+    model client (the `openai` SDK's import is most of the CPU before the first request).
+    The first request waits for the snapshot (its file list goes into the prompt) and for
+    nothing of Docker's: Docker's Python work (its client's import, the image check, the
+    container, the copy of the snapshot: about 0.3 s of CPU) would hold the interpreter lock
+    the request's own set-up needs, so it begins when the first request leaves
+    (`sandbox.pending`) and runs while the model reads the task; the first tool call, or
+    else the second request, waits for it. A start that fails then ends the run there
+    with status `sandbox_error`, its reason in the message and the trajectory closed, as a
+    sandbox that dies mid-run does: a container Docker refuses, a missing image, Docker
+    unreachable (exit 3); a failed setup raises its own error after that clean-up, as
+    before the loop (exit 3, one line), also when the model server failed meanwhile. Such a
+    run has cost one model request. The image is recorded in the trajectory's `sandbox`
+    event once a tool has run in it. Nothing of the run stays in the user's repository
+    (but the trajectory under `.agent/` and the delivered branch) or in the temporary folder.
 
     A signal at any point still ends with an outcome: SIGINT and SIGTERM
     (`KeyboardInterrupt`) end the run with status `interrupted`, the container and the
@@ -225,8 +231,8 @@ def run_fix(
         background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="moe-fix")
         trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl",
                                       redact=Redactor([*settings.secrets(), *request.secrets]))
-    starting: Future[DockerSandbox] | None = None
     box: PendingSandbox | None = None
+    preparing: Future[_Prepared] | None = None
     stopping: Future[None] | None = None
     result: RunResult | None = None
     image, cached = "", False
@@ -235,10 +241,18 @@ def run_fix(
         follow = request.follow_up
         taking = background.submit(clock.timed, "snapshot", follow.snapshot if follow else take_snapshot, repo,
                                    scratch / "snapshot")
-        preparing = background.submit(_prepare_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
-        starting = background.submit(lambda: _start_prepared(preparing.result(), taking, clock, echo))
-        background.submit(cleanup.reap_scratch)  # copies left by runs killed with -9, once a worker is free
-        from agent.loop import configured_agent, toolset  # the model client's imports overlap the start
+
+        def launch() -> Future[DockerSandbox]:
+            """Docker's part, once the first request has left (`PendingSandbox.launch`), and what can wait as long."""
+            nonlocal preparing
+            preparing = background.submit(_prepare_sandbox, settings, repo, run_id, taking, scratch, clock, echo)
+            starting = background.submit(lambda: _start_prepared(preparing.result(), taking, clock, echo))  # type: ignore[union-attr]
+            background.submit(cleanup.reap_scratch)  # copies left by runs killed with -9
+            background.submit(importlib.import_module, "jsonschema")  # what the first tool call imports, for its arguments
+            return starting
+
+        box = PendingSandbox(launch, settings.sandbox.workdir)
+        from agent.loop import configured_agent, toolset  # the model client's imports overlap the snapshot
 
         toolset(settings.tools.enabled)  # a bad tool name fails before the loop starts
         if model is None:
@@ -246,22 +260,27 @@ def run_fix(
 
             model = OpenAIModel(settings.model)
             background.submit(model.warm)
-        prepared = preparing.result()  # the image: a failed setup ends the run before any request
-        image, cached = prepared.image, prepared.cached
-        # The first request needs only the working directory: it leaves while the container
-        # starts and the snapshot is copied in, and the first tool call waits for them.
-        box = PendingSandbox(starting, settings.sandbox.workdir)
         snapshot = taking.result()
         # The tag cache stays in the user's cache directory: one inside the repository could have
         # come with the clone.
-        # What the first tool call imports (jsonschema, for its arguments) loads while the model answers.
-        first_sent = lambda: background.submit(importlib.import_module, "jsonschema")  # noqa: E731
-        agent = configured_agent(_Timed(model, clock, first_sent), box, settings, task=request.task,
+        image_noted = False
+
+        def noted(kind: str, data: dict[str, Any]) -> None:
+            """Once a tool has run in it, the sandbox's image (unknown when the `start` event was written)."""
+            nonlocal image_noted
+            if kind == "tool" and not image_noted and preparing is not None and preparing.done() \
+                    and preparing.exception() is None:
+                image_noted = True
+                trajectory.event("sandbox", image=preparing.result().image, setup_cached=preparing.result().cached)
+            if listener is not None:
+                listener(kind, data)
+
+        agent = configured_agent(_Timed(model, clock, box.launch, box.started), box, settings, task=request.task,
                                  base_commit=snapshot.base_commit, trajectory=trajectory,
-                                 listener=clock.listener(listener),
+                                 listener=clock.listener(noted),
                                  instructions=instructions.prompt() if instructions else "",
                                  files=list(snapshot.files))  # the prompt's file list: no wait for the container
-        config = {**settings.redacted(), "run_id": run_id, "image": image, "repo": str(repo.root), "head": repo.head,
+        config = {**settings.redacted(), "run_id": run_id, "repo": str(repo.root), "head": repo.head,
                   "instructions": instructions.to_json() if instructions else None}
         try:
             with clock.phase("loop"):
@@ -269,7 +288,7 @@ def run_fix(
                     result = run_attempts(AttemptsJob(
                         request.attempts, request.task, config, model=model, test_cmd=settings.sandbox.test_cmd,
                         make_agent=lambda model_, box_, trajectory_, listener_: configured_agent(
-                            _Timed(model_, clock), box_, settings, task=request.task, base_commit=snapshot.base_commit,
+                            _Timed(model_, clock, box.launch), box_, settings, task=request.task, base_commit=snapshot.base_commit,
                             trajectory=trajectory_, listener=clock.listener(listener_),
                             instructions=instructions.prompt() if instructions else ""),
                         start_sandbox=lambda: _start_sandbox(settings, repo, run_id, taking, scratch, clock, echo),
@@ -280,14 +299,18 @@ def run_fix(
                     result = agent.run(request.task, config={**config, **(follow.record() if follow else {})},
                                        resume=follow.messages if follow else None)
             # with attempts, `box` is only the first one's: what they changed in submodules is not checked
-            submodule_notes = _submodule_notes(box, snapshot) if request.attempts.count <= 1 else []
+            submodule_notes = _submodule_notes(box, snapshot) if request.attempts.count <= 1 and box.launched else []
         finally:  # after a finished run the container ends and goes by itself, while the delivery runs and
             # after we exit; an interrupted one is removed before we exit, as promised (docs/ending-runs.md)
             stopping = background.submit(clock.timed, "sandbox_stop", box.close,
                                          result is None or result.status == "interrupted")
-        failed = box.start_error() if result.status == "sandbox_error" else None
+        # A start that failed for a reason of its own (a failed setup, a bug, a file we could not read) is
+        # what the user must fix first, also when the model server failed meanwhile: its own error and exit code.
+        failed = box.start_error(wait=True) if result.status in ("sandbox_error", "model_error") else None
         if failed is not None and not isinstance(failed, SandboxError):
-            raise failed  # not Docker's (a bug, a file we could not read): its own error and exit code
+            raise failed
+        if preparing is not None and preparing.done() and preparing.exception() is None:
+            image, cached = preparing.result().image, preparing.result().cached
         outcome = FixOutcome(result=result, run_id=run_id, trajectory=trajectory.path, image=image,
                              setup_cached=cached, timings=clock.phases, review=_review(result.patch, repo, snapshot),
                              instructions=instructions, notes=submodule_notes)
@@ -317,18 +340,19 @@ def run_fix(
                           setup_cached=cached, timings=clock.phases, instructions=instructions)
     finally:
         with shielded():
+            if box is not None and stopping is None:
+                box.close()  # ended before the loop did: what started is removed, and nothing starts any more
             background.shutdown(wait=True)
-            if box is None and starting is not None and starting.done() and not starting.exception():
-                starting.result().close()  # started, but the run failed before it was used
-            elif box is not None and stopping is None:
-                box.close()  # interrupted between the start and the loop
             trajectory.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _review(patch: str, repo: UserRepo, snapshot: Snapshot) -> PatchReview:
-    """The patch policy's review, its links resolved in the tree the patch applies to."""
-    return review_patch(patch, snapshot_links(repo, snapshot) if patch.strip() else None)
+    """The patch policy's review, its links resolved in the tree the patch applies to, whose files say
+    where its local actions are (every delivery goes through here: fix, ci, pr, --attempts, --continue)."""
+    if not patch.strip():
+        return review_patch(patch)
+    return review_patch(patch, snapshot_links(repo, snapshot), snapshot.files)
 
 
 def _interrupted(result: RunResult | None, exc: KeyboardInterrupt, started: float) -> RunResult:
@@ -361,6 +385,10 @@ class _Prepared:
 def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
                      clock: Timings, echo: Callable[[str], None]) -> _Prepared:
     """The client, the image (built when the setup commands changed) and what a container will be started with."""
+    from agent.environment import prepare_image
+    from agent.files_image import FilesImage
+    from sandbox.docker import SandboxSpec, connect
+
     with clock.phase("image"):
         client = connect()
         image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
@@ -383,6 +411,8 @@ def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Fu
 def _start_prepared(prepared: _Prepared, taking: Future[Snapshot], clock: Timings,
                     echo: Callable[[str], None]) -> DockerSandbox:
     """The container started, then the snapshot copied in (only what changed since the files image)."""
+    from sandbox.docker import start_sandbox
+
     files = prepared.files
     with clock.phase("sandbox_start"):
         box = start_sandbox(prepared.spec, prepared.client)
@@ -440,12 +470,11 @@ def _delete(box: Any, paths: list[str]) -> None:
 class Timings:
     """Seconds spent in each phase of a run, for `agent fix --json` (`timings`).
 
-    Phases: `snapshot` (host git, while `image` and `sandbox_start` run), `image` (Docker
+    Phases: `snapshot` (host git), `first_request` (from the run's start to the first model
+    request leaving: it waits for `snapshot` only), then, from that moment, `image` (Docker
     client and image lookup or build), `sandbox_start`, `copy_in` (the snapshot into the
     sandbox: the files changed since the files image, or all), `files_image` (the first run
-    in a large repository: keeping its files as an image), `first_request` (from the run's
-    start to the first model request leaving: it waits for `image`, not for the three
-    before it), `loop`, `patch` (the `submit` tool computing it), `sandbox_stop` (while
+    in a large repository: keeping its files as an image), while the model answers; `loop`, `patch` (the `submit` tool computing it), `sandbox_stop` (while
     `delivery` runs), `delivery`, `total`;
     `startup` is the process's age when the run began (imports, config), where known.
     """
@@ -485,14 +514,25 @@ class Timings:
 
 
 class _Timed:
-    """The model, noting when the first request leaves (and calling `first`); everything else passes through."""
+    """The model, noting when the first request leaves; everything else passes through.
 
-    def __init__(self, model: Model, clock: Timings, first: Callable[[], object] = lambda: None) -> None:
-        self._model, self._clock, self._first = model, clock, first
+    `first` is called as this model's first request leaves (the workflow launches the
+    sandbox then), `later` before each request after it (the workflow waits there for the
+    sandbox: a start that failed, a setup that failed, ends the run at the second request
+    at the latest, even when the model never calls a tool).
+    """
+
+    def __init__(self, model: Model, clock: Timings, first: Callable[[], object] = lambda: None,
+                 later: Callable[[], object] = lambda: None) -> None:
+        self._model, self._clock, self._first, self._later = model, clock, first, later
+        self._asked = False
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **options: Any) -> Any:
-        if "first_request" not in self._clock.phases:
-            self._clock.phases["first_request"] = self._clock.since_start()
+        if self._asked:
+            self._later()
+        else:
+            self._asked = True
+            self._clock.phases.setdefault("first_request", self._clock.since_start())
             self._first()
         return self._model.query(messages, tools, **options)
 

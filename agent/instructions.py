@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.repo_files import in_git
+from agent.repo_files import IGNORED, in_git, snapshot_refusal
 
 FILENAME = "AGENTS.md"
 MAX_BYTES = 32 * 1024  # Codex CLI's project_doc_max_bytes default
@@ -77,7 +77,8 @@ def read_instructions(root: Path, cwd: Path | None = None, max_bytes: int = MAX_
 
     Never raises for the files' content: bytes that are not UTF-8 are replaced (U+FFFD), as are NULs.
     An AGENTS.md that is a symlink resolving outside `root` or into a `.git` (or a loop) is not followed
-    and is reported in `skipped`, as is one that cannot be read. A `cwd` that resolves outside `root` reads `root` only.
+    and is reported in `skipped`, as is one git ignores or that links to a file git ignores (it would not
+    be in the snapshot: a local `.env`), and one that cannot be read. A `cwd` that resolves outside `root` reads `root` only.
     """
     root = root.resolve()
     found = RepositoryInstructions(max_bytes=max_bytes)
@@ -117,7 +118,7 @@ def _target(candidate: Path, root: Path) -> Path | None:
     if in_git(candidate.relative_to(root).parts):
         raise _Unusable("it is inside .git")
     if not candidate.is_symlink():
-        return candidate if candidate.is_file() else None
+        return _in_snapshot(candidate, root) if candidate.is_file() else None
     try:
         target = candidate.resolve(strict=True)
     except FileNotFoundError:
@@ -130,7 +131,15 @@ def _target(candidate: Path, root: Path) -> Path | None:
         raise _Unusable("it links outside the repository")
     if in_git(target.relative_to(root).parts):  # `.git/config`: the user's credential URL or auth header
         raise _Unusable("it links into .git")
-    return target if target.is_file() else None
+    return _in_snapshot(candidate, root) if target.is_file() else None
+
+
+def _in_snapshot(candidate: Path, root: Path) -> Path:
+    """`candidate` when git would snapshot it and the file it links to: a committed `AGENTS.md -> .env`
+    with `.env` ignored would put the user's local secrets in the prompt."""
+    if snapshot_refusal(candidate, root) == IGNORED:
+        raise _Unusable("git ignores it or the file it links to")
+    return candidate.resolve()
 
 
 def describe(record: dict[str, Any]) -> str:

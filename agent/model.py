@@ -143,7 +143,12 @@ class Model(Protocol):
 
 
 class OpenAIModel:
-    """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
+    """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint.
+
+    Settings naming several servers (`model.base_urls`) are served by their first: a single
+    conversation stays on one server (its prefix cache); `agent.endpoints.EndpointPool` deals
+    many conversations out over all of them.
+    """
 
     def __init__(
         self,
@@ -153,6 +158,8 @@ class OpenAIModel:
         sleep: Callable[[float], None] = time.sleep,
         wait_notice: float = WAIT_NOTICE_EVERY,
     ) -> None:
+        if settings.base_urls:  # one client, one server: `agent fix`'s conversation goes to the first of several
+            settings = settings.model_copy(update={"base_url": settings.base_urls[0], "base_urls": []})
         self.settings = settings
         self.wait_notice = wait_notice
         self.profile = profile or pick_profile(settings.name, settings.profile)
@@ -214,10 +221,24 @@ class OpenAIModel:
     def list_models(self, deadline: float | None = None) -> list[dict[str, Any]]:
         """The server's `/v1/models` entries, with server-specific fields such as `max_model_len`.
 
-        `deadline` (`time.monotonic()` seconds) caps the wait as for `query`.
+        `deadline` (`time.monotonic()` seconds) caps the wait as for `query`. Read as plain JSON (its
+        `data` list, or a bare list), as chat replies are: the SDK's typed page and models are
+        more imports and parsing on the way to the first request. Raises `ModelError` for an
+        answer that holds no such list.
         """
-        page, _ = self._with_retries(lambda timeout: self._client.models.list(timeout=timeout), deadline)
-        return [entry.to_dict(mode="json") for entry in page.data]
+        raw, _ = self._with_retries(lambda timeout: self._get_json("/models", timeout), deadline)
+        entries = raw.get("data") if isinstance(raw, dict) else raw
+        if not isinstance(entries, list):
+            text = " ".join(str(raw).split())
+            raise ModelError(f"model server at {self.url} answered /models with no list of models: "
+                             f"{self._redact(text[:200])!r}")
+        return [entry for entry in entries if isinstance(entry, dict)]
+
+    def _get_json(self, path: str, timeout: float) -> Any:
+        try:
+            return self._client.get(path, cast_to=object, options={"timeout": timeout})
+        except ValueError as exc:  # a JSON content type whose body does not parse
+            return f"unparsable JSON ({exc})"
 
     @property
     def max_tokens(self) -> int:
@@ -233,7 +254,7 @@ class OpenAIModel:
     def _reply_bound(self, window: int) -> int:
         if self.settings.max_tokens is not None:
             return max(1, min(self.settings.max_tokens, window // 2))
-        asked = [value for key, value in self.settings.extra_body.items()
+        asked = [value for key, value in _entries(self.settings.extra_body)
                  if key in REPLY_BOUND_KEYS[:-1] and _positive_int(value)]
         if asked:  # `extra_body.max_completion_tokens` says the same as `model.max_tokens`, and is capped alike
             return max(1, min(*asked, window // 2))
@@ -285,12 +306,9 @@ class OpenAIModel:
         bound = self._reply_bound(window)
         if not {"max_tokens", "max_completion_tokens"} & self.settings.extra_body.keys():
             chosen["max_tokens"] = bound
-        body = self.profile.sampling_with(self.settings.extra_body) | self.settings.extra_body
-        for key in REPLY_BOUND_KEYS[:-1]:  # whatever spelling `extra_body` uses, the reply stays within the bound
-            if key in body:
-                body[key] = min(body[key], bound) if _positive_int(body[key]) else bound
-        if _positive_int(body.get("min_tokens")) and body["min_tokens"] > bound:
-            body["min_tokens"] = bound
+        # whatever spelling `extra_body` uses, at whatever depth (Ollama's `options.num_predict`), the reply
+        # stays within the bound
+        body = self.profile.sampling_with(self.settings.extra_body) | _bounded(self.settings.extra_body, bound)
         if chosen["max_tokens"] is not None:
             chosen["max_tokens"] = min(chosen["max_tokens"], bound)
         body |= {name: value for name, value in chosen.items() if value is not None}
@@ -490,6 +508,32 @@ def _connection_failure(exc: openai.APIConnectionError) -> str:
     cause = exc.__cause__
     text = str(cause) if cause is not None and str(cause) else type(cause or exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+
+
+def _entries(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of a JSON-like `value`, at any depth (tables inside tables and lists)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        if isinstance(key, str):
+            yield key, inner
+        yield from _entries(inner)
+
+
+def _bounded(value: Any, bound: int) -> Any:
+    """A copy of `value` (extra_body, or a part of it) with every reply bound at any depth within `bound`
+    tokens: one that is not a positive integer (`n_predict = -1`) becomes `bound`, `min_tokens` stays at
+    most `bound`; `value` itself is left as it is."""
+    if isinstance(value, list):
+        return [_bounded(item, bound) for item in value]
+    if not isinstance(value, dict):
+        return value
+    copy = {key: _bounded(inner, bound) for key, inner in value.items()}
+    for key in REPLY_BOUND_KEYS[:-1]:
+        if key in copy:
+            copy[key] = min(copy[key], bound) if _positive_int(copy[key]) else bound
+    if _positive_int(copy.get("min_tokens")) and copy["min_tokens"] > bound:
+        copy["min_tokens"] = bound
+    return copy
 
 
 def _positive_int(value: Any) -> bool:

@@ -12,21 +12,36 @@ HFS+'s ignored code points), and under every name they are reachable by through 
 directory links (`editor/tasks.json` is `.vscode/tasks.json` with `.vscode -> editor`; the finding names
 the links):
 
-- `ci_config`: CI definitions (`.github/workflows/*`, local actions (`action.yml` anywhere), every
-  other CI system's files: `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed,
-  and files that run code when the repository is opened or committed to (`.devcontainer/`,
-  `.gitpod.yml`, `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`,
-  `devbox.json`, `.envrc`, Vim's and Neovim's local rc files, git hook managers' files);
+- `ci_config`: CI definitions (`.github/workflows/*`, local actions: `action.yml` anywhere and every
+  file in a folder that holds one in the tree before or after the patch, every other CI system's files:
+  `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed; deploy platforms' build
+  configs at any depth (`netlify.toml`, `vercel.json`, `Procfile`, `.ebextensions/`...:
+  `DEPLOY_CONFIG_NAMES_ANYWHERE`; Heroku's `app.json` at the root and App Engine's `app.yaml` at the root
+  or in a service's folder: `ROOT_DEPLOY_CONFIG_NAMES`, `SERVICE_DEPLOY_CONFIG_NAMES`), built with the
+  deploy's secrets on every pushed branch; tools read by stem in any of their formats (`vercel.*`,
+  `netlify.*`, `lefthook*.*`, `mise.*toml`..., one table with each source: `TOOL_STEMS`); and files
+  that run code when the repository is opened or committed to (`.devcontainer/`, `.gitpod.yml`,
+  `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`, `devbox.json`,
+  `.envrc`, Vim's and Neovim's local rc files, git hook managers' files);
+- `tool_config`: any other hidden file or folder at any depth (a name starting with "."), which tools,
+  editors and coding agents read their settings from and may run commands from (`.mcp.json`, `.cursor/`,
+  `.cargo/config.toml`, ...): a rule, not a list, so a name nobody listed is still caught; only a few
+  inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
   patched tree (through other links, `..` after a link, links the same patch adds; `.git` in its
   Windows short forms too: `GIT~1`, `GI7EBA~1`), or one that cannot be resolved (a loop of links);
-- `executable`: a file made executable;
+- `executable`: a file made executable, or an edit to a file that already is (`edits an executable
+  file`): CI systems and hooks run such scripts (`./build.sh`, `bin/post_compile`), so changing one
+  changes what runs with the repository's secrets;
 - `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`), or whose
   new name (an added, renamed or copied path), holds a secret this process holds
   (`agent.redaction`: the GitHub token, the API key), which a model could only have copied from somewhere;
 - `unreadable`: a patch the parser cannot read, so nothing about it can be vouched for.
+
+A symlink's target is read as Windows reads it too (`\\` separates; a drive or UNC path is absolute).
+The tree before the patch is given as its links and its files (`review_patch`).
 
 `agent fix` lists them (summary and `--json`); `agent ci` and `agent pr` refuse them
 unless the user's own config allows the kind (`[patch_policy] allow`), and list allowed
@@ -36,6 +51,7 @@ ones in the pull request. `unreadable` and `secret` are never allowed.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import posixpath
 import re
@@ -115,6 +131,127 @@ CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenki
                             "buildspec*.yml", "buildspec*.yaml", "*.gocd.yaml", "*.gocd.yml", "*.gocd.json",
                             "*.code-workspace", ".envrc", ".nvim.lua", ".nvimrc", ".exrc", "_exrc", ".vimrc",
                             "_vimrc", ".lvimrc", ".lazy.lua")
+# Deploy platforms' build configuration: each platform builds (and runs the build commands, hooks and scripts
+# these files name) with the deploy's secrets on every pushed branch (preview deploys, review apps), so they
+# are `ci_config`. Read anywhere: most platforms take them from a base or root directory the project sets
+# (monorepos), so no depth is safe. A name ending in "/" is a directory of that name at any depth.
+# Netlify: `netlify.toml` in the base directory (docs.netlify.com/build/configure-builds/file-based-configuration,
+# .../monorepos). Vercel: `vercel.json` (`now.json` before it) in the project's Root Directory
+# (vercel.com/docs/monorepos). AWS Amplify: `amplify.yml` (appRoot per app, docs.aws.amazon.com/amplify/latest/
+# userguide/monorepo-configuration). Render: a Blueprint, `render.yaml` by default, "anywhere" by its setup
+# (render.com/docs/infrastructure-as-code). Heroku: `heroku.yml`, `Procfile`, heroku-buildpack-apt's `Aptfile`
+# (its `app.json` is read at the root only: `ROOT_DEPLOY_CONFIG_NAMES`).
+# Cloudflare: `wrangler.toml`/`.json`/`.jsonc` (`[build] command`, run by `wrangler deploy`). Railway:
+# `railway.json`/`.toml` at any path the service names (docs.railway.com/config-as-code/reference, builds/
+# build-configuration), `.railway/` (its infrastructure as code), Railpack's `railpack.json`, Nixpacks'
+# `nixpacks.toml`/`.json`. Fly.io: `fly.toml`. Google App Engine: see `SERVICE_DEPLOY_CONFIG_NAMES`. Firebase:
+# `firebase.json` (`predeploy`/`postdeploy` commands). Serverless Framework: `serverless.yml`/`.yaml`/`.json`/
+# `.js`/`.ts`. Platform.sh and Upsun: `.platform.app.yaml`, `.platform/`, `.upsun/` (Elastic Beanstalk reads
+# `.platform/hooks/` too). AWS App Runner: `apprunner.yaml`. Elastic Beanstalk: `.ebextensions/`. Cloud Native
+# Buildpacks: `project.toml` (inline buildpacks run scripts). DigitalOcean App Platform: `.do/` (`app.yaml`,
+# `deploy.template.yaml`).
+DEPLOY_CONFIG_NAMES_ANYWHERE = (
+    "netlify.toml", "vercel.json", "now.json", "amplify.yml", "amplify.yaml", "render.yaml", "render.yml",
+    "heroku.yml", "procfile", "aptfile", "wrangler.toml", "wrangler.json", "wrangler.jsonc",
+    "railway.json", "railway.toml", ".railway/", "railpack.json", "nixpacks.toml", "nixpacks.json", "fly.toml",
+    "firebase.json", "serverless.yml", "serverless.yaml", "serverless.json",
+    "serverless.js", "serverless.ts", ".platform.app.yaml", ".platform/", ".upsun/", "apprunner.yaml",
+    ".ebextensions/", "project.toml", ".do/",
+)
+# Tools that read one stem in several formats, or names the lists above missed, with each one's source, so a
+# new spelling of a stem is covered without one more name (#16, eighth tester). A pattern without "/" is a file
+# name at any depth; `stem.*` takes only data formats' extensions (`DATA_EXTENSIONS`), so `docs/netlify.md` and
+# `src/providers/azure.ts` are not one, and `stem.+` those and code's (`CODE_EXTENSIONS`) for a tool that also
+# runs a config module (`vercel.ts`); a pattern ending in "/" is a folder at any depth; any other with "/" is
+# a path's last components at any depth. All lower case (as a case-insensitive file system folds them).
+DATA_EXTENSIONS = frozenset({"json", "jsonc", "json5", "toml", "yml", "yaml", "pkl", "nix", "dist"})
+CODE_EXTENSIONS = frozenset({"js", "cjs", "mjs", "ts", "cts", "mts"})
+TOOL_STEMS: tuple[tuple[str, str], ...] = (
+    ("vercel.+", "Vercel: vercel.json and vercel.ts/.js/.mjs/.cjs/.mts (vercel.com/docs/project-configuration)"),
+    ("netlify.*", "Netlify: netlify.toml, .yml, .json in the base directory (docs.netlify.com, file-based config)"),
+    ("dockerrun.aws.json", "AWS Elastic Beanstalk's Docker platform (docs.aws.amazon.com/elasticbeanstalk)"),
+    ("apphosting*.*", "Firebase App Hosting: apphosting.yaml, apphosting.<env>.yaml (firebase.google.com/docs)"),
+    ("appspec.*", "AWS CodeDeploy: appspec.yml/.yaml/.json, whose hooks run scripts (docs.aws.amazon.com/codedeploy)"),
+    ("azure.*", "Azure Developer CLI: azure.yaml, whose hooks run on `azd up` (learn.microsoft.com, azd schema)"),
+    ("okteto.*", "Okteto: okteto.yml/.yaml build and deploy commands (okteto.com/docs/reference/okteto-manifest)"),
+    ("porter.*", "Porter: porter.yaml build and predeploy (docs.porter.run)"),
+    ("captain-definition", "CapRover: captain-definition (caprover.com/docs/captain-definition-file.html)"),
+    ("zbpack.*", "Zeabur: zbpack.json build and start commands (zeabur.com/docs)"),
+    ("mise.*toml", "mise: mise.toml, mise.local.toml, mise.<env>.toml, tasks run on `cd` (mise.jdx.dev/configuration)"),
+    (".mise.*toml", "mise: .mise.toml, .mise.local.toml, .mise.<env>.toml (mise.jdx.dev/configuration)"),
+    ("mise/config.toml", "mise: mise/config.toml and .mise/config.toml in any folder (mise.jdx.dev/configuration)"),
+    ("_gvimrc", "gVim's local rc with 'exrc' (vimhelp.org/starting.txt)"),
+    (".gvimrc", "gVim's local rc with 'exrc' (vimhelp.org/starting.txt)"),
+    ("simple-git-hooks.+", "simple-git-hooks: .json/.js/.cjs/.mjs (github.com/toplenboren/simple-git-hooks)"),
+    (".simple-git-hooks.+", "simple-git-hooks' dotted form (github.com/toplenboren/simple-git-hooks)"),
+    ("lefthook*.*", "lefthook: lefthook[-local].yml/.yaml/.toml/.json/.jsonc (lefthook.dev/configuration)"),
+    (".lefthook*.*", "lefthook's dotted forms (lefthook.dev/configuration)"),
+    ("hk.pkl", "hk git hooks (hk.jdx.dev/configuration)"),
+    ("hk.local.pkl", "hk's local overrides (hk.jdx.dev/configuration)"),
+    ("captainhook.json", "CaptainHook git hooks for PHP (docs.captainhook.info)"),
+    ("grumphp.*", "GrumPHP: grumphp.yml, grumphp.yaml, grumphp.yml.dist git hooks (github.com/phpro/grumphp)"),
+    ("grumphp.y*ml.dist", "GrumPHP's distributed default (github.com/phpro/grumphp)"),
+    ("prek.*", "prek, pre-commit's reimplementation: prek.toml (prek.j178.dev)"),
+    ("*.sublime-project", "Sublime Text: a project's build systems run commands (sublimetext.com/docs/projects.html)"),
+    ("devfile.*", "Devfile: devfile.yaml/.yml commands run by workspaces (devfile.io/docs)"),
+    (".devfile.*", "Devfile's dotted form (devfile.io/docs)"),
+    ("devenv.*", "devenv: devenv.nix, devenv.yaml, devenv.local.nix, enterShell on every shell (devenv.sh)"),
+    ("ci_scripts/", "Xcode Cloud: ci_scripts/ beside the project runs ci_post_clone.sh and others (developer.apple.com)"),
+    ("bin/post_compile", "Heroku's Python buildpack runs bin/post_compile (devcenter.heroku.com, python buildpack)"),
+    ("bin/pre_compile", "Heroku's Python buildpack runs bin/pre_compile (devcenter.heroku.com, python buildpack)"),
+)
+
+
+def _is_tool_stem(path: str) -> bool:
+    """Whether `path` (folded) is named by a row of `TOOL_STEMS`."""
+    name, folders = posixpath.basename(path), path.split("/")[:-1]
+    for pattern, _ in TOOL_STEMS:
+        if pattern.endswith("/"):
+            found = pattern[:-1] in folders
+        elif "/" in pattern:
+            found = path == pattern or path.endswith("/" + pattern)
+        else:
+            stem, _, extension = name.rpartition(".")
+            if pattern.endswith((".*", ".+")):
+                allowed = DATA_EXTENSIONS | (CODE_EXTENSIONS if pattern.endswith(".+") else frozenset())
+                found = extension in allowed and fnmatch.fnmatchcase(stem, pattern[:-2])
+            else:
+                found = fnmatch.fnmatchcase(name, pattern)
+        if found:
+            return True
+    return False
+
+
+# Names too common to be a platform's file anywhere (`locales/en/app.json`, `config/app.yaml`), read where the
+# platform reads them. Heroku reads `app.json` (`scripts.postdeploy`, review apps) "in the root directory of the
+# app's source code" (devcenter.heroku.com/articles/app-json-schema): the repository's root.
+ROOT_DEPLOY_CONFIG_NAMES = ("app.json",)
+# Google App Engine deploys each service from "a directory in the root of your app" that holds "that service's
+# app.yaml along with the associated source code" (cloud.google.com/appengine/docs/standard/configuration-files):
+# `app.yaml`/`app.yml` is `ci_config` at the root, or in a folder whose tree (before or after the patch) also holds
+# a runtime's manifest or entry point (`APP_ENGINE_SOURCES`), as a service folder does; elsewhere it is some other
+# tool's file.
+SERVICE_DEPLOY_CONFIG_NAMES = ("app.yaml", "app.yml")
+APP_ENGINE_SOURCES = ("requirements.txt", "main.py", "package.json", "go.mod", "pom.xml", "build.gradle",
+                      "build.gradle.kts", "composer.json", "index.php", "gemfile", "dockerfile", "*.csproj")
+# A local action's definition: the folder holding it (`uses: ./tools/lint`) is run by a workflow, with its
+# secrets, whatever file of the folder the definition names (`runs.main: dist/index.js`, a composite step's
+# script, a Dockerfile), so every file in that folder or below is `ci_config` (`_Tree.action_dirs`).
+ACTION_NAMES = ("action.yml", "action.yaml")
+# Hidden files (a name starting with "."), at any depth, that no tool runs code from: each only lists paths
+# to leave out or keep (`.gitignore`, `.dockerignore`, `.prettierignore`, `.eslintignore`, `.npmignore`: patterns,
+# never commands), keeps an empty folder in git (`.gitkeep`, `.keep`: empty by convention, read by nothing),
+# maps author names for `git log`/`shortlog` (`.mailmap`), sets indentation and charset (`.editorconfig`: its
+# specification has no command), or names filters and diff drivers git runs only from the user's own config
+# (`.gitattributes`). Only as a file's own name, never a folder's: a hidden folder is read by some tool.
+# Every other hidden file or folder is `tool_config`: tools, editors and coding agents read their settings from
+# such names (`.mcp.json`, `.cursor/`, `.claude/settings.json`, `.cargo/config.toml`, `.yarnrc.yml`,
+# `.pnpmfile.cjs`, `.dir-locals.el`, `.lfsconfig`, ...) and many run commands from them; no list of them
+# stays complete, so the rule is the other way round.
+INERT_HIDDEN_NAMES = (".gitignore", ".gitkeep", ".keep", ".mailmap", ".editorconfig", ".gitattributes",
+                      ".dockerignore", ".prettierignore", ".eslintignore", ".npmignore")
+# Hidden paths that are inert as a whole: VS Code's extension recommendations, which the user confirms.
+INERT_HIDDEN_PATHS = (".vscode/extensions.json",)
 AGENT_CONFIG_NAME = ".agent.toml"
 # Code points HFS+ ignores in names (git's is_hfs_dotgit list): `.agent\u200c.toml` is `.agent.toml` there.
 _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
@@ -125,16 +262,19 @@ _ASCII_BY_UPPER_CASE = {0x0131: "i"}
 GIT_DIR_NAME = ".git"
 # Every file or folder name the policy protects: what a Windows short name (`GITMOD~1`, `GIT~1`) is compared with.
 _PROTECTED_NAMES = tuple(dict.fromkeys(
-    part for path in (*CI_CONFIG_PATHS, *CI_CONFIG_NAMES_ANYWHERE, AGENT_CONFIG_NAME, ".gitmodules", GIT_DIR_NAME)
+    part for path in (*CI_CONFIG_PATHS, *CI_CONFIG_NAMES_ANYWHERE, *DEPLOY_CONFIG_NAMES_ANYWHERE, AGENT_CONFIG_NAME,
+                      ".gitmodules", GIT_DIR_NAME)
     for part in path.split("/") if part and not any(ch in part for ch in "*?[")))
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
 KIND_TEXT = {
-    "ci_config": "changes CI configuration, which runs with the repository's (or its user's) secrets",
+    "ci_config": "changes CI configuration (or a deploy platform's build), which runs with the repository's "
+                 "(or its user's) secrets",
+    "tool_config": "changes a hidden configuration file that tools, editors or agents read and may run code from",
     "agent_config": "changes the agent's own configuration",
     "submodules": "changes submodules, which fetch other repositories",
     "symlink_outside": "adds a symlink leading outside the repository",
-    "executable": "makes a file executable",
+    "executable": "makes a file executable or edits one, which CI and hooks may run",
     "secret": "adds one of your secrets (a token or key this process holds)",
     "unreadable": "cannot be read as a diff",
 }
@@ -189,45 +329,101 @@ class PatchReview:
                 "sensitive": [asdict(finding) | {"summary": str(finding)} for finding in self.findings]}
 
 
-def review_patch(patch: str, links: Mapping[str, str] | None = None) -> PatchReview:
+def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iterable[str] = ()) -> PatchReview:
     """Read `patch` (a `git diff` with extended headers) and name its files and sensitive changes.
 
     `links` are the symlinks of the tree the patch applies to ({path: target}, paths relative
     to the repository's root; `agent.workspace.snapshot_links`); None: a tree without any.
     Every link of the patched tree is resolved there, so a link that leaves the repository only
-    through another one (`p -> q/..` with `q -> ../..`) is found.
+    through another one (`p -> q/..` with `q -> ../..`) is found. `paths` are that tree's files
+    (relative to the root, as `Snapshot.files` keys them): which folders hold a local action (every
+    file below one is `ci_config`), and which hidden names a Windows short name may open.
     """
     review = PatchReview()
     if not patch.strip():
         return review
+    readable, mark = _names_told_apart(patch)
     try:
-        parsed = PatchSet(patch)
+        parsed = PatchSet(readable)
     except (UnidiffParseError, ValueError) as exc:
         review.findings.append(Finding("unreadable", "(patch)", str(exc).splitlines()[0] if str(exc) else ""))
         return review
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
-    changes = _type_changes_folded([(_file_change(patched), patched) for patched in parsed])
-    blobs = added_bytes(patch)
+    changes = _type_changes_folded([(_file_change(patched, mark), patched) for patched in parsed])
+    tree = _Tree.of([*paths, *(path for change, _ in changes if change.action != "removed" for path in change.paths)])
+    blobs = added_bytes(readable)
     for change, patched in changes:
         review.files.append(change)
-        review.findings += _findings(change)
+        review.findings += _findings(change, tree)
         header = next(iter(getattr(patched, "patch_info", None) or ()), "").rstrip("\n")
         if (reveals_secret("".join(line.value for hunk in patched for line in hunk if line.is_added))
                 or _bytes_reveal_secret(blobs.get(header, b""))):
             review.findings.append(Finding("secret", change.path, "masked wherever it is shown"))
     patched_links, changed, found = _patched_links(changes, dict(links or {}))
     review.findings += found + _links_leading_outside(patched_links, changed, dict(links or {}))
-    _review_as_git_reads(patch, review)
+    _review_as_git_reads(patch, review, tree)
     review.findings += _secrets_in_names(review)
-    review.findings += _reached_through_links(review, patched_links)
+    review.findings += _reached_through_links(review, patched_links, tree)
+    named = {finding.path for finding in review.findings if finding.kind in _NAME_KINDS}
+    review.findings = [finding for finding in review.findings
+                       if finding.kind != "tool_config" or finding.path not in named]  # the more precise kind
     return review
+
+
+_NAME_KINDS = ("ci_config", "agent_config", "submodules")  # what a name says before `tool_config` does
+
+
+def _may_name(path: str) -> bool:
+    """Whether `path` may hold what `_Tree.of` looks for (a hidden component, a short name, an action's
+    definition): any path that is not ASCII (folding may make a dot), else these substrings; a quick test."""
+    return not path.isascii() or path.startswith(".") or "/." in path or "~" in path or "action" in path.lower()
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """What the policy knows of the trees before and after the patch besides their links: the folders
+    holding a local action (`ACTION_NAMES`), and the long names an 8.3 short name may stand for
+    (`_PROTECTED_NAMES`, then every hidden name and every action folder's name in the trees: a short name
+    opens only a name that exists). Both folded as `_as_filesystems_see` folds names."""
+
+    action_dirs: frozenset[str] = frozenset()
+    names: tuple[str, ...] = ()
+    service_dirs: frozenset[str] = frozenset()  # folders holding an App Engine runtime's source (`APP_ENGINE_SOURCES`)
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> _Tree:
+        """The facts of a tree holding `paths` (files, relative to the root; "" is the root's folder)."""
+        paths = list(paths)
+        listed = [path for path in paths if _may_name(path)]  # the few that matter
+        seen = {part: _as_filesystems_see(part) for part in {part for path in listed for part in path.split("/")}}
+        actions = {part for part, name in seen.items()
+                   if name in ACTION_NAMES or set(_long_names(name)) & set(ACTION_NAMES)}
+        action_dirs = frozenset(_as_filesystems_see(path.rpartition("/")[0]) for path in listed
+                                if path.rpartition("/")[2] in actions)
+        hidden = {name for name in seen.values() if name.startswith(".") and name not in (".", "..")}
+        in_action_dirs = {part for folder in action_dirs for part in folder.split("/") if part}
+        services = frozenset(_as_filesystems_see(path.rpartition("/")[0]) for path in paths
+                             if any(fnmatch.fnmatchcase(path.rpartition("/")[2].lower(), source)
+                                    for source in APP_ENGINE_SOURCES))
+        return cls(action_dirs, tuple(dict.fromkeys([*_PROTECTED_NAMES, *sorted(hidden | in_action_dirs)])), services)
+
+    def is_deploy_config(self, path: str) -> bool:
+        """Whether `path` (folded) is a platform file read only at the root or in a service's folder."""
+        folder, _, name = path.rpartition("/")
+        if name in ROOT_DEPLOY_CONFIG_NAMES:
+            return folder == ""
+        return name in SERVICE_DEPLOY_CONFIG_NAMES and (folder == "" or folder in self.service_dirs)
+
+    def in_action_dir(self, path: str) -> bool:
+        """Whether `path` (folded) is in a local action's folder or below it."""
+        return any(folder == "" or path.startswith(folder + "/") for folder in self.action_dirs)
 
 
 MAX_LINK_ALIASES = 64  # names one path is reviewed under through directory links (`x -> .` makes endless ones)
 
 
-def _reached_through_links(review: PatchReview, links: Mapping[str, str]) -> list[Finding]:
+def _reached_through_links(review: PatchReview, links: Mapping[str, str], tree: _Tree) -> list[Finding]:
     """Findings for changed paths that are sensitive under another name, reached through a directory link
     of the patched tree: with `.vscode -> editor` committed, `editor/tasks.json` is what VS Code opens as
     `.vscode/tasks.json`. Each finding names the link."""
@@ -240,7 +436,7 @@ def _reached_through_links(review: PatchReview, links: Mapping[str, str]) -> lis
         if change.action == "removed":
             continue
         for alias, via in _aliases(_as_filesystems_see(change.path), directories):
-            for kind in _name_kinds(alias):
+            for kind in _name_kinds(alias, tree):
                 if (kind, change.path) not in named:
                     named.add((kind, change.path))
                     taken = ", ".join(f"{original[link]} -> {seen_links[link]}" for link in via)
@@ -380,7 +576,8 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
     has no link: a missing component counts as a directory, so nothing that could lead out
     is missed. Names are compared as a case-insensitive file system (macOS, Windows) compares
     them, and a component in 8.3 short-name form opens the link it may abbreviate (`_link_named`).
-    Bounded by MAX_LINK_HOPS, as the kernel is, so loops of links end.
+    A target is read as Windows reads it too (`_target_parts`). Bounded by MAX_LINK_HOPS, as the
+    kernel is, so loops of links end.
     """
     done: list[str] = []
     pending = path.split("/")[::-1]  # a stack: the next component last
@@ -403,10 +600,25 @@ def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
         hops += 1
         if hops > MAX_LINK_HOPS:
             return _LOOP
-        if not target or target.startswith(("/", "~")):
+        parts = _target_parts(target)
+        if parts is None:
             return None
-        pending += target.split("/")[::-1]
+        pending += parts[::-1]
     return "/".join(done)
+
+
+# A Windows drive (`C:/x`, `C:\x`, and `c:x`, relative to that drive's current folder: outside all the same).
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def _target_parts(target: str) -> list[str] | None:
+    """A symlink's target as its components, read as Windows reads it too (git checks links out there
+    with `core.symlinks`): `\\` separates as `/` does (`GIT~1\\config`, `..\\..\\x`); None for a target
+    that is absolute on either system, so outside the repository: `/x`, `~`, a UNC path (`\\\\host\\share`,
+    `//host/share`), a drive (`C:/Windows`, `C:\\x`, `c:x`), and an empty target."""
+    if not target or target.startswith(("/", "\\", "~")) or _DRIVE.match(target):
+        return None
+    return re.split(r"[\\/]", target)
 
 
 def _link_named(directory: list[str], component: str, links: Mapping[str, str]) -> str | None:
@@ -427,7 +639,7 @@ def _in_git_dir(path: str) -> bool:
                for part in _as_filesystems_see(path).split("/"))
 
 
-def _review_as_git_reads(patch: str, review: PatchReview) -> None:
+def _review_as_git_reads(patch: str, review: PatchReview, tree: _Tree) -> None:
     """Review what `git apply` itself would write, where it reads the patch differently from unidiff.
 
     `git apply --numstat --summary` (run in an empty directory, nothing applied) names every path
@@ -458,7 +670,7 @@ def _review_as_git_reads(patch: str, review: PatchReview) -> None:
         change = FileChange(**(asdict(change) | {"paths": (change.path,)}))
         review.files.append(change)
         named = {(finding.kind, finding.path) for finding in review.findings}
-        review.findings += [f for f in _findings(change) if (f.kind, f.path) not in named]
+        review.findings += [f for f in _findings(change, tree) if (f.kind, f.path) not in named]
         if _is_symlink(change.new_mode):  # git's reading gives no target to check: name it
             review.findings.append(Finding("symlink_outside", change.path, "a link unidiff did not read"))
 
@@ -480,7 +692,7 @@ def enforce(review: PatchReview, allow: Iterable[str], kept_in: Path | None = No
         raise PatchRefused(f"the patch was not pushed: {'; '.join(map(str, refused))}{hint}{kept}")
 
 
-def _file_change(patched: Any) -> FileChange:
+def _file_change(patched: Any, mark: str = "") -> FileChange:
     source, target = _strip_side(patched.source_file), _strip_side(patched.target_file)
     headers = _extended_headers(patched)
     moved_from = headers.get("rename from") or headers.get("copy from")
@@ -496,6 +708,9 @@ def _file_change(patched: Any) -> FileChange:
     else:
         action, path = "modified", target or source
     named = [path, source, target, moved_from, moved_to, *_diff_git_paths(patched)]
+    if mark:  # `_names_told_apart`'s stand-in for a space
+        path, source = (name.replace(mark, " ") if name else name for name in (path, source))
+        named = [name.replace(mark, " ") for name in named if name]
     return FileChange(path=path or "", action=action,
                       old_path=source if action in ("renamed", "copied") else None,
                       old_mode=patched.source_mode, new_mode=patched.target_mode, binary=patched.is_binary_file,
@@ -512,8 +727,57 @@ def _extended_headers(patched: Any) -> dict[str, str]:
     return found
 
 
+def _names_told_apart(patch: str) -> tuple[str, str]:
+    """`patch` for the parser, and the mark it put in names: unidiff splits an unquoted `diff --git`
+    line at its last ` b/`, so a folder named `x b` (`diff --git a/x b/n b/x b/n`) made the whole patch
+    unreadable. Each such line is split as git splits it (`_git_split`), and in that file's header
+    lines (`diff --git`, `---`/`+++`, rename/copy) the space of every ` b/` inside a name becomes the
+    mark, a private-use character the patch does not hold; `_file_change` turns it back into a space.
+    A line no header disambiguates is left as it is. Hunks and binary data are not touched."""
+    mark = next(chr(code) for code in range(0xE000, 0xF900) if chr(code) not in patch)
+    lines = patch.splitlines(keepends=True)
+    for start, line in enumerate(lines):
+        if not line.startswith("diff --git a/") or line.count(" b/") < 2:
+            continue
+        block = list(itertools.takewhile(lambda item: not item.startswith(("@@", "diff --git ", "GIT binary patch")),
+                                         lines[start + 1:]))
+        split = _git_split(line[len("diff --git "):].rstrip("\r\n"), block)
+        if split is None:
+            continue
+        marked = [name[:2] + name[2:].replace(" b/", mark + "b/") for name in split]
+        lines[start] = f"diff --git {marked[0]} {marked[1]}{line[len(line.rstrip(chr(13) + chr(10))):]}"
+        for offset, header in enumerate(block, start + 1):
+            keyword = next((k for k in _NAME_HEADERS if header.startswith(k)), None)
+            if keyword is not None:
+                lines[offset] = keyword + header[len(keyword):].replace(" b/", mark + "b/")
+    return "".join(lines), mark
+
+
+_NAME_HEADERS = ("--- ", "+++ ", "rename from ", "rename to ", "copy from ", "copy to ")
+
+
+def _git_split(rest: str, block: list[str]) -> tuple[str, str] | None:
+    """The (a/old, b/new) halves of an unquoted `diff --git` line's `rest`, as git tells them apart:
+    the names equal (a modification, an addition, a removal), else the one its headers name."""
+    splits = [(rest[:i], rest[i + 1:]) for i in range(len(rest)) if rest.startswith(" b/", i)]
+    same = [(old, new) for old, new in splits if old[2:] == new[2:]]
+    if len(same) == 1:
+        return same[0]
+    named = set()
+    for header in block:
+        keyword = next((k for k in _NAME_HEADERS if header.startswith(k)), None)
+        name = header[len(keyword or ""):].rstrip("\r\n").removesuffix("\t")
+        if keyword in ("--- ", "+++ "):
+            named.add(name)
+        elif keyword is not None:
+            named.add(("a/" if "from" in keyword else "b/") + name)
+    told = [(old, new) for old, new in splits if old in named or new in named]
+    return told[0] if len(told) == 1 else None
+
+
 def _diff_git_paths(patched: Any) -> list[str]:
-    """The a/ and b/ paths of the `diff --git` line, where they can be told apart."""
+    """The a/ and b/ paths of the `diff --git` line, where they can be told apart (else none: the
+    other headers name the file)."""
     for line in getattr(patched, "patch_info", None) or ():
         if line.startswith("diff --git "):
             rest = line[len("diff --git "):].rstrip("\n")
@@ -521,17 +785,17 @@ def _diff_git_paths(patched: Any) -> list[str]:
                 end = rest.find('" ', 1)
                 halves = [rest[:end + 1], rest[end + 2:]] if end > 0 else []
             else:
-                halves = rest.split(" b/", 1)
+                halves = rest.split(" b/", 1) if rest.count(" b/") == 1 else []
                 halves = [halves[0], "b/" + halves[1]] if len(halves) == 2 else []
             return [name for name in map(_strip_side, halves) if name]
     return []
 
 
-def _findings(change: FileChange) -> list[Finding]:
+def _findings(change: FileChange, tree: _Tree) -> list[Finding]:
     found: list[Finding] = []
     paths = list(dict.fromkeys([change.path, *([change.old_path] if change.old_path else []), *change.paths]))
     for path in paths:
-        found += [Finding(kind, path, change.action) for kind in _name_kinds(path)]
+        found += [Finding(kind, path, change.action) for kind in _name_kinds(path, tree)]
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
     seen_as = _as_filesystems_see(change.path)
@@ -539,19 +803,34 @@ def _findings(change: FileChange) -> list[Finding]:
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
+    elif _is_executable(change.new_mode) and _is_executable(change.old_mode) and change.action != "removed":
+        found.append(Finding("executable", change.path, f"edits an executable file (mode {change.new_mode})"))
     return found
 
 
-def _name_kinds(path: str) -> list[str]:
-    """The kinds `path`'s name alone makes a change (`ci_config`, `agent_config`, `submodules`), read as
-    every file system may open it (`_readings`)."""
-    readings = _readings(path)
-    kinds = ["ci_config"] if any(map(_is_ci_config, readings)) else []
+def _name_kinds(path: str, tree: _Tree) -> list[str]:
+    """The kinds `path`'s name alone makes a change (`ci_config`, `agent_config`, `submodules`, else
+    `tool_config`), read as every file system may open it (`_readings`)."""
+    readings = _readings(path, tree.names)
+    kinds = ["ci_config"] if any(_is_ci_config(seen_as) or tree.in_action_dir(seen_as) or tree.is_deploy_config(seen_as)
+                                 for seen_as in readings) else []
     if any(posixpath.basename(seen_as) == AGENT_CONFIG_NAME for seen_as in readings):
         kinds.append("agent_config")
     if ".gitmodules" in readings:
         kinds.append("submodules")
+    if not kinds and any(map(_is_hidden_config, readings)):
+        kinds.append("tool_config")
     return kinds
+
+
+def _is_hidden_config(path: str) -> bool:
+    """Whether `path` (folded) has a hidden component (a name starting with "."), other than an inert
+    file name (`INERT_HIDDEN_NAMES`, `INERT_HIDDEN_PATHS`)."""
+    if path in INERT_HIDDEN_PATHS:
+        return False
+    parts = path.split("/")
+    hidden = [at for at, part in enumerate(parts) if part.startswith(".") and part not in (".", "..")]
+    return bool(hidden) and (hidden != [len(parts) - 1] or parts[-1] not in INERT_HIDDEN_NAMES)
 
 
 def _as_filesystems_see(path: str) -> str:
@@ -559,13 +838,15 @@ def _as_filesystems_see(path: str) -> str:
     `.agent.toml` there, so is `.agent.toml.` on Windows and `.agent\u200c.toml` on HFS+; compatibility
     forms and letters that upper-case to ASCII are folded too (NFKC, casefold, `_ASCII_BY_UPPER_CASE`), so
     `.ｇitmodules`, `.ſemaphore/` and `.cırcleci/` are reviewed as what a reader takes them for."""
+    if path.isascii():  # NFKC, casefold and the tables leave ASCII as `lower` does (most names: a tree's every one)
+        return "/".join(part.split(":", 1)[0].rstrip(". ") or part for part in path.lower().split("/"))
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", path).casefold()).translate(
         _ASCII_BY_UPPER_CASE)
     parts = (part.split(":", 1)[0].translate(_HFS_IGNORED).rstrip(". ") or part for part in folded.split("/"))
     return "/".join(parts)
 
 
-def _readings(path: str) -> set[str]:
+def _readings(path: str, names: tuple[str, ...] = ()) -> set[str]:
     """Every protected path `path` may open on Windows, besides `_as_filesystems_see(path)` itself.
 
     NTFS gives every long name a DOS 8.3 short name opening the same file: `GITMOD~1` is
@@ -576,10 +857,11 @@ def _readings(path: str) -> set[str]:
     is read as each protected name it may stand for: the first characters of the name (dots
     removed) then `~1`..`~4`, or Windows' fall-back form, the first two then four hexadecimal
     digits of a hash we cannot recompute (git knows it only for its own names), so any four are
-    taken: a look-alike is listed rather than a real one missed.
+    taken: a look-alike is listed rather than a real one missed. `names`: the long names to compare
+    with (`_Tree.names`; default `_PROTECTED_NAMES`).
     """
     seen = _as_filesystems_see(path)
-    choices = [[part, *_long_names(part)] for part in seen.split("/")]
+    choices = [[part, *_long_names(part, names or _PROTECTED_NAMES)] for part in seen.split("/")]
     readings = {""}
     for options in choices:
         readings = {f"{reading}/{option}" if reading else option for reading in readings for option in options}
@@ -591,9 +873,11 @@ def _readings(path: str) -> set[str]:
 _SHORT_NAME = re.compile(r"\.?(?P<base>[^~./]{1,6})~(?P<number>[1-9][0-9]*)(?:\.(?P<ext>[^.]{1,3}))?")
 
 
-def _long_names(component: str) -> list[str]:
-    """The protected names (`_PROTECTED_NAMES`) an 8.3 short name `component` may stand for."""
-    return [name for name in _PROTECTED_NAMES if _abbreviates(component, name)]
+def _long_names(component: str, names: tuple[str, ...] = _PROTECTED_NAMES) -> list[str]:
+    """The names of `names` (default: the protected ones) an 8.3 short name `component` may stand for."""
+    if _SHORT_NAME.fullmatch(component) is None:
+        return []
+    return [name for name in names if _abbreviates(component, name)]
 
 
 def _abbreviates(component: str, name: str) -> bool:
@@ -633,8 +917,12 @@ def _is_executable(mode: str | None) -> bool:
 
 def _is_ci_config(path: str) -> bool:
     """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition: `CI_CONFIG_PATHS`,
-    `CI_CONFIG_NAMES_ANYWHERE`."""
-    if any(fnmatch.fnmatchcase(posixpath.basename(path), name) for name in CI_CONFIG_NAMES_ANYWHERE):
+    `CI_CONFIG_NAMES_ANYWHERE`, `DEPLOY_CONFIG_NAMES_ANYWHERE`, `TOOL_STEMS`."""
+    name, folders = posixpath.basename(path), path.split("/")[:-1]
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in CI_CONFIG_NAMES_ANYWHERE):
+        return True
+    if any(entry.rstrip("/") in folders if entry.endswith("/") else name == entry
+           for entry in DEPLOY_CONFIG_NAMES_ANYWHERE) or _is_tool_stem(path):
         return True
     return any((path.startswith(prefix) or path == prefix.rstrip("/")) if prefix.endswith("/") else path == prefix
                for prefix in CI_CONFIG_PATHS)

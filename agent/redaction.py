@@ -29,8 +29,14 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
-# Query parameters whose values are credentials: api_key, api-key, token, access_token, sig...
-SECRET_PARAMETER = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session", re.IGNORECASE)
+# URL parameters (query, or key=value pairs in the fragment as OAuth's implicit flow returns them) whose
+# values are credentials, by a word anywhere in the name (api_key, access_token, id_token, client_secret,
+# X-Amz-Signature, Azure Functions' `code`, an OAuth authorization `code`, a SAML assertion, a nonce...)
+# or, whole, by the shape of an Azure SAS parameter (`sv`, `sig`, `se`, `sp`, `skoid`...: the signature
+# and the fields it signs; learn.microsoft.com/rest/api/storageservices/create-service-sas).
+SECRET_PARAMETER = re.compile(
+    r"key|token|secret|passw|pwd|auth|sig|credential|session|code|cred|nonce|ticket|assertion|saml|jwt|bearer"
+    r"|otp|^s(?:v|s|rt?|p|e|t|pr|i|ip|dd|k[a-z]{1,3})$", re.IGNORECASE)
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words
 MIN_ENVIRONMENT_SECRET_CHARS = 8  # an environment variable's value: `true`, `1`, `none` are settings, not secrets
 # Environment variables whose values are secrets, by the last word of their name.
@@ -47,40 +53,53 @@ def public_url(url: str) -> str:
         return MASK
     if ":" in host:
         host = f"[{host}]"
-    query = urlencode([(name, MASK if SECRET_PARAMETER.search(name) else value)
-                       for name, value in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, host + port, parts.path, query, parts.fragment))
+    query = _masked_pairs(parts.query)
+    fragment = _masked_pairs(parts.fragment) if "=" in parts.fragment else parts.fragment
+    return urlunsplit((parts.scheme, host + port, parts.path, query, fragment))
+
+
+def _masked_pairs(text: str) -> str:
+    """`name=value&...` (a query, or a fragment of such pairs) with secret-looking names' values masked."""
+    return urlencode([(name, MASK if SECRET_PARAMETER.search(name) else value)
+                      for name, value in parse_qsl(text, keep_blank_values=True)], safe="*")
 
 
 # An http(s) URL inside free text or a JSON string: it ends at whitespace, a quote, a backslash or <>,
 # but not at backslashes escaping a separator (`?a=K\&sig=S`, as a shell command types it; doubled in JSON).
 _URL_IN_TEXT = re.compile(r"(?i)\bhttps?://(?:[^\s\"'<>\\]|\\+(?=[&;?=#]))+")
 _USERINFO = re.compile(r"(?i)^(https?://)[^/?#]*@")
-# A secret-looking parameter's value runs to the next separator, less the backslashes escaping it.
-_SECRET_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*?(?:" + SECRET_PARAMETER.pattern
-                                 + r")[^=&;#]*=)(?:[^&;#\\]|\\+(?![\\&;#]))*", re.IGNORECASE)
+# A parameter (query, `;` matrix or fragment pair) and its value, which runs to the next separator, less
+# the backslashes escaping it; `redact_urls` masks the value when the name looks secret (`SECRET_PARAMETER`).
+_PARAMETER = re.compile(r"([?&;#]\\*)([^=&;#?\\]*)(\\*=)((?:[^&;#\\]|\\+(?![\\&;#]))*)")
 
 
 def redact_urls(text: str) -> str:
-    """`text` with every http(s) URL's userinfo dropped and its secret-looking query values masked.
+    """`text` with every http(s) URL's userinfo dropped and its secret-looking parameters' values masked,
+    in the query and in the fragment alike (`#access_token=...`).
 
     Used on every line the product prints about an endpoint and on every trajectory line.
     """
     def public(match: re.Match[str]) -> str:
         url = _USERINFO.sub(r"\1", match.group(0), count=1)
-        return _SECRET_QUERY_VALUE.sub(lambda m: m.group(1) + (MASK if m.group(0) != m.group(1) else ""), url)
+        return _PARAMETER.sub(masked, url)
+
+    def masked(match: re.Match[str]) -> str:
+        separator, name, equals, value = match.groups()
+        secret = value and SECRET_PARAMETER.search(unquote(name))
+        return separator + name + equals + (MASK if secret else value)
 
     return _URL_IN_TEXT.sub(public, text)
 
 
 def url_secrets(url: str) -> list[str]:
-    """The credentials inside `url`: userinfo and secret-looking query values, raw and percent-decoded."""
+    """The credentials inside `url`: userinfo and secret-looking query and fragment values, raw and percent-decoded."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return [url]
     found = [parts.username or "", parts.password or ""]
-    found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if SECRET_PARAMETER.search(name)]
+    found += [value for pairs in (parts.query, parts.fragment)
+              for name, value in parse_qsl(pairs, keep_blank_values=True) if SECRET_PARAMETER.search(name)]
     found += [quote(value, safe="") for value in found]
     found += [unquote(value) for value in found]
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_CHARS]
@@ -166,19 +185,30 @@ def _raw_environment() -> Mapping[Any, Any]:
 def _escaped_forms(secret: str) -> str:
     """A pattern for `secret` as written or as escaping left it, however many times: any run of
     backslashes before a character that is not an ASCII letter or digit (Markdown, JSON, JSON
-    inside JSON), such a character as a `\\uXXXX` escape (JSON's `ensure_ascii`, a surrogate pair
-    past the BMP), a word joiner or zero-width space after any character (unlinked references)."""
+    inside JSON), any character as a `\\uXXXX`, `\\u{...}` or `\\xXX` escape (`_char_forms`: JSON's
+    `ensure_ascii`, a surrogate pair past the BMP, a file's string literal), a word joiner or
+    zero-width space after any character (unlinked references). The patch policy's `secret` check
+    uses the same matching (`reveals_secret`)."""
     return "".join(_char_forms(char) + "[\u2060\u200b]?" for char in secret)
 
 
 def _char_forms(char: str) -> str:
-    if char.isascii() and char.isalnum():
-        return re.escape(char)
+    """One character as written or escaped: JSON and JavaScript escape any character, letters and digits
+    included (`sk-\\u0053ECRET` is `sk-SECRET` to every reader), so every character has its `\\uXXXX`
+    form (UTF-16 units, any hex case, as JSON writes one past the BMP), JavaScript's `\\u{...}` and,
+    below U+0100, the `\\xXX` of JavaScript, Python and C strings."""
     encoded = char.encode("utf-16-be", "surrogatepass")  # an environment's undecodable bytes
     units = [int.from_bytes(encoded[i:i + 2], "big") for i in range(0, len(encoded), 2)]
-    escaped = "".join(r"\\+u" + "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{unit:04x}")
-                      for unit in units)
-    return f"(?:\\\\*{re.escape(char)}|{escaped})"
+    escaped = ["".join(r"\\+u" + _hex(f"{unit:04x}") for unit in units), r"\\+u\{0*" + _hex(f"{ord(char):x}") + r"\}"]
+    if ord(char) < 0x100:
+        escaped.append(r"\\+x" + _hex(f"{ord(char):02x}"))
+    plain = re.escape(char) if char.isascii() and char.isalnum() else f"\\\\*{re.escape(char)}"
+    return f"(?:{plain}|{'|'.join(escaped)})"
+
+
+def _hex(digits: str) -> str:
+    """A pattern for hex `digits` in either case."""
+    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in digits)
 
 
 def scrub_record(value: Any, clean: Callable[[str], str] = scrub) -> Any:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import re
 
-from rich.markup import escape as escape_markup
-
 from agent.redaction import scrub
 
 # C0 controls but tab and newline, DEL, C1 controls, the line and paragraph separators, and
@@ -45,6 +43,8 @@ def visible_line(text: str) -> str:
 
 def escape(text: str) -> str:
     """`visible(text)` made safe to embed in rich markup too."""
+    from rich.markup import escape as escape_markup  # rich only where something is shown
+
     return escape_markup(visible(text))
 
 

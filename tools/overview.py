@@ -14,8 +14,9 @@ otherwise directories collapse to `name/ (N files)`, level by level, until it fi
 
 from __future__ import annotations
 
+import bisect
 import shlex
-from collections import Counter
+from collections.abc import Iterator, Sequence
 
 from sandbox.base import SandboxError
 from tools.base import ToolContext
@@ -53,42 +54,69 @@ def repository_files(ctx: ToolContext) -> tuple[list[str], bool]:
     return sorted({path for path in names if path}), cut
 
 
-def overview(paths: list[str], max_chars: int = MAX_CHARS) -> str:
-    """`paths` as the prompt shows them, at most `max_chars` characters; "" for no paths.
+def overview(paths: Sequence[str], max_chars: int = MAX_CHARS) -> str:
+    """`paths` (sorted, unique) as the prompt shows them, at most `max_chars` characters; "" for no paths.
 
     Deepest detail that fits: all paths, else directories collapsed below depth d (d = 3, 2, 1),
-    else the first entries of the top level and a count of the rest."""
+    else the first entries of the top level and a count of the rest. Each try stops as soon as
+    it is over the budget and counts a directory's files by bisection (a folder's paths are
+    contiguous once sorted), so the work grows with what is shown, not with the tree: about
+    max_chars paths read per depth, never all 20,000 of a large repository several times."""
     if not paths:
         return ""
     for depth in (None, 3, 2, 1):
-        text = "\n".join(_collapsed(paths, depth))
-        if len(text) <= max_chars:
-            return text
-    lines, used = [], 0
-    entries = _collapsed(paths, 1)
-    for index, line in enumerate(entries):
-        rest = f"... and {len(entries) - index} more entries"
+        lines = _collapsed(paths, depth, max_chars)
+        if lines is not None:
+            return "\n".join(lines)
+    shown, used = [], 0
+    total = _top_level_count(paths)
+    for index, line in enumerate(_line(entry, count) for entry, count in _entries(paths, 1)):
+        rest = f"... and {total - index} more entries"
         if used + len(line) + 1 + len(rest) > max_chars:
-            return "\n".join([*lines, rest])
-        lines.append(line)
+            return "\n".join([*shown, rest])
+        shown.append(line)
         used += len(line) + 1
-    return "\n".join(lines)
+    return "\n".join(shown)
 
 
-def _collapsed(paths: list[str], depth: int | None) -> list[str]:
-    """One line per file at most `depth` directories deep, one per directory at that depth (`dir/ (N files)`)."""
-    if depth is None:
-        return [shown_name(path) for path in paths]
-    counts: Counter[str] = Counter()
-    order: list[str] = []
-    for path in paths:
-        parts = path.split("/")
-        entry = path if len(parts) <= depth else "/".join(parts[:depth]) + "/"
-        if entry not in counts:
-            order.append(entry)
-        counts[entry] += 1
-    return [shown_name(entry) if not entry.endswith("/") else
-            f"{shown_name(entry)} ({counts[entry]} file{'s' if counts[entry] != 1 else ''})" for entry in order]
+def _entries(paths: Sequence[str], depth: int | None) -> Iterator[tuple[str, int]]:
+    """(entry, files) in order: each file at most `depth` directories deep with 0, each directory at that depth
+    (`name/`) with the number of files below it, found by bisection in the sorted `paths`."""
+    at = 0
+    while at < len(paths):
+        path = paths[at]
+        parts = path.split("/", depth) if depth is not None else [path]
+        if depth is None or len(parts) <= depth:
+            yield path, 0
+            at += 1
+            continue
+        folder = "/".join(parts[:depth]) + "/"
+        end = bisect.bisect_left(paths, folder[:-1] + "0", at)  # "0" follows "/": the first path past the folder
+        yield folder, end - at
+        at = end
+
+
+def _collapsed(paths: Sequence[str], depth: int | None, budget: int) -> list[str] | None:
+    """The lines of `_entries`, as shown; None once they are longer than `budget` characters joined."""
+    lines: list[str] = []
+    used = -1
+    for entry, count in _entries(paths, depth):
+        line = _line(entry, count)
+        used += len(line) + 1
+        if used > budget:
+            return None
+        lines.append(line)
+    return lines
+
+
+def _line(entry: str, count: int) -> str:
+    """One entry as the prompt shows it: a file's name, or `dir/ (N files)`."""
+    return shown_name(entry) if not count else f"{shown_name(entry)} ({count} file{'s' if count != 1 else ''})"
+
+
+def _top_level_count(paths: Sequence[str]) -> int:
+    """How many entries the top level has (files and folders), without listing them."""
+    return sum(1 for _ in _entries(paths, 1))
 
 
 def prompt_section(ctx: ToolContext, max_chars: int = MAX_CHARS, known: list[str] | None = None) -> str:

@@ -94,7 +94,8 @@ def staged_diff(ctx: ToolContext, attributes: bytes = b"", quote_paths: bool = F
     The patch comes back base64-encoded in the command's output (the shell would mangle
     text that is not UTF-8); one too big for the output is read as a file instead. Each
     process here costs a few ms of CPU in a container, so the common case runs as few as
-    it can: one rev-parse, the untracked-file listing, the index copy, two adds, the diff, base64.
+    it can: one rev-parse, the untracked-file listing (artefacts left out), the index copy, two adds (the
+    second of the files listed, no second walk of the tree), the diff, base64.
     """
     attributes_file = ""
     if attributes:
@@ -140,7 +141,7 @@ tmp=$(git rev-parse --absolute-git-dir 2>/dev/null)/moe-patch  # not /tmp: a tmp
 [ -d "$tmp" ] || mkdir -p "$tmp" || {{ echo "__moe_error cannot create $tmp"; exit 0; }}
 echo "__moe_tmp $tmp"
 : > "$tmp/large"
-git ls-files -z --others --exclude-standard > "$tmp/new"
+git ls-files -z --others --exclude-standard -- . {excludes} > "$tmp/new"
 if [ -s "$tmp/new" ]; then
   sed -z 's|^|./|' "$tmp/new" | xargs -0 -r sh -c 'find "$@" -maxdepth 0 -type f -size +{LARGE_NEW_FILE_BYTES}c -print0' find \\
     | sed -z 's|^\\./||' > "$tmp/large"
@@ -148,7 +149,8 @@ fi
 # -p: the copy keeps the index's mtime, by which git tells a file edited in the second it was staged
 if [ -f "$index" ]; then cp -p "$index" "$tmp/index"; else rm -f "$tmp/index"; fi
 export GIT_INDEX_FILE="$tmp/index"
-failed=$( {{ git add -u -- . && git add -A -- . {excludes}; }} 2>&1 >/dev/null ) \
+# the new files listed above: `add -A` would walk the whole tree a second time (0.1-0.2 s at 20,000 files)
+failed=$( {{ git add -u -- . && {{ [ ! -s "$tmp/new" ] || git --literal-pathspecs add --pathspec-from-file="$tmp/new" --pathspec-file-nul; }}; }} 2>&1 >/dev/null ) \
   || {{ echo "__moe_error git add failed: $(printf %s "$failed" | tail -n 2 | tr '\n' ' ')"; exit 0; }}
 if [ -s "$tmp/large" ]; then
   git --literal-pathspecs rm -q --cached --ignore-unmatch --pathspec-from-file="$tmp/large" --pathspec-file-nul

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from agent.errors import UsageError
 from tools.encoding import decode, visible
@@ -75,13 +75,10 @@ def fix(
                                 help="[RUN_ID] FEEDBACK: continue a run (default: the latest that made a branch) "
                                      "with your feedback; its branch gets a further commit."),
 ) -> None:
-    from rich.markup import escape
-
     from agent.attempts import AttemptPlan
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix, runs_dir
     from agent.followup import find_follow_up, split_arguments
-    from agent.progress import LiveProgress, print_diff, print_review, print_summary
     from agent.redaction import scrub
     from agent.terminal import escape
     from agent.workspace import UserRepo
@@ -102,10 +99,13 @@ def fix(
     if follow:
         follow_up = find_follow_up(repo, runs_dir(settings, repo), run_id, task, settings.sandbox.workdir)
         settings, title = follow_up.settings(settings), follow_up.title
-    err = Console(stderr=True, highlight=False)
-    out = Console(highlight=False)
-    echo = (lambda m: None) if quiet or as_json else (lambda m: err.print(f"[dim]{escape(m)}[/]"))
-    progress = LiveProgress(err, quiet=quiet or as_json)
+    # rich (its console, the live progress) is not loaded on --json's or --quiet's way to the first request
+    echo = (lambda m: None) if quiet or as_json else (lambda m: _stderr().print(f"[dim]{escape(m)}[/]"))
+    progress = None
+    if not (quiet or as_json):
+        from agent.progress import LiveProgress
+
+        progress = LiveProgress(_stderr())
     if follow_up is not None:
         echo(f"continuing run {follow_up.run_id} on {follow_up.branch}")
     outcome = run_fix(
@@ -121,7 +121,7 @@ def fix(
         try:  # SIGHUP: the terminal they went to may be gone
             if as_json:
                 typer.echo(scrub(json.dumps(outcome.to_json())))
-            err.print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})",
+            _stderr().print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})",
                       soft_wrap=True)
         except OSError:
             pass
@@ -129,7 +129,11 @@ def fix(
     if as_json:
         typer.echo(scrub(json.dumps(outcome.to_json())))
     else:
-        print_diff(out, outcome.result.patch)
+        from rich.console import Console
+
+        from agent.progress import print_diff, print_review, print_summary
+
+        print_diff(Console(highlight=False), outcome.result.patch)
         extra = {"trajectory": escape(str(outcome.trajectory))}
         if outcome.instructions and (outcome.instructions.files or outcome.instructions.skipped):
             extra["instructions"] = escape(outcome.instructions.summary())
@@ -144,6 +148,15 @@ def fix(
             extra["applied"] = "to your working tree"
         for note in map(escape, outcome.notes):
             extra["note"] = extra["note"] + "; " + note if "note" in extra else note
-        print_summary(err, outcome.result, extra)
-        print_review(err, outcome.review)
+        print_summary(_stderr(), outcome.result, extra)
+        print_review(_stderr(), outcome.review)
     raise typer.Exit(outcome.exit_code)
+
+
+
+@functools.cache
+def _stderr() -> Any:
+    """The console on stderr, made on first use: rich is loaded only to show something."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)

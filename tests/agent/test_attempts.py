@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
 from agent.trajectory import read_trajectory
@@ -214,8 +215,13 @@ def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_m
     def checking() -> bool:  # both attempts ended and a container of this process runs the hanging tests
         done = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl") if ended(path)]
         mine = docker_client.containers.list(filters={"label": f"{cleanup.LABEL}.pid={process.pid}"})
-        return len(done) == 2 and any("sleep 300" in " ".join(row) for box in mine
-                                       for row in (box.top().get("Processes") or []))
+        return len(done) == 2 and any("sleep 300" in " ".join(row) for box in mine for row in processes(box))
+
+    def processes(box: docker.models.containers.Container) -> list[list[str]]:
+        try:  # a container listed a moment ago may have stopped since: Docker answers 409 (or 404) to `top`
+            return box.top().get("Processes") or []
+        except docker.errors.APIError:
+            return []
 
     deadline = time.monotonic() + 180
     while not checking() and process.poll() is None and time.monotonic() < deadline:

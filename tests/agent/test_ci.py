@@ -170,6 +170,21 @@ def test_pull_request_body_says_what_changed_and_how_it_was_tested(tmp_path: Pat
     assert "ran no test suite" in pull_request_body(Issue(IssueRef("o", "r", 5), "t", "", "open", "u"), outcome, "")
 
 
+def test_the_pull_request_lists_allowed_tool_and_deploy_configs_as_sensitive(tmp_path: Path) -> None:
+    """#16, seventh tester: the new kinds reach reviewers like the others (names escaped)."""
+    from agent.patch_policy import review_patch
+
+    patch = "".join(f"diff --git a/{path} b/{path}\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n"
+                    f"+++ b/{path}\n@@ -0,0 +1 @@\n+x = 1\n" for path in (".cursor/mcp.json", "apps/web/netlify.toml"))
+    result = RunResult(status="submitted", message="", patch=patch, steps=1, prompt_tokens=1, completion_tokens=1,
+                       cost=None, elapsed=1.0, prefix_reuse=None, compactions=0)
+    outcome = FixOutcome(result=result, run_id="r", trajectory=tmp_path / "t.jsonl", review=review_patch(patch))
+    body = pull_request_body(Issue(IssueRef("o", "r", 5), "t", "", "open", "u"), outcome, "")
+    section = body.split("### Sensitive changes", 1)[1].split("###", 1)[0]
+    assert "- `.cursor/mcp.json`: changes a hidden configuration file that tools, editors or agents read" in section
+    assert "- `apps/web/netlify.toml`: changes CI configuration (or a deploy platform's build)" in section
+
+
 # -- pushing with the token (real git over HTTP, no containers) ---------------------------------
 def test_push_authenticates_without_writing_the_token_anywhere(tmp_path: Path, fake_github: FakeGitHub) -> None:
     repo = make_checkout(tmp_path, fake_github)

@@ -433,11 +433,13 @@ def test_toml_spellings_of_user_only_keys_are_all_dropped(repo: Path, tmp_path: 
 
 @pytest.mark.parametrize("key", ["n", "best_of", "messages", "model", "tools", "stream"])
 def test_extra_body_cannot_override_the_request_or_multiply_its_cost(repo: Path, tmp_path: Path, key: str) -> None:
-    write(repo / ".agent.toml", f"[model.extra_body]\n{key} = 50\ntop_k = 20\n")
-    with pytest.raises(UsageError, match=rf"\.agent\.toml: model\.extra_body: may not set {key}: the agent sets it"):
-        load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
-    write(repo / ".agent.toml", "[model.extra_body]\ntop_k = 20\n")
-    assert load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}).model.extra_body == {"top_k": 20}
+    user = write(tmp_path / "user.toml", f"[model.extra_body]\n{key} = 50\ntop_k = 20\n")
+    with pytest.raises(UsageError, match=rf"user\.toml: model\.extra_body: may not set {key}: the agent sets it"):
+        load_settings(repo, env={}, user_file=user)
+    write(repo / ".agent.toml", f"[model.extra_body]\n{key} = 50\ntop_k = 20\n")  # a repository's: not allowed
+    warnings: list[str] = []
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+    assert settings.model.extra_body == {"top_k": 20} and f"model.extra_body.{key}" in warnings[0]
 
 
 def test_a_bad_endpoint_is_reported_without_its_credentials(repo: Path, tmp_path: Path) -> None:
@@ -631,3 +633,130 @@ def test_repo_prompt_text_is_never_read_from_the_current_directory(
     write(repo / ".agent.toml", '[prompts]\nsystem = "secrets"\n')
     settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     assert settings.prompts.system == Prompts.load(settings.prompts.model_dump()).system == "secrets"
+
+
+# -- a repository's extra_body is an allowlist (issue 16, seventh tester) ----------------------------------------
+HOSTILE_EXTRA_BODY = """
+[model.extra_body]
+top_k = 20
+min_p = 0.05
+typical_p = 0.9
+repetition_penalty = 1.05
+presence_penalty = 0.5
+frequency_penalty = 0.1
+seed = 7
+stop = ["<|end|>"]
+n_cmpl = 8
+n_probs = 50
+num_return_sequences = 16
+use_beam_search = true
+beam_width = 8
+prompt_logprobs = 20
+logprobs = true
+top_logprobs = 20
+max_tokens = 9999999
+top_p = "0.9"
+samplers = ["top_k"]
+[model.extra_body.options]
+num_predict = 1000000
+num_ctx = 1000000
+[model.extra_body.chat_template_kwargs]
+enable_thinking = false
+reasoning_effort = "high"
+"""
+ALLOWED_FROM_A_REPOSITORY = {
+    "top_k": 20, "min_p": 0.05, "typical_p": 0.9, "repetition_penalty": 1.05, "presence_penalty": 0.5,
+    "frequency_penalty": 0.1, "seed": 7, "stop": ["<|end|>"], "chat_template_kwargs": {"enable_thinking": False},
+}
+
+
+def test_a_repositorys_extra_body_keeps_only_sampling_knobs_and_warns_once_naming_the_rest(
+        repo: Path, no_user_file: dict[str, str]) -> None:
+    write(repo / ".agent.toml", HOSTILE_EXTRA_BODY)
+    warnings: list[str] = []
+    settings = load_settings(repo, env=no_user_file, warn=warnings.append)
+    assert settings.model.extra_body == ALLOWED_FROM_A_REPOSITORY
+    [line] = warnings
+    for name in ("n_cmpl", "n_probs", "num_return_sequences", "use_beam_search", "beam_width", "prompt_logprobs",
+                 "logprobs", "top_logprobs", "max_tokens", "top_p (not a number)", "samplers", "options",
+                 "chat_template_kwargs.reasoning_effort"):
+        assert f"model.extra_body.{name}" in line
+    assert "model.extra_body.top_k" not in line and "a repository's config may not set these keys" in line
+
+
+def test_the_users_extra_body_keeps_full_control(repo: Path, tmp_path: Path) -> None:
+    write(repo / ".agent.toml", HOSTILE_EXTRA_BODY)
+    user = write(tmp_path / "user.toml", '[model.extra_body]\nn_probs = 3\ntop_k = 40\n'
+                                         '[model.extra_body.options]\nnum_ctx = 8192\n')
+    settings = load_settings(repo, env={}, user_file=user, warn=lambda message: None)
+    assert settings.model.extra_body == ALLOWED_FROM_A_REPOSITORY | {"n_probs": 3, "top_k": 40, "options": {"num_ctx": 8192}}
+
+
+def test_the_request_the_server_receives_carries_the_repositorys_knobs_and_the_users_keys_bounded(
+        repo: Path, tmp_path: Path) -> None:
+    from agent.model import OpenAIModel
+    from tests.fakes.openai_server import FakeOpenAIServer, Reply
+
+    write(repo / ".agent.toml", HOSTILE_EXTRA_BODY + '[model]\nname = "qwen3-coder"\n')
+    with FakeOpenAIServer(model="qwen3-coder", max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        user = write(tmp_path / "user.toml", f'[model]\nbase_url = "{server.base_url}"\n[model.extra_body]\n'
+                                             'n_probs = 2\n[model.extra_body.options]\nnum_predict = 9999999\n')
+        settings = load_settings(repo, env={}, user_file=user, warn=lambda message: None)
+        OpenAIModel(settings.model).query([{"role": "user", "content": "hi"}], [])
+    sent = server.requests[0]
+    for key in ("n_cmpl", "num_return_sequences", "use_beam_search", "beam_width", "prompt_logprobs", "logprobs",
+                "top_logprobs", "samplers"):
+        assert key not in sent
+    assert (sent["top_k"], sent["min_p"], sent["seed"], sent["stop"]) == (20, 0.05, 7, ["<|end|>"])
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False} and sent["top_p"] == 0.8  # the profile's
+    assert sent["n_probs"] == 2 and sent["options"] == {"num_predict": 4096}  # the user's, its bound capped
+    assert sent["max_tokens"] == 4096  # half the served 8192, as `model.max_tokens` would be
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
+                        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@e"})
+
+
+@pytest.mark.parametrize("value", [".env", "prompt.md", "sub/../.env", "local/x.md"])
+def test_repo_prompt_files_git_ignores_are_not_read(repo: Path, tmp_path: Path, value: str) -> None:
+    """#16, eighth tester: a committed `.gitignore` of `.env` and `system = ".env"` put the user's local
+    `.env` in the system message; a committed link `prompt.md -> .env` and an ignored folder did the same."""
+    write(repo / ".gitignore", ".env\nlocal/\n")
+    write(repo / ".agent.toml", f'[prompts]\nsystem = "{value}"\n')
+    (repo / "sub").mkdir()
+    (repo / "prompt.md").symlink_to(".env")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "hostile")
+    write(repo / ".env", "DBPASS=topsecret\n")
+    write(repo / "local" / "x.md", "DBPASS=topsecret\n")
+    warnings: list[str] = []
+
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+
+    assert settings.prompts.system is None
+    [line] = warnings
+    assert "prompts.system (a file git ignores" in line
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_repo_prompt_files_in_the_snapshot_are_read(repo: Path, tmp_path: Path, tracked: bool) -> None:
+    """Tracked files are read even when a pattern matches them (git snapshots them); untracked unignored ones too."""
+    write(repo / ".gitignore", "*.md\n" if tracked else "other\n")
+    write(repo / ".agent.toml", '[prompts]\nsystem = "p.md"\n')
+    write(repo / "p.md", "You are careful.\n")
+    _git(repo, "init", "-q")
+    if tracked:
+        _git(repo, "add", "-f", "p.md")
+    warnings: list[str] = []
+
+    settings = load_settings(repo, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, warn=warnings.append)
+
+    assert settings.prompts.system == "You are careful.\n"
+    assert warnings == []

@@ -9,6 +9,7 @@ the same workflow with containers.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 import agent.fix as fix
 from agent.config import load_settings
+from agent.errors import EnvironmentProblem, UsageError
 from agent.fix import FixRequest, run_fix
 from agent.workspace import materialize
 from sandbox.base import SandboxError
@@ -52,11 +54,17 @@ class HostBox(HostSandbox):
 
 
 def host_start(monkeypatch: pytest.MonkeyPatch, box_dir: Path, first_request: threading.Event,
-               fail: Exception | None = None) -> list[HostSandbox]:
-    """Docker's steps replaced: the start waits for the first request, then fails or unpacks the snapshot."""
+               fail: Exception | None = None, prepare_fails: Exception | None = None) -> list[HostSandbox]:
+    """Docker's steps replaced: the start waits for the first request, then fails or unpacks the snapshot.
+
+    Preparing (Docker's client and image check) asserts that the first request has left,
+    then fails with `prepare_fails` or names an image."""
     started: list[HostSandbox] = []
 
     def prepare(settings, repo, run_id, taking, scratch, clock, echo):
+        assert "first_request" in clock.phases, "Docker's work began before the first request left"
+        if prepare_fails is not None:
+            raise prepare_fails
         return fix._Prepared(client=None, image="host", cached=False, files=None, spec=None)
 
     def start(prepared, taking, clock, echo):
@@ -98,6 +106,8 @@ def test_the_first_request_does_not_wait_for_the_sandbox(fake_model_server: Fake
     assert "+    return a + b" in outcome.result.patch and "notes.txt" not in outcome.result.patch
     assert git(repo, "show", "agent/add:calc.py").endswith("return a + b\n")
     assert outcome.timings["first_request"] <= outcome.timings["total"]
+    events = [json.loads(line) for line in outcome.trajectory.read_text().splitlines()]
+    assert outcome.image == "host" and [e["image"] for e in events if e["type"] == "sandbox"] == ["host"]
     assert (repo / "calc.py").read_text().endswith("return a - b\n")  # the user's tree untouched
 
 
@@ -125,3 +135,39 @@ def test_a_start_that_fails_otherwise_raises_its_own_error(fake_model_server: Fa
                                         "HOME": str(tmp_path / "home")})
     with pytest.raises(PermissionError):
         run_fix(FixRequest(task="add() subtracts", repo=repo), settings)
+
+
+def test_a_failed_setup_after_the_first_request_ends_the_run_with_its_own_error(
+        fake_model_server: FakeOpenAIServer, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's work begins once the first request has left; a setup that fails then ends the run at the
+    second request, even when the model never calls a tool, and raises its error once the trajectory is closed."""
+    first_request = threading.Event()
+    host_start(monkeypatch, tmp_path / "box", first_request,
+               prepare_fails=EnvironmentProblem("setup commands failed: exit code 7"))
+    scripted(fake_model_server, first_request, [Reply(content="let me think about it")])
+    settings = load_settings(repo, env={"OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+                                        "HOME": str(tmp_path / "home")})
+    with pytest.raises(EnvironmentProblem, match="setup commands failed: exit code 7"):
+        run_fix(FixRequest(task="add() subtracts", repo=repo), settings)
+    assert len(fake_model_server.requests) == 1  # the second waited for the sandbox, and never left
+    [trajectory] = (repo / ".agent" / "runs").glob("*/trajectory.jsonl")
+    assert trajectory.read_text().count('"status": "sandbox_error"') == 1
+    assert (repo / "calc.py").read_text().endswith("return a - b\n") and git(repo, "branch") == "* main\n"
+
+
+def test_a_run_that_ends_before_its_first_request_starts_no_sandbox(
+        fake_model_server: FakeOpenAIServer, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def docker_step(*args: object) -> None:
+        asked.append("docker")
+        raise SandboxError("Docker was asked")
+
+    monkeypatch.setattr(fix, "_prepare_sandbox", docker_step)
+    monkeypatch.setattr(fix, "_start_prepared", docker_step)
+    settings = load_settings(repo, overrides={"tools.enabled": ["bash", "no_such_tool"]},
+                             env={"OPENAI_BASE_URL": fake_model_server.base_url, "AGENT_MODEL": "fake-model",
+                                  "HOME": str(tmp_path / "home")})
+    with pytest.raises(UsageError, match="no_such_tool"):
+        run_fix(FixRequest(task="add() subtracts", repo=repo), settings)
+    assert asked == [] and fake_model_server.requests == []

@@ -167,3 +167,42 @@ def test_an_agents_file_inside_git_is_not_read(tmp_path) -> None:
     root = tree(tmp_path / "repo", {".git/AGENTS.md": "planted notes\n"})
     found = read_instructions(root, root / ".git")
     assert found.files == [] and found.skipped == [".git/AGENTS.md skipped: it is inside .git"]
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin",
+                        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@e"})
+
+
+def test_agents_files_git_ignores_or_linking_to_ignored_files_are_not_read(tmp_path) -> None:
+    """#16, eighth tester: a committed `AGENTS.md -> .env` with `.env` ignored put the local secret in the prompt;
+    an AGENTS.md that is itself ignored (a local file, not in the snapshot) is skipped the same way."""
+    root = tree(tmp_path / "repo", {".gitignore": ".env\nsub/AGENTS.md\n", "sub/keep": "x"})
+    (root / "AGENTS.md").symlink_to(".env")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "hostile")
+    (root / ".env").write_text("DBPASS=topsecret\n")
+    (root / "sub" / "AGENTS.md").write_text("DBPASS=topsecret\n")
+
+    found = read_instructions(root, root / "sub")
+
+    assert found.files == []
+    assert "topsecret" not in found.prompt()
+    assert found.skipped == ["AGENTS.md skipped: git ignores it or the file it links to",
+                             "sub/AGENTS.md skipped: git ignores it or the file it links to"]
+
+
+def test_agents_files_in_the_snapshot_are_read(tmp_path) -> None:
+    """A tracked AGENTS.md, and an untracked one git does not ignore, are in the snapshot: both are read."""
+    root = tree(tmp_path / "repo", {".gitignore": "*.log\n", "AGENTS.md": "root notes", "sub/AGENTS.md": "sub notes"})
+    _git(root, "init", "-q")
+    _git(root, "add", "AGENTS.md")
+
+    found = read_instructions(root, root / "sub")
+
+    assert [f.path for f in found.files] == ["AGENTS.md", "sub/AGENTS.md"]

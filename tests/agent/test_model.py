@@ -14,6 +14,7 @@ from agent.config import ModelPrices, ModelSettings
 from agent.errors import EnvironmentProblem, UsageError
 from agent.model import ContextLengthExceeded, ModelError, OpenAIModel, OutOfTime, retry_after_seconds
 from agent.profiles import GENERIC, pick_profile
+from agent.redaction import public_url
 from tests.fakes.openai_server import (
     Delay,
     Drop,
@@ -83,6 +84,17 @@ def test_reply_carries_content_raw_tool_calls_reasoning_and_usage(fake_model_ser
     assert reply.usage.prompt_tokens > 0 and reply.usage.cached_tokens is None
     assert reply.cost is None
     assert fake_model_server.requests[0]["messages"] == MESSAGES
+
+
+def test_a_lone_client_talks_to_the_first_of_base_urls(fake_model_server: FakeOpenAIServer) -> None:
+    # A user's config naming only `base_urls` sent `agent fix` to the default base_url (ninth #16 tester).
+    fake_model_server.script = [Reply("Done.")]
+    served = fake_model_server.model_settings()
+    settings = served.model_copy(update={"base_url": "http://127.0.0.1:9/v1",
+                                         "base_urls": [served.base_url, "http://127.0.0.1:9/v1"]})
+    model = OpenAIModel(settings, sleep=SleepRecorder())
+    assert model.query(MESSAGES, []).content == "Done."
+    assert model.url == public_url(served.base_url)
 
 
 def test_plain_reply_has_no_tool_calls_and_no_reasoning(fake_model_server: FakeOpenAIServer) -> None:
@@ -344,6 +356,17 @@ def test_list_models_returns_server_entries(fake_model_server: FakeOpenAIServer)
     assert [(entry["id"], entry["max_model_len"]) for entry in models] == [("fake-model", 32768)]
 
 
+def test_a_models_answer_without_a_list_is_one_model_error(fake_model_server: FakeOpenAIServer) -> None:
+    """`/v1/models` is read as plain JSON: a bare list is taken, anything else is one line naming the server."""
+    fake_model_server.models_listing = lambda: [{"id": "fake-model", "max_model_len": 4096}, "junk"]
+    assert make_model(fake_model_server).list_models() == [{"id": "fake-model", "max_model_len": 4096}]
+    fake_model_server.models_listing = lambda: {"detail": "login required"}
+    model = make_model(fake_model_server, retries=0)
+    with pytest.raises(ModelError, match=r"answered /models with no list of models: \"{'detail': 'login required'}\""):
+        model.list_models()
+    assert model.context_window() == model.profile.context_window  # the profile's, as when the server is down
+
+
 def test_unknown_model_name_gets_generic_profile(fake_model_server: FakeOpenAIServer) -> None:
     fake_model_server.script = [Reply("ok")]
     model = make_model(fake_model_server)
@@ -534,3 +557,28 @@ def test_a_smaller_reply_bound_in_extra_body_is_kept_and_is_the_loops_bound() ->
         model.query(MESSAGES, [])
     sent = server.requests[0]
     assert (sent["n_predict"], sent["max_tokens"], sent["min_tokens"], model.max_tokens) == (300, 300, 10, 300)
+
+
+@pytest.mark.parametrize(("extra", "expected", "bound"), [
+    ({"options": {"num_predict": 9999999, "num_ctx": 8192}}, {"options": {"num_predict": 4096, "num_ctx": 8192}}, 4096),
+    ({"options": {"num_predict": -1}}, {"options": {"num_predict": 2048}}, 2048),
+    ({"parameters": {"max_new_tokens": 10 ** 9, "min_tokens": 10 ** 9}},
+     {"parameters": {"max_new_tokens": 4096, "min_tokens": 4096}}, 4096),
+    ({"options": {"num_predict": 300}}, {"options": {"num_predict": 300}}, 300),
+    ({"batch": [{"n_predict": 10 ** 9}]}, {"batch": [{"n_predict": 4096}]}, 4096),
+])
+def test_a_nested_reply_bound_in_extra_body_is_capped_like_a_flat_one(extra: dict[str, Any], expected: dict[str, Any],
+                                                                      bound: int) -> None:
+    """#16, seventh tester: Ollama's `options.num_predict` (and any bound inside a table) went out as is.
+    Asked for: at most half the 8192 served, as `model.max_tokens`; not a positive integer: a quarter."""
+    import copy
+
+    before = copy.deepcopy(extra)
+    with FakeOpenAIServer(max_model_len=8192, flavour="llamacpp") as server:
+        server.script = lambda body: Reply("ok")
+        model = make_model(server, extra_body=extra)
+        model.query(MESSAGES, [])
+    sent = server.requests[0]
+    assert {key: sent[key] for key in expected} == expected
+    assert model.max_tokens == bound and sent["max_tokens"] == bound
+    assert model.settings.extra_body == before  # the settings' own tables are not rewritten

@@ -323,3 +323,67 @@ def test_the_environment_is_read_for_secrets_only_when_it_changed(monkeypatch: p
     assert texts == [f"line {n}: {MASK}" for n in range(50)] and len(reads) == 1
     monkeypatch.setenv("UNRELATED_SETTING", "1")
     assert scrub("s3cret-Value-1") == MASK and len(reads) == 2
+
+
+URL_SECRETS = {  # URL as the model prints it: its secret values
+    "https://h.example/cb#access_token=FRAGSECRET1234": ["FRAGSECRET1234"],
+    "https://h.example/api?code=AZFUNCSECRET31": ["AZFUNCSECRET31"],
+    "https://h.example/cb#id_token=eyJIDTOKEN99&refresh_token=REFRESH77x&token_type=bearer": ["eyJIDTOKEN99",
+                                                                                              "REFRESH77x"],
+    "https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&se=2030-01-01&sp=r&sig=SASSIGvalue%3D": ["SASSIGvalue"],
+    "https://h.example/oauth?client_id=app&Client-Secret=CLIENTSEC55#x": ["CLIENTSEC55"],
+    "https://login.example/saml?SAMLResponse=PHNhbWxSAML": ["PHNhbWxSAML"],
+}
+
+
+@pytest.mark.parametrize(("url", "secrets"), URL_SECRETS.items())
+def test_url_secrets_in_the_fragment_and_oauth_azure_sas_names_are_masked_in_every_written_form(
+        url: str, secrets: list[str], tmp_path: Path) -> None:
+    """#16, eighth tester: `#access_token=...` (a fragment) and `?code=...` (Azure Functions, OAuth) stayed raw
+    in the trajectory. Fragment pairs count as parameters, and names are secret by a pattern: the trajectory,
+    the terminal, a URL recorded as an endpoint and the credentials taken from one all agree."""
+    writer = TrajectoryWriter(tmp_path / "t.jsonl")
+    writer.event("response", content=f"open {url} now", tool_calls=[{"arguments": json.dumps({"command": f"curl '{url}'"})}])
+    writer.close()
+    written = (tmp_path / "t.jsonl").read_text()
+    out = io.StringIO()
+    print_summary(Console(file=out, width=400), RunResult(
+        status="submitted", message=url, patch="", steps=1, prompt_tokens=1, completion_tokens=1, cost=None,
+        elapsed=1.0, prefix_reuse=None, compactions=0), {"note": url})
+
+    for text in (written, scrub(url), redaction.public_url(url), out.getvalue()):
+        assert [secret for secret in secrets if secret in text] == [], text
+        assert MASK in text
+    assert all(any(secret in found for found in redaction.url_secrets(url)) for secret in secrets)
+
+
+@pytest.mark.parametrize("url", ["https://h.example/docs?page=2&q=cache#section-3", "https://h.example/a#x=1&size=4",
+                                 "https://h.example/search?sort=asc&step=2&start=10"])
+def test_ordinary_url_parameters_are_kept(url: str) -> None:
+    """The pattern masks credentials, not navigation: pages, anchors, sizes and sort orders stay readable."""
+    assert scrub(url) == url and redaction.public_url(url) == url
+
+
+@pytest.mark.parametrize("written", [
+    '{"k": "sk-test-\\u0053ECRET12345"}',  # JSON escaping a letter
+    '{"k": "\\u0073\\u006B-test-SECRET12345"}',  # lowercase and uppercase hex
+    'key = "sk-test-\\x53ECRET\\x312345"',  # Python/JavaScript/C string literals
+    "const k = 'sk-test-\\u{53}ECRET12345';",  # JavaScript's code point escape
+])
+def test_a_patch_adding_an_escaped_held_secret_is_flagged_and_scrubbed(
+        written: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#16, eighth tester: `{"k": "sk-test-\\u0053ECRET12345"}` with that key held was not `secret`, though the
+    plain, UTF-16 and file-name forms were: any character may be escaped, letters and digits too."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET12345")
+    patch = ("diff --git a/conf.json b/conf.json\nnew file mode 100644\nindex 0000000..1111111\n"
+             f"--- /dev/null\n+++ b/conf.json\n@@ -0,0 +1 @@\n+{written}\n")
+
+    assert ("secret", "conf.json") in [(f.kind, f.path) for f in review_patch(patch).findings]
+    assert "ECRET" not in scrub(written) and MASK in scrub(written)
+
+
+def test_escapes_of_other_text_are_not_taken_for_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the held secret's own characters match: a different escaped letter is another string."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET12345")
+    assert not reveals_secret('{"k": "sk-test-\\u0054ECRET12345"}')
+    assert not reveals_secret("sk-test-\\x54ECRET12345")

@@ -416,6 +416,17 @@ def test_split_index_ships_a_whole_index_and_writes_nothing_into_the_users_git(t
     assert _git_dir_names(root) == before
 
 
+def test_an_index_that_is_not_split_is_copied_as_it_is(tmp_path: Path, monkeypatch) -> None:
+    import agent.workspace as workspace
+
+    root = make_repo(tmp_path / "user")
+    ran: list[tuple[str, ...]] = []
+    real_run = workspace._run
+    monkeypatch.setattr(workspace, "_run", lambda cwd, args, *rest, **kw: ran.append(args) or real_run(cwd, args, *rest, **kw))
+    take_snapshot(UserRepo.find(root), tmp_path / "snap")
+    assert not [args for args in ran if "--no-split-index" in args]  # no rewrite of a 20,000-entry index for nothing
+
+
 def test_skip_worktree_and_assume_unchanged_files_ship_as_they_are_in_the_working_tree(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "user")
     git(root, "update-index", "--skip-worktree", "notes.txt")

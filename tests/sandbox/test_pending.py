@@ -36,7 +36,7 @@ def run_with_pending_start(server: FakeOpenAIServer, starting: Future, start: Ca
         return replies[min(len(server.requests), len(replies)) - 1]
 
     server.script = script
-    box = PendingSandbox(starting, "/testbed")
+    box = PendingSandbox(lambda: starting, "/testbed")
     agent = Agent(OpenAIModel(server.model_settings()), build_toolset(), ToolContext(sandbox=box, task="t"),
                   settings=LoopSettings(step_limit=2), files=["pkg/mod.py", "calc.py"])
     result = agent.run("say hi")
@@ -79,7 +79,8 @@ def test_close_and_start_error() -> None:
             closed.append(True)
 
     running: Future = Future()
-    pending = PendingSandbox(running, "/testbed")
+    pending = PendingSandbox(lambda: running, "/testbed")
+    pending.launch()
     assert pending.workdir == "/testbed" and pending.start_error() is None  # answered without waiting
     running.set_result(Box())
     pending.close()
@@ -87,9 +88,38 @@ def test_close_and_start_error() -> None:
 
     failed: Future = Future()
     failed.set_exception(RuntimeError("daemon gone"))
-    broken = PendingSandbox(failed, "/testbed")
+    broken = PendingSandbox(lambda: failed, "/testbed")
+    broken.launch()
     broken.close()  # nothing started: nothing to close, nothing raised
     assert isinstance(broken.start_error(), RuntimeError)
     with pytest.raises(NotStarted, match="did not start: daemon gone") as caught:
         broken.run("ls")
     assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_nothing_starts_before_the_launch_or_after_a_close(tmp_path: Path) -> None:
+    """The start is asked for once, when launched or first used; a sandbox closed first never starts."""
+    launches: list[str] = []
+
+    def launch(name: str) -> Callable[[], Future]:
+        def start() -> Future:
+            launches.append(name)
+            done: Future = Future()
+            done.set_result(HostSandbox(tmp_path / name))
+            return done
+        return start
+
+    used = PendingSandbox(launch("used"), "/testbed")
+    assert launches == [] and not used.launched and used.start_error() is None
+    assert used.workdir == "/testbed" and launches == []
+    used.started()
+    used.launch()
+    used.started()
+    assert launches == ["used"] and used.launched  # once, on the first use
+
+    closed = PendingSandbox(launch("closed"), "/testbed")
+    closed.close()  # the run ended before its first request: nothing to remove
+    closed.launch()
+    with pytest.raises(NotStarted, match="the run ended before it was needed"):
+        closed.run("ls")
+    assert launches == ["used"] and not closed.launched

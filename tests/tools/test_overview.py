@@ -69,3 +69,25 @@ def test_a_huge_tree_is_read_only_up_to_the_cap(tmp_path: Path, monkeypatch) -> 
     paths, cut = repository_files(ctx)
     assert cut and paths == [f"f{i:02}.txt" for i in range(10)]
     assert prompt_section(ctx).startswith("Files in the repository (more than 10; only those are shown):\nf00.txt\n")
+
+
+class _CountedPaths(list[str]):
+    """The paths, counting how many of them the overview reads."""
+
+    reads = 0
+
+    def __getitem__(self, index):  # type: ignore[override]
+        self.reads += 1
+        return super().__getitem__(index)
+
+    def __iter__(self):  # type: ignore[override]
+        for index in range(len(self)):
+            yield self[index]
+
+
+def test_a_large_tree_is_summarised_without_reading_every_path_for_each_depth() -> None:
+    paths = _CountedPaths(sorted([*(f"src/pkg{d:02}/mod{m:02}/f{f:03}.py" for d in range(20) for m in range(10)
+                                    for f in range(100)), "setup.py"]))
+    text = overview(paths)
+    assert text.splitlines() == ["setup.py", *(f"src/pkg{d:02}/ (1000 files)" for d in range(20))]
+    assert 0 < paths.reads < len(paths)  # before: every one of the 20,001 paths read once per depth tried

@@ -110,6 +110,13 @@ def test_large_new_files_are_left_out_and_named(repo, ctx) -> None:
     assert "left out new files over 1 MB: dump.txt" in str(done)
 
 
+def test_a_large_artefact_is_left_out_as_an_artefact_not_named_as_a_large_file(repo, ctx) -> None:
+    repo.run("mkdir -p node_modules/x && head -c 2000000 /dev/zero > node_modules/x/big.bin && printf 'n\\n' > n.txt")
+    done = submitted(ctx)
+    assert done.patch.count("diff --git") == 1 and "n.txt" in done.patch
+    assert "big.bin" not in str(done) and "left out" not in str(done)
+
+
 def test_a_patch_too_big_for_the_shell_output_is_read_as_a_file(repo, ctx) -> None:
     assert repo.run("head -c 700000 /dev/urandom | base64 > big.txt").ok
     done = submitted(ctx)  # base64-encoded, the patch is over the shell's 1 MB of output
