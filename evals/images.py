@@ -343,7 +343,6 @@ class ImageBuilder:
         build_image(self._base_recipe(recipe.interpreter), self.client, echo=self.echo, timeout=self.timeout)
 
     def _build_environment(self, plan: EnvironmentPlan, mirror: Path, base: str, tag: str) -> None:
-        self._say(f"building environment image {tag}")
         files = {REQUIREMENTS_FILE: plan.requirements.encode()} if plan.requirements else {}
         if plan.recipe.packages == "environment.yml":
             files[CONSTRAINTS_FILE] = "".join(f"{pin}\n" for pin in plan.recipe.pip_packages).encode()
@@ -351,6 +350,7 @@ class ImageBuilder:
             files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
         with self._mounts(plan.recipe.repo, mirror, plan.setup_commit) as (volumes, ca):
+            self._say(f"building environment image {tag}")  # after the mirror's check, which may stop it
             script = plan.script(ca)
             run_and_commit(self.client, base, script, tag, log=BuildLog(tag, self.echo),
                            step="environment", files=files, changes=changes, network=True, volumes=volumes,
@@ -358,7 +358,6 @@ class ImageBuilder:
                            capabilities=step_capabilities(script), user="root")
 
     def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
-        self._say(f"building instance image {tag}")
         labels = {
             "moe-agent.instance": instance.instance_id,
             "moe-agent.base-commit": instance.base_commit,
@@ -366,6 +365,7 @@ class ImageBuilder:
             **python_labels(recipe.interpreter),
         }
         with self._mounts(instance.repo, mirror, instance.base_commit) as (volumes, ca):
+            self._say(f"building instance image {tag}")
             script = instance_script(instance, recipe, ca)
             run_and_commit(self.client, env, script, tag,
                            log=BuildLog(tag, self.echo), step="instance",

@@ -168,9 +168,11 @@ def test_images_build_from_a_partial_mirror_with_supplied_blobs(docker_client: A
     ignore = git(mirror, f"--git-dir={mirror}", "show", f"{instance.base_commit}:.gitignore").encode() + b"\n"
     drop_blobs(mirror, git_blob_id(ignore))
 
-    bare = sample_image_builder(docker_client, project)
+    said: list[str] = []
+    bare = sample_image_builder(docker_client, project, echo=said.append)
     with pytest.raises(EnvironmentProblem, match=r"lacks \.gitignore \(blob "):
-        bare.ensure(instance)  # before any container: nothing to clean up
+        bare.ensure(instance)
+    assert said == []  # stopped before any container, and said nothing about building
 
     supplied = tmp_path / "supplied"
     supplied.mkdir()
