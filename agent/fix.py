@@ -12,7 +12,6 @@ import os
 import secrets
 import shlex
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.attempts import AttemptPlan, AttemptsJob, run_attempts
-from agent.config import Settings
+from agent.config import Settings, warn_on_stderr
 from agent.errors import UsageError
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
@@ -155,7 +154,7 @@ def runs_dir(settings: Settings, repo: UserRepo, warn: Callable[[str], None] | N
         return runs
     name = hashlib.sha256(str(repo.root).encode()).hexdigest()[:12]
     fallback = cache_home() / "runs" / f"{repo.root.name}-{name}"
-    (warn or _warn_on_stderr)(f"the repository's .agent {why}: runs go to {fallback}")
+    (warn or warn_on_stderr)(f"the repository's .agent {why}: runs go to {fallback}")
     return fallback
 
 
@@ -169,12 +168,6 @@ def _unusable(root: Path, folder: Path, ignore: Path, runs: Path) -> str | None:
         if path.exists() and not fits(path):
             return why
     return None
-
-
-def _warn_on_stderr(message: str) -> None:
-    from agent.terminal import visible
-
-    print(f"warning: {visible(message)}", file=sys.stderr)  # names keys and paths a repository chose
 
 
 def _inside_without_links(root: Path, path: Path) -> bool:

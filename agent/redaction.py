@@ -30,13 +30,40 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 MASK = "***"
 # URL parameters (query, or key=value pairs in the fragment as OAuth's implicit flow returns them) whose
-# values are credentials, by a word anywhere in the name (api_key, access_token, id_token, client_secret,
-# X-Amz-Signature, Azure Functions' `code`, an OAuth authorization `code`, a SAML assertion, a nonce...)
-# or, whole, by the shape of an Azure SAS parameter (`sv`, `sig`, `se`, `sp`, `skoid`...: the signature
-# and the fields it signs; learn.microsoft.com/rest/api/storageservices/create-service-sas).
-SECRET_PARAMETER = re.compile(
-    r"key|token|secret|passw|pwd|auth|sig|credential|session|code|cred|nonce|ticket|assertion|saml|jwt|bearer"
-    r"|otp|^s(?:v|s|rt?|p|e|t|pr|i|ip|dd|k[a-z]{1,3})$", re.IGNORECASE)
+# values are credentials, judged word by word: a name is split into words at `_`, `-`, `.`, brackets, digits
+# and camelCase (`X-Amz-Signature`, `clientSecret`, `SAMLResponse`, `api_key[0]`), and is secret when one
+# of its words is in SECRET_WORDS (`access_token`, `client_secret`, `db-pass`, `X-Amz-Credential`), or when
+# the whole name is a run-together spelling in SECRET_NAMES (`apikey`, `sessionid`, `passwd`) or an Azure
+# SAS field (`sv`, `sig`, `se`, `sp`, `skoid`...: the signature and the fields it signs;
+# learn.microsoft.com/rest/api/storageservices/create-service-sas). A word only containing one is not a
+# secret: `country_code`, `barcode`, `keyboard`, `author`, `passenger`, `monkey`, `designer` stay readable.
+# `code` is a secret only as the whole name: OAuth's authorization `code` and Azure Functions' `?code=`
+# (a function key); `zip_code`, `status_code`, `promo-code` are data (`auth_code`, `otp_code` are secret by
+# their other word; `device_code`, `verification_code`, `access_code` by SECRET_NAMES). Likewise `sign`
+# (a signature in many payment APIs) only whole: `sign_in`, `sign-up` are not.
+SECRET_WORDS = frozenset({
+    "key", "apikey", "token", "secret", "secrets", "pass", "passwd", "password", "passwords",
+    "passphrase", "pwd", "pw", "sig", "signature", "auth", "authorization", "authkey", "credential",
+    "credentials", "cred", "creds", "session", "sessionid", "sessid", "nonce", "ticket", "assertion", "saml",
+    "jwt", "bearer", "otp", "totp", "hotp", "hmac", "verifier",
+})
+SECRET_NAMES = re.compile(
+    r"code|sign|(?:device|verification|access)_?code|[a-z]*(?:apikey|accesskey|secretkey|privatekey|signingkey|masterkey|sharedkey"
+    r"|subscriptionkey|accesstoken|authtoken|idtoken|refreshtoken|sessiontoken|sessionid|sessid|clientsecret"
+    r"|password|passwd|passphrase)"
+    r"|s(?:v|s|rt?|p|e|t|pr|i|ip|dd|k[a-z]{1,3})", re.IGNORECASE)
+_NAME_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
+
+
+def secret_parameter(name: str) -> bool:
+    """Whether a URL parameter named `name` carries a credential (see SECRET_WORDS): word by word, so that
+    `client_secret`, `X-Amz-Signature` and `?pass=` are, and `country_code`, `barcode`, `keyboard` are not."""
+    name = name.strip()
+    if SECRET_NAMES.fullmatch(name):
+        return True
+    return any(word.lower() in SECRET_WORDS for word in _NAME_WORD.findall(name))
+
+
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words
 MIN_ENVIRONMENT_SECRET_CHARS = 8  # an environment variable's value: `true`, `1`, `none` are settings, not secrets
 # Environment variables whose values are secrets, by the last word of their name.
@@ -60,7 +87,7 @@ def public_url(url: str) -> str:
 
 def _masked_pairs(text: str) -> str:
     """`name=value&...` (a query, or a fragment of such pairs) with secret-looking names' values masked."""
-    return urlencode([(name, MASK if SECRET_PARAMETER.search(name) else value)
+    return urlencode([(name, MASK if secret_parameter(name) else value)
                       for name, value in parse_qsl(text, keep_blank_values=True)], safe="*")
 
 
@@ -69,7 +96,7 @@ def _masked_pairs(text: str) -> str:
 _URL_IN_TEXT = re.compile(r"(?i)\bhttps?://(?:[^\s\"'<>\\]|\\+(?=[&;?=#]))+")
 _USERINFO = re.compile(r"(?i)^(https?://)[^/?#]*@")
 # A parameter (query, `;` matrix or fragment pair) and its value, which runs to the next separator, less
-# the backslashes escaping it; `redact_urls` masks the value when the name looks secret (`SECRET_PARAMETER`).
+# the backslashes escaping it; `redact_urls` masks the value when the name looks secret (`secret_parameter`).
 _PARAMETER = re.compile(r"([?&;#]\\*)([^=&;#?\\]*)(\\*=)((?:[^&;#\\]|\\+(?![\\&;#]))*)")
 
 
@@ -85,7 +112,7 @@ def redact_urls(text: str) -> str:
 
     def masked(match: re.Match[str]) -> str:
         separator, name, equals, value = match.groups()
-        secret = value and SECRET_PARAMETER.search(unquote(name))
+        secret = value and secret_parameter(unquote(name))
         return separator + name + equals + (MASK if secret else value)
 
     return _URL_IN_TEXT.sub(public, text)
@@ -99,7 +126,7 @@ def url_secrets(url: str) -> list[str]:
         return [url]
     found = [parts.username or "", parts.password or ""]
     found += [value for pairs in (parts.query, parts.fragment)
-              for name, value in parse_qsl(pairs, keep_blank_values=True) if SECRET_PARAMETER.search(name)]
+              for name, value in parse_qsl(pairs, keep_blank_values=True) if secret_parameter(name)]
     found += [quote(value, safe="") for value in found]
     found += [unquote(value) for value in found]
     return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_CHARS]

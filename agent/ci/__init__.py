@@ -73,8 +73,8 @@ class IssueFix:
 
 
 def posted_secrets(settings: Settings) -> list[str]:
-    """The model endpoints, their credentials and the key: nothing posted to GitHub may contain them."""
-    return [*settings.model.endpoints, *settings.secrets()]
+    """The model endpoints (replaced ones too), their credentials and the keys: nothing posted to GitHub may contain them."""
+    return [*settings.configured_endpoints(), *settings.secrets()]
 
 
 def branch_for(issue: IssueRef) -> str:

@@ -387,3 +387,31 @@ def test_escapes_of_other_text_are_not_taken_for_a_secret(monkeypatch: pytest.Mo
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET12345")
     assert not reveals_secret('{"k": "sk-test-\\u0054ECRET12345"}')
     assert not reveals_secret("sk-test-\\x54ECRET12345")
+
+
+# Issue 16, ninth tester: `?pass=` was not masked, and `country_code=`, `barcode=`, `keyboard=`... were.
+# Parameter names are read word by word (`_`, `-`, `.`, camelCase); the names below are made up or real.
+SECRET_NAMES = ["pass", "Pass", "db_pass", "userPass", "passwd", "pwd", "x-user-pwd", "client_secret", "clientSecret",
+                "access_token", "accessToken", "refresh-token", "api_key", "apiKey", "APIKEY", "x-api-key",
+                "X-Amz-Signature", "X-Amz-Credential", "X-Goog-Signature", "sig", "code", "auth", "Authorization",
+                "oauth_token", "session_id", "JSESSIONID", "PHPSESSID", "code_verifier", "device_code",
+                "SAMLResponse", "jwt", "otp", "dbPassword", "storage-account-key", "Ocp-Apim-Subscription-Key"]
+ORDINARY_NAMES = ["country_code", "countryCode", "barcode", "zip_code", "zip-code", "status_code", "promoCode",
+                  "keyboard", "keyword", "monkey", "author", "authorName", "passenger", "compass", "bypass",
+                  "designer", "sign_in", "signup", "tokenizer", "max_tokens", "sessions_count", "secretary",
+                  "passage", "codec", "page", "sort"]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_secret_parameter_names_are_masked_on_word_boundaries(name: str) -> None:
+    url = f"https://h.example/p?{name}=VALUE-8a7f6e&page=2#{name}=FRAG-1b2c3d"
+    for text in (scrub(f"see {url}"), redaction.public_url(url)):
+        assert "VALUE-8a7f6e" not in text and "FRAG-1b2c3d" not in text and "page=2" in text, text
+    assert {"VALUE-8a7f6e", "FRAG-1b2c3d"} <= set(redaction.url_secrets(url))
+
+
+@pytest.mark.parametrize("name", ORDINARY_NAMES)
+def test_ordinary_parameter_names_containing_a_secret_word_are_kept(name: str) -> None:
+    url = f"https://h.example/p?{name}=US-plain-42&x=1"
+    assert scrub(f"see {url}") == f"see {url}" and redaction.public_url(url) == url
+    assert redaction.url_secrets(url) == []
