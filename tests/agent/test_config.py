@@ -848,6 +848,33 @@ def test_every_key_and_endpoint_credential_of_the_users_sources_is_held_replaced
     assert settings.model.base_urls == [] and settings.model.base_url.startswith("http://cli:8000")
     held = ["sk-file-KEY-0451", "Pa55-Base-Urls", "QueryPass77", "sk-env-KEY-9911", "CliTok3n"]
     assert sorted(set(held) - set(settings.secrets())) == []
-    echoed = scrub(f"the model says: {' and '.join(held)}")
-    assert [secret for secret in held if secret in echoed] == [] and echoed.count(MASK) == len(held)
+    echoed = f"the model says: {' and '.join(held)}"
+    scrubbed = scrub(echoed)
+    assert [secret for secret in held if secret in scrubbed] == [] and scrubbed.count(MASK) == len(held)
     assert "https://alice:Pa55-Base-Urls@gpu-a.example/v1" in posted_secrets(settings)
+    assert [secret for secret in held if secret in "".join(written_forms(echoed, tmp_path))] == []
+
+
+def written_forms(echoed: str, tmp_path: Path) -> list[str]:
+    """`echoed` as the model's reply in a trajectory, the terminal's summary, a pull request and its commit subject."""
+    import io
+
+    from rich.console import Console
+
+    from agent.ci.pull_request import pull_request_body, pull_title
+    from agent.fix import FixOutcome
+    from agent.github import Issue, IssueRef
+    from agent.loop import RunResult
+    from agent.progress import print_summary
+    from agent.trajectory import TrajectoryWriter
+
+    writer = TrajectoryWriter(tmp_path / "t.jsonl")
+    writer.event("response", content=echoed, tool_calls=[{"arguments": json.dumps({"command": f"echo {echoed}"})}])
+    writer.close()
+    result = RunResult(status="submitted", message=echoed, patch="", steps=1, prompt_tokens=1, completion_tokens=1,
+                       cost=None, elapsed=1.0, prefix_reuse=None, compactions=0)
+    out = io.StringIO()
+    print_summary(Console(file=out, width=2000), result, {"note": echoed})
+    issue = Issue(IssueRef("o", "r", 7), echoed, echoed, "open", "u")
+    body = pull_request_body(issue, FixOutcome(result=result, run_id="r", trajectory=tmp_path / "t.jsonl"), "")
+    return [(tmp_path / "t.jsonl").read_text(), out.getvalue(), body, pull_title(issue)]
