@@ -166,6 +166,9 @@ class OpenAIModel:
         self.settings = settings
         self.wait_notice = wait_notice
         self.profile = profile or pick_profile(settings.name, settings.profile)
+        # The profile the user's own settings pick: a repository's `model.name` or `profile` choosing another
+        # may lower the profile's reply bound and window, never raise them.
+        self._users_profile = self.profile if profile else _users_profile(settings)
         # The loop flips this off when the server rejects `tools` or answers calls as text.
         self.native_tools = settings.tool_format in ("auto", "native")
         self.text_tool_format = (
@@ -266,7 +269,7 @@ class OpenAIModel:
         if asked and min(asked) > fits:
             self._note(f"the reply bound {min(asked)} in model.extra_body (your settings: a repository's cannot set one) "
                        f"is capped to {fits}: half of the {window}-token context window")
-        usual = min(*asked, fits) if asked else max(1, min(self.profile.max_tokens, window // 4))
+        usual = min(*asked, fits) if asked else max(1, min(self._profile_limit("max_tokens"), window // 4))
         configured = self.settings.max_tokens
         if configured is None:
             return usual
@@ -306,7 +309,7 @@ class OpenAIModel:
         """The configured window, if any, within what the server serves (`served`, None: unknown)."""
         configured = self.settings.context_window
         repository = self.settings.from_repository("context_window")
-        ceiling = served or (self.profile.context_window if configured is None or repository else None)
+        ceiling = served or (self._profile_limit("context_window") if configured is None or repository else None)
         if configured is None or ceiling is None:
             return configured or ceiling  # type: ignore[return-value]
         if configured <= ceiling:
@@ -316,6 +319,19 @@ class OpenAIModel:
         self._note(f"model.context_window = {configured} ({self.settings.source_of('context_window')}) is above "
                    f"{above}; using {ceiling}")
         return ceiling
+
+    def _profile_limit(self, field: str) -> int:
+        """The profile's `max_tokens` or `context_window`, at most that of the profile the user's settings pick
+        (one warning line when a repository's choice of profile is what was lowered)."""
+        chosen, users = getattr(self.profile, field), getattr(self._users_profile, field)
+        if chosen > users:
+            self._note(f"model profile {self.profile.name} (chosen by {self._profile_source()}) has {field} {chosen}; "
+                       f"using {users}, your settings' profile's: a repository's config may only lower it")
+        return min(chosen, users)
+
+    def _profile_source(self) -> str:
+        key = "profile" if self.settings.profile != "auto" else "name"
+        return f"model.{key} in {self.settings.source_of(key)}"
 
     def _note(self, message: str) -> None:
         """Warn once per client with `message`."""
@@ -556,6 +572,16 @@ def _connection_failure(exc: openai.APIConnectionError) -> str:
 
 
 _WARNED: set[str] = set()
+
+
+def _users_profile(settings: ModelSettings) -> Profile:
+    """The profile the user's own settings pick: without the repository's `model.name` and `model.profile`
+    (a repository's value is in effect only where the user kept the default, so that default stands in)."""
+    if not (settings.from_repository("name") or settings.from_repository("profile")):
+        return pick_profile(settings.name, settings.profile)
+    fields = ModelSettings.model_fields
+    name = fields["name"].default if settings.from_repository("name") else settings.name
+    return pick_profile(name, fields["profile"].default if settings.from_repository("profile") else settings.profile)
 
 
 def _warn_once(message: str) -> None:

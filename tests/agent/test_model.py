@@ -654,3 +654,24 @@ def test_a_reply_bound_in_the_users_extra_body_beyond_the_window_is_capped_with_
         model.query(MESSAGES, [])
     assert server.requests[0]["n_predict"] == 4096 and len(lines) == 1
     assert lines[0].startswith("the reply bound 100000 in model.extra_body (your settings") and "4096" in lines[0]
+
+
+def test_a_repositorys_choice_of_profile_cannot_raise_the_reply_bound_or_window_the_users_settings_give(tmp_path) -> None:
+    """The user serves a model the generic profile covers (4096-token replies, 32768 tokens where the server
+    says nothing); a repository naming a Qwen3-Coder profile would double the replies and octuple the window."""
+    with FakeOpenAIServer(model=None, flavour="plain") as server:  # any name; no context field anywhere
+        server.script = lambda body: Reply("ok")
+        model, lines = configured_model(server, tmp_path, '[model]\nprofile = "qwen3-coder-480b-a35b"\n',
+                                        user_text='[model]\nname = "my-llama"\n', **{"model.name": None})
+        model.query(MESSAGES, [])
+        assert model.profile.name == "qwen3-coder-480b-a35b"  # its sampling and tool format still apply
+        assert model.context_window() == GENERIC.context_window
+        assert server.requests[-1]["max_tokens"] == GENERIC.max_tokens
+        assert len(lines) == 2 and all(line.startswith("model profile qwen3-coder-480b-a35b (chosen by "
+                                                       f"model.profile in {tmp_path / 'repo' / '.agent.toml'})")
+                                       for line in lines)
+        mine, lines = configured_model(server, tmp_path, user_text='[model]\nname = "my-llama"\n'
+                                                                   'profile = "qwen3-coder-480b-a35b"\n',
+                                       **{"model.name": None})
+        mine.query(MESSAGES, [])
+        assert mine.context_window() == 262144 and server.requests[-1]["max_tokens"] == 8192 and lines == []
