@@ -10,7 +10,8 @@ and copy from/to); modes are read as git stores them (any mode with the owner's 
 them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, stream suffixes and 8.3 short names,
 HFS+'s ignored code points), and under every name they are reachable by through the patched tree's
 directory links (`editor/tasks.json` is `.vscode/tasks.json` with `.vscode -> editor`; the finding names
-the links):
+the links); a link the patch adds or redirects has the files of the folder it leads to reviewed under its
+name (`bin -> s2` with `s2/post_compile`: `_reachable_through_redirected_links`):
 
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions: `action.yml` anywhere and every
   file in a folder that holds one in the tree before or after the patch, every other CI system's files:
@@ -22,11 +23,17 @@ the links):
   `netlify.*`, `lefthook*.*`, `mise.*toml`..., one table with each source: `TOOL_STEMS`); and files
   that run code when the repository is opened or committed to (`.devcontainer/`, `.gitpod.yml`,
   `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`, `devbox.json`,
-  `.envrc`, Vim's and Neovim's local rc files, git hook managers' files);
+  `.envrc`, Vim's and Neovim's local rc files, git hook managers' files); container builds (`Dockerfile`,
+  `*.Dockerfile`, compose files); a wildcard never matches a document about the file (`docs/Jenkinsfile.md`:
+  `FOREIGN_EXTENSIONS`);
 - `tool_config`: any other hidden file or folder at any depth (a name starting with "."), which tools,
   editors and coding agents read their settings from and may run commands from (`.mcp.json`, `.cursor/`,
   `.cargo/config.toml`, ...): a rule, not a list, so a name nobody listed is still caught; only a few
-  inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...);
+  inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...); agents' configs outside
+  hidden folders (`opencode.json`, `crush.json`: `TOOL_CONFIG_STEMS`); JavaScript tools' config modules,
+  which run when the tool does (`<tool>.config.<js/ts>` at the root or a package's root: `JS_CONFIG_PATTERN`);
+- `ignore_rules`: an ignore file's edit that un-ignores secret-looking files (`!.env`, a removed `*.pem`), or
+  an attributes edit that stops encrypting some (`agent.ignore_rules`);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
