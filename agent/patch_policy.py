@@ -31,7 +31,7 @@ name (`bin -> s2` with `s2/post_compile`: `_reachable_through_redirected_links`)
   `.cargo/config.toml`, ...): a rule, not a list, so a name nobody listed is still caught; only a few
   inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...); agents' configs outside
   hidden folders (`opencode.json`, `crush.json`: `TOOL_CONFIG_STEMS`); JavaScript tools' config modules,
-  which run when the tool does (`<tool>.config.<js/ts>` at the root or a package's root: `JS_CONFIG_PATTERN`);
+  which run when the tool does (`<tool>.config.<js/ts>` at the root or a package's root: `JS_CONFIG_SUFFIX`);
 - `ignore_rules`: an ignore file's edit that un-ignores secret-looking files (`!.env`, a removed `*.pem`), or
   an attributes edit that stops encrypting some (`agent.ignore_rules`);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
@@ -241,11 +241,11 @@ TOOL_CONFIG_STEMS: tuple[tuple[str, str], ...] = (
 # JavaScript tools load their configuration as a module, so it runs when the tool does: by hooks on commit, by
 # `npm test`/`npm run build`, by editors' language servers on open (ESLint, Prettier, Jest, Vite, Vitest,
 # webpack, Babel, PostCSS, Tailwind, commitlint, Stylelint, Playwright, Next, Nuxt, Astro, Svelte...). The rule,
-# not a list: `<tool>.config.<code>` (`JS_CONFIG_PATTERN`, a code extension of `CODE_EXTENSIONS`) is `tool_config`
+# not a list: `<tool>.config.<code>` (`JS_CONFIG_SUFFIX`, a code extension of `CODE_EXTENSIONS`) is `tool_config`
 # at the root or in a package's root (a folder that holds a `package.json` or `deno.json[c]` before or after the
 # patch), where these tools look for it; `src/app.config.ts` elsewhere is the application's own module. Their
 # `.<tool>rc.js` forms are hidden names, `tool_config` by that rule.
-JS_CONFIG_PATTERN = "*.config"
+JS_CONFIG_SUFFIX = ".config"  # of the stem: `<tool>.config`
 PACKAGE_MANIFESTS = ("package.json", "deno.json", "deno.jsonc")
 
 
@@ -491,10 +491,10 @@ class _Tree:
 
     def is_js_config(self, path: str) -> bool:
         """Whether `path` (folded) is a JavaScript tool's config module where tools look for one
-        (`JS_CONFIG_PATTERN` at the root or a package's root)."""
+        (`JS_CONFIG_SUFFIX` at the root or a package's root)."""
         folder, _, name = path.rpartition("/")
         stem, _, extension = name.rpartition(".")
-        return extension in CODE_EXTENSIONS and fnmatch.fnmatchcase(stem, JS_CONFIG_PATTERN) and folder in self.package_dirs
+        return extension in CODE_EXTENSIONS and stem.endswith(JS_CONFIG_SUFFIX) and folder in self.package_dirs
 
     def is_deploy_config(self, path: str) -> bool:
         """Whether `path` (folded) is a platform file read only at the root or in a service's folder."""
