@@ -992,3 +992,11 @@ def test_each_path_has_one_rule_the_hook_managers_only_in_tool_stems(tmp_path: P
     names = [".mise/tasks/build", ".config/mise/conf.d/a.toml", ".lefthook/pre-commit/x.sh", "pkg/.lintstagedrc",
              "pkg/lint-staged.config.ts", ".config/lefthook.yml", ".simple-git-hooks.cjs", "LEFTHO~1.JSO"]
     assert planted(tmp_path, names) == sorted(("ci_config", name) for name in names)
+
+
+def test_a_folder_moved_under_a_ci_path_is_reviewed_file_by_file() -> None:
+    """git has no directory rename: moving s2/ to bin/ is one rename per file, each reviewed by its new name."""
+    patch = ("diff --git a/s2/post_compile b/bin/post_compile\nsimilarity index 100%\nrename from s2/post_compile\n"
+             "rename to bin/post_compile\ndiff --git a/s2/notes.md b/bin/notes.md\nsimilarity index 100%\n"
+             "rename from s2/notes.md\nrename to bin/notes.md\n")
+    assert kinds(patch) == [("ci_config", "bin/post_compile")]
