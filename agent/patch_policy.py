@@ -100,7 +100,9 @@ CI_CONFIG_PATHS = (
     # the directory bamboo-specs/ in the root of your repository" (docs.atlassian.com/bamboo-specs-docs, specs.html).
     # Screwdriver reads `screwdriver.yaml` at the root (github.com/screwdriver-cd/config-parser). Oracle's
     # DevCS builds every `.yml` of `.ci-build/` at the root (docs.oracle.com, developer-cloud, "using YAML").
-    # CloudBees CodeShip Pro: `codeship-steps.yml`/`codeship-services.yml` (`.json` too). Buddy: `buddy.yml`, `.buddy/`.
+    # CloudBees CodeShip Pro: `codeship-steps.yml`/`.json` and `codeship-services.yml` (docs.cloudbees.com, cloudbees-
+    # codeship, pro-builds-and-configuration/steps). Buddy: `buddy.yml` (buddy.works/docs/yaml/yaml-schema) and YAML
+    # autodiscovered in `/.buddy/` (buddy.works/docs/git-hosting/project-settings).
     "bamboo-specs/", "screwdriver.yaml", "screwdriver.yml", ".ci-build/", "codeship-steps.yml",
     "codeship-steps.yaml", "codeship-steps.json", "codeship-services.yml", "codeship-services.yaml",
     "codeship-services.json", "buddy.yml", "buddy.yaml", ".buddy/",
