@@ -113,7 +113,8 @@ REPO_NUMBERS_NOT_LIMITS = ("model.temperature", "model.top_p")
 # Keys saying one thing two ways: the one from the stronger source wins, the other is dropped.
 ALTERNATIVES = ((("model", "base_url"), ("model", "base_urls")),)
 # Kinds of change the patch policy refuses for `ci`/`pr` unless allowed (see agent/patch_policy.py).
-PatchKind = Literal["ci_config", "tool_config", "agent_config", "submodules", "symlink_outside", "executable"]
+PatchKind = Literal["ci_config", "tool_config", "agent_config", "submodules", "symlink_outside", "executable",
+                    "ignore_rules"]
 
 
 class _Section(BaseModel):
