@@ -56,12 +56,13 @@ Source = Literal["repo", "user"]
 # set every key; a repository's `.agent.toml` only those marked "repo": what the project
 # needs to be worked on. "user" keys reach the user's secrets, network, host files or
 # bill: endpoints (they receive the API key and the code), keys, CA bundle, network,
-# image, host resources, runs dir, capabilities, the sandbox user, the patch policy.
+# image, host resources, runs dir, capabilities, the sandbox user, the patch policy, and
+# the model's name (a proxy serving several models bills by it).
 # A key missing here is "user": new keys are closed to repositories until classified.
 WHO_MAY_SET: dict[str, Source] = {
     "model.base_url": "user", "model.base_urls": "user", "model.api_key": "user", "model.max_concurrency": "user",
-    "model.prices": "user",
-    "model.name": "repo", "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
+    "model.prices": "user", "model.name": "user",  # behind a proxy serving several, the name picks the bill
+    "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
     "model.max_tokens": "repo", "model.request_timeout": "repo", "model.retries": "repo",
     "model.retry_backoff_base": "repo", "model.retry_backoff_max": "repo", "model.tool_format": "repo",
     "model.extra_body": "repo",  # from a repository, only the keys REPO_EXTRA_BODY lists
