@@ -2,8 +2,10 @@
 
 Order: `[sandbox] image` from config, else a Dockerfile the user names, else the default
 sandbox image. Setup commands (`pip install -e .[test]`, `npm ci`) run once; their result
-is committed as an image keyed by the base image, the commands and the dependency files,
-so the next run starts in seconds and a changed lock file rebuilds.
+is committed as an image keyed by the base image, the commands and the content they can
+read (every file of the snapshot, and its commit), so the next run on the same files starts
+in seconds and any change (a lock file, a build hook, a clone of another repository at the
+same path) runs them again.
 """
 
 from __future__ import annotations
@@ -11,37 +13,21 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from agent.config import SandboxSettings
 from agent.errors import EnvironmentProblem
-from agent.repo_files import in_git, refusal
+from agent.repo_files import ListingFailed, in_git, refusal, snapshot_listing
 from sandbox.base import ImageMissing, SandboxError
 from sandbox.certs import CONTAINER_BUNDLE, ca_environment, combined_bundle
 from sandbox.images import BuildLog, ImageRecipe, build_image, image_exists, run_and_commit
-
-DEPENDENCY_FILES = (
-    "pyproject.toml", "setup.py", "setup.cfg", "requirements*.txt", "requirements/*.txt", "Pipfile", "Pipfile.lock",
-    "poetry.lock", "uv.lock", "tox.ini", "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml",
-    "Cargo.toml", "Cargo.lock", "go.mod", "go.sum", "Gemfile", "Gemfile.lock", "pom.xml", "build.gradle",
-    "build.gradle.kts", "composer.lock",
-)
 
 Echo = Callable[[str], None]
 # Part of the setup image's cache key: images set up before the setup container was confined are not reused.
 SETUP_CONFINEMENT = "confined-v2-root"
 # Part of a Dockerfile image's tag: what `build_context` leaves out (images built before it are not reused).
-CONTEXT_RULE = b"context-v2-without-git"
-
-
-def dependency_digest(repo: Path) -> str:
-    digest = hashlib.sha256()
-    for pattern in DEPENDENCY_FILES:
-        for path in sorted(repo.glob(pattern)):
-            if path.is_file():
-                digest.update(str(path.relative_to(repo)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+CONTEXT_RULE = b"context-v3-snapshot-files"
 
 
 def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
@@ -58,24 +44,25 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
     return build_image(recipe, client, echo=echo)
 
 
-def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo,
-                  checkout: Callable[[], Path] | None = None, history: list[Path] | None = None) -> tuple[str, bool]:
+def prepare_image(settings: SandboxSettings, content: Callable[[], str], client: Any, echo: Echo,
+                  checkout: Callable[[], Path], history: list[Path] | None = None) -> tuple[str, bool]:
     """The image to start from, and whether a cached setup image was reused.
 
-    The cache key reads the dependency files in `repo`; setup commands, when they must run,
-    run in `checkout()` (a copy of the snapshot made only then), else in `repo`. `history`:
+    `content()`: the digest of the snapshot the setup commands would see (`setup_tag`), asked for
+    only when there are setup commands. They run, when they must, in `checkout()`: a copy of the
+    snapshot made only then (never the user's work tree: its git-ignored files stay out). `history`:
     the object directories the copy's `.git` borrows, mounted read-only at their own paths,
     so that git there sees the whole history (`git describe` for setuptools-scm, `git log`).
     """
     base = base_image(settings, client, echo)
     if not settings.setup:
         return base, False
-    tag = setup_tag(settings, repo, client.images.get(base).id)
+    tag = setup_tag(settings, content(), client.images.get(base).id)
     if image_exists(client, tag):
         return tag, True
     echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
-    source = checkout() if checkout is not None else repo
-    if checkout is not None and os.getuid():
+    source = checkout()
+    if os.getuid():
         _open_to_all(source)  # the confined root has no CAP_DAC_OVERRIDE to write into our files
     env, volumes = {}, {str(source): {"bind": "/testbed", "mode": "rw"}}
     for directory in history or []:
@@ -101,22 +88,35 @@ def prepare_image(settings: SandboxSettings, repo: Path, client: Any, echo: Echo
     return tag, False
 
 
-def setup_tag(settings: SandboxSettings, repo: Path, base_id: str) -> str:
-    """The setup image's tag: the base image, the commands, the dependency files, the confinement,
-    and the repository's own path. Without the path, another repository copying this one's
-    commands and dependency files (a fork, a look-alike) would make the image this one reuses,
-    with whatever its commands left outside /testbed."""
-    parts = [base_id, *settings.setup, dependency_digest(repo), SETUP_CONFINEMENT, *sorted(settings.capabilities),
-             str(repo.resolve())]
+def setup_tag(settings: SandboxSettings, content: str, base_id: str) -> str:
+    """The setup image's tag: the base image, the commands, the confinement and `content`, the digest of
+    everything the commands can read (`Snapshot.content_digest`: every file and its mode, and the commit
+    whose history they see). Setup commands run as root and may leave anything outside /testbed (`pip
+    install .` copies the project, an `npm ci` postinstall script may plant a file): reused only for the
+    same bytes, a repository never starts from an image another one's files made, whatever the paths (a
+    different clone at the same path, a fork pull request in CI's same checkout folder, a look-alike)."""
+    parts = [base_id, *settings.setup, content, SETUP_CONFINEMENT, *sorted(settings.capabilities)]
     return f"moe-agent-setup:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
 
 
-def dockerfile_tag(dockerfile: Path) -> str:
-    """A repository Dockerfile's image tag: its bytes, where it is (see `setup_tag` on why the place) and
-    `CONTEXT_RULE`, so an image built from a context that still held `.git` is never reused."""
-    digest = hashlib.sha256(dockerfile.read_bytes() + b"\0" + os.fsencode(dockerfile.resolve())
-                            + b"\0" + CONTEXT_RULE).hexdigest()[:16]
-    return f"moe-agent-user:{digest}"
+def dockerfile_tag(dockerfile: Path, files: list[str]) -> str:
+    """A repository Dockerfile's image tag: the digest of what its build reads, the Dockerfile's bytes and
+    name and every file of its context (`context_files`: names, kinds, executable bits, link targets and
+    bytes), with `CONTEXT_RULE`. Keyed by content, not place: another repository at the same path with the
+    same Dockerfile never reuses an image holding this one's `COPY`-ed files, and no image built from a
+    context that still held `.git` or git-ignored files is reused."""
+    directory = dockerfile.parent
+    digest = hashlib.sha256(CONTEXT_RULE + b"\0" + os.fsencode(dockerfile.name) + b"\0" + dockerfile.read_bytes())
+    for name in sorted(files):
+        path = directory / name
+        if path.is_symlink():
+            entry = b"l" + os.fsencode(os.readlink(path))
+        elif path.is_dir():
+            entry = b"d"
+        else:
+            entry = (b"x" if path.stat().st_mode & 0o111 else b"f") + hashlib.sha256(path.read_bytes()).digest()
+        digest.update(b"\0" + os.fsencode(name) + b"\0" + entry)
+    return f"moe-agent-user:{digest.hexdigest()[:16]}"
 
 
 def _open_to_all(tree: Path) -> None:
@@ -133,17 +133,23 @@ def _open_to_all(tree: Path) -> None:
 def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo, memory: str) -> str:
     """Build a repository's Dockerfile. Its RUN steps are held to the user's memory limit, but
     Docker's build API cannot drop their capabilities: they get Docker's default set, with
-    the network on (see 'Security model' in the README)."""
+    the network on (see 'Security model' in the README), so its context holds only what the
+    repository's snapshot would (`context_files`)."""
     from docker.utils import parse_bytes
+    from docker.utils.build import create_archive
 
-    tag = dockerfile_tag(dockerfile)
+    try:
+        files = context_files(dockerfile.parent, dockerfile.name)
+    except ListingFailed as exc:
+        raise EnvironmentProblem(str(exc)) from None
+    tag = dockerfile_tag(dockerfile, files)
     if image_exists(client, tag):
         return tag
     echo(f"building {dockerfile} as {tag}")
     log = BuildLog(tag)
     try:
         limits = {"memory": parse_bytes(memory), "memswap": -1}
-        with build_context(dockerfile.parent, dockerfile.name) as context:
+        with create_archive(str(dockerfile.parent), files=files) as context:
             for chunk in client.api.build(fileobj=context, custom_context=True, dockerfile=dockerfile.name, tag=tag,
                                           rm=True, decode=True, container_limits=limits, forcerm=True):
                 log.write(chunk.get("stream", ""))
@@ -154,29 +160,42 @@ def _build_dockerfile(dockerfile: Path, client: Any, echo: Echo, memory: str) ->
     return tag
 
 
-def build_context(directory: Path, dockerfile: str) -> IO[bytes]:
-    """The tar Docker builds `dockerfile` from: `directory`'s files less what its `.dockerignore` excludes,
-    and never a `.git` (the repository's, a submodule's or a worktree's, any case) or anything below one.
+def context_files(directory: Path, dockerfile: str) -> list[str]:
+    """What Docker builds `dockerfile` from: the files of `directory` that the repository's snapshot would hold
+    (`agent.repo_files.snapshot_listing`: tracked, or untracked and not git-ignored, so never the developer's
+    local `.env`, `*.pem` or `.npmrc`), less what its `.dockerignore` excludes, and never a `.git` (the
+    repository's, a submodule's or a worktree's, any case) or anything below one; plus the Dockerfile itself.
 
-    `.git/config` holds the user's credential URL or actions/checkout's auth header, and a repository's
-    Dockerfile could `COPY .git/config` into the image the model then reads. Symlinks go in as links, not
-    followed (Docker resolves them inside the context), so nothing outside `directory` is read. Shape: an
-    uncompressed tar in a temporary file, positioned at 0; the caller closes it.
+    The build's RUN steps have the network: a context file is a file the repository's author could send
+    anywhere. `.git/config` holds the user's credential URL or actions/checkout's auth header. Symlinks go in
+    as links, not followed (Docker resolves them inside the context), so nothing outside `directory` or left
+    out of it is read. Outside a git work tree nothing is git-ignored. Shape: sorted POSIX paths relative to
+    `directory`, files, links and the folders that lead to them. Raises `ListingFailed` when git cannot list.
     """
-    from docker.utils.build import create_archive, exclude_paths
+    from docker.utils.build import exclude_paths
 
     ignore = directory / ".dockerignore"
     patterns: list[str] = []
     if ignore.is_file() and refusal(ignore, directory) is None:
         lines = (line.strip() for line in ignore.read_text(encoding="utf-8", errors="replace").splitlines())
         patterns = [line for line in lines if line and not line.startswith("#")]
-    files = [name for name in exclude_paths(str(directory), patterns, dockerfile=dockerfile)
-             if not in_git(Path(name).parts)]
-    return create_archive(str(directory), files=sorted(files))
+    snapshot = snapshot_listing(directory)
+    kept = None if snapshot is None else snapshot | {dockerfile} | {
+        parent.as_posix() for name in snapshot for parent in PurePosixPath(name).parents if parent.parts}
+    return sorted(name for name in exclude_paths(str(directory), patterns, dockerfile=dockerfile)
+                  if not in_git(Path(name).parts) and (kept is None or Path(name).as_posix() in kept))
+
+
+def build_context(directory: Path, dockerfile: str) -> IO[bytes]:
+    """The tar of `context_files`: uncompressed, in a temporary file positioned at 0; the caller closes it."""
+    from docker.utils.build import create_archive
+
+    return create_archive(str(directory), files=context_files(directory, dockerfile))
 
 
 def _explained(error: str, directory: Path) -> str:
     """Docker's error, plus what the context held when a COPY/ADD found nothing (`.git` is never there)."""
     if "not found" in error or "no such file" in error.lower():
-        return f"{error} (the build context is {directory} without .git and what .dockerignore excludes)"
+        return (f"{error} (the build context is {directory} without .git, git-ignored files"
+                " and what .dockerignore excludes)")
     return error

@@ -384,7 +384,7 @@ def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Fu
 
     with clock.phase("image"):
         client = connect()
-        image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
+        image, cached = prepare_image(settings.sandbox, lambda: taking.result().content_digest(), client, echo,
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"),
                                       history=repo.shared_objects())
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
