@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -109,12 +110,13 @@ def dockerfile_tag(dockerfile: Path, files: list[str]) -> str:
     digest = hashlib.sha256(CONTEXT_RULE + b"\0" + os.fsencode(dockerfile.name) + b"\0" + dockerfile.read_bytes())
     for name in sorted(files):
         path = directory / name
-        if path.is_symlink():
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
             entry = b"l" + os.fsencode(os.readlink(path))
-        elif path.is_dir():
-            entry = b"d"
-        else:
-            entry = (b"x" if path.stat().st_mode & 0o111 else b"f") + hashlib.sha256(path.read_bytes()).digest()
+        elif stat.S_ISREG(mode):
+            entry = (b"x" if mode & 0o111 else b"f") + hashlib.sha256(path.read_bytes()).digest()
+        else:  # a folder; a FIFO or device outside a git work tree goes in as its kind, never read
+            entry = b"t%o" % stat.S_IFMT(mode)
         digest.update(b"\0" + os.fsencode(name) + b"\0" + entry)
     return f"moe-agent-user:{digest.hexdigest()[:16]}"
 
