@@ -2,18 +2,23 @@
 
 Order: `[sandbox] image` from config, else a Dockerfile the user names, else the default
 sandbox image. Setup commands (`pip install -e .[test]`, `npm ci`) run once; their result
-is committed as an image keyed by the base image, the commands and the content they can
-read (every file of the snapshot, and its commit), so the next run on the same files starts
-in seconds and any change (a lock file, a build hook, a clone of another repository at the
-same path) runs them again.
+is committed as an image keyed like Docker layers keyed by the lock files they copy: the
+base image, the commands, the dependency files of the snapshot (`DEPENDENCY_NAMES`) and the
+repository's place and identity (its path and its remotes' URLs). The next run starts in
+seconds after an edit or a commit elsewhere; a changed lock file or build hook, or another
+repository cloned to the same path, runs them again (`setup_tag`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shlex
 import stat
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Mapping
+from fnmatch import translate
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -30,6 +35,28 @@ SETUP_CONFINEMENT = "confined-v2-root"
 # Part of a Dockerfile image's tag: what `build_context` leaves out (images built before it are not reused).
 CONTEXT_RULE = b"context-v3-snapshot-files"
 
+# What setup commands read to decide what they install or run, by file name at any depth (a workspace member's
+# package.json, a monorepo's pyproject.toml): manifests and lock files; build hooks an install runs (hatchling's
+# hatch_build.py, pdm's pdm_build.py, cargo's build.rs, setup.py); what decides what `pip install .` copies
+# (MANIFEST.in); the package managers' settings that pick registries or run code at install (.npmrc, .yarnrc*,
+# .pnpmfile.cjs); the toolchain pins uv, nvm, volta and rustup read (.python-version, .nvmrc, rust-toolchain).
+DEPENDENCY_NAMES = (
+    "pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in", "hatch_build.py", "pdm_build.py", "Pipfile",
+    "Pipfile.lock", "poetry.lock", "pdm.lock", "uv.lock", "tox.ini", "environment.yml", ".python-version",
+    "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "pnpm-workspace.yaml",
+    ".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs", ".nvmrc", ".node-version",
+    "Cargo.toml", "Cargo.lock", "build.rs", "rust-toolchain", "rust-toolchain.toml", "go.mod", "go.sum", "go.work",
+    "go.work.sum", "Gemfile", "Gemfile.lock", "*.gemspec", "pom.xml", "build.gradle", "build.gradle.kts",
+    "settings.gradle", "settings.gradle.kts", "gradle.properties", "composer.json", "composer.lock",
+)
+# The same, by path from the repository's root only: names too common to take anywhere (poetry's build script
+# `build.py`; pip's requirement and constraint files, which `pip install -r` names from the root).
+DEPENDENCY_AT_ROOT = ("build.py", "requirements*.txt", "requirements/*.txt", "constraints*.txt")
+_DEPENDENCY_NAME = re.compile("|".join(map(translate, DEPENDENCY_NAMES)))
+_DEPENDENCY_AT_ROOT = re.compile("|".join(map(translate, DEPENDENCY_AT_ROOT)))
+# `scheme://user:token@host/...`: the userinfo of a remote's URL (a token rotated is the same repository).
+_URL_USERINFO = re.compile(r"(?i)^([a-z][a-z0-9+.-]*://)[^/@]*@")
+
 
 def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
     if settings.image:
@@ -45,12 +72,12 @@ def base_image(settings: SandboxSettings, client: Any, echo: Echo) -> str:
     return build_image(recipe, client, echo=echo)
 
 
-def prepare_image(settings: SandboxSettings, content: Callable[[], str], client: Any, echo: Echo,
+def prepare_image(settings: SandboxSettings, inputs: Callable[[], str], client: Any, echo: Echo,
                   checkout: Callable[[], Path], history: list[Path] | None = None) -> tuple[str, bool]:
     """The image to start from, and whether a cached setup image was reused.
 
-    `content()`: the digest of the snapshot the setup commands would see (`setup_tag`), asked for
-    only when there are setup commands. They run, when they must, in `checkout()`: a copy of the
+    `inputs()`: the digest of what the setup's result depends on (`setup_inputs`), asked for only
+    when there are setup commands. They run, when they must, in `checkout()`: a copy of the
     snapshot made only then (never the user's work tree: its git-ignored files stay out). `history`:
     the object directories the copy's `.git` borrows, mounted read-only at their own paths,
     so that git there sees the whole history (`git describe` for setuptools-scm, `git log`).
@@ -58,7 +85,7 @@ def prepare_image(settings: SandboxSettings, content: Callable[[], str], client:
     base = base_image(settings, client, echo)
     if not settings.setup:
         return base, False
-    tag = setup_tag(settings, content(), client.images.get(base).id)
+    tag = setup_tag(settings, inputs(), client.images.get(base).id)
     if image_exists(client, tag):
         return tag, True
     echo(f"running {len(settings.setup)} setup command(s), cached as {tag}")
@@ -89,15 +116,72 @@ def prepare_image(settings: SandboxSettings, content: Callable[[], str], client:
     return tag, False
 
 
-def setup_tag(settings: SandboxSettings, content: str, base_id: str) -> str:
-    """The setup image's tag: the base image, the commands, the confinement and `content`, the digest of
-    everything the commands can read (`Snapshot.content_digest`: every file and its mode, and the commit
-    whose history they see). Setup commands run as root and may leave anything outside /testbed (`pip
-    install .` copies the project, an `npm ci` postinstall script may plant a file): reused only for the
-    same bytes, a repository never starts from an image another one's files made, whatever the paths (a
-    different clone at the same path, a fork pull request in CI's same checkout folder, a look-alike)."""
-    parts = [base_id, *settings.setup, content, SETUP_CONFINEMENT, *sorted(settings.capabilities)]
+def setup_tag(settings: SandboxSettings, inputs: str, base_id: str) -> str:
+    """The setup image's tag: the base image, the commands, the confinement and capabilities, and `inputs`
+    (`setup_inputs`: the dependency files, the repository's path and its remotes). Setup commands run as root
+    and may leave anything outside /testbed (`pip install .` copies the project, a postinstall hook may plant
+    a file), so another repository cloned to the same path never gets this one's image.
+
+    Not covered: a file the commands run or read that is neither a dependency file nor named in a command
+    (a `scripts/install.sh` that `make setup` calls, a `src/pkg/version.py` that setup.py executes). Editing
+    it reuses the image until a covered file changes; `docker rmi` the tag (printed when it was made) to rebuild.
+    """
+    parts = [base_id, *settings.setup, inputs, SETUP_CONFINEMENT, *sorted(settings.capabilities)]
     return f"moe-agent-setup:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
+
+
+def setup_inputs(commands: list[str], files: Mapping[str, str], root: Path) -> str:
+    """A sha256 hex digest of what a setup image is reused for: the snapshot's dependency files
+    (`dependency_files`: their paths, modes and blob ids, from `files`, `Snapshot.files`'s shape
+    {path: "MODE SHA"}; nothing is read from disk), `root` resolved, and `remote_urls(root)`.
+    An edit or a commit to any other file keeps the digest. Raises `EnvironmentProblem` when git
+    cannot read the repository's config."""
+    digest = hashlib.sha256(os.fsencode(root.resolve()))
+    for url in remote_urls(root):
+        digest.update(b"\1" + url.encode())
+    for path, entry in sorted(dependency_files(commands, files).items()):
+        digest.update(b"\0" + os.fsencode(path) + b"\0" + entry.encode())
+    return digest.hexdigest()
+
+
+def dependency_files(commands: list[str], files: Mapping[str, str]) -> dict[str, str]:
+    """The entries of `files` ({path: "MODE SHA"}) the setup's result depends on: `DEPENDENCY_NAMES` at any
+    depth, `DEPENDENCY_AT_ROOT` at the root, and any path a command names as one word (`bash scripts/setup.sh`,
+    `pip install -r ci/reqs.txt`, `--requirement=ci/reqs.txt`). A link is keyed by its target path, not the
+    bytes it leads to."""
+    named: set[str] = set()
+    for command in commands:
+        try:
+            words = shlex.split(command)
+        except ValueError:  # an unbalanced quote: the shell will say so; words are still words
+            words = command.split()
+        for word in words:
+            named.update(os.path.normpath(part) for part in (word, word.partition("=")[2]) if part)
+    return {path: entry for path, entry in files.items()
+            if path in named or _DEPENDENCY_AT_ROOT.match(path) or _DEPENDENCY_NAME.match(path.rpartition("/")[2])}
+
+
+def remote_urls(root: Path) -> list[str]:
+    """The URLs of the repository's remotes, as the user cloned it: "NAME URL" lines from its own git config
+    (`git config --local`, one process, no history read), userinfo dropped, sorted; [] without remotes.
+    Raises `EnvironmentProblem` when git cannot read the config."""
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "config", "--local", "--null", "--get-regexp", r"^remote\..*\.url$"],
+                              capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EnvironmentProblem(f"cannot read the remotes of {root}: {exc}") from None
+    if proc.returncode == 1 and not proc.stdout:  # no remote
+        return []
+    if proc.returncode:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise EnvironmentProblem(f"cannot read the remotes of {root}: {lines[-1] if lines else proc.returncode}")
+    urls = []
+    for record in os.fsdecode(proc.stdout).split("\0"):
+        key, _, url = record.partition("\n")
+        if key:
+            name = key[len("remote."):-len(".url")]
+            urls.append(f"{name} {_URL_USERINFO.sub(lambda match: match.group(1), url)}")
+    return sorted(urls)
 
 
 def dockerfile_tag(dockerfile: Path, files: list[str]) -> str:

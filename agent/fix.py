@@ -378,13 +378,15 @@ class _Prepared:
 def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
                      clock: Timings, echo: Callable[[str], None]) -> _Prepared:
     """The client, the image (built when the setup commands changed) and what a container will be started with."""
-    from agent.environment import prepare_image
+    from agent.environment import prepare_image, setup_inputs
     from agent.files_image import FilesImage
     from sandbox.docker import SandboxSpec, connect
 
     with clock.phase("image"):
         client = connect()
-        image, cached = prepare_image(settings.sandbox, lambda: taking.result().content_digest(), client, echo,
+        image, cached = prepare_image(settings.sandbox,
+                                      lambda: setup_inputs(settings.sandbox.setup, taking.result().files, repo.root),
+                                      client, echo,
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"),
                                       history=repo.shared_objects())
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",

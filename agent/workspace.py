@@ -234,20 +234,6 @@ class Snapshot:
     # The symlinks of the snapshot's tree, {path: blob id}, skip-worktree ones too (sparse checkout
     # leaves them out of `files`), read from the same index listing; None: unknown, read the tree.
     link_blobs: dict[str, str] | None = None
-    head: str = ""  # the commit the snapshot was taken on: base_commit, or its parent when dirty
-
-    def content_digest(self) -> str:
-        """A sha256 hex digest of everything a command run in the snapshot can read of the repository: every
-        file's mode and blob id (the submodules' checked-out files too), the submodules, and `base_commit`
-        (the history git shows there: `head`, as a dirty snapshot's own commit is new each time). Equal
-        digests, same bytes: what caches setup results keys on."""
-        digest = hashlib.sha256((self.head or self.base_commit).encode())
-        for table in (self.files, self.submodule_files):
-            digest.update(b"\1")
-            for path in sorted(table):
-                digest.update(b"\0" + os.fsencode(path) + b"\0" + table[path].encode())
-        digest.update(b"\1" + "\0".join(sorted(self.submodules)).encode())
-        return digest.hexdigest()
 
     @property
     def objects(self) -> Path:
@@ -669,7 +655,7 @@ def _snapshot_of_index(repo: UserRepo, scratch: Path, env: Mapping[str, str], ro
                     settings=_user_settings(repo), exclude=_user_excludes(repo),
                     attributes=_read(repo.common_dir / "info" / "attributes"),
                     submodules=tuple(submodules), submodule_files=dict(sorted(inside_submodules.items())),
-                    link_blobs=link_blobs, head=parent)
+                    link_blobs=link_blobs)
 
 
 def _submodule_files(repo: UserRepo, sub: str) -> dict[str, str]:

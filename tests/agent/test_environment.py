@@ -16,7 +16,8 @@ import pytest
 
 from agent.config import SandboxSettings
 from agent.config import load_settings
-from agent.environment import base_image, build_context, context_files, dockerfile_tag, setup_tag
+from agent.environment import (base_image, build_context, context_files, dockerfile_tag, remote_urls,
+                               setup_inputs, setup_tag)
 from agent.errors import EnvironmentProblem
 from agent.workspace import UserRepo, git, take_snapshot
 
@@ -48,54 +49,107 @@ def _commit_all(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def _content(root: Path, scratch: Path) -> str:
-    return take_snapshot(UserRepo.find(root), scratch).content_digest()
+def _inputs(root: Path, scratch: Path, commands: list[str]) -> str:
+    return setup_inputs(commands, take_snapshot(UserRepo.find(root), scratch).files, root)
 
 
 PROJECT = {"pyproject.toml": "[project]\nname = 'p'\n", "package.json": '{"scripts": {"postinstall": "node hook.js"}}\n',
-           "hook.js": "console.log('ok')\n", "Dockerfile": "FROM debian\nCOPY . /src\n"}
+           "hook.js": "console.log('ok')\n", "Dockerfile": "FROM debian\nCOPY . /src\n", "src/p.py": "x = 1\n",
+           "hatch_build.py": "# a hatchling build hook\n", ".npmrc": "ignore-scripts=false\n",
+           "scripts/setup.sh": "echo setup\n", "packages/web/package.json": "{}\n", "sub/build.py": "# not a hook\n"}
+SETUP = ["npm ci", "pip install .", "bash ./scripts/setup.sh"]
+
+
+def _clone(origin: Path, path: Path, url: str) -> None:
+    subprocess.run(["git", "clone", "-q", str(origin), str(path)], check=True)
+    git(path, "remote", "set-url", "origin", url)
 
 
 def test_another_repository_at_the_same_path_never_gets_the_first_ones_setup_or_dockerfile_image(
         tmp_path: Path) -> None:
     """Setup commands run as root and may leave anything outside /testbed (`pip install .` copies the
-    project, a postinstall hook plants a file); a Dockerfile COPYs the context into the image. A second
-    repository cloned to the same path with the same commands and dependency files (a fork's pull request
-    in CI's one checkout folder) must neither get the first's image nor make one the first then reuses."""
-    settings = SandboxSettings(setup=["npm ci", "pip install ."])
+    project, a postinstall hook plants a file); a Dockerfile COPYs the context into the image. Another
+    repository cloned to the same path with the same commands and dependency files must neither get the
+    first's image nor make one the first then reuses: its remote's URL differs."""
+    settings = SandboxSettings(setup=SETUP)
+    origin = _commit_all(tmp_path / "origin", PROJECT)
     path = tmp_path / "checkout"
-    _commit_all(path, PROJECT)
-    (path / "local.txt").write_text("untracked, not ignored: in the snapshot\n")  # a dirty tree is cached too
-    first = setup_tag(settings, _content(path, tmp_path / "s1"), "sha256:base")
-    again = setup_tag(settings, _content(path, tmp_path / "s2"), "sha256:base")
+    _clone(origin, path, "https://x:token1@example.com/a/project.git")
+    first = setup_tag(settings, _inputs(path, tmp_path / "s1", SETUP), "sha256:base")
     first_dockerfile = dockerfile_tag(path / "Dockerfile", context_files(path, "Dockerfile"))
-    assert first == again  # the same repository, unchanged: the setup is not run again
+    git(path, "remote", "set-url", "origin", "https://x:token2@example.com/a/project.git")  # a rotated token
+    assert setup_tag(settings, _inputs(path, tmp_path / "s2", SETUP), "sha256:base") == first
 
-    shutil.rmtree(path)
-    _commit_all(path, {**PROJECT, "hook.js": "require('fs').writeFileSync('/usr/lib/planted', 'x')\n"})
-    (path / "local.txt").write_text("untracked, not ignored: in the snapshot\n")
-    assert setup_tag(settings, _content(path, tmp_path / "s3"), "sha256:base") != first
-    assert dockerfile_tag(path / "Dockerfile", context_files(path, "Dockerfile")) != first_dockerfile
+    shutil.rmtree(path)  # a look-alike: the same files, another repository, the same path
+    _clone(origin, path, "https://example.com/b/look-alike.git")
+    assert setup_tag(settings, _inputs(path, tmp_path / "s3", SETUP), "sha256:base") != first
+    git(path, "remote", "remove", "origin")  # no remote: the path alone
+    no_remote = setup_tag(settings, _inputs(path, tmp_path / "s4", SETUP), "sha256:base")
+    assert no_remote != first
 
-    elsewhere = tmp_path / "elsewhere"  # content, not place: the same bytes at another path are the same image
+    elsewhere = tmp_path / "elsewhere"  # another path, same files: the setup runs again; the Dockerfile image is reused
     shutil.copytree(path, elsewhere, symlinks=True)
-    assert (dockerfile_tag(elsewhere / "Dockerfile", context_files(elsewhere, "Dockerfile"))
-            == dockerfile_tag(path / "Dockerfile", context_files(path, "Dockerfile")))
+    assert setup_tag(settings, _inputs(elsewhere, tmp_path / "s5", SETUP), "sha256:base") != no_remote
+    assert dockerfile_tag(elsewhere / "Dockerfile", context_files(elsewhere, "Dockerfile")) == first_dockerfile
+    (elsewhere / "hook.js").write_text("require('fs').writeFileSync('/usr/lib/planted', 'x')\n")
+    assert dockerfile_tag(elsewhere / "Dockerfile", context_files(elsewhere, "Dockerfile")) != first_dockerfile
+
+
+@pytest.mark.parametrize("edit", ["src/p.py", "hook.js", "sub/build.py", "new.txt", "commit", ".env"])
+def test_the_setup_image_is_reused_after_an_edit_or_a_commit_to_other_files(tmp_path: Path, edit: str) -> None:
+    """Like Docker layers keyed by the lock files they copy: editing code, adding a file or committing
+    does not run `pip install` / `npm ci` again; a git-ignored file is not even in the snapshot."""
+    settings = SandboxSettings(setup=SETUP)
+    root = _commit_all(tmp_path / "repo", {**PROJECT, ".gitignore": ".env\n"})
+    git(root, "remote", "add", "origin", "git@example.com:a/project.git")
+    before = setup_tag(settings, _inputs(root, tmp_path / "s1", SETUP), "b")
+    if edit == "commit":
+        (root / "src/p.py").write_text("x = 2\n")
+        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "more")
+    else:
+        (root / edit).write_text("changed\n")
+    assert setup_tag(settings, _inputs(root, tmp_path / "s2", SETUP), "b") == before
+
+
+@pytest.mark.parametrize("edit", ["pyproject.toml", "hatch_build.py", ".npmrc", "packages/web/package.json",
+                                  "scripts/setup.sh", "requirements-dev.txt", "build.py", "commit-of-package.json"])
+def test_an_edited_dependency_file_or_build_hook_runs_the_setup_again(tmp_path: Path, edit: str) -> None:
+    """The files that decide what the setup installs or runs, by name at any depth (a workspace member's
+    package.json), at the root (`build.py`, `requirements*.txt`) or named by a command (`scripts/setup.sh`),
+    committed or not."""
+    settings = SandboxSettings(setup=SETUP)
+    root = _commit_all(tmp_path / "repo", PROJECT)
+    before = setup_tag(settings, _inputs(root, tmp_path / "s1", SETUP), "b")
+    if edit == "commit-of-package.json":
+        (root / "package.json").write_text("{}\n")
+        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "deps")
+    else:
+        (root / edit).write_text("changed\n")
+    assert setup_tag(settings, _inputs(root, tmp_path / "s2", SETUP), "b") != before
 
 
 def test_an_ignored_file_changes_neither_image_tag(tmp_path: Path) -> None:
     """What is not in the snapshot is neither in the images nor in their keys: a local `.env` edited
-    between runs rebuilds nothing (and is not read)."""
-    settings = SandboxSettings(setup=["pip install ."])
-    root = _commit_all(tmp_path / "repo", {**PROJECT, ".gitignore": ".env\n"})
+    between runs rebuilds nothing (and is not read), even when its name is a dependency file's."""
+    settings = SandboxSettings(setup=SETUP)
+    root = _commit_all(tmp_path / "repo", {**PROJECT, ".gitignore": ".env\n/requirements-local.txt\n"})
     (root / ".env").write_text("K=1\n")
-    before = (setup_tag(settings, _content(root, tmp_path / "s1"), "b"),
+    (root / "requirements-local.txt").write_text("a\n")
+    before = (setup_tag(settings, _inputs(root, tmp_path / "s1", SETUP), "b"),
               dockerfile_tag(root / "Dockerfile", context_files(root, "Dockerfile")))
     (root / ".env").write_text("K=2\n")
-    assert before == (setup_tag(settings, _content(root, tmp_path / "s2"), "b"),
+    (root / "requirements-local.txt").write_text("b\n")
+    assert before == (setup_tag(settings, _inputs(root, tmp_path / "s2", SETUP), "b"),
                       dockerfile_tag(root / "Dockerfile", context_files(root, "Dockerfile")))
-    (root / "hook.js").write_text("changed\n")
-    assert before[0] != setup_tag(settings, _content(root, tmp_path / "s3"), "b")
+
+
+def test_the_setup_key_reads_the_remotes_from_the_repositorys_own_config(tmp_path: Path) -> None:
+    """Every remote counts, as "NAME URL" without userinfo; the user's global config is not the repository's."""
+    root = _commit_all(tmp_path / "repo", PROJECT)
+    assert remote_urls(root) == []
+    git(root, "remote", "add", "upstream", "ssh://git@example.com/a/project.git")
+    git(root, "remote", "add", "origin", "https://me:ghp_secret@example.com/me/project")
+    assert remote_urls(root) == ["origin https://example.com/me/project", "upstream ssh://example.com/a/project.git"]
 
 
 GIT_CONFIG = b'[remote "origin"]\n\turl = https://x:ghp_planted0123@github.com/o/r\n'

@@ -368,6 +368,10 @@ def test_setup_commands_are_cached_as_an_image(fake_model_server, tmp_path, dock
     assert first.returncode == 0, first.stderr
     assert "running 1 setup command" in first.stderr
     assert marker in fake_model_server.requests[1]["messages"][-1]["content"]
+    (repo / "NOTES.md").write_text("an ordinary file, committed: the setup's inputs are unchanged\n")
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "-qm", "notes")
+    (repo / "README.md").write_text("and an uncommitted edit\n")
     fake_model_server.script = [check, *SESSION]
     second = agent(repo, fake_model_server, "fix add")
     assert second.returncode == 0, second.stderr
