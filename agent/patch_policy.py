@@ -154,8 +154,9 @@ CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenki
     "compose-*.yml", "compose-*.yaml",
     # Earthly's `Earthfile` (`RUN` in its build containers, `LOCALLY` on the host running `earthly`, the CI runner:
     # docs.earthly.dev/docs/earthfile) and Buildx Bake's `docker-bake.hcl`/`.json` and `docker-bake.override.hcl`,
-    # which `docker buildx bake` reads (docs.docker.com/build/bake/introduction: its build contexts, Dockerfiles and
-    # inline `dockerfile-inline` recipes), container builds like the Dockerfile.
+    # and `.override.json`, which `docker buildx bake` reads from the folder it runs in (docs.docker.com/build/bake/
+    # reference, "lookup order": its build contexts, Dockerfiles and inline `dockerfile-inline` recipes), container
+    # builds like the Dockerfile.
     "earthfile", "docker-bake*.hcl", "docker-bake*.json",
     # Danger runs `Dangerfile` (Ruby, danger.systems/guides/dangerfile), `dangerfile.js`/`.ts` (Danger JS,
     # danger.systems/js), `Dangerfile.swift` (Danger Swift) and `Dangerfile.df.kts` (Danger Kotlin) in CI on every
@@ -276,7 +277,7 @@ TOOL_STEMS: tuple[tuple[str, str], ...] = (
     ("skaffold.*", "Skaffold: skaffold.yaml, whose lifecycle hooks (`before`/`after` of build and deploy) run on the "
                    "host that runs skaffold, the CI runner (skaffold.dev/docs/lifecycle-hooks)"),
     ("readthedocs.*", "Read the Docs: readthedocs.yml/.yaml, the older names, whose build.jobs and build.commands run "
-                      "on every pull request build (docs.readthedocs.com, config-file/v2)"),
+                      "on every pull request build (readthedocs.org docs/config-file/index.rst names all four)"),
     (".readthedocs.*", "Read the Docs: .readthedocs.yaml/.yml (docs.readthedocs.com, config-file/v2)"),
     ("fly.*.toml", "Fly.io: fly.<env>.toml, deployed with `fly deploy -c` (fly.io/docs/reference/configuration)"),
 )
@@ -297,8 +298,9 @@ TOOL_CONFIG_STEMS: tuple[tuple[str, str], ...] = (
     ("gulpfile.+", "gulp: gulpfile.js/.mjs/.cjs/.ts, gulpfile.babel.js, any interpret extension "
                    "(gulpjs.com/docs/en/getting-started/javascript-and-gulpfiles)"),
     ("gruntfile.+", "Grunt: Gruntfile.js, Gruntfile.coffee (gruntjs.com/getting-started)"),
-    ("jakefile", "Jake: Jakefile, Jakefile.js (jakejs.com/docs-page.html)"),
-    ("jakefile.+", "Jake: Jakefile.js, .cjs, .mjs, .coffee (jakejs.com/docs-page.html)"),
+    ("jakefile", "Jake: Jakefile, looked up from the current folder through its parents (jake's lib/loader.js)"),
+    ("jakefile.+", "Jake: Jakefile.js, .cjs, .coffee, .ls, .ts (jake 10's lib/loader.js, SUPPORTED_EXTENSIONS)"),
+    ("jakelib/", "Jake: every .jake and .js file in jakelib/ is loaded with the Jakefile (`jake --help`, -J)"),
     ("tiltfile", "Tilt: the Tiltfile, Starlark whose local() and local_resource run host commands on `tilt up` "
                  "(docs.tilt.dev/api.html)"),
     ("vagrantfile", "Vagrant: the Vagrantfile, Ruby loaded by every vagrant command, whose provisioners and "

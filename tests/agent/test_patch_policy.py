@@ -1005,7 +1005,8 @@ def test_a_folder_moved_under_a_ci_path_is_reviewed_file_by_file() -> None:
 # -- the tenth tester: container builds, Danger, deploy and task-runner files; JS tool modules by their own names --
 TENTH_TESTER_CI_FILES = [
     "skaffold.yaml", "deploy/skaffold.yml", "Earthfile", "services/api/Earthfile", "docker-bake.hcl",
-    "docker-bake.override.hcl", "docker-bake.json", "Dangerfile", "dangerfile.js", "dangerfile.ts", "Dangerfile.swift",
+    "docker-bake.override.hcl", "docker-bake.json", "docker-bake.override.json", "Dangerfile", "dangerfile.js",
+    "dangerfile.ts", "Dangerfile.swift",
     "Dangerfile.df.kts", "readthedocs.yml", "readthedocs.yaml", ".readthedocs.yaml", "fly.production.toml",
     "apps/web/fly.staging.toml", "EARTHFILE", "Docker-Bake.HCL",
 ]
@@ -1013,7 +1014,7 @@ TENTH_TESTER_TOOL_FILES = [
     "Tiltfile", "Vagrantfile", "vagrantfile", "webpack.config.babel.js", "webpack.config.babel.ts",
     "webpack.config.coffee", "webpack.config.esbuild.ts", "karma.conf.js", "karma.conf.ts", "wdio.conf.ts",
     "protractor.conf.js", "nightwatch.conf.js", "gulpfile.js", "gulpfile.ts", "gulpfile.babel.js", "Gruntfile.js",
-    "Gruntfile.coffee", "Jakefile", "jakefile.js", "web/gulpfile.esm.js", "GULPFILE.MJS",
+    "Gruntfile.coffee", "Jakefile", "jakefile.js", "jakelib/release.jake", "web/gulpfile.esm.js", "GULPFILE.MJS",
 ]
 
 
@@ -1034,17 +1035,18 @@ def test_a_task_runners_file_is_refused_in_ci_unless_the_user_allows_tool_config
     enforce(review, allow=["tool_config"])
 
 
-@pytest.mark.parametrize("tool", ["webpack", "rspack", "made-up-tool", "zz9"])
-@pytest.mark.parametrize("form", ["{t}.config.{x}", "{t}.config.babel.{x}", "{t}.config.esbuild.{x}",
-                                  "{t}.config.swc.{x}", "{t}.config.prod.local.{x}", "{t}.conf.{x}"])
 @pytest.mark.parametrize("code", ["js", "mjs", "cjs", "ts", "mts", "cts", "jsx", "tsx", "coffee", "litcoffee"])
-def test_any_tools_config_module_with_a_loader_infix_or_conf_is_tool_config_at_a_package_root(
-        tool: str, form: str, code: str) -> None:
-    name = form.format(t=tool, x=code)
-    assert review_in(file_patch(name), []) == [("tool_config", name)]
-    assert review_in(file_patch(f"packages/ui/{name}"), ["packages/ui/package.json"]) == [
-        ("tool_config", f"packages/ui/{name}")]
-    assert review_in(file_patch(f"src/settings/{name}"), ["package.json"]) == []  # the application's module
+def test_any_tools_config_module_with_a_loader_infix_or_conf_is_tool_config_at_a_package_root(code: str) -> None:
+    forms = ["{t}.config.{x}", "{t}.config.babel.{x}", "{t}.config.esbuild.{x}", "{t}.config.swc.{x}",
+             "{t}.config.prod.local.{x}", "{t}.conf.{x}"]
+    names = [form.format(t=tool, x=code) for tool in ("webpack", "rspack", "made-up-tool", "zz9") for form in forms]
+    at_root = "".join(map(file_patch, names))
+    assert review_in(at_root, []) == sorted(("tool_config", name) for name in names)
+    in_package = "".join(file_patch(f"packages/ui/{name}") for name in names)
+    assert review_in(in_package, ["packages/ui/package.json"]) == sorted(
+        ("tool_config", f"packages/ui/{name}") for name in names)
+    elsewhere = "".join(file_patch(f"src/settings/{name}") for name in names)
+    assert review_in(elsewhere, ["package.json"]) == []  # the application's modules
 
 
 @pytest.mark.parametrize("name", ["webpack.config.json", "karma.conf.yaml", "foo.conf.md", "wdio.conf.ts.snap",
