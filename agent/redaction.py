@@ -10,7 +10,7 @@ product did not know (a failover server, one named in an error) are dropped as w
 Every secret this process holds is masked by `scrub` wherever text leaves it (trajectory
 lines, `--json`, the terminal and job log, commit messages, pull requests, comments): those
 of its environment (`environment_secrets`: `GITHUB_TOKEN`, `GH_TOKEN`, `OPENAI_API_KEY`, any
-`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`) and those it obtained (`hold`: the user's
+`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD` whose value `looks_secret`) and those it obtained (`hold`: the user's
 config's key and URL credentials, a token from `gh auth token`). A secret is found in its
 escaped forms too (backslashes before punctuation, as Markdown and JSON escape it, once or
 nested; `\\u00e4` escapes), split by invisible characters (any run of Unicode's default-ignorable
