@@ -562,8 +562,7 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
 
 def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
     patch = outcome.result.patch
-    if request.patch_out:
-        request.patch_out.write_text(patch)
+    write_patch_out(request, patch)
     if not request.commit:
         return
     if request.apply:
@@ -586,6 +585,15 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 
 
+def write_patch_out(request: FixRequest, patch: str) -> None:
+    """`--patch-out`: the patch as `agent fix` prints it to a file or pipe, byte for byte, so with every secret
+    the process holds masked (`scrub`) like every other output (`--json`, the trajectory); only the branch
+    and `--apply` get the patch as the model wrote it, and the patch review lists a secret it adds.
+    Raises OSError when the file cannot be written."""
+    if request.patch_out:
+        request.patch_out.write_text(scrub(patch))
+
+
 def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
     """A patch left when the run stopped without submitting: in the trajectory and --patch-out, delivered only on --partial."""
     if request.partial:
@@ -594,8 +602,7 @@ def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, 
             outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}); delivered because "
                                  "of --partial")
         return
-    if request.patch_out:
-        request.patch_out.write_text(outcome.result.patch)
+    write_patch_out(request, outcome.result.patch)
     outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}), so no branch was made; it is "
                          "in the trajectory" + (" and --patch-out" if request.patch_out else "")
                          + " (--partial delivers it anyway)")
