@@ -135,11 +135,13 @@ def fix_issue(
 
 
 def run_job(job: IssueJob, settings: Settings, github: GitHubClient, token: str | None, remote_name: str, *,
-            listener: Listener | None = None, echo: Echo = lambda message: None) -> IssueFix:
-    """`fix_issue` with the configured model server and the named remote (shared by `agent ci` and `agent pr`)."""
+            token_hosts: frozenset[str], listener: Listener | None = None,
+            echo: Echo = lambda message: None) -> IssueFix:
+    """`fix_issue` with the configured model server and the named remote (shared by `agent ci` and `agent pr`);
+    the token goes to git only for a remote on `token_hosts` (`agent.github.token_hosts`), else `UsageError`."""
     from agent.model import OpenAIModel
 
-    remote = GitRemote.of(job.repo, remote_name, token)
+    remote = GitRemote.of(job.repo, remote_name, token, token_hosts)
     return fix_issue(job, settings, OpenAIModel(settings.model), github, remote, listener=listener, echo=echo)
 
 
