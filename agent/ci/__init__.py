@@ -115,7 +115,8 @@ def fix_issue(
             raise UsageError(f"{branch} on {remote.name} is not what run {follow.run_id} pushed (someone pushed "
                              "since?): not continuing it")
         request = FixRequest(task=follow.feedback if follow else task_text(issue, job), repo=root, branch=branch,
-                             commit=True, title=follow.title if follow else pull_title(issue),
+                             commit=True, title=follow.title if follow else None,
+                             subject=None if follow else pull_title(issue),
                              allow_sensitive=list(settings.patch_policy.allow),
                              secrets=tuple(s for s in (remote.token,) if s),
                              repo_instructions=job.repo_instructions and follow is None, follow_up=follow,
