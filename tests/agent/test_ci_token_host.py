@@ -193,3 +193,15 @@ def test_agent_pr_refuses_a_remote_off_the_configured_host_with_one_line(
     assert f"leads to '127.0.0.1:{listener.port}', not to the GitHub host the token is for" in line
     assert fake_github.token not in done.stderr + done.stdout
     assert listener.seen == [] and fake_github.pulls == [] and fake_github.comments_on(1) == []
+
+
+def test_an_api_redirect_to_another_host_does_not_carry_the_token(listener: Listener) -> None:
+    """httpx, under githubkit, drops the Authorization header on a redirect to another origin."""
+    from agent.github import GitHubClient, GitHubError, IssueRef
+
+    with Listener() as other:
+        listener.redirect_to = f"http://127.0.0.1:{other.port}"
+        client = GitHubClient("ghp_redirectedToken0123456789", f"http://127.0.0.1:{listener.port}/api/v3")
+        with pytest.raises(GitHubError, match="404"):
+            client.issue(IssueRef("octo", "calc", 1))
+        assert listener.authorizations and other.seen and other.authorizations == []
