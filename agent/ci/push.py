@@ -8,7 +8,7 @@ The token goes only to the hosts it belongs to (`agent.github.token_hosts`). The
 URLs are read as git will use them (`git remote get-url`, after `insteadOf`,
 `pushInsteadOf` and `pushurl` from any git config), and a remote with an HTTP(S) URL on
 another host or port is refused before anything is sent. Git then enforces it once more:
-the header is scoped to the allowed host's URL (git matches it against each request's final
+the header is scoped to each checked URL (git matches it against each request's final
 URL, userinfo aside) and redirects are not followed.
 """
 
@@ -37,8 +37,8 @@ class PushRejected(AgentError):
 class GitRemote:
     """A remote of the repository, reached with the token for one git process at a time.
 
-    `urls` are those git fetches from and pushes to, rewrites applied; with a token, each HTTP(S)
-    one is on a host of `hosts` (`HOST` or `HOST:PORT`, as `agent.github.host_of` names them).
+    `urls` are those git fetches from and pushes to, rewrites applied; with a token, `of` has
+    checked that each HTTP(S) one is on a host the token is for.
     """
 
     repo: Path
@@ -46,16 +46,16 @@ class GitRemote:
     url: str
     token: str | None = field(default=None, repr=False)
     urls: tuple[str, ...] = ()
-    hosts: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, repo: Path, name: str = "origin", token: str | None = None,
            hosts: frozenset[str] = frozenset()) -> GitRemote:
-        """The remote `name`; `UsageError` when it is missing or, with a token, reaches a host outside `hosts`."""
+        """The remote `name`; `UsageError` when it is missing or, with a token, reaches a host outside `hosts`
+        (`HOST` or `HOST:PORT`, as `agent.github.host_of` names them: `agent.github.token_hosts`)."""
         git = _repo(repo).git
         try:
             url = git.remote("get-url", name).strip()
-            urls = (url, *git.remote("get-url", "--push", "--all", name).split())
+            urls = (url, *git.remote("get-url", "--push", "--all", name).splitlines())
         except GitCommandError:
             raise UsageError(f"{repo} has no git remote {name!r} to push to") from None
         if token:
@@ -65,7 +65,7 @@ class GitRemote:
                         f"the git remote {name!r} leads to {_shown_host(each)}, not to the GitHub host the token is "
                         f"for ({', '.join(sorted(hosts)) or 'none'}): not sending it there (set GITHUB_SERVER_URL or "
                         "GH_HOST to that host if it is yours, or push with --remote to one on the token's host)")
-        return cls(repo, name, url, token, urls, hosts)
+        return cls(repo, name, url, token, urls)
 
     def head(self, branch: str) -> str | None:
         """The remote's commit for `branch`, None if it has no such branch."""
@@ -102,19 +102,20 @@ class GitRemote:
     def _auth_env(self) -> dict[str, str]:
         """The token as an `http.<base>.extraheader` for this process only, on the remote's checked hosts.
 
-        Scoped to `SCHEME://HOST[:PORT]/` of each HTTP(S) URL `of` checked, so git adds it only
-        to requests whose final URL is on that host, and it outranks a header `actions/checkout`
-        may have left for the host (the empty value first clears any such header). Redirects are
-        not followed: git would send the header on to wherever one leads.
+        Scoped to each HTTP(S) URL `of` checked (userinfo dropped), so git adds it only to requests
+        whose final URL is under it, and it outranks a header `actions/checkout` may have left for
+        the host (the empty value first clears any such header). Redirects are not followed: git
+        would send the header on to wherever one leads.
         """
         env = {"GIT_TERMINAL_PROMPT": "0"}
-        bases = sorted({_base(url) for url in self.urls if _http(url)})
-        if not self.token or not bases:
+        scopes = sorted({_scope(url) for url in self.urls if _http(url)})
+        if not self.token or not scopes:
             return env
         basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
         settings = [("http.followRedirects", "false")]
-        for base in bases:
-            settings += [(f"http.{base}.extraheader", ""), (f"http.{base}.extraheader", f"AUTHORIZATION: basic {basic}")]
+        for scope in scopes:
+            key = f"http.{scope}.extraheader"
+            settings += [(key, ""), (key, f"AUTHORIZATION: basic {basic}")]
         start = int(os.environ.get("GIT_CONFIG_COUNT") or 0)
         for offset, (key, value) in enumerate(settings):
             env[f"GIT_CONFIG_KEY_{start + offset}"] = key
@@ -127,10 +128,11 @@ def _http(url: str) -> bool:
     return url.lower().startswith(("http://", "https://"))
 
 
-def _base(url: str) -> str:
-    """`SCHEME://HOST[:PORT]/` of an HTTP(S) URL, without userinfo: what git's `http.<url>.*` keys match."""
+def _scope(url: str) -> str:
+    """An HTTP(S) URL without userinfo, query or fragment: a git `http.<url>.*` key that matches requests
+    on its host (and port) under its path, whatever user they name."""
     parts = urlparse(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}/"
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}{parts.path}"
 
 
 def _shown_host(url: str) -> str:

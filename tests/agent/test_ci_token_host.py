@@ -123,7 +123,8 @@ def test_a_remote_on_another_host_or_port_is_refused_before_anything_is_sent(
 def test_a_fragment_before_the_fakes_address_is_read_as_git_reads_it(
         repo: Path, fake_github: FakeGitHub, listener: Listener) -> None:
     """`http://LISTENER#@FAKE/...`: curl connects to LISTENER, and so does the check's reading."""
-    git(repo, "remote", "set-url", "origin", f"http://127.0.0.1:{listener.port}#@{fake_github.root_url[7:]}/octo/calc.git")
+    fake = fake_github.root_url.removeprefix("http://")
+    git(repo, "remote", "set-url", "origin", f"http://127.0.0.1:{listener.port}#@{fake}/octo/calc.git")
     refused(repo, fake_github, f"127.0.0.1:{listener.port}")
     assert listener.seen == []
 
