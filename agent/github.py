@@ -108,11 +108,17 @@ def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> st
     if env.get("GITHUB_API_URL"):
         return env["GITHUB_API_URL"]
     server = urlparse(env.get("GITHUB_SERVER_URL") or "")
-    host = (ref.host if ref is not None else None) or host_of(server) or (env.get("GH_HOST") or "").lower()
-    if not host or host == "github.com":
+    host = (ref.host if ref is not None else None) or default_host(env)
+    if host == "github.com":
         return DEFAULT_API_URL
     scheme = server.scheme if server.scheme in _DEFAULT_PORTS and host_of(server) == host else "https"
     return f"{scheme}://{host}/api/v3"
+
+
+def default_host(env: Mapping[str, str] = os.environ) -> str:
+    """The GitHub host an `OWNER/REPO#N` reference is on: `GITHUB_SERVER_URL`'s, else `GH_HOST` (as `gh` reads
+    it), else github.com; named as `host_of` names hosts."""
+    return host_of(urlparse(env.get("GITHUB_SERVER_URL") or "")) or (env.get("GH_HOST") or "").lower() or "github.com"
 
 
 def configured_hosts(env: Mapping[str, str] = os.environ) -> set[str]:
@@ -126,12 +132,12 @@ def configured_hosts(env: Mapping[str, str] = os.environ) -> set[str]:
 
 def token_hosts(env: Mapping[str, str] = os.environ, host: str | None = None) -> frozenset[str]:
     """Where the token `find_token(env, host)` answers with may be sent: `configured_hosts` for the
-    environment's, `host` (github.com for None) for the one `gh` keeps for it. Every git fetch or push
+    environment's, `host` (`default_host` for None) for the one `gh` keeps for it. Every git fetch or push
     and API call that carries the token goes to one of these (`agent/ci/push.py` checks the remote)."""
     if any(env.get(name) for name in ("GITHUB_TOKEN", "GH_TOKEN")) and (
             host is None or host.lower() in configured_hosts(env)):
         return frozenset(configured_hosts(env))
-    return frozenset({(host or "github.com").lower()})
+    return frozenset({(host or default_host(env)).lower()})
 
 
 def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> str | None:
@@ -144,7 +150,7 @@ def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> 
     if (host is None or host.lower() in configured_hosts(env)) and (
             found := next((env[name] for name in ("GITHUB_TOKEN", "GH_TOKEN") if env.get(name)), None)):
         return found
-    host = host or "github.com"
+    host = host or default_host(env)
     gh = shutil.which("gh", path=env.get("PATH"))
     if gh is None:
         return None

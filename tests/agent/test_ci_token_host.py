@@ -214,3 +214,19 @@ def test_an_api_redirect_to_another_host_does_not_carry_the_token(listener: List
         with pytest.raises(GitHubError, match="404"):
             client.issue(IssueRef("octo", "calc", 1))
         assert listener.authorizations and other.seen and other.authorizations == []
+
+
+def test_gh_s_token_for_the_default_host_goes_only_there(tmp_path: Path) -> None:
+    """No GITHUB_TOKEN, GH_HOST names an Enterprise server: `gh` is asked for that host's token, which goes
+    to that host's API and git only (never github.com's token to the Enterprise server)."""
+    from agent.github import find_token
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text('#!/bin/sh\n[ "$4" = "ghe.example.com" ] && echo ghp_enterprise && exit 0\nexit 1\n')
+    gh.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GH_HOST": "ghe.example.com"}
+    assert find_token(env) == "ghp_enterprise"
+    assert token_hosts(env) == {"ghe.example.com"} and api_url_for(None, env) == "https://ghe.example.com/api/v3"
+    assert find_token({"PATH": env["PATH"]}) is None  # github.com: gh is not logged in there
