@@ -85,17 +85,23 @@ def parse_issue_ref(text: str) -> IssueRef:
     raise UsageError(f"bad issue reference {text!r}: use OWNER/REPO#N or https://github.com/OWNER/REPO/issues/N")
 
 
-def host_of(url: ParseResult) -> str | None:
+def host_of(url: ParseResult, *, as_sent: bool = False) -> str | None:
     """`url`'s host as `HOST` or `HOST:PORT` (lower case; a scheme's default port dropped, so
     `https://ghe:443` is `ghe`); None when the port is not a number. A GitHub Enterprise server on
-    a port of its own is a different server from the one on 443: the port is part of the name."""
+    a port of its own is a different server from the one on 443: the port is part of the name.
+
+    An issue's URL only names a server whose API we call over HTTPS, so `http://ghe/...` is `ghe`.
+    With `as_sent` (a URL a token is sent to, or the environment names for one) only HTTPS drops its
+    port: `http://ghe` is `ghe:80`, plain text on another port, not the HTTPS server `ghe` names."""
     try:
         port = url.port
     except ValueError:
         return None
     host = (url.hostname or "").lower()
     host = f"[{host}]" if ":" in host else host
-    return host if port is None or port == _DEFAULT_PORTS.get(url.scheme) else f"{host}:{port}"
+    port = _DEFAULT_PORTS.get(url.scheme) if port is None else port
+    drops = url.scheme == "https" or (url.scheme == "http" and not as_sent)
+    return host if port is None or (drops and port == _DEFAULT_PORTS[url.scheme]) else f"{host}:{port}"
 
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -125,7 +131,8 @@ def configured_hosts(env: Mapping[str, str] = os.environ) -> set[str]:
     """The GitHub hosts the environment's token is for: those of `GITHUB_SERVER_URL`,
     `GITHUB_API_URL` (`api.HOST` counts for HOST) and `GH_HOST`; github.com when none is set.
     A host on a port other than its scheme's default is named `HOST:PORT` (`host_of`)."""
-    hosts = {host_of(urlparse(env.get(var) or "")) or "" for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
+    hosts = {host_of(urlparse(env.get(var) or ""), as_sent=True) or ""
+             for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
     hosts |= {host.removeprefix("api.") for host in hosts} | {env.get("GH_HOST") or ""}
     return {host.lower() for host in hosts if host} or {"github.com"}
 

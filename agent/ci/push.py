@@ -60,7 +60,7 @@ class GitRemote:
             raise UsageError(f"{repo} has no git remote {name!r} to push to") from None
         if token:
             for each in urls:
-                if _http(each) and host_of(urlparse(each)) not in hosts:
+                if _http(each) and host_of(urlparse(each), as_sent=True) not in hosts:
                     raise UsageError(
                         f"the git remote {name!r} leads to {_shown_host(each)}, not to the GitHub host the token is "
                         f"for ({', '.join(sorted(hosts)) or 'none'}): not sending it there (set GITHUB_SERVER_URL or "
@@ -137,7 +137,8 @@ def _scope(url: str) -> str:
 
 def _shown_host(url: str) -> str:
     """The host (and port) a URL reaches, for a refusal line: never its userinfo, which may hold a credential."""
-    return repr(urlparse(url).netloc.rpartition("@")[2])
+    parts = urlparse(url)
+    return repr(host_of(parts, as_sent=True) or parts.netloc.rpartition("@")[2])
 
 
 def prepare_checkout(repo: Path, branch: str) -> Path:

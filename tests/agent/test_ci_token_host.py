@@ -9,6 +9,7 @@ redirect from the right host to another one.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -116,7 +117,7 @@ def test_a_remote_on_another_host_or_port_is_refused_before_anything_is_sent(
     fake_port = fake_github.root_url.rsplit(":", 1)[1]
     url = origin.format(listener=listener.port, fake=fake_port)
     git(repo, "remote", "set-url", "origin", url)
-    refused(repo, fake_github, url.split("/")[2].rpartition("@")[2])
+    refused(repo, fake_github, url.split("/")[2].rpartition("@")[2].lower())
     assert listener.seen == []
 
 
@@ -127,6 +128,23 @@ def test_a_fragment_before_the_fakes_address_is_read_as_git_reads_it(
     git(repo, "remote", "set-url", "origin", f"http://127.0.0.1:{listener.port}#@{fake}/octo/calc.git")
     refused(repo, fake_github, f"127.0.0.1:{listener.port}")
     assert listener.seen == []
+
+
+@pytest.mark.parametrize(("origin", "leads_to"), [
+    ("http://github.com/octo/calc.git", "github.com:80"),  # plain text on port 80 is not the HTTPS server
+    ("http://github.com:443/octo/calc.git", "github.com:443"),
+    ("https://github.com./octo/calc.git", "github.com."),
+    ("https://github.com@evil.example/octo/calc.git", "evil.example"),
+])
+def test_github_com_look_alikes_are_refused(repo: Path, fake_github: FakeGitHub, origin: str, leads_to: str) -> None:
+    git(repo, "remote", "set-url", "origin", origin)
+    with pytest.raises(UsageError, match=f"leads to '{re.escape(leads_to)}', not to the GitHub host the token is for "
+                                         r"\(github.com\)"):
+        GitRemote.of(repo, "origin", fake_github.token, token_hosts({"GITHUB_TOKEN": "t"}))
+    for same in ("https://GitHub.com/octo/calc.git", "https://github.com:443/octo/calc.git",
+                 "https://x-access-token:t@github.com/octo/calc.git"):
+        git(repo, "remote", "set-url", "origin", same)
+        assert GitRemote.of(repo, "origin", fake_github.token, frozenset({"github.com"})).urls == (same, same)
 
 
 def test_a_trailing_dot_names_another_host() -> None:
