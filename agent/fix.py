@@ -67,7 +67,10 @@ class FixRequest:
     apply: bool = False
     commit: bool = True
     patch_out: Path | None = None
-    title: str | None = None
+    title: str | None = None  # the commit's subject, untrusted (issue or model text): shown one line, controls visible
+    # A subject the caller already made safe that way (`agent.ci.pull_title`, whose invisible word
+    # joiners after `#` would be escaped to a literal `\u2060` by a second pass); wins over `title`.
+    subject: str | None = None
     partial: bool = False  # also branch/apply a patch the agent did not submit (it stays exit 1)
     # None: sensitive changes are only listed (`agent fix`); a list: the kinds that may be
     # delivered, anything else refused (`agent ci`/`agent pr`, from the user's patch_policy).
@@ -570,7 +573,7 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
         outcome.applied = True
         return
     title = request.title or request.task.strip().splitlines()[0][:72]  # untrusted: issue or model text
-    message = (f"{visible_line(title)}\n\n"
+    message = (f"{request.subject or visible_line(title)}\n\n"
                f"Patch written by moe-agent (run {outcome.run_id}, status {outcome.result.status}).")
     if request.follow_up is not None:
         outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
