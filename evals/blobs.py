@@ -122,6 +122,10 @@ class BlobStore:
             if not source.exists():
                 raise UsageError(f"--blobs {source}: no such file or folder")
 
+    def __reduce__(self) -> tuple[type[BlobStore], tuple[Sequence[Path], Path]]:
+        """Pickled as its sources and root (a Ray node makes its own; a lock does not pickle)."""
+        return (BlobStore, (self.sources, self.root))
+
     @property
     def objects(self) -> Path:
         return self.root / "objects"

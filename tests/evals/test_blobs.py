@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import pickle
 import subprocess
 import sys
 import uuid
@@ -92,6 +93,8 @@ def test_a_file_is_taken_only_for_its_own_blob_id(partial: tuple[Path, list[str]
     assert stored == b"blob %d\0" % len(NEW_TABLE) + NEW_TABLE
     assert [blob.blob for blob in missing_blobs(mirror, second, [store.objects])] == [old]
     assert len(list(store.objects.rglob("*"))) == 2  # one folder, one object: the decoy was not stored
+    copy = pickle.loads(pickle.dumps(store))  # as Ray ships an image builder's settings to a node
+    assert (copy.sources, copy.root) == (store.sources, store.root) and copy.has(new)
 
 
 def test_overlay_makes_the_mirror_complete_without_writing_it(partial: tuple[Path, list[str]],
