@@ -26,7 +26,7 @@ from githubkit.retry import RetryOption
 
 from agent import __version__
 from agent.errors import EnvironmentProblem, UsageError
-from agent.redaction import Redactor, hold, scrub
+from agent.redaction import Redactor, hold, public_url, scrub
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_MAX_WAIT = 60.0  # seconds of rate-limit waiting per run, in total
@@ -44,6 +44,16 @@ class GitHubError(EnvironmentProblem):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class CrossOriginRedirect(GitHubError):
+    """The API answered with a redirect to another origin (scheme, host or port), which is not followed."""
+
+
+def _origin(url: str) -> tuple[str, str | None]:
+    """A URL's scheme and `host_of` (host, and port when not the scheme's default): what a redirect must keep."""
+    parsed = urlparse(url)
+    return parsed.scheme.lower(), host_of(parsed, as_sent=True)
 
 
 @dataclass(frozen=True)
@@ -224,7 +234,22 @@ class GitHubClient:
         hold([token])
         self._redactor = Redactor([token, *secrets])  # the endpoints too: repository secrets in CI
         self._gh = GitHub(token, base_url=api_url, auto_retry=self.retry, http_cache=False, timeout=30.0,
-                          user_agent=f"moe-agent/{__version__}")
+                          user_agent=f"moe-agent/{__version__}",
+                          event_hooks={"response": [self._refuse_other_origins]})
+
+    def _refuse_other_origins(self, response: Any) -> None:
+        """httpx's response hook, called for every answer before a redirect is followed: a redirect to
+        another scheme, host or port than the configured API's is refused (`CrossOriginRedirect`), so what
+        the bot reads (an issue's text, a permission) only ever comes from the configured GitHub; a redirect
+        within it (a renamed repository's 301) is followed as GitHub documents."""
+        location = response.headers.get("location") if response.is_redirect else None
+        if location is None:
+            return
+        target = response.request.url.join(location)
+        if _origin(str(target)) != _origin(self.api_url):
+            raise CrossOriginRedirect(f"GitHub API at {public_url(self.api_url)} redirected to another host or "
+                                      f"port ({public_url(str(target))}); redirects are followed only within it",
+                                      response.status_code)
 
     def redact(self, text: str) -> str:
         """`text` without the client's secrets and the process's (`scrub`), escaped forms included."""
@@ -294,6 +319,8 @@ class GitHubClient:
         except RequestTimeout:
             raise GitHubError(f"GitHub API at {self.api_url} timed out while {action}") from None
         except RequestError as exc:
+            if isinstance(exc.exc, CrossOriginRedirect):
+                raise GitHubError(f"{exc.exc} (while {action})", exc.exc.status) from None
             raise GitHubError(f"cannot reach the GitHub API at {self.api_url} while {action}: {exc.exc}") from None
 
 

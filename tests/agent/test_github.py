@@ -113,6 +113,28 @@ def test_fetch_issue_for_agent_fix_reads_token_and_api_url_from_the_environment(
     assert (found.title, found.body) == ("crash on empty input", "")
 
 
+def test_a_redirect_to_another_port_is_refused_and_nothing_is_read_there(fake_github: FakeGitHub,
+                                                                         tmp_path: Path) -> None:
+    with FakeGitHub(git_root=tmp_path / "other", token=fake_github.token) as other:
+        other.add_issue(7, "planted", "text from the redirect's target")
+        fake_github.add_issue(7, "add() subtracts", "calc.add(2, 3) returns -1")
+        fake_github.redirects["/repos/octo/calc/issues/7"] = f"{other.api_url}/repos/octo/calc/issues/7"
+        with pytest.raises(GitHubError, match=r"redirected to another host or port \(http://127\.0\.0\.1:\d+/api/v3/"
+                                              r"repos/octo/calc/issues/7\); redirects are followed only within it "
+                                              r"\(while reading issue octo/calc#7\)") as raised:
+            client(fake_github).issue(IssueRef("octo", "calc", 7))
+        assert raised.value.exit_code == 3 and "\n" not in str(raised.value)
+        assert other.requests == []
+
+
+def test_a_redirect_within_the_api_is_followed_with_the_token(fake_github: FakeGitHub) -> None:
+    fake_github.add_issue(7, "add() subtracts", "calc.add(2, 3) returns -1")
+    fake_github.redirects["/repos/octo/old-name/issues/7"] = f"{fake_github.api_url}/repos/octo/calc/issues/7"
+    issue = client(fake_github).issue(IssueRef("octo", "old-name", 7))
+    assert issue.body == "calc.add(2, 3) returns -1"
+    assert [r.path for r in fake_github.requests] == ["/repos/octo/old-name/issues/7", "/repos/octo/calc/issues/7"]
+
+
 def test_missing_issue_and_bad_token_are_one_line_errors(fake_github: FakeGitHub) -> None:
     with pytest.raises(GitHubError, match=r"answered 404 while reading issue octo/calc#9: Not Found \(does it exist"):
         client(fake_github).issue(IssueRef("octo", "calc", 9))

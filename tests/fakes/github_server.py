@@ -62,6 +62,7 @@ class FakeGitHub:
     permissions: dict[str, str] = field(default_factory=dict)  # login -> admin/maintain/write/triage/read
     rate_limits: deque[RateLimit] = field(default_factory=deque)
     requests: list[Recorded] = field(default_factory=list)
+    redirects: dict[str, str] = field(default_factory=dict)  # API path (no /api/v3) -> Location of a 301
     git_requests: list[Recorded] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -159,6 +160,9 @@ class FakeGitHub:
                     headers["retry-after"] = str(limit.retry_after)
                 return limit.status, {"message": "API rate limit exceeded for installation ID 1.",
                                       "documentation_url": f"{DOCS}/overview/rate-limits-for-the-rest-api"}, headers
+            if path in self.redirects:  # as GitHub answers for a renamed repository, before any other check
+                return 301, {"message": "Moved Permanently", "url": self.redirects[path]}, {
+                    "location": self.redirects[path]}
             if not authorized:
                 return 401, {"message": "Bad credentials", "documentation_url": DOCS}, {}
             prefix = f"/repos/{self.owner}/{self.name}"
