@@ -221,6 +221,7 @@ def run_fix(
     run_id = new_run_id()
     run_dir = runs_dir(settings, repo) / run_id
     instructions = read_instructions(repo.root, request.cwd) if request.repo_instructions else None
+    warn_unused_capabilities(settings.sandbox.user, settings.sandbox.capabilities)
     cleanup.install_handlers()  # from this (main) thread: signals cannot be set up from the others
     with cleanup.shielded(deliver=False):  # a signal meanwhile comes out inside the `try`, which removes these
         scratch = cleanup.scratch_dir("fix")  # named after this process: a run killed by -9 leaves it for the next
@@ -611,5 +612,14 @@ def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, 
                          + " (--partial delivers it anyway)")
 
 def _identity(user: str, capabilities: list[str]) -> dict[str, Any]:
-    """Who the sandbox runs as ("auto": the image's own user), and the capabilities it gets back."""
+    """Who the sandbox runs as ("auto": the image's own user, or root when capabilities are added:
+    `SandboxSpec`), and the capabilities it gets back."""
     return {"user": None if user == "auto" else user, "extra_capabilities": list(capabilities)}
+
+
+def warn_unused_capabilities(user: str, capabilities: list[str], warn: Callable[[str], None] = warn_on_stderr) -> None:
+    """One warning line when the user's config adds capabilities for a user other than root, who gets
+    none of them (Docker gives added capabilities to root only); the run goes on as configured."""
+    if capabilities and user.split(":")[0] not in ("auto", "root", "0"):
+        warn(f"sandbox.capabilities ({', '.join(capabilities)}) take effect only for root, and sandbox.user "
+             f"is {user!r}: the sandbox gets none of them (set user to \"auto\" or \"root\")")

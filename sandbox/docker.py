@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sandbox import cleanup
 from sandbox.base import CommandResult, FileStat, ImageMissing, SandboxError
@@ -134,7 +134,18 @@ class SandboxSpec(BaseModel):
     command_timeout: float = 1800.0
     output_limit: int = 1_000_000
     extra_capabilities: list[str] = Field(default_factory=list, description="added back after dropping all")
-    user: str | None = Field(None, description="uid[:gid] or name to run as; None: the image's user")
+    user: str | None = Field(None, description="uid[:gid] or name to run as; None: the image's user, or root "
+                             "when `extra_capabilities` is not empty (`_root_for_capabilities`)")
+
+    @model_validator(mode="after")
+    def _root_for_capabilities(self) -> SandboxSpec:
+        """Capabilities added back take effect only for root: Docker gives a process of any other user none
+        (its effective set is empty, whatever `cap_add` says). A spec that needs one and leaves the user to
+        the image (whose user may be `agent`, uid 1000, as the default image's is) runs as root, as
+        SWE-bench task images do anyway; a user the caller names is kept (`agent fix` warns about it)."""
+        if self.user is None and self.extra_capabilities:
+            self.user = "root"
+        return self
 
 
 def connect(timeout: float = 120.0) -> Any:

@@ -650,6 +650,25 @@ def test_the_fix_sandbox_user_and_capabilities_come_from_the_users_settings() ->
     assert fix._identity("1000:100", []) == {"user": "1000:100", "extra_capabilities": []}
 
 
+def test_capabilities_with_the_image_user_run_as_root_and_a_named_user_is_warned() -> None:
+    """#16: `[sandbox] capabilities = ["NET_ADMIN"]` with `user` left at "auto" ran as uid 1000 with no
+    effective capability and no warning; capabilities take effect only for root."""
+    from agent import fix
+    from sandbox.docker import SandboxSpec
+
+    spec = SandboxSpec(image="moe-agent-sandbox", **fix._identity("auto", ["NET_ADMIN"]))
+    assert (spec.user, spec.extra_capabilities) == ("root", ["NET_ADMIN"])
+    assert SandboxSpec(image="moe-agent-sandbox", **fix._identity("auto", [])).user is None  # the image's own
+    warned: list[str] = []
+    for user in ("auto", "root", "0:0"):
+        fix.warn_unused_capabilities(user, ["NET_ADMIN"], warned.append)
+    fix.warn_unused_capabilities("1000", [], warned.append)
+    assert warned == []
+    fix.warn_unused_capabilities("agent", ["NET_ADMIN", "SYS_PTRACE"], warned.append)
+    assert warned == ["sandbox.capabilities (NET_ADMIN, SYS_PTRACE) take effect only for root, and sandbox.user is "
+                      "'agent': the sandbox gets none of them (set user to \"auto\" or \"root\")"]
+
+
 def plant_tag_cache(directory: Path, files: list[Path]) -> None:
     """What a cloned repository could ship: tag caches (old marshal format and current one) claiming
     definitions its files do not have."""

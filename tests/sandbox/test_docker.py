@@ -383,11 +383,20 @@ def test_a_sandbox_has_no_capabilities_and_cannot_gain_privileges(make_sandbox, 
     assert box.run("python3 -c \"import socket; socket.socket().bind(('127.0.0.1', 80))\"").ok
 
 
-def test_a_spec_adds_back_only_the_capabilities_it_names(make_sandbox, docker_client) -> None:
-    # Root's: Docker gives a user other than root no ambient capabilities, only the bounding set.
-    box = make_sandbox(extra_capabilities=["NET_ADMIN"], user="root")
+@pytest.mark.parametrize("user", [None, "root"])
+def test_a_spec_adds_back_only_the_capabilities_it_names(make_sandbox, docker_client, user) -> None:
+    # Root's: Docker gives a user other than root no ambient capabilities, only the bounding set. So a
+    # spec that leaves the user to the image (the default image's is `agent`, uid 1000) runs as root.
+    box = make_sandbox(extra_capabilities=["NET_ADMIN"], user=user)
+    assert box.run("id -u").output.split() == ["0"]
     assert int(_status(box)["CapEff"], 16) == NET_ADMIN_BIT
     assert docker_client.api.inspect_container(box.id)["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
+
+
+def test_capabilities_leave_a_named_user_alone() -> None:
+    assert SandboxSpec(image="i", extra_capabilities=["NET_ADMIN"]).user == "root"
+    assert SandboxSpec(image="i", extra_capabilities=["NET_ADMIN"], user="1000").user == "1000"
+    assert SandboxSpec(image="i").user is None
 
 
 def test_a_sandbox_runs_as_the_user_it_is_given(make_sandbox, tmp_path: Path) -> None:
