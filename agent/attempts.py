@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import ModelSettings
+from agent.redaction import Redactor
 from agent.trajectory import TrajectoryWriter, read_trajectory
 from sandbox.base import Sandbox
 
@@ -111,7 +112,7 @@ class AttemptsJob:
     trajectory_for: Callable[[int], Path]  # attempt number -> its trajectory file
     test_cmd: str | None = None
     sandbox_memory: str = "4g"
-    redact: Callable[[str], str] | None = None
+    redact: Redactor | None = None  # the run's own secrets, for the attempts' trajectories
     listener: Listener | None = None
     echo: Callable[[str], None] = lambda message: None
     limits: CheckLimits = field(default_factory=_default_limits)

@@ -25,7 +25,7 @@ from agent.config import Settings, warn_on_stderr
 from agent.errors import UsageError
 from agent.instructions import RepositoryInstructions, read_instructions
 from agent.patch_policy import PatchReview, enforce, review_patch
-from agent.redaction import Redactor, scrub
+from agent.redaction import Redactor, mask_held, scrub
 from agent.terminal import visible_line
 from agent.trajectory import TrajectoryWriter
 from agent.workspace import (
@@ -591,11 +591,12 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
 
 def write_patch_out(request: FixRequest, patch: str) -> None:
     """`--patch-out`: the patch as `agent fix` prints it to a file or pipe, byte for byte, so with every secret
-    the process holds masked (`scrub`) like every other output (`--json`, the trajectory); only the branch
-    and `--apply` get the patch as the model wrote it, and the patch review lists a secret it adds.
-    Raises OSError when the file cannot be written."""
+    the process holds masked (`mask_held`) like the patch in every other output (`--json`, the trajectory),
+    and nothing else changed (URLs in it are code: their userinfo and parameters stay), so that it applies
+    as the branch's commit whenever it holds no such secret; only the branch and `--apply` get a held secret
+    as the model wrote it, and the patch review lists it. Raises OSError when the file cannot be written."""
     if request.patch_out:
-        request.patch_out.write_text(scrub(patch))
+        request.patch_out.write_text(mask_held(patch))
 
 
 def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:

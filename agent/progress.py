@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from agent.redaction import scrub
-from agent.terminal import escape as _escape, visible
+from agent.redaction import mask_held, scrub
+from agent.terminal import escape as _escape, visible_patch
 
 if TYPE_CHECKING:
     from agent.loop import RunResult
@@ -156,18 +156,18 @@ def print_diff(console: Console, patch: str, exact: bool = True) -> None:
     A printed patch is one people copy and pipe into `git apply`: to a file or a pipe it is
     written as is, byte for byte as `--patch-out` writes it (a form feed or an escape in a
     context line stays one byte, or the patch no longer applies; no width, no tab expansion,
-    no padding), secrets masked; on a terminal it is coloured, its control characters are
+    no padding), the secrets the process holds masked (`mask_held`: URLs in it stay as written); on a terminal it is coloured, its control characters are
     escaped (`\\x1b`, so the terminal never obeys them) and each line stays one line however
     wide (the terminal folds it on screen only).
     """
     if not patch.strip():
         return
     if not console.is_terminal:
-        text = scrub(patch) if exact else visible(patch)
+        text = mask_held(patch) if exact else visible_patch(patch)
         console.file.write(text + ("" if text.endswith("\n") else "\n"))
         console.file.flush()
         return
-    text = visible(patch)
+    text = visible_patch(patch)
     text += "" if text.endswith("\n") else "\n"
     from rich.syntax import Syntax  # pygments: a tenth of a second, paid only to show a diff
 

@@ -8,7 +8,8 @@ text written or printed goes through `redact_urls`, so credentials of an endpoin
 product did not know (a failover server, one named in an error) are dropped as well.
 
 Every secret this process holds is masked by `scrub` wherever text leaves it (trajectory
-lines, `--json`, the terminal and job log, commit messages, pull requests, comments): those
+lines, `--json`, the terminal and job log, commit messages, pull requests, comments), and by
+`mask_held` alone in the patch, which keeps its URLs as written (they are code): those
 of its environment (`environment_secrets`: `GITHUB_TOKEN`, `GH_TOKEN`, `OPENAI_API_KEY`, any
 `*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD` whose value `looks_secret`) and those it obtained (`hold`: the user's
 config's key and URL credentials, a token from `gh auth token`). A secret is found in its
@@ -199,6 +200,27 @@ def held_secrets() -> frozenset[str]:
 def scrub(text: str) -> str:
     """`text` with every secret this process holds masked, escaped forms included, and URL credentials dropped."""
     return _scrubber()(text)
+
+
+def mask_held(text: str) -> str:
+    """`text` with every secret this process holds masked, escaped forms included, and nothing else changed:
+    no URL's userinfo or parameters are touched. For the patch (printed, `--patch-out`, `--json`, the
+    trajectory's `patch`), which must stay the file the branch got, so that `git apply` of it equals the
+    commit whenever no held secret is in it: `https://user:pw@example.com/` or `?signature=v1` in code are
+    the code, not a credential of this run."""
+    return _scrubber().mask(text)
+
+
+def scrub_with_patch(record: dict[str, Any], clean: Callable[[str], str] = scrub,
+                     exact: Callable[[str], str] = mask_held) -> dict[str, Any]:
+    """`record` (JSON-shaped) with every value cleaned by `clean` (default `scrub`: held secrets and URL
+    credentials) but its top-level `patch` string, cleaned by `exact` (default `mask_held`: held secrets
+    only). For the records that carry the patch: `agent fix --json` and the trajectory's `end` event."""
+    patch = record.get("patch")
+    cleaned = scrub_record({key: value for key, value in record.items() if key != "patch"}, clean)
+    if "patch" in record:
+        cleaned["patch"] = exact(patch) if isinstance(patch, str) else scrub_record(patch, clean)
+    return cleaned
 
 
 def reveals_secret(text: str) -> bool:
@@ -414,10 +436,14 @@ class Redactor:
         return self._pattern.search(text if seen is None else seen.text) is not None
 
     def __call__(self, text: str) -> str:
-        if self._pattern is not None:
-            seen = _without_ignorables(text)
-            text = self._pattern.sub(MASK, text) if seen is None else self._masked(text, seen)
-        return redact_urls(text)
+        return redact_urls(self.mask(text))
+
+    def mask(self, text: str) -> str:
+        """`text` with the secrets masked (escaped forms and invisible characters included), URLs left as they are."""
+        if self._pattern is None:
+            return text
+        seen = _without_ignorables(text)
+        return self._pattern.sub(MASK, text) if seen is None else self._masked(text, seen)
 
     def _masked(self, text: str, seen: _Seen) -> str:
         """`text` with each secret found in `seen` (the text without invisible characters) masked, from its

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from agent.redaction import scrub
+from agent.redaction import mask_held, scrub
 
 # C0 controls but tab and newline, DEL, C1 controls, the line and paragraph separators, and
 # every invisible format character (Unicode category Cf, as of Unicode 15.1): the soft hyphen,
@@ -34,6 +34,12 @@ def visible(text: str) -> str:
     """`text` with secrets masked and every control character replaced by its escape (`\\x1b[2J` stays
     readable, inert)."""
     return _CONTROL.sub(_escape_one, scrub(text))
+
+
+def visible_patch(patch: str) -> str:
+    """`visible` for a patch: only the secrets the process holds are masked (`mask_held`), its URLs are
+    left as written (they are code, and the patch must stay the one the branch got)."""
+    return _CONTROL.sub(_escape_one, mask_held(patch))
 
 
 def visible_line(text: str) -> str:

@@ -12,13 +12,12 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from agent.jsonl import dumps_line, line_problem, open_to_append
-from agent.redaction import scrub, scrub_record
+from agent.redaction import Redactor, mask_held, scrub, scrub_with_patch
 from tools.encoding import SURROGATE, has_raw_bytes, visible
 
 FORMAT_VERSION = 1
@@ -27,9 +26,11 @@ FORMAT_VERSION = 1
 class TrajectoryWriter:
     """Appends events to `path`; `fsync=True` also survives a machine crash, at a cost."""
 
-    def __init__(self, path: Path, fsync: bool = False, redact: Callable[[str], str] | None = None) -> None:
+    def __init__(self, path: Path, fsync: bool = False, redact: Redactor | None = None) -> None:
         self.path = path
-        self._redact = redact  # applied to every line, then `scrub`: no secret the process holds reaches the file
+        # Applied to every value, then `scrub`: no secret the process holds reaches the file. An event's
+        # `patch` (the `end` event's final patch) only gets the secrets masked (`mask_held`): its URLs are code.
+        self._redact = redact
         self._fh: IO[str] | None = open_to_append(path)  # never after a torn line of an earlier writer
         self._fsync = fsync
         self._t0 = time.monotonic()
@@ -39,8 +40,8 @@ class TrajectoryWriter:
         if self._fh is None:
             return
         record = {"type": kind, "t": round(time.monotonic() - self._t0, 4), **data}
-        line = json_line(scrub_record(record, self._clean))  # every value before escaping, then the line
-        self._fh.write(self._clean(line) + "\n")
+        line = json_line(scrub_with_patch(record, self._clean, self._mask))  # every value before escaping,
+        self._fh.write(self._mask(line) + "\n")  # then the line: escaping cannot hide a secret
         self._fh.flush()
         self.written += 1
         if self._fsync:
@@ -48,6 +49,9 @@ class TrajectoryWriter:
 
     def _clean(self, text: str) -> str:
         return scrub(self._redact(text) if self._redact else text)
+
+    def _mask(self, text: str) -> str:
+        return mask_held(self._redact.mask(text) if self._redact else text)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -215,7 +215,7 @@ def run_instance(
 
 
 def _interrupted(instance: TaskInstance, exc: Stopped, trajectory_path: Path, config: dict[str, Any],
-                 redact: Callable[[str], str], started: float) -> InstanceOutcome:
+                 redact: Redactor, started: float) -> InstanceOutcome:
     """An instance the batch's stop ended before its loop did: its trajectory ends `interrupted` too.
 
     The trajectory gets the `start` event when nothing was written yet (the sandbox was still
@@ -247,7 +247,7 @@ def _ends(trajectory: Path) -> bool:
 
 def instance_attempts(task: str, base_commit: str, config: dict[str, Any], plan: AttemptPlan, model: Model,
                       settings: Settings, limits: LoopSettings, *, start: Callable[[], Any], trajectory_path: Path,
-                      redact: Callable[[str], str], stop: StopSignal) -> AttemptsJob:
+                      redact: Redactor, stop: StopSignal) -> AttemptsJob:
     """An instance's attempts. Built from the problem statement and the base commit alone: nothing here can
     hand the attempts or the checks that choose among them the instance's `test_patch`, `FAIL_TO_PASS` or
     `PASS_TO_PASS`."""

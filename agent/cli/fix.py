@@ -79,7 +79,7 @@ def fix(
     from agent.config import load_settings
     from agent.fix import FixRequest, run_fix, runs_dir
     from agent.followup import find_follow_up, split_arguments
-    from agent.redaction import scrub
+    from agent.redaction import mask_held, scrub_with_patch
     from agent.terminal import escape
     from agent.workspace import UserRepo
 
@@ -120,14 +120,14 @@ def fix(
         mark_reported()
         try:  # SIGHUP: the terminal they went to may be gone
             if as_json:
-                typer.echo(scrub(json.dumps(outcome.to_json())))
+                typer.echo(mask_held(json.dumps(scrub_with_patch(outcome.to_json()))))
             _stderr().print(f"[bold red]error:[/] interrupted (trajectory: {escape(str(outcome.trajectory))})",
                       soft_wrap=True)
         except OSError:
             pass
         raise typer.Exit(outcome.exit_code)
     if as_json:
-        typer.echo(scrub(json.dumps(outcome.to_json())))
+        typer.echo(mask_held(json.dumps(scrub_with_patch(outcome.to_json()))))
     else:
         from rich.console import Console
 

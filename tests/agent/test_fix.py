@@ -314,6 +314,36 @@ def test_a_secret_in_the_patch_is_masked_alike_in_every_output(fake_model_server
     assert json.loads(done.stdout)["patch"] == patch
 
 
+def test_urls_in_the_patch_are_code_and_reach_every_output_as_committed(fake_model_server, tmp_path) -> None:
+    """#16: userinfo and a secret-looking parameter in a URL the model wrote were masked in the printed diff,
+    `--patch-out`, `--json` and the trajectory (`?signature=***`, `https://example.com/`) while the branch had
+    the code: only held secrets are masked in the patch. A commit message made from the user's task keeps
+    the URL masking every other shared text gets."""
+    repo = make_repo(tmp_path / "repo")
+    urls = 'MIRROR = "https://pypi.example.org/simple?signature=v1&page=2" DOC = "https://user:pw@example.com/"'
+    fake_model_server.script = _comment_fix(urls)
+    out = tmp_path / "fix.patch"
+    task = "parse https://bob:hunter22@example.com/cb?code=abc123&state=x"
+    done = agent(repo, fake_model_server, "--patch-out", str(out), task)
+    assert done.returncode == 0, done.stderr
+    patch = out.read_text()
+    assert f"# {urls}" in patch and patch in done.stdout
+    committed = git(repo, "diff", "HEAD", "agent/parse-https-example-com-cb-code-state-x")
+    assert patch == committed  # what `git apply` gets is the commit
+    assert git(repo, "log", "-1", "--format=%s", "agent/parse-https-example-com-cb-code-state-x").strip() == \
+        "parse https://example.com/cb?code=***&state=x"
+    fake_model_server.script = _comment_fix(urls)
+    done = agent(repo, fake_model_server, "--json", "--no-commit", "fix add")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["patch"] == patch
+    *events, end = Path(result["trajectory"]).read_text().splitlines()
+    assert json.loads(end)["type"] == "end" and json.loads(end)["patch"] == patch
+    # the model's own text (its edit's arguments, the diffs it was shown) keeps the URL masking
+    assert "pw@" not in "".join(events) and "signature=v1" not in "".join(events)
+    assert 'DOC = \\"https://example.com/\\"' in "".join(events)
+
+
 def test_not_a_git_repo(fake_model_server, tmp_path) -> None:
     (tmp_path / "plain").mkdir()
     done = agent(tmp_path / "plain", fake_model_server, "fix it")

@@ -502,3 +502,23 @@ def test_a_secret_looking_value_of_a_secret_named_variable_is_held(monkeypatch: 
 def test_the_runs_own_credentials_are_held_whatever_they_look_like(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "postgres")
     assert scrub("make add work with postgres") == "make add work with ***"
+
+
+def test_the_patch_masks_held_secrets_only_and_other_text_every_url_credential(tokens: list[str],
+                                                                               tmp_path: Path) -> None:
+    """#16: URLs the model writes into code are the code: in the patch (`mask_held`) they stay as written,
+    a held secret does not; in model text and other records (`scrub`) their credentials are dropped."""
+    code = ('+MIRROR = "https://pypi.example.org/simple?signature=v1&page=2"\n+DOC = "https://user:pw@example.com/"\n'
+            f'+TOKEN = "{GITHUB_TOKEN}"\n+ESCAPED = "{json.dumps(GH_TOKEN)[1:-1]}"\n')
+    expected = code.replace(GITHUB_TOKEN, MASK).replace(json.dumps(GH_TOKEN)[1:-1], MASK)
+    assert redaction.mask_held(code) == expected
+    record = {"patch": code, "message": code, "notes": [code]}
+    cleaned = redaction.scrub_with_patch(record)
+    assert cleaned["patch"] == expected
+    assert cleaned["message"] == cleaned["notes"][0] == scrub(code)
+    assert "signature=***" in scrub(code) and '"https://example.com/"' in scrub(code)
+    writer = TrajectoryWriter(tmp_path / "t.jsonl", redact=redaction.Redactor(["pypi-Held-Key-42"]))
+    writer.event("end", patch=code + "+KEY = 'pypi-Held-Key-42'\n", message=code)
+    writer.close()
+    end = json.loads((tmp_path / "t.jsonl").read_text())
+    assert end["patch"] == expected + "+KEY = '***'\n" and end["message"] == scrub(code)
