@@ -308,6 +308,8 @@ TOOL_STEMS: tuple[tuple[str, str], ...] = (
     (".werf/", "werf: .werf/ templates included into werf.yaml (werf.io/docs, werf_yaml_template_engine)"),
     ("cdk.json", "AWS CDK: cdk.json's `app` is the command `cdk deploy`/`synth` runs (docs.aws.amazon.com/cdk, "
                  "cli.html, `--app`)"),
+    ("cdktf.json", "CDK for Terraform: cdktf.json's `app` is the command `cdktf deploy`/`synth` runs "
+                   "(developer.hashicorp.com/terraform/cdktf/create-and-deploy/configuration-file)"),
     ("pulumi.*", "Pulumi: Pulumi.yaml, the project's runtime and program run by `pulumi up` "
                  "(pulumi.com/docs/iac/concepts/projects/project-file)"),
     ("pulumi.*.*", "Pulumi: Pulumi.<stack>.yaml, the stack's config and providers (pulumi.com/docs/iac/concepts/config)"),

@@ -1086,7 +1086,7 @@ def test_a_ci_name_with_a_variant_or_its_tools_own_language_stays_listed(tmp_pat
 ELEVENTH_TESTER_CI_FILES = [
     "dokku.json", "CHECKS", "devspace.yaml", "apps/api/devspace.yml", "wercker.yml", "shippable.yml",
     "shippable.jobs.yml", "zeabur.json", "garden.yml", "project.garden.yml", "services/api/api.garden.yml",
-    "infra/web.garden.yaml", "werf.yaml", "werf-giterminism.yaml", ".werf/nginx.tmpl", "cdk.json", "infra/cdk.json",
+    "infra/web.garden.yaml", "werf.yaml", "werf-giterminism.yaml", ".werf/nginx.tmpl", "cdk.json", "infra/cdk.json", "cdktf.json",
     "Pulumi.yaml", "Pulumi.dev.yaml", "infra/Pulumi.production.yaml", "d/cloudbuild.yaml", "cloudbuild.yaml",
     "deploy/cloudbuild-prod.yml", "ci/cloudbuild.json", "nginx.conf.sigil", "helmfile.yaml", "helmfile.d/10-app.yaml",
     "helmfile.yaml.gotmpl", "live/prod/terragrunt.hcl", "config/deploy.yml", ".kamal/hooks/pre-deploy",
