@@ -9,7 +9,8 @@
 - instance, one per task: the repository at `base_commit` in /testbed with only its own
   history (no newer commit, tag or branch, so the fix cannot be peeked at), installed
   with `--no-build-isolation --no-index --no-deps`; only a dependency the base commit
-  declares and the environment lacks is fetched (see `instance_script`).
+  declares and the environment lacks, or holds in a version the base commit does not
+  accept, is fetched (see `instance_script`).
 
 Every tag carries a hash of what went into its layer (the parent image, the script that
 makes the layer, the files it reads), so an unchanged layer is reused.
@@ -84,6 +85,27 @@ missing=$({ python -m pip check || true; } | sed -n 's/.* requires \\(.*\\), whi
 if [ -n "$missing" ]; then
     echo "moe-agent: the base commit needs" $missing "beyond the environment; fetching them"
     python -m pip install $missing
+fi"""
+# Requirements of the installed project (the distribution installed from the current
+# directory, as a PEP 660 editable or an egg-link) that the environment holds in another
+# version. `pip check` says "<project> <version> has requirement <req>, but you have <name>
+# <version>."; <req> may carry a marker, so the requirements go through a file. Conflicts
+# among the environment's own packages are left as the environment layer made them.
+WRONG_VERSIONS = """\
+project=$(python -c 'import importlib.metadata as metadata, json, pathlib, re
+here = pathlib.Path.cwd()
+for dist in metadata.distributions():
+    url = json.loads(dist.read_text("direct_url.json") or "{}").get("url", "")
+    place = pathlib.Path(dist.locate_file("")).resolve()
+    if url == here.as_uri() or place == here or here in place.parents:
+        print(re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower())
+        break')
+wrong=$({ python -m pip check || true; } | sed -n "s/^$project [^ ]* has requirement \\(.*\\), but you have [^ ]* [^ ]*\\.$/\\1/p" | sort -u)
+if [ -n "$project" ] && [ -n "$wrong" ]; then
+    echo "moe-agent: the base commit needs" $wrong "where the environment has other versions; fetching them"
+    printf '%s\\n' "$wrong" > /tmp/moe-wrong-versions.txt
+    python -m pip install -r /tmp/moe-wrong-versions.txt
+    rm -f /tmp/moe-wrong-versions.txt
 fi"""
 # A step running apt-get as root: apt drops to its `_apt` user to download (SETUID, SETGID)
 # and dpkg sets package files' owners and modes (CHOWN, FOWNER, DAC_OVERRIDE). Every other
@@ -482,14 +504,20 @@ def instance_script(instance: TaskInstance, recipe: Recipe, ca: bool = True) -> 
 
     The environment holds the dependencies of environment_setup_commit. A base commit can
     need one that commit dropped (pytest 4.6.1.dev needs importlib-metadata on every
-    Python, 4.6.11 only below 3.8); `pip check` finds such gaps, and only those few
-    packages are fetched, where upstream would re-resolve everything online.
+    Python, 4.6.11 only below 3.8), or another version of one it has (pylint-7080's base
+    commit requires astroid<=2.12.0-dev0,>=2.11.6; the 2.15 environment has 2.12.13).
+    `pip check` finds both: missing packages are fetched by name, and the project's own
+    requirements that the environment holds in a wrong version are installed as the
+    project states them, so pip picks the newest version they allow, as upstream's
+    `pip install -e .` at the base commit does. Only those few packages are fetched, where
+    upstream re-resolves everything online; with nothing to fetch the layer needs no network.
     """
     lines = [*script_preamble(), *pip_environment(ca), f"step='checkout {instance.base_commit[:12]}'",
              checkout_script(instance.base_commit), f"source {VENV}/bin/activate", "step=pre-install",
              *recipe.pre_install]
     if recipe.install.strip():
-        lines += ["step=install", recipe.eval_install, "step=missing-dependencies", MISSING_DEPENDENCIES]
+        lines += ["step=install", recipe.eval_install, "step=missing-dependencies", MISSING_DEPENDENCIES,
+                  "step=wrong-versions", WRONG_VERSIONS]
     return "\n".join(lines) + "\n"
 
 

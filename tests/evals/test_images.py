@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,74 @@ def test_instance_script_installs_offline_at_base_commit() -> None:
     offline = "python -m pip install -e . --no-build-isolation --no-index --no-deps"
     assert script.index(offline) < script.index("step=missing-dependencies") < script.index("pip check")
     assert "requires \\(.*\\), which is not installed" in script  # only absent packages are fetched
+    assert script.index("step=missing-dependencies") < script.index("step=wrong-versions")  # then wrong versions
+
+
+def wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
+    """A pure-Python wheel made by hand, so that pip installs it with no index and no build."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\n" f"Name: {name}\nVersion: {version}\n"
+                            + "".join(f"Requires-Dist: {req}\n" for req in requires),
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: moe-agent-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+
+
+@pytest.mark.parametrize("layout", ["pep660", "egg-link"])
+def test_instance_layer_fetches_what_the_base_commit_requires_in_another_version(tmp_path: Path, layout: str) -> None:
+    """pylint-7080: the base commit requires astroid<=2.12.0-dev0,>=2.11.6, the 2.15 environment has 2.12.13.
+
+    The steps run as the instance layer runs them, in a real venv, against a local index of
+    hand-made wheels: the project's wrong version is replaced by the newest one its
+    requirement allows (what `pip install -e .` at the base commit picks), a missing one is
+    fetched, and a conflict between two of the environment's own packages is left alone.
+    """
+    index, testbed, venv = tmp_path / "index", tmp_path / "testbed", tmp_path / "venv"
+    index.mkdir()
+    for version in ("2.11.6", "2.11.7", "2.12.13"):
+        wheel(index, "astroid", version)
+    wheel(index, "dill", "0.3.6")
+    wheel(index, "packaging", "23.1")
+    wheel(index, "vcs_versioning", "2.6.0", ("packaging>=26.2",))  # xarray 0.12's: not the project's business
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run([python, "-m", "pip", "install", "-q", "astroid==2.12.13", "vcs_versioning", "packaging==23.1",
+                    "--no-deps"], env=offline, check=True)
+    # the project as `pip install -e . --no-deps` leaves it: metadata beside the checkout or in site-packages
+    requires = ["astroid<=2.12.0-dev0,>=2.11.6", 'dill>=0.2; python_version >= "3"']
+    metadata = "Metadata-Version: 2.1\nName: Pylint\nVersion: 2.15.0.dev0\n" + "".join(
+        f"Requires-Dist: {req}\n" for req in requires)
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    if layout == "egg-link":
+        (testbed / "pylint.egg-info").mkdir(parents=True)
+        (testbed / "pylint.egg-info" / "PKG-INFO").write_text(metadata)
+        (testbed / "pylint.egg-info" / "requires.txt").write_text(  # setuptools' form of the same requirements
+            'astroid<=2.12.0-dev0,>=2.11.6\n\n[:python_version >= "3"]\ndill>=0.2\n')
+        (site / "easy-install.pth").write_text(f"{testbed}\n")
+    else:
+        testbed.mkdir()
+        info = site / "pylint-2.15.0.dev0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(metadata)
+        (info / "direct_url.json").write_text(json.dumps({"url": testbed.as_uri(), "dir_info": {"editable": True}}))
+    script = "\n".join(["set -euo pipefail", f"source {venv}/bin/activate", images.MISSING_DEPENDENCIES,
+                        images.WRONG_VERSIONS])
+    built = subprocess.run(["bash", "-c", script], cwd=testbed, env=offline, capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "the base commit needs astroid<=2.12.0-dev0,>=2.11.6 where the environment has other versions" in built.stdout
+    installed = subprocess.run([python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True,
+                               check=True).stdout
+    versions = {row["name"].lower(): row["version"] for row in json.loads(installed)}
+    assert (versions["astroid"], versions["dill"], versions["packaging"]) == ("2.11.7", "0.3.6", "23.1")
+    check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True).stdout
+    assert check.strip() == "vcs-versioning 2.6.0 has requirement packaging>=26.2, but you have packaging 23.1."
 
 
 def test_python_substitution_is_recorded() -> None:
