@@ -9,7 +9,8 @@ Trust: flags, environment and the user file are the user's own; a repository's
 `.agent.toml` comes with code cloned from anywhere. `WHO_MAY_SET` says which keys a
 repository may set; any other key it sets is dropped with one warning line, and the
 files it names (prompts, Dockerfile) must lie inside the repository. Its `model.extra_body`
-keeps only sampling knobs (`REPO_EXTRA_BODY`).
+keeps only sampling knobs (`REPO_EXTRA_BODY`), and its limits may only narrow the user's
+(`REPO_LIMITS`: capped at the defaults, with one warning line).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, FilePath, SecretStr, ValidationError, ValidationInfo, field_validator,
-    model_validator,
+    BaseModel, ConfigDict, Field, FilePath, PrivateAttr, SecretStr, ValidationError, ValidationInfo,
+    field_validator, model_validator,
 )
 
 from agent.errors import UsageError
@@ -55,12 +56,13 @@ Source = Literal["repo", "user"]
 # set every key; a repository's `.agent.toml` only those marked "repo": what the project
 # needs to be worked on. "user" keys reach the user's secrets, network, host files or
 # bill: endpoints (they receive the API key and the code), keys, CA bundle, network,
-# image, host resources, runs dir, capabilities, the sandbox user, the patch policy.
+# image, host resources, runs dir, capabilities, the sandbox user, the patch policy, and
+# the model's name (a proxy serving several models bills by it).
 # A key missing here is "user": new keys are closed to repositories until classified.
 WHO_MAY_SET: dict[str, Source] = {
     "model.base_url": "user", "model.base_urls": "user", "model.api_key": "user", "model.max_concurrency": "user",
-    "model.prices": "user",
-    "model.name": "repo", "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
+    "model.prices": "user", "model.name": "user",  # behind a proxy serving several, the name picks the bill
+    "model.profile": "repo", "model.temperature": "repo", "model.top_p": "repo",
     "model.max_tokens": "repo", "model.request_timeout": "repo", "model.retries": "repo",
     "model.retry_backoff_base": "repo", "model.retry_backoff_max": "repo", "model.tool_format": "repo",
     "model.extra_body": "repo",  # from a repository, only the keys REPO_EXTRA_BODY lists
@@ -94,14 +96,43 @@ REPO_EXTRA_BODY: dict[str, str] = {
     "repetition_penalty": _NUMBER, "presence_penalty": _NUMBER, "frequency_penalty": _NUMBER, "seed": _INTEGER,
     "stop": _STOP, "chat_template_kwargs.enable_thinking": _SWITCH,
 }
+# Numbers a repository may set where more means more cost, time or tokens: from a repository they may only
+# narrow what the user allows. The user's own sources beat the repository's for every key, so a repository's
+# value is in effect only where the user left the default: a value above that default is capped at it, with
+# one warning line naming each key. `model.context_window` and `model.max_tokens` default to what the server
+# serves and the profile's bound, known only once the server is asked: the model client caps them
+# (agent/model.py). `token_limit`, `time_limit` and `cost_limit` default to none: any number narrows them.
+REPO_LIMITS = ("model.max_tokens", "model.context_window", "model.request_timeout", "model.retries",
+               "model.retry_backoff_base", "model.retry_backoff_max", "loop.step_limit", "loop.token_limit",
+               "loop.time_limit", "loop.cost_limit", "loop.max_format_errors", "loop.observation_max_chars",
+               "loop.command_timeout_max", "loop.command_timeout")  # the bound of REPO_LIMIT_WITHIN first
+# A limit bounded by another, not by its default: a command's timeout when the model names none lies within
+# the longest one it may name, so a repository's is capped at that (the user's, or the default).
+REPO_LIMIT_WITHIN = {"loop.command_timeout": "loop.command_timeout_max"}
+# Numbers a repository may set that are no limit: sampling, which changes what a reply says, not what it costs.
+REPO_NUMBERS_NOT_LIMITS = ("model.temperature", "model.top_p")
 # Keys saying one thing two ways: the one from the stronger source wins, the other is dropped.
 ALTERNATIVES = ((("model", "base_url"), ("model", "base_urls")),)
 # Kinds of change the patch policy refuses for `ci`/`pr` unless allowed (see agent/patch_policy.py).
-PatchKind = Literal["ci_config", "tool_config", "agent_config", "submodules", "symlink_outside", "executable"]
+PatchKind = Literal["ci_config", "tool_config", "agent_config", "submodules", "symlink_outside", "executable",
+                    "ignore_rules"]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # Which source set each key of this section (`load_settings` fills them): a file's path, `$VAR`,
+    # "command line"; keys absent are the defaults'. `_repository`: the keys the repository's file set.
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _repository: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    def source_of(self, key: str) -> str:
+        """Where this section's `key` came from, for warning lines: a file's path, `$VAR`, "command line" or
+        "defaults"."""
+        return self._sources.get(key, "defaults")
+
+    def from_repository(self, key: str) -> bool:
+        """Whether the repository's `.agent.toml` set `key`: such a value may only narrow a limit (REPO_LIMITS)."""
+        return key in self._repository
 
 
 class ModelPrices(_Section):
@@ -327,6 +358,11 @@ class Settings(_Section):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     patch_policy: PatchPolicySettings = Field(default_factory=PatchPolicySettings)
+    # Every `model.api_key`, `base_url` and `base_urls` entry the user's own sources gave, those a stronger
+    # source replaced included (a config file's `base_urls` under `$OPENAI_BASE_URL`): not used, but the run
+    # holds them, and a model that echoes them must find them masked too (`secrets`).
+    _given_keys: list[str] = PrivateAttr(default_factory=list)
+    _given_endpoints: list[str] = PrivateAttr(default_factory=list)
 
     def redacted(self) -> dict[str, Any]:
         """Plain data safe to store in a trajectory: no API key, endpoints without credentials."""
@@ -335,12 +371,18 @@ class Settings(_Section):
         data["model"]["base_urls"] = [public_url(url) for url in data["model"]["base_urls"]]
         return data
 
+    def configured_endpoints(self) -> list[str]:
+        """Every endpoint URL the user's sources named, those in use first, those a stronger source replaced after."""
+        return list(dict.fromkeys([*self.model.endpoints, *self._given_endpoints]))
+
     def secrets(self) -> list[str]:
-        """What no file we write and nothing we post may contain: the key, endpoint credentials."""
+        """What no file we write and nothing we post may contain: every API key and every endpoint's URL
+        credentials (userinfo, secret-looking parameters) the user's sources gave, replaced ones included."""
         found = [self.model.api_key.get_secret_value()] if self.model.api_key else []
-        for url in {self.model.base_url, *self.model.base_urls}:
+        found += self._given_keys
+        for url in dict.fromkeys([self.model.base_url, *self.configured_endpoints()]):
             found += url_secrets(url)
-        return [secret for secret in found if secret]
+        return list(dict.fromkeys(secret for secret in found if secret))
 
 
 def header_value_problem(value: str) -> str | None:
@@ -400,15 +442,18 @@ def load_settings(
     set is dropped, and `warn` (default: stderr) gets one line naming the keys.
     """
     env = os.environ if env is None else env
-    warn = warn or _warn_on_stderr
+    warn = warn or warn_on_stderr
     problems: list[str] = []
     layers: list[tuple[dict[str, Any], str]] = []  # lowest precedence first
 
     repo_file = repo_root / REPO_CONFIG_NAME if repo_root is not None else None
+    repo_label = None
     if repo_file is not None and repo_file.is_file():
         refused = refusal(repo_file, repo_root)  # type: ignore[arg-type]
         if refused is None:
-            layers += _file_layer(repo_file, problems, repo_root=repo_root, warn=warn)
+            repo_layer = _file_layer(repo_file, problems, repo_root=repo_root, warn=warn)
+            layers += repo_layer
+            repo_label = repo_layer[0][1] if repo_layer else None
         else:  # a link to a host file (or .git/config) would put its values in the prompt and the trajectory
             warn(f"{repo_file}: ignored: a symlink leading "
                  f"{'outside the repository' if refused == OUTSIDE else 'to ' + refused}")
@@ -431,6 +476,10 @@ def load_settings(
     for rank, (data, label) in enumerate(layers):
         _merge_into(merged, data, (rank, label), origins)
     _drop_weaker_alternatives(merged, origins)
+    if repo_label is not None and (capped := _cap_repository_limits(merged, origins, repo_label)):
+        warn(f"{repo_label}: capping {', '.join(capped)}: a repository's config may only lower a limit below "
+             f"yours (set {'them' if len(capped) > 1 else 'it'} in your own config to raise "
+             f"{'them' if len(capped) > 1 else 'it'}; see 'Security model' in the README)")
     from sandbox.certs import client_bundle_problem
 
     if problem := client_bundle_problem(env):  # the model client would fail on it with a traceback
@@ -441,18 +490,65 @@ def load_settings(
         problems += [_describe(error, origins) for error in exc.errors()]
     if problems:
         raise UsageError("; ".join(problems))
-    hold(settings.secrets())  # the user's key and URL credentials: masked in everything written from now on
+    _note_sources(settings, origins, repo_label)
+    _note_given_credentials(settings, [data for data, label in layers if label != repo_label])
+    hold(settings.secrets())  # the user's keys and URL credentials: masked in everything written from now on
     return settings
 
 
-def _warn_on_stderr(message: str) -> None:
+def _cap_repository_limits(merged: dict[str, Any], origins: dict[tuple[str, ...], tuple[int, str]],
+                           repo_label: str) -> list[str]:
+    """Lower each REPO_LIMITS number the repository set above its default (or `REPO_LIMIT_WITHIN`'s bound) to
+    that; return "key value -> cap" for each. Values of other types are left for validation to report."""
+    capped: list[str] = []
+    for dotted in REPO_LIMITS:
+        section, key = dotted.split(".")
+        if origins.get((section, key), (0, ""))[1] != repo_label:
+            continue
+        value = merged[section][key]
+        default = _known_fields((section,))[key].default
+        if dotted in REPO_LIMIT_WITHIN:
+            outer_section, outer = REPO_LIMIT_WITHIN[dotted].split(".")
+            default = merged.get(outer_section, {}).get(outer, _known_fields((outer_section,))[outer].default)
+        if _number(value) and _number(default) and value > default:
+            merged[section][key] = default
+            capped.append(f"{dotted} {value:g} -> {default:g}")
+    return capped
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _note_sources(settings: Settings, origins: dict[tuple[str, ...], tuple[int, str]], repo_label: str | None) -> None:
+    """Tell each section where its keys came from (`_Section.source_of`, `from_repository`)."""
+    for name in Settings.model_fields:
+        section = getattr(settings, name)
+        section._sources = {path[1]: label for path, (_, label) in origins.items() if len(path) == 2 and path[0] == name}
+        section._repository = frozenset(key for key, label in section._sources.items() if label == repo_label)
+
+
+def _note_given_credentials(settings: Settings, user_layers: list[dict[str, Any]]) -> None:
+    """Keep every API key and endpoint the user's layers gave, in use or not, so that `secrets` masks them all."""
+    for data in user_layers:
+        model = data.get("model")
+        if not isinstance(model, dict):
+            continue
+        if isinstance(model.get("api_key"), str):
+            settings._given_keys.append(model["api_key"])
+        urls = [model.get("base_url"), *(model.get("base_urls") if isinstance(model.get("base_urls"), list) else [])]
+        settings._given_endpoints += [url for url in urls if isinstance(url, str)]
+
+
+def warn_on_stderr(message: str) -> None:
+    """One `warning:` line on stderr (shown with `--json` too), control characters made visible."""
     from agent.terminal import visible
 
     print(f"warning: {visible(message)}", file=sys.stderr)  # names keys and paths a repository chose
 
 
 def _file_layer(path: Path, problems: list[str], repo_root: Path | None = None,
-                warn: Callable[[str], None] = _warn_on_stderr) -> list[tuple[dict[str, Any], str]]:
+                warn: Callable[[str], None] = warn_on_stderr) -> list[tuple[dict[str, Any], str]]:
     """One TOML file as a layer; a repository's file (`repo_root` given) keeps only what it may set."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -487,7 +583,7 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
 
     With `inside`, a path the host may not read for the repository (`agent.repo_files.refusal`:
     out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file; for a prompt
-    file, also one git ignores: `agent.repo_files.snapshot_refusal`) is
+    file or a Dockerfile, also one git ignores: `agent.repo_files.snapshot_refusal`) is
     removed; the keys removed are returned as "key (why)".
     """
     removed: list[str] = []
@@ -499,7 +595,8 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base / path
-        check = snapshot_refusal if (section, key) in _TEMPLATE_KEYS else refusal  # the prompt: snapshot files only
+        # The prompt and the Dockerfile: snapshot files only (an ignored file is the user's, not the project's)
+        check = snapshot_refusal if (section, key) in (*_TEMPLATE_KEYS, ("sandbox", "dockerfile")) else refusal
         if inside is not None and (refused := check(path, inside)) is not None:
             del table[key]  # e.g. a committed `p.txt -> .git/config`: the user's credentials in the prompt
             removed.append(f"{section}.{key} ({refused})")
@@ -618,11 +715,16 @@ def _source_of(loc: tuple[str, ...], origins: dict[tuple[str, ...], tuple[int, s
 
 
 def _known_keys(section: tuple[str, ...]) -> list[str]:
+    return list(_known_fields(section))
+
+
+def _known_fields(section: tuple[str, ...]) -> dict[str, Any]:
+    """The pydantic fields of the settings section at `section` (empty for no section)."""
     model: type[BaseModel] | None = Settings
     for part in section:
         field = model.model_fields.get(part) if model else None
         model = _model_in(field.annotation) if field else None
-    return list(model.model_fields) if model else []
+    return dict(model.model_fields) if model else {}
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

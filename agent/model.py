@@ -50,7 +50,7 @@ with _without(*ASYNC_ONLY):
     import openai
 
 
-from agent.config import ModelSettings  # noqa: E402
+from agent.config import ModelSettings, warn_on_stderr  # noqa: E402
 from agent.errors import EnvironmentProblem, UsageError  # noqa: E402
 from agent.profiles import Profile, pick_profile  # noqa: E402
 from agent.redaction import Redactor, public_url, url_secrets  # noqa: E402
@@ -157,12 +157,18 @@ class OpenAIModel:
         *,
         sleep: Callable[[float], None] = time.sleep,
         wait_notice: float = WAIT_NOTICE_EVERY,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
+        """`warn` gets each line saying a configured window or reply bound was capped, once per client
+        (default: a `warning:` line on stderr, once per process, as a run's pools and attempts make many clients)."""
         if settings.base_urls:  # one client, one server: `agent fix`'s conversation goes to the first of several
             settings = settings.model_copy(update={"base_url": settings.base_urls[0], "base_urls": []})
         self.settings = settings
         self.wait_notice = wait_notice
         self.profile = profile or pick_profile(settings.name, settings.profile)
+        # The profile the user's own settings pick: a repository's `model.name` or `profile` choosing another
+        # may lower the profile's reply bound and window, never raise them.
+        self._users_profile = self.profile if profile else _users_profile(settings)
         # The loop flips this off when the server rejects `tools` or answers calls as text.
         self.native_tools = settings.tool_format in ("auto", "native")
         self.text_tool_format = (
@@ -170,6 +176,8 @@ class OpenAIModel:
         )
         self.thinks = self.profile.thinks_with(settings.extra_body)
         self._sleep = sleep
+        self._warn = warn or _warn_once
+        self._warned: set[str] = set()
         self._context_window: int | None = None
         # Lone surrogates shown as text, walking only what each conversation added since its last request.
         self._surrogate_free = SurrogateFree()
@@ -252,31 +260,84 @@ class OpenAIModel:
         return self._reply_bound(self.context_window())
 
     def _reply_bound(self, window: int) -> int:
-        if self.settings.max_tokens is not None:
-            return max(1, min(self.settings.max_tokens, window // 2))
+        """The reply bound for a `window`-token context. A configured `model.max_tokens` (or a bound in the
+        user's `extra_body`) beyond half the window is capped to it; one from a repository's config may only
+        lower the bound the user's settings give. Each cap is one warning line naming the key and its source."""
         asked = [value for key, value in _entries(self.settings.extra_body)
                  if key in REPLY_BOUND_KEYS[:-1] and _positive_int(value)]
-        if asked:  # `extra_body.max_completion_tokens` says the same as `model.max_tokens`, and is capped alike
-            return max(1, min(*asked, window // 2))
-        return max(1, min(self.profile.max_tokens, window // 4))
+        fits = max(1, window // 2)
+        if asked and min(asked) > fits:
+            self._note(f"the reply bound {min(asked)} in model.extra_body (your settings: a repository's cannot set one) "
+                       f"is capped to {fits}: half of the {window}-token context window")
+        usual = min(*asked, fits) if asked else max(1, min(self._profile_limit("max_tokens"), window // 4))
+        configured = self.settings.max_tokens
+        if configured is None:
+            return usual
+        repository = self.settings.from_repository("max_tokens")
+        ceiling = usual if repository else fits
+        if configured <= ceiling:
+            return configured
+        why = ("the reply bound your own settings give: a repository's config may only lower it" if repository
+               else f"half of the {window}-token context window")
+        self._note(f"model.max_tokens = {configured} ({self.settings.source_of('max_tokens')}) is capped to "
+                   f"{ceiling}: {why}")
+        return ceiling
 
     def context_window(self, deadline: float | None = None) -> int:
-        """Tokens the server accepts: our override, else what the server reports, else the profile's.
+        """Tokens per request: what the server serves, else the profile's. A configured `model.context_window`
+        may only lower that (above it: one warning line, and the served window is used); where the server says
+        nothing, the user's own setting is taken as it is, a repository's only up to the profile's.
 
-        Asking the server gives up by `deadline` (`time.monotonic()` seconds), then answers with the profile's.
+        Asking the server gives up by `deadline` (`time.monotonic()` seconds), then answers as if it said nothing.
         """
-        if self.settings.context_window is not None:
-            return self.settings.context_window
-        if self._context_window is None:
-            try:
-                served = served_context_window(self.list_models(deadline), self.settings.name,
-                                               lambda path, body: self._server_json(path, body, deadline))
-            except (NoReply, OutOfTime):  # cached: asking again would wait as long again, deadline or not
-                served = None
-            except ModelError:
-                return self.profile.context_window  # not cached: the server may come back
-            self._context_window = served or self.profile.context_window
-        return self._context_window
+        if self._context_window is not None:
+            return self._context_window
+        remember = True
+        try:
+            served = served_context_window(self.list_models(deadline), self.settings.name,
+                                           lambda path, body: self._server_json(path, body, deadline))
+        except (NoReply, OutOfTime):  # remembered: asking again would wait as long again, deadline or not
+            served = None
+        except ModelError:
+            served, remember = None, False  # the server may come back
+        window = self._window_within(served)
+        if remember:
+            self._context_window = window
+        return window
+
+    def _window_within(self, served: int | None) -> int:
+        """The configured window, if any, within what the server serves (`served`, None: unknown)."""
+        configured = self.settings.context_window
+        repository = self.settings.from_repository("context_window")
+        ceiling = served or (self._profile_limit("context_window") if configured is None or repository else None)
+        if configured is None or ceiling is None:
+            return configured or ceiling  # type: ignore[return-value]
+        if configured <= ceiling:
+            return configured
+        above = (f"the {ceiling} tokens the server at {self.url} serves" if served else
+                 f"the profile's {ceiling} tokens: a repository's config may only lower it")
+        self._note(f"model.context_window = {configured} ({self.settings.source_of('context_window')}) is above "
+                   f"{above}; using {ceiling}")
+        return ceiling
+
+    def _profile_limit(self, field: str) -> int:
+        """The profile's `max_tokens` or `context_window`, at most that of the profile the user's settings pick
+        (one warning line when a repository's choice of profile is what was lowered)."""
+        chosen, users = getattr(self.profile, field), getattr(self._users_profile, field)
+        if chosen > users:
+            self._note(f"model profile {self.profile.name} (chosen by {self._profile_source()}) has {field} {chosen}; "
+                       f"using {users}, your settings' profile's: a repository's config may only lower it")
+        return min(chosen, users)
+
+    def _profile_source(self) -> str:
+        key = "profile" if self.settings.profile != "auto" else "name"
+        return f"model.{key} in {self.settings.source_of(key)}"
+
+    def _note(self, message: str) -> None:
+        """Warn once per client with `message`."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
 
     def _server_json(self, path: str, body: dict[str, Any] | None, deadline: float | None = None) -> Any:
         """One try at a server-specific endpoint beside `/v1` (`/props`, `/api/show`); None when absent.
@@ -508,6 +569,26 @@ def _connection_failure(exc: openai.APIConnectionError) -> str:
     cause = exc.__cause__
     text = str(cause) if cause is not None and str(cause) else type(cause or exc).__name__
     return re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+
+
+_WARNED: set[str] = set()
+
+
+def _users_profile(settings: ModelSettings) -> Profile:
+    """The profile the user's own settings pick: without the repository's `model.name` and `model.profile`
+    (a repository's value is in effect only where the user kept the default, so that default stands in)."""
+    if not (settings.from_repository("name") or settings.from_repository("profile")):
+        return pick_profile(settings.name, settings.profile)
+    fields = ModelSettings.model_fields
+    name = fields["name"].default if settings.from_repository("name") else settings.name
+    return pick_profile(name, fields["profile"].default if settings.from_repository("profile") else settings.profile)
+
+
+def _warn_once(message: str) -> None:
+    """A warning line on stderr, once per process: a run's endpoint pools and attempts each make their clients."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warn_on_stderr(message)
 
 
 def _entries(value: Any) -> Iterator[tuple[str, Any]]:

@@ -10,7 +10,8 @@ and copy from/to); modes are read as git stores them (any mode with the owner's 
 them (`.Agent.toml`, `.GITMODULES`, Windows' trailing dots, stream suffixes and 8.3 short names,
 HFS+'s ignored code points), and under every name they are reachable by through the patched tree's
 directory links (`editor/tasks.json` is `.vscode/tasks.json` with `.vscode -> editor`; the finding names
-the links):
+the links); a link the patch adds or redirects has the files of the folder it leads to reviewed under its
+name (`bin -> s2` with `s2/post_compile`: `_reachable_through_redirected_links`):
 
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions: `action.yml` anywhere and every
   file in a folder that holds one in the tree before or after the patch, every other CI system's files:
@@ -22,11 +23,20 @@ the links):
   `netlify.*`, `lefthook*.*`, `mise.*toml`..., one table with each source: `TOOL_STEMS`); and files
   that run code when the repository is opened or committed to (`.devcontainer/`, `.gitpod.yml`,
   `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`, `devbox.json`,
-  `.envrc`, Vim's and Neovim's local rc files, git hook managers' files);
+  `.envrc`, Vim's and Neovim's local rc files, git hook managers' files); container builds (`Dockerfile`,
+  `*.Dockerfile`, compose files, `Earthfile`, `docker-bake.hcl`), Danger's `Dangerfile`; `Dockerfile.*` never
+  matches a document or another language's file (`docs/Jenkinsfile.md`, `src/Dockerfile.tsx`: identify's
+  extensions, `OWN_LANGUAGES`);
 - `tool_config`: any other hidden file or folder at any depth (a name starting with "."), which tools,
   editors and coding agents read their settings from and may run commands from (`.mcp.json`, `.cursor/`,
   `.cargo/config.toml`, ...): a rule, not a list, so a name nobody listed is still caught; only a few
-  inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...);
+  inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...); agents' configs outside
+  hidden folders (`opencode.json`, `crush.json`: `TOOL_CONFIG_STEMS`); JavaScript tools' config modules,
+  which run when the tool does (`<tool>.config[.<loader>].<js/ts>`, `<tool>.conf.<js/ts>` at the root or a package's
+  root: `JS_CONFIG_INFIXES`); task runners' files (`gulpfile.js`, `Gruntfile.coffee`, `Tiltfile`, `Vagrantfile`;
+  not the project's build: `Makefile`, `justfile`);
+- `ignore_rules`: an ignore file's edit that un-ignores secret-looking files (`!.env`, a removed `*.pem`), or
+  an attributes edit that stops encrypting some (`agent.ignore_rules`);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
 - `submodules`: `.gitmodules` or a gitlink, which make a checkout fetch other code;
 - `symlink_outside`: a symlink leading out of the repository or into `.git` once resolved in the
@@ -63,10 +73,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from identify.extensions import EXTENSIONS as IDENTIFIED_EXTENSIONS
 from unidiff import PatchSet, UnidiffParseError
 
 from agent.binary_patch import added_bytes
 from agent.errors import AgentError
+from agent.ignore_rules import IgnoreEdit, is_rules_file, unignored
 from agent.redaction import reveals_secret, scrub
 
 # Paths of CI definitions, as each system's docs name them (written as a case-insensitive file system sees
@@ -88,6 +100,16 @@ CI_CONFIG_PATHS = (
     ".zuul.yaml", "zuul.yaml", ".zuul.d/", "zuul.d/",  # Zuul reads the first of these it finds
     ".teamcity/", ".gocd.yaml", ".gocd.yml", ".screwdriver.yaml", ".screwdriver.yml",  # TeamCity Kotlin DSL, GoCD
     "codefresh.yml", "codefresh.yaml", ".harness/", ".kokoro/",  # Codefresh, Harness, Google's Kokoro
+    # Bamboo's repository-stored specs: `bamboo-specs/bamboo.yaml` (YAML) or a Maven project there (Java), "at
+    # the directory bamboo-specs/ in the root of your repository" (docs.atlassian.com/bamboo-specs-docs, specs.html).
+    # Screwdriver reads `screwdriver.yaml` at the root (github.com/screwdriver-cd/config-parser). Oracle's
+    # DevCS builds every `.yml` of `.ci-build/` at the root (docs.oracle.com, developer-cloud, "using YAML").
+    # CloudBees CodeShip Pro: `codeship-steps.yml`/`.json` and `codeship-services.yml` (docs.cloudbees.com, cloudbees-
+    # codeship, pro-builds-and-configuration/steps). Buddy: `buddy.yml` (buddy.works/docs/yaml/yaml-schema) and YAML
+    # autodiscovered in `/.buddy/` (buddy.works/docs/git-hosting/project-settings).
+    "bamboo-specs/", "screwdriver.yaml", "screwdriver.yml", ".ci-build/", "codeship-steps.yml",
+    "codeship-steps.yaml", "codeship-steps.json", "codeship-services.yml", "codeship-services.yaml",
+    "codeship-services.json", "buddy.yml", "buddy.yaml", ".buddy/",
     # Run when the repository is opened (Codespaces, Gitpod, dev containers) with the opener's secrets.
     ".devcontainer/", ".devcontainer.json", ".gitpod.yml", ".gitpod.yaml", ".gitpod.dockerfile",
     # Run by pre-commit.ci on every push and by every developer's `git commit`: it fetches and runs hook repos.
@@ -99,17 +121,8 @@ CI_CONFIG_PATHS = (
     # `core.hooksPath`. Not code: `.editorconfig`, `.vscode/extensions.json` (a recommendation the user
     # confirms), `.gitattributes` (its filters and diff drivers run only from the user's own git config).
     ".vscode/tasks.json", ".vscode/settings.json", ".vscode/launch.json", ".idea/", ".run/",
-    ".mise.toml", "mise.toml", ".mise/", ".config/mise/", ".config/mise.toml",
-    ".husky/", ".githooks/", ".git-hooks/", ".hooks/",
-    "lefthook.yml", "lefthook.yaml", "lefthook.toml", "lefthook.json", ".lefthook.yml", ".lefthook.yaml",
-    ".lefthook.toml", ".lefthook.json", "lefthook-local.yml", "lefthook-local.yaml", "lefthook-local.toml",
-    "lefthook-local.json", ".lefthook-local.yml", ".lefthook-local.yaml", ".lefthook-local.toml",
-    ".lefthook-local.json", ".lefthook/", ".config/lefthook.yml", ".config/lefthook.yaml",
-    ".overcommit.yml", ".simple-git-hooks.json", ".simple-git-hooks.js", ".simple-git-hooks.cjs",
-    "simple-git-hooks.json", "simple-git-hooks.js", "simple-git-hooks.cjs",
-    ".lintstagedrc", ".lintstagedrc.json", ".lintstagedrc.yaml", ".lintstagedrc.yml", ".lintstagedrc.js",
-    ".lintstagedrc.cjs", ".lintstagedrc.mjs", "lint-staged.config.js", "lint-staged.config.cjs",
-    "lint-staged.config.mjs",
+    # (mise, lefthook, simple-git-hooks and lint-staged, read in any folder and in several formats: `TOOL_STEMS`.)
+    ".husky/", ".githooks/", ".git-hooks/", ".hooks/", ".overcommit.yml",
     # Cloud and editor workspaces that run commands on open or boot: IDX's `.idx/dev.nix` (onStart, onCreate)
     # and `.idx/mcp.json`, Replit's `.replit` (onBoot, run) and `replit.nix`, Devbox's `devbox.json`
     # (init_hook on every `devbox shell`), Theia's tasks, launch and settings (VS Code's format, folder-open
@@ -130,7 +143,57 @@ CI_CONFIG_PATHS = (
 CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenkinsfile", "jenkinsfile.*",
                             "buildspec*.yml", "buildspec*.yaml", "*.gocd.yaml", "*.gocd.yml", "*.gocd.json",
                             "*.code-workspace", ".envrc", ".nvim.lua", ".nvimrc", ".exrc", "_exrc", ".vimrc",
-                            "_vimrc", ".lvimrc", ".lazy.lua")
+                            "_vimrc", ".lvimrc", ".lazy.lua", *(
+    # Container builds: Render, Railway, Fly.io, Koyeb and App Runner build a Dockerfile they find on every pushed
+    # branch (render.com/docs/docker, docs.railway.com/builds/dockerfiles, fly.io/docs/reference/configuration),
+    # with any `RUN` it holds; CI jobs build them and run compose files (`docker compose up`). Docker's own
+    # spellings (docs.docker.com: `Dockerfile`, `<name>.Dockerfile`, `Dockerfile.<name>`; Podman's
+    # `Containerfile`; Compose's `compose.yaml`, `docker-compose.yml` and their override files).
+    "dockerfile", "containerfile", "*.dockerfile", "*.containerfile", "dockerfile.*", "containerfile.*",
+    "docker-compose*.yml", "docker-compose*.yaml", "compose.yml", "compose.yaml", "compose.*.yml", "compose.*.yaml",
+    "compose-*.yml", "compose-*.yaml",
+    # Earthly's `Earthfile` (`RUN` in its build containers, `LOCALLY` on the host running `earthly`, the CI runner:
+    # docs.earthly.dev/docs/earthfile) and Buildx Bake's `docker-bake.hcl`/`.json` and `docker-bake.override.hcl`,
+    # and `.override.json`, which `docker buildx bake` reads from the folder it runs in (docs.docker.com/build/bake/
+    # reference, "lookup order": its build contexts, Dockerfiles and inline `dockerfile-inline` recipes), container
+    # builds like the Dockerfile.
+    "earthfile", "docker-bake*.hcl", "docker-bake*.json",
+    # Danger runs `Dangerfile` (Ruby, danger.systems/guides/dangerfile), `dangerfile.js`/`.ts` (Danger JS,
+    # danger.systems/js), `Dangerfile.swift` (Danger Swift) and `Dangerfile.df.kts` (Danger Kotlin) in CI on every
+    # pull request, with the token it comments with.
+    "dangerfile", "dangerfile.*"))
+# A name a pattern of `CI_CONFIG_NAMES_ANYWHERE` ending in `.*` matches (`dockerfile.*`, `jenkinsfile.*`) is that
+# tool's file when its last extension is a variant's (`Dockerfile.prod`, `Dockerfile.alpine`, `Jenkinsfile.release`),
+# or a language the tool itself reads (`OWN_LANGUAGES`: `Jenkinsfile.groovy`, `dangerfile.ts`), and not when it is
+# a known file type of anything else: a document about the file or another language's source (`docs/Jenkinsfile.md`,
+# `src/Dockerfile.tsx`, `src/Jenkinsfile.vue`, `src/ci/jenkinsfile.py`). Known file types are identify's extension
+# table (pre-commit's file classifier, `identify.extensions.EXTENSIONS`: {extension: tags}, about 340 of them, kept
+# with pre-commit), not a list of ours, plus the few it lacks (`KNOWN_EXTENSIONS_BEYOND_IDENTIFY`). A suffix that
+# names a language is read as that language (`Dockerfile.php`, `Dockerfile.nix` pass) and one nobody knows as a
+# variant (listed). A pattern whose last extension is fixed (`docker-compose*.yml`, `*.dockerfile`) is not read so.
+OWN_LANGUAGES: dict[str, frozenset[str]] = {  # pattern: identify's tags of the languages its tool reads
+    "dockerfile.*": frozenset({"dockerfile"}), "containerfile.*": frozenset({"dockerfile"}),
+    "jenkinsfile.*": frozenset({"groovy", "jenkins"}),
+    "dangerfile.*": frozenset({"ruby", "javascript", "jsx", "ts", "tsx", "swift", "kotlin"}),
+}
+# Known file types identify does not list: documents (Org mode, RTF, wiki text), and tests' recorded output, which
+# snapshot tools name after the test (`tests/Dockerfile.snap`): Jest's and insta's `.snap`
+# (jestjs.io/docs/snapshot-testing, insta.rs/docs/cli), syrupy's `.ambr` (github.com/syrupy-project/syrupy).
+KNOWN_EXTENSIONS_BEYOND_IDENTIFY = frozenset({"org", "rtf", "wiki", "snap", "ambr"})
+
+
+def _another_file_type(name: str, pattern: str) -> bool:
+    """Whether `name` (folded), matched by `pattern`, is rather a known file type that its tool does not read:
+    the rule above `OWN_LANGUAGES`."""
+    if not pattern.endswith(".*") or "." not in name.lstrip("."):
+        return False
+    extension = name.rpartition(".")[2]
+    if extension in KNOWN_EXTENSIONS_BEYOND_IDENTIFY:
+        return True
+    tags = IDENTIFIED_EXTENSIONS.get(extension)
+    return tags is not None and not tags & OWN_LANGUAGES.get(pattern, frozenset())
+
+
 # Deploy platforms' build configuration: each platform builds (and runs the build commands, hooks and scripts
 # these files name) with the deploy's secrets on every pushed branch (preview deploys, review apps), so they
 # are `ci_config`. Read anywhere: most platforms take them from a base or root directory the project sets
@@ -162,10 +225,16 @@ DEPLOY_CONFIG_NAMES_ANYWHERE = (
 # new spelling of a stem is covered without one more name (#16, eighth tester). A pattern without "/" is a file
 # name at any depth; `stem.*` takes only data formats' extensions (`DATA_EXTENSIONS`), so `docs/netlify.md` and
 # `src/providers/azure.ts` are not one, and `stem.+` those and code's (`CODE_EXTENSIONS`) for a tool that also
-# runs a config module (`vercel.ts`); a pattern ending in "/" is a folder at any depth; any other with "/" is
-# a path's last components at any depth. All lower case (as a case-insensitive file system folds them).
+# runs a config module (`vercel.ts`), a module also with a loader's infix (`gulpfile.babel.js`, below); a pattern
+# ending in "/" is a folder at any depth; any other with "/" is a path's last components at any depth. All lower
+# case (as a case-insensitive file system folds them).
 DATA_EXTENSIONS = frozenset({"json", "jsonc", "json5", "toml", "yml", "yaml", "pkl", "nix", "dist"})
-CODE_EXTENSIONS = frozenset({"js", "cjs", "mjs", "ts", "cts", "mts"})
+# The last extensions of the modules JavaScript tools load as code: Node's own, TypeScript's, and those the loaders
+# of `interpret` register (webpack-cli, gulp and Grunt's CLIs load configs through it: github.com/gulpjs/interpret,
+# webpack.js.org/configuration/configuration-languages), which may carry the loader's infix: `.babel.js`,
+# `.esbuild.ts`, `.swc.tsx`, `.sucrase.js`, `.esm.js` (so `<stem>.<anything>.<code>` is that stem's module too).
+CODE_EXTENSIONS = frozenset({"js", "cjs", "mjs", "ts", "cts", "mts", "jsx", "tsx", "coffee", "litcoffee", "liticed",
+                             "ls"})
 TOOL_STEMS: tuple[tuple[str, str], ...] = (
     ("vercel.+", "Vercel: vercel.json and vercel.ts/.js/.mjs/.cjs/.mts (vercel.com/docs/project-configuration)"),
     ("netlify.*", "Netlify: netlify.toml, .yml, .json in the base directory (docs.netlify.com, file-based config)"),
@@ -179,13 +248,19 @@ TOOL_STEMS: tuple[tuple[str, str], ...] = (
     ("zbpack.*", "Zeabur: zbpack.json build and start commands (zeabur.com/docs)"),
     ("mise.*toml", "mise: mise.toml, mise.local.toml, mise.<env>.toml, tasks run on `cd` (mise.jdx.dev/configuration)"),
     (".mise.*toml", "mise: .mise.toml, .mise.local.toml, .mise.<env>.toml (mise.jdx.dev/configuration)"),
-    ("mise/config.toml", "mise: mise/config.toml and .mise/config.toml in any folder (mise.jdx.dev/configuration)"),
+    ("mise/config.toml", "mise: mise/config.toml in any folder (mise.jdx.dev/configuration)"),
+    (".mise/", "mise: .mise/config.toml and its file tasks, .mise/tasks/* (mise.jdx.dev/tasks/file-tasks)"),
+    (".config/mise/", "mise: .config/mise/config.toml, conf.d/*.toml (mise.jdx.dev/configuration)"),
     ("_gvimrc", "gVim's local rc with 'exrc' (vimhelp.org/starting.txt)"),
     (".gvimrc", "gVim's local rc with 'exrc' (vimhelp.org/starting.txt)"),
     ("simple-git-hooks.+", "simple-git-hooks: .json/.js/.cjs/.mjs (github.com/toplenboren/simple-git-hooks)"),
     (".simple-git-hooks.+", "simple-git-hooks' dotted form (github.com/toplenboren/simple-git-hooks)"),
-    ("lefthook*.*", "lefthook: lefthook[-local].yml/.yaml/.toml/.json/.jsonc (lefthook.dev/configuration)"),
+    ("lefthook*.*", "lefthook: lefthook[-local].yml/.yaml/.toml/.json/.jsonc, .config/lefthook.yml (lefthook.dev/configuration)"),
     (".lefthook*.*", "lefthook's dotted forms (lefthook.dev/configuration)"),
+    (".lefthook/", "lefthook's script folders, .lefthook/<hook>/<script> (lefthook.dev/configuration/Scripts)"),
+    ("lint-staged.config.+", "lint-staged: lint-staged.config.js/.mjs/.cjs/.ts, run on commit (github.com/lint-staged/lint-staged)"),
+    (".lintstagedrc", "lint-staged: .lintstagedrc, JSON or YAML (github.com/lint-staged/lint-staged)"),
+    (".lintstagedrc.+", "lint-staged: .lintstagedrc.json/.yaml/.yml/.js/.cjs/.mjs (github.com/lint-staged/lint-staged)"),
     ("hk.pkl", "hk git hooks (hk.jdx.dev/configuration)"),
     ("hk.local.pkl", "hk's local overrides (hk.jdx.dev/configuration)"),
     ("captainhook.json", "CaptainHook git hooks for PHP (docs.captainhook.info)"),
@@ -199,22 +274,67 @@ TOOL_STEMS: tuple[tuple[str, str], ...] = (
     ("ci_scripts/", "Xcode Cloud: ci_scripts/ beside the project runs ci_post_clone.sh and others (developer.apple.com)"),
     ("bin/post_compile", "Heroku's Python buildpack runs bin/post_compile (devcenter.heroku.com, python buildpack)"),
     ("bin/pre_compile", "Heroku's Python buildpack runs bin/pre_compile (devcenter.heroku.com, python buildpack)"),
+    ("skaffold.*", "Skaffold: skaffold.yaml, whose lifecycle hooks (`before`/`after` of build and deploy) run on the "
+                   "host that runs skaffold, the CI runner (skaffold.dev/docs/lifecycle-hooks)"),
+    ("readthedocs.*", "Read the Docs: readthedocs.yml/.yaml, the older names, whose build.jobs and build.commands run "
+                      "on every pull request build (readthedocs.org docs/config-file/index.rst names all four)"),
+    (".readthedocs.*", "Read the Docs: .readthedocs.yaml/.yml (docs.readthedocs.com, config-file/v2)"),
+    ("fly.*.toml", "Fly.io: fly.<env>.toml, deployed with `fly deploy -c` (fly.io/docs/reference/configuration)"),
 )
 
+# Settings files outside hidden folders that a tool or coding agent reads and runs commands from, matched like
+# `TOOL_STEMS`, kind `tool_config` (the hidden ones, `.crush.json`, `.opencode/`, are hidden names already).
+TOOL_CONFIG_STEMS: tuple[tuple[str, str], ...] = (
+    ("opencode.*", "opencode: opencode.json/.jsonc, whose `mcp` servers and formatters are commands it starts "
+                   "(opencode.ai/docs/config)"),
+    ("crush.*", "Crush: crush.json, whose `mcp` and `lsp` entries are commands it starts (github.com/charmbracelet/crush)"),
+    # Task runners' files, which are programs the developer's own tool runs on their machine (not in a container)
+    # when they type its command, even only to list tasks: listed in `agent fix` so they look. Where the line is:
+    # these are a developer tool's program beside the project (a VM's or cluster's provisioning, JavaScript task
+    # modules, the same kind as `<tool>.config.js` below). The project's own build and test entry points are not
+    # listed (`Makefile`, `justfile`, `Rakefile`, `CMakeLists.txt`, `build.gradle`, `setup.py`, `noxfile.py`,
+    # `tox.ini`, `package.json`): CI and the tests run them as they run the code the patch changes, so an edit to
+    # them reaches no further than that code does, and fixes ordinarily edit them.
+    ("gulpfile.+", "gulp: gulpfile.js/.mjs/.cjs/.ts, gulpfile.babel.js, any interpret extension "
+                   "(gulpjs.com/docs/en/getting-started/javascript-and-gulpfiles)"),
+    ("gruntfile.+", "Grunt: Gruntfile.js, Gruntfile.coffee (gruntjs.com/getting-started)"),
+    ("jakefile", "Jake: Jakefile, looked up from the current folder through its parents (jake's lib/loader.js)"),
+    ("jakefile.+", "Jake: Jakefile.js, .cjs, .coffee, .ls, .ts (jake 10's lib/loader.js, SUPPORTED_EXTENSIONS)"),
+    ("jakelib/", "Jake: every .jake and .js file in jakelib/ is loaded with the Jakefile (`jake --help`, -J)"),
+    ("tiltfile", "Tilt: the Tiltfile, Starlark whose local() and local_resource run host commands on `tilt up` "
+                 "(docs.tilt.dev/api.html)"),
+    ("vagrantfile", "Vagrant: the Vagrantfile, Ruby loaded by every vagrant command, whose provisioners and "
+                    "triggers run host commands (developer.hashicorp.com/vagrant/docs/vagrantfile)"),
+)
+# JavaScript tools load their configuration as a module, so it runs when the tool does: by hooks on commit, by
+# `npm test`/`npm run build`, by editors' language servers on open (ESLint, Prettier, Jest, Vite, Vitest,
+# webpack, Babel, PostCSS, Tailwind, commitlint, Stylelint, Playwright, Next, Nuxt, Astro, Svelte...). The rule,
+# not a list: `<tool>.config.<code>`, `<tool>.config.<anything>.<code>` (webpack documents `webpack.config.<loader>.
+# <ext>`: `webpack.config.babel.js`, `.esbuild.ts`) and `<tool>.conf.<code>` (Karma's `karma.conf.js`, WebdriverIO's
+# `wdio.conf.ts`, Protractor's and Nightwatch's `.conf.js`: karma-runner.github.io/latest/config/configuration-
+# file.html, webdriver.io/docs/configurationfile, nightwatchjs.org/guide/configuration) with a code extension of
+# `CODE_EXTENSIONS` are `tool_config` at the root or in a package's root (a folder that holds a `package.json` or
+# `deno.json[c]` before or after the patch), where these tools look for them; `src/app.config.ts` elsewhere is the
+# application's own module. Their `.<tool>rc.js` forms are hidden names, `tool_config` by that rule.
+JS_CONFIG_INFIXES = ("config", "conf")  # `<tool>.config.<code>`, `<tool>.conf.<code>`
+PACKAGE_MANIFESTS = ("package.json", "deno.json", "deno.jsonc")
 
-def _is_tool_stem(path: str) -> bool:
-    """Whether `path` (folded) is named by a row of `TOOL_STEMS`."""
+
+def _is_tool_stem(path: str, table: tuple[tuple[str, str], ...] = TOOL_STEMS) -> bool:
+    """Whether `path` (folded) is named by a row of `table` (`TOOL_STEMS`, `TOOL_CONFIG_STEMS`)."""
     name, folders = posixpath.basename(path), path.split("/")[:-1]
-    for pattern, _ in TOOL_STEMS:
+    for pattern, _ in table:
         if pattern.endswith("/"):
-            found = pattern[:-1] in folders
+            found = f"/{pattern}" in f"/{'/'.join(folders)}/"
         elif "/" in pattern:
             found = path == pattern or path.endswith("/" + pattern)
         else:
             stem, _, extension = name.rpartition(".")
             if pattern.endswith((".*", ".+")):
                 allowed = DATA_EXTENSIONS | (CODE_EXTENSIONS if pattern.endswith(".+") else frozenset())
-                found = extension in allowed and fnmatch.fnmatchcase(stem, pattern[:-2])
+                loaded = pattern.endswith(".+") and extension in CODE_EXTENSIONS  # `gulpfile.babel.js`: a loader's infix
+                found = extension in allowed and (fnmatch.fnmatchcase(stem, pattern[:-2])
+                                                  or loaded and fnmatch.fnmatchcase(stem, pattern[:-2] + ".*"))
             else:
                 found = fnmatch.fnmatchcase(name, pattern)
         if found:
@@ -234,6 +354,8 @@ ROOT_DEPLOY_CONFIG_NAMES = ("app.json",)
 SERVICE_DEPLOY_CONFIG_NAMES = ("app.yaml", "app.yml")
 APP_ENGINE_SOURCES = ("requirements.txt", "main.py", "package.json", "go.mod", "pom.xml", "build.gradle",
                       "build.gradle.kts", "composer.json", "index.php", "gemfile", "dockerfile", "*.csproj")
+_APP_ENGINE_NAMES = frozenset(name for name in APP_ENGINE_SOURCES if "*" not in name)
+_APP_ENGINE_SUFFIXES = tuple(name[1:] for name in APP_ENGINE_SOURCES if name.startswith("*") and "*" not in name[1:])
 # A local action's definition: the folder holding it (`uses: ./tools/lint`) is run by a workflow, with its
 # secrets, whatever file of the folder the definition names (`runs.main: dist/index.js`, a composite step's
 # script, a Dockerfile), so every file in that folder or below is `ci_config` (`_Tree.action_dirs`).
@@ -260,10 +382,21 @@ _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *r
 # the Kelvin sign, ß, the ligatures) folds to ASCII already; tests/agent/test_patch_policy.py checks all.
 _ASCII_BY_UPPER_CASE = {0x0131: "i"}
 GIT_DIR_NAME = ".git"
+
+def _spellings(pattern: str) -> list[str]:
+    """The plain names a `TOOL_STEMS` pattern stands for (`lefthook*.*`: `lefthook.yml`, `lefthook.json`...),
+    its wildcards read as nothing: what an 8.3 short name (`LEFTHO~1.YML`) is compared with."""
+    if pattern.endswith((".*", ".+")):
+        extensions = DATA_EXTENSIONS | (CODE_EXTENSIONS if pattern.endswith(".+") else frozenset())
+        return [f"{pattern[:-2].replace('*', '')}.{extension}" for extension in sorted(extensions)]
+    return [pattern.replace("*", "")]
+
+
 # Every file or folder name the policy protects: what a Windows short name (`GITMOD~1`, `GIT~1`) is compared with.
 _PROTECTED_NAMES = tuple(dict.fromkeys(
     part for path in (*CI_CONFIG_PATHS, *CI_CONFIG_NAMES_ANYWHERE, *DEPLOY_CONFIG_NAMES_ANYWHERE, AGENT_CONFIG_NAME,
-                      ".gitmodules", GIT_DIR_NAME)
+                      ".gitmodules", GIT_DIR_NAME,
+                      *(name for pattern, _ in TOOL_STEMS + TOOL_CONFIG_STEMS for name in _spellings(pattern)))
     for part in path.split("/") if part and not any(ch in part for ch in "*?[")))
 SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
@@ -275,6 +408,8 @@ KIND_TEXT = {
     "submodules": "changes submodules, which fetch other repositories",
     "symlink_outside": "adds a symlink leading outside the repository",
     "executable": "makes a file executable or edits one, which CI and hooks may run",
+    "ignore_rules": "changes ignore (or encryption) rules so that local secret files can be committed, built into "
+                    "an image or published",
     "secret": "adds one of your secrets (a token or key this process holds)",
     "unreadable": "cannot be read as a diff",
 }
@@ -329,7 +464,8 @@ class PatchReview:
                 "sensitive": [asdict(finding) | {"summary": str(finding)} for finding in self.findings]}
 
 
-def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iterable[str] = ()) -> PatchReview:
+def review_patch(patch: str, links: Mapping[str, str] | None = None,
+                 paths: Iterable[str] | Mapping[str, str] = ()) -> PatchReview:
     """Read `patch` (a `git diff` with extended headers) and name its files and sensitive changes.
 
     `links` are the symlinks of the tree the patch applies to ({path: target}, paths relative
@@ -337,7 +473,10 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iter
     Every link of the patched tree is resolved there, so a link that leaves the repository only
     through another one (`p -> q/..` with `q -> ../..`) is found. `paths` are that tree's files
     (relative to the root, as `Snapshot.files` keys them): which folders hold a local action (every
-    file below one is `ci_config`), and which hidden names a Windows short name may open.
+    file below one is `ci_config`), and which hidden names a Windows short name may open; given as
+    `Snapshot.files` ({path: "MODE SHA"}), their modes say which are executable. A link the patch adds or
+    redirects makes the files of the folder it leads to reachable under its name: those are reviewed as
+    added files (`_reachable_through_redirected_links`).
     """
     review = PatchReview()
     if not patch.strip():
@@ -351,6 +490,8 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iter
     if not len(parsed) and patch.strip():
         review.findings.append(Finding("unreadable", "(patch)", "no file headers"))
     changes = _type_changes_folded([(_file_change(patched, mark), patched) for patched in parsed])
+    paths = paths if isinstance(paths, Mapping) else list(paths)
+    files = _patched_files(paths, [change for change, _ in changes])  # the tree after the patch
     tree = _Tree.of([*paths, *(path for change, _ in changes if change.action != "removed" for path in change.paths)])
     blobs = added_bytes(readable)
     for change, patched in changes:
@@ -363,8 +504,18 @@ def review_patch(patch: str, links: Mapping[str, str] | None = None, paths: Iter
     patched_links, changed, found = _patched_links(changes, dict(links or {}))
     review.findings += found + _links_leading_outside(patched_links, changed, dict(links or {}))
     _review_as_git_reads(patch, review, tree)
+    review.findings += [Finding("ignore_rules", path, detail) for path, detail in unignored(
+        IgnoreEdit(change.path, *_hunk_lines(patched)) for change, patched in changes
+        if is_rules_file(_as_filesystems_see(change.path)))]
+    review.findings += [Finding("ignore_rules", change.path, f"renamed from {change.old_path}: none of its rules apply")
+                        for change, _ in changes if change.action == "renamed" and change.old_path
+                        and is_rules_file(_as_filesystems_see(change.old_path))
+                        and not is_rules_file(_as_filesystems_see(change.path))]
     review.findings += _secrets_in_names(review)
     review.findings += _reached_through_links(review, patched_links, tree)
+    named = {(finding.kind, finding.path) for finding in review.findings}
+    review.findings += [finding for finding in _reachable_through_redirected_links(
+        patched_links, changed, dict(links or {}), files, tree) if (finding.kind, finding.path) not in named]
     named = {finding.path for finding in review.findings if finding.kind in _NAME_KINDS}
     review.findings = [finding for finding in review.findings
                        if finding.kind != "tool_config" or finding.path not in named]  # the more precise kind
@@ -390,6 +541,7 @@ class _Tree:
     action_dirs: frozenset[str] = frozenset()
     names: tuple[str, ...] = ()
     service_dirs: frozenset[str] = frozenset()  # folders holding an App Engine runtime's source (`APP_ENGINE_SOURCES`)
+    package_dirs: frozenset[str] = frozenset({""})  # a package's root: the root, folders with `PACKAGE_MANIFESTS`
 
     @classmethod
     def of(cls, paths: Iterable[str]) -> _Tree:
@@ -403,10 +555,20 @@ class _Tree:
                                 if path.rpartition("/")[2] in actions)
         hidden = {name for name in seen.values() if name.startswith(".") and name not in (".", "..")}
         in_action_dirs = {part for folder in action_dirs for part in folder.split("/") if part}
-        services = frozenset(_as_filesystems_see(path.rpartition("/")[0]) for path in paths
-                             if any(fnmatch.fnmatchcase(path.rpartition("/")[2].lower(), source)
-                                    for source in APP_ENGINE_SOURCES))
-        return cls(action_dirs, tuple(dict.fromkeys([*_PROTECTED_NAMES, *sorted(hidden | in_action_dirs)])), services)
+        names = [(path.rpartition("/")[0], path.rpartition("/")[2].lower()) for path in paths]
+        services = frozenset(_as_filesystems_see(folder) for folder, name in names
+                             if name in _APP_ENGINE_NAMES or name.endswith(_APP_ENGINE_SUFFIXES))
+        packages = frozenset(_as_filesystems_see(folder) for folder, name in names if name in PACKAGE_MANIFESTS)
+        return cls(action_dirs, tuple(dict.fromkeys([*_PROTECTED_NAMES, *sorted(hidden | in_action_dirs)])), services,
+                   packages | {""})
+
+    def is_js_config(self, path: str) -> bool:
+        """Whether `path` (folded) is a JavaScript tool's config module where tools look for one
+        (`JS_CONFIG_INFIXES` at the root or a package's root)."""
+        folder, _, name = path.rpartition("/")
+        parts = name.split(".")
+        return (parts[-1] in CODE_EXTENSIONS and any(part in JS_CONFIG_INFIXES for part in parts[1:-1])
+                and folder in self.package_dirs)
 
     def is_deploy_config(self, path: str) -> bool:
         """Whether `path` (folded) is a platform file read only at the root or in a service's folder."""
@@ -421,6 +583,84 @@ class _Tree:
 
 
 MAX_LINK_ALIASES = 64  # names one path is reviewed under through directory links (`x -> .` makes endless ones)
+
+
+def _patched_files(paths: Iterable[str] | Mapping[str, str], changes: list[FileChange]) -> dict[str, str | None]:
+    """The files of the patched tree, {path: git mode, None when unknown}: the tree's (`paths`, with modes
+    when given as `Snapshot.files`), then the patch's additions and removals."""
+    files: dict[str, str | None] = ({path: entry.split(" ", 1)[0] for path, entry in paths.items()}
+                                    if isinstance(paths, Mapping) else dict.fromkeys(paths))
+    for change in changes:
+        if change.action == "removed" or (change.action == "renamed" and change.old_path):
+            files.pop(change.old_path if change.action == "renamed" else change.path, None)
+        if change.action != "removed" and not _is_symlink(change.new_mode):
+            files[change.path] = change.new_mode or files.get(change.path)
+    return files
+
+
+def _reachable_through_redirected_links(links: Mapping[str, str], changed: set[str], base: Mapping[str, str],
+                                        files: Mapping[str, str | None], tree: _Tree) -> list[Finding]:
+    """Findings for the files a link makes reachable under its name when the patch adds or redirects it: with
+    `s2/post_compile` in the tree, a new `bin -> s2` makes Heroku run it as `bin/post_compile`; `ci_scripts ->
+    tools` makes tools/ Xcode Cloud's. Each such link (and each link of the tree whose destination the patch
+    changes, as `.github -> x` does once `x -> ci` is added), resolved in the patched tree to a folder, has that
+    folder's files (`files`) reviewed as added files under the link's name: the kinds their names take there
+    (`ci_config`, `tool_config`, `agent_config`, `submodules`) beyond those they had, and `executable` for an
+    executable one. One finding per link and kind, on the link, naming the first `MAX_REACHED_NAMED` files.
+
+    A file's name under the link differs from its own only in its folders, so each folder is classified once
+    (`_folder_kinds`) and a file's whole name only where its own name is one a rule reads with its folder
+    (`_PATH_SPECIFIC_NAMES`, a JavaScript config module, a short name): a link to a 100,000-file folder costs
+    one classification per folder, not per file."""
+    seen_links, seen_base = _as_seen(links), _as_seen(base)
+    redirected = [path for path in sorted(links) if path in changed
+                  or _resolve(_as_filesystems_see(path), seen_links) != _resolve(_as_filesystems_see(path), seen_base)]
+    if not redirected or not files:
+        return []
+    folded = [(_as_filesystems_see(path), path, mode) for path, mode in files.items()]
+    found: list[Finding] = []
+    for link in redirected:
+        seen_link = _as_filesystems_see(link)
+        leads_to = _resolve(seen_link, seen_links)
+        if not isinstance(leads_to, str) or _in_git_dir(leads_to) or leads_to == seen_link:
+            continue
+        prefix = f"{leads_to}/" if leads_to else ""
+        reached: dict[str, list[str]] = {}
+        folder_kinds: dict[str, list[str]] = {}
+        for seen, path, mode in folded:
+            if not seen.startswith(prefix) or seen.startswith(seen_link + "/"):
+                continue
+            alias = f"{seen_link}/{seen[len(prefix):]}"
+            folder, _, name = alias.rpartition("/")
+            if folder not in folder_kinds:
+                folder_kinds[folder] = _name_kinds(f"{folder}/{_PROBE}", tree)
+            kinds = set(folder_kinds[folder])
+            if name in _PATH_SPECIFIC_NAMES or "~" in alias or not name.isascii() or tree.is_js_config(name):
+                kinds.update(_name_kinds(alias, tree))
+            kinds = {kind for kind in kinds if len(reached.get(kind, ())) <= MAX_REACHED_NAMED}  # one more: "and more"
+            if kinds:
+                had = set(_name_kinds(seen, tree))
+                kinds = {kind for kind in kinds if kind not in had and not (kind == "tool_config" and had)}
+            if _is_executable(mode):
+                kinds.add("executable")
+            for kind in sorted(kinds):
+                if len(reached.setdefault(kind, [])) <= MAX_REACHED_NAMED:
+                    reached[kind].append(f"{path} as {link}/{path[len(prefix):]}")
+        for kind, names in reached.items():
+            shown = ", ".join(names[:MAX_REACHED_NAMED]) + (" and more" if len(names) > MAX_REACHED_NAMED else "")
+            found.append(Finding(kind, link, f"-> {links[link]}: makes {shown} reachable"))
+    return found
+
+
+MAX_REACHED_NAMED = 3  # files a finding on a redirected link names (the kind is the link's, whatever their number)
+_PROBE = "\0"  # a file name no rule matches (git paths never hold NUL): what a folder's own kinds are read with
+# File names that rules read together with their folder (`.vscode/tasks.json`, `bin/post_compile`, App Engine's
+# `app.yaml`): under a link their kind may change although their folder's does not.
+_PATH_SPECIFIC_NAMES = frozenset(
+    {entry.rpartition("/")[2] for entry in CI_CONFIG_PATHS if "/" in entry.rstrip("/") and not entry.endswith("/")}
+    | {pattern.rpartition("/")[2] for pattern, _ in TOOL_STEMS + TOOL_CONFIG_STEMS
+       if "/" in pattern and not pattern.endswith("/")}
+    | set(SERVICE_DEPLOY_CONFIG_NAMES) | set(ROOT_DEPLOY_CONFIG_NAMES))
 
 
 def _reached_through_links(review: PatchReview, links: Mapping[str, str], tree: _Tree) -> list[Finding]:
@@ -569,7 +809,7 @@ def _as_seen(links: Mapping[str, str]) -> dict[str, str]:
 
 def _resolve(path: str, links: Mapping[str, str]) -> str | object | None:
     """Where `path` leads in a tree whose symlinks are `links` (keyed as `_as_seen` makes them): a path
-    relative to the root; None when it leaves the root (`..` above it, an absolute or `~` target);
+    relative to the root; None when it leaves the root (`..` above it, an absolute target);
     `_LOOP` when it never resolves.
 
     Resolved as `realpath` resolves it, confined to the root, and lexically where the tree
@@ -614,9 +854,11 @@ _DRIVE = re.compile(r"[A-Za-z]:")
 def _target_parts(target: str) -> list[str] | None:
     """A symlink's target as its components, read as Windows reads it too (git checks links out there
     with `core.symlinks`): `\\` separates as `/` does (`GIT~1\\config`, `..\\..\\x`); None for a target
-    that is absolute on either system, so outside the repository: `/x`, `~`, a UNC path (`\\\\host\\share`,
-    `//host/share`), a drive (`C:/Windows`, `C:\\x`, `c:x`), and an empty target."""
-    if not target or target.startswith(("/", "\\", "~")) or _DRIVE.match(target):
+    that is absolute on either system, so outside the repository: `/x`, a UNC path (`\\\\host\\share`,
+    `//host/share`), a drive (`C:/Windows`, `C:\\x`, `c:x`), and an empty target. Neither system expands
+    anything in a link's target: `~/.ssh`, `$HOME/x` and `%USERPROFILE%\\x` are folders named `~`, `$HOME`
+    and `%USERPROFILE%` beside the link, inside the repository."""
+    if not target or target.startswith(("/", "\\")) or _DRIVE.match(target):
         return None
     return re.split(r"[\\/]", target)
 
@@ -818,7 +1060,8 @@ def _name_kinds(path: str, tree: _Tree) -> list[str]:
         kinds.append("agent_config")
     if ".gitmodules" in readings:
         kinds.append("submodules")
-    if not kinds and any(map(_is_hidden_config, readings)):
+    if not kinds and any(_is_hidden_config(seen_as) or _is_tool_stem(seen_as, TOOL_CONFIG_STEMS)
+                         or tree.is_js_config(seen_as) for seen_as in readings):
         kinds.append("tool_config")
     return kinds
 
@@ -919,13 +1162,21 @@ def _is_ci_config(path: str) -> bool:
     """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition: `CI_CONFIG_PATHS`,
     `CI_CONFIG_NAMES_ANYWHERE`, `DEPLOY_CONFIG_NAMES_ANYWHERE`, `TOOL_STEMS`."""
     name, folders = posixpath.basename(path), path.split("/")[:-1]
-    if any(fnmatch.fnmatchcase(name, pattern) for pattern in CI_CONFIG_NAMES_ANYWHERE):
+    if any(fnmatch.fnmatchcase(name, pattern) and not _another_file_type(name, pattern)
+           for pattern in CI_CONFIG_NAMES_ANYWHERE):
         return True
     if any(entry.rstrip("/") in folders if entry.endswith("/") else name == entry
            for entry in DEPLOY_CONFIG_NAMES_ANYWHERE) or _is_tool_stem(path):
         return True
     return any((path.startswith(prefix) or path == prefix.rstrip("/")) if prefix.endswith("/") else path == prefix
                for prefix in CI_CONFIG_PATHS)
+
+
+def _hunk_lines(patched: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A file's (added, removed) lines, without their line ends."""
+    lines = [line for hunk in patched for line in hunk]
+    return (tuple(line.value.rstrip("\r\n") for line in lines if line.is_added),
+            tuple(line.value.rstrip("\r\n") for line in lines if line.is_removed))
 
 
 def _symlink_target(patched: Any) -> str:

@@ -582,3 +582,96 @@ def test_a_nested_reply_bound_in_extra_body_is_capped_like_a_flat_one(extra: dic
     assert {key: sent[key] for key in expected} == expected
     assert model.max_tokens == bound and sent["max_tokens"] == bound
     assert model.settings.extra_body == before  # the settings' own tables are not rewritten
+
+
+# Issue 16, ninth tester: `.agent.toml` with `context_window = 1e9` and `max_tokens = 5e8` sent
+# `"max_tokens": 500000000` with no warning. The served window wins; reply bounds fit in it.
+def configured_model(server: FakeOpenAIServer, tmp_path, repo_text: str = "", user_text: str = "",
+                     **overrides: Any) -> tuple[OpenAIModel, list[str]]:
+    from agent.config import load_settings
+
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    (repo / ".agent.toml").write_text(repo_text)
+    (tmp_path / "user.toml").write_text(user_text)
+    settings = load_settings(repo, env={}, user_file=tmp_path / "user.toml", warn=lambda line: None, overrides={
+        "model.base_url": server.base_url, "model.name": server.model or "fake-model", "model.retries": 0,
+        **overrides})
+    lines: list[str] = []
+    return OpenAIModel(settings.model, sleep=SleepRecorder(), warn=lines.append), lines
+
+
+def test_a_repositorys_window_and_reply_bound_never_exceed_what_the_server_serves(tmp_path) -> None:
+    with FakeOpenAIServer(max_model_len=32768) as server:
+        server.script = lambda body: Reply("ok")
+        model, lines = configured_model(server, tmp_path, "[model]\ncontext_window = 1000000000\n"
+                                                          "max_tokens = 500000000\n")
+        model.query(MESSAGES, [])
+        model.query(MESSAGES, [])
+    assert model.context_window() == 32768
+    default = min(GENERIC.max_tokens, 32768 // 4)  # what the user's own settings give
+    assert [request["max_tokens"] for request in server.requests] == [default, default]
+    repo_file = tmp_path / "repo" / ".agent.toml"
+    assert lines == [
+        f"model.context_window = 1000000000 ({repo_file}) is above the 32768 tokens the server at "
+        f"{public_url(server.base_url)} serves; using 32768",
+        f"model.max_tokens = 500000000 ({repo_file}) is capped to {default}: the reply bound your own settings "
+        "give: a repository's config may only lower it",
+    ]
+
+
+def test_a_configured_window_only_lowers_the_served_one_and_the_users_bound_fits_in_it(tmp_path) -> None:
+    with FakeOpenAIServer(max_model_len=16384) as server:
+        server.script = lambda body: Reply("ok")
+        user = tmp_path / "user.toml"
+        mine, lines = configured_model(server, tmp_path, user_text="[model]\ncontext_window = 131072\n"
+                                                                   "max_tokens = 20000\n")
+        mine.query(MESSAGES, [])
+        assert mine.context_window() == 16384 and server.requests[-1]["max_tokens"] == 8192
+        assert lines == [f"model.context_window = 131072 ({user}) is above the 16384 tokens the server at "
+                         f"{public_url(server.base_url)} serves; using 16384",
+                         f"model.max_tokens = 20000 ({user}) is capped to 8192: half of the 16384-token context window"]
+        lower, lines = configured_model(server, tmp_path, "[model]\ncontext_window = 4096\nmax_tokens = 300\n")
+        lower.query(MESSAGES, [])  # narrowing is the repository's right
+        assert lower.context_window() == 4096 and server.requests[-1]["max_tokens"] == 300 and lines == []
+
+
+def test_where_the_server_says_nothing_a_repositorys_window_is_capped_at_the_profiles(tmp_path) -> None:
+    with FakeOpenAIServer(flavour="plain") as server:  # no context field anywhere
+        theirs, lines = configured_model(server, tmp_path, "[model]\ncontext_window = 1000000\n")
+        assert theirs.context_window() == GENERIC.context_window
+        assert lines == [f"model.context_window = 1000000 ({tmp_path / 'repo' / '.agent.toml'}) is above the "
+                         f"profile's {GENERIC.context_window} tokens: a repository's config may only lower it; "
+                         f"using {GENERIC.context_window}"]
+        mine, lines = configured_model(server, tmp_path, user_text="[model]\ncontext_window = 1000000\n")
+        assert mine.context_window() == 1000000 and lines == []  # the user's own word, nothing says otherwise
+
+
+def test_a_reply_bound_in_the_users_extra_body_beyond_the_window_is_capped_with_a_warning(tmp_path) -> None:
+    with FakeOpenAIServer(max_model_len=8192) as server:
+        server.script = lambda body: Reply("ok")
+        model, lines = configured_model(server, tmp_path, user_text="[model]\nextra_body = { n_predict = 100000 }\n")
+        model.query(MESSAGES, [])
+    assert server.requests[0]["n_predict"] == 4096 and len(lines) == 1
+    assert lines[0].startswith("the reply bound 100000 in model.extra_body (your settings") and "4096" in lines[0]
+
+
+def test_a_repositorys_choice_of_profile_cannot_raise_the_reply_bound_or_window_the_users_settings_give(tmp_path) -> None:
+    """The user serves a model the generic profile covers (4096-token replies, 32768 tokens where the server
+    says nothing); a repository naming a Qwen3-Coder profile would double the replies and octuple the window."""
+    with FakeOpenAIServer(model=None, flavour="plain") as server:  # any name; no context field anywhere
+        server.script = lambda body: Reply("ok")
+        model, lines = configured_model(server, tmp_path, '[model]\nprofile = "qwen3-coder-480b-a35b"\n',
+                                        user_text='[model]\nname = "my-llama"\n', **{"model.name": None})
+        model.query(MESSAGES, [])
+        assert model.profile.name == "qwen3-coder-480b-a35b"  # its sampling and tool format still apply
+        assert model.context_window() == GENERIC.context_window
+        assert server.requests[-1]["max_tokens"] == GENERIC.max_tokens
+        assert len(lines) == 2 and all(line.startswith("model profile qwen3-coder-480b-a35b (chosen by "
+                                                       f"model.profile in {tmp_path / 'repo' / '.agent.toml'})")
+                                       for line in lines)
+        mine, lines = configured_model(server, tmp_path, user_text='[model]\nname = "my-llama"\n'
+                                                                   'profile = "qwen3-coder-480b-a35b"\n',
+                                       **{"model.name": None})
+        mine.query(MESSAGES, [])
+        assert mine.context_window() == 262144 and server.requests[-1]["max_tokens"] == 8192 and lines == []
