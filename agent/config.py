@@ -583,7 +583,7 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
 
     With `inside`, a path the host may not read for the repository (`agent.repo_files.refusal`:
     out of it by `..`, `~`, absolute or a symlink; into any `.git`; not a regular file; for a prompt
-    file, also one git ignores: `agent.repo_files.snapshot_refusal`) is
+    file or a Dockerfile, also one git ignores: `agent.repo_files.snapshot_refusal`) is
     removed; the keys removed are returned as "key (why)".
     """
     removed: list[str] = []
@@ -595,7 +595,8 @@ def _anchor_relative_paths(data: dict[str, Any], base: Path, inside: Path | None
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base / path
-        check = snapshot_refusal if (section, key) in _TEMPLATE_KEYS else refusal  # the prompt: snapshot files only
+        # The prompt and the Dockerfile: snapshot files only (an ignored file is the user's, not the project's)
+        check = snapshot_refusal if (section, key) in (*_TEMPLATE_KEYS, ("sandbox", "dockerfile")) else refusal
         if inside is not None and (refused := check(path, inside)) is not None:
             del table[key]  # e.g. a committed `p.txt -> .git/config`: the user's credentials in the prompt
             removed.append(f"{section}.{key} ({refused})")

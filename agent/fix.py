@@ -67,7 +67,10 @@ class FixRequest:
     apply: bool = False
     commit: bool = True
     patch_out: Path | None = None
-    title: str | None = None
+    title: str | None = None  # the commit's subject, untrusted (issue or model text): shown one line, controls visible
+    # A subject the caller already made safe that way (`agent.ci.pull_title`, whose invisible word
+    # joiners after `#` would be escaped to a literal `\u2060` by a second pass); wins over `title`.
+    subject: str | None = None
     partial: bool = False  # also branch/apply a patch the agent did not submit (it stays exit 1)
     # None: sensitive changes are only listed (`agent fix`); a list: the kinds that may be
     # delivered, anything else refused (`agent ci`/`agent pr`, from the user's patch_policy).
@@ -378,13 +381,15 @@ class _Prepared:
 def _prepare_sandbox(settings: Settings, repo: UserRepo, run_id: str, taking: Future[Snapshot], scratch: Path,
                      clock: Timings, echo: Callable[[str], None]) -> _Prepared:
     """The client, the image (built when the setup commands changed) and what a container will be started with."""
-    from agent.environment import prepare_image
+    from agent.environment import prepare_image, setup_inputs
     from agent.files_image import FilesImage
     from sandbox.docker import SandboxSpec, connect
 
     with clock.phase("image"):
         client = connect()
-        image, cached = prepare_image(settings.sandbox, repo.root, client, echo,
+        image, cached = prepare_image(settings.sandbox,
+                                      lambda: setup_inputs(settings.sandbox.setup, taking.result().files, repo.root),
+                                      client, echo,
                                       checkout=lambda: materialize(taking.result(), scratch / "setup"),
                                       history=repo.shared_objects())
         files = FilesImage.find(client, image, repo.root, cache_home() / "files-images",
@@ -560,8 +565,7 @@ def deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: 
 
 def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
     patch = outcome.result.patch
-    if request.patch_out:
-        request.patch_out.write_text(patch)
+    write_patch_out(request, patch)
     if not request.commit:
         return
     if request.apply:
@@ -569,7 +573,7 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
         outcome.applied = True
         return
     title = request.title or request.task.strip().splitlines()[0][:72]  # untrusted: issue or model text
-    message = (f"{visible_line(title)}\n\n"
+    message = (f"{request.subject or visible_line(title)}\n\n"
                f"Patch written by moe-agent (run {outcome.run_id}, status {outcome.result.status}).")
     if request.follow_up is not None:
         outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
@@ -584,6 +588,15 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
         outcome.notes.append("the fix builds on your uncommitted changes, so the branch has them as a first commit")
 
 
+def write_patch_out(request: FixRequest, patch: str) -> None:
+    """`--patch-out`: the patch as `agent fix` prints it to a file or pipe, byte for byte, so with every secret
+    the process holds masked (`scrub`) like every other output (`--json`, the trajectory); only the branch
+    and `--apply` get the patch as the model wrote it, and the patch review lists a secret it adds.
+    Raises OSError when the file cannot be written."""
+    if request.patch_out:
+        request.patch_out.write_text(scrub(patch))
+
+
 def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot: Snapshot) -> None:
     """A patch left when the run stopped without submitting: in the trajectory and --patch-out, delivered only on --partial."""
     if request.partial:
@@ -592,8 +605,7 @@ def _keep_unsubmitted(outcome: FixOutcome, request: FixRequest, repo: UserRepo, 
             outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}); delivered because "
                                  "of --partial")
         return
-    if request.patch_out:
-        request.patch_out.write_text(outcome.result.patch)
+    write_patch_out(request, outcome.result.patch)
     outcome.notes.append(f"the agent did not submit this patch ({outcome.result.status}), so no branch was made; it is "
                          "in the trajectory" + (" and --patch-out" if request.patch_out else "")
                          + " (--partial delivers it anyway)")

@@ -80,43 +80,71 @@ def parse_issue_ref(text: str) -> IssueRef:
         return IssueRef(found["owner"], found["repo"], int(found["number"]))
     url = urlparse(text)
     if url.scheme in ("http", "https") and url.hostname and (found := _URL_PATH.fullmatch(url.path)):
-        if (host := _host_of(url)) is not None:
+        if (host := host_of(url)) is not None:
             return IssueRef(found["owner"], found["repo"], int(found["number"]), host=host)
     raise UsageError(f"bad issue reference {text!r}: use OWNER/REPO#N or https://github.com/OWNER/REPO/issues/N")
 
 
-def _host_of(url: ParseResult) -> str | None:
+def host_of(url: ParseResult, *, as_sent: bool = False) -> str | None:
     """`url`'s host as `HOST` or `HOST:PORT` (lower case; a scheme's default port dropped, so
     `https://ghe:443` is `ghe`); None when the port is not a number. A GitHub Enterprise server on
-    a port of its own is a different server from the one on 443: the port is part of the name."""
+    a port of its own is a different server from the one on 443: the port is part of the name.
+
+    An issue's URL only names a server whose API we call over HTTPS, so `http://ghe/...` is `ghe`.
+    With `as_sent` (a URL a token is sent to, or the environment names for one) only HTTPS drops its
+    port: `http://ghe` is `ghe:80`, plain text on another port, not the HTTPS server `ghe` names."""
     try:
         port = url.port
     except ValueError:
         return None
     host = (url.hostname or "").lower()
     host = f"[{host}]" if ":" in host else host
-    return host if port is None or port == _DEFAULT_PORTS.get(url.scheme) else f"{host}:{port}"
+    port = _DEFAULT_PORTS.get(url.scheme) if port is None else port
+    drops = url.scheme == "https" or (url.scheme == "http" and not as_sent)
+    return host if port is None or (drops and port == _DEFAULT_PORTS[url.scheme]) else f"{host}:{port}"
 
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def api_url_for(ref: IssueRef | None, env: Mapping[str, str] = os.environ) -> str:
-    """`GITHUB_API_URL` when set (Actions sets it, Enterprise included), else the issue host's API."""
+    """`GITHUB_API_URL` when set (Actions sets it, Enterprise included), else the API of the issue's host, else
+    that of the configured server (`GITHUB_SERVER_URL`, else `GH_HOST`): never github.com's for a token that
+    belongs to an Enterprise server."""
     if env.get("GITHUB_API_URL"):
         return env["GITHUB_API_URL"]
-    if ref is not None and ref.host and ref.host != "github.com":
-        return f"https://{ref.host}/api/v3"
-    return DEFAULT_API_URL
+    server = urlparse(env.get("GITHUB_SERVER_URL") or "")
+    host = (ref.host if ref is not None else None) or default_host(env)
+    if host == "github.com":
+        return DEFAULT_API_URL
+    scheme = server.scheme if server.scheme in _DEFAULT_PORTS and host_of(server) == host else "https"
+    return f"{scheme}://{host}/api/v3"
+
+
+def default_host(env: Mapping[str, str] = os.environ) -> str:
+    """The GitHub host an `OWNER/REPO#N` reference is on: `GITHUB_SERVER_URL`'s, else `GH_HOST` (as `gh` reads
+    it), else github.com; named as `host_of` names hosts."""
+    return host_of(urlparse(env.get("GITHUB_SERVER_URL") or "")) or (env.get("GH_HOST") or "").lower() or "github.com"
 
 
 def configured_hosts(env: Mapping[str, str] = os.environ) -> set[str]:
     """The GitHub hosts the environment's token is for: those of `GITHUB_SERVER_URL`,
     `GITHUB_API_URL` (`api.HOST` counts for HOST) and `GH_HOST`; github.com when none is set.
-    A host on a port other than its scheme's default is named `HOST:PORT` (`_host_of`)."""
-    hosts = {_host_of(urlparse(env.get(var) or "")) or "" for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
+    A host on a port other than its scheme's default is named `HOST:PORT` (`host_of`)."""
+    hosts = {host_of(urlparse(env.get(var) or ""), as_sent=True) or ""
+             for var in ("GITHUB_SERVER_URL", "GITHUB_API_URL")}
     hosts |= {host.removeprefix("api.") for host in hosts} | {env.get("GH_HOST") or ""}
     return {host.lower() for host in hosts if host} or {"github.com"}
+
+
+def token_hosts(env: Mapping[str, str] = os.environ, host: str | None = None) -> frozenset[str]:
+    """Where the token `find_token(env, host)` answers with may be sent: `configured_hosts` for the
+    environment's, `host` (`default_host` for None) for the one `gh` keeps for it. Every git fetch or push
+    and API call that carries the token goes to one of these (`agent/ci/push.py` checks the remote)."""
+    if any(env.get(name) for name in ("GITHUB_TOKEN", "GH_TOKEN")) and (
+            host is None or host.lower() in configured_hosts(env)):
+        return frozenset(configured_hosts(env))
+    return frozenset({(host or default_host(env)).lower()})
 
 
 def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> str | None:
@@ -124,12 +152,12 @@ def find_token(env: Mapping[str, str] = os.environ, host: str | None = None) -> 
 
     The environment's token belongs to `configured_hosts`: for an issue URL on any other
     host (`host`, None for OWNER/REPO#N) it is not sent, so a link in an issue cannot
-    collect it; `gh` keeps a token per host and answers for that host only.
+    collect it; `gh` keeps a token per host and answers for that host only (`token_hosts`).
     """
-    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
-        if env.get(name) and (host is None or host.lower() in configured_hosts(env)):
-            return env[name]
-    host = host or "github.com"
+    if (host is None or host.lower() in configured_hosts(env)) and (
+            found := next((env[name] for name in ("GITHUB_TOKEN", "GH_TOKEN") if env.get(name)), None)):
+        return found
+    host = host or default_host(env)
     gh = shutil.which("gh", path=env.get("PATH"))
     if gh is None:
         return None

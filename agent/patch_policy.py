@@ -24,14 +24,17 @@ name (`bin -> s2` with `s2/post_compile`: `_reachable_through_redirected_links`)
   that run code when the repository is opened or committed to (`.devcontainer/`, `.gitpod.yml`,
   `.pre-commit-config.yaml`, `.vscode/tasks.json`, `*.code-workspace`, `.idx/`, `.replit`, `devbox.json`,
   `.envrc`, Vim's and Neovim's local rc files, git hook managers' files); container builds (`Dockerfile`,
-  `*.Dockerfile`, compose files); a wildcard never matches a document about the file (`docs/Jenkinsfile.md`:
-  `FOREIGN_EXTENSIONS`);
+  `*.Dockerfile`, compose files, `Earthfile`, `docker-bake.hcl`), Danger's `Dangerfile`; `Dockerfile.*` never
+  matches a document or another language's file (`docs/Jenkinsfile.md`, `src/Dockerfile.tsx`: identify's
+  extensions, `OWN_LANGUAGES`);
 - `tool_config`: any other hidden file or folder at any depth (a name starting with "."), which tools,
   editors and coding agents read their settings from and may run commands from (`.mcp.json`, `.cursor/`,
   `.cargo/config.toml`, ...): a rule, not a list, so a name nobody listed is still caught; only a few
   inert file names pass (`INERT_HIDDEN_NAMES`: `.gitignore`, `.editorconfig`, ...); agents' configs outside
   hidden folders (`opencode.json`, `crush.json`: `TOOL_CONFIG_STEMS`); JavaScript tools' config modules,
-  which run when the tool does (`<tool>.config.<js/ts>` at the root or a package's root: `JS_CONFIG_SUFFIX`);
+  which run when the tool does (`<tool>.config[.<loader>].<js/ts>`, `<tool>.conf.<js/ts>` at the root or a package's
+  root: `JS_CONFIG_INFIXES`); task runners' files (`gulpfile.js`, `Gruntfile.coffee`, `Tiltfile`, `Vagrantfile`;
+  not the project's build: `Makefile`, `justfile`);
 - `ignore_rules`: an ignore file's edit that un-ignores secret-looking files (`!.env`, a removed `*.pem`), or
   an attributes edit that stops encrypting some (`agent.ignore_rules`);
 - `agent_config`: `.agent.toml`, which steers the next run of this agent;
@@ -70,6 +73,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from identify.extensions import EXTENSIONS as IDENTIFIED_EXTENSIONS
 from unidiff import PatchSet, UnidiffParseError
 
 from agent.binary_patch import added_bytes
@@ -147,16 +151,49 @@ CI_CONFIG_NAMES_ANYWHERE = ("action.yml", "action.yaml", "jenkinsfile", "*.jenki
     # `Containerfile`; Compose's `compose.yaml`, `docker-compose.yml` and their override files).
     "dockerfile", "containerfile", "*.dockerfile", "*.containerfile", "dockerfile.*", "containerfile.*",
     "docker-compose*.yml", "docker-compose*.yaml", "compose.yml", "compose.yaml", "compose.*.yml", "compose.*.yaml",
-    "compose-*.yml", "compose-*.yaml"))
-# Extensions that make a name a document about a file, or another language's source, never the file a glob of
-# `CI_CONFIG_NAMES_ANYWHERE` names (`docs/Jenkinsfile.md`, `README.Dockerfile.md`, `src/ci/jenkinsfile.py` are not
-# pipelines; `Jenkinsfile.release`, `Jenkinsfile.groovy`, `Dockerfile.prod` are): a name matched by a pattern
-# with a wildcard is not one when its last extension is one of these. Exact names are compared as they are.
-FOREIGN_EXTENSIONS = frozenset({
-    "md", "markdown", "mdx", "rst", "txt", "adoc", "asciidoc", "org", "html", "htm", "pdf", "rtf", "tex", "wiki",
-    "py", "pyi", "js", "ts", "go", "rb", "rs", "java", "kt", "c", "h", "cc", "cpp", "hpp", "cs", "php", "swift",
-    "scala", "pl", "lua", "r", "ipynb", "png", "jpg", "jpeg", "svg", "gif",
-})
+    "compose-*.yml", "compose-*.yaml",
+    # Earthly's `Earthfile` (`RUN` in its build containers, `LOCALLY` on the host running `earthly`, the CI runner:
+    # docs.earthly.dev/docs/earthfile) and Buildx Bake's `docker-bake.hcl`/`.json` and `docker-bake.override.hcl`,
+    # and `.override.json`, which `docker buildx bake` reads from the folder it runs in (docs.docker.com/build/bake/
+    # reference, "lookup order": its build contexts, Dockerfiles and inline `dockerfile-inline` recipes), container
+    # builds like the Dockerfile.
+    "earthfile", "docker-bake*.hcl", "docker-bake*.json",
+    # Danger runs `Dangerfile` (Ruby, danger.systems/guides/dangerfile), `dangerfile.js`/`.ts` (Danger JS,
+    # danger.systems/js), `Dangerfile.swift` (Danger Swift) and `Dangerfile.df.kts` (Danger Kotlin) in CI on every
+    # pull request, with the token it comments with.
+    "dangerfile", "dangerfile.*"))
+# A name a pattern of `CI_CONFIG_NAMES_ANYWHERE` ending in `.*` matches (`dockerfile.*`, `jenkinsfile.*`) is that
+# tool's file when its last extension is a variant's (`Dockerfile.prod`, `Dockerfile.alpine`, `Jenkinsfile.release`),
+# or a language the tool itself reads (`OWN_LANGUAGES`: `Jenkinsfile.groovy`, `dangerfile.ts`), and not when it is
+# a known file type of anything else: a document about the file or another language's source (`docs/Jenkinsfile.md`,
+# `src/Dockerfile.tsx`, `src/Jenkinsfile.vue`, `src/ci/jenkinsfile.py`). Known file types are identify's extension
+# table (pre-commit's file classifier, `identify.extensions.EXTENSIONS`: {extension: tags}, about 340 of them, kept
+# with pre-commit), not a list of ours, plus the few it lacks (`KNOWN_EXTENSIONS_BEYOND_IDENTIFY`). A suffix that
+# names a language is read as that language (`Dockerfile.php`, `Dockerfile.nix` pass) and one nobody knows as a
+# variant (listed). A pattern whose last extension is fixed (`docker-compose*.yml`, `*.dockerfile`) is not read so.
+OWN_LANGUAGES: dict[str, frozenset[str]] = {  # pattern: identify's tags of the languages its tool reads
+    "dockerfile.*": frozenset({"dockerfile"}), "containerfile.*": frozenset({"dockerfile"}),
+    "jenkinsfile.*": frozenset({"groovy", "jenkins"}),
+    "dangerfile.*": frozenset({"ruby", "javascript", "jsx", "ts", "tsx", "swift", "kotlin"}),
+}
+# Known file types identify does not list: documents (Org mode, RTF, wiki text), and tests' recorded output, which
+# snapshot tools name after the test (`tests/Dockerfile.snap`): Jest's and insta's `.snap`
+# (jestjs.io/docs/snapshot-testing, insta.rs/docs/cli), syrupy's `.ambr` (github.com/syrupy-project/syrupy).
+KNOWN_EXTENSIONS_BEYOND_IDENTIFY = frozenset({"org", "rtf", "wiki", "snap", "ambr"})
+
+
+def _another_file_type(name: str, pattern: str) -> bool:
+    """Whether `name` (folded), matched by `pattern`, is rather a known file type that its tool does not read:
+    the rule above `OWN_LANGUAGES`."""
+    if not pattern.endswith(".*") or "." not in name.lstrip("."):
+        return False
+    extension = name.rpartition(".")[2]
+    if extension in KNOWN_EXTENSIONS_BEYOND_IDENTIFY:
+        return True
+    tags = IDENTIFIED_EXTENSIONS.get(extension)
+    return tags is not None and not tags & OWN_LANGUAGES.get(pattern, frozenset())
+
+
 # Deploy platforms' build configuration: each platform builds (and runs the build commands, hooks and scripts
 # these files name) with the deploy's secrets on every pushed branch (preview deploys, review apps), so they
 # are `ci_config`. Read anywhere: most platforms take them from a base or root directory the project sets
@@ -188,10 +225,16 @@ DEPLOY_CONFIG_NAMES_ANYWHERE = (
 # new spelling of a stem is covered without one more name (#16, eighth tester). A pattern without "/" is a file
 # name at any depth; `stem.*` takes only data formats' extensions (`DATA_EXTENSIONS`), so `docs/netlify.md` and
 # `src/providers/azure.ts` are not one, and `stem.+` those and code's (`CODE_EXTENSIONS`) for a tool that also
-# runs a config module (`vercel.ts`); a pattern ending in "/" is a folder at any depth; any other with "/" is
-# a path's last components at any depth. All lower case (as a case-insensitive file system folds them).
+# runs a config module (`vercel.ts`), a module also with a loader's infix (`gulpfile.babel.js`, below); a pattern
+# ending in "/" is a folder at any depth; any other with "/" is a path's last components at any depth. All lower
+# case (as a case-insensitive file system folds them).
 DATA_EXTENSIONS = frozenset({"json", "jsonc", "json5", "toml", "yml", "yaml", "pkl", "nix", "dist"})
-CODE_EXTENSIONS = frozenset({"js", "cjs", "mjs", "ts", "cts", "mts"})
+# The last extensions of the modules JavaScript tools load as code: Node's own, TypeScript's, and those the loaders
+# of `interpret` register (webpack-cli, gulp and Grunt's CLIs load configs through it: github.com/gulpjs/interpret,
+# webpack.js.org/configuration/configuration-languages), which may carry the loader's infix: `.babel.js`,
+# `.esbuild.ts`, `.swc.tsx`, `.sucrase.js`, `.esm.js` (so `<stem>.<anything>.<code>` is that stem's module too).
+CODE_EXTENSIONS = frozenset({"js", "cjs", "mjs", "ts", "cts", "mts", "jsx", "tsx", "coffee", "litcoffee", "liticed",
+                             "ls"})
 TOOL_STEMS: tuple[tuple[str, str], ...] = (
     ("vercel.+", "Vercel: vercel.json and vercel.ts/.js/.mjs/.cjs/.mts (vercel.com/docs/project-configuration)"),
     ("netlify.*", "Netlify: netlify.toml, .yml, .json in the base directory (docs.netlify.com, file-based config)"),
@@ -231,6 +274,12 @@ TOOL_STEMS: tuple[tuple[str, str], ...] = (
     ("ci_scripts/", "Xcode Cloud: ci_scripts/ beside the project runs ci_post_clone.sh and others (developer.apple.com)"),
     ("bin/post_compile", "Heroku's Python buildpack runs bin/post_compile (devcenter.heroku.com, python buildpack)"),
     ("bin/pre_compile", "Heroku's Python buildpack runs bin/pre_compile (devcenter.heroku.com, python buildpack)"),
+    ("skaffold.*", "Skaffold: skaffold.yaml, whose lifecycle hooks (`before`/`after` of build and deploy) run on the "
+                   "host that runs skaffold, the CI runner (skaffold.dev/docs/lifecycle-hooks)"),
+    ("readthedocs.*", "Read the Docs: readthedocs.yml/.yaml, the older names, whose build.jobs and build.commands run "
+                      "on every pull request build (readthedocs.org docs/config-file/index.rst names all four)"),
+    (".readthedocs.*", "Read the Docs: .readthedocs.yaml/.yml (docs.readthedocs.com, config-file/v2)"),
+    ("fly.*.toml", "Fly.io: fly.<env>.toml, deployed with `fly deploy -c` (fly.io/docs/reference/configuration)"),
 )
 
 # Settings files outside hidden folders that a tool or coding agent reads and runs commands from, matched like
@@ -239,15 +288,35 @@ TOOL_CONFIG_STEMS: tuple[tuple[str, str], ...] = (
     ("opencode.*", "opencode: opencode.json/.jsonc, whose `mcp` servers and formatters are commands it starts "
                    "(opencode.ai/docs/config)"),
     ("crush.*", "Crush: crush.json, whose `mcp` and `lsp` entries are commands it starts (github.com/charmbracelet/crush)"),
+    # Task runners' files, which are programs the developer's own tool runs on their machine (not in a container)
+    # when they type its command, even only to list tasks: listed in `agent fix` so they look. Where the line is:
+    # these are a developer tool's program beside the project (a VM's or cluster's provisioning, JavaScript task
+    # modules, the same kind as `<tool>.config.js` below). The project's own build and test entry points are not
+    # listed (`Makefile`, `justfile`, `Rakefile`, `CMakeLists.txt`, `build.gradle`, `setup.py`, `noxfile.py`,
+    # `tox.ini`, `package.json`): CI and the tests run them as they run the code the patch changes, so an edit to
+    # them reaches no further than that code does, and fixes ordinarily edit them.
+    ("gulpfile.+", "gulp: gulpfile.js/.mjs/.cjs/.ts, gulpfile.babel.js, any interpret extension "
+                   "(gulpjs.com/docs/en/getting-started/javascript-and-gulpfiles)"),
+    ("gruntfile.+", "Grunt: Gruntfile.js, Gruntfile.coffee (gruntjs.com/getting-started)"),
+    ("jakefile", "Jake: Jakefile, looked up from the current folder through its parents (jake's lib/loader.js)"),
+    ("jakefile.+", "Jake: Jakefile.js, .cjs, .coffee, .ls, .ts (jake 10's lib/loader.js, SUPPORTED_EXTENSIONS)"),
+    ("jakelib/", "Jake: every .jake and .js file in jakelib/ is loaded with the Jakefile (`jake --help`, -J)"),
+    ("tiltfile", "Tilt: the Tiltfile, Starlark whose local() and local_resource run host commands on `tilt up` "
+                 "(docs.tilt.dev/api.html)"),
+    ("vagrantfile", "Vagrant: the Vagrantfile, Ruby loaded by every vagrant command, whose provisioners and "
+                    "triggers run host commands (developer.hashicorp.com/vagrant/docs/vagrantfile)"),
 )
 # JavaScript tools load their configuration as a module, so it runs when the tool does: by hooks on commit, by
 # `npm test`/`npm run build`, by editors' language servers on open (ESLint, Prettier, Jest, Vite, Vitest,
 # webpack, Babel, PostCSS, Tailwind, commitlint, Stylelint, Playwright, Next, Nuxt, Astro, Svelte...). The rule,
-# not a list: `<tool>.config.<code>` (`JS_CONFIG_SUFFIX`, a code extension of `CODE_EXTENSIONS`) is `tool_config`
-# at the root or in a package's root (a folder that holds a `package.json` or `deno.json[c]` before or after the
-# patch), where these tools look for it; `src/app.config.ts` elsewhere is the application's own module. Their
-# `.<tool>rc.js` forms are hidden names, `tool_config` by that rule.
-JS_CONFIG_SUFFIX = ".config"  # of the stem: `<tool>.config`
+# not a list: `<tool>.config.<code>`, `<tool>.config.<anything>.<code>` (webpack documents `webpack.config.<loader>.
+# <ext>`: `webpack.config.babel.js`, `.esbuild.ts`) and `<tool>.conf.<code>` (Karma's `karma.conf.js`, WebdriverIO's
+# `wdio.conf.ts`, Protractor's and Nightwatch's `.conf.js`: karma-runner.github.io/latest/config/configuration-
+# file.html, webdriver.io/docs/configurationfile, nightwatchjs.org/guide/configuration) with a code extension of
+# `CODE_EXTENSIONS` are `tool_config` at the root or in a package's root (a folder that holds a `package.json` or
+# `deno.json[c]` before or after the patch), where these tools look for them; `src/app.config.ts` elsewhere is the
+# application's own module. Their `.<tool>rc.js` forms are hidden names, `tool_config` by that rule.
+JS_CONFIG_INFIXES = ("config", "conf")  # `<tool>.config.<code>`, `<tool>.conf.<code>`
 PACKAGE_MANIFESTS = ("package.json", "deno.json", "deno.jsonc")
 
 
@@ -263,7 +332,9 @@ def _is_tool_stem(path: str, table: tuple[tuple[str, str], ...] = TOOL_STEMS) ->
             stem, _, extension = name.rpartition(".")
             if pattern.endswith((".*", ".+")):
                 allowed = DATA_EXTENSIONS | (CODE_EXTENSIONS if pattern.endswith(".+") else frozenset())
-                found = extension in allowed and fnmatch.fnmatchcase(stem, pattern[:-2])
+                loaded = pattern.endswith(".+") and extension in CODE_EXTENSIONS  # `gulpfile.babel.js`: a loader's infix
+                found = extension in allowed and (fnmatch.fnmatchcase(stem, pattern[:-2])
+                                                  or loaded and fnmatch.fnmatchcase(stem, pattern[:-2] + ".*"))
             else:
                 found = fnmatch.fnmatchcase(name, pattern)
         if found:
@@ -493,10 +564,11 @@ class _Tree:
 
     def is_js_config(self, path: str) -> bool:
         """Whether `path` (folded) is a JavaScript tool's config module where tools look for one
-        (`JS_CONFIG_SUFFIX` at the root or a package's root)."""
+        (`JS_CONFIG_INFIXES` at the root or a package's root)."""
         folder, _, name = path.rpartition("/")
-        stem, _, extension = name.rpartition(".")
-        return extension in CODE_EXTENSIONS and stem.endswith(JS_CONFIG_SUFFIX) and folder in self.package_dirs
+        parts = name.split(".")
+        return (parts[-1] in CODE_EXTENSIONS and any(part in JS_CONFIG_INFIXES for part in parts[1:-1])
+                and folder in self.package_dirs)
 
     def is_deploy_config(self, path: str) -> bool:
         """Whether `path` (folded) is a platform file read only at the root or in a service's folder."""
@@ -1090,8 +1162,7 @@ def _is_ci_config(path: str) -> bool:
     """Whether `path` (as `_as_filesystems_see` gives it) is a CI definition: `CI_CONFIG_PATHS`,
     `CI_CONFIG_NAMES_ANYWHERE`, `DEPLOY_CONFIG_NAMES_ANYWHERE`, `TOOL_STEMS`."""
     name, folders = posixpath.basename(path), path.split("/")[:-1]
-    foreign = name.rpartition(".")[2] in FOREIGN_EXTENSIONS and "." in name.lstrip(".")
-    if any(fnmatch.fnmatchcase(name, pattern) and not (foreign and "*" in pattern)
+    if any(fnmatch.fnmatchcase(name, pattern) and not _another_file_type(name, pattern)
            for pattern in CI_CONFIG_NAMES_ANYWHERE):
         return True
     if any(entry.rstrip("/") in folders if entry.endswith("/") else name == entry

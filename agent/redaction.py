@@ -10,20 +10,24 @@ product did not know (a failover server, one named in an error) are dropped as w
 Every secret this process holds is masked by `scrub` wherever text leaves it (trajectory
 lines, `--json`, the terminal and job log, commit messages, pull requests, comments): those
 of its environment (`environment_secrets`: `GITHUB_TOKEN`, `GH_TOKEN`, `OPENAI_API_KEY`, any
-`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD`) and those it obtained (`hold`: the user's
+`*_TOKEN`, `*_KEY`, `*_SECRET`, `*_PASSWORD` whose value `looks_secret`) and those it obtained (`hold`: the user's
 config's key and URL credentials, a token from `gh auth token`). A secret is found in its
 escaped forms too (backslashes before punctuation, as Markdown and JSON escape it, once or
-nested; `\\u00e4` escapes; a word joiner after `#`), so escaping text cannot hide one from a
-scrub that comes after it. Records are scrubbed value by value before they are serialised
+nested; `\\u00e4` escapes), split by invisible characters (any run of Unicode's default-ignorable
+code points between two of its characters, raw or escaped: `_IGNORABLE`), percent-encoded
+(`%2F`, `+` for a space, nested `%252F`) and base64-encoded (`_base64_forms`), so escaping or
+encoding text cannot hide one from a scrub that comes after it. Records are scrubbed value by value before they are serialised
 (`scrub_record`), and the serialised line once more.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -68,6 +72,24 @@ MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words
 MIN_ENVIRONMENT_SECRET_CHARS = 8  # an environment variable's value: `true`, `1`, `none` are settings, not secrets
 # Environment variables whose values are secrets, by the last word of their name.
 SECRET_VARIABLE = re.compile(r"(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY|CREDENTIALS?|PAT)$", re.IGNORECASE)
+# The run's own credentials among them: held whatever they look like (the key sent to the model's endpoint,
+# the tokens sent to GitHub). Any other variable is a secret by its name only when its value looks like one.
+RUN_CREDENTIALS = frozenset({"OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN"})
+# A value that reads as one to three ordinary words (each all lower case, all upper case or capitalised;
+# joined by `-`, `_`, `.` or a space) or as a number below 16 digits: `postgres`, `changeme`, `Postgres`,
+# `dev_password`, `20240101`. Such a value under a secret-looking name (`POSTGRES_PASSWORD=postgres`, the
+# Docker image's documented default) is a local setting that the repository itself usually spells out, and
+# masking it would rewrite the word wherever it occurs (a task `make it work with postgres`, the commit
+# message, the branch name). Digits, mixed case inside a word, other punctuation or a fourth word
+# (`correct-horse-battery-staple`, a passphrase) make it look like a secret.
+_ORDINARY_VALUE = re.compile(r"(?:[a-z]+|[A-Z][a-z]*|[A-Z]+)(?:[-_. ](?:[a-z]+|[A-Z][a-z]*|[A-Z]+)){0,2}|[0-9]{1,15}")
+
+
+def looks_secret(value: str) -> bool:
+    """Whether an environment variable's value, held only because of its name (`SECRET_VARIABLE`, not one of
+    `RUN_CREDENTIALS`), looks like a secret: 8 characters or more and not ordinary words (`_ORDINARY_VALUE`)."""
+    value = value.strip()
+    return len(value) >= MIN_ENVIRONMENT_SECRET_CHARS and not _ORDINARY_VALUE.fullmatch(value)
 
 
 def public_url(url: str) -> str:
@@ -137,12 +159,13 @@ _URL_VALUE = re.compile(r"(?i)\s*[a-z][a-z0-9+.-]*://\S+\s*$")
 
 
 def environment_secrets(env: Mapping[str, str] | None = None) -> list[str]:
-    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`) and
-    the credentials in any variable's URL (`OPENAI_BASE_URL=http://user:pass@host/v1`, a proxy's):
-    known to `scrub` from the start, whether or not the settings were read (`hold` adds those)."""
+    """The values of `env`'s (default: this process's) secret-named variables (`SECRET_VARIABLE`: the run's
+    own credentials of 8 characters or more, any other one when `looks_secret`) and the credentials in any
+    variable's URL (`OPENAI_BASE_URL=http://user:pass@host/v1`, a proxy's): known to `scrub` from the
+    start, whether or not the settings were read (`hold` adds those)."""
     env = os.environ if env is None else env
-    named = [value for name, value in env.items()
-             if SECRET_VARIABLE.search(name) and len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS]
+    named = [value for name, value in env.items() if SECRET_VARIABLE.search(name) and (
+        looks_secret(value) if name.upper() not in RUN_CREDENTIALS else len(value.strip()) >= MIN_ENVIRONMENT_SECRET_CHARS)]
     return named + [secret for value in env.values() if _URL_VALUE.match(value) for secret in url_secrets(value)]
 
 
@@ -210,25 +233,30 @@ def _raw_environment() -> Mapping[Any, Any]:
 
 
 def _escaped_forms(secret: str) -> str:
-    """A pattern for `secret` as written or as escaping left it, however many times: any run of
-    backslashes before a character that is not an ASCII letter or digit (Markdown, JSON, JSON
-    inside JSON), any character as a `\\uXXXX`, `\\u{...}` or `\\xXX` escape (`_char_forms`: JSON's
-    `ensure_ascii`, a surrogate pair past the BMP, a file's string literal), a word joiner or
-    zero-width space after any character (unlinked references). The patch policy's `secret` check
-    uses the same matching (`reveals_secret`)."""
-    return "".join(_char_forms(char) + "[\u2060\u200b]?" for char in secret)
+    """A pattern for `secret` as written or as escaping or encoding left it, however many times: any run
+    of backslashes before a character that is not an ASCII letter or digit (Markdown, JSON, JSON inside
+    JSON), any character as a `\\uXXXX`, `\\u{...}` or `\\xXX` escape or percent-encoded
+    (`_char_forms`). Invisible characters between its characters are not in the pattern: `Redactor`
+    matches on the text without them (`_without_ignorables`). The patch policy's `secret` check uses
+    the same matching (`reveals_secret`)."""
+    return "".join(map(_char_forms, secret))
 
 
 def _char_forms(char: str) -> str:
-    """One character as written or escaped: JSON and JavaScript escape any character, letters and digits
-    included (`sk-\\u0053ECRET` is `sk-SECRET` to every reader), so every character has its `\\uXXXX`
+    """One character as written, escaped or encoded: JSON and JavaScript escape any character, letters and
+    digits included (`sk-\\u0053ECRET` is `sk-SECRET` to every reader), so every character has its `\\uXXXX`
     form (UTF-16 units, any hex case, as JSON writes one past the BMP), JavaScript's `\\u{...}` and,
-    below U+0100, the `\\xXX` of JavaScript, Python and C strings."""
+    below U+0100, the `\\xXX` of JavaScript, Python and C strings; and its percent-encoding (RFC 3986
+    section 2.1: the UTF-8 bytes as `%XX`, either hex case, `%25XX` when encoded twice; a space also as
+    the `+` of form encoding, WHATWG URL's application/x-www-form-urlencoded)."""
     encoded = char.encode("utf-16-be", "surrogatepass")  # an environment's undecodable bytes
     units = [int.from_bytes(encoded[i:i + 2], "big") for i in range(0, len(encoded), 2)]
-    escaped = ["".join(r"\\+u" + _hex(f"{unit:04x}") for unit in units), r"\\+u\{0*" + _hex(f"{ord(char):x}") + r"\}"]
+    escaped = ["".join(r"\\+u" + _hex(f"{unit:04x}") for unit in units), r"\\+u\{0*" + _hex(f"{ord(char):x}") + r"\}",
+               "".join("%(?:25)*" + _hex(f"{byte:02x}") for byte in char.encode("utf-8", "surrogatepass"))]
     if ord(char) < 0x100:
         escaped.append(r"\\+x" + _hex(f"{ord(char):02x}"))
+    if char == " ":
+        escaped.append(r"\+")
     plain = re.escape(char) if char.isascii() and char.isalnum() else f"\\\\*{re.escape(char)}"
     return f"(?:{plain}|{'|'.join(escaped)})"
 
@@ -236,6 +264,114 @@ def _char_forms(char: str) -> str:
 def _hex(digits: str) -> str:
     """A pattern for hex `digits` in either case."""
     return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in digits)
+
+
+# Unicode's default-ignorable code points: Default_Ignorable_Code_Point of DerivedCoreProperties.txt
+# (Unicode 15.1, unicode.org/Public/15.1.0/ucd/DerivedCoreProperties.txt; UAX #44 section 5.3, and the
+# Unicode Standard section 5.21: rendered as nothing when not supported). It holds every bidi control
+# (Bidi_Control of PropList.txt: U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), the invisible format
+# characters (soft hyphen, zero-width space/joiners, word joiner, BOM, invisible operators, U+180E), the
+# variation selectors, the combining grapheme joiner, the Hangul fillers, the tags and their reserved
+# neighbours. Inclusive ranges; checked against the `regex` module's `\p{Default_Ignorable_Code_Point}`.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+
+
+def _ignorable_pattern() -> str:
+    """One default-ignorable code point, raw or escaped as `_char_forms` reads escapes (`\\u00ad`, a
+    surrogate pair `\\udb40\\udc41`, `\\u{e0041}`, `\\xad`), as one compact pattern: the escapes' hex
+    digits as a trie whose identical branches share a character class (4096 tags in a few dozen bytes)."""
+    codes = [code for low, high in DEFAULT_IGNORABLE for code in range(low, high + 1)]
+    raw = "".join(f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in DEFAULT_IGNORABLE)
+    units = []
+    for code in codes:
+        encoded = chr(code).encode("utf-16-be")
+        units.append("u".join(encoded[i:i + 2].hex() for i in range(0, len(encoded), 2)))
+    return (f"[{raw}]|\\\\+u{_trie(units)}|\\\\+u\\{{0*{_trie(f'{code:x}' for code in codes)}\\}}"
+            f"|\\\\+x{_trie(f'{code:02x}' for code in codes if code < 0x100)}")
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A pattern matching exactly `words` (hex digits, either case, and `u` for a further `\\u` escape)."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+    return _branches(root)
+
+
+def _branches(node: dict[str, Any]) -> str:
+    """The pattern of a `_trie` node: children with the same pattern below share one character class."""
+    shared: dict[str, list[str]] = {}
+    for char, child in node.items():
+        shared.setdefault(_branches(child), []).append(char)
+    options = [(r"\\+u" if chars == ["u"] else "[" + "".join(sorted({c for d in chars for c in (d.lower(), d.upper())})) + "]")
+               + below for below, chars in shared.items()]
+    return "" if not options else options[0] if len(options) == 1 else f"(?:{'|'.join(options)})"
+
+
+# A run of invisible characters, raw or escaped. Matched apart from the secrets: written between every two
+# characters of every secret's pattern it made compiling a few secrets' scrubber take over half a second.
+_IGNORABLE_RUN = re.compile(f"(?:{_ignorable_pattern()})+")
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A text without its runs of invisible characters (`text`), and where each kept piece starts in the
+    text and in the original (`starts`, `origins`: character offsets, ascending), to map a match back."""
+
+    text: str
+    starts: list[int]
+    origins: list[int]
+
+    def origin(self, offset: int) -> int:
+        """Where the character at `offset` of `text` is in the original."""
+        piece = bisect_right(self.starts, offset) - 1
+        return self.origins[piece] + offset - self.starts[piece]
+
+
+def _without_ignorables(text: str) -> _Seen | None:
+    """`text` as a reader sees it, with every run of default-ignorable code points (raw or escaped) left out;
+    None when it has none (the common case, for which the original is matched directly: ASCII text without
+    a backslash cannot hold one, and saying so costs two C-level scans, not a regex's)."""
+    if text.isascii() and "\\" not in text:
+        return None
+    pieces, starts, origins, position, length = [], [], [], 0, 0
+    for run in _IGNORABLE_RUN.finditer(text):
+        if run.start() > position:
+            pieces.append(text[position:run.start()])
+            starts.append(length)
+            origins.append(position)
+            length += run.start() - position
+        position = run.end()
+    if not origins and position == 0:
+        return None
+    if position < len(text):
+        pieces.append(text[position:])
+        starts.append(length)
+        origins.append(position)
+    return _Seen("".join(pieces), starts, origins)
+MIN_BASE64_CHARS = 8  # a shorter run of base64 would mask ordinary words
+
+
+def _base64_forms(secret: str) -> list[str]:
+    """`secret`'s UTF-8 bytes as base64 (RFC 4648 section 4, and section 5's URL-safe alphabet) at each of the
+    three alignments it can have inside longer data (`Authorization: Basic base64(user:pass)`, a Kubernetes
+    Secret's `data`, `.docker/config.json`'s `auth`): only the characters its own bits fill, so the
+    neighbouring bytes and padding do not matter; none shorter than `MIN_BASE64_CHARS`."""
+    data = secret.encode("utf-8", "surrogatepass")
+    forms = []
+    for offset in range(3):
+        text = base64.b64encode(bytes(offset) + data).decode()
+        start, end = -(-offset * 8 // 6), (offset + len(data)) * 8 // 6  # first and past-last filled character
+        for core in (text[start:end], text[start:end].translate(str.maketrans("+/", "-_"))):
+            if len(core) >= MIN_BASE64_CHARS:
+                forms.append(core)
+    return list(dict.fromkeys(forms))
 
 
 def scrub_record(value: Any, clean: Callable[[str], str] = scrub) -> Any:
@@ -266,13 +402,32 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(_escaped_forms, self.secrets))) if self.secrets else None
+        encoded = [re.escape(form).replace("/", r"\\*/") for secret in self.secrets for form in _base64_forms(secret)]
+        forms = [_escaped_forms(secret) for secret in self.secrets] + sorted(encoded, key=len, reverse=True)
+        self._pattern = re.compile("|".join(forms)) if forms else None
 
     def finds(self, text: str) -> bool:
-        """Whether `text` holds one of the secrets."""
-        return self._pattern is not None and self._pattern.search(text) is not None
+        """Whether `text` holds one of the secrets, invisible characters between its characters or not."""
+        if self._pattern is None:
+            return False
+        seen = _without_ignorables(text)
+        return self._pattern.search(text if seen is None else seen.text) is not None
 
     def __call__(self, text: str) -> str:
         if self._pattern is not None:
-            text = self._pattern.sub(MASK, text)
+            seen = _without_ignorables(text)
+            text = self._pattern.sub(MASK, text) if seen is None else self._masked(text, seen)
         return redact_urls(text)
+
+    def _masked(self, text: str, seen: _Seen) -> str:
+        """`text` with each secret found in `seen` (the text without invisible characters) masked, from its
+        first character to its last in the original: the invisible characters inside go with it."""
+        assert self._pattern is not None
+        pieces, position = [], 0
+        for found in self._pattern.finditer(seen.text):
+            if found.end() == found.start():
+                continue
+            start, end = seen.origin(found.start()), seen.origin(found.end() - 1) + 1
+            pieces += [text[position:start], MASK]
+            position = end
+        return "".join(pieces) + text[position:] if pieces else text

@@ -8,10 +8,12 @@ any letter case (case-insensitive file systems open `.GIT/config` too), and is a
 What goes into the prompt (prompt files, AGENTS.md) must moreover be in the snapshot git would take
 (`snapshot_refusal`): tracked, or untracked and not ignored, for the path named and for the file a link
 leads to, so a committed `.gitignore` of `.env` plus `system = ".env"` cannot read the user's local `.env`.
+A repository Dockerfile's build context holds the same files (`snapshot_listing`): its `COPY .env` finds nothing.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -65,3 +67,49 @@ def snapshot_refusal(path: Path, root: Path) -> str | None:
     if proc.returncode == 1 or b"not a git repository" in proc.stderr:
         return None
     return IGNORED
+
+
+class ListingFailed(Exception):
+    """git could not list a work tree's files (not installed, a broken repository): its message, one line."""
+
+
+def snapshot_listing(directory: Path) -> set[str] | None:
+    """The files below `directory` that git would snapshot: tracked and present, or untracked and not ignored
+    (`.gitignore`, `info/exclude`, `core.excludesFile`: what `git add -A` leaves out), and the files of the
+    submodules checked out there, read the same way. Shape: POSIX paths relative to `directory`, symlinks
+    as themselves (the files they name are in only when listed too); None when `directory` is not in a git
+    work tree (nothing is ignored there). Raises `ListingFailed` when git cannot list it.
+    """
+    listed: set[str] = set()
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        names = _git_listing(directory / prefix)
+        if names is None:
+            if not prefix:
+                return None
+            continue  # a submodule that is not checked out: nothing of it is in the snapshot
+        for name in names:
+            path = directory / prefix / name
+            rel = f"{prefix}{name}".rstrip("/")
+            if path.is_dir() and not path.is_symlink():
+                if (path / ".git").exists():
+                    pending.append(rel + "/")  # a submodule (or nested repository): its own files and rules
+            elif path.is_symlink() or path.exists():
+                listed.add(rel)  # tracked files deleted from the work tree are listed by git, not present
+    return listed
+
+
+def _git_listing(directory: Path) -> list[str] | None:
+    """`git ls-files` of what a snapshot holds below `directory`, None outside a work tree."""
+    try:
+        proc = subprocess.run(["git", "-C", str(directory), "ls-files", "-z", "--cached", "--others",
+                               "--exclude-standard", "--deduplicate"], capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ListingFailed(f"cannot list the files of {directory} with git: {exc}") from None
+    if proc.returncode == 0:
+        return [name for name in os.fsdecode(proc.stdout).split("\0") if name]
+    if b"not a git repository" in proc.stderr:
+        return None
+    reason = proc.stderr.decode(errors="replace").strip().splitlines()
+    raise ListingFailed(f"cannot list the files of {directory} with git: {reason[-1] if reason else proc.returncode}")

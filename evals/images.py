@@ -28,14 +28,16 @@ import threading
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from agent.errors import AgentError, UsageError
+from agent.errors import AgentError, EnvironmentProblem, UsageError
+from evals.blobs import NAMED_AT_MOST, BlobStore, MirrorOverlay, missing_blobs
 from evals.datasets import TaskInstance
 from evals.recipes import RECIPES_DIR, Interpreter, Recipe, load_recipes
 from evals.repos import RepoSource, has_commit, newest_commit, show_file
@@ -107,6 +109,16 @@ if [ -n "$project" ] && [ -n "$wrong" ]; then
     python -m pip install -r /tmp/moe-wrong-versions.txt
     rm -f /tmp/moe-wrong-versions.txt
 fi"""
+# `compiler_cache` recipes: ccache from Debian, put first on the venv's PATH under the names
+# distutils calls (Debian's CC is x86_64-linux-gnu-gcc), its cache kept in the image.
+CCACHE_DIR = "/opt/ccache"
+COMPILERS = ["cc", "gcc", "c++", "g++", "x86_64-linux-gnu-gcc", "x86_64-linux-gnu-g++"]
+COMPILER_CACHE = f"""\
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends ccache
+rm -rf /var/lib/apt/lists/*
+printf 'cache_dir = {CCACHE_DIR}\\nmax_size = 4G\\n' > /etc/ccache.conf
+for compiler in {' '.join(COMPILERS)}; do ln -sf /usr/bin/ccache {VENV}/bin/$compiler; done"""
 # A step running apt-get as root: apt drops to its `_apt` user to download (SETUID, SETGID)
 # and dpkg sets package files' owners and modes (CHOWN, FOWNER, DAC_OVERRIDE). Every other
 # build step runs with no capability at all.
@@ -218,6 +230,8 @@ class ImageBuilder:
     # Every dataset row, not only the selected ones: a row without environment_setup_commit
     # takes its version's from them (see `_setup_commit`).
     dataset: Sequence[TaskInstance] = ()
+    # Files holding blobs a partial mirror lacks (`--blobs`), taken by their git blob id.
+    blobs: BlobStore | None = None
     _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _failures: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -329,43 +343,74 @@ class ImageBuilder:
         build_image(self._base_recipe(recipe.interpreter), self.client, echo=self.echo, timeout=self.timeout)
 
     def _build_environment(self, plan: EnvironmentPlan, mirror: Path, base: str, tag: str) -> None:
-        self._say(f"building environment image {tag}")
         files = {REQUIREMENTS_FILE: plan.requirements.encode()} if plan.requirements else {}
         if plan.recipe.packages == "environment.yml":
             files[CONSTRAINTS_FILE] = "".join(f"{pin}\n" for pin in plan.recipe.pip_packages).encode()
         for service in plan.recipe.services:
             files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
-        volumes, ca = self._mounts(mirror)
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
-        script = plan.script(ca)
-        run_and_commit(self.client, base, script, tag, log=BuildLog(tag, self.echo),
-                       step="environment", files=files, changes=changes, network=True, volumes=volumes,
-                       timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
-                       capabilities=step_capabilities(script), user="root")
+        with self._mounts(plan.recipe.repo, mirror, plan.setup_commit) as (volumes, ca):
+            self._say(f"building environment image {tag}")  # after the mirror's check, which may stop it
+            script = plan.script(ca)
+            run_and_commit(self.client, base, script, tag, log=BuildLog(tag, self.echo),
+                           step="environment", files=files, changes=changes, network=True, volumes=volumes,
+                           timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
+                           capabilities=step_capabilities(script), user="root")
 
     def _build_instance(self, instance: TaskInstance, recipe: Recipe, mirror: Path, env: str, tag: str) -> None:
-        self._say(f"building instance image {tag}")
         labels = {
             "moe-agent.instance": instance.instance_id,
             "moe-agent.base-commit": instance.base_commit,
             "moe-agent.environment": env,
             **python_labels(recipe.interpreter),
         }
-        volumes, ca = self._mounts(mirror)
-        script = instance_script(instance, recipe, ca)
-        run_and_commit(self.client, env, script, tag,
-                       log=BuildLog(tag, self.echo), step="instance",
-                       changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
-                       timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
-                       capabilities=step_capabilities(script), user="root")
+        with self._mounts(instance.repo, mirror, instance.base_commit) as (volumes, ca):
+            self._say(f"building instance image {tag}")
+            script = instance_script(instance, recipe, ca)
+            run_and_commit(self.client, env, script, tag,
+                           log=BuildLog(tag, self.echo), step="instance",
+                           changes=[*IMAGE_CHANGES, *label_changes(labels)], network=True, volumes=volumes,
+                           timeout=self.timeout, cpus=self.build_cpus, memory=self.build_memory,
+                           capabilities=step_capabilities(script), user="root")
 
-    def _mounts(self, mirror: Path) -> tuple[dict[str, dict[str, str]], bool]:
-        """The mirror, and the CA bundle when there is one; read-only, never committed."""
-        volumes = {str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}}
+    @contextmanager
+    def _mounts(self, repo: str, mirror: Path, commit: str) -> Iterator[tuple[dict[str, dict[str, str]], bool]]:
+        """The mirror, and the CA bundle when there is one; read-only, never committed.
+
+        A mirror lacking blobs that `commit`'s history needs is completed from `--blobs`
+        through an overlay (`evals.blobs`), or the build stops here with one line naming them.
+        """
+        supplied = self._complete_history(repo, mirror, commit)
         bundle = self._ca_bundle()
-        if bundle is not None:
-            volumes[str(bundle)] = {"bind": CONTAINER_BUNDLE, "mode": "ro"}
-        return volumes, bundle is not None
+        extra = {str(bundle): {"bind": CONTAINER_BUNDLE, "mode": "ro"}} if bundle is not None else {}
+        if not supplied:
+            yield {str(mirror): {"bind": MIRROR_MOUNT, "mode": "ro"}, **extra}, bundle is not None
+            return
+        assert self.blobs is not None
+        self._say(f"{repo}: {len(supplied)} blob(s) the mirror lacks taken from --blobs")
+        with MirrorOverlay(mirror, self.blobs) as overlay:
+            yield {**overlay.volumes(MIRROR_MOUNT), **extra}, bundle is not None
+
+    def _complete_history(self, repo: str, mirror: Path, commit: str) -> list[str]:
+        """The blobs of `commit`'s history the mirror lacks and `--blobs` supplied.
+
+        Raises EnvironmentProblem naming the blobs (path, id, commit) that no one supplied.
+        """
+        missing = missing_blobs(mirror, commit)
+        if not missing:
+            return []
+        if self.blobs is not None:
+            self.blobs.supply(blob.blob for blob in missing)
+            unsupplied = [blob for blob in missing if not self.blobs.has(blob.blob)]
+            if not unsupplied:
+                return [blob.blob for blob in missing]
+            missing = unsupplied
+        named = ", ".join(str(blob) for blob in missing[:NAMED_AT_MOST])
+        more = f" and {len(missing) - NAMED_AT_MOST} more" if len(missing) > NAMED_AT_MOST else ""
+        where = "none of the --blobs files has its git blob id" if self.blobs is not None else (
+            "give a file with exactly those bytes with --blobs (taken only if its git blob id matches)")
+        raise EnvironmentProblem(f"{repo}: the mirror {mirror} is partial: it lacks {named}{more}; {where}, "
+                                 "or use a complete mirror")
 
     def _drop_replaced(self, layers: Sequence[Layer]) -> None:
         """Delete the images a forced rebuild untagged, children first; one still in use stays."""
@@ -483,11 +528,16 @@ class EnvironmentPlan:
             lines += ["step=requirements", f"{pip} -r {REQUIREMENTS_FILE}", f"rm -f {REQUIREMENTS_FILE}"]
         if recipe.pip_packages:
             lines += ["step=pip-packages", f"{pip} {quoted(recipe.pip_packages)}"]
+        if recipe.compiler_cache:
+            lines += ["step=compiler-cache", COMPILER_CACHE]
         if recipe.install.strip():
             # The project's own dependencies, resolved online at the setup commit; the
             # instance layer reinstalls the project itself offline at its base commit.
+            # With a compiler cache, the build runs in the venv as the instance layer's
+            # does (the build requirements are there), so the cache it warms is hit.
+            install = f"{recipe.install} --no-build-isolation" if recipe.compiler_cache else recipe.install
             lines += [f"step='checkout {self.setup_commit[:12]}'", checkout_script(self.setup_commit)]
-            lines += ["step=pre-install", *recipe.pre_install, "step=install", recipe.install]
+            lines += ["step=pre-install", *recipe.pre_install, "step=install", install]
         for service in recipe.services:  # the eval script starts it; see evals/services/
             lines += [f"step='service {service}'", f"bash /tmp/{service}-setup.sh {VENV}",
                       f"rm /tmp/{service}-setup.sh"]

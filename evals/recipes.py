@@ -57,6 +57,10 @@ class RepoSettings(BaseModel):
     environment_paths: list[str] = []
     conda_to_pip: dict[str, str] = {}
     services: list[str] = []
+    # Compile C extensions through ccache (cache in the environment image): the environment
+    # layer compiles at the setup commit and warms it, so the instance layer and the eval
+    # script's reinstall recompile only the sources that differ (see `evals.images`).
+    compiler_cache: bool = False
     label_defects: list[str] = []
     notes: list[str] = []
 

@@ -115,7 +115,8 @@ def fix_issue(
             raise UsageError(f"{branch} on {remote.name} is not what run {follow.run_id} pushed (someone pushed "
                              "since?): not continuing it")
         request = FixRequest(task=follow.feedback if follow else task_text(issue, job), repo=root, branch=branch,
-                             commit=True, title=follow.title if follow else pull_title(issue),
+                             commit=True, title=follow.title if follow else None,
+                             subject=None if follow else pull_title(issue),
                              allow_sensitive=list(settings.patch_policy.allow),
                              secrets=tuple(s for s in (remote.token,) if s),
                              repo_instructions=job.repo_instructions and follow is None, follow_up=follow,
@@ -135,11 +136,13 @@ def fix_issue(
 
 
 def run_job(job: IssueJob, settings: Settings, github: GitHubClient, token: str | None, remote_name: str, *,
-            listener: Listener | None = None, echo: Echo = lambda message: None) -> IssueFix:
-    """`fix_issue` with the configured model server and the named remote (shared by `agent ci` and `agent pr`)."""
+            token_hosts: frozenset[str], listener: Listener | None = None,
+            echo: Echo = lambda message: None) -> IssueFix:
+    """`fix_issue` with the configured model server and the named remote (shared by `agent ci` and `agent pr`);
+    the token goes to git only for a remote on `token_hosts` (`agent.github.token_hosts`), else `UsageError`."""
     from agent.model import OpenAIModel
 
-    remote = GitRemote.of(job.repo, remote_name, token)
+    remote = GitRemote.of(job.repo, remote_name, token, token_hosts)
     return fix_issue(job, settings, OpenAIModel(settings.model), github, remote, listener=listener, echo=echo)
 
 

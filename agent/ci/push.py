@@ -3,6 +3,13 @@
 The token never lands in a file: git gets it as an `http.<url>.extraheader` through
 `GIT_CONFIG_*` variables of the one `ls-remote` or `push` that needs it. The branch is
 force-updated, but only from the head this run saw when it started (`--force-with-lease`).
+
+The token goes only to the hosts it belongs to (`agent.github.token_hosts`). The remote's
+URLs are read as git will use them (`git remote get-url`, after `insteadOf`,
+`pushInsteadOf` and `pushurl` from any git config), and a remote with an HTTP(S) URL on
+another host or port is refused before anything is sent. Git then enforces it once more:
+the header is scoped to each checked URL (git matches it against each request's final
+URL, userinfo aside) and redirects are not followed.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ import base64
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from git import Repo
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from agent.errors import AgentError, EnvironmentProblem, UsageError
+from agent.github import host_of
 
 PUSH_TIMEOUT = 600  # seconds for one ls-remote or push
 
@@ -26,20 +35,37 @@ class PushRejected(AgentError):
 
 @dataclass(frozen=True)
 class GitRemote:
-    """A remote of the repository, reached with the token for one git process at a time."""
+    """A remote of the repository, reached with the token for one git process at a time.
+
+    `urls` are those git fetches from and pushes to, rewrites applied; with a token, `of` has
+    checked that each HTTP(S) one is on a host the token is for.
+    """
 
     repo: Path
     name: str
     url: str
     token: str | None = field(default=None, repr=False)
+    urls: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, repo: Path, name: str = "origin", token: str | None = None) -> GitRemote:
+    def of(cls, repo: Path, name: str = "origin", token: str | None = None,
+           hosts: frozenset[str] = frozenset()) -> GitRemote:
+        """The remote `name`; `UsageError` when it is missing or, with a token, reaches a host outside `hosts`
+        (`HOST` or `HOST:PORT`, as `agent.github.host_of` names them: `agent.github.token_hosts`)."""
+        git = _repo(repo).git
         try:
-            url = _repo(repo).git.remote("get-url", name).strip()
+            url = git.remote("get-url", name).strip()
+            urls = (url, *git.remote("get-url", "--push", "--all", name).splitlines())
         except GitCommandError:
             raise UsageError(f"{repo} has no git remote {name!r} to push to") from None
-        return cls(repo, name, url, token)
+        if token:
+            for each in urls:
+                if _http(each) and host_of(urlparse(each), as_sent=True) not in hosts:
+                    raise UsageError(
+                        f"the git remote {name!r} leads to {_shown_host(each)}, not to the GitHub host the token is "
+                        f"for ({', '.join(sorted(hosts)) or 'none'}): not sending it there (set GITHUB_SERVER_URL or "
+                        "GH_HOST to that host if it is yours, or push with --remote to one on the token's host)")
+        return cls(repo, name, url, token, urls)
 
     def head(self, branch: str) -> str | None:
         """The remote's commit for `branch`, None if it has no such branch."""
@@ -74,22 +100,45 @@ class GitRemote:
                                             env=self._auth_env(), kill_after_timeout=PUSH_TIMEOUT)
 
     def _auth_env(self) -> dict[str, str]:
-        """The token as an `http.<url>.extraheader` for this process only.
+        """The token as an `http.<base>.extraheader` for this process only, on the remote's checked hosts.
 
-        Scoped to the remote's URL, so it outranks a header `actions/checkout` may have
-        left for the host; the empty value first clears any such header.
+        Scoped to each HTTP(S) URL `of` checked (userinfo dropped), so git adds it only to requests
+        whose final URL is under it, and it outranks a header `actions/checkout` may have left for
+        the host (the empty value first clears any such header). Redirects are not followed: git
+        would send the header on to wherever one leads.
         """
         env = {"GIT_TERMINAL_PROMPT": "0"}
-        if not self.token or not self.url.startswith(("http://", "https://")):
+        scopes = sorted({_scope(url) for url in self.urls if _http(url)})
+        if not self.token or not scopes:
             return env
         basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
+        settings = [("http.followRedirects", "false")]
+        for scope in scopes:
+            key = f"http.{scope}.extraheader"
+            settings += [(key, ""), (key, f"AUTHORIZATION: basic {basic}")]
         start = int(os.environ.get("GIT_CONFIG_COUNT") or 0)
-        key = f"http.{self.url}.extraheader"
-        for offset, value in enumerate(("", f"AUTHORIZATION: basic {basic}")):
+        for offset, (key, value) in enumerate(settings):
             env[f"GIT_CONFIG_KEY_{start + offset}"] = key
             env[f"GIT_CONFIG_VALUE_{start + offset}"] = value
-        env["GIT_CONFIG_COUNT"] = str(start + 2)
+        env["GIT_CONFIG_COUNT"] = str(start + len(settings))
         return env
+
+
+def _http(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
+
+
+def _scope(url: str) -> str:
+    """An HTTP(S) URL without userinfo, query or fragment: a git `http.<url>.*` key that matches requests
+    on its host (and port) under its path, whatever user they name."""
+    parts = urlparse(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}{parts.path}"
+
+
+def _shown_host(url: str) -> str:
+    """The host (and port) a URL reaches, for a refusal line: never its userinfo, which may hold a credential."""
+    parts = urlparse(url)
+    return repr(host_of(parts, as_sent=True) or parts.netloc.rpartition("@")[2])
 
 
 def prepare_checkout(repo: Path, branch: str) -> Path:

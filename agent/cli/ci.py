@@ -43,7 +43,7 @@ def ci(
     from agent.ci.event import read_trigger
     from agent.ci.permission import authorize
     from agent.config import load_settings
-    from agent.github import GitHubClient, api_url_for
+    from agent.github import GitHubClient, api_url_for, token_hosts
     from agent.progress import LiveProgress, status_line
     from agent.terminal import visible
     from agent.workspace import UserRepo
@@ -67,7 +67,7 @@ def ci(
                    requested_by=trigger.actor, base=base, draft=draft, details_url=actions_run_url(),
                    as_triggered=trigger.issue, repo_instructions=not no_instructions,
                    attempts=AttemptPlan(attempts, attempts_temperature))
-    done = run_job(job, settings, github, token, remote, echo=status_line,
+    done = run_job(job, settings, github, token, remote, token_hosts=token_hosts(os.environ), echo=status_line,
                    listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
     typer.echo(visible(str(done)))
 

@@ -149,6 +149,10 @@ BUILD_CPUS = typer.Option(
 )
 AS_JSON = typer.Option(False, "--json", help="Print one JSON document instead of progress and tables.")
 CA_BUNDLE = typer.Option(None, "--ca-bundle", help="Extra CA bundle pip must trust when building environments.")
+BLOBS = typer.Option(
+    None, "--blobs", help="Files or folders holding blobs a partial mirror lacks (repeatable); a file is used only "
+    "for the blob whose git id it has."
+)
 
 
 @app.command("images")
@@ -168,6 +172,7 @@ def images_command(
     force: bool = typer.Option(False, "--force", help="Rebuild environment and instance layers even if present."),
     ca_bundle: Path | None = CA_BUNDLE,
     build_cpus: float | None = BUILD_CPUS,
+    blobs: list[Path] | None = BLOBS,
     as_json: bool = AS_JSON,
 ) -> None:
     """Build (or pull) the image of every selected task; unchanged layers are reused."""
@@ -175,7 +180,7 @@ def images_command(
 
     rows, instances = _select(dataset, split, instance_ids, filter_regex, slice_spec, shuffle, seed, only_validated)
     builder = _image_builder(repos, recipes, pull, force, ca_bundle, dataset=rows, build_cpus=build_cpus,
-                             quiet=as_json)
+                             quiet=as_json, blobs=blobs)
 
     def report(outcome: ImageOutcome) -> None:
         iid = outcome.instance.instance_id
@@ -242,6 +247,7 @@ def grade_command(
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="Where <model>.<run_id>.json is written."),
     ca_bundle: Path | None = CA_BUNDLE,
     build_cpus: float | None = BUILD_CPUS,
+    blobs: list[Path] | None = BLOBS,
     as_json: bool = AS_JSON,
     executor_kind: str = typer.Option(
         "local", "--executor", help="local (threads here) or ray (tasks on a Ray cluster's nodes)."
@@ -272,7 +278,7 @@ def grade_command(
     settings = GradeSettings(run_id=run_id, log_root=log_dir, report_dir=report_dir, timeout=timeout,
                              workers=workers, force=force)
     builder = _image_builder(repos, recipes, pull, False, ca_bundle, local_docker=executor_kind == "local",
-                             dataset=rows, build_cpus=build_cpus, quiet=as_json)
+                             dataset=rows, build_cpus=build_cpus, quiet=as_json, blobs=blobs)
     executor = make_executor(executor_kind, workers, ray_address)  # a Ray driver lets go when the process ends
     options: dict[str, Any] = {"echo": None if as_json else console.print, "executor": executor}
     if gold and empty:
@@ -362,9 +368,10 @@ def _select(
 def _image_builder(
     repos: str | None, recipes: list[Path] | None, pull: bool | None, force: bool, ca_bundle: Path | None,
     local_docker: bool = True, dataset: list[TaskInstance] | None = None, build_cpus: float | None = None,
-    quiet: bool = False,
+    quiet: bool = False, blobs: list[Path] | None = None,
 ) -> ImageBuilder:
     """The builder; without `local_docker` (Ray) it holds no client here: each node uses its own engine."""
+    from evals.blobs import BlobStore
     from evals.images import ImageBuilder, ImageSource, RecipeBook
     from evals.repos import RepoSource
     from sandbox.certs import bundle_problem
@@ -374,9 +381,10 @@ def _image_builder(
         raise UsageError(f"--ca-bundle: {problem}")
     source = ImageSource.AUTO if pull is None else ImageSource.PULL if pull else ImageSource.BUILD
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail before Docker
+    blob_store = BlobStore(blobs) if blobs else None
     return ImageBuilder(
         connect() if local_docker else None, repo_source, recipes=recipe_book, source=source, ca_bundle=ca_bundle,
-        force=force, dataset=tuple(dataset or ()), build_cpus=build_cpus,
+        force=force, dataset=tuple(dataset or ()), build_cpus=build_cpus, blobs=blob_store,
         echo=None if quiet else lambda text: console.print(f"  {escape(text)}", style="dim"),
     )
 

@@ -32,6 +32,8 @@ def run(
     step_limit: int | None = typer.Option(None, "--step-limit", help="Model calls per instance."),
     repos: str | None = typer.Option(None, "--repos", help="Repository source: a folder of mirrors or a URL template."),
     recipes: list[Path] | None = typer.Option(None, "--recipes", help="Extra recipe folders."),
+    blobs: list[Path] | None = typer.Option(None, "--blobs", help="Files or folders holding blobs a partial mirror "
+                                            "lacks; a file is used only for the blob whose git id it has."),
     image_source: str = typer.Option("auto", "--images", help="auto, pull or build."),
     executor_kind: str = typer.Option(
         "local", "--executor", help="local (threads here) or ray (tasks on a Ray cluster's nodes)."
@@ -49,6 +51,7 @@ def run(
     from agent.attempts import AttemptPlan
     from agent.config import load_settings
     from agent.endpoints import EndpointPool
+    from evals.blobs import BlobStore
     from evals.datasets import load_instances, select
     from evals.executors import make_executor
     from evals.images import ImageBuilder, ImageSource, RecipeBook
@@ -70,6 +73,7 @@ def run(
     if not chosen:
         raise UsageError("no instances selected")
     repo_source, recipe_book = RepoSource.configured(repos), RecipeBook(recipes or [])  # bad flags fail first
+    blob_store = BlobStore(blobs) if blobs else None
     options = BatchOptions(output=output, model_name=settings.model.name, workers=workers, instance_timeout=timeout,
                            attempts=AttemptPlan(attempts, attempts_temperature))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -100,7 +104,8 @@ def run(
     with closing(make_executor(executor_kind, workers, ray_address)) as executor:
         # With Ray each node builds and runs on its own Docker engine: this machine needs none.
         builder = ImageBuilder(connect() if executor_kind == "local" else None, repo_source, recipe_book,
-                               source=source, ca_bundle=settings.sandbox.ca_bundle, dataset=tuple(rows))
+                               source=source, ca_bundle=settings.sandbox.ca_bundle, dataset=tuple(rows),
+                               blobs=blob_store)
         with progress:
             task = progress.add_task("instances", total=len(chosen), detail="")
             summary = run_batch(chosen, builder, EndpointPool(settings.model), settings, options,

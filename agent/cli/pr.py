@@ -45,7 +45,7 @@ def pr(
     from agent.attempts import AttemptPlan
     from agent.ci import IssueJob, branch_for, posted_secrets, run_job
     from agent.config import load_settings
-    from agent.github import GitHubClient, api_url_for, find_token, parse_issue_ref
+    from agent.github import GitHubClient, api_url_for, find_token, parse_issue_ref, token_hosts
     from agent.progress import LiveProgress, status_line
     from agent.terminal import visible
     from agent.workspace import UserRepo
@@ -67,7 +67,7 @@ def pr(
     job = IssueJob(issue=ref, repo=repo.root, instructions=(instructions or "").strip(), base=base, draft=draft,
                    repo_instructions=not no_instructions, follow_up=follow_up,
                    attempts=AttemptPlan(attempts, attempts_temperature))
-    done = run_job(job, settings, github, token, remote, echo=status_line,
+    done = run_job(job, settings, github, token, remote, token_hosts=token_hosts(host=ref.host), echo=status_line,
                    listener=LiveProgress(Console(stderr=True, highlight=False), quiet=quiet))
     typer.echo(visible(str(done)))
 

@@ -191,7 +191,7 @@ def test_push_authenticates_without_writing_the_token_anywhere(tmp_path: Path, f
     commit = git(repo, "rev-parse", "HEAD").strip()
     with pytest.raises(Exception, match="cannot read the remote 'origin'"):
         GitRemote.of(repo, "origin", None).head("agent/issue-1")  # the fake needs the token, like a private repo
-    remote = GitRemote.of(repo, "origin", fake_github.token)
+    remote = GitRemote.of(repo, "origin", fake_github.token, fake_github.hosts)
     assert remote.head("agent/issue-1") is None
     remote.push(commit, "agent/issue-1", expected=None)
     assert remote.head("agent/issue-1") == commit == fake_github.branch_head("agent/issue-1")
@@ -205,7 +205,8 @@ def test_push_authenticates_without_writing_the_token_anywhere(tmp_path: Path, f
 def test_push_overrides_a_header_actions_checkout_left_in_the_config(tmp_path: Path, fake_github: FakeGitHub) -> None:
     repo = make_checkout(tmp_path, fake_github)
     git(repo, "config", f"http.{fake_github.root_url}/.extraheader", "AUTHORIZATION: basic c3RhbGU6dG9rZW4=")
-    GitRemote.of(repo, "origin", fake_github.token).push(git(repo, "rev-parse", "HEAD").strip(), "agent/issue-1", None)
+    remote = GitRemote.of(repo, "origin", fake_github.token, fake_github.hosts)
+    remote.push(git(repo, "rev-parse", "HEAD").strip(), "agent/issue-1", None)
     assert fake_github.branch_head("agent/issue-1") is not None
 
 
@@ -214,7 +215,7 @@ def test_push_does_not_overwrite_what_another_run_pushed(tmp_path: Path, fake_gi
     base = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "commit", "-q", "--allow-empty", "-m", "another run's fix")
     theirs = git(repo, "rev-parse", "HEAD").strip()
-    remote = GitRemote.of(repo, "origin", fake_github.token)
+    remote = GitRemote.of(repo, "origin", fake_github.token, fake_github.hosts)
     remote.push(theirs, "agent/issue-1", expected=None)  # the other run got there first
     with pytest.raises(PushRejected, match="agent/issue-1 changed on origin while this run worked"):
         remote.push(base, "agent/issue-1", expected=None)
@@ -226,7 +227,7 @@ def test_push_does_not_overwrite_what_another_run_pushed(tmp_path: Path, fake_gi
 def test_missing_remote_is_a_usage_error(tmp_path: Path, fake_github: FakeGitHub) -> None:
     repo = make_checkout(tmp_path, fake_github)
     with pytest.raises(UsageError, match="has no git remote 'upstream'"):
-        GitRemote.of(repo, "upstream", fake_github.token)
+        GitRemote.of(repo, "upstream", fake_github.token, fake_github.hosts)
 
 
 # -- `agent ci` when nothing runs (no containers) ---------------------------------------------------

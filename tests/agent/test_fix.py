@@ -270,6 +270,50 @@ def test_the_patch_printed_to_a_pipe_is_the_patch_unwrapped(fake_model_server, t
     subprocess.run(["git", "-C", str(repo), "apply", "--check", "-"], input=printed, text=True, check=True)
 
 
+def _comment_fix(comment: str) -> list[Reply]:
+    """A session whose fix adds `# COMMENT` to calc.py, then submits."""
+    edit = FIX | {"new_str": f"return a + b  # {comment}"}
+    return [Reply(tool_calls=[tool_call("str_replace_editor", edit)]), Reply(tool_calls=[tool_call("submit", {})])]
+
+
+@pytest.mark.parametrize("value", ["postgres", "Postgres", "changeme", "dev_password", "20240101"])
+def test_an_ordinary_value_under_a_secret_name_is_not_masked(fake_model_server, tmp_path, value) -> None:
+    """#16: `POSTGRES_PASSWORD=postgres`, task `make add work with postgres`: `postgres` became `***` in the
+    printed patch (then unlike `--patch-out`), `--json`'s patch, the commit message and the branch name."""
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = _comment_fix(f"works with {value}")
+    out = tmp_path / "fix.patch"
+    env = {"POSTGRES_PASSWORD": value}
+    done = agent(repo, fake_model_server, "--patch-out", str(out), f"make add work with {value}", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    patch = out.read_text()
+    assert f"# works with {value}" in patch and patch in done.stdout
+    branch = f"agent/make-add-work-with-{value.lower().replace('_', '-')}"
+    assert git(repo, "log", "-1", "--format=%s", branch).strip() == f"make add work with {value}"
+    fake_model_server.script = _comment_fix(f"works with {value}")
+    done = agent(repo, fake_model_server, "--json", "--no-commit", f"make add work with {value}", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["patch"] == patch
+
+
+@pytest.mark.parametrize("value", ["pg-Xk2v9Qz7w", "Kb16SecretVal99xyz", "correct-horse-battery-staple"])
+def test_a_secret_in_the_patch_is_masked_alike_in_every_output(fake_model_server, tmp_path, value) -> None:
+    """#16: a patch holding a held secret was masked when printed to a pipe but not in `--patch-out`, which
+    the README says is byte for byte the same: now masked in both (and `--json`); the branch has the code."""
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = _comment_fix(f"password {value}")
+    out = tmp_path / "fix.patch"
+    done = agent(repo, fake_model_server, "--patch-out", str(out), "fix add", env_extra={"DB_PASSWORD": value})
+    assert done.returncode == 0, done.stderr
+    patch = out.read_text()
+    assert "# password ***" in patch and value not in patch and patch in done.stdout and value not in done.stdout
+    assert "adds one of your secrets" in done.stdout + done.stderr
+    assert f"# password {value}" in git(repo, "show", "agent/fix-add:calc.py")
+    fake_model_server.script = _comment_fix(f"password {value}")
+    done = agent(repo, fake_model_server, "--json", "--no-commit", "fix add", env_extra={"DB_PASSWORD": value})
+    assert json.loads(done.stdout)["patch"] == patch
+
+
 def test_not_a_git_repo(fake_model_server, tmp_path) -> None:
     (tmp_path / "plain").mkdir()
     done = agent(tmp_path / "plain", fake_model_server, "fix it")
@@ -368,6 +412,10 @@ def test_setup_commands_are_cached_as_an_image(fake_model_server, tmp_path, dock
     assert first.returncode == 0, first.stderr
     assert "running 1 setup command" in first.stderr
     assert marker in fake_model_server.requests[1]["messages"][-1]["content"]
+    (repo / "NOTES.md").write_text("an ordinary file, committed: the setup's inputs are unchanged\n")
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "-qm", "notes")
+    (repo / "README.md").write_text("and an uncommitted edit\n")
     fake_model_server.script = [check, *SESSION]
     second = agent(repo, fake_model_server, "fix add")
     assert second.returncode == 0, second.stderr

@@ -1000,3 +1000,83 @@ def test_a_folder_moved_under_a_ci_path_is_reviewed_file_by_file() -> None:
              "rename to bin/post_compile\ndiff --git a/s2/notes.md b/bin/notes.md\nsimilarity index 100%\n"
              "rename from s2/notes.md\nrename to bin/notes.md\n")
     assert kinds(patch) == [("ci_config", "bin/post_compile")]
+
+
+# -- the tenth tester: container builds, Danger, deploy and task-runner files; JS tool modules by their own names --
+TENTH_TESTER_CI_FILES = [
+    "skaffold.yaml", "deploy/skaffold.yml", "Earthfile", "services/api/Earthfile", "docker-bake.hcl",
+    "docker-bake.override.hcl", "docker-bake.json", "docker-bake.override.json", "Dangerfile", "dangerfile.js",
+    "dangerfile.ts", "Dangerfile.swift",
+    "Dangerfile.df.kts", "readthedocs.yml", "readthedocs.yaml", ".readthedocs.yaml", "fly.production.toml",
+    "apps/web/fly.staging.toml", "EARTHFILE", "Docker-Bake.HCL",
+]
+TENTH_TESTER_TOOL_FILES = [
+    "Tiltfile", "Vagrantfile", "vagrantfile", "webpack.config.babel.js", "webpack.config.babel.ts",
+    "webpack.config.coffee", "webpack.config.esbuild.ts", "karma.conf.js", "karma.conf.ts", "wdio.conf.ts",
+    "protractor.conf.js", "nightwatch.conf.js", "gulpfile.js", "gulpfile.ts", "gulpfile.babel.js", "Gruntfile.js",
+    "Gruntfile.coffee", "Jakefile", "jakefile.js", "jakelib/release.jake", "web/gulpfile.esm.js", "GULPFILE.MJS",
+]
+
+
+def test_the_tenth_testers_container_builds_danger_and_deploy_files_are_ci_config(tmp_path: Path) -> None:
+    assert planted(tmp_path, TENTH_TESTER_CI_FILES, "RUN env\n") == sorted(
+        ("ci_config", name) for name in TENTH_TESTER_CI_FILES)
+
+
+def test_the_tenth_testers_task_runners_and_js_tool_modules_are_tool_config(tmp_path: Path) -> None:
+    assert planted(tmp_path, TENTH_TESTER_TOOL_FILES, "module.exports = {}\n") == sorted(
+        ("tool_config", name) for name in TENTH_TESTER_TOOL_FILES)
+
+
+def test_a_task_runners_file_is_refused_in_ci_unless_the_user_allows_tool_config() -> None:
+    review = review_patch(file_patch("Tiltfile"))
+    with pytest.raises(PatchRefused, match="Tiltfile: changes a hidden configuration file"):
+        enforce(review, allow=[])
+    enforce(review, allow=["tool_config"])
+
+
+@pytest.mark.parametrize("code", ["js", "mjs", "cjs", "ts", "mts", "cts", "jsx", "tsx", "coffee", "litcoffee"])
+def test_any_tools_config_module_with_a_loader_infix_or_conf_is_tool_config_at_a_package_root(code: str) -> None:
+    forms = ["{t}.config.{x}", "{t}.config.babel.{x}", "{t}.config.esbuild.{x}", "{t}.config.swc.{x}",
+             "{t}.config.prod.local.{x}", "{t}.conf.{x}"]
+    names = [form.format(t=tool, x=code) for tool in ("webpack", "rspack", "made-up-tool", "zz9") for form in forms]
+    at_root = "".join(map(file_patch, names))
+    assert review_in(at_root, []) == sorted(("tool_config", name) for name in names)
+    in_package = "".join(file_patch(f"packages/ui/{name}") for name in names)
+    assert review_in(in_package, ["packages/ui/package.json"]) == sorted(
+        ("tool_config", f"packages/ui/{name}") for name in names)
+    elsewhere = "".join(file_patch(f"src/settings/{name}") for name in names)
+    assert review_in(elsewhere, ["package.json"]) == []  # the application's modules
+
+
+@pytest.mark.parametrize("name", ["webpack.config.json", "karma.conf.yaml", "foo.conf.md", "wdio.conf.ts.snap",
+                                  "config.js", "conf.ts", "nginx.conf", "app.configure.js", "gulpfile.md",
+                                  "Makefile", "GNUmakefile", "justfile", "Justfile", "Rakefile", "CMakeLists.txt",
+                                  "meson.build", "build.gradle", "noxfile.py", "tox.ini", "package.json",
+                                  "src/gulp_tasks.js", "docs/Vagrantfile.md", "tiltfile_test.go"])
+def test_look_alikes_and_the_projects_own_build_files_pass(name: str) -> None:
+    assert review_in(file_patch(name), []) == []
+
+
+# Names matched by `Dockerfile.*`, `Containerfile.*`, `Jenkinsfile.*`, `Dangerfile.*` whose suffix is some other
+# known file type (identify's table, snapshots): sources, styles, documents, data, images, a test's snapshot.
+OTHER_FILE_TYPES = ["tsx", "jsx", "vue", "svelte", "snap", "ambr", "ts", "js", "py", "go", "rs", "java", "scss",
+                    "css", "less", "html", "md", "rst", "txt", "adoc", "org", "rtf", "ipynb", "csv", "sql", "png",
+                    "svg", "pdf", "proto", "graphql", "lua", "dart", "elm", "zig", "vala", "ex", "erl", "hs", "clj"]
+OWN_STEMS = {"Dockerfile": set(), "Containerfile": set(), "Jenkinsfile": {"groovy"},
+             "Dangerfile": {"js", "jsx", "ts", "tsx", "rb", "swift", "kts", "kt"}}
+
+
+@pytest.mark.parametrize("stem", sorted(OWN_STEMS))
+def test_a_ci_name_with_another_file_types_suffix_is_that_file_type(tmp_path: Path, stem: str) -> None:
+    names = [f"src/{stem}.{ext}" for ext in OTHER_FILE_TYPES if ext not in OWN_STEMS[stem]]
+    assert planted(tmp_path, names) == []
+
+
+@pytest.mark.parametrize("stem", sorted(OWN_STEMS))
+def test_a_ci_name_with_a_variant_or_its_tools_own_language_stays_listed(tmp_path: Path, stem: str) -> None:
+    variants = ["prod", "production", "alpine", "slim", "bookworm", "gpu", "cuda12", "arm64", "dev", "test", "ci",
+                "staging", "base", "builder", "release", "nightly", "e2e", "windows", "qa2", "zz-made-up", "local"]
+    names = [f"x/{stem}.{suffix}" for suffix in [*variants, *sorted(OWN_STEMS[stem])]]
+    names += [f"{stem}.jenkins" for _ in [0] if stem == "Jenkinsfile"]  # identify's own name for a pipeline
+    assert planted(tmp_path, names) == sorted(("ci_config", name) for name in names)

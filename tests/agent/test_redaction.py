@@ -415,3 +415,90 @@ def test_ordinary_parameter_names_containing_a_secret_word_are_kept(name: str) -
     url = f"https://h.example/p?{name}=US-plain-42&x=1"
     assert scrub(f"see {url}") == f"see {url}" and redaction.public_url(url) == url
     assert redaction.url_secrets(url) == []
+
+
+# Every Unicode default-ignorable code point the tenth tester tried (#16), and one of each other range.
+INVISIBLE = ["\u00ad", "\u200d", "\ufeff", "\u200e", "\u2063", "\u180e", "\U000e0041", "\u061c", "\u202e", "\u2066",
+             "\u034f", "\ufe0f", "\u200b", "\u2060", "\u115f", "\u17b4", "\u3164", "\uffa0", "\ufff3", "\U0001bca1",
+             "\U0001d175", "\U000e0001", "\U000e01ef", "\U000e0fff", "\u200b\u2060\u00ad"]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_a_secret_split_by_invisible_characters_is_masked(monkeypatch: pytest.MonkeyPatch, invisible: str) -> None:
+    """#16: `OPENAI_API_KEY=Kb16SecretVal99xyz`, a reply `Kb16\\u00adSecretVal99xyz`: unmasked (only U+200B and
+    U+2060 were covered). Raw, as JSON writes it (`\\u00ad`, a surrogate pair), and found by the patch policy."""
+    monkeypatch.setenv("OPENAI_API_KEY", "Kb16SecretVal99xyz")
+    text = f"key: Kb16{invisible}Secret{invisible}Val99xyz{invisible}!"
+    assert scrub(text) == f"key: ***{invisible}!"
+    assert scrub(json.dumps(text)) == json.dumps(f"key: ***{invisible}!")
+    assert reveals_secret(text) and reveals_secret(json.dumps(text))
+
+
+def test_the_ignorable_table_is_unicodes() -> None:
+    """`DEFAULT_IGNORABLE` against what Python's own Unicode database can tell: every code point in it is a
+    format character, a nonspacing mark, a Hangul filler or unassigned, and every format character of the
+    ranges the table lists as whole blocks (tags, U+2060..U+206F) is in it; outside, `a` and spaces are not."""
+    import unicodedata
+
+    inside = {code for low, high in redaction.DEFAULT_IGNORABLE for code in range(low, high + 1)}
+    assert all(unicodedata.category(chr(code)) in ("Cf", "Mn", "Lo", "Cn") for code in inside)
+    assert {code for code in range(0xE0000, 0xE1000) if unicodedata.category(chr(code)) == "Cf"} <= inside
+    assert {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)} <= inside  # Bidi_Control
+    assert not {ord("a"), ord(" "), 0x00A0, 0x2000, 0x3000, 0x0600} & inside
+    assert scrub("x\u00ady") == "x\u00ady"  # nothing held: invisible characters alone are left as they are
+
+
+def test_an_ordinary_escape_between_a_secrets_characters_is_not_taken_for_an_invisible_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "Kb16SecretVal99xyz")
+    assert scrub("Kb16\\u0041SecretVal99xyz") == "Kb16\\u0041SecretVal99xyz"
+    assert scrub("Kb16 SecretVal99xyz") == "Kb16 SecretVal99xyz"
+
+
+@pytest.mark.parametrize("encoded", ["Kb16%2FSec%2Bret%3DVal99", "Kb16%2fSec%2bret%3dVal99", "Kb16%2FSec%2bret%3DVal99",
+                                     "%4Bb16%2FSec%2Bret%3DVal99", "Kb16%252FSec%252Bret%253DVal99"])
+def test_a_percent_encoded_secret_is_masked(monkeypatch: pytest.MonkeyPatch, encoded: str) -> None:
+    """#16: key `Kb16/Sec+ret=Val99` written `Kb16%2FSec%2Bret%3DVal99` (either hex case, twice encoded)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "Kb16/Sec+ret=Val99")
+    assert scrub(f"curl -d 'key={encoded}&x=1'") == "curl -d 'key=***&x=1'"
+
+
+def test_a_form_encoded_space_and_non_ascii_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "päss wörd 42!")
+    assert scrub("password=p%C3%A4ss+w%c3%b6rd%2042%21&next") == "password=***&next"
+
+
+@pytest.mark.parametrize("prefix", ["", "u:", "user:", "someone:"])
+def test_a_base64_encoded_secret_is_masked_at_every_alignment(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    """Basic auth (`base64(user:pass)`), a Kubernetes Secret's `data`: what a tool prints of a credential."""
+    import base64
+
+    monkeypatch.setenv("OPENAI_API_KEY", "Kb16/Sec+ret=Val99")
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        encoded = encode(f"{prefix}Kb16/Sec+ret=Val99".encode()).decode()
+        masked = scrub(f"Authorization: Basic {encoded}")
+        assert MASK in masked and len(masked) < len(f"Authorization: Basic {encoded}") - 12
+        assert reveals_secret(encoded)
+    assert scrub("Authorization: Basic dXNlcjpwYXNzd29yZA==") == "Authorization: Basic dXNlcjpwYXNzd29yZA=="
+
+
+@pytest.mark.parametrize("value", ["postgres", "Postgres", "POSTGRES", "changeme", "dev_password", "my-dev-password",
+                                   "20240101", "localhost", "  postgres  "])
+def test_an_ordinary_value_of_a_secret_named_variable_is_not_held(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """#16: `POSTGRES_PASSWORD=postgres` masked the word `postgres` everywhere (task, commit message, branch)."""
+    monkeypatch.setenv("POSTGRES_PASSWORD", value)
+    assert value.strip() not in environment_secrets()
+    assert scrub(f"make add work with {value.strip()}") == f"make add work with {value.strip()}"
+
+
+@pytest.mark.parametrize("value", ["postgres123", "pg-Xk2v9Qz7w", "hunter2hunter2", "PostgresPassword",
+                                   "correct-horse-battery-staple", "s3cr3t_p4ss", "1234567890123456"])
+def test_a_secret_looking_value_of_a_secret_named_variable_is_held(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("POSTGRES_PASSWORD", value)
+    assert scrub(f"make add work with {value}") == "make add work with ***"
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN"])
+def test_the_runs_own_credentials_are_held_whatever_they_look_like(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "postgres")
+    assert scrub("make add work with postgres") == "make add work with ***"

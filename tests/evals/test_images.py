@@ -109,6 +109,25 @@ def test_environment_script_installs_in_upstream_order(mirror: tuple[Path, str])
     assert "build-tools" not in offline and "SSL_CERT_FILE" not in offline
 
 
+def test_compiler_cache_is_warmed_by_the_environment_as_the_instance_compiles(mirror: tuple[Path, str]) -> None:
+    """astropy: ccache first on the venv's PATH, and the setup commit built the way the instance layer builds."""
+    git_dir, commit = mirror
+    recipe = recipe_for("astropy/astropy", "5.0")
+    assert recipe.compiler_cache
+    script = EnvironmentPlan.make(recipe, git_dir, commit, "base:1", images.BUILD_TOOLS).script(ca=False)
+    assert script.index("step=pip-packages") < script.index("step=compiler-cache") < script.index("step='checkout")
+    assert "ln -sf /usr/bin/ccache /opt/venv/bin/$compiler" in script
+    assert "x86_64-linux-gnu-gcc" in script  # the name Debian's distutils calls
+    assert "python -m pip install -e .[test] --verbose --no-build-isolation" in script
+    assert step_capabilities(script) == APT_CAPABILITIES
+    plain = recipe_for("pytest-dev/pytest", "6.3")
+    plain_script = EnvironmentPlan.make(plain, git_dir, commit, "base:1", images.BUILD_TOOLS).script(ca=False)
+    assert "ccache" not in plain_script and "--no-build-isolation" not in plain_script
+    instance = instance_script(sample_row(repo="astropy/astropy", version="5.0"), recipe)
+    assert "ccache" not in instance  # the environment's venv carries it into the instance layer and eval.sh
+    assert "--no-build-isolation --no-index --no-deps" in instance
+
+
 def test_conda_environment_files_become_pip_requirements_under_the_pins(tmp_path: Path) -> None:
     """xarray's ci/requirements/environment.yml, read from the mirror, installed with pip."""
     commit = make_repo(tmp_path / "work", {"ci/requirements/environment.yml": (

@@ -78,6 +78,11 @@ class FakeGitHub:
         return f"http://{host}:{port}"
 
     @property
+    def hosts(self) -> frozenset[str]:
+        """The fake as the one host its token is for (`agent.github.token_hosts`): `127.0.0.1:PORT`."""
+        return frozenset({self.root_url.removeprefix("http://")})
+
+    @property
     def api_url(self) -> str:
         return f"{self.root_url}/api/v3"  # GitHub Enterprise's layout
 
