@@ -27,14 +27,41 @@ from dataclasses import dataclass
 # Ignore files whose patterns keep files out of something delivered: a commit, an image, a package.
 IGNORE_FILE_NAMES = (".gitignore", ".dockerignore", ".npmignore")
 ATTRIBUTES_FILE_NAME = ".gitattributes"
-# Names local secrets go by (paths relative to the ignore file's folder): dotenv files, private keys and
-# certificates, key stores, cloud and package-registry credentials, Terraform variables and state, Rails' master
-# key, htpasswd. Not `.env.example` or `.env.sample`: committing those is their purpose.
+# Names local secrets go by (paths relative to the ignore file's folder), one sample per kind of file: what an
+# ignore rule keeps out is read by asking git which samples the rule matches, so a sample stands for every rule
+# that would ignore that kind of file (`*.ovpn`, `client*.ovpn`, `vpn/`). Not `.env.example` or `.env.sample`:
+# committing those is their purpose. Sources:
+# - gitrob's file-name signatures (github.com/michenriksen/gitrob, core/signatures.go: `\A\.?pgpass\z`, `.ovpn`,
+#   `.s3cfg`, `.git-credentials`, `.my.cnf`, `.htpasswd`, `.ppk`, `_rsa`/`_dsa`/`_ed25519`/`_ecdsa` keys,
+#   `secring`, `.kdbx`, `.jks`, `.p12`/`.pfx`, `.tfvars`, `.dockercfg`, `credentials.xml`, `.boto`), the list
+#   shhgit and later scanners copy;
+# - GitHub's gitignore templates (github.com/github/gitignore): `wp-config.php` (WordPress), `local.settings.json`
+#   (AzureFunctions), `*.tfstate`/`*.tfvars` (Terraform), `*.jks`/`*.keystore` (Android), `.env` (Python, Node),
+#   `config/master.key` (Rails), `auth.json` (Composer: "auth.json holds credentials", getcomposer.org/doc/
+#   articles/authentication-for-private-packages.md);
+# - the tools' own docs for where they keep a credential in the project: Streamlit's `.streamlit/secrets.toml`
+#   (docs.streamlit.io, secrets management), Firebase Admin's `serviceAccountKey.json` and Google Cloud's
+#   `<project>-<id>.json`/`*-service-account*.json` keys, Google OAuth's `client_secret_<id>.json`, `token.json`
+#   and `credentials.json` (developers.google.com, Python quickstarts), kubectl's `kubeconfig`/`.kube/config`,
+#   direnv's `.envrc` (exports a project's environment: its tokens, direnv.net), Vault's `.vault-token`,
+#   Terraform CLI's `.terraformrc` (`credentials` blocks), Docker's `.docker/config.json`, Apple's `AuthKey_*.p8`.
+# - ASP.NET Core's `appsettings.Development.json` and `appsettings.Production.json`: where a project ignores them,
+#   they hold its connection strings and keys (learn.microsoft.com, "Safe storage of app secrets in development");
+#   `appsettings.json`, committed by every template, is not a sample.
+# - GnuPG: `secring.gpg` (a private key ring) stands for `*.gpg` too, so removing `*.gpg` is listed, while
+#   `!secrets/db.yml.gpg` is not: blackbox and pass commit files encrypted to `.gpg` on purpose.
 SECRET_FILE_SAMPLES = (
-    ".env", ".env.local", ".env.production", "prod.env", "id_rsa", "id_ed25519", "server.key", "server.pem",
-    "cert.p12", "cert.pfx", "release.keystore", "keystore.jks", "credentials.json", "service-account.json",
-    "secrets.yaml", "secrets.json", "secrets/token", ".npmrc", ".pypirc", ".netrc", ".aws/credentials",
-    "terraform.tfvars", "terraform.tfstate", "config/master.key", ".htpasswd", "vault.kdbx",
+    ".env", ".env.local", ".env.production", "prod.env", ".envrc",
+    "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa", "server.key", "server.pem", "key.ppk", "AuthKey_ABC123.p8",
+    "cert.p12", "cert.pfx", "release.keystore", "keystore.jks", "secring.gpg", "secring.skr", "vault.kdbx",
+    "credentials.json", "service-account.json", "serviceAccountKey.json", "my-project-service-account-1a2b.json",
+    "client_secret_123.apps.googleusercontent.com.json", "token.json", "local.settings.json", "auth.json",
+    "appsettings.Development.json", "appsettings.Production.json",
+    "secrets.yaml", "secrets.json", "secrets/token", ".streamlit/secrets.toml", "config/master.key", "wp-config.php",
+    ".npmrc", ".pypirc", ".netrc", "_netrc", ".git-credentials", ".pgpass", ".my.cnf", ".s3cfg", ".boto",
+    ".aws/credentials", ".docker/config.json", ".dockercfg", "kubeconfig", ".kube/config", ".vault-token",
+    ".terraformrc", "client.ovpn", ".htpasswd", "credentials.xml",
+    "terraform.tfvars", "terraform.tfstate", "terraform.tfstate.backup",
 )
 # Attribute filters that are no encryption (large-file storage): removing them commits nothing in clear.
 PLAIN_FILTERS = ("lfs",)

@@ -15,7 +15,8 @@ name (`bin -> s2` with `s2/post_compile`: `_reachable_through_redirected_links`)
 
 - `ci_config`: CI definitions (`.github/workflows/*`, local actions: `action.yml` anywhere and every
   file in a folder that holds one in the tree before or after the patch, every other CI system's files:
-  `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed; deploy platforms' build
+  `CI_CONFIG_PATHS`), which run with the repository's secrets once pushed; `CODEOWNERS` where code hosts read it,
+  which decides who must review; deploy platforms' build
   configs at any depth (`netlify.toml`, `vercel.json`, `Procfile`, `.ebextensions/`...:
   `DEPLOY_CONFIG_NAMES_ANYWHERE`; Heroku's `app.json` at the root and App Engine's `app.yaml` at the root
   or in a service's folder: `ROOT_DEPLOY_CONFIG_NAMES`, `SERVICE_DEPLOY_CONFIG_NAMES`), built with the
@@ -94,7 +95,6 @@ CI_CONFIG_PATHS = (
     ".tekton/",  # Tekton Pipelines as Code
     "appveyor.yml", ".appveyor.yml", "appveyor.yaml", ".appveyor.yaml",
     ".semaphore/", ".cirrus.yml", ".cirrus.yaml", ".cirrus.star",
-    "cloudbuild.yaml", "cloudbuild.yml", "cloudbuild.json",  # Google Cloud Build triggers
     "bitrise.yml", "bitrise.yaml", "codemagic.yaml", "codemagic.yml",
     ".drone.jsonnet", ".build.yml", ".build.yaml", ".builds/",  # Drone's Jsonnet, sourcehut builds
     ".zuul.yaml", "zuul.yaml", ".zuul.d/", "zuul.d/",  # Zuul reads the first of these it finds
@@ -130,6 +130,13 @@ CI_CONFIG_PATHS = (
     # server commands). Editor rc files and `.envrc` are read in whichever folder one opens: see below.
     ".idx/", ".replit", "replit.nix", "devbox.json", ".theia/tasks.json", ".theia/launch.json",
     ".theia/settings.json", ".vscode/mcp.json", ".vim/",
+    # Who must review: a CODEOWNERS file makes its owners' approval required by branch protection, so a patch that
+    # edits it chooses its own reviewers (or none). Read at the root, in `docs/` and in the host's folder: GitHub's
+    # `.github/`, `/`, `docs/` (docs.github.com, "About code owners", CODEOWNERS file location), GitLab's `/`,
+    # `docs/`, `.gitlab/` (under `.gitlab/` above; docs.gitlab.com/user/project/codeowners), Gitea's `/`, `docs/`,
+    # `.gitea/` (docs.gitea.com/usage/code-owners), Bitbucket's `/`, `.bitbucket/` (support.atlassian.com,
+    # bitbucket-cloud, "Set up and use code owners").
+    "codeowners", ".github/codeowners", "docs/codeowners", ".gitea/codeowners", ".bitbucket/codeowners",
 )
 # Names that define CI wherever they are: a local action (`uses: ./any/dir`, run by a workflow with its
 # secrets) and Jenkins pipelines (a multibranch job's script path may be any file; these are its conventions).
@@ -280,6 +287,39 @@ TOOL_STEMS: tuple[tuple[str, str], ...] = (
                       "on every pull request build (readthedocs.org docs/config-file/index.rst names all four)"),
     (".readthedocs.*", "Read the Docs: .readthedocs.yaml/.yml (docs.readthedocs.com, config-file/v2)"),
     ("fly.*.toml", "Fly.io: fly.<env>.toml, deployed with `fly deploy -c` (fly.io/docs/reference/configuration)"),
+    # #16, eleventh tester: deploy and CI files read from wherever the project's command or setting points.
+    ("cloudbuild*.*", "Google Cloud Build: cloudbuild.yaml/.yml/.json, and any file `gcloud builds submit --config` or "
+                      "a trigger's `filename` names, at any depth (cloud.google.com/build/docs/build-config-file-schema)"),
+    ("dokku.json", "Dokku: the deploy file the eleventh tester (#16) reports read for `scripts.dokku.predeploy`, "
+                   "the commands Dokku's app.json runs, from any path `app-json:set appjson-path` names "
+                   "(dokku.com/docs/advanced-usage/deployment-tasks)"),
+    ("nginx.conf.sigil", "Dokku: the app's nginx template, rendered into the host's nginx on deploy, at any path "
+                         "`nginx:set nginx-conf-sigil-path` names (dokku.com/docs/networking/proxies/nginx)"),
+    ("devspace.*", "DevSpace: devspace.yaml, whose hooks, pipelines and commands run on `devspace deploy`/`dev` "
+                   "(devspace.sh/docs/configuration/reference)"),
+    ("wercker.*", "Wercker (Oracle Container Pipelines): wercker.yml steps (github.com/wercker/docs)"),
+    ("shippable*.*", "Shippable: shippable.yml, shippable.jobs.yml, shippable.resources.yml (github.com/Shippable/docs)"),
+    ("zeabur.*", "Zeabur: zeabur.json build and start commands (zeabur.com/docs/en-US/deploy/config-file)"),
+    ("garden.*", "Garden: garden.yml, the project and action configs whose `exec` actions run commands on the host "
+                 "(docs.garden.io/reference/project-config)"),
+    ("*.garden.*", "Garden: project.garden.yml, <name>.garden.yml at any depth (docs.garden.io, action configs)"),
+    ("werf*.*", "werf: werf.yaml/werf.yml, werf-giterminism.yaml, whose shell stages run in builds "
+                "(werf.io/docs/reference/werf_yaml.html)"),
+    (".werf/", "werf: .werf/ templates included into werf.yaml (werf.io/docs, werf_yaml_template_engine)"),
+    ("cdk.json", "AWS CDK: cdk.json's `app` is the command `cdk deploy`/`synth` runs (docs.aws.amazon.com/cdk, "
+                 "cli.html, `--app`)"),
+    ("cdktf.json", "CDK for Terraform: cdktf.json's `app` is the command `cdktf deploy`/`synth` runs "
+                   "(developer.hashicorp.com/terraform/cdktf/create-and-deploy/configuration-file)"),
+    ("pulumi.*", "Pulumi: Pulumi.yaml, the project's runtime and program run by `pulumi up` "
+                 "(pulumi.com/docs/iac/concepts/projects/project-file)"),
+    ("pulumi.*.*", "Pulumi: Pulumi.<stack>.yaml, the stack's config and providers (pulumi.com/docs/iac/concepts/config)"),
+    ("helmfile*.*", "helmfile: helmfile.yaml, whose hooks run commands on `helmfile apply` (helmfile.readthedocs.io)"),
+    ("helmfile.yaml.gotmpl", "helmfile's templated main file (helmfile.readthedocs.io)"),
+    ("helmfile.d/", "helmfile: every file of helmfile.d/ is loaded (helmfile.readthedocs.io)"),
+    ("terragrunt.hcl", "Terragrunt: before_hook/after_hook run commands on every plan and apply "
+                       "(terragrunt.gruntwork.io/docs/reference/config-blocks-and-attributes)"),
+    ("config/deploy.yml", "Kamal: config/deploy.yml, whose builder and accessories run on deploy (kamal-deploy.org/docs)"),
+    (".kamal/", "Kamal: .kamal/hooks/* run on the deployer's machine, .kamal/secrets (kamal-deploy.org/docs/hooks)"),
 )
 
 # Settings files outside hidden folders that a tool or coding agent reads and runs commands from, matched like
@@ -345,7 +385,9 @@ def _is_tool_stem(path: str, table: tuple[tuple[str, str], ...] = TOOL_STEMS) ->
 # Names too common to be a platform's file anywhere (`locales/en/app.json`, `config/app.yaml`), read where the
 # platform reads them. Heroku reads `app.json` (`scripts.postdeploy`, review apps) "in the root directory of the
 # app's source code" (devcenter.heroku.com/articles/app-json-schema): the repository's root.
-ROOT_DEPLOY_CONFIG_NAMES = ("app.json",)
+# Dokku reads `CHECKS` (its zero-downtime deploy checks) from the root of the app's source (dokku.com/docs/
+# deployment/zero-downtime-deploys): a name too common for any depth.
+ROOT_DEPLOY_CONFIG_NAMES = ("app.json", "checks")
 # Google App Engine deploys each service from "a directory in the root of your app" that holds "that service's
 # app.yaml along with the associated source code" (cloud.google.com/appengine/docs/standard/configuration-files):
 # `app.yaml`/`app.yml` is `ci_config` at the root, or in a folder whose tree (before or after the patch) also holds
@@ -402,7 +444,7 @@ SYMLINK_MODE, GITLINK_MODE = "120000", "160000"
 MAX_LINK_HOPS = 40  # Linux's MAXSYMLINKS: a path needing more links than this does not resolve (ELOOP)
 KIND_TEXT = {
     "ci_config": "changes CI configuration (or a deploy platform's build), which runs with the repository's "
-                 "(or its user's) secrets",
+                 "(or its user's) secrets, or the code owners who must review",
     "tool_config": "changes a hidden configuration file that tools, editors or agents read and may run code from",
     "agent_config": "changes the agent's own configuration",
     "submodules": "changes submodules, which fetch other repositories",
@@ -1041,13 +1083,22 @@ def _findings(change: FileChange, tree: _Tree) -> list[Finding]:
     if any(_mode(mode) is not None and _mode(mode) & 0o170000 == 0o160000 for mode in (change.old_mode, change.new_mode)):
         found.append(Finding("submodules", change.path, "gitlink"))
     seen_as = _as_filesystems_see(change.path)
-    if _is_symlink(change.new_mode) and any(prefix.startswith(seen_as + "/") for prefix in CI_CONFIG_PATHS):
+    if _is_symlink(change.new_mode) and any(prefix.startswith(seen_as + "/") and _read_whatever_it_leads_to(prefix)
+                                            for prefix in CI_CONFIG_PATHS):
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
     elif _is_executable(change.new_mode) and _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"edits an executable file (mode {change.new_mode})"))
     return found
+
+
+def _read_whatever_it_leads_to(entry: str) -> bool:
+    """Whether a symlink in place of a folder on `entry`'s path (of `CI_CONFIG_PATHS`) is `ci_config` whatever
+    it leads to: a folder of CI definitions (`.circleci/`, `bamboo-specs/`) or a hidden folder holding some
+    (`.github`, `.vscode`). Not `docs`, where only `docs/CODEOWNERS` is read: a `docs` link is reviewed by what
+    it reaches (`_reachable_through_redirected_links`), as other links are."""
+    return entry.endswith("/") or entry.startswith(".")
 
 
 def _name_kinds(path: str, tree: _Tree) -> list[str]:

@@ -348,6 +348,7 @@ class ImageBuilder:
             files[CONSTRAINTS_FILE] = "".join(f"{pin}\n" for pin in plan.recipe.pip_packages).encode()
         for service in plan.recipe.services:
             files[f"/tmp/{service}-setup.sh"] = service_script(service, "setup").encode()
+            files.update(service_data(service))
         changes = [*IMAGE_CHANGES, *label_changes(plan.labels)]
         with self._mounts(plan.recipe.repo, mirror, plan.setup_commit) as (volumes, ca):
             self._say(f"building environment image {tag}")  # after the mirror's check, which may stop it
@@ -491,12 +492,16 @@ class EnvironmentPlan:
 
     @property
     def tag(self) -> str:
-        parts = {
+        parts: dict[str, Any] = {
             "base": self.base,
             "script": self.script(),
             "requirements": self.requirements,
             "services": {name: service_script(name, "setup") for name in self.recipe.services},
         }
+        data = {name: {path: hashlib.sha256(blob).hexdigest() for path, blob in service_data(name).items()}
+                for name in self.recipe.services if service_data(name)}
+        if data:  # only then: services without data files keep their environments' tags
+            parts["service_data"] = data
         slug = self.recipe.repo.replace("/", "__")
         return f"{ENV_NAME}:{slug}-{self.recipe.version}-{content_hash(parts)}"
 
@@ -698,6 +703,18 @@ def build_requirements(mirror: Path, commit: str) -> list[str]:
     except tomllib.TOMLDecodeError:
         return []
     return [str(r) for r in requires] if isinstance(requires, list) else []
+
+
+def service_data(name: str) -> dict[str, bytes]:
+    """The files of `evals/services/<name>/` (a stand-in's server, its pages), by container path.
+
+    The environment layer gets them as `/tmp/<name>-<file>`, beside `<name>-setup.sh`,
+    which moves them where the service runs from. A service without that folder has none.
+    """
+    folder = SERVICES_DIR / name
+    if not folder.is_dir():
+        return {}
+    return {f"/tmp/{name}-{path.name}": path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
 
 def service_script(name: str, part: str) -> str:

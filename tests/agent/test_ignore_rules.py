@@ -44,7 +44,7 @@ def edit_patch(tmp_path: Path, name: str, before: str, after: str) -> str:
     (".dockerignore", "node_modules\n*.key\n", "node_modules\n",
      "removes `*.key`: un-ignores server.key, config/master.key, sub/server.key, sub/config/master.key"),
     (".npmignore", "test/\n", "test/\n!.npmrc\n", "adds `!.npmrc`: un-ignores .npmrc, sub/.npmrc"),
-    (".GitIgnore", "id_*\n", "\n", "removes `id_*`: un-ignores id_rsa, id_ed25519, sub/id_rsa, sub/id_ed25519"),
+    (".GitIgnore", "id_*\n", "\n", "removes `id_*`: un-ignores id_rsa, id_ed25519, id_ecdsa, id_dsa and 4 more"),
     (".gitattributes", "secrets/** filter=git-crypt diff=git-crypt\n", "*.png binary\n",
      "removes `secrets/** filter=git-crypt diff=git-crypt`: secrets/** is no longer encrypted on commit"),
     (".gitattributes", "*.enc filter=sops\n", "*.enc filter=sops\nkeys/* -filter\n",
@@ -93,3 +93,47 @@ def test_an_ignore_file_renamed_away_is_listed() -> None:
         ("ignore_rules", "gitignore.old", "renamed from .gitignore: none of its rules apply")]
     moved = "diff --git a/a/.gitignore b/b/.gitignore\nsimilarity index 100%\nrename from a/.gitignore\nrename to b/.gitignore\n"
     assert review_patch(moved).findings == []
+
+
+# -- the eleventh tester: secret files of other tools (#16). Each pattern is the one a project's .gitignore keeps the
+# file out with (GitHub's gitignore templates, the tools' docs); removing it, or negating it, must be listed.
+ELEVENTH_TESTER_SECRET_RULES = [
+    ("local.settings.json", "local.settings.json"), ("serviceAccountKey.json", "serviceAccountKey.json"),
+    ("*-service-account*.json", "my-project-service-account-1a2b.json"), (".pgpass", ".pgpass"),
+    (".streamlit/secrets.toml", ".streamlit/secrets.toml"), ("*.ovpn", "client.ovpn"), ("auth.json", "auth.json"),
+    ("kubeconfig", "kubeconfig"), (".kube/", ".kube/config"), ("wp-config.php", "wp-config.php"),
+    ("appsettings.*.json", "appsettings.Development.json"), ("*.gpg", "secring.gpg"), ("secring.*", "secring.gpg"),
+    (".my.cnf", ".my.cnf"), ("credentials.json", "credentials.json"), ("token.json", "token.json"),
+    ("client_secret*.json", "client_secret_123.apps.googleusercontent.com.json"), (".htpasswd", ".htpasswd"),
+    ("*.keystore", "release.keystore"), (".git-credentials", ".git-credentials"), ("id_ed25519", "id_ed25519"),
+    ("*.ppk", "key.ppk"), (".s3cfg", ".s3cfg"), (".boto", ".boto"), ("terraform.tfstate", "terraform.tfstate"),
+    ("*.tfstate*", "terraform.tfstate"), (".envrc", ".envrc"), ("*.p8", "AuthKey_ABC123.p8"),
+    (".vault-token", ".vault-token"), (".docker/", ".docker/config.json"), ("_netrc", "_netrc"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "sample"), ELEVENTH_TESTER_SECRET_RULES)
+def test_removing_or_negating_the_eleventh_testers_secret_rules_is_listed(pattern: str, sample: str) -> None:
+    """#16, eleventh tester: on main 80c6074 these edits passed (their files were no sample)."""
+    removed = unignored([IgnoreEdit(".gitignore", ("*.log",), (pattern, "*.log"))])
+    negated = unignored([IgnoreEdit("app/.gitignore", ("!" + pattern,), ())])
+    assert [path for path, _ in removed] == [".gitignore"] and sample in removed[0][1].split(": ", 1)[1]
+    assert [path for path, _ in negated] == ["app/.gitignore"] and f"`!{pattern}`" in negated[0][1]
+
+
+@pytest.mark.parametrize("line", [
+    "!secrets/db.yml.gpg",  # blackbox and pass commit files encrypted to .gpg on purpose
+    "!appsettings.json",  # committed by every ASP.NET Core template
+    "!.env.example", "!kubeconfig.example", "!local.settings.example.json", "!docs/auth.md", "!token.py",
+    "!.streamlit/config.toml", "!wp-config-sample.php", "!*.pub",
+])
+def test_un_ignoring_the_committed_counterparts_of_secret_files_passes(line: str) -> None:
+    assert unignored([IgnoreEdit(".gitignore", (line,), ())]) == []
+
+
+def test_a_removed_secret_rule_is_refused_end_to_end(tmp_path: Path) -> None:
+    review = review_patch(edit_patch(tmp_path, ".gitignore", "node_modules/\nlocal.settings.json\n", "node_modules/\n"))
+    assert [(f.kind, f.detail) for f in review.findings] == [
+        ("ignore_rules", "removes `local.settings.json`: un-ignores local.settings.json, sub/local.settings.json")]
+    with pytest.raises(PatchRefused):
+        enforce(review, allow=[])

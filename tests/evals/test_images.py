@@ -109,6 +109,20 @@ def test_environment_script_installs_in_upstream_order(mirror: tuple[Path, str])
     assert "build-tools" not in offline and "SSL_CERT_FILE" not in offline
 
 
+def test_a_services_data_files_are_part_of_the_environment(mirror: tuple[Path, str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    git_dir, commit = mirror
+    sphinx = recipe_for("sphinx-doc/sphinx", "3.4")
+    plan = EnvironmentPlan.make(sphinx, git_dir, commit, "base:1", images.BUILD_TOOLS)
+    assert plan.script().splitlines()[-3:] == ["step='service sphinx-links'",
+                                               "bash /tmp/sphinx-links-setup.sh /opt/venv",
+                                               "rm /tmp/sphinx-links-setup.sh"]
+    assert images.service_data("httpbin") == {}  # a service without data files: requests' tags stay as they were
+    served, tag = images.service_data("sphinx-links"), plan.tag
+    monkeypatch.setattr(images, "service_data", lambda name: {**served, "/tmp/sphinx-links-sites.json": b"{}"})
+    assert plan.tag != tag  # another page served: another environment
+
+
 def test_compiler_cache_is_warmed_by_the_environment_as_the_instance_compiles(mirror: tuple[Path, str]) -> None:
     """astropy: ccache first on the venv's PATH, and the setup commit built the way the instance layer builds."""
     git_dir, commit = mirror
