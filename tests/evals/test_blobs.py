@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 import subprocess
 import sys
 import uuid
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docker.errors import APIError
 
 from agent.cli import main
 from agent.errors import EnvironmentProblem
@@ -21,6 +18,7 @@ from evals.blobs import BlobStore, MirrorOverlay, git_blob_id, missing_blobs
 from evals.images import ImageBuilder, ImageSource
 from evals.repos import RepoSource
 from evals.sample_tasks import make_sample_project, sample_image_builder
+from tests.evals.test_images import made_tags  # noqa: F401 (a fixture: the images a test builds, removed after)
 from tests.evals.test_repos import git
 
 OLD_TABLE = b"1962 1 1  0.0326338\n" * 40
@@ -151,15 +149,6 @@ def test_blobs_flag_must_name_files_that_exist(tmp_path: Path, monkeypatch: pyte
         main()
     assert exited.value.code == 2
     assert f"--blobs {tmp_path / 'nowhere'}: no such file or folder" in capsys.readouterr().err.replace("\n", "")
-
-
-@pytest.fixture
-def made_tags(docker_client: Any) -> Iterator[list[str]]:
-    tags: list[str] = []
-    yield tags
-    for tag in reversed(tags):
-        with contextlib.suppress(APIError):
-            docker_client.images.remove(tag, force=True)
 
 
 @pytest.mark.docker
