@@ -35,11 +35,11 @@ from agent.workspace import (
     commit_to_branch,
     materialize,
     sandbox_object_paths,
-    slugify,
     snapshot_links,
     submodule_edits,
     submodule_state_command,
     take_snapshot,
+    task_branch,
 )
 from sandbox import cleanup
 from sandbox.base import SandboxError
@@ -579,7 +579,7 @@ def _deliver(outcome: FixOutcome, request: FixRequest, repo: UserRepo, snapshot:
     if request.follow_up is not None:
         outcome.branch, outcome.commit = request.follow_up.branch, request.follow_up.deliver(repo, patch, message)
         return
-    wanted = request.branch or f"agent/{slugify(scrub(title))}"
+    wanted = request.branch or task_branch(scrub(title), outcome.run_id)
     outcome.branch, outcome.commit, outcome.included_local_changes = commit_to_branch(
         repo, snapshot, patch, wanted, message)
     if outcome.branch != wanted and not outcome.branch.startswith(f"{wanted}-"):

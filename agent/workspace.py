@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UsageError
+from agent.redaction import MIN_SECRET_CHARS, held_secrets, reveals_secret
 
 IDENTITY = ["-c", "user.name=moe-agent", "-c", "user.email=agent@moe-agent.invalid", "-c", "commit.gpgsign=false"]
 # The snapshot's index keeps the user's stat data (device, inode, ctime differ in the sandbox):
@@ -755,8 +756,38 @@ class _ChunkReader:
 
 
 def slugify(text: str, limit: int = 40) -> str:
+    """`text` as a branch name's last part: lower case, runs of anything but a-z and 0-9 made one `-`, at most
+    `limit` characters; `fix` when nothing is left. Says nothing about secrets: `task_branch` does."""
     words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return (words[:limit].rstrip("-") or "fix")
+
+
+def task_branch(title: str, run_id: str, limit: int = 40) -> str:
+    """The branch `agent fix` makes for a task titled `title` (untrusted: the user's task, an issue's title):
+    `agent/<slug>`, checked against every secret this process holds after the slug is made, since slugging can
+    spell one out (`OPENAI_API_KEY=lm-studio`, task `Support LM Studio` -> `support-lm-studio`). A held secret
+    is compared in the slug's own form too (`slugify`'s lower case and `-`); the words spelling one are dropped
+    before the name is cut to `limit` characters, and a name that still reveals one (or has no word left)
+    becomes `agent/fix-<last 6 characters of run_id>`. The created and the reported branch are this string."""
+    words = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    forms = {slugify(secret, limit=len(secret)) for secret in held_secrets()}
+    forms = sorted((form for form in forms if len(form) >= MIN_SECRET_CHARS), key=len, reverse=True)
+    for form in forms:
+        words = _without_words(words, form)
+    slug = words[:limit].rstrip("-")
+    name = f"agent/{slug}"
+    if not slug or reveals_secret(name) or any(form in slug for form in forms):
+        return f"agent/fix-{slugify(run_id)[-6:]}"
+    return name
+
+
+def _without_words(slug: str, form: str) -> str:
+    """`slug` (words joined by `-`) without every word that any occurrence of `form` overlaps."""
+    while (start := slug.find(form)) >= 0:
+        first = slug.rfind("-", 0, start) + 1
+        last = slug.find("-", start + len(form))
+        slug = (slug[:first] + (slug[last + 1:] if last >= 0 else "")).strip("-")
+    return slug
 
 
 def unique_branch(repo: UserRepo, name: str) -> str:

@@ -296,6 +296,22 @@ def test_an_ordinary_value_under_a_secret_name_is_not_masked(fake_model_server, 
     assert json.loads(done.stdout)["patch"] == patch
 
 
+@pytest.mark.parametrize(("key", "task"), [("correct-horse-battery-staple", "Correct Horse Battery Staple bug"),
+                                           ("lm-studio", "Support LM Studio: fix add")])
+def test_the_reported_branch_is_the_created_one_and_spells_no_secret(fake_model_server, tmp_path, key, task) -> None:
+    """#16: `OPENAI_API_KEY=correct-horse-battery-staple` and task `Correct Horse Battery Staple bug` created
+    `agent/correct-horse-battery-staple-bug` while `--json` reported `agent/***-bug`, which does not exist."""
+    repo = make_repo(tmp_path / "repo")
+    fake_model_server.script = _comment_fix("fixed")
+    done = agent(repo, fake_model_server, "--json", task, env_extra={"OPENAI_API_KEY": key})
+    assert done.returncode == 0, done.stderr
+    reported = json.loads(done.stdout)["branch"]
+    created = [name for name in git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/").split()
+               if name != "main"]
+    assert created == [reported]
+    assert key not in reported and "***" not in reported
+
+
 @pytest.mark.parametrize("value", ["pg-Xk2v9Qz7w", "Kb16SecretVal99xyz", "correct-horse-battery-staple"])
 def test_a_secret_in_the_patch_is_masked_alike_in_every_output(fake_model_server, tmp_path, value) -> None:
     """#16: a patch holding a held secret was masked when printed to a pipe but not in `--patch-out`, which

@@ -20,6 +20,7 @@ from agent.workspace import (
     materialize,
     slugify,
     take_snapshot,
+    task_branch,
     unique_branch,
 )
 
@@ -129,6 +130,31 @@ def test_not_a_repo_and_empty_repo_are_usage_errors(tmp_path: Path) -> None:
         UserRepo.find(tmp_path / "empty")
     with pytest.raises(UsageError, match="no such directory"):
         UserRepo.find(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("secret", "title", "branch"), [
+    ("correct-horse-battery-staple", "Correct Horse Battery Staple bug", "agent/bug"),
+    ("lm-studio", "Support LM Studio: read its base URL", "agent/support-read-its-base-url"),
+    ("Sk_Live_42abcXYZ", "rotate sk live 42abcxyz in the config", "agent/rotate-in-the-config"),
+    ("lm-studio", "fix xlm-studio2 parsing", "agent/fix-parsing"),
+    ("lm-studio", "LM  studio", "agent/fix-abc123"),
+    ("correct-horse-battery-staple", "correct horse battery staple " + "x" * 50, "agent/" + "x" * 40),
+])
+def test_a_branch_name_made_from_the_task_never_spells_a_held_secret(monkeypatch, secret, title, branch) -> None:
+    """#16: `OPENAI_API_KEY=correct-horse-battery-staple`, task `Correct Horse Battery Staple bug` made the
+    branch `agent/correct-horse-battery-staple-bug` (reported as `agent/***-bug`, which does not exist): the
+    words spelling a held secret in the slug's form are dropped, or the name falls back to `agent/fix-<id>`."""
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    made = task_branch(title, "20261201-043000-abc123")
+    assert made == branch
+    assert slugify(secret) not in made and secret not in made
+
+
+def test_a_task_branch_keeps_every_word_when_no_secret_is_spelled(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "correct-horse-battery-staple")
+    assert task_branch("Fix: add() returns the DIFFERENCE!", "20261201-043000-abc123") == \
+        "agent/fix-add-returns-the-difference"
+    assert task_branch("correct horse battery", "20261201-043000-abc123") == "agent/correct-horse-battery"
 
 
 def test_branch_names(tmp_path: Path) -> None:
