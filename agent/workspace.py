@@ -769,7 +769,7 @@ def task_branch(title: str, run_id: str, limit: int = 40) -> str:
     is compared in the slug's own form too (`slugify`'s lower case and `-`); the words spelling one are dropped
     before the name is cut to `limit` characters, and a name that still reveals one (or has no word left)
     becomes `agent/fix-<last 6 characters of run_id>`. The created and the reported branch are this string."""
-    words = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    words = slugify(title, limit=len(title))
     forms = {slugify(secret, limit=len(secret)) for secret in held_secrets()}
     forms = sorted((form for form in forms if len(form) >= MIN_SECRET_CHARS), key=len, reverse=True)
     for form in forms:
