@@ -33,8 +33,8 @@ ATTRIBUTES_FILE_NAME = ".gitattributes"
 # committing those is their purpose. Sources:
 # - gitrob's file-name signatures (github.com/michenriksen/gitrob, core/signatures.go: `\A\.?pgpass\z`, `.ovpn`,
 #   `.s3cfg`, `.git-credentials`, `.my.cnf`, `.htpasswd`, `.ppk`, `_rsa`/`_dsa`/`_ed25519`/`_ecdsa` keys,
-#   `secring`, `.kdbx`, `.jks`, `.p12`/`.pfx`, `.tfvars`, `.dockercfg`, `credentials.xml`, `.boto`), the list
-#   shhgit and later scanners copy;
+#   `secring`, `.kdbx`, `.jks`, `.p12`/`.pfx`, `.tfvars`, `.dockercfg`, `credentials.xml`, `.boto`, and `.asc`,
+#   "Potential cryptographic key bundle": an ASCII-armored key export), the list shhgit and later scanners copy;
 # - GitHub's gitignore templates (github.com/github/gitignore): `wp-config.php` (WordPress), `local.settings.json`
 #   (AzureFunctions), `*.tfstate`/`*.tfvars` (Terraform), `*.jks`/`*.keystore` (Android), `.env` (Python, Node),
 #   `config/master.key` (Rails), `auth.json` (Composer: "auth.json holds credentials", getcomposer.org/doc/
@@ -44,7 +44,14 @@ ATTRIBUTES_FILE_NAME = ".gitattributes"
 #   `<project>-<id>.json`/`*-service-account*.json` keys, Google OAuth's `client_secret_<id>.json`, `token.json`
 #   and `credentials.json` (developers.google.com, Python quickstarts), kubectl's `kubeconfig`/`.kube/config`,
 #   direnv's `.envrc` (exports a project's environment: its tokens, direnv.net), Vault's `.vault-token`,
-#   Terraform CLI's `.terraformrc` (`credentials` blocks), Docker's `.docker/config.json`, Apple's `AuthKey_*.p8`.
+#   Terraform CLI's `.terraformrc` (`credentials` blocks), Docker's `.docker/config.json`, Apple's `AuthKey_*.p8`,
+#   the Firebase console's service-account key download, `<project>-firebase-adminsdk-<id>-<hash>.json`
+#   (firebase.google.com/docs/admin/setup, "Generate new private key"; `firebase-adminsdk.json` once renamed, which
+#   `firebase-adminsdk*.json` ignores), and `token.txt`, the plain-text file a
+#   script or bot reads its API token from (issue #16's tester: projects ignore it by that name).
+# - Rails: `config/credentials.yml.enc` (guides.rubyonrails.org/security.html, "Custom Credentials") is encrypted
+#   with `config/master.key`, so Rails commits it by design; a project that ignores it has chosen not to publish
+#   it (its master key may be shared or leaked), and un-ignoring it is a choice the user makes, not the model.
 # - ASP.NET Core's `appsettings.Development.json` and `appsettings.Production.json`: where a project ignores them,
 #   they hold its connection strings and keys (learn.microsoft.com, "Safe storage of app secrets in development");
 #   `appsettings.json`, committed by every template, is not a sample.
@@ -54,8 +61,10 @@ SECRET_FILE_SAMPLES = (
     ".env", ".env.local", ".env.production", "prod.env", ".envrc",
     "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa", "server.key", "server.pem", "key.ppk", "AuthKey_ABC123.p8",
     "cert.p12", "cert.pfx", "release.keystore", "keystore.jks", "secring.gpg", "secring.skr", "vault.kdbx",
+    "private.asc",
     "credentials.json", "service-account.json", "serviceAccountKey.json", "my-project-service-account-1a2b.json",
     "client_secret_123.apps.googleusercontent.com.json", "token.json", "local.settings.json", "auth.json",
+    "my-app-firebase-adminsdk-ab1cd-0123456789.json", "firebase-adminsdk.json", "token.txt", "config/credentials.yml.enc",
     "appsettings.Development.json", "appsettings.Production.json",
     "secrets.yaml", "secrets.json", "secrets/token", ".streamlit/secrets.toml", "config/master.key", "wp-config.php",
     ".npmrc", ".pypirc", ".netrc", "_netrc", ".git-credentials", ".pgpass", ".my.cnf", ".s3cfg", ".boto",

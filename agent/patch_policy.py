@@ -44,8 +44,9 @@ name (`bin -> s2` with `s2/post_compile`: `_reachable_through_redirected_links`)
   patched tree (through other links, `..` after a link, links the same patch adds; `.git` in its
   Windows short forms too: `GIT~1`, `GI7EBA~1`), or one that cannot be resolved (a loop of links);
 - `executable`: a file made executable, or an edit to a file that already is (`edits an executable
-  file`): CI systems and hooks run such scripts (`./build.sh`, `bin/post_compile`), so changing one
-  changes what runs with the repository's secrets;
+  file`), whatever its new mode, and a rename or copy of one: CI systems and hooks run such scripts
+  (`./build.sh`, `bin/post_compile`, `sh b.sh` whether or not the patch drops its x bit), so changing
+  one changes what runs with the repository's secrets;
 - `secret`: a file whose added lines or added bytes (a binary file's, `agent.binary_patch`), or whose
   new name (an added, renamed or copied path), holds a secret this process holds
   (`agent.redaction`: the GitHub token, the API key), which a model could only have copied from somewhere;
@@ -472,6 +473,7 @@ class FileChange:
     old_mode: str | None = None
     new_mode: str | None = None
     binary: bool = False
+    edited: bool = False  # its content changes (a hunk or a binary patch), not only its mode or name
     # Every path any header names (diff --git a/ b/, ---/+++, rename/copy from/to): all are reviewed.
     paths: tuple[str, ...] = ()
 
@@ -775,7 +777,7 @@ def _type_changes_folded(changes: list[tuple[FileChange, Any]]) -> list[tuple[Fi
         if previous and change.action == "added" and previous.action == "removed" and previous.path == change.path:
             removed = folded.pop()[0]
             change = FileChange(path=change.path, action="typechange", old_mode=removed.old_mode,
-                                new_mode=change.new_mode, binary=change.binary,
+                                new_mode=change.new_mode, binary=change.binary, edited=change.edited,
                                 paths=tuple(dict.fromkeys(removed.paths + change.paths)))
         folded.append((change, patched))
     return folded
@@ -940,8 +942,10 @@ def _review_as_git_reads(patch: str, review: PatchReview, tree: _Tree) -> None:
         return
     *numstat, summary = result.stdout.decode(errors="surrogateescape").split("\0")
     known = {path for change in review.files for path in change.paths}
-    extra = [FileChange(path=entry.split("\t", 2)[2], action="modified") for entry in numstat
-             if entry.count("\t") >= 2 and entry.split("\t", 2)[2] not in known]
+    counted = [entry.split("\t", 2) for entry in numstat if entry.count("\t") >= 2]  # [added, deleted, path]
+    edited = {path for added, deleted, path in counted if (added, deleted) != ("0", "0")}  # "-" for binary
+    extra = [FileChange(path=path, action="modified", edited=path in edited) for _, _, path in counted
+             if path not in known]
     for line in summary.splitlines():
         if match := _SUMMARY_MODE.match(line):
             old_mode, new_mode = match.group("old"), match.group("new_") or match.group("created")
@@ -949,7 +953,7 @@ def _review_as_git_reads(patch: str, review: PatchReview, tree: _Tree) -> None:
             if not any((path in c.paths or path == c.path) and _mode(c.new_mode) == _mode(new_mode)
                        and (old_mode is None or _mode(c.old_mode) == _mode(old_mode)) for c in review.files + extra):
                 extra.append(FileChange(path=path, action="added" if old_mode is None else "modified",
-                                        old_mode=old_mode, new_mode=new_mode))
+                                        old_mode=old_mode, new_mode=new_mode, edited=path in edited))
     for change in extra:
         change = FileChange(**(asdict(change) | {"paths": (change.path,)}))
         review.files.append(change)
@@ -998,6 +1002,7 @@ def _file_change(patched: Any, mark: str = "") -> FileChange:
     return FileChange(path=path or "", action=action,
                       old_path=source if action in ("renamed", "copied") else None,
                       old_mode=patched.source_mode, new_mode=patched.target_mode, binary=patched.is_binary_file,
+                      edited=len(patched) > 0 or patched.is_binary_file,
                       paths=tuple(dict.fromkeys(name for name in named if name)))
 
 
@@ -1088,8 +1093,12 @@ def _findings(change: FileChange, tree: _Tree) -> list[Finding]:
         found.append(Finding("ci_config", change.path, "a symlink where CI definitions are read"))
     if _is_executable(change.new_mode) and not _is_executable(change.old_mode) and change.action != "removed":
         found.append(Finding("executable", change.path, f"mode {change.old_mode or 'new'} -> {change.new_mode}"))
-    elif _is_executable(change.new_mode) and _is_executable(change.old_mode) and change.action != "removed":
-        found.append(Finding("executable", change.path, f"edits an executable file (mode {change.new_mode})"))
+    elif _is_executable(change.old_mode) and change.action != "removed" and (
+            _is_executable(change.new_mode) or change.edited or change.old_path):
+        # Whatever its new mode: `sh b.sh` and `bash bin/x` still run a file the same patch made non-executable.
+        same = _mode(change.new_mode) == _mode(change.old_mode)
+        mode = change.new_mode if same else f"{change.old_mode} -> {change.new_mode}"
+        found.append(Finding("executable", change.path, f"edits an executable file (mode {mode})"))
     return found
 
 

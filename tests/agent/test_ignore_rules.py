@@ -109,6 +109,11 @@ ELEVENTH_TESTER_SECRET_RULES = [
     ("*.ppk", "key.ppk"), (".s3cfg", ".s3cfg"), (".boto", ".boto"), ("terraform.tfstate", "terraform.tfstate"),
     ("*.tfstate*", "terraform.tfstate"), (".envrc", ".envrc"), ("*.p8", "AuthKey_ABC123.p8"),
     (".vault-token", ".vault-token"), (".docker/", ".docker/config.json"), ("_netrc", "_netrc"),
+    # a fresh tester (#16): gitrob's `.asc` key bundles, Firebase Admin key downloads, token files, Rails credentials
+    ("*.asc", "private.asc"), ("firebase-adminsdk*.json", "firebase-adminsdk.json"),
+    ("*firebase-adminsdk*.json", "my-app-firebase-adminsdk-ab1cd-0123456789.json"), ("token.txt", "token.txt"),
+    ("config/credentials.yml.enc", "config/credentials.yml.enc"), ("*.enc", "config/credentials.yml.enc"),
+    ("/config/credentials.yml.enc", "config/credentials.yml.enc"),
 ]
 
 
@@ -125,7 +130,7 @@ def test_removing_or_negating_the_eleventh_testers_secret_rules_is_listed(patter
     "!secrets/db.yml.gpg",  # blackbox and pass commit files encrypted to .gpg on purpose
     "!appsettings.json",  # committed by every ASP.NET Core template
     "!.env.example", "!kubeconfig.example", "!local.settings.example.json", "!docs/auth.md", "!token.py",
-    "!.streamlit/config.toml", "!wp-config-sample.php", "!*.pub",
+    "!.streamlit/config.toml", "!wp-config-sample.php", "!*.pub", "!KEYS.asc", "!docs/token.md",
 ])
 def test_un_ignoring_the_committed_counterparts_of_secret_files_passes(line: str) -> None:
     assert unignored([IgnoreEdit(".gitignore", (line,), ())]) == []

