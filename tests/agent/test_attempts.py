@@ -214,7 +214,8 @@ def test_sigterm_during_the_checks_stops_them_and_removes_their_sandboxes(fake_m
 
     def checking() -> bool:  # both attempts ended and a container of this process runs the hanging tests
         done = [path for path in (repo / ".agent" / "runs").glob("*/attempt-*.jsonl") if ended(path)]
-        mine = docker_client.containers.list(filters={"label": f"{cleanup.LABEL}.pid={process.pid}"})
+        mine = docker_client.containers.list(filters={"label": f"{cleanup.LABEL}.pid={process.pid}"},
+                                              ignore_removed=True)  # one may go between listing and inspecting
         return len(done) == 2 and any("sleep 300" in " ".join(row) for box in mine for row in processes(box))
 
     def processes(box: docker.models.containers.Container) -> list[list[str]]:

@@ -106,9 +106,9 @@ def test_fix_runs_the_model_s_calls_and_ends_cleanly(llama_server: str, tmp_path
     # A finished run's container ends and removes itself after the exit (off the critical path): how soon is not tested.
     label = {"label": f"moe-agent.run={result['run_id']}"}
     deadline = time.monotonic() + 60
-    while docker_client.containers.list(all=True, filters=label) and time.monotonic() < deadline:
+    while docker_client.containers.list(all=True, filters=label, ignore_removed=True) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert docker_client.containers.list(all=True, filters=label) == []
+    assert docker_client.containers.list(all=True, filters=label, ignore_removed=True) == []
     after = (git(repo, "status", "--porcelain", "--untracked-files=all"), git(repo, "branch", "--list"),
              (repo / "calc.py").read_text())
     if result["branch"]:

@@ -203,7 +203,7 @@ def test_close_removes_the_container(docker_client, sandbox_image) -> None:
     assert cid in cleanup.live()
     box.close()
     assert cid not in cleanup.live()
-    assert not docker_client.containers.list(all=True, filters={"id": cid})
+    assert not docker_client.containers.list(all=True, filters={"id": cid}, ignore_removed=True)
 
 
 def test_missing_image_is_a_clear_error(docker_client) -> None:
@@ -535,9 +535,9 @@ def test_close_without_waiting_leaves_the_container_to_remove_itself(docker_clie
     box.close(wait=False)
     assert cid not in cleanup.live()
     deadline = time.monotonic() + 60  # Docker removes it on its own; how soon is not what is tested
-    while docker_client.containers.list(all=True, filters={"id": cid}) and time.monotonic() < deadline:
+    while docker_client.containers.list(all=True, filters={"id": cid}, ignore_removed=True) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not docker_client.containers.list(all=True, filters={"id": cid})
+    assert not docker_client.containers.list(all=True, filters={"id": cid}, ignore_removed=True)
 
 
 def test_doctor_lists_and_prune_removes_a_killed_run_s_temporary_copy(tmp_path) -> None:
